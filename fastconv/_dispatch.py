@@ -1,0 +1,175 @@
+"""The one place that maps (op, backend) to a kernel, and decides what ``"auto"`` means.
+
+Backends
+--------
+``"numpy"``
+    :mod:`fastconv.reference`, always available: the oracle and the fallback.
+``"cython"``
+    The compiled extension modules ``fastconv._cy_conv`` and ``fastconv._cy_pool`` (OpenMP,
+    BLAS through ``scipy.linalg.cython_blas``). Available when they import.
+``"numba"``
+    :mod:`fastconv._numba`, available when Numba imports. Compiled on first use.
+
+Nothing is imported until it is needed, so ``import fastconv`` stays cheap. A backend that
+fails to import is not listed by :func:`backends`, and the reason is kept for
+:func:`fastconv.info`; asking for it by name raises a ValueError that lists the available
+ones and says why it is missing.
+
+``"auto"`` (the default) picks, for every call, the compiled kernel expected to be fastest:
+``cython`` when it is available, else ``numba``, else ``numpy``. (The Cython kernels need no
+JIT warm-up, and choose direct loops or tiled im2col + GEMM from the call's shape.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+import threading
+
+from . import _threads
+
+__all__ = ["BACKENDS", "backends", "set_backend", "get_backend", "use_backend", "kernel", "run"]
+
+BACKENDS = ("numpy", "cython", "numba")
+_AUTO_ORDER = ("cython", "numba", "numpy")
+
+# The modules behind each backend, per op family.
+_MODULES = {
+    "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference"},
+    "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool"},
+    "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba"},
+}
+_FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool"}
+
+_lock = threading.Lock()
+_loaded: dict = {}  # backend -> {family: module}
+_failed: dict = {}  # backend -> reason it is unavailable
+
+
+def _load(backend: str):
+    """Import a backend's modules once; return them, or None if they do not import."""
+    if backend in _loaded:
+        return _loaded[backend]
+    if backend in _failed:
+        return None
+    with _lock:
+        if backend in _loaded or backend in _failed:
+            return _loaded.get(backend)
+        try:
+            mods = {fam: importlib.import_module(name) for fam, name in _MODULES[backend].items()}
+        except ImportError as exc:
+            _failed[backend] = f"{type(exc).__name__}: {exc}"
+            return None
+        _loaded[backend] = mods
+        return mods
+
+
+def backends() -> tuple:
+    """The names of the backends available in this installation, e.g.
+    ``('numpy', 'cython', 'numba')``."""
+    return tuple(b for b in BACKENDS if _load(b) is not None)
+
+
+def unavailable() -> dict:
+    """Backends that failed to import, with the reason (for :func:`fastconv.info`)."""
+    backends()
+    return dict(_failed)
+
+
+def _check_name(name, what="backend"):
+    if not isinstance(name, str) or (name != "auto" and name not in BACKENDS):
+        raise ValueError(
+            f"{what} must be 'auto' or one of {backends()}, got {name!r}"
+        )
+    if name != "auto" and _load(name) is None:
+        raise ValueError(
+            f"{what} {name!r} is not available ({_failed.get(name)}); "
+            f"available: {backends()}"
+        )
+    return name
+
+
+def _initial_backend():
+    env = os.environ.get("FASTCONV_BACKEND")
+    if not env:
+        return "auto"
+    if env != "auto" and env not in BACKENDS:
+        raise ValueError(
+            f"FASTCONV_BACKEND must be 'auto' or one of {BACKENDS}, got {env!r}"
+        )
+    return env
+
+
+_default = _initial_backend()
+_context: contextvars.ContextVar = contextvars.ContextVar("fastconv_backend", default=None)
+
+
+def set_backend(name: str) -> None:
+    """Set the default backend for calls that pass no ``backend=`` (or ``backend=None``).
+
+    Parameters
+    ----------
+    name : str
+        ``"auto"`` or one of :func:`backends`.
+    """
+    global _default
+    _default = _check_name(name)
+
+
+def get_backend() -> str:
+    """The default backend in force here (the innermost :func:`use_backend`, else the
+    :func:`set_backend` value, else ``FASTCONV_BACKEND``, else ``"auto"``)."""
+    ctx = _context.get()
+    return _default if ctx is None else ctx
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Context manager: use ``name`` as the default backend inside the ``with`` block.
+
+    The setting is local to the current thread (and asyncio task).
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> with fastconv.use_backend("numpy"):
+    ...     fastconv.get_backend()
+    'numpy'
+    """
+    token = _context.set(_check_name(name))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def resolve(backend) -> str:
+    """The concrete backend a call will run on."""
+    name = get_backend() if backend is None else _check_name(backend)
+    if name == "auto":
+        for b in _AUTO_ORDER:
+            if _load(b) is not None:
+                return b
+    return name
+
+
+def kernel(op: str, backend=None):
+    """The kernel function for ``op`` on ``backend`` (None: the default)."""
+    name = resolve(backend)
+    return name, getattr(_load(name)[_FAMILY[op]], op)
+
+
+def run(op: str, backend, *args):
+    """Run ``op``'s kernel with ``args`` and the configured thread count.
+
+    Compiled kernels call BLAS from inside their own parallel regions, so BLAS is held at one
+    thread while they run: OpenMP and OpenBLAS threads never multiply.
+    """
+    name, fn = kernel(op, backend)
+    nthreads = _threads.get_num_threads()
+    if name == "numpy" or op != "conv2d":
+        return fn(*args, nthreads)
+    with _threads.blas_single_threaded():
+        return fn(*args, nthreads)

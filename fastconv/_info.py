@@ -1,0 +1,68 @@
+"""``fastconv.info()``: what this installation is and how it was built."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from . import _dispatch, _threads
+from ._version import __version__
+
+
+def info_dict() -> dict:
+    """The facts :func:`info` prints, as a dict."""
+    import numpy
+
+    d = {
+        "fastconv": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy": numpy.__version__,
+        "backends": list(_dispatch.backends()),
+        "unavailable": _dispatch.unavailable(),
+        "default_backend": _dispatch.get_backend(),
+        "auto_resolves_to": _dispatch.resolve("auto"),
+        "num_threads": _threads.get_num_threads(),
+    }
+    try:
+        import scipy
+
+        d["scipy"] = scipy.__version__
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        d["scipy"] = None
+    if "numba" in d["backends"]:
+        import numba
+
+        d["numba"] = numba.__version__
+        d["numba_threading_layer_max_threads"] = numba.config.NUMBA_NUM_THREADS
+    if "cython" in d["backends"]:
+        from . import _cy_conv
+
+        d["cython_build"] = _cy_conv.build_info()
+    d["blas"] = [
+        {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
+                                  "threading_layer", "filepath")}
+        for lib in _threads.blas_info()
+    ]
+    return d
+
+
+def info(file=None) -> None:
+    """Print the version, backends, threads, BLAS in use and the extension's build flags.
+
+    Also available as ``python -m fastconv info``.
+    """
+    d = info_dict()
+    out = file or sys.stdout
+    w = max(len(k) for k in d)
+    for k, v in d.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            print(f"{k:<{w}} :", file=out)
+            for item in v:
+                print("    " + ", ".join(f"{a}={b}" for a, b in item.items()), file=out)
+        elif isinstance(v, dict):
+            print(f"{k:<{w}} :", file=out)
+            for a, b in v.items():
+                print(f"    {a}: {b}", file=out)
+        else:
+            print(f"{k:<{w}} : {v}", file=out)

@@ -1,0 +1,11 @@
+"""Numba kernels (nopython, parallel, cached), one module per op family.
+
+Each public kernel here follows the contract in :mod:`fastconv.reference` and is compiled
+lazily: importing this package compiles nothing; the first call of a dtype does (and, with
+``cache=True``, later processes load the compiled code from Numba's cache).
+"""
+
+from .conv import conv2d
+from .pool import avg_pool2d, max_pool2d
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d"]

@@ -1,0 +1,118 @@
+"""Threads are a resource fastconv controls: one count, and BLAS kept from multiplying it.
+
+* :func:`get_num_threads` is the number of threads the Cython (OpenMP) and Numba kernels use.
+  It starts at ``FASTCONV_NUM_THREADS`` if set, else the CPUs this process may run on.
+* While a compiled kernel runs, the BLAS it calls from inside its own parallel region is
+  capped to one thread (:func:`blas_single_threaded`), so OpenMP x OpenBLAS threads never
+  multiply. The cap touches only the BLAS that ``scipy.linalg.cython_blas`` uses and is
+  restored afterwards; numpy's BLAS is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import os
+import threading
+
+from numpy import bool_ as np_bool
+
+__all__ = ["get_num_threads", "set_num_threads", "blas_single_threaded", "blas_info"]
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _initial_threads() -> int:
+    env = os.environ.get("FASTCONV_NUM_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"FASTCONV_NUM_THREADS must be a positive int, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"FASTCONV_NUM_THREADS must be a positive int, got {env!r}")
+        return n
+    return _usable_cpus()
+
+
+_num_threads = _initial_threads()
+
+
+def get_num_threads() -> int:
+    """The number of threads fastconv's compiled kernels use."""
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads of the Cython (OpenMP) and Numba kernels.
+
+    Parameters
+    ----------
+    n : int
+        A positive thread count. Numba's share is capped at ``numba.config.NUMBA_NUM_THREADS``
+        (its pool is sized at start-up).
+    """
+    global _num_threads
+    if isinstance(n, (bool, np_bool)):
+        raise TypeError(f"set_num_threads: n must be a positive int, got {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads: n must be a positive int, got {n!r}") from None
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _num_threads = int(n)
+
+
+# --------------------------------------------------------------------------------------------
+# BLAS
+# --------------------------------------------------------------------------------------------
+_lock = threading.Lock()
+_blas_state = {"controller": None, "depth": 0, "saved": None}
+
+
+def _scipy_blas():
+    """threadpoolctl's handles on the BLAS libraries scipy links (found once)."""
+    if _blas_state["controller"] is None:
+        import scipy.linalg  # noqa: F401  (loads scipy's BLAS)
+        from threadpoolctl import ThreadpoolController
+
+        ctl = ThreadpoolController()
+        libs = [m for m in ctl.lib_controllers if m.user_api == "blas"]
+        scipy_libs = [m for m in libs if "scipy" in (m.filepath or "")]
+        _blas_state["controller"] = scipy_libs or libs
+    return _blas_state["controller"]
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """Cap scipy's BLAS at one thread for the duration (re-entrant, thread-safe)."""
+    libs = _scipy_blas()
+    with _lock:
+        if _blas_state["depth"] == 0:
+            _blas_state["saved"] = [m.num_threads for m in libs]
+            for m in libs:
+                if m.num_threads != 1:
+                    m.set_num_threads(1)
+        _blas_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_state["depth"] -= 1
+            if _blas_state["depth"] == 0:
+                for m, n in zip(libs, _blas_state["saved"]):
+                    if n != 1:
+                        m.set_num_threads(n)
+
+
+def blas_info() -> list:
+    """One dict per BLAS/OpenMP library loaded in the process (threadpoolctl's view)."""
+    from threadpoolctl import threadpool_info
+
+    return threadpool_info()

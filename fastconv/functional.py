@@ -1,0 +1,465 @@
+"""The public functions: a docstring and a signature each, then spec -> dispatch -> kernel.
+
+NN-style functions follow ``torch.nn.functional`` (cross-correlation, NCHW); the
+NumPy/SciPy-style ones give the results of ``numpy.convolve``/``numpy.correlate`` and
+``scipy.signal.convolve2d``/``correlate2d``. Every function takes the keyword-only
+``backend=``: ``"auto"`` (default), ``"numpy"``, ``"cython"`` or ``"numba"``.
+
+The result dtype is always ``numpy.result_type(inputs..., numpy.float32)``: float32 stays
+float32, float64 stays float64, integers and bool give float64, float16 gives float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dispatch
+from . import _spec as S
+
+__all__ = [
+    "conv1d",
+    "conv2d",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool2d",
+    "convolve",
+    "correlate",
+    "convolve2d",
+    "correlate2d",
+]
+
+_CONV_DOC = """
+    Parameters
+    ----------
+    x : array_like
+        Input of shape {xshape}.
+    weight : array_like
+        Filters of shape {wshape}.
+    bias : array_like, optional
+        Shape (out_channels,).
+    stride : int or tuple of ints, default 1
+        Step between windows; each >= 1.
+    padding : int, tuple of ints, 'valid' or 'same', default 0
+        Padding added on both sides of each spatial axis. 'same' keeps the input size (it
+        needs stride 1); an odd leftover pad goes to the end, as in PyTorch.
+    dilation : int or tuple of ints, default 1
+        Spacing between kernel elements; each >= 1.
+    groups : int, default 1
+        Blocked connections from input to output channels; divides both channel counts.
+    padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}, default 'zeros'
+        As ``torch.nn.Conv{nd}d(padding_mode=...)``. 'reflect' needs padding smaller than
+        the input, 'circular' at most the input size.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+    out : ndarray, optional
+        Destination: exact shape and dtype of the result, C-contiguous, writeable, not
+        overlapping an input.
+
+    Returns
+    -------
+    ndarray
+        Shape {oshape}, dtype ``result_type(x, weight[, bias], float32)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, before any kernel runs, naming the argument.
+"""
+
+
+def _finish(spec_shape, result_shape, dtype, out, inputs):
+    """The 4-D array the kernel fills: a fresh one, or the caller's validated ``out``."""
+    if out is None:
+        return np.empty(spec_shape, dtype)
+    S.check_out(out, result_shape, dtype, inputs)
+    return out.reshape(spec_shape)  # C-contiguous, so this is a view
+
+
+def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, backend, out, nd):
+    name = _dispatch.resolve(backend)
+    spec = S.conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
+    res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out,
+                  [("x", x), ("weight", weight), ("bias", bias)])
+    _dispatch.run("conv2d", name, spec.x, spec.weight, spec.bias, res,
+                  spec.stride, spec.pad, spec.dilation, spec.groups)
+    return out if out is not None else res.reshape(spec.result_shape)
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", backend=None, out=None):
+    """1-D cross-correlation over (N, C, L) inputs, as ``torch.nn.functional.conv1d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[0., 3., 2., 0., 0.]]], dtype=np.float32)
+    >>> fastconv.conv1d(x, np.array([[[1., -1.]]], dtype=np.float32))
+    array([[[-3.,  1.,  2.,  0.]]], dtype=float32)
+    """
+    return _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, backend,
+                 out, 1)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", backend=None, out=None):
+    """2-D cross-correlation over (N, C, H, W) inputs, as ``torch.nn.functional.conv2d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> w = np.ones((2, 1, 3, 3), dtype=np.float32)
+    >>> fastconv.conv2d(x, w, padding="same").shape
+    (1, 2, 4, 4)
+    >>> fastconv.conv2d(x, w)[0, 0]
+    array([[45., 54.],
+           [81., 90.]], dtype=float32)
+    """
+    return _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, backend,
+                 out, 2)
+
+
+conv1d.__doc__ = conv1d.__doc__.format(doc=_CONV_DOC.format(
+    xshape="(N, C, L) or (C, L)", wshape="(out_channels, C // groups, kernel)",
+    oshape="(N, out_channels, L_out), or (out_channels, L_out) for unbatched x", nd=1))
+conv2d.__doc__ = conv2d.__doc__.format(doc=_CONV_DOC.format(
+    xshape="(N, C, H, W) or (C, H, W)", wshape="(out_channels, C // groups, kH, kW)",
+    oshape="(N, out_channels, H_out, W_out), or without N for unbatched x", nd=2))
+
+
+# --------------------------------------------------------------------------------------------
+# pooling
+# --------------------------------------------------------------------------------------------
+_POOL_DOC = """
+    Parameters
+    ----------
+    x : array_like
+        Input of shape {xshape}.
+    kernel_size : int or tuple of ints
+        Window size.
+    stride : int or tuple of ints, optional
+        Step between windows; defaults to ``kernel_size``.
+    padding : int or tuple of ints, default 0
+        Implicit padding on both sides; at most half of ``kernel_size``.{extra}
+    ceil_mode : bool, default False
+        Round the output size up; a last window that would start in the padding is dropped.
+"""
+
+
+def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, backend, nd):
+    name = _dispatch.resolve(backend)
+    spec = S.pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd)
+    return_indices = S._as_bool(return_indices, "return_indices")
+    res = np.empty(spec.out_shape, spec.dtype)
+    idx = np.empty(spec.out_shape, np.int64) if return_indices else None
+    _dispatch.run("max_pool2d", name, spec.x, res, idx, spec.kernel, spec.stride, spec.pad,
+                  spec.dilation)
+    res = res.reshape(spec.result_shape)
+    return (res, idx.reshape(spec.result_shape)) if return_indices else res
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend=None):
+    """1-D max pooling over (N, C, L) inputs, as ``torch.nn.functional.max_pool1d``.
+    {doc}
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray of int64)
+        The maxima, and with ``return_indices`` their flat positions within each input
+        plane. NaN propagates; ties keep the first position.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.max_pool1d(np.array([[1., 3., 2., 5., 4.]]), 2, return_indices=True)
+    (array([[3., 5.]]), array([[1, 3]]))
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                     backend, 1)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend=None):
+    """2-D max pooling over (N, C, H, W) inputs, as ``torch.nn.functional.max_pool2d``.
+    {doc}
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray of int64)
+        The maxima, and with ``return_indices`` their flat positions ``h * W + w`` within
+        each input plane. NaN propagates; ties keep the first position.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    >>> fastconv.max_pool2d(x, 2)
+    array([[[ 5.,  7.],
+            [13., 15.]]], dtype=float32)
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                     backend, 2)
+
+
+_DIL = """
+    dilation : int or tuple of ints, default 1
+        Spacing between window elements."""
+max_pool1d.__doc__ = max_pool1d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, L) or (C, L)", extra=_DIL))
+max_pool2d.__doc__ = max_pool2d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, H, W) or (C, H, W)", extra=_DIL))
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, *, backend=None):
+    """2-D average pooling over (N, C, H, W) inputs, as ``torch.nn.functional.avg_pool2d``.
+    {doc}
+    count_include_pad : bool, default True
+        Count the zero padding in the divisor.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    >>> fastconv.avg_pool2d(x, 2)
+    array([[[ 2.5,  4.5],
+            [10.5, 12.5]]], dtype=float32)
+    """
+    name = _dispatch.resolve(backend)
+    spec = S.pool_spec(x, kernel_size, stride, padding, 1, ceil_mode, 2,
+                       count_include_pad=count_include_pad, op="avg_pool")
+    res = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("avg_pool2d", name, spec.x, res, spec.kernel, spec.stride, spec.pad,
+                  spec.count_include_pad)
+    return res.reshape(spec.result_shape)
+
+
+avg_pool2d.__doc__ = avg_pool2d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, H, W) or (C, H, W)", extra=""))
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy / SciPy style
+# --------------------------------------------------------------------------------------------
+_MODES = ("full", "same", "valid")
+
+
+def _mode(mode):
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    return mode
+
+
+def _vector(a, name):
+    arr = S.as_real_array(a, name)
+    if arr.ndim > 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{name} cannot be empty")
+    return arr
+
+
+def _correlate1d(a, v, mode, backend):
+    """``numpy.correlate(a, v, mode)`` for real vectors, through the conv2d kernel."""
+    name = _dispatch.resolve(backend)
+    mode = _mode(mode)
+    a = _vector(a, "a")
+    v = _vector(v, "v")
+    dtype = S.result_dtype(a, v)
+    swap = v.size > a.size  # numpy correlates the longer with the shorter, then reverses
+    if swap:
+        a, v = v, a
+    n = v.size
+    if mode == "full":
+        pads = (n - 1, n - 1)
+    elif mode == "same":
+        pads = (n // 2, n - 1 - n // 2)
+    else:
+        pads = (0, 0)
+    Lo = a.size + sum(pads) - n + 1
+    S.check_alloc((Lo,), dtype.itemsize, "the output")
+    res = np.empty((1, 1, 1, Lo), dtype)
+    _dispatch.run("conv2d", name, S.prepare(a.reshape(1, 1, 1, -1), dtype),
+                  S.prepare(v.reshape(1, 1, 1, -1), dtype), np.zeros(1, dtype), res,
+                  (1, 1), (0, pads[0]), (1, 1), 1)
+    res = res.reshape(Lo)
+    if swap:
+        res = res[::-1].copy()
+    return res
+
+
+def correlate(a, v, mode="valid", *, backend=None):
+    """Cross-correlation of two 1-D sequences, as ``numpy.correlate`` for real inputs.
+
+    Parameters
+    ----------
+    a, v : array_like
+        Non-empty 1-D sequences.
+    mode : {'valid', 'same', 'full'}, default 'valid'
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        ``c[k] = sum_n a[n + k] * v[n]``, dtype ``result_type(a, v, float32)``.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.correlate([1, 2, 3], [0, 1, 0.5])
+    array([3.5])
+    """
+    return _correlate1d(a, v, mode, backend)
+
+
+def convolve(a, v, mode="full", *, backend=None):
+    """Discrete linear convolution of two 1-D sequences, as ``numpy.convolve`` for real inputs.
+
+    Computed as :func:`correlate` with ``v`` reversed.
+
+    Parameters
+    ----------
+    a, v : array_like
+        Non-empty 1-D sequences.
+    mode : {'full', 'valid', 'same'}, default 'full'
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        dtype ``result_type(a, v, float32)``.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.convolve([1, 2, 3], [0, 1, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    """
+    a = _vector(a, "a")
+    v = _vector(v, "v")
+    if v.size > a.size:  # as numpy: convolution commutes, and 'same' follows the longer
+        a, v = v, a
+    return _correlate1d(a, v[::-1], mode, backend)
+
+
+_BOUNDARIES = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
+_BOUNDARY_ALIASES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
+                     "symm": "symm", "symmetric": "symm"}
+
+
+def _plane(a, name):
+    arr = S.as_real_array(a, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} cannot be empty, got shape {arr.shape}")
+    return arr
+
+
+def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip):
+    name = _dispatch.resolve(backend)
+    mode = _mode(mode)
+    if not isinstance(boundary, str) or boundary not in _BOUNDARY_ALIASES:
+        raise ValueError(
+            f"boundary must be one of {tuple(_BOUNDARY_ALIASES)}, got {boundary!r}"
+        )
+    boundary = _BOUNDARY_ALIASES[boundary]
+    in1 = _plane(in1, "in1")
+    in2 = _plane(in2, "in2")
+    fill = np.asarray(fillvalue)
+    if fill.ndim != 0 or fill.dtype.kind not in "biuf":
+        raise TypeError(f"fillvalue must be a real scalar, got {fillvalue!r}")
+    dtype = S.result_dtype(in1, in2)
+    swap = False
+    if mode == "valid":
+        ge = all(a >= b for a, b in zip(in1.shape, in2.shape))
+        le = all(a <= b for a, b in zip(in1.shape, in2.shape))
+        if not (ge or le):
+            raise ValueError(
+                "For 'valid' mode, one of in1 and in2 must be at least as large as the other "
+                f"in every dimension, got {in1.shape} and {in2.shape}"
+            )
+        swap = not ge  # scipy swaps the inputs when in2 is the larger
+    if swap:
+        in1, in2 = in2, in1
+    kh, kw = in2.shape
+    if flip:
+        in2 = in2[::-1, ::-1]
+    if mode == "full":
+        pads = [(kh - 1, kh - 1), (kw - 1, kw - 1)]
+    elif mode == "same":
+        pads = [(kh // 2, (kh - 1) // 2), (kw // 2, (kw - 1) // 2)] if flip else \
+               [((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)]
+    else:
+        pads = [(0, 0), (0, 0)]
+    H = in1.shape[0] + sum(pads[0])
+    W = in1.shape[1] + sum(pads[1])
+    S.check_alloc((H, W), dtype.itemsize, "the padded input")
+    S.check_alloc((H - kh + 1, W - kw + 1), dtype.itemsize, "the output")
+    x = in1.astype(dtype, copy=False)
+    if pads[0] != (0, 0) or pads[1] != (0, 0):
+        if boundary == "fill":
+            x = np.pad(x, pads, mode="constant", constant_values=fill.astype(dtype))
+        else:
+            x = np.pad(x, pads, mode=_BOUNDARIES[boundary])
+    res = np.empty((1, 1, H - kh + 1, W - kw + 1), dtype)
+    _dispatch.run("conv2d", name, S.prepare(x[None, None], dtype),
+                  S.prepare(in2[None, None], dtype), np.zeros(1, dtype), res,
+                  (1, 1), (0, 0), (1, 1), 1)
+    res = res[0, 0]
+    if swap and not flip:
+        res = res[::-1, ::-1].copy()
+    return res
+
+
+_2D_DOC = """
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Non-empty 2-D arrays.
+    mode : {{'full', 'valid', 'same'}}, default 'full'
+        As scipy: 'same' is the size of ``in1``; in 'valid' mode one input must be at least
+        as large as the other in every dimension, and they are swapped if ``in2`` is larger.
+    boundary : {{'fill', 'wrap', 'symm'}}, default 'fill'
+        How ``in1`` is extended: with ``fillvalue``, circularly, or mirrored (edge repeated).
+    fillvalue : scalar, default 0
+        The value used with ``boundary='fill'``.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        dtype ``result_type(in1, in2, float32)``.
+"""
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None):
+    """2-D convolution, as ``scipy.signal.convolve2d`` for real inputs.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.convolve2d(np.eye(3), [[1, 2]], mode="same")
+    array([[1., 0., 0.],
+           [2., 1., 0.],
+           [0., 2., 1.]])
+    """
+    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=True)
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None):
+    """2-D cross-correlation, as ``scipy.signal.correlate2d`` for real inputs.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.correlate2d(np.eye(3), [[1, 2]], mode="valid")
+    array([[1., 0.],
+           [0., 1.],
+           [2., 0.]])
+    """
+    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=False)
+
+
+convolve2d.__doc__ = convolve2d.__doc__.format(doc=_2D_DOC)
+correlate2d.__doc__ = correlate2d.__doc__.format(doc=_2D_DOC)
