@@ -10,6 +10,7 @@ results of their namesakes: :func:`convolve`, :func:`correlate`, :func:`convolve
 from ._dispatch import backends, get_backend, set_backend, use_backend
 from ._info import info
 from ._threads import get_num_threads, set_num_threads
+from . import analysis
 from ._version import __version__
 from .functional import (
     avg_pool2d,
@@ -19,12 +20,14 @@ from .functional import (
     convolve2d,
     correlate,
     correlate2d,
+    locally_connected2d,
     max_pool1d,
     max_pool2d,
 )
 
 __all__ = [
     "__version__",
+    "analysis",
     "avg_pool2d",
     "backends",
     "conv1d",
@@ -36,6 +39,7 @@ __all__ = [
     "get_backend",
     "get_num_threads",
     "info",
+    "locally_connected2d",
     "max_pool1d",
     "max_pool2d",
     "set_backend",

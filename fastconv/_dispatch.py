@@ -37,11 +37,13 @@ _AUTO_ORDER = ("cython", "numba", "numpy")
 
 # The modules behind each backend, per op family.
 _MODULES = {
-    "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference"},
+    "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference",
+              "local": "fastconv.reference"},
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool"},
-    "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba"},
+    "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba"},
 }
-_FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool"}
+_FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
+           "locally_connected2d": "local"}
 
 _lock = threading.Lock()
 _loaded: dict = {}  # backend -> {family: module}
@@ -145,19 +147,27 @@ def use_backend(name: str):
         _context.reset(token)
 
 
-def resolve(backend) -> str:
-    """The concrete backend a call will run on."""
+def resolve(backend, op="conv2d") -> str:
+    """The concrete backend a call of ``op`` will run on.
+
+    Every public function has all three backends except ``locally_connected2d`` (an
+    analysis layer: numpy and numba only); asking it for another is a ValueError.
+    """
     name = get_backend() if backend is None else _check_name(backend)
+    fam = _FAMILY[op]
     if name == "auto":
         for b in _AUTO_ORDER:
-            if _load(b) is not None:
+            if _load(b) is not None and fam in _MODULES[b]:
                 return b
+    if fam not in _MODULES[name]:
+        has = tuple(b for b in backends() if fam in _MODULES[b])
+        raise ValueError(f"backend {name!r} has no {op} kernel; available for it: {has}")
     return name
 
 
 def kernel(op: str, backend=None):
     """The kernel function for ``op`` on ``backend`` (None: the default)."""
-    name = resolve(backend)
+    name = resolve(backend, op)
     return name, getattr(_load(name)[_FAMILY[op]], op)
 
 
@@ -169,7 +179,7 @@ def run(op: str, backend, *args):
     """
     name, fn = kernel(op, backend)
     nthreads = _threads.get_num_threads()
-    if name == "numpy" or op != "conv2d":
+    if name == "numpy" or op != "conv2d":  # only the conv kernels call BLAS
         return fn(*args, nthreads)
     with _threads.blas_single_threaded():
         return fn(*args, nthreads)

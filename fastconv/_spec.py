@@ -286,7 +286,7 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
         pairs = [(0, 0)] + pairs
         out_sp = [1] + out_sp
     out_shape = (N, K, out_sp[0], out_sp[1])
-    check_alloc(out_shape, dtype.itemsize, "the output")
+    check_alloc(out_shape, dtype.itemsize, "the output (from x, weight, stride, padding, dilation)")
 
     padded = padding_mode != "zeros" and any(p != (0, 0) for p in pairs)
     if padded:
@@ -295,6 +295,9 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
             dtype.itemsize,
             "the padded input",
         )
+    # the prepared copies must be possible too (a broadcast view can be huge but free)
+    check_alloc((N, C) + spatial, dtype.itemsize, "the prepared input x")
+    check_alloc(weight.shape, dtype.itemsize, "the prepared weight")
     x4 = x.reshape((N, C) + spatial)
     w4 = weight.reshape((K, Cg) + ksize)
     if padded:
@@ -363,8 +366,6 @@ def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
         raise ValueError(f"x must have shape {names}, got {x.ndim} dimensions {x.shape}")
     kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
     stride = kernel if stride is None else int_tuple(stride, nd, "stride", 1)
-    if isinstance(stride, tuple) and len(stride) == 0:  # torch accepts stride=[]
-        stride = kernel
     pad = int_tuple(padding, nd, "padding", 0)
     dilation = int_tuple(dilation, nd, "dilation", 1)
     ceil_mode = _as_bool(ceil_mode, "ceil_mode")
@@ -398,7 +399,8 @@ def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
         dilation = (1,) + dilation
         out_sp = [1] + out_sp
     out_shape = (N, C, out_sp[0], out_sp[1])
-    check_alloc(out_shape, 8, "the output")  # indices are int64
+    check_alloc(out_shape, 8, "the output (from x, kernel_size, stride, padding)")  # int64 indices
+    check_alloc((N, C) + spatial, dtype.itemsize, "the prepared input x")
     result_shape = (N, C) + tuple(out_sp[2 - nd:])
     if not batched:
         result_shape = result_shape[1:]

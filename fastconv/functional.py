@@ -26,6 +26,7 @@ __all__ = [
     "correlate",
     "convolve2d",
     "correlate2d",
+    "locally_connected2d",
 ]
 
 _CONV_DOC = """
@@ -147,7 +148,7 @@ _POOL_DOC = """
 
 
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, backend, nd):
-    name = _dispatch.resolve(backend)
+    name = _dispatch.resolve(backend, "max_pool2d")
     spec = S.pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd)
     return_indices = S._as_bool(return_indices, "return_indices")
     res = np.empty(spec.out_shape, spec.dtype)
@@ -224,7 +225,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     array([[[ 2.5,  4.5],
             [10.5, 12.5]]], dtype=float32)
     """
-    name = _dispatch.resolve(backend)
+    name = _dispatch.resolve(backend, "avg_pool2d")
     spec = S.pool_spec(x, kernel_size, stride, padding, 1, ceil_mode, 2,
                        count_include_pad=count_include_pad, op="avg_pool")
     res = np.empty(spec.out_shape, spec.dtype)
@@ -440,9 +441,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=N
     --------
     >>> import numpy as np, fastconv
     >>> fastconv.convolve2d(np.eye(3), [[1, 2]], mode="same")
-    array([[1., 0., 0.],
-           [2., 1., 0.],
-           [0., 2., 1.]])
+    array([[1., 2., 0.],
+           [0., 1., 2.],
+           [0., 0., 1.]])
     """
     return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=True)
 
@@ -455,11 +456,78 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=
     >>> import numpy as np, fastconv
     >>> fastconv.correlate2d(np.eye(3), [[1, 2]], mode="valid")
     array([[1., 0.],
-           [0., 1.],
-           [2., 0.]])
+           [2., 1.],
+           [0., 2.]])
     """
     return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=False)
 
 
 convolve2d.__doc__ = convolve2d.__doc__.format(doc=_2D_DOC)
 correlate2d.__doc__ = correlate2d.__doc__.format(doc=_2D_DOC)
+
+
+# --------------------------------------------------------------------------------------------
+# the layer between dense and conv
+# --------------------------------------------------------------------------------------------
+def locally_connected2d(x, weight, bias=None, stride=1, padding=0, *, backend=None):
+    """A convolution without weight sharing: sparse connection, one filter per position.
+
+    Each output position ``(oh, ow)`` has its own filter bank ``weight[oh, ow]``; with all
+    of them equal it is :func:`conv2d`. It isolates the two constraints that make a conv
+    layer: it is as sparse as a convolution but has as many weights per output as a dense
+    layer restricted to the window.
+
+    Parameters
+    ----------
+    x : array_like
+        (N, C, H, W) or unbatched (C, H, W).
+    weight : array_like
+        (Ho, Wo, K, C, kh, kw): the output size must match ``x``, ``stride`` and ``padding``.
+    bias : array_like, optional
+        (K,) shared across positions, or (K, Ho, Wo), one per output.
+    stride, padding : int or pair of ints
+        As :func:`conv2d` (zero padding).
+    backend : {'auto', 'numpy', 'numba'}, optional
+        The Cython backend has no kernel for this layer.
+
+    Returns
+    -------
+    ndarray
+        (N, K, Ho, Wo), or (K, Ho, Wo) for unbatched ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16.).reshape(1, 1, 4, 4)
+    >>> w = np.ones((2, 2, 1, 1, 3, 3))       # one 3x3 filter at each of 2x2 positions
+    >>> w[1, 1] = 0
+    >>> fastconv.locally_connected2d(x, w)[0, 0]
+    array([[45., 54.],
+           [81.,  0.]])
+    """
+    name = _dispatch.resolve(backend, "locally_connected2d")
+    x = S.as_real_array(x, "x")
+    weight = S.as_real_array(weight, "weight")
+    if weight.ndim != 6:
+        raise ValueError(f"weight must have shape (Ho, Wo, K, C, kh, kw), got {weight.shape}")
+    Ho, Wo, K, Cw, kh, kw = weight.shape
+    # the shape rules of a conv with the same filter size
+    shared = np.broadcast_to(np.zeros((), weight.dtype), (K, Cw, kh, kw))
+    if bias is not None:
+        bias = S.as_real_array(bias, "bias")
+        if bias.shape not in ((K,), (K, Ho, Wo)):
+            raise ValueError(f"bias must have shape ({K},) or ({K}, {Ho}, {Wo}), got {bias.shape}")
+    dtype = S.result_dtype(x, weight) if bias is None else S.result_dtype(x, weight, bias)
+    spec = S.conv_spec(x, shared, None, stride, padding, 1, 1, "zeros", 2)
+    if spec.out_shape[2:] != (Ho, Wo):
+        raise ValueError(
+            f"weight is for a {Ho}x{Wo} output, but x, stride and padding give "
+            f"{spec.out_shape[2]}x{spec.out_shape[3]}"
+        )
+    b = np.zeros((K, Ho, Wo), dtype)
+    if bias is not None:
+        b[...] = bias.reshape((K, 1, 1) if bias.ndim == 1 else (K, Ho, Wo))
+    res = np.empty(spec.out_shape, dtype)
+    _dispatch.run("locally_connected2d", name, S.prepare(spec.x, dtype), S.prepare(weight, dtype),
+                  b, res, spec.stride, spec.pad)
+    return res.reshape(spec.result_shape)

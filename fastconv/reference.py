@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"]
 
 
 def _padded(x, pad, span, stride, out_hw, fill):
@@ -118,4 +118,17 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
         wcount = np.minimum(ws + kernel[1], W) - np.maximum(ws, 0)
     divisor = (hcount[:, None] * wcount[None, :]).astype(x.dtype)
     out[...] = sums / divisor
+    return out
+
+
+def locally_connected2d(x, w, b, out, stride, pad, nthreads=None):
+    """Convolution without weight sharing: one filter per output position.
+
+    ``w`` is (Ho, Wo, K, C, kh, kw); ``b`` is (K, Ho, Wo); padding is implicit zeros.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo, K, _, kh, kw = w.shape
+    xp = _padded(x, pad, (kh, kw), stride, (Ho, Wo), 0)
+    win = _windows(xp, (kh, kw), stride, (1, 1), (Ho, Wo))
+    out[...] = np.einsum("nchwij,hwkcij->nkhw", win, w, optimize=True) + b
     return out

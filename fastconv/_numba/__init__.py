@@ -6,6 +6,7 @@ lazily: importing this package compiles nothing; the first call of a dtype does 
 """
 
 from .conv import conv2d
+from .local import locally_connected2d
 from .pool import avg_pool2d, max_pool2d
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"]
