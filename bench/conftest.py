@@ -1,4 +1,9 @@
-"""Shared fixtures of the benchmark suite: thread counts pinned for every library."""
+"""Shared set-up of the benchmark suite: thread counts pinned for every library.
+
+Every test gets THREADS threads for fastconv, torch and OpenCV (``FASTCONV_BENCH_THREADS``,
+default 2); an implementation whose name ends in ``-1t`` runs with one thread instead.
+Tests marked ``quick`` form the subset that ``fastconv bench --quick`` runs.
+"""
 
 import os
 
@@ -9,19 +14,32 @@ import fastconv
 THREADS = int(os.environ.get("FASTCONV_BENCH_THREADS", "2"))
 
 
-@pytest.fixture(autouse=True)
-def _pinned_threads():
-    """fastconv and torch get THREADS threads each; restored afterwards."""
-    before = fastconv.get_num_threads()
-    fastconv.set_num_threads(THREADS)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "quick: the small subset run by `fastconv bench --quick`")
+
+
+def _set_all(n):
+    fastconv.set_num_threads(n)
     try:
         import torch
+
+        torch.set_num_threads(n)
     except ImportError:
-        torch = None
-    if torch is not None:
-        t_before = torch.get_num_threads()
-        torch.set_num_threads(THREADS)
-    yield
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _pinned_threads(request):
+    before = fastconv.get_num_threads()
+    impl = request.node.callspec.params.get("impl", "") if hasattr(request.node, "callspec") else ""
+    n = 1 if str(impl).endswith("-1t") else THREADS
+    _set_all(n)
+    yield n
+    _set_all(THREADS)
     fastconv.set_num_threads(before)
-    if torch is not None:
-        torch.set_num_threads(t_before)

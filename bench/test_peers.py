@@ -1,88 +1,159 @@
-"""fastconv's backends against torch, side by side: one benchmark group per (op, shape).
+"""fastconv's backends against the libraries users would otherwise reach for.
 
-Every implementation is checked against the NumPy reference before it is timed, and JIT
-code is warmed up outside the timing. Run with ``pytest bench --benchmark-only``.
+One benchmark group per (workload, shape), so every implementation sits side by side:
+fastconv's backends, torch with 2 threads and with 1 (``torch-1t``), scipy.signal and
+scipy.ndimage looped over planes (only where that finishes in reasonable time), OpenCV's
+``filter2D`` (single-plane and depthwise cases) and a plain NumPy im2col + matmul.
+Each implementation is checked against the NumPy reference before it is timed; JIT code is
+warmed up by that check, outside the timing.
 """
 
 import numpy as np
 import pytest
+from cases import CONV_SHAPES, POOL_SHAPES, QUICK, conv_gflop
+from numpy.lib.stride_tricks import sliding_window_view
 
 import fastconv
 
-# name: (N, C, H, W, K, kernel, stride, pad, groups)
-CONV_SHAPES = {
-    "lenet1": (64, 1, 28, 28, 6, 3, 1, 0, 1),
-    "lenet2": (64, 6, 13, 13, 16, 3, 1, 0, 1),
-    "resnet3x3": (8, 64, 56, 56, 64, 3, 1, 1, 1),
-    "depthwise": (8, 64, 56, 56, 64, 3, 1, 1, 64),
-    "single_image": (1, 1, 512, 512, 1, 5, 1, 2, 1),
-}
-POOL_SHAPES = {"pool_small": (64, 6, 26, 26), "pool_large": (8, 64, 112, 112)}
-IMPLS = list(fastconv.backends()) + ["torch"]
+BACKENDS = list(fastconv.backends())
+LOOPED_PLANES_MAX = 512  # scipy is looped over N*K*C planes: only for shapes with few
 
 
-def _conv_case(name):
+def _mark(name, *params):
+    return pytest.param(*params, marks=pytest.mark.quick) if name in QUICK else params
+
+
+def _conv_impls(name):
+    N, C, H, W, K, k, s, p, g = CONV_SHAPES[name]
+    impls = BACKENDS + ["torch", "torch-1t"]
+    if g == 1:
+        impls.append("numpy-im2col")
+    if N * K * (C // g) <= LOOPED_PLANES_MAX and s == 1:
+        impls += ["scipy.signal", "scipy.ndimage"]
+    if (C == 1 and K == 1) or g == C == K:
+        impls.append("opencv")
+    return impls
+
+
+def _case(name):
     N, C, H, W, K, k, s, p, g = CONV_SHAPES[name]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     w = rng.standard_normal((K, C // g, k, k), dtype=np.float32)
-    return x, w, dict(stride=s, padding=p, groups=g)
+    return x, w, s, p, g
 
 
-def _torch():
-    return pytest.importorskip("torch")
+def _im2col(x, w, s, p):
+    N, C, H, W = x.shape
+    K, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::s, ::s]
+    Ho, Wo = win.shape[2:4]
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+    return (cols @ w.reshape(K, -1).T).reshape(N, Ho, Wo, K).transpose(0, 3, 1, 2)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("shape", list(CONV_SHAPES))
-def test_conv2d(benchmark, shape, impl):
-    x, w, kw = _conv_case(shape)
-    benchmark.group = f"conv2d-{shape}-float32"
-    N, C, H, W, K, k, s, p, g = CONV_SHAPES[shape]
-    Ho = (H + 2 * p - k) // s + 1
-    Wo = (W + 2 * p - k) // s + 1
-    benchmark.extra_info["gflop"] = 2 * N * K * Ho * Wo * (C // g) * k * k / 1e9
-    expected = fastconv.conv2d(x, w, backend="numpy", **kw)
-    if impl == "torch":
-        torch = _torch()
-        F = torch.nn.functional
+def conv_impl(impl, x, w, s, p, g):
+    """A zero-argument callable computing conv2d(x, w) with ``impl``."""
+    N, C, H, W = x.shape
+    K = w.shape[0]
+    if impl in BACKENDS:
+        return lambda: fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=impl)
+    if impl.startswith("torch"):
+        torch = pytest.importorskip("torch")
         xt, wt = torch.from_numpy(x), torch.from_numpy(w)
 
-        def fn():
+        def run():
             with torch.no_grad():
-                return F.conv2d(xt, wt, None, kw["stride"], kw["padding"], 1, kw["groups"])
+                return torch.nn.functional.conv2d(xt, wt, None, s, p, 1, g).numpy()
 
-        got = fn().numpy()
-    else:
+        return run
+    if impl == "numpy-im2col":
+        return lambda: _im2col(x, w, s, p)
+    if impl == "opencv":
+        cv2 = pytest.importorskip("cv2")
 
-        def fn():
-            return fastconv.conv2d(x, w, backend=impl, **kw)
+        def run():
+            out = np.empty((N, K, H, W), np.float32)
+            for n in range(N):
+                for k in range(K):
+                    out[n, k] = cv2.filter2D(x[n, k if g > 1 else 0], -1, w[k, 0],
+                                             borderType=cv2.BORDER_CONSTANT)
+            return out
 
-        got = fn()  # also the JIT warm-up
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+        return run
+    if impl == "scipy.signal":
+        from scipy import signal
+
+        def run():
+            out = np.zeros((N, K, H + 2 * p - w.shape[2] + 1, W + 2 * p - w.shape[3] + 1),
+                           np.float32)
+            xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+            for n in range(N):
+                for k in range(K):
+                    for c in range(C // g):
+                        out[n, k] += signal.correlate2d(xp[n, c], w[k, c], mode="valid")
+            return out
+
+        return run
+    if impl == "scipy.ndimage":
+        from scipy import ndimage
+
+        kh = w.shape[2]
+        c0 = kh // 2 - p  # crop of ndimage's same-size output to conv2d's
+
+        def run():
+            Ho = H + 2 * p - kh + 1
+            out = np.zeros((N, K, Ho, Ho), np.float32)
+            for n in range(N):
+                for k in range(K):
+                    for c in range(C // g):
+                        r = ndimage.correlate(x[n, c], w[k, c], mode="constant")
+                        out[n, k] += r[c0 : c0 + Ho, c0 : c0 + Ho]
+            return out
+
+        return run
+    raise ValueError(impl)
+
+
+CONV_PARAMS = [_mark(n, n, i) for n in CONV_SHAPES for i in _conv_impls(n)]
+
+
+@pytest.mark.parametrize(("shape", "impl"), CONV_PARAMS)
+def test_conv2d(benchmark, shape, impl):
+    x, w, s, p, g = _case(shape)
+    benchmark.group = f"conv2d-{shape}-float32"
+    benchmark.extra_info.update(workload="conv2d", shape=shape, impl=impl,
+                                gflop=conv_gflop(shape))
+    fn = conv_impl(impl, x, w, s, p, g)
+    expected = fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend="numpy")
+    np.testing.assert_allclose(fn(), expected, rtol=1e-3, atol=2e-3)
     benchmark(fn)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("shape", list(POOL_SHAPES))
-def test_max_pool2d(benchmark, shape, impl):
+POOL_PARAMS = [_mark(n, n, i, op) for n in POOL_SHAPES for op in ("max_pool2d", "avg_pool2d")
+               for i in BACKENDS + ["torch", "torch-1t"]]
+
+
+@pytest.mark.parametrize(("shape", "impl", "op"), POOL_PARAMS)
+def test_pool2d(benchmark, shape, impl, op):
     x = np.random.default_rng(0).standard_normal(POOL_SHAPES[shape], dtype=np.float32)
-    benchmark.group = f"max_pool2d-2x2s2-{shape}-float32"
-    benchmark.extra_info["bytes"] = x.nbytes * 5 // 4
-    expected = fastconv.max_pool2d(x, 2, backend="numpy")
-    if impl == "torch":
-        torch = _torch()
+    benchmark.group = f"{op}-2x2s2-{shape}-float32"
+    benchmark.extra_info.update(workload=op, shape=shape, impl=impl,
+                                gbyte=x.nbytes * 1.25 / 1e9)
+    expected = getattr(fastconv, op)(x, 2, backend="numpy")
+    if impl.startswith("torch"):
+        torch = pytest.importorskip("torch")
         xt = torch.from_numpy(x)
+        tfn = getattr(torch.nn.functional, op)
 
         def fn():
-            return torch.nn.functional.max_pool2d(xt, 2)
-
-        got = fn().numpy()
+            return tfn(xt, 2).numpy()
     else:
+        fop = getattr(fastconv, op)
 
         def fn():
-            return fastconv.max_pool2d(x, 2, backend=impl)
+            return fop(x, 2, backend=impl)
 
-        got = fn()
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(fn(), expected, rtol=1e-6, atol=1e-6)
     benchmark(fn)

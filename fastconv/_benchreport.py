@@ -1,0 +1,208 @@
+"""Turn a pytest-benchmark JSON of ``bench/`` into the markdown report and PNG plots.
+
+Nothing here is typed by hand: every number comes from the JSON (timings, the FLOPs and
+bytes each benchmark put in ``extra_info``) or from :func:`fastconv.analysis.compare_layers`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections import defaultdict
+
+BASELINE = "torch"  # ratios are fastconv (or peer) time over torch's, 2 threads
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    """CPU, cores and library versions (with the BLAS kernel threadpoolctl reports)."""
+    import numpy
+    import scipy
+
+    import fastconv
+
+    d = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "fastconv": fastconv.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "backends": list(fastconv.backends()),
+    }
+    for mod in ("numba", "torch", "cv2"):
+        try:
+            d[mod] = __import__(mod).__version__
+        except ImportError:
+            d[mod] = None
+    from threadpoolctl import threadpool_info
+
+    d["blas"] = sorted({f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+                        for i in threadpool_info() if i.get("user_api") == "blas"})
+    d["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE")
+    return d
+
+
+def _rows(data):
+    groups = defaultdict(list)
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        groups[b["group"]].append({
+            "impl": info.get("impl", b["name"]),
+            "median_s": b["stats"]["median"],
+            "iqr_s": b["stats"]["iqr"],
+            **info,
+        })
+    for rows in groups.values():
+        rows.sort(key=lambda r: r["median_s"])
+    return dict(sorted(groups.items()))
+
+
+def _fmt_time(s):
+    return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} us"
+
+
+def ratios(groups) -> dict:
+    """{group: {impl: median / torch median}} for every group that has a torch row."""
+    out = {}
+    for g, rows in groups.items():
+        base = [r["median_s"] for r in rows if r["impl"] == BASELINE]
+        if base:
+            out[g] = {r["impl"]: r["median_s"] / base[0] for r in rows}
+    return out
+
+
+def render(json_path, out_dir, command=None) -> str:
+    """Write ``report.md`` and the plots into ``out_dir``; return the report's path."""
+    with open(json_path) as f:
+        data = json.load(f)
+    os.makedirs(out_dir, exist_ok=True)
+    groups = _rows(data)
+    rat = ratios(groups)
+    info = machine_info()
+    lines = ["# fastconv benchmark report", ""]
+    lines.append(f"- date: {data.get('datetime', '?')}")
+    if command:
+        lines.append(f"- command: `{command}`")
+    for k, v in info.items():
+        lines.append(f"- {k}: {v}")
+    lines += ["", "Times are pytest-benchmark medians; *ratio* is the time over torch's "
+              "(2 threads) in the same run: below 1 is faster than torch.", ""]
+
+    lines += ["## Peers", ""]
+    for g, rows in groups.items():
+        if g.startswith("layer-"):
+            continue
+        lines += [f"### {g}", "", "| implementation | median | IQR | ratio to torch | GFLOP/s or GB/s |",
+                  "|---|---|---|---|---|"]
+        for r in rows:
+            rate = ""
+            if r.get("gflop"):
+                rate = f"{r['gflop'] / r['median_s']:.1f} GFLOP/s"
+            elif r.get("gbyte"):
+                rate = f"{r['gbyte'] / r['median_s']:.2f} GB/s"
+            ratio = rat.get(g, {}).get(r["impl"])
+            lines.append(f"| {r['impl']} | {_fmt_time(r['median_s'])} | "
+                         f"{_fmt_time(r['iqr_s'])} | "
+                         f"{'' if ratio is None else f'{ratio:.2f}'} | {rate} |")
+        lines.append("")
+
+    layer_groups = {g: rows for g, rows in groups.items() if g.startswith("layer-")}
+    if layer_groups:
+        lines += ["## Dense vs sparse vs conv (measured)", "",
+                  "| case | implementation | median | FLOPs | weight bytes | peak extra bytes |",
+                  "|---|---|---|---|---|---|"]
+        for g, rows in layer_groups.items():
+            for r in rows:
+                lines.append(f"| {r.get('shape', g)} | {r['impl']} | {_fmt_time(r['median_s'])} | "
+                             f"{r.get('flops', 0):,} | {r.get('weight_bytes', 0):,} | "
+                             f"{r.get('peak_bytes', 0):,} |")
+        lines.append("")
+    cases = _layer_cases(data)
+    if cases:
+        from .analysis import compare_layers
+
+        lines += ["## Dense vs locally connected vs conv (counted, per example)", ""]
+        for name, (N, C, H, W, K, k, p) in cases.items():
+            lines += [f"### {name}: {C}x{H}x{W} -> {K} filters of {k}x{k}, padding {p}", "",
+                      "```", str(compare_layers((C, H, W), K, k, padding=p)), "```", ""]
+    plots = _plots(rat, cases, out_dir)
+    for p in plots:
+        lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})", ""]
+    path = os.path.join(out_dir, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def _layer_cases(data) -> dict:
+    """The dense/sparse/conv cases, as the suite recorded them in extra_info."""
+    cases = {}
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        if info.get("workload") == "layer" and "case_shape" in info:
+            cases[info["shape"]] = tuple(info["case_shape"])
+    return cases
+
+
+def _plots(rat, cases, out_dir) -> list:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    paths = []
+    if rat:
+        groups = [g for g in rat if not g.startswith("layer-")]
+        impls = sorted({i for g in groups for i in rat[g]})
+        fig, ax = plt.subplots(figsize=(10, 0.5 + 0.45 * len(groups) * max(1, len(impls)) / 3))
+        height = 0.8 / max(1, len(impls))
+        for j, impl in enumerate(impls):
+            ys = [i + j * height for i, g in enumerate(groups) if impl in rat[g]]
+            xs = [rat[g][impl] for g in groups if impl in rat[g]]
+            ax.barh(ys, xs, height=height, label=impl)
+        ax.set_yticks([i + 0.4 for i in range(len(groups))], groups, fontsize=7)
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xlabel("time / torch time (log; < 1 is faster than torch)")
+        ax.legend(fontsize=7, ncol=3)
+        fig.tight_layout()
+        p = os.path.join(out_dir, "ratios.png")
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    if cases:
+        from .analysis import compare_layers
+
+        fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 3.6), squeeze=False)
+        for ax, (name, (N, C, H, W, K, k, p)) in zip(axes[0], cases.items()):
+            t = compare_layers((C, H, W), K, k, padding=p)
+            metrics = ("params", "flops", "weight_bytes")
+            width = 0.27
+            for j, r in enumerate(t):
+                ax.bar([m + j * width for m in range(len(metrics))],
+                       [getattr(r, m) for m in metrics], width=width, label=r.layer)
+            ax.set_xticks([m + width for m in range(len(metrics))], metrics)
+            ax.set_yscale("log")
+            ax.set_title(f"{name}: {C}x{H}x{W} -> {K}x{k}x{k}", fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        p = os.path.join(out_dir, "layers.png")
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
