@@ -1,4 +1,5 @@
-"""Numba convolution: a direct loop nest, and tiled im2col + GEMM for many channels."""
+"""Numba convolution: direct loop nests (stride 1 and strided), and tiled im2col + GEMM for
+many channels."""
 
 import numpy as np
 from numba import prange
@@ -7,10 +8,13 @@ from ._common import jit, use_threads
 
 # im2col tiles hold at most this many bytes, so the workspace is bounded whatever the batch.
 _TILE_BYTES = 1 << 21
+# output rows per work item of the stride-1 direct kernel (fixed: results never depend on it)
+_FLAT_ROWS = 64
 
 
 @jit
 def _conv2d_direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups):
+    """Any stride: per output row, each kernel tap adds a (strided) input row segment."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
@@ -19,32 +23,90 @@ def _conv2d_direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups):
         n = p // K
         k = p % K
         g = k // Kg
-        o = out[n, k]
-        bk = b[k]
         for oh in range(Ho):
-            for ow in range(Wo):
-                o[oh, ow] = bk
-        for c in range(Cg):
-            xc = x[n, g * Cg + c]
-            for i in range(kh):
-                for oh in range(Ho):
+            orow = out[n, k, oh]
+            for t in range(Wo):
+                orow[t] = b[k]
+            for c in range(Cg):
+                ci = g * Cg + c
+                for i in range(kh):
                     ih = oh * sh - pt + i * dh
                     if ih < 0 or ih >= H:
                         continue
-                    orow = o[oh]
-                    xrow = xc[ih]
+                    xrow = x[n, ci, ih]
                     for j in range(kw):
                         wv = w[k, c, i, j]
                         off = j * dw - pl
                         # output columns whose input column ow*sw + off lies in [0, W)
-                        ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
-                        ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
-                        if sw == 1:
-                            for ow in range(ow0, ow1):
-                                orow[ow] += wv * xrow[ow + off]
-                        else:
-                            for ow in range(ow0, ow1):
-                                orow[ow] += wv * xrow[ow * sw + off]
+                        ow0 = 0
+                        if off < 0:
+                            ow0 = (-off + sw - 1) // sw
+                        ow1 = 0
+                        if W - 1 - off >= 0:
+                            ow1 = min(Wo, (W - 1 - off) // sw + 1)
+                        # 1-D views indexed from 0 let LLVM drop the negative-index checks
+                        o = orow[ow0:ow1]
+                        s0 = ow0 * sw + off
+                        for t in range(ow1 - ow0):
+                            o[t] += wv * xrow[s0 + t * sw]
+    return out
+
+
+@jit
+def _conv2d_flat(xp, w, b, out, dh, dw, groups, rows):
+    """Stride 1 on an explicitly padded input (N, C, Ho + dh*(kh-1), Wo + dw*(kw-1)).
+
+    Each work item is one block of ``rows`` output rows of one (image, filter). Over the
+    block, output row ``oh`` starts at flat offset ``oh * Wp`` of a scratch line, so every
+    kernel tap is ONE long contiguous multiply-add over the flattened input plane (the
+    ``Wp - Wo`` columns between rows are computed and dropped). Taps go three at a time to
+    save loads and stores of the scratch line.
+    """
+    N, C, Hp, Wp = xp.shape
+    K, Cg, kh, kw = w.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    Kg = K // groups
+    nrb = (Ho + rows - 1) // rows
+    for p in prange(N * K * nrb):
+        rb = p % nrb
+        k = (p // nrb) % K
+        n = p // (nrb * K)
+        g = k // Kg
+        oh0 = rb * rows
+        oh1 = min(Ho, oh0 + rows)
+        L = (oh1 - oh0 - 1) * Wp + Wo
+        acc = np.empty(L, xp.dtype)
+        bk = b[k]
+        for q in range(L):
+            acc[q] = bk
+        for c in range(Cg):
+            xf = xp[n, g * Cg + c].ravel()
+            for i in range(kh):
+                base = (oh0 + i * dh) * Wp
+                j = 0
+                while j + 3 <= kw:
+                    w0 = w[k, c, i, j]
+                    w1 = w[k, c, i, j + 1]
+                    w2 = w[k, c, i, j + 2]
+                    s = base + j * dw
+                    x0 = xf[s : s + L]
+                    x1 = xf[s + dw : s + dw + L]
+                    x2 = xf[s + 2 * dw : s + 2 * dw + L]
+                    for q in range(L):
+                        acc[q] += w0 * x0[q] + w1 * x1[q] + w2 * x2[q]
+                    j += 3
+                while j < kw:
+                    w0 = w[k, c, i, j]
+                    s = base + j * dw
+                    x0 = xf[s : s + L]
+                    for q in range(L):
+                        acc[q] += w0 * x0[q]
+                    j += 1
+        for oh in range(oh0, oh1):
+            o = out[n, k, oh]
+            a = acc[(oh - oh0) * Wp : (oh - oh0) * Wp + Wo]
+            for t in range(Wo):
+                o[t] = a[t]
     return out
 
 
@@ -109,6 +171,22 @@ def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
         rows = max(1, min(out.shape[2], _TILE_BYTES // (Cg * kh * kw * Wo * x.itemsize)))
         w2 = w.reshape(K, Cg * kh * kw)
         _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows)
+    elif sh == 1 and sw == 1:
+        Ho, Wo = out.shape[2:]
+        _conv2d_flat(_pad_exact(x, pt, pl, Ho + dh * (kh - 1), Wo + dw * (kw - 1)), w, b, out,
+                     dh, dw, groups, _FLAT_ROWS)
     else:
         _conv2d_direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups)
     return out
+
+
+def _pad_exact(x, pt, pl, Hp, Wp):
+    """``x`` framed by zeros: ``pt`` rows above, ``pl`` columns left, Hp x Wp in all."""
+    N, C, H, W = x.shape
+    if pt == 0 and pl == 0 and (H, W) == (Hp, Wp):
+        return x
+    xp = np.zeros((N, C, Hp, Wp), x.dtype)
+    h = min(H, Hp - pt)
+    w = min(W, Wp - pl)
+    xp[:, :, pt : pt + h, pl : pl + w] = x[:, :, :h, :w]
+    return xp
