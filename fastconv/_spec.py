@@ -28,7 +28,9 @@ __all__ = [
     "result_dtype",
     "conv_out_size",
     "pool_out_size",
+    "conv_geometry",
     "conv_spec",
+    "pool_geometry",
     "pool_spec",
     "check_out",
 ]
@@ -201,52 +203,72 @@ def _spatial_padding(padding, nd, ksize, stride, dilation):
     return [(p, p) for p in pads]
 
 
-def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd: int):
-    """Validate and normalize a conv1d (``nd=1``) or conv2d (``nd=2``) call."""
-    x = as_real_array(x, "x")
-    weight = as_real_array(weight, "weight")
-    if bias is not None:
-        bias = as_real_array(bias, "bias")
-    dtype = result_dtype(x, weight) if bias is None else result_dtype(x, weight, bias)
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The validated shapes of a convolution, in 2-D (a 1-D one has height 1).
 
-    if weight.ndim != nd + 2:
+    ``pairs`` holds the (before, after) padding of each of the two spatial axes.
+    """
+
+    batched: bool
+    x_shape: tuple  # (N, C, H, W)
+    w_shape: tuple  # (K, C // groups, kh, kw)
+    stride: tuple
+    pairs: tuple
+    dilation: tuple
+    groups: int
+    padding_mode: str
+    out_shape: tuple  # (N, K, Ho, Wo)
+    result_shape: tuple  # the forward output's shape as the caller sees it
+
+
+def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, nd: int,
+                  xname="x", wname="weight") -> ConvGeometry:
+    """Validate the shapes and arguments of a conv1d/conv2d (``nd`` = 1 or 2).
+
+    Shared by :func:`conv_spec` and the gradient specs, which know the input or the weight
+    only by its shape; ``xname``/``wname`` are the argument names the errors quote.
+    """
+    if len(w_shape) != nd + 2:
         raise ValueError(
-            f"weight must have {nd + 2} dimensions (out_channels, in_channels/groups"
-            f"{', kernel' if nd == 1 else ', kH, kW'}), got shape {weight.shape}"
+            f"{wname} must have {nd + 2} dimensions (out_channels, in_channels/groups"
+            f"{', kernel' if nd == 1 else ', kH, kW'}), got shape {w_shape}"
         )
-    if x.ndim == nd + 1:
+    if len(x_shape) == nd + 1:
         batched = False
-    elif x.ndim == nd + 2:
+    elif len(x_shape) == nd + 2:
         batched = True
     else:
         names = "(N, C, L) or (C, L)" if nd == 1 else "(N, C, H, W) or (C, H, W)"
-        raise ValueError(f"x must have shape {names}, got {x.ndim} dimensions {x.shape}")
+        raise ValueError(
+            f"{xname} must have shape {names}, got {len(x_shape)} dimensions {x_shape}"
+        )
     if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
     groups = _as_int(groups, "groups")
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
 
-    xs = x.shape if batched else (1,) + x.shape
+    xs = x_shape if batched else (1,) + x_shape
     N, C = xs[0], xs[1]
     spatial = tuple(xs[2:])
-    K, Cg = weight.shape[0], weight.shape[1]
-    ksize = tuple(weight.shape[2:])
+    K, Cg = w_shape[0], w_shape[1]
+    ksize = tuple(w_shape[2:])
     if K == 0 or Cg == 0 or any(k == 0 for k in ksize):
-        raise ValueError(f"weight must not be empty, got shape {weight.shape}")
+        raise ValueError(f"{wname} must not be empty, got shape {w_shape}")
     if C == 0 or any(s == 0 for s in spatial):
-        raise ValueError(f"x must have non-empty channel and spatial dimensions, got {x.shape}")
+        raise ValueError(
+            f"{xname} must have non-empty channel and spatial dimensions, got {x_shape}"
+        )
     if C % groups:
-        raise ValueError(f"groups={groups} must divide the input channels of x ({C})")
+        raise ValueError(f"groups={groups} must divide the input channels of {xname} ({C})")
     if K % groups:
-        raise ValueError(f"groups={groups} must divide weight's out_channels ({K})")
+        raise ValueError(f"groups={groups} must divide {wname}'s out_channels ({K})")
     if Cg * groups != C:
         raise ValueError(
-            f"weight has {Cg} input channels per group, but x has {C} channels and "
-            f"groups={groups} (expected weight.shape[1] == {C // groups})"
+            f"{wname} has {Cg} input channels per group, but {xname} has {C} channels and "
+            f"groups={groups} (expected {wname}.shape[1] == {C // groups})"
         )
-    if bias is not None and bias.shape != (K,):
-        raise ValueError(f"bias must have shape ({K},) (out_channels), got {bias.shape}")
 
     stride = int_tuple(stride, nd, "stride", 1)
     dilation = int_tuple(dilation, nd, "dilation", 1)
@@ -257,8 +279,8 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
         o = conv_out_size(spatial[ax], ksize[ax], stride[ax], sum(pairs[ax]), dilation[ax])
         if o < 1:
             raise ValueError(
-                f"the output would be empty: along spatial axis {ax}, x has size {spatial[ax]}"
-                f" with padding {pairs[ax]}, but the dilated kernel spans "
+                f"the output would be empty: along spatial axis {ax}, {xname} has size "
+                f"{spatial[ax]} with padding {pairs[ax]}, but the dilated kernel spans "
                 f"{dilation[ax] * (ksize[ax] - 1) + 1}"
             )
         out_sp.append(o)
@@ -285,45 +307,79 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
         dilation = (1,) + dilation
         pairs = [(0, 0)] + pairs
         out_sp = [1] + out_sp
-    out_shape = (N, K, out_sp[0], out_sp[1])
-    check_alloc(out_shape, dtype.itemsize, "the output (from x, weight, stride, padding, dilation)")
+    result_shape = (N, K) + tuple(out_sp[2 - nd:])
+    if not batched:
+        result_shape = result_shape[1:]
+    return ConvGeometry(
+        batched=batched,
+        x_shape=(N, C) + spatial,
+        w_shape=(K, Cg) + ksize,
+        stride=stride,
+        pairs=tuple(pairs),
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        out_shape=(N, K, out_sp[0], out_sp[1]),
+        result_shape=result_shape,
+    )
 
-    padded = padding_mode != "zeros" and any(p != (0, 0) for p in pairs)
-    if padded:
+
+def explicit_padding(geo: ConvGeometry) -> bool:
+    """Whether the input is padded explicitly (a non-zeros mode with some padding)."""
+    return geo.padding_mode != "zeros" and any(p != (0, 0) for p in geo.pairs)
+
+
+def padded_input(x4: np.ndarray, geo: ConvGeometry, dtype: np.dtype):
+    """The (N, C, H, W) input the kernels see, and the implicit zero padding (top, left)
+    left for them: the non-zero padding modes are applied here, once, with ``np.pad``."""
+    if explicit_padding(geo):
+        xp = np.pad(x4.astype(dtype, copy=False), [(0, 0), (0, 0)] + list(geo.pairs),
+                    mode=_NP_PAD_MODE[geo.padding_mode])
+        return prepare(xp, dtype), (0, 0)
+    return prepare(x4, dtype), (geo.pairs[0][0], geo.pairs[1][0])
+
+
+def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd: int):
+    """Validate and normalize a conv1d (``nd=1``) or conv2d (``nd=2``) call."""
+    x = as_real_array(x, "x")
+    weight = as_real_array(weight, "weight")
+    if bias is not None:
+        bias = as_real_array(bias, "bias")
+    dtype = result_dtype(x, weight) if bias is None else result_dtype(x, weight, bias)
+
+    geo = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups,
+                        padding_mode, nd)
+    N, C, H, W = geo.x_shape
+    K = geo.w_shape[0]
+    if bias is not None and bias.shape != (K,):
+        raise ValueError(f"bias must have shape ({K},) (out_channels), got {bias.shape}")
+
+    check_alloc(geo.out_shape, dtype.itemsize,
+                "the output (from x, weight, stride, padding, dilation)")
+    if explicit_padding(geo):
         check_alloc(
-            (N, C, spatial[0] + sum(pairs[0]), spatial[1] + sum(pairs[1])),
+            (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])),
             dtype.itemsize,
             "the padded input",
         )
     # the prepared copies must be possible too (a broadcast view can be huge but free)
-    check_alloc((N, C) + spatial, dtype.itemsize, "the prepared input x")
+    check_alloc(geo.x_shape, dtype.itemsize, "the prepared input x")
     check_alloc(weight.shape, dtype.itemsize, "the prepared weight")
-    x4 = x.reshape((N, C) + spatial)
-    w4 = weight.reshape((K, Cg) + ksize)
-    if padded:
-        xp = np.pad(x4.astype(dtype, copy=False), [(0, 0), (0, 0)] + list(pairs),
-                    mode=_NP_PAD_MODE[padding_mode])
-        pad = (0, 0)
-    else:
-        xp = prepare(x4, dtype)
-        pad = (pairs[0][0], pairs[1][0])
+    xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
     b = np.zeros(K, dtype) if bias is None else prepare(bias, dtype)
 
-    result_shape = (N, K) + tuple(out_sp[2 - nd:])
-    if not batched:
-        result_shape = result_shape[1:]
     return ConvSpec(
-        x=prepare(xp, dtype),
-        weight=prepare(w4, dtype),
+        x=xp,
+        weight=prepare(weight.reshape(geo.w_shape), dtype),
         bias=b,
-        stride=stride,
+        stride=geo.stride,
         pad=pad,
-        dilation=dilation,
-        groups=groups,
-        out_shape=out_shape,
+        dilation=geo.dilation,
+        groups=geo.groups,
+        out_shape=geo.out_shape,
         dtype=dtype,
         has_bias=bias is not None,
-        result_shape=result_shape,
+        result_shape=geo.result_shape,
     )
 
 
@@ -352,18 +408,23 @@ def _as_bool(v, name):
     raise TypeError(f"{name} must be a bool, got {v!r}")
 
 
-def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
-              count_include_pad=True, op="max_pool"):
-    """Validate and normalize a max_pool1d/2d or avg_pool2d call."""
-    x = as_real_array(x, "x")
-    dtype = result_dtype(x)
-    if x.ndim == nd + 1:
+def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
+                  count_include_pad=True, op="max_pool", xname="x"):
+    """Validate a pooling's shape and arguments; return ``(batched, x_shape, fields)``:
+    the 4-D input shape and the :class:`PoolSpec` fields other than ``x`` and ``dtype``.
+
+    Shared by :func:`pool_spec` and the gradient of avg_pool2d (which knows the input only
+    by its shape, ``xname``).
+    """
+    if len(x_shape) == nd + 1:
         batched = False
-    elif x.ndim == nd + 2:
+    elif len(x_shape) == nd + 2:
         batched = True
     else:
         names = "(N, C, L) or (C, L)" if nd == 1 else "(N, C, H, W) or (C, H, W)"
-        raise ValueError(f"x must have shape {names}, got {x.ndim} dimensions {x.shape}")
+        raise ValueError(
+            f"{xname} must have shape {names}, got {len(x_shape)} dimensions {x_shape}"
+        )
     kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
     stride = kernel if stride is None else int_tuple(stride, nd, "stride", 1)
     pad = int_tuple(padding, nd, "padding", 0)
@@ -376,17 +437,19 @@ def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
                 f"padding must be at most half of kernel_size (as in PyTorch), got "
                 f"padding={padding!r} with kernel_size={kernel_size!r}"
             )
-    xs = x.shape if batched else (1,) + x.shape
+    xs = x_shape if batched else (1,) + x_shape
     N, C = xs[0], xs[1]
     spatial = tuple(xs[2:])
     if C == 0 or any(s == 0 for s in spatial):
-        raise ValueError(f"x must have non-empty channel and spatial dimensions, got {x.shape}")
+        raise ValueError(
+            f"{xname} must have non-empty channel and spatial dimensions, got {x_shape}"
+        )
     out_sp = []
     for ax in range(nd):
         o = pool_out_size(spatial[ax], kernel[ax], stride[ax], pad[ax], dilation[ax], ceil_mode)
         if o < 1:
             raise ValueError(
-                f"the output would be empty: along spatial axis {ax}, x has size "
+                f"the output would be empty: along spatial axis {ax}, {xname} has size "
                 f"{spatial[ax]} but the {op} window spans "
                 f"{dilation[ax] * (kernel[ax] - 1) + 1} (padding {pad[ax]})"
             )
@@ -399,23 +462,26 @@ def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
         dilation = (1,) + dilation
         out_sp = [1] + out_sp
     out_shape = (N, C, out_sp[0], out_sp[1])
-    check_alloc(out_shape, 8, "the output (from x, kernel_size, stride, padding)")  # int64 indices
-    check_alloc((N, C) + spatial, dtype.itemsize, "the prepared input x")
     result_shape = (N, C) + tuple(out_sp[2 - nd:])
     if not batched:
         result_shape = result_shape[1:]
-    return PoolSpec(
-        x=prepare(x.reshape((N, C) + spatial), dtype),
-        kernel=kernel,
-        stride=stride,
-        pad=pad,
-        dilation=dilation,
-        ceil_mode=ceil_mode,
-        count_include_pad=count_include_pad,
-        out_shape=out_shape,
-        dtype=dtype,
-        result_shape=result_shape,
-    )
+    fields = dict(kernel=kernel, stride=stride, pad=pad, dilation=dilation, ceil_mode=ceil_mode,
+                  count_include_pad=count_include_pad, out_shape=out_shape,
+                  result_shape=result_shape)
+    return batched, (N, C) + spatial, fields
+
+
+def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
+              count_include_pad=True, op="max_pool"):
+    """Validate and normalize a max_pool1d/2d or avg_pool2d call."""
+    x = as_real_array(x, "x")
+    dtype = result_dtype(x)
+    _, x_shape, fields = pool_geometry(x.shape, kernel_size, stride, padding, dilation,
+                                       ceil_mode, nd, count_include_pad, op)
+    check_alloc(fields["out_shape"], 8,
+                "the output (from x, kernel_size, stride, padding)")  # int64 indices
+    check_alloc(x_shape, dtype.itemsize, "the prepared input x")
+    return PoolSpec(x=prepare(x.reshape(x_shape), dtype), dtype=dtype, **fields)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,3 +503,193 @@ def check_out(out, shape, dtype, inputs):
         if isinstance(a, np.ndarray) and np.shares_memory(out, a):
             raise ValueError(f"out must not overlap the input {name}")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# gradients (fastconv.grad)
+# --------------------------------------------------------------------------------------------
+def shape_tuple(v, name: str) -> tuple:
+    """A shape given as a tuple/list/1-D array of non-negative ints (e.g. ``x.shape``)."""
+    if isinstance(v, np.ndarray) and v.ndim == 1:
+        v = tuple(v.tolist())
+    if not isinstance(v, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of ints (a shape), got {v!r}")
+    vals = tuple(_as_int(e, name) for e in v)
+    if any(e < 0 for e in vals):
+        raise ValueError(f"{name} must hold non-negative sizes, got {v!r}")
+    return vals
+
+
+def fold_padding(gp: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """The adjoint of :func:`padded_input`'s ``np.pad``: the gradient wrt the padded input
+    (N, C, H + pads, W + pads) folded back onto the (N, C, H, W) input, each padded position
+    adding onto the input position it copies (reflect, edge or wrap)."""
+    if not explicit_padding(geo):
+        return gp
+    g = gp
+    for ax, (before, after) in zip((2, 3), geo.pairs):
+        if before == 0 and after == 0:
+            continue
+        n = g.shape[ax] - before - after
+        src = np.arange(-before, n + after)  # input position, before reflecting/clamping
+        if geo.padding_mode == "reflect":
+            src = np.where(src < 0, -src, np.where(src >= n, 2 * (n - 1) - src, src))
+        elif geo.padding_mode == "replicate":
+            src = np.clip(src, 0, n - 1)
+        else:  # circular
+            src = src % n
+        gt = np.moveaxis(g, ax, 0)
+        res = gt[before:before + n].copy()
+        margin = np.r_[0:before, before + n:before + n + after]
+        np.add.at(res, src[margin], gt[margin])  # in a fixed order: deterministic
+        g = np.moveaxis(res, 0, ax)
+    return np.ascontiguousarray(g)
+
+
+@dataclass(frozen=True)
+class ConvGradSpec:
+    """A validated conv1d/conv2d gradient, in 2-D.
+
+    ``grad_output`` is (N, K, Ho, Wo); ``weight`` (input gradient) is (K, C // groups, kh,
+    kw); ``x`` (weight gradient) is the input, already padded explicitly for the non-zero
+    padding modes. ``grad_shape`` is the 4-D array the kernel fills (for the input gradient
+    of a non-zero padding mode, the padded input's shape: :func:`fold_padding` finishes it).
+    """
+
+    geo: ConvGeometry
+    grad_output: np.ndarray
+    weight: np.ndarray
+    x: np.ndarray
+    pad: tuple
+    grad_shape: tuple
+    dtype: np.dtype
+    result_shape: tuple
+
+
+def _check_grad_output(grad_output, expected, what):
+    if grad_output.shape != tuple(expected):
+        raise ValueError(
+            f"grad_output must have shape {tuple(expected)} ({what}), got {grad_output.shape}"
+        )
+
+
+def conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilation, groups,
+                         padding_mode, nd: int) -> ConvGradSpec:
+    """Validate a ``conv{nd}d_input`` call (gradient wrt the input)."""
+    input_size = shape_tuple(input_size, "input_size")
+    weight = as_real_array(weight, "weight")
+    grad_output = as_real_array(grad_output, "grad_output")
+    dtype = result_dtype(weight, grad_output)
+    geo = conv_geometry(input_size, weight.shape, stride, padding, dilation, groups,
+                        padding_mode, nd, xname="input_size")
+    _check_grad_output(grad_output, geo.result_shape, "the convolution's output")
+    N, C, H, W = geo.x_shape
+    if explicit_padding(geo):
+        grad_shape = (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1]))
+        pad = (0, 0)
+    else:
+        grad_shape = geo.x_shape
+        pad = (geo.pairs[0][0], geo.pairs[1][0])
+    check_alloc(grad_shape, dtype.itemsize, "the input gradient (from input_size)")
+    return ConvGradSpec(
+        geo=geo,
+        grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
+        weight=prepare(weight.reshape(geo.w_shape), dtype),
+        x=None,
+        pad=pad,
+        grad_shape=grad_shape,
+        dtype=dtype,
+        result_shape=input_size,
+    )
+
+
+def conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation, groups,
+                          padding_mode, nd: int) -> ConvGradSpec:
+    """Validate a ``conv{nd}d_weight`` call (gradient wrt the weight)."""
+    x = as_real_array(x, "input")
+    weight_size = shape_tuple(weight_size, "weight_size")
+    grad_output = as_real_array(grad_output, "grad_output")
+    dtype = result_dtype(x, grad_output)
+    geo = conv_geometry(x.shape, weight_size, stride, padding, dilation, groups, padding_mode,
+                        nd, xname="input", wname="weight_size")
+    _check_grad_output(grad_output, geo.result_shape, "the convolution's output")
+    N, C, H, W = geo.x_shape
+    if explicit_padding(geo):
+        check_alloc((N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])), dtype.itemsize,
+                    "the padded input")
+    check_alloc(geo.x_shape, dtype.itemsize, "the prepared input")
+    check_alloc(weight_size, dtype.itemsize, "the weight gradient (from weight_size)")
+    xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
+    return ConvGradSpec(
+        geo=geo,
+        grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
+        weight=None,
+        x=xp,
+        pad=pad,
+        grad_shape=geo.w_shape,
+        dtype=dtype,
+        result_shape=weight_size,
+    )
+
+
+def max_pool_grad_spec(grad_output, indices, input_size, nd: int):
+    """Validate a ``max_pool{nd}d`` gradient call; return ``(grad_output, indices,
+    grad_shape, result_shape, dtype)`` with the arrays 4-D, C-contiguous (indices int64)."""
+    grad_output = as_real_array(grad_output, "grad_output")
+    dtype = result_dtype(grad_output)
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")
+    input_size = shape_tuple(input_size, "input_size")
+    names = "(N, C, L) or (C, L)" if nd == 1 else "(N, C, H, W) or (C, H, W)"
+    if len(input_size) not in (nd + 1, nd + 2):
+        raise ValueError(f"input_size must be a shape {names}, got {input_size}")
+    if grad_output.ndim != len(input_size):
+        raise ValueError(
+            f"grad_output must have {len(input_size)} dimensions like input_size "
+            f"{input_size}, got shape {grad_output.shape}"
+        )
+    if indices.shape != grad_output.shape:
+        raise ValueError(
+            f"indices must have the shape of grad_output {grad_output.shape}, got "
+            f"{indices.shape}"
+        )
+    batched = len(input_size) == nd + 2
+    xs = input_size if batched else (1,) + input_size
+    gs = grad_output.shape if batched else (1,) + grad_output.shape
+    if xs[1] == 0 or any(s == 0 for s in xs[2:]):
+        raise ValueError(
+            f"input_size must have non-empty channel and spatial dimensions, got {input_size}"
+        )
+    if gs[:2] != xs[:2]:
+        raise ValueError(
+            f"grad_output {grad_output.shape} and input_size {input_size} must agree on the "
+            f"batch and channel dimensions"
+        )
+    plane = int(np.prod(xs[2:]))
+    if indices.size and (indices.min() < 0 or indices.max() >= plane):
+        raise ValueError(
+            f"indices must be flat positions within an input plane, in [0, {plane}), got "
+            f"values in [{indices.min()}, {indices.max()}]"
+        )
+    if nd == 1:
+        xs = xs[:2] + (1,) + xs[2:]
+        gs = gs[:2] + (1,) + gs[2:]
+    check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
+    return (prepare(grad_output.reshape(gs), dtype), prepare(indices.reshape(gs), np.int64),
+            tuple(xs), input_size, dtype)
+
+
+def avg_pool_grad_spec(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                       count_include_pad):
+    """Validate an ``avg_pool2d`` gradient call; return ``(grad_output, fields,
+    grad_shape, result_shape, dtype)`` (``fields`` as :func:`pool_geometry`'s)."""
+    grad_output = as_real_array(grad_output, "grad_output")
+    dtype = result_dtype(grad_output)
+    input_size = shape_tuple(input_size, "input_size")
+    _, xs, fields = pool_geometry(input_size, kernel_size, stride, padding, 1, ceil_mode, 2,
+                                  count_include_pad, "avg_pool", xname="input_size")
+    _check_grad_output(grad_output, fields["result_shape"], "the pooling's output")
+    check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
+    return (prepare(grad_output.reshape(fields["out_shape"]), dtype), fields, xs, input_size,
+            dtype)

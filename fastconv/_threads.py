@@ -84,7 +84,9 @@ def _scipy_blas():
 
         ctl = ThreadpoolController()
         libs = [m for m in ctl.lib_controllers if m.user_api == "blas"]
-        scipy_libs = [m for m in libs if "scipy" in (m.filepath or "")]
+        # scipy's own copy (scipy.libs/ in wheels); numpy's lives in numpy.libs/
+        scipy_libs = [m for m in libs if f"scipy.libs{os.sep}" in (m.filepath or "")
+                      or f"{os.sep}scipy{os.sep}" in (m.filepath or "")]
         _blas_state["controller"] = scipy_libs or libs
     return _blas_state["controller"]
 
