@@ -13,8 +13,10 @@ contract of every backend, spelled out once here:
 ``max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads)``
     ``idx`` is an int64 array shaped like ``out``, or None. Padding is implicit -inf. Each
     window keeps the first maximum; a NaN wins over any number, and the last NaN wins over
-    earlier ones (as PyTorch's CPU kernel does); a window with only -inf keeps its first
-    position inside the input. Indices are flat positions ``h * W + w`` within the plane.
+    earlier ones (as PyTorch's CPU kernel does). A window with only -inf keeps its first
+    position inside the input; a window that sees no input at all (possible with dilation
+    on a small input) gives -inf at its first tap row and column at or after the input's
+    start, as PyTorch does. Indices are flat positions ``h * W + w`` within the plane.
 
 ``avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads)``
     Windows are clipped to the padded input ``[-pad, size + pad)``; the divisor counts that
@@ -67,7 +69,8 @@ def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
 
 
 def _window_positions(H, W, kernel, stride, pad, dilation, out_hw):
-    """Flat input position and validity of each window element: two (Ho, Wo, kh*kw) arrays."""
+    """Flat input position and validity of each window element, two (Ho, Wo, kh*kw) arrays,
+    and the fallback position of each window (first tap row and column that are >= 0)."""
     ih = (np.arange(out_hw[0]) * stride[0] - pad[0])[:, None] + np.arange(kernel[0]) * dilation[0]
     iw = (np.arange(out_hw[1]) * stride[1] - pad[1])[:, None] + np.arange(kernel[1]) * dilation[1]
     vh = (ih >= 0) & (ih < H)
@@ -75,7 +78,10 @@ def _window_positions(H, W, kernel, stride, pad, dilation, out_hw):
     pos = ih[:, None, :, None] * W + iw[None, :, None, :]
     valid = vh[:, None, :, None] & vw[None, :, None, :]
     kk = kernel[0] * kernel[1]
-    return pos.reshape(out_hw + (kk,)), valid.reshape(out_hw + (kk,))
+    h0 = np.take_along_axis(ih, np.argmax(ih >= 0, axis=1)[:, None], axis=1)[:, 0]
+    w0 = np.take_along_axis(iw, np.argmax(iw >= 0, axis=1)[:, None], axis=1)[:, 0]
+    first = h0[:, None] * W + w0[None, :]
+    return pos.reshape(out_hw + (kk,)), valid.reshape(out_hw + (kk,)), first
 
 
 def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
@@ -88,7 +94,7 @@ def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
     out[...] = win.max(axis=-1)  # NaN propagates through np.max
     if idx is None:
         return out
-    pos, valid = _window_positions(H, W, kernel, stride, pad, dilation, (Ho, Wo))
+    pos, valid, first = _window_positions(H, W, kernel, stride, pad, dilation, (Ho, Wo))
     isnan = np.isnan(win)
     kk = win.shape[-1]
     last_nan = kk - 1 - np.argmax(isnan[..., ::-1], axis=-1)
@@ -97,7 +103,9 @@ def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
     first_max = np.argmax(is_max, axis=-1)
     local = np.where(isnan.any(axis=-1), last_nan, first_max)
     pos_b = np.broadcast_to(pos, (N, C) + pos.shape)
-    idx[...] = np.take_along_axis(pos_b, local[..., None], axis=-1)[..., 0]
+    found = np.take_along_axis(pos_b, local[..., None], axis=-1)[..., 0]
+    # a window that sees no input keeps its fallback position
+    idx[...] = np.where(valid.any(axis=-1), found, first)
     return out
 
 
@@ -132,3 +140,106 @@ def locally_connected2d(x, w, b, out, stride, pad, nthreads=None):
     win = _windows(xp, (kh, kw), stride, (1, 1), (Ho, Wo))
     out[...] = np.einsum("nchwij,hwkcij->nkhw", win, w, optimize=True) + b
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# gradients (fastconv.grad). The kernel contract, shared by every backend:
+#
+# ``conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads)``
+#     ``gy`` (N, K, Ho, Wo), ``w`` (K, C // groups, kh, kw), ``gx`` (N, C, H, W): fills ``gx``
+#     with the gradient of conv2d (implicit zero padding ``pad = (top, left)``) wrt its
+#     input, i.e. the transposed convolution of ``gy``.
+# ``conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads)``
+#     ``x`` (N, C, H, W), ``gy`` (N, K, Ho, Wo), ``gw`` (K, C // groups, kh, kw): fills ``gw``
+#     with the gradient of conv2d wrt its weight.
+# ``max_pool2d_backward(gy, idx, gx, nthreads)``
+#     ``idx`` int64 shaped like ``gy`` (N, C, Ho, Wo): flat positions in the (H, W) planes of
+#     ``gx``, all in range. Fills ``gx`` with zeros plus ``gy`` added at ``idx`` (repeated
+#     positions accumulate).
+# ``avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads)``
+#     The adjoint of avg_pool2d: each ``gy / divisor`` is spread over its window's positions
+#     inside the input. Fills ``gx``.
+# --------------------------------------------------------------------------------------------
+__all__ += ["conv2d_input", "conv2d_weight", "max_pool2d_backward", "avg_pool2d_backward"]
+
+
+def _frame(shape, kernel, stride, dilation, pad, out_hw, dtype):
+    """Zeros (N, C, Hp, Wp) framing the input at (pad) so that every window fits inside."""
+    N, C, H, W = shape
+    Hp = max(H + pad[0], (out_hw[0] - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1)
+    Wp = max(W + pad[1], (out_hw[1] - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1)
+    return np.zeros((N, C, Hp, Wp), dtype)
+
+
+def _scatter_windows(frame, cols, stride, dilation):
+    """Add ``cols`` (N, C, kh, kw, Ho, Wo) into the windows of ``frame`` (col2im).
+
+    The loop runs over the kh*kw kernel offsets only; each step adds a whole strided slice.
+    """
+    _, _, kh, kw, Ho, Wo = cols.shape
+    for i in range(kh):
+        h0 = i * dilation[0]
+        for j in range(kw):
+            w0 = j * dilation[1]
+            frame[:, :, h0 : h0 + (Ho - 1) * stride[0] + 1 : stride[0],
+                  w0 : w0 + (Wo - 1) * stride[1] + 1 : stride[1]] += cols[:, :, i, j]
+    return frame
+
+
+def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads=None):
+    """Gradient of conv2d wrt its input (the contract above): einsum, then col2im."""
+    N, K, Ho, Wo = gy.shape
+    _, Cg, kh, kw = w.shape
+    H, W = gx.shape[2:]
+    G, Kg = groups, K // groups
+    cols = np.einsum("ngkhw,gkcij->ngcijhw", gy.reshape(N, G, Kg, Ho, Wo),
+                     w.reshape(G, Kg, Cg, kh, kw), optimize=True)
+    cols = cols.reshape(N, G * Cg, kh, kw, Ho, Wo)
+    frame = _frame(gx.shape, (kh, kw), stride, dilation, pad, (Ho, Wo), gx.dtype)
+    _scatter_windows(frame, cols, stride, dilation)
+    gx[...] = frame[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W]
+    return gx
+
+
+def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
+    """Gradient of conv2d wrt its weight (the contract above): windows x grad_output."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = gw.shape
+    Ho, Wo = gy.shape[2:]
+    G, Kg = groups, K // groups
+    span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    xp = _padded(x, pad, span, stride, (Ho, Wo), 0)
+    win = _windows(xp, (kh, kw), stride, dilation, (Ho, Wo)).reshape(N, G, Cg, Ho, Wo, kh, kw)
+    res = np.einsum("ngchwij,ngkhw->gkcij", win, gy.reshape(N, G, Kg, Ho, Wo), optimize=True)
+    gw[...] = res.reshape(K, Cg, kh, kw)
+    return gw
+
+
+def max_pool2d_backward(gy, idx, gx, nthreads=None):
+    """Gradient of max_pool2d: ``gy`` scattered (added) at ``idx`` (the contract above)."""
+    N, C, H, W = gx.shape
+    planes = np.arange(N * C, dtype=np.int64)[:, None] * (H * W)
+    flat = np.zeros(N * C * H * W, gx.dtype)
+    np.add.at(flat, (idx.reshape(N * C, -1) + planes).ravel(), gy.ravel())
+    gx[...] = flat.reshape(gx.shape)
+    return gx
+
+
+def avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads=None):
+    """Gradient of avg_pool2d (the contract above): ``gy / divisor`` spread over each window."""
+    N, C, H, W = gx.shape
+    Ho, Wo = gy.shape[2:]
+    hs = np.arange(Ho) * stride[0] - pad[0]
+    ws = np.arange(Wo) * stride[1] - pad[1]
+    if count_include_pad:  # the window clipped to the padded input [-pad, size + pad)
+        hcount = np.minimum(hs + kernel[0], H + pad[0]) - hs
+        wcount = np.minimum(ws + kernel[1], W + pad[1]) - ws
+    else:  # only its part inside the input
+        hcount = np.minimum(hs + kernel[0], H) - np.maximum(hs, 0)
+        wcount = np.minimum(ws + kernel[1], W) - np.maximum(ws, 0)
+    q = gy / (hcount[:, None] * wcount[None, :]).astype(gx.dtype)
+    cols = np.broadcast_to(q[:, :, None, None], (N, C) + tuple(kernel) + (Ho, Wo))
+    frame = _frame(gx.shape, kernel, stride, (1, 1), pad, (Ho, Wo), gx.dtype)
+    _scatter_windows(frame, cols, stride, (1, 1))
+    gx[...] = frame[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W]
+    return gx
