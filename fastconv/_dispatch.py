@@ -38,12 +38,16 @@ _AUTO_ORDER = ("cython", "numba", "numpy")
 # The modules behind each backend, per op family.
 _MODULES = {
     "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference",
-              "local": "fastconv.reference"},
-    "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool"},
-    "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba"},
+              "local": "fastconv.reference", "grad": "fastconv.reference"},
+    "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
+               "grad": "fastconv._cy_grad"},
+    "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
+              "grad": "fastconv._numba.grad"},
 }
 _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
-           "locally_connected2d": "local"}
+           "locally_connected2d": "local",
+           "conv2d_input": "grad", "conv2d_weight": "grad", "max_pool2d_backward": "grad",
+           "avg_pool2d_backward": "grad"}
 
 _lock = threading.Lock()
 _loaded: dict = {}  # backend -> {family: module}

@@ -1,0 +1,339 @@
+"""Gradients of the convolutions and pools, as ``torch.nn.grad`` and autograd compute them.
+
+Built like :mod:`fastconv.functional`: spec (validate once) -> dispatch -> kernel. Every
+function takes the keyword-only ``backend=`` (``"auto"``, ``"numpy"``, ``"cython"``,
+``"numba"``; None: :func:`fastconv.get_backend`), accepts unbatched arrays where the forward
+function does, and returns ``numpy.result_type(inputs..., numpy.float32)`` (the shape-only
+arguments and the max-pool indices take no part in it).
+
+The convolution gradients take the forward call's ``stride``, ``padding`` (int, tuple,
+``"same"`` or ``"valid"``), ``dilation``, ``groups`` and ``padding_mode``. With a non-zero
+padding mode the gradient wrt the padded input is computed, then folded back onto the input
+positions the padding copied (the adjoint of reflect/replicate/circular padding).
+
+Examples
+--------
+>>> import numpy as np, fastconv
+>>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+>>> w = np.ones((1, 1, 2, 2))
+>>> g = np.ones((1, 1, 2, 2))  # d(sum(conv2d(x, w))) / d(...)
+>>> fastconv.grad.conv2d_input(x.shape, w, g)[0, 0]
+array([[1., 2., 1.],
+       [2., 4., 2.],
+       [1., 2., 1.]])
+>>> fastconv.grad.conv2d_weight(x, w.shape, g)[0, 0]
+array([[ 8., 12.],
+       [20., 24.]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dispatch
+from . import _spec as S
+
+__all__ = [
+    "conv1d_input",
+    "conv1d_weight",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv1d_bias",
+    "conv2d_bias",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool2d",
+]
+
+_CONV_ARGS = """
+    stride, padding, dilation, groups
+        The forward call's: see :func:`fastconv.{fwd}`. ``padding`` may be an int, a tuple,
+        ``"valid"`` or ``"same"``.
+    padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}, default 'zeros'
+        The forward call's; the padding's gradient is folded back onto the input.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, naming the argument; in particular when ``grad_output`` is not
+        shaped like the forward output.
+"""
+
+
+def _input_grad(input_size, weight, grad_output, stride, padding, dilation, groups,
+                padding_mode, backend, nd):
+    name = _dispatch.resolve(backend, "conv2d_input")
+    spec = S.conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilation,
+                                  groups, padding_mode, nd)
+    gx = np.empty(spec.grad_shape, spec.dtype)
+    _dispatch.run("conv2d_input", name, spec.grad_output, spec.weight, gx, spec.geo.stride,
+                  spec.pad, spec.geo.dilation, spec.geo.groups)
+    return S.fold_padding(gx, spec.geo).reshape(spec.result_shape)
+
+
+def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups, padding_mode,
+                 backend, nd):
+    name = _dispatch.resolve(backend, "conv2d_weight")
+    spec = S.conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation,
+                                   groups, padding_mode, nd)
+    gw = np.empty(spec.grad_shape, spec.dtype)
+    _dispatch.run("conv2d_weight", name, spec.x, spec.grad_output, gw, spec.geo.stride,
+                  spec.pad, spec.geo.dilation, spec.geo.groups)
+    return gw.reshape(spec.result_shape)
+
+
+def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, padding_mode="zeros", backend=None):
+    """Gradient of :func:`fastconv.conv1d` wrt its input, as ``torch.nn.grad.conv1d_input``.
+
+    Parameters
+    ----------
+    input_size : tuple of ints
+        The input's shape, (N, C, L) or (C, L).
+    weight : array_like
+        (out_channels, C // groups, kernel).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it: (N, out_channels, L_out) (no N if unbatched).
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(weight, grad_output, float32)``.
+    """
+    return _input_grad(input_size, weight, grad_output, stride, padding, dilation, groups,
+                       padding_mode, backend, 1)
+
+
+def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, padding_mode="zeros", backend=None):
+    """Gradient of :func:`fastconv.conv2d` wrt its input, as ``torch.nn.grad.conv2d_input``.
+
+    The transposed convolution of ``grad_output``; ``input_size`` settles the size that a
+    stride > 1 leaves ambiguous.
+
+    Parameters
+    ----------
+    input_size : tuple of ints
+        The input's shape, (N, C, H, W) or (C, H, W).
+    weight : array_like
+        (out_channels, C // groups, kH, kW).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it: (N, out_channels, H_out, W_out) (no N if
+        unbatched).
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(weight, grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> w = np.array([[[[1., 2.]]]], dtype=np.float32)
+    >>> fastconv.grad.conv2d_input((1, 1, 1, 3), w, np.ones((1, 1, 1, 2), np.float32))
+    array([[[[1., 3., 2.]]]], dtype=float32)
+    """
+    return _input_grad(input_size, weight, grad_output, stride, padding, dilation, groups,
+                       padding_mode, backend, 2)
+
+
+def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  *, padding_mode="zeros", backend=None):
+    """Gradient of :func:`fastconv.conv1d` wrt its weight, as ``torch.nn.grad.conv1d_weight``.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input, (N, C, L) or (C, L).
+    weight_size : tuple of ints
+        The weight's shape, (out_channels, C // groups, kernel).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``weight_size``, dtype ``result_type(input, grad_output, float32)``.
+    """
+    return _weight_grad(input, weight_size, grad_output, stride, padding, dilation, groups,
+                        padding_mode, backend, 1)
+
+
+def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  *, padding_mode="zeros", backend=None):
+    """Gradient of :func:`fastconv.conv2d` wrt its weight, as ``torch.nn.grad.conv2d_weight``.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input, (N, C, H, W) or (C, H, W).
+    weight_size : tuple of ints
+        The weight's shape, (out_channels, C // groups, kH, kW).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``weight_size``, dtype ``result_type(input, grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[[1., 2., 3.]]]])
+    >>> fastconv.grad.conv2d_weight(x, (1, 1, 1, 2), np.ones((1, 1, 1, 2)))
+    array([[[[3., 5.]]]])
+    """
+    return _weight_grad(input, weight_size, grad_output, stride, padding, dilation, groups,
+                        padding_mode, backend, 2)
+
+
+for _f, _fwd in ((conv1d_input, "conv1d"), (conv2d_input, "conv2d"),
+                 (conv1d_weight, "conv1d"), (conv2d_weight, "conv2d")):
+    _f.__doc__ = _f.__doc__.format(args=_CONV_ARGS.format(fwd=_fwd))
+
+
+def _bias_grad(grad_output, nd):
+    g = S.as_real_array(grad_output, "grad_output")
+    if g.ndim not in (nd + 1, nd + 2):
+        names = "(N, K, L) or (K, L)" if nd == 1 else "(N, K, H, W) or (K, H, W)"
+        raise ValueError(f"grad_output must have shape {names}, got shape {g.shape}")
+    axes = (0,) + tuple(range(2, g.ndim)) if g.ndim == nd + 2 else tuple(range(1, g.ndim))
+    dtype = S.result_dtype(g)
+    return g.astype(dtype, copy=False).sum(axis=axes, dtype=dtype)
+
+
+def conv1d_bias(grad_output):
+    """Gradient of :func:`fastconv.conv1d` wrt its bias: ``grad_output`` summed over all
+    axes but the channel axis ((N, K, L) or unbatched (K, L)); dtype
+    ``result_type(grad_output, float32)``."""
+    return _bias_grad(grad_output, 1)
+
+
+def conv2d_bias(grad_output):
+    """Gradient of :func:`fastconv.conv2d` wrt its bias: ``grad_output`` summed over all
+    axes but the channel axis ((N, K, H, W) or unbatched (K, H, W)).
+
+    Returns
+    -------
+    ndarray
+        Shape (K,), dtype ``result_type(grad_output, float32)`` (NumPy's pairwise sum).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.conv2d_bias(np.ones((2, 3, 4, 4), np.float32))
+    array([32., 32., 32.], dtype=float32)
+    """
+    return _bias_grad(grad_output, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# pooling
+# --------------------------------------------------------------------------------------------
+def _max_pool_grad(grad_output, indices, input_size, backend, nd):
+    name = _dispatch.resolve(backend, "max_pool2d_backward")
+    gy, idx, grad_shape, result_shape, dtype = S.max_pool_grad_spec(grad_output, indices,
+                                                                    input_size, nd)
+    gx = np.empty(grad_shape, dtype)
+    _dispatch.run("max_pool2d_backward", name, gy, idx, gx)
+    return gx.reshape(result_shape)
+
+
+def max_pool1d(grad_output, indices, input_size, *, backend=None):
+    """Gradient of :func:`fastconv.max_pool1d` wrt its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, (N, C, L_out) or (C, L_out).
+    indices : array_like of ints
+        The forward call's ``return_indices`` result, shaped like ``grad_output``: positions
+        in [0, L).
+    input_size : tuple of ints
+        The input's shape, (N, C, L) or (C, L).
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Zeros of shape ``input_size`` with ``grad_output`` added at ``indices`` (overlapping
+        windows accumulate); dtype ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.max_pool1d(np.array([[1., 2.]]), np.array([[1, 1]]), (1, 4))
+    array([[0., 3., 0., 0.]])
+    """
+    return _max_pool_grad(grad_output, indices, input_size, backend, 1)
+
+
+def max_pool2d(grad_output, indices, input_size, *, backend=None):
+    """Gradient of :func:`fastconv.max_pool2d` wrt its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, (N, C, H_out, W_out) or (C, H_out, W_out).
+    indices : array_like of ints
+        The forward call's ``return_indices`` result, shaped like ``grad_output``: flat
+        positions ``h * W + w`` in [0, H * W).
+    input_size : tuple of ints
+        The input's shape, (N, C, H, W) or (C, H, W).
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Zeros of shape ``input_size`` with ``grad_output`` added at ``indices`` (overlapping
+        windows accumulate); dtype ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[1., 4.], [3., 2.]]], dtype=np.float32)
+    >>> y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    >>> fastconv.grad.max_pool2d(np.ones_like(y), idx, x.shape)
+    array([[[0., 1.],
+            [0., 0.]]], dtype=float32)
+    """
+    return _max_pool_grad(grad_output, indices, input_size, backend, 2)
+
+
+def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, *, backend=None):
+    """Gradient of :func:`fastconv.avg_pool2d` wrt its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, shaped like it.
+    input_size : tuple of ints
+        The input's shape, (N, C, H, W) or (C, H, W).
+    kernel_size, stride, padding, ceil_mode, count_include_pad
+        The forward call's: see :func:`fastconv.avg_pool2d`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(grad_output, float32)``: each output's
+        gradient divided by its window's divisor and spread over the window.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.avg_pool2d(np.ones((1, 1, 1)), (1, 2, 2), 2)
+    array([[[0.25, 0.25],
+            [0.25, 0.25]]])
+    """
+    name = _dispatch.resolve(backend, "avg_pool2d_backward")
+    gy, f, grad_shape, result_shape, dtype = S.avg_pool_grad_spec(
+        grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    gx = np.empty(grad_shape, dtype)
+    _dispatch.run("avg_pool2d_backward", name, gy, gx, f["kernel"], f["stride"], f["pad"],
+                  f["count_include_pad"])
+    return gx.reshape(result_shape)
