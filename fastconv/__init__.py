@@ -38,6 +38,7 @@ __all__ = [
     "correlate2d",
     "get_backend",
     "get_num_threads",
+    "grad",
     "info",
     "locally_connected2d",
     "max_pool1d",
