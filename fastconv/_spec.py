@@ -78,7 +78,8 @@ def as_real_array(a, name: str) -> np.ndarray:
 def result_dtype(*arrays) -> np.dtype:
     """The dtype of every result: ``numpy.result_type(*arrays, numpy.float32)``.
 
-    Integers and bool give float64, float16 gives float32, float32 stays float32. Only
+    float32 stays float32 and float16 gives float32; int32/int64 (and uint32/uint64) give
+    float64, while bool and the 8- and 16-bit integers give float32 (they fit in it). Only
     float32 and float64 are computed natively; wider floats raise TypeError.
     """
     dt = np.result_type(*arrays, np.float32)

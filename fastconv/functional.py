@@ -6,7 +6,8 @@ NumPy/SciPy-style ones give the results of ``numpy.convolve``/``numpy.correlate`
 ``backend=``: ``"auto"`` (default), ``"numpy"``, ``"cython"`` or ``"numba"``.
 
 The result dtype is always ``numpy.result_type(inputs..., numpy.float32)``: float32 stays
-float32, float64 stays float64, integers and bool give float64, float16 gives float32.
+float32, float64 stays float64, float16 gives float32; 32- and 64-bit integers give float64,
+while bool and 8- and 16-bit integers give float32.
 """
 
 from __future__ import annotations
