@@ -107,8 +107,14 @@ def _as_int(v, name: str) -> int:
         raise TypeError(f"{name} must be an int or a tuple of ints, got {v!r}") from None
 
 
+# Stride, padding, dilation and kernel sizes must stay below this: far beyond any real layer,
+# and small enough that no index arithmetic in a kernel can overflow int64.
+ARG_LIMIT = 2**31
+
+
 def int_tuple(v, n: int, name: str, minimum: int) -> tuple:
-    """Normalize an int or a length-``n`` sequence of ints, each ``>= minimum``."""
+    """Normalize an int or a length-``n`` sequence of ints, each ``>= minimum`` and below
+    :data:`ARG_LIMIT`."""
     if isinstance(v, (tuple, list)):
         if len(v) != n:
             raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {v!r}")
@@ -120,6 +126,8 @@ def int_tuple(v, n: int, name: str, minimum: int) -> tuple:
     for e in vals:
         if e < minimum:
             raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+        if e >= ARG_LIMIT:
+            raise ValueError(f"{name} must be < 2**31, got {v!r}")
     return vals
 
 
@@ -145,6 +153,15 @@ def pool_out_size(size, kernel, stride, pad, dilation, ceil_mode) -> int:
     else:
         out = num // stride + 1
     return out
+
+
+def frame_shape(x_shape, out_shape, pad, stride, span) -> tuple:
+    """(N, C, Hp, Wp): the zero/-inf frame that holds the input, its top/left padding and every
+    window of the output (what the reference kernels, and Numba's stride-1 conv, allocate)."""
+    N, C, H, W = x_shape
+    Ho, Wo = out_shape[2:]
+    return (N, C, max(H + pad[0], (Ho - 1) * stride[0] + span[0]),
+            max(W + pad[1], (Wo - 1) * stride[1] + span[1]))
 
 
 def check_alloc(shape, itemsize: int, what: str) -> None:
@@ -366,6 +383,10 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
     # the prepared copies must be possible too (a broadcast view can be huge but free)
     check_alloc(geo.x_shape, dtype.itemsize, "the prepared input x")
     check_alloc(weight.shape, dtype.itemsize, "the prepared weight")
+    span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.w_shape[2:]))
+    top_left = (0, 0) if explicit_padding(geo) else (geo.pairs[0][0], geo.pairs[1][0])
+    check_alloc(frame_shape(geo.x_shape, geo.out_shape, top_left, geo.stride, span),
+                dtype.itemsize, "the padded input frame (from padding and dilation)")
     xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
     b = np.zeros(K, dtype) if bias is None else prepare(bias, dtype)
 
@@ -482,6 +503,9 @@ def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
     check_alloc(fields["out_shape"], 8,
                 "the output (from x, kernel_size, stride, padding)")  # int64 indices
     check_alloc(x_shape, dtype.itemsize, "the prepared input x")
+    span = tuple(d * (k - 1) + 1 for d, k in zip(fields["dilation"], fields["kernel"]))
+    check_alloc(frame_shape(x_shape, fields["out_shape"], fields["pad"], fields["stride"], span),
+                dtype.itemsize, "the padded input frame (from kernel_size, padding, dilation)")
     return PoolSpec(x=prepare(x.reshape(x_shape), dtype), dtype=dtype, **fields)
 
 
