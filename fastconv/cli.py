@@ -1,4 +1,4 @@
-"""The ``fastconv`` command: ``fastconv info`` and ``fastconv bench``."""
+"""The ``fastconv`` command: ``fastconv info``, ``fastconv study`` and ``fastconv bench``."""
 
 from __future__ import annotations
 
@@ -47,11 +47,79 @@ def bench(args) -> int:
     return 0
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def study(args) -> int:
+    import importlib.util
+
+    missing = [m for m in ("sklearn", "matplotlib", "tqdm") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"fastconv study needs the 'study' extra (pip install 'fastconv[study]'); "
+              f"missing: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    from .study import StudyConfig, run
+    if args.backend is not None:
+        from . import backends
+
+        if args.backend != "auto" and args.backend not in backends():
+            print(f"fastconv study: backend {args.backend!r} is not available; "
+                  f"available: {backends()}", file=sys.stderr)
+            return 2
+    if args.mnist is not None and not os.path.isdir(args.mnist):
+        print(f"fastconv study: --mnist {args.mnist!r} is not a folder", file=sys.stderr)
+        return 2
+    from . import get_num_threads, set_num_threads
+
+    cfg = StudyConfig(out=args.out, seed=args.seed, quick=args.quick, epochs=args.epochs,
+                      batch_size=args.batch_size, backend=args.backend, mnist=args.mnist,
+                      limit=args.limit, progress=not args.no_progress)
+    before = get_num_threads()
+    set_num_threads(args.threads)
+    try:
+        run(cfg)
+    finally:
+        set_num_threads(before)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print version, backends, threads, BLAS and build flags")
+    s = sub.add_parser(
+        "study", help="train a dense net and two CNNs on digits; report what convolution buys",
+        description="Train a dense net, a CNN without pooling and a LeNet-style CNN on "
+        "scikit-learn's digits (or MNIST) and report parameters and cost, sparse connection "
+        "and weight sharing, equivariance, invariance to shifts, and overfitting, as tables, "
+        "results.json and PNG plots.")
+    s.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    s.add_argument("--out", default="fastconv-study", help="output folder (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="data split, initialization and batches "
+                   "(default: %(default)s)")
+    s.add_argument("--backend", default=None, help="fastconv backend for the conv and pooling "
+                   "layers (default: the current default, 'auto')")
+    s.add_argument("--mnist", metavar="DIR", default=None,
+                   help="use the four standard MNIST IDX files in DIR (gzipped or not) instead "
+                   "of scikit-learn's digits")
+    s.add_argument("--epochs", type=_positive_int, default=None,
+                   help="epochs of the full training set (default: 20, 4 with --quick); "
+                   "smaller training sets get the same number of steps")
+    s.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
+    s.add_argument("--threads", type=_positive_int, default=1,
+                   help="threads for fastconv's kernels (default: %(default)s; batches of 32 "
+                   "small images are too small to share, and on a busy machine a parallel "
+                   "region waits for its slowest thread; the results do not depend on it)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--limit", type=_positive_int, default=None, help=argparse.SUPPRESS)
     b = sub.add_parser("bench", help="run the benchmark suite and write the report and plots")
     b.add_argument("--quick", action="store_true", help="run the small subset only")
     b.add_argument("--out", default="fastconv-bench", help="output folder (default: %(default)s)")
@@ -65,6 +133,8 @@ def main(argv=None) -> int:
 
         info()
         return 0
+    if args.command == "study":
+        return study(args)
     if args.command == "bench":
         return bench(args)
     return 2  # pragma: no cover - argparse rejects unknown commands

@@ -1,0 +1,575 @@
+"""Just enough of a neural-network library to train small CNNs on fastconv's kernels.
+
+Layers hold their parameters, compute ``forward`` and, from the gradient of the loss with
+respect to their output, ``backward``: it returns the gradient with respect to their input
+and adds the gradients of their parameters to ``Parameter.grad``. There is no autograd
+engine: :class:`Sequential` runs the layers forward, then backward in reverse order. A layer
+keeps what its backward needs from the last forward, so forward and backward alternate.
+
+Conv and pooling layers run on :func:`fastconv.conv2d`, :func:`fastconv.max_pool2d`,
+:func:`fastconv.avg_pool2d` and their gradients in :mod:`fastconv.grad`, with the layer's
+``backend=``. Parameters are float32 unless a layer is built with ``dtype=``; the data type
+of the computation follows :mod:`fastconv`'s rule (float32 in, float32 out).
+
+Initialization is deterministic: every layer with parameters takes ``rng``, a seed or a
+``numpy.random.Generator``, and draws as ``torch.nn.Conv2d``/``torch.nn.Linear`` do by
+default: weights and biases uniform in ``±1/sqrt(fan_in)`` (Kaiming-uniform with
+``a=sqrt(5)``).
+
+This module uses only fastconv's public API.
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastconv import nn
+>>> rng = np.random.default_rng(0)
+>>> model = nn.Sequential(
+...     nn.Conv2d(1, 4, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
+...     nn.Flatten(), nn.Linear(4 * 4 * 4, 10, rng=rng))
+>>> x = rng.random((2, 1, 8, 8), dtype=np.float32)
+>>> y = np.array([3, 7])
+>>> loss_fn = nn.CrossEntropyLoss()
+>>> opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+>>> logits = model(x)
+>>> logits.shape, logits.dtype
+((2, 10), dtype('float32'))
+>>> loss = loss_fn(logits, y)
+>>> opt.zero_grad()
+>>> _ = model.backward(loss_fn.backward())
+>>> opt.step()
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import grad as _grad
+from .functional import avg_pool2d, conv2d, max_pool2d
+
+__all__ = [
+    "Parameter",
+    "Module",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Linear",
+    "ReLU",
+    "Flatten",
+    "Sequential",
+    "CrossEntropyLoss",
+    "SGD",
+    "Adam",
+    "kaiming_uniform",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# parameters and initialization
+# --------------------------------------------------------------------------------------------
+class Parameter:
+    """A trainable array and the gradient accumulated for it.
+
+    Attributes
+    ----------
+    data : ndarray
+        The value; optimizers update it in place.
+    grad : ndarray
+        Same shape and dtype; ``backward`` adds to it, ``zero_grad`` clears it.
+    name : str
+    """
+
+    __slots__ = ("data", "grad", "name")
+
+    def __init__(self, data, name=""):
+        self.data = np.ascontiguousarray(data)
+        self.grad = np.zeros_like(self.data)
+        self.name = name
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def __repr__(self):
+        return f"Parameter({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")  # torch.nn.Conv2d's
+
+
+def _rng(rng):
+    """A Generator from a seed, a Generator, or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def _dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"dtype must be a floating dtype, got {dt}")
+    return dt
+
+
+def kaiming_uniform(shape, fan_in, rng=None, *, a=math.sqrt(5), dtype=np.float32):
+    """Uniform draws in ``±gain * sqrt(3 / fan_in)``, ``gain = sqrt(2 / (1 + a**2))``.
+
+    With the default ``a = sqrt(5)`` the bound is ``1 / sqrt(fan_in)``, as the default
+    initialization of ``torch.nn.Conv2d`` and ``torch.nn.Linear``; ``a=0`` gives He-uniform.
+
+    Examples
+    --------
+    >>> w = kaiming_uniform((3, 4), fan_in=4, rng=0)
+    >>> w.dtype, bool(abs(w).max() <= 0.5)
+    (dtype('float32'), True)
+    """
+    if fan_in < 1:
+        raise ValueError(f"fan_in must be >= 1, got {fan_in}")
+    gain = math.sqrt(2.0 / (1.0 + a * a))
+    bound = gain * math.sqrt(3.0 / fan_in)
+    return _rng(rng).uniform(-bound, bound, size=shape).astype(_dtype(dtype))
+
+
+def _pos_int(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+    return int(v)
+
+
+def _pair(v, name):
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        v = (v, v)
+    v = tuple(v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return tuple(_pos_int(e, name) for e in v)
+
+
+# --------------------------------------------------------------------------------------------
+# modules
+# --------------------------------------------------------------------------------------------
+class Module:
+    """The layer protocol: ``forward(x)``, ``backward(grad_out) -> grad_in``, ``parameters()``.
+
+    Calling a module calls ``forward``. ``backward`` needs the inputs of the latest
+    ``forward``; calling it without one raises a RuntimeError.
+    """
+
+    def forward(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad_out):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def parameters(self) -> list:
+        """The layer's :class:`Parameter` objects, in a fixed order."""
+        return [v for v in vars(self).values() if isinstance(v, Parameter)]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    def _saved(self, name):
+        value = getattr(self, name, None)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return value
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class Conv2d(Module):
+    """2-D convolution layer, as ``torch.nn.Conv2d`` (cross-correlation, NCHW).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, dilation : int or pair of ints
+    padding : int, pair of ints, 'valid' or 'same'
+    groups : int, default 1
+    bias : bool, default True
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+    rng : int or numpy.random.Generator, optional
+        Seed or generator for the initial weights (see :func:`kaiming_uniform`).
+    dtype : dtype, default float32
+    backend : str, optional
+        For :func:`fastconv.conv2d` and the :mod:`fastconv.grad` functions.
+
+    Attributes
+    ----------
+    weight : Parameter
+        (out_channels, in_channels // groups, kh, kw).
+    bias : Parameter or None
+        (out_channels,).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", *, rng=None,
+                 dtype=np.float32, backend=None):
+        self.in_channels = _pos_int(in_channels, "in_channels")
+        self.out_channels = _pos_int(out_channels, "out_channels")
+        self.groups = _pos_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.backend = backend
+        dtype = _dtype(dtype)
+        rng = _rng(rng)
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        fan_in = int(np.prod(shape[1:]))
+        self.weight = Parameter(kaiming_uniform(shape, fan_in, rng, dtype=dtype), "weight")
+        self.bias = None
+        if bias:
+            bound = 1.0 / math.sqrt(fan_in)
+            self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype),
+                                  "bias")
+        self._x = None  # stride, padding and dilation are checked by conv2d at the first call
+
+    def _geometry_args(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups, padding_mode=self.padding_mode, backend=self.backend)
+
+    def forward(self, x):
+        self._x = x
+        return conv2d(x, self.weight.data, None if self.bias is None else self.bias.data,
+                      **self._geometry_args())
+
+    def backward(self, grad_out):
+        x = self._saved("_x")
+        args = self._geometry_args()
+        self.weight.grad += _grad.conv2d_weight(x, self.weight.shape, grad_out, **args)
+        if self.bias is not None:
+            self.bias.grad += _grad.conv2d_bias(grad_out)
+        return _grad.conv2d_input(x.shape, self.weight.data, grad_out, **args)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, padding={self.padding!r}")
+        if self.dilation != 1:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return s
+
+
+class MaxPool2d(Module):
+    """2-D max pooling, as ``torch.nn.MaxPool2d``; backward routes each gradient to the
+    position of its maximum (ties: the first)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                 backend=None):
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.ceil_mode = ceil_mode
+        self.backend = backend
+        self._shape = self._indices = None
+
+    def forward(self, x):
+        y, self._indices = max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                      self.dilation, self.ceil_mode, return_indices=True,
+                                      backend=self.backend)
+        self._shape = np.shape(x)
+        return y
+
+    def backward(self, grad_out):
+        return _grad.max_pool2d(grad_out, self._saved("_indices"), self._saved("_shape"),
+                                backend=self.backend)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """2-D average pooling, as ``torch.nn.AvgPool2d``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, *, backend=None):
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.backend = backend
+        self._shape = None
+
+    def forward(self, x):
+        self._shape = np.shape(x)
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad, backend=self.backend)
+
+    def backward(self, grad_out):
+        return _grad.avg_pool2d(grad_out, self._saved("_shape"), self.kernel_size,
+                                self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad, backend=self.backend)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias`` over (N, in_features) inputs, as ``torch.nn.Linear``.
+
+    A matrix product, so it takes no ``backend=`` (NumPy calls BLAS).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
+        self.in_features = _pos_int(in_features, "in_features")
+        self.out_features = _pos_int(out_features, "out_features")
+        dtype = _dtype(dtype)
+        rng = _rng(rng)
+        self.weight = Parameter(
+            kaiming_uniform((self.out_features, self.in_features), self.in_features, rng,
+                            dtype=dtype), "weight")
+        self.bias = None
+        if bias:
+            bound = 1.0 / math.sqrt(self.in_features)
+            self.bias = Parameter(rng.uniform(-bound, bound, self.out_features).astype(dtype),
+                                  "bias")
+        self._x = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Linear({self.in_features}, {self.out_features}) needs input of shape "
+                f"(N, {self.in_features}), got {x.shape}"
+            )
+        self._x = x
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, grad_out):
+        x = self._saved("_x")
+        self.weight.grad += grad_out.T @ x
+        if self.bias is not None:
+            self.bias.grad += grad_out.sum(axis=0)
+        return grad_out @ self.weight.data
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class ReLU(Module):
+    """``max(x, 0)``; the gradient passes where ``x > 0``."""
+
+    def __init__(self):
+        self._mask = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._mask = x > 0
+        return np.where(self._mask, x, x.dtype.type(0))
+
+    def backward(self, grad_out):
+        return np.where(self._saved("_mask"), grad_out, grad_out.dtype.type(0))
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+
+    def __init__(self):
+        self._shape = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out):
+        return grad_out.reshape(self._saved("_shape"))
+
+
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse.
+
+    Indexing, ``len`` and iteration give the layers.
+    """
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"layer {i} is not a fastconv.nn.Module: {layer!r}")
+        self.layers = list(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_out):
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+        return grad_out
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        body = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({body}\n)"
+
+
+# --------------------------------------------------------------------------------------------
+# loss
+# --------------------------------------------------------------------------------------------
+class CrossEntropyLoss:
+    """Softmax cross-entropy, averaged over the batch, as ``torch.nn.CrossEntropyLoss``.
+
+    ``loss(logits, targets)`` returns the mean loss as a Python float; ``backward()`` returns
+    its gradient with respect to the logits, ``(softmax(logits) - onehot(targets)) / N``, in
+    the logits' dtype.
+    """
+
+    def __init__(self):
+        self._probs = self._targets = None
+
+    def __call__(self, logits, targets):
+        return self.forward(logits, targets)
+
+    def forward(self, logits, targets):
+        logits = np.asarray(logits)
+        targets = np.asarray(targets)
+        if logits.ndim != 2:
+            raise ValueError(f"logits must have shape (N, classes), got {logits.shape}")
+        if targets.shape != (logits.shape[0],) or targets.dtype.kind not in "iu":
+            raise ValueError(
+                f"targets must be {logits.shape[0]} integer class labels, got shape "
+                f"{targets.shape} and dtype {targets.dtype}"
+            )
+        if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
+            raise ValueError(f"targets must lie in [0, {logits.shape[1]})")
+        shifted = logits - logits.max(axis=1, keepdims=True)  # exp cannot overflow
+        log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_p = shifted - log_z
+        self._probs = np.exp(log_p)
+        self._targets = targets
+        return float(-log_p[np.arange(len(targets)), targets].mean())
+
+    def backward(self):
+        if self._probs is None:
+            raise RuntimeError("CrossEntropyLoss.backward called before forward")
+        g = self._probs.copy()
+        g[np.arange(len(self._targets)), self._targets] -= 1
+        g /= len(self._targets)
+        return g
+
+
+# --------------------------------------------------------------------------------------------
+# optimizers
+# --------------------------------------------------------------------------------------------
+class _Optimizer:
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("the optimizer got no parameters")
+        for p in self.params:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"expected fastconv.nn.Parameter objects, got {p!r}")
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        self.lr = float(lr)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad[...] = 0
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD``:
+    ``v = momentum * v + g``, ``p -= lr * v`` (``g`` includes ``weight_decay * p``)."""
+
+    def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self._velocity = [None] * len(self.params)
+
+    def step(self):
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            if self.momentum:
+                v = self._velocity[i]
+                if v is None:
+                    v = self._velocity[i] = g.copy()
+                else:
+                    v *= self.momentum
+                    v += g
+                g = v
+            p.data -= (self.lr * g).astype(p.data.dtype, copy=False)
+
+
+class Adam(_Optimizer):
+    """Adam, as ``torch.optim.Adam`` (bias-corrected moments, L2 ``weight_decay``)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must be in [0, 1), got {betas!r}")
+        self.betas = (float(b1), float(b2))
+        self.eps = float(eps)
+        self.weight_decay = float(weight_decay)
+        self.t = 0
+        self._m = [np.zeros_like(p.data) for p in self.params]
+        self._v = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        c1 = 1 - b1 ** self.t
+        c2 = 1 - b2 ** self.t
+        for p, m, v in zip(self.params, self._m, self._v):
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            denom = np.sqrt(v / c2) + self.eps
+            p.data -= ((self.lr / c1) * m / denom).astype(p.data.dtype, copy=False)

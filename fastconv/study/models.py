@@ -1,0 +1,138 @@
+"""The study's three models, their training loop, and what each layer costs.
+
+* ``dense``: flatten -> Linear(100) -> ReLU -> Linear(10): the project's "dense layer to 100
+  hidden units".
+* ``cnn``: Conv(6, 3x3) -> ReLU -> Conv(8, 3x3) -> ReLU -> Linear(10); no pooling.
+* ``lenet``: Conv(6, 3x3, pad 1) -> ReLU -> MaxPool(2) -> Conv(16, 3x3, pad 1) -> ReLU ->
+  MaxPool(2) -> Linear(10).
+
+The CNNs' parameters sit almost all in their last (dense) layer; pooling shrinks what that
+layer sees by 16, which is where LeNet's small size comes from. The report counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import nn
+
+__all__ = ["MODELS", "build", "TrainConfig", "train", "predict", "accuracy", "layer_costs"]
+
+MODELS = ("dense", "cnn", "lenet")
+DESCRIPTIONS = {
+    "dense": "dense net: input -> 100 -> 10",
+    "cnn": "CNN without pooling: conv3x3(6) -> ReLU -> conv3x3(8) -> ReLU -> linear",
+    "lenet": "LeNet-style: conv3x3(6) -> ReLU -> maxpool2 -> conv3x3(16) -> ReLU -> "
+             "maxpool2 -> linear",
+}
+N_CLASSES = 10
+
+
+def build(name, image_shape, seed, backend=None) -> nn.Sequential:
+    """A fresh model ``name`` for (C, H, W) inputs, initialized from ``seed``."""
+    C, H, W = image_shape
+    rng = np.random.default_rng(seed)
+    if name == "dense":
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(C * H * W, 100, rng=rng), nn.ReLU(),
+            nn.Linear(100, N_CLASSES, rng=rng))
+    if name == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(C, 6, 3, rng=rng, backend=backend), nn.ReLU(),
+            nn.Conv2d(6, 8, 3, rng=rng, backend=backend), nn.ReLU(),
+            nn.Flatten(), nn.Linear(8 * (H - 4) * (W - 4), N_CLASSES, rng=rng))
+    if name == "lenet":
+        return nn.Sequential(
+            nn.Conv2d(C, 6, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
+            nn.MaxPool2d(2, backend=backend),
+            nn.Conv2d(6, 16, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
+            nn.MaxPool2d(2, backend=backend),
+            nn.Flatten(), nn.Linear(16 * (H // 4) * (W // 4), N_CLASSES, rng=rng))
+    raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One optimizer, batch size, seed and step budget, shared by every model."""
+
+    steps: int  # optimizer steps per run, whatever the training-set size
+    batch_size: int = 32
+    lr: float = 1e-3  # Adam
+    seed: int = 0
+
+
+def train(model, x, y, cfg: TrainConfig, progress=None) -> list:
+    """Train ``model`` with Adam on (x, y) for ``cfg.steps`` minibatch steps.
+
+    Batches come from seeded reshuffles of the whole set (epoch after epoch), so the same
+    seed gives the same batches. Returns the mean loss of each epoch (a partial last epoch
+    included). ``progress`` is an optional callable given the number of steps done.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = nn.Adam(model.parameters(), lr=cfg.lr)
+    n = len(y)
+    bs = min(cfg.batch_size, n)
+    losses, epoch_losses = [], []
+    order, pos = rng.permutation(n), 0
+    for _ in range(cfg.steps):
+        if pos + bs > n:
+            losses.append(float(np.mean(epoch_losses)))
+            epoch_losses = []
+            order, pos = rng.permutation(n), 0
+        idx = order[pos:pos + bs]
+        pos += bs
+        opt.zero_grad()
+        epoch_losses.append(loss_fn(model.forward(x[idx]), y[idx]))
+        model.backward(loss_fn.backward())
+        opt.step()
+        if progress is not None:
+            progress(1)
+    if epoch_losses:
+        losses.append(float(np.mean(epoch_losses)))
+    return losses
+
+
+def predict(model, x, batch_size=512) -> np.ndarray:
+    """Predicted class of every image, in batches."""
+    out = [np.argmax(model.forward(x[i:i + batch_size]), axis=1)
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def accuracy(model, x, y) -> float:
+    return float(np.mean(predict(model, x) == y)) if len(y) else float("nan")
+
+
+def layer_costs(model, image_shape) -> list:
+    """Per layer, for one example: output shape, parameters, multiply-adds, weight bytes and
+    activation (output) bytes. Shapes come from running one zero image through the model.
+
+    Multiply-adds count every conv window position (padding included) and every dense
+    connection; pooling and ReLU count none (they compare, they do not multiply).
+    """
+    x = np.zeros((1,) + tuple(image_shape), np.float32)
+    rows = []
+    for i, layer in enumerate(model):
+        y = layer.forward(x)
+        params = layer.num_parameters()
+        if isinstance(layer, nn.Conv2d):
+            kh, kw = layer.kernel_size
+            macs = y[0].size * (layer.in_channels // layer.groups) * kh * kw
+        elif isinstance(layer, nn.Linear):
+            macs = layer.in_features * layer.out_features
+        else:
+            macs = 0
+        itemsize = max([p.data.itemsize for p in layer.parameters()] or [y.itemsize])
+        rows.append({
+            "layer": f"{i}:{type(layer).__name__}",
+            "output_shape": list(y.shape[1:]),
+            "params": int(params),
+            "macs": int(macs),
+            "weight_bytes": int(params * itemsize),
+            "activation_bytes": int(y[0].nbytes),
+        })
+        x = y
+    return rows
