@@ -10,7 +10,7 @@ results of their namesakes: :func:`convolve`, :func:`correlate`, :func:`convolve
 from ._dispatch import backends, get_backend, set_backend, use_backend
 from ._info import info
 from ._threads import get_num_threads, set_num_threads
-from . import analysis, grad
+from . import analysis, grad, nn
 from ._version import __version__
 from .functional import (
     avg_pool2d,
@@ -43,6 +43,7 @@ __all__ = [
     "locally_connected2d",
     "max_pool1d",
     "max_pool2d",
+    "nn",
     "set_backend",
     "set_num_threads",
     "use_backend",
