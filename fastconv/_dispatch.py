@@ -40,7 +40,7 @@ _MODULES = {
     "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference",
               "local": "fastconv.reference", "grad": "fastconv.reference"},
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
-               "grad": "fastconv._cy_grad"},
+               "grad": "fastconv._cy_grad", "local": "fastconv._cy_local"},
     "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
               "grad": "fastconv._numba.grad"},
 }
@@ -154,8 +154,8 @@ def use_backend(name: str):
 def resolve(backend, op="conv2d") -> str:
     """The concrete backend a call of ``op`` will run on.
 
-    Every public function has all three backends except ``locally_connected2d`` (an
-    analysis layer: numpy and numba only); asking it for another is a ValueError.
+    Every op has all three backends today; the check keeps a future op that lacks one
+    from failing obscurely (a ValueError names the backends that have it).
     """
     name = get_backend() if backend is None else _check_name(backend)
     fam = _FAMILY[op]

@@ -488,8 +488,8 @@ def locally_connected2d(x, weight, bias=None, stride=1, padding=0, *, backend=No
         (K,) shared across positions, or (K, Ho, Wo), one per output.
     stride, padding : int or pair of ints
         As :func:`conv2d` (zero padding).
-    backend : {'auto', 'numpy', 'numba'}, optional
-        The Cython backend has no kernel for this layer.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
 
     Returns
     -------

@@ -1,0 +1,501 @@
+"""Cython + OpenMP + BLAS conv2d kernel (contract: the module docstring of fastconv.reference).
+
+``conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads)`` fills ``out`` (N, K, Ho, Wo)
+with the grouped cross-correlation of ``x`` (N, C, H, W) and ``w`` (K, C // groups, kh, kw)
+plus ``b`` (K,), with implicit zero padding ``pad = (top, left)``. One source for float32 and
+float64 (``cython.floating``); inputs may be read-only. The kernel trusts its input
+(fastconv._spec validated it).
+
+Choice of algorithm (:func:`algorithm`), with ``R = (C // groups) * kh * kw`` (the length of
+one dot product) and ``Kg = K // groups`` (filters per group):
+
+* ``"gemm"`` when ``R >= 16`` and ``Kg >= 8``: im2col + GEMM. The work items are (image,
+  block of output rows); each builds the (R, rows * Wo) column tile of one group at a time in
+  its thread's workspace (at most ``TILE_BYTES``, plus one output row when a single row is
+  larger) and calls the single-threaded BLAS: ``out[n, group, rows] = W_g @ cols + b``.
+  The whole batch's im2col is never built.
+* ``"pointwise"``: the ``"gemm"`` case for a 1x1, stride-1, unpadded convolution: the input
+  plane already is the column matrix, so GEMM reads it in place (no copy).
+* ``"direct"`` otherwise (few channels, depthwise, grouped with small groups, few filters):
+  a loop nest whose innermost loop runs over output columns (vectorized). Stride 1 (both
+  axes) has its own kernel, :func:`_flat_rows`: a block of output rows is one flat line, and
+  each kernel tap is one long contiguous multiply-add over it (three taps per pass), reading
+  the input in place when no window leaves it, else a zero-framed copy of the block's input
+  rows. Other strides go row by row (:func:`_direct_rows`). Work items are output planes
+  (n, k), cut into blocks of rows when there are fewer than 16 planes (and, for stride 1,
+  into blocks of about 8192 accumulator elements).
+
+Tiles and row blocks depend on the shapes only, never on ``nthreads``, and every output
+element is summed in a fixed order, so results are bitwise the same for any thread count.
+(The two algorithms sum in different orders, so they agree to rounding only.)
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from _blas cimport gemm_rm
+from _common cimport row_blocks, valid_cols
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define FASTCONV_HAVE_OPENMP 1
+    #define FASTCONV_OPENMP_DATE _OPENMP
+    #else
+    #define FASTCONV_HAVE_OPENMP 0
+    #define FASTCONV_OPENMP_DATE 0
+    #endif
+    #ifndef FASTCONV_COMPILE_ARGS
+    #define FASTCONV_COMPILE_ARGS "unknown (not built by fastconv's setup.py)"
+    #endif
+    #ifndef FASTCONV_LINK_ARGS
+    #define FASTCONV_LINK_ARGS "unknown (not built by fastconv's setup.py)"
+    #endif
+    #ifndef FASTCONV_CYTHON_VERSION
+    #define FASTCONV_CYTHON_VERSION "unknown"
+    #endif
+    #ifndef FASTCONV_DEBUG
+    #define FASTCONV_DEBUG -1
+    #endif
+    """
+    const int FASTCONV_HAVE_OPENMP
+    const long FASTCONV_OPENMP_DATE
+    const char* FASTCONV_COMPILE_ARGS
+    const char* FASTCONV_LINK_ARGS
+    const char* FASTCONV_CYTHON_VERSION
+    const int FASTCONV_DEBUG
+
+# Bytes of one im2col tile (per thread). About L2-sized: the tile is written once and read by
+# GEMM's packing right after.
+TILE_BYTES = 1 << 20
+cdef Py_ssize_t _TILE_BYTES = TILE_BYTES
+# The GEMM path needs dot products at least this long and at least this many filters per
+# group; below that, im2col costs more than GEMM saves.
+cdef Py_ssize_t _GEMM_MIN_R = 16
+cdef Py_ssize_t _GEMM_MIN_KG = 8
+GEMM_MIN_R = _GEMM_MIN_R
+GEMM_MIN_KG = _GEMM_MIN_KG
+# Aim for at least this many work items (output planes or row blocks, or image row tiles).
+cdef Py_ssize_t _MIN_ITEMS = 16
+cdef Py_ssize_t _MIN_TILES = 4
+# Accumulator elements per work item of the stride-1 direct kernel (an L1/L2-sized block).
+cdef Py_ssize_t _FLAT_ELEMS = 8192
+cdef Py_ssize_t _INT_MAX = 2147483647
+
+cdef enum:
+    DIRECT = 0
+    GEMM = 1
+    POINTWISE = 2
+_ALGO_NAMES = {DIRECT: "direct", GEMM: "gemm", POINTWISE: "pointwise"}
+
+
+def build_info():
+    """How these extension modules were built: a dict of the compile and link arguments,
+    whether OpenMP is compiled in (and its ``_OPENMP`` date), the debug mode and the Cython
+    version that generated the C."""
+    dbg = FASTCONV_DEBUG
+    return {
+        "compile_args": FASTCONV_COMPILE_ARGS.decode().split(),
+        "link_args": FASTCONV_LINK_ARGS.decode().split(),
+        "openmp": bool(FASTCONV_HAVE_OPENMP),
+        "openmp_version": int(FASTCONV_OPENMP_DATE),
+        "debug": None if dbg < 0 else bool(dbg),
+        "cython_version": FASTCONV_CYTHON_VERSION.decode(),
+        "tile_bytes": TILE_BYTES,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# choice of algorithm
+# --------------------------------------------------------------------------------------------
+cdef int _choose(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg, Py_ssize_t kh,
+                 Py_ssize_t kw, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh, Py_ssize_t sw,
+                 Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t groups) noexcept nogil:
+    cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups
+    if R < _GEMM_MIN_R or Kg < _GEMM_MIN_KG:
+        return DIRECT
+    # BLAS takes 32-bit ints: dimensions and leading dimensions must fit
+    if R > _INT_MAX or Ho * Wo > _INT_MAX or H * W > _INT_MAX or R * Wo > _INT_MAX // 2:
+        return DIRECT
+    if kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
+            and Ho == H and Wo == W:
+        return POINTWISE
+    return GEMM
+
+
+def algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, Py_ssize_t groups):
+    """The algorithm :func:`conv2d` uses for these shapes: "direct", "gemm" or "pointwise"."""
+    return _ALGO_NAMES[_choose(x_shape[2], x_shape[3], w_shape[0], w_shape[1], w_shape[2],
+                               w_shape[3], out_shape[2], out_shape[3], stride[0], stride[1],
+                               pad[0], pad[1], groups)]
+
+
+# --------------------------------------------------------------------------------------------
+# direct loop nest
+# --------------------------------------------------------------------------------------------
+cdef inline void _taps_s1(floating* orow, const floating* xrow, const floating* wrow,
+                          Py_ssize_t kw, Py_ssize_t dw, Py_ssize_t pl, Py_ssize_t W,
+                          Py_ssize_t Wo) noexcept nogil:
+    """Stride 1: add the taps ``wrow[0:kw]`` of one kernel row, applied to one input row,
+    to one output row. Taps go three at a time over the columns where all three are inside
+    the input (one load and store of the output per three taps), one at a time at the
+    borders; each output element still receives the taps in order."""
+    cdef Py_ssize_t j = 0, ow, o0, a0, e0, a1, e1, a2, e2
+    cdef floating w0, w1, w2
+    while j + 3 <= kw:
+        o0 = j * dw - pl
+        valid_cols(o0, 1, W, Wo, &a0, &e0)
+        valid_cols(o0 + dw, 1, W, Wo, &a1, &e1)
+        valid_cols(o0 + 2 * dw, 1, W, Wo, &a2, &e2)
+        # a0 >= a1 >= a2 and e0 >= e1 >= e2: all three are inside on [a0, e2)
+        w0 = wrow[j]
+        w1 = wrow[j + 1]
+        w2 = wrow[j + 2]
+        if e2 <= a0:  # no common interior: tap by tap
+            for ow in range(a0, e0):
+                orow[ow] += w0 * xrow[ow + o0]
+            for ow in range(a1, e1):
+                orow[ow] += w1 * xrow[ow + o0 + dw]
+            for ow in range(a2, e2):
+                orow[ow] += w2 * xrow[ow + o0 + 2 * dw]
+        else:
+            # left border [a1, a0) and [a2, a0): taps 1 and 2 only
+            for ow in range(a1, a0):
+                orow[ow] += w1 * xrow[ow + o0 + dw]
+            for ow in range(a2, a0):
+                orow[ow] += w2 * xrow[ow + o0 + 2 * dw]
+            # interior: three taps per pass
+            for ow in range(a0, e2):
+                orow[ow] += w0 * xrow[ow + o0] + w1 * xrow[ow + o0 + dw] \
+                    + w2 * xrow[ow + o0 + 2 * dw]
+            # right border [e2, e0) and [e2, e1): taps 0 and 1 only
+            for ow in range(e2, e0):
+                orow[ow] += w0 * xrow[ow + o0]
+            for ow in range(e2, e1):
+                orow[ow] += w1 * xrow[ow + o0 + dw]
+        j += 3
+    while j < kw:
+        o0 = j * dw - pl
+        valid_cols(o0, 1, W, Wo, &a0, &e0)
+        w0 = wrow[j]
+        for ow in range(a0, e0):
+            orow[ow] += w0 * xrow[ow + o0]
+        j += 1
+
+
+cdef void _direct_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                       const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
+                       Py_ssize_t k, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t sh,
+                       Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                       Py_ssize_t dw, Py_ssize_t groups) noexcept nogil:
+    """Output rows [oh0, oh1) of plane (n, k): bias, then channel by channel, kernel row by
+    kernel row, tap by tap, each tap a multiply-add along the output row."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // groups
+    cdef Py_ssize_t c0 = (k // Kg) * Cg
+    cdef Py_ssize_t oh, cc, i, j, ih, off, ow, ow0, ow1
+    cdef floating bk = b[k], wv
+    cdef floating* orow
+    cdef const floating* xrow
+    cdef const floating* wrow
+    for oh in range(oh0, oh1):
+        orow = &out[n, k, oh, 0]
+        for ow in range(Wo):
+            orow[ow] = bk
+        for cc in range(Cg):
+            for i in range(kh):
+                ih = oh * sh - pt + i * dh
+                if ih < 0 or ih >= H:
+                    continue
+                xrow = &x[n, c0 + cc, ih, 0]
+                wrow = &w[k, cc, i, 0]
+                if sw == 1:
+                    _taps_s1(orow, xrow, wrow, kw, dw, pl, W, Wo)
+                else:
+                    for j in range(kw):
+                        off = j * dw - pl
+                        valid_cols(off, sw, W, Wo, &ow0, &ow1)
+                        wv = wrow[j]
+                        for ow in range(ow0, ow1):
+                            orow[ow] += wv * xrow[ow * sw + off]
+
+
+cdef void _flat_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                     const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
+                     Py_ssize_t k, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t pt,
+                     Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
+                     Py_ssize_t Wp, bint copy, floating* xp, floating* acc) noexcept nogil:
+    """Stride 1 (both axes), output rows [oh0, oh1) of plane (n, k), on flattened rows.
+
+    The input rows the block needs, framed to the width ``Wp = Wo + dw * (kw - 1)`` (copied
+    into ``xp`` with the zero padding when ``copy``; else read in place, ``Wp == W``), are
+    one flat line, and output row ``r`` of the block starts at ``acc[r * Wp]``. Each kernel
+    tap is then ONE contiguous multiply-add over ``L = (rows - 1) * Wp + Wo`` elements (the
+    ``Wp - Wo`` columns between rows are computed and dropped), three taps per pass."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // groups
+    cdef Py_ssize_t c0 = (k // Kg) * Cg
+    cdef Py_ssize_t rows = oh1 - oh0, rin = rows + dh * (kh - 1)
+    cdef Py_ssize_t L = (rows - 1) * Wp + Wo
+    cdef Py_ssize_t cc, i, j, q, r, ih, iw0, iw1, o0, o1, o2
+    cdef floating bk = b[k], w0, w1, w2
+    cdef floating* d
+    cdef const floating* src
+    cdef const floating* xr
+    cdef const floating* wrow
+    for q in range(L):
+        acc[q] = bk
+    for cc in range(Cg):
+        if copy:
+            # padded column q holds input column q - pl
+            iw0 = min(max(pl, 0), Wp)
+            iw1 = min(max(W + pl, iw0), Wp)
+            for r in range(rin):
+                d = xp + r * Wp
+                ih = oh0 - pt + r
+                if ih < 0 or ih >= H:
+                    memset(d, 0, Wp * sizeof(floating))
+                    continue
+                xr = &x[n, c0 + cc, ih, 0]
+                for q in range(iw0):
+                    d[q] = 0
+                for q in range(iw0, iw1):
+                    d[q] = xr[q - pl]
+                for q in range(iw1, Wp):
+                    d[q] = 0
+            src = xp
+        else:
+            src = &x[n, c0 + cc, oh0, 0]
+        for i in range(kh):
+            xr = src + i * dh * Wp
+            wrow = &w[k, cc, i, 0]
+            j = 0
+            while j + 3 <= kw:
+                w0 = wrow[j]
+                w1 = wrow[j + 1]
+                w2 = wrow[j + 2]
+                o0 = j * dw
+                o1 = o0 + dw
+                o2 = o1 + dw
+                for q in range(L):
+                    acc[q] += w0 * xr[q + o0] + w1 * xr[q + o1] + w2 * xr[q + o2]
+                j += 3
+            while j < kw:
+                w0 = wrow[j]
+                o0 = j * dw
+                for q in range(L):
+                    acc[q] += w0 * xr[q + o0]
+                j += 1
+    for r in range(rows):
+        d = &out[n, k, oh0 + r, 0]
+        for q in range(Wo):
+            d[q] = acc[r * Wp + q]
+
+
+cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                 const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t sh,
+                 Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                 Py_ssize_t groups, int nthreads) except -1:
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t P = out.shape[0] * K
+    cdef Py_ssize_t nb = row_blocks(P, Ho, _MIN_ITEMS)
+    cdef Py_ssize_t rows, item, p, oh0, oh1, Wp = 0, per = 0
+    cdef bint flat = sh == 1 and sw == 1, copy = False
+    cdef floating* ws = NULL
+    nthreads = max(1, nthreads)
+    if flat:
+        Wp = Wo + dw * (kw - 1)
+        # read in place when every window lies inside the input, else frame a copy
+        copy = not (pt == 0 and pl == 0 and Wp <= W and Ho + dh * (kh - 1) <= H)
+        if not copy:
+            Wp = W
+        # blocks of about _FLAT_ELEMS accumulator elements (shapes only)
+        nb = max(nb, (Ho * Wp + _FLAT_ELEMS - 1) // _FLAT_ELEMS)
+        nb = min(nb, Ho)
+    rows = (Ho + nb - 1) // nb
+    nb = (Ho + rows - 1) // rows
+    if flat:
+        per = rows * Wp + (rows + dh * (kh - 1)) * Wp if copy else rows * Wp
+        ws = <floating*> malloc(nthreads * per * sizeof(floating))
+        if ws == NULL:
+            raise MemoryError(f"conv2d: could not allocate {nthreads} work buffers of "
+                              f"{per * sizeof(floating)} bytes")
+    try:
+        with nogil:
+            for item in prange(P * nb, schedule="dynamic", num_threads=nthreads):
+                p = item // nb
+                oh0 = (item % nb) * rows
+                oh1 = min(Ho, oh0 + rows)
+                if flat:
+                    _flat_rows(x, w, b, out, p // K, p % K, oh0, oh1, pt, pl, dh, dw, groups,
+                               Wp, copy, ws + threadid() * per + rows * Wp,
+                               ws + threadid() * per)
+                else:
+                    _direct_rows(x, w, b, out, p // K, p % K, oh0, oh1, sh, sw, pt, pl, dh,
+                                 dw, groups)
+    finally:
+        free(ws)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# im2col + GEMM
+# --------------------------------------------------------------------------------------------
+cdef void _im2col(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t Cg,
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t Wo,
+                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                  Py_ssize_t dw, floating* col) noexcept nogil:
+    """col[(cc, i, j), (oh - oh0) * Wo + ow] = x[n, c0 + cc, oh*sh - pt + i*dh,
+    ow*sw - pl + j*dw], zero outside the input."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t M = (oh1 - oh0) * Wo
+    cdef Py_ssize_t cc, i, j, oh, ih, off, ow, ow0, ow1
+    cdef floating* d
+    cdef const floating* xrow
+    for cc in range(Cg):
+        for i in range(kh):
+            for j in range(kw):
+                off = j * dw - pl
+                valid_cols(off, sw, W, Wo, &ow0, &ow1)
+                for oh in range(oh0, oh1):
+                    d = col + ((cc * kh + i) * kw + j) * M + (oh - oh0) * Wo
+                    ih = oh * sh - pt + i * dh
+                    if ih < 0 or ih >= H:
+                        memset(d, 0, Wo * sizeof(floating))
+                        continue
+                    xrow = &x[n, c0 + cc, ih, 0]
+                    for ow in range(ow0):
+                        d[ow] = 0
+                    if sw == 1:
+                        for ow in range(ow0, ow1):
+                            d[ow] = xrow[ow + off]
+                    else:
+                        for ow in range(ow0, ow1):
+                            d[ow] = xrow[ow * sw + off]
+                    for ow in range(ow1, Wo):
+                        d[ow] = 0
+
+
+cdef void _gemm_tile(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                     const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
+                     Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                     Py_ssize_t groups, bint pointwise, floating* col) noexcept nogil:
+    """Output rows [oh0, oh1) of image n, group by group: out = W_g @ cols + b."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3], Kg = out.shape[1] // groups
+    cdef Py_ssize_t R = Cg * kh * kw, M = (oh1 - oh0) * Wo
+    cdef Py_ssize_t g, kk, k, q, ldb
+    cdef floating bk
+    cdef floating* orow
+    cdef const floating* B
+    for g in range(groups):
+        for kk in range(Kg):
+            k = g * Kg + kk
+            orow = &out[n, k, oh0, 0]
+            bk = b[k]
+            for q in range(M):
+                orow[q] = bk
+        if pointwise:
+            B = &x[n, g * Cg, oh0, 0]
+            ldb = H * W
+        else:
+            _im2col(x, n, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, col)
+            B = col
+            ldb = M
+        # out[n, g*Kg:(g+1)*Kg, oh0:oh1, :] (Kg, M), rows Ho*Wo apart += W_g (Kg, R) @ B (R, M)
+        gemm_rm(False, False, <int> Kg, <int> M, <int> R, <floating> 1, &w[g * Kg, 0, 0, 0],
+                <int> R, B, <int> ldb, <floating> 1, &out[n, g * Kg, oh0, 0], <int> (Ho * Wo))
+
+
+cdef int _gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+               const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t sh,
+               Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+               Py_ssize_t groups, bint pointwise, int nthreads) except -1:
+    cdef Py_ssize_t N = out.shape[0], Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t R = w.shape[1] * w.shape[2] * w.shape[3]
+    cdef Py_ssize_t rows, ntiles, need, item, oh0, ws_elems
+    cdef floating* ws = NULL
+    # rows per tile: the (R, rows * Wo) column tile within TILE_BYTES (at least one row),
+    # and at least _MIN_TILES items in all when the batch is small; shapes only
+    rows = _TILE_BYTES // (R * Wo * <Py_ssize_t> sizeof(floating))
+    rows = max(1, min(rows, Ho))
+    if N * ((Ho + rows - 1) // rows) < _MIN_TILES:
+        need = (_MIN_TILES + N - 1) // N
+        rows = max(1, min(rows, (Ho + need - 1) // need))
+    ntiles = (Ho + rows - 1) // rows
+    ws_elems = 0 if pointwise else R * rows * Wo
+    nthreads = max(1, nthreads)
+    if ws_elems:
+        ws = <floating*> malloc(nthreads * ws_elems * sizeof(floating))
+        if ws == NULL:
+            raise MemoryError(f"conv2d: could not allocate {nthreads} im2col tiles of "
+                              f"{ws_elems * sizeof(floating)} bytes")
+    try:
+        with nogil:
+            for item in prange(N * ntiles, schedule="dynamic", num_threads=nthreads):
+                oh0 = (item % ntiles) * rows
+                _gemm_tile(x, w, b, out, item // ntiles, oh0, min(Ho, oh0 + rows), sh, sw,
+                           pt, pl, dh, dw, groups, pointwise,
+                           ws + threadid() * ws_elems if ws != NULL else NULL)
+    finally:
+        free(ws)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------
+cdef int _conv(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+               const floating[::1] b, floating[:, :, :, ::1] out, stride, pad, dilation,
+               Py_ssize_t groups, int nthreads, int algo) except -1:
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
+    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    if out.shape[0] == 0:
+        return 0
+    if algo < 0:
+        algo = _choose(x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2], w.shape[3],
+                       out.shape[2], out.shape[3], sh, sw, pt, pl, groups)
+    if algo == DIRECT:
+        _direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, nthreads)
+    else:
+        _gemm(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, algo == POINTWISE, nthreads)
+    return 0
+
+
+def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+           const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
+           int nthreads):
+    """Grouped 2-D cross-correlation; fills and returns ``out`` (N, K, Ho, Wo).
+
+    The kernel contract of fastconv.reference.conv2d; ``nthreads`` OpenMP threads. The
+    algorithm is chosen by :func:`algorithm` (see the module docstring).
+    """
+    cdef floating[:, :, :, ::1] o = out
+    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, -1)
+    return out
+
+
+def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                  const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
+                  int nthreads):
+    """:func:`conv2d` forced to the direct loop nest (for tests and benchmarks)."""
+    cdef floating[:, :, :, ::1] o = out
+    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, DIRECT)
+    return out
+
+
+def conv2d_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
+                int nthreads):
+    """:func:`conv2d` forced to tiled im2col + GEMM (for tests and benchmarks); any shape
+    whose sizes fit BLAS's 32-bit ints."""
+    cdef floating[:, :, :, ::1] o = out
+    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, GEMM)
+    return out
