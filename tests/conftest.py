@@ -1,0 +1,161 @@
+"""Shared test machinery: the (op, backend) registry, the input generator, tolerances.
+
+* ``BACKENDS`` is read from :func:`fastconv.backends`, so a backend that becomes importable
+  (the Cython extension once it is built) is tested by every parametrized test at once.
+* ``REGISTRY`` lists every (public function, backend) pair; the tests parametrize over it
+  or over the ``backend`` fixture.
+* :func:`layouts` turns an array into the memory layouts a caller may hand us, all with the
+  same values.
+* :func:`assert_close` compares a result with the reference in shape, dtype and value, with
+  a tolerance chosen by dtype (scaled by the number of terms summed and their size).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+try:
+    import fastconv
+except ImportError:  # not installed: test the source checkout this folder belongs to
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import fastconv
+
+BACKENDS = tuple(fastconv.backends())
+
+# every public op, with the family it belongs to (the test module that covers it)
+OPS = {
+    "conv1d": "conv",
+    "conv2d": "conv",
+    "max_pool1d": "pool",
+    "max_pool2d": "pool",
+    "avg_pool2d": "pool",
+    "convolve": "signal",
+    "correlate": "signal",
+    "convolve2d": "signal",
+    "correlate2d": "signal",
+}
+REGISTRY = [(op, b) for op in OPS for b in BACKENDS]
+
+FLOATS = (np.float32, np.float64)
+
+# per-dtype tolerances for a result that sums ``terms`` products of magnitude ~``scale``
+_TOL = {
+    np.dtype(np.float32): (1e-4, 1e-5),
+    np.dtype(np.float64): (1e-10, 1e-12),
+}
+
+
+def tol(dtype, terms=1, scale=1.0):
+    """``dict(rtol=, atol=)`` for a result of ``dtype`` accumulating ``terms`` products."""
+    rtol, atol = _TOL[np.dtype(dtype)]
+    grow = max(1.0, float(np.sqrt(terms)))
+    return dict(rtol=rtol * grow, atol=atol * grow * max(1.0, scale))
+
+
+def assert_close(actual, expected, *, terms=1, scale=1.0, dtype=None):
+    """``actual`` is a fresh C-contiguous array equal to ``expected`` in shape, dtype, value.
+
+    ``dtype`` (default: ``expected.dtype``) is the dtype ``actual`` must have. NaN matches
+    NaN, infinities must match exactly.
+    """
+    expected = np.asarray(expected)
+    dtype = np.dtype(expected.dtype if dtype is None else dtype)
+    assert isinstance(actual, np.ndarray), type(actual)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == dtype, (actual.dtype, dtype)
+    assert actual.flags.c_contiguous
+    np.testing.assert_allclose(actual, expected.astype(dtype, copy=False), equal_nan=True,
+                               **tol(dtype, terms, scale))
+
+
+# --------------------------------------------------------------------------------------------
+# the input generator
+# --------------------------------------------------------------------------------------------
+LAYOUTS = ("contiguous", "fortran", "strided", "negative", "readonly")
+
+
+def layout(arr, kind):
+    """``arr``'s values in the memory layout ``kind`` (one of :data:`LAYOUTS`)."""
+    arr = np.asarray(arr)
+    if kind == "contiguous":
+        res = np.ascontiguousarray(arr)
+    elif kind == "fortran":
+        res = np.asfortranarray(arr)
+    elif kind == "strided":
+        # every axis strided: a view of every other element of a larger array
+        big = np.zeros(tuple(2 * s for s in arr.shape), arr.dtype)
+        view = big[tuple(slice(None, None, 2) for _ in arr.shape)]
+        view[...] = arr
+        res = view
+    elif kind == "negative":
+        # every axis walked backwards: a reversed view of a reversed copy
+        rev = tuple(slice(None, None, -1) for _ in arr.shape)
+        res = np.ascontiguousarray(arr[rev])[rev]
+    elif kind == "readonly":
+        res = np.array(arr)
+        res.flags.writeable = False
+    else:  # pragma: no cover - a typo in a test
+        raise ValueError(kind)
+    np.testing.assert_array_equal(res, arr)
+    return res
+
+
+def layouts(arr):
+    """Yield ``(kind, variant)`` for every layout in :data:`LAYOUTS`, same values each."""
+    for kind in LAYOUTS:
+        yield kind, layout(arr, kind)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+class Unchanged:
+    """Snapshot arrays; :meth:`check` asserts they still hold the same values and flags."""
+
+    def __init__(self, *arrays):
+        self.items = [(a, np.array(a, copy=True), a.flags.writeable)
+                      for a in arrays if isinstance(a, np.ndarray)]
+
+    def check(self):
+        for a, copy, writeable in self.items:
+            np.testing.assert_array_equal(a, copy, strict=True)
+            assert a.flags.writeable == writeable
+
+
+def call(op, *args, **kwargs):
+    """``fastconv.<op>(*args, **kwargs)``."""
+    return getattr(fastconv, op)(*args, **kwargs)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Every available backend."""
+    return request.param
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded by the test's name: reproducible and different per test."""
+    seed = zlib.crc32(request.node.nodeid.encode())
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def threads():
+    """Restore fastconv's thread count after the test."""
+    before = fastconv.get_num_threads()
+    yield before
+    fastconv.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_backend():
+    """No test leaks a default backend into another."""
+    before = fastconv.get_backend()
+    yield
+    fastconv.set_backend(before)
