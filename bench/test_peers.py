@@ -4,6 +4,7 @@ One benchmark group per (workload, shape), so every implementation sits side by 
 fastconv's backends, torch with 2 threads and with 1 (``torch-1t``), scipy.signal and
 scipy.ndimage looped over planes (only where that finishes in reasonable time), OpenCV's
 ``filter2D`` (single-plane and depthwise cases) and a plain NumPy im2col + matmul.
+Workloads: conv2d forward, conv2d backward (input + weight), max_pool2d, avg_pool2d.
 Each implementation is checked against the NumPy reference before it is timed; JIT code is
 warmed up by that check, outside the timing.
 """
@@ -156,4 +157,40 @@ def test_pool2d(benchmark, shape, impl, op):
             return fop(x, 2, backend=impl)
 
     np.testing.assert_allclose(fn(), expected, rtol=1e-6, atol=1e-6)
+    benchmark(fn)
+
+
+BACKWARD_SHAPES = ["lenet1", "lenet2", "resnet3x3", "depthwise", "single_image"]
+BACKWARD_PARAMS = [_mark(n, n, i) for n in BACKWARD_SHAPES
+                   for i in BACKENDS + ["torch", "torch-1t"]]
+
+
+@pytest.mark.parametrize(("shape", "impl"), BACKWARD_PARAMS)
+def test_conv2d_backward(benchmark, shape, impl):
+    """The gradients of conv2d with respect to its input and its weight, together."""
+    x, w, s, p, g = _case(shape)
+    y = fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend="numpy")
+    gy = np.random.default_rng(1).standard_normal(y.shape, dtype=np.float32)
+    benchmark.group = f"conv2d_backward-{shape}-float32"
+    benchmark.extra_info.update(workload="conv2d_backward", shape=shape, impl=impl,
+                                gflop=2 * conv_gflop(shape))
+    kw = dict(stride=s, padding=p, groups=g)
+    if impl.startswith("torch"):
+        torch = pytest.importorskip("torch")
+        xt, wt, gt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
+
+        def fn():
+            return (torch.nn.grad.conv2d_input(x.shape, wt, gt, **kw).numpy(),
+                    torch.nn.grad.conv2d_weight(xt, w.shape, gt, **kw).numpy())
+    else:
+
+        def fn():
+            return (fastconv.grad.conv2d_input(x.shape, w, gy, backend=impl, **kw),
+                    fastconv.grad.conv2d_weight(x, w.shape, gy, backend=impl, **kw))
+
+    gx, gw = fn()
+    rx = fastconv.grad.conv2d_input(x.shape, w, gy, backend="numpy", **kw)
+    rw = fastconv.grad.conv2d_weight(x, w.shape, gy, backend="numpy", **kw)
+    np.testing.assert_allclose(gx, rx, rtol=1e-3, atol=2e-3)
+    np.testing.assert_allclose(gw, rw, rtol=1e-3, atol=1e-2 * max(1.0, np.abs(rw).max() * 1e-3))
     benchmark(fn)
