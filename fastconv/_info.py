@@ -34,12 +34,12 @@ def info_dict() -> dict:
         import numba
 
         d["numba"] = numba.__version__
-        d["numba_threading_layer_max_threads"] = numba.config.NUMBA_NUM_THREADS
+        d["numba_max_threads"] = numba.config.NUMBA_NUM_THREADS
     if "cython" in d["backends"]:
         from . import _cy_conv
 
         d["cython_build"] = _cy_conv.build_info()
-    d["blas"] = [
+    d["blas_and_openmp"] = [
         {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
                                   "threading_layer", "filepath")}
         for lib in _threads.blas_info()
