@@ -93,7 +93,8 @@ def conv_impl(impl, x, w, s, p, g):
             for n in range(N):
                 for k in range(K):
                     for c in range(C // g):
-                        out[n, k] += signal.correlate2d(xp[n, c], w[k, c], mode="valid")
+                        ci = (k // (K // g)) * (C // g) + c  # the input channel, per group
+                        out[n, k] += signal.correlate2d(xp[n, ci], w[k, c], mode="valid")
             return out
 
         return run
@@ -109,7 +110,8 @@ def conv_impl(impl, x, w, s, p, g):
             for n in range(N):
                 for k in range(K):
                     for c in range(C // g):
-                        r = ndimage.correlate(x[n, c], w[k, c], mode="constant")
+                        ci = (k // (K // g)) * (C // g) + c
+                        r = ndimage.correlate(x[n, ci], w[k, c], mode="constant")
                         out[n, k] += r[c0 : c0 + Ho, c0 : c0 + Ho]
             return out
 
