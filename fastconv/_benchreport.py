@@ -138,6 +138,10 @@ def render(json_path, out_dir, command=None) -> str:
         for name, (N, C, H, W, K, k, p) in cases.items():
             lines += [f"### {name}: {C}x{H}x{W} -> {K} filters of {k}x{k}, padding {p}", "",
                       "```", str(compare_layers((C, H, W), K, k, padding=p)), "```", ""]
+    summary = summary_table(groups, rat, info, command)
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write(summary)
+    lines += ["## Summary", "", summary]
     plots = _plots(rat, cases, out_dir)
     for p in plots:
         lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})", ""]
@@ -145,6 +149,48 @@ def render(json_path, out_dir, command=None) -> str:
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return path
+
+
+def summary_table(groups, rat, info, command=None) -> str:
+    """One markdown table: median time over torch's for every implementation and workload,
+    plus the measured dense/sparse/local/conv times. Spliced into the README as is."""
+    impls = ["cython", "numba", "numpy", "torch-1t", "opencv", "scipy.signal", "scipy.ndimage",
+             "numpy-im2col"]
+    lines = [f"Run `{command}` on {info['cpu']} ({info['cores']} cores), fastconv "
+             f"{info['fastconv']}, torch {info.get('torch')}, numpy {info['numpy']}, "
+             f"BLAS {', '.join(info['blas'])}. Time over torch's (2 threads); "
+             "< 1 is faster than torch.", "",
+             "| workload | " + " | ".join(impls) + " |",
+             "|---" * (len(impls) + 1) + "|"]
+    for g, r in rat.items():
+        cells = [f"{r[i]:.2f}" if i in r else "" for i in impls]
+        lines.append(f"| {g.replace('-float32', '')} | " + " | ".join(cells) + " |")
+    layers = {g: rows for g, rows in groups.items() if g.startswith("layer-")}
+    if layers:
+        variants = sorted({r["impl"] for rows in layers.values() for r in rows})
+        lines += ["", "Dense vs sparse vs locally connected vs conv, same layer, batch 64 "
+                  "(median time):", "", "| case | " + " | ".join(variants) + " |",
+                  "|---" * (len(variants) + 1) + "|"]
+        for g, rows in layers.items():
+            t = {r["impl"]: _fmt_time(r["median_s"]) for r in rows}
+            lines.append(f"| {g[6:].replace('-float32', '')} | "
+                         + " | ".join(t.get(v, "") for v in variants) + " |")
+    return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- bench-summary:start -->", "<!-- bench-summary:end -->"
+
+
+def splice_readme(readme, summary) -> None:
+    """Replace what stands between the README's bench-summary markers with ``summary``."""
+    with open(readme) as f:
+        text = f.read()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    with open(readme, "w") as f:
+        f.write(head + START + "\n" + summary + END + tail)
 
 
 def _layer_cases(data) -> dict:
