@@ -1,0 +1,775 @@
+"""fastconv over Dask arrays: larger-than-memory and multi-process runs of the same functions.
+
+Needs the ``dask`` extra (``pip install "fastconv[dask]"``). :func:`conv2d`,
+:func:`max_pool2d`, :func:`avg_pool2d`, :func:`correlate2d` and :func:`convolve2d` take a
+``dask.array.Array`` (or any array with ``chunks=``) and the arguments of their NumPy
+namesakes in :mod:`fastconv`, and return a lazy ``dask.array.Array`` whose computed value
+is the NumPy function's result. Only fastconv's public API runs inside the tasks.
+
+How an array is split
+---------------------
+* **Batch and channel axes** map block for block: every output block is computed by one
+  fastconv call on the matching input block. :func:`conv2d` needs every input channel (of
+  every group) in each call, so its channel axis is rechunked to a single chunk when it is
+  split; its output channel axis is one chunk.
+* **Spatial axes** follow the input chunks, with a halo built explicitly (not with
+  ``dask.array.map_overlap``, which can express neither a halo that differs on the two
+  sides, nor a strided output whose blocks do not line up with the input's):
+
+  - output block ``j`` holds the windows that *end* in input chunk ``j``: window ``o``
+    covers padded positions ``o * stride`` to ``o * stride + span - 1``, so the block
+    boundaries are the input's, shifted by the padding before and the window span, and
+    rounded up to the next multiple of the stride. A chunk size that is not a multiple
+    of the stride gives output blocks of uneven size, and a chunk smaller than the stride
+    may give no output block at all; nothing is rechunked, and every window is computed
+    once, from exactly the NumPy call's pixels.
+  - the task for an output block reads its own input chunk and, cut by small tasks of
+    their own, the strips of the chunks before it that its windows reach into, however
+    many chunks that is (a halo may be wider than a chunk). The halo lies on one side
+    only, so Dask can use each input chunk for its own block and its strips, then drop it:
+    memory stays near a band of chunks (an image row of them), as with ``map_overlap``.
+  - padding happens at the **true image border** only. :func:`conv2d` (every
+    ``padding_mode``), :func:`correlate2d` and :func:`convolve2d` (every ``boundary``,
+    with ``fillvalue``) build the padded window region explicitly, reading the reflected,
+    replicated or wrapped pixels from the chunks at the other side of the image where
+    needed, and call fastconv with no padding. The pools pass their padding to fastconv
+    (so max-pool pads with -inf, and ``count_include_pad`` and ``ceil_mode`` behave as
+    in the NumPy call): each task's region starts at a multiple of the stride, at the true
+    border or inside the image, so fastconv's windows fall exactly on the global ones;
+    the few extra windows it computes at the region's edges are dropped.
+
+Threads
+-------
+fastconv's threads and Dask's must not multiply. Each task runs fastconv with ``threads``
+threads (default **1**: one fastconv thread per Dask thread, so a worker with T threads
+uses T cores). The count is set with :func:`fastconv.set_num_threads` when the first
+fastconv task of a process starts and restored when the last one running ends (a lock and
+a counter, since the setting is process-global). While tasks run, other fastconv calls
+in the same process use that count too, and concurrent tasks asking for different counts
+share the one set last. To give each task more threads, run fewer Dask threads per
+worker and pass ``threads=``.
+
+Results equal the NumPy functions': the pools exactly; the convolutions up to the rounding
+of a sum (a block may take another kernel path than the whole array).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import operator
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+import fastconv
+
+try:
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(
+        'fastconv.dask needs Dask: pip install "fastconv[dask]" '
+        f"(dask[array] and distributed); the import failed with: {exc}"
+    ) from exc
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "correlate2d", "convolve2d"]
+
+
+# --------------------------------------------------------------------------------------------
+# threads
+# --------------------------------------------------------------------------------------------
+_thread_lock = threading.Lock()
+_thread_state = {"active": 0, "saved": None}
+
+
+@contextlib.contextmanager
+def _task_threads(n: int):
+    """fastconv runs with ``n`` threads while any task of this process is inside."""
+    with _thread_lock:
+        if _thread_state["active"] == 0:
+            _thread_state["saved"] = fastconv.get_num_threads()
+        _thread_state["active"] += 1
+        fastconv.set_num_threads(n)
+    try:
+        yield
+    finally:
+        with _thread_lock:
+            _thread_state["active"] -= 1
+            if _thread_state["active"] == 0:
+                fastconv.set_num_threads(_thread_state["saved"])
+                _thread_state["saved"] = None
+
+
+def _threads_arg(threads) -> int:
+    if threads is None:
+        return 1
+    if isinstance(threads, (bool, np.bool_)):
+        raise TypeError(f"threads must be a positive int or None, got {threads!r}")
+    try:
+        n = operator.index(threads)
+    except TypeError:
+        raise TypeError(f"threads must be a positive int or None, got {threads!r}") from None
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    return int(n)
+
+
+def _backend_arg(backend):
+    # fastconv.use_backend is context-local and does not reach the workers: resolve it here
+    return fastconv.get_backend() if backend is None else backend
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------
+def _as_dask(x, chunks, name: str):
+    """``x`` as a dask array: rechunked to ``chunks`` if given, wrapped if not Dask."""
+    if isinstance(x, da.Array):
+        return x if chunks is None else x.rechunk(chunks)
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be a real numeric array, got a {type(x).__name__}")
+    return da.from_array(np.asarray(x), chunks="auto" if chunks is None else chunks)
+
+
+def _in_memory(a):
+    """A small operand (weight, bias, kernel) as a NumPy array (computed if Dask)."""
+    if a is None:
+        return None
+    if isinstance(a, da.Array):
+        a = a.compute()
+    return np.asarray(a) if not isinstance(a, (str, bytes)) else a
+
+
+def _pair(v):
+    """An int or a pair as a pair of ints; None if it is not one (fastconv raises then)."""
+    if isinstance(v, np.ndarray) and v.ndim == 1:
+        v = tuple(v.tolist())
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            return None
+        vals = tuple(v)
+    else:
+        vals = (v, v)
+    try:
+        if any(isinstance(e, (bool, np.bool_)) for e in vals):
+            return None
+        return tuple(operator.index(e) for e in vals)
+    except TypeError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# the plan of one spatial axis
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Piece:
+    """One output block along one spatial axis, and what its task reads.
+
+    ``reads`` lists ``(input chunk, start, stop)`` slices, concatenated in order; ``take``
+    (or None for all of it, in order) picks the region's positions from that concatenation,
+    -1 marking a position filled with the constant; ``skip`` is the number of fastconv's
+    outputs before the block's first; ``origin`` the input position of the region's first
+    element (pools: for the indices of max_pool2d).
+    """
+
+    out: tuple  # (o0, o1) output positions
+    reads: tuple
+    take: object
+    skip: int
+    origin: int
+
+    @property
+    def size(self):
+        return self.out[1] - self.out[0]
+
+
+def _out_blocks(bounds, before, stride, span, n_out):
+    """Output blocks following the input chunks: block j holds the windows that *end* in
+    chunk j (window o ends at ``o * stride - before + span - 1``), i.e. boundaries
+    ``ceil((b + before - span + 1) / stride)``; empty blocks are dropped.
+
+    Ending, not starting: a block's halo then lies in the chunks before it, so in the order
+    Dask runs the graph each input chunk is used by its own block and cut into strips for
+    the blocks after it, then released. (Windows starting in the chunk would need the next
+    row of chunks, and Dask would hold a whole band of the image.)"""
+    cuts = [0]
+    for b in bounds[1:-1]:
+        cuts.append(min(n_out, max(cuts[-1], -(-(b + before - span + 1) // stride))))
+    cuts.append(n_out)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _source_index(pos, size, mode):
+    """The input position each padded position ``pos`` copies, or -1 for the fill value
+    (the extension rules of numpy.pad, which fastconv applies)."""
+    inside = (pos >= 0) & (pos < size)
+    if mode == "fill":
+        return np.where(inside, pos, -1)
+    if mode == "replicate":
+        return np.clip(pos, 0, size - 1)
+    if mode == "wrap":
+        return pos % size
+    if mode == "symm":  # numpy 'symmetric': edge repeated, period 2 * size
+        r = pos % (2 * size)
+        return np.where(r < size, r, 2 * size - 1 - r)
+    if mode == "reflect":  # numpy 'reflect': edge not repeated, period 2 * (size - 1)
+        if size == 1:
+            return np.zeros_like(pos)
+        period = 2 * (size - 1)
+        r = pos % period
+        return np.where(r < size, r, period - r)
+    raise AssertionError(mode)  # pragma: no cover - modes are mapped by the callers
+
+
+def _reads_of(src, bounds, near=0):
+    """The chunk slices holding the positions ``src`` (>= 0), and where each position lands
+    in their concatenation. A region of fill only still reads one element (at ``near``) for
+    the shape of the other axes."""
+    valid = src >= 0
+    if not valid.any():
+        c = int(np.searchsorted(bounds, near, side="right")) - 1
+        start = near - int(bounds[c])
+        return ((c, start, start + 1),), np.full(src.shape, -1, np.int64)
+    cid = np.searchsorted(bounds, np.where(valid, src, 0), side="right") - 1
+    reads, offset = [], 0
+    take = np.full(src.shape, -1, np.int64)
+    for c in np.unique(cid[valid]):
+        sel = valid & (cid == c)
+        lo, hi = int(src[sel].min()), int(src[sel].max()) + 1
+        take[sel] = offset + src[sel] - lo
+        reads.append((int(c), lo - int(bounds[c]), hi - int(bounds[c])))
+        offset += hi - lo
+    if np.array_equal(take, np.arange(src.size)):
+        take = None
+    return tuple(reads), take
+
+
+def _halo_plan(chunks, before, stride, span, n_out, mode):
+    """Pieces of an axis whose windows are built explicitly: region = every padded position
+    the block's windows cover, padding by ``mode``; fastconv then runs unpadded."""
+    bounds = np.cumsum((0,) + tuple(chunks))
+    size = int(bounds[-1])
+    pieces = []
+    for o0, o1 in _out_blocks(bounds, before, stride, span, n_out):
+        lo = o0 * stride - before
+        hi = (o1 - 1) * stride - before + span
+        src = _source_index(np.arange(lo, hi), size, mode)
+        reads, take = _reads_of(src, bounds, min(max(lo, 0), size - 1))
+        pieces.append(_Piece((int(o0), int(o1)), reads, take, 0, int(lo)))
+    return pieces
+
+
+def _pool_plan(chunks, pad, stride, span, n_out):
+    """Pieces of a pooled axis: the region is the input from a multiple of the stride (0 at
+    the border) to the end of the block's last window (or the input's end); fastconv pads
+    it by ``pad`` itself, and its window ``skip`` is the block's first."""
+    bounds = np.cumsum((0,) + tuple(chunks))
+    size = int(bounds[-1])
+    pieces = []
+    for o0, o1 in _out_blocks(bounds, pad, stride, span, n_out):
+        lo = o0 * stride - pad
+        hi = (o1 - 1) * stride - pad + span
+        start = 0 if lo <= 0 else (lo // stride) * stride
+        stop = min(hi, size)
+        skip = o0 - start // stride
+        reads, take = _reads_of(np.arange(start, stop), bounds)
+        pieces.append(_Piece((int(o0), int(o1)), reads, take, int(skip), int(start)))
+    return pieces
+
+
+# --------------------------------------------------------------------------------------------
+# the tasks
+# --------------------------------------------------------------------------------------------
+def _gather(a, take, axis, fill):
+    if take is None:
+        return a
+    out = np.take(a, np.where(take >= 0, take, 0), axis=axis)
+    missing = take < 0
+    if missing.any():
+        index = [slice(None)] * out.ndim
+        index[axis] = missing
+        out[tuple(index)] = fill
+    return out
+
+
+def _region(parts, cut, ph, pw, fill, dtype):
+    """Assemble one task's input region from its inputs ``parts[ih][iw]``: whole input
+    blocks, or (where ``cut[ih, iw]``) the halo strips already cut from them."""
+    rows = []
+    for ih, (row, (_, h0, h1)) in enumerate(zip(parts, ph.reads)):
+        cols = [blk if cut[ih, iw] else blk[..., h0:h1, w0:w1]
+                for iw, (blk, (_, w0, w1)) in enumerate(zip(row, pw.reads))]
+        rows.append(cols[0] if len(cols) == 1 else np.concatenate(cols, axis=-1))
+    a = rows[0] if len(rows) == 1 else np.concatenate(rows, axis=-2)
+    if ph.take is not None or pw.take is not None:
+        if (ph.take is not None and (ph.take < 0).any()) or \
+           (pw.take is not None and (pw.take < 0).any()):
+            a = a.astype(dtype, copy=False)  # fill in the result dtype, as fastconv does
+        a = _gather(_gather(a, ph.take, a.ndim - 2, fill), pw.take, a.ndim - 1, fill)
+    return a
+
+
+def _checked(res, shape):
+    if res.shape[-2:] != shape:  # a planning error, never a user error
+        raise RuntimeError(f"fastconv.dask: a block gave shape {res.shape[-2:]}, "
+                           f"expected {shape}")
+    return res
+
+
+def _strip(block, rows, cols):
+    """A halo strip: a copy, so the input block it comes from can be released."""
+    return block[..., rows, cols].copy()
+
+
+def _halo_task(parts, cut, ph, pw, *, fill, dtype, func, threads):
+    """One output block of a conv/correlate: build the padded region, run fastconv on it."""
+    region = _region(parts, cut, ph, pw, fill, dtype)
+    with _task_threads(threads):
+        res = func(region)
+    return _checked(res, (ph.size, pw.size))
+
+
+def _pool_task(parts, cut, ph, pw, *, func, threads, width, return_indices):
+    """One output block of a pool: run fastconv on the region, keep the block's windows."""
+    region = _region(parts, cut, ph, pw, 0, None)
+    with _task_threads(threads):
+        res = func(region)
+    sel = (Ellipsis, slice(ph.skip, ph.skip + ph.size), slice(pw.skip, pw.skip + pw.size))
+    if not return_indices:
+        return _checked(res[sel], (ph.size, pw.size))
+    vals, idx = res[0][sel], res[1][sel]
+    rw = region.shape[-1]  # flat positions in the region -> in the whole plane
+    idx = (idx // rw + ph.origin) * width + (idx % rw + pw.origin)
+    return _checked(vals, (ph.size, pw.size)), idx
+
+
+# --------------------------------------------------------------------------------------------
+# the graph
+# --------------------------------------------------------------------------------------------
+def _graph(x, lead, lead_chunks, plan_h, plan_w, task, token, dtype, outputs=1):
+    """The dask array(s) of one blockwise-with-halo operation.
+
+    ``lead`` lists ``(input block index, output block index)`` of the leading axes; ``task``
+    is called as ``task(parts, cut, ph, pw)``; with ``outputs=2`` it returns a pair, given
+    as two arrays (``dtype`` a pair too).
+
+    A task reads an input block whole when it needs most of it, else a strip cut from it by
+    a task of its own: neighbours then send (and hold on to) only their halo strips, and a
+    block can be released as soon as its own output block and its strips are done.
+    """
+    name = f"fastconv-{token}"
+    strips = f"fastconv-halo-{token}"
+    dsk = {}
+    for lin, lout in lead:
+        for ih, ph in enumerate(plan_h):
+            for iw, pw in enumerate(plan_w):
+                parts = []
+                cut = np.zeros((len(ph.reads), len(pw.reads)), bool)
+                for i, (ch, h0, h1) in enumerate(ph.reads):
+                    row = []
+                    for j, (cw, w0, w1) in enumerate(pw.reads):
+                        key = (x.name,) + lin + (ch, cw)
+                        if 2 * (h1 - h0) * (w1 - w0) <= x.chunks[-2][ch] * x.chunks[-1][cw]:
+                            skey = (strips,) + lin + (ch, cw, h0, h1, w0, w1)
+                            dsk[skey] = (_strip, key, slice(h0, h1), slice(w0, w1))
+                            key, cut[i, j] = skey, True
+                        row.append(key)
+                    parts.append(row)
+                dsk[(name,) + lout + (ih, iw)] = (task, parts, cut, ph, pw)
+    chunks = tuple(lead_chunks) + (tuple(p.size for p in plan_h), tuple(p.size for p in plan_w))
+    ndim = len(chunks)
+    if outputs == 1:
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+        return da.Array(graph, name, chunks, meta=np.empty((0,) * ndim, dtype))
+    arrays = []
+    for i in range(outputs):
+        sub = f"{name}-{i}"
+        layer = {(sub,) + k[1:]: (operator.getitem, k, i) for k in dsk}
+        graph = HighLevelGraph.from_collections(sub, {**dsk, **layer}, dependencies=[x])
+        arrays.append(da.Array(graph, sub, chunks, meta=np.empty((0,) * ndim, dtype[i])))
+    return tuple(arrays)
+
+
+def _spatial_probe(x_shape, limits, keep=()):
+    """A small shape with the checks of ``x_shape``: leading sizes at most 1 (except the
+    axes in ``keep``), spatial sizes clipped to ``limits`` (each above every size fastconv
+    compares them with, so a probe raises exactly where the whole array would)."""
+    lead = [s if i in keep else min(s, 1) for i, s in enumerate(x_shape[:-2])]
+    return tuple(lead) + tuple(min(s, t) for s, t in zip(x_shape[-2:], limits))
+
+
+def _probe(func, x, shape):
+    """Run ``func`` on zeros of ``shape``: fastconv validates the arguments and tells the
+    result dtype; an invalid call raises here, before any graph is built."""
+    return func(np.zeros(shape, x.dtype))
+
+
+def _unbatch(x, nd_batched):
+    """(x with a batch axis, whether one was added): 3-D NCHW inputs get a batch of 1."""
+    if x.ndim == nd_batched - 1:
+        return x[None], True
+    return x, False
+
+
+# --------------------------------------------------------------------------------------------
+# conv2d
+# --------------------------------------------------------------------------------------------
+_CONV_MODES = {"zeros": "fill", "reflect": "reflect", "replicate": "replicate",
+               "circular": "wrap"}
+
+
+def _conv_pairs(padding, ksize, stride, dilation):
+    """(before, after) padding per spatial axis, as fastconv.conv2d documents it (odd
+    leftover of 'same' at the end); None if fastconv would reject it."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "same":
+            totals = [d * (k - 1) for k, d in zip(ksize, dilation)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        return None
+    p = _pair(padding)
+    return None if p is None else ((p[0], p[0]), (p[1], p[1]))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", backend=None, chunks=None, threads=None):
+    """2-D cross-correlation of a Dask array, as :func:`fastconv.conv2d`.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, H, W) or (C, H, W). Chunks along N map block for block; the channel axis is
+        rechunked to one chunk if it is split; the spatial axes get halos (module docstring).
+    weight, bias, stride, padding, dilation, groups, padding_mode, backend
+        As :func:`fastconv.conv2d`; ``weight`` and ``bias`` are loaded into memory and
+        shared by every task. ``padding_mode`` is applied at the true image border.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default
+        ``"auto"``), e.g. for an out-of-core run of a NumPy array.
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computes to ``fastconv.conv2d(x, weight, ...)``. Output chunks: N as ``x``'s,
+        out_channels one chunk, spatial axes one block per input chunk (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.random.default_rng(0).random((2, 3, 40, 30), dtype=np.float32)
+    >>> w = np.ones((4, 3, 3, 3), dtype=np.float32)
+    >>> y = fastconv.dask.conv2d(x, w, stride=2, padding=1, padding_mode="reflect",
+    ...                          chunks=(1, 3, 13, 16))
+    >>> y.shape, y.chunks[2]
+    ((2, 4, 20, 15), (6, 7, 6, 1))
+    >>> np.allclose(y.compute(), fastconv.conv2d(x, w, stride=2, padding=1,
+    ...                                          padding_mode="reflect"), rtol=1e-5)
+    True
+    """
+    x = _as_dask(x, chunks, "x")
+    weight = _in_memory(weight)
+    bias = _in_memory(bias)
+    threads = _threads_arg(threads)
+    backend = _backend_arg(backend)
+    call = functools.partial(fastconv.conv2d, weight=weight, bias=bias, stride=stride,
+                             dilation=dilation, groups=groups, backend=backend)
+
+    # the plan, if the arguments make sense; fastconv's own checks decide on a probe
+    plan = None
+    w_ok = isinstance(weight, np.ndarray) and weight.ndim == 4
+    st, dl = _pair(stride), _pair(dilation)
+    if w_ok and st is not None and dl is not None and isinstance(padding_mode, str):
+        ksize = weight.shape[2:]
+        pairs = _conv_pairs(padding, ksize, st, dl)
+        if pairs is not None:
+            spans = [d * (k - 1) + 1 for k, d in zip(ksize, dl)]
+            plan = (pairs, spans, st)
+    if plan is None:
+        limits = weight.shape[2:] if w_ok else (1, 1)
+    else:
+        limits = [sp + sum(pr) + s + 1 for sp, pr, s in zip(plan[1], plan[0], plan[2])]
+    probe_shape = _spatial_probe(x.shape, limits, keep=(x.ndim - 3,))
+    probe = _probe(functools.partial(call, padding=padding, padding_mode=padding_mode), x,
+                   probe_shape)
+    if plan is None:  # pragma: no cover - fastconv accepted what we could not read
+        raise ValueError(f"fastconv.dask.conv2d cannot plan stride={stride!r}, "
+                         f"padding={padding!r}, dilation={dilation!r}")
+    pairs, spans, st = plan
+    H, W = x.shape[-2:]
+    n_out = [(n + sum(pr) - sp) // s + 1 for n, pr, sp, s in zip((H, W), pairs, spans, st)]
+    expected = [(n + sum(pr) - sp) // s + 1
+                for n, pr, sp, s in zip(probe_shape[-2:], pairs, spans, st)]
+    if list(probe.shape[-2:]) != expected:  # pragma: no cover - the size rule changed
+        raise RuntimeError(f"fastconv.dask.conv2d: size rule mismatch, {probe.shape}")
+
+    x, unbatched = _unbatch(x, 4)
+    if x.numblocks[1] > 1:
+        x = x.rechunk({1: -1})  # every output channel needs all the input channels
+    mode = _CONV_MODES[padding_mode]
+    plan_h = _halo_plan(x.chunks[2], pairs[0][0], st[0], spans[0], n_out[0], mode)
+    plan_w = _halo_plan(x.chunks[3], pairs[1][0], st[1], spans[1], n_out[1], mode)
+    func = functools.partial(call, padding=0)
+    task = functools.partial(_halo_task, fill=0, dtype=probe.dtype, func=func, threads=threads)
+    token = tokenize("conv2d", x.name, weight, bias, stride, padding, dilation, groups,
+                     padding_mode, backend, threads)
+    lead = [((i, 0), (i, 0)) for i in range(x.numblocks[0])]
+    y = _graph(x, lead, (x.chunks[0], (probe.shape[-3],)), plan_h, plan_w, task, token,
+               probe.dtype)
+    return y[0] if unbatched else y
+
+
+# --------------------------------------------------------------------------------------------
+# pools
+# --------------------------------------------------------------------------------------------
+def _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, threads,
+          token_args):
+    x = _as_dask(x, chunks, "x")
+    threads = _threads_arg(threads)
+    k = _pair(kernel_size)
+    s = k if stride is None else _pair(stride)
+    p, d = _pair(padding), _pair(dilation)
+    plan = None if None in (k, s, p, d) else (k, s, p, d)
+    if plan is None:
+        limits = (1, 1) if k is None else k
+    else:
+        limits = [dd * (kk - 1) + 1 + 2 * pp + ss + 1 for kk, ss, pp, dd in zip(*plan)]
+    probe_shape = _spatial_probe(x.shape, limits)
+    probe = _probe(func, x, probe_shape)
+    if plan is None:  # pragma: no cover - fastconv accepted what we could not read
+        raise ValueError(f"fastconv.dask cannot plan kernel_size={kernel_size!r}, "
+                         f"stride={stride!r}, padding={padding!r}")
+    return_indices = isinstance(probe, tuple)  # fastconv checked the argument
+    if return_indices:
+        probe_vals = probe[0]
+        dtypes = (probe[0].dtype, probe[1].dtype)
+    else:
+        probe_vals = probe
+        dtypes = probe.dtype
+
+    def n_out(n, kk, ss, pp, dd):  # fastconv's documented size rule (PyTorch's)
+        num = n + 2 * pp - dd * (kk - 1) - 1
+        if not ceil_mode:
+            return num // ss + 1
+        o = -(-num // ss) + 1
+        return o - 1 if (o - 1) * ss >= n + pp else o
+
+    expected = [n_out(n, *a) for n, *a in zip(probe_shape[-2:], *plan)]
+    if list(probe_vals.shape[-2:]) != expected:  # pragma: no cover - the size rule changed
+        raise RuntimeError(f"fastconv.dask: size rule mismatch, {probe_vals.shape}")
+
+    x, unbatched = _unbatch(x, 4)
+    H, W = x.shape[-2:]
+    kk, ss, pp, dd = plan
+    plan_h = _pool_plan(x.chunks[2], pp[0], ss[0], dd[0] * (kk[0] - 1) + 1,
+                        n_out(H, kk[0], ss[0], pp[0], dd[0]))
+    plan_w = _pool_plan(x.chunks[3], pp[1], ss[1], dd[1] * (kk[1] - 1) + 1,
+                        n_out(W, kk[1], ss[1], pp[1], dd[1]))
+    task = functools.partial(_pool_task, func=func, threads=threads, width=W,
+                             return_indices=return_indices)
+    token = tokenize(x.name, threads, *token_args)
+    lead = [((i, c), (i, c)) for i in range(x.numblocks[0]) for c in range(x.numblocks[1])]
+    y = _graph(x, lead, x.chunks[:2], plan_h, plan_w, task, token, dtypes,
+               outputs=2 if return_indices else 1)
+    if unbatched:
+        return tuple(a[0] for a in y) if return_indices else y[0]
+    return y
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend=None, chunks=None, threads=None):
+    """2-D max pooling of a Dask array, as :func:`fastconv.max_pool2d`.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, H, W) or (C, H, W). Batch and channel chunks map block for block; the spatial
+        axes get halos (module docstring). The -inf padding is at the true image border.
+    kernel_size, stride, padding, dilation, ceil_mode, return_indices, backend
+        As :func:`fastconv.max_pool2d`.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array, or a pair of them
+        Lazy maxima, and with ``return_indices`` their flat positions ``h * W + w`` in the
+        whole input plane (int64).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.arange(64, dtype=np.float32).reshape(1, 8, 8)
+    >>> fastconv.dask.max_pool2d(x, 3, stride=2, padding=1, chunks=(1, 3, 5)).compute()[0]
+    array([[ 9., 11., 13., 15.],
+           [25., 27., 29., 31.],
+           [41., 43., 45., 47.],
+           [57., 59., 61., 63.]], dtype=float32)
+    """
+    backend = _backend_arg(backend)
+    func = functools.partial(fastconv.max_pool2d, kernel_size=kernel_size, stride=stride,
+                             padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+                             return_indices=return_indices, backend=backend)
+    return _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, threads,
+                 ("max_pool2d", kernel_size, stride, padding, dilation, ceil_mode,
+                  return_indices, backend))
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, *, backend=None, chunks=None, threads=None):
+    """2-D average pooling of a Dask array, as :func:`fastconv.avg_pool2d`.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, H, W) or (C, H, W). Batch and channel chunks map block for block; the spatial
+        axes get halos (module docstring). The zero padding, and what ``count_include_pad``
+        counts, are at the true image border.
+    kernel_size, stride, padding, ceil_mode, count_include_pad, backend
+        As :func:`fastconv.avg_pool2d`.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.ones((1, 4, 4), dtype=np.float32)
+    >>> fastconv.dask.avg_pool2d(x, 3, 2, padding=1, count_include_pad=False,
+    ...                          chunks=(1, 3, 3)).compute()[0]
+    array([[1., 1.],
+           [1., 1.]], dtype=float32)
+    """
+    backend = _backend_arg(backend)
+    func = functools.partial(fastconv.avg_pool2d, kernel_size=kernel_size, stride=stride,
+                             padding=padding, ceil_mode=ceil_mode,
+                             count_include_pad=count_include_pad, backend=backend)
+    return _pool(x, func, kernel_size, stride, padding, 1, ceil_mode, chunks, threads,
+                 ("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad,
+                  backend))
+
+
+# --------------------------------------------------------------------------------------------
+# SciPy style
+# --------------------------------------------------------------------------------------------
+_BOUNDARY = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
+             "symm": "symm", "symmetric": "symm"}
+
+
+def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, chunks, threads, flip):
+    fn = fastconv.convolve2d if flip else fastconv.correlate2d
+    in1 = _as_dask(in1, chunks, "in1")
+    in2 = _in_memory(in2)
+    threads = _threads_arg(threads)
+    backend = _backend_arg(backend)
+    call = functools.partial(fn, boundary=boundary, fillvalue=fillvalue, backend=backend)
+    ok = isinstance(in2, np.ndarray) and in2.ndim == 2
+    limits = [k + 1 for k in in2.shape] if ok else (1, 1)
+    probe = _probe(functools.partial(call, in2=in2, mode=mode), in1,
+                   _spatial_probe(in1.shape, limits))
+    H, W = in1.shape
+    kh, kw = in2.shape
+    if mode == "valid" and not (H >= kh and W >= kw):
+        # scipy swaps the inputs: in1 is no larger than the in-memory in2, so compute it whole
+        token = tokenize("correlate2d-swap", in1.name, in2, boundary, fillvalue, backend, flip,
+                         threads)
+        one = in1.rechunk(-1)
+        task = functools.partial(_whole, func=functools.partial(call, in2=in2, mode=mode),
+                                 threads=threads)
+        return one.map_blocks(task, chunks=tuple((n,) for n in probe.shape),
+                              dtype=probe.dtype, name=f"fastconv-{token}",
+                              meta=np.empty((0, 0), probe.dtype))
+    if mode == "full":
+        pairs = [(k - 1, k - 1) for k in (kh, kw)]
+    elif mode == "same":  # as scipy (and fastconv): the extra pad goes after for correlate
+        pairs = [(k // 2, (k - 1) // 2) if flip else ((k - 1) // 2, k // 2) for k in (kh, kw)]
+    else:
+        pairs = [(0, 0), (0, 0)]
+    n_out = [n + sum(pr) - k + 1 for n, pr, k in zip((H, W), pairs, (kh, kw))]
+    bmode = _BOUNDARY[boundary]
+    plan_h = _halo_plan(in1.chunks[0], pairs[0][0], 1, kh, n_out[0], bmode)
+    plan_w = _halo_plan(in1.chunks[1], pairs[1][0], 1, kw, n_out[1], bmode)
+    dtype = probe.dtype
+    fill = np.asarray(fillvalue).astype(dtype)
+    func = functools.partial(fn, in2=in2, mode="valid", backend=backend)
+    task = functools.partial(_halo_task, fill=fill, dtype=dtype, func=func, threads=threads)
+    token = tokenize("correlate2d", in1.name, in2, mode, boundary, fillvalue, backend, flip,
+                     threads)
+    return _graph(in1, [((), ())], (), plan_h, plan_w, task, token, dtype)
+
+
+def _whole(block, *, func, threads):
+    with _task_threads(threads):
+        return func(block)
+
+
+_2D_DOC = """
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The large 2-D input; its chunks get halos (module docstring), and ``boundary`` is
+        applied at its true border.
+    in2 : array_like
+        The small 2-D kernel, loaded into memory and shared by every task.
+    mode, boundary, fillvalue, backend
+        As :func:`fastconv.{name}`. In 'valid' mode with ``in2`` the larger (scipy swaps
+        the inputs), ``in1`` is computed as one chunk.
+    chunks : optional
+        Chunks for ``in1``: rechunk a Dask array, or split an in-memory one (default
+        "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+"""
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None,
+                chunks=None, threads=None):
+    """2-D cross-correlation of a Dask array, as :func:`fastconv.correlate2d`.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> a = np.arange(30.).reshape(5, 6)
+    >>> k = np.array([[1., 2.], [3., 4.]])
+    >>> r = fastconv.dask.correlate2d(a, k, boundary="symm", chunks=(2, 4))
+    >>> np.allclose(r.compute(), fastconv.correlate2d(a, k, boundary="symm"))
+    True
+    """
+    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, chunks, threads, False)
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None,
+               chunks=None, threads=None):
+    """2-D convolution of a Dask array, as :func:`fastconv.convolve2d`.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> a = np.arange(30.).reshape(5, 6)
+    >>> r = fastconv.dask.convolve2d(a, [[1., 2., 3.]], mode="same", boundary="wrap",
+    ...                              chunks=(5, 2))
+    >>> np.allclose(r.compute(), fastconv.convolve2d(a, [[1., 2., 3.]], mode="same",
+    ...                                              boundary="wrap"))
+    True
+    """
+    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, chunks, threads, True)
+
+
+correlate2d.__doc__ = correlate2d.__doc__.format(doc=_2D_DOC.format(name="correlate2d"))
+convolve2d.__doc__ = convolve2d.__doc__.format(doc=_2D_DOC.format(name="convolve2d"))
