@@ -1,40 +1,225 @@
-"""Cython + OpenMP gradient kernels (contract: the gradient section of fastconv.reference).
+"""Cython + OpenMP + BLAS gradient kernels (contract: the gradient section of
+fastconv.reference).
 
-One source for float32 and float64 (``cython.floating``). Each parallel task owns its outputs
-and sums in an order fixed by the shapes, so the results are bitwise the same whatever the
-thread count (and the same as the Numba kernels, which use the same loop orders):
+One source for float32 and float64 (``cython.floating``). The kernels trust their input
+(fastconv._spec validated it): no bounds checks, inputs may be read-only (const memoryviews).
 
-* conv2d_input: one task per input plane (n, c), a transposed-convolution scatter whose
-  innermost loop runs along an input row (contiguous for stride 1);
-* conv2d_weight: one task per (filter, input channel), accumulating into a per-thread
-  (kh, kw, Wo) buffer (zeroed for every task) with an elementwise, vectorizable update,
-  reduced at the end of the task;
-* max_pool2d_backward, avg_pool2d_backward: one task per plane (n, c).
+Choice of algorithm for the two convolution gradients (:func:`algorithm`), with
+``R = (C // groups) * kh * kw``, ``Kg = K // groups`` and ``Wo`` the output width:
 
-The kernels trust their input (fastconv._spec validated it): no bounds checks, inputs may be
-read-only (const memoryviews).
+* ``"gemm"`` when ``R >= 16`` and ``Kg >= 8`` (the forward's rule), or when ``Kg >= 3``,
+  ``R >= 4`` and ``Wo <= 64`` (measured: on short output rows the direct loops below are
+  loop overhead, and GEMM is 2-3.5x faster even for lenet's 1 -> 6 channels), and the
+  sizes fit BLAS's 32-bit ints:
+  tiled im2col + single-threaded GEMM (``gemm_rm``, as in ``_cy_conv``). A *tile* is a
+  block of output rows of one image, or, when a whole image fits, a group of whole images,
+  sized so that its (R, P) column matrix holds at most ``TILE_BYTES`` (P = the tile's output
+  positions). The whole batch's im2col is never built.
+
+  - conv2d_weight: ``gw_g (Kg, R) += gy_tile (Kg, P) @ cols^T (P, R)``. The tiles are cut
+    into ``S`` consecutive *slots*, each summed (GEMM with beta = 1, tile after tile) into a
+    partial (K, R) of its own (slot 0 into ``gw`` itself); after the parallel loop ``gw``
+    adds the other partials in slot order. When partials would be large, the filters of a
+    group are also cut into ``F`` blocks (each work item (slot, group, filter block)
+    rebuilds its tiles' im2col, cheap next to a GEMM with many filters). Work items:
+    ``S * groups * F``.
+  - conv2d_input: ``cols (R, P) = W_g^T (R, Kg) @ gy_tile (Kg, P)``, then col2im:
+    ``cols`` is added into the windows of ``gx``. Row tiles of one image overlap in input
+    rows, so a work item owns whole images (a group of ``imgs`` images, or one image whose
+    row tiles it runs in order) and a block of input channels of one group (the channel
+    blocks are rows of ``W_g^T``: no work is repeated). Work items:
+    ``ceil(N / imgs) * groups * channel blocks``.
+
+  Tiles, slots and blocks depend on the shapes only, aiming at ``MIN_ITEMS`` work items,
+  and each output element is summed in a fixed order: results are bitwise the same for
+  any thread count.
+* ``"direct"`` otherwise (depthwise, one or two filters per group, few channels on wide
+  planes, single-channel images): loop nests. conv2d_input:
+  one task per input plane (n, c), a transposed-convolution scatter whose innermost loop
+  runs along an input row (contiguous for stride 1). conv2d_weight: one task per (filter,
+  input channel), accumulating into a per-thread (kh, kw, Wo) buffer (zeroed for every task)
+  with an elementwise, vectorizable update, reduced at the end of the task. The Numba
+  kernels use the same loop orders, so the two backends agree bitwise on this path.
+
+max_pool2d_backward and avg_pool2d_backward: one task per plane (n, c).
 """
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 from libc.stdint cimport int64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
+
+from _blas cimport gemm_rm
+from _common cimport valid_cols
+
+# Bytes of one im2col tile (per thread), as the forward's.
+TILE_BYTES = 1 << 20
+cdef Py_ssize_t _TILE_BYTES = TILE_BYTES
+# The forward's choice rule (see the module docstring).
+cdef Py_ssize_t _GEMM_MIN_R = 16
+cdef Py_ssize_t _GEMM_MIN_KG = 8
+GEMM_MIN_R = _GEMM_MIN_R
+GEMM_MIN_KG = _GEMM_MIN_KG
+# ... and, unlike the forward, also for few channels or filters when output rows are short:
+# the direct gradient loops then spend their time on loop overhead (measured: GEMM 2-3.5x
+# faster for lenet-like shapes, Kg >= 3 and Wo <= 64; direct faster on wide planes).
+cdef Py_ssize_t _SMALL_MIN_KG = 3
+cdef Py_ssize_t _SMALL_MIN_R = 4
+cdef Py_ssize_t _SMALL_MAX_WO = 64
+# Aim for at least this many work items (shape-only, never the thread count).
+MIN_ITEMS = 8
+cdef Py_ssize_t _MIN_ITEMS = MIN_ITEMS
+# conv2d_weight: partials (beyond gw itself) hold at most about this many bytes; past it,
+# filter blocks replace slots. Filter blocks keep at least this many filters.
+PARTIAL_BYTES = 1 << 23
+cdef Py_ssize_t _PARTIAL_BYTES = PARTIAL_BYTES
+cdef Py_ssize_t _MIN_FILTER_BLOCK = 16
+cdef Py_ssize_t _INT_MAX = 2147483647
+
+cdef enum:
+    DIRECT = 0
+    GEMM = 1
+_ALGO_NAMES = {DIRECT: "direct", GEMM: "gemm"}
+
+
+# --------------------------------------------------------------------------------------------
+# choice of algorithm
+# --------------------------------------------------------------------------------------------
+cdef int _choose(Py_ssize_t N, Py_ssize_t K, Py_ssize_t Cg, Py_ssize_t kh, Py_ssize_t kw,
+                 Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t H, Py_ssize_t W,
+                 Py_ssize_t groups) noexcept nogil:
+    cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups
+    if N == 0 or Ho == 0 or Wo == 0:
+        return DIRECT
+    if (R < _GEMM_MIN_R or Kg < _GEMM_MIN_KG) and \
+            (Kg < _SMALL_MIN_KG or R < _SMALL_MIN_R or Wo > _SMALL_MAX_WO):
+        return DIRECT
+    # BLAS takes 32-bit ints: dimensions and leading dimensions must fit
+    if R > _INT_MAX or Ho * Wo > _INT_MAX or H * W > _INT_MAX or R * Wo > _INT_MAX // 2 \
+            or K * R > _INT_MAX:
+        return DIRECT
+    return GEMM
+
+
+def algorithm(x_shape, w_shape, gy_shape, Py_ssize_t groups):
+    """The algorithm conv2d_input and conv2d_weight use for these shapes: "direct" or
+    "gemm" (``x_shape`` (N, C, H, W), ``w_shape`` (K, C // groups, kh, kw), ``gy_shape``
+    (N, K, Ho, Wo))."""
+    return _ALGO_NAMES[_choose(gy_shape[0], w_shape[0], w_shape[1], w_shape[2], w_shape[3],
+                               gy_shape[2], gy_shape[3], x_shape[2], x_shape[3], groups)]
+
+
+# --------------------------------------------------------------------------------------------
+# tiling (shapes only)
+# --------------------------------------------------------------------------------------------
+cdef void _tiling(Py_ssize_t N, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t R, Py_ssize_t sz,
+                  Py_ssize_t min_tiles, Py_ssize_t* rows, Py_ssize_t* imgs) noexcept nogil:
+    """Tiles of at most _TILE_BYTES of (R, P) columns: ``rows`` output rows of one image,
+    or (rows == Ho) ``imgs`` whole images; then made smaller until there are about
+    ``min_tiles`` tiles (or one output row per tile)."""
+    cdef Py_ssize_t r, m, need
+    r = _TILE_BYTES // (R * Wo * sz)
+    r = max(1, min(r, Ho))
+    m = 1
+    if r == Ho:
+        m = _TILE_BYTES // (R * Ho * Wo * sz)
+        m = max(1, min(m, N))
+        if (N + m - 1) // m < min_tiles:
+            m = max(1, N // min_tiles)
+    if m == 1 and N * ((Ho + r - 1) // r) < min_tiles:
+        need = (min_tiles + N - 1) // N
+        r = max(1, min(r, (Ho + need - 1) // need))
+    rows[0] = r
+    imgs[0] = m
+
+
+cdef inline void _tile(Py_ssize_t t, Py_ssize_t N, Py_ssize_t Ho, Py_ssize_t rows,
+                       Py_ssize_t imgs, Py_ssize_t* n0, Py_ssize_t* n1, Py_ssize_t* oh0,
+                       Py_ssize_t* oh1) noexcept nogil:
+    """Tile ``t``: images [n0, n1), output rows [oh0, oh1) (whole images when imgs > 1)."""
+    cdef Py_ssize_t nrt = (Ho + rows - 1) // rows
+    n0[0] = (t // nrt) * imgs
+    n1[0] = min(N, n0[0] + imgs)
+    oh0[0] = (t % nrt) * rows
+    oh1[0] = min(Ho, oh0[0] + rows)
+
+
+cdef void _im2col(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t Cg,
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t Wo,
+                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                  Py_ssize_t dw, floating* col, Py_ssize_t ld) noexcept nogil:
+    """col[(cc, i, j) * ld + (oh - oh0) * Wo + ow] = x[n, c0 + cc, oh*sh - pt + i*dh,
+    ow*sw - pl + j*dw], zero outside the input."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t cc, i, j, oh, ih, off, ow, ow0, ow1
+    cdef floating* d
+    cdef const floating* xrow
+    for cc in range(Cg):
+        for i in range(kh):
+            for j in range(kw):
+                off = j * dw - pl
+                valid_cols(off, sw, W, Wo, &ow0, &ow1)
+                for oh in range(oh0, oh1):
+                    d = col + ((cc * kh + i) * kw + j) * ld + (oh - oh0) * Wo
+                    ih = oh * sh - pt + i * dh
+                    if ih < 0 or ih >= H:
+                        memset(d, 0, Wo * sizeof(floating))
+                        continue
+                    xrow = &x[n, c0 + cc, ih, 0]
+                    for ow in range(ow0):
+                        d[ow] = 0
+                    if sw == 1:
+                        for ow in range(ow0, ow1):
+                            d[ow] = xrow[ow + off]
+                    else:
+                        for ow in range(ow0, ow1):
+                            d[ow] = xrow[ow * sw + off]
+                    for ow in range(ow1, Wo):
+                        d[ow] = 0
+
+
+cdef void _col2im(floating[:, :, :, ::1] gx, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t ncc,
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t Wo,
+                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                  Py_ssize_t dw, const floating* col, Py_ssize_t ld) noexcept nogil:
+    """The adjoint of :func:`_im2col`: gx[n, c0 + cc] += the columns, window by window, in
+    the order (cc, i, output row, j)."""
+    cdef Py_ssize_t H = gx.shape[2], W = gx.shape[3]
+    cdef Py_ssize_t cc, i, j, oh, ih, off, ow, ow0, ow1
+    cdef floating* grow
+    cdef const floating* d
+    for cc in range(ncc):
+        for i in range(kh):
+            for oh in range(oh0, oh1):
+                ih = oh * sh - pt + i * dh
+                if ih < 0 or ih >= H:
+                    continue
+                grow = &gx[n, c0 + cc, ih, 0]
+                for j in range(kw):
+                    off = j * dw - pl
+                    valid_cols(off, sw, W, Wo, &ow0, &ow1)
+                    d = col + ((cc * kh + i) * kw + j) * ld + (oh - oh0) * Wo
+                    if sw == 1:
+                        for ow in range(ow0, ow1):
+                            grow[ow + off] += d[ow]
+                    else:
+                        for ow in range(ow0, ow1):
+                            grow[ow * sw + off] += d[ow]
+
+
+cdef void _pack_gy(const floating[:, :, :, ::1] gy, Py_ssize_t n0, Py_ssize_t n1,
+                   Py_ssize_t k0, Py_ssize_t nk, floating* pack) noexcept nogil:
+    """pack (nk, (n1 - n0) * Ho * Wo): the planes gy[n0:n1, k0:k0 + nk] side by side."""
+    cdef Py_ssize_t HW = gy.shape[2] * gy.shape[3], P = (n1 - n0) * HW, kk, m
+    for kk in range(nk):
+        for m in range(n1 - n0):
+            memcpy(pack + kk * P + m * HW, &gy[n0 + m, k0 + kk, 0, 0], HW * sizeof(floating))
 
 
 # --------------------------------------------------------------------------------------------
 # conv2d_input
 # --------------------------------------------------------------------------------------------
-cdef inline void _cols(Py_ssize_t off, Py_ssize_t sw, Py_ssize_t W, Py_ssize_t Wo,
-                       Py_ssize_t* ow0, Py_ssize_t* ow1) noexcept nogil:
-    """Output columns ``ow`` in [ow0, ow1) whose input column ``ow * sw + off`` is in [0, W)."""
-    ow0[0] = 0 if off >= 0 else (-off + sw - 1) // sw
-    if W - 1 - off >= 0:
-        ow1[0] = min(Wo, (W - 1 - off) // sw + 1)
-    else:
-        ow1[0] = 0
-
-
 cdef void _input_plane(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
                        floating[:, :, :, ::1] gx, Py_ssize_t p, Py_ssize_t sh, Py_ssize_t sw,
                        Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
@@ -62,7 +247,7 @@ cdef void _input_plane(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
                 for j in range(kw):
                     wv = w[k, cc, i, j]
                     off = j * dw - pl
-                    _cols(off, sw, W, Wo, &ow0, &ow1)
+                    valid_cols(off, sw, W, Wo, &ow0, &ow1)
                     if sw == 1:
                         for ow in range(ow0, ow1):
                             grow[ow + off] += wv * yrow[ow]
@@ -71,16 +256,93 @@ cdef void _input_plane(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
                             grow[ow * sw + off] += wv * yrow[ow]
 
 
-def conv2d_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                 floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
-                 int nthreads):
-    """Gradient of conv2d wrt its input; fills ``gx`` (N, C, H, W). Parallel over (n, c)."""
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
-    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+cdef int _input_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                       floating[:, :, :, ::1] gx, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+                       Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
+                       int nthreads) except -1:
     cdef Py_ssize_t p, P = gx.shape[0] * gx.shape[1]
-    for p in prange(P, nogil=True, schedule="dynamic", num_threads=nthreads):
+    for p in prange(P, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
         _input_plane(gy, w, gx, p, sh, sw, pt, pl, dh, dw, groups)
-    return gx.base
+    return 0
+
+
+cdef void _input_item(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                      floating[:, :, :, ::1] gx, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t g,
+                      Py_ssize_t cb, Py_ssize_t cs, Py_ssize_t rows, Py_ssize_t sh,
+                      Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                      Py_ssize_t dw, Py_ssize_t groups, floating* col,
+                      floating* pack) noexcept nogil:
+    """gx[n0:n1, channels cb*cs.. of group g]: row tile after row tile (or all the images
+    at once), cols = W_blk^T @ gy_tile, then col2im."""
+    cdef Py_ssize_t K = gy.shape[1], Ho = gy.shape[2], Wo = gy.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t H = gx.shape[2], W = gx.shape[3]
+    cdef Py_ssize_t Kg = K // groups, R = Cg * kh * kw
+    cdef Py_ssize_t ncc = min(cs, Cg - cb * cs), c0 = g * Cg + cb * cs
+    cdef Py_ssize_t Rb = ncc * kh * kw, HW = Ho * Wo
+    cdef Py_ssize_t n, m, oh0, oh1, P, seg, ldb
+    cdef const floating* B
+    for n in range(n0, n1):
+        memset(&gx[n, c0, 0, 0], 0, ncc * H * W * sizeof(floating))
+    oh0 = 0
+    while oh0 < Ho:
+        oh1 = min(Ho, oh0 + rows)
+        seg = (oh1 - oh0) * Wo
+        P = (n1 - n0) * seg
+        if n1 - n0 == 1:
+            B = &gy[n0, g * Kg, oh0, 0]
+            ldb = HW
+        else:  # whole images: oh0 == 0, oh1 == Ho
+            _pack_gy(gy, n0, n1, g * Kg, Kg, pack)
+            B = pack
+            ldb = P
+        # cols (Rb, P) = W_g[:, channel block]^T (Rb, Kg) @ gy_tile (Kg, P)
+        gemm_rm(True, False, <int> Rb, <int> P, <int> Kg, <floating> 1,
+                &w[g * Kg, cb * cs, 0, 0], <int> R, B, <int> ldb, <floating> 0, col, <int> P)
+        for m in range(n1 - n0):
+            _col2im(gx, n0 + m, c0, ncc, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw,
+                    col + m * seg, P)
+        oh0 = oh1
+
+
+cdef int _input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                     floating[:, :, :, ::1] gx, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+                     Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
+                     int nthreads) except -1:
+    cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1], Ho = gy.shape[2], Wo = gy.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups
+    cdef Py_ssize_t rows, imgs, nimg, ncb, cs, items, item, per, col_elems, pack_elems, t
+    cdef Py_ssize_t n0, rest
+    cdef floating* ws = NULL
+    _tiling(N, Ho, Wo, R, sizeof(floating), _MIN_ITEMS, &rows, &imgs)
+    nimg = (N + imgs - 1) // imgs
+    # channel blocks: more work items without repeating any work
+    ncb = (_MIN_ITEMS + nimg * groups - 1) // (nimg * groups)
+    ncb = max(1, min(ncb, Cg))
+    cs = (Cg + ncb - 1) // ncb
+    ncb = (Cg + cs - 1) // cs
+    items = nimg * groups * ncb
+    col_elems = cs * kh * kw * imgs * rows * Wo
+    pack_elems = Kg * imgs * Ho * Wo if imgs > 1 else 0
+    per = col_elems + pack_elems
+    nthreads = max(1, nthreads)
+    ws = <floating*> malloc(nthreads * per * sizeof(floating))
+    if ws == NULL:
+        raise MemoryError(f"conv2d_input: could not allocate {nthreads} work buffers of "
+                          f"{per * sizeof(floating)} bytes")
+    try:
+        with nogil:
+            for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                t = item // (groups * ncb)
+                rest = item % (groups * ncb)
+                n0 = t * imgs
+                _input_item(gy, w, gx, n0, min(N, n0 + imgs), rest // ncb, rest % ncb, cs,
+                            rows, sh, sw, pt, pl, dh, dw, groups, ws + threadid() * per,
+                            ws + threadid() * per + col_elems)
+    finally:
+        free(ws)
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +374,7 @@ cdef void _weight_task(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                 yrow = &gy[n, k, oh, 0]
                 for j in range(kw):
                     off = j * dw - pl
-                    _cols(off, sw, W, Wo, &ow0, &ow1)
+                    valid_cols(off, sw, W, Wo, &ow0, &ow1)
                     a = acc + (i * kw + j) * Wo
                     if sw == 1:
                         for ow in range(ow0, ow1):
@@ -129,15 +391,10 @@ cdef void _weight_task(const floating[:, :, :, ::1] x, const floating[:, :, :, :
             gw[k, cc, i, j] = s
 
 
-def conv2d_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
-                  floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
-                  int nthreads):
-    """Gradient of conv2d wrt its weight; fills ``gw`` (K, C // groups, kh, kw).
-
-    Parallel over (filter, input channel); each thread has one accumulation buffer.
-    """
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
-    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+cdef int _weight_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                        floating[:, :, :, ::1] gw, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                        Py_ssize_t groups, int nthreads) except -1:
     cdef Py_ssize_t p, P = gw.shape[0] * gw.shape[1]
     cdef Py_ssize_t bufsize = gw.shape[2] * gw.shape[3] * gy.shape[3]
     cdef Py_ssize_t nbuf = max(1, nthreads)
@@ -151,6 +408,188 @@ def conv2d_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] g
                          acc + threadid() * bufsize)
     finally:
         free(acc)
+    return 0
+
+
+cdef void _weight_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                       floating* part, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t g,
+                       Py_ssize_t k0, Py_ssize_t nk, Py_ssize_t rows, Py_ssize_t imgs,
+                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+                       Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Cg, Py_ssize_t kh,
+                       Py_ssize_t kw, floating* col, floating* pack) noexcept nogil:
+    """part[k0:k0 + nk] (nk, R) = sum over tiles [t0, t1), in order, of
+    gy_tile[k0:k0 + nk] (nk, P) @ cols_g^T (P, R)."""
+    cdef Py_ssize_t N = x.shape[0], Ho = gy.shape[2], Wo = gy.shape[3], HW = Ho * Wo
+    cdef Py_ssize_t R = Cg * kh * kw
+    cdef Py_ssize_t t, m, n0, n1, oh0, oh1, seg, P, lda
+    cdef const floating* A
+    for t in range(t0, t1):
+        _tile(t, N, Ho, rows, imgs, &n0, &n1, &oh0, &oh1)
+        seg = (oh1 - oh0) * Wo
+        P = (n1 - n0) * seg
+        for m in range(n1 - n0):
+            _im2col(x, n0 + m, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw,
+                    col + m * seg, P)
+        if n1 - n0 == 1:
+            A = &gy[n0, k0, oh0, 0]
+            lda = HW
+        else:
+            _pack_gy(gy, n0, n1, k0, nk, pack)
+            A = pack
+            lda = P
+        gemm_rm(False, True, <int> nk, <int> R, <int> P, <floating> 1, A, <int> lda, col,
+                <int> P, <floating> (0 if t == t0 else 1), part + k0 * R, <int> R)
+
+
+cdef int _weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                      floating[:, :, :, ::1] gw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+                      Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
+                      int nthreads) except -1:
+    cdef Py_ssize_t N = x.shape[0], Ho = gy.shape[2], Wo = gy.shape[3]
+    cdef Py_ssize_t K = gw.shape[0], Cg = gw.shape[1], kh = gw.shape[2], kw = gw.shape[3]
+    cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups, KR = K * R
+    cdef Py_ssize_t rows, imgs, T, S, F, kb, items, item, s, f, rest, g, per, col_elems
+    cdef Py_ssize_t k, q, e
+    cdef floating* ws = NULL
+    cdef floating* parts = NULL
+    cdef floating* part
+    cdef floating* gwp = &gw[0, 0, 0, 0]
+    _tiling(N, Ho, Wo, R, sizeof(floating), _MIN_ITEMS, &rows, &imgs)
+    T = ((N + imgs - 1) // imgs) * ((Ho + rows - 1) // rows)
+    # slots: as many as the work items wanted, within the tiles and the partials' budget,
+    # a power of two; filter blocks make up the rest
+    S = 1
+    while S * 2 <= min(T, _MIN_ITEMS) and (S * 2 - 1) * KR * <Py_ssize_t> sizeof(floating) \
+            <= _PARTIAL_BYTES:
+        S *= 2
+    F = (_MIN_ITEMS + S * groups - 1) // (S * groups)
+    F = max(1, min(F, Kg // _MIN_FILTER_BLOCK))
+    kb = (Kg + F - 1) // F
+    F = (Kg + kb - 1) // kb
+    items = S * groups * F
+    col_elems = R * imgs * rows * Wo
+    per = col_elems + (kb * imgs * Ho * Wo if imgs > 1 else 0)
+    nthreads = max(1, nthreads)
+    ws = <floating*> malloc(nthreads * per * sizeof(floating))
+    if S > 1:
+        parts = <floating*> malloc((S - 1) * KR * sizeof(floating))
+    if ws == NULL or (S > 1 and parts == NULL):
+        free(ws)
+        free(parts)
+        raise MemoryError(f"conv2d_weight: could not allocate {nthreads} work buffers of "
+                          f"{per * sizeof(floating)} bytes and {S - 1} partials of "
+                          f"{KR * sizeof(floating)} bytes")
+    try:
+        with nogil:
+            for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                s = item // (groups * F)
+                rest = item % (groups * F)
+                g = rest // F
+                f = rest % F
+                _weight_item(x, gy, gwp if s == 0 else parts + (s - 1) * KR,
+                             s * T // S, (s + 1) * T // S, g, g * Kg + f * kb,
+                             min(kb, Kg - f * kb), rows, imgs, sh, sw, pt, pl, dh, dw, Cg,
+                             kh, kw, ws + threadid() * per,
+                             ws + threadid() * per + col_elems)
+            if S > 1:
+                # gw += partials, in slot order, each filter's row by one thread
+                for k in prange(K, schedule="static", num_threads=nthreads):
+                    for s in range(1, S):
+                        part = parts + (s - 1) * KR + k * R
+                        for q in range(R):
+                            gwp[k * R + q] += part[q]
+    finally:
+        free(ws)
+        free(parts)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------
+cdef int _grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                     floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
+                     int nthreads, int algo) except -1:
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
+    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    if gx.shape[0] == 0:
+        return 0
+    if algo < 0:
+        algo = _choose(gy.shape[0], w.shape[0], w.shape[1], w.shape[2], w.shape[3],
+                       gy.shape[2], gy.shape[3], gx.shape[2], gx.shape[3], groups)
+    if algo == GEMM and gy.shape[2] * gy.shape[3] > 0:
+        _input_gemm(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nthreads)
+    else:
+        _input_direct(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nthreads)
+    return 0
+
+
+cdef int _grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                      floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
+                      int nthreads, int algo) except -1:
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
+    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    if gw.shape[0] == 0:
+        return 0
+    if algo < 0:
+        algo = _choose(x.shape[0], gw.shape[0], gw.shape[1], gw.shape[2], gw.shape[3],
+                       gy.shape[2], gy.shape[3], x.shape[2], x.shape[3], groups)
+    if algo == GEMM and x.shape[0] > 0 and gy.shape[2] * gy.shape[3] > 0:
+        _weight_gemm(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nthreads)
+    else:
+        _weight_direct(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nthreads)
+    return 0
+
+
+def conv2d_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                 floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
+                 int nthreads):
+    """Gradient of conv2d wrt its input; fills and returns ``gx`` (N, C, H, W). The
+    algorithm is chosen by :func:`algorithm` (see the module docstring)."""
+    _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads, -1)
+    return gx.base
+
+
+def conv2d_input_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                        floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
+                        int nthreads):
+    """:func:`conv2d_input` forced to the direct loop nest (for tests and benchmarks)."""
+    _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads, DIRECT)
+    return gx.base
+
+
+def conv2d_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                      floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
+                      int nthreads):
+    """:func:`conv2d_input` forced to GEMM + col2im (for tests and benchmarks); any shape
+    whose sizes fit BLAS's 32-bit ints."""
+    _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads, GEMM)
+    return gx.base
+
+
+def conv2d_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                  floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
+                  int nthreads):
+    """Gradient of conv2d wrt its weight; fills and returns ``gw`` (K, C // groups, kh, kw).
+    The algorithm is chosen by :func:`algorithm` (see the module docstring)."""
+    _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, -1)
+    return gw.base
+
+
+def conv2d_weight_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                         floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
+                         int nthreads):
+    """:func:`conv2d_weight` forced to the direct loop nest (for tests and benchmarks)."""
+    _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, DIRECT)
+    return gw.base
+
+
+def conv2d_weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                       floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
+                       int nthreads):
+    """:func:`conv2d_weight` forced to im2col + GEMM (for tests and benchmarks); any shape
+    whose sizes fit BLAS's 32-bit ints."""
+    _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, GEMM)
     return gw.base
 
 

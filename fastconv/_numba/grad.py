@@ -1,18 +1,49 @@
 """Numba gradient kernels (contract: the gradient section of :mod:`fastconv.reference`).
 
-Each parallel task owns its outputs and sums in a fixed order, so the results are bitwise
-the same whatever the thread count:
+Choice of algorithm for the convolution gradients (:func:`algorithm`): the Cython kernels'
+rule and design (see ``src_cython/_cy_grad.pyx``), with ``R = (C // groups) * kh * kw`` and
+``Kg = K // groups``:
 
-* ``conv2d_input``: one task per input plane (n, c), a transposed-convolution scatter;
-* ``conv2d_weight``: one task per (filter, input channel), accumulating into a private
-  (kh, kw, Wo) buffer (a vectorizable elementwise update), reduced at the end;
-* the pools: one task per plane (n, c).
+* ``"gemm"`` when ``R >= 16`` and ``Kg >= 8``, or ``Kg >= 3``, ``R >= 4`` and the output
+  width ``Wo <= 64`` (the Cython rule, measured there): tiled im2col + ``np.dot`` inside ``prange``
+  (BLAS is held at one thread by :func:`fastconv._dispatch.run`). Tiles are blocks of output
+  rows of one image, or groups of whole images, of at most ``_TILE_BYTES`` of columns;
+  ``conv2d_weight`` sums the tiles of each of ``S`` slots into a partial of its own (slot 0
+  into ``gw``), the filters of a group cut into ``F`` blocks when partials would be large,
+  and adds the partials in slot order at the end; ``conv2d_input`` gives each work item
+  whole images and a block of input channels of one group, computes
+  ``cols = W_blk^T @ gy_tile`` and adds it into ``gx`` (col2im). Tiles, slots and blocks
+  depend on the shapes only, so results are bitwise the same for any thread count. (The
+  sums are the Cython kernels', but BLAS accumulates in its own order: the two backends
+  agree to rounding only on this path.)
+* ``"direct"`` otherwise, the loop orders of the Cython direct kernels (bitwise the same
+  results): ``conv2d_input``, one task per input plane (n, c), a transposed-convolution
+  scatter; ``conv2d_weight``, one task per (filter, input channel), accumulating into a
+  private (kh, kw, Wo) buffer (a vectorizable elementwise update), reduced at the end.
+
+The pools: one task per plane (n, c).
 """
 
+import numba
 import numpy as np
 from numba import prange
 
 from ._common import jit, use_threads
+
+# serial helpers called from inside the parallel loops
+_njit = numba.njit(cache=True, nogil=True)
+
+# Bytes of one im2col tile; work items aimed at; partials' budget (conv2d_weight); the
+# smallest filter block; the choice rule. As in src_cython/_cy_grad.pyx.
+_TILE_BYTES = 1 << 20
+_MIN_ITEMS = 8
+_PARTIAL_BYTES = 1 << 23
+_MIN_FILTER_BLOCK = 16
+_GEMM_MIN_R = 16
+_GEMM_MIN_KG = 8
+_SMALL_MIN_KG = 3
+_SMALL_MIN_R = 4
+_SMALL_MAX_WO = 64
 
 
 @jit
@@ -105,6 +136,223 @@ def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups):
     return gw
 
 
+# --------------------------------------------------------------------------------------------
+# im2col + GEMM (many channels)
+# --------------------------------------------------------------------------------------------
+def algorithm(x_shape, w_shape, gy_shape, groups):
+    """The algorithm conv2d_input and conv2d_weight use for these shapes: "direct" or
+    "gemm" (the rule of the module docstring)."""
+    N, K, Ho, Wo = gy_shape
+    _, Cg, kh, kw = w_shape
+    if N == 0 or Ho == 0 or Wo == 0:
+        return "direct"
+    R, Kg = Cg * kh * kw, K // groups
+    if R >= _GEMM_MIN_R and Kg >= _GEMM_MIN_KG:
+        return "gemm"
+    if Kg >= _SMALL_MIN_KG and R >= _SMALL_MIN_R and Wo <= _SMALL_MAX_WO:
+        return "gemm"
+    return "direct"
+
+
+def _tiling(N, Ho, Wo, R, itemsize, min_tiles):
+    """(rows, imgs): tiles of at most _TILE_BYTES of (R, P) columns, ``rows`` output rows of
+    one image or (rows == Ho) ``imgs`` whole images, made smaller until there are about
+    ``min_tiles`` tiles. Shapes only (as the Cython kernels')."""
+    r = max(1, min(_TILE_BYTES // (R * Wo * itemsize), Ho))
+    m = 1
+    if r == Ho:
+        m = max(1, min(_TILE_BYTES // (R * Ho * Wo * itemsize), N))
+        if (N + m - 1) // m < min_tiles:
+            m = max(1, N // min_tiles)
+    if m == 1 and N * ((Ho + r - 1) // r) < min_tiles:
+        need = (min_tiles + N - 1) // N
+        r = max(1, min(r, (Ho + need - 1) // need))
+    return r, m
+
+
+@_njit
+def _im2col_rows(x, n, c0, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, cols, q0):
+    """cols[(cc, i, j), q0 + (oh - oh0) * Wo + ow] = x[n, c0 + cc, oh*sh - pt + i*dh,
+    ow*sw - pl + j*dw], zero outside the input.
+
+    Flat views indexed with unsigned ints (all the indices are >= 0): no wraparound checks,
+    so the row copies vectorize."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    xf = x.ravel()
+    cf = cols.ravel()
+    P = cols.shape[1]
+    r = 0
+    for cc in range(Cg):
+        xbase = ((n * C) + c0 + cc) * H * W
+        for i in range(kh):
+            for j in range(kw):
+                off = j * dw - pl
+                ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
+                ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+                ow0 = min(ow0, Wo)
+                ow1 = max(ow1, ow0)
+                for oh in range(oh0, oh1):
+                    d = np.uint64(r * P + q0 + (oh - oh0) * Wo)
+                    ih = oh * sh - pt + i * dh
+                    if ih < 0 or ih >= H:
+                        for t in range(Wo):
+                            cf[d + np.uint64(t)] = 0
+                        continue
+                    for t in range(ow0):
+                        cf[d + np.uint64(t)] = 0
+                    src = np.uint64(xbase + ih * W + ow0 * sw + off)
+                    d0 = d + np.uint64(ow0)
+                    if sw == 1:
+                        for t in range(ow1 - ow0):
+                            cf[d0 + np.uint64(t)] = xf[src + np.uint64(t)]
+                    else:
+                        for t in range(ow1 - ow0):
+                            cf[d0 + np.uint64(t)] = xf[src + np.uint64(t * sw)]
+                    for t in range(ow1, Wo):
+                        cf[d + np.uint64(t)] = 0
+                r += 1
+
+
+@_njit
+def _col2im_rows(gx, n, c0, ncc, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, cols, q0):
+    """The adjoint of :func:`_im2col_rows`: gx[n, c0 + cc] += the columns, window by window,
+    in the order (cc, i, output row, j) (the Cython kernel's). Unsigned flat indices, as
+    there."""
+    C, H, W = gx.shape[1], gx.shape[2], gx.shape[3]
+    gf = gx.ravel()
+    cf = cols.ravel()
+    P = cols.shape[1]
+    for cc in range(ncc):
+        gbase = ((n * C) + c0 + cc) * H * W
+        for i in range(kh):
+            for oh in range(oh0, oh1):
+                ih = oh * sh - pt + i * dh
+                if ih < 0 or ih >= H:
+                    continue
+                q = q0 + (oh - oh0) * Wo
+                for j in range(kw):
+                    off = j * dw - pl
+                    ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
+                    ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+                    if ow1 <= ow0:
+                        continue
+                    d = np.uint64(((cc * kh + i) * kw + j) * P + q + ow0)
+                    g = np.uint64(gbase + ih * W + ow0 * sw + off)
+                    if sw == 1:
+                        for t in range(ow1 - ow0):
+                            gf[g + np.uint64(t)] += cf[d + np.uint64(t)]
+                    else:
+                        for t in range(ow1 - ow0):
+                            gf[g + np.uint64(t * sw)] += cf[d + np.uint64(t)]
+
+
+@_njit
+def _pack_gy(gy, n0, n1, k0, nk, oh0, oh1):
+    """(nk, P): the rows [oh0, oh1) of the planes gy[n0:n1, k0:k0 + nk], side by side."""
+    K, Ho, Wo = gy.shape[1], gy.shape[2], gy.shape[3]
+    L = (oh1 - oh0) * Wo
+    P = (n1 - n0) * L
+    pack = np.empty((nk, P), gy.dtype)
+    pf = pack.ravel()
+    gf = gy.ravel()
+    for kk in range(nk):
+        for m in range(n1 - n0):
+            src = np.uint64((((n0 + m) * K + k0 + kk) * Ho + oh0) * Wo)
+            d = np.uint64(kk * P + m * L)
+            for t in range(L):
+                pf[d + np.uint64(t)] = gf[src + np.uint64(t)]
+    return pack
+
+
+@jit
+def _conv2d_input_gemm(gy, wt, gx, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows, imgs, cs,
+                       ncb):
+    """``wt`` (groups, R, Kg): each group's weight, transposed. Work items (image group,
+    group, channel block)."""
+    N, K, Ho, Wo = gy.shape
+    C, H, W = gx.shape[1], gx.shape[2], gx.shape[3]
+    Kg = K // groups
+    Cg = C // groups
+    kk2 = kh * kw
+    nimg = (N + imgs - 1) // imgs
+    for item in prange(nimg * groups * ncb):
+        t = item // (groups * ncb)
+        rest = item % (groups * ncb)
+        g = rest // ncb
+        cb = rest % ncb
+        n0 = t * imgs
+        n1 = min(N, n0 + imgs)
+        ncc = min(cs, Cg - cb * cs)
+        c0 = g * Cg + cb * cs
+        a = np.ascontiguousarray(wt[g, cb * cs * kk2 : (cb * cs + ncc) * kk2])
+        for n in range(n0, n1):
+            for c in range(c0, c0 + ncc):
+                gxc = gx[n, c]
+                for ih in range(H):
+                    for iw in range(W):
+                        gxc[ih, iw] = 0
+        oh0 = 0
+        while oh0 < Ho:
+            oh1 = min(Ho, oh0 + rows)
+            seg = (oh1 - oh0) * Wo
+            cols = np.dot(a, _pack_gy(gy, n0, n1, g * Kg, Kg, oh0, oh1))
+            for m in range(n1 - n0):
+                _col2im_rows(gx, n0 + m, c0, ncc, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh,
+                             dw, cols, m * seg)
+            oh0 = oh1
+    return gx
+
+
+@jit
+def _conv2d_weight_gemm(x, gy, gw2, parts, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows,
+                        imgs, S, F, kb):
+    """``gw2`` (K, R) is gw, ``parts`` (S - 1, K, R) the other slots' partials. Work items
+    (slot, group, filter block)."""
+    N, C = x.shape[0], x.shape[1]
+    Ho, Wo = gy.shape[2], gy.shape[3]
+    K, R = gw2.shape
+    Kg = K // groups
+    Cg = C // groups
+    nrt = (Ho + rows - 1) // rows
+    T = ((N + imgs - 1) // imgs) * nrt
+    for item in prange(S * groups * F):
+        s = item // (groups * F)
+        rest = item % (groups * F)
+        g = rest // F
+        f = rest % F
+        k0 = g * Kg + f * kb
+        nk = min(kb, Kg - f * kb)
+        part = gw2 if s == 0 else parts[s - 1]
+        acc = part[k0 : k0 + nk]
+        for t in range(s * T // S, (s + 1) * T // S):
+            n0 = (t // nrt) * imgs
+            n1 = min(N, n0 + imgs)
+            oh0 = (t % nrt) * rows
+            oh1 = min(Ho, oh0 + rows)
+            seg = (oh1 - oh0) * Wo
+            cols = np.empty((R, (n1 - n0) * seg), x.dtype)
+            for m in range(n1 - n0):
+                _im2col_rows(x, n0 + m, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh,
+                             dw, cols, m * seg)
+            res = np.dot(_pack_gy(gy, n0, n1, k0, nk, oh0, oh1), cols.T)
+            if t == s * T // S:
+                for kk in range(nk):
+                    for q in range(R):
+                        acc[kk, q] = res[kk, q]
+            else:
+                for kk in range(nk):
+                    for q in range(R):
+                        acc[kk, q] += res[kk, q]
+    # gw += partials, in slot order
+    for k in prange(K):
+        row = gw2[k]
+        for s in range(1, S):
+            prow = parts[s - 1, k]
+            for q in range(R):
+                row[q] += prow[q]
+    return gw2
+
+
 @jit
 def _max_pool2d_backward(gy, idx, gx):
     """``gy``, ``idx`` (N, C, Ho*Wo) and ``gx`` (N, C, H*W): planes flattened."""
@@ -160,17 +408,59 @@ def _avg_pool2d_backward(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad):
     return gx
 
 
-def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads):
-    """Gradient of conv2d wrt its input (contract: :mod:`fastconv.reference`)."""
+def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads, algo=None):
+    """Gradient of conv2d wrt its input (contract: :mod:`fastconv.reference`); ``algo``
+    "direct" or "gemm" forces an algorithm (tests, benchmarks), None: :func:`algorithm`."""
     use_threads(nthreads)
-    _conv2d_input(gy, w, gx, *stride, *pad, *dilation, groups)
+    if gx.shape[0] == 0:
+        return gx
+    if algo is None:
+        algo = algorithm(gx.shape, w.shape, gy.shape, groups)
+    if algo == "gemm" and gy.shape[2] * gy.shape[3] > 0:
+        N, K, Ho, Wo = gy.shape
+        _, Cg, kh, kw = w.shape
+        R, Kg = Cg * kh * kw, K // groups
+        rows, imgs = _tiling(N, Ho, Wo, R, gy.itemsize, _MIN_ITEMS)
+        nimg = -(-N // imgs)
+        ncb = max(1, min(-(-_MIN_ITEMS // (nimg * groups)), Cg))  # channel blocks
+        cs = -(-Cg // ncb)
+        ncb = -(-Cg // cs)
+        wt = np.ascontiguousarray(w.reshape(groups, Kg, R).transpose(0, 2, 1))
+        _conv2d_input_gemm(gy, wt, gx, *stride, *pad, *dilation, groups, kh, kw, rows, imgs,
+                           cs, ncb)
+    else:
+        _conv2d_input(gy, w, gx, *stride, *pad, *dilation, groups)
     return gx
 
 
-def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads):
-    """Gradient of conv2d wrt its weight (contract: :mod:`fastconv.reference`)."""
+def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, algo=None):
+    """Gradient of conv2d wrt its weight (contract: :mod:`fastconv.reference`); ``algo``
+    as for :func:`conv2d_input`."""
     use_threads(nthreads)
-    _conv2d_weight(x, gy, gw, *stride, *pad, *dilation, groups)
+    if gw.shape[0] == 0:
+        return gw
+    if algo is None:
+        algo = algorithm(x.shape, gw.shape, gy.shape, groups)
+    if algo == "gemm" and x.shape[0] > 0 and gy.shape[2] * gy.shape[3] > 0:
+        N = x.shape[0]
+        K, Cg, kh, kw = gw.shape
+        Ho, Wo = gy.shape[2:]
+        R, Kg = Cg * kh * kw, K // groups
+        rows, imgs = _tiling(N, Ho, Wo, R, x.itemsize, _MIN_ITEMS)
+        T = -(-N // imgs) * -(-Ho // rows)
+        # slots (a power of two, within the tiles and the partials' budget), then filter
+        # blocks, up to about _MIN_ITEMS work items
+        S = 1
+        while S * 2 <= min(T, _MIN_ITEMS) and (S * 2 - 1) * K * R * x.itemsize <= _PARTIAL_BYTES:
+            S *= 2
+        F = max(1, min(-(-_MIN_ITEMS // (S * groups)), Kg // _MIN_FILTER_BLOCK))
+        kb = -(-Kg // F)
+        F = -(-Kg // kb)
+        parts = np.empty((S - 1, K, R), gw.dtype)
+        _conv2d_weight_gemm(x, gy, gw.reshape(K, R), parts, *stride, *pad, *dilation, groups,
+                            kh, kw, rows, imgs, S, F, kb)
+    else:
+        _conv2d_weight(x, gy, gw, *stride, *pad, *dilation, groups)
     return gw
 
 
