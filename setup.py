@@ -10,7 +10,8 @@ FASTCONV_NO_OPENMP=1
     Build without OpenMP: the kernels run serially (a warning says so).
 
 Release builds use ``-O3 -g0 -fopenmp`` and no ``-march=native`` (a wheel must run on any
-x86-64). The Cython directives live here and nowhere else. Switching mode or flags forces a
+x86-64); on macOS ``-Xpreprocessor -fopenmp -lomp`` (Homebrew's libomp), with MSVC ``/O2
+/openmp``. The Cython directives live here and nowhere else. Switching mode or flags forces a
 full rebuild: cythonize compares file times only, and build_ext would keep the old .so.
 """
 
@@ -46,9 +47,20 @@ DIRECTIVES = {
     "initializedcheck": DEBUG,
     "cdivision": True,
 }
-compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
+MSVC = sys.platform == "win32"
+if MSVC:
+    compile_args = ["/Od", "/Zi"] if DEBUG else ["/O2"]
+else:
+    compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
 link_args = []
-if OPENMP:
+if OPENMP and MSVC:
+    compile_args.append("/openmp")  # MSVC links its OpenMP runtime (vcomp) by itself
+elif OPENMP and sys.platform == "darwin":
+    # Apple clang has no -fopenmp driver flag: libomp (Homebrew) through the preprocessor;
+    # its include and lib folders come from CPPFLAGS/LDFLAGS (see [tool.cibuildwheel.macos]).
+    compile_args += ["-Xpreprocessor", "-fopenmp"]
+    link_args.append("-lomp")
+elif OPENMP:
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
 else:

@@ -9,6 +9,14 @@ from . import _dispatch, _threads
 from ._version import __version__
 
 
+def openmp_status(build_info: dict) -> str:
+    """One line on the Cython kernels' OpenMP, from ``_cy_conv.build_info()``."""
+    if build_info.get("openmp"):
+        return f"yes (_OPENMP {build_info.get('openmp_version')})"
+    return ("no - kernels run serially (built without OpenMP: FASTCONV_NO_OPENMP=1 or a "
+            "compiler without it)")
+
+
 def info_dict() -> dict:
     """The facts :func:`info` prints, as a dict."""
     import numpy
@@ -33,12 +41,17 @@ def info_dict() -> dict:
     if "numba" in d["backends"]:
         import numba
 
+        from ._numba import _common
+
         d["numba"] = numba.__version__
         d["numba_max_threads"] = numba.config.NUMBA_NUM_THREADS
+        d["numba_cache"] = f"{_common.CACHE_DIR} ({_common.CACHE_SOURCE})"
+    d["openmp"] = "n/a (no compiled Cython kernels)"
     if "cython" in d["backends"]:
         from . import _cy_conv
 
         d["cython_build"] = _cy_conv.build_info()
+        d["openmp"] = openmp_status(d["cython_build"])
     d["blas_and_openmp"] = [
         {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
                                   "threading_layer", "filepath")}

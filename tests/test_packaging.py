@@ -1,0 +1,168 @@
+"""Packaging facts that hold for an installed fastconv as much as for a source checkout.
+
+* one version, in ``fastconv/_version.py``, equal to the installed distribution's;
+* the license declared in the metadata;
+* ``fastconv.info()`` says whether the Cython kernels have OpenMP;
+* the Numba cache works when the package folder is read-only: it falls back to a user
+  folder (``fastconv._numba._common``). The test copies the imported package (compiled
+  modules included) to a temporary folder, takes its write permission away and runs a kernel
+  in a subprocess. As root, whom file modes do not stop, the subprocess runs without the
+  capabilities that bypass them (``setpriv``).
+
+``tools/check_wheel.sh`` runs this module against the installed wheel, from outside the tree.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import fastconv
+from fastconv import _info
+
+_DROP_CAPS = "-dac_override,-dac_read_search,-fowner"
+
+
+def _installed_metadata():
+    try:
+        return importlib.metadata.metadata("fastconv")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("fastconv is not installed (no distribution metadata), only importable")
+
+
+def test_version_has_one_source():
+    from fastconv._version import __version__
+
+    assert fastconv.__version__ == __version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?", __version__)
+    assert _installed_metadata()["Version"] == __version__
+
+
+def test_metadata_declares_the_license():
+    meta = _installed_metadata()
+    assert meta["License-Expression"] == "BSD-3-Clause"
+    assert "LICENSE" in (meta.get_all("License-File") or [])
+
+
+def test_info_says_whether_openmp_is_compiled_in():
+    assert _info.openmp_status({"openmp": True, "openmp_version": 201511}).startswith("yes")
+    serial = _info.openmp_status({"openmp": False, "openmp_version": 0})
+    assert serial.startswith("no - ") and "kernels run serially" in serial
+
+    d = _info.info_dict()
+    if "cython" in d["backends"]:
+        assert d["openmp"] == _info.openmp_status(d["cython_build"])
+    out = io.StringIO()
+    fastconv.info(file=out)
+    assert re.search(r"^openmp\s+: (yes|no - |n/a)", out.getvalue(), re.MULTILINE)
+
+
+# --------------------------------------------------------------------------------------------
+# Numba's cache in a read-only installation
+# --------------------------------------------------------------------------------------------
+_RUN = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import fastconv
+    from fastconv._numba import _common, pool
+    here = os.path.realpath(os.path.dirname(fastconv.__file__))
+    assert here.startswith(os.path.realpath(sys.argv[1])), here
+    x = np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8)
+    y = fastconv.max_pool2d(x, 2, backend="numba")
+    assert np.array_equal(y, fastconv.max_pool2d(x, 2, backend="numpy"))
+    print(json.dumps({"dir": _common.CACHE_DIR, "source": _common.CACHE_SOURCE,
+                      "env": os.environ.get("NUMBA_CACHE_DIR"),
+                      "hits": sum(pool._max_pool2d.stats.cache_hits.values())}))
+""")
+
+
+@pytest.fixture
+def read_only_install(tmp_path):
+    """A copy of the imported package in ``site/`` without write permission, a fresh HOME,
+    and how to run Python there as a user the permissions apply to."""
+    if sys.platform == "win32":
+        pytest.skip("POSIX permissions")
+    if "numba" not in fastconv.backends():
+        pytest.skip("numba is not available")
+    prefix = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing")
+        prefix = [setpriv, f"--inh-caps={_DROP_CAPS}", f"--bounding-set={_DROP_CAPS}"]
+    site = tmp_path / "site"
+    pkg = site / "fastconv"
+    src = os.path.dirname(os.path.abspath(fastconv.__file__))
+    shutil.copytree(src, pkg, ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    home = tmp_path / "home"
+    home.mkdir()
+    modes = {}
+    for p in [pkg, *pkg.rglob("*")]:
+        modes[p] = p.stat().st_mode
+        p.chmod(modes[p] & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("NUMBA_") and k not in ("XDG_CACHE_HOME", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(site), HOME=str(home), NUMBA_NUM_THREADS="2")
+
+    def run(code=_RUN, **extra_env):
+        proc = subprocess.run([*prefix, sys.executable, "-c", code, str(site)],
+                              cwd=tmp_path, env={**env, **extra_env}, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    try:
+        yield run, pkg, home
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def _cache_files(folder):
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+def test_numba_cache_falls_back_to_the_user_cache_when_read_only(read_only_install):
+    run, pkg, home = read_only_install
+    first = run()
+    fallback = home / ".cache" / "fastconv" / "numba"
+    assert first["source"] == "user"
+    assert first["dir"] == first["env"] == str(fallback)
+    assert _cache_files(fallback), "no cache files in the fallback folder"
+    assert not _cache_files(pkg), "cache files written into the read-only package"
+    # a new process loads the compiled kernel from there
+    second = run()
+    assert second["hits"] >= 1
+
+
+def test_numba_cache_dir_set_by_the_user_wins(read_only_install, tmp_path):
+    run, _, home = read_only_install
+    mine = tmp_path / "my-cache"
+    got = run(NUMBA_CACHE_DIR=str(mine))
+    assert got["source"] == "NUMBA_CACHE_DIR" and got["dir"] == str(mine)
+    assert _cache_files(mine)
+    assert not (home / ".cache").exists()
+
+
+def test_numba_cache_uses_a_temp_folder_when_home_is_read_only(read_only_install, tmp_path):
+    run, _, home = read_only_install
+    home.chmod(0o555)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    try:
+        got = run(TMPDIR=str(temp))
+    finally:
+        home.chmod(0o755)
+    assert got["source"] == "temp"
+    assert got["dir"].startswith(str(temp) + os.sep)
+    assert _cache_files(temp)
