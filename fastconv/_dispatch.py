@@ -49,6 +49,9 @@ _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "conv2d_input": "grad", "conv2d_weight": "grad", "max_pool2d_backward": "grad",
            "avg_pool2d_backward": "grad"}
 
+# The ops whose compiled kernels call BLAS (from inside their parallel regions).
+_BLAS_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight"})
+
 _lock = threading.Lock()
 _loaded: dict = {}  # backend -> {family: module}
 _failed: dict = {}  # backend -> reason it is unavailable
@@ -175,15 +178,47 @@ def kernel(op: str, backend=None):
     return name, getattr(_load(name)[_FAMILY[op]], op)
 
 
+# The argument each kernel fills (the kernel contract in fastconv.reference).
+_OUT_ARG = {"conv2d": 3, "max_pool2d": 1, "avg_pool2d": 1, "locally_connected2d": 3,
+            "conv2d_input": 2, "conv2d_weight": 2, "max_pool2d_backward": 2,
+            "avg_pool2d_backward": 1}
+
+
+def _forked_child_kernel(op: str):
+    """The kernel a Numba call runs in a process forked after OpenMP use, where Numba's
+    parallel kernels would abort it: Cython's (run on one thread), else the reference."""
+    for b in ("cython", "numpy"):
+        mods = _load(b)
+        if mods is not None and _FAMILY[op] in mods:
+            return b, getattr(mods[_FAMILY[op]], op)
+    raise RuntimeError("unreachable: the numpy backend always loads")  # pragma: no cover
+
+
 def run(op: str, backend, *args):
     """Run ``op``'s kernel with ``args`` and the configured thread count.
 
     Compiled kernels call BLAS from inside their own parallel regions, so BLAS is held at one
-    thread while they run: OpenMP and OpenBLAS threads never multiply.
+    thread while they run: OpenMP and OpenBLAS threads never multiply. In a process forked
+    after OpenMP use, kernels run on one thread and Numba's calls run Cython's kernels
+    (:func:`fastconv._threads.forked_after_openmp`).
     """
     name, fn = kernel(op, backend)
-    nthreads = _threads.get_num_threads()
-    if name == "numpy" or op != "conv2d":  # only the conv kernels call BLAS
+    if args[0].size == 0:
+        # An empty batch (N == 0: the one empty dimension validation lets through, as in
+        # torch) or an empty max-pool grad_output. Nothing to compute, and the kernels'
+        # block arithmetic is not written for it (Cython's pools divided by zero). The
+        # result is empty, or zeros where it is a sum over no terms (weight gradient).
+        out = args[_OUT_ARG[op]]
+        out[...] = 0
+        return out
+    if name != "numpy":
+        if _threads.forked_after_openmp():  # see fastconv._threads: fork safety
+            if name == "numba":
+                name, fn = _forked_child_kernel(op)
+        else:
+            _threads.note_openmp_use()
+    nthreads = _threads.kernel_threads()
+    if name == "numpy" or op not in _BLAS_OPS:  # only the conv kernels call BLAS
         return fn(*args, nthreads)
     with _threads.blas_single_threaded():
         return fn(*args, nthreads)

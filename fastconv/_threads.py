@@ -6,6 +6,8 @@
   capped to one thread (:func:`blas_single_threaded`), so OpenMP x OpenBLAS threads never
   multiply. The cap touches only the BLAS that ``scipy.linalg.cython_blas`` uses and is
   restored afterwards; numpy's BLAS is left alone.
+* Fork safety (:func:`forked_after_openmp`): a process forked after fastconv (or Numba) ran
+  an OpenMP region runs its kernels on one thread, and Numba's calls elsewhere (see below).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+import sys
 import threading
 
 from numpy import bool_ as np_bool
 
-__all__ = ["get_num_threads", "set_num_threads", "blas_single_threaded", "blas_info"]
+__all__ = ["get_num_threads", "set_num_threads", "kernel_threads", "forked_after_openmp",
+           "note_openmp_use", "blas_single_threaded", "blas_info"]
 
 
 def _usable_cpus() -> int:
@@ -118,3 +122,51 @@ def blas_info() -> list:
     from threadpoolctl import threadpool_info
 
     return threadpool_info()
+
+
+# --------------------------------------------------------------------------------------------
+# fork safety
+# --------------------------------------------------------------------------------------------
+# GNU libgomp is not fork-safe. Measured here (tests/test_fork.py): in a child forked after
+# the parent ran an OpenMP region, the next region with more than one thread hangs (Cython
+# prange and Numba alike), and a Numba parallel kernel aborts the child whatever its thread
+# count once Numba's "omp" layer ran in the parent ("fork() called from a process already
+# using GNU OpenMP"). A region with num_threads=1 never touches libgomp's thread pool and runs
+# fine. So such a child runs the Cython kernels on one thread, and :mod:`fastconv._dispatch`
+# sends its Numba calls to the Cython kernels (else the NumPy reference). Processes started
+# with "spawn" or "forkserver" are unaffected and keep every thread.
+_fork = {"openmp_used": False, "unsafe_child": False}
+
+
+def note_openmp_use() -> None:
+    """Record that this process ran (or is about to run) a compiled, OpenMP kernel."""
+    _fork["openmp_used"] = True
+
+
+def _numba_layer_started() -> bool:
+    """Whether Numba's threading layer was launched here (by fastconv or anybody else)."""
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    return bool(getattr(par, "_is_initialized", False))
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    if _fork["openmp_used"] or _numba_layer_started():
+        _fork["unsafe_child"] = True
+    # a thread of the parent may have held it at fork time; that thread is gone here
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def forked_after_openmp() -> bool:
+    """True in a process forked after its parent used OpenMP: kernels then run serially."""
+    return _fork["unsafe_child"]
+
+
+def kernel_threads() -> int:
+    """The thread count handed to the kernels: :func:`get_num_threads`, or 1 in a process
+    forked after OpenMP use (:func:`forked_after_openmp`)."""
+    return 1 if _fork["unsafe_child"] else _num_threads

@@ -122,3 +122,70 @@ def signal2d_args(draw):
     boundary = draw(st.sampled_from(["fill", "wrap", "symm"]))
     fillvalue = draw(st.sampled_from([0, 0.0, 1.5, -2]))
     return s1, s2, mode, boundary, fillvalue
+
+
+# --------------------------------------------------------------------------------------------
+# identities (tests/test_properties.py) and fuzzing (tools/fuzz.py)
+# --------------------------------------------------------------------------------------------
+@st.composite
+def circular_shift_args(draw, nd=2):
+    """A circular conv whose output is the input's size divided by the stride, so that rolling
+    the input by ``m * stride`` rolls the output by ``m``: ``(x_shape, w_shape, kwargs,
+    shift)``. Odd dilated spans, symmetric padding ``d * (k - 1) // 2``, sizes multiples of
+    the stride."""
+    groups = draw(st.integers(1, 2))
+    C = groups * draw(st.integers(1, 2))
+    K = groups * draw(st.integers(1, 2))
+    kernel, dilation, stride, sizes, shift = [], [], [], [], []
+    for _ in range(nd):
+        k = draw(st.sampled_from([1, 3, 5]))
+        d = draw(st.integers(1, 2))
+        s = draw(st.integers(1, 3))
+        n = s * draw(st.integers(max(1, -(-(d * (k - 1) // 2) // s)), 6))
+        kernel.append(k), dilation.append(d), stride.append(s), sizes.append(n)
+        shift.append(s * draw(st.integers(-3, 3)))
+    pad = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    batch = draw(st.integers(1, 2))
+    kwargs = dict(stride=tuple(stride), padding=pad, dilation=tuple(dilation), groups=groups,
+                  padding_mode="circular")
+    return (batch, C) + tuple(sizes), (K, C // groups) + tuple(kernel), kwargs, tuple(shift)
+
+
+@st.composite
+def pool_window_args(draw, nd=2):
+    """An unpadded max-pool: ``(x_shape, kernel, stride, dilation)``, non-empty output."""
+    kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    sizes = tuple(draw(st.integers(d * (k - 1) + 1, d * (k - 1) + 9))
+                  for k, d in zip(kernel, dilation))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 3))) + sizes, kernel, stride, dilation
+
+
+@st.composite
+def local_args(draw):
+    """A valid locally_connected2d call: ``(x_shape, w_shape, bias_shape or None, kwargs)``."""
+    C, K = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    H = draw(st.integers(max(1, kh - 2 * ph), 8))
+    W = draw(st.integers(max(1, kw - 2 * pw), 8))
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    bias = draw(st.sampled_from([None, (K,), (K, Ho, Wo)]))
+    batch = draw(st.sampled_from([None, 1, 2]))
+    x_shape = ((C,) if batch is None else (batch, C)) + (H, W)
+    return x_shape, (Ho, Wo, K, C, kh, kw), bias, dict(stride=(sh, sw), padding=(ph, pw))
+
+
+# Anything a caller might pass for an int argument: valid ints, edge ints, and the wrong types.
+any_int_arg = st.one_of(
+    st.integers(-2, 6),
+    st.sampled_from([0, -1, 2**31 - 1, 2**31, 2**62, 2**63, -(2**63)]),
+    st.sampled_from([1.0, 2.5, True, False, None, "same", "valid", "full", np.int64(2),
+                     np.float32(1), (1,), (1, 1), (1, 1, 1), (2, 0), (1, -1), (1.0, 1)]),
+)
+any_dtype = st.sampled_from([np.float32, np.float64, np.float16, np.int8, np.int32, np.int64,
+                             np.uint8, np.bool_, np.complex64, np.longdouble, object, "U1",
+                             "m8[s]"])
+any_shape = st.lists(st.integers(0, 7), min_size=0, max_size=5).map(tuple)
