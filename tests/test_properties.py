@@ -296,7 +296,9 @@ def test_max_pool_gradient_is_the_adjoint_of_its_selection(case, seed):
     x = _rand(rng, x_shape)
     for backend in BACKENDS:
         y, idx = pool(x, **kw, return_indices=True, backend=backend)
-        assume(idx.max() < np.prod(x_shape[-nd:]))
+        # x is finite, so -inf marks a window that saw no input: its fallback index (torch's)
+        # may lie outside the plane, or inside it on another row (issue 7's known gap)
+        assume(idx.max() < np.prod(x_shape[-nd:]) and np.isfinite(y).all())
         g = _rand(rng, y.shape)
         gx = gpool(g, idx, x.shape, backend=backend)
         _assert_adjoint(np.vdot(y, g), np.vdot(x, gx), np.abs(x).sum() * np.abs(g).max())
