@@ -1,6 +1,9 @@
 # Small inline helpers shared by the Cython kernels (cimport them: ``from _common cimport
 # ...``). Inline only, so no module named ``_common`` is imported at run time; see _blas.pxd.
 
+from cython cimport floating
+from libc.string cimport memset
+
 
 cdef inline void valid_cols(Py_ssize_t off, Py_ssize_t s, Py_ssize_t W, Py_ssize_t Wo,
                             Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
@@ -32,3 +35,38 @@ cdef inline Py_ssize_t row_blocks(Py_ssize_t planes, Py_ssize_t rows,
         return 1
     nb = (min_items + planes - 1) // planes
     return nb if nb < rows else rows
+
+
+# The im2col of the forward GEMM path (_cy_conv) and of the gradients (_cy_grad).
+cdef inline void im2col(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t Cg,
+                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t Wo,
+                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                         Py_ssize_t dw, floating* col, Py_ssize_t ld) noexcept nogil:
+    """col[(cc, i, j) * ld + (oh - oh0) * Wo + ow] = x[n, c0 + cc, oh*sh - pt + i*dh,
+    ow*sw - pl + j*dw], zero outside the input."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t cc, i, j, oh, ih, off, ow, ow0, ow1
+    cdef floating* d
+    cdef const floating* xrow
+    for cc in range(Cg):
+        for i in range(kh):
+            for j in range(kw):
+                off = j * dw - pl
+                valid_cols(off, sw, W, Wo, &ow0, &ow1)
+                for oh in range(oh0, oh1):
+                    d = col + ((cc * kh + i) * kw + j) * ld + (oh - oh0) * Wo
+                    ih = oh * sh - pt + i * dh
+                    if ih < 0 or ih >= H:
+                        memset(d, 0, Wo * sizeof(floating))
+                        continue
+                    xrow = &x[n, c0 + cc, ih, 0]
+                    for ow in range(ow0):
+                        d[ow] = 0
+                    if sw == 1:
+                        for ow in range(ow0, ow1):
+                            d[ow] = xrow[ow + off]
+                    else:
+                        for ow in range(ow0, ow1):
+                            d[ow] = xrow[ow * sw + off]
+                    for ow in range(ow1, Wo):
+                        d[ow] = 0

@@ -36,7 +36,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from _blas cimport gemm_rm
-from _common cimport row_blocks, valid_cols
+from _common cimport im2col, row_blocks, valid_cols
 
 cdef extern from *:
     """
@@ -346,41 +346,6 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
 # --------------------------------------------------------------------------------------------
 # im2col + GEMM
 # --------------------------------------------------------------------------------------------
-cdef void _im2col(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t Cg,
-                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t Wo,
-                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
-                  Py_ssize_t dw, floating* col) noexcept nogil:
-    """col[(cc, i, j), (oh - oh0) * Wo + ow] = x[n, c0 + cc, oh*sh - pt + i*dh,
-    ow*sw - pl + j*dw], zero outside the input."""
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t M = (oh1 - oh0) * Wo
-    cdef Py_ssize_t cc, i, j, oh, ih, off, ow, ow0, ow1
-    cdef floating* d
-    cdef const floating* xrow
-    for cc in range(Cg):
-        for i in range(kh):
-            for j in range(kw):
-                off = j * dw - pl
-                valid_cols(off, sw, W, Wo, &ow0, &ow1)
-                for oh in range(oh0, oh1):
-                    d = col + ((cc * kh + i) * kw + j) * M + (oh - oh0) * Wo
-                    ih = oh * sh - pt + i * dh
-                    if ih < 0 or ih >= H:
-                        memset(d, 0, Wo * sizeof(floating))
-                        continue
-                    xrow = &x[n, c0 + cc, ih, 0]
-                    for ow in range(ow0):
-                        d[ow] = 0
-                    if sw == 1:
-                        for ow in range(ow0, ow1):
-                            d[ow] = xrow[ow + off]
-                    else:
-                        for ow in range(ow0, ow1):
-                            d[ow] = xrow[ow * sw + off]
-                    for ow in range(ow1, Wo):
-                        d[ow] = 0
-
-
 cdef void _gemm_tile(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                      const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
                      Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t sh, Py_ssize_t sw,
@@ -406,7 +371,8 @@ cdef void _gemm_tile(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
             B = &x[n, g * Cg, oh0, 0]
             ldb = H * W
         else:
-            _im2col(x, n, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, col)
+            im2col(x, n, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, col,
+                   (oh1 - oh0) * Wo)
             B = col
             ldb = M
         # out[n, g*Kg:(g+1)*Kg, oh0:oh1, :] (Kg, M), rows Ho*Wo apart += W_g (Kg, R) @ B (R, M)

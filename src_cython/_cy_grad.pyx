@@ -51,7 +51,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm_rm
-from _common cimport valid_cols
+from _common cimport im2col, valid_cols
 
 # Bytes of one im2col tile (per thread), as the forward's.
 TILE_BYTES = 1 << 20
@@ -145,45 +145,11 @@ cdef inline void _tile(Py_ssize_t t, Py_ssize_t N, Py_ssize_t Ho, Py_ssize_t row
     oh1[0] = min(Ho, oh0[0] + rows)
 
 
-cdef void _im2col(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t Cg,
-                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t Wo,
-                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
-                  Py_ssize_t dw, floating* col, Py_ssize_t ld) noexcept nogil:
-    """col[(cc, i, j) * ld + (oh - oh0) * Wo + ow] = x[n, c0 + cc, oh*sh - pt + i*dh,
-    ow*sw - pl + j*dw], zero outside the input."""
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t cc, i, j, oh, ih, off, ow, ow0, ow1
-    cdef floating* d
-    cdef const floating* xrow
-    for cc in range(Cg):
-        for i in range(kh):
-            for j in range(kw):
-                off = j * dw - pl
-                valid_cols(off, sw, W, Wo, &ow0, &ow1)
-                for oh in range(oh0, oh1):
-                    d = col + ((cc * kh + i) * kw + j) * ld + (oh - oh0) * Wo
-                    ih = oh * sh - pt + i * dh
-                    if ih < 0 or ih >= H:
-                        memset(d, 0, Wo * sizeof(floating))
-                        continue
-                    xrow = &x[n, c0 + cc, ih, 0]
-                    for ow in range(ow0):
-                        d[ow] = 0
-                    if sw == 1:
-                        for ow in range(ow0, ow1):
-                            d[ow] = xrow[ow + off]
-                    else:
-                        for ow in range(ow0, ow1):
-                            d[ow] = xrow[ow * sw + off]
-                    for ow in range(ow1, Wo):
-                        d[ow] = 0
-
-
 cdef void _col2im(floating[:, :, :, ::1] gx, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t ncc,
                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t Wo,
                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
                   Py_ssize_t dw, const floating* col, Py_ssize_t ld) noexcept nogil:
-    """The adjoint of :func:`_im2col`: gx[n, c0 + cc] += the columns, window by window, in
+    """The adjoint of ``im2col`` (_common.pxd): gx[n, c0 + cc] += the columns, window by window, in
     the order (cc, i, output row, j)."""
     cdef Py_ssize_t H = gx.shape[2], W = gx.shape[3]
     cdef Py_ssize_t cc, i, j, oh, ih, off, ow, ow0, ow1
@@ -428,7 +394,7 @@ cdef void _weight_item(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         seg = (oh1 - oh0) * Wo
         P = (n1 - n0) * seg
         for m in range(n1 - n0):
-            _im2col(x, n0 + m, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw,
+            im2col(x, n0 + m, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw,
                     col + m * seg, P)
         if n1 - n0 == 1:
             A = &gy[n0, k0, oh0, 0]
