@@ -140,8 +140,11 @@ auditwheel repair -w "$WORK/wheelhouse" "$WHEEL" > "$WORK/repair.log" 2>&1 \
     || { cat "$WORK/repair.log"; fail "auditwheel repair"; }
 REPAIRED=$(ls "$WORK"/wheelhouse/*.whl)
 auditwheel show "$REPAIRED" | tee "$WORK/show.txt"
-TAG=$(grep -o 'manylinux_[0-9]*_[0-9]*_[a-z0-9_]*' "$WORK/show.txt" | head -1)
-unzip -l "$REPAIRED" | grep -q 'fastconv\.libs/libgomp' || fail "libgomp is not bundled"
+# (No `producer | grep -q` pipes in this script: under pipefail, grep -q exits at its first
+# match and the producer's next write dies of SIGPIPE, failing a check that held.)
+TAG=$(grep -o -m1 'manylinux_[0-9]*_[0-9]*_[a-z0-9_]*' "$WORK/show.txt")
+unzip -Z1 "$REPAIRED" > "$WORK/repaired.txt"
+grep -q '^fastconv\.libs/libgomp' "$WORK/repaired.txt" || fail "libgomp is not bundled"
 took auditwheel
 
 step "fresh venv: the repaired wheel with [test,study] and torch==2.13.0"
@@ -202,9 +205,9 @@ print("numba cache:", _common.CACHE_DIR, _common.CACHE_SOURCE)
 assert _common.CACHE_SOURCE == "user", _common.CACHE_SOURCE
 '
 chmod -R u+w "$SITE/fastconv"
-find "$WORK/home/.cache/fastconv/numba" -name '*.nbi' | grep -q . \
+[[ -n $(find "$WORK/home/.cache/fastconv/numba" -name '*.nbi') ]] \
     || fail "no Numba cache files in $WORK/home/.cache/fastconv/numba"
-if find "$SITE/fastconv" -name '*.nbi' -newer "$WORK/readonly.stamp" | grep -q .; then
+if [[ -n $(find "$SITE/fastconv" -name '*.nbi' -newer "$WORK/readonly.stamp") ]]; then
     fail "Numba wrote its cache into the read-only package"
 fi
 took readonly
