@@ -99,7 +99,8 @@ except OSError:
     changed = True
 
 extensions = [
-    Extension(name, [src], include_dirs=[numpy.get_include()], define_macros=macros,
+    Extension(name, [src], include_dirs=[numpy.get_include(), SRC], define_macros=macros,
+              depends=[f"{SRC}/fc_kernels.h"],
               extra_compile_args=compile_args, extra_link_args=link_args)
     for name, src in MODULES.items()
 ]

@@ -5,6 +5,16 @@ from cython cimport floating
 from libc.string cimport memset
 
 
+# The C kernels compiled per x86-64 level (see the comment at the top of fc_kernels.h).
+cdef extern from "fc_kernels.h" nogil:
+    void fc_taps_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
+                   Py_ssize_t ldw, const float* bias, Py_ssize_t nk, float* acc,
+                   Py_ssize_t L)
+    void fc_taps_d(const double* src, const Py_ssize_t* off, Py_ssize_t R, const double* w,
+                   Py_ssize_t ldw, const double* bias, Py_ssize_t nk, double* acc,
+                   Py_ssize_t L)
+
+
 cdef inline void valid_cols(Py_ssize_t off, Py_ssize_t s, Py_ssize_t W, Py_ssize_t Wo,
                             Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     """Output columns ``ow`` in ``[lo, hi)`` whose input column ``ow * s + off`` lies in

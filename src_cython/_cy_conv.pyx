@@ -33,10 +33,10 @@ element is summed in a fixed order, so results are bitwise the same for any thre
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from _blas cimport gemm_rm
-from _common cimport im2col, row_blocks, valid_cols
+from _common cimport fc_taps_d, fc_taps_f, im2col, row_blocks, valid_cols
 
 cdef extern from *:
     """
@@ -75,6 +75,8 @@ cdef Py_ssize_t _TILE_BYTES = TILE_BYTES
 # group; below that, im2col costs more than GEMM saves.
 cdef Py_ssize_t _GEMM_MIN_R = 16
 cdef Py_ssize_t _GEMM_MIN_KG = 8
+# Stride 1: up to this R the direct kernel, beyond it GEMM (see _choose).
+cdef Py_ssize_t _DIRECT_MAX_R = 2048
 GEMM_MIN_R = _GEMM_MIN_R
 GEMM_MIN_KG = _GEMM_MIN_KG
 # Aim for at least this many work items (output planes or row blocks, or image row tiles).
@@ -82,6 +84,9 @@ cdef Py_ssize_t _MIN_ITEMS = 16
 cdef Py_ssize_t _MIN_TILES = 4
 # Accumulator elements per work item of the stride-1 direct kernel (an L1/L2-sized block).
 cdef Py_ssize_t _FLAT_ELEMS = 8192
+# Input elements (all channels of a group) per work item of the stride-1 kernel when it
+# works on a zero-framed copy.
+cdef Py_ssize_t _FLAT_IN_ELEMS = 1 << 16
 cdef Py_ssize_t _INT_MAX = 2147483647
 
 cdef enum:
@@ -114,14 +119,19 @@ cdef int _choose(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg, Py_ssi
                  Py_ssize_t kw, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh, Py_ssize_t sw,
                  Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t groups) noexcept nogil:
     cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups
+    cdef bint pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 \
+        and pl == 0 and Ho == H and Wo == W
     if R < _GEMM_MIN_R or Kg < _GEMM_MIN_KG:
         return DIRECT
     # BLAS takes 32-bit ints: dimensions and leading dimensions must fit
     if R > _INT_MAX or Ho * Wo > _INT_MAX or H * W > _INT_MAX or R * Wo > _INT_MAX // 2:
         return DIRECT
-    if kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
-            and Ho == H and Wo == W:
+    if pointwise:
         return POINTWISE
+    # stride 1: the register-blocked direct kernel beats im2col + GEMM up to long dot
+    # products (measured: 0.44-0.92 of GEMM's time for R = 144 ... 1152, on par at 2304)
+    if sh == 1 and sw == 1 and R <= _DIRECT_MAX_R:
+        return DIRECT
     return GEMM
 
 
@@ -223,39 +233,38 @@ cdef void _direct_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                             orow[ow] += wv * xrow[ow * sw + off]
 
 
-cdef void _flat_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                     const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
-                     Py_ssize_t k, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t pt,
-                     Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
-                     Py_ssize_t Wp, bint copy, floating* xp, floating* acc) noexcept nogil:
-    """Stride 1 (both axes), output rows [oh0, oh1) of plane (n, k), on flattened rows.
+cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                      const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
+                      Py_ssize_t g, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t pt,
+                      Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t Wp, Py_ssize_t cstride,
+                      bint copy, const Py_ssize_t* off, floating* xp,
+                      floating* acc) noexcept nogil:
+    """Stride 1 (both axes): output rows [oh0, oh1) of image n, group g, all its filters.
 
     The input rows the block needs, framed to the width ``Wp = Wo + dw * (kw - 1)`` (copied
-    into ``xp`` with the zero padding when ``copy``; else read in place, ``Wp == W``), are
-    one flat line, and output row ``r`` of the block starts at ``acc[r * Wp]``. Each kernel
-    tap is then ONE contiguous multiply-add over ``L = (rows - 1) * Wp + Wo`` elements (the
-    ``Wp - Wo`` columns between rows are computed and dropped), three taps per pass."""
+    into ``xp``, channel planes ``cstride`` elements apart, with the zero padding when
+    ``copy``; else read in place, ``Wp == W``), are flat lines, and output row ``r`` of the
+    block sits at ``acc[r * Wp]``. Tap (cc, i, j) is then the fixed offset ``off[t]`` into
+    them, and fc_taps (fc_kernels.h) computes four filters at a time over the
+    ``L = (rows - 1) * Wp + Wo`` positions, keeping the sums in registers over all taps
+    (the ``Wp - Wo`` columns between rows are computed and dropped)."""
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // groups
-    cdef Py_ssize_t c0 = (k // Kg) * Cg
+    cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // (x.shape[1] // Cg)
+    cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
     cdef Py_ssize_t rows = oh1 - oh0, rin = rows + dh * (kh - 1)
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
-    cdef Py_ssize_t cc, i, j, q, r, ih, iw0, iw1, o0, o1, o2
-    cdef floating bk = b[k], w0, w1, w2
+    cdef Py_ssize_t cc, q, r, f, k0, nk, ih, iw0, iw1
     cdef floating* d
     cdef const floating* src
     cdef const floating* xr
-    cdef const floating* wrow
-    for q in range(L):
-        acc[q] = bk
-    for cc in range(Cg):
-        if copy:
-            # padded column q holds input column q - pl
-            iw0 = min(max(pl, 0), Wp)
-            iw1 = min(max(W + pl, iw0), Wp)
+    if copy:
+        # padded column q holds input column q - pl
+        iw0 = min(max(pl, 0), Wp)
+        iw1 = min(max(W + pl, iw0), Wp)
+        for cc in range(Cg):
             for r in range(rin):
-                d = xp + r * Wp
+                d = xp + cc * cstride + r * Wp
                 ih = oh0 - pt + r
                 if ih < 0 or ih >= H:
                     memset(d, 0, Wp * sizeof(floating))
@@ -267,79 +276,85 @@ cdef void _flat_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                     d[q] = xr[q - pl]
                 for q in range(iw1, Wp):
                     d[q] = 0
-            src = xp
+        src = xp
+    else:
+        src = &x[n, c0, oh0, 0]
+    for k0 in range(g * Kg, (g + 1) * Kg, 4):
+        nk = min(4, (g + 1) * Kg - k0)
+        if floating is float:
+            fc_taps_f(src, off, R, &w[k0, 0, 0, 0], R, &b[k0], nk, acc, L)
         else:
-            src = &x[n, c0 + cc, oh0, 0]
-        for i in range(kh):
-            xr = src + i * dh * Wp
-            wrow = &w[k, cc, i, 0]
-            j = 0
-            while j + 3 <= kw:
-                w0 = wrow[j]
-                w1 = wrow[j + 1]
-                w2 = wrow[j + 2]
-                o0 = j * dw
-                o1 = o0 + dw
-                o2 = o1 + dw
-                for q in range(L):
-                    acc[q] += w0 * xr[q + o0] + w1 * xr[q + o1] + w2 * xr[q + o2]
-                j += 3
-            while j < kw:
-                w0 = wrow[j]
-                o0 = j * dw
-                for q in range(L):
-                    acc[q] += w0 * xr[q + o0]
-                j += 1
-    for r in range(rows):
-        d = &out[n, k, oh0 + r, 0]
-        for q in range(Wo):
-            d[q] = acc[r * Wp + q]
+            fc_taps_d(src, off, R, &w[k0, 0, 0, 0], R, &b[k0], nk, acc, L)
+        for f in range(nk):
+            for r in range(rows):
+                memcpy(&out[n, k0 + f, oh0 + r, 0], acc + f * L + r * Wp,
+                       Wo * sizeof(floating))
 
 
 cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                  const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t sh,
                  Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
                  Py_ssize_t groups, int nthreads) except -1:
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
-    cdef Py_ssize_t P = out.shape[0] * K
-    cdef Py_ssize_t nb = row_blocks(P, Ho, _MIN_ITEMS)
-    cdef Py_ssize_t rows, item, p, oh0, oh1, Wp = 0, per = 0
-    cdef bint flat = sh == 1 and sw == 1, copy = False
+    cdef Py_ssize_t N = out.shape[0], R = Cg * kh * kw
+    cdef Py_ssize_t rows, nb, item, p, oh0, oh1, Wp = 0, cstride = 0, per = 0, t, cc, i, j
+    cdef bint copy = False
     cdef floating* ws = NULL
+    cdef Py_ssize_t* off = NULL
     nthreads = max(1, nthreads)
-    if flat:
-        Wp = Wo + dw * (kw - 1)
-        # read in place when every window lies inside the input, else frame a copy
-        copy = not (pt == 0 and pl == 0 and Wp <= W and Ho + dh * (kh - 1) <= H)
-        if not copy:
-            Wp = W
-        # blocks of about _FLAT_ELEMS accumulator elements (shapes only)
-        nb = max(nb, (Ho * Wp + _FLAT_ELEMS - 1) // _FLAT_ELEMS)
-        nb = min(nb, Ho)
+    if sh != 1 or sw != 1:
+        nb = row_blocks(N * K, Ho, _MIN_ITEMS)
+        rows = (Ho + nb - 1) // nb
+        nb = (Ho + rows - 1) // rows
+        with nogil:
+            for item in prange(N * K * nb, schedule="dynamic", num_threads=nthreads):
+                p = item // nb
+                oh0 = (item % nb) * rows
+                _direct_rows(x, w, b, out, p // K, p % K, oh0, min(Ho, oh0 + rows), sh, sw,
+                             pt, pl, dh, dw, groups)
+        return 0
+    # stride 1: work items are (image, group, block of output rows), all filters of the group
+    Wp = Wo + dw * (kw - 1)
+    # read in place when every window lies inside the input, else frame a copy
+    copy = not (pt == 0 and pl == 0 and Wp <= W and Ho + dh * (kh - 1) <= H)
+    if not copy:
+        Wp = W
+    nb = row_blocks(N * groups, Ho, _MIN_ITEMS)
+    # blocks of about _FLAT_ELEMS accumulator elements, and (copied) inputs of at most
+    # _FLAT_IN_ELEMS elements; shapes only
+    nb = max(nb, (Ho * Wp + _FLAT_ELEMS - 1) // _FLAT_ELEMS)
+    if copy:
+        nb = max(nb, (Cg * Ho * Wp + _FLAT_IN_ELEMS - 1) // _FLAT_IN_ELEMS)
+    nb = min(nb, Ho)
     rows = (Ho + nb - 1) // nb
     nb = (Ho + rows - 1) // rows
-    if flat:
-        per = rows * Wp + (rows + dh * (kh - 1)) * Wp if copy else rows * Wp
-        ws = <floating*> malloc(nthreads * per * sizeof(floating))
-        if ws == NULL:
+    cstride = (rows + dh * (kh - 1)) * Wp if copy else H * W
+    per = 4 * rows * Wp + (Cg * cstride if copy else 0)
+    ws = <floating*> malloc(nthreads * per * sizeof(floating))
+    off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
+    try:
+        if ws == NULL or off == NULL:
             raise MemoryError(f"conv2d: could not allocate {nthreads} work buffers of "
                               f"{per * sizeof(floating)} bytes")
-    try:
+        t = 0
+        for cc in range(Cg):
+            for i in range(kh):
+                for j in range(kw):
+                    off[t] = cc * cstride + i * dh * Wp + j * dw
+                    t += 1
         with nogil:
-            for item in prange(P * nb, schedule="dynamic", num_threads=nthreads):
+            for item in prange(N * groups * nb, schedule="dynamic", num_threads=nthreads):
                 p = item // nb
                 oh0 = (item % nb) * rows
                 oh1 = min(Ho, oh0 + rows)
-                if flat:
-                    _flat_rows(x, w, b, out, p // K, p % K, oh0, oh1, pt, pl, dh, dw, groups,
-                               Wp, copy, ws + threadid() * per + rows * Wp,
-                               ws + threadid() * per)
-                else:
-                    _direct_rows(x, w, b, out, p // K, p % K, oh0, oh1, sh, sw, pt, pl, dh,
-                                 dw, groups)
+                _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, pt, pl, dh, Wp,
+                            cstride, copy, off, ws + threadid() * per + 4 * rows * Wp,
+                            ws + threadid() * per)
     finally:
         free(ws)
+        free(off)
     return 0
 
 
