@@ -50,6 +50,10 @@ from libc.stdlib cimport free, malloc
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
+import numpy as np
+
+from fastconv import _cy_conv
+
 from _blas cimport gemm_rm
 from _common cimport im2col, valid_cols
 
@@ -507,11 +511,46 @@ cdef int _grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     return 0
 
 
+def transposes_to_forward(stride, pad, dilation, w_shape):
+    """Whether :func:`conv2d_input` runs as a forward convolution here: stride 1 and
+    ``pad <= dilation * (kernel - 1)`` on both axes (see :func:`conv2d_input_forward`)."""
+    return stride[0] == 1 and stride[1] == 1 \
+        and 0 <= pad[0] <= dilation[0] * (w_shape[2] - 1) \
+        and 0 <= pad[1] <= dilation[1] * (w_shape[3] - 1)
+
+
+def conv2d_input_forward(gy, w, gx, stride, pad, dilation, Py_ssize_t groups,
+                         int nthreads):
+    """:func:`conv2d_input` for stride 1, as the forward kernel computes it.
+
+    With stride 1 the input gradient is a full correlation of ``gy`` with the weights
+    flipped in space and transposed per group (filters become channels): the forward
+    convolution ``conv2d(gy, w', pad = dilation * (kernel - 1) - pad)`` with
+    ``w'[g*Cg + c, kk] = w[g*Kg + kk, c, ::-1, ::-1]``, and ``_cy_conv`` runs it with its
+    register-blocked direct kernel (or GEMM). Needs :func:`transposes_to_forward`.
+    """
+    K, Cg, kh, kw = w.shape
+    Kg = K // groups
+    wt = np.ascontiguousarray(
+        np.asarray(w).reshape(groups, Kg, Cg, kh, kw)[:, :, :, ::-1, ::-1]
+        .transpose(0, 2, 1, 3, 4).reshape(groups * Cg, Kg, kh, kw))
+    bias = np.zeros(groups * Cg, wt.dtype)
+    padt = (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1])
+    _cy_conv.conv2d(gy, wt, bias, gx, (1, 1), padt, dilation, groups, nthreads)
+    return gx
+
+
 def conv2d_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
                  floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
                  int nthreads):
-    """Gradient of conv2d wrt its input; fills and returns ``gx`` (N, C, H, W). The
-    algorithm is chosen by :func:`algorithm` (see the module docstring)."""
+    """Gradient of conv2d wrt its input; fills and returns ``gx`` (N, C, H, W). Stride 1
+    (with ``pad <= dilation * (kernel - 1)``) runs as a forward convolution
+    (:func:`conv2d_input_forward`); otherwise the algorithm is chosen by :func:`algorithm`
+    (see the module docstring)."""
+    if gx.shape[0] and transposes_to_forward(stride, pad, dilation,
+                                               (w.shape[0], w.shape[1], w.shape[2], w.shape[3])):
+        return conv2d_input_forward(gy.base, w.base, gx.base, stride, pad, dilation, groups,
+                                    nthreads)
     _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads, -1)
     return gx.base
 
