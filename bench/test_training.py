@@ -1,0 +1,124 @@
+"""One training epoch of the study's LeNet-style CNN: fastconv against the same model in torch.
+
+The model, data, optimizer and batches are the study's (``fastconv.study``): scikit-learn's
+digits on a 16x16 canvas, Conv(6, 3x3, pad 1) -> ReLU -> MaxPool(2) -> Conv(16, 3x3, pad 1)
+-> ReLU -> MaxPool(2) -> Linear(10), Adam (lr 1e-3), batch 32, one pass over the 1,437
+training images (45 steps). The torch model starts from fastconv's initial weights and sees
+the same batches; before timing, one epoch of each must end at the same weights (to float32
+rounding over 45 Adam steps), so both sides do the same work.
+
+Every round records the process's CPU time over its wall time (``extra_info["cpu_per_wall"]``).
+With every library pinned to n threads it must not exceed n: the check that OpenMP, Numba,
+OpenBLAS and torch's threads do not oversubscribe the cores. The ``-1t`` variants (one
+thread) make that check bite on a machine with no more cores than THREADS.
+"""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import nn
+from fastconv.study import data, models
+
+# fastconv's backends by name (as in test_peers; "cython" is what "auto" picks when built)
+IMPLS = [b for b in fastconv.backends() if b != "numpy"] + ["torch", "torch-1t"]
+IMPLS += [f"{IMPLS[0]}-1t"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = data.load_digits(seed=0)
+    return ds.x_train.astype(np.float32), ds.y_train.astype(np.int64)
+
+
+def _batches(n, bs, seed=0):
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i:i + bs] for i in range(0, n, bs)]
+
+
+def _fastconv_epoch(backend, x, y, seed=0):
+    model = models.build("lenet", x.shape[1:], seed, backend=None if backend == "auto" else backend)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = nn.Adam(model.parameters(), lr=1e-3)
+
+    def epoch():
+        for idx in _batches(len(y), 32):
+            opt.zero_grad()
+            loss_fn(model.forward(x[idx]), y[idx])
+            model.backward(loss_fn.backward())
+            opt.step()
+
+    return model, epoch
+
+
+def _torch_epoch(init, x, y):
+    torch = pytest.importorskip("torch")
+    C, H, W = x.shape[1:]
+    tnet = torch.nn.Sequential(
+        torch.nn.Conv2d(C, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(6, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(16 * (H // 4) * (W // 4), 10))
+    with torch.no_grad():
+        for p, q in zip(tnet.parameters(), init.parameters()):
+            p.copy_(torch.from_numpy(q.data))
+    opt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def epoch():
+        for idx in _batches(len(y), 32):
+            it = torch.from_numpy(idx)
+            opt.zero_grad()
+            loss_fn(tnet(xt[it]), yt[it]).backward()
+            opt.step()
+
+    return tnet, epoch
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("impl", IMPLS)
+def test_training_epoch(benchmark, impl, digits, _pinned_threads):
+    # numpy's BLAS (the Linear layers) is pinned too: every library gets the same count
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=_pinned_threads, user_api="blas"):
+        _training_epoch(benchmark, impl, digits, _pinned_threads)
+
+
+def _training_epoch(benchmark, impl, digits, _pinned_threads):
+    x, y = digits
+    benchmark.group = "training_epoch-lenet-digits16"
+    benchmark.extra_info.update(workload="training_epoch", shape="lenet-digits16", impl=impl,
+                                steps=len(_batches(len(y), 32)))
+    backend = impl.removesuffix("-1t")
+    if impl.startswith("torch"):
+        init, _ = _fastconv_epoch("numpy", x, y)
+        net, epoch = _torch_epoch(init, x, y)
+        epoch()
+        ref, ref_epoch = _fastconv_epoch("numpy", x, y)
+        ref_epoch()
+        got = [p.detach().numpy() for p in net.parameters()]
+    else:
+        net, epoch = _fastconv_epoch(backend, x, y)
+        epoch()
+        ref, ref_epoch = _fastconv_epoch("numpy", x, y)
+        ref_epoch()
+        got = [p.data for p in net.parameters()]
+    # the same 45 Adam steps from the same start end at the same weights
+    for g, r in zip(got, ref.parameters()):
+        np.testing.assert_allclose(g, r.data, rtol=1e-3, atol=1e-4)
+
+    cpu = []
+
+    def timed():
+        c0, t0 = time.process_time(), time.perf_counter()
+        epoch()
+        cpu.append((time.process_time() - c0) / (time.perf_counter() - t0))
+
+    benchmark.pedantic(timed, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["cpu_per_wall"] = float(np.median(cpu))
+    benchmark.extra_info["threads"] = _pinned_threads
+    # more busy CPUs than threads asked for would be oversubscription (0.25: timer noise)
+    assert np.median(cpu) <= _pinned_threads + 0.25, (cpu, _pinned_threads, os.cpu_count())
