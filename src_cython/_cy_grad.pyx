@@ -4,7 +4,10 @@ fastconv.reference).
 One source for float32 and float64 (``cython.floating``). The kernels trust their input
 (fastconv._spec validated it): no bounds checks, inputs may be read-only (const memoryviews).
 
-Choice of algorithm for the two convolution gradients (:func:`algorithm`), with
+conv2d_input with stride 1 (and ``pad <= dilation * (kernel - 1)``) is a forward
+convolution of grad_output with the flipped, transposed weights, and runs on ``_cy_conv``
+(:func:`conv2d_input_forward`). Otherwise, the choice of algorithm for the two convolution
+gradients (:func:`algorithm`), with
 ``R = (C // groups) * kh * kw``, ``Kg = K // groups`` and ``Wo`` the output width:
 
 * ``"gemm"`` when ``R >= 16`` and ``Kg >= 8`` (the forward's rule), or when ``Kg >= 3``,
