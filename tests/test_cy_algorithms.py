@@ -44,11 +44,18 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _case(case, dtype, rng):
+def _geometry(case):
+    """stride, pad, dilation as pairs, and the output (Ho, Wo) of a case."""
     N, C, H, W, K, g, kernel, stride, pad, dil = case
     stride, pad, dil = _pair(stride), _pair(pad), _pair(dil)
     Ho = (H + 2 * pad[0] - dil[0] * (kernel[0] - 1) - 1) // stride[0] + 1
     Wo = (W + 2 * pad[1] - dil[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    return stride, pad, dil, Ho, Wo
+
+
+def _case(case, dtype, rng):
+    N, C, H, W, K, g, kernel = case[:7]
+    stride, pad, dil, Ho, Wo = _geometry(case)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((K, C // g) + kernel).astype(dtype)
     b = rng.standard_normal(K).astype(dtype)
@@ -95,9 +102,7 @@ def test_each_algorithm_is_bitwise_thread_independent(algo, rng):
     ],
 )
 def test_algorithm_choice(case, expected):
-    N, C, H, W, K, g, kernel, stride, pad, dil = case
-    stride, pad, dil = _pair(stride), _pair(pad), _pair(dil)
-    Ho = (H + 2 * pad[0] - dil[0] * (kernel[0] - 1) - 1) // stride[0] + 1
-    Wo = (W + 2 * pad[1] - dil[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    N, C, H, W, K, g, kernel = case[:7]
+    stride, pad, dil, Ho, Wo = _geometry(case)
     got = cy.algorithm((N, C, H, W), (K, C // g) + kernel, (N, K, Ho, Wo), stride, pad, dil, g)
     assert got == expected
