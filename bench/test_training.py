@@ -40,7 +40,7 @@ def _batches(n, bs, seed=0):
 
 
 def _fastconv_epoch(backend, x, y, seed=0):
-    model = models.build("lenet", x.shape[1:], seed, backend=None if backend == "auto" else backend)
+    model = models.build("lenet", x.shape[1:], seed, backend=backend)
     loss_fn = nn.CrossEntropyLoss()
     opt = nn.Adam(model.parameters(), lr=1e-3)
 
@@ -93,21 +93,21 @@ def _training_epoch(benchmark, impl, digits, _pinned_threads):
     benchmark.extra_info.update(workload="training_epoch", shape="lenet-digits16", impl=impl,
                                 steps=len(_batches(len(y), 32)))
     backend = impl.removesuffix("-1t")
+    ref, ref_epoch = _fastconv_epoch("numpy", x, y)
     if impl.startswith("torch"):
-        init, _ = _fastconv_epoch("numpy", x, y)
-        net, epoch = _torch_epoch(init, x, y)
-        epoch()
-        ref, ref_epoch = _fastconv_epoch("numpy", x, y)
-        ref_epoch()
-        got = [p.detach().numpy() for p in net.parameters()]
+        net, epoch = _torch_epoch(ref, x, y)  # from ref's initial weights
+
+        def params():
+            return [p.detach().numpy() for p in net.parameters()]
     else:
         net, epoch = _fastconv_epoch(backend, x, y)
-        epoch()
-        ref, ref_epoch = _fastconv_epoch("numpy", x, y)
-        ref_epoch()
-        got = [p.data for p in net.parameters()]
+
+        def params():
+            return [p.data for p in net.parameters()]
+    epoch()
+    ref_epoch()
     # the same 45 Adam steps from the same start end at the same weights
-    for g, r in zip(got, ref.parameters()):
+    for g, r in zip(params(), ref.parameters()):
         np.testing.assert_allclose(g, r.data, rtol=1e-3, atol=1e-4)
 
     cpu = []

@@ -34,7 +34,7 @@ element is summed in a fixed order, so results are bitwise the same for any thre
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
 from _common cimport fc_taps_d, fc_taps_f, im2col, row_blocks, valid_cols
@@ -249,34 +249,17 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     them, and fc_taps (fc_kernels.h) computes four filters at a time over the
     ``L = (rows - 1) * Wp + Wo`` positions, keeping the sums in registers over all taps
     (the ``Wp - Wo`` columns between rows are computed and dropped)."""
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // (x.shape[1] // Cg)
     cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
     cdef Py_ssize_t rows = oh1 - oh0, rin = rows + dh * (kh - 1)
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
-    cdef Py_ssize_t cc, q, r, f, k0, nk, ih, iw0, iw1
-    cdef floating* d
+    cdef Py_ssize_t r, f, k0, nk
     cdef const floating* src
-    cdef const floating* xr
     if copy:
-        # padded column q holds input column q - pl
-        iw0 = min(max(pl, 0), Wp)
-        iw1 = min(max(W + pl, iw0), Wp)
-        for cc in range(Cg):
-            for r in range(rin):
-                d = xp + cc * cstride + r * Wp
-                ih = oh0 - pt + r
-                if ih < 0 or ih >= H:
-                    memset(d, 0, Wp * sizeof(floating))
-                    continue
-                xr = &x[n, c0 + cc, ih, 0]
-                for q in range(iw0):
-                    d[q] = 0
-                for q in range(iw0, iw1):
-                    d[q] = xr[q - pl]
-                for q in range(iw1, Wp):
-                    d[q] = 0
+        # the block's input rows, zero-framed: im2col of a 1x1 kernel over rin rows of width
+        # Wp (padded column q holds input column q - pl), channel planes cstride apart
+        im2col(x, n, c0, Cg, 1, 1, oh0, oh0 + rin, Wp, 1, 1, pt, pl, 1, 1, xp, cstride)
         src = xp
     else:
         src = &x[n, c0, oh0, 0]
