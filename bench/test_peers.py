@@ -1,7 +1,8 @@
 """fastconv's backends against the libraries users would otherwise reach for.
 
 One benchmark group per (workload, shape), so every implementation sits side by side:
-fastconv's backends, torch with 2 threads and with 1 (``torch-1t``), scipy.signal and
+fastconv's default (``auto``) and each of its backends (conv2d also on one thread:
+``cython-1t``, ``numba-1t``), torch with 2 threads and with 1 (``torch-1t``), scipy.signal and
 scipy.ndimage looped over planes (only where that finishes in reasonable time), OpenCV's
 ``filter2D`` (single-plane and depthwise cases) and a plain NumPy im2col + matmul.
 Workloads: conv2d forward, conv2d backward (input + weight), max_pool2d, avg_pool2d.
@@ -24,9 +25,13 @@ def _mark(name, *params):
     return pytest.param(*params, marks=pytest.mark.quick) if name in QUICK else params
 
 
+# fastconv's compiled backends on one thread, for the 1 -> 2 thread speed-up
+ONE_THREAD = [f"{b}-1t" for b in BACKENDS if b != "numpy"]
+
+
 def _conv_impls(name):
     N, C, H, W, K, k, s, p, g = CONV_SHAPES[name]
-    impls = BACKENDS + ["torch", "torch-1t"]
+    impls = ["auto"] + BACKENDS + ONE_THREAD + ["torch", "torch-1t"]
     if g == 1:
         impls.append("numpy-im2col")
     if N * K * (C // g) <= LOOPED_PLANES_MAX and s == 1:
@@ -58,8 +63,22 @@ def conv_impl(impl, x, w, s, p, g):
     """A zero-argument callable computing conv2d(x, w) with ``impl``."""
     N, C, H, W = x.shape
     K = w.shape[0]
+    if impl == "auto":  # the default a user gets
+        return lambda: fastconv.conv2d(x, w, stride=s, padding=p, groups=g)
     if impl in BACKENDS:
         return lambda: fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=impl)
+    if impl in ONE_THREAD:
+        backend = impl[:-3]
+
+        def run():
+            n = fastconv.get_num_threads()
+            fastconv.set_num_threads(1)
+            try:
+                return fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=backend)
+            finally:
+                fastconv.set_num_threads(n)
+
+        return run
     if impl.startswith("torch"):
         torch = pytest.importorskip("torch")
         xt, wt = torch.from_numpy(x), torch.from_numpy(w)
@@ -135,7 +154,7 @@ def test_conv2d(benchmark, shape, impl):
 
 
 POOL_PARAMS = [_mark(n, n, i, op) for n in POOL_SHAPES for op in ("max_pool2d", "avg_pool2d")
-               for i in BACKENDS + ["torch", "torch-1t"]]
+               for i in ["auto"] + BACKENDS + ["torch", "torch-1t"]]
 
 
 @pytest.mark.parametrize(("shape", "impl", "op"), POOL_PARAMS)
@@ -155,8 +174,10 @@ def test_pool2d(benchmark, shape, impl, op):
     else:
         fop = getattr(fastconv, op)
 
+        backend = None if impl == "auto" else impl
+
         def fn():
-            return fop(x, 2, backend=impl)
+            return fop(x, 2, backend=backend)
 
     np.testing.assert_allclose(fn(), expected, rtol=1e-6, atol=1e-6)
     benchmark(fn)
@@ -164,7 +185,7 @@ def test_pool2d(benchmark, shape, impl, op):
 
 BACKWARD_SHAPES = ["lenet1", "lenet2", "resnet3x3", "depthwise", "single_image"]
 BACKWARD_PARAMS = [_mark(n, n, i) for n in BACKWARD_SHAPES
-                   for i in BACKENDS + ["torch", "torch-1t"]]
+                   for i in ["auto"] + BACKENDS + ["torch", "torch-1t"]]
 
 
 @pytest.mark.parametrize(("shape", "impl"), BACKWARD_PARAMS)
@@ -185,10 +206,11 @@ def test_conv2d_backward(benchmark, shape, impl):
             return (torch.nn.grad.conv2d_input(x.shape, wt, gt, **kw).numpy(),
                     torch.nn.grad.conv2d_weight(xt, w.shape, gt, **kw).numpy())
     else:
+        backend = None if impl == "auto" else impl
 
         def fn():
-            return (fastconv.grad.conv2d_input(x.shape, w, gy, backend=impl, **kw),
-                    fastconv.grad.conv2d_weight(x, w.shape, gy, backend=impl, **kw))
+            return (fastconv.grad.conv2d_input(x.shape, w, gy, backend=backend, **kw),
+                    fastconv.grad.conv2d_weight(x, w.shape, gy, backend=backend, **kw))
 
     gx, gw = fn()
     rx = fastconv.grad.conv2d_input(x.shape, w, gy, backend="numpy", **kw)

@@ -7,12 +7,16 @@ results of their namesakes: :func:`convolve`, :func:`correlate`, :func:`convolve
 :func:`correlate2d`. Every function takes ``backend=``; see :func:`backends`.
 """
 
-from ._dispatch import backends, get_backend, set_backend, use_backend
-from ._info import info
-from ._threads import get_num_threads, set_num_threads
-from . import analysis, grad, nn
-from ._version import __version__
-from .functional import (
+import time as _time
+
+_import_t0 = _time.perf_counter()
+
+from ._dispatch import backends, get_backend, set_backend, use_backend  # noqa: E402
+from ._info import info  # noqa: E402
+from ._threads import get_num_threads, set_num_threads  # noqa: E402
+from . import analysis, grad, nn  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .functional import (  # noqa: E402
     avg_pool2d,
     conv1d,
     conv2d,
@@ -48,3 +52,7 @@ __all__ = [
     "set_num_threads",
     "use_backend",
 ]
+
+# seconds `import fastconv` took (its own modules and what they import: numpy, scipy is
+# deferred); fastconv.info() prints it
+_import_seconds = _time.perf_counter() - _import_t0

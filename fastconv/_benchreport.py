@@ -70,6 +70,84 @@ def _rows(data):
     return dict(sorted(groups.items()))
 
 
+# The speed targets (issue 5), checked on one run: (what, group, impl, reference impl, bound).
+# The measured value is median(impl) / median(reference); ``("<=", b)`` holds when it is at
+# most b, ``(">=", b)`` when at least b. "auto" is what a user gets by default.
+_T = "torch"
+TARGETS = [
+    ("conv2d lenet1", "conv2d-lenet1-float32", "auto", _T, ("<=", 0.5)),
+    ("conv2d lenet2", "conv2d-lenet2-float32", "auto", _T, ("<=", 1.0)),
+    ("conv2d single_image", "conv2d-single_image-float32", "auto", _T, ("<=", 0.25)),
+    ("conv2d depthwise", "conv2d-depthwise-float32", "auto", _T, ("<=", 0.75)),
+    ("conv2d resnet3x3", "conv2d-resnet3x3-float32", "auto", _T, ("<=", 1.25)),
+    ("conv2d deep", "conv2d-deep-float32", "auto", _T, ("<=", 1.25)),
+    ("conv2d pointwise", "conv2d-pointwise-float32", "auto", _T, ("<=", 1.25)),
+    ("conv2d small_batch1", "conv2d-small_batch1-float32", "auto", _T, ("<=", 1.25)),
+    ("max_pool2d 2x2/2 pool_small", "max_pool2d-2x2s2-pool_small-float32", "auto", _T,
+     ("<=", 0.35)),
+    ("max_pool2d 2x2/2 pool_large", "max_pool2d-2x2s2-pool_large-float32", "auto", _T,
+     ("<=", 0.35)),
+    ("conv2d backward resnet3x3", "conv2d_backward-resnet3x3-float32", "auto", _T,
+     ("<=", 1.5)),
+    ("conv2d backward lenet2", "conv2d_backward-lenet2-float32", "auto", _T, ("<=", 1.0)),
+    ("training epoch, study's LeNet-style CNN (cython = auto)",
+     "training_epoch-lenet-digits16", "cython", _T, ("<=", 1.0)),
+    ("single_image: scipy.signal.correlate2d time / fastconv's",
+     "conv2d-single_image-float32", "scipy.signal", "auto", (">=", 10.0)),
+    ("single_image: scipy.ndimage.correlate time / fastconv's",
+     "conv2d-single_image-float32", "scipy.ndimage", "auto", (">=", 4.0)),
+    ("single_image: fastconv time / OpenCV filter2D's", "conv2d-single_image-float32", "auto",
+     "opencv", ("<=", 1.0)),
+]
+# "large" conv2d shapes for the 1 -> 2 thread speed-up target
+LARGE_SHAPES = ("resnet3x3", "deep", "pointwise", "small_batch1", "depthwise")
+
+
+def _median(groups, group, impl):
+    for r in groups.get(group, ()):
+        if r["impl"] == impl:
+            return r["median_s"]
+    return None
+
+
+def targets(groups) -> list:
+    """[(what, measured or None, bound text, holds or None)] for every target: the fixed
+    ones above, auto against the best fastconv backend on every conv2d/pool/backward shape
+    (within 10%), and the 1 -> 2 thread speed-up of the large conv2d shapes (>= 1.7x)."""
+    rows = list(TARGETS)
+    for g in groups:
+        if g.split("-")[0] in ("conv2d", "max_pool2d", "avg_pool2d", "conv2d_backward"):
+            rows.append((f"{g.removesuffix('-float32')}: auto / best backend", g, "auto",
+                         "best", ("<=", 1.10)))
+    for shape in LARGE_SHAPES:
+        g = f"conv2d-{shape}-float32"
+        rows.append((f"conv2d {shape}: 1 -> 2 threads speed-up (cython-1t / cython)", g,
+                     "cython-1t", "cython", (">=", 1.7)))
+    out = []
+    for what, g, impl, ref, (op, bound) in rows:
+        t = _median(groups, g, impl)
+        if ref == "best":
+            refs = [_median(groups, g, b) for b in ("cython", "numba")]
+            refs = [r for r in refs if r is not None]
+            r = min(refs) if refs else None
+        else:
+            r = _median(groups, g, ref)
+        value = t / r if t is not None and r else None
+        holds = None if value is None else (value <= bound if op == "<=" else value >= bound)
+        out.append((what, value, f"{op} {bound:g}", holds))
+    return out
+
+
+def targets_table(groups) -> str:
+    """The targets as a markdown table."""
+    lines = ["| target | measured | bound | holds |", "|---|---|---|---|"]
+    for what, value, bound, holds in targets(groups):
+        m = "not run" if value is None else f"{value:.2f}"
+        h = "" if holds is None else ("yes" if holds else "**no**")
+        lines.append(f"| {what} | {m} | {bound} | {h} |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt_time(s):
     return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} us"
 
@@ -152,10 +230,11 @@ def render(json_path, out_dir, command=None) -> str:
 
 
 def summary_table(groups, rat, info, command=None) -> str:
-    """One markdown table: median time over torch's for every implementation and workload,
-    plus the measured dense/sparse/local/conv times. Spliced into the README as is."""
-    impls = ["cython", "numba", "numpy", "torch-1t", "opencv", "scipy.signal", "scipy.ndimage",
-             "numpy-im2col"]
+    """Markdown tables: median time over torch's for every implementation and workload, the
+    speed targets (:func:`targets`), and the measured dense/sparse/local/conv times. Spliced
+    into the README as is."""
+    impls = ["auto", "cython", "numba", "numpy", "cython-1t", "torch-1t", "opencv",
+             "scipy.signal", "scipy.ndimage", "numpy-im2col"]
     lines = [f"Run `{command}` on {info['cpu']} ({info['cores']} cores), fastconv "
              f"{info['fastconv']}, torch {info.get('torch')}, numpy {info['numpy']}, "
              f"BLAS {', '.join(info['blas'])}. Time over torch's (2 threads); "
@@ -165,6 +244,8 @@ def summary_table(groups, rat, info, command=None) -> str:
     for g, r in rat.items():
         cells = [f"{r[i]:.2f}" if i in r else "" for i in impls]
         lines.append(f"| {g.replace('-float32', '')} | " + " | ".join(cells) + " |")
+    lines += ["", "The speed targets, from the same run (ratios of medians):", "",
+              targets_table(groups).rstrip("\n")]
     layers = {g: rows for g, rows in groups.items() if g.startswith("layer-")}
     if layers:
         variants = sorted({r["impl"] for rows in layers.values() for r in rows})

@@ -27,6 +27,7 @@ import contextvars
 import importlib
 import os
 import threading
+import time
 
 from . import _threads
 
@@ -53,6 +54,7 @@ _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
 _BLAS_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight"})
 
 _lock = threading.Lock()
+_first_call_s: dict = {}  # (backend, op) -> seconds, see first_call_seconds()
 _loaded: dict = {}  # backend -> {family: module}
 _failed: dict = {}  # backend -> reason it is unavailable
 
@@ -194,6 +196,19 @@ def _forked_child_kernel(op: str):
     raise RuntimeError("unreachable: the numpy backend always loads")  # pragma: no cover
 
 
+def _calls_blas(name: str, op: str, args) -> bool:
+    """Whether this kernel call may call BLAS. Only the conv kernels do, and Cython's
+    conv2d not when it runs its direct loops: capping BLAS costs microseconds a small call
+    would notice."""
+    if name == "numpy" or op not in _BLAS_OPS:
+        return False
+    if name == "cython" and op == "conv2d":
+        x, w, _, out, stride, pad, dilation, groups = args
+        algo = _loaded["cython"]["conv2d"].algorithm
+        return algo(x.shape, w.shape, out.shape, stride, pad, dilation, groups) != "direct"
+    return True
+
+
 def run(op: str, backend, *args):
     """Run ``op``'s kernel with ``args`` and the configured thread count.
 
@@ -203,6 +218,24 @@ def run(op: str, backend, *args):
     (:func:`fastconv._threads.forked_after_openmp`).
     """
     name, fn = kernel(op, backend)
+    key = (name, op)
+    if key in _first_call_s:
+        return _run(op, name, fn, args)
+    # the first call of a kernel in this process: Numba compiles (or loads its cache) here
+    t0 = time.perf_counter()
+    try:
+        return _run(op, name, fn, args)
+    finally:
+        _first_call_s.setdefault(key, time.perf_counter() - t0)
+
+
+def first_call_seconds() -> dict:
+    """{(backend, op): wall seconds} of the first call of each kernel run in this process:
+    for Numba, its JIT compilation (or the load of its on-disk cache) plus one run."""
+    return dict(_first_call_s)
+
+
+def _run(op, name, fn, args):
     if args[0].size == 0:
         # An empty batch (N == 0: the one empty dimension validation lets through, as in
         # torch) or an empty max-pool grad_output. Nothing to compute, and the kernels'
@@ -218,7 +251,7 @@ def run(op: str, backend, *args):
         else:
             _threads.note_openmp_use()
     nthreads = _threads.kernel_threads()
-    if name == "numpy" or op not in _BLAS_OPS:  # only the conv kernels call BLAS
+    if not _calls_blas(name, op, args):
         return fn(*args, nthreads)
     with _threads.blas_single_threaded():
         return fn(*args, nthreads)

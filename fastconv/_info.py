@@ -31,6 +31,7 @@ def info_dict() -> dict:
         "default_backend": _dispatch.get_backend(),
         "auto_resolves_to": _dispatch.resolve("auto"),
         "num_threads": _threads.get_num_threads(),
+        "import_time": f"{sys.modules['fastconv']._import_seconds:.3f} s",
     }
     try:
         import scipy
@@ -60,12 +61,38 @@ def info_dict() -> dict:
     return d
 
 
-def info(file=None) -> None:
-    """Print the version, backends, threads, BLAS in use and the extension's build flags.
+def first_calls() -> dict:
+    """{"backend op": "seconds"}: the first call of conv2d and max_pool2d on each compiled
+    backend in this process (made here, on a small input, unless the process made it
+    already). For Numba that is its JIT compilation, or the load of its on-disk cache."""
+    import numpy as np
+
+    from . import functional
+
+    x = np.zeros((1, 2, 8, 8), np.float32)
+    w = np.zeros((3, 2, 3, 3), np.float32)
+    done = _dispatch.first_call_seconds()
+    for b in ("cython", "numba"):
+        if b not in _dispatch.backends():
+            continue
+        if (b, "conv2d") not in done:
+            functional.conv2d(x, w, backend=b)
+        if (b, "max_pool2d") not in done:
+            functional.max_pool2d(x, 2, backend=b)
+    return {f"{b} {op}": f"{t:.3f} s" for (b, op), t in
+            sorted(_dispatch.first_call_seconds().items())}
+
+
+def info(file=None, first_call=True) -> None:
+    """Print the version, backends, threads, BLAS in use and the extension's build flags,
+    and (``first_call``) the time of the first call of each compiled kernel run in this
+    process: Numba's compile time (:func:`first_calls`).
 
     Also available as ``python -m fastconv info``.
     """
     d = info_dict()
+    if first_call:
+        d["first_call"] = first_calls()
     out = file or sys.stdout
     w = max(len(k) for k in d)
     for k, v in d.items():

@@ -357,6 +357,55 @@ def padded_input(x4: np.ndarray, geo: ConvGeometry, dtype: np.dtype):
     return prepare(x4, dtype), (geo.pairs[0][0], geo.pairs[1][0])
 
 
+def _plain(v) -> bool:
+    """Whether ``v`` is an int, a str or a tuple of ints, exactly: a value that hashes and
+    compares like nothing else valid (``True == 1`` and ``hash(True) == hash(1)``, so a bool
+    must never reach a cache key)."""
+    t = type(v)
+    return t is int or t is str or (t is tuple and all(type(e) is int for e in v))
+
+
+_PLAN_CACHE: dict = {}
+_PLAN_CACHE_SIZE = 512
+
+
+def _conv_plan(x_shape, w_shape, itemsize, stride, padding, dilation, groups, padding_mode,
+               nd):
+    """:func:`conv_geometry` and every size check of :func:`conv_spec`, which depend only on
+    shapes, the itemsize and the arguments; cached for plain arguments (a training loop
+    validates the same layer every step)."""
+    key = None
+    if (_plain(stride) and _plain(padding) and _plain(dilation) and _plain(groups)
+            and type(padding_mode) is str):
+        key = (x_shape, w_shape, itemsize, stride, padding, dilation, groups, padding_mode,
+               nd)
+        geo = _PLAN_CACHE.get(key)
+        if geo is not None:
+            return geo
+    geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, nd)
+    N, C, H, W = geo.x_shape
+    check_alloc(geo.out_shape, itemsize,
+                "the output (from x, weight, stride, padding, dilation)")
+    if explicit_padding(geo):
+        check_alloc(
+            (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])),
+            itemsize,
+            "the padded input",
+        )
+    # the prepared copies must be possible too (a broadcast view can be huge but free)
+    check_alloc(geo.x_shape, itemsize, "the prepared input x")
+    check_alloc(w_shape, itemsize, "the prepared weight")
+    span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.w_shape[2:]))
+    top_left = (0, 0) if explicit_padding(geo) else (geo.pairs[0][0], geo.pairs[1][0])
+    check_alloc(frame_shape(geo.x_shape, geo.out_shape, top_left, geo.stride, span),
+                itemsize, "the padded input frame (from padding and dilation)")
+    if key is not None:
+        if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
+            _PLAN_CACHE.clear()
+        _PLAN_CACHE[key] = geo
+    return geo
+
+
 def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd: int):
     """Validate and normalize a conv1d (``nd=1``) or conv2d (``nd=2``) call."""
     x = as_real_array(x, "x")
@@ -365,28 +414,12 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
         bias = as_real_array(bias, "bias")
     dtype = result_dtype(x, weight) if bias is None else result_dtype(x, weight, bias)
 
-    geo = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups,
-                        padding_mode, nd)
-    N, C, H, W = geo.x_shape
+    geo = _conv_plan(x.shape, weight.shape, dtype.itemsize, stride, padding, dilation, groups,
+                     padding_mode, nd)
     K = geo.w_shape[0]
     if bias is not None and bias.shape != (K,):
         raise ValueError(f"bias must have shape ({K},) (out_channels), got {bias.shape}")
 
-    check_alloc(geo.out_shape, dtype.itemsize,
-                "the output (from x, weight, stride, padding, dilation)")
-    if explicit_padding(geo):
-        check_alloc(
-            (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])),
-            dtype.itemsize,
-            "the padded input",
-        )
-    # the prepared copies must be possible too (a broadcast view can be huge but free)
-    check_alloc(geo.x_shape, dtype.itemsize, "the prepared input x")
-    check_alloc(weight.shape, dtype.itemsize, "the prepared weight")
-    span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.w_shape[2:]))
-    top_left = (0, 0) if explicit_padding(geo) else (geo.pairs[0][0], geo.pairs[1][0])
-    check_alloc(frame_shape(geo.x_shape, geo.out_shape, top_left, geo.stride, span),
-                dtype.itemsize, "the padded input frame (from padding and dilation)")
     xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
     b = np.zeros(K, dtype) if bias is None else prepare(bias, dtype)
 

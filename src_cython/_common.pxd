@@ -2,7 +2,7 @@
 # ...``). Inline only, so no module named ``_common`` is imported at run time; see _blas.pxd.
 
 from cython cimport floating
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 
 # The C kernels compiled per x86-64 level (see the comment at the top of fc_kernels.h).
@@ -73,8 +73,8 @@ cdef inline void im2col(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t
                     for ow in range(ow0):
                         d[ow] = 0
                     if sw == 1:
-                        for ow in range(ow0, ow1):
-                            d[ow] = xrow[ow + off]
+                        if ow1 > ow0:
+                            memcpy(d + ow0, xrow + ow0 + off, (ow1 - ow0) * sizeof(floating))
                     else:
                         for ow in range(ow0, ow1):
                             d[ow] = xrow[ow * sw + off]

@@ -11,15 +11,19 @@ one dot product) and ``Kg = K // groups`` (filters per group):
 
 * ``"pointwise"``: a 1x1, stride-1, unpadded convolution with ``R >= 16`` and ``Kg >= 8``:
   GEMM reads the input plane in place as the column matrix (no copy).
-* ``"direct"`` for stride 1 (both axes) up to ``R = 2048``, and for any stride when
-  ``R < 16`` or ``Kg < 8``. Stride 1 runs :func:`_flat_block`: work items are (image, group,
-  block of output rows); the block's input rows (in place, or a zero-framed copy) are flat
-  lines, each kernel tap a fixed offset into them, and ``fc_taps`` (fc_kernels.h, compiled
-  per x86-64 level with ``target_clones``) keeps the sums of four filters x one vector of
-  positions in registers over all taps. Measured here at 160-187 GFLOP/s on 2 cores for
-  R = 144 ... 1152, 0.44-0.92 of the time of im2col + GEMM. Other strides go row by row
-  (:func:`_direct_rows`), one output plane per work item.
-* ``"gemm"`` otherwise (strided with many channels and filters, or ``R > 2048``): im2col +
+* ``"direct"`` when the stride is at most the kernel size (on both axes; always at stride 1)
+  up to ``R = 4608``, and for any stride when ``R < 16`` or ``Kg < 8``. The first runs
+  :func:`_flat_block`: work items are (image, group, block of output rows); the block's
+  input is split into its ``sh * sw`` stride phases (a zero-framed copy; at stride 1 with no
+  padding needed, the input read in place), which makes every kernel tap a fixed offset into
+  flat lines, whatever the stride. ``fc_taps`` (fc_kernels.h, compiled per x86-64 level
+  with ``target_clones``) keeps the sums of four filters x one or two vectors of positions
+  in registers over all taps. Measured here on 2 cores, against im2col + GEMM's time:
+  0.44-0.92 for R = 144 ... 1152 at stride 1, 0.90 at R = 2304 and 4608 (1.15 at 9216);
+  at stride 2, 0.63-0.71 for R = 147 and 800, 0.93-1.13 for R = 576 ... 2304. Strides
+  larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item.
+* ``"gemm"`` otherwise (a stride larger than the kernel with many channels and filters, or
+  ``R > 4608``): im2col +
   GEMM. The work items are (image, block of output rows); each builds the
   (R, rows * Wo) column tile of one group at a time in its thread's workspace (at most
   ``TILE_BYTES``, plus one output row when a single row is larger) and calls the
@@ -77,12 +81,15 @@ cdef Py_ssize_t _TILE_BYTES = TILE_BYTES
 cdef Py_ssize_t _GEMM_MIN_R = 16
 cdef Py_ssize_t _GEMM_MIN_KG = 8
 # Stride 1: up to this R the direct kernel, beyond it GEMM (see _choose).
-cdef Py_ssize_t _DIRECT_MAX_R = 2048
+cdef Py_ssize_t _DIRECT_MAX_R = 4608
 GEMM_MIN_R = _GEMM_MIN_R
 GEMM_MIN_KG = _GEMM_MIN_KG
 # Aim for at least this many work items (output planes or row blocks, or image row tiles).
 cdef Py_ssize_t _MIN_ITEMS = 16
 cdef Py_ssize_t _MIN_TILES = 4
+# ... and of the direct kernel's row blocks: fewer, longer blocks waste less of the vector
+# blocking at a block's end (deep: 14 rows of 16 columns in one block, not two)
+cdef Py_ssize_t _MIN_FLAT_ITEMS = 8
 # Accumulator elements per work item of the stride-1 direct kernel (an L1/L2-sized block).
 cdef Py_ssize_t _FLAT_ELEMS = 8192
 # Input elements (all channels of a group) per work item of the stride-1 kernel when it
@@ -129,11 +136,19 @@ cdef int _choose(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg, Py_ssi
         return DIRECT
     if pointwise:
         return POINTWISE
-    # stride 1: the register-blocked direct kernel beats im2col + GEMM up to long dot
-    # products (measured: 0.44-0.92 of GEMM's time for R = 144 ... 1152, on par at 2304)
-    if sh == 1 and sw == 1 and R <= _DIRECT_MAX_R:
+    # the register-blocked direct kernel beats im2col + GEMM up to long dot products
+    # (see the module docstring for the measurements)
+    if _phased(kh, kw, sh, sw) and R <= _DIRECT_MAX_R:
         return DIRECT
     return GEMM
+
+
+cdef inline bint _phased(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                         Py_ssize_t sw) noexcept nogil:
+    """Whether the direct kernel runs on the input's stride phases (_flat_block): always at
+    stride 1, and when the stride is at most the kernel size (no phase is copied in vain
+    for an undilated kernel). Otherwise the plain loop nest, _direct_rows."""
+    return sh <= kh and sw <= kw
 
 
 def algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, Py_ssize_t groups):
@@ -236,30 +251,35 @@ cdef void _direct_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, :
 
 cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                       const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
-                      Py_ssize_t g, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t pt,
-                      Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t Wp, Py_ssize_t cstride,
-                      bint copy, const Py_ssize_t* off, floating* xp,
-                      floating* acc) noexcept nogil:
-    """Stride 1 (both axes): output rows [oh0, oh1) of image n, group g, all its filters.
+                      Py_ssize_t g, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t sh,
+                      Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t rin,
+                      Py_ssize_t Wp, Py_ssize_t cstride, bint copy, const Py_ssize_t* off,
+                      floating* xp, floating* acc) noexcept nogil:
+    """Output rows [oh0, oh1) of image n, group g, all its filters, as stride-1 work.
 
-    The input rows the block needs, framed to the width ``Wp = Wo + dw * (kw - 1)`` (copied
-    into ``xp``, channel planes ``cstride`` elements apart, with the zero padding when
-    ``copy``; else read in place, ``Wp == W``), are flat lines, and output row ``r`` of the
-    block sits at ``acc[r * Wp]``. Tap (cc, i, j) is then the fixed offset ``off[t]`` into
-    them, and fc_taps (fc_kernels.h) computes four filters at a time over the
-    ``L = (rows - 1) * Wp + Wo`` positions, keeping the sums in registers over all taps
-    (the ``Wp - Wo`` columns between rows are computed and dropped)."""
+    The input the block reads is split into its ``sh * sw`` stride phases: phase (a, c) of
+    channel cc is the plane ``xp[((a * sw + c) * Cg + cc) * cstride + r * Wp + q] =
+    x[n, c0 + cc, (oh0 + r) * sh + a - pt, q * sw + c - pl]`` (zero outside the input), ``rin``
+    rows of ``Wp`` columns. Tap (cc, i, j) reads phase (i*dh % sh, j*dw % sw) at the fixed
+    offset ``off[t]`` (row i*dh // sh, column j*dw // sw), so every tap is a shift of a flat
+    line and output row ``r`` of the block sits at ``acc[r * Wp]``. For stride 1 there is
+    one phase, a zero-framed copy; when no window reaches the padding (``not copy``) the
+    input is read in place (``Wp == W``). fc_taps (fc_kernels.h) then computes four filters
+    at a time over the ``L = (rows - 1) * Wp + Wo`` positions, keeping the sums in registers
+    over all taps (the ``Wp - Wo`` columns between rows are computed and dropped)."""
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // (x.shape[1] // Cg)
     cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
-    cdef Py_ssize_t rows = oh1 - oh0, rin = rows + dh * (kh - 1)
+    cdef Py_ssize_t rows = oh1 - oh0
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
-    cdef Py_ssize_t r, f, k0, nk
+    cdef Py_ssize_t r, f, k0, nk, a, c
     cdef const floating* src
     if copy:
-        # the block's input rows, zero-framed: im2col of a 1x1 kernel over rin rows of width
-        # Wp (padded column q holds input column q - pl), channel planes cstride apart
-        im2col(x, n, c0, Cg, 1, 1, oh0, oh0 + rin, Wp, 1, 1, pt, pl, 1, 1, xp, cstride)
+        # each phase is im2col of a 1x1 kernel with the block's strides, shifted by (a, c)
+        for a in range(sh):
+            for c in range(sw):
+                im2col(x, n, c0, Cg, 1, 1, oh0, oh0 + rin, Wp, sh, sw, pt - a, pl - c, 1, 1,
+                       xp + (a * sw + c) * Cg * cstride, cstride)
         src = xp
     else:
         src = &x[n, c0, oh0, 0]
@@ -284,11 +304,12 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t N = out.shape[0], R = Cg * kh * kw
     cdef Py_ssize_t rows, nb, item, p, oh0, oh1, Wp = 0, cstride = 0, per = 0, t, cc, i, j
+    cdef Py_ssize_t rin, planes = sh * sw
     cdef bint copy = False
     cdef floating* ws = NULL
     cdef Py_ssize_t* off = NULL
     nthreads = max(1, nthreads)
-    if sh != 1 or sw != 1:
+    if not _phased(kh, kw, sh, sw):
         nb = row_blocks(N * K, Ho, _MIN_ITEMS)
         rows = (Ho + nb - 1) // nb
         nb = (Ho + rows - 1) // rows
@@ -299,23 +320,25 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 _direct_rows(x, w, b, out, p // K, p % K, oh0, min(Ho, oh0 + rows), sh, sw,
                              pt, pl, dh, dw, groups)
         return 0
-    # stride 1: work items are (image, group, block of output rows), all filters of the group
-    Wp = Wo + dw * (kw - 1)
-    # read in place when every window lies inside the input, else frame a copy
-    copy = not (pt == 0 and pl == 0 and Wp <= W and Ho + dh * (kh - 1) <= H)
+    # work items are (image, group, block of output rows), all filters of the group
+    Wp = Wo + dw * (kw - 1) // sw
+    # stride 1: read in place when every window lies inside the input, else frame a copy
+    copy = not (planes == 1 and pt == 0 and pl == 0 and Wp <= W
+                and Ho + dh * (kh - 1) <= H)
     if not copy:
         Wp = W
-    nb = row_blocks(N * groups, Ho, _MIN_ITEMS)
+    nb = row_blocks(N * groups, Ho, _MIN_FLAT_ITEMS)
     # blocks of about _FLAT_ELEMS accumulator elements, and (copied) inputs of at most
     # _FLAT_IN_ELEMS elements; shapes only
     nb = max(nb, (Ho * Wp + _FLAT_ELEMS - 1) // _FLAT_ELEMS)
     if copy:
-        nb = max(nb, (Cg * Ho * Wp + _FLAT_IN_ELEMS - 1) // _FLAT_IN_ELEMS)
+        nb = max(nb, (planes * Cg * Ho * Wp + _FLAT_IN_ELEMS - 1) // _FLAT_IN_ELEMS)
     nb = min(nb, Ho)
     rows = (Ho + nb - 1) // nb
     nb = (Ho + rows - 1) // rows
-    cstride = (rows + dh * (kh - 1)) * Wp if copy else H * W
-    per = 4 * rows * Wp + (Cg * cstride if copy else 0)
+    rin = rows + dh * (kh - 1) // sh
+    cstride = rin * Wp if copy else H * W
+    per = 4 * rows * Wp + (planes * Cg * cstride if copy else 0)
     ws = <floating*> malloc(nthreads * per * sizeof(floating))
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
     try:
@@ -326,16 +349,17 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         for cc in range(Cg):
             for i in range(kh):
                 for j in range(kw):
-                    off[t] = cc * cstride + i * dh * Wp + j * dw
+                    off[t] = ((((i * dh) % sh) * sw + (j * dw) % sw) * Cg + cc) * cstride \
+                        + (i * dh // sh) * Wp + j * dw // sw
                     t += 1
         with nogil:
             for item in prange(N * groups * nb, schedule="dynamic", num_threads=nthreads):
                 p = item // nb
                 oh0 = (item % nb) * rows
                 oh1 = min(Ho, oh0 + rows)
-                _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, pt, pl, dh, Wp,
-                            cstride, copy, off, ws + threadid() * per + 4 * rows * Wp,
-                            ws + threadid() * per)
+                _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, sh, sw, pt, pl,
+                            rin, Wp, cstride, copy, off,
+                            ws + threadid() * per + 4 * rows * Wp, ws + threadid() * per)
     finally:
         free(ws)
         free(off)

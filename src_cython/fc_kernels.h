@@ -51,6 +51,29 @@
 
 #define FC_VBYTES 64
 
+/* FC_WIDE: the AVX-512 build of the kernels with eight accumulators, taken when the CPU has
+ * what x86-64-v4 needs (checked once; the answer never changes). Elsewhere fc_wide() is 0. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__) \
+    && !defined(FASTCONV_NO_CLONES)
+#define FC_WIDE __attribute__((target("arch=x86-64-v4")))
+static int fc_wide(void)
+{
+    static int wide = -1; /* threads may race to fill it in: all store the same answer */
+    int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
+    if (w < 0) {
+        __builtin_cpu_init();
+        w = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+            && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
+    }
+    return w;
+}
+#else
+#define FC_WIDE
+static int fc_wide(void) { return 0; }
+#endif
+
 #if FC_VECTOR
 typedef float fc_vf __attribute__((vector_size(FC_VBYTES)));
 typedef float fc_vf_u __attribute__((vector_size(FC_VBYTES), aligned(4), may_alias));
@@ -80,7 +103,7 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
 #if FC_VECTOR
 /* KB filters x NV vectors of positions, accumulators in registers. */
 #define FC_DEFINE_BLOCK(T, SUF, VT, VTU, KB, NV)                                             \
-    FC_INLINE void fc_blk##KB##_##SUF(const T* FC_RESTRICT src, const ptrdiff_t* off,        \
+    FC_INLINE void fc_blk##KB##x##NV##_##SUF(const T* FC_RESTRICT src, const ptrdiff_t* off,        \
                                       ptrdiff_t R, const T* FC_RESTRICT w, ptrdiff_t ldw,    \
                                       const T* bias, T* FC_RESTRICT acc, ptrdiff_t L)        \
     {                                                                                        \
@@ -114,7 +137,7 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
     }
 #else
 #define FC_DEFINE_BLOCK(T, SUF, VT, VTU, KB, NV)                                             \
-    FC_INLINE void fc_blk##KB##_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,       \
+    FC_INLINE void fc_blk##KB##x##NV##_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,       \
                                       const T* w, ptrdiff_t ldw, const T* bias, T* acc,      \
                                       ptrdiff_t L)                                           \
     {                                                                                        \
@@ -125,22 +148,47 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
     }
 #endif
 
-/* fc_taps: all nk filters, four at a time, then two, then one. */
+/* fc_taps: all nk filters, four at a time, then two, then one. Four filters take one vector
+ * of positions (4 accumulators) on AVX2 and older, where 16 ymm registers hold no more, and
+ * two vectors (8 accumulators: twice the independent multiply-adds in flight, half the weight
+ * broadcasts per multiply-add) with AVX-512's 32 zmm registers. */
 #define FC_DEFINE_TAPS(T, SUF, VT, VTU)                                                      \
     FC_DEFINE_BLOCK(T, SUF, VT, VTU, 4, 1)                                                   \
+    FC_DEFINE_BLOCK(T, SUF, VT, VTU, 4, 2)                                                   \
     FC_DEFINE_BLOCK(T, SUF, VT, VTU, 2, 2)                                                   \
     FC_DEFINE_BLOCK(T, SUF, VT, VTU, 1, 4)                                                   \
-    FC_CLONES static void fc_taps_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,     \
-                                        const T* w, ptrdiff_t ldw, const T* bias,            \
-                                        ptrdiff_t nk, T* acc, ptrdiff_t L)                   \
+    FC_CLONES static void fc_taps4_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,    \
+                                         const T* w, ptrdiff_t ldw, const T* bias,           \
+                                         ptrdiff_t nk, T* acc, ptrdiff_t L)                  \
     {                                                                                        \
         ptrdiff_t f = 0;                                                                     \
         for (; f + 4 <= nk; f += 4)                                                          \
-            fc_blk4_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);          \
+            fc_blk4x1_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
         for (; f + 2 <= nk; f += 2)                                                          \
-            fc_blk2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);          \
+            fc_blk2x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
         for (; f < nk; f++)                                                                  \
-            fc_blk1_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);          \
+            fc_blk1x4_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+    }                                                                                        \
+    FC_WIDE static void fc_taps8_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,      \
+                                       const T* w, ptrdiff_t ldw, const T* bias,             \
+                                       ptrdiff_t nk, T* acc, ptrdiff_t L)                    \
+    {                                                                                        \
+        ptrdiff_t f = 0;                                                                     \
+        for (; f + 4 <= nk; f += 4)                                                          \
+            fc_blk4x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+        for (; f + 2 <= nk; f += 2)                                                          \
+            fc_blk2x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+        for (; f < nk; f++)                                                                  \
+            fc_blk1x4_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+    }                                                                                        \
+    static void fc_taps_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R, const T* w,   \
+                              ptrdiff_t ldw, const T* bias, ptrdiff_t nk, T* acc,            \
+                              ptrdiff_t L)                                                   \
+    {                                                                                        \
+        if (fc_wide())                                                                       \
+            fc_taps8_##SUF(src, off, R, w, ldw, bias, nk, acc, L);                           \
+        else                                                                                 \
+            fc_taps4_##SUF(src, off, R, w, ldw, bias, nk, acc, L);                           \
     }
 
 #if FC_VECTOR

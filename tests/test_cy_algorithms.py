@@ -4,8 +4,8 @@
 docstring), so the public-API tests reach each algorithm only on the shapes that select it.
 Here every algorithm runs on every case: the register-blocked direct kernel (filters four,
 two and one at a time, position blocks with an overlapping last block, the scalar path for
-short lines, in place and on a zero-framed copy), the strided row kernel, and tiled im2col +
-GEMM.
+short lines, in place and on a zero-framed copy, split into stride phases), the strided row
+kernel, and tiled im2col + GEMM.
 """
 
 from __future__ import annotations
@@ -32,8 +32,14 @@ CASES = [
     (1, 2, 40, 33, 3, 1, (5, 5), 1, 2, (2, 1)),  # dilation per axis
     (1, 1, 300, 41, 2, 1, (3, 3), 1, 1, 1),      # many row blocks
     (1, 70, 6, 6, 5, 1, (3, 3), 1, 1, 1),        # many channels: the copy bounds the rows
-    (2, 3, 16, 16, 8, 1, (7, 7), 2, 3, 1),       # stride 2: row kernel or GEMM
-    (1, 4, 10, 9, 8, 2, (3, 2), (2, 3), 1, (1, 2)),
+    (2, 3, 16, 16, 8, 1, (7, 7), 2, 3, 1),       # stride 2: 4 phases of 3 channels
+    (1, 4, 10, 9, 8, 2, (3, 2), (2, 3), 1, (1, 2)),  # stride > kernel width: row kernel
+    (1, 3, 23, 29, 6, 1, (5, 5), 3, (2, 1), 1),  # stride 3: 9 phases, uneven padding
+    (1, 2, 31, 27, 5, 1, (5, 3), (2, 3), 0, 2),  # dilated: phases of unequal use
+    (1, 2, 9, 9, 3, 1, (2, 2), 2, 0, 1),         # stride == kernel: each phase one tap
+    (2, 6, 15, 14, 6, 6, (3, 3), 2, 1, 1),       # depthwise, stride 2
+    (1, 5, 301, 37, 9, 1, (3, 3), 2, 1, 1),      # stride 2, many row blocks
+    (2, 16, 12, 12, 16, 1, (1, 1), 2, 0, 1),     # 1x1, stride 2: row kernel or GEMM
     (1, 1, 1, 1, 1, 1, (1, 1), 1, 0, 1),
     (1, 32, 5, 5, 8, 1, (1, 1), 1, 0, 1),        # pointwise
 ]
@@ -95,8 +101,10 @@ def test_each_algorithm_is_bitwise_thread_independent(algo, rng):
         ((64, 1, 28, 28, 6, 1, (3, 3), 1, 0, 1), "direct"),       # few channels
         ((8, 64, 56, 56, 64, 1, (3, 3), 1, 1, 1), "direct"),      # stride 1, R = 576
         ((8, 64, 56, 56, 64, 64, (3, 3), 1, 1, 1), "direct"),     # depthwise
-        ((8, 256, 14, 14, 256, 1, (3, 3), 1, 1, 1), "gemm"),      # R = 2304: GEMM
-        ((1, 3, 224, 224, 64, 1, (7, 7), 2, 3, 1), "gemm"),       # strided, many filters
+        ((8, 256, 14, 14, 256, 1, (3, 3), 1, 1, 1), "direct"),    # R = 2304
+        ((8, 1024, 14, 14, 256, 1, (3, 3), 1, 1, 1), "gemm"),     # R = 9216: GEMM
+        ((1, 3, 224, 224, 64, 1, (7, 7), 2, 3, 1), "direct"),     # strided: phases
+        ((8, 256, 56, 56, 512, 1, (1, 1), 2, 0, 1), "gemm"),      # stride > kernel
         ((8, 128, 28, 28, 256, 1, (1, 1), 1, 0, 1), "pointwise"),
         ((1, 3, 20, 20, 4, 1, (3, 3), 2, 1, 1), "direct"),        # strided, few filters
     ],

@@ -1,0 +1,49 @@
+"""The benchmark report (``fastconv bench``) from a made-up pytest-benchmark JSON: the
+ratios, the targets and whether each holds are computed, not copied."""
+
+from __future__ import annotations
+
+import json
+
+from fastconv import _benchreport as br
+
+
+def _bench(group, impl, median, **extra):
+    return {"group": group, "name": f"test[{impl}]",
+            "stats": {"median": median, "iqr": median / 10},
+            "extra_info": {"impl": impl, **extra}}
+
+
+def _data():
+    g = "conv2d-lenet1-float32"
+    d = "conv2d-deep-float32"
+    return {"datetime": "2026-11-29", "benchmarks": [
+        _bench(g, "torch", 2e-4), _bench(g, "auto", 0.8e-4), _bench(g, "cython", 0.8e-4),
+        _bench(g, "numba", 0.6e-4),                        # numba is best: auto is 1.33x it
+        _bench(d, "torch", 8e-3), _bench(d, "auto", 11e-3), _bench(d, "cython", 11e-3),
+        _bench(d, "cython-1t", 17e-3),                     # 1.55x: below 1.7
+    ]}
+
+
+def test_targets_are_computed_from_the_medians():
+    groups = br._rows(_data())
+    t = {what: (value, holds) for what, value, _, holds in br.targets(groups)}
+    assert t["conv2d lenet1"] == (0.4, True)
+    assert t["conv2d deep"][0] == 11e-3 / 8e-3 and t["conv2d deep"][1] is False
+    value, holds = t["conv2d-lenet1: auto / best backend"]
+    assert abs(value - 0.8 / 0.6) < 1e-12 and holds is False
+    value, holds = t["conv2d deep: 1 -> 2 threads speed-up (cython-1t / cython)"]
+    assert abs(value - 17 / 11) < 1e-12 and holds is False
+    assert t["conv2d lenet2"] == (None, None)  # not run
+
+
+def test_render_writes_the_targets_into_report_and_summary(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(_data()))
+    report = br.render(str(path), str(tmp_path / "out"), command="fastconv bench")
+    text = open(report).read()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary in text
+    assert "| conv2d lenet1 | 0.40 | <= 0.5 | yes |" in summary
+    assert "| conv2d deep | 1.38 | <= 1.25 | **no** |" in summary
+    assert "| conv2d lenet2 | not run | <= 1 |  |" in summary

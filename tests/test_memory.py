@@ -1,0 +1,89 @@
+"""The extra memory a conv2d call allocates, measured: below 64 MiB, or below the size of its
+input plus its output when that is larger, on every benchmark shape and on two large batches
+(where materializing the whole im2col would need 5-10x that).
+
+Measured as the peak resident set of a fresh process during the call, over its resident set
+before it (Linux: ``/proc/self/clear_refs`` resets the peak). Freed heap memory is handed back
+to the system first (``malloc_trim``), so a workspace that reuses an earlier call's memory is
+still counted. The output is passed in, already written: what is measured is the call's own
+work memory (workspaces, copies, temporaries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fastconv
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+from cases import CONV_SHAPES  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not os.access("/proc/self/clear_refs", os.W_OK),
+    reason="needs Linux's /proc/self/clear_refs to reset the peak resident set",
+)
+
+MIB = 1 << 20
+SHAPES = dict(CONV_SHAPES)
+SHAPES["resnet3x3-batch64"] = (64, 64, 56, 56, 64, 3, 1, 1, 1)       # im2col: 462 MB
+SHAPES["small_batch1-batch32"] = (32, 3, 224, 224, 64, 7, 2, 3, 1)  # im2col: 236 MB
+
+CHILD = r"""
+import ctypes, gc, json, sys
+import numpy as np
+import fastconv
+
+libc = ctypes.CDLL("libc.so.6")
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+
+backend, shapes = sys.argv[1], json.loads(sys.argv[2])
+rng = np.random.default_rng(0)
+res = {}
+for name, (N, C, H, W, K, k, s, p, g) in shapes.items():
+    # warm up on a small input of the same kind (Numba compiles per kernel and dtype)
+    small = rng.standard_normal((1, C, k + s, k + s), dtype=np.float32)
+    w = rng.standard_normal((K, C // g, k, k), dtype=np.float32)
+    fastconv.conv2d(small, w, stride=s, padding=p, groups=g, backend=backend)
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    out = np.empty((N, K, Ho, Wo), np.float32)
+    out[...] = 0
+    gc.collect()
+    libc.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS")
+    fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=backend, out=out)
+    res[name] = {"extra": status("VmHWM") - before, "in_out": x.nbytes + out.nbytes}
+    del x, out
+print(json.dumps(res))
+"""
+
+
+@pytest.fixture(scope="module", params=[b for b in ("cython", "numba")
+                                        if b in fastconv.backends()])
+def measured(request):
+    proc = subprocess.run([sys.executable, "-c", CHILD, request.param, json.dumps(SHAPES)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return request.param, json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_conv2d_extra_memory_is_bounded(measured, shape):
+    backend, res = measured
+    extra, in_out = res[shape]["extra"], res[shape]["in_out"]
+    bound = max(64 * MIB, in_out)
+    assert extra < bound, (f"{backend} conv2d {shape}: {extra / MIB:.1f} MiB extra, "
+                           f"bound {bound / MIB:.1f} MiB")
+    print(f"{backend} {shape}: {extra / MIB:.1f} MiB extra (bound {bound / MIB:.0f} MiB)")
