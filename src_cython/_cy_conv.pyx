@@ -41,7 +41,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
-from _common cimport fc_taps_d, fc_taps_f, im2col, row_blocks, valid_cols
+from _common cimport (fc_frame_d, fc_frame_f, fc_rows_d, fc_rows_f, fc_taps_d, fc_taps_f,
+                     im2col, row_blocks, valid_cols)
 
 cdef extern from *:
     """
@@ -272,9 +273,19 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
     cdef Py_ssize_t rows = oh1 - oh0
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
-    cdef Py_ssize_t r, f, k0, nk, a, c
+    cdef Py_ssize_t r, f, k0, nk, a, c, cc
     cdef const floating* src
-    if copy:
+    if copy and sh == 1 and sw == 1:
+        # one phase: each channel's rows, zero-framed
+        for cc in range(Cg):
+            if floating is float:
+                fc_frame_f(xp + cc * cstride, Wp, &x[n, c0 + cc, 0, 0], x.shape[2],
+                           x.shape[3], oh0 - pt, rin, pl)
+            else:
+                fc_frame_d(xp + cc * cstride, Wp, &x[n, c0 + cc, 0, 0], x.shape[2],
+                           x.shape[3], oh0 - pt, rin, pl)
+        src = xp
+    elif copy:
         # each phase is im2col of a 1x1 kernel with the block's strides, shifted by (a, c)
         for a in range(sh):
             for c in range(sw):
@@ -290,9 +301,10 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
         else:
             fc_taps_d(src, off, R, &w[k0, 0, 0, 0], R, &b[k0], nk, acc, L)
         for f in range(nk):
-            for r in range(rows):
-                memcpy(&out[n, k0 + f, oh0 + r, 0], acc + f * L + r * Wp,
-                       Wo * sizeof(floating))
+            if floating is float:
+                fc_rows_f(&out[n, k0 + f, oh0, 0], Wo, acc + f * L, Wp, rows, Wo)
+            else:
+                fc_rows_d(&out[n, k0 + f, oh0, 0], Wo, acc + f * L, Wp, rows, Wo)
 
 
 cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

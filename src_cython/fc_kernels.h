@@ -191,6 +191,69 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
             fc_taps4_##SUF(src, off, R, w, ldw, bias, nk, acc, L);                           \
     }
 
+/* fc_rows: copy ``rows`` rows of ``n`` elements, ``sld`` apart in src and ``dld`` in dst: one
+ * call per block instead of a memcpy per row (the rows are short: a call and its size
+ * dispatch cost as much as the copy). */
+#define FC_DEFINE_ROWS(T, SUF, VT, VTU)                                                      \
+    FC_CLONES static void fc_rows_##SUF(T* FC_RESTRICT dst, ptrdiff_t dld,                   \
+                                        const T* FC_RESTRICT src, ptrdiff_t sld,             \
+                                        ptrdiff_t rows, ptrdiff_t n)                         \
+    {                                                                                        \
+        enum { VL = FC_VBYTES / sizeof(T) };                                                 \
+        ptrdiff_t r, q;                                                                      \
+        for (r = 0; r < rows; r++) {                                                         \
+            T* d = dst + r * dld;                                                            \
+            const T* s = src + r * sld;                                                      \
+            q = 0;                                                                           \
+            if (FC_VECTOR)                                                                   \
+                for (; q + VL <= n; q += VL) *(VTU*)(d + q) = *(const VTU*)(s + q);          \
+            for (; q < n; q++) d[q] = s[q];                                                  \
+        }                                                                                    \
+    }
+
+/* fc_frame: ``rin`` rows of ``Wp`` elements from an H x W plane, framed by zeros: dst row r
+ * holds src row r + ih0 shifted right by pl (zero where that falls outside the plane). */
+#define FC_DEFINE_FRAME(T, SUF, VT, VTU)                                                     \
+    FC_CLONES static void fc_frame_##SUF(T* FC_RESTRICT dst, ptrdiff_t Wp,                   \
+                                         const T* FC_RESTRICT src, ptrdiff_t H, ptrdiff_t W, \
+                                         ptrdiff_t ih0, ptrdiff_t rin, ptrdiff_t pl)         \
+    {                                                                                        \
+        enum { VL = FC_VBYTES / sizeof(T) };                                                 \
+        ptrdiff_t lo = pl > 0 ? pl : 0, hi = pl + W < Wp ? pl + W : Wp, r, q;                \
+        if (hi < lo) hi = lo;                                                                \
+        for (r = 0; r < rin; r++) {                                                          \
+            T* d = dst + r * Wp;                                                             \
+            ptrdiff_t ih = ih0 + r;                                                          \
+            if (ih < 0 || ih >= H) {                                                         \
+                for (q = 0; q < Wp; q++) d[q] = 0;                                           \
+                continue;                                                                    \
+            }                                                                                \
+            const T* s = src + ih * W - pl;                                                  \
+            for (q = 0; q < lo; q++) d[q] = 0;                                               \
+            q = lo;                                                                          \
+            if (FC_VECTOR)                                                                   \
+                for (; q + VL <= hi; q += VL) *(VTU*)(d + q) = *(const VTU*)(s + q);         \
+            for (; q < hi; q++) d[q] = s[q];                                                 \
+            for (q = hi; q < Wp; q++) d[q] = 0;                                              \
+        }                                                                                    \
+    }
+
+#if FC_VECTOR
+FC_DEFINE_FRAME(float, f, fc_vf, fc_vf_u)
+FC_DEFINE_FRAME(double, d, fc_vd, fc_vd_u)
+#else
+FC_DEFINE_FRAME(float, f, float, float)
+FC_DEFINE_FRAME(double, d, double, double)
+#endif
+
+#if FC_VECTOR
+FC_DEFINE_ROWS(float, f, fc_vf, fc_vf_u)
+FC_DEFINE_ROWS(double, d, fc_vd, fc_vd_u)
+#else
+FC_DEFINE_ROWS(float, f, float, float)
+FC_DEFINE_ROWS(double, d, double, double)
+#endif
+
 #if FC_VECTOR
 FC_DEFINE_TAPS(float, f, fc_vf, fc_vf_u)
 FC_DEFINE_TAPS(double, d, fc_vd, fc_vd_u)
