@@ -218,24 +218,6 @@ def run(op: str, backend, *args):
     (:func:`fastconv._threads.forked_after_openmp`).
     """
     name, fn = kernel(op, backend)
-    key = (name, op)
-    if key in _first_call_s:
-        return _run(op, name, fn, args)
-    # the first call of a kernel in this process: Numba compiles (or loads its cache) here
-    t0 = time.perf_counter()
-    try:
-        return _run(op, name, fn, args)
-    finally:
-        _first_call_s.setdefault(key, time.perf_counter() - t0)
-
-
-def first_call_seconds() -> dict:
-    """{(backend, op): wall seconds} of the first call of each kernel run in this process:
-    for Numba, its JIT compilation (or the load of its on-disk cache) plus one run."""
-    return dict(_first_call_s)
-
-
-def _run(op, name, fn, args):
     if args[0].size == 0:
         # An empty batch (N == 0: the one empty dimension validation lets through, as in
         # torch) or an empty max-pool grad_output. Nothing to compute, and the kernels'
@@ -250,6 +232,24 @@ def _run(op, name, fn, args):
                 name, fn = _forked_child_kernel(op)
         else:
             _threads.note_openmp_use()
+    key = (name, op)
+    if key in _first_call_s:
+        return _call(op, name, fn, args)
+    # the first call of this kernel in this process: Numba compiles (or loads its cache) here
+    t0 = time.perf_counter()
+    result = _call(op, name, fn, args)
+    _first_call_s.setdefault(key, time.perf_counter() - t0)
+    return result
+
+
+def first_call_seconds() -> dict:
+    """{(backend, op): wall seconds} of the first successful, non-empty call of each kernel
+    in this process: for Numba, its JIT compilation (or the load of its on-disk cache) for
+    that call's dtypes, plus one run."""
+    return dict(_first_call_s)
+
+
+def _call(op, name, fn, args):
     nthreads = _threads.kernel_threads()
     if not _calls_blas(name, op, args):
         return fn(*args, nthreads)

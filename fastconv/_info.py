@@ -83,12 +83,13 @@ def first_calls() -> dict:
             sorted(_dispatch.first_call_seconds().items())}
 
 
-def info(file=None, first_call=True) -> None:
+def info(file=None, first_call=False) -> None:
     """Print the version, backends, threads, BLAS in use and the extension's build flags,
     and (``first_call``) the time of the first call of each compiled kernel run in this
-    process: Numba's compile time (:func:`first_calls`).
+    process: Numba's compile time (:func:`first_calls`). That runs the kernels, so a process
+    forked afterwards runs them on one thread (see fastconv._threads).
 
-    Also available as ``python -m fastconv info``.
+    Also available as ``python -m fastconv info``, which prints the first calls.
     """
     d = info_dict()
     if first_call:

@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="print version, backends, threads, BLAS and build flags")
+    sub.add_parser("info", help="print version, backends, threads, BLAS, build flags, "
+                                       "import and first-call (compile) times")
     s = sub.add_parser(
         "study", help="train a dense net and two CNNs on digits; report what convolution buys",
         description="Train a dense net, a CNN without pooling and a LeNet-style CNN on "
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
     if args.command == "info":
         from . import info
 
-        info()
+        info(first_call=True)
         return 0
     if args.command == "study":
         return study(args)

@@ -7,6 +7,7 @@ from libc.string cimport memcpy, memset
 
 # The C kernels compiled per x86-64 level (see the comment at the top of fc_kernels.h).
 cdef extern from "fc_kernels.h" nogil:
+    int fc_wide()
     void fc_taps_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
                    Py_ssize_t ldw, const float* bias, Py_ssize_t nk, float* acc,
                    Py_ssize_t L)

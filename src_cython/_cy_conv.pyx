@@ -42,7 +42,7 @@ from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
 from _common cimport (fc_frame_d, fc_frame_f, fc_rows_d, fc_rows_f, fc_taps_d, fc_taps_f,
-                     im2col, row_blocks, valid_cols)
+                     fc_wide, im2col, row_blocks, valid_cols)
 
 cdef extern from *:
     """
@@ -81,7 +81,7 @@ cdef Py_ssize_t _TILE_BYTES = TILE_BYTES
 # group; below that, im2col costs more than GEMM saves.
 cdef Py_ssize_t _GEMM_MIN_R = 16
 cdef Py_ssize_t _GEMM_MIN_KG = 8
-# Stride 1: up to this R the direct kernel, beyond it GEMM (see _choose).
+# Up to this R the direct kernel, beyond it GEMM (see _choose).
 cdef Py_ssize_t _DIRECT_MAX_R = 4608
 GEMM_MIN_R = _GEMM_MIN_R
 GEMM_MIN_KG = _GEMM_MIN_KG
@@ -91,10 +91,10 @@ cdef Py_ssize_t _MIN_TILES = 4
 # ... and of the direct kernel's row blocks: fewer, longer blocks waste less of the vector
 # blocking at a block's end (deep: 14 rows of 16 columns in one block, not two)
 cdef Py_ssize_t _MIN_FLAT_ITEMS = 8
-# Accumulator elements per work item of the stride-1 direct kernel (an L1/L2-sized block).
+# Accumulator elements per work item of the direct kernel (an L1/L2-sized block).
 cdef Py_ssize_t _FLAT_ELEMS = 8192
-# Input elements (all channels of a group) per work item of the stride-1 kernel when it
-# works on a zero-framed copy.
+# Input elements (all channels of a group, all stride phases) per work item of the direct
+# kernel when it works on a copy.
 cdef Py_ssize_t _FLAT_IN_ELEMS = 1 << 16
 cdef Py_ssize_t _INT_MAX = 2147483647
 
@@ -103,6 +103,11 @@ cdef enum:
     GEMM = 1
     POINTWISE = 2
 _ALGO_NAMES = {DIRECT: "direct", GEMM: "gemm", POINTWISE: "pointwise"}
+
+
+# Whether the direct kernel runs its AVX-512 build with eight accumulators (fc_kernels.h);
+# decided here, once, at import (single-threaded: it reads FASTCONV_NO_WIDE).
+WIDE_KERNELS = bool(fc_wide())
 
 
 def build_info():
@@ -118,6 +123,7 @@ def build_info():
         "debug": None if dbg < 0 else bool(dbg),
         "cython_version": FASTCONV_CYTHON_VERSION.decode(),
         "tile_bytes": TILE_BYTES,
+        "wide_kernels": WIDE_KERNELS,
     }
 
 

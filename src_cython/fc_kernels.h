@@ -52,19 +52,21 @@
 #define FC_VBYTES 64
 
 /* FC_WIDE: the AVX-512 build of the kernels with eight accumulators, taken when the CPU has
- * what x86-64-v4 needs (checked once; the answer never changes). Elsewhere fc_wide() is 0. */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__) \
-    && !defined(FASTCONV_NO_CLONES)
+ * all of x86-64-v4 (as the target_clones resolver checks it; gcc >= 12 names the level) and
+ * FASTCONV_NO_WIDE is not set in the environment (the tests use it to run both builds on
+ * one machine). Checked once; elsewhere fc_wide() is 0. */
+#if defined(__GNUC__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__ELF__) \
+    && !defined(__clang__) && !defined(FASTCONV_NO_CLONES)
+#include <stdlib.h>
 #define FC_WIDE __attribute__((target("arch=x86-64-v4")))
 static int fc_wide(void)
 {
     static int wide = -1; /* threads may race to fill it in: all store the same answer */
     int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
     if (w < 0) {
+        const char* no = getenv("FASTCONV_NO_WIDE");
         __builtin_cpu_init();
-        w = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-            && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
-            && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        w = __builtin_cpu_supports("x86-64-v4") && !(no && *no && *no != '0');
         __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
     }
     return w;
@@ -174,6 +176,9 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
                                        ptrdiff_t nk, T* acc, ptrdiff_t L)                    \
     {                                                                                        \
         ptrdiff_t f = 0;                                                                     \
+        if (L < 2 * (ptrdiff_t)(FC_VBYTES / sizeof(T))) /* too short for two vectors */      \
+            for (; f + 4 <= nk; f += 4)                                                      \
+                fc_blk4x1_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);    \
         for (; f + 4 <= nk; f += 4)                                                          \
             fc_blk4x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
         for (; f + 2 <= nk; f += 2)                                                          \

@@ -271,6 +271,30 @@ def test_python_m_fastconv_info(tmp_path):
     assert fastconv.__version__ in r.stdout
     for b in BACKENDS:
         assert b in r.stdout
+    assert "import_time" in r.stdout and "first_call" in r.stdout
+    for b in BACKENDS:
+        if b != "numpy":
+            assert f"{b} conv2d: " in r.stdout and f"{b} max_pool2d: " in r.stdout
+
+
+def test_first_call_times_count_real_calls_only(tmp_path):
+    """An empty batch or a raising call is not the first call (Numba compiles later)."""
+    if "cython" not in BACKENDS:
+        pytest.skip("the Cython backend is not built")
+    r = _python(
+        "import numpy as np, fastconv\n"
+        "from fastconv import _dispatch\n"
+        "w = np.ones((3, 2, 3, 3), np.float32)\n"
+        "fastconv.conv2d(np.zeros((0, 2, 8, 8), np.float32), w, backend='cython')\n"
+        "try:\n"
+        "    fastconv.conv2d(np.zeros((1, 2, 2, 2), np.float32), w, backend='cython')\n"
+        "except ValueError:\n"
+        "    pass\n"
+        "print(_dispatch.first_call_seconds())\n"
+        "fastconv.conv2d(np.zeros((1, 2, 8, 8), np.float32), w, backend='cython')\n"
+        "print(sorted(_dispatch.first_call_seconds()))\n", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["{}", "[('cython', 'conv2d')]"]
 
 
 def test_python_m_fastconv_rejects_unknown_commands(tmp_path):

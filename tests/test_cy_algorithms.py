@@ -114,3 +114,47 @@ def test_algorithm_choice(case, expected):
     stride, pad, dil, Ho, Wo = _geometry(case)
     got = cy.algorithm((N, C, H, W), (K, C // g) + kernel, (N, K, Ho, Wo), stride, pad, dil, g)
     assert got == expected
+
+
+_BOTH_BUILDS = r"""
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import fastconv
+from fastconv import _cy_conv as cy
+import test_cy_algorithms as t
+print(cy.WIDE_KERNELS)
+outs = {}
+for dtype in (np.float32, np.float64):
+    for i, case in enumerate(t.CASES):
+        x, w, b, oshape, stride, pad, dil, g = t._case(case, dtype, np.random.default_rng(i))
+        outs[f"{np.dtype(dtype).name}-{i}"] = cy.conv2d_direct(
+            x, w, b, np.empty(oshape, dtype), stride, pad, dil, g, 2)
+np.savez(sys.argv[2], **outs)
+"""
+
+
+def test_wide_and_narrow_kernel_builds_agree_bitwise(tmp_path):
+    """With AVX-512 the direct kernel runs a build with eight accumulators; elsewhere (and with
+    FASTCONV_NO_WIDE=1) one with four. Each output takes the same taps in the same order, so
+    the two agree bit for bit: run both on every case, in two processes."""
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    flags = []
+    for no_wide in ("0", "1"):
+        env = dict(os.environ, FASTCONV_NO_WIDE=no_wide)
+        r = subprocess.run([sys.executable, "-c", _BOTH_BUILDS, here,
+                            str(tmp_path / f"out{no_wide}.npz")],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        flags.append(r.stdout.split()[-1])
+    assert flags[1] == "False"  # the override took effect
+    a, b = np.load(tmp_path / "out0.npz"), np.load(tmp_path / "out1.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        assert np.array_equal(a[k], b[k]), k
+    if flags[0] == "False":
+        pytest.skip("this CPU has no x86-64-v4: only the four-accumulator build ran")
