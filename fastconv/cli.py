@@ -31,6 +31,7 @@ def bench(args) -> int:
     json_path = os.path.join(args.out, "bench.json")
     cmd = [sys.executable, "-P", "-m", "pytest", suite, "--benchmark-only",
            f"--benchmark-json={json_path}", "-p", "no:cacheprovider", "-q",
+           "--benchmark-warmup=on",
            f"--benchmark-max-time={args.max_time}"]
     if args.quick:
         cmd += ["-m", "quick"]
