@@ -5,7 +5,7 @@ docstring), so the public-API tests reach each algorithm only on the shapes that
 Here every algorithm runs on every case: the register-blocked direct kernel (filters four,
 two and one at a time, position blocks with an overlapping last block, the scalar path for
 short lines, in place and on a zero-framed copy, split into stride phases), the strided row
-kernel, and tiled im2col + GEMM.
+kernel, tiled im2col + GEMM, and (on the layers it takes) Winograd F(2x2, 3x3).
 """
 
 from __future__ import annotations
@@ -99,10 +99,14 @@ def test_each_algorithm_is_bitwise_thread_independent(algo, rng):
     "case, expected",
     [
         ((64, 1, 28, 28, 6, 1, (3, 3), 1, 0, 1), "direct"),       # few channels
-        ((8, 64, 56, 56, 64, 1, (3, 3), 1, 1, 1), "direct"),      # stride 1, R = 576
+        ((8, 64, 56, 56, 64, 1, (3, 3), 1, 1, 1), "winograd"),    # 3x3, 64 channels
+        ((8, 16, 56, 56, 64, 1, (3, 3), 1, 1, 1), "direct"),      # 3x3, 16 channels
+        ((8, 64, 56, 56, 64, 1, (3, 3), 1, 1, 2), "direct"),      # dilated: not Winograd
         ((8, 64, 56, 56, 64, 64, (3, 3), 1, 1, 1), "direct"),     # depthwise
-        ((8, 256, 14, 14, 256, 1, (3, 3), 1, 1, 1), "direct"),    # R = 2304
-        ((8, 1024, 14, 14, 256, 1, (3, 3), 1, 1, 1), "gemm"),     # R = 9216: GEMM
+        ((8, 256, 14, 14, 256, 1, (3, 3), 1, 1, 1), "winograd"),  # deep
+        ((8, 256, 14, 14, 256, 1, (5, 5), 1, 2, 1), "gemm"),      # R = 6400 > 4608
+        ((1, 1024, 8, 8, 1024, 1, (3, 3), 1, 1, 1), "gemm"),      # K * C too big for Winograd
+        ((8, 1024, 14, 14, 256, 1, (3, 3), 1, 1, 1), "winograd"),  # R = 9216, 3x3
         ((1, 3, 224, 224, 64, 1, (7, 7), 2, 3, 1), "direct"),     # strided: phases
         ((8, 256, 56, 56, 512, 1, (1, 1), 2, 0, 1), "gemm"),      # stride > kernel
         ((8, 128, 28, 28, 256, 1, (1, 1), 1, 0, 1), "pointwise"),
@@ -158,3 +162,50 @@ def test_wide_and_narrow_kernel_builds_agree_bitwise(tmp_path):
         assert np.array_equal(a[k], b[k]), k
     if flags[0] == "False":
         pytest.skip("this CPU has no x86-64-v4: only the four-accumulator build ran")
+
+
+# Winograd F(2x2, 3x3) takes 3x3, stride 1, undilated, ungrouped layers: odd and even output
+# sizes (partial tiles), paddings 0-2, few and many channels, one tile and many tile blocks
+WINO_CASES = [c for c in CASES if c[5] == 1 and c[6] == (3, 3) and c[7] == 1 and c[9] == 1]
+WINO_CASES += [
+    (1, 1, 3, 3, 1, 1, (3, 3), 1, 0, 1),       # one output
+    (2, 3, 7, 9, 5, 1, (3, 3), 1, 1, 1),       # odd rows, odd columns
+    (1, 4, 5, 6, 3, 1, (3, 3), 1, 2, 1),       # padding 2: tiles of zeros
+    (2, 33, 13, 12, 40, 1, (3, 3), 1, 1, 1),   # many channels and filters
+    (1, 8, 60, 31, 4, 1, (3, 3), 1, (0, 1), 1),  # many tile blocks, uneven padding
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", WINO_CASES, ids=[f"w{i}" for i in range(len(WINO_CASES))])
+def test_winograd_matches_reference(case, dtype, rng):
+    x, w, b, oshape, stride, pad, dil, g = _case(case, dtype, rng)
+    expected = np.empty(oshape, np.float64)
+    reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                     expected, stride, pad, dil, g, 1)
+    out = np.full(oshape, np.nan, dtype)
+    with fastconv._threads.blas_single_threaded():
+        got = cy.conv2d_winograd(x, w, b, out, stride, pad, dil, g, 2)
+    assert got is out
+    assert_close(got, expected.astype(dtype), terms=int(np.prod(w.shape[1:])))
+
+
+def test_winograd_is_bitwise_thread_independent(rng):
+    x, w, b, oshape, stride, pad, dil, g = _case((3, 9, 29, 23, 7, 1, (3, 3), 1, 1, 1),
+                                                 np.float32, rng)
+    outs = []
+    for nthreads in (1, 2, 3):
+        with fastconv._threads.blas_single_threaded():
+            outs.append(cy.conv2d_winograd(x, w, b, np.empty(oshape, np.float32), stride,
+                                           pad, dil, g, nthreads))
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("case", [(1, 2, 8, 8, 2, 1, (3, 3), 2, 1, 1),
+                                  (1, 2, 8, 8, 2, 1, (3, 3), 1, 1, 2),
+                                  (1, 2, 8, 8, 2, 2, (3, 3), 1, 1, 1),
+                                  (1, 2, 8, 8, 2, 1, (5, 5), 1, 1, 1)])
+def test_winograd_refuses_other_layers(case, rng):
+    x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
+    with pytest.raises(ValueError, match="3x3"):
+        cy.conv2d_winograd(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g, 1)
