@@ -146,6 +146,63 @@ def build_info():
 
 
 # --------------------------------------------------------------------------------------------
+# work buffers
+# --------------------------------------------------------------------------------------------
+# Work buffers larger than glibc's mmap threshold come back as fresh pages on every call, and
+# the kernel zeroing them cost deep's Winograd about 15% of its time. So freed buffers are
+# kept for the next call: at most _POOL_MAX bytes in all, none larger than _POOL_ONE.
+# The pool is a Python list, touched only with the GIL held (before and after the parallel
+# regions), so concurrent calls from Python threads never share a buffer.
+cdef list _pool = []  # [(nbytes, address)]
+cdef size_t _pool_bytes = 0
+cdef size_t _POOL_MAX = 64 << 20
+cdef size_t _POOL_ONE = 32 << 20
+
+
+cdef void* _take(size_t nbytes, size_t* got):
+    """A work buffer of at least ``nbytes`` (its size in ``got``): the smallest kept one
+    that fits, else a new one. NULL if it cannot be allocated."""
+    global _pool_bytes
+    cdef Py_ssize_t i, best = -1
+    for i in range(len(_pool)):
+        if _pool[i][0] >= nbytes and (best < 0 or _pool[i][0] < _pool[best][0]):
+            best = i
+    if best >= 0:
+        size, addr = _pool.pop(best)
+        _pool_bytes -= <size_t> size
+        got[0] = <size_t> size
+        return <void*> <size_t> addr
+    got[0] = nbytes
+    return malloc(nbytes if nbytes > 0 else 1)
+
+
+cdef void _give(void* p, size_t nbytes):
+    """Return a buffer from :func:`_take`: kept for the next call if the pool has room."""
+    global _pool_bytes
+    if p == NULL:
+        return
+    if nbytes <= _POOL_ONE and _pool_bytes + nbytes <= _POOL_MAX:
+        _pool.append((nbytes, <size_t> p))
+        _pool_bytes += nbytes
+    else:
+        free(p)
+
+
+def release_buffers():
+    """Free the work buffers the conv2d kernels keep between calls (at most 64 MiB)."""
+    global _pool_bytes
+    while _pool:
+        size, addr = _pool.pop()
+        free(<void*> <size_t> addr)
+    _pool_bytes = 0
+
+
+def kept_buffer_bytes():
+    """How many bytes of work buffers the conv2d kernels keep for their next calls."""
+    return _pool_bytes
+
+
+# --------------------------------------------------------------------------------------------
 # choice of algorithm
 # --------------------------------------------------------------------------------------------
 cdef int _choose(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg, Py_ssize_t kh,
@@ -352,6 +409,7 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t rin, planes = sh * sw
     cdef bint copy = False
     cdef floating* ws = NULL
+    cdef size_t ws_bytes = 0
     cdef Py_ssize_t* off = NULL
     nthreads = max(1, nthreads)
     if not _phased(kh, kw, sh, sw):
@@ -384,7 +442,7 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     rin = rows + dh * (kh - 1) // sh
     cstride = rin * Wp if copy else H * W
     per = 4 * rows * Wp + (planes * Cg * cstride if copy else 0)
-    ws = <floating*> malloc(nthreads * per * sizeof(floating))
+    ws = <floating*> _take(nthreads * per * sizeof(floating), &ws_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
     try:
         if ws == NULL or off == NULL:
@@ -406,7 +464,7 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                             rin, Wp, cstride, copy, off,
                             ws + threadid() * per + 4 * rows * Wp, ws + threadid() * per)
     finally:
-        free(ws)
+        _give(ws, ws_bytes)
         free(off)
     return 0
 
@@ -456,6 +514,7 @@ cdef int _gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t R = w.shape[1] * w.shape[2] * w.shape[3]
     cdef Py_ssize_t rows, ntiles, need, item, oh0, ws_elems
     cdef floating* ws = NULL
+    cdef size_t ws_bytes = 0
     # rows per tile: the (R, rows * Wo) column tile within TILE_BYTES (at least one row),
     # and at least _MIN_TILES items in all when the batch is small; shapes only
     rows = _TILE_BYTES // (R * Wo * <Py_ssize_t> sizeof(floating))
@@ -467,7 +526,7 @@ cdef int _gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     ws_elems = 0 if pointwise else R * rows * Wo
     nthreads = max(1, nthreads)
     if ws_elems:
-        ws = <floating*> malloc(nthreads * ws_elems * sizeof(floating))
+        ws = <floating*> _take(nthreads * ws_elems * sizeof(floating), &ws_bytes)
         if ws == NULL:
             raise MemoryError(f"conv2d: could not allocate {nthreads} im2col tiles of "
                               f"{ws_elems * sizeof(floating)} bytes")
@@ -479,7 +538,7 @@ cdef int _gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                            pt, pl, dh, dw, groups, pointwise,
                            ws + threadid() * ws_elems if ws != NULL else NULL)
     finally:
-        free(ws)
+        _give(ws, ws_bytes)
     return 0
 
 
@@ -600,6 +659,7 @@ cdef int _winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef Py_ssize_t tr, nb, need, T, per, item, t0
     cdef floating* U = NULL
     cdef floating* ws = NULL
+    cdef size_t U_bytes = 0, ws_bytes = 0
     # tile rows per work item: about _WINO_TILES tiles, and at least _MIN_FLAT_ITEMS items;
     # shapes only
     tr = max(1, min(th, (_WINO_TILES + tw - 1) // tw,
@@ -611,8 +671,8 @@ cdef int _winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     T = tr * tw
     per = C * (2 * tr + 2) * (2 * tw + 2) + 16 * C * T + 16 * K * T
     nthreads = max(1, nthreads)
-    U = <floating*> malloc(16 * K * C * sizeof(floating))
-    ws = <floating*> malloc(nthreads * per * sizeof(floating))
+    U = <floating*> _take(16 * K * C * sizeof(floating), &U_bytes)
+    ws = <floating*> _take(nthreads * per * sizeof(floating), &ws_bytes)
     try:
         if U == NULL or ws == NULL:
             raise MemoryError(f"conv2d: could not allocate the Winograd weights and "
@@ -628,8 +688,8 @@ cdef int _winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                             ws + threadid() * per + C * (2 * tr + 2) * (2 * tw + 2)
                             + 16 * C * T)
     finally:
-        free(U)
-        free(ws)
+        _give(U, U_bytes)
+        _give(ws, ws_bytes)
     return 0
 
 

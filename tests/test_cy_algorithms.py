@@ -209,3 +209,23 @@ def test_winograd_refuses_other_layers(case, rng):
     x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
     with pytest.raises(ValueError, match="3x3"):
         cy.conv2d_winograd(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g, 1)
+
+
+def test_kept_work_buffers_are_bounded_and_released(rng):
+    """conv2d keeps freed work buffers for its next calls: at most 64 MiB, reused (results
+    unchanged), and freed by release_buffers()."""
+    cases = [(8, 64, 30, 30, 64, 1, (3, 3), 1, 1, 1),       # Winograd
+             (2, 5, 40, 40, 9, 1, (3, 3), 1, 1, 1),         # direct, framed
+             (2, 16, 20, 20, 32, 1, (1, 1), 2, 0, 1)]       # GEMM
+    first = []
+    for case in cases * 2:
+        x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32,
+                                                     np.random.default_rng(7))
+        with fastconv._threads.blas_single_threaded():
+            first.append(cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil,
+                                   g, 2))
+        assert 0 < cy.kept_buffer_bytes() <= 64 << 20
+    for a, b in zip(first[:3], first[3:]):  # a reused buffer holds stale data: no matter
+        assert np.array_equal(a, b)
+    cy.release_buffers()
+    assert cy.kept_buffer_bytes() == 0
