@@ -12,11 +12,14 @@ one dot product) and ``Kg = K // groups`` (filters per group):
 * ``"pointwise"``: a 1x1, stride-1, unpadded convolution with ``R >= 16`` and ``Kg >= 8``:
   GEMM reads the input plane in place as the column matrix (no copy).
 * ``"winograd"``: a 3x3, stride-1, undilated, ungrouped layer with at least 32 channels and
-  32 filters (and at most 2**19 of their pairs): Winograd F(2x2, 3x3), 2.25x fewer
+  32 filters, at most 2**18 filter x channel pairs, ``16 * (C + K) * ceil(Wo / 2) <= 2**21``
+  and at least 256 output tiles (2x2) in the batch: Winograd F(2x2, 3x3), 2.25x fewer
   multiplications. Work items are (image, block of tile rows); each frames its input rows,
   transforms every 4x4 tile, runs 16 GEMMs (K, C) @ (C, tiles) on the single-threaded
-  BLAS, and transforms back (:func:`_wino_block`). Measured here on 2 cores: resnet3x3
-  6.8-7.1 ms against the direct kernel's 9.5-9.8 ms, deep 8.1-9.9 ms against 9.4-10.9 ms.
+  BLAS, and transforms back (:func:`_wino_block`). Its memory (transformed weights plus the
+  workspaces of the threads that run together) stays below 48 MiB: fewer threads run when
+  more would not fit. Measured here on 2 cores: resnet3x3
+  6.8-7.2 ms against the direct kernel's 9.5-10.1 ms, deep 7.8-8.1 ms against 9.6-10.7 ms.
   Its rounding differs from a direct sum's (the transforms add and halve) but stays within
   the tests' tolerance for the same number of terms.
 * ``"direct"`` when the stride is at most the kernel size (on both axes; always at stride 1)
@@ -25,13 +28,13 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   input is split into its ``sh * sw`` stride phases (a zero-framed copy; at stride 1 with no
   padding needed, the input read in place), which makes every kernel tap a fixed offset into
   flat lines, whatever the stride. ``fc_taps`` (fc_kernels.h, compiled per x86-64 level
-  with ``target_clones``) keeps the sums of four filters x one or two vectors of positions
-  in registers over all taps. Measured here on 2 cores, against im2col + GEMM's time:
+  with ``target_clones``) keeps the sums of four filters x one vector of positions in
+  registers over all taps (two vectors in its AVX-512 build, taken at run time). Measured here on 2 cores, against im2col + GEMM's time:
   0.44-0.92 for R = 144 ... 1152 at stride 1, 0.90 at R = 2304 and 4608 (1.15 at 9216);
   at stride 2, 0.63-0.71 for R = 147 and 800, 0.93-1.13 for R = 576 ... 2304. Strides
   larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item.
 * ``"gemm"`` otherwise (a stride larger than the kernel with many channels and filters, or
-  ``R > 4608``): im2col +
+  ``R > 4608`` outside Winograd's layers): im2col +
   GEMM. The work items are (image, block of output rows); each builds the
   (R, rows * Wo) column tile of one group at a time in its thread's workspace (at most
   ``TILE_BYTES``, plus one output row when a single row is larger) and calls the
@@ -40,7 +43,8 @@ one dot product) and ``Kg = K // groups`` (filters per group):
 
 Tiles and row blocks depend on the shapes only, never on ``nthreads``, and every output
 element is summed in a fixed order, so results are bitwise the same for any thread count.
-(The two algorithms sum in different orders, so they agree to rounding only.)
+(The algorithms sum in different orders, so they agree to rounding only.) Work buffers come
+from a small pool kept between calls (:func:`release_buffers`).
 """
 
 from cython cimport floating
@@ -111,8 +115,16 @@ cdef Py_ssize_t _WINO_MIN_CK = 32
 cdef Py_ssize_t _WINO_TILES = 196
 # ... with at most this many filter x channel pairs (transformed weights: 32 MiB in float32)
 # and at most this many elements of tile transforms per work item and thread
-cdef Py_ssize_t _WINO_MAX_KC = 1 << 19
+cdef Py_ssize_t _WINO_MAX_KC = 1 << 18
 cdef Py_ssize_t _WINO_WS_ELEMS = 1 << 21
+# ... and at least this many output tiles in the batch (every call transforms all the
+# weights, and each work item streams them through its GEMMs: too few tiles cannot pay),
+# at least _WINO_MIN_ITEM_TILES per work item when there are
+cdef Py_ssize_t _WINO_MIN_TILES = 256
+cdef Py_ssize_t _WINO_MIN_ITEM_TILES = 64
+# The Winograd weights and the workspaces of the threads that run together stay below this
+# (fewer threads run when they would not: the work split, and so the result, is the same)
+cdef Py_ssize_t _WINO_MAX_BYTES = 48 << 20
 
 cdef enum:
     DIRECT = 0
@@ -205,9 +217,9 @@ def kept_buffer_bytes():
 # --------------------------------------------------------------------------------------------
 # choice of algorithm
 # --------------------------------------------------------------------------------------------
-cdef int _choose(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg, Py_ssize_t kh,
-                 Py_ssize_t kw, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh, Py_ssize_t sw,
-                 Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+cdef int _choose(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg,
+                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh,
+                 Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
                  Py_ssize_t groups) noexcept nogil:
     cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups
     cdef bint pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 \
@@ -220,11 +232,12 @@ cdef int _choose(Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg, Py_ssi
     if pointwise:
         return POINTWISE
     # 2.25x fewer multiplications, in 16 GEMMs over the channels: it pays with many
-    # channels and filters (GEMMs of at least 32 x 32)
-    # (bounded: its transformed weights, 16 * K * C values, and one row of tiles' transforms)
+    # channels, filters and output tiles (GEMMs of at least 32 x 32 x 64); bounded: its
+    # transformed weights, 16 * K * C values, and one row of tiles' transforms
     if _winograd_ok(kh, kw, sh, sw, dh, dw, groups) and Cg >= _WINO_MIN_CK \
             and K >= _WINO_MIN_CK and K * Cg <= _WINO_MAX_KC \
-            and 16 * (Cg + K) * ((Wo + 1) // 2) <= _WINO_WS_ELEMS:
+            and 16 * (Cg + K) * ((Wo + 1) // 2) <= _WINO_WS_ELEMS \
+            and ((Ho + 1) // 2) * ((Wo + 1) // 2) * N >= _WINO_MIN_TILES:
         return WINOGRAD
     # the register-blocked direct kernel beats im2col + GEMM up to long dot products
     # (see the module docstring for the measurements)
@@ -244,9 +257,9 @@ cdef inline bint _phased(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
 def algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, Py_ssize_t groups):
     """The algorithm :func:`conv2d` uses for these shapes: "direct", "winograd", "gemm" or
     "pointwise"."""
-    return _ALGO_NAMES[_choose(x_shape[2], x_shape[3], w_shape[0], w_shape[1], w_shape[2],
-                               w_shape[3], out_shape[2], out_shape[3], stride[0], stride[1],
-                               pad[0], pad[1], dilation[0], dilation[1], groups)]
+    return _ALGO_NAMES[_choose(x_shape[0], x_shape[2], x_shape[3], w_shape[0], w_shape[1],
+                               w_shape[2], w_shape[3], out_shape[2], out_shape[3], stride[0],
+                               stride[1], pad[0], pad[1], dilation[0], dilation[1], groups)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -666,11 +679,14 @@ cdef int _winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                     _WINO_WS_ELEMS // (16 * (C + K) * tw)))
     if N * ((th + tr - 1) // tr) < _MIN_FLAT_ITEMS:
         need = (_MIN_FLAT_ITEMS + N - 1) // N
-        tr = max(1, min(tr, (th + need - 1) // need))
+        tr = max(1, min(tr, max((th + need - 1) // need,
+                                (_WINO_MIN_ITEM_TILES + tw - 1) // tw)))
     nb = (th + tr - 1) // tr
     T = tr * tw
     per = C * (2 * tr + 2) * (2 * tw + 2) + 16 * C * T + 16 * K * T
-    nthreads = max(1, nthreads)
+    nthreads = <int> max(1, min(nthreads, N * nb,
+                                (_WINO_MAX_BYTES // <Py_ssize_t> sizeof(floating) - 16 * K * C)
+                                // per))
     U = <floating*> _take(16 * K * C * sizeof(floating), &U_bytes)
     ws = <floating*> _take(nthreads * per * sizeof(floating), &ws_bytes)
     try:
@@ -701,11 +717,11 @@ cdef int _conv(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                Py_ssize_t groups, int nthreads, int algo) except -1:
     cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
     cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
-    if out.shape[0] == 0:
+    if out.shape[0] == 0 or out.shape[2] == 0 or out.shape[3] == 0:
         return 0
     if algo < 0:
-        algo = _choose(x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2], w.shape[3],
-                       out.shape[2], out.shape[3], sh, sw, pt, pl, dh, dw, groups)
+        algo = _choose(x.shape[0], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2],
+                       w.shape[3], out.shape[2], out.shape[3], sh, sw, pt, pl, dh, dw, groups)
     if algo == DIRECT:
         _direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, nthreads)
     elif algo == WINOGRAD:

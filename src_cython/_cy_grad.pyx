@@ -530,7 +530,8 @@ def conv2d_input_forward(gy, w, gx, stride, pad, dilation, Py_ssize_t groups,
     flipped in space and transposed per group (filters become channels): the forward
     convolution ``conv2d(gy, w', pad = dilation * (kernel - 1) - pad)`` with
     ``w'[g*Cg + c, kk] = w[g*Kg + kk, c, ::-1, ::-1]``, and ``_cy_conv`` runs it with its
-    register-blocked direct kernel (or GEMM). Needs :func:`transposes_to_forward`.
+    register-blocked direct kernel, Winograd or GEMM, as it chooses. Needs
+    :func:`transposes_to_forward`.
     """
     K, Cg, kh, kw = w.shape
     Kg = K // groups

@@ -243,28 +243,18 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
         }                                                                                    \
     }
 
-#if FC_VECTOR
-FC_DEFINE_FRAME(float, f, fc_vf, fc_vf_u)
-FC_DEFINE_FRAME(double, d, fc_vd, fc_vd_u)
-#else
-FC_DEFINE_FRAME(float, f, float, float)
-FC_DEFINE_FRAME(double, d, double, double)
-#endif
+/* every kernel above, for one element type */
+#define FC_DEFINE_ALL(T, SUF, VT, VTU)                                                       \
+    FC_DEFINE_FRAME(T, SUF, VT, VTU)                                                         \
+    FC_DEFINE_ROWS(T, SUF, VT, VTU)                                                          \
+    FC_DEFINE_TAPS(T, SUF, VT, VTU)
 
 #if FC_VECTOR
-FC_DEFINE_ROWS(float, f, fc_vf, fc_vf_u)
-FC_DEFINE_ROWS(double, d, fc_vd, fc_vd_u)
+FC_DEFINE_ALL(float, f, fc_vf, fc_vf_u)
+FC_DEFINE_ALL(double, d, fc_vd, fc_vd_u)
 #else
-FC_DEFINE_ROWS(float, f, float, float)
-FC_DEFINE_ROWS(double, d, double, double)
-#endif
-
-#if FC_VECTOR
-FC_DEFINE_TAPS(float, f, fc_vf, fc_vf_u)
-FC_DEFINE_TAPS(double, d, fc_vd, fc_vd_u)
-#else
-FC_DEFINE_TAPS(float, f, float, float)
-FC_DEFINE_TAPS(double, d, double, double)
+FC_DEFINE_ALL(float, f, float, float)
+FC_DEFINE_ALL(double, d, double, double)
 #endif
 
 #endif /* FASTCONV_FC_KERNELS_H */

@@ -106,6 +106,7 @@ def test_each_algorithm_is_bitwise_thread_independent(algo, rng):
         ((8, 256, 14, 14, 256, 1, (3, 3), 1, 1, 1), "winograd"),  # deep
         ((8, 256, 14, 14, 256, 1, (5, 5), 1, 2, 1), "gemm"),      # R = 6400 > 4608
         ((1, 1024, 8, 8, 1024, 1, (3, 3), 1, 1, 1), "gemm"),      # K * C too big for Winograd
+        ((1, 512, 7, 7, 512, 1, (3, 3), 1, 1, 1), "direct"),      # 16 tiles: too few for it
         ((8, 1024, 14, 14, 256, 1, (3, 3), 1, 1, 1), "winograd"),  # R = 9216, 3x3
         ((1, 3, 224, 224, 64, 1, (7, 7), 2, 3, 1), "direct"),     # strided: phases
         ((8, 256, 56, 56, 512, 1, (1, 1), 2, 0, 1), "gemm"),      # stride > kernel
@@ -229,3 +230,14 @@ def test_kept_work_buffers_are_bounded_and_released(rng):
         assert np.array_equal(a, b)
     cy.release_buffers()
     assert cy.kept_buffer_bytes() == 0
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS) + ["winograd"])
+def test_empty_output_width_is_a_no_op(algo):
+    """The kernels' internal entry points return at once on an empty output (the public API
+    refuses it before; Winograd's tile arithmetic would divide by zero)."""
+    x = np.ones((1, 40, 4, 2), np.float32)
+    w = np.ones((40, 40, 3, 3), np.float32)
+    fn = cy.conv2d_winograd if algo == "winograd" else ALGOS[algo]
+    out = np.empty((1, 40, 2, 0), np.float32)
+    assert fn(x, w, np.zeros(40, np.float32), out, (1, 1), (0, 0), (1, 1), 1, 2) is out

@@ -3,9 +3,10 @@ input plus its output when that is larger, on every benchmark shape and on two l
 (where materializing the whole im2col would need 5-10x that).
 
 Measured as the peak resident set of a fresh process during the call, over its resident set
-before it (Linux: ``/proc/self/clear_refs`` resets the peak). Freed heap memory is handed back
-to the system first (``malloc_trim``), so a workspace that reuses an earlier call's memory is
-still counted. The output is passed in, already written: what is measured is the call's own
+before it (Linux: ``/proc/self/clear_refs`` resets the peak). The buffers Cython's conv2d
+keeps between calls are freed, and freed heap memory is handed back to the system
+(``malloc_trim``), first, so a workspace that reuses an earlier call's memory is still
+counted. float32 and float64, 2 threads. The output is passed in, already written: what is measured is the call's own
 work memory (workspaces, copies, temporaries).
 """
 
@@ -35,6 +36,8 @@ SHAPES["small_batch1-batch32"] = (32, 3, 224, 224, 64, 7, 2, 3, 1)  # im2col: 23
 # shapes that take Cython's tiled im2col + GEMM (R > 4608; a stride larger than the kernel)
 SHAPES["wide3x3-batch64"] = (64, 1024, 14, 14, 64, 3, 1, 1, 1)      # im2col: 462 MB
 SHAPES["downsample1x1-batch64"] = (64, 256, 28, 28, 128, 1, 2, 0, 1)
+# Winograd at its weight bound (2**18 filter x channel pairs: 32 MiB transformed in float64)
+SHAPES["wino512"] = (2, 512, 28, 28, 512, 3, 1, 1, 1)
 THREADS = 2  # the workspaces are per thread: the same count on every machine
 
 CHILD = r"""
@@ -52,18 +55,22 @@ def status(key):
 
 backend, shapes = sys.argv[1], json.loads(sys.argv[2])
 fastconv.set_num_threads(int(sys.argv[3]))
+dtype = np.dtype(sys.argv[4])
 rng = np.random.default_rng(0)
 res = {}
 for name, (N, C, H, W, K, k, s, p, g) in shapes.items():
     # warm up on a small input of the same kind (Numba compiles per kernel and dtype)
-    small = rng.standard_normal((1, C, k + s, k + s), dtype=np.float32)
-    w = rng.standard_normal((K, C // g, k, k), dtype=np.float32)
+    small = rng.standard_normal((1, C, k + s, k + s)).astype(dtype)
+    w = rng.standard_normal((K, C // g, k, k)).astype(dtype)
     fastconv.conv2d(small, w, stride=s, padding=p, groups=g, backend=backend)
-    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
     Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
-    out = np.empty((N, K, Ho, Wo), np.float32)
+    out = np.empty((N, K, Ho, Wo), dtype)
     out[...] = 0
     gc.collect()
+    if backend == "cython":  # the buffers its conv2d keeps for the next call: count them
+        from fastconv import _cy_conv
+        _cy_conv.release_buffers()
     libc.malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -77,13 +84,15 @@ print(json.dumps(res))
 """
 
 
-@pytest.fixture(scope="module", params=[b for b in ("cython", "numba")
-                                        if b in fastconv.backends()])
+@pytest.fixture(scope="module", params=[(b, dt) for b in ("cython", "numba")
+                                        for dt in ("float32", "float64")
+                                        if b in fastconv.backends()], ids=str)
 def measured(request):
-    proc = subprocess.run([sys.executable, "-c", CHILD, request.param, json.dumps(SHAPES),
-                           str(THREADS)], capture_output=True, text=True, timeout=1200)
+    backend, dtype = request.param
+    proc = subprocess.run([sys.executable, "-c", CHILD, backend, json.dumps(SHAPES),
+                           str(THREADS), dtype], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr
-    return request.param, json.loads(proc.stdout.splitlines()[-1])
+    return f"{backend} {dtype}", json.loads(proc.stdout.splitlines()[-1])
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
