@@ -1,17 +1,25 @@
 """Shared set-up of the benchmark suite: thread counts pinned for every library.
 
 Every test gets THREADS threads for fastconv, torch and OpenCV (``FASTCONV_BENCH_THREADS``,
-default 2); an implementation whose name ends in ``-1t`` runs with one thread instead.
+default 2); an implementation whose name ends in ``-1t`` runs with one thread instead. Each
+test starts after SETTLE seconds of quiet (``FASTCONV_BENCH_SETTLE``, default 0.3), so the
+threads the previous one left spinning do not slow it.
 Tests marked ``quick`` form the subset that ``fastconv bench --quick`` runs.
 """
 
 import os
+import time
 
 import pytest
 
 import fastconv
 
 THREADS = int(os.environ.get("FASTCONV_BENCH_THREADS", "2"))
+# Seconds of quiet before each benchmark. An implementation that calls BLAS leaves its
+# worker threads spinning for about 0.1 s after its last call; measured here, the spinning
+# OpenBLAS thread left by the NumPy reference took 11% of a core and made the next
+# implementation's 2-thread lenet1 1.6x slower (117 us against 74 us).
+SETTLE = float(os.environ.get("FASTCONV_BENCH_SETTLE", "0.3"))
 
 
 def pytest_configure(config):
@@ -40,6 +48,7 @@ def _pinned_threads(request):
     impl = request.node.callspec.params.get("impl", "") if hasattr(request.node, "callspec") else ""
     n = 1 if str(impl).endswith("-1t") else THREADS
     _set_all(n)
+    time.sleep(SETTLE)
     yield n
     _set_all(THREADS)
     fastconv.set_num_threads(before)
