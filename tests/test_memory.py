@@ -33,8 +33,10 @@ MIB = 1 << 20
 SHAPES = dict(CONV_SHAPES)
 SHAPES["resnet3x3-batch64"] = (64, 64, 56, 56, 64, 3, 1, 1, 1)       # im2col: 462 MB
 SHAPES["small_batch1-batch32"] = (32, 3, 224, 224, 64, 7, 2, 3, 1)  # im2col: 236 MB
-# shapes that take Cython's tiled im2col + GEMM (R > 4608; a stride larger than the kernel)
-SHAPES["wide3x3-batch64"] = (64, 1024, 14, 14, 64, 3, 1, 1, 1)      # im2col: 462 MB
+# Winograd on a wide layer (im2col would be 462 MB), and shapes that take Cython's tiled
+# im2col + GEMM (R > 4608; a stride larger than the kernel)
+SHAPES["wide3x3-batch64"] = (64, 1024, 14, 14, 64, 3, 1, 1, 1)
+SHAPES["wide5x5-batch64"] = (64, 256, 14, 14, 64, 5, 1, 2, 1)       # im2col: 321 MB
 SHAPES["downsample1x1-batch64"] = (64, 256, 28, 28, 128, 1, 2, 0, 1)
 # Winograd at its weight bound (2**18 filter x channel pairs: 32 MiB transformed in float64)
 SHAPES["wino512"] = (2, 512, 28, 28, 512, 3, 1, 1, 1)
