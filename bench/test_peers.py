@@ -65,20 +65,9 @@ def conv_impl(impl, x, w, s, p, g):
     K = w.shape[0]
     if impl == "auto":  # the default a user gets
         return lambda: fastconv.conv2d(x, w, stride=s, padding=p, groups=g)
-    if impl in BACKENDS:
-        return lambda: fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=impl)
-    if impl in ONE_THREAD:
-        backend = impl[:-3]
-
-        def run():
-            n = fastconv.get_num_threads()
-            fastconv.set_num_threads(1)
-            try:
-                return fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=backend)
-            finally:
-                fastconv.set_num_threads(n)
-
-        return run
+    if impl in BACKENDS or impl in ONE_THREAD:  # conftest pins "-1t" rows to one thread
+        backend = impl.removesuffix("-1t")
+        return lambda: fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=backend)
     if impl.startswith("torch"):
         torch = pytest.importorskip("torch")
         xt, wt = torch.from_numpy(x), torch.from_numpy(w)

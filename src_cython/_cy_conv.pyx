@@ -204,8 +204,7 @@ def release_buffers():
     """Free the work buffers the conv2d kernels keep between calls (at most 64 MiB)."""
     global _pool_bytes
     while _pool:
-        size, addr = _pool.pop()
-        free(<void*> <size_t> addr)
+        free(<void*> <size_t> _pool.pop()[1])
     _pool_bytes = 0
 
 
@@ -376,7 +375,7 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
     cdef Py_ssize_t rows = oh1 - oh0
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
-    cdef Py_ssize_t r, f, k0, nk, a, c, cc
+    cdef Py_ssize_t f, k0, nk, a, c, cc
     cdef const floating* src
     if copy and sh == 1 and sw == 1:
         # one phase: each channel's rows, zero-framed
@@ -572,21 +571,20 @@ cdef void _wino_weights(const floating[:, :, :, ::1] w, floating* U,
     cdef floating t[4][3]
     cdef floating u[4][4]
     cdef const floating* g
-    if True:
-        for c in range(C):
-            g = &w[k, c, 0, 0]
-            for j in range(3):
-                t[0][j] = g[j]
-                t[1][j] = (g[j] + g[3 + j] + g[6 + j]) * <floating> 0.5
-                t[2][j] = (g[j] - g[3 + j] + g[6 + j]) * <floating> 0.5
-                t[3][j] = g[6 + j]
-            for i in range(4):
-                u[i][0] = t[i][0]
-                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * <floating> 0.5
-                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * <floating> 0.5
-                u[i][3] = t[i][2]
-                for j in range(4):
-                    U[(4 * i + j) * K * C + k * C + c] = u[i][j]
+    for c in range(C):
+        g = &w[k, c, 0, 0]
+        for j in range(3):
+            t[0][j] = g[j]
+            t[1][j] = (g[j] + g[3 + j] + g[6 + j]) * <floating> 0.5
+            t[2][j] = (g[j] - g[3 + j] + g[6 + j]) * <floating> 0.5
+            t[3][j] = g[6 + j]
+        for i in range(4):
+            u[i][0] = t[i][0]
+            u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * <floating> 0.5
+            u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * <floating> 0.5
+            u[i][3] = t[i][2]
+            for j in range(4):
+                U[(4 * i + j) * K * C + k * C + c] = u[i][j]
 
 
 cdef void _wino_block(const floating[:, :, :, ::1] x, const floating* U,

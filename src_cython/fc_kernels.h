@@ -159,6 +159,16 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
     FC_DEFINE_BLOCK(T, SUF, VT, VTU, 4, 2)                                                   \
     FC_DEFINE_BLOCK(T, SUF, VT, VTU, 2, 2)                                                   \
     FC_DEFINE_BLOCK(T, SUF, VT, VTU, 1, 4)                                                   \
+    /* filters f.. nk - 1 (fewer than four), two at a time, then one */                      \
+    FC_INLINE void fc_rest_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,            \
+                                 const T* w, ptrdiff_t ldw, const T* bias, ptrdiff_t f,      \
+                                 ptrdiff_t nk, T* acc, ptrdiff_t L)                          \
+    {                                                                                        \
+        for (; f + 2 <= nk; f += 2)                                                          \
+            fc_blk2x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+        for (; f < nk; f++)                                                                  \
+            fc_blk1x4_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+    }                                                                                        \
     FC_CLONES static void fc_taps4_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,    \
                                          const T* w, ptrdiff_t ldw, const T* bias,           \
                                          ptrdiff_t nk, T* acc, ptrdiff_t L)                  \
@@ -166,10 +176,7 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
         ptrdiff_t f = 0;                                                                     \
         for (; f + 4 <= nk; f += 4)                                                          \
             fc_blk4x1_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
-        for (; f + 2 <= nk; f += 2)                                                          \
-            fc_blk2x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
-        for (; f < nk; f++)                                                                  \
-            fc_blk1x4_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+        fc_rest_##SUF(src, off, R, w, ldw, bias, f, nk, acc, L);                             \
     }                                                                                        \
     FC_WIDE static void fc_taps8_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R,      \
                                        const T* w, ptrdiff_t ldw, const T* bias,             \
@@ -181,10 +188,7 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
                 fc_blk4x1_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);    \
         for (; f + 4 <= nk; f += 4)                                                          \
             fc_blk4x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
-        for (; f + 2 <= nk; f += 2)                                                          \
-            fc_blk2x2_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
-        for (; f < nk; f++)                                                                  \
-            fc_blk1x4_##SUF(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L);        \
+        fc_rest_##SUF(src, off, R, w, ldw, bias, f, nk, acc, L);                             \
     }                                                                                        \
     static void fc_taps_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t R, const T* w,   \
                               ptrdiff_t ldw, const T* bias, ptrdiff_t nk, T* acc,            \

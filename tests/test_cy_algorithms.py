@@ -72,13 +72,19 @@ def _case(case, dtype, rng):
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 @pytest.mark.parametrize("case", CASES, ids=[f"c{i}" for i in range(len(CASES))])
 def test_each_algorithm_matches_reference(case, algo, dtype, rng):
+    _check_against_reference(ALGOS[algo], case, dtype, rng)
+
+
+def _check_against_reference(fn, case, dtype, rng):
+    """``fn`` (a forced entry point) fills a NaN-filled ``out`` with the reference's result,
+    computed in float64, to the rounding of the case's number of terms."""
     x, w, b, oshape, stride, pad, dil, g = _case(case, dtype, rng)
     expected = np.empty(oshape, np.float64)
     reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                      expected, stride, pad, dil, g, 1)
     out = np.full(oshape, np.nan, dtype)
     with fastconv._threads.blas_single_threaded():
-        got = ALGOS[algo](x, w, b, out, stride, pad, dil, g, 2)
+        got = fn(x, w, b, out, stride, pad, dil, g, 2)
     assert got is out
     assert_close(got, expected.astype(dtype), terms=int(np.prod(w.shape[1:])))
 
@@ -180,15 +186,7 @@ WINO_CASES += [
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("case", WINO_CASES, ids=[f"w{i}" for i in range(len(WINO_CASES))])
 def test_winograd_matches_reference(case, dtype, rng):
-    x, w, b, oshape, stride, pad, dil, g = _case(case, dtype, rng)
-    expected = np.empty(oshape, np.float64)
-    reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
-                     expected, stride, pad, dil, g, 1)
-    out = np.full(oshape, np.nan, dtype)
-    with fastconv._threads.blas_single_threaded():
-        got = cy.conv2d_winograd(x, w, b, out, stride, pad, dil, g, 2)
-    assert got is out
-    assert_close(got, expected.astype(dtype), terms=int(np.prod(w.shape[1:])))
+    _check_against_reference(cy.conv2d_winograd, case, dtype, rng)
 
 
 def test_winograd_is_bitwise_thread_independent(rng):
