@@ -22,6 +22,14 @@ cdef extern from "fc_kernels.h" nogil:
                     Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin, Py_ssize_t pl)
     void fc_frame_d(double* dst, Py_ssize_t Wp, const double* src, Py_ssize_t H,
                     Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin, Py_ssize_t pl)
+    void fc_plane_f(const float* x, Py_ssize_t H, Py_ssize_t W, const float* w,
+                    Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t pt,
+                    Py_ssize_t pl, float bias, float* out, Py_ssize_t Wo, Py_ssize_t oh0,
+                    Py_ssize_t oh1)
+    void fc_plane_d(const double* x, Py_ssize_t H, Py_ssize_t W, const double* w,
+                    Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t pt,
+                    Py_ssize_t pl, double bias, double* out, Py_ssize_t Wo, Py_ssize_t oh0,
+                    Py_ssize_t oh1)
 
 
 cdef inline void valid_cols(Py_ssize_t off, Py_ssize_t s, Py_ssize_t W, Py_ssize_t Wo,

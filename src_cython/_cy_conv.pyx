@@ -33,6 +33,14 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   0.44-0.92 for R = 144 ... 1152 at stride 1, 0.90 at R = 2304 and 4608 (1.15 at 9216);
   at stride 2, 0.63-0.71 for R = 147 and 800, 0.93-1.13 for R = 576 ... 2304. Strides
   larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item.
+  A stride-1 layer with one input plane per filter (depthwise; one channel and one filter)
+  whose input and output rows hold a vector (64 bytes), at most 16 kernel columns and
+  finite weights runs ``fc_plane`` instead (work items: (image, filter, block of rows)):
+  it reads the plane in place and writes the output directly, four output rows x four
+  vectors in registers (two x two without AVX-512), and shuffles zeros into the vectors
+  that cross the padding. Measured here, the bench's depthwise layer (8 x 64 planes of
+  56 x 56, 3x3): 0.42-0.47 ms on 2 threads against 0.65-1.2 ms for the framed kernel;
+  the 512 x 512 5x5 single image: 131-134 us against 192-194 us.
 * ``"gemm"`` otherwise (a stride larger than the kernel with many channels and filters, or
   ``R > 4608`` outside Winograd's layers): im2col +
   GEMM. The work items are (image, block of output rows); each builds the
@@ -53,8 +61,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
-from _common cimport (fc_frame_d, fc_frame_f, fc_rows_d, fc_rows_f, fc_taps_d, fc_taps_f,
-                     fc_wide, im2col, row_blocks, valid_cols)
+from _common cimport (fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f, fc_rows_d, fc_rows_f,
+                     fc_taps_d, fc_taps_f, fc_wide, im2col, row_blocks, valid_cols)
 
 cdef extern from *:
     """
@@ -253,6 +261,27 @@ cdef inline bint _phased(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
     return sh <= kh and sw <= kw
 
 
+cdef bint _single_plane(const floating[:, :, :, ::1] w, Py_ssize_t W, Py_ssize_t Wo,
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t groups) noexcept:
+    """Whether fc_plane runs: each filter reads one input plane (one channel per group, one
+    filter per group) at stride 1; input and output rows hold at least one vector (64
+    bytes) and the kernel at most 16 columns (fc_kernels.h); the weights are finite
+    (fc_plane skips the taps that fall in the padding, where an infinite weight would have
+    to give NaN)."""
+    cdef Py_ssize_t k, i, j
+    cdef floating v
+    if sh != 1 or sw != 1 or w.shape[1] != 1 or w.shape[0] != groups or w.shape[3] > 16 \
+            or min(W, Wo) * <Py_ssize_t> sizeof(floating) < 64:
+        return False
+    for k in range(w.shape[0]):
+        for i in range(w.shape[2]):
+            for j in range(w.shape[3]):
+                v = w[k, 0, i, j]
+                if not (v - v == 0):  # inf or NaN
+                    return False
+    return True
+
+
 def algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, Py_ssize_t groups):
     """The algorithm :func:`conv2d` uses for these shapes: "direct", "winograd", "gemm" or
     "pointwise"."""
@@ -424,6 +453,24 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef size_t ws_bytes = 0
     cdef Py_ssize_t* off = NULL
     nthreads = max(1, nthreads)
+    if _single_plane(w, W, Wo, sh, sw, groups):
+        # one input plane per filter (depthwise; a single channel and filter): read it in
+        # place, write the output directly (no framed copy, no accumulator buffer)
+        nb = row_blocks(N * K, Ho, _MIN_ITEMS)
+        rows = (Ho + nb - 1) // nb
+        nb = (Ho + rows - 1) // rows
+        with nogil:
+            for item in prange(N * K * nb, schedule="dynamic", num_threads=nthreads):
+                p = item // nb
+                oh0 = (item % nb) * rows
+                oh1 = min(Ho, oh0 + rows)
+                if floating is float:
+                    fc_plane_f(&x[p // K, p % K, 0, 0], H, W, &w[p % K, 0, 0, 0], kh, kw, dh,
+                               dw, pt, pl, b[p % K], &out[p // K, p % K, oh0, 0], Wo, oh0, oh1)
+                else:
+                    fc_plane_d(&x[p // K, p % K, 0, 0], H, W, &w[p % K, 0, 0, 0], kh, kw, dh,
+                               dw, pt, pl, b[p % K], &out[p // K, p % K, oh0, 0], Wo, oh0, oh1)
+        return 0
     if not _phased(kh, kw, sh, sw):
         nb = row_blocks(N * K, Ho, _MIN_ITEMS)
         rows = (Ho + nb - 1) // nb

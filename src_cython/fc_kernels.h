@@ -247,6 +247,218 @@ typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_al
         }                                                                                    \
     }
 
+/* fc_plane: rows [oh0, oh1) of the stride-1 correlation of one H x W plane with one kh x kw
+ * kernel (dilation dh, dw; padding pt on top, pl on the left; zeros outside the plane), plus
+ * ``bias``, written to ``out`` (rows ``Wo`` apart, ``out`` at row oh0). The input is read in
+ * place: no framed copy and no accumulator buffer, so the plane is read once and the output
+ * written once. This is the depthwise kernel, one filter per input plane.
+ *
+ * Register blocking: RB output rows x NV vectors of columns stay in registers while the
+ * block's input rows stream past; each input row's vector load feeds the up to RB output
+ * rows it belongs to (a 3x3 kernel and RB = 4: 6 input rows x 3 taps of loads for 36
+ * multiply-adds per vector, against 9 loads for 9 done row by row). The vectors cover
+ * [0, Wo) at columns 0, VL, 2 VL, ... and the last one ends at Wo (overlapping the one
+ * before, computed twice alike). A vector whose window crosses the plane's left or right
+ * edge loads VL columns inside the plane and shifts them into place with zeros
+ * (``__builtin_shuffle``), so padding costs no scalar loop. Taps on input rows outside the
+ * plane are skipped: the caller sends only finite kernels (an infinite weight times the
+ * zero padding must give NaN). Each output gets the bias, then its taps in (i, j) order:
+ * the same sum for any row blocking, any wide or narrow build. Needs W >= VL, Wo >= VL
+ * and kw <= FC_PLANE_MAX_KW; otherwise (and without GNU C vectors) plain loops. */
+#define FC_PLANE_MAX_KW 16
+
+/* rows oh .. oh + nr - 1 (nr <= RB) at the NV vector columns pos[]. A clean block (EDGE 0)
+ * has every tap of every vector inside the plane's columns and loads at pos[v] - pl + j dw;
+ * an edge block loads at base[v * FC_PLANE_MAX_KW + j] and shifts the lanes by
+ * sft[v * FC_PLANE_MAX_KW + j] (idx[sft + VL] is that shift's shuffle, zeros coming in). */
+#define FC_DEFINE_PLANE_BLOCK(T, SUF, VT, VTU, MT, RB, NV, EDGE)                             \
+    FC_INLINE void fc_pblk##RB##x##NV##e##EDGE##_##SUF(                                      \
+        const T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_t W, const T* FC_RESTRICT w,            \
+        ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pt, ptrdiff_t pl,  \
+        T bias, T* FC_RESTRICT out, ptrdiff_t Wo, ptrdiff_t oh, ptrdiff_t nr,                \
+        const ptrdiff_t* pos, const ptrdiff_t* base, const int* sft, const MT* idx)          \
+    {                                                                                        \
+        enum { VL = FC_VBYTES / sizeof(T) };                                                 \
+        VT a[RB][NV], xv[NV];                                                                \
+        const VT zero = (VT){0};                                                             \
+        ptrdiff_t wrow[RB], p[NV], ih, ihlo = oh - pt;                                       \
+        ptrdiff_t ihhi = oh + nr - 1 - pt + (kh - 1) * dh, j;                                \
+        int r, v;                                                                            \
+        for (v = 0; v < (NV); v++) p[v] = pos[v] - pl;                                       \
+        for (r = 0; r < (RB); r++)                                                           \
+            for (v = 0; v < (NV); v++) a[r][v] = zero + bias;                                \
+        if (ihlo < 0) ihlo = 0;                                                              \
+        if (ihhi > H - 1) ihhi = H - 1;                                                      \
+        for (ih = ihlo; ih <= ihhi; ih++) {                                                  \
+            const T* xr = x + ih * W;                                                        \
+            /* the kernel row each output row of the block takes from input row ih */        \
+            for (r = 0; r < (RB); r++) {                                                     \
+                ptrdiff_t d = ih - (oh + r - pt);                                            \
+                wrow[r] = (r < nr && d >= 0 && d % dh == 0 && d / dh < kh)                   \
+                              ? d / dh * kw : -1;                                            \
+            }                                                                                \
+            for (j = 0; j < kw; j++) {                                                       \
+                for (v = 0; v < (NV); v++) {                                                 \
+                    if (EDGE) {                                                              \
+                        int m = sft[v * FC_PLANE_MAX_KW + j];                                \
+                        VT u = *(const VTU*)(xr + base[v * FC_PLANE_MAX_KW + j]);            \
+                        xv[v] = m == 0 ? u : __builtin_shuffle(u, zero, idx[m + VL]);        \
+                    } else {                                                                 \
+                        xv[v] = *(const VTU*)(xr + p[v] + j * dw);                           \
+                    }                                                                        \
+                }                                                                            \
+                for (r = 0; r < (RB); r++) {                                                 \
+                    if (wrow[r] < 0) continue;                                               \
+                    T wv = w[wrow[r] + j];                                                   \
+                    for (v = 0; v < (NV); v++) a[r][v] += wv * xv[v];                        \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (r = 0; r < (RB); r++) {                                                         \
+            if (r >= nr) break;                                                              \
+            for (v = 0; v < (NV); v++) *(VTU*)(out + r * Wo + pos[v]) = a[r][v];             \
+        }                                                                                    \
+    }
+
+/* all rows [oh0, oh1) of the vectors k0 ... k0 + nv - 1 (nv <= NV; the last repeated to
+ * fill the block) */
+#define FC_PLANE_RUN(SUF, RB, NV, EDGE)                                                      \
+    do {                                                                                     \
+        ptrdiff_t oh_;                                                                       \
+        int v_;                                                                              \
+        for (v_ = 0; v_ < (NV); v_++) {                                                      \
+            ptrdiff_t kv_ = k0 + (v_ < nv ? v_ : nv - 1);                                    \
+            pos[v_] = kv_ * VL < Wo - VL ? kv_ * VL : Wo - VL;                               \
+            if (EDGE)                                                                        \
+                for (j = 0; j < kw; j++) {                                                   \
+                    c = pos[v_] - pl + j * dw; /* the first column this tap reads */         \
+                    b = c < 0 ? 0 : c > W - VL ? W - VL : c;                                 \
+                    base[v_ * FC_PLANE_MAX_KW + j] = b;                                      \
+                    c -= b; /* a shift of VL or more leaves only zeros */                    \
+                    sft[v_ * FC_PLANE_MAX_KW + j] = (int)(c < -VL ? -VL : c > VL ? VL : c);  \
+                }                                                                            \
+        }                                                                                    \
+        for (oh_ = oh0; oh_ < oh1; oh_ += (RB))                                              \
+            fc_pblk##RB##x##NV##e##EDGE##_##SUF(                                             \
+                x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh_ - oh0) * Wo, Wo, oh_,   \
+                oh1 - oh_ < (RB) ? oh1 - oh_ : (RB), pos, base, sft, idx);                   \
+    } while (0)
+
+/* the vectors NV at a time (three left of four: one computed twice; then two, one), each
+ * block clean when all its vectors are, [kc0, kc1) */
+#define FC_PLANE_PICK(SUF, RB, NB)                                                           \
+    do {                                                                                     \
+        if (k0 >= kc0 && k0 + nv <= kc1)                                                     \
+            FC_PLANE_RUN(SUF, RB, NB, 0);                                                    \
+        else                                                                                 \
+            FC_PLANE_RUN(SUF, RB, NB, 1);                                                    \
+    } while (0)
+
+#define FC_DEFINE_PLANE_VEC(T, SUF, VT, VTU, MT, ATTR, RB, NV)                               \
+    FC_DEFINE_PLANE_BLOCK(T, SUF, VT, VTU, MT, RB, NV, 0)                                    \
+    FC_DEFINE_PLANE_BLOCK(T, SUF, VT, VTU, MT, RB, NV, 1)                                    \
+    FC_DEFINE_PLANE_BLOCK(T, SUF, VT, VTU, MT, RB, 1, 0)                                     \
+    FC_DEFINE_PLANE_BLOCK(T, SUF, VT, VTU, MT, RB, 1, 1)                                     \
+    ATTR static void fc_plane##RB##_##SUF(const T* x, ptrdiff_t H, ptrdiff_t W, const T* w,  \
+                                        ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh,            \
+                                        ptrdiff_t dw, ptrdiff_t pt, ptrdiff_t pl, T bias,    \
+                                        T* out, ptrdiff_t Wo, ptrdiff_t oh0, ptrdiff_t oh1)  \
+    {                                                                                        \
+        enum { VL = FC_VBYTES / sizeof(T) };                                                 \
+        MT idx[2 * VL + 1];                                                                  \
+        ptrdiff_t pos[NV], base[(NV) * FC_PLANE_MAX_KW], nvec = (Wo + VL - 1) / VL;          \
+        ptrdiff_t k0, kc0 = nvec, kc1 = nvec, j, c, b, span = (kw - 1) * dw;                 \
+        int sft[(NV) * FC_PLANE_MAX_KW], l, nv;                                              \
+        /* idx[m + VL]: lane l takes lane l + m, zero when that is outside the vector */     \
+        for (c = 0; c < 2 * VL + 1; c++)                                                     \
+            for (l = 0; l < VL; l++) {                                                       \
+                ptrdiff_t src = l + c - VL;                                                  \
+                idx[c][l] = src >= 0 && src < VL ? src : VL;                                 \
+            }                                                                                \
+        /* clean: pos >= pl and pos - pl + span + VL <= W; pos grows with the index */       \
+        for (k0 = 0; k0 < nvec; k0++) {                                                      \
+            c = k0 * VL < Wo - VL ? k0 * VL : Wo - VL;                                       \
+            if (c >= pl && c - pl + span + VL <= W) {                                        \
+                if (kc0 == nvec) kc0 = k0;                                                   \
+                kc1 = k0 + 1;                                                                \
+            }                                                                                \
+        }                                                                                    \
+        if (kc0 == nvec) kc0 = kc1 = 0;                                                      \
+        for (k0 = 0; k0 < nvec; k0 += nv) {                                                  \
+            nv = nvec - k0 >= (NV) ? (NV) : (int)(nvec - k0);                                \
+            if (nv > 2 || nv == (NV))                                                        \
+                FC_PLANE_PICK(SUF, RB, NV);                                                  \
+            else if (nv == 2)                                                                \
+                FC_PLANE_PICK(SUF, RB, 2);                                                   \
+            else                                                                             \
+                FC_PLANE_PICK(SUF, RB, 1);                                                   \
+        }                                                                                    \
+    }
+
+/* plain loops: any size, and the build without GNU C vectors */
+#define FC_DEFINE_PLANE_LOOP(T, SUF)                                                         \
+    static void fc_plane_loop_##SUF(const T* x, ptrdiff_t H, ptrdiff_t W, const T* w,        \
+                                    ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,  \
+                                    ptrdiff_t pt, ptrdiff_t pl, T bias, T* out,              \
+                                    ptrdiff_t Wo, ptrdiff_t oh0, ptrdiff_t oh1)              \
+    {                                                                                        \
+        ptrdiff_t oh, ow, i, j;                                                              \
+        for (oh = oh0; oh < oh1; oh++)                                                       \
+            for (ow = 0; ow < Wo; ow++) {                                                    \
+                T a = bias;                                                                  \
+                for (i = 0; i < kh; i++) {                                                   \
+                    ptrdiff_t ih = oh - pt + i * dh;                                         \
+                    if (ih < 0 || ih >= H) continue;                                         \
+                    for (j = 0; j < kw; j++) {                                               \
+                        ptrdiff_t iw = ow - pl + j * dw;                                     \
+                        if (iw >= 0 && iw < W) a += w[i * kw + j] * x[ih * W + iw];          \
+                    }                                                                        \
+                }                                                                            \
+                out[(oh - oh0) * Wo + ow] = a;                                               \
+            }                                                                                \
+    }
+
+#if FC_VECTOR
+typedef int fc_vi __attribute__((vector_size(FC_VBYTES)));
+typedef long long fc_vl __attribute__((vector_size(FC_VBYTES)));
+/* the narrow build: 2 rows x 2 vectors (eight ymm accumulators in AVX2); the wide one,
+ * AVX-512 only: 4 rows x 4 vectors (16 of the 32 zmm registers) */
+#define FC_DEFINE_PLANE(T, SUF, VT, VTU, MT)                                                 \
+    FC_DEFINE_PLANE_LOOP(T, SUF)                                                             \
+    FC_DEFINE_PLANE_VEC(T, SUF, VT, VTU, MT, FC_CLONES, 2, 2)                                \
+    FC_DEFINE_PLANE_BLOCK(T, SUF, VT, VTU, MT, 4, 2, 0)                                      \
+    FC_DEFINE_PLANE_BLOCK(T, SUF, VT, VTU, MT, 4, 2, 1)                                      \
+    FC_DEFINE_PLANE_VEC(T, SUF, VT, VTU, MT, FC_WIDE, 4, 4)                                  \
+    static void fc_plane_##SUF(const T* x, ptrdiff_t H, ptrdiff_t W, const T* w,             \
+                               ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,       \
+                               ptrdiff_t pt, ptrdiff_t pl, T bias, T* out, ptrdiff_t Wo,     \
+                               ptrdiff_t oh0, ptrdiff_t oh1)                                 \
+    {                                                                                        \
+        enum { VL = FC_VBYTES / sizeof(T) };                                                 \
+        if (W < VL || Wo < VL || kw > FC_PLANE_MAX_KW)                                       \
+            fc_plane_loop_##SUF(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0,     \
+                                oh1);                                                        \
+        else if (fc_wide())                                                                  \
+            fc_plane4_##SUF(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);    \
+        else                                                                                 \
+            fc_plane2_##SUF(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);    \
+    }
+FC_DEFINE_PLANE(float, f, fc_vf, fc_vf_u, fc_vi)
+FC_DEFINE_PLANE(double, d, fc_vd, fc_vd_u, fc_vl)
+#else
+#define FC_DEFINE_PLANE(T, SUF)                                                              \
+    FC_DEFINE_PLANE_LOOP(T, SUF)                                                             \
+    static void fc_plane_##SUF(const T* x, ptrdiff_t H, ptrdiff_t W, const T* w,             \
+                               ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,       \
+                               ptrdiff_t pt, ptrdiff_t pl, T bias, T* out, ptrdiff_t Wo,     \
+                               ptrdiff_t oh0, ptrdiff_t oh1)                                 \
+    {                                                                                        \
+        fc_plane_loop_##SUF(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);   \
+    }
+FC_DEFINE_PLANE(float, f)
+FC_DEFINE_PLANE(double, d)
+#endif
+
 /* every kernel above, for one element type */
 #define FC_DEFINE_ALL(T, SUF, VT, VTU)                                                       \
     FC_DEFINE_FRAME(T, SUF, VT, VTU)                                                         \

@@ -4,7 +4,8 @@
 docstring), so the public-API tests reach each algorithm only on the shapes that select it.
 Here every algorithm runs on every case: the register-blocked direct kernel (filters four,
 two and one at a time, position blocks with an overlapping last block, the scalar path for
-short lines, in place and on a zero-framed copy, split into stride phases), the strided row
+short lines, in place and on a zero-framed copy, split into stride phases), the one-plane
+kernel for depthwise layers (row blocks, vectors that cross the padding), the strided row
 kernel, tiled im2col + GEMM, and (on the layers it takes) Winograd F(2x2, 3x3).
 """
 
@@ -42,6 +43,14 @@ CASES = [
     (2, 16, 12, 12, 16, 1, (1, 1), 2, 0, 1),     # 1x1, stride 2: row kernel or GEMM
     (1, 1, 1, 1, 1, 1, (1, 1), 1, 0, 1),
     (1, 32, 5, 5, 8, 1, (1, 1), 1, 0, 1),        # pointwise
+    # one input plane per filter, rows of at least one vector: fc_plane
+    (2, 3, 20, 40, 3, 3, (3, 3), 1, 1, 1),       # depthwise: edge and clean blocks
+    (1, 2, 13, 100, 2, 2, (5, 5), 1, (2, 20), (1, 2)),  # padding > a vector, dilated
+    (1, 2, 9, 33, 2, 2, (3, 3), 1, 1, (2, 1)),   # dilated rows: taps skipped above, below
+    (1, 1, 37, 130, 1, 1, (3, 16), 1, (1, 8), 1),  # one channel and filter, widest kernel
+    (1, 1, 8, 40, 1, 1, (1, 17), 1, (0, 8), 1),  # wider than fc_plane takes: flat kernel
+    (2, 4, 6, 16, 4, 4, (3, 3), 1, 0, 1),        # float32: output row shorter than a vector
+    (3, 5, 50, 70, 5, 5, (7, 7), 1, 3, 1),       # 7x7 depthwise, 70 columns: 4 + 1 vectors
 ]
 ALGOS = {"auto": cy.conv2d, "direct": cy.conv2d_direct, "gemm": cy.conv2d_gemm}
 
@@ -228,6 +237,22 @@ def test_kept_work_buffers_are_bounded_and_released(rng):
         assert np.array_equal(a, b)
     cy.release_buffers()
     assert cy.kept_buffer_bytes() == 0
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_depthwise_infinite_weight_times_padding_is_nan(dtype):
+    """fc_plane skips the taps that fall in the padding, so a layer with a non-finite weight
+    goes to the framed kernel, which multiplies the padding's zeros: inf * 0 is NaN there,
+    as in the reference (and torch)."""
+    x = np.ones((1, 2, 20, 40), dtype)
+    w = np.ones((2, 1, 3, 3), dtype)
+    w[1, 0, 0, 0] = np.inf
+    b = np.zeros(2, dtype)
+    expected = reference.conv2d(x, w, b, np.empty((1, 2, 20, 40), dtype), (1, 1), (1, 1),
+                                (1, 1), 2)
+    got = cy.conv2d(x, w, b, np.empty((1, 2, 20, 40), dtype), (1, 1), (1, 1), (1, 1), 2, 2)
+    assert np.isnan(expected[0, 1, 0]).all() and np.isnan(expected[0, 1, :, 0]).all()
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS) + ["winograd"])
