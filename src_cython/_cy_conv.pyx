@@ -19,7 +19,9 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   BLAS, and transforms back (:func:`_wino_block`). Its memory (transformed weights plus the
   workspaces of the threads that run together) stays below 48 MiB: fewer threads run when
   more would not fit. Measured here on 2 cores: resnet3x3
-  6.8-7.2 ms against the direct kernel's 9.5-10.1 ms, deep 7.8-8.1 ms against 9.6-10.7 ms.
+  6.8-7.2 ms against the direct kernel's 9.5-10.1 ms, deep 7.8-8.1 ms against 9.6-10.7 ms;
+  since the weights' transform is vectorized and filter-major (``fc_wino_weights``), deep
+  6.6-7.5 ms (it was 7.3-10.3 ms in the same session's runs, on a noisier machine).
   Its rounding differs from a direct sum's (the transforms add and halve) but stays within
   the tests' tolerance for the same number of terms.
 * ``"direct"`` when the stride is at most the kernel size (on both axes; always at stride 1)
@@ -29,7 +31,8 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   padding needed, the input read in place), which makes every kernel tap a fixed offset into
   flat lines, whatever the stride. ``fc_taps`` (fc_kernels.h, compiled per x86-64 level
   with ``target_clones``) keeps the sums of four filters x one vector of positions in
-  registers over all taps (two vectors in its AVX-512 build, taken at run time). Measured here on 2 cores, against im2col + GEMM's time:
+  registers over all taps (two vectors in its AVX-512 build, taken at run time). Measured
+  here on 2 cores, against im2col + GEMM's time:
   0.44-0.92 for R = 144 ... 1152 at stride 1, 0.90 at R = 2304 and 4608 (1.15 at 9216);
   at stride 2, 0.63-0.71 for R = 147 and 800, 0.93-1.13 for R = 576 ... 2304. Strides
   larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item.
@@ -62,7 +65,8 @@ from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
 from _common cimport (fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f, fc_rows_d, fc_rows_f,
-                     fc_taps_d, fc_taps_f, fc_wide, im2col, row_blocks, valid_cols)
+                     fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d, fc_wino_weights_f,
+                     im2col, row_blocks, valid_cols)
 
 cdef extern from *:
     """
@@ -610,28 +614,17 @@ cdef inline bint _winograd_ok(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ss
     return kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1 and groups == 1
 
 
-cdef void _wino_weights(const floating[:, :, :, ::1] w, floating* U,
-                        Py_ssize_t k) noexcept nogil:
-    """U[xi * K * C + k * C + c] = (G g G^T)[xi] for g = w[k, c] (xi = 4 * i + j), with
-    G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]: filter k."""
-    cdef Py_ssize_t K = w.shape[0], C = w.shape[1], c, i, j
-    cdef floating t[4][3]
-    cdef floating u[4][4]
-    cdef const floating* g
-    for c in range(C):
-        g = &w[k, c, 0, 0]
-        for j in range(3):
-            t[0][j] = g[j]
-            t[1][j] = (g[j] + g[3 + j] + g[6 + j]) * <floating> 0.5
-            t[2][j] = (g[j] - g[3 + j] + g[6 + j]) * <floating> 0.5
-            t[3][j] = g[6 + j]
-        for i in range(4):
-            u[i][0] = t[i][0]
-            u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * <floating> 0.5
-            u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * <floating> 0.5
-            u[i][3] = t[i][2]
-            for j in range(4):
-                U[(4 * i + j) * K * C + k * C + c] = u[i][j]
+cdef inline void _wino_weights(const floating[:, :, :, ::1] w, floating* U,
+                               Py_ssize_t k) noexcept nogil:
+    """U[(k * 16 + xi) * C + c] = (G g G^T)[xi] for g = w[k, c] (xi = 4 * i + j): filter k
+    (fc_wino_weights, fc_kernels.h). Filter-major, so that the transform writes 16 rows C
+    apart: in xi-major order its rows were K * C apart, a multiple of 4 KiB for the wide
+    layers, all in one cache set (the transform was 20% of deep's time, now 10%)."""
+    cdef Py_ssize_t C = w.shape[1]
+    if floating is float:
+        fc_wino_weights_f(&w[k, 0, 0, 0], C, U + k * 16 * C, C)
+    else:
+        fc_wino_weights_d(&w[k, 0, 0, 0], C, U + k * 16 * C, C)
 
 
 cdef void _wino_block(const floating[:, :, :, ::1] x, const floating* U,
@@ -642,9 +635,10 @@ cdef void _wino_block(const floating[:, :, :, ::1] x, const floating* U,
 
     The block's input rows are framed (zero padding included), each 4x4 input tile d is
     transformed to B^T d B (16 values, one per xi) into V[xi] (C, T), the 16 products
-    M[xi] (K, T) = U[xi] (K, C) @ V[xi] (C, T) go to BLAS, and each tile's output is
-    A^T m A + bias, with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-    and A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+    M[xi] (K, T) = U[xi] (K, C; rows 16 C apart) @ V[xi] (C, T) go to BLAS, and each
+    tile's output is A^T m A + bias, with
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]] and
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t tw = (Wo + 1) // 2, T = (t1 - t0) * tw
@@ -679,8 +673,8 @@ cdef void _wino_block(const floating[:, :, :, ::1] x, const floating* U,
                 for xi in range(16):
                     V[xi * C * T + c * T + t] = v[xi // 4][xi % 4]
     for xi in range(16):
-        gemm_rm(False, False, <int> K, <int> T, <int> C, <floating> 1, U + xi * K * C,
-                <int> C, V + xi * C * T, <int> T, <floating> 0, M + xi * K * T, <int> T)
+        gemm_rm(False, False, <int> K, <int> T, <int> C, <floating> 1, U + xi * C,
+                <int> (16 * C), V + xi * C * T, <int> T, <floating> 0, M + xi * K * T, <int> T)
     for k in range(K):
         bk = b[k]
         for ti in range(t1 - t0):

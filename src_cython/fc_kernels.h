@@ -459,6 +459,69 @@ FC_DEFINE_PLANE(float, f)
 FC_DEFINE_PLANE(double, d)
 #endif
 
+/* fc_wino_weights: Winograd F(2x2, 3x3)'s transform of one filter's C kernels,
+ * U[xi * ld + c] = (G g_c G^T)[xi] for g_c = g[9 c .. 9 c + 8] (xi = 4 i + j), with
+ * G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]. VL channels at a time:
+ * their 9 x VL weights transposed through a stack block, then the transform on vectors
+ * and 16 vector stores (gcc does not vectorize the stride-9 loads by itself); the same
+ * arithmetic, in the same order, for the last channels in plain loops. */
+#define FC_WINO_G(T, q, e) /* (G g G^T), row i, column j, from q(e) = g[e] */              \
+    do {                                                                                     \
+        int i_, j_;                                                                          \
+        T t_[4][3];                                                                          \
+        for (j_ = 0; j_ < 3; j_++) {                                                         \
+            t_[0][j_] = q(j_);                                                               \
+            t_[1][j_] = (q(j_) + q(3 + j_) + q(6 + j_)) * h;                                 \
+            t_[2][j_] = (q(j_) - q(3 + j_) + q(6 + j_)) * h;                                 \
+            t_[3][j_] = q(6 + j_);                                                           \
+        }                                                                                    \
+        for (i_ = 0; i_ < 4; i_++) {                                                         \
+            e(4 * i_, t_[i_][0]);                                                            \
+            e(4 * i_ + 1, (t_[i_][0] + t_[i_][1] + t_[i_][2]) * h);                          \
+            e(4 * i_ + 2, (t_[i_][0] - t_[i_][1] + t_[i_][2]) * h);                          \
+            e(4 * i_ + 3, t_[i_][2]);                                                        \
+        }                                                                                    \
+    } while (0)
+
+#define FC_DEFINE_WINO_WEIGHTS(T, SUF, VT, VTU)                                              \
+    FC_CLONES static void fc_wino_weights_##SUF(const T* FC_RESTRICT g, ptrdiff_t C,         \
+                                                T* FC_RESTRICT U, ptrdiff_t ld)              \
+    {                                                                                        \
+        enum { VL = FC_VBYTES / sizeof(T) };                                                 \
+        typedef VTU fc_vtu_;                                                                 \
+        ptrdiff_t c = 0;                                                                     \
+        if (FC_VECTOR) {                                                                     \
+            const VT h = (VT){0} + (T)0.5;                                                   \
+            for (; c + VL <= C; c += VL) {                                                   \
+                VT q9[9];                                                                    \
+                T tb[9][VL];                                                                 \
+                int l, e;                                                                    \
+                for (l = 0; l < VL; l++)                                                     \
+                    for (e = 0; e < 9; e++) tb[e][l] = g[9 * (c + l) + e];                   \
+                for (e = 0; e < 9; e++) memcpy(&q9[e], tb[e], sizeof(q9[e]));                \
+                FC_WINO_G(VT, FC_WQV, FC_WEV);                                               \
+            }                                                                                \
+        }                                                                                    \
+        {                                                                                    \
+            const T h = (T)0.5;                                                              \
+            for (; c < C; c++) {                                                             \
+                const T* q1 = g + 9 * c;                                                     \
+                FC_WINO_G(T, FC_WQS, FC_WES);                                                \
+            }                                                                                \
+        }                                                                                    \
+    }
+#define FC_WQV(k) q9[k]
+#define FC_WEV(xi, val) (*(fc_vtu_*)(U + (xi) * ld + c) = (val))
+#define FC_WQS(k) q1[k]
+#define FC_WES(xi, val) (U[(xi) * ld + c] = (val))
+#if FC_VECTOR
+FC_DEFINE_WINO_WEIGHTS(float, f, fc_vf, fc_vf_u)
+FC_DEFINE_WINO_WEIGHTS(double, d, fc_vd, fc_vd_u)
+#else
+FC_DEFINE_WINO_WEIGHTS(float, f, float, float)
+FC_DEFINE_WINO_WEIGHTS(double, d, double, double)
+#endif
+
 /* every kernel above, for one element type */
 #define FC_DEFINE_ALL(T, SUF, VT, VTU)                                                       \
     FC_DEFINE_FRAME(T, SUF, VT, VTU)                                                         \
