@@ -118,6 +118,9 @@ CONV2D_LARGE = [
     (2, 2, 3, 1, (3, 2), 1, 2, 1, 150, 7),
     (1, 3, 2, 1, (2, 5), 1, "same", 2, 130, 9),
     (1, 2, 2, 2, (3, 3), 2, 1, 1, 140, 150),
+    # no padding, stride 1: windows read in place (Numba's flat im2col tiles)
+    (2, 16, 16, 2, (3, 3), 1, 0, (2, 1), 30, 40),
+    (1, 64, 8, 1, (3, 3), 1, "valid", 1, 6, 600),  # one output row per im2col tile
 ]
 
 
