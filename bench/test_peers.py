@@ -153,23 +153,21 @@ def test_pool2d(benchmark, shape, impl, op):
     benchmark.extra_info.update(workload=op, shape=shape, impl=impl,
                                 gbyte=x.nbytes * 1.25 / 1e9)
     expected = getattr(fastconv, op)(x, 2, backend="numpy")
+    fn = pool_impl(impl, op, x)
+    np.testing.assert_allclose(fn(), expected, rtol=1e-6, atol=1e-6)
+    benchmark(fn)
+
+
+def pool_impl(impl, op, x):
+    """A zero-argument callable computing ``op(x, 2)`` (2x2, stride 2) with ``impl``."""
     if impl.startswith("torch"):
         torch = pytest.importorskip("torch")
         xt = torch.from_numpy(x)
         tfn = getattr(torch.nn.functional, op)
-
-        def fn():
-            return tfn(xt, 2).numpy()
-    else:
-        fop = getattr(fastconv, op)
-
-        backend = None if impl == "auto" else impl
-
-        def fn():
-            return fop(x, 2, backend=backend)
-
-    np.testing.assert_allclose(fn(), expected, rtol=1e-6, atol=1e-6)
-    benchmark(fn)
+        return lambda: tfn(xt, 2).numpy()
+    fop = getattr(fastconv, op)
+    backend = None if impl in ("auto", "auto-1t") else impl.removesuffix("-1t")
+    return lambda: fop(x, 2, backend=backend)
 
 
 BACKWARD_SHAPES = ["lenet1", "lenet2", "resnet3x3", "depthwise", "single_image"]
@@ -180,12 +178,30 @@ BACKWARD_PARAMS = [_mark(n, n, i) for n in BACKWARD_SHAPES
 @pytest.mark.parametrize(("shape", "impl"), BACKWARD_PARAMS)
 def test_conv2d_backward(benchmark, shape, impl):
     """The gradients of conv2d with respect to its input and its weight, together."""
-    x, w, s, p, g = _case(shape)
-    y = fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend="numpy")
-    gy = np.random.default_rng(1).standard_normal(y.shape, dtype=np.float32)
+    x, w, gy, s, p, g = backward_case(shape)
     benchmark.group = f"conv2d_backward-{shape}-float32"
     benchmark.extra_info.update(workload="conv2d_backward", shape=shape, impl=impl,
                                 gflop=2 * conv_gflop(shape))
+    kw = dict(stride=s, padding=p, groups=g)
+    fn = backward_impl(impl, x, w, gy, s, p, g)
+    gx, gw = fn()
+    rx = fastconv.grad.conv2d_input(x.shape, w, gy, backend="numpy", **kw)
+    rw = fastconv.grad.conv2d_weight(x, w.shape, gy, backend="numpy", **kw)
+    np.testing.assert_allclose(gx, rx, rtol=1e-3, atol=2e-3)
+    np.testing.assert_allclose(gw, rw, rtol=1e-3, atol=1e-2 * max(1.0, np.abs(rw).max() * 1e-3))
+    benchmark(fn)
+
+
+def backward_case(shape):
+    """x, w, the gradient of conv2d's output, stride, padding, groups."""
+    x, w, s, p, g = _case(shape)
+    y = fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend="numpy")
+    gy = np.random.default_rng(1).standard_normal(y.shape, dtype=np.float32)
+    return x, w, gy, s, p, g
+
+
+def backward_impl(impl, x, w, gy, s, p, g):
+    """A zero-argument callable computing conv2d's input and weight gradients with ``impl``."""
     kw = dict(stride=s, padding=p, groups=g)
     if impl.startswith("torch"):
         torch = pytest.importorskip("torch")
@@ -194,16 +210,12 @@ def test_conv2d_backward(benchmark, shape, impl):
         def fn():
             return (torch.nn.grad.conv2d_input(x.shape, wt, gt, **kw).numpy(),
                     torch.nn.grad.conv2d_weight(xt, w.shape, gt, **kw).numpy())
-    else:
-        backend = None if impl == "auto" else impl
 
-        def fn():
-            return (fastconv.grad.conv2d_input(x.shape, w, gy, backend=backend, **kw),
-                    fastconv.grad.conv2d_weight(x, w.shape, gy, backend=backend, **kw))
+        return fn
+    backend = None if impl in ("auto", "auto-1t") else impl.removesuffix("-1t")
 
-    gx, gw = fn()
-    rx = fastconv.grad.conv2d_input(x.shape, w, gy, backend="numpy", **kw)
-    rw = fastconv.grad.conv2d_weight(x, w.shape, gy, backend="numpy", **kw)
-    np.testing.assert_allclose(gx, rx, rtol=1e-3, atol=2e-3)
-    np.testing.assert_allclose(gw, rw, rtol=1e-3, atol=1e-2 * max(1.0, np.abs(rw).max() * 1e-3))
-    benchmark(fn)
+    def fn():
+        return (fastconv.grad.conv2d_input(x.shape, w, gy, backend=backend, **kw),
+                fastconv.grad.conv2d_weight(x, w.shape, gy, backend=backend, **kw))
+
+    return fn

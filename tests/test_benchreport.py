@@ -22,12 +22,15 @@ def _data():
         _bench(g, "numba", 0.6e-4),                        # numba is best: auto is 1.33x it
         _bench(d, "torch", 8e-3), _bench(d, "auto", 11e-3), _bench(d, "cython", 11e-3),
         _bench(d, "cython-1t", 17e-3),                     # 1.55x: below 1.7
+        # the interleaved pair: auto / torch on resnet3x3 (its rows were not run)
+        _bench("paired", "auto / torch", 9e-3, target_group="conv2d-resnet3x3-float32",
+               a="auto", b="torch", ratio=0.8),
     ]}
 
 
 def test_targets_are_computed_from_the_medians():
     groups = br._rows(_data())
-    t = {what: (value, holds) for what, value, _, holds in br.targets(groups)}
+    t = {what: (value, holds) for what, value, _, holds, _ in br.targets(groups)}
     assert t["conv2d lenet1"] == (0.4, True)
     assert t["conv2d deep"][0] == 11e-3 / 8e-3 and t["conv2d deep"][1] is False
     pick = br.auto_backend()
@@ -37,6 +40,8 @@ def test_targets_are_computed_from_the_medians():
     value, holds = t["conv2d deep: 1 -> 2 threads speed-up (cython-1t / cython)"]
     assert abs(value - 17 / 11) < 1e-12 and holds is False
     assert t["conv2d lenet2"] == (None, None)  # not run
+    # a paired ratio, when the run has one, is the measured value
+    assert t["conv2d resnet3x3"] == (0.8, True)
 
 
 def test_render_writes_the_targets_into_report_and_summary(tmp_path):
@@ -46,6 +51,8 @@ def test_render_writes_the_targets_into_report_and_summary(tmp_path):
     text = open(report).read()
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert summary in text
-    assert "| conv2d lenet1 | 0.40 | <= 0.5 | yes |" in summary
-    assert "| conv2d deep | 1.38 | <= 1.25 | **no** |" in summary
-    assert "| conv2d lenet2 | not run | <= 1 |  |" in summary
+    assert "| conv2d lenet1 | 0.40 | 0.40 | <= 0.5 | yes |" in summary
+    assert "| conv2d deep | 1.38 | 1.38 | <= 1.25 | **no** |" in summary
+    assert "| conv2d lenet2 | not run |  | <= 1 |  |" in summary
+    assert "| conv2d resnet3x3 | 0.80 |  | <= 1.25 | yes |" in summary
+    assert "### paired" not in text  # the pairs feed the targets, not the peers' tables

@@ -1,0 +1,108 @@
+"""The speed targets' ratios, measured in interleaved pairs.
+
+A target is the ratio of two timings. This machine is shared, and its load drifts over
+seconds: two rows of the suite timed a minute apart can differ by 30% for nothing (in one run
+resnet3x3's ``auto`` and ``cython`` rows, the same kernel, took 6.9 and 9.6 ms). Here the two
+sides of each target take turns in short bursts (A B, then B A, ...); each burst gives the
+median time of its calls, each round the ratio A / B, and the target's value is the median of
+the rounds' ratios: both sides run under the same load. The report
+(:mod:`fastconv._benchreport`) checks the targets on these paired ratios and shows the ratio
+of the plain rows' medians next to them.
+
+Pairs: ``auto`` against torch (both with THREADS threads) for the conv2d, max_pool2d and
+backward targets, and the Cython backend on one thread against THREADS threads for the
+speed-up of the large conv2d shapes. Each side is checked against the NumPy reference first.
+"""
+
+import time
+
+import numpy as np
+import pytest
+from cases import CONV_SHAPES, POOL_SHAPES
+from conftest import SETTLE, THREADS, _set_all
+from test_peers import _case, backward_case, backward_impl, conv_impl, pool_impl
+
+import fastconv
+
+ROUNDS = 9
+BURST_S = 0.04  # at least this long, and at least 3 calls, per burst
+
+# (target group, impl A, impl B): A / B is the target's ratio. The 1 -> 2 thread pairs
+# compare "cython-1t" with "cython" (the report's names for its rows).
+CONV_TARGETS = ["lenet1", "lenet2", "single_image", "depthwise", "resnet3x3", "deep",
+                "pointwise", "small_batch1"]
+LARGE_SHAPES = ["resnet3x3", "deep", "pointwise", "small_batch1", "depthwise"]
+PAIRS = ([(f"conv2d-{s}-float32", "auto", "torch") for s in CONV_TARGETS]
+         + [(f"max_pool2d-2x2s2-{s}-float32", "auto", "torch") for s in POOL_SHAPES]
+         + [(f"conv2d_backward-{s}-float32", "auto", "torch") for s in ("resnet3x3", "lenet2")]
+         + [(f"conv2d-{s}-float32", "cython-1t", "cython") for s in LARGE_SHAPES])
+
+
+def _callable(group, impl):
+    """(zero-argument callable, its NumPy reference's result) for one side of a pair."""
+    workload, rest = group.split("-", 1)
+    if workload == "conv2d":
+        shape = rest.removesuffix("-float32")
+        x, w, s, p, g = _case(shape)
+        return (conv_impl(impl, x, w, s, p, g),
+                fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend="numpy"))
+    if workload == "max_pool2d":
+        shape = rest.removeprefix("2x2s2-").removesuffix("-float32")
+        x = np.random.default_rng(0).standard_normal(POOL_SHAPES[shape], dtype=np.float32)
+        return pool_impl(impl, "max_pool2d", x), fastconv.max_pool2d(x, 2, backend="numpy")
+    shape = rest.removesuffix("-float32")
+    x, w, gy, s, p, g = backward_case(shape)
+    kw = dict(stride=s, padding=p, groups=g)
+    return (backward_impl(impl, x, w, gy, s, p, g),
+            (fastconv.grad.conv2d_input(x.shape, w, gy, backend="numpy", **kw),
+             fastconv.grad.conv2d_weight(x, w.shape, gy, backend="numpy", **kw)))
+
+
+def _burst(fn, threads):
+    """The median time of one call over a burst of at least BURST_S and 3 calls."""
+    _set_all(threads)
+    times = []
+    start = time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - start < BURST_S:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def _threads(impl):
+    return 1 if impl.endswith("-1t") else THREADS
+
+
+@pytest.mark.parametrize(("group", "a", "b"), PAIRS, ids=[f"{g}-{a}/{b}" for g, a, b in PAIRS])
+def test_paired_ratio(benchmark, group, a, b):
+    if "torch" in (a, b):
+        pytest.importorskip("torch")
+    fa, expected = _callable(group, a)
+    fb, _ = _callable(group, b)
+    for fn in (fa, fb):  # checked, and warmed up (JIT, work buffers)
+        got = fn()
+        for g_, e_ in zip(got if isinstance(got, tuple) else (got,),
+                          expected if isinstance(expected, tuple) else (expected,)):
+            np.testing.assert_allclose(g_, e_, rtol=1e-3, atol=1e-2 * max(1.0, np.abs(e_).max()
+                                                                           * 1e-3))
+    time.sleep(SETTLE)  # the reference's BLAS threads spin for a while after it
+    ta, tb, ratios = [], [], []
+    try:
+        for r in range(ROUNDS):
+            if r % 2 == 0:
+                x, y = _burst(fa, _threads(a)), _burst(fb, _threads(b))
+            else:
+                y, x = _burst(fb, _threads(b)), _burst(fa, _threads(a))
+            ta.append(x)
+            tb.append(y)
+            ratios.append(x / y)
+    finally:
+        _set_all(THREADS)
+    benchmark.group = "paired"
+    benchmark.extra_info.update(impl=f"{a} / {b}", target_group=group, a=a, b=b,
+                                ratio=float(np.median(ratios)), ratios=ratios,
+                                a_median_s=float(np.median(ta)),
+                                b_median_s=float(np.median(tb)))
+    # pytest-benchmark needs one timed call to record the entry; the ratio is above
+    benchmark.pedantic(fa, rounds=1, iterations=1)
