@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import pytest
-from cases import CONV_SHAPES, POOL_SHAPES
+from cases import POOL_SHAPES, QUICK
 from conftest import SETTLE, THREADS, _set_all
 from test_peers import _case, backward_case, backward_impl, conv_impl, pool_impl
 
@@ -74,7 +74,13 @@ def _threads(impl):
     return 1 if impl.endswith("-1t") else THREADS
 
 
-@pytest.mark.parametrize(("group", "a", "b"), PAIRS, ids=[f"{g}-{a}/{b}" for g, a, b in PAIRS])
+def _param(group, a, b):
+    shape = group.removesuffix("-float32").rsplit("-", 1)[1]
+    marks = [pytest.mark.quick] if shape in QUICK else []
+    return pytest.param(group, a, b, marks=marks, id=f"{group}-{a}/{b}")
+
+
+@pytest.mark.parametrize(("group", "a", "b"), [_param(*p) for p in PAIRS])
 def test_paired_ratio(benchmark, group, a, b):
     if "torch" in (a, b):
         pytest.importorskip("torch")
