@@ -1,7 +1,7 @@
 """Numba convolution: direct loop nests (stride 1 and strided), and tiled im2col + GEMM for
 many channels. The im2col tiles copy whole row segments (zeros around them for the padding);
 at stride 1 with no padding, one contiguous run of the flattened plane per tap
-(:func:`_conv2d_gemm_flat`). Measured here on 2 threads: lenet2 0.16 ms (0.45-0.53 ms with
+(:func:`_conv2d_gemm`). Measured here on 2 threads: lenet2 0.16 ms (0.45-0.53 ms with
 the element-by-element im2col), resnet3x3 14 ms (17-19 ms), small_batch1 2.2 ms (2.9-3.8)."""
 
 import numpy as np
@@ -114,8 +114,18 @@ def _conv2d_flat(xp, w, b, out, dh, dw, groups, rows):
 
 
 @jit
-def _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows):
-    """w2 is the weight as (K, Cg*kh*kw); ``rows`` output rows per tile (fixed per call)."""
+def _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows, flat):
+    """Tiled im2col + GEMM; ``w2`` is the weight as (K, Cg*kh*kw), ``rows`` output rows per
+    tile (fixed per call). Output row ``oh`` of a tile is column ``(oh - oh0) * ld`` of the
+    column tile.
+
+    ``flat`` (stride 1, every window inside the input: no padding): ``ld`` is the input
+    width and each tap's row of the tile is ONE contiguous run of the flattened input plane
+    (``L = (rows - 1) * W + Wo`` values from the tap's offset), as in :func:`_conv2d_flat`;
+    the GEMM also computes the ``W - Wo`` columns between rows, which are dropped. Otherwise
+    ``ld = Wo`` and each output row copies the valid (strided) segment of its input row,
+    zeros around it.
+    """
     N, C, H, W = x.shape
     K = w2.shape[0]
     Ho, Wo = out.shape[2], out.shape[3]
@@ -123,20 +133,29 @@ def _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows):
     Cg = C // groups
     ckk = Cg * kh * kw
     ntiles = (Ho + rows - 1) // rows
+    ld = W if flat else Wo
     for t in prange(N * ntiles):
         n = t // ntiles
         oh0 = (t % ntiles) * rows
         oh1 = min(Ho, oh0 + rows)
-        P = (oh1 - oh0) * Wo
-        cols = np.empty((ckk, P), x.dtype)
+        L = (oh1 - oh0 - 1) * ld + Wo
+        cols = np.empty((ckk, L), x.dtype)
         for g in range(groups):
             r = 0
             for c in range(Cg):
                 xc = x[n, g * Cg + c]
+                xf = xc.ravel()  # a view: the kernels get C-contiguous arrays
                 for i in range(kh):
                     for j in range(kw):
-                        # output columns whose input column ow*sw + off lies in [0, W):
-                        # one (strided) row segment each, zeros around it
+                        crow = cols[r]
+                        r += 1
+                        if flat:
+                            s = (oh0 + i * dh) * W + j * dw
+                            src = xf[s : s + L]
+                            for u in range(L):
+                                crow[u] = src[u]
+                            continue
+                        # output columns whose input column ow*sw + off lies in [0, W)
                         off = j * dw - pl
                         ow0 = 0
                         if off < 0:
@@ -144,7 +163,6 @@ def _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows):
                         ow1 = 0
                         if W - 1 - off >= 0:
                             ow1 = max(ow0, min(Wo, (W - 1 - off) // sw + 1))
-                        crow = cols[r]
                         for oh in range(oh0, oh1):
                             # 1-D views indexed from 0 let LLVM drop the negative-index checks
                             o = crow[(oh - oh0) * Wo : (oh - oh0 + 1) * Wo]
@@ -167,51 +185,6 @@ def _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows):
                                     seg[u] = xrow[s0 + u * sw]
                             for u in range(ow1, Wo):
                                 o[u] = 0
-                        r += 1
-            res = np.dot(w2[g * Kg : (g + 1) * Kg], cols)
-            for kk in range(Kg):
-                k = g * Kg + kk
-                # rows [oh0, oh1) of the C-contiguous plane are P values in a row
-                ov = out[n, k].reshape(Ho * Wo)[oh0 * Wo : oh1 * Wo]
-                rv = res[kk]
-                bk = b[k]
-                for q in range(P):
-                    ov[q] = rv[q] + bk
-    return out
-
-
-@jit
-def _conv2d_gemm_flat(xp, w2, b, out, dh, dw, groups, kh, kw, rows):
-    """Stride 1 on an input that every window lies in (no padding; ``xp`` is Ho + dh*(kh-1)
-    by Wo + dw*(kw-1)), laid out as in :func:`_conv2d_flat`: the column tile of
-    ``rows`` output rows holds, for each tap, ONE contiguous run of the flattened input plane
-    (``L = (rows - 1) * Wp + Wo`` values, from the tap's offset), so im2col is ckk plain
-    copies; the GEMM also computes the ``Wp - Wo`` columns between rows, which are dropped."""
-    N, C, Hp, Wp = xp.shape
-    K = w2.shape[0]
-    Ho, Wo = out.shape[2], out.shape[3]
-    Kg = K // groups
-    Cg = C // groups
-    ckk = Cg * kh * kw
-    ntiles = (Ho + rows - 1) // rows
-    for t in prange(N * ntiles):
-        n = t // ntiles
-        oh0 = (t % ntiles) * rows
-        oh1 = min(Ho, oh0 + rows)
-        L = (oh1 - oh0 - 1) * Wp + Wo
-        cols = np.empty((ckk, L), xp.dtype)
-        for g in range(groups):
-            r = 0
-            for c in range(Cg):
-                xf = xp[n, g * Cg + c].ravel()
-                for i in range(kh):
-                    for j in range(kw):
-                        s = (oh0 + i * dh) * Wp + j * dw
-                        src = xf[s : s + L]
-                        dst = cols[r]
-                        for q in range(L):
-                            dst[q] = src[q]
-                        r += 1
             res = np.dot(w2[g * Kg : (g + 1) * Kg], cols)
             for kk in range(Kg):
                 k = g * Kg + kk
@@ -219,7 +192,7 @@ def _conv2d_gemm_flat(xp, w2, b, out, dh, dw, groups, kh, kw, rows):
                 rv = res[kk]
                 for oh in range(oh0, oh1):
                     o = out[n, k, oh]
-                    a = rv[(oh - oh0) * Wp : (oh - oh0) * Wp + Wo]
+                    a = rv[(oh - oh0) * ld : (oh - oh0) * ld + Wo]
                     for ow in range(Wo):
                         o[ow] = a[ow] + bk
     return out
@@ -239,17 +212,14 @@ def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
     dh, dw = dilation
     Ho, Wo = out.shape[2:]
     Hp, Wp = Ho + dh * (kh - 1), Wo + dw * (kw - 1)
-    if use_gemm(Cg, K // groups, kh, kw) and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
-            and (Hp, Wp) == x.shape[2:]:
-        # every window inside the input: the flat tiles read it in place (a padded copy
-        # would cost more than the row-by-row im2col saves)
-        rows = max(1, min(Ho, _TILE_BYTES // (Cg * kh * kw * Wp * x.itemsize)))
-        _conv2d_gemm_flat(x, w.reshape(K, Cg * kh * kw), b, out, dh, dw, groups, kh, kw, rows)
-    elif use_gemm(Cg, K // groups, kh, kw):
-        Wo = out.shape[3]
-        rows = max(1, min(out.shape[2], _TILE_BYTES // (Cg * kh * kw * Wo * x.itemsize)))
-        w2 = w.reshape(K, Cg * kh * kw)
-        _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows)
+    if use_gemm(Cg, K // groups, kh, kw):
+        # stride 1 with every window inside the input: flat tiles, read in place (a padded
+        # copy for them would cost more than the row-by-row im2col saves)
+        flat = sh == 1 and sw == 1 and pt == 0 and pl == 0 and (Hp, Wp) == x.shape[2:]
+        ld = x.shape[3] if flat else Wo
+        rows = max(1, min(Ho, _TILE_BYTES // (Cg * kh * kw * ld * x.itemsize)))
+        _conv2d_gemm(x, w.reshape(K, Cg * kh * kw), b, out, sh, sw, pt, pl, dh, dw, groups,
+                     kh, kw, rows, flat)
     elif sh == 1 and sw == 1:
         _conv2d_flat(_pad_exact(x, pt, pl, Hp, Wp), w, b, out, dh, dw, groups, _FLAT_ROWS)
     else:
