@@ -385,6 +385,20 @@ cdef void _direct_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                             orow[ow] += wv * xrow[ow * sw + off]
 
 
+cdef inline void _plane_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                             const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
+                             Py_ssize_t k, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t pt,
+                             Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+    """Output rows [oh0, oh1) of image n, filter k, which reads input plane k alone (stride
+    1; see _single_plane): fc_plane (fc_kernels.h)."""
+    if floating is float:
+        fc_plane_f(&x[n, k, 0, 0], x.shape[2], x.shape[3], &w[k, 0, 0, 0], w.shape[2],
+                   w.shape[3], dh, dw, pt, pl, b[k], &out[n, k, oh0, 0], out.shape[3], oh0, oh1)
+    else:
+        fc_plane_d(&x[n, k, 0, 0], x.shape[2], x.shape[3], &w[k, 0, 0, 0], w.shape[2],
+                   w.shape[3], dh, dw, pt, pl, b[k], &out[n, k, oh0, 0], out.shape[3], oh0, oh1)
+
+
 cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                       const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t n,
                       Py_ssize_t g, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t sh,
@@ -452,14 +466,16 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t N = out.shape[0], R = Cg * kh * kw
     cdef Py_ssize_t rows, nb, item, p, oh0, oh1, Wp = 0, cstride = 0, per = 0, t, cc, i, j
     cdef Py_ssize_t rin, planes = sh * sw
-    cdef bint copy = False
+    cdef bint copy = False, plane
     cdef floating* ws = NULL
     cdef size_t ws_bytes = 0
     cdef Py_ssize_t* off = NULL
     nthreads = max(1, nthreads)
-    if _single_plane(w, W, Wo, sh, sw, groups):
-        # one input plane per filter (depthwise; a single channel and filter): read it in
-        # place, write the output directly (no framed copy, no accumulator buffer)
+    plane = _single_plane(w, W, Wo, sh, sw, groups)
+    if plane or not _phased(kh, kw, sh, sw):
+        # work items are (image, filter, block of output rows): one input plane per filter
+        # (depthwise; a single channel and filter) goes to fc_plane, which reads it in place
+        # and writes the output directly; strides larger than the kernel go row by row
         nb = row_blocks(N * K, Ho, _MIN_ITEMS)
         rows = (Ho + nb - 1) // nb
         nb = (Ho + rows - 1) // rows
@@ -468,23 +484,11 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 p = item // nb
                 oh0 = (item % nb) * rows
                 oh1 = min(Ho, oh0 + rows)
-                if floating is float:
-                    fc_plane_f(&x[p // K, p % K, 0, 0], H, W, &w[p % K, 0, 0, 0], kh, kw, dh,
-                               dw, pt, pl, b[p % K], &out[p // K, p % K, oh0, 0], Wo, oh0, oh1)
+                if plane:
+                    _plane_rows(x, w, b, out, p // K, p % K, oh0, oh1, pt, pl, dh, dw)
                 else:
-                    fc_plane_d(&x[p // K, p % K, 0, 0], H, W, &w[p % K, 0, 0, 0], kh, kw, dh,
-                               dw, pt, pl, b[p % K], &out[p // K, p % K, oh0, 0], Wo, oh0, oh1)
-        return 0
-    if not _phased(kh, kw, sh, sw):
-        nb = row_blocks(N * K, Ho, _MIN_ITEMS)
-        rows = (Ho + nb - 1) // nb
-        nb = (Ho + rows - 1) // rows
-        with nogil:
-            for item in prange(N * K * nb, schedule="dynamic", num_threads=nthreads):
-                p = item // nb
-                oh0 = (item % nb) * rows
-                _direct_rows(x, w, b, out, p // K, p % K, oh0, min(Ho, oh0 + rows), sh, sw,
-                             pt, pl, dh, dw, groups)
+                    _direct_rows(x, w, b, out, p // K, p % K, oh0, oh1, sh, sw, pt, pl, dh,
+                                 dw, groups)
         return 0
     # work items are (image, group, block of output rows), all filters of the group
     Wp = Wo + dw * (kw - 1) // sw
