@@ -38,22 +38,23 @@ PAIRS = ([(f"conv2d-{s}-float32", "auto", "torch") for s in CONV_TARGETS]
          + [(f"conv2d-{s}-float32", "cython-1t", "cython") for s in LARGE_SHAPES])
 
 
-def _callable(group, impl):
-    """(zero-argument callable, its NumPy reference's result) for one side of a pair."""
+def _callables(group, impls):
+    """[a zero-argument callable per impl], and the NumPy reference's result, for ``group``."""
     workload, rest = group.split("-", 1)
     if workload == "conv2d":
         shape = rest.removesuffix("-float32")
         x, w, s, p, g = _case(shape)
-        return (conv_impl(impl, x, w, s, p, g),
+        return ([conv_impl(i, x, w, s, p, g) for i in impls],
                 fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend="numpy"))
     if workload == "max_pool2d":
         shape = rest.removeprefix("2x2s2-").removesuffix("-float32")
         x = np.random.default_rng(0).standard_normal(POOL_SHAPES[shape], dtype=np.float32)
-        return pool_impl(impl, "max_pool2d", x), fastconv.max_pool2d(x, 2, backend="numpy")
+        return ([pool_impl(i, "max_pool2d", x) for i in impls],
+                fastconv.max_pool2d(x, 2, backend="numpy"))
     shape = rest.removesuffix("-float32")
     x, w, gy, s, p, g = backward_case(shape)
     kw = dict(stride=s, padding=p, groups=g)
-    return (backward_impl(impl, x, w, gy, s, p, g),
+    return ([backward_impl(i, x, w, gy, s, p, g) for i in impls],
             (fastconv.grad.conv2d_input(x.shape, w, gy, backend="numpy", **kw),
              fastconv.grad.conv2d_weight(x, w.shape, gy, backend="numpy", **kw)))
 
@@ -84,8 +85,7 @@ def _param(group, a, b):
 def test_paired_ratio(benchmark, group, a, b):
     if "torch" in (a, b):
         pytest.importorskip("torch")
-    fa, expected = _callable(group, a)
-    fb, _ = _callable(group, b)
+    (fa, fb), expected = _callables(group, (a, b))  # one case and one reference for both
     for fn in (fa, fb):  # checked, and warmed up (JIT, work buffers)
         got = fn()
         for g_, e_ in zip(got if isinstance(got, tuple) else (got,),
