@@ -5,8 +5,10 @@ seconds: two rows of the suite timed a minute apart can differ by 30% for nothin
 resnet3x3's ``auto`` and ``cython`` rows, the same kernel, took 6.9 and 9.6 ms). Here the two
 sides of each target take turns in short bursts (A B, then B A, ...); each burst gives the
 median time of its calls, each round the ratio A / B, and the target's value is the median of
-the rounds' ratios: both sides run under the same load. The report
-(:mod:`fastconv._benchreport`) checks the targets on these paired ratios and shows the ratio
+the rounds' ratios: both sides run under the same load. The rounds are spread over the
+whole paired run, one round of every selected pair per pass (ROUNDS passes), so that a spell
+of load lasting a few seconds touches one or two of a pair's rounds, not all of them. The
+report (:mod:`fastconv._benchreport`) checks the targets on these paired ratios and shows the ratio
 of the plain rows' medians next to them.
 
 Pairs: ``auto`` against torch (both with THREADS threads) for the conv2d, max_pool2d and
@@ -24,8 +26,12 @@ from test_peers import _case, backward_case, backward_impl, conv_impl, pool_impl
 
 import fastconv
 
-ROUNDS = 9
+ROUNDS = 15
 BURST_S = 0.04  # at least this long, and at least 3 calls, per burst
+# Seconds of quiet before each burst: after a burst, the OpenMP threads of its side spin on
+# for a while (torch's two for 20-40 ms, measured with os.times; ours 10 ms), and they would
+# take a core from the start of the next burst, the other side's.
+GAP_S = 0.06
 
 # (target group, impl A, impl B): A / B is the target's ratio. The 1 -> 2 thread pairs
 # compare "cython-1t" with "cython" (the report's names for its rows).
@@ -60,8 +66,10 @@ def _callables(group, impls):
 
 
 def _burst(fn, threads):
-    """The median time of one call over a burst of at least BURST_S and 3 calls."""
+    """The median time of one call over a burst of at least BURST_S and 3 calls, after GAP_S
+    of quiet."""
     _set_all(threads)
+    time.sleep(GAP_S)
     times = []
     start = time.perf_counter()
     while len(times) < 3 or time.perf_counter() - start < BURST_S:
@@ -81,34 +89,76 @@ def _param(group, a, b):
     return pytest.param(group, a, b, marks=marks, id=f"{group}-{a}/{b}")
 
 
-@pytest.mark.parametrize(("group", "a", "b"), [_param(*p) for p in PAIRS])
-def test_paired_ratio(benchmark, group, a, b):
-    if "torch" in (a, b):
-        pytest.importorskip("torch")
-    (fa, fb), expected = _callables(group, (a, b))  # one case and one reference for both
-    for fn in (fa, fb):  # checked, and warmed up (JIT, work buffers)
+def _check(fns, expected):
+    """Run each callable once (JIT, work buffers) and check it against the NumPy reference."""
+    for fn in fns:
         got = fn()
         for g_, e_ in zip(got if isinstance(got, tuple) else (got,),
                           expected if isinstance(expected, tuple) else (expected,)):
             np.testing.assert_allclose(g_, e_, rtol=1e-3, atol=1e-2 * max(1.0, np.abs(e_).max()
                                                                            * 1e-3))
+
+
+def _torch_missing(a, b):
+    if "torch" not in (a, b):
+        return False
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+@pytest.fixture(scope="session")
+def paired_rounds(request):
+    """{(group, a, b): (ratios, A's times, B's times), or the AssertionError of its check}
+    for every selected pair, measured in ROUNDS passes over all of them: each pass times one
+    round of each pair (A then B in even passes, B then A in odd ones)."""
+    pairs = [tuple(item.callspec.params[k] for k in ("group", "a", "b"))
+             for item in request.session.items
+             if getattr(item, "originalname", "") == "test_paired_ratio"]
+    fns, results = {}, {}
+    for pair in pairs:
+        if _torch_missing(pair[1], pair[2]):
+            continue
+        both, expected = _callables(pair[0], pair[1:])  # one case and reference for both
+        try:
+            _check(both, expected)
+        except AssertionError as exc:
+            results[pair] = exc
+            continue
+        fns[pair] = both
+        results[pair] = ([], [], [])
     time.sleep(SETTLE)  # the reference's BLAS threads spin for a while after it
-    ta, tb, ratios = [], [], []
     try:
         for r in range(ROUNDS):
-            if r % 2 == 0:
-                x, y = _burst(fa, _threads(a)), _burst(fb, _threads(b))
-            else:
-                y, x = _burst(fb, _threads(b)), _burst(fa, _threads(a))
-            ta.append(x)
-            tb.append(y)
-            ratios.append(x / y)
+            for (group, a, b), (fa, fb) in fns.items():
+                if r % 2 == 0:
+                    x, y = _burst(fa, _threads(a)), _burst(fb, _threads(b))
+                else:
+                    y, x = _burst(fb, _threads(b)), _burst(fa, _threads(a))
+                ratios, ta, tb = results[group, a, b]
+                ta.append(x)
+                tb.append(y)
+                ratios.append(x / y)
     finally:
         _set_all(THREADS)
+    return results
+
+
+@pytest.mark.parametrize(("group", "a", "b"), [_param(*p) for p in PAIRS])
+def test_paired_ratio(benchmark, paired_rounds, group, a, b):
+    if "torch" in (a, b):
+        pytest.importorskip("torch")
+    got = paired_rounds[group, a, b]
+    if isinstance(got, AssertionError):
+        raise got
+    ratios, ta, tb = got
     benchmark.group = "paired"
     benchmark.extra_info.update(impl=f"{a} / {b}", target_group=group, a=a, b=b,
                                 ratio=float(np.median(ratios)), ratios=ratios,
                                 a_median_s=float(np.median(ta)),
                                 b_median_s=float(np.median(tb)))
-    # pytest-benchmark needs one timed call to record the entry; the ratio is above
+    # pytest-benchmark needs one timed call to record the entry; the ratios are above
+    fa = _callables(group, (a,))[0][0]
     benchmark.pedantic(fa, rounds=1, iterations=1)
