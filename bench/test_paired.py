@@ -12,19 +12,23 @@ report (:mod:`fastconv._benchreport`) checks the targets on these paired ratios 
 of the plain rows' medians next to them.
 
 Pairs: ``auto`` against torch (both with THREADS threads) for the conv2d, max_pool2d and
-backward targets, and the Cython backend on one thread against THREADS threads for the
-speed-up of the large conv2d shapes. Each side is checked against the NumPy reference first.
+backward targets; the Cython backend on one thread against THREADS threads for the
+speed-up of the large conv2d shapes; and the backend ``auto`` picks against each other
+compiled backend on every conv2d, pool and backward shape, for "auto picks within 10% of the
+best backend". Each side is checked against the NumPy reference first.
 """
 
 import time
 
 import numpy as np
 import pytest
-from cases import POOL_SHAPES, QUICK
+from cases import CONV_SHAPES, POOL_SHAPES, QUICK
 from conftest import SETTLE, THREADS, _set_all
-from test_peers import _case, backward_case, backward_impl, conv_impl, pool_impl
+from test_peers import (BACKWARD_SHAPES, _case, backward_case, backward_impl, conv_impl,
+                        pool_impl)
 
 import fastconv
+from fastconv import _dispatch
 
 ROUNDS = 15
 BURST_S = 0.04  # at least this long, and at least 3 calls, per burst
@@ -38,10 +42,19 @@ GAP_S = 0.06
 CONV_TARGETS = ["lenet1", "lenet2", "single_image", "depthwise", "resnet3x3", "deep",
                 "pointwise", "small_batch1"]
 LARGE_SHAPES = ["resnet3x3", "deep", "pointwise", "small_batch1", "depthwise"]
+# "auto" runs the first compiled backend; its target is to be within 10% of the best one, so
+# it is paired with each other compiled backend on every conv2d, pool and backward shape.
+PICK = _dispatch.resolve("auto")
+OTHERS = [b for b in fastconv.backends() if b not in ("numpy", PICK)]
+PICK_GROUPS = ([f"conv2d-{s}-float32" for s in CONV_SHAPES]
+               + [f"{op}-2x2s2-{s}-float32" for s in POOL_SHAPES
+                  for op in ("max_pool2d", "avg_pool2d")]
+               + [f"conv2d_backward-{s}-float32" for s in BACKWARD_SHAPES])
 PAIRS = ([(f"conv2d-{s}-float32", "auto", "torch") for s in CONV_TARGETS]
          + [(f"max_pool2d-2x2s2-{s}-float32", "auto", "torch") for s in POOL_SHAPES]
          + [(f"conv2d_backward-{s}-float32", "auto", "torch") for s in ("resnet3x3", "lenet2")]
-         + [(f"conv2d-{s}-float32", "cython-1t", "cython") for s in LARGE_SHAPES])
+         + [(f"conv2d-{s}-float32", "cython-1t", "cython") for s in LARGE_SHAPES]
+         + [(g, PICK, other) for g in PICK_GROUPS for other in OTHERS])
 
 
 def _callables(group, impls):
@@ -52,11 +65,11 @@ def _callables(group, impls):
         x, w, s, p, g = _case(shape)
         return ([conv_impl(i, x, w, s, p, g) for i in impls],
                 fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend="numpy"))
-    if workload == "max_pool2d":
+    if workload in ("max_pool2d", "avg_pool2d"):
         shape = rest.removeprefix("2x2s2-").removesuffix("-float32")
         x = np.random.default_rng(0).standard_normal(POOL_SHAPES[shape], dtype=np.float32)
-        return ([pool_impl(i, "max_pool2d", x) for i in impls],
-                fastconv.max_pool2d(x, 2, backend="numpy"))
+        return ([pool_impl(i, workload, x) for i in impls],
+                getattr(fastconv, workload)(x, 2, backend="numpy"))
     shape = rest.removesuffix("-float32")
     x, w, gy, s, p, g = backward_case(shape)
     kw = dict(stride=s, padding=p, groups=g)

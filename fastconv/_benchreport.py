@@ -134,8 +134,9 @@ def targets(groups) -> list:
 
     The measured value is the interleaved pair's ratio (bench/test_paired.py) when the run
     has one, else the ratio of the two rows' medians; both are returned. Auto's pick is timed
-    as its backend's own row: the "auto" row runs the same kernel, so the two differ by noise
-    only (and a few microseconds of dispatch)."""
+    as its backend's own row (the "auto" row runs the same kernel, so the two differ by noise
+    only, and a few microseconds of dispatch); paired with each other backend, its value is
+    the largest of 1 and the pick's paired ratios to them."""
     rows = list(TARGETS)
     pick = auto_backend()
     for g in groups:
@@ -156,7 +157,12 @@ def targets(groups) -> list:
         else:
             r = _median(groups, g, ref)
         plain = t / r if t is not None and r else None
-        paired = None if ref == "best" else _paired(groups, g, impl, ref)
+        if ref == "best":  # the pick against each other backend: at least 1 by definition
+            others = [_paired(groups, g, impl, b) for b in ("cython", "numba") if b != impl]
+            others = [o for o in others if o is not None]
+            paired = max([1.0] + others) if others else None
+        else:
+            paired = _paired(groups, g, impl, ref)
         value = plain if paired is None else paired
         holds = None if value is None else (value <= bound if op == "<=" else value >= bound)
         out.append((what, value, f"{op} {bound:g}", holds, plain))

@@ -25,6 +25,11 @@ def _data():
         # the interleaved pair: auto / torch on resnet3x3 (its rows were not run)
         _bench("paired", "auto / torch", 9e-3, target_group="conv2d-resnet3x3-float32",
                a="auto", b="torch", ratio=0.8),
+        # the pick paired with the other backend on deep (its rows say 1.0: numba not run)
+        _bench("paired", "cython / numba", 9e-3, target_group=d, a="cython", b="numba",
+               ratio=1.2),
+        _bench("paired", "numba / cython", 9e-3, target_group=d, a="numba", b="cython",
+               ratio=1 / 1.2),
     ]}
 
 
@@ -42,6 +47,9 @@ def test_targets_are_computed_from_the_medians():
     assert t["conv2d lenet2"] == (None, None)  # not run
     # a paired ratio, when the run has one, is the measured value
     assert t["conv2d resnet3x3"] == (0.8, True)
+    # the pick against the other backend, paired: the worse of 1 and its ratio to it
+    value, holds = t[f"conv2d-deep: auto's pick ({pick}) / best backend"]
+    assert (value, holds) == ((1.2, False) if pick == "cython" else (1.0, True))
 
 
 def test_render_writes_the_targets_into_report_and_summary(tmp_path):
