@@ -22,6 +22,8 @@ def _data():
         _bench(g, "numba", 0.6e-4),                        # numba is best: auto is 1.33x it
         _bench(d, "torch", 8e-3), _bench(d, "auto", 11e-3), _bench(d, "cython", 11e-3),
         _bench(d, "cython-1t", 17e-3),                     # 1.55x: below 1.7
+        _bench("conv2d-depthwise-float32", "cython", 0.5e-3),
+        _bench("conv2d-depthwise-float32", "cython-1t", 0.6e-3),  # 1.2x: shown, no bound
         # the interleaved pair: auto / torch on resnet3x3 (its rows were not run)
         _bench("paired", "auto / torch", 9e-3, target_group="conv2d-resnet3x3-float32",
                a="auto", b="torch", ratio=0.8),
@@ -45,6 +47,8 @@ def test_targets_are_computed_from_the_medians():
     value, holds = t["conv2d deep: 1 -> 2 threads speed-up (cython-1t / cython)"]
     assert abs(value - 17 / 11) < 1e-12 and holds is False
     assert t["conv2d lenet2"] == (None, None)  # not run
+    value, holds = t["conv2d depthwise: 1 -> 2 threads speed-up (cython-1t / cython)"]
+    assert abs(value - 1.2) < 1e-12 and holds is None  # memory-bound: not a target
     # a paired ratio, when the run has one, is the measured value
     assert t["conv2d resnet3x3"] == (0.8, True)
     # the pick against the other backend, paired: the worse of 1 and its ratio to it
