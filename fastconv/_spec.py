@@ -77,7 +77,8 @@ def as_real_array(a, name: str) -> np.ndarray:
 
 
 def result_dtype(*arrays) -> np.dtype:
-    """The dtype of every result: ``numpy.result_type(*arrays, numpy.float32)``.
+    """The dtype of every result: ``numpy.result_type(*arrays, numpy.float32)``, for arrays
+    (anything with a ``dtype``), as native float32 or float64.
 
     float32 stays float32 and float16 gives float32; int32/int64 (and uint32/uint64) give
     float64, while bool and the 8- and 16-bit integers give float32 (they fit in it). Only
@@ -92,6 +93,7 @@ def result_dtype(*arrays) -> np.dtype:
         raise TypeError(
             f"fastconv computes in float32 or float64; inputs of dtype {dt} are not supported"
         )
+    dt = np.dtype(dt.type)  # plain: no metadata carried over from the first caller's input
     if len(_RESULT_DTYPES) < 256:
         _RESULT_DTYPES[key] = dt
     return dt

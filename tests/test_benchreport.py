@@ -53,7 +53,8 @@ def test_targets_are_computed_from_the_medians():
     assert t["conv2d resnet3x3"] == (0.8, True)
     # the pick against the other backend, paired: the worse of 1 and its ratio to it
     value, holds = t[f"conv2d-deep: auto's pick ({pick}) / best backend"]
-    assert (value, holds) == ((1.2, False) if pick == "cython" else (1.0, True))
+    if pick in ("cython", "numba"):
+        assert (value, holds) == ((1.2, False) if pick == "cython" else (1.0, True))
 
 
 def test_render_writes_the_targets_into_report_and_summary(tmp_path):
@@ -67,4 +68,6 @@ def test_render_writes_the_targets_into_report_and_summary(tmp_path):
     assert "| conv2d deep | 1.38 | 1.38 | <= 1.25 | **no** |" in summary
     assert "| conv2d lenet2 | not run |  | <= 1 |  |" in summary
     assert "| conv2d resnet3x3 | 0.80 |  | <= 1.25 | yes |" in summary
+    # a value that two decimals would round onto its bound gets three
+    assert br._fmt_ratio(1.697, ">= 1.7") == "1.697" and br._fmt_ratio(1.66, ">= 1.7") == "1.66"
     assert "### paired" not in text  # the pairs feed the targets, not the peers' tables
