@@ -81,7 +81,29 @@ def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups,
     gw = np.empty(spec.grad_shape, spec.dtype)
     _dispatch.run("conv2d_weight", name, spec.x, spec.grad_output, gw, spec.geo.stride,
                   spec.pad, spec.geo.dilation, spec.geo.groups)
+    if spec.pad != (0, 0) and name != "numpy" and _nonfinite_meets_padding(spec, gw):
+        # The compiled kernels skip the taps that fall in the zero padding, so an inf or NaN
+        # of grad_output never meets a padding zero there; in torch and the reference it
+        # does, and inf * 0 is NaN. Rerun on the input with its zeros made explicit.
+        xp = np.pad(spec.x, ((0, 0), (0, 0)) + tuple(spec.geo.pairs))
+        _dispatch.run("conv2d_weight", name, xp, spec.grad_output, gw, spec.geo.stride,
+                      (0, 0), spec.geo.dilation, spec.geo.groups)
     return gw.reshape(spec.result_shape)
+
+
+def _nonfinite_meets_padding(spec, gw) -> bool:
+    """Whether a non-finite grad_output value may meet the zero padding (conservative).
+
+    A non-finite value that meets any input value makes its taps of ``gw`` non-finite, so a
+    finite ``gw`` (checked first: it is small) rules it out, unless some output's whole
+    window lies in the padding, which needs a padding at least the window's span; only then
+    is grad_output itself scanned."""
+    if not np.isfinite(gw).all():
+        return True
+    spans = [d * (k - 1) + 1 for d, k in zip(spec.geo.dilation, spec.geo.w_shape[2:])]
+    if all(max(pair) < span for pair, span in zip(spec.geo.pairs, spans)):
+        return False
+    return not np.isfinite(spec.grad_output).all()
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,

@@ -439,20 +439,27 @@ def test_nonfinite_conv_gradients(backend, torch, rng):
                                       groups=2).numpy())
 
 
-def test_nonfinite_grad_output_meeting_zero_padding(backend, torch, request):
+@pytest.mark.parametrize(("padding", "stride", "dilation", "where"), [
+    (1, 1, 1, (0, 0)),          # the inf's window reaches the padding: inf * 0 = NaN there
+    (1, 1, 1, (2, 1)),          # an inner inf: every tap meets the input, no NaN from padding
+    ((3, 2), 2, 1, (0, 0)),     # a window wholly in the padding: gw is finite before the fix
+    ((3, 2), 2, 1, (2, 1)),     # ... and an inf elsewhere
+    (2, 1, 2, (0, 3)),          # dilated
+])
+def test_nonfinite_grad_output_meeting_zero_padding(backend, torch, padding, stride, dilation,
+                                                    where):
     """An inf in grad_output paired with zero-padding positions: torch and the reference
-    compute inf * 0 = NaN there; the Cython and Numba weight gradients skip the padding and
-    return finite values (9, 12). A known, reported discrepancy (not a crash): xfail."""
-    if backend != "numpy":
-        request.applymarker(pytest.mark.xfail(reason="compiled conv2d_weight skips padded "
-                                              "taps: no inf * 0 = NaN", strict=True))
-    x = np.ones((1, 1, 4, 4))
-    g = np.ones((1, 1, 4, 4))
-    g[0, 0, 0, 0] = np.inf
+    compute inf * 0 = NaN there. The compiled weight gradients skip the padding, so when a
+    non-finite value may meet it they rerun on the explicitly padded input."""
+    x = np.arange(1.0, 26.0).reshape(1, 1, 5, 5)
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    g = np.ones(torch.nn.functional.conv2d(_t(torch, x), _t(torch, np.ones((1, 1, 3, 3))),
+                                           **kw).shape)
+    g[0, 0][where] = np.inf
     with np.errstate(invalid="ignore"):
-        got = G.conv2d_weight(x, (1, 1, 3, 3), g, padding=1, backend=backend)
+        got = G.conv2d_weight(x, (1, 1, 3, 3), g, backend=backend, **kw)
     _same(got, torch.nn.grad.conv2d_weight(_t(torch, x), (1, 1, 3, 3), _t(torch, g),
-                                           padding=1).numpy())
+                                           **kw).numpy())
 
 
 def test_nonfinite_pool_gradients(backend, torch, rng):
