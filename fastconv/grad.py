@@ -81,13 +81,18 @@ def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups,
     gw = np.empty(spec.grad_shape, spec.dtype)
     _dispatch.run("conv2d_weight", name, spec.x, spec.grad_output, gw, spec.geo.stride,
                   spec.pad, spec.geo.dilation, spec.geo.groups)
-    if spec.pad != (0, 0) and name != "numpy" and _nonfinite_meets_padding(spec, gw):
-        # The compiled kernels skip the taps that fall in the zero padding, so an inf or NaN
-        # of grad_output never meets a padding zero there; in torch and the reference it
+    geo = spec.geo
+    if (name != "numpy" and geo.padding_mode == "zeros" and any(b or a for b, a in geo.pairs)
+            and _nonfinite_meets_padding(spec, gw)):
+        # The compiled direct loops skip the taps that fall in the zero padding, so an inf or
+        # NaN of grad_output never meets a padding zero there; in torch and the reference it
         # does, and inf * 0 is NaN. Rerun on the input with its zeros made explicit.
-        xp = np.pad(spec.x, ((0, 0), (0, 0)) + tuple(spec.geo.pairs))
-        _dispatch.run("conv2d_weight", name, xp, spec.grad_output, gw, spec.geo.stride,
-                      (0, 0), spec.geo.dilation, spec.geo.groups)
+        N, C, H, W = spec.x.shape
+        S.check_alloc((N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])),
+                      spec.dtype.itemsize, "the padded input")
+        xp = np.pad(spec.x, ((0, 0), (0, 0)) + tuple(geo.pairs))
+        _dispatch.run("conv2d_weight", name, xp, spec.grad_output, gw, geo.stride, (0, 0),
+                      geo.dilation, geo.groups)
     return gw.reshape(spec.result_shape)
 
 
@@ -95,15 +100,24 @@ def _nonfinite_meets_padding(spec, gw) -> bool:
     """Whether a non-finite grad_output value may meet the zero padding (conservative).
 
     A non-finite value that meets any input value makes its taps of ``gw`` non-finite, so a
-    finite ``gw`` (checked first: it is small) rules it out, unless some output's whole
-    window lies in the padding, which needs a padding at least the window's span; only then
-    is grad_output itself scanned."""
+    finite ``gw`` (checked first: it is small) rules it out, except at the outputs whose
+    window has no tap inside the input at all (on one axis every tap falls in the padding,
+    or, dilated, on both sides of the input); only those outputs of grad_output are
+    scanned."""
     if not np.isfinite(gw).all():
         return True
-    spans = [d * (k - 1) + 1 for d, k in zip(spec.geo.dilation, spec.geo.w_shape[2:])]
-    if all(max(pair) < span for pair, span in zip(spec.geo.pairs, spans)):
-        return False
-    return not np.isfinite(spec.grad_output).all()
+    geo, g = spec.geo, spec.grad_output
+    empty = [_tapless(size, out, k, s, d, pair[0]) for size, out, k, s, d, pair in
+             zip(spec.x.shape[2:], geo.out_shape[2:], geo.w_shape[2:], geo.stride,
+                 geo.dilation, geo.pairs)]
+    return bool((empty[0].any() and not np.isfinite(g[:, :, empty[0], :]).all())
+                or (empty[1].any() and not np.isfinite(g[:, :, :, empty[1]]).all()))
+
+
+def _tapless(size, out, k, stride, dilation, before):
+    """[whether output i's taps along one axis all miss the input's ``size`` positions]."""
+    taps = (np.arange(out) * stride - before)[:, None] + np.arange(k) * dilation
+    return ~((taps >= 0) & (taps < size)).any(axis=1)
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,

@@ -439,27 +439,66 @@ def test_nonfinite_conv_gradients(backend, torch, rng):
                                       groups=2).numpy())
 
 
-@pytest.mark.parametrize(("padding", "stride", "dilation", "where"), [
-    (1, 1, 1, (0, 0)),          # the inf's window reaches the padding: inf * 0 = NaN there
-    (1, 1, 1, (2, 1)),          # an inner inf: every tap meets the input, no NaN from padding
-    ((3, 2), 2, 1, (0, 0)),     # a window wholly in the padding: gw is finite before the fix
-    ((3, 2), 2, 1, (2, 1)),     # ... and an inf elsewhere
-    (2, 1, 2, (0, 3)),          # dilated
-])
-def test_nonfinite_grad_output_meeting_zero_padding(backend, torch, padding, stride, dilation,
-                                                    where):
-    """An inf in grad_output paired with zero-padding positions: torch and the reference
-    compute inf * 0 = NaN there. The compiled weight gradients skip the padding, so when a
-    non-finite value may meet it they rerun on the explicitly padded input."""
-    x = np.arange(1.0, 26.0).reshape(1, 1, 5, 5)
-    kw = dict(stride=stride, padding=padding, dilation=dilation)
-    g = np.ones(torch.nn.functional.conv2d(_t(torch, x), _t(torch, np.ones((1, 1, 3, 3))),
-                                           **kw).shape)
-    g[0, 0][where] = np.inf
+# (x shape, weight shape, arguments, {grad_output index: value}, compare with torch)
+_NONFINITE_PADDING_CASES = [
+    # an inf whose window reaches the padding: inf * 0 = NaN there
+    ((1, 1, 5, 5), (1, 1, 3, 3), dict(padding=1), {(0, 0): np.inf}, True),
+    # an inner inf: every tap meets the input, nothing from the padding
+    ((1, 1, 5, 5), (1, 1, 3, 3), dict(padding=1), {(2, 1): np.inf}, True),
+    # a window wholly in the (top) padding: the weight gradient is finite before the fix
+    ((1, 1, 5, 5), (1, 1, 3, 3), dict(padding=(3, 2), stride=2), {(0, 0): np.inf}, True),
+    ((1, 1, 5, 5), (1, 1, 3, 3), dict(padding=2, dilation=2), {(0, 3): np.inf}, True),
+    # a NaN and a -inf
+    ((1, 1, 5, 5), (1, 1, 3, 3), dict(padding=1), {(0, 0): np.nan, (4, 4): -np.inf}, True),
+    # padding on the bottom/right only ("same" with a 2x2 kernel: pairs (0, 1))
+    ((1, 1, 4, 4), (1, 1, 2, 2), dict(padding="same"), {(3, 3): np.inf}, False),
+    # a dilated window whose taps fall on both sides of the input, none inside it
+    ((1, 1, 5, 5), (1, 1, 2, 2), dict(padding=1, dilation=6), {(0, 0): np.inf}, True),
+    # groups, and an inf in the second group's channel
+    ((1, 2, 5, 5), (2, 1, 3, 3), dict(padding=1, groups=2), {(0, 0): np.inf}, True),
+    # reflect padding is explicit: no zeros to meet, nothing to redo
+    ((1, 1, 5, 5), (1, 1, 3, 3), dict(padding=1, padding_mode="reflect"), {(0, 0): np.inf},
+     False),
+]
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "kw", "values", "vs_torch"),
+                         _NONFINITE_PADDING_CASES,
+                         ids=["edge", "inner", "window-in-padding", "dilated", "nan-neginf",
+                              "same-bottom-right", "dilation-straddles", "groups", "reflect"])
+def test_nonfinite_grad_output_meeting_zero_padding(backend, torch, x_shape, w_shape, kw,
+                                                    values, vs_torch):
+    """A non-finite grad_output value paired with zero-padding positions: torch and the
+    reference compute inf * 0 = NaN there. The compiled direct loops skip the padding, so
+    when a non-finite value may meet it the weight gradient is rerun on the explicitly padded
+    input. Compared with torch, or (padding="same" and the padding modes, which torch's
+    gradient functions do not take) with the reference."""
+    x = np.arange(1.0, 1.0 + np.prod(x_shape)).reshape(x_shape)
+    y = fastconv.conv2d(x, np.ones(w_shape), backend="numpy", **kw)
+    g = np.ones(y.shape)
+    for (i, j), v in values.items():
+        g[0, -1, i, j] = v
     with np.errstate(invalid="ignore"):
-        got = G.conv2d_weight(x, (1, 1, 3, 3), g, backend=backend, **kw)
-    _same(got, torch.nn.grad.conv2d_weight(_t(torch, x), (1, 1, 3, 3), _t(torch, g),
-                                           **kw).numpy())
+        got = G.conv2d_weight(x, w_shape, g, backend=backend, **kw)
+        if vs_torch:
+            expected = torch.nn.grad.conv2d_weight(_t(torch, x), w_shape, _t(torch, g),
+                                                   **kw).numpy()
+        else:
+            expected = G.conv2d_weight(x, w_shape, g, backend="numpy", **kw)
+    assert not np.isfinite(expected).all()  # the case means something
+    _same(got, expected)
+
+
+def test_nonfinite_grad_output_meeting_zero_padding_1d(backend):
+    """The same for conv1d_weight, padding only on the right ("same", kernel 2)."""
+    x = np.ones((1, 1, 4))
+    g = np.ones((1, 1, 4))
+    g[0, 0, -1] = np.inf
+    with np.errstate(invalid="ignore"):
+        got = G.conv1d_weight(x, (1, 1, 2), g, padding="same", backend=backend)
+        expected = G.conv1d_weight(x, (1, 1, 2), g, padding="same", backend="numpy")
+    assert np.isnan(expected[0, 0, 1]) and np.isposinf(expected[0, 0, 0])
+    _same(got, expected)
 
 
 def test_nonfinite_pool_gradients(backend, torch, rng):
