@@ -168,7 +168,9 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     -------
     ndarray, or (ndarray, ndarray of int64)
         The maxima, and with ``return_indices`` their flat positions within each input
-        plane. NaN propagates; ties keep the first position.
+        plane. NaN propagates; ties keep the first position. A window that sees only
+        padding (possible with dilation) gives -inf and, as in torch, an index outside the
+        plane, which :func:`fastconv.grad.max_pool1d` ignores.
 
     Examples
     --------
@@ -188,7 +190,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     -------
     ndarray, or (ndarray, ndarray of int64)
         The maxima, and with ``return_indices`` their flat positions ``h * W + w`` within
-        each input plane. NaN propagates; ties keep the first position.
+        each input plane. NaN propagates; ties keep the first position. A window that sees
+        only padding (possible with dilation) gives -inf and, as in torch, an index outside
+        the plane, which :func:`fastconv.grad.max_pool2d` ignores.
 
     Examples
     --------

@@ -287,7 +287,9 @@ def max_pool1d(grad_output, indices, input_size, *, backend=None):
         Gradient wrt the pooled output, (N, C, L_out) or (C, L_out).
     indices : array_like of ints
         The forward call's ``return_indices`` result, shaped like ``grad_output``: positions
-        in [0, L).
+        in [0, L). An index outside that range adds nothing: the forward returns one, as
+        torch's does, for a window that sees only padding, whose output does not depend on
+        the input (torch's own backward writes through it, out of bounds).
     input_size : tuple of ints
         The input's shape, (N, C, L) or (C, L).
     backend : str, optional
@@ -316,7 +318,10 @@ def max_pool2d(grad_output, indices, input_size, *, backend=None):
         Gradient wrt the pooled output, (N, C, H_out, W_out) or (C, H_out, W_out).
     indices : array_like of ints
         The forward call's ``return_indices`` result, shaped like ``grad_output``: flat
-        positions ``h * W + w`` in [0, H * W).
+        positions ``h * W + w`` in [0, H * W). An index outside that range adds nothing: the
+        forward returns one, as torch's does, for a window that sees only padding, whose
+        output does not depend on the input (torch's own backward writes through it, out of
+        bounds).
     input_size : tuple of ints
         The input's shape, (N, C, H, W) or (C, H, W).
     backend : str, optional

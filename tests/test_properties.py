@@ -501,6 +501,65 @@ def test_nonfinite_grad_output_meeting_zero_padding_1d(backend):
     _same(got, expected)
 
 
+def _scatter_in_plane(g, idx, x_shape):
+    """The max-pool gradient by its definition: g added at the in-plane indices only."""
+    plane = int(np.prod(x_shape[2:]))
+    out = np.zeros((x_shape[0] * x_shape[1], plane))
+    gf, idf = g.reshape(len(out), -1), idx.reshape(len(out), -1)
+    for p in range(len(out)):
+        keep = (idf[p] >= 0) & (idf[p] < plane)
+        np.add.at(out[p], idf[p][keep], gf[p][keep])
+    return out.reshape(x_shape)
+
+
+@pytest.mark.parametrize(("shape", "kw", "tapless"), [
+    ((1, 1, 2, 2), dict(kernel_size=2, stride=1, padding=1, dilation=3), True),
+    ((2, 3, 2, 6), dict(kernel_size=2, stride=1, padding=1, dilation=3), True),  # every row
+    # dilated, but every window reaches the input
+    ((2, 3, 5, 6), dict(kernel_size=(2, 3), stride=(1, 2), padding=1, dilation=(4, 2)), False),
+])
+def test_max_pool_gradient_of_windows_seeing_only_padding(backend, torch, rng, shape, kw,
+                                                          tapless):
+    """A dilated window whose taps straddle the input sees only padding: max_pool returns
+    -inf there and, as torch does, an index outside the plane. The output does not depend on
+    the input there, so that index adds nothing to the gradient. (torch's backward kernel
+    writes through such an index, out of bounds: it is not run on them here.)"""
+    x = rng.standard_normal(shape)
+    y, idx = fastconv.max_pool2d(x, return_indices=True, backend=backend, **kw)
+    ty, tidx = torch.nn.functional.max_pool2d(_t(torch, x), return_indices=True, **kw)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    outside = (idx < 0) | (idx >= shape[2] * shape[3])
+    assert outside.any() == tapless and np.isneginf(y[outside]).all()
+    g = rng.standard_normal(y.shape)
+    _same(fastconv.grad.max_pool2d(g, idx, x.shape, backend=backend),
+          _scatter_in_plane(g, idx, x.shape))
+
+
+def test_max_pool1d_gradient_of_windows_seeing_only_padding(backend, rng):
+    x = rng.standard_normal((2, 3, 2))
+    y, idx = fastconv.max_pool1d(x, 2, stride=1, padding=1, dilation=3, return_indices=True,
+                                 backend=backend)
+    assert np.isneginf(y).all() and ((idx < 0) | (idx >= 2)).all()
+    g = rng.standard_normal(y.shape)
+    got = fastconv.grad.max_pool1d(g, idx, x.shape, backend=backend)
+    np.testing.assert_array_equal(got, np.zeros(x.shape))
+
+
+def test_max_pool_gradient_ignores_indices_outside_the_plane(backend, rng):
+    """Any index outside [0, H * W) adds nothing; the caller's arrays are left as they
+    were."""
+    g = rng.standard_normal((2, 3, 2, 2))
+    idx = rng.integers(0, 16, size=g.shape)
+    idx[0, 0, 0, 0], idx[0, 1, 1, 1], idx[1, 2, 0, 1] = -1, 16, 10**12
+    g_before, idx_before = g.copy(), idx.copy()
+    got = fastconv.grad.max_pool2d(g, idx, (2, 3, 4, 4), backend=backend)
+    _same(got, _scatter_in_plane(g, idx, (2, 3, 4, 4)))
+    assert got[0, 1].sum() == pytest.approx(g[0, 1].sum() - g[0, 1, 1, 1])
+    np.testing.assert_array_equal(g, g_before)
+    np.testing.assert_array_equal(idx, idx_before)
+
+
 def test_nonfinite_pool_gradients(backend, torch, rng):
     x = rng.standard_normal((2, 3, 9, 9))
     tx = _t(torch, x).requires_grad_()
