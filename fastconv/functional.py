@@ -191,8 +191,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     ndarray, or (ndarray, ndarray of int64)
         The maxima, and with ``return_indices`` their flat positions ``h * W + w`` within
         each input plane. NaN propagates; ties keep the first position. A window that sees
-        only padding (possible with dilation) gives -inf and, as in torch, an index outside
-        the plane, which :func:`fastconv.grad.max_pool2d` ignores.
+        only padding (possible with dilation) gives -inf and torch's index for it,
+        ``h0 * W + w0`` of its first tap: outside the plane (which
+        :func:`fastconv.grad.max_pool2d` ignores), or, when only its columns miss the input,
+        on a later row, which then receives its gradient as in torch.
 
     Examples
     --------

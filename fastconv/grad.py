@@ -321,7 +321,8 @@ def max_pool2d(grad_output, indices, input_size, *, backend=None):
         positions ``h * W + w`` in [0, H * W). An index outside that range adds nothing: the
         forward returns one, as torch's does, for a window that sees only padding, whose
         output does not depend on the input (torch's own backward writes through it, out of
-        bounds).
+        bounds). When only such a window's columns miss the input, its index (torch's)
+        lands on a later row instead, and that position receives its gradient, as in torch.
     input_size : tuple of ints
         The input's shape, (N, C, H, W) or (C, H, W).
     backend : str, optional
