@@ -115,9 +115,15 @@ def _nonfinite_meets_padding(spec, gw) -> bool:
 
 
 def _tapless(size, out, k, stride, dilation, before):
-    """[whether output i's taps along one axis all miss the input's ``size`` positions]."""
-    taps = (np.arange(out) * stride - before)[:, None] + np.arange(k) * dilation
-    return ~((taps >= 0) & (taps < size)).any(axis=1)
+    """[whether output i's taps along one axis all miss the input's ``size`` positions].
+
+    Output i's taps are ``i * stride - before + j * dilation``, j < k: the first one at or
+    past 0 is tap ``j0 = ceil((before - i * stride) / dilation)`` (0 if none is negative),
+    and the window misses the input when there is no such tap or it lies past the end.
+    O(out) work and memory, whatever the kernel size."""
+    start = np.arange(out, dtype=np.int64) * stride - before
+    j0 = np.maximum(0, -(start // dilation))
+    return (j0 >= k) | (start + j0 * dilation >= size)
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,

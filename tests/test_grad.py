@@ -534,3 +534,23 @@ def test_bias_errors():
         G.conv1d_bias(np.zeros((2, 3, 4, 5)))
     with pytest.raises(TypeError, match="grad_output"):
         G.conv2d_bias(np.zeros((2, 3, 4), complex))
+
+
+def test_tapless_windows_match_a_brute_force_count():
+    """grad._tapless (which outputs of a weight gradient have no tap inside the input, so
+    that a non-finite grad_output there meets only padding) against listing every tap."""
+    from fastconv.grad import _tapless
+
+    for size in range(1, 7):
+        for k in range(1, 5):
+            for stride in range(1, 4):
+                for dilation in range(1, 5):
+                    for before in range(0, 5):
+                        out = (size + 2 * before - dilation * (k - 1) - 1) // stride + 1
+                        if out < 1:
+                            continue
+                        taps = ((np.arange(out) * stride - before)[:, None]
+                                + np.arange(k) * dilation)
+                        brute = ~((taps >= 0) & (taps < size)).any(axis=1)
+                        np.testing.assert_array_equal(
+                            _tapless(size, out, k, stride, dilation, before), brute)
