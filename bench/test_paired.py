@@ -8,14 +8,15 @@ median time of its calls, each round the ratio A / B, and the target's value is 
 the rounds' ratios: both sides run under the same load. The rounds are spread over the
 whole paired run, one round of every selected pair per pass (ROUNDS passes), so that a spell
 of load lasting a few seconds touches one or two of a pair's rounds, not all of them. The
-report (:mod:`fastconv._benchreport`) checks the targets on these paired ratios and shows the ratio
-of the plain rows' medians next to them.
+report (:mod:`fastconv._benchreport`) checks the targets on these paired ratios and shows
+the ratio of the plain rows' medians next to them.
 
 Pairs: ``auto`` against torch (both with THREADS threads) for the conv2d, max_pool2d and
-backward targets; the Cython backend on one thread against THREADS threads for the
-1 -> 2 thread speed-up (a target for the large conv2d shapes, shown for depthwise); and the backend ``auto`` picks against each other
-compiled backend on every conv2d, pool and backward shape, for "auto picks within 10% of the
-best backend". Each side is checked against the NumPy reference first.
+backward targets; the Cython backend on one thread against THREADS threads for the 1 -> 2
+thread speed-up (a target for the large conv2d shapes, shown for depthwise); and the backend
+``auto`` picks against each other compiled backend on every conv2d, pool and backward
+shape, for "auto picks within 10% of the best backend". Each side is checked against the
+NumPy reference first.
 """
 
 import time
