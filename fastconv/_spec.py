@@ -360,6 +360,12 @@ def explicit_padding(geo: ConvGeometry) -> bool:
     return geo.padding_mode != "zeros" and any(p != (0, 0) for p in geo.pairs)
 
 
+def padded_shape(geo: ConvGeometry) -> tuple:
+    """(N, C, H, W) of the input with all of its padding made explicit."""
+    N, C, H, W = geo.x_shape
+    return (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1]))
+
+
 def padded_input(x4: np.ndarray, geo: ConvGeometry, dtype: np.dtype):
     """The (N, C, H, W) input the kernels see, and the implicit zero padding (top, left)
     left for them: the non-zero padding modes are applied here, once, with ``np.pad``."""
@@ -396,15 +402,10 @@ def _conv_plan(x_shape, w_shape, itemsize, stride, padding, dilation, groups, pa
         if geo is not None:
             return geo
     geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, nd)
-    N, C, H, W = geo.x_shape
     check_alloc(geo.out_shape, itemsize,
                 "the output (from x, weight, stride, padding, dilation)")
     if explicit_padding(geo):
-        check_alloc(
-            (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])),
-            itemsize,
-            "the padded input",
-        )
+        check_alloc(padded_shape(geo), itemsize, "the padded input")
     # the prepared copies must be possible too (a broadcast view can be huge but free)
     check_alloc(geo.x_shape, itemsize, "the prepared input x")
     check_alloc(w_shape, itemsize, "the prepared weight")
@@ -652,9 +653,8 @@ def conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilat
     geo = conv_geometry(input_size, weight.shape, stride, padding, dilation, groups,
                         padding_mode, nd, xname="input_size")
     _check_grad_output(grad_output, geo.result_shape, "the convolution's output")
-    N, C, H, W = geo.x_shape
     if explicit_padding(geo):
-        grad_shape = (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1]))
+        grad_shape = padded_shape(geo)
         pad = (0, 0)
     else:
         grad_shape = geo.x_shape
@@ -682,10 +682,8 @@ def conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation
     geo = conv_geometry(x.shape, weight_size, stride, padding, dilation, groups, padding_mode,
                         nd, xname="input", wname="weight_size")
     _check_grad_output(grad_output, geo.result_shape, "the convolution's output")
-    N, C, H, W = geo.x_shape
     if explicit_padding(geo):
-        check_alloc((N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])), dtype.itemsize,
-                    "the padded input")
+        check_alloc(padded_shape(geo), dtype.itemsize, "the padded input")
     check_alloc(geo.x_shape, dtype.itemsize, "the prepared input")
     check_alloc(weight_size, dtype.itemsize, "the weight gradient (from weight_size)")
     xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)

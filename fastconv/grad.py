@@ -87,9 +87,7 @@ def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups,
         # The compiled direct loops skip the taps that fall in the zero padding, so an inf or
         # NaN of grad_output never meets a padding zero there; in torch and the reference it
         # does, and inf * 0 is NaN. Rerun on the input with its zeros made explicit.
-        N, C, H, W = spec.x.shape
-        S.check_alloc((N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1])),
-                      spec.dtype.itemsize, "the padded input")
+        S.check_alloc(S.padded_shape(geo), spec.dtype.itemsize, "the padded input")
         xp = np.pad(spec.x, ((0, 0), (0, 0)) + tuple(geo.pairs))
         _dispatch.run("conv2d_weight", name, xp, spec.grad_output, gw, geo.stride, (0, 0),
                       geo.dilation, geo.groups)

@@ -1,6 +1,8 @@
 """fastconv.grad: every backend against torch autograd, finite differences and adjoint
 identities, thread independence, the dtype rule and the argument errors."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -541,16 +543,12 @@ def test_tapless_windows_match_a_brute_force_count():
     that a non-finite grad_output there meets only padding) against listing every tap."""
     from fastconv.grad import _tapless
 
-    for size in range(1, 7):
-        for k in range(1, 5):
-            for stride in range(1, 4):
-                for dilation in range(1, 5):
-                    for before in range(0, 5):
-                        out = (size + 2 * before - dilation * (k - 1) - 1) // stride + 1
-                        if out < 1:
-                            continue
-                        taps = ((np.arange(out) * stride - before)[:, None]
-                                + np.arange(k) * dilation)
-                        brute = ~((taps >= 0) & (taps < size)).any(axis=1)
-                        np.testing.assert_array_equal(
-                            _tapless(size, out, k, stride, dilation, before), brute)
+    for size, k, stride, dilation, before in itertools.product(range(1, 7), range(1, 5),
+                                                                range(1, 4), range(1, 5),
+                                                                range(0, 5)):
+        out = (size + 2 * before - dilation * (k - 1) - 1) // stride + 1
+        if out < 1:
+            continue
+        taps = (np.arange(out) * stride - before)[:, None] + np.arange(k) * dilation
+        brute = ~((taps >= 0) & (taps < size)).any(axis=1)
+        np.testing.assert_array_equal(_tapless(size, out, k, stride, dilation, before), brute)
