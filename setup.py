@@ -35,6 +35,7 @@ MODULES = {
     "fastconv._cy_pool": f"{SRC}/_cy_pool.pyx",
     "fastconv._cy_grad": f"{SRC}/_cy_grad.pyx",
     "fastconv._cy_local": f"{SRC}/_cy_local.pyx",
+    "fastconv._fpenv": f"{SRC}/_fpenv.pyx",
 }
 
 DEBUG = os.environ.get("FASTCONV_DEBUG", "0") == "1"
@@ -100,7 +101,7 @@ except OSError:
 
 extensions = [
     Extension(name, [src], include_dirs=[numpy.get_include(), SRC], define_macros=macros,
-              depends=[f"{SRC}/fc_kernels.h"],
+              depends=[f"{SRC}/fc_kernels.h", f"{SRC}/fc_fpenv.h"],
               extra_compile_args=compile_args, extra_link_args=link_args)
     for name, src in MODULES.items()
 ]

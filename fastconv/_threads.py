@@ -6,6 +6,10 @@
   capped to one thread (:func:`blas_single_threaded`), so OpenMP x OpenBLAS threads never
   multiply. The cap touches only the BLAS that ``scipy.linalg.cython_blas`` uses and is
   restored afterwards; numpy's BLAS is left alone.
+* Subnormals (:func:`set_flush_denormal`): when on, every work item of a compiled kernel
+  runs with the CPU's flush-to-zero and denormals-are-zero modes (x86-64 MXCSR), set in the
+  kernel thread for that item and restored after it. The flag lives here; the Cython modules
+  keep a C copy (:func:`register_flush_hook`) and the Numba kernels take it as an argument.
 * Fork safety (:func:`forked_after_openmp`): a process forked after fastconv (or Numba) ran
   an OpenMP region runs its kernels on one thread, and Numba's calls elsewhere (see below).
 """
@@ -15,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+import platform
 import sys
 import threading
 
 from numpy import bool_ as np_bool
 
 __all__ = ["get_num_threads", "set_num_threads", "kernel_threads", "forked_after_openmp",
-           "note_openmp_use", "blas_single_threaded", "blas_info"]
+           "note_openmp_use", "blas_single_threaded", "blas_info", "set_flush_denormal",
+           "get_flush_denormal", "flush_denormal_supported", "register_flush_hook"]
 
 
 def _usable_cpus() -> int:
@@ -71,6 +77,98 @@ def set_num_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
     _num_threads = int(n)
+
+
+# --------------------------------------------------------------------------------------------
+# subnormals: flush-to-zero in the kernel threads
+# --------------------------------------------------------------------------------------------
+# SSE's MXCSR holds FTZ (a subnormal result is written as zero) and DAZ (a subnormal input is
+# read as zero); it is x86-64's only. The register is per thread, and the kernels' threads are
+# OpenMP pool threads that other libraries (torch, Numba) share, so the kernels set the modes
+# at the start of each work item and restore the thread's register at its end
+# (src_cython/fc_fpenv.h, fastconv/_numba/_common.py): the modes never leak into the caller's
+# thread or into another library's use of the pool.
+_FTZ_SUPPORTED = platform.machine().lower() in ("x86_64", "amd64")
+_flush_denormal = False
+_flush_hooks: list = []
+
+
+def flush_denormal_supported() -> bool:
+    """Whether :func:`set_flush_denormal` can flush on this CPU (x86-64)."""
+    return _FTZ_SUPPORTED
+
+
+def get_flush_denormal() -> bool:
+    """Whether the compiled kernels flush subnormals to zero (see :func:`set_flush_denormal`)."""
+    return _flush_denormal
+
+
+def set_flush_denormal(mode: bool) -> bool:
+    """Flush subnormal floats to zero in fastconv's compiled kernels, as
+    ``torch.set_flush_denormal`` does in torch's.
+
+    Subnormal (denormal) numbers, nonzero floats below the smallest normal one
+    (``np.finfo(dtype).tiny``: about 1.2e-38 in float32, 2.2e-308 in float64), make the
+    CPU's arithmetic 10-100x slower. With ``mode=True`` every work item of the Cython and
+    Numba kernels (and the BLAS they call) runs with the x86-64 FTZ and DAZ modes: a
+    subnormal input is read as zero and a subnormal result is written as zero, so such
+    inputs cost nothing, and results equal torch's under ``torch.set_flush_denormal(True)``.
+    The modes are set in each kernel thread for the duration of fastconv's work and
+    restored after it: the calling thread, and other libraries sharing the OpenMP threads,
+    keep their own modes. The ``"numpy"`` backend (the reference) is not affected.
+
+    The setting is process-wide (like :func:`set_num_threads`); change it between calls,
+    not while a kernel runs in another thread. Off by default.
+
+    Parameters
+    ----------
+    mode : bool
+        True to flush subnormals to zero, False (the default) to keep them (IEEE 754).
+
+    Returns
+    -------
+    bool
+        True if the CPU supports flushing (x86-64), else False; on such a CPU the setting
+        is then ignored (and stays off), as in torch.
+
+    Raises
+    ------
+    TypeError
+        If ``mode`` is not a bool (or ``numpy.bool_``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv
+    >>> x = np.full((1, 1, 3, 3), 1e-39, dtype=np.float32)   # subnormal in float32
+    >>> w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    >>> bool(fastconv.conv2d(x, w, backend="cython")[0, 0, 0, 0] > 0)
+    True
+    >>> fastconv.set_flush_denormal(True)
+    True
+    >>> float(fastconv.conv2d(x, w, backend="cython")[0, 0, 0, 0])
+    0.0
+    >>> fastconv.set_flush_denormal(False)
+    True
+    """
+    global _flush_denormal
+    if not isinstance(mode, (bool, np_bool)):
+        raise TypeError(f"set_flush_denormal: mode must be a bool, got {mode!r}")
+    if not _FTZ_SUPPORTED:
+        return False
+    with _lock:
+        _flush_denormal = bool(mode)
+        for hook in _flush_hooks:
+            hook(_flush_denormal)
+    return True
+
+
+def register_flush_hook(hook) -> None:
+    """Call ``hook(flag)`` now and on every :func:`set_flush_denormal` change: a compiled
+    module keeps its C copy of the flag with it."""
+    with _lock:
+        _flush_hooks.append(hook)
+        hook(_flush_denormal)
 
 
 # --------------------------------------------------------------------------------------------

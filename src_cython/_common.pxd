@@ -34,6 +34,18 @@ cdef extern from "fc_kernels.h" nogil:
                     Py_ssize_t oh1)
 
 
+# Flush-to-zero in the kernel threads (see fc_fpenv.h): fc_ftz_enter() first and
+# fc_ftz_exit() last in every prange body; each module's _set_flush_denormal sets its flag.
+cdef extern from "fc_fpenv.h" nogil:
+    int fc_ftz_supported()
+    void fc_ftz_set(int on)
+    int fc_ftz_get()
+    unsigned fc_fpenv_get()
+    void fc_fpenv_set(unsigned csr)
+    void fc_ftz_enter()
+    void fc_ftz_exit()
+
+
 cdef inline void valid_cols(Py_ssize_t off, Py_ssize_t s, Py_ssize_t W, Py_ssize_t Wo,
                             Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     """Output columns ``ow`` in ``[lo, hi)`` whose input column ``ow * s + off`` lies in

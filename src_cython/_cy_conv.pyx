@@ -67,6 +67,7 @@ from _blas cimport gemm_rm
 from _common cimport (fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f, fc_rows_d, fc_rows_f,
                      fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d, fc_wino_weights_f,
                      im2col, row_blocks, valid_cols)
+from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 cdef extern from *:
     """
@@ -481,6 +482,7 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         nb = (Ho + rows - 1) // rows
         with nogil:
             for item in prange(N * K * nb, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
                 p = item // nb
                 oh0 = (item % nb) * rows
                 oh1 = min(Ho, oh0 + rows)
@@ -489,6 +491,7 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 else:
                     _direct_rows(x, w, b, out, p // K, p % K, oh0, oh1, sh, sw, pt, pl, dh,
                                  dw, groups)
+                fc_ftz_exit()
         return 0
     # work items are (image, group, block of output rows), all filters of the group
     Wp = Wo + dw * (kw - 1) // sw
@@ -524,12 +527,14 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                     t += 1
         with nogil:
             for item in prange(N * groups * nb, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
                 p = item // nb
                 oh0 = (item % nb) * rows
                 oh1 = min(Ho, oh0 + rows)
                 _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, sh, sw, pt, pl,
                             rin, Wp, cstride, copy, off,
                             ws + threadid() * per + 4 * rows * Wp, ws + threadid() * per)
+                fc_ftz_exit()
     finally:
         _give(ws, ws_bytes)
         free(off)
@@ -600,10 +605,12 @@ cdef int _gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     try:
         with nogil:
             for item in prange(N * ntiles, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
                 oh0 = (item % ntiles) * rows
                 _gemm_tile(x, w, b, out, item // ntiles, oh0, min(Ho, oh0 + rows), sh, sw,
                            pt, pl, dh, dw, groups, pointwise,
                            ws + threadid() * ws_elems if ws != NULL else NULL)
+                fc_ftz_exit()
     finally:
         _give(ws, ws_bytes)
     return 0
@@ -738,14 +745,18 @@ cdef int _winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                               f"{nthreads} work buffers of {per * sizeof(floating)} bytes")
         with nogil:
             for item in prange(K, schedule="static", num_threads=nthreads):
+                fc_ftz_enter()
                 _wino_weights(w, U, item)
+                fc_ftz_exit()
             for item in prange(N * nb, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
                 t0 = (item % nb) * tr
                 _wino_block(x, U, b, out, item // nb, t0, min(th, t0 + tr), pt, pl,
                             ws + threadid() * per,
                             ws + threadid() * per + C * (2 * tr + 2) * (2 * tw + 2),
                             ws + threadid() * per + C * (2 * tr + 2) * (2 * tw + 2)
                             + 16 * C * T)
+                fc_ftz_exit()
     finally:
         _give(U, U_bytes)
         _give(ws, ws_bytes)
@@ -817,3 +828,16 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     cdef floating[:, :, :, ::1] o = out
     _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, WINOGRAD)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# flush-to-zero (fc_fpenv.h): this module's flag, kept equal to fastconv's setting
+# --------------------------------------------------------------------------------------------
+def _set_flush_denormal(bint on):
+    """Set this module's flush-to-zero flag (fastconv._threads owns the setting)."""
+    fc_ftz_set(on)
+
+
+from fastconv import _threads  # noqa: E402
+
+_threads.register_flush_hook(_set_flush_denormal)

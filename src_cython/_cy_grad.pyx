@@ -59,6 +59,7 @@ from fastconv import _cy_conv
 
 from _blas cimport gemm_rm
 from _common cimport im2col, valid_cols
+from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 # Bytes of one im2col tile (per thread), as the forward's.
 TILE_BYTES = 1 << 20
@@ -235,7 +236,9 @@ cdef int _input_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
                        int nthreads) except -1:
     cdef Py_ssize_t p, P = gx.shape[0] * gx.shape[1]
     for p in prange(P, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
+        fc_ftz_enter()
         _input_plane(gy, w, gx, p, sh, sw, pt, pl, dh, dw, groups)
+        fc_ftz_exit()
     return 0
 
 
@@ -307,12 +310,14 @@ cdef int _input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
     try:
         with nogil:
             for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
                 t = item // (groups * ncb)
                 rest = item % (groups * ncb)
                 n0 = t * imgs
                 _input_item(gy, w, gx, n0, min(N, n0 + imgs), rest // ncb, rest % ncb, cs,
                             rows, sh, sw, pt, pl, dh, dw, groups, ws + threadid() * per,
                             ws + threadid() * per + col_elems)
+                fc_ftz_exit()
     finally:
         free(ws)
     return 0
@@ -377,8 +382,10 @@ cdef int _weight_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         raise MemoryError("conv2d_weight: could not allocate the accumulation buffers")
     try:
         for p in prange(P, nogil=True, schedule="dynamic", num_threads=nbuf):
+            fc_ftz_enter()
             _weight_task(x, gy, gw, p, sh, sw, pt, pl, dh, dw, groups,
                          acc + threadid() * bufsize)
+            fc_ftz_exit()
     finally:
         free(acc)
     return 0
@@ -455,6 +462,7 @@ cdef int _weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     try:
         with nogil:
             for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
                 s = item // (groups * F)
                 rest = item % (groups * F)
                 g = rest // F
@@ -464,13 +472,16 @@ cdef int _weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                              min(kb, Kg - f * kb), rows, imgs, sh, sw, pt, pl, dh, dw, Cg,
                              kh, kw, ws + threadid() * per,
                              ws + threadid() * per + col_elems)
+                fc_ftz_exit()
             if S > 1:
                 # gw += partials, in slot order, each filter's row by one thread
                 for k in prange(K, schedule="static", num_threads=nthreads):
+                    fc_ftz_enter()
                     for s in range(1, S):
                         part = parts + (s - 1) * KR + k * R
                         for q in range(R):
                             gwp[k * R + q] += part[q]
+                    fc_ftz_exit()
     finally:
         free(ws)
         free(parts)
@@ -629,7 +640,9 @@ def _max_pool_planes(const floating[:, :, ::1] gy, const int64_t[:, :, ::1] idx,
                      floating[:, :, ::1] gx, int nthreads):
     cdef Py_ssize_t p, P = gx.shape[0] * gx.shape[1]
     for p in prange(P, nogil=True, schedule="static", num_threads=nthreads):
+        fc_ftz_enter()
         _max_plane(gy, idx, gx, p)
+        fc_ftz_exit()
 
 
 cdef void _avg_plane(const floating[:, :, :, ::1] gy, floating[:, :, :, ::1] gx, Py_ssize_t p,
@@ -671,5 +684,20 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] gy, floating[:, :, :, ::1] 
     cdef Py_ssize_t ph = pad[0], pw = pad[1]
     cdef Py_ssize_t p, P = gx.shape[0] * gx.shape[1]
     for p in prange(P, nogil=True, schedule="static", num_threads=nthreads):
+        fc_ftz_enter()
         _avg_plane(gy, gx, p, kh, kw, sh, sw, ph, pw, count_include_pad)
+        fc_ftz_exit()
     return gx.base
+
+
+# --------------------------------------------------------------------------------------------
+# flush-to-zero (fc_fpenv.h): this module's flag, kept equal to fastconv's setting
+# --------------------------------------------------------------------------------------------
+def _set_flush_denormal(bint on):
+    """Set this module's flush-to-zero flag (fastconv._threads owns the setting)."""
+    fc_ftz_set(on)
+
+
+from fastconv import _threads  # noqa: E402
+
+_threads.register_flush_hook(_set_flush_denormal)

@@ -9,6 +9,7 @@ fixed order (results do not depend on the thread count). Inputs may be read-only
 
 from cython cimport floating
 from cython.parallel cimport prange
+from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 
 cdef void _plane(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, ::1] w,
@@ -43,5 +44,20 @@ def locally_connected2d(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef Py_ssize_t N = x.shape[0], K = w.shape[2], p
     with nogil:
         for p in prange(N * K, num_threads=nthreads, schedule="static"):
+            fc_ftz_enter()
             _plane(x, w, b, o, p // K, p % K, sh, sw, pt, pl)
+            fc_ftz_exit()
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# flush-to-zero (fc_fpenv.h): this module's flag, kept equal to fastconv's setting
+# --------------------------------------------------------------------------------------------
+def _set_flush_denormal(bint on):
+    """Set this module's flush-to-zero flag (fastconv._threads owns the setting)."""
+    fc_ftz_set(on)
+
+
+from fastconv import _threads  # noqa: E402
+
+_threads.register_flush_hook(_set_flush_denormal)

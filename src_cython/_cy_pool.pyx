@@ -28,6 +28,7 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
 from _common cimport row_blocks, valid_cols
+from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 cdef Py_ssize_t _MIN_ITEMS = 16
 
@@ -171,6 +172,7 @@ def max_pool2d(const floating[:, :, :, ::1] x, out, idx, kernel, stride, pad, di
                       and ph == 0 and pw == 0 and dh == 1 and dw == 1
                       and 2 * o.shape[2] <= x.shape[2] and 2 * o.shape[3] <= x.shape[3])
     for item in prange(P * nb, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
+        fc_ftz_enter()
         p = item // nb
         oh0 = (item % nb) * rows
         oh1 = min(Ho, oh0 + rows)
@@ -179,6 +181,7 @@ def max_pool2d(const floating[:, :, :, ::1] x, out, idx, kernel, stride, pad, di
         else:
             _max_rows(x, o, ix, with_idx, p // C, p % C, oh0, oh1, kh, kw, sh, sw, ph, pw,
                       dh, dw)
+        fc_ftz_exit()
     return out
 
 
@@ -240,8 +243,23 @@ def avg_pool2d(const floating[:, :, :, ::1] x, out, kernel, stride, pad,
     cdef Py_ssize_t rows = (Ho + nb - 1) // nb
     cdef Py_ssize_t item, p, oh0
     for item in prange(P * nb, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
+        fc_ftz_enter()
         p = item // nb
         oh0 = (item % nb) * rows
         _avg_rows(x, o, p // C, p % C, oh0, min(Ho, oh0 + rows), kh, kw, sh, sw, ph, pw,
                   count_include_pad)
+        fc_ftz_exit()
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# flush-to-zero (fc_fpenv.h): this module's flag, kept equal to fastconv's setting
+# --------------------------------------------------------------------------------------------
+def _set_flush_denormal(bint on):
+    """Set this module's flush-to-zero flag (fastconv._threads owns the setting)."""
+    fc_ftz_set(on)
+
+
+from fastconv import _threads  # noqa: E402
+
+_threads.register_flush_hook(_set_flush_denormal)

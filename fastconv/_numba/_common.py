@@ -1,5 +1,14 @@
-"""What every Numba kernel module shares: the decorator, the cache location and the thread
-hand-off.
+"""What every Numba kernel module shares: the decorator, the cache location, the thread
+hand-off and flush-to-zero.
+
+Flush-to-zero (:func:`fastconv.set_flush_denormal`). Every ``prange`` body starts with
+``old = ftz_enter(ftz)`` and ends with ``ftz_exit(old)``; ``ftz`` is the kernel's last
+argument, the flag read by its Python wrapper (:func:`flush_denormal`). When it is on,
+:func:`ftz_enter` saves the thread's MXCSR and sets FTZ and DAZ, and :func:`ftz_exit`
+writes the saved value back: the modes last for one work item, in the thread that runs it,
+and never reach the caller's thread or other users of the OpenMP pool. When it is off both
+are one branch. The register is read and written by two LLVM intrinsics
+(``llvm.x86.sse.stmxcsr`` / ``ldmxcsr``); elsewhere than x86-64 nothing is emitted.
 
 Cache location. ``cache=True`` makes Numba write the compiled kernels next to the sources, in
 ``fastconv/_numba/__pycache__``. An installed package is often read-only there (a system or
@@ -23,6 +32,8 @@ import getpass
 import os
 import sys
 import tempfile
+
+from .. import _threads
 
 
 def _writeable(path):
@@ -75,6 +86,7 @@ def _choose_cache_dir():
 CACHE_DIR, CACHE_SOURCE = _choose_cache_dir()
 
 import numba  # after NUMBA_CACHE_DIR is settled
+import numpy as np
 
 if CACHE_SOURCE in ("user", "temp") and numba.config.CACHE_DIR != CACHE_DIR:
     # numba was imported before us (by the caller, or by the kernel module importing this
@@ -89,3 +101,78 @@ jit = numba.njit(parallel=True, cache=True, nogil=True)
 def use_threads(nthreads):
     """Give the calling thread's next parallel region ``nthreads`` threads (Numba's cap)."""
     numba.set_num_threads(max(1, min(int(nthreads), numba.config.NUMBA_NUM_THREADS)))
+
+
+# --------------------------------------------------------------------------------------------
+# flush-to-zero
+# --------------------------------------------------------------------------------------------
+from llvmlite import ir  # noqa: E402
+from numba import types  # noqa: E402
+from numba.core import cgutils  # noqa: E402
+from numba.extending import intrinsic, register_jitable  # noqa: E402
+
+_X86 = _threads.flush_denormal_supported()
+_FTZ_DAZ = 0x8040  # MXCSR bits: flush to zero (15), denormals are zero (6)
+_KEEP = 0xFFFFFFFF  # ftz_enter changed nothing (MXCSR's high 16 bits are reserved, always 0)
+
+
+def _mxcsr_call(builder, name, slot):
+    i8p = ir.IntType(8).as_pointer()
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p]), name)
+    builder.call(fn, [builder.bitcast(slot, i8p)])
+
+
+@intrinsic
+def _getcsr(typingctx):
+    """The thread's MXCSR (0 elsewhere than x86-64)."""
+    def codegen(context, builder, sig, args):
+        slot = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(32), 0))
+        if _X86:
+            _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", slot)
+        return builder.load(slot)
+    return types.uint32(), codegen
+
+
+@intrinsic
+def _setcsr(typingctx, csr):
+    """Write the thread's MXCSR (nothing elsewhere than x86-64)."""
+    if csr != types.uint32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        if _X86:
+            slot = cgutils.alloca_once_value(builder, args[0])
+            _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", slot)
+        return context.get_dummy_value()
+    return types.void(types.uint32), codegen
+
+
+@register_jitable
+def ftz_enter(on):
+    """Set FTZ and DAZ in this thread when ``on``; returns what :func:`ftz_exit` restores."""
+    if not on:
+        return np.uint32(_KEEP)
+    old = _getcsr()
+    if old & np.uint32(_FTZ_DAZ) == np.uint32(_FTZ_DAZ):
+        return np.uint32(_KEEP)
+    _setcsr(np.uint32(old | np.uint32(_FTZ_DAZ)))
+    return old
+
+
+@register_jitable
+def ftz_exit(old):
+    """Undo :func:`ftz_enter`: write back the MXCSR it saved (if it changed it)."""
+    if old != np.uint32(_KEEP):
+        _setcsr(old)
+
+
+@numba.njit(cache=True, nogil=True)
+def mxcsr():
+    """The calling thread's MXCSR, read by compiled code (a test hook)."""
+    return _getcsr()
+
+
+def flush_denormal():
+    """The flag a kernel call passes as ``ftz`` (:func:`fastconv.set_flush_denormal`)."""
+    return _threads.get_flush_denormal()

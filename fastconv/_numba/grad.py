@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import jit, use_threads
+from ._common import flush_denormal, ftz_enter, ftz_exit, jit, use_threads
 
 # serial helpers called from inside the parallel loops
 _njit = numba.njit(cache=True, nogil=True)
@@ -47,12 +47,13 @@ _SMALL_MAX_WO = 64
 
 
 @jit
-def _conv2d_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups):
+def _conv2d_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, ftz):
     N, K, Ho, Wo = gy.shape
     Cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     C, H, W = gx.shape[1], gx.shape[2], gx.shape[3]
     Kg = K // groups
     for p in prange(N * C):
+        _old_csr = ftz_enter(ftz)
         n = p // C
         c = p % C
         g = c // Cg
@@ -88,16 +89,18 @@ def _conv2d_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups):
                             gs = grow[ow0 * sw + off : (ow1 - 1) * sw + off + 1 : sw]
                         for t in range(ow1 - ow0):
                             gs[t] += wv * ys[t]
+        ftz_exit(_old_csr)
     return gx
 
 
 @jit
-def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups):
+def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, ftz):
     N, C, H, W = x.shape
     K, Cg, kh, kw = gw.shape
     Ho, Wo = gy.shape[2], gy.shape[3]
     Kg = K // groups
     for p in prange(K * Cg):
+        _old_csr = ftz_enter(ftz)
         k = p // Cg
         cc = p % Cg
         c = (k // Kg) * Cg + cc
@@ -133,6 +136,7 @@ def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups):
                 for ow in range(1, Wo):
                     s += acc[i, j, ow]
                 gw[k, cc, i, j] = s
+        ftz_exit(_old_csr)
     return gw
 
 
@@ -266,7 +270,7 @@ def _pack_gy(gy, n0, n1, k0, nk, oh0, oh1):
 
 @jit
 def _conv2d_input_gemm(gy, wt, gx, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows, imgs, cs,
-                       ncb):
+                       ncb, ftz):
     """``wt`` (groups, R, Kg): each group's weight, transposed. Work items (image group,
     group, channel block)."""
     N, K, Ho, Wo = gy.shape
@@ -276,6 +280,7 @@ def _conv2d_input_gemm(gy, wt, gx, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows,
     kk2 = kh * kw
     nimg = (N + imgs - 1) // imgs
     for item in prange(nimg * groups * ncb):
+        _old_csr = ftz_enter(ftz)
         t = item // (groups * ncb)
         rest = item % (groups * ncb)
         g = rest // ncb
@@ -300,12 +305,13 @@ def _conv2d_input_gemm(gy, wt, gx, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows,
                 _col2im_rows(gx, n0 + m, c0, ncc, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh,
                              dw, cols, m * seg)
             oh0 = oh1
+        ftz_exit(_old_csr)
     return gx
 
 
 @jit
 def _conv2d_weight_gemm(x, gy, gw2, parts, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows,
-                        imgs, S, F, kb):
+                        imgs, S, F, kb, ftz):
     """``gw2`` (K, R) is gw, ``parts`` (S - 1, K, R) the other slots' partials. Work items
     (slot, group, filter block)."""
     N, C = x.shape[0], x.shape[1]
@@ -316,6 +322,7 @@ def _conv2d_weight_gemm(x, gy, gw2, parts, sh, sw, pt, pl, dh, dw, groups, kh, k
     nrt = (Ho + rows - 1) // rows
     T = ((N + imgs - 1) // imgs) * nrt
     for item in prange(S * groups * F):
+        _old_csr = ftz_enter(ftz)
         s = item // (groups * F)
         rest = item % (groups * F)
         g = rest // F
@@ -343,22 +350,26 @@ def _conv2d_weight_gemm(x, gy, gw2, parts, sh, sw, pt, pl, dh, dw, groups, kh, k
                 for kk in range(nk):
                     for q in range(R):
                         acc[kk, q] += res[kk, q]
+        ftz_exit(_old_csr)
     # gw += partials, in slot order
     for k in prange(K):
+        _old_csr = ftz_enter(ftz)
         row = gw2[k]
         for s in range(1, S):
             prow = parts[s - 1, k]
             for q in range(R):
                 row[q] += prow[q]
+        ftz_exit(_old_csr)
     return gw2
 
 
 @jit
-def _max_pool2d_backward(gy, idx, gx):
+def _max_pool2d_backward(gy, idx, gx, ftz):
     """``gy``, ``idx`` (N, C, Ho*Wo) and ``gx`` (N, C, H*W): planes flattened."""
     N, C, L = gy.shape
     P = gx.shape[2]
     for p in prange(N * C):
+        _old_csr = ftz_enter(ftz)
         n = p // C
         c = p % C
         g = gx[n, c]
@@ -368,14 +379,16 @@ def _max_pool2d_backward(gy, idx, gx):
         ix = idx[n, c]
         for o in range(L):
             g[ix[o]] += y[o]
+        ftz_exit(_old_csr)
     return gx
 
 
 @jit
-def _avg_pool2d_backward(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad):
+def _avg_pool2d_backward(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad, ftz):
     N, C, H, W = gx.shape
     Ho, Wo = gy.shape[2], gy.shape[3]
     for p in prange(N * C):
+        _old_csr = ftz_enter(ftz)
         n = p // C
         c = p % C
         gxc = gx[n, c]
@@ -405,6 +418,7 @@ def _avg_pool2d_backward(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad):
                     v = q[ow]
                     for t in range(gs.shape[0]):
                         gs[t] += v
+        ftz_exit(_old_csr)
     return gx
 
 
@@ -427,9 +441,9 @@ def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads, algo=None):
         ncb = -(-Cg // cs)
         wt = np.ascontiguousarray(w.reshape(groups, Kg, R).transpose(0, 2, 1))
         _conv2d_input_gemm(gy, wt, gx, *stride, *pad, *dilation, groups, kh, kw, rows, imgs,
-                           cs, ncb)
+                           cs, ncb, flush_denormal())
     else:
-        _conv2d_input(gy, w, gx, *stride, *pad, *dilation, groups)
+        _conv2d_input(gy, w, gx, *stride, *pad, *dilation, groups, flush_denormal())
     return gx
 
 
@@ -458,9 +472,9 @@ def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, algo=None)
         F = -(-Kg // kb)
         parts = np.empty((S - 1, K, R), gw.dtype)
         _conv2d_weight_gemm(x, gy, gw.reshape(K, R), parts, *stride, *pad, *dilation, groups,
-                            kh, kw, rows, imgs, S, F, kb)
+                            kh, kw, rows, imgs, S, F, kb, flush_denormal())
     else:
-        _conv2d_weight(x, gy, gw, *stride, *pad, *dilation, groups)
+        _conv2d_weight(x, gy, gw, *stride, *pad, *dilation, groups, flush_denormal())
     return gw
 
 
@@ -468,12 +482,13 @@ def max_pool2d_backward(gy, idx, gx, nthreads):
     """Gradient of max_pool2d (contract: :mod:`fastconv.reference`)."""
     use_threads(nthreads)
     N, C = gx.shape[:2]
-    _max_pool2d_backward(gy.reshape(N, C, -1), idx.reshape(N, C, -1), gx.reshape(N, C, -1))
+    _max_pool2d_backward(gy.reshape(N, C, -1), idx.reshape(N, C, -1), gx.reshape(N, C, -1),
+                         flush_denormal())
     return gx
 
 
 def avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads):
     """Gradient of avg_pool2d (contract: :mod:`fastconv.reference`)."""
     use_threads(nthreads)
-    _avg_pool2d_backward(gy, gx, *kernel, *stride, *pad, bool(count_include_pad))
+    _avg_pool2d_backward(gy, gx, *kernel, *stride, *pad, bool(count_include_pad), flush_denormal())
     return gx

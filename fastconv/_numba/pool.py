@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import jit, use_threads
+from ._common import flush_denormal, ftz_enter, ftz_exit, jit, use_threads
 
 plane = numba.njit(cache=True, nogil=True)
 
@@ -69,9 +69,10 @@ def _max_plane_idx(xc, o, ic, sh, sw, ph, pw, dh, dw, i0s, i1s, j0s, j1s, neg_in
 
 
 @jit
-def _max_pool2d(x, out, idx, want_idx, sh, sw, ph, pw, dh, dw, i0s, i1s, j0s, j1s, neg_inf):
+def _max_pool2d(x, out, idx, want_idx, sh, sw, ph, pw, dh, dw, i0s, i1s, j0s, j1s, neg_inf, ftz):
     N, C = x.shape[0], x.shape[1]
     for p in prange(N * C):
+        _old_csr = ftz_enter(ftz)
         n = p // C
         c = p % C
         if want_idx:
@@ -79,6 +80,7 @@ def _max_pool2d(x, out, idx, want_idx, sh, sw, ph, pw, dh, dw, i0s, i1s, j0s, j1
                            i0s, i1s, j0s, j1s, neg_inf)
         else:
             _max_plane(x[n, c], out[n, c], sh, sw, ph, pw, dh, dw, i0s, i1s, j0s, j1s, neg_inf)
+        ftz_exit(_old_csr)
     return out
 
 
@@ -96,12 +98,14 @@ def _avg_plane(xc, o, hs0, he0, ws0, we0, hdiv, wdiv, zero):
 
 
 @jit
-def _avg_pool2d(x, out, hs0, he0, ws0, we0, hdiv, wdiv, zero):
+def _avg_pool2d(x, out, hs0, he0, ws0, we0, hdiv, wdiv, zero, ftz):
     N, C = x.shape[0], x.shape[1]
     for p in prange(N * C):
+        _old_csr = ftz_enter(ftz)
         n = p // C
         c = p % C
         _avg_plane(x[n, c], out[n, c], hs0, he0, ws0, we0, hdiv, wdiv, zero)
+        ftz_exit(_old_csr)
     return out
 
 
@@ -125,7 +129,7 @@ def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads):
     j0s, j1s = _tap_bounds(Wo, W, kernel[1], stride[1], pad[1], dilation[1])
     want = idx is not None
     _max_pool2d(x, out, idx if want else _NO_INDICES, want, *stride, *pad, *dilation,
-                i0s, i1s, j0s, j1s, x.dtype.type(-np.inf))
+                i0s, i1s, j0s, j1s, x.dtype.type(-np.inf), flush_denormal())
     return out
 
 
@@ -143,5 +147,5 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads):
     Ho, Wo = out.shape[2:]
     hs0, he0, hdiv = _avg_bounds(Ho, H, kernel[0], stride[0], pad[0], count_include_pad)
     ws0, we0, wdiv = _avg_bounds(Wo, W, kernel[1], stride[1], pad[1], count_include_pad)
-    _avg_pool2d(x, out, hs0, he0, ws0, we0, hdiv, wdiv, x.dtype.type(0))
+    _avg_pool2d(x, out, hs0, he0, ws0, we0, hdiv, wdiv, x.dtype.type(0), flush_denormal())
     return out
