@@ -4,7 +4,9 @@
 NN-style functions follow ``torch.nn.functional``: :func:`conv1d`, :func:`conv2d`,
 :func:`max_pool1d`, :func:`max_pool2d`, :func:`avg_pool2d`. NumPy/SciPy-style ones give the
 results of their namesakes: :func:`convolve`, :func:`correlate`, :func:`convolve2d`,
-:func:`correlate2d`. Every function takes ``backend=``; see :func:`backends`.
+:func:`correlate2d`. Every function takes ``backend=``; see :func:`backends`. Threads:
+:func:`set_num_threads`; subnormals flushed to zero in the compiled kernels, as in torch:
+:func:`set_flush_denormal`.
 """
 
 import time as _time
@@ -13,7 +15,12 @@ _import_t0 = _time.perf_counter()
 
 from ._dispatch import backends, get_backend, set_backend, use_backend  # noqa: E402
 from ._info import info  # noqa: E402
-from ._threads import get_num_threads, set_num_threads  # noqa: E402
+from ._threads import (  # noqa: E402
+    get_flush_denormal,
+    get_num_threads,
+    set_flush_denormal,
+    set_num_threads,
+)
 from . import analysis, grad, nn  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .functional import (  # noqa: E402
@@ -41,6 +48,7 @@ __all__ = [
     "correlate",
     "correlate2d",
     "get_backend",
+    "get_flush_denormal",
     "get_num_threads",
     "grad",
     "info",
@@ -49,6 +57,7 @@ __all__ = [
     "max_pool2d",
     "nn",
     "set_backend",
+    "set_flush_denormal",
     "set_num_threads",
     "use_backend",
 ]

@@ -17,6 +17,14 @@ def openmp_status(build_info: dict) -> str:
             "compiler without it)")
 
 
+def flush_denormal_status() -> str:
+    """One line on :func:`fastconv.set_flush_denormal`: the setting, and whether it can work."""
+    if not _threads.flush_denormal_supported():
+        return "off (not supported on this CPU: no x86-64 FTZ/DAZ)"
+    return ("on (FTZ/DAZ in the kernel threads)" if _threads.get_flush_denormal()
+            else "off (subnormals kept)")
+
+
 def info_dict() -> dict:
     """The facts :func:`info` prints, as a dict."""
     import numpy
@@ -31,6 +39,7 @@ def info_dict() -> dict:
         "default_backend": _dispatch.get_backend(),
         "auto_resolves_to": _dispatch.resolve("auto"),
         "num_threads": _threads.get_num_threads(),
+        "flush_denormal": flush_denormal_status(),
         "import_time": f"{sys.modules['fastconv']._import_seconds:.3f} s",
     }
     try:
