@@ -75,14 +75,17 @@ def _subnormal(a):
 
 
 def _data(rng, shape, dtype, kind):
-    """Values of ``kind``: "sub" a mix of normal values and subnormals (and zeros);
+    """Values of ``kind``: "sub" a mix of normal values and subnormals, and subnormals
+    and zeros only along the first index;
     "prod" values of about sqrt(tiny) / 32, whose products are subnormal (also those of
     Winograd's transformed values, up to 9x larger)."""
     tiny = np.finfo(dtype).tiny
     a = rng.standard_normal(shape)
     if kind == "sub":
         sub = rng.random(shape) < 0.5
+        sub[:1] = True  # the first image (filter, bias) holds subnormals and zeros only
         a = np.where(sub, a * tiny * 0.2, a)
+        a[:1][rng.random(a[:1].shape) < 0.1] = 0
     else:
         a = a * np.sqrt(tiny) / 32
     return a.astype(dtype)
@@ -236,12 +239,15 @@ def test_issue15_pool_grads_flushed_equal_torch(backend, dtype, rng, flush, torc
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("backend", COMPILED)
 def test_issue15_locally_connected_flushes(backend, dtype, rng, flush):
-    """No torch twin: all-subnormal inputs leave the bias exactly, flushed."""
+    """No torch twin: subnormal products (and subnormal inputs times normal weights) add up
+    to exact zeros, and the result without flushing is subnormal."""
     x = _data(rng, (2, 3, 6, 6), dtype, "prod")
     w = _data(rng, (4, 4, 5, 3, 3, 3), dtype, "prod")
-    b = rng.standard_normal((5, 4, 4)).astype(dtype)
-    out = fastconv.locally_connected2d(x, w, b, backend=backend)
-    np.testing.assert_array_equal(out, np.broadcast_to(b, out.shape))
+    xs = (rng.standard_normal(x.shape) * np.finfo(dtype).tiny * 0.01).astype(dtype)
+    ws = rng.standard_normal(w.shape).astype(dtype)
+    for a, b in ((x, w), (xs, ws)):
+        np.testing.assert_array_equal(fastconv.locally_connected2d(a, b, backend=backend), 0)
+        assert _subnormal(fastconv.locally_connected2d(a, b, backend="numpy")).mean() > 0.9
 
 
 # --------------------------------------------------------------------------------------------
