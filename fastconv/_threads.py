@@ -113,10 +113,13 @@ def set_flush_denormal(mode: bool) -> bool:
     Numba kernels (and the BLAS they call) runs with the x86-64 FTZ and DAZ modes: a
     subnormal input is read as zero and a subnormal result is written as zero, so such
     inputs cost nothing, and results equal torch's under ``torch.set_flush_denormal(True)``.
+    Max-pooling computes nothing: it compares (a subnormal compares as zero) and returns
+    the maximum as it is, possibly subnormal, as torch's ``max_pool2d`` with indices does.
     The modes are set in each kernel thread for the duration of fastconv's work and
     restored after it: the calling thread, and other libraries sharing the OpenMP threads,
-    keep their own modes. The ``"numpy"`` backend (the reference) is not affected, nor is
-    ``"auto"`` when it resolves to it (no compiled backend).
+    keep their own modes. Only the compiled kernels flush: not the ``"numpy"`` backend
+    (the reference; also ``"auto"`` where no compiled backend is available), nor what
+    NumPy computes around them (``fastconv.grad.conv2d_bias`` is a NumPy sum).
 
     The setting is process-wide (like :func:`set_num_threads`); change it between calls,
     not while a kernel runs in another thread. Off by default.

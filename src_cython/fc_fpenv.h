@@ -13,7 +13,8 @@
  *
  * fc_ftz_enter saves the thread's MXCSR (in a thread-local slot) and sets FTZ and DAZ when
  * the module's flag is on; fc_ftz_exit writes the saved value back. With the flag off both
- * are one branch. The flag is one C global per extension module (a static in this header),
+ * are one branch. (Max-pooling only compares and moves values: a subnormal maximum stays as
+ * it is, as in torch's max_pool2d with indices.) The flag is one C global per extension module (a static in this header),
  * set through each module's ``_set_flush_denormal`` by fastconv._threads, which owns the
  * setting. Elsewhere than x86-64 everything here is a no-op and fc_ftz_supported() is 0.
  */
