@@ -249,8 +249,30 @@ def first_call_seconds() -> dict:
     return dict(_first_call_s)
 
 
+def _work(op, args):
+    """(work, grain) of one kernel call, in O(1) from the shapes: FLOPs (``2 x``
+    multiply-adds) for the convolutions, elements for the pools (the grain:
+    :mod:`fastconv._threads`)."""
+    if op in ("conv2d", "locally_connected2d"):  # (x, w, b, out, ...)
+        w, out = args[1], args[3]
+        taps = w.size // max(1, w.shape[0]) if op == "conv2d" else w[0, 0, 0].size
+        return 2 * out.size * taps, _threads.GRAIN_FLOPS
+    if op in ("conv2d_input", "conv2d_weight"):  # (gy, w, gx, ...) and (x, gy, gw, ...)
+        gy, w = (args[0], args[1]) if op == "conv2d_input" else (args[1], args[2])
+        return 2 * gy.size * (w.size // max(1, w.shape[0])), _threads.GRAIN_FLOPS
+    if op == "max_pool2d":  # (x, out, idx, kernel, ...): window taps read
+        return args[1].size * args[3][0] * args[3][1], _threads.GRAIN_ELEMENTS
+    if op == "avg_pool2d":  # (x, out, kernel, ...)
+        return args[1].size * args[2][0] * args[2][1], _threads.GRAIN_ELEMENTS
+    if op == "max_pool2d_backward":  # (gy, idx, gx): gx zeroed, gy scattered
+        return args[0].size + args[2].size, _threads.GRAIN_ELEMENTS
+    # avg_pool2d_backward (gy, gx, kernel, ...): gy spread over its windows, gx written
+    return args[0].size * args[2][0] * args[2][1] + args[1].size, _threads.GRAIN_ELEMENTS
+
+
 def _call(op, name, fn, args):
-    nthreads = _threads.kernel_threads()
+    # threads by work size: a small call runs on one thread (fastconv._threads: the grain)
+    nthreads = _threads.threads_for(*_work(op, args))
     if not _calls_blas(name, op, args):
         return fn(*args, nthreads)
     with _threads.blas_single_threaded():

@@ -8,6 +8,34 @@
   restored afterwards; numpy's BLAS is left alone.
 * Fork safety (:func:`forked_after_openmp`): a process forked after fastconv (or Numba) ran
   an OpenMP region runs its kernels on one thread, and Numba's calls elsewhere (see below).
+* Threads by work size (:func:`threads_for`): a kernel call gets only the threads its work
+  keeps busy, at least one ``grain`` of work each, so a small call runs on one thread.
+* numpy's BLAS while :mod:`fastconv.nn` trains (:func:`hold_numpy_blas`,
+  :func:`numpy_blas_for`): held to the same rule and count, and restored afterwards.
+
+The grain
+---------
+A parallel region ends when its slowest thread does. Idle, a 2-thread OpenMP region costs
+about 2 us more than a 1-thread one when its threads are warm, and tens of us when they have
+gone to sleep between calls. Under load it can cost a whole scheduler time slice: with a
+busy-loop process holding one of the 2 cores (and the other session helpers' load), the
+median of a 2-thread ``max_pool2d`` or ``conv2d`` on a few us of work was 8-18 ms, against
+2-40 us on one thread (``tools/grain_measure.py``; noisy, shared machine). So
+``threads_for(work, grain) = clamp(work // grain, 1, kernel_threads())``: a second thread
+starts at two grains of work, as torch's ``at::parallel_for`` sizes its tasks by a grain.
+Where two threads started to win in those runs (interleaved 1- and 2-thread calls, 2 ms
+apart, one core busy), and the grains chosen:
+
+* convolutions (forward and both gradients, and ``locally_connected2d``), work in FLOPs
+  (``2 x`` multiply-adds): two threads won from about 4 MFLOP (1 thread: 25-35 us; at 1.2
+  MFLOP, 13 us, they did not). :data:`GRAIN_FLOPS` = 2**21, so 2 threads from 4.2 MFLOP.
+* pools, work in elements (window taps read forward, elements touched backward): two threads
+  won from about 130k taps (1 thread: about 20 us; at 33k, 7 us, they lost 3x).
+  :data:`GRAIN_ELEMENTS` = 2**16, so 2 threads from 131k.
+
+The estimate is O(1), from the shapes (:func:`fastconv._dispatch._work`). Each kernel's tiles
+and row blocks depend on the shapes only, so a result is bitwise the same whatever count this
+picks. The grains are module attributes: setting them to 0 gives every call all the threads.
 """
 
 from __future__ import annotations
@@ -21,7 +49,8 @@ import threading
 from numpy import bool_ as np_bool
 
 __all__ = ["get_num_threads", "set_num_threads", "kernel_threads", "forked_after_openmp",
-           "note_openmp_use", "blas_single_threaded", "blas_info"]
+           "note_openmp_use", "blas_single_threaded", "blas_info", "threads_for",
+           "GRAIN_FLOPS", "GRAIN_ELEMENTS", "hold_numpy_blas", "numpy_blas_for"]
 
 
 def _usable_cpus() -> int:
@@ -170,3 +199,87 @@ def kernel_threads() -> int:
     """The thread count handed to the kernels: :func:`get_num_threads`, or 1 in a process
     forked after OpenMP use (:func:`forked_after_openmp`)."""
     return 1 if _fork["unsafe_child"] else _num_threads
+
+
+# --------------------------------------------------------------------------------------------
+# threads by work size (see the module docstring: the grain)
+# --------------------------------------------------------------------------------------------
+GRAIN_FLOPS = 1 << 21  # convolutions: the FLOPs each thread must get at least
+GRAIN_ELEMENTS = 1 << 16  # pools: the elements each thread must get at least
+
+
+def threads_for(work, grain) -> int:
+    """The threads a call of ``work`` units keeps busy: ``work // grain``, at least 1 and at
+    most :func:`kernel_threads`. Monotone in ``work``; ``grain <= 0`` gives all of them."""
+    n = kernel_threads()
+    if grain <= 0 or n == 1:
+        return n
+    return max(1, min(n, int(work) // int(grain)))
+
+
+# --------------------------------------------------------------------------------------------
+# numpy's BLAS (fastconv.nn's matrix products)
+# --------------------------------------------------------------------------------------------
+# The OpenBLAS limit is process-wide. threadpoolctl's threadpool_limits() costs about 1 ms a
+# call here (it rescans the loaded libraries); its cached library handles get or set a count
+# in about 1 us. So the handles are found once, the caller's counts are saved and restored
+# around a hold (a training loop), and within it a count is set only when it changes.
+_np_blas = {"libs": None, "depth": 0, "saved": None, "current": None}
+
+
+def _numpy_blas():
+    """threadpoolctl's handles on the BLAS libraries numpy links (found once)."""
+    if _np_blas["libs"] is None:
+        from threadpoolctl import ThreadpoolController
+
+        libs = [m for m in ThreadpoolController().lib_controllers if m.user_api == "blas"]
+        # numpy's copy lives in numpy.libs/ (wheels); scipy's own in scipy.libs/
+        mine = [m for m in libs if f"numpy.libs{os.sep}" in (m.filepath or "")
+                or f"{os.sep}numpy{os.sep}" in (m.filepath or "")]
+        if not mine:  # a BLAS shared with the system: every BLAS that is not scipy's copy
+            mine = [m for m in libs if f"scipy.libs{os.sep}" not in (m.filepath or "")]
+        _np_blas["libs"] = mine
+    return _np_blas["libs"]
+
+
+def _set_numpy_blas(n: int) -> None:
+    if _np_blas["current"] != n:
+        for m in _numpy_blas():
+            m.set_num_threads(n)
+        _np_blas["current"] = n
+
+
+@contextlib.contextmanager
+def hold_numpy_blas():
+    """Hold numpy's BLAS at :func:`kernel_threads` threads for the duration (re-entrant,
+    thread-safe); :func:`numpy_blas_for` may lower it per call inside. The counts found on
+    entry to the outermost hold are restored when it ends."""
+    with _lock:
+        if _np_blas["depth"] == 0:
+            libs = _numpy_blas()
+            _np_blas["saved"] = [m.num_threads for m in libs]
+            _np_blas["current"] = None
+            _set_numpy_blas(kernel_threads())
+        _np_blas["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _np_blas["depth"] -= 1
+            if _np_blas["depth"] == 0:
+                for m, n in zip(_numpy_blas(), _np_blas["saved"]):
+                    if m.num_threads != n:
+                        m.set_num_threads(n)
+                _np_blas["current"] = None
+
+
+@contextlib.contextmanager
+def numpy_blas_for(flops):
+    """numpy's BLAS on ``threads_for(flops, GRAIN_FLOPS)`` threads for one matrix product
+    (inside a hold: about 1 us, and nothing when the count is unchanged; outside one, the
+    caller's count is restored afterwards)."""
+    n = threads_for(flops, GRAIN_FLOPS)
+    with hold_numpy_blas():
+        with _lock:
+            _set_numpy_blas(n)
+        yield
