@@ -92,6 +92,13 @@ TARGETS = [
     ("conv2d backward lenet2", "conv2d_backward-lenet2-float32", "auto", _T, ("<=", 1.0)),
     ("training epoch, study's LeNet-style CNN (cython = auto)",
      "training_epoch-lenet-digits16", "cython", _T, ("<=", 1.0)),
+    ("training epoch, study's dense net", "training_epoch-dense-digits16", "cython", _T,
+     ("<=", 1.0)),
+    # issue 15, bench/test_loaded.py: one core kept busy by another process
+    ("tiny conv2d, one core busy: 1 thread / auto", "conv2d-tiny-float32-loaded", "auto-1t",
+     "auto", ("<=", 1.1)),
+    ("tiny max_pool2d, one core busy: 1 thread / auto", "max_pool2d-2x2s2-tiny-float32-loaded",
+     "auto-1t", "auto", ("<=", 1.1)),
     ("single_image: scipy.signal.correlate2d time / fastconv's",
      "conv2d-single_image-float32", "scipy.signal", "auto", (">=", 10.0)),
     ("single_image: scipy.ndimage.correlate time / fastconv's",

@@ -71,3 +71,22 @@ def test_render_writes_the_targets_into_report_and_summary(tmp_path):
     # a value that two decimals would round onto its bound gets three
     assert br._fmt_ratio(1.697, ">= 1.7") == "1.697" and br._fmt_ratio(1.66, ">= 1.7") == "1.66"
     assert "### paired" not in text  # the pairs feed the targets, not the peers' tables
+
+
+def test_issue15_targets_tiny_calls_under_load_and_the_dense_epoch():
+    """The loaded tiny-call pairs (bench/test_loaded.py) and the dense net's epoch against
+    torch's are targets of the report: <= 1.1 and <= 1.0."""
+    dense = "training_epoch-dense-digits16"
+    data = {"datetime": "2026-12-04", "benchmarks": [
+        _bench(dense, "cython", 3e-3), _bench(dense, "torch", 4e-3),
+        _bench("paired", "auto-1t / auto", 1e-5, target_group="conv2d-tiny-float32-loaded",
+               a="auto-1t", b="auto", ratio=1.04),
+        _bench("paired", "auto-1t / auto", 1e-5,
+               target_group="max_pool2d-2x2s2-tiny-float32-loaded", a="auto-1t", b="auto",
+               ratio=1.3),
+    ]}
+    t = {what: (value, bound, holds) for what, value, bound, holds, _ in
+         br.targets(br._rows(data))}
+    assert t["training epoch, study's dense net"] == (0.75, "<= 1", True)
+    assert t["tiny conv2d, one core busy: 1 thread / auto"] == (1.04, "<= 1.1", True)
+    assert t["tiny max_pool2d, one core busy: 1 thread / auto"] == (1.3, "<= 1.1", False)
