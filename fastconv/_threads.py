@@ -15,27 +15,34 @@
 
 The grain
 ---------
-A parallel region ends when its slowest thread does. Idle, a 2-thread OpenMP region costs
-about 2 us more than a 1-thread one when its threads are warm, and tens of us when they have
-gone to sleep between calls. Under load it can cost a whole scheduler time slice: with a
-busy-loop process holding one of the 2 cores (and the other session helpers' load), the
-median of a 2-thread ``max_pool2d`` or ``conv2d`` on a few us of work was 8-18 ms, against
-2-40 us on one thread (``tools/grain_measure.py``; noisy, shared machine). So
-``threads_for(work, grain) = clamp(work // grain, 1, kernel_threads())``: a second thread
-starts at two grains of work, as torch's ``at::parallel_for`` sizes its tasks by a grain.
-Where two threads started to win in those runs (interleaved 1- and 2-thread calls, 2 ms
-apart, one core busy), and the grains chosen:
+A parallel region ends when its slowest thread does. Measured here with
+``tools/grain_measure.py`` and a tiny ``max_pool2d`` (2 us of work), on the shared 2-core
+machine (the other session helpers kept the load average at 2-3): a 2-thread region took
+2.0 us against 1.9 us on one thread when called back to back (its threads warm), 7.5 against
+8.3 us after a 1 ms pause, but a median of 7.8 ms against 37 us after a 20 ms pause, when
+the second thread had to be woken and scheduled on a busy core. With a busy-loop process
+holding one core, back-to-back 2-thread calls took 17-20 ms whatever their size (1 thread:
+2 us to 0.6 ms). A second thread is worth that risk only for work that takes long enough,
+so ``threads_for(work, grain) = clamp(work // grain, 1, kernel_threads())``: every thread
+gets at least one grain, and a second thread starts at two grains, as torch's
+``at::parallel_for`` sizes its tasks by a grain. Where two threads won in those runs
+(interleaved 1- and 2-thread calls 2 ms apart, one core busy), and the grains chosen:
 
-* convolutions (forward and both gradients, and ``locally_connected2d``), work in FLOPs
-  (``2 x`` multiply-adds): two threads won from about 4 MFLOP (1 thread: 25-35 us; at 1.2
-  MFLOP, 13 us, they did not). :data:`GRAIN_FLOPS` = 2**21, so 2 threads from 4.2 MFLOP.
-* pools, work in elements (window taps read forward, elements touched backward): two threads
-  won from about 130k taps (1 thread: about 20 us; at 33k, 7 us, they lost 3x).
-  :data:`GRAIN_ELEMENTS` = 2**16, so 2 threads from 131k.
+* convolutions (forward, both gradients, ``locally_connected2d``), work in FLOPs (``2 x``
+  multiply-adds): two threads won from about 4.7 MFLOP (1 thread 35 us, 2 threads 25 us);
+  at 1.2 MFLOP (13 us) they did not. :data:`GRAIN_FLOPS` = 2**21: 2 threads from 4.2 MFLOP.
+* pools, work in elements (window taps read forward; elements touched backward): two
+  threads won from about 131k taps (22 against 18 us); at 33k (7 us) they lost 3x.
+  :data:`GRAIN_ELEMENTS` = 2**16: 2 threads from 131k.
 
-The estimate is O(1), from the shapes (:func:`fastconv._dispatch._work`). Each kernel's tiles
-and row blocks depend on the shapes only, so a result is bitwise the same whatever count this
-picks. The grains are module attributes: setting them to 0 gives every call all the threads.
+The bench's smallest target shapes keep two threads (conv2d lenet1 4.7 MFLOP, max_pool2d
+pool_small 260k taps); a single 28x28 image's LeNet layer (73 kFLOP, 4.7k taps) gets one.
+Above two grains a region can still wait for a descheduled thread under load: the grain
+bounds the loss to calls long enough to have something to gain. The estimate is O(1), from
+the shapes (:func:`fastconv._dispatch._work`; with :func:`threads_for`, 0.5-0.9 us a call
+here). Each kernel's tiles and row blocks depend on the shapes only, so a result is bitwise
+the same whatever count this picks. The grains are module attributes: setting them to 0
+gives every call all the threads.
 """
 
 from __future__ import annotations
@@ -273,13 +280,33 @@ def hold_numpy_blas():
                 _np_blas["current"] = None
 
 
-@contextlib.contextmanager
+class _NumpyBlasFor:
+    """The context manager :func:`numpy_blas_for` returns (a class: a generator-based one
+    costs a few us more per product)."""
+
+    __slots__ = ("_n", "_hold")
+
+    def __init__(self, n):
+        self._n = n
+        self._hold = None
+
+    def __enter__(self):
+        if _np_blas["depth"] == 0:  # outside a hold: one of its own, restored on exit
+            self._hold = hold_numpy_blas()
+            self._hold.__enter__()
+        if _np_blas["current"] != self._n:
+            with _lock:
+                _set_numpy_blas(self._n)
+        return self
+
+    def __exit__(self, *exc):
+        if self._hold is not None:
+            self._hold.__exit__(*exc)
+        return False
+
+
 def numpy_blas_for(flops):
-    """numpy's BLAS on ``threads_for(flops, GRAIN_FLOPS)`` threads for one matrix product
-    (inside a hold: about 1 us, and nothing when the count is unchanged; outside one, the
-    caller's count is restored afterwards)."""
-    n = threads_for(flops, GRAIN_FLOPS)
-    with hold_numpy_blas():
-        with _lock:
-            _set_numpy_blas(n)
-        yield
+    """Context manager: numpy's BLAS on ``threads_for(flops, GRAIN_FLOPS)`` threads for one
+    matrix product. Inside :func:`hold_numpy_blas` it costs about 1 us, and sets the count
+    only when it changes; outside one, it saves and restores the caller's count (a few us)."""
+    return _NumpyBlasFor(threads_for(flops, GRAIN_FLOPS))

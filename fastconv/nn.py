@@ -13,8 +13,10 @@ threads: each product gets the threads its work keeps busy (one for a small one;
 of :mod:`fastconv._threads`), at most :func:`fastconv.get_num_threads`. A training loop
 inside :func:`hold_blas` pays for that about 1 us a product (as
 :func:`fastconv.study.models.train` does); outside one, each product saves and restores
-numpy's BLAS count (a few us). Parameters are float32 unless a layer is built with ``dtype=``; the data type
-of the computation follows :mod:`fastconv`'s rule (float32 in, float32 out).
+numpy's BLAS count (5-10 us).
+
+Parameters are float32 unless a layer is built with ``dtype=``; the data type of the
+computation follows :mod:`fastconv`'s rule (float32 in, float32 out).
 
 Initialization is deterministic: every layer with parameters takes ``rng``, a seed or a
 ``numpy.random.Generator``, and draws as ``torch.nn.Conv2d``/``torch.nn.Linear`` do by
