@@ -1,7 +1,8 @@
 """Threads are a resource fastconv controls: one count, and BLAS kept from multiplying it.
 
-* :func:`get_num_threads` is the number of threads the Cython (OpenMP) and Numba kernels use.
-  It starts at ``FASTCONV_NUM_THREADS`` if set, else the CPUs this process may run on.
+* :func:`get_num_threads` is the number of threads the Cython (OpenMP) and Numba kernels use
+  at most. It starts at ``FASTCONV_NUM_THREADS`` if set, else the CPUs this process may run
+  on.
 * While a compiled kernel runs, the BLAS it calls from inside its own parallel region is
   capped to one thread (:func:`blas_single_threaded`), so OpenMP x OpenBLAS threads never
   multiply. The cap touches only the BLAS that ``scipy.linalg.cython_blas`` uses and is
@@ -84,12 +85,14 @@ _num_threads = _initial_threads()
 
 
 def get_num_threads() -> int:
-    """The number of threads fastconv's compiled kernels use."""
+    """The number of threads fastconv's compiled kernels use at most (a call uses as many
+    as its work keeps busy: :func:`threads_for`)."""
     return _num_threads
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads of the Cython (OpenMP) and Numba kernels.
+    """Set the number of threads of the Cython (OpenMP) and Numba kernels: the most a call
+    uses (a small call uses one; see the grain above).
 
     Parameters
     ----------
