@@ -46,7 +46,11 @@ def info_dict() -> dict:
 
         d["numba"] = numba.__version__
         d["numba_max_threads"] = numba.config.NUMBA_NUM_THREADS
-        d["numba_cache"] = f"{_common.CACHE_DIR} ({_common.CACHE_SOURCE})"
+        d["numba_cache"] = (f"{_common.CACHE_DIR} ({_common.CACHE_SOURCE})"
+                            if _common.CACHE else "none: no private folder could be made, "
+                            "kernels compile in every process")
+        if _common.REFUSED:  # folders that were not private, or not writeable
+            d["numba_cache_refused"] = dict(_common.REFUSED)
     d["openmp"] = "n/a (no compiled Cython kernels)"
     if "cython" in d["backends"]:
         from . import _cy_conv
