@@ -90,8 +90,8 @@ def first_calls() -> dict:
 def info(file=None, first_call=False) -> None:
     """Print the version, backends, threads, BLAS in use and the extension's build flags,
     and (``first_call``) the time of the first call of each compiled kernel run in this
-    process: Numba's compile time (:func:`first_calls`). That runs the kernels, so a process
-    forked afterwards runs them on one thread (see fastconv._threads).
+    process: Numba's compile time (:func:`first_calls`). That runs the kernels (see
+    fastconv._threads for what that means to a process forked afterwards).
 
     Also available as ``python -m fastconv info``, which prints the first calls.
     """
