@@ -187,8 +187,9 @@ _OUT_ARG = {"conv2d": 3, "max_pool2d": 1, "avg_pool2d": 1, "locally_connected2d"
 
 
 def _forked_child_kernel(op: str):
-    """The kernel a Numba call runs in a process forked after OpenMP use, where Numba's
-    parallel kernels would abort it: Cython's (run on one thread), else the reference."""
+    """The kernel a Numba call runs in a process forked after Numba's OpenMP layer ran in
+    the parent, where Numba's parallel kernels would abort it: Cython's, else the
+    reference."""
     for b in ("cython", "numpy"):
         mods = _load(b)
         if mods is not None and _FAMILY[op] in mods:
@@ -213,9 +214,10 @@ def run(op: str, backend, *args):
     """Run ``op``'s kernel with ``args`` and the configured thread count.
 
     Compiled kernels call BLAS from inside their own parallel regions, so BLAS is held at one
-    thread while they run: OpenMP and OpenBLAS threads never multiply. In a process forked
-    after OpenMP use, kernels run on one thread and Numba's calls run Cython's kernels
-    (:func:`fastconv._threads.forked_after_openmp`).
+    thread while they run: OpenMP and OpenBLAS threads never multiply. In a forked process,
+    the thread that forked runs the compiled kernels on a thread the child started, and
+    Numba's calls run Cython's kernels once Numba's OpenMP layer ran in the parent (see
+    :mod:`fastconv._threads`: fork safety).
     """
     name, fn = kernel(op, backend)
     if args[0].size == 0:
@@ -226,12 +228,8 @@ def run(op: str, backend, *args):
         out = args[_OUT_ARG[op]]
         out[...] = 0
         return out
-    if name != "numpy":
-        if _threads.forked_after_openmp():  # see fastconv._threads: fork safety
-            if name == "numba":
-                name, fn = _forked_child_kernel(op)
-        else:
-            _threads.note_openmp_use()
+    if name == "numba" and _threads.forked_after_openmp():  # fastconv._threads: fork safety
+        name, fn = _forked_child_kernel(op)
     key = (name, op)
     if key in _first_call_s:
         return _call(op, name, fn, args)
@@ -271,6 +269,12 @@ def _work(op, args):
 
 
 def _call(op, name, fn, args):
+    if name != "numpy" and _threads.needs_fresh_thread():  # fastconv._threads: fork safety
+        return _threads.call_in_fork_safe_thread(lambda: _call_here(op, name, fn, args))
+    return _call_here(op, name, fn, args)
+
+
+def _call_here(op, name, fn, args):
     # threads by work size: a small call runs on one thread (fastconv._threads: the grain)
     nthreads = _threads.threads_for(*_work(op, args))
     if not _calls_blas(name, op, args):

@@ -6,9 +6,11 @@
 * While a compiled kernel runs, the BLAS it calls from inside its own parallel region is
   capped to one thread (:func:`blas_single_threaded`), so OpenMP x OpenBLAS threads never
   multiply. The cap touches only the BLAS that ``scipy.linalg.cython_blas`` uses and is
-  restored afterwards; numpy's BLAS is left alone.
-* Fork safety (:func:`forked_after_openmp`): a process forked after fastconv (or Numba) ran
-  an OpenMP region runs its kernels on one thread, and Numba's calls elsewhere (see below).
+  restored afterwards; the kernels leave numpy's BLAS alone.
+* Fork safety: in a process made by ``fork``, the thread that forked runs the kernels on a
+  thread the child started itself, with all their threads, whatever OpenMP user (fastconv,
+  Numba, torch) ran in the parent; and Numba's calls run Cython's kernels once Numba's
+  OpenMP layer ran in the parent (see below).
 * Threads by work size (:func:`threads_for`): a kernel call gets only the threads its work
   keeps busy, at least one ``grain`` of work each, so a small call runs on one thread.
 * numpy's BLAS while :mod:`fastconv.nn` trains (:func:`hold_numpy_blas`,
@@ -56,9 +58,10 @@ import threading
 
 from numpy import bool_ as np_bool
 
-__all__ = ["get_num_threads", "set_num_threads", "kernel_threads", "forked_after_openmp",
-           "note_openmp_use", "blas_single_threaded", "blas_info", "threads_for",
-           "GRAIN_FLOPS", "GRAIN_ELEMENTS", "hold_numpy_blas", "numpy_blas_for"]
+__all__ = ["get_num_threads", "set_num_threads", "kernel_threads", "forked_child",
+           "forked_after_openmp", "needs_fresh_thread", "call_in_fork_safe_thread",
+           "blas_single_threaded", "blas_info", "threads_for", "GRAIN_FLOPS",
+           "GRAIN_ELEMENTS", "hold_numpy_blas", "numpy_blas_for"]
 
 
 def _usable_cpus() -> int:
@@ -166,20 +169,25 @@ def blas_info() -> list:
 # --------------------------------------------------------------------------------------------
 # fork safety
 # --------------------------------------------------------------------------------------------
-# GNU libgomp is not fork-safe. Measured here (tests/test_fork.py): in a child forked after
-# the parent ran an OpenMP region, the next region with more than one thread hangs (Cython
-# prange and Numba alike), and a Numba parallel kernel aborts the child whatever its thread
-# count once Numba's "omp" layer ran in the parent ("fork() called from a process already
-# using GNU OpenMP"). A region with num_threads=1 never touches libgomp's thread pool and runs
-# fine. So such a child runs the Cython kernels on one thread, and :mod:`fastconv._dispatch`
-# sends its Numba calls to the Cython kernels (else the NumPy reference). Processes started
-# with "spawn" or "forkserver" are unaffected and keep every thread.
-_fork = {"openmp_used": False, "unsafe_child": False}
-
-
-def note_openmp_use() -> None:
-    """Record that this process ran (or is about to run) a compiled, OpenMP kernel."""
-    _fork["openmp_used"] = True
+# GNU libgomp is not fork-safe. Its thread pool hangs off the thread that ran a parallel
+# region (thread-local state); a fork copies that state into the child but not the pool's
+# threads, so the child's next region on the forking thread waits for them forever. Any
+# OpenMP user in the parent does it: fastconv, Numba's "omp" layer, torch (whose libgomp has
+# the same soname, so one copy serves everybody), a raw GOMP_parallel. Measured here
+# (tests/test_fork.py): a conv after torch-then-fork hung. Nothing tells us whether some
+# library ran a region, so in every forked child the thread that forked runs fastconv's
+# kernels on a fresh thread of the child's own (:func:`call_in_fork_safe_thread`): a new
+# thread has no pool, libgomp builds one, and the kernels keep all their threads. One such
+# thread is started in the child on first use and kept. A hand-off costs tens of us (a tiny
+# conv2d: 13 us in the parent, 50 us in the child, AMD EPYC with both cores busy).
+# Threads the child starts itself are fresh already and call the kernels directly.
+# Numba adds its own guard: once its "omp" layer ran in the parent, a Numba parallel kernel
+# aborts the child whatever thread calls it ("fork() called from a process already using GNU
+# OpenMP"); :mod:`fastconv._dispatch` then sends the child's Numba calls to the Cython kernels
+# (else the NumPy reference). Processes started with "spawn" or "forkserver" are unaffected.
+# A fork while another thread is inside OpenBLAS can still deadlock inside OpenBLAS itself, as
+# with plain numpy: use the "spawn" or "forkserver" start method for such programs.
+_fork = {"child": False, "thread": None, "numba_unsafe": False, "worker": None}
 
 
 def _numba_layer_started() -> bool:
@@ -190,8 +198,10 @@ def _numba_layer_started() -> bool:
 
 def _after_fork_in_child() -> None:
     global _lock
-    if _fork["openmp_used"] or _numba_layer_started():
-        _fork["unsafe_child"] = True
+    _fork["child"] = True
+    _fork["thread"] = threading.get_ident()  # the one thread that carries the parent's state
+    _fork["numba_unsafe"] = _fork["numba_unsafe"] or _numba_layer_started()
+    _fork["worker"] = None  # the parent's worker thread (if any) does not exist here
     # a thread of the parent may have held it at fork time; that thread is gone here
     _lock = threading.Lock()
 
@@ -200,15 +210,78 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def forked_child() -> bool:
+    """True in a process made by ``fork`` (without exec) from a Python process."""
+    return _fork["child"]
+
+
 def forked_after_openmp() -> bool:
-    """True in a process forked after its parent used OpenMP: kernels then run serially."""
-    return _fork["unsafe_child"]
+    """True in a forked child whose parent (or an earlier ancestor) ran Numba's OpenMP layer:
+    Numba's parallel kernels would abort this process, so its Numba calls run Cython's
+    kernels."""
+    return _fork["numba_unsafe"]
+
+
+def needs_fresh_thread() -> bool:
+    """True when the calling thread is the one that forked this process: OpenMP regions run
+    from it may hang, so kernels run on :func:`call_in_fork_safe_thread`'s thread."""
+    return _fork["child"] and threading.get_ident() == _fork["thread"]
+
+
+class _Worker:
+    """One daemon thread that runs the calls handed to it, in order."""
+
+    def __init__(self):
+        import queue
+
+        self._jobs = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="fastconv-kernels",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            fn, box, done = self._jobs.get()
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # handed back to the caller, raised there
+                box.append((False, exc))
+            finally:
+                done.set()
+
+    def call(self, fn):
+        box, done = [], threading.Event()
+        self._jobs.put((fn, box, done))
+        interrupted = False
+        while not done.is_set():
+            try:
+                done.wait()
+            except KeyboardInterrupt:
+                # the kernel cannot be stopped midway: let it finish (no thread is left
+                # running), then raise
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
+        ok, value = box[0]
+        if ok:
+            return value
+        raise value
+
+
+def call_in_fork_safe_thread(fn):
+    """``fn()``, run on a thread this (forked) process started itself."""
+    worker = _fork["worker"]
+    if worker is None:
+        with _lock:
+            if _fork["worker"] is None:
+                _fork["worker"] = _Worker()
+            worker = _fork["worker"]
+    return worker.call(fn)
 
 
 def kernel_threads() -> int:
-    """The thread count handed to the kernels: :func:`get_num_threads`, or 1 in a process
-    forked after OpenMP use (:func:`forked_after_openmp`)."""
-    return 1 if _fork["unsafe_child"] else _num_threads
+    """The thread count handed to the kernels: :func:`get_num_threads`."""
+    return _num_threads
 
 
 # --------------------------------------------------------------------------------------------

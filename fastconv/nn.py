@@ -148,6 +148,7 @@ def kaiming_uniform(shape, fan_in, rng=None, *, a=math.sqrt(5), dtype=np.float32
 
     Examples
     --------
+    >>> from fastconv.nn import kaiming_uniform
     >>> w = kaiming_uniform((3, 4), fan_in=4, rng=0)
     >>> w.dtype, bool(abs(w).max() <= 0.5)
     (dtype('float32'), True)
