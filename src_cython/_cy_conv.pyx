@@ -64,9 +64,11 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
-from _common cimport (fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f, fc_rows_d, fc_rows_f,
-                     fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d, fc_wino_weights_f,
-                     im2col, row_blocks, valid_cols)
+from libc.float cimport DBL_MAX, FLT_MAX
+
+from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f,
+                     fc_rows_d, fc_rows_f, fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d,
+                     fc_wino_weights_f, im2col, row_blocks, valid_cols)
 
 cdef extern from *:
     """
@@ -137,6 +139,11 @@ cdef Py_ssize_t _WINO_MIN_ITEM_TILES = 64
 # The Winograd weights and the workspaces of the threads that run together stay below this
 # (fewer threads run when they would not: the work split, and so the result, is the same)
 cdef Py_ssize_t _WINO_MAX_BYTES = 48 << 20
+# The scans for non-finite and huge values (_absmax) go in chunks of at least this many
+# elements, at most _SCAN_PARTS of them, spread over the threads
+cdef Py_ssize_t _SCAN_CHUNK = 1 << 16
+cdef enum:
+    _SCAN_PARTS = 64
 
 cdef enum:
     DIRECT = 0
@@ -226,6 +233,107 @@ def kept_buffer_bytes():
 
 
 # --------------------------------------------------------------------------------------------
+# scans of the data: non-finite and huge values
+# --------------------------------------------------------------------------------------------
+cdef inline double _absmax1(const floating* p, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fc_absmax_f(p, n)
+    else:
+        return fc_absmax_d(p, n)
+
+
+cdef double _absmax(const floating* p, Py_ssize_t n, int nthreads) noexcept nogil:
+    """The largest ``|p[i]|`` of ``n`` values (0 if none), inf if one is infinite, NaN if one
+    is NaN (fc_absmax, fc_kernels.h): chunks of at least _SCAN_CHUNK values on up to
+    ``nthreads`` threads. Exact, so the same for any thread count."""
+    cdef double part[_SCAN_PARTS]
+    cdef double m = 0
+    cdef Py_ssize_t ch, nch, i
+    ch = max(_SCAN_CHUNK, (n + _SCAN_PARTS - 1) // _SCAN_PARTS)
+    nch = (n + ch - 1) // ch
+    if nch <= 1 or nthreads <= 1:
+        return _absmax1(p, n)
+    for i in prange(nch, schedule="static", num_threads=nthreads):
+        part[i] = _absmax1(p + i * ch, min(ch, n - i * ch))
+    for i in range(nch):
+        if part[i] != part[i]:
+            return part[i]
+        if part[i] > m:
+            m = part[i]
+    return m
+
+
+cdef inline bint _all_finite(const floating[:, :, :, ::1] a) noexcept nogil:
+    """Whether every value of ``a`` is finite (a serial scan: used on weights)."""
+    cdef Py_ssize_t n = a.shape[0] * a.shape[1] * a.shape[2] * a.shape[3]
+    cdef double big = FLT_MAX if floating is float else DBL_MAX
+    return n == 0 or _absmax(&a[0, 0, 0, 0], n, 1) <= big
+
+
+cdef bint _wino_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                     const floating[::1] b, int nthreads) noexcept nogil:
+    """Whether Winograd F(2x2, 3x3) can run on these values: all finite (x, w and b), and
+    small enough that no intermediate value can overflow. Otherwise :func:`_conv` runs the
+    direct kernel, so Winograd never changes the inf/NaN pattern of a result.
+
+    Why: non-finite values do not survive the transforms. An inf pixel enters 4 of a tile's
+    16 transformed values as inf and others as inf - inf = NaN, and the output transform
+    spreads those NaN to all four outputs of the tile and to every filter; an inf weight
+    does the same through G g G^T and A^T m A. And the transforms grow values, so they can
+    overflow where the direct sum does not. The bound, with X = max|x|, Wm = max|w|,
+    Bm = max|b| and C channels (B^T, G, A^T as in :func:`_wino_block` and fc_wino_weights):
+
+    * input transform V = B^T d B: every row of B^T has two entries of magnitude 1, so
+      each value of V is a sum of 4 inputs, |V| <= 4 X (the row pass: |r| <= 2 X);
+    * weight transform U = G g G^T: the rows of G sum to at most 3/2 in magnitude, so
+      |U| <= (3/2)^2 Wm = 2.25 Wm;
+    * the GEMMs M = U V over C channels: every partial sum <= C * 4 X * 2.25 Wm = 9 C X Wm;
+    * output transform A^T m A: the rows of A^T sum to 3 in magnitude, so the row sums are
+      <= 3 |M| and the outputs <= 9 |M| = 81 C X Wm, plus the bias.
+
+    So every intermediate value is at most max(4 X, 2.25 Wm, 81 C X Wm + Bm). Winograd runs
+    when that is at most half the dtype's largest value. The half leaves room for rounding:
+    a computed value exceeds its exact bound by a factor of at most (1 + eps)^(C + 10) (the
+    products, the C-term sums and the transforms' few additions, each rounded once per
+    step), which stays below 2 up to C = 11 million in float32 (auto picks Winograd up to
+    C = 8192). The direct sum of the same layer is then bounded by Bm + 9 C X Wm, 9x less,
+    so both are finite. Beyond the bound the direct kernel runs: slower, but only on data
+    whose products come within a factor of 162 C of overflowing (float32:
+    X * Wm > 3.4e38 / (162 C), 3.3e34 at C = 64; real activations and weights are nowhere
+    near that).
+
+    The scans (fc_absmax over x, w and b) are exact maxima: the decision depends on the
+    data only, never on the thread count."""
+    cdef Py_ssize_t C = x.shape[1]
+    cdef Py_ssize_t nx = x.shape[0] * C * x.shape[2] * x.shape[3]
+    cdef Py_ssize_t nw = w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3]
+    cdef double half = (FLT_MAX if floating is float else DBL_MAX) / 2
+    cdef double X = 0, Wm = 0, Bm = 0
+    if b.shape[0]:
+        Bm = _absmax(&b[0], b.shape[0], 1)
+    if nw:
+        Wm = _absmax(&w[0, 0, 0, 0], nw, nthreads)
+    if not (Bm <= half and 2.25 * Wm <= half):  # NaN fails every comparison
+        return False
+    if nx:
+        X = _absmax(&x[0, 0, 0, 0], nx, nthreads)
+    # in double (float32's bound is exact there); a product that overflows double is inf
+    return 4 * X <= half and 81.0 * C * X * Wm + Bm <= half
+
+
+def winograd_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                  const floating[::1] b, int nthreads=1):
+    """Whether Winograd runs on these values (``conv2d`` and ``conv2d_winograd`` run the
+    direct kernel instead when not): every value finite, and
+    ``max(4 X, 2.25 Wm, 81 C X Wm + Bm) <= FLT_MAX / 2`` (DBL_MAX for float64), with X, Wm,
+    Bm the largest magnitudes in x, w and b (see ``_wino_safe`` for the derivation)."""
+    cdef bint ok
+    with nogil:
+        ok = _wino_safe(x, w, b, nthreads)
+    return bool(ok)
+
+
+# --------------------------------------------------------------------------------------------
 # choice of algorithm
 # --------------------------------------------------------------------------------------------
 cdef int _choose(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg,
@@ -272,18 +380,10 @@ cdef bint _single_plane(const floating[:, :, :, ::1] w, Py_ssize_t W, Py_ssize_t
     bytes) and the kernel at most 16 columns (fc_kernels.h); the weights are finite
     (fc_plane skips the taps that fall in the padding, where an infinite weight would have
     to give NaN)."""
-    cdef Py_ssize_t k, i, j
-    cdef floating v
     if sh != 1 or sw != 1 or w.shape[1] != 1 or w.shape[0] != groups or w.shape[3] > 16 \
             or min(W, Wo) * <Py_ssize_t> sizeof(floating) < 64:
         return False
-    for k in range(w.shape[0]):
-        for i in range(w.shape[2]):
-            for j in range(w.shape[3]):
-                v = w[k, 0, i, j]
-                if not (v - v == 0):  # inf or NaN
-                    return False
-    return True
+    return _all_finite(w)
 
 
 def algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, Py_ssize_t groups):
@@ -472,7 +572,9 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t* off = NULL
     nthreads = max(1, nthreads)
     plane = _single_plane(w, W, Wo, sh, sw, groups)
-    if plane or not _phased(kh, kw, sh, sw):
+    # the row kernel skips the taps that fall in the padding: with an inf or NaN weight,
+    # where inf * 0 must give NaN, the layer runs on its zero-framed stride phases instead
+    if plane or (not _phased(kh, kw, sh, sw) and _all_finite(w)):
         # work items are (image, filter, block of output rows): one input plane per filter
         # (depthwise; a single channel and filter) goes to fc_plane, which reads it in place
         # and writes the output directly; strides larger than the kernel go row by row
@@ -760,19 +862,27 @@ cdef int _conv(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                Py_ssize_t groups, int nthreads, int algo) except -1:
     cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
     cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    cdef bint safe
     if out.shape[0] == 0 or out.shape[2] == 0 or out.shape[3] == 0:
         return 0
     if algo < 0:
         algo = _choose(x.shape[0], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2],
                        w.shape[3], out.shape[2], out.shape[3], sh, sw, pt, pl, dh, dw, groups)
-    if algo == DIRECT:
-        _direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, nthreads)
-    elif algo == WINOGRAD:
+    if algo == WINOGRAD:
         if not _winograd_ok(w.shape[2], w.shape[3], sh, sw, dh, dw, groups):
             raise ValueError("conv2d_winograd: needs a 3x3 kernel, stride 1, dilation 1 and "
                              "groups 1")
-        _winograd(x, w, b, out, pt, pl, nthreads)
-    else:
+        # decided on the values, at run time: the shapes chose Winograd, but non-finite or
+        # huge data goes to the direct kernel (see _wino_safe)
+        with nogil:
+            safe = _wino_safe(x, w, b, nthreads)
+        if safe:
+            _winograd(x, w, b, out, pt, pl, nthreads)
+        else:
+            algo = DIRECT
+    if algo == DIRECT:
+        _direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, nthreads)
+    elif algo != WINOGRAD:
         _gemm(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, algo == POINTWISE, nthreads)
     return 0
 
