@@ -317,8 +317,9 @@ cdef bint _wino_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
         return False
     if nx:
         X = _absmax(&x[0, 0, 0, 0], nx, nthreads)
-    # in double (float32's bound is exact there); a product that overflows double is inf
-    return 4 * X <= half and 81.0 * C * X * Wm + Bm <= half
+    # in double (float32's bound is exact there); X * Wm first, as in float64 81 C X alone
+    # may overflow where 81 C X Wm does not (an overflow is inf, which fails)
+    return 4 * X <= half and (X * Wm) * (81.0 * C) + Bm <= half
 
 
 def winograd_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
