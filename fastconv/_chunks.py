@@ -73,7 +73,7 @@ __all__ = ["call", "estimate", "plan", "SPLIT_SECONDS", "PIECE_SECONDS"]
 
 # A call estimated above this runs in pieces; pieces aim at PIECE_SECONDS each.
 SPLIT_SECONDS = 0.3
-PIECE_SECONDS = 0.05
+PIECE_SECONDS = 0.04
 # Output rows of a conv2d row piece start at multiples of this (Winograd's tiles are 2x2).
 ROW_ALIGN = 8
 
@@ -92,7 +92,7 @@ MAC_RATE = {
 }
 # im2col elements per second (the NumPy reference copies its windows; the compiled kernels'
 # cost is in their MAC rate)
-COL_RATE = {"cython": math.inf, "numba": math.inf, "numpy": 0.4e9}
+COL_RATE = {"cython": math.inf, "numba": 0.3e9, "numpy": 0.4e9}
 # elements read or written per second
 ELEM_RATE = {"cython": 1e9, "numba": 0.5e9, "numpy": 0.3e9}
 
@@ -170,27 +170,24 @@ def _path(backend, op, args):
     pieces must choose the same. The NumPy reference has no choice to make."""
     if backend == "cython":
         if op == "conv2d":
-            from . import _cy_conv
             x, w, _, out, stride, pad, dilation, groups = args
-            algo = _cy_conv.algorithm(x.shape, w.shape, out.shape, stride, pad, dilation,
-                                      groups)
-            return (algo, _winograd_tile_rows(out.shape, x.shape[1])) \
-                if algo == "winograd" else algo
+            return _cy_conv_path(x.shape, w.shape, out.shape, stride, pad, dilation, groups)
         if op in ("conv2d_input", "conv2d_weight"):
-            from . import _cy_conv, _cy_grad
+            from . import _cy_grad
             if op == "conv2d_input":
                 gy, w, gx, stride, pad, dilation, groups = args
                 xs, ws = gx.shape, w.shape
                 if _cy_grad.transposes_to_forward(stride, pad, dilation, ws):
                     K, Cg, kh, kw = ws
                     padt = (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1])
-                    return "forward", _cy_conv.algorithm(
-                        gy.shape, (groups * Cg, K // groups, kh, kw), xs, (1, 1), padt,
-                        dilation, groups)
+                    return "forward", _cy_conv_path(gy.shape, (groups * Cg, K // groups, kh, kw),
+                                                    xs, (1, 1), padt, dilation, groups)
             else:
                 x, gy, gw, stride, pad, dilation, groups = args
                 xs, ws = x.shape, gw.shape
-            return _cy_grad.algorithm(xs, ws, gy.shape, groups)
+            algo = _cy_grad.algorithm(xs, ws, gy.shape, groups)
+            # conv2d_input's GEMMs have the group's channels x taps as rows
+            return (algo, ws[1]) if algo == "gemm" and op == "conv2d_input" else algo
     elif backend == "numba":
         if op == "conv2d":
             from ._numba import conv
@@ -207,6 +204,17 @@ def _path(backend, op, args):
             x, gy, gw = args[:3]
             return grad.algorithm(x.shape, gw.shape, gy.shape, args[6])
     return None
+
+
+def _cy_conv_path(x_shape, w_shape, out_shape, stride, pad, dilation, groups):
+    """Cython conv2d's algorithm, with what sets its GEMMs' sizes: BLAS's rounding follows
+    them (measured: a GEMM with fewer rows rounds differently), so a piece keeps the filter
+    count of a GEMM path, and Winograd's tile rows per work item."""
+    from . import _cy_conv
+    algo = _cy_conv.algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, groups)
+    if algo == "winograd":
+        return algo, _winograd_tile_rows(out_shape, x_shape[1]), w_shape[0]
+    return algo if algo == "direct" else (algo, w_shape[0] // groups)
 
 
 def _winograd_tile_rows(out_shape, C):
@@ -238,6 +246,18 @@ def _chunks(length, unit_s, target_s, align=1):
     if len(runs) > 1 and runs[-1][1] - runs[-1][0] < align:
         runs[-2:] = [(runs[-2][0], length)]
     return runs
+
+
+class _Add:
+    """A piece's destination that adds the piece's result instead of copying it."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view):
+        self.view = view
+
+    def __setitem__(self, key, value):
+        self.view += value
 
 
 class _Piece:
@@ -409,6 +429,12 @@ def _plan_conv2d_weight(args, total, target):
 def _conv2d_weight_piece(args, cut, io):
     _contig, _target = io
     x, gy, gw, stride, pad, dilation, groups = args
+    if cut[0] == "batch":  # a partial sum, added into gw (a scratch array but the first)
+        _, n0, n1 = cut
+        dst = gw if n0 == 0 else (np.empty(gw.shape, gw.dtype) if io is not _VIEWS_ONLY
+                                  else gw)
+        return _Piece((x[n0:n1], gy[n0:n1], dst, stride, pad, dilation, groups), dst,
+                      None if n0 == 0 else _Add(gw))
     k0, k1, c0, c1 = cut
     K, Cg = gw.shape[:2]
     Kg = K // groups
@@ -454,7 +480,10 @@ def _cuts(op, args, total, target):
     if op == "conv2d_input":
         return [_plan_conv2d_input(args, total, target)]
     if op == "conv2d_weight":
-        return [_plan_conv2d_weight(args, total, target)]
+        # the batch last: its pieces' sums are added up, which changes the order
+        N = args[0].shape[0]
+        return [_plan_conv2d_weight(args, total, target),
+                [("batch", n0, n1) for n0, n1 in _chunks(N, total / N, target)]]
     if op == "locally_connected2d":
         runs = _chunks(args[0].shape[0], total / args[0].shape[0], target)
         return [[(n0, n1) for n0, n1 in runs]]
@@ -503,10 +532,27 @@ def plan(op, backend, args):
         for cuts in _cuts(op, args, total, target):
             if len(cuts) < 2:
                 return None
+            if not _fits(op, backend, args, cuts, total, target):
+                continue
             if whole is None or _same_path(op, backend, args, cuts, whole):
                 return cuts
         target *= 2
     return None
+
+
+def _fits(op, backend, args, cuts, total, target):
+    """Whether the pieces' own estimates are at most twice the target, and add up to at
+    most 1.25 times the whole call's: a cut that repeats work (the NumPy reference copies
+    the windows once per filter piece) is not taken."""
+    seen = {}
+    for cut in cuts:
+        p = _piece(op, args, cut, _VIEWS_ONLY).args
+        key = _shapes(op, p)
+        if key not in seen:
+            seen[key] = [estimate(op, backend, p), 0]
+        seen[key][1] += 1
+    return (max(e for e, _ in seen.values()) <= 2 * target
+            and sum(e * n for e, n in seen.values()) <= 1.25 * total)
 
 
 def _same_path(op, backend, args, cuts, whole):
