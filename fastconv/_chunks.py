@@ -171,7 +171,8 @@ def _path(backend, op, args):
     if backend == "cython":
         if op == "conv2d":
             x, w, _, out, stride, pad, dilation, groups = args
-            return _cy_conv_path(x.shape, w.shape, out.shape, stride, pad, dilation, groups)
+            return _cy_conv_path(x.shape, w.shape, out.shape, stride, pad, dilation, groups,
+                                 x.itemsize)
         if op in ("conv2d_input", "conv2d_weight"):
             from . import _cy_grad
             if op == "conv2d_input":
@@ -180,8 +181,9 @@ def _path(backend, op, args):
                 if _cy_grad.transposes_to_forward(stride, pad, dilation, ws):
                     K, Cg, kh, kw = ws
                     padt = (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1])
-                    return "forward", _cy_conv_path(gy.shape, (groups * Cg, K // groups, kh, kw),
-                                                    xs, (1, 1), padt, dilation, groups)
+                    return "forward", _cy_conv_path(
+                        gy.shape, (groups * Cg, K // groups, kh, kw), xs, (1, 1), padt,
+                        dilation, groups, gy.itemsize)
             else:
                 x, gy, gw, stride, pad, dilation, groups = args
                 xs, ws = x.shape, gw.shape
@@ -206,15 +208,23 @@ def _path(backend, op, args):
     return None
 
 
-def _cy_conv_path(x_shape, w_shape, out_shape, stride, pad, dilation, groups):
+def _cy_conv_path(x_shape, w_shape, out_shape, stride, pad, dilation, groups, itemsize):
     """Cython conv2d's algorithm, with what sets its GEMMs' sizes: BLAS's rounding follows
-    them (measured: a GEMM with fewer rows rounds differently), so a piece keeps the filter
-    count of a GEMM path, and Winograd's tile rows per work item."""
+    them (measured: a GEMM with fewer rows or columns rounds differently), so a piece keeps
+    the filter count of a GEMM path, its tiles' rows, and Winograd's tile rows per item."""
     from . import _cy_conv
     algo = _cy_conv.algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, groups)
     if algo == "winograd":
         return algo, _winograd_tile_rows(out_shape, x_shape[1]), w_shape[0]
-    return algo if algo == "direct" else (algo, w_shape[0] // groups)
+    if algo == "direct":
+        return algo
+    # rows per tile (``_gemm`` in src_cython/_cy_conv.pyx, mirrored)
+    N, _, Ho, Wo = out_shape
+    rows = max(1, min(_cy_conv.TILE_BYTES // (w_shape[1] * w_shape[2] * w_shape[3] * Wo
+                                              * itemsize), Ho))
+    if N * ((Ho + rows - 1) // rows) < 4:
+        rows = max(1, min(rows, (Ho + (4 + N - 1) // N - 1) // ((4 + N - 1) // N)))
+    return algo, w_shape[0] // groups, rows
 
 
 def _winograd_tile_rows(out_shape, C):
@@ -527,16 +537,17 @@ def plan(op, backend, args):
     if total <= SPLIT_SECONDS:
         return None
     whole = _path(backend, op, args)
-    target = PIECE_SECONDS
-    while target < total:
-        for cuts in _cuts(op, args, total, target):
-            if len(cuts) < 2:
-                return None
-            if not _fits(op, backend, args, cuts, total, target):
-                continue
-            if whole is None or _same_path(op, backend, args, cuts, whole):
-                return cuts
-        target *= 2
+    # first cuts that keep every detail of the kernel's choice (bitwise results), with
+    # pieces up to 4x the target; else cuts that keep its algorithm (results to rounding)
+    passes = [(True, total)] if whole is None else [(True, 4 * PIECE_SECONDS), (False, total)]
+    for strict, limit in passes:
+        target = PIECE_SECONDS
+        while target < total and target <= limit:
+            for cuts in _cuts(op, args, total, target):
+                if len(cuts) >= 2 and _fits(op, backend, args, cuts, total, target) and (
+                        whole is None or _same_path(op, backend, args, cuts, whole, strict)):
+                    return cuts
+            target *= 2
     return None
 
 
@@ -555,7 +566,9 @@ def _fits(op, backend, args, cuts, total, target):
             and sum(e * n for e, n in seen.values()) <= 1.25 * total)
 
 
-def _same_path(op, backend, args, cuts, whole):
+def _same_path(op, backend, args, cuts, whole, strict=True):
+    """Whether every piece makes the kernel choose as the whole call (``strict``: in every
+    detail of :func:`_path`; else the algorithm, its first item)."""
     seen = set()
     for cut in cuts:
         p = _piece(op, args, cut, _VIEWS_ONLY).args
@@ -563,9 +576,14 @@ def _same_path(op, backend, args, cuts, whole):
         if key in seen:
             continue
         seen.add(key)
-        if _path(backend, op, p) != whole:
+        path = _path(backend, op, p)
+        if path != whole and (strict or _algo(path) != _algo(whole)):
             return False
     return True
+
+
+def _algo(path):
+    return path[0] if isinstance(path, tuple) else path
 
 
 # --------------------------------------------------------------------------------------------
