@@ -31,36 +31,45 @@ Cost model
 ``seconds = macs / MAC_RATE[backend][op] + cols / COL_RATE[backend] + elems / ELEM_RATE[backend]``
 where ``macs`` is the multiply-adds (conv ops) or window taps (pools) of the call,
 ``cols`` its im2col elements (``macs / filters per group``: what the NumPy reference's
-sliding-window einsum copies) and ``elems`` the elements it reads and writes. The rates
-are the slow end of what the 2-core Zen 4 dev machine measured on 2 threads, rounded down
-(so pieces err on the short side): e.g. Cython conv2d 35-125 GMAC/s (depthwise to
-resnet3x3), Numba 20-55, the NumPy reference 0.6-13. A piece is then 20-100 ms of work
-here. The estimate depends on the shapes and the backend only, never on the thread count.
+sliding-window einsum and Numba's GEMM path copy) and ``elems`` the elements it reads and
+writes. The rates are below the slow end of what the 2-core Zen 4 dev machine measured
+on 2 threads (so pieces err on the short side): e.g. conv2d 35-125 GMAC/s for Cython
+(depthwise to resnet3x3; 25 in the table), 20-55 for Numba (15), 0.6-13 for the NumPy
+reference (10, plus its window copies at 0.4 G/s). A piece is then 10-40 ms of work on
+an idle machine here, and 3x that with the machine loaded by other jobs. The estimate
+depends on the shapes and the backend only, never on the thread count.
 
 Where the cuts go
 -----------------
-Along the batch first; an image that is too large alone is cut along whole groups, then
-filters (conv2d, conv2d_weight) or input channels (conv2d_input) within a group, then, for
-conv2d, output rows (with the input rows their windows need, the halo, and the padding of
-the rows at the edges). Pools and pool gradients are cut along the planes (images, then
-channels); one plane is never cut. conv2d_weight has no batch axis to cut (it sums over
-the batch): it is cut along groups, filters and input channels; locally_connected2d along
-the batch only. Pieces are C-contiguous slices where they can be (batch slices, channel
-slices of one image); otherwise the inputs of a piece are copied and its result is
-computed in a scratch array and copied into place.
+Along the batch first; an image too large alone is cut along whole groups, then filters
+(conv2d, conv2d_weight) or input channels (conv2d_input) within a group, then, for
+conv2d, output rows (columns for a conv1d), with the input rows their windows read (the
+halo) and the padding of the edge pieces; a second conv2d candidate cuts whole images by
+rows, all filters together. Pools and pool gradients are cut along the planes (images,
+then channels); one plane is never cut. conv2d_weight, which sums over the batch, is cut
+along groups, filters and input channels, and along the batch (the partial sums added
+into the result) only when nothing else gives pieces small enough; locally_connected2d
+along the batch only. Pieces are C-contiguous slices where they can be (batch slices,
+channel slices of one image); otherwise a piece's inputs are copied and its result is
+computed in a scratch array and copied into place. A candidate is taken only when each
+of its pieces is estimated at most twice the target and all of them at most 1.25 times
+the whole call (the NumPy reference would copy the windows once per filter piece).
 
 Results
 -------
-Every output element is computed by the same kernel with the same terms in the same
-order as without the cut: the split never cuts a sum. The compiled kernels choose their
-algorithm from the shapes (:func:`_path`); a cut that would change that choice (e.g. fewer
-filters than Winograd or GEMM needs) is made coarser until it does not. So conv2d
-(batch, filters, rows; row pieces start at multiples of ``ROW_ALIGN``, which keeps
-Winograd's 2x2 tiles where they were), the pools, their gradients and conv2d_input give
-bitwise the results of the uncut call (tests/test_issue15_interrupt.py checks it). The
-exception is conv2d_weight on the GEMM path: its kernels split the sum over the batch into
-partial sums whose number depends on the filter count, so its pieces agree with the uncut
-call to rounding only.
+No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels choose
+their algorithm, and their GEMMs' sizes, from the shapes (:func:`_path`), and BLAS rounds
+differently for other matrix sizes (measured here: a GEMM with fewer rows gives other
+last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as the whole
+call (pieces up to 4x the target): then the results are bitwise those of the uncut call.
+That holds, and tests/test_issue15_interrupt.py checks it, for the pools and pool
+gradients on every backend, Cython's conv2d (batch, filters, rows; row pieces start at
+multiples of ``ROW_ALIGN``, which keeps Winograd's 2x2 tiles), Cython's conv2d_input at
+stride 1, and Numba's conv2d off its GEMM path. Failing that, it takes cuts that keep
+the kernel's algorithm, whose results agree with the uncut call to rounding: Numba's GEMM
+paths, Cython's gradients on their GEMM path (their tiles and partial sums follow the
+batch size and the filter count), conv2d_weight's batch cut, and the NumPy reference,
+whose einsum orders its sums by the operands' shapes.
 """
 
 from __future__ import annotations
