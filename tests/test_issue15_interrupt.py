@@ -222,6 +222,8 @@ _SPLIT_CASES = {
                                                      backend=b), {"cython"}),
     "conv2d gemm": (lambda b, a: fastconv.conv2d(a["xg"], a["wgm"], padding=1, backend=b),
                     {"cython"}),
+    "locally_connected2d": (lambda b, a: fastconv.locally_connected2d(
+        a["x"][:, :4], a["wl"], backend=b), {"cython", "numba"}),
     "max_pool2d": (lambda b, a: fastconv.max_pool2d(a["x"], 3, 2, 1, return_indices=True,
                                                     backend=b), _ALL),
     "max_pool2d one image": (lambda b, a: fastconv.max_pool2d(
@@ -257,6 +259,7 @@ def arrays():
         "signal": _rand(rng, 1, 4, 6000), "w1": _rand(rng, 3, 4, 7),
         "xw": _rand(rng, 1, 32, 48, 400), "ww": _rand(rng, 32, 32, 3, 3),
         "xg": _rand(rng, 4, 600, 12, 12), "wgm": _rand(rng, 24, 600, 3, 3),
+        "wl": _rand(rng, 32, 28, 5, 4, 3, 3),
         "gy": _rand(rng, 3, 40, 34, 30), "gy2": _rand(rng, 3, 40, 17, 15),
     }
 
