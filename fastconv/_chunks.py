@@ -86,7 +86,6 @@ PIECE_SECONDS = 0.04
 # Output rows of a conv2d row piece start at multiples of this (Winograd's tiles are 2x2).
 ROW_ALIGN = 8
 
-_CONV_OPS = ("conv2d", "conv2d_input", "conv2d_weight", "locally_connected2d")
 # multiply-adds (window taps for the pools) per second
 MAC_RATE = {
     "cython": {"conv2d": 25e9, "conv2d_input": 25e9, "conv2d_weight": 20e9,
@@ -539,9 +538,10 @@ def plan(op, backend, args):
     """The cuts of the call ``op(*args)`` on ``backend`` (opaque tuples for
     :func:`_piece`), or None when it runs in one piece.
 
-    The cuts depend on the shapes and the backend only. When a piece would make the
-    compiled kernel choose another algorithm than the whole call, the pieces are made
-    larger (twice, then four times ... the target) until none does."""
+    The cuts depend on the shapes and the backend only. Candidates (:func:`_cuts`) are
+    tried with pieces of ``PIECE_SECONDS``, then twice, four times ... that: first up to 4x
+    for cuts whose pieces choose exactly as the whole call (:func:`_path`: bitwise
+    results), then for cuts that keep its algorithm (results to rounding)."""
     total = estimate(op, backend, args)
     if total <= SPLIT_SECONDS:
         return None
