@@ -29,7 +29,7 @@ import os
 import threading
 import time
 
-from . import _threads
+from . import _chunks, _threads
 
 __all__ = ["BACKENDS", "backends", "set_backend", "get_backend", "use_backend", "kernel", "run"]
 
@@ -218,6 +218,12 @@ def run(op: str, backend, *args):
     the thread that forked runs the compiled kernels on a thread the child started, and
     Numba's calls run Cython's kernels once Numba's OpenMP layer ran in the parent (see
     :mod:`fastconv._threads`: fork safety).
+
+    Ctrl-C: a call estimated to take long (over ``fastconv._chunks.SPLIT_SECONDS``) runs
+    as independent pieces of about ``PIECE_SECONDS`` each, and a SIGINT raises a plain
+    KeyboardInterrupt between two of them (:mod:`fastconv._chunks`). The output argument
+    then holds the results of the pieces finished before the interrupt; the rest of it is
+    unspecified. Small calls run in one piece, as before.
     """
     name, fn = kernel(op, backend)
     if args[0].size == 0:
@@ -232,10 +238,10 @@ def run(op: str, backend, *args):
         name, fn = _forked_child_kernel(op)
     key = (name, op)
     if key in _first_call_s:
-        return _call(op, name, fn, args)
+        return _chunks.call(op, name, fn, args, _call)
     # the first call of this kernel in this process: Numba compiles (or loads its cache) here
     t0 = time.perf_counter()
-    result = _call(op, name, fn, args)
+    result = _chunks.call(op, name, fn, args, _call)
     _first_call_s.setdefault(key, time.perf_counter() - t0)
     return result
 
