@@ -372,6 +372,7 @@ def test_issue15_the_study_trains_with_numpy_blas_held_and_restores_it(threads):
     assert len(probe.seen) == 6 and all(s == {1} for s in probe.seen), probe.seen
 
 
+@pytest.mark.real_grains
 def test_issue15_linear_products_get_numpy_blas_threads_by_work(threads):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(0)

@@ -125,6 +125,7 @@ def test_results_do_not_depend_on_set_num_threads(rng, threads, nthreads, monkey
 T = fastconv._threads
 
 
+@pytest.mark.real_grains
 def test_issue15_threads_for_is_one_for_small_work_all_for_large_and_monotone(threads):
     fastconv.set_num_threads(4)
     g = T.GRAIN_FLOPS
@@ -157,6 +158,7 @@ def _spy_threads(monkeypatch):
     return seen
 
 
+@pytest.mark.real_grains
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
 def test_issue15_a_tiny_call_gets_one_thread_a_big_one_all(rng, threads, monkeypatch, backend):
     fastconv.set_num_threads(2)
@@ -195,6 +197,7 @@ def _near_grain_calls(rng):
     return out
 
 
+@pytest.mark.real_grains
 def test_issue15_results_are_bitwise_equal_across_thread_counts_near_the_grain(rng, threads,
                                                                                monkeypatch):
     """Around the grain a call's thread count depends on its size, and with
