@@ -123,6 +123,10 @@ _CHILD = textwrap.dedent(r'''
     except BaseException as exc:  # what the issue saw: SystemError from Numba
         res["caught"] = f"{type(exc).__name__}: {exc}"[:300]
     res["t_end"] = time.monotonic()
+    # idle OpenMP and OpenBLAS workers spin for up to ~0.1 s after their last task before
+    # they sleep: measure from 0.25 s on, over 0.5 s, where a thread still running a piece
+    # of the kernel would use most of the window
+    time.sleep(0.25)
     c0 = other_threads_cpu()
     time.sleep(0.5)
     res["other_threads_cpu_s"] = other_threads_cpu() - c0
