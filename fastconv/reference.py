@@ -30,15 +30,20 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import _tiling
+
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"]
 
 
 def _padded(x, pad, span, stride, out_hw, fill):
-    """``x`` framed by ``fill`` so that every window of the output lies inside it."""
+    """``x`` framed by ``fill`` so that every window of the output lies inside it (``x``
+    itself when every window already does)."""
     N, C, H, W = x.shape
     pt, pl = pad
     Hp = max(H + pt, (out_hw[0] - 1) * stride[0] + span[0])
     Wp = max(W + pl, (out_hw[1] - 1) * stride[1] + span[1])
+    if (pt, pl, Hp, Wp) == (0, 0, H, W):  # nothing to frame: no copy
+        return x
     xp = np.full((N, C, Hp, Wp), fill, dtype=x.dtype)
     xp[:, :, pt : pt + H, pl : pl + W] = x
     return xp
@@ -53,7 +58,23 @@ def _windows(xp, kernel, stride, dilation, out_hw):
 
 
 def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
-    """Grouped 2-D cross-correlation (the kernel contract above)."""
+    """Grouped 2-D cross-correlation (the kernel contract above).
+
+    Its work memory (the padded input, the windows einsum gathers, its result) is bounded:
+    past ``_tiling.LIMIT`` bytes it runs on tiles of images or of output columns."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    Ho, Wo = out.shape[2:]
+    col = C * (H * stride[1] + Ho * kh * kw) + 2 * K * Ho  # elements per output column
+    if col * Wo * N * x.itemsize > _tiling.LIMIT and _tiling.conv2d_tiled(
+            _conv2d, x, w, b, out, stride, pad, dilation, groups, nthreads,
+            (col + C * H * stride[1]) * x.itemsize):
+        return out
+    return _conv2d(x, w, b, out, stride, pad, dilation, groups)
+
+
+def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
+    """:func:`conv2d` on the whole input at once."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
     Ho, Wo = out.shape[2:]
@@ -115,7 +136,7 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     Ho, Wo = out.shape[2:]
     xp = _padded(x, pad, kernel, stride, (Ho, Wo), 0)
     win = _windows(xp, kernel, stride, (1, 1), (Ho, Wo))
-    sums = win.sum(axis=(-2, -1))
+    win.sum(axis=(-2, -1), out=out)  # the sums, then divided in place
     hs = np.arange(Ho) * stride[0] - pad[0]
     ws = np.arange(Wo) * stride[1] - pad[1]
     if count_include_pad:
@@ -124,8 +145,7 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     else:
         hcount = np.minimum(hs + kernel[0], H) - np.maximum(hs, 0)
         wcount = np.minimum(ws + kernel[1], W) - np.maximum(ws, 0)
-    divisor = (hcount[:, None] * wcount[None, :]).astype(x.dtype)
-    out[...] = sums / divisor
+    out /= np.multiply(hcount[:, None], wcount[None, :], dtype=x.dtype)  # exact: small ints
     return out
 
 
