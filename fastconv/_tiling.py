@@ -27,11 +27,13 @@ TILE_BYTES = 8 << 20
 MIN_COLS = 64
 
 
-def tiles(N, Wo, image_col_bytes, limit=TILE_BYTES):
+def tiles(N, Wo, image_col_bytes, limit=None):
     """The tiles ``(n0, n1, ow0, ow1)`` of an (N, ., ., Wo) output: ranges of whole images
     when one image's ``Wo`` columns cost at most ``limit`` (at ``image_col_bytes`` bytes per
     output column of one image), else one image per tile in blocks of equal width (the last
-    one shorter) of about ``limit / image_col_bytes`` columns, at least :data:`MIN_COLS`."""
+    one shorter) of about ``limit / image_col_bytes`` columns, at least :data:`MIN_COLS`.
+    ``limit`` defaults to :data:`TILE_BYTES`."""
+    limit = TILE_BYTES if limit is None else limit
     image = max(1, image_col_bytes) * Wo
     if image <= limit:
         per = max(1, limit // image)
