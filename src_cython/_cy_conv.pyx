@@ -52,6 +52,14 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   single-threaded BLAS: ``out[n, group, rows] = W_g @ cols + b``. The whole batch's im2col
   is never built.
 
+Long rows: the direct kernel's workspace holds whole rows (their stride phases and
+accumulator lines) and an im2col tile at least one output row, so past
+``fastconv._tiling.LIMIT`` bytes per thread for one output row (:func:`_row_work`) the call
+runs on blocks of output columns, one image at a time, each with the input columns its
+windows read (:func:`fastconv._tiling.conv2d_tiled`); the algorithm is chosen once, for the
+whole call. The direct kernel's results are then bitwise those of the untiled call; a GEMM
+tile's may differ in the last bits (the BLAS blocks a narrower product differently).
+
 Tiles and row blocks depend on the shapes only, never on ``nthreads``, and every output
 element is summed in a fixed order, so results are bitwise the same for any thread count.
 (The algorithms sum in different orders, so they agree to rounding only.) Work buffers come

@@ -2,7 +2,10 @@
 many channels. The im2col tiles copy whole row segments (zeros around them for the padding);
 at stride 1 with no padding, one contiguous run of the flattened plane per tap
 (:func:`_conv2d_gemm`). Measured here on 2 threads: lenet2 0.16 ms (0.45-0.53 ms with
-the element-by-element im2col), resnet3x3 14 ms (17-19 ms), small_batch1 2.2 ms (2.9-3.8)."""
+the element-by-element im2col), resnet3x3 14 ms (17-19 ms), small_batch1 2.2 ms (2.9-3.8).
+A call whose work memory (one output row of im2col columns; the padded copy of the input
+and the accumulator lines) would pass ``fastconv._tiling.LIMIT`` runs tile by tile
+(:func:`conv2d`)."""
 
 import numpy as np
 from numba import prange
