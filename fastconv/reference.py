@@ -222,7 +222,8 @@ def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads=None):
 
 
 def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
-    """Gradient of conv2d wrt its weight (the contract above): windows x grad_output."""
+    """Gradient of conv2d wrt its weight (the contract above): windows x grad_output, summed
+    tile by tile past ``_tiling.LIMIT`` bytes of gathered windows."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = gw.shape
     Ho, Wo = gy.shape[2:]
@@ -230,7 +231,15 @@ def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     xp = _padded(x, pad, span, stride, (Ho, Wo), 0)
     win = _windows(xp, (kh, kw), stride, dilation, (Ho, Wo)).reshape(N, G, Cg, Ho, Wo, kh, kw)
-    res = np.einsum("ngchwij,ngkhw->gkcij", win, gy.reshape(N, G, Kg, Ho, Wo), optimize=True)
+    gyg = gy.reshape(N, G, Kg, Ho, Wo)
+    # einsum gathers the windows it reads: summed over tiles of images or output columns
+    # when they would pass _tiling.LIMIT bytes
+    col = (C * Ho * kh * kw + K * Ho) * x.itemsize  # bytes per output column of one image
+    todo = _tiling.tiles(N, Wo, col) if col * Wo * N > _tiling.LIMIT else [(0, N, 0, Wo)]
+    res = 0
+    for n0, n1, ow0, ow1 in todo:
+        res = res + np.einsum("ngchwij,ngkhw->gkcij", win[n0:n1, :, :, :, ow0:ow1],
+                              gyg[n0:n1, ..., ow0:ow1], optimize=True)
     gw[...] = res.reshape(K, Cg, kh, kw)
     return gw
 

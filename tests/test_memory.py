@@ -135,12 +135,16 @@ LONG = {
     # took 16-24 bytes per output column
     "max_pool1d": ("max_pool1d", 1, 2, 1, 1 << 24, 0, (1, 4), (1, 4), (0, 0)),
     "avg_pool2d-rows": ("avg_pool2d", 1, 16, 1, 1 << 21, 0, (1, 4), (1, 4), (0, 0)),
+    # the weight gradient's direct loops kept (kh, kw, Wo) accumulators per thread (120 MiB
+    # here); the reference gathered the windows
+    "conv1d_weight-15taps": ("conv1d_weight", 1, 1, 1, 1 << 21, 1, (1, 15), (1, 1), (0, 0)),
 }
 
 LONG_CHILD = r"""
 import ctypes, gc, json, sys
 import numpy as np
 import fastconv
+import fastconv.grad
 
 libc = ctypes.CDLL("libc.so.6")
 
@@ -161,6 +165,11 @@ def call(op, x, w, k, s, p, out):
                                backend=backend, out=out)
     if op == "conv2d":
         return fastconv.conv2d(x, w, stride=s, padding=p, backend=backend, out=out)
+    if op == "conv1d_weight":
+        Lo = (x.shape[3] - k[1]) // s[1] + 1
+        gy = np.ones((x.shape[0], w.shape[0], Lo), dt) if out is None else out
+        return fastconv.grad.conv1d_weight(x[:, :, 0], w[:, :, 0].shape, gy, s[1], p[1],
+                                           backend=backend)
     if op == "max_pool1d":
         return fastconv.max_pool1d(x[:, :, 0], k[1], s[1], p[1], backend=backend)
     return fastconv.avg_pool2d(x, k, s, p, backend=backend)
@@ -175,7 +184,7 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     out = None
     if op.startswith("conv"):  # passed in, already written: count the work memory only
         out = np.empty((N, K, Ho, Wo) if op == "conv2d" else (N, K, Wo), dt)
-        out[...] = 0
+        out[...] = 0  # conv1d_weight: its grad_output
     gc.collect()
     if backend == "cython":
         from fastconv import _cy_conv
@@ -186,8 +195,8 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     before = status("VmRSS")
     reset = status("VmHWM") - before
     r = call(op, x, w, k, s, p, out)
-    out_bytes = N * (K if op.startswith("conv") else C) * Ho * Wo * 4
-    res[name] = {"extra": status("VmHWM") - before - (0 if out is not None else r.nbytes),
+    out_bytes = N * (K if op.startswith("conv") else C) * Ho * Wo * 4 + w.nbytes
+    res[name] = {"extra": status("VmHWM") - before - (0 if op in ("conv1d", "conv2d") else r.nbytes),
                  "reset": reset, "in_out": x.nbytes + out_bytes}
     del x, out, r
 print(json.dumps(res))
