@@ -181,10 +181,12 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     # warm up on a small input of the same kind (Numba compiles per kernel and dtype)
     call(op, rng.standard_normal((1, C, H, 64 * s[1])).astype(dt), w, k, s, p, None)
     x = rng.standard_normal((N, C, H, W)).astype(dt)
+    if op == "conv1d_weight":  # positive: its sums are checked below
+        x = rng.random((N, C, H, W)).astype(dt)
     out = None
     if op.startswith("conv"):  # passed in, already written: count the work memory only
         out = np.empty((N, K, Ho, Wo) if op == "conv2d" else (N, K, Wo), dt)
-        out[...] = 0  # conv1d_weight: its grad_output
+        out[...] = op == "conv1d_weight"  # conv1d_weight: its grad_output, ones
     gc.collect()
     if backend == "cython":
         from fastconv import _cy_conv
@@ -196,8 +198,12 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     reset = status("VmHWM") - before
     r = call(op, x, w, k, s, p, out)
     out_bytes = N * (K if op.startswith("conv") else C) * Ho * Wo * 4 + w.nbytes
-    res[name] = {"extra": status("VmHWM") - before - (0 if op in ("conv1d", "conv2d") else r.nbytes),
-                 "reset": reset, "in_out": x.nbytes + out_bytes}
+    kept = 0 if op in ("conv1d", "conv2d") else r.nbytes  # a pool's result, a gradient
+    res[name] = {"extra": status("VmHWM") - before - kept,
+                 "reset": reset, "in_out": x.nbytes + out_bytes, "err": 0.0}
+    if op == "conv1d_weight":  # grad_output is ones: tap j sums x[j : j + Wo]
+        want = np.array([x[0, 0, 0, j:j + Wo].sum(dtype=np.float64) for j in range(k[1])])
+        res[name]["err"] = float(np.max(np.abs(r[0, 0] - want) / want))
     del x, out, r
 print(json.dumps(res))
 """
@@ -222,4 +228,5 @@ def test_issue15_long_rows_extra_memory_is_bounded(measured_long, case):
     bound = max(64 * MIB, in_out) if backend.startswith("numpy") and not pool else 64 * MIB
     assert extra < bound, (f"{backend} {case}: {extra / MIB:.1f} MiB extra, "
                            f"bound {bound / MIB:.1f} MiB")
+    assert res[case]["err"] < 1e-3, f"{backend} {case}: relative error {res[case]['err']}"
     print(f"{backend} {case}: {extra / MIB:.1f} MiB extra (bound {bound / MIB:.0f} MiB)")
