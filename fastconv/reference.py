@@ -207,16 +207,21 @@ def _scatter_windows(frame, cols, stride, dilation):
 
 
 def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads=None):
-    """Gradient of conv2d wrt its input (the contract above): einsum, then col2im."""
+    """Gradient of conv2d wrt its input (the contract above): einsum, then col2im (tile by
+    tile past ``_tiling.LIMIT`` bytes of columns)."""
     N, K, Ho, Wo = gy.shape
     _, Cg, kh, kw = w.shape
     H, W = gx.shape[2:]
     G, Kg = groups, K // groups
-    cols = np.einsum("ngkhw,gkcij->ngcijhw", gy.reshape(N, G, Kg, Ho, Wo),
-                     w.reshape(G, Kg, Cg, kh, kw), optimize=True)
-    cols = cols.reshape(N, G * Cg, kh, kw, Ho, Wo)
+    gyg, wg = gy.reshape(N, G, Kg, Ho, Wo), w.reshape(G, Kg, Cg, kh, kw)
     frame = _frame(gx.shape, (kh, kw), stride, dilation, pad, (Ho, Wo), gx.dtype)
-    _scatter_windows(frame, cols, stride, dilation)
+    # the columns (im2col's size): built and scattered tile by tile past _tiling.LIMIT bytes
+    col = (G * Cg * kh * kw + K) * Ho * gx.itemsize  # bytes per output column of one image
+    todo = _tiling.tiles(N, Wo, col) if col * Wo * N > _tiling.LIMIT else [(0, N, 0, Wo)]
+    for n0, n1, ow0, ow1 in todo:
+        cols = np.einsum("ngkhw,gkcij->ngcijhw", gyg[n0:n1, ..., ow0:ow1], wg, optimize=True)
+        cols = cols.reshape(n1 - n0, G * Cg, kh, kw, Ho, ow1 - ow0)
+        _scatter_windows(frame[n0:n1, :, :, ow0 * stride[1]:], cols, stride, dilation)
     gx[...] = frame[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W]
     return gx
 
