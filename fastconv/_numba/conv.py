@@ -251,6 +251,8 @@ def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
     dh, dw = dilation
     Ho, Wo = out.shape[2:]
     Hp, Wp = Ho + dh * (kh - 1), Wo + dw * (kw - 1)
+    # the input extent every window of a strided layer lies in
+    Hs, Ws = (Ho - 1) * sh + dh * (kh - 1) + 1, (Wo - 1) * sw + dw * (kw - 1) + 1
     if use_gemm(Cg, K // groups, kh, kw):
         # stride 1 with every window inside the input: flat tiles, read in place (a padded
         # copy for them would cost more than the row-by-row im2col saves)
@@ -261,8 +263,14 @@ def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
                      kh, kw, rows, flat)
     elif sh == 1 and sw == 1:
         _conv2d_flat(_pad_exact(x, pt, pl, Hp, Wp), w, b, out, dh, dw, groups, _FLAT_ROWS)
-    else:
+    elif (pt == 0 and pl == 0 and Hs <= x.shape[2] and Ws <= x.shape[3]) \
+            or np.isfinite(w).all():
         _conv2d_direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups)
+    else:
+        # _conv2d_direct skips the taps that fall in the padding; with an inf or NaN weight,
+        # where inf * 0 must give NaN, it runs on the input with its zeros made explicit
+        _conv2d_direct(_pad_exact(x, pt, pl, Hs, Ws), w, b, out, sh, sw, 0, 0, dh, dw,
+                       groups)
     return out
 
 

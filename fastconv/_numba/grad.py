@@ -28,10 +28,10 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import jit, use_threads
+from ._common import CACHE, jit, use_threads
 
 # serial helpers called from inside the parallel loops
-_njit = numba.njit(cache=True, nogil=True)
+_njit = numba.njit(cache=CACHE, nogil=True)
 
 # Bytes of one im2col tile; work items aimed at; partials' budget (conv2d_weight); the
 # smallest filter block; the choice rule. As in src_cython/_cy_grad.pyx.

@@ -12,9 +12,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import jit, use_threads
+from ._common import CACHE, jit, use_threads
 
-plane = numba.njit(cache=True, nogil=True)
+plane = numba.njit(cache=CACHE, nogil=True)
 
 
 @plane
