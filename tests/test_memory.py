@@ -134,7 +134,7 @@ LONG = {
     # pools without padding: numpy framed a full copy of the input; Numba's window tables
     # took 16-24 bytes per output column
     "max_pool1d": ("max_pool1d", 1, 2, 1, 1 << 24, 0, (1, 4), (1, 4), (0, 0)),
-    "avg_pool2d-rows": ("avg_pool2d", 1, 16, 1, 1 << 21, 0, (1, 4), (1, 4), (0, 0)),
+    "avg_pool2d-rows": ("avg_pool2d", 1, 4, 1, 1 << 23, 0, (1, 4), (1, 4), (0, 0)),
     # the weight gradient's direct loops kept (kh, kw, Wo) accumulators per thread (120 MiB
     # here); the reference gathered the windows
     "conv1d_weight-15taps": ("conv1d_weight", 1, 1, 1, 1 << 21, 1, (1, 15), (1, 1), (0, 0)),
