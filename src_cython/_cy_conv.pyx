@@ -60,11 +60,23 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   single-threaded BLAS: ``out[n, group, rows] = W_g @ cols + b``. The whole batch's im2col
   is never built.
 
+Long rows: the direct kernel's workspace holds whole rows (their stride phases and
+accumulator lines) and an im2col tile at least one output row, so past
+``fastconv._tiling.LIMIT`` bytes per thread for one output row (:func:`_row_work`) the call
+runs on blocks of output columns, one image at a time, each with the input columns its
+windows read (:func:`fastconv._tiling.conv2d_tiled`); the algorithm is chosen once, for the
+whole call. The direct kernel's results are then bitwise those of the untiled call; a GEMM
+tile's may differ in the last bits (the BLAS blocks a narrower product differently).
+
 Tiles and row blocks depend on the shapes only, never on ``nthreads``, and every output
 element is summed in a fixed order, so results are bitwise the same for any thread count.
 (The algorithms sum in different orders, so they agree to rounding only.) Work buffers come
 from a small pool kept between calls (:func:`release_buffers`).
 """
+
+import functools
+
+import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -77,6 +89,8 @@ from libc.float cimport DBL_MAX, FLT_MAX
 from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f,
                      fc_rows_d, fc_rows_f, fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d,
                      fc_wino_weights_f, im2col, row_blocks, valid_cols)
+
+from fastconv import _tiling
 
 cdef extern from *:
     """
@@ -898,44 +912,89 @@ cdef int _conv(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     return 0
 
 
-def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-           const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-           int nthreads):
+cdef Py_ssize_t _row_work(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                          Py_ssize_t Wo, Py_ssize_t Ho, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                          Py_ssize_t groups, int algo, Py_ssize_t* col):
+    """Elements of the per-thread workspace that one output row takes (the least a work
+    item holds; a block of rows holds about as much, see _direct and _gemm), and in
+    ``col`` about as many per output column: the direct kernel's framed stride phases and
+    accumulator lines, the im2col's column tile; 0 for the kernels that need none."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3], Wp
+    col[0] = 0
+    if algo == GEMM:
+        col[0] = Cg * kh * kw
+        return col[0] * Wo
+    if algo != DIRECT or _single_plane(w, W, Wo, sh, sw, groups) \
+            or (not _phased(kh, kw, sh, sw) and _all_finite(w)):  # as _direct decides
+        return 0
+    Wp = Wo + dw * (kw - 1) // sw
+    if sh * sw == 1 and pt == 0 and pl == 0 and Wp <= W and Ho + dh * (kh - 1) <= H:
+        col[0] = 4  # read in place: four accumulator lines
+        return 4 * W
+    col[0] = 4 + sh * sw * Cg * (1 + dh * (kh - 1) // sh)
+    return col[0] * Wp
+
+
+def _conv_fixed(int algo, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
+                int nthreads):
+    """:func:`_conv` with algorithm ``algo`` (or chosen, for -1) on the whole input; fills
+    and returns ``out``."""
+    cdef floating[:, :, :, ::1] o = out
+    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, algo)
+    return out
+
+
+def _conv_bounded(int algo, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                  const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
+                  int nthreads):
+    """:func:`_conv_fixed`, tiled along the batch and the output row
+    (:func:`fastconv._tiling.conv2d_tiled`) when one output row's workspace passes
+    ``_tiling.LIMIT`` bytes per thread. The algorithm is chosen once, for the whole call."""
+    cdef floating[:, :, :, ::1] o = out
+    cdef Py_ssize_t col = 0, work, sz = sizeof(floating)
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
+    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    if o.shape[0] == 0 or o.shape[2] == 0 or o.shape[3] == 0:
+        return out
+    if algo < 0:
+        algo = _choose(x.shape[0], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2],
+                       w.shape[3], o.shape[2], o.shape[3], sh, sw, pt, pl, dh, dw, groups)
+    work = _row_work(x, w, o.shape[3], o.shape[2], sh, sw, pt, pl, dh, dw, groups, algo, &col)
+    if work * sz > _tiling.LIMIT and _tiling.conv2d_tiled(
+            functools.partial(_conv_fixed, algo), np.asarray(x), np.asarray(w),
+            np.asarray(b), out, stride, pad, dilation, groups, nthreads,
+            (col + x.shape[1] * x.shape[2] * stride[1] + o.shape[1] * o.shape[2]) * sz):
+        return out
+    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, algo)
+    return out
+
+
+def conv2d(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """Grouped 2-D cross-correlation; fills and returns ``out`` (N, K, Ho, Wo).
 
     The kernel contract of fastconv.reference.conv2d; ``nthreads`` OpenMP threads. The
-    algorithm is chosen by :func:`algorithm` (see the module docstring).
+    algorithm is chosen by :func:`algorithm` (see the module docstring); a call whose output
+    rows are too long for a bounded workspace runs tile by tile (fastconv._tiling).
     """
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, -1)
-    return out
+    return _conv_bounded(-1, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
-def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                  const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-                  int nthreads):
+def conv2d_direct(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """:func:`conv2d` forced to the direct loop nest (for tests and benchmarks)."""
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, DIRECT)
-    return out
+    return _conv_bounded(DIRECT, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
-def conv2d_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-                int nthreads):
+def conv2d_gemm(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """:func:`conv2d` forced to tiled im2col + GEMM (for tests and benchmarks); any shape
     whose sizes fit BLAS's 32-bit ints."""
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, GEMM)
-    return out
+    return _conv_bounded(GEMM, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
-def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                    const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-                    int nthreads):
+def conv2d_winograd(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """:func:`conv2d` forced to Winograd F(2x2, 3x3) (for tests and benchmarks): 3x3 kernels,
     stride 1, dilation 1, groups 1 only (ValueError otherwise). On data :func:`winograd_safe`
     refuses (inf, NaN, or values near overflow) it runs the direct kernel, as conv2d does."""
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, WINOGRAD)
-    return out
+    return _conv_fixed(WINOGRAD, x, w, b, out, stride, pad, dilation, groups, nthreads)
