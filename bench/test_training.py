@@ -1,8 +1,11 @@
-"""One training epoch of the study's LeNet-style CNN: fastconv against the same model in torch.
+"""One training epoch of the study's models: fastconv against the same model in torch.
 
-The model, data, optimizer and batches are the study's (``fastconv.study``): scikit-learn's
-digits on a 16x16 canvas, Conv(6, 3x3, pad 1) -> ReLU -> MaxPool(2) -> Conv(16, 3x3, pad 1)
--> ReLU -> MaxPool(2) -> Linear(10), Adam (lr 1e-3), batch 32, one pass over the 1,437
+The models, data, optimizer and batches are the study's (``fastconv.study``): scikit-learn's
+digits on a 16x16 canvas; the LeNet-style CNN, Conv(6, 3x3, pad 1) -> ReLU -> MaxPool(2) ->
+Conv(16, 3x3, pad 1) -> ReLU -> MaxPool(2) -> Linear(10), and the dense net, Flatten ->
+Linear(100) -> ReLU -> Linear(10) (issue 15: it has no convolution; its time is numpy's
+BLAS, held to fastconv's threads by :func:`fastconv.nn.hold_blas` around the epoch as in
+:func:`fastconv.study.models.train`); Adam (lr 1e-3), batch 32, one pass over the 1,437
 training images (45 steps). The torch model starts from fastconv's initial weights and sees
 the same batches; before timing, one epoch of each must end at the same weights (to float32
 rounding over 45 Adam steps), so both sides do the same work.
@@ -26,6 +29,10 @@ from fastconv.study import data, models
 # fastconv's backends by name (as in test_peers; "cython" is what "auto" picks when built)
 IMPLS = [b for b in fastconv.backends() if b != "numpy"] + ["torch", "torch-1t"]
 IMPLS += [f"{IMPLS[0]}-1t"]
+# the dense net calls no fastconv kernel: its rows are the first backend's name (the report's
+# target row reads "cython") and torch's
+DENSE_IMPLS = [IMPLS[0], f"{IMPLS[0]}-1t", "torch", "torch-1t"]
+PARAMS = [("lenet", i) for i in IMPLS] + [("dense", i) for i in DENSE_IMPLS]
 
 
 @pytest.fixture(scope="module")
@@ -39,28 +46,34 @@ def _batches(n, bs, seed=0):
     return [order[i:i + bs] for i in range(0, n, bs)]
 
 
-def _fastconv_epoch(backend, x, y, seed=0):
-    model = models.build("lenet", x.shape[1:], seed, backend=backend)
+def _fastconv_epoch(backend, x, y, seed=0, arch="lenet"):
+    model = models.build(arch, x.shape[1:], seed, backend=backend)
     loss_fn = nn.CrossEntropyLoss()
     opt = nn.Adam(model.parameters(), lr=1e-3)
 
     def epoch():
-        for idx in _batches(len(y), 32):
-            opt.zero_grad()
-            loss_fn(model.forward(x[idx]), y[idx])
-            model.backward(loss_fn.backward())
-            opt.step()
+        with nn.hold_blas():  # as study.models.train: numpy's BLAS by fastconv's threads
+            for idx in _batches(len(y), 32):
+                opt.zero_grad()
+                loss_fn(model.forward(x[idx]), y[idx])
+                model.backward(loss_fn.backward())
+                opt.step()
 
     return model, epoch
 
 
-def _torch_epoch(init, x, y):
+def _torch_epoch(init, x, y, arch="lenet"):
     torch = pytest.importorskip("torch")
     C, H, W = x.shape[1:]
-    tnet = torch.nn.Sequential(
-        torch.nn.Conv2d(C, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(6, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(16 * (H // 4) * (W // 4), 10))
+    if arch == "dense":
+        tnet = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(C * H * W, 100), torch.nn.ReLU(),
+            torch.nn.Linear(100, 10))
+    else:
+        tnet = torch.nn.Sequential(
+            torch.nn.Conv2d(C, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(6, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(16 * (H // 4) * (W // 4), 10))
     with torch.no_grad():
         for p, q in zip(tnet.parameters(), init.parameters()):
             p.copy_(torch.from_numpy(q.data))
@@ -79,28 +92,28 @@ def _torch_epoch(init, x, y):
 
 
 @pytest.mark.quick
-@pytest.mark.parametrize("impl", IMPLS)
-def test_training_epoch(benchmark, impl, digits, _pinned_threads):
+@pytest.mark.parametrize(("arch", "impl"), PARAMS)
+def test_training_epoch(benchmark, arch, impl, digits, _pinned_threads):
     # numpy's BLAS (the Linear layers) is pinned too: every library gets the same count
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(limits=_pinned_threads, user_api="blas"):
-        _training_epoch(benchmark, impl, digits, _pinned_threads)
+        _training_epoch(benchmark, arch, impl, digits, _pinned_threads)
 
 
-def _training_epoch(benchmark, impl, digits, _pinned_threads):
+def _training_epoch(benchmark, arch, impl, digits, _pinned_threads):
     x, y = digits
-    benchmark.group = "training_epoch-lenet-digits16"
-    benchmark.extra_info.update(workload="training_epoch", shape="lenet-digits16", impl=impl,
+    benchmark.group = f"training_epoch-{arch}-digits16"
+    benchmark.extra_info.update(workload="training_epoch", shape=f"{arch}-digits16", impl=impl,
                                 steps=len(_batches(len(y), 32)))
     backend = impl.removesuffix("-1t")
-    ref, ref_epoch = _fastconv_epoch("numpy", x, y)
+    ref, ref_epoch = _fastconv_epoch("numpy", x, y, arch=arch)
     if impl.startswith("torch"):
-        net, epoch = _torch_epoch(ref, x, y)  # from ref's initial weights
+        net, epoch = _torch_epoch(ref, x, y, arch)  # from ref's initial weights
 
         def params():
             return [p.detach().numpy() for p in net.parameters()]
     else:
-        net, epoch = _fastconv_epoch(backend, x, y)
+        net, epoch = _fastconv_epoch(backend, x, y, arch=arch)
 
         def params():
             return [p.data for p in net.parameters()]

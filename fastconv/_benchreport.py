@@ -92,6 +92,13 @@ TARGETS = [
     ("conv2d backward lenet2", "conv2d_backward-lenet2-float32", "auto", _T, ("<=", 1.0)),
     ("training epoch, study's LeNet-style CNN (cython = auto)",
      "training_epoch-lenet-digits16", "cython", _T, ("<=", 1.0)),
+    ("training epoch, study's dense net", "training_epoch-dense-digits16", "cython", _T,
+     ("<=", 1.0)),
+    # issue 15, bench/test_loaded.py: one core kept busy by another process
+    ("tiny conv2d, one core busy: 1 thread / auto", "conv2d-tiny-float32-loaded", "auto-1t",
+     "auto", ("<=", 1.1)),
+    ("tiny max_pool2d, one core busy: 1 thread / auto", "max_pool2d-2x2s2-tiny-float32-loaded",
+     "auto-1t", "auto", ("<=", 1.1)),
     ("single_image: scipy.signal.correlate2d time / fastconv's",
      "conv2d-single_image-float32", "scipy.signal", "auto", (">=", 10.0)),
     ("single_image: scipy.ndimage.correlate time / fastconv's",
@@ -214,7 +221,9 @@ def ratios(groups) -> dict:
 
 
 def render(json_path, out_dir, command=None) -> str:
-    """Write ``report.md`` and the plots into ``out_dir``; return the report's path."""
+    """Write ``report.md``, ``summary.md`` (its summary tables), ``readme.md`` (the README's
+    short table, :func:`readme_table`) and the plots into ``out_dir``; return the report's
+    path."""
     with open(json_path) as f:
         data = json.load(f)
     os.makedirs(out_dir, exist_ok=True)
@@ -234,7 +243,8 @@ def render(json_path, out_dir, command=None) -> str:
     for g, rows in groups.items():
         if g.startswith("layer-") or g == "paired":
             continue
-        lines += [f"### {g}", "", "| implementation | median | IQR | ratio to torch | GFLOP/s or GB/s |",
+        lines += [f"### {g}", "",
+                  "| implementation | median | IQR | ratio to torch | GFLOP/s or GB/s |",
                   "|---|---|---|---|---|"]
         for r in rows:
             rate = ""
@@ -270,6 +280,8 @@ def render(json_path, out_dir, command=None) -> str:
     summary = summary_table(groups, rat, info, command)
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
         f.write(summary)
+    with open(os.path.join(out_dir, "readme.md"), "w") as f:
+        f.write(readme_table(data, rat, info))
     lines += ["## Summary", "", summary]
     plots = _plots(rat, cases, out_dir)
     for p in plots:
@@ -282,8 +294,8 @@ def render(json_path, out_dir, command=None) -> str:
 
 def summary_table(groups, rat, info, command=None) -> str:
     """Markdown tables: median time over torch's for every implementation and workload, the
-    speed targets (:func:`targets`), and the measured dense/sparse/local/conv times. Spliced
-    into the README as is."""
+    speed targets (:func:`targets`), and the measured dense/sparse/local/conv times: the
+    report's summary (the README gets the shorter :func:`readme_table`)."""
     impls = ["auto", "cython", "numba", "numpy", "cython-1t", "torch-1t", "opencv",
              "scipy.signal", "scipy.ndimage", "numpy-im2col"]
     lines = [f"Run `{command}` on {info['cpu']} ({info['cores']} cores), fastconv "
@@ -310,6 +322,67 @@ def summary_table(groups, rat, info, command=None) -> str:
             t = {r["impl"]: _fmt_time(r["median_s"]) for r in rows}
             lines.append(f"| {g[6:].replace('-float32', '')} | "
                          + " | ".join(t.get(v, "") for v in variants) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# The README's table: at most this many workloads, in this many columns (the full table is
+# the report's summary).
+README_ROWS = 20
+README_IMPLS = (("auto", "fastconv"), ("numba", "numba"), ("numpy", "numpy"),
+                ("torch-1t", "torch 1 thread"), ("opencv", "OpenCV"),
+                ("scipy.signal", "scipy.signal"), ("scipy.ndimage", "scipy.ndimage"))
+
+
+def _amd_core(family, model) -> str | None:
+    """AMD's core generation from the CPUID family and model, or None when not known."""
+    if family == 23:
+        return "Zen 2" if model >= 0x30 else "Zen"
+    if family == 25:
+        return "Zen 4" if 0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or \
+            0xA0 <= model <= 0xAF else "Zen 3"
+    if family == 26:
+        return "Zen 5"
+    return None
+
+
+def run_machine(data, info=None) -> str:
+    """The machine a run was timed on, as the run's JSON records it ("AMD EPYC (Zen 4), 2
+    cores"), so that a report rendered elsewhere still names it; else ``info``'s CPU."""
+    cpu = (data.get("machine_info") or {}).get("cpu") or {}
+    name = cpu.get("brand_raw")
+    if not name:
+        info = info or {}
+        return f"{info.get('cpu', 'unknown CPU')}, {info.get('cores', '?')} cores"
+    core = None
+    if cpu.get("vendor_id_raw") == "AuthenticAMD":
+        core = _amd_core(cpu.get("family"), cpu.get("model", -1))
+    if core and core not in name:
+        name = f"{name} ({core})"
+    return f"{name}, {cpu.get('count', '?')} cores"
+
+
+def readme_table(data, rat, info) -> str:
+    """The README's benchmark table: the time over torch's of fastconv ("auto", what a user
+    gets, or the backend auto picks where the run has no "auto" row) and of the peers, for at most :data:`README_ROWS` workloads, with the run's date,
+    machine and versions. The report holds every workload, implementation and target."""
+    date = str(data.get("datetime", "?"))[:10]
+    versions = ", ".join(f"{k} {info[k]}" for k in ("fastconv", "python", "numpy", "scipy",
+                                                     "numba", "torch") if info.get(k))
+    pick = auto_backend()
+    # a workload timed without an "auto" row (the training epoch) shows auto's backend's
+    rat = {g: {"auto": r[pick], **r} if "auto" not in r and pick in r else r
+           for g, r in rat.items() if not g.startswith("layer-")}
+    rows = list(rat)
+    cols = [(i, name) for i, name in README_IMPLS if any(i in rat[g] for g in rows)]
+    lines = [f"Median time over PyTorch's (2 threads; below 1 is faster), float32, measured "
+             f"{date} on {run_machine(data, info)}; {versions}.", "",
+             "| workload | " + " | ".join(name for _, name in cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for g in rows[:README_ROWS]:
+        cells = [f"{rat[g][i]:.2f}" if i in rat[g] else "" for i, _ in cols]
+        lines.append(f"| {g.replace('-float32', '')} | " + " | ".join(cells) + " |")
+    if len(rows) > README_ROWS:
+        lines += ["", f"{len(rows) - README_ROWS} more workloads are in the full report."]
     return "\n".join(lines) + "\n"
 
 

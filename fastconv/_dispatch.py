@@ -29,7 +29,7 @@ import os
 import threading
 import time
 
-from . import _threads
+from . import _chunks, _threads
 
 __all__ = ["BACKENDS", "backends", "set_backend", "get_backend", "use_backend", "kernel", "run"]
 
@@ -187,8 +187,9 @@ _OUT_ARG = {"conv2d": 3, "max_pool2d": 1, "avg_pool2d": 1, "locally_connected2d"
 
 
 def _forked_child_kernel(op: str):
-    """The kernel a Numba call runs in a process forked after OpenMP use, where Numba's
-    parallel kernels would abort it: Cython's (run on one thread), else the reference."""
+    """The kernel a Numba call runs in a process forked after Numba's OpenMP layer ran in
+    the parent, where Numba's parallel kernels would abort it: Cython's, else the
+    reference."""
     for b in ("cython", "numpy"):
         mods = _load(b)
         if mods is not None and _FAMILY[op] in mods:
@@ -213,9 +214,16 @@ def run(op: str, backend, *args):
     """Run ``op``'s kernel with ``args`` and the configured thread count.
 
     Compiled kernels call BLAS from inside their own parallel regions, so BLAS is held at one
-    thread while they run: OpenMP and OpenBLAS threads never multiply. In a process forked
-    after OpenMP use, kernels run on one thread and Numba's calls run Cython's kernels
-    (:func:`fastconv._threads.forked_after_openmp`).
+    thread while they run: OpenMP and OpenBLAS threads never multiply. In a forked process,
+    the thread that forked runs the compiled kernels on a thread the child started, and
+    Numba's calls run Cython's kernels once Numba's OpenMP layer ran in the parent (see
+    :mod:`fastconv._threads`: fork safety).
+
+    Ctrl-C: a call estimated to take long (over ``fastconv._chunks.SPLIT_SECONDS``) runs
+    as independent pieces of about ``PIECE_SECONDS`` each, and a SIGINT raises a plain
+    KeyboardInterrupt between two of them (:mod:`fastconv._chunks`). The output argument
+    then holds the results of the pieces finished before the interrupt; the rest of it is
+    unspecified. Small calls run in one piece, as before.
     """
     name, fn = kernel(op, backend)
     if args[0].size == 0:
@@ -226,18 +234,14 @@ def run(op: str, backend, *args):
         out = args[_OUT_ARG[op]]
         out[...] = 0
         return out
-    if name != "numpy":
-        if _threads.forked_after_openmp():  # see fastconv._threads: fork safety
-            if name == "numba":
-                name, fn = _forked_child_kernel(op)
-        else:
-            _threads.note_openmp_use()
+    if name == "numba" and _threads.forked_after_openmp():  # fastconv._threads: fork safety
+        name, fn = _forked_child_kernel(op)
     key = (name, op)
     if key in _first_call_s:
-        return _call(op, name, fn, args)
+        return _chunks.call(op, name, fn, args, _call)
     # the first call of this kernel in this process: Numba compiles (or loads its cache) here
     t0 = time.perf_counter()
-    result = _call(op, name, fn, args)
+    result = _chunks.call(op, name, fn, args, _call)
     _first_call_s.setdefault(key, time.perf_counter() - t0)
     return result
 
@@ -249,8 +253,36 @@ def first_call_seconds() -> dict:
     return dict(_first_call_s)
 
 
+def _work(op, args):
+    """(work, grain) of one kernel call, in O(1) from the shapes: FLOPs (``2 x``
+    multiply-adds) for the convolutions, elements for the pools (the grain:
+    :mod:`fastconv._threads`)."""
+    if op in ("conv2d", "locally_connected2d"):  # (x, w, b, out, ...)
+        w, out = args[1], args[3]
+        taps = w.size // max(1, w.shape[0]) if op == "conv2d" else w[0, 0, 0].size
+        return 2 * out.size * taps, _threads.GRAIN_FLOPS
+    if op in ("conv2d_input", "conv2d_weight"):  # (gy, w, gx, ...) and (x, gy, gw, ...)
+        gy, w = (args[0], args[1]) if op == "conv2d_input" else (args[1], args[2])
+        return 2 * gy.size * (w.size // max(1, w.shape[0])), _threads.GRAIN_FLOPS
+    if op == "max_pool2d":  # (x, out, idx, kernel, ...): window taps read
+        return args[1].size * args[3][0] * args[3][1], _threads.GRAIN_ELEMENTS
+    if op == "avg_pool2d":  # (x, out, kernel, ...)
+        return args[1].size * args[2][0] * args[2][1], _threads.GRAIN_ELEMENTS
+    if op == "max_pool2d_backward":  # (gy, idx, gx): gx zeroed, gy scattered
+        return args[0].size + args[2].size, _threads.GRAIN_ELEMENTS
+    # avg_pool2d_backward (gy, gx, kernel, ...): gy spread over its windows, gx written
+    return args[0].size * args[2][0] * args[2][1] + args[1].size, _threads.GRAIN_ELEMENTS
+
+
 def _call(op, name, fn, args):
-    nthreads = _threads.kernel_threads()
+    if name != "numpy" and _threads.needs_fresh_thread():  # fastconv._threads: fork safety
+        return _threads.call_in_fork_safe_thread(lambda: _call_here(op, name, fn, args))
+    return _call_here(op, name, fn, args)
+
+
+def _call_here(op, name, fn, args):
+    # threads by work size: a small call runs on one thread (fastconv._threads: the grain)
+    nthreads = _threads.threads_for(*_work(op, args))
     if not _calls_blas(name, op, args):
         return fn(*args, nthreads)
     with _threads.blas_single_threaded():

@@ -55,7 +55,11 @@ def info_dict() -> dict:
 
         d["numba"] = numba.__version__
         d["numba_max_threads"] = numba.config.NUMBA_NUM_THREADS
-        d["numba_cache"] = f"{_common.CACHE_DIR} ({_common.CACHE_SOURCE})"
+        d["numba_cache"] = (f"{_common.CACHE_DIR} ({_common.CACHE_SOURCE})"
+                            if _common.CACHE else "none: no private folder could be made, "
+                            "kernels compile in every process")
+        if _common.REFUSED:  # folders that were not private, or not writeable
+            d["numba_cache_refused"] = dict(_common.REFUSED)
     d["openmp"] = "n/a (no compiled Cython kernels)"
     if "cython" in d["backends"]:
         from . import _cy_conv
@@ -95,8 +99,8 @@ def first_calls() -> dict:
 def info(file=None, first_call=False) -> None:
     """Print the version, backends, threads, BLAS in use and the extension's build flags,
     and (``first_call``) the time of the first call of each compiled kernel run in this
-    process: Numba's compile time (:func:`first_calls`). That runs the kernels, so a process
-    forked afterwards runs them on one thread (see fastconv._threads).
+    process: Numba's compile time (:func:`first_calls`). That runs the kernels (see
+    fastconv._threads for what that means to a process forked afterwards).
 
     Also available as ``python -m fastconv info``, which prints the first calls.
     """

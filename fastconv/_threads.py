@@ -1,17 +1,55 @@
 """Threads are a resource fastconv controls: one count, and BLAS kept from multiplying it.
 
-* :func:`get_num_threads` is the number of threads the Cython (OpenMP) and Numba kernels use.
-  It starts at ``FASTCONV_NUM_THREADS`` if set, else the CPUs this process may run on.
+* :func:`get_num_threads` is the number of threads the Cython (OpenMP) and Numba kernels use
+  at most. It starts at ``FASTCONV_NUM_THREADS`` if set, else the CPUs this process may run
+  on.
 * While a compiled kernel runs, the BLAS it calls from inside its own parallel region is
   capped to one thread (:func:`blas_single_threaded`), so OpenMP x OpenBLAS threads never
   multiply. The cap touches only the BLAS that ``scipy.linalg.cython_blas`` uses and is
-  restored afterwards; numpy's BLAS is left alone.
+  restored afterwards; the kernels leave numpy's BLAS alone.
 * Subnormals (:func:`set_flush_denormal`): when on, every work item of a compiled kernel
   runs with the CPU's flush-to-zero and denormals-are-zero modes (x86-64 MXCSR), set in the
   kernel thread for that item and restored after it. The flag lives here; the Cython modules
   keep a C copy (:func:`register_flush_hook`) and the Numba kernels take it as an argument.
-* Fork safety (:func:`forked_after_openmp`): a process forked after fastconv (or Numba) ran
-  an OpenMP region runs its kernels on one thread, and Numba's calls elsewhere (see below).
+* Fork safety: in a process made by ``fork``, the thread that forked runs the kernels on a
+  thread the child started itself, with all their threads, whatever OpenMP user (fastconv,
+  Numba, torch) ran in the parent; and Numba's calls run Cython's kernels once Numba's
+  OpenMP layer ran in the parent (see below).
+* Threads by work size (:func:`threads_for`): a kernel call gets only the threads its work
+  keeps busy, at least one ``grain`` of work each, so a small call runs on one thread.
+* numpy's BLAS while :mod:`fastconv.nn` trains (:func:`hold_numpy_blas`,
+  :func:`numpy_blas_for`): held to the same rule and count, and restored afterwards.
+
+The grain
+---------
+A parallel region ends when its slowest thread does. Measured here with
+``tools/grain_measure.py`` and a tiny ``max_pool2d`` (2 us of work), on the shared 2-core
+machine (the other session helpers kept the load average at 2-3): a 2-thread region took
+2.0 us against 1.9 us on one thread when called back to back (its threads warm), 7.5 against
+8.3 us after a 1 ms pause, but a median of 7.8 ms against 37 us after a 20 ms pause, when
+the second thread had to be woken and scheduled on a busy core. With a busy-loop process
+holding one core, back-to-back 2-thread calls took 17-20 ms whatever their size (1 thread:
+2 us to 0.6 ms). A second thread is worth that risk only for work that takes long enough,
+so ``threads_for(work, grain) = clamp(work // grain, 1, kernel_threads())``: every thread
+gets at least one grain, and a second thread starts at two grains, as torch's
+``at::parallel_for`` sizes its tasks by a grain. Where two threads won in those runs
+(interleaved 1- and 2-thread calls 2 ms apart, one core busy), and the grains chosen:
+
+* convolutions (forward, both gradients, ``locally_connected2d``), work in FLOPs (``2 x``
+  multiply-adds): two threads won from about 4.7 MFLOP (1 thread 35 us, 2 threads 25 us);
+  at 1.2 MFLOP (13 us) they did not. :data:`GRAIN_FLOPS` = 2**21: 2 threads from 4.2 MFLOP.
+* pools, work in elements (window taps read forward; elements touched backward): two
+  threads won from about 131k taps (22 against 18 us); at 33k (7 us) they lost 3x.
+  :data:`GRAIN_ELEMENTS` = 2**16: 2 threads from 131k.
+
+The bench's smallest target shapes keep two threads (conv2d lenet1 4.7 MFLOP, max_pool2d
+pool_small 260k taps); a single 28x28 image's LeNet layer (73 kFLOP, 4.7k taps) gets one.
+Above two grains a region can still wait for a descheduled thread under load: the grain
+bounds the loss to calls long enough to have something to gain. The estimate is O(1), from
+the shapes (:func:`fastconv._dispatch._work`; with :func:`threads_for`, 0.5-0.9 us a call
+here). Each kernel's tiles and row blocks depend on the shapes only, so a result is bitwise
+the same whatever count this picks. The grains are module attributes: setting them to 0
+gives every call all the threads.
 """
 
 from __future__ import annotations
@@ -25,8 +63,10 @@ import threading
 
 from numpy import bool_ as np_bool
 
-__all__ = ["get_num_threads", "set_num_threads", "kernel_threads", "forked_after_openmp",
-           "note_openmp_use", "blas_single_threaded", "blas_info", "set_flush_denormal",
+__all__ = ["get_num_threads", "set_num_threads", "kernel_threads", "forked_child",
+           "forked_after_openmp", "needs_fresh_thread", "call_in_fork_safe_thread",
+           "blas_single_threaded", "blas_info", "threads_for", "GRAIN_FLOPS",
+           "GRAIN_ELEMENTS", "hold_numpy_blas", "numpy_blas_for", "set_flush_denormal",
            "get_flush_denormal", "flush_denormal_supported", "register_flush_hook"]
 
 
@@ -54,12 +94,14 @@ _num_threads = _initial_threads()
 
 
 def get_num_threads() -> int:
-    """The number of threads fastconv's compiled kernels use."""
+    """The number of threads fastconv's compiled kernels use at most (a call uses as many
+    as its work keeps busy: :func:`threads_for`)."""
     return _num_threads
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads of the Cython (OpenMP) and Numba kernels.
+    """Set the number of threads of the Cython (OpenMP) and Numba kernels: the most a call
+    uses (a small call uses one; see the grain above).
 
     Parameters
     ----------
@@ -229,20 +271,25 @@ def blas_info() -> list:
 # --------------------------------------------------------------------------------------------
 # fork safety
 # --------------------------------------------------------------------------------------------
-# GNU libgomp is not fork-safe. Measured here (tests/test_fork.py): in a child forked after
-# the parent ran an OpenMP region, the next region with more than one thread hangs (Cython
-# prange and Numba alike), and a Numba parallel kernel aborts the child whatever its thread
-# count once Numba's "omp" layer ran in the parent ("fork() called from a process already
-# using GNU OpenMP"). A region with num_threads=1 never touches libgomp's thread pool and runs
-# fine. So such a child runs the Cython kernels on one thread, and :mod:`fastconv._dispatch`
-# sends its Numba calls to the Cython kernels (else the NumPy reference). Processes started
-# with "spawn" or "forkserver" are unaffected and keep every thread.
-_fork = {"openmp_used": False, "unsafe_child": False}
-
-
-def note_openmp_use() -> None:
-    """Record that this process ran (or is about to run) a compiled, OpenMP kernel."""
-    _fork["openmp_used"] = True
+# GNU libgomp is not fork-safe. Its thread pool hangs off the thread that ran a parallel
+# region (thread-local state); a fork copies that state into the child but not the pool's
+# threads, so the child's next region on the forking thread waits for them forever. Any
+# OpenMP user in the parent does it: fastconv, Numba's "omp" layer, torch (whose libgomp has
+# the same soname, so one copy serves everybody), a raw GOMP_parallel. Measured here
+# (tests/test_fork.py): a conv after torch-then-fork hung. Nothing tells us whether some
+# library ran a region, so in every forked child the thread that forked runs fastconv's
+# kernels on a fresh thread of the child's own (:func:`call_in_fork_safe_thread`): a new
+# thread has no pool, libgomp builds one, and the kernels keep all their threads. One such
+# thread is started in the child on first use and kept. A hand-off costs tens of us (a tiny
+# conv2d: 13 us in the parent, 50 us in the child, AMD EPYC with both cores busy).
+# Threads the child starts itself are fresh already and call the kernels directly.
+# Numba adds its own guard: once its "omp" layer ran in the parent, a Numba parallel kernel
+# aborts the child whatever thread calls it ("fork() called from a process already using GNU
+# OpenMP"); :mod:`fastconv._dispatch` then sends the child's Numba calls to the Cython kernels
+# (else the NumPy reference). Processes started with "spawn" or "forkserver" are unaffected.
+# A fork while another thread is inside OpenBLAS can still deadlock inside OpenBLAS itself, as
+# with plain numpy: use the "spawn" or "forkserver" start method for such programs.
+_fork = {"child": False, "thread": None, "numba_unsafe": False, "worker": None}
 
 
 def _numba_layer_started() -> bool:
@@ -253,8 +300,10 @@ def _numba_layer_started() -> bool:
 
 def _after_fork_in_child() -> None:
     global _lock
-    if _fork["openmp_used"] or _numba_layer_started():
-        _fork["unsafe_child"] = True
+    _fork["child"] = True
+    _fork["thread"] = threading.get_ident()  # the one thread that carries the parent's state
+    _fork["numba_unsafe"] = _fork["numba_unsafe"] or _numba_layer_started()
+    _fork["worker"] = None  # the parent's worker thread (if any) does not exist here
     # a thread of the parent may have held it at fork time; that thread is gone here
     _lock = threading.Lock()
 
@@ -263,12 +312,179 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def forked_child() -> bool:
+    """True in a process made by ``fork`` (without exec) from a Python process."""
+    return _fork["child"]
+
+
 def forked_after_openmp() -> bool:
-    """True in a process forked after its parent used OpenMP: kernels then run serially."""
-    return _fork["unsafe_child"]
+    """True in a forked child whose parent (or an earlier ancestor) ran Numba's OpenMP layer:
+    Numba's parallel kernels would abort this process, so its Numba calls run Cython's
+    kernels."""
+    return _fork["numba_unsafe"]
+
+
+def needs_fresh_thread() -> bool:
+    """True when the calling thread is the one that forked this process: OpenMP regions run
+    from it may hang, so kernels run on :func:`call_in_fork_safe_thread`'s thread."""
+    return _fork["child"] and threading.get_ident() == _fork["thread"]
+
+
+class _Worker:
+    """One daemon thread that runs the calls handed to it, in order."""
+
+    def __init__(self):
+        import queue
+
+        self._jobs = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="fastconv-kernels",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            fn, box, done = self._jobs.get()
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # handed back to the caller, raised there
+                box.append((False, exc))
+            finally:
+                done.set()
+
+    def call(self, fn):
+        box, done = [], threading.Event()
+        self._jobs.put((fn, box, done))
+        interrupted = False
+        while not done.is_set():
+            try:
+                done.wait()
+            except KeyboardInterrupt:
+                # the kernel cannot be stopped midway: let it finish (no thread is left
+                # running), then raise
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
+        ok, value = box[0]
+        if ok:
+            return value
+        raise value
+
+
+def call_in_fork_safe_thread(fn):
+    """``fn()``, run on a thread this (forked) process started itself."""
+    worker = _fork["worker"]
+    if worker is None:
+        with _lock:
+            if _fork["worker"] is None:
+                _fork["worker"] = _Worker()
+            worker = _fork["worker"]
+    return worker.call(fn)
 
 
 def kernel_threads() -> int:
-    """The thread count handed to the kernels: :func:`get_num_threads`, or 1 in a process
-    forked after OpenMP use (:func:`forked_after_openmp`)."""
-    return 1 if _fork["unsafe_child"] else _num_threads
+    """The thread count handed to the kernels: :func:`get_num_threads`."""
+    return _num_threads
+
+
+# --------------------------------------------------------------------------------------------
+# threads by work size (see the module docstring: the grain)
+# --------------------------------------------------------------------------------------------
+GRAIN_FLOPS = 1 << 21  # convolutions: the FLOPs each thread must get at least
+GRAIN_ELEMENTS = 1 << 16  # pools: the elements each thread must get at least
+
+
+def threads_for(work, grain) -> int:
+    """The threads a call of ``work`` units keeps busy: ``work // grain``, at least 1 and at
+    most :func:`kernel_threads`. Monotone in ``work``; ``grain <= 0`` gives all of them."""
+    n = kernel_threads()
+    if grain <= 0 or n == 1:
+        return n
+    return max(1, min(n, int(work) // int(grain)))
+
+
+# --------------------------------------------------------------------------------------------
+# numpy's BLAS (fastconv.nn's matrix products)
+# --------------------------------------------------------------------------------------------
+# The OpenBLAS limit is process-wide. threadpoolctl's threadpool_limits() costs about 1 ms a
+# call here (it rescans the loaded libraries); its cached library handles get or set a count
+# in about 1 us. So the handles are found once, the caller's counts are saved and restored
+# around a hold (a training loop), and within it a count is set only when it changes.
+_np_blas = {"libs": None, "depth": 0, "saved": None, "current": None}
+
+
+def _numpy_blas():
+    """threadpoolctl's handles on the BLAS libraries numpy links (found once)."""
+    if _np_blas["libs"] is None:
+        from threadpoolctl import ThreadpoolController
+
+        libs = [m for m in ThreadpoolController().lib_controllers if m.user_api == "blas"]
+        # numpy's copy lives in numpy.libs/ (wheels); scipy's own in scipy.libs/
+        mine = [m for m in libs if f"numpy.libs{os.sep}" in (m.filepath or "")
+                or f"{os.sep}numpy{os.sep}" in (m.filepath or "")]
+        if not mine:  # a BLAS shared with the system: every BLAS that is not scipy's copy
+            mine = [m for m in libs if f"scipy.libs{os.sep}" not in (m.filepath or "")]
+        _np_blas["libs"] = mine
+    return _np_blas["libs"]
+
+
+def _set_numpy_blas(n: int) -> None:
+    if _np_blas["current"] != n:
+        for m in _numpy_blas():
+            m.set_num_threads(n)
+        _np_blas["current"] = n
+
+
+@contextlib.contextmanager
+def hold_numpy_blas():
+    """Hold numpy's BLAS at :func:`kernel_threads` threads for the duration (re-entrant,
+    thread-safe); :func:`numpy_blas_for` may lower it per call inside. The counts found on
+    entry to the outermost hold are restored when it ends."""
+    with _lock:
+        if _np_blas["depth"] == 0:
+            libs = _numpy_blas()
+            _np_blas["saved"] = [m.num_threads for m in libs]
+            _np_blas["current"] = None
+            _set_numpy_blas(kernel_threads())
+        _np_blas["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _np_blas["depth"] -= 1
+            if _np_blas["depth"] == 0:
+                for m, n in zip(_numpy_blas(), _np_blas["saved"]):
+                    if m.num_threads != n:
+                        m.set_num_threads(n)
+                _np_blas["current"] = None
+
+
+class _NumpyBlasFor:
+    """The context manager :func:`numpy_blas_for` returns (a class: a generator-based one
+    costs a few us more per product)."""
+
+    __slots__ = ("_n", "_hold")
+
+    def __init__(self, n):
+        self._n = n
+        self._hold = None
+
+    def __enter__(self):
+        if _np_blas["depth"] == 0:  # outside a hold: one of its own, restored on exit
+            self._hold = hold_numpy_blas()
+            self._hold.__enter__()
+        if _np_blas["current"] != self._n:
+            with _lock:
+                _set_numpy_blas(self._n)
+        return self
+
+    def __exit__(self, *exc):
+        if self._hold is not None:
+            self._hold.__exit__(*exc)
+        return False
+
+
+def numpy_blas_for(flops):
+    """Context manager: numpy's BLAS on ``threads_for(flops, GRAIN_FLOPS)`` threads for one
+    matrix product. Inside :func:`hold_numpy_blas` it costs about 1 us, and sets the count
+    only when it changes; outside one, it saves and restores the caller's count (a few us)."""
+    return _NumpyBlasFor(threads_for(flops, GRAIN_FLOPS))

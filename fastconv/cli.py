@@ -48,7 +48,7 @@ def bench(args) -> int:
     if args.readme:
         from ._benchreport import splice_readme
 
-        with open(os.path.join(args.out, "summary.md")) as f:
+        with open(os.path.join(args.out, "readme.md")) as f:
             splice_readme(args.readme, f.read())
         print(f"updated the benchmark summary in {args.readme}")
     return 0
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     b.add_argument("--suite", default=None, help="the bench/ folder (default: found)")
     b.add_argument("--max-time", default="0.5", help="pytest-benchmark max time per test (s)")
     b.add_argument("--readme", default=None, metavar="FILE",
-                   help="also write the summary table between FILE's bench-summary markers")
+                   help="also write the short ratio table between FILE's bench-summary markers")
     b.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     args = parser.parse_args(argv)
     args.argv = argv

@@ -5,6 +5,9 @@ NumPy/SciPy-style ones give the results of ``numpy.convolve``/``numpy.correlate`
 ``scipy.signal.convolve2d``/``correlate2d``. Every function takes the keyword-only
 ``backend=``: ``"auto"`` (default), ``"numpy"``, ``"cython"`` or ``"numba"``.
 
+A long call runs in pieces, and Ctrl-C stops it between two of them with a plain
+KeyboardInterrupt, within a fraction of a second, on every backend (:mod:`fastconv._chunks`).
+
 The result dtype is always ``numpy.result_type(inputs..., numpy.float32)``: float32 stays
 float32, float64 stays float64, float16 gives float32; 32- and 64-bit integers give float64,
 while bool and 8- and 16-bit integers give float32.
@@ -55,7 +58,10 @@ _CONV_DOC = """
         'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
     out : ndarray, optional
         Destination: exact shape and dtype of the result, C-contiguous, writeable, not
-        overlapping an input.
+        overlapping an input. A long call runs in pieces (images, else filters or rows of
+        one image) so that Ctrl-C stops it within a fraction of a second with a plain
+        KeyboardInterrupt; ``out`` then holds the results of the pieces finished before the
+        interrupt, and the rest of it is unspecified.
 
     Returns
     -------

@@ -118,10 +118,18 @@ def _tapless(size, out, k, stride, dilation, before):
     Output i's taps are ``i * stride - before + j * dilation``, j < k: the first one at or
     past 0 is tap ``j0 = ceil((before - i * stride) / dilation)`` (0 if none is negative),
     and the window misses the input when there is no such tap or it lies past the end.
-    O(out) work and memory, whatever the kernel size."""
-    start = np.arange(out, dtype=np.int64) * stride - before
+    Only the windows that do not lie inside the input (a few at each edge) are computed:
+    one byte per output, whatever the kernel size (issue 15: no int64 temporaries the
+    length of a long row)."""
+    span = dilation * (k - 1) + 1
+    lo = min(out, -(-before // stride))  # windows [lo, hi) lie inside: never tapless
+    hi = max(lo, min(out, (size - span + before) // stride + 1))
+    edge = np.concatenate([np.arange(lo), np.arange(hi, out)]).astype(np.int64)
+    start = edge * stride - before
     j0 = np.maximum(0, -(start // dilation))
-    return (j0 >= k) | (start + j0 * dilation >= size)
+    empty = np.zeros(out, bool)
+    empty[edge] = (j0 >= k) | (start + j0 * dilation >= size)
+    return empty
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,

@@ -8,15 +8,22 @@ keeps what its backward needs from the last forward, so forward and backward alt
 
 Conv and pooling layers run on :func:`fastconv.conv2d`, :func:`fastconv.max_pool2d`,
 :func:`fastconv.avg_pool2d` and their gradients in :mod:`fastconv.grad`, with the layer's
-``backend=``. Parameters are float32 unless a layer is built with ``dtype=``; the data type
-of the computation follows :mod:`fastconv`'s rule (float32 in, float32 out).
+``backend=``. :class:`Linear`'s matrix products run on numpy's BLAS, held to fastconv's
+threads: each product gets the threads its work keeps busy (one for a small one; the grain
+of :mod:`fastconv._threads`), at most :func:`fastconv.get_num_threads`. A training loop
+inside :func:`hold_blas` pays for that about 1 us a product (as
+:func:`fastconv.study.models.train` does); outside one, each product saves and restores
+numpy's BLAS count (5-10 us).
+
+Parameters are float32 unless a layer is built with ``dtype=``; the data type of the
+computation follows :mod:`fastconv`'s rule (float32 in, float32 out).
 
 Initialization is deterministic: every layer with parameters takes ``rng``, a seed or a
 ``numpy.random.Generator``, and draws as ``torch.nn.Conv2d``/``torch.nn.Linear`` do by
 default: weights and biases uniform in ``±1/sqrt(fan_in)`` (Kaiming-uniform with
 ``a=sqrt(5)``).
 
-This module uses only fastconv's public API.
+This module uses fastconv's public API, and :mod:`fastconv._threads` for numpy's BLAS.
 
 Examples
 --------
@@ -45,6 +52,7 @@ import math
 
 import numpy as np
 
+from . import _threads
 from . import grad as _grad
 from .functional import avg_pool2d, conv2d, max_pool2d
 
@@ -62,7 +70,23 @@ __all__ = [
     "SGD",
     "Adam",
     "kaiming_uniform",
+    "hold_blas",
 ]
+
+
+def hold_blas():
+    """Context manager for a training loop: numpy's BLAS is held to fastconv's thread count
+    (:func:`fastconv.get_num_threads`) meanwhile, and each :class:`Linear` product to the
+    threads its work keeps busy; numpy's BLAS gets its previous count back at the end.
+    Re-entrant. The OpenBLAS count is process-wide, so other threads' numpy products see it.
+
+    Examples
+    --------
+    >>> from fastconv import nn
+    >>> with nn.hold_blas():
+    ...     pass  # forward, backward and optimizer steps here
+    """
+    return _threads.hold_numpy_blas()
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,6 +148,7 @@ def kaiming_uniform(shape, fan_in, rng=None, *, a=math.sqrt(5), dtype=np.float32
 
     Examples
     --------
+    >>> from fastconv.nn import kaiming_uniform
     >>> w = kaiming_uniform((3, 4), fan_in=4, rng=0)
     >>> w.dtype, bool(abs(w).max() <= 0.5)
     (dtype('float32'), True)
@@ -339,7 +364,8 @@ class AvgPool2d(Module):
 class Linear(Module):
     """``y = x @ weight.T + bias`` over (N, in_features) inputs, as ``torch.nn.Linear``.
 
-    A matrix product, so it takes no ``backend=`` (NumPy calls BLAS).
+    A matrix product, so it takes no ``backend=``: numpy's BLAS computes it, on
+    ``threads_for(2 * N * in_features * out_features)`` threads (see the module docstring).
     """
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
@@ -365,17 +391,20 @@ class Linear(Module):
                 f"(N, {self.in_features}), got {x.shape}"
             )
         self._x = x
-        y = x @ self.weight.data.T
+        with _threads.numpy_blas_for(2 * x.shape[0] * self.in_features * self.out_features):
+            y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
         return y
 
     def backward(self, grad_out):
         x = self._saved("_x")
-        self.weight.grad += grad_out.T @ x
+        with _threads.numpy_blas_for(2 * x.shape[0] * self.in_features * self.out_features):
+            self.weight.grad += grad_out.T @ x
+            gx = grad_out @ self.weight.data
         if self.bias is not None:
             self.bias.grad += grad_out.sum(axis=0)
-        return grad_out @ self.weight.data
+        return gx
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"

@@ -30,15 +30,20 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import _tiling
+
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"]
 
 
 def _padded(x, pad, span, stride, out_hw, fill):
-    """``x`` framed by ``fill`` so that every window of the output lies inside it."""
+    """``x`` framed by ``fill`` so that every window of the output lies inside it (``x``
+    itself when every window already does)."""
     N, C, H, W = x.shape
     pt, pl = pad
     Hp = max(H + pt, (out_hw[0] - 1) * stride[0] + span[0])
     Wp = max(W + pl, (out_hw[1] - 1) * stride[1] + span[1])
+    if (pt, pl, Hp, Wp) == (0, 0, H, W):  # nothing to frame: no copy
+        return x
     xp = np.full((N, C, Hp, Wp), fill, dtype=x.dtype)
     xp[:, :, pt : pt + H, pl : pl + W] = x
     return xp
@@ -53,7 +58,23 @@ def _windows(xp, kernel, stride, dilation, out_hw):
 
 
 def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
-    """Grouped 2-D cross-correlation (the kernel contract above)."""
+    """Grouped 2-D cross-correlation (the kernel contract above).
+
+    Its work memory (the padded input, the windows einsum gathers, its result) is bounded:
+    past ``_tiling.LIMIT`` bytes it runs on tiles of images or of output columns."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    Ho, Wo = out.shape[2:]
+    col = C * (H * stride[1] + Ho * kh * kw) + 2 * K * Ho  # elements per output column
+    if col * Wo * N * x.itemsize > _tiling.LIMIT and _tiling.conv2d_tiled(
+            _conv2d, x, w, b, out, stride, pad, dilation, groups, nthreads,
+            (col + C * H * stride[1]) * x.itemsize):
+        return out
+    return _conv2d(x, w, b, out, stride, pad, dilation, groups)
+
+
+def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
+    """:func:`conv2d` on the whole input at once."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
     Ho, Wo = out.shape[2:]
@@ -115,7 +136,7 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     Ho, Wo = out.shape[2:]
     xp = _padded(x, pad, kernel, stride, (Ho, Wo), 0)
     win = _windows(xp, kernel, stride, (1, 1), (Ho, Wo))
-    sums = win.sum(axis=(-2, -1))
+    win.sum(axis=(-2, -1), out=out)  # the sums, then divided in place
     hs = np.arange(Ho) * stride[0] - pad[0]
     ws = np.arange(Wo) * stride[1] - pad[1]
     if count_include_pad:
@@ -124,8 +145,7 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     else:
         hcount = np.minimum(hs + kernel[0], H) - np.maximum(hs, 0)
         wcount = np.minimum(ws + kernel[1], W) - np.maximum(ws, 0)
-    divisor = (hcount[:, None] * wcount[None, :]).astype(x.dtype)
-    out[...] = sums / divisor
+    out /= np.multiply(hcount[:, None], wcount[None, :], dtype=x.dtype)  # exact: small ints
     return out
 
 
@@ -187,22 +207,28 @@ def _scatter_windows(frame, cols, stride, dilation):
 
 
 def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads=None):
-    """Gradient of conv2d wrt its input (the contract above): einsum, then col2im."""
+    """Gradient of conv2d wrt its input (the contract above): einsum, then col2im (tile by
+    tile past ``_tiling.LIMIT`` bytes of columns)."""
     N, K, Ho, Wo = gy.shape
     _, Cg, kh, kw = w.shape
     H, W = gx.shape[2:]
     G, Kg = groups, K // groups
-    cols = np.einsum("ngkhw,gkcij->ngcijhw", gy.reshape(N, G, Kg, Ho, Wo),
-                     w.reshape(G, Kg, Cg, kh, kw), optimize=True)
-    cols = cols.reshape(N, G * Cg, kh, kw, Ho, Wo)
+    gyg, wg = gy.reshape(N, G, Kg, Ho, Wo), w.reshape(G, Kg, Cg, kh, kw)
     frame = _frame(gx.shape, (kh, kw), stride, dilation, pad, (Ho, Wo), gx.dtype)
-    _scatter_windows(frame, cols, stride, dilation)
+    # the columns (im2col's size): built and scattered tile by tile past _tiling.LIMIT bytes
+    col = (G * Cg * kh * kw + K) * Ho * gx.itemsize  # bytes per output column of one image
+    todo = _tiling.tiles(N, Wo, col) if col * Wo * N > _tiling.LIMIT else [(0, N, 0, Wo)]
+    for n0, n1, ow0, ow1 in todo:
+        cols = np.einsum("ngkhw,gkcij->ngcijhw", gyg[n0:n1, ..., ow0:ow1], wg, optimize=True)
+        cols = cols.reshape(n1 - n0, G * Cg, kh, kw, Ho, ow1 - ow0)
+        _scatter_windows(frame[n0:n1, :, :, ow0 * stride[1]:], cols, stride, dilation)
     gx[...] = frame[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W]
     return gx
 
 
 def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
-    """Gradient of conv2d wrt its weight (the contract above): windows x grad_output."""
+    """Gradient of conv2d wrt its weight (the contract above): windows x grad_output, summed
+    tile by tile past ``_tiling.LIMIT`` bytes of gathered windows."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = gw.shape
     Ho, Wo = gy.shape[2:]
@@ -210,7 +236,15 @@ def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     xp = _padded(x, pad, span, stride, (Ho, Wo), 0)
     win = _windows(xp, (kh, kw), stride, dilation, (Ho, Wo)).reshape(N, G, Cg, Ho, Wo, kh, kw)
-    res = np.einsum("ngchwij,ngkhw->gkcij", win, gy.reshape(N, G, Kg, Ho, Wo), optimize=True)
+    gyg = gy.reshape(N, G, Kg, Ho, Wo)
+    # einsum gathers the windows it reads: summed over tiles of images or output columns
+    # when they would pass _tiling.LIMIT bytes
+    col = (C * Ho * kh * kw + K * Ho) * x.itemsize  # bytes per output column of one image
+    todo = _tiling.tiles(N, Wo, col) if col * Wo * N > _tiling.LIMIT else [(0, N, 0, Wo)]
+    res = 0
+    for n0, n1, ow0, ow1 in todo:
+        res = res + np.einsum("ngchwij,ngkhw->gkcij", win[n0:n1, :, :, :, ow0:ow1],
+                              gyg[n0:n1, ..., ow0:ow1], optimize=True)
     gw[...] = res.reshape(K, Cg, kh, kw)
     return gw
 

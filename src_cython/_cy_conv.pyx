@@ -23,7 +23,13 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   since the weights' transform is vectorized and filter-major (``fc_wino_weights``), deep
   6.6-7.5 ms (it was 7.3-10.3 ms in the same session's runs, on a noisier machine).
   Its rounding differs from a direct sum's (the transforms add and halve) but stays within
-  the tests' tolerance for the same number of terms.
+  the tests' tolerance for the same number of terms. The choice is made on the shapes; the
+  values are checked at run time (:func:`winograd_safe`: one vectorized scan of x, w and b;
+  measured here, on a loaded machine, 0.11-0.16 ms for resnet3x3 on 2 threads and
+  0.08 ms for deep, 1-2% of the layers' times above): with an inf or NaN
+  anywhere, or values large enough that the transforms could overflow where a direct sum
+  does not, the call runs the direct kernel instead, so the result has the direct kernel's
+  inf/NaN pattern (the transforms would turn an inf into NaN over whole tiles and filters).
 * ``"direct"`` when the stride is at most the kernel size (on both axes; always at stride 1)
   up to ``R = 4608``, and for any stride when ``R < 16`` or ``Kg < 8``. The first runs
   :func:`_flat_block`: work items are (image, group, block of output rows); the block's
@@ -35,7 +41,9 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   here on 2 cores, against im2col + GEMM's time:
   0.44-0.92 for R = 144 ... 1152 at stride 1, 0.90 at R = 2304 and 4608 (1.15 at 9216);
   at stride 2, 0.63-0.71 for R = 147 and 800, 0.93-1.13 for R = 576 ... 2304. Strides
-  larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item.
+  larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item;
+  that kernel skips the taps that fall in the padding, so with an inf or NaN weight
+  (where inf * 0 must give NaN) such a layer runs on its zero-framed stride phases instead.
   A stride-1 layer with one input plane per filter (depthwise; one channel and one filter)
   whose input and output rows hold a vector (64 bytes), at most 16 kernel columns and
   finite weights runs ``fc_plane`` instead (work items: (image, filter, block of rows)):
@@ -52,11 +60,23 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   single-threaded BLAS: ``out[n, group, rows] = W_g @ cols + b``. The whole batch's im2col
   is never built.
 
+Long rows: the direct kernel's workspace holds whole rows (their stride phases and
+accumulator lines) and an im2col tile at least one output row, so past
+``fastconv._tiling.LIMIT`` bytes per thread for one output row (:func:`_row_work`) the call
+runs on blocks of output columns, one image at a time, each with the input columns its
+windows read (:func:`fastconv._tiling.conv2d_tiled`); the algorithm is chosen once, for the
+whole call. The direct kernel's results are then bitwise those of the untiled call; a GEMM
+tile's may differ in the last bits (the BLAS blocks a narrower product differently).
+
 Tiles and row blocks depend on the shapes only, never on ``nthreads``, and every output
 element is summed in a fixed order, so results are bitwise the same for any thread count.
 (The algorithms sum in different orders, so they agree to rounding only.) Work buffers come
 from a small pool kept between calls (:func:`release_buffers`).
 """
+
+import functools
+
+import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -64,10 +84,14 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
-from _common cimport (fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f, fc_rows_d, fc_rows_f,
-                     fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d, fc_wino_weights_f,
-                     im2col, row_blocks, valid_cols)
+from libc.float cimport DBL_MAX, FLT_MAX
+
+from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f,
+                     fc_rows_d, fc_rows_f, fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d,
+                     fc_wino_weights_f, im2col, row_blocks, valid_cols)
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
+
+from fastconv import _tiling
 
 cdef extern from *:
     """
@@ -138,6 +162,11 @@ cdef Py_ssize_t _WINO_MIN_ITEM_TILES = 64
 # The Winograd weights and the workspaces of the threads that run together stay below this
 # (fewer threads run when they would not: the work split, and so the result, is the same)
 cdef Py_ssize_t _WINO_MAX_BYTES = 48 << 20
+# The scans for non-finite and huge values (_absmax) go in chunks of at least this many
+# elements, at most _SCAN_PARTS of them, spread over the threads
+cdef Py_ssize_t _SCAN_CHUNK = 1 << 16
+cdef enum:
+    _SCAN_PARTS = 64
 
 cdef enum:
     DIRECT = 0
@@ -227,6 +256,112 @@ def kept_buffer_bytes():
 
 
 # --------------------------------------------------------------------------------------------
+# scans of the data: non-finite and huge values
+# --------------------------------------------------------------------------------------------
+cdef inline double _absmax1(const floating* p, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fc_absmax_f(p, n)
+    else:
+        return fc_absmax_d(p, n)
+
+
+cdef double _absmax(const floating* p, Py_ssize_t n, int nthreads) noexcept nogil:
+    """The largest ``|p[i]|`` of ``n`` values (0 if none), inf if one is infinite, NaN if one
+    is NaN (fc_absmax, fc_kernels.h): chunks of at least _SCAN_CHUNK values on up to
+    ``nthreads`` threads. Exact, so the same for any thread count."""
+    cdef double part[_SCAN_PARTS]
+    cdef double m = 0
+    cdef Py_ssize_t ch, nch, i
+    ch = max(_SCAN_CHUNK, (n + _SCAN_PARTS - 1) // _SCAN_PARTS)
+    nch = (n + ch - 1) // ch
+    if nch <= 1 or nthreads <= 1:
+        return _absmax1(p, n)
+    for i in prange(nch, schedule="static", num_threads=nthreads):
+        # FTZ/DAZ as in every parallel body (fc_fpenv.h): DAZ can only read a subnormal
+        # maximum as 0, which no bound of _wino_safe tells apart from it
+        fc_ftz_enter()
+        part[i] = _absmax1(p + i * ch, min(ch, n - i * ch))
+        fc_ftz_exit()
+    for i in range(nch):
+        if part[i] != part[i]:
+            return part[i]
+        if part[i] > m:
+            m = part[i]
+    return m
+
+
+cdef inline bint _all_finite(const floating[:, :, :, ::1] a) noexcept nogil:
+    """Whether every value of ``a`` is finite (a serial scan: used on weights)."""
+    cdef Py_ssize_t n = a.shape[0] * a.shape[1] * a.shape[2] * a.shape[3]
+    cdef double big = FLT_MAX if floating is float else DBL_MAX
+    return n == 0 or _absmax(&a[0, 0, 0, 0], n, 1) <= big
+
+
+cdef bint _wino_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                     const floating[::1] b, int nthreads) noexcept nogil:
+    """Whether Winograd F(2x2, 3x3) can run on these values: all finite (x, w and b), and
+    small enough that no intermediate value can overflow. Otherwise :func:`_conv` runs the
+    direct kernel, so Winograd never changes the inf/NaN pattern of a result.
+
+    Why: non-finite values do not survive the transforms. An inf pixel enters 4 of a tile's
+    16 transformed values as inf and others as inf - inf = NaN, and the output transform
+    spreads those NaN to all four outputs of the tile and to every filter; an inf weight
+    does the same through G g G^T and A^T m A. And the transforms grow values, so they can
+    overflow where the direct sum does not. The bound, with X = max|x|, Wm = max|w|,
+    Bm = max|b| and C channels (B^T, G, A^T as in :func:`_wino_block` and fc_wino_weights):
+
+    * input transform V = B^T d B: every row of B^T has two entries of magnitude 1, so
+      each value of V is a sum of 4 inputs, |V| <= 4 X (the row pass: |r| <= 2 X);
+    * weight transform U = G g G^T: the rows of G sum to at most 3/2 in magnitude, so
+      |U| <= (3/2)^2 Wm = 2.25 Wm;
+    * the GEMMs M = U V over C channels: every partial sum <= C * 4 X * 2.25 Wm = 9 C X Wm;
+    * output transform A^T m A: the rows of A^T sum to 3 in magnitude, so the row sums are
+      <= 3 |M| and the outputs <= 9 |M| = 81 C X Wm, plus the bias.
+
+    So every intermediate value is at most max(4 X, 2.25 Wm, 81 C X Wm + Bm). Winograd runs
+    when that is at most half the dtype's largest value. The half leaves room for rounding:
+    a computed value exceeds its exact bound by a factor of at most (1 + eps)^(C + 10) (the
+    products, the C-term sums and the transforms' few additions, each rounded once per
+    step), which stays below 2 up to C = 11 million in float32 (auto picks Winograd up to
+    C = 8192). The direct sum of the same layer is then bounded by Bm + 9 C X Wm, 9x less,
+    so both are finite. Beyond the bound the direct kernel runs: slower, but only on data
+    whose products come within a factor of 162 C of overflowing (float32:
+    X * Wm > 3.4e38 / (162 C), 3.3e34 at C = 64; real activations and weights are nowhere
+    near that).
+
+    The scans (fc_absmax over x, w and b) are exact maxima: the decision depends on the
+    data only, never on the thread count."""
+    cdef Py_ssize_t C = x.shape[1]
+    cdef Py_ssize_t nx = x.shape[0] * C * x.shape[2] * x.shape[3]
+    cdef Py_ssize_t nw = w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3]
+    cdef double half = (FLT_MAX if floating is float else DBL_MAX) / 2
+    cdef double X = 0, Wm = 0, Bm = 0
+    if b.shape[0]:
+        Bm = _absmax(&b[0], b.shape[0], 1)
+    if nw:
+        Wm = _absmax(&w[0, 0, 0, 0], nw, nthreads)
+    if not (Bm <= half and 2.25 * Wm <= half):  # NaN fails every comparison
+        return False
+    if nx:
+        X = _absmax(&x[0, 0, 0, 0], nx, nthreads)
+    # in double (float32's bound is exact there); X * Wm first, as in float64 81 C X alone
+    # may overflow where 81 C X Wm does not (an overflow is inf, which fails)
+    return 4 * X <= half and (X * Wm) * (81.0 * C) + Bm <= half
+
+
+def winograd_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                  const floating[::1] b, int nthreads=1):
+    """Whether Winograd runs on these values (``conv2d`` and ``conv2d_winograd`` run the
+    direct kernel instead when not): every value finite, and
+    ``max(4 X, 2.25 Wm, 81 C X Wm + Bm) <= FLT_MAX / 2`` (DBL_MAX for float64), with X, Wm,
+    Bm the largest magnitudes in x, w and b (see ``_wino_safe`` for the derivation)."""
+    cdef bint ok
+    with nogil:
+        ok = _wino_safe(x, w, b, nthreads)
+    return bool(ok)
+
+
+# --------------------------------------------------------------------------------------------
 # choice of algorithm
 # --------------------------------------------------------------------------------------------
 cdef int _choose(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg,
@@ -273,23 +408,17 @@ cdef bint _single_plane(const floating[:, :, :, ::1] w, Py_ssize_t W, Py_ssize_t
     bytes) and the kernel at most 16 columns (fc_kernels.h); the weights are finite
     (fc_plane skips the taps that fall in the padding, where an infinite weight would have
     to give NaN)."""
-    cdef Py_ssize_t k, i, j
-    cdef floating v
     if sh != 1 or sw != 1 or w.shape[1] != 1 or w.shape[0] != groups or w.shape[3] > 16 \
             or min(W, Wo) * <Py_ssize_t> sizeof(floating) < 64:
         return False
-    for k in range(w.shape[0]):
-        for i in range(w.shape[2]):
-            for j in range(w.shape[3]):
-                v = w[k, 0, i, j]
-                if not (v - v == 0):  # inf or NaN
-                    return False
-    return True
+    return _all_finite(w)
 
 
 def algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, Py_ssize_t groups):
-    """The algorithm :func:`conv2d` uses for these shapes: "direct", "winograd", "gemm" or
-    "pointwise"."""
+    """The algorithm :func:`conv2d` picks for these shapes: "direct", "winograd", "gemm" or
+    "pointwise". A function of the shapes only: a "winograd" layer still runs the direct
+    kernel when its values are non-finite or huge (decided per call, :func:`winograd_safe`).
+    """
     return _ALGO_NAMES[_choose(x_shape[0], x_shape[2], x_shape[3], w_shape[0], w_shape[1],
                                w_shape[2], w_shape[3], out_shape[2], out_shape[3], stride[0],
                                stride[1], pad[0], pad[1], dilation[0], dilation[1], groups)]
@@ -473,7 +602,9 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t* off = NULL
     nthreads = max(1, nthreads)
     plane = _single_plane(w, W, Wo, sh, sw, groups)
-    if plane or not _phased(kh, kw, sh, sw):
+    # the row kernel skips the taps that fall in the padding: with an inf or NaN weight,
+    # where inf * 0 must give NaN, the layer runs on its zero-framed stride phases instead
+    if plane or (not _phased(kh, kw, sh, sw) and _all_finite(w)):
         # work items are (image, filter, block of output rows): one input plane per filter
         # (depthwise; a single channel and filter) goes to fc_plane, which reads it in place
         # and writes the output directly; strides larger than the kernel go row by row
@@ -771,63 +902,117 @@ cdef int _conv(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                Py_ssize_t groups, int nthreads, int algo) except -1:
     cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
     cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    cdef bint safe
     if out.shape[0] == 0 or out.shape[2] == 0 or out.shape[3] == 0:
         return 0
     if algo < 0:
         algo = _choose(x.shape[0], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2],
                        w.shape[3], out.shape[2], out.shape[3], sh, sw, pt, pl, dh, dw, groups)
-    if algo == DIRECT:
-        _direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, nthreads)
-    elif algo == WINOGRAD:
+    if algo == WINOGRAD:
         if not _winograd_ok(w.shape[2], w.shape[3], sh, sw, dh, dw, groups):
             raise ValueError("conv2d_winograd: needs a 3x3 kernel, stride 1, dilation 1 and "
                              "groups 1")
-        _winograd(x, w, b, out, pt, pl, nthreads)
-    else:
+        # decided on the values, at run time: the shapes chose Winograd, but non-finite or
+        # huge data goes to the direct kernel (see _wino_safe)
+        with nogil:
+            safe = _wino_safe(x, w, b, nthreads)
+        if safe:
+            _winograd(x, w, b, out, pt, pl, nthreads)
+        else:
+            algo = DIRECT
+    if algo == DIRECT:
+        _direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, nthreads)
+    elif algo != WINOGRAD:
         _gemm(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, algo == POINTWISE, nthreads)
     return 0
 
 
-def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-           const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-           int nthreads):
+cdef Py_ssize_t _row_work(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                          Py_ssize_t Wo, Py_ssize_t Ho, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                          Py_ssize_t groups, int algo, Py_ssize_t* col):
+    """Elements of the per-thread workspace that one output row takes (the least a work
+    item holds; a block of rows holds about as much, see _direct and _gemm), and in
+    ``col`` about as many per output column: the direct kernel's framed stride phases and
+    accumulator lines, the im2col's column tile; 0 for the kernels that need none."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3], Wp
+    col[0] = 0
+    if algo == GEMM:
+        col[0] = Cg * kh * kw
+        return col[0] * Wo
+    if algo != DIRECT or _single_plane(w, W, Wo, sh, sw, groups) \
+            or (not _phased(kh, kw, sh, sw) and _all_finite(w)):  # as _direct decides
+        return 0
+    Wp = Wo + dw * (kw - 1) // sw
+    if sh * sw == 1 and pt == 0 and pl == 0 and Wp <= W and Ho + dh * (kh - 1) <= H:
+        col[0] = 4  # read in place: four accumulator lines
+        return 4 * W
+    col[0] = 4 + sh * sw * Cg * (1 + dh * (kh - 1) // sh)
+    return col[0] * Wp
+
+
+def _conv_fixed(int algo, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
+                int nthreads):
+    """:func:`_conv` with algorithm ``algo`` (or chosen, for -1) on the whole input; fills
+    and returns ``out``."""
+    cdef floating[:, :, :, ::1] o = out
+    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, algo)
+    return out
+
+
+def _conv_bounded(int algo, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                  const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
+                  int nthreads):
+    """:func:`_conv_fixed`, tiled along the batch and the output row
+    (:func:`fastconv._tiling.conv2d_tiled`) when one output row's workspace passes
+    ``_tiling.LIMIT`` bytes per thread. The algorithm is chosen once, for the whole call."""
+    cdef floating[:, :, :, ::1] o = out
+    cdef Py_ssize_t col = 0, work, sz = sizeof(floating)
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
+    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    if o.shape[0] == 0 or o.shape[2] == 0 or o.shape[3] == 0:
+        return out
+    if algo < 0:
+        algo = _choose(x.shape[0], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2],
+                       w.shape[3], o.shape[2], o.shape[3], sh, sw, pt, pl, dh, dw, groups)
+    work = _row_work(x, w, o.shape[3], o.shape[2], sh, sw, pt, pl, dh, dw, groups, algo, &col)
+    if work * sz > _tiling.LIMIT and _tiling.conv2d_tiled(
+            functools.partial(_conv_fixed, algo), np.asarray(x), np.asarray(w),
+            np.asarray(b), out, stride, pad, dilation, groups, nthreads,
+            (col + x.shape[1] * x.shape[2] * stride[1] + o.shape[1] * o.shape[2]) * sz):
+        return out
+    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, algo)
+    return out
+
+
+def conv2d(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """Grouped 2-D cross-correlation; fills and returns ``out`` (N, K, Ho, Wo).
 
     The kernel contract of fastconv.reference.conv2d; ``nthreads`` OpenMP threads. The
-    algorithm is chosen by :func:`algorithm` (see the module docstring).
+    algorithm is chosen by :func:`algorithm` (see the module docstring); a call whose output
+    rows are too long for a bounded workspace runs tile by tile (fastconv._tiling).
     """
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, -1)
-    return out
+    return _conv_bounded(-1, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
-def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                  const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-                  int nthreads):
+def conv2d_direct(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """:func:`conv2d` forced to the direct loop nest (for tests and benchmarks)."""
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, DIRECT)
-    return out
+    return _conv_bounded(DIRECT, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
-def conv2d_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-                int nthreads):
+def conv2d_gemm(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """:func:`conv2d` forced to tiled im2col + GEMM (for tests and benchmarks); any shape
     whose sizes fit BLAS's 32-bit ints."""
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, GEMM)
-    return out
+    return _conv_bounded(GEMM, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
-def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                    const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
-                    int nthreads):
+def conv2d_winograd(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
     """:func:`conv2d` forced to Winograd F(2x2, 3x3) (for tests and benchmarks): 3x3 kernels,
-    stride 1, dilation 1, groups 1 only (ValueError otherwise)."""
-    cdef floating[:, :, :, ::1] o = out
-    _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, WINOGRAD)
-    return out
+    stride 1, dilation 1, groups 1 only (ValueError otherwise). On data :func:`winograd_safe`
+    refuses (inf, NaN, or values near overflow) it runs the direct kernel, as conv2d does."""
+    return _conv_fixed(WINOGRAD, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
 # --------------------------------------------------------------------------------------------

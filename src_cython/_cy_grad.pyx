@@ -77,6 +77,9 @@ cdef Py_ssize_t _SMALL_MIN_R = 4
 cdef Py_ssize_t _SMALL_MAX_WO = 64
 # Aim for at least this many work items (shape-only, never the thread count).
 MIN_ITEMS = 8
+# The direct weight gradient's accumulators (per thread) hold at most this many elements:
+# longer output rows run in blocks of columns (issue 15)
+cdef Py_ssize_t _WEIGHT_ACC_ELEMS = 1 << 18
 cdef Py_ssize_t _MIN_ITEMS = MIN_ITEMS
 # conv2d_weight: partials (beyond gw itself) hold at most about this many bytes; past it,
 # filter blocks replace slots. Filter blocks keep at least this many filters.
@@ -329,52 +332,71 @@ cdef int _input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
 cdef void _weight_task(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                        floating[:, :, :, ::1] gw, Py_ssize_t p, Py_ssize_t sh, Py_ssize_t sw,
                        Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
-                       Py_ssize_t groups, floating* acc) noexcept nogil:
+                       Py_ssize_t groups, Py_ssize_t cw, floating* acc) noexcept nogil:
+    """Task p = (filter k, channel cc): the (kh, kw, cw) accumulators ``acc`` sum, per
+    output column, the products over images and rows; then each tap sums its columns in
+    order. Blocks of ``cw`` output columns (the whole row when it fits: see
+    _weight_direct) run one after the other, the tap sums carried in ``gw`` from block to
+    block, so every sum runs in the same order whatever ``cw``."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = gw.shape[0], Cg = gw.shape[1], kh = gw.shape[2], kw = gw.shape[3]
     cdef Py_ssize_t Ho = gy.shape[2], Wo = gy.shape[3]
     cdef Py_ssize_t Kg = K // groups
     cdef Py_ssize_t k = p // Cg, cc = p % Cg
     cdef Py_ssize_t c = (k // Kg) * Cg + cc
-    cdef Py_ssize_t n, i, j, oh, ow, ih, off, ow0, ow1
+    cdef Py_ssize_t n, i, j, oh, ow, ih, off, ow0, ow1, c0, c1
     cdef floating s
     cdef floating* a
     cdef const floating* xrow
     cdef const floating* yrow
-    memset(acc, 0, kh * kw * Wo * sizeof(floating))
-    for n in range(N):
+    c0 = 0
+    while c0 < Wo:
+        c1 = min(Wo, c0 + cw)
+        memset(acc, 0, kh * kw * cw * sizeof(floating))
+        for n in range(N):
+            for i in range(kh):
+                for oh in range(Ho):
+                    ih = oh * sh - pt + i * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    xrow = &x[n, c, ih, 0]
+                    yrow = &gy[n, k, oh, 0]
+                    for j in range(kw):
+                        off = j * dw - pl
+                        valid_cols(off, sw, W, Wo, &ow0, &ow1)
+                        ow0 = max(ow0, c0)
+                        ow1 = min(ow1, c1)
+                        a = acc + (i * kw + j) * cw  # a[ow - c0]: column ow of the block
+                        if sw == 1:
+                            for ow in range(ow0, ow1):
+                                a[ow - c0] += yrow[ow] * xrow[ow + off]
+                        else:
+                            for ow in range(ow0, ow1):
+                                a[ow - c0] += yrow[ow] * xrow[ow * sw + off]
         for i in range(kh):
-            for oh in range(Ho):
-                ih = oh * sh - pt + i * dh
-                if ih < 0 or ih >= H:
-                    continue
-                xrow = &x[n, c, ih, 0]
-                yrow = &gy[n, k, oh, 0]
-                for j in range(kw):
-                    off = j * dw - pl
-                    valid_cols(off, sw, W, Wo, &ow0, &ow1)
-                    a = acc + (i * kw + j) * Wo
-                    if sw == 1:
-                        for ow in range(ow0, ow1):
-                            a[ow] += yrow[ow] * xrow[ow + off]
-                    else:
-                        for ow in range(ow0, ow1):
-                            a[ow] += yrow[ow] * xrow[ow * sw + off]
-    for i in range(kh):
-        for j in range(kw):
-            a = acc + (i * kw + j) * Wo
-            s = a[0]
-            for ow in range(1, Wo):
-                s += a[ow]
-            gw[k, cc, i, j] = s
+            for j in range(kw):
+                a = acc + (i * kw + j) * cw
+                if c0 == 0:
+                    s = a[0]
+                    ow0 = 1
+                else:
+                    s = gw[k, cc, i, j]
+                    ow0 = c0
+                for ow in range(ow0, c1):
+                    s += a[ow - c0]
+                gw[k, cc, i, j] = s
+        c0 = c1
 
 
 cdef int _weight_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                         floating[:, :, :, ::1] gw, Py_ssize_t sh, Py_ssize_t sw,
                         Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
                         Py_ssize_t groups, int nthreads) except -1:
-    cdef Py_ssize_t p, P = gw.shape[0] * gw.shape[1]
-    cdef Py_ssize_t bufsize = gw.shape[2] * gw.shape[3] * gy.shape[3]
+    cdef Py_ssize_t p, P = gw.shape[0] * gw.shape[1], kk = gw.shape[2] * gw.shape[3]
+    # output columns per block: the whole row unless its accumulators would pass
+    # _WEIGHT_ACC_ELEMS (long rows, issue 15); shapes only
+    cdef Py_ssize_t cw = min(gy.shape[3], max(1, _WEIGHT_ACC_ELEMS // kk))
+    cdef Py_ssize_t bufsize = kk * cw
     cdef Py_ssize_t nbuf = max(1, nthreads)
     # one accumulation buffer per thread, zeroed by every task that uses it
     cdef floating* acc = <floating*> malloc(nbuf * bufsize * sizeof(floating))
@@ -383,7 +405,7 @@ cdef int _weight_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     try:
         for p in prange(P, nogil=True, schedule="dynamic", num_threads=nbuf):
             fc_ftz_enter()
-            _weight_task(x, gy, gw, p, sh, sw, pt, pl, dh, dw, groups,
+            _weight_task(x, gy, gw, p, sh, sw, pt, pl, dh, dw, groups, cw,
                          acc + threadid() * bufsize)
             fc_ftz_exit()
     finally:

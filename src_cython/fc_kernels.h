@@ -29,6 +29,7 @@
 #ifndef FASTCONV_FC_KERNELS_H
 #define FASTCONV_FC_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -520,6 +521,61 @@ FC_DEFINE_WINO_WEIGHTS(double, d, fc_vd, fc_vd_u)
 #else
 FC_DEFINE_WINO_WEIGHTS(float, f, float, float)
 FC_DEFINE_WINO_WEIGHTS(double, d, double, double)
+#endif
+
+/* fc_absmax: the largest |x[i]| of n values (0 when n is 0); +inf if one is infinite, NaN
+ * if one is NaN. The scan behind Winograd's run-time check (_cy_conv._wino_fits) and the
+ * finite-weights checks: per vector one mask, one compare and one blend, no branch, so it
+ * runs at memory speed. A maximum is exact and independent of order, so any split of the
+ * array (threads, chunks) gives the same answer. */
+#if FC_VECTOR
+#define FC_DEFINE_ABSMAX(T, SUF, VT, VTU, MT)                                                \
+    FC_CLONES static T fc_absmax_##SUF(const T* x, ptrdiff_t n)                              \
+    {                                                                                        \
+        enum { VL = FC_VBYTES / sizeof(T) };                                                 \
+        const MT sgn = (MT)(-(VT){0}); /* -0.0: the sign bits alone */                       \
+        VT vm = {0};                                                                         \
+        MT nan = {0};                                                                        \
+        T m = 0;                                                                             \
+        ptrdiff_t i = 0;                                                                     \
+        int l, bad = 0;                                                                      \
+        for (; i + VL <= n; i += VL) {                                                       \
+            VT a = *(const VTU*)(x + i);                                                     \
+            MT gt;                                                                           \
+            a = (VT)((MT)a & ~sgn);                                                          \
+            gt = a > vm;                                                                     \
+            vm = (VT)(((MT)a & gt) | ((MT)vm & ~gt));                                        \
+            nan |= a != a;                                                                   \
+        }                                                                                    \
+        for (l = 0; l < VL; l++) {                                                           \
+            bad |= nan[l] != 0;                                                              \
+            if (vm[l] > m) m = vm[l];                                                        \
+        }                                                                                    \
+        for (; i < n; i++) {                                                                 \
+            T a = x[i] < 0 ? -x[i] : x[i];                                                   \
+            bad |= a != a;                                                                   \
+            if (a > m) m = a;                                                                \
+        }                                                                                    \
+        return bad ? (T)NAN : m;                                                             \
+    }
+FC_DEFINE_ABSMAX(float, f, fc_vf, fc_vf_u, fc_vi)
+FC_DEFINE_ABSMAX(double, d, fc_vd, fc_vd_u, fc_vl)
+#else
+#define FC_DEFINE_ABSMAX(T, SUF)                                                             \
+    static T fc_absmax_##SUF(const T* x, ptrdiff_t n)                                        \
+    {                                                                                        \
+        T m = 0;                                                                             \
+        ptrdiff_t i;                                                                         \
+        int bad = 0;                                                                         \
+        for (i = 0; i < n; i++) {                                                            \
+            T a = x[i] < 0 ? -x[i] : x[i];                                                   \
+            bad |= a != a;                                                                   \
+            if (a > m) m = a;                                                                \
+        }                                                                                    \
+        return bad ? (T)NAN : m;                                                             \
+    }
+FC_DEFINE_ABSMAX(float, f)
+FC_DEFINE_ABSMAX(double, d)
 #endif
 
 /* every kernel above, for one element type */

@@ -160,6 +160,23 @@ def threads():
     fastconv.set_num_threads(before)
 
 
+_REAL_GRAINS = (fastconv._threads.GRAIN_FLOPS, fastconv._threads.GRAIN_ELEMENTS)
+
+
+@pytest.fixture(autouse=True)
+def _every_thread(request, monkeypatch):
+    """The tests' inputs are small, and fastconv gives a call below two grains of work one
+    thread (fastconv._threads): with the grains at 0 every call runs on every thread, so the
+    whole suite exercises the multi-threaded kernels. Tests of the grain itself are marked
+    ``real_grains``."""
+    if request.node.get_closest_marker("real_grains") is None:
+        monkeypatch.setattr(fastconv._threads, "GRAIN_FLOPS", 0)
+        monkeypatch.setattr(fastconv._threads, "GRAIN_ELEMENTS", 0)
+    else:
+        monkeypatch.setattr(fastconv._threads, "GRAIN_FLOPS", _REAL_GRAINS[0])
+        monkeypatch.setattr(fastconv._threads, "GRAIN_ELEMENTS", _REAL_GRAINS[1])
+
+
 @pytest.fixture(autouse=True)
 def _restore_backend():
     """No test leaks a default backend into another."""

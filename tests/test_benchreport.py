@@ -71,3 +71,70 @@ def test_render_writes_the_targets_into_report_and_summary(tmp_path):
     # a value that two decimals would round onto its bound gets three
     assert br._fmt_ratio(1.697, ">= 1.7") == "1.697" and br._fmt_ratio(1.66, ">= 1.7") == "1.66"
     assert "### paired" not in text  # the pairs feed the targets, not the peers' tables
+
+
+def test_issue16_readme_table_is_short_and_names_machine_date_versions(tmp_path):
+    """The README's table: at most 20 workloads (the report keeps them all), with the date
+    of the run, the machine the run's JSON recorded (not the one rendering it) and the
+    versions."""
+    data = _data()
+    for i in range(25):
+        g = f"conv2d-extra{i:02d}-float32"
+        data["benchmarks"] += [_bench(g, "torch", 1e-3), _bench(g, "auto", 0.5e-3)]
+    data["machine_info"] = {"cpu": {"brand_raw": "AMD EPYC", "vendor_id_raw": "AuthenticAMD",
+                                    "family": 25, "model": 17, "count": 2}}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    report = open(br.render(str(path), str(tmp_path / "out"), command="fastconv bench")).read()
+    table = (tmp_path / "out" / "readme.md").read_text()
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert len(rows) == br.README_ROWS == 20
+    assert "more workloads are in the full report" in table
+    assert "| conv2d-extra24 | 0.50 |" in report and "conv2d-extra24" not in table
+    assert "| conv2d-deep | 1.38 |" in table  # fastconv's column is auto's
+    assert "measured 2026-11-29 on AMD EPYC (Zen 4), 2 cores" in table
+    info = br.machine_info()
+    assert f"numpy {info['numpy']}" in table and f"fastconv {info['fastconv']}" in table
+    assert "target" not in table  # the targets are the report's
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{br.START}\nold\n{br.END}\nrest\n")
+    br.splice_readme(str(readme), table)
+    assert readme.read_text() == f"intro\n{br.START}\n{table}{br.END}\nrest\n"
+
+
+def test_issue16_run_machine_falls_back_to_the_rendering_machine():
+    assert br.run_machine({}, {"cpu": "Some CPU", "cores": 4}) == "Some CPU, 4 cores"
+    intel = {"machine_info": {"cpu": {"brand_raw": "Intel(R) Xeon(R)", "count": 2,
+                                      "vendor_id_raw": "GenuineIntel", "family": 6}}}
+    assert br.run_machine(intel) == "Intel(R) Xeon(R), 2 cores"
+
+
+def test_issue16_readme_table_shows_autos_backend_where_auto_was_not_timed():
+    g = "training_epoch-lenet-digits16"
+    data = {"datetime": "2026-11-29", "benchmarks": [
+        _bench(g, "torch", 1.0), _bench(g, "cython", 0.25), _bench(g, "numba", 0.5)]}
+    groups = br._rows(data)
+    table = br.readme_table(data, br.ratios(groups), br.machine_info())
+    expected = {"cython": "0.25", "numba": "0.50"}.get(br.auto_backend())
+    if expected:
+        assert f"| {g} | {expected} | 0.50 |" in table
+
+
+def test_issue15_targets_tiny_calls_under_load_and_the_dense_epoch():
+    """The loaded tiny-call pairs (bench/test_loaded.py) and the dense net's epoch against
+    torch's are targets of the report: <= 1.1 and <= 1.0."""
+    dense = "training_epoch-dense-digits16"
+    data = {"datetime": "2026-12-04", "benchmarks": [
+        _bench(dense, "cython", 3e-3), _bench(dense, "torch", 4e-3),
+        _bench("paired", "auto-1t / auto", 1e-5, target_group="conv2d-tiny-float32-loaded",
+               a="auto-1t", b="auto", ratio=1.04),
+        _bench("paired", "auto-1t / auto", 1e-5,
+               target_group="max_pool2d-2x2s2-tiny-float32-loaded", a="auto-1t", b="auto",
+               ratio=1.3),
+    ]}
+    t = {what: (value, bound, holds) for what, value, bound, holds, _ in
+         br.targets(br._rows(data))}
+    assert t["training epoch, study's dense net"] == (0.75, "<= 1", True)
+    assert t["tiny conv2d, one core busy: 1 thread / auto"] == (1.04, "<= 1.1", True)
+    assert t["tiny max_pool2d, one core busy: 1 thread / auto"] == (1.3, "<= 1.1", False)

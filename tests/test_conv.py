@@ -451,3 +451,51 @@ def test_argument_spellings_are_equivalent(backend, rng):
     # lists for the arrays themselves
     assert_close(fastconv.conv2d(x.tolist(), w.tolist(), b.tolist(), stride=2, padding=1,
                                  dilation=2, backend=backend), expected, terms=18)
+
+
+# --------------------------------------------------------------------------------------------
+# issue 15: long rows run tile by tile (fastconv._tiling). Forced here on small inputs (every
+# call tiles, in blocks of 64 output columns or ranges of whole images): a direct kernel
+# gives bitwise the untiled result; im2col + GEMM and the reference's einsum agree to
+# rounding.
+TILED = [  # (x shape, w shape, stride, padding, dilation, groups)
+    ((2, 3, 2, 300), (4, 3, 2, 3), (1, 1), (1, 2), (1, 1), 1),    # stride 1, padded
+    ((1, 2, 1, 500), (3, 2, 1, 4), (1, 1), (0, 0), (1, 3), 1),    # in place, dilated
+    ((2, 4, 5, 333), (4, 2, 3, 3), (2, 2), (1, 1), (1, 1), 2),    # stride phases, groups
+    ((1, 1, 1, 700), (1, 1, 1, 7), (1, 7), (0, 0), (1, 1), 1),    # 7 taps, stride 7
+    ((1, 3, 2, 400), (2, 3, 1, 2), (1, 3), (0, 1), (1, 1), 1),    # stride > kernel: rows
+    ((1, 8, 1, 600), (16, 8, 1, 4), (1, 5), (0, 0), (1, 1), 1),   # im2col + GEMM
+    ((1, 16, 1, 300), (16, 16, 1, 3), (1, 1), (0, 1), (1, 1), 1),  # GEMM (Numba), direct
+    ((1, 2, 3, 200), (2, 2, 3, 3), (1, 1), (1, 40), (1, 1), 1),   # wide padding
+    ((1, 2, 1, 100), (2, 2, 1, 3), (1, 1), (0, 300), (1, 1), 1),  # a block in the padding
+]
+_GEMM = {5, 6}  # the cases some backend runs as im2col + GEMM
+_NO_WORK = {"cython": {4}, "numba": {2, 3, 4}}  # kernels without a workspace: never tiled
+
+
+@pytest.mark.parametrize("whole_images", [False, True])
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", range(len(TILED)))
+def test_issue15_tiled_conv_matches_untiled(backend, case, dtype, whole_images, rng,
+                                            monkeypatch):
+    from fastconv import _tiling
+
+    xs, ws, stride, padding, dilation, groups = TILED[case]
+    x, w, b = _make(rng, xs, ws, dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+              backend=backend)
+    untiled = fastconv.conv2d(x, w, b, **kw)
+    calls = []
+    tiles = _tiling.tiles
+    monkeypatch.setattr(_tiling, "LIMIT", 0)
+    monkeypatch.setattr(_tiling, "TILE_BYTES", 1 << 40 if whole_images else 0)
+    monkeypatch.setattr(_tiling, "tiles", lambda *a: calls.append(tiles(*a)) or calls[-1])
+    tiled = fastconv.conv2d(x, w, b, **kw)
+    assert bool(calls) != (case in _NO_WORK.get(backend, ())), "tiled or not as expected"
+    assert tiled.dtype == dtype
+    if backend == "numpy" or (case in _GEMM and not whole_images):  # einsum, GEMM
+        assert_close(tiled, untiled, terms=_terms(ws))
+    else:
+        np.testing.assert_array_equal(tiled, untiled)
+    assert_close(tiled, fastconv.conv2d(x, w, b, **dict(kw, backend="numpy")),
+                 terms=_terms(ws))

@@ -106,3 +106,127 @@ def test_conv2d_extra_memory_is_bounded(measured, shape):
     assert extra < bound, (f"{backend} conv2d {shape}: {extra / MIB:.1f} MiB extra, "
                            f"bound {bound / MIB:.1f} MiB")
     print(f"{backend} {shape}: {extra / MIB:.1f} MiB extra (bound {bound / MIB:.0f} MiB)")
+
+
+# --------------------------------------------------------------------------------------------
+# issue 15: long rows. A work buffer sized by the row length (the direct kernel's stride
+# phases, one output row of im2col columns, a padded copy of the whole input, per-column
+# window tables) grows without bound; the backends tile such a call along the row
+# (fastconv._tiling). float32, at 1 and 2 threads, every backend. The compiled backends'
+# work memory must stay below 64 MiB (the README's promise); the numpy reference may take
+# the size of input plus output (it gathers windows), but pools copy no input without
+# padding. The memory counted for a pool or a gradient excludes the result it returns.
+# Each case asked more than that of at least one backend before issue 15's fix.
+# name: (op, N, C, H, W, K, (kh, kw), (sh, sw), (pt, pl)); op "conv1d" takes x[:, :, 0]
+LONG = {
+    # C=16 on a 2**21-sample signal: Cython framed 17 lines of the row (136 MiB), Numba
+    # padded the whole input
+    "conv1d-c16": ("conv1d", 1, 16, 1, 1 << 21, 1, (1, 3), (1, 1), (0, 1)),
+    # ... with 16 filters: one output row of im2col columns is 3x the input (Numba, numpy)
+    "conv1d-c16-k16": ("conv1d", 1, 16, 1, 1 << 20, 16, (1, 3), (1, 1), (0, 1)),
+    # 7 taps, stride 7: Cython's seven stride phases and accumulators
+    "conv1d-7taps-stride7": ("conv1d", 1, 1, 1, 1 << 24, 1, (1, 7), (1, 7), (0, 0)),
+    # stride larger than the kernel with many channels: im2col + GEMM, one row per tile
+    "conv1d-strided-gemm": ("conv1d", 1, 8, 1, 1 << 22, 8, (1, 4), (1, 5), (0, 0)),
+    # long 2-D rows, 3x3, stride 1 and stride 2
+    "conv2d-long-rows": ("conv2d", 1, 16, 2, 1 << 19, 1, (3, 3), (1, 1), (1, 1)),
+    "conv2d-strided-long-rows": ("conv2d", 1, 16, 2, 1 << 19, 1, (3, 3), (2, 2), (1, 1)),
+    # pools without padding: numpy framed a full copy of the input; Numba's window tables
+    # took 16-24 bytes per output column
+    "max_pool1d": ("max_pool1d", 1, 2, 1, 1 << 24, 0, (1, 4), (1, 4), (0, 0)),
+    "avg_pool2d-rows": ("avg_pool2d", 1, 4, 1, 1 << 23, 0, (1, 4), (1, 4), (0, 0)),
+    # the weight gradient's direct loops kept (kh, kw, Wo) accumulators per thread (120 MiB
+    # here); the reference gathered the windows
+    "conv1d_weight-15taps": ("conv1d_weight", 1, 1, 1, 1 << 21, 1, (1, 15), (1, 1), (0, 0)),
+}
+
+LONG_CHILD = r"""
+import ctypes, gc, json, sys
+import numpy as np
+import fastconv
+import fastconv.grad
+
+libc = ctypes.CDLL("libc.so.6")
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+
+backend, cases = sys.argv[1], json.loads(sys.argv[2])
+fastconv.set_num_threads(int(sys.argv[3]))
+dt = np.float32
+rng = np.random.default_rng(0)
+
+def call(op, x, w, k, s, p, out):
+    if op == "conv1d":
+        return fastconv.conv1d(x[:, :, 0], w[:, :, 0], stride=s[1], padding=p[1],
+                               backend=backend, out=out)
+    if op == "conv2d":
+        return fastconv.conv2d(x, w, stride=s, padding=p, backend=backend, out=out)
+    if op == "conv1d_weight":
+        Lo = (x.shape[3] - k[1]) // s[1] + 1
+        gy = np.ones((x.shape[0], w.shape[0], Lo), dt) if out is None else out
+        return fastconv.grad.conv1d_weight(x[:, :, 0], w[:, :, 0].shape, gy, s[1], p[1],
+                                           backend=backend)
+    if op == "max_pool1d":
+        return fastconv.max_pool1d(x[:, :, 0], k[1], s[1], p[1], backend=backend)
+    return fastconv.avg_pool2d(x, k, s, p, backend=backend)
+
+res = {}
+for name, (op, N, C, H, W, K, k, s, p) in cases.items():
+    Ho, Wo = (H + 2 * p[0] - k[0]) // s[0] + 1, (W + 2 * p[1] - k[1]) // s[1] + 1
+    w = rng.standard_normal((K, C) + tuple(k)).astype(dt)
+    # warm up on a small input of the same kind (Numba compiles per kernel and dtype)
+    call(op, rng.standard_normal((1, C, H, 64 * s[1])).astype(dt), w, k, s, p, None)
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    if op == "conv1d_weight":  # positive: its sums are checked below
+        x = rng.random((N, C, H, W)).astype(dt)
+    out = None
+    if op.startswith("conv"):  # passed in, already written: count the work memory only
+        out = np.empty((N, K, Ho, Wo) if op == "conv2d" else (N, K, Wo), dt)
+        out[...] = op == "conv1d_weight"  # conv1d_weight: its grad_output, ones
+    gc.collect()
+    if backend == "cython":
+        from fastconv import _cy_conv
+        _cy_conv.release_buffers()
+    libc.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS")
+    reset = status("VmHWM") - before
+    r = call(op, x, w, k, s, p, out)
+    out_bytes = N * (K if op.startswith("conv") else C) * Ho * Wo * 4 + w.nbytes
+    kept = 0 if op in ("conv1d", "conv2d") else r.nbytes  # a pool's result, a gradient
+    res[name] = {"extra": status("VmHWM") - before - kept,
+                 "reset": reset, "in_out": x.nbytes + out_bytes, "err": 0.0}
+    if op == "conv1d_weight":  # grad_output is ones: tap j sums x[j : j + Wo]
+        want = np.array([x[0, 0, 0, j:j + Wo].sum(dtype=np.float64) for j in range(k[1])])
+        res[name]["err"] = float(np.max(np.abs(r[0, 0] - want) / want))
+    del x, out, r
+print(json.dumps(res))
+"""
+
+
+@pytest.fixture(scope="module", params=[(b, t) for b in fastconv.backends() for t in (1, 2)],
+                ids=lambda p: f"{p[0]}-{p[1]}threads")
+def measured_long(request):
+    backend, nthreads = request.param
+    proc = subprocess.run([sys.executable, "-c", LONG_CHILD, backend, json.dumps(LONG),
+                           str(nthreads)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return f"{backend} {nthreads} threads", json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", sorted(LONG))
+def test_issue15_long_rows_extra_memory_is_bounded(measured_long, case):
+    backend, res = measured_long
+    extra, in_out = res[case]["extra"], res[case]["in_out"]
+    assert res[case]["reset"] < MIB, "clear_refs did not reset the peak resident set"
+    pool = LONG[case][0].endswith("pool1d") or LONG[case][0].endswith("pool2d")
+    bound = max(64 * MIB, in_out) if backend.startswith("numpy") and not pool else 64 * MIB
+    assert extra < bound, (f"{backend} {case}: {extra / MIB:.1f} MiB extra, "
+                           f"bound {bound / MIB:.1f} MiB")
+    assert res[case]["err"] < 1e-3, f"{backend} {case}: relative error {res[case]['err']}"
+    print(f"{backend} {case}: {extra / MIB:.1f} MiB extra (bound {bound / MIB:.0f} MiB)")

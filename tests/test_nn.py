@@ -325,3 +325,77 @@ def test_optimizers_match_torch(name):
         pt.grad = torch.from_numpy(g.copy())
         opt_t.step()
     np.testing.assert_allclose(p.data, pt.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy's BLAS held to fastconv's threads while training (issue 15)
+# --------------------------------------------------------------------------------------------
+def _numpy_blas_threads():
+    """numpy's BLAS thread count, as threadpoolctl sees it from here."""
+    from threadpoolctl import threadpool_info
+
+    libs = [i for i in threadpool_info() if i["user_api"] == "blas"
+            and "scipy.libs" not in i["filepath"]]
+    assert libs, "numpy's BLAS not found"
+    return {i["num_threads"] for i in libs}
+
+
+class _Probe(nn.Module):
+    """Records numpy's BLAS thread count in forward and backward, passes data through."""
+
+    def __init__(self):
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(_numpy_blas_threads())
+        return x
+
+    def backward(self, grad_out):
+        self.seen.append(_numpy_blas_threads())
+        return grad_out
+
+
+def test_issue15_the_study_trains_with_numpy_blas_held_and_restores_it(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastconv.study import models
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    model = models.build("dense", (1, 8, 8), seed=0)
+    probe = _Probe()
+    model.layers.insert(2, probe)  # between the two Linear layers
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        fastconv.set_num_threads(1)
+        models.train(model, x, y, models.TrainConfig(steps=3, batch_size=16))
+        assert _numpy_blas_threads() == {2}  # the caller's count is back
+    assert len(probe.seen) == 6 and all(s == {1} for s in probe.seen), probe.seen
+
+
+@pytest.mark.real_grains
+def test_issue15_linear_products_get_numpy_blas_threads_by_work(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(0)
+
+    def net(n_in, n_out):
+        # Sequential runs backward in reverse, so the first probe's backward and the last
+        # one's forward each see the count the Linear product just ran with
+        return nn.Sequential(_Probe(), nn.Linear(n_in, n_out, rng=rng), _Probe())
+
+    tiny = net(64, 10)  # 2 x 32 x 64 x 10 FLOPs: one thread
+    big = net(2048, 512)  # 2 x 32 x 2048 x 512: 67 MFLOP, every thread
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        fastconv.set_num_threads(2)
+        with nn.hold_blas():
+            assert _numpy_blas_threads() == {2}  # held to fastconv's count
+            big(rng.random((32, 2048), dtype=np.float32))
+            tiny(rng.random((32, 64), dtype=np.float32))
+            big.backward(np.ones((32, 512), np.float32))
+            tiny.backward(np.ones((32, 10), np.float32))
+        assert _numpy_blas_threads() == {1}  # the caller's count is back
+        tiny(rng.random((32, 64), dtype=np.float32))  # outside a hold, per product
+        assert _numpy_blas_threads() == {1}
+    for model, n in ((big, 2), (tiny, 1)):
+        after_forward = model[2].seen[0]
+        after_backward = model[0].seen[-1]
+        assert after_forward == after_backward == {n}, (n, model[0].seen, model[2].seen)

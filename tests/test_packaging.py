@@ -166,3 +166,129 @@ def test_numba_cache_uses_a_temp_folder_when_home_is_read_only(read_only_install
     assert got["source"] == "temp"
     assert got["dir"].startswith(str(temp) + os.sep)
     assert _cache_files(temp)
+
+
+# --------------------------------------------------------------------------------------------
+# The cache folder is private: a folder another user made is never used
+# --------------------------------------------------------------------------------------------
+_OTHER_UID = 54321  # a uid that owns nothing here: the "other local user"
+
+
+class _Plant:
+    """A pickle that, when loaded, creates the file ``marker``: stands for any code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _chown_tree(root, uid, mode):
+    for p in [root, *root.rglob("*")]:
+        os.chown(p, uid, uid)
+        p.chmod(mode if p.is_dir() else 0o666)
+
+
+def test_issue15_numba_cache_in_a_folder_another_user_made_is_not_loaded(
+        read_only_install, tmp_path):
+    """Another user creates ``<tmp>/fastconv-numba-<user>`` first, world-writeable, and
+    plants Numba index files in it (Numba unpickles them before any check): the victim's
+    process must not use that folder, so the planted code never runs."""
+    import pickle
+
+    run, _, home = read_only_install
+    home.chmod(0o555)  # the user cache is out of reach: the temp folder is next in line
+    legit, attack = tmp_path / "legit", tmp_path / "attack"
+    for d in (legit, attack):
+        d.mkdir()
+        d.chmod(0o1777)  # like /tmp: shared, sticky
+    marker = tmp_path / "planted-code-ran"
+    try:
+        # where Numba keeps its index files in such a folder (names depend on the sources)
+        first = run(TMPDIR=str(legit))
+        assert first["source"] == "temp"
+        planted_dir = attack / os.path.basename(first["dir"])
+        index_files = [p.relative_to(first["dir"]) for p in _cache_files(legit)
+                       if p.suffix == ".nbi"]
+        assert index_files
+        for rel in index_files:
+            target = planted_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pickle.dumps(_Plant(str(marker))))
+        _chown_tree(planted_dir, _OTHER_UID, 0o777)
+
+        got = run(TMPDIR=str(attack))
+    finally:
+        home.chmod(0o755)
+    assert not marker.exists(), "the planted pickle was loaded: code ran as the victim"
+    assert got["source"] == "process", got
+    assert not got["dir"].startswith(str(planted_dir)), got
+    # nothing of the victim's was written into the other user's folder
+    assert all(p.stat().st_uid == _OTHER_UID for p in planted_dir.rglob("*"))
+
+
+_CHOICE = textwrap.dedent("""
+    import json, os, stat, sys
+    os.umask(0)  # the most permissive umask: fastconv's folders must still be private
+    from fastconv._numba import _common
+    home = os.path.expanduser("~")
+    made = [os.path.join(home, ".cache"), os.path.join(home, ".cache", "fastconv"),
+            _common.CACHE_DIR]
+    print(json.dumps({"source": _common.CACHE_SOURCE, "dir": _common.CACHE_DIR,
+                      "refused": getattr(_common, "REFUSED", {}),
+                      "modes": [stat.S_IMODE(os.stat(p).st_mode) if p.startswith(home)
+                                else None for p in made]}))
+""")
+
+
+def test_issue15_cache_folders_are_made_private_under_any_umask(read_only_install):
+    run, _, home = read_only_install
+    got = run(_CHOICE)
+    assert got["source"] == "user"
+    assert got["modes"] == [0o700, 0o700, 0o700]
+
+
+def test_issue15_user_cache_owned_by_another_user_is_refused(read_only_install, tmp_path):
+    run, _, home = read_only_install
+    theirs = home / ".cache" / "fastconv" / "numba"
+    theirs.mkdir(parents=True)
+    _chown_tree(home / ".cache", _OTHER_UID, 0o777)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    temp.chmod(0o1777)
+    got = run(_CHOICE, TMPDIR=str(temp))
+    assert got["source"] == "temp", got
+    assert got["dir"].startswith(str(temp) + os.sep)
+    assert "owned by uid" in got["refused"][str(theirs)]
+
+
+def test_issue15_private_folder_rules(tmp_path):
+    """The checks themselves: owner, mode, symlink, parent."""
+    if sys.platform == "win32":
+        pytest.skip("POSIX permissions")
+    from fastconv._numba import _common
+
+    ok = tmp_path / "ok"
+    ok.mkdir(mode=0o700)
+    assert _common._private(str(ok)) is None
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    assert "writeable by group or others" in _common._private(str(loose))
+    link = tmp_path / "link"
+    link.symlink_to(ok)
+    assert "not a folder" in _common._private(str(link))
+    shared_parent = tmp_path / "shared"
+    shared_parent.mkdir()
+    shared_parent.chmod(0o777)  # world-writeable, not sticky: ours could be swapped out
+    inner = shared_parent / "mine"
+    inner.mkdir(mode=0o700)
+    assert "parent" in _common._private(str(inner))
+    shared_parent.chmod(0o1777)
+    assert _common._private(str(inner)) is None
+    if os.geteuid() == 0:
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o700)
+        os.chown(theirs, _OTHER_UID, _OTHER_UID)
+        assert "owned by uid" in _common._private(str(theirs))

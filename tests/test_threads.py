@@ -61,9 +61,17 @@ def _check(got, expected, name):
             assert_close(g, e, terms=64)
 
 
-def test_many_threads_calling_everything_at_once(rng, threads):
+def _no_grain(monkeypatch):
+    """Every call gets all the threads, however small (the grains are 0): these tests' small
+    inputs then still run multi-threaded kernels."""
+    monkeypatch.setattr(fastconv._threads, "GRAIN_FLOPS", 0)
+    monkeypatch.setattr(fastconv._threads, "GRAIN_ELEMENTS", 0)
+
+
+def test_many_threads_calling_everything_at_once(rng, threads, monkeypatch):
     """16 Python threads run every function on every backend, with different shapes and
     dtypes, all at once and in a shuffled order: each result equals the one computed alone."""
+    _no_grain(monkeypatch)
     fastconv.set_num_threads(2)  # every call also starts its own OpenMP/Numba team
     jobs = []
     for dtype in (np.float32, np.float64):
@@ -100,7 +108,8 @@ def test_use_backend_is_per_thread():
 
 
 @pytest.mark.parametrize("nthreads", [1, 2, 3, 5])
-def test_results_do_not_depend_on_set_num_threads(rng, threads, nthreads):
+def test_results_do_not_depend_on_set_num_threads(rng, threads, nthreads, monkeypatch):
+    _no_grain(monkeypatch)
     calls = _calls(rng, np.float64, 5)
     fastconv.set_num_threads(1)
     expected = {(name, b): f(b) for name, f in calls for b in BACKENDS}
@@ -108,6 +117,104 @@ def test_results_do_not_depend_on_set_num_threads(rng, threads, nthreads):
     for name, f in calls:
         for b in BACKENDS:
             _check(f(b), expected[name, b], f"{name} {b} nthreads={nthreads}")
+
+
+# --------------------------------------------------------------------------------------------
+# threads by work size (issue 15)
+# --------------------------------------------------------------------------------------------
+T = fastconv._threads
+
+
+@pytest.mark.real_grains
+def test_issue15_threads_for_is_one_for_small_work_all_for_large_and_monotone(threads):
+    fastconv.set_num_threads(4)
+    g = T.GRAIN_FLOPS
+    assert T.threads_for(0, g) == 1
+    assert T.threads_for(2 * g - 1, g) == 1  # below two grains a second thread costs more
+    assert T.threads_for(2 * g, g) == 2
+    assert T.threads_for(10**12, g) == 4
+    counts = [T.threads_for(w, g) for w in range(0, 6 * g, g // 7)]
+    assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == 4
+    assert T.threads_for(1, 0) == 4  # grain 0: every thread
+    fastconv.set_num_threads(1)
+    assert T.threads_for(10**12, g) == 1  # never more than asked for
+
+
+def _spy_threads(monkeypatch):
+    """[(op, nthreads)] of every compiled kernel call from now on."""
+    seen = []
+    real = fastconv._dispatch.kernel
+
+    def kernel(op, backend=None):
+        name, fn = real(op, backend)
+
+        def spy(*args):
+            seen.append((op, args[-1]))
+            return fn(*args)
+
+        return name, spy
+
+    monkeypatch.setattr(fastconv._dispatch, "kernel", kernel)
+    return seen
+
+
+@pytest.mark.real_grains
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_issue15_a_tiny_call_gets_one_thread_a_big_one_all(rng, threads, monkeypatch, backend):
+    fastconv.set_num_threads(2)
+    tiny = rng.standard_normal((1, 6, 28, 28)).astype(np.float32)  # 4,704 window taps
+    big = rng.standard_normal((8, 16, 64, 64)).astype(np.float32)  # 131,072 taps
+    w = rng.standard_normal((6, 6, 3, 3)).astype(np.float32)
+    gy = fastconv.conv2d(tiny, w, backend="numpy")
+    seen = _spy_threads(monkeypatch)
+    fastconv.max_pool2d(tiny, 2, backend=backend)
+    fastconv.max_pool2d(big, 2, backend=backend)
+    fastconv.conv2d(tiny, w, backend=backend)  # 0.26 MFLOP
+    fastconv.conv2d(big[:, :6], w, backend=backend)  # 30 MFLOP
+    fastconv.grad.conv2d_weight(tiny, w.shape, gy, backend=backend)
+    fastconv.grad.conv2d_input(tiny.shape, w, gy, backend=backend)
+    assert seen == [("max_pool2d", 1), ("max_pool2d", 2), ("conv2d", 1), ("conv2d", 2),
+                    ("conv2d_weight", 1), ("conv2d_input", 1)]
+
+
+def _near_grain_calls(rng):
+    """Calls whose work lies on both sides of two grains (where the count goes 1 -> 2)."""
+    out = []
+    for hw in (32, 48, 64, 96):  # 2 x 72 taps x 8 x hw x hw FLOPs: 1.2 to 10.6 MFLOP
+        x = rng.standard_normal((1, 8, hw + 2, hw + 2)).astype(np.float32)
+        w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+        gy = rng.standard_normal((1, 8, hw, hw)).astype(np.float32)
+        out += [("conv2d", lambda x=x, w=w: fastconv.conv2d(x, w)),
+                ("conv2d_input", lambda x=x, w=w, gy=gy: G.conv2d_input(x.shape, w, gy)),
+                ("conv2d_weight", lambda x=x, w=w, gy=gy: G.conv2d_weight(x, w.shape, gy))]
+    for n in (1, 2, 3, 4, 6):  # max-pool 3x3/2: n x 8 x 31 x 31 x 9 = n x 69,192 taps
+        x = rng.standard_normal((n, 8, 63, 63)).astype(np.float32)
+        y, idx = fastconv.max_pool2d(x, 3, 2, return_indices=True, backend="numpy")
+        out += [("max_pool2d", lambda x=x: fastconv.max_pool2d(x, 3, 2, return_indices=True)),
+                ("avg_pool2d", lambda x=x: fastconv.avg_pool2d(x, 3, 2, 1)),
+                ("grad.max_pool2d", lambda y=y, idx=idx, s=x.shape: G.max_pool2d(y, idx, s)),
+                ("grad.avg_pool2d", lambda y=y, s=x.shape: G.avg_pool2d(y, s, 3, 2))]
+    return out
+
+
+@pytest.mark.real_grains
+def test_issue15_results_are_bitwise_equal_across_thread_counts_near_the_grain(rng, threads,
+                                                                               monkeypatch):
+    """Around the grain a call's thread count depends on its size, and with
+    set_num_threads: none of it may change a bit of the result (the default backend)."""
+    calls = _near_grain_calls(rng)
+    fastconv.set_num_threads(1)
+    expected = [f() for _, f in calls]
+    seen = _spy_threads(monkeypatch)
+    for n in (2, 3):
+        fastconv.set_num_threads(n)
+        for (name, f), e in zip(calls, expected):
+            for g, e_ in zip(_as_tuple(f()), _as_tuple(e)):
+                np.testing.assert_array_equal(g, e_, err_msg=f"{name} nthreads={n}")
+    for op in ("conv2d", "conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d",
+               "max_pool2d_backward", "avg_pool2d_backward"):
+        counts = {c for o, c in seen if o == op}
+        assert 1 in counts and len(counts) > 1, (op, counts)  # both sides of the grain
 
 
 # --------------------------------------------------------------------------------------------

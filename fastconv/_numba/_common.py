@@ -15,35 +15,95 @@ Cache location. ``cache=True`` makes Numba write the compiled kernels next to th
 shared site-packages, a container image); then the cache goes to a user folder instead, in
 this order:
 
-1. ``NUMBA_CACHE_DIR``, when it is set (Numba's own variable; it wins);
-2. ``fastconv/_numba/__pycache__``, when it is writeable;
+1. ``NUMBA_CACHE_DIR``, when it is set (Numba's own variable; it wins, and is used as given);
+2. ``fastconv/_numba/__pycache__``, when it is writeable and private (below);
 3. ``$XDG_CACHE_HOME/fastconv/numba`` (``~/.cache/fastconv/numba``; on macOS
    ``~/Library/Caches/fastconv/numba``, on Windows ``%LOCALAPPDATA%\\fastconv\\Cache\\numba``);
-4. ``<tempdir>/fastconv-numba-<user>``, when the home folder is not writeable either.
+4. ``<tempdir>/fastconv-numba-<user>``, when the home folder is not writeable either;
+5. a fresh folder from ``tempfile.mkdtemp`` for this process alone, removed at exit, when
+   none of the above is both writeable and private;
+6. no cache (``CACHE_SOURCE == "none"``) when not even that can be made: Numba then compiles
+   in every process.
 
-For 3 and 4 this module sets ``NUMBA_CACHE_DIR`` in ``os.environ``, which Numba reads when
-it decides where a function's cache lives (at decoration time); it must therefore run before
-any kernel is decorated. The variable then applies to the whole process and its children (Numba
+Private means: a real folder (not a symlink), owned by the current user, not writeable by
+group or others, inside a parent that others cannot rename it out of (owned by the user or
+root, and not writeable by others unless sticky, as ``/tmp`` is). Numba unpickles its index
+files before any check of theirs, so whoever can write the cache folder can run code in every
+process that loads it: a folder another local user created first (``/tmp`` is shared) is never
+used. The folders fastconv creates get mode ``0o700`` whatever the umask.
+
+For 3-5 this module sets ``NUMBA_CACHE_DIR`` in ``os.environ``, which Numba reads when it
+decides where a function's cache lives (at decoration time); it must therefore run before any
+kernel is decorated. The variable then applies to the whole process and its children (Numba
 keeps one subfolder per source folder, so nothing collides). ``fastconv.info()`` shows the
-choice (``numba_cache``).
+choice (``numba_cache``) and, where a folder was refused, why (``REFUSED``).
 """
 
+import atexit
 import getpass
 import os
+import shutil
+import stat
 import sys
 import tempfile
 
 from .. import _threads
 
 
-def _writeable(path):
-    """True when files can be created in ``path`` (made if missing): Numba's own test."""
+def _private(path):
+    """None if ``path`` is a folder only the current user can write, else why not."""
+    if sys.platform == "win32":  # pragma: no cover - POSIX modes do not apply
+        return None
     try:
-        os.makedirs(path, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError:
-        return False
-    return True
+        st = os.lstat(path)
+        parent = os.stat(os.path.dirname(os.path.abspath(path)))
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    uid = os.geteuid()
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder (a symlink or a file)"
+    if st.st_uid != uid:
+        return f"owned by uid {st.st_uid}, not by this user (uid {uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writeable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    if parent.st_uid not in (uid, 0) or (
+            parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            and not parent.st_mode & stat.S_ISVTX):
+        return "its parent folder lets others replace it"
+    return None
+
+
+def _makedirs_private(path):
+    """Create ``path`` and its missing parents with mode 0o700 (umask notwithstanding)."""
+    path = os.path.abspath(path)
+    missing = []
+    head = path
+    while not os.path.lexists(head):
+        missing.append(head)
+        head = os.path.dirname(head)
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, 0o700)
+        except FileExistsError:  # made meanwhile, by us or by someone else: checked below
+            continue
+        os.chmod(p, 0o700)  # mkdir's mode is masked by the umask
+
+
+def _usable(path):
+    """None if ``path`` can be created (mode 0o700), is private and takes files, else why
+    not."""
+    try:
+        _makedirs_private(path)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    why = _private(path)
+    if why is not None:
+        return why
+    try:
+        tempfile.TemporaryFile(dir=path).close()  # Numba's own test of writeability
+    except OSError as exc:
+        return f"not writeable ({type(exc).__name__}: {exc})"
+    return None
 
 
 def _user_cache_dir():
@@ -65,37 +125,63 @@ def _temp_cache_dir():
     return os.path.join(tempfile.gettempdir(), f"fastconv-numba-{user}")
 
 
+def _process_cache_dir():
+    """A fresh private folder for this process's cache, removed when it exits."""
+    path = tempfile.mkdtemp(prefix="fastconv-numba-")  # mode 0o700, a new name
+    pid = os.getpid()
+    # only the process that made it removes it (a forked child may still be using it)
+    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))
+    return path
+
+
+REFUSED = {}  # {folder: why it was not used}, for fastconv.info()
+
+
 def _choose_cache_dir():
     """Pick the cache folder and set ``NUMBA_CACHE_DIR`` for a fallback; returns
-    ``(path, source)`` with source ``"NUMBA_CACHE_DIR"``, ``"package"``, ``"user"`` or
-    ``"temp"``, or ``(None, "none")`` when nothing is writeable (Numba then raises on the
-    first cached kernel, as it would without this module)."""
+    ``(path, source)`` with source ``"NUMBA_CACHE_DIR"``, ``"package"``, ``"user"``,
+    ``"temp"`` or ``"process"``, or ``(None, "none")`` when nothing private can be made (the
+    kernels are then decorated without a disk cache: :data:`CACHE` is False)."""
     given = os.environ.get("NUMBA_CACHE_DIR")
     if given:
         return given, "NUMBA_CACHE_DIR"
     in_tree = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-    if _writeable(in_tree):
-        return in_tree, "package"
-    for path, source in ((_user_cache_dir(), "user"), (_temp_cache_dir(), "temp")):
-        if _writeable(path):
-            os.environ["NUMBA_CACHE_DIR"] = path
+    candidates = ((in_tree, "package"), (_user_cache_dir(), "user"),
+                  (_temp_cache_dir(), "temp"))
+    for path, source in candidates:
+        why = _usable(path)
+        if why is None:
+            if source != "package":
+                os.environ["NUMBA_CACHE_DIR"] = path
             return path, source
-    return None, "none"
+        REFUSED[path] = why
+    try:
+        path = _process_cache_dir()
+    except OSError as exc:
+        REFUSED["mkdtemp"] = f"{type(exc).__name__}: {exc}"
+        return None, "none"
+    why = _private(path)  # a new 0o700 folder, but in a temp dir others could rename it out of
+    if why is not None:
+        REFUSED[path] = why
+        return None, "none"
+    os.environ["NUMBA_CACHE_DIR"] = path
+    return path, "process"
 
 
 CACHE_DIR, CACHE_SOURCE = _choose_cache_dir()
+CACHE = CACHE_SOURCE != "none"  # the ``cache=`` every kernel decorator passes to Numba
 
 import numba  # after NUMBA_CACHE_DIR is settled
 import numpy as np
 
-if CACHE_SOURCE in ("user", "temp") and numba.config.CACHE_DIR != CACHE_DIR:
+if CACHE_SOURCE in ("user", "temp", "process") and numba.config.CACHE_DIR != CACHE_DIR:
     # numba was imported before us (by the caller, or by the kernel module importing this
     # one): its config was read from the environment then, so read it again.
     numba.core.config.reload_config()
 
 # nopython, parallel over prange, cached on disk, GIL released. No fastmath anywhere: it
 # assumes no NaN/inf, and max-pool must propagate NaN.
-jit = numba.njit(parallel=True, cache=True, nogil=True)
+jit = numba.njit(parallel=True, cache=CACHE, nogil=True)
 
 
 def use_threads(nthreads):
@@ -167,7 +253,7 @@ def ftz_exit(old):
         _setcsr(old)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def mxcsr():
     """The calling thread's MXCSR, read by compiled code (a test hook)."""
     return _getcsr()

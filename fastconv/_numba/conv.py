@@ -2,11 +2,15 @@
 many channels. The im2col tiles copy whole row segments (zeros around them for the padding);
 at stride 1 with no padding, one contiguous run of the flattened plane per tap
 (:func:`_conv2d_gemm`). Measured here on 2 threads: lenet2 0.16 ms (0.45-0.53 ms with
-the element-by-element im2col), resnet3x3 14 ms (17-19 ms), small_batch1 2.2 ms (2.9-3.8)."""
+the element-by-element im2col), resnet3x3 14 ms (17-19 ms), small_batch1 2.2 ms (2.9-3.8).
+A call whose work memory (one output row of im2col columns; the padded copy of the input
+and the accumulator lines) would pass ``fastconv._tiling.LIMIT`` runs tile by tile
+(:func:`conv2d`)."""
 
 import numpy as np
 from numba import prange
 
+from .. import _tiling
 from ._common import flush_denormal, ftz_enter, ftz_exit, jit, use_threads
 
 # im2col tiles hold at most this many bytes, so the workspace is bounded whatever the batch.
@@ -210,18 +214,55 @@ def use_gemm(Cg, Kg, kh, kw):
 
 
 def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
-    """Grouped 2-D cross-correlation (contract: :mod:`fastconv.reference`)."""
+    """Grouped 2-D cross-correlation (contract: :mod:`fastconv.reference`).
+
+    Tiled (:mod:`fastconv._tiling`) when its work memory would pass ``_tiling.LIMIT``:
+    one output row of im2col columns (per thread), or the padded copy of the input plus
+    the stride-1 kernel's accumulator lines (per thread)."""
     use_threads(nthreads)
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    Ho, Wo = out.shape[2:]
+    size = x.itemsize
+    if use_gemm(Cg, K // groups, kh, kw):
+        work = Cg * kh * kw * (W if _flat_gemm(x, w, out, stride, pad, dilation) else Wo) * size
+        col = Cg * kh * kw * size
+    elif tuple(stride) == (1, 1):
+        Hp, Wp = Ho + dilation[0] * (kh - 1), Wo + dilation[1] * (kw - 1)
+        copy = 0 if (tuple(pad) == (0, 0) and (Hp, Wp) == (H, W)) else N * C * Hp * Wp
+        work = (copy + min(Ho, _FLAT_ROWS) * Wp) * size
+        col = (C * Hp + min(Ho, _FLAT_ROWS)) * size
+    else:
+        work = col = 0
+    if work > _tiling.LIMIT and _tiling.conv2d_tiled(
+            _conv2d, x, w, b, out, stride, pad, dilation, groups, nthreads,
+            col + (C * H * stride[1] + K * Ho) * size):
+        return out
+    return _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads)
+
+
+def _flat_gemm(x, w, out, stride, pad, dilation):
+    """Whether the GEMM path reads flat tiles in place: stride 1, every window inside."""
+    kh, kw = w.shape[2:]
+    Hp = out.shape[2] + dilation[0] * (kh - 1)
+    Wp = out.shape[3] + dilation[1] * (kw - 1)
+    return tuple(stride) == (1, 1) and tuple(pad) == (0, 0) and (Hp, Wp) == x.shape[2:]
+
+
+def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
+    """:func:`conv2d` on the whole input at once."""
     K, Cg, kh, kw = w.shape
     sh, sw = stride
     pt, pl = pad
     dh, dw = dilation
     Ho, Wo = out.shape[2:]
     Hp, Wp = Ho + dh * (kh - 1), Wo + dw * (kw - 1)
+    # the input extent every window of a strided layer lies in
+    Hs, Ws = (Ho - 1) * sh + dh * (kh - 1) + 1, (Wo - 1) * sw + dw * (kw - 1) + 1
     if use_gemm(Cg, K // groups, kh, kw):
         # stride 1 with every window inside the input: flat tiles, read in place (a padded
         # copy for them would cost more than the row-by-row im2col saves)
-        flat = sh == 1 and sw == 1 and pt == 0 and pl == 0 and (Hp, Wp) == x.shape[2:]
+        flat = _flat_gemm(x, w, out, stride, pad, dilation)
         ld = x.shape[3] if flat else Wo
         rows = max(1, min(Ho, _TILE_BYTES // (Cg * kh * kw * ld * x.itemsize)))
         _conv2d_gemm(x, w.reshape(K, Cg * kh * kw), b, out, sh, sw, pt, pl, dh, dw, groups,
@@ -229,8 +270,14 @@ def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
     elif sh == 1 and sw == 1:
         _conv2d_flat(_pad_exact(x, pt, pl, Hp, Wp), w, b, out, dh, dw, groups, _FLAT_ROWS,
                      flush_denormal())
-    else:
+    elif (pt == 0 and pl == 0 and Hs <= x.shape[2] and Ws <= x.shape[3]) \
+            or np.isfinite(w).all():
         _conv2d_direct(x, w, b, out, sh, sw, pt, pl, dh, dw, groups, flush_denormal())
+    else:
+        # _conv2d_direct skips the taps that fall in the padding; with an inf or NaN weight,
+        # where inf * 0 must give NaN, it runs on the input with its zeros made explicit
+        _conv2d_direct(_pad_exact(x, pt, pl, Hs, Ws), w, b, out, sh, sw, 0, 0, dh, dw,
+                       groups, flush_denormal())
     return out
 
 

@@ -28,10 +28,10 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import flush_denormal, ftz_enter, ftz_exit, jit, use_threads
+from ._common import CACHE, flush_denormal, ftz_enter, ftz_exit, jit, use_threads
 
 # serial helpers called from inside the parallel loops
-_njit = numba.njit(cache=True, nogil=True)
+_njit = numba.njit(cache=CACHE, nogil=True)
 
 # Bytes of one im2col tile; work items aimed at; partials' budget (conv2d_weight); the
 # smallest filter block; the choice rule. As in src_cython/_cy_grad.pyx.
@@ -45,6 +45,10 @@ _SMALL_MIN_KG = 3
 _SMALL_MIN_R = 4
 _SMALL_MAX_WO = 64
 
+
+# The direct weight gradient's accumulators (per task) hold at most this many elements:
+# longer output rows run in blocks of columns (issue 15; as in _cy_grad)
+_WEIGHT_ACC_ELEMS = 1 << 18
 
 @jit
 def _conv2d_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, ftz):
@@ -94,7 +98,11 @@ def _conv2d_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, ftz):
 
 
 @jit
-def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, ftz):
+def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, cw, ftz):
+    """One task per (filter, input channel): (kh, kw, cw) accumulators per output column,
+    then each tap sums its columns in order. Blocks of ``cw`` output columns (the whole
+    row when it fits) run one after the other, the tap sums carried in ``gw``: the same
+    order of every sum whatever ``cw`` (Cython's _weight_task)."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = gw.shape
     Ho, Wo = gy.shape[2], gy.shape[3]
@@ -104,38 +112,49 @@ def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, ftz):
         k = p // Cg
         cc = p % Cg
         c = (k // Kg) * Cg + cc
-        acc = np.zeros((kh, kw, Wo), gw.dtype)  # this task's own: order fixed by the shape
-        for n in range(N):
-            xc = x[n, c]
-            gyk = gy[n, k]
-            for i in range(kh):
-                for oh in range(Ho):
-                    ih = oh * sh - pt + i * dh
-                    if ih < 0 or ih >= H:
-                        continue
-                    xrow = xc[ih]
-                    yrow = gyk[oh]
-                    for j in range(kw):
-                        off = j * dw - pl
-                        # output columns whose input column ow*sw + off lies in [0, W)
-                        ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
-                        ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
-                        if ow1 <= ow0:
+        acc = np.empty((kh, kw, cw), gw.dtype)  # this task's own: order fixed by the shape
+        for c0 in range(0, Wo, cw):
+            c1 = min(Wo, c0 + cw)
+            acc[:] = 0
+            for n in range(N):
+                xc = x[n, c]
+                gyk = gy[n, k]
+                for i in range(kh):
+                    for oh in range(Ho):
+                        ih = oh * sh - pt + i * dh
+                        if ih < 0 or ih >= H:
                             continue
-                        a = acc[i, j, ow0:ow1]
-                        ys = yrow[ow0:ow1]
-                        if sw == 1:
-                            xs = xrow[ow0 + off : ow1 + off]
-                        else:
-                            xs = xrow[ow0 * sw + off : (ow1 - 1) * sw + off + 1 : sw]
-                        for t in range(ow1 - ow0):
-                            a[t] += ys[t] * xs[t]
-        for i in range(kh):
-            for j in range(kw):
-                s = acc[i, j, 0]
-                for ow in range(1, Wo):
-                    s += acc[i, j, ow]
-                gw[k, cc, i, j] = s
+                        xrow = xc[ih]
+                        yrow = gyk[oh]
+                        for j in range(kw):
+                            off = j * dw - pl
+                            # output columns whose input column ow*sw + off lies in [0, W),
+                            # within the block
+                            ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
+                            ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+                            ow0 = max(ow0, c0)
+                            ow1 = min(ow1, c1)
+                            if ow1 <= ow0:
+                                continue
+                            a = acc[i, j, ow0 - c0 : ow1 - c0]
+                            ys = yrow[ow0:ow1]
+                            if sw == 1:
+                                xs = xrow[ow0 + off : ow1 + off]
+                            else:
+                                xs = xrow[ow0 * sw + off : (ow1 - 1) * sw + off + 1 : sw]
+                            for t in range(ow1 - ow0):
+                                a[t] += ys[t] * xs[t]
+            for i in range(kh):
+                for j in range(kw):
+                    if c0 == 0:
+                        s = acc[i, j, 0]
+                        q0 = 1
+                    else:
+                        s = gw[k, cc, i, j]
+                        q0 = 0
+                    for q in range(q0, c1 - c0):
+                        s += acc[i, j, q]
+                    gw[k, cc, i, j] = s
         ftz_exit(_old_csr)
     return gw
 
@@ -474,7 +493,11 @@ def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, algo=None)
         _conv2d_weight_gemm(x, gy, gw.reshape(K, R), parts, *stride, *pad, *dilation, groups,
                             kh, kw, rows, imgs, S, F, kb, flush_denormal())
     else:
-        _conv2d_weight(x, gy, gw, *stride, *pad, *dilation, groups, flush_denormal())
+        # output columns per block: the whole row unless its accumulators would pass
+        # _WEIGHT_ACC_ELEMS (long rows, issue 15); shapes only
+        cw = max(1, min(gy.shape[3], _WEIGHT_ACC_ELEMS // (gw.shape[2] * gw.shape[3])))
+        _conv2d_weight(x, gy, gw, *stride, *pad, *dilation, groups, cw,
+                       flush_denormal())
     return gw
 
 
@@ -490,5 +513,6 @@ def max_pool2d_backward(gy, idx, gx, nthreads):
 def avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads):
     """Gradient of avg_pool2d (contract: :mod:`fastconv.reference`)."""
     use_threads(nthreads)
-    _avg_pool2d_backward(gy, gx, *kernel, *stride, *pad, bool(count_include_pad), flush_denormal())
+    _avg_pool2d_backward(gy, gx, *kernel, *stride, *pad, bool(count_include_pad),
+                         flush_denormal())
     return gx

@@ -385,12 +385,11 @@ def run(cfg: StudyConfig) -> dict:
     """Run the whole study; print the tables; write ``results.json`` and the plots into
     ``cfg.out``; return the results.
 
-    BLAS is held at one thread meanwhile: the study's matrix products are tiny, and BLAS
-    threads waiting between them only compete with the conv kernels' threads.
+    numpy's BLAS is held to fastconv's threads meanwhile (:func:`fastconv.nn.hold_blas`):
+    the study's matrix products are small, each gets the threads its work keeps busy (one,
+    mostly), and BLAS threads waiting between them do not compete with the conv kernels'.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with fastconv.nn.hold_blas():
         return _run(cfg)
 
 

@@ -69,7 +69,13 @@ def train(model, x, y, cfg: TrainConfig, progress=None) -> list:
     Batches come from seeded reshuffles of the whole set (epoch after epoch), so the same
     seed gives the same batches. Returns the mean loss of each epoch (a partial last epoch
     included). ``progress`` is an optional callable given the number of steps done.
+    numpy's BLAS is held to fastconv's threads meanwhile (:func:`fastconv.nn.hold_blas`).
     """
+    with nn.hold_blas():
+        return _train(model, x, y, cfg, progress)
+
+
+def _train(model, x, y, cfg, progress):
     rng = np.random.default_rng(cfg.seed)
     loss_fn = nn.CrossEntropyLoss()
     opt = nn.Adam(model.parameters(), lr=cfg.lr)

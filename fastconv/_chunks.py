@@ -1,0 +1,642 @@
+"""Long kernel calls run in pieces, so that Ctrl-C (SIGINT) stops them within a fraction of
+a second.
+
+Why
+---
+CPython runs a signal handler only in the main thread, between two bytecodes. A compiled
+kernel (Cython's OpenMP loops, Numba's, NumPy's einsum and BLAS) is one long C call: Ctrl-C
+during it is noticed when it returns, seconds later for a large call. Numba makes it worse:
+the handler runs inside its dispatcher, which then reports
+``SystemError: CPUDispatcher(...) returned a result with an exception set`` with the
+KeyboardInterrupt only as its ``__cause__``.
+
+What
+----
+:func:`call` (the hook in :func:`fastconv._dispatch.run`) estimates the call's cost from
+the shapes (:func:`estimate`). A call estimated under ``SPLIT_SECONDS`` (every benchmark
+shape of ``bench/cases.py``, on every backend) runs as it always did, in one piece: the
+estimate is a few multiplications. A larger one is cut into independent pieces of about
+``PIECE_SECONDS`` each (:func:`plan`), run one after the other with the same kernel. The
+interpreter runs between two pieces, so a pending SIGINT raises KeyboardInterrupt there;
+no kernel thread is left running (each piece's OpenMP or Numba region has ended). A
+SystemError from a kernel whose cause or context is a KeyboardInterrupt is re-raised as
+that plain KeyboardInterrupt.
+
+After an interrupt, the pieces finished before it hold their results in the output array
+(``out=``, when the caller gave one); the rest of it is unspecified (old values, zeros or
+a partial result of the piece that was running).
+
+Cost model
+----------
+``seconds = macs / MAC_RATE[backend][op] + cols / COL_RATE[backend] + elems / ELEM_RATE[backend]``
+where ``macs`` is the multiply-adds (conv ops) or window taps (pools) of the call,
+``cols`` its im2col elements (``macs / filters per group``: what the NumPy reference's
+sliding-window einsum and Numba's GEMM path copy) and ``elems`` the elements it reads and
+writes. The rates are below the slow end of what the 2-core Zen 4 dev machine measured
+on 2 threads (so pieces err on the short side): e.g. conv2d 35-125 GMAC/s for Cython
+(depthwise to resnet3x3; 25 in the table), 20-55 for Numba (15), 0.6-13 for the NumPy
+reference (10, plus its window copies at 0.4 G/s). A piece is then 10-40 ms of work on
+an idle machine here, and 3x that with the machine loaded by other jobs. The estimate
+depends on the shapes and the backend only, never on the thread count.
+
+Where the cuts go
+-----------------
+Along the batch first; an image too large alone is cut along whole groups, then filters
+(conv2d, conv2d_weight) or input channels (conv2d_input) within a group, then, for
+conv2d, output rows (columns for a conv1d), with the input rows their windows read (the
+halo) and the padding of the edge pieces; a second conv2d candidate cuts whole images by
+rows, all filters together. Pools and pool gradients are cut along the planes (images,
+then channels); one plane is never cut. conv2d_weight, which sums over the batch, is cut
+along groups, filters and input channels, and along the batch (the partial sums added
+into the result) only when nothing else gives pieces small enough; locally_connected2d
+along the batch only. Pieces are C-contiguous slices where they can be (batch slices,
+channel slices of one image); otherwise a piece's inputs are copied and its result is
+computed in a scratch array and copied into place. A candidate is taken only when each
+of its pieces is estimated at most twice the target and all of them at most 1.25 times
+the whole call (the NumPy reference would copy the windows once per filter piece).
+
+Results
+-------
+No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels choose
+their algorithm, and their GEMMs' sizes, from the shapes (:func:`_path`), and BLAS rounds
+differently for other matrix sizes (measured here: a GEMM with fewer rows gives other
+last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as the whole
+call (pieces up to 4x the target): then the results are bitwise those of the uncut call.
+That holds, and tests/test_issue15_interrupt.py checks it, for the pools and pool
+gradients on every backend, Cython's conv2d (batch, filters, rows; row pieces start at
+multiples of ``ROW_ALIGN``, which keeps Winograd's 2x2 tiles), Cython's conv2d_input at
+stride 1, and Numba's conv2d off its GEMM path. Failing that, it takes cuts that keep
+the kernel's algorithm, whose results agree with the uncut call to rounding: Numba's GEMM
+paths, Cython's gradients on their GEMM path (their tiles and partial sums follow the
+batch size and the filter count), conv2d_weight's batch cut, and the NumPy reference,
+whose einsum orders its sums by the operands' shapes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["call", "estimate", "plan", "SPLIT_SECONDS", "PIECE_SECONDS"]
+
+# A call estimated above this runs in pieces; pieces aim at PIECE_SECONDS each.
+SPLIT_SECONDS = 0.3
+PIECE_SECONDS = 0.04
+# Output rows of a conv2d row piece start at multiples of this (Winograd's tiles are 2x2).
+ROW_ALIGN = 8
+
+# multiply-adds (window taps for the pools) per second
+MAC_RATE = {
+    "cython": {"conv2d": 25e9, "conv2d_input": 25e9, "conv2d_weight": 20e9,
+               "locally_connected2d": 5e9, "max_pool2d": 0.4e9, "avg_pool2d": 0.4e9,
+               "avg_pool2d_backward": 0.4e9, "max_pool2d_backward": math.inf},
+    "numba": {"conv2d": 15e9, "conv2d_input": 15e9, "conv2d_weight": 10e9,
+              "locally_connected2d": 3e9, "max_pool2d": 0.4e9, "avg_pool2d": 0.4e9,
+              "avg_pool2d_backward": 0.2e9, "max_pool2d_backward": math.inf},
+    "numpy": {"conv2d": 10e9, "conv2d_input": 10e9, "conv2d_weight": 4e9,
+              "locally_connected2d": 2e9, "max_pool2d": 0.03e9, "avg_pool2d": 0.1e9,
+              "avg_pool2d_backward": 0.15e9, "max_pool2d_backward": math.inf},
+}
+# im2col elements per second (the NumPy reference copies its windows; the compiled kernels'
+# cost is in their MAC rate)
+COL_RATE = {"cython": math.inf, "numba": 0.3e9, "numpy": 0.4e9}
+# elements read or written per second
+ELEM_RATE = {"cython": 1e9, "numba": 0.5e9, "numpy": 0.3e9}
+
+
+# --------------------------------------------------------------------------------------------
+# the cost of a call
+# --------------------------------------------------------------------------------------------
+# Each takes the kernel's arguments and the (1 / MAC, 1 / col, 1 / element) rates of the
+# op on a backend, and returns the estimated seconds: a few multiplications, because every
+# kernel call pays for it (0.5-0.6 us on the loaded 2-core dev machine).
+def _cost_conv2d(a, r):  # x, w, b, out, stride, pad, dilation, groups
+    w, out = a[1], a[3]
+    K = w.shape[0]
+    return out.size * (w.size // K) * (r[0] + r[1] * a[7] / K) + (a[0].size + out.size) * r[2]
+
+
+def _cost_conv2d_input(a, r):  # gy, w, gx, stride, pad, dilation, groups
+    gy, w = a[0], a[1]
+    K = w.shape[0]
+    return gy.size * (w.size // K) * (r[0] + r[1] * a[6] / K) + (gy.size + a[2].size) * r[2]
+
+
+def _cost_conv2d_weight(a, r):  # x, gy, gw, stride, pad, dilation, groups
+    gy, gw = a[1], a[2]
+    K = gw.shape[0]
+    return gy.size * (gw.size // K) * (r[0] + r[1] * a[6] / K) + (a[0].size + gy.size) * r[2]
+
+
+def _cost_local(a, r):  # x, w (Ho, Wo, K, C, kh, kw), b, out, stride, pad
+    w, out = a[1], a[3]
+    macs = out.size * w.shape[3] * w.shape[4] * w.shape[5]
+    return macs * (r[0] + r[1]) + (a[0].size + out.size) * r[2]
+
+
+def _cost_max_pool(a, r):  # x, out, idx, kernel, ...
+    k = a[3]
+    return a[1].size * k[0] * k[1] * r[0] + (a[0].size + a[1].size) * r[2]
+
+
+def _cost_avg_pool(a, r):  # x, out, kernel, ...
+    k = a[2]
+    return a[1].size * k[0] * k[1] * r[0] + (a[0].size + a[1].size) * r[2]
+
+
+def _cost_avg_pool_backward(a, r):  # gy, gx, kernel, ...
+    k = a[2]
+    return a[0].size * k[0] * k[1] * r[0] + (a[0].size + a[1].size) * r[2]
+
+
+def _cost_max_pool_backward(a, r):  # gy, idx, gx
+    return (2 * a[0].size + a[2].size) * r[2]
+
+
+_COST = {"conv2d": _cost_conv2d, "conv2d_input": _cost_conv2d_input,
+         "conv2d_weight": _cost_conv2d_weight, "locally_connected2d": _cost_local,
+         "max_pool2d": _cost_max_pool, "avg_pool2d": _cost_avg_pool,
+         "avg_pool2d_backward": _cost_avg_pool_backward,
+         "max_pool2d_backward": _cost_max_pool_backward}
+_INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
+            for op in _COST} for b in MAC_RATE}
+
+
+def estimate(op, backend, args) -> float:
+    """Estimated seconds of the kernel call ``op(*args)`` on ``backend`` (the module
+    docstring's cost model); 0 for an op this module does not know (never cut)."""
+    cost = _COST.get(op)
+    return 0.0 if cost is None else cost(args, _INV[backend][op])
+
+
+# --------------------------------------------------------------------------------------------
+# the algorithm a compiled kernel picks (a cut must not change it)
+# --------------------------------------------------------------------------------------------
+def _path(backend, op, args):
+    """What the kernel of ``op`` on ``backend`` chooses from these shapes, as a hashable:
+    pieces must choose the same. The NumPy reference has no choice to make."""
+    if backend == "cython":
+        if op == "conv2d":
+            x, w, _, out, stride, pad, dilation, groups = args
+            return _cy_conv_path(x.shape, w.shape, out.shape, stride, pad, dilation, groups,
+                                 x.itemsize)
+        if op in ("conv2d_input", "conv2d_weight"):
+            from . import _cy_grad
+            if op == "conv2d_input":
+                gy, w, gx, stride, pad, dilation, groups = args
+                xs, ws = gx.shape, w.shape
+                if _cy_grad.transposes_to_forward(stride, pad, dilation, ws):
+                    K, Cg, kh, kw = ws
+                    padt = (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1])
+                    return "forward", _cy_conv_path(
+                        gy.shape, (groups * Cg, K // groups, kh, kw), xs, (1, 1), padt,
+                        dilation, groups, gy.itemsize)
+            else:
+                x, gy, gw, stride, pad, dilation, groups = args
+                xs, ws = x.shape, gw.shape
+            algo = _cy_grad.algorithm(xs, ws, gy.shape, groups)
+            # conv2d_input's GEMMs have the group's channels x taps as rows
+            return (algo, ws[1]) if algo == "gemm" and op == "conv2d_input" else algo
+    elif backend == "numba":
+        if op == "conv2d":
+            from ._numba import conv
+            x, w, _, out, stride, pad, dilation, groups = args
+            K, Cg, kh, kw = w.shape
+            if conv.use_gemm(Cg, K // groups, kh, kw):
+                return "gemm"
+            return "flat" if tuple(stride) == (1, 1) else "direct"
+        if op in ("conv2d_input", "conv2d_weight"):
+            from ._numba import grad
+            if op == "conv2d_input":
+                gy, w, gx = args[:3]
+                return grad.algorithm(gx.shape, w.shape, gy.shape, args[6])
+            x, gy, gw = args[:3]
+            return grad.algorithm(x.shape, gw.shape, gy.shape, args[6])
+    return None
+
+
+def _cy_conv_path(x_shape, w_shape, out_shape, stride, pad, dilation, groups, itemsize):
+    """Cython conv2d's algorithm, with what sets its GEMMs' sizes: BLAS's rounding follows
+    them (measured: a GEMM with fewer rows or columns rounds differently), so a piece keeps
+    the filter count of a GEMM path, its tiles' rows, and Winograd's tile rows per item."""
+    from . import _cy_conv
+    algo = _cy_conv.algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, groups)
+    if algo == "winograd":
+        return algo, _winograd_tile_rows(out_shape, x_shape[1]), w_shape[0]
+    if algo == "direct":
+        return algo
+    # rows per tile (``_gemm`` in src_cython/_cy_conv.pyx, mirrored)
+    N, _, Ho, Wo = out_shape
+    rows = max(1, min(_cy_conv.TILE_BYTES // (w_shape[1] * w_shape[2] * w_shape[3] * Wo
+                                              * itemsize), Ho))
+    if N * ((Ho + rows - 1) // rows) < 4:
+        rows = max(1, min(rows, (Ho + (4 + N - 1) // N - 1) // ((4 + N - 1) // N)))
+    return algo, w_shape[0] // groups, rows
+
+
+def _winograd_tile_rows(out_shape, C):
+    """The tile rows per work item of Cython's Winograd (``_winograd`` in
+    src_cython/_cy_conv.pyx, mirrored): its GEMMs' sizes, which BLAS's rounding follows."""
+    N, K, Ho, Wo = out_shape
+    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
+    tr = max(1, min(th, (196 + tw - 1) // tw, (1 << 21) // (16 * (C + K) * tw)))
+    if N * ((th + tr - 1) // tr) < 8:
+        need = (8 + N - 1) // N
+        tr = max(1, min(tr, max((th + need - 1) // need, (64 + tw - 1) // tw)))
+    return tr
+
+
+# --------------------------------------------------------------------------------------------
+# pieces
+# --------------------------------------------------------------------------------------------
+def _chunks(length, unit_s, target_s, align=1):
+    """[(start, stop)] cutting ``range(length)`` into about equal runs of about ``target_s``
+    seconds (each item costs ``unit_s``); the runs start at multiples of ``align``, and
+    none is shorter than ``align`` (a short last run joins the one before)."""
+    per = max(1, int(target_s / unit_s)) if unit_s > 0 else length
+    if per >= length:
+        return [(0, length)]
+    n = -(-length // per)
+    size = -(-length // n)
+    size = -(-size // align) * align
+    runs = [(a, min(length, a + size)) for a in range(0, length, size)]
+    if len(runs) > 1 and runs[-1][1] - runs[-1][0] < align:
+        runs[-2:] = [(runs[-2][0], length)]
+    return runs
+
+
+class _Add:
+    """A piece's destination that adds the piece's result instead of copying it."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view):
+        self.view = view
+
+    def __setitem__(self, key, value):
+        self.view += value
+
+
+class _Piece:
+    """One kernel call of a cut: its arguments, and where its result goes when the kernel
+    fills a scratch array (``dest`` a view of the caller's output, else None)."""
+
+    __slots__ = ("args", "scratch", "dest")
+
+    def __init__(self, args, scratch=None, dest=None):
+        self.args, self.scratch, self.dest = args, scratch, dest
+
+
+def _contig(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _target(view):
+    """(array the kernel fills, dest): the view itself when C-contiguous, else a scratch
+    array that is copied into it afterwards."""
+    if view.flags.c_contiguous:
+        return view, None
+    return np.empty(view.shape, view.dtype), view
+
+
+_VIEWS_ONLY = (lambda a: a, lambda v: (v, None))
+
+
+def _image_ranges(N, per_image, target):
+    """Batch runs, or None when one image alone is too large for a piece."""
+    if per_image <= 1.5 * target:
+        return _chunks(N, per_image, target)
+    return None
+
+
+def _spatial(out, per_plane, target):
+    """[(axis, start, stop)]: the output rows (axis 2) of one plane in runs of about
+    ``target``, or its columns (axis 3) when it has too few rows (a conv1d has one)."""
+    Ho, Wo = out.shape[2:]
+    axis, size = (2, Ho) if Ho >= 2 * ROW_ALIGN or Ho >= Wo else (3, Wo)
+    return [(axis, a, b) for a, b in _chunks(size, per_plane / size, target, ROW_ALIGN)]
+
+
+def _plan_conv2d(args, total, target):
+    x, w, b, out, stride, pad, dilation, groups = args
+    N = x.shape[0]
+    K = w.shape[0]
+    Kg = K // groups
+    per_image = total / N
+    runs = _image_ranges(N, per_image, target)
+    if runs is not None:
+        return [(n0, n1, 0, K, None, 0, 0) for n0, n1 in runs]
+    per_filter = per_image / K
+    if groups > 1 and per_filter * Kg <= 1.5 * target:  # whole groups
+        runs = [(g0 * Kg, g1 * Kg) for g0, g1 in _chunks(groups, per_filter * Kg, target)]
+    elif per_filter <= 1.5 * target:  # filters, within a group when grouped
+        runs = [(g * Kg + a, g * Kg + b_) for g in range(groups)
+                for a, b_ in _chunks(Kg, per_filter, target)]
+    else:  # one filter at a time, by output rows (or columns)
+        return [(n, n + 1, k, k + 1) + sp for n in range(N) for k in range(K)
+                for sp in _spatial(out, per_filter, target)]
+    return [(n, n + 1, k0, k1, None, 0, 0) for n in range(N) for k0, k1 in runs]
+
+
+def _window_span(r0, r1, stride, pad, dilation, k):
+    """The input positions [s, e) that outputs r0 .. r1 - 1 read along one axis (s < 0 or
+    e past the input: padding)."""
+    return r0 * stride - pad, (r1 - 1) * stride - pad + dilation * (k - 1) + 1
+
+
+def _conv2d_piece(args, cut, io):
+    _contig, _target = io
+    x, w, b, out, stride, pad, dilation, groups = args
+    n0, n1, k0, k1, axis, r0, r1 = cut
+    K, Cg = w.shape[:2]
+    Kg = K // groups
+    if k0 % Kg == 0 and k1 % Kg == 0:  # whole groups
+        c0, c1, g = k0 // Kg * Cg, k1 // Kg * Cg, (k1 - k0) // Kg
+    else:  # filters of one group
+        c0 = k0 // Kg * Cg
+        c1, g = c0 + Cg, 1
+    xv = x[n0:n1, c0:c1]
+    ov = out[n0:n1, k0:k1]
+    pad = tuple(pad)
+    if axis is not None:  # the input rows (columns) the outputs' windows read: the halo
+        a = axis - 2
+        s, e = _window_span(r0, r1, stride[a], pad[a], dilation[a], w.shape[axis])
+        i0, i1 = max(s, 0), min(e, x.shape[axis])
+        sl = [slice(None)] * 4
+        sl[axis] = slice(i0, i1)
+        xv = xv[tuple(sl)]
+        sl[axis] = slice(r0, r1)
+        ov = ov[tuple(sl)]
+        pad = (i0 - s, pad[1]) if a == 0 else (pad[0], i0 - s)
+    dst, dest = _target(ov)
+    return _Piece((_contig(xv), w[k0:k1], b[k0:k1], dst, stride, pad, dilation, g), dst, dest)
+
+
+def _conv2d_cuts_ok(args, cuts):
+    """Whether every row (column) cut reads some input (one wholly inside a huge padding
+    would not: kernels are not written for an empty input)."""
+    x, w, _, out, stride, pad, dilation, _ = args
+    for cut in cuts:
+        axis, r0, r1 = cut[4:]
+        if axis is not None:
+            a = axis - 2
+            s, e = _window_span(r0, r1, stride[a], pad[a], dilation[a], w.shape[axis])
+            if min(e, x.shape[axis]) <= max(s, 0):
+                return False
+    return True
+
+
+def _plan_planes(N, C, total, target):
+    """(n0, n1, c0, c1) runs of whole planes: images, then channels of one image."""
+    per_image = total / N
+    runs = _image_ranges(N, per_image, target)
+    if runs is not None:
+        return [(n0, n1, 0, C) for n0, n1 in runs]
+    return [(n, n + 1, c0, c1) for n in range(N) for c0, c1 in _chunks(C, per_image / C, target)]
+
+
+def _plan_conv2d_input(args, total, target):
+    gy, w, gx, stride, pad, dilation, groups = args
+    N, C = gx.shape[:2]
+    K, Cg = w.shape[:2]
+    per_image = total / N
+    runs = _image_ranges(N, per_image, target)
+    if runs is not None:
+        return [(n0, n1, 0, C) for n0, n1 in runs]
+    per_channel = per_image / C
+    if groups > 1 and per_channel * Cg <= 1.5 * target:
+        runs = [(g0 * Cg, g1 * Cg) for g0, g1 in _chunks(groups, per_channel * Cg, target)]
+    else:
+        runs = [(g * Cg + a, g * Cg + b) for g in range(groups)
+                for a, b in _chunks(Cg, per_channel, target)]
+    return [(n, n + 1, c0, c1) for n in range(N) for c0, c1 in runs]
+
+
+def _conv2d_input_piece(args, cut, io):
+    _contig, _target = io
+    gy, w, gx, stride, pad, dilation, groups = args
+    n0, n1, c0, c1 = cut
+    K, Cg = w.shape[:2]
+    Kg = K // groups
+    if c0 % Cg == 0 and c1 % Cg == 0:  # whole groups
+        k0, k1, g = c0 // Cg * Kg, c1 // Cg * Kg, (c1 - c0) // Cg
+        wv = w[k0:k1]
+    else:  # channels of one group
+        k0 = c0 // Cg * Kg
+        k1, g = k0 + Kg, 1
+        wv = _contig(w[k0:k1, c0 % Cg : c0 % Cg + (c1 - c0)])
+    dst, dest = _target(gx[n0:n1, c0:c1])
+    return _Piece((_contig(gy[n0:n1, k0:k1]), wv, dst, stride, pad, dilation, g), dst, dest)
+
+
+def _plan_conv2d_weight(args, total, target):
+    x, gy, gw, stride, pad, dilation, groups = args
+    K, Cg = gw.shape[:2]
+    Kg = K // groups
+    per_filter = total / K
+    if groups > 1 and per_filter * Kg <= 1.5 * target:
+        return [(g0 * Kg, g1 * Kg, 0, Cg) for g0, g1 in _chunks(groups, per_filter * Kg, target)]
+    if per_filter <= 1.5 * target:
+        return [(g * Kg + a, g * Kg + b, 0, Cg) for g in range(groups)
+                for a, b in _chunks(Kg, per_filter, target)]
+    return [(k, k + 1, c0, c1) for k in range(K)
+            for c0, c1 in _chunks(Cg, per_filter / Cg, target)]
+
+
+def _conv2d_weight_piece(args, cut, io):
+    _contig, _target = io
+    x, gy, gw, stride, pad, dilation, groups = args
+    if cut[0] == "batch":  # a partial sum, added into gw (a scratch array but the first)
+        _, n0, n1 = cut
+        dst = gw if n0 == 0 else (np.empty(gw.shape, gw.dtype) if io is not _VIEWS_ONLY
+                                  else gw)
+        return _Piece((x[n0:n1], gy[n0:n1], dst, stride, pad, dilation, groups), dst,
+                      None if n0 == 0 else _Add(gw))
+    k0, k1, c0, c1 = cut
+    K, Cg = gw.shape[:2]
+    Kg = K // groups
+    if k0 % Kg == 0 and k1 % Kg == 0 and (c0, c1) == (0, Cg):  # whole groups
+        xc0, xc1, g = k0 // Kg * Cg, k1 // Kg * Cg, (k1 - k0) // Kg
+    else:  # filters (and channels) of one group
+        xc0 = k0 // Kg * Cg + c0
+        xc1, g = xc0 + (c1 - c0), 1
+    dst, dest = _target(gw[k0:k1, c0:c1])
+    return _Piece((_contig(x[:, xc0:xc1]), _contig(gy[:, k0:k1]), dst, stride, pad, dilation,
+                   g), dst, dest)
+
+
+def _plane_piece(op, args, cut):
+    """A piece of a pool or pool gradient: the same planes of every 4-D array argument."""
+    n0, n1, c0, c1 = cut
+    new = []
+    dst = dest = None
+    fills = {"max_pool2d": (1, 2), "avg_pool2d": (1,), "max_pool2d_backward": (2,),
+             "avg_pool2d_backward": (1,)}[op]
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray) and a.ndim == 4:
+            v = a[n0:n1, c0:c1]  # contiguous: a batch run, or channels of one image
+            if i in fills:
+                dst, dest = v, None
+            new.append(v)
+        else:
+            new.append(a)
+    return _Piece(tuple(new), dst, dest)
+
+
+def _cuts(op, args, total, target):
+    """Candidate cuts, the preferred first (lists of opaque tuples for :func:`_piece`)."""
+    if op == "conv2d":
+        out = args[3]
+        N, K = out.shape[:2]
+        # whole images (all filters) by output rows: when a cut along the filters would
+        # change the kernel's algorithm (Winograd and GEMM need enough filters)
+        rows = [(n, n + 1, 0, K) + sp for n in range(N)
+                for sp in _spatial(out, total / N, target)]
+        return [c for c in (_plan_conv2d(args, total, target), rows)
+                if _conv2d_cuts_ok(args, c)]
+    if op == "conv2d_input":
+        return [_plan_conv2d_input(args, total, target)]
+    if op == "conv2d_weight":
+        # the batch last: its pieces' sums are added up, which changes the order
+        N = args[0].shape[0]
+        return [_plan_conv2d_weight(args, total, target),
+                [("batch", n0, n1) for n0, n1 in _chunks(N, total / N, target)]]
+    if op == "locally_connected2d":
+        runs = _chunks(args[0].shape[0], total / args[0].shape[0], target)
+        return [[(n0, n1) for n0, n1 in runs]]
+    if op in ("max_pool2d", "avg_pool2d"):
+        return [_plan_planes(*args[0].shape[:2], total, target)]
+    if op in ("max_pool2d_backward", "avg_pool2d_backward"):
+        gx = args[2] if op == "max_pool2d_backward" else args[1]
+        return [_plan_planes(*gx.shape[:2], total, target)]
+    return []
+
+
+def _piece(op, args, cut, io=(_contig, _target)):
+    """The piece ``cut`` of the call; with ``io=_VIEWS_ONLY`` its arguments are views that
+    may not be C-contiguous (nothing copied or allocated: for reading shapes)."""
+    if op == "conv2d":
+        return _conv2d_piece(args, cut, io)
+    if op == "conv2d_input":
+        return _conv2d_input_piece(args, cut, io)
+    if op == "conv2d_weight":
+        return _conv2d_weight_piece(args, cut, io)
+    if op == "locally_connected2d":
+        n0, n1 = cut
+        x, w, b, out = args[:4]
+        return _Piece((x[n0:n1], w, b, out[n0:n1]) + tuple(args[4:]))
+    return _plane_piece(op, args, cut)
+
+
+def _shapes(op, piece_args):
+    """The shapes of a piece's array arguments (pieces with equal shapes choose alike)."""
+    return tuple(a.shape if isinstance(a, np.ndarray) else a for a in piece_args)
+
+
+def plan(op, backend, args):
+    """The cuts of the call ``op(*args)`` on ``backend`` (opaque tuples for
+    :func:`_piece`), or None when it runs in one piece.
+
+    The cuts depend on the shapes and the backend only. Candidates (:func:`_cuts`) are
+    tried with pieces of ``PIECE_SECONDS``, then twice, four times ... that: first up to 4x
+    for cuts whose pieces choose exactly as the whole call (:func:`_path`: bitwise
+    results), then for cuts that keep its algorithm (results to rounding)."""
+    total = estimate(op, backend, args)
+    if total <= SPLIT_SECONDS:
+        return None
+    whole = _path(backend, op, args)
+    # first cuts that keep every detail of the kernel's choice (bitwise results), with
+    # pieces up to 4x the target; else cuts that keep its algorithm (results to rounding)
+    passes = [(True, total)] if whole is None else [(True, 4 * PIECE_SECONDS), (False, total)]
+    for strict, limit in passes:
+        target = PIECE_SECONDS
+        while target < total and target <= limit:
+            for cuts in _cuts(op, args, total, target):
+                if len(cuts) >= 2 and _fits(op, backend, args, cuts, total, target) and (
+                        whole is None or _same_path(op, backend, args, cuts, whole, strict)):
+                    return cuts
+            target *= 2
+    return None
+
+
+def _fits(op, backend, args, cuts, total, target):
+    """Whether the pieces' own estimates are at most twice the target, and add up to at
+    most 1.25 times the whole call's: a cut that repeats work (the NumPy reference copies
+    the windows once per filter piece) is not taken."""
+    seen = {}
+    for cut in cuts:
+        p = _piece(op, args, cut, _VIEWS_ONLY).args
+        key = _shapes(op, p)
+        if key not in seen:
+            seen[key] = [estimate(op, backend, p), 0]
+        seen[key][1] += 1
+    return (max(e for e, _ in seen.values()) <= 2 * target
+            and sum(e * n for e, n in seen.values()) <= 1.25 * total)
+
+
+def _same_path(op, backend, args, cuts, whole, strict=True):
+    """Whether every piece makes the kernel choose as the whole call (``strict``: in every
+    detail of :func:`_path`; else the algorithm, its first item)."""
+    seen = set()
+    for cut in cuts:
+        p = _piece(op, args, cut, _VIEWS_ONLY).args
+        key = _shapes(op, p)
+        if key in seen:
+            continue
+        seen.add(key)
+        path = _path(backend, op, p)
+        if path != whole and (strict or _algo(path) != _algo(whole)):
+            return False
+    return True
+
+
+def _algo(path):
+    return path[0] if isinstance(path, tuple) else path
+
+
+# --------------------------------------------------------------------------------------------
+# running them
+# --------------------------------------------------------------------------------------------
+def call(op, name, fn, args, call_one):
+    """``call_one(op, name, fn, args)``, in pieces when the call is large (see the module
+    docstring); returns the filled output argument as the kernel does."""
+    cost = _COST.get(op)
+    if cost is None or cost(args, _INV[name][op]) <= SPLIT_SECONDS:
+        try:
+            return call_one(op, name, fn, args)
+        except SystemError as exc:
+            _reraise_interrupt(exc)
+            raise
+    cuts = plan(op, name, args)
+    if cuts is None:
+        return _run_one(call_one, op, name, fn, args)
+    for cut in cuts:
+        p = _piece(op, args, cut)
+        _run_one(call_one, op, name, fn, p.args)
+        if p.dest is not None:
+            p.dest[...] = p.scratch
+        # back in the interpreter: a pending SIGINT raises KeyboardInterrupt here
+    return _result(op, args)
+
+
+def _run_one(call_one, op, name, fn, args):
+    try:
+        return call_one(op, name, fn, args)
+    except SystemError as exc:
+        _reraise_interrupt(exc)
+        raise
+
+
+def _reraise_interrupt(exc):
+    """Raise the KeyboardInterrupt behind a SystemError, if there is one: Numba's
+    dispatcher reports a SIGINT handled inside it as ``SystemError: CPUDispatcher(...)
+    returned a result with an exception set``, caused by the KeyboardInterrupt."""
+    for e in (exc.__cause__, exc.__context__):
+        if isinstance(e, KeyboardInterrupt):
+            raise e from None
+
+
+def _result(op, args):
+    from ._dispatch import _OUT_ARG
+    return args[_OUT_ARG[op]]
