@@ -138,6 +138,13 @@ LONG = {
     # the weight gradient's direct loops kept (kh, kw, Wo) accumulators per thread (120 MiB
     # here); the reference gathered the windows
     "conv1d_weight-15taps": ("conv1d_weight", 1, 1, 1, 1 << 21, 1, (1, 15), (1, 1), (0, 0)),
+    # the gradients' im2col + GEMM paths (R = C * kh * kw >= 16 and 8 filters or more)
+    # held one output row of columns per thread: 96 MiB here (Cython and Numba)
+    "conv1d_weight-gemm": ("conv1d_weight", 1, 16, 1, 1 << 19, 16, (1, 3), (1, 1), (0, 1)),
+    # ... and the input gradient's columns (15 taps of one channel) and, in Numba, its
+    # packed grad_output: 60-92 MiB per thread here (stride 2: Cython's stride-1 input
+    # gradient is a forward convolution)
+    "conv1d_input-gemm": ("conv1d_input", 1, 4, 1, 1 << 21, 8, (1, 15), (1, 2), (0, 7)),
 }
 
 LONG_CHILD = r"""
@@ -165,9 +172,12 @@ def call(op, x, w, k, s, p, out):
                                backend=backend, out=out)
     if op == "conv2d":
         return fastconv.conv2d(x, w, stride=s, padding=p, backend=backend, out=out)
-    if op == "conv1d_weight":
-        Lo = (x.shape[3] - k[1]) // s[1] + 1
+    if op in ("conv1d_weight", "conv1d_input"):
+        Lo = (x.shape[3] + 2 * p[1] - k[1]) // s[1] + 1
         gy = np.ones((x.shape[0], w.shape[0], Lo), dt) if out is None else out
+        if op == "conv1d_input":
+            return fastconv.grad.conv1d_input(x[:, :, 0].shape, w[:, :, 0], gy, s[1], p[1],
+                                              backend=backend)
         return fastconv.grad.conv1d_weight(x[:, :, 0], w[:, :, 0].shape, gy, s[1], p[1],
                                            backend=backend)
     if op == "max_pool1d":
@@ -186,7 +196,7 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     out = None
     if op.startswith("conv"):  # passed in, already written: count the work memory only
         out = np.empty((N, K, Ho, Wo) if op == "conv2d" else (N, K, Wo), dt)
-        out[...] = op == "conv1d_weight"  # conv1d_weight: its grad_output, ones
+        out[...] = op != "conv1d"  # the gradients' grad_output: ones
     gc.collect()
     if backend == "cython":
         from fastconv import _cy_conv
@@ -201,9 +211,17 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     kept = 0 if op in ("conv1d", "conv2d") else r.nbytes  # a pool's result, a gradient
     res[name] = {"extra": status("VmHWM") - before - kept,
                  "reset": reset, "in_out": x.nbytes + out_bytes, "err": 0.0}
-    if op == "conv1d_weight":  # grad_output is ones: tap j sums x[j : j + Wo]
-        want = np.array([x[0, 0, 0, j:j + Wo].sum(dtype=np.float64) for j in range(k[1])])
+    if op == "conv1d_weight":  # stride 1, grad_output is ones: tap j sums x[j - p : ...]
+        want = np.array([x[0, 0, 0, max(0, j - p[1]):j - p[1] + Wo].sum(dtype=np.float64)
+                         for j in range(k[1])])
         res[name]["err"] = float(np.max(np.abs(r[0, 0] - want) / want))
+    if op == "conv1d_input":  # grad_output is ones: the weights of the taps that reach i
+        i = np.r_[0:3 * k[1], W // 2:W // 2 + 3 * k[1], W - 3 * k[1]:W]
+        ow = (i[:, None] + p[1] - np.arange(k[1])) / s[1]  # the output each tap comes from
+        hit = (ow == np.floor(ow)) & (ow >= 0) & (ow < Wo)
+        want = (w[:, 0, 0].sum(axis=0, dtype=np.float64)[None, :] * hit).sum(axis=1)
+        res[name]["err"] = float(np.max(np.abs(r[0, 0, i] - want))
+                                 / np.abs(w[:, 0]).sum())
     del x, out, r
 print(json.dumps(res))
 """
