@@ -205,28 +205,27 @@ def _nonfinite_meets_padding(spec, gw) -> bool:
     empty = [_tapless(size, out, k, s, d, pair[0]) for size, out, k, s, d, pair in
              zip(spec.x.shape[2:], geo.out_shape[2:], geo.w_shape[2:], geo.stride,
                  geo.dilation, geo.pairs)]
-    return bool((empty[0].any() and not np.isfinite(g[:, :, empty[0], :]).all())
-                or (empty[1].any() and not np.isfinite(g[:, :, :, empty[1]]).all()))
+    return bool((empty[0].size and not np.isfinite(g[:, :, empty[0], :]).all())
+                or (empty[1].size and not np.isfinite(g[:, :, :, empty[1]]).all()))
 
 
 def _tapless(size, out, k, stride, dilation, before):
-    """[whether output i's taps along one axis all miss the input's ``size`` positions].
+    """The outputs i (sorted int64) whose taps along one axis all miss the input's ``size``
+    positions.
 
     Output i's taps are ``i * stride - before + j * dilation``, j < k: the first one at or
     past 0 is tap ``j0 = ceil((before - i * stride) / dilation)`` (0 if none is negative),
     and the window misses the input when there is no such tap or it lies past the end.
-    Only the windows that do not lie inside the input (a few at each edge) are computed:
-    one byte per output, whatever the kernel size (issue 15: no int64 temporaries the
-    length of a long row)."""
+    Only the windows that do not lie inside the input (a few at each edge, as many as the
+    padding allows) are looked at: nothing the length of a long row is allocated
+    (issue 15)."""
     span = dilation * (k - 1) + 1
     lo = min(out, -(-before // stride))  # windows [lo, hi) lie inside: never tapless
     hi = max(lo, min(out, (size - span + before) // stride + 1))
     edge = np.concatenate([np.arange(lo), np.arange(hi, out)]).astype(np.int64)
     start = edge * stride - before
     j0 = np.maximum(0, -(start // dilation))
-    empty = np.zeros(out, bool)
-    empty[edge] = (j0 >= k) | (start + j0 * dilation >= size)
-    return empty
+    return edge[(j0 >= k) | (start + j0 * dilation >= size)]
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
