@@ -111,10 +111,12 @@ def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
     Ho, Wo = out.shape[2:]
     span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     xp = _padded(x, pad, span, stride, (Ho, Wo), -np.inf)
-    win = _windows(xp, kernel, stride, dilation, (Ho, Wo)).reshape(N, C, Ho, Wo, -1)
-    out[...] = win.max(axis=-1)  # NaN propagates through np.max
-    if idx is None:
+    win = _windows(xp, kernel, stride, dilation, (Ho, Wo))
+    if idx is None:  # reduced over the window view: no copy of the windows (issue 15)
+        np.max(win, axis=(-2, -1), out=out)  # NaN propagates through np.max
         return out
+    win = win.reshape(N, C, Ho, Wo, -1)
+    out[...] = win.max(axis=-1)
     pos, valid, first = _window_positions(H, W, kernel, stride, pad, dilation, (Ho, Wo))
     isnan = np.isnan(win)
     kk = win.shape[-1]
@@ -137,16 +139,32 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     xp = _padded(x, pad, kernel, stride, (Ho, Wo), 0)
     win = _windows(xp, kernel, stride, (1, 1), (Ho, Wo))
     win.sum(axis=(-2, -1), out=out)  # the sums, then divided in place
-    hs = np.arange(Ho) * stride[0] - pad[0]
-    ws = np.arange(Wo) * stride[1] - pad[1]
-    if count_include_pad:
-        hcount = np.minimum(hs + kernel[0], H + pad[0]) - hs
-        wcount = np.minimum(ws + kernel[1], W + pad[1]) - ws
-    else:
-        hcount = np.minimum(hs + kernel[0], H) - np.maximum(hs, 0)
-        wcount = np.minimum(ws + kernel[1], W) - np.maximum(ws, 0)
-    out /= np.multiply(hcount[:, None], wcount[None, :], dtype=x.dtype)  # exact: small ints
+    # the divisors, in blocks of at most _COUNT_BLOCK output positions (issue 15: no int64
+    # arrays the length of a long row)
+    bw = min(Wo, _COUNT_BLOCK)
+    bh = max(1, _COUNT_BLOCK // max(1, bw))
+    for h0 in range(0, Ho, bh):
+        hcount = _counts(h0, min(Ho, h0 + bh), H, kernel[0], stride[0], pad[0],
+                         count_include_pad)
+        for w0 in range(0, Wo, bw):
+            wcount = _counts(w0, min(Wo, w0 + bw), W, kernel[1], stride[1], pad[1],
+                             count_include_pad)
+            # exact: small ints
+            out[:, :, h0:h0 + bh, w0:w0 + bw] /= np.multiply(hcount[:, None], wcount[None, :],
+                                                             dtype=x.dtype)
     return out
+
+
+_COUNT_BLOCK = 1 << 16
+
+
+def _counts(o0, o1, size, k, stride, pad, count_include_pad):
+    """The window sizes along one axis of outputs [o0, o1): with the padding (clipped at
+    its far end) or, without, the input positions only."""
+    s = np.arange(o0, o1) * stride - pad
+    if count_include_pad:
+        return np.minimum(s + k, size + pad) - s
+    return np.minimum(s + k, size) - np.maximum(s, 0)
 
 
 def locally_connected2d(x, w, b, out, stride, pad, nthreads=None):

@@ -139,12 +139,17 @@ LONG = {
     # here); the reference gathered the windows
     "conv1d_weight-15taps": ("conv1d_weight", 1, 1, 1, 1 << 21, 1, (1, 15), (1, 1), (0, 0)),
     # the gradients' im2col + GEMM paths (R = C * kh * kw >= 16 and 8 filters or more)
-    # held one output row of columns per thread: 96 MiB here (Cython and Numba)
+    # held one output row of columns per thread: 96-128 MiB here (Cython, Numba)
     "conv1d_weight-gemm": ("conv1d_weight", 1, 16, 1, 1 << 19, 16, (1, 3), (1, 1), (0, 1)),
     # ... and the input gradient's columns (15 taps of one channel) and, in Numba, its
     # packed grad_output: 60-92 MiB per thread here (stride 2: Cython's stride-1 input
     # gradient is a forward convolution)
     "conv1d_input-gemm": ("conv1d_input", 1, 4, 1, 1 << 21, 8, (1, 15), (1, 2), (0, 7)),
+    # the reference's 2-D max-pool copied the windows of a plane to flatten them (the
+    # input's size here); its avg-pool computed int64 window counts the length of the row
+    # (64 MiB each)
+    "max_pool2d-2x2": ("max_pool2d", 1, 1, 2, 1 << 24, 0, (2, 2), (2, 2), (0, 0)),
+    "avg_pool2d-long-row": ("avg_pool2d", 1, 1, 1, 1 << 25, 0, (1, 4), (1, 4), (0, 0)),
 }
 
 LONG_CHILD = r"""
@@ -182,6 +187,8 @@ def call(op, x, w, k, s, p, out):
                                            backend=backend)
     if op == "max_pool1d":
         return fastconv.max_pool1d(x[:, :, 0], k[1], s[1], p[1], backend=backend)
+    if op == "max_pool2d":
+        return fastconv.max_pool2d(x, k, s, p, backend=backend)
     return fastconv.avg_pool2d(x, k, s, p, backend=backend)
 
 res = {}
