@@ -11,6 +11,16 @@ The convolution gradients take the forward call's ``stride``, ``padding`` (int, 
 padding mode the gradient wrt the padded input is computed, then folded back onto the input
 positions the padding copied (the adjoint of reflect/replicate/circular padding).
 
+Long rows (issue 15): the compiled kernels' im2col + GEMM paths hold at least one output
+row of columns per thread, so when one row's work would pass ``fastconv._tiling.LIMIT``
+bytes, ``conv2d_input`` and ``conv2d_weight`` run the same kernel on blocks of columns of
+one image (:func:`fastconv._tiling.tiles`; shapes only, never the thread count) and put
+the pieces together: ``conv2d_input`` writes each block of input columns from the
+``grad_output`` columns that reach it, ``conv2d_weight`` adds the blocks' weight gradients.
+The sums are then cut differently from an untiled call: the result agrees with it (and the
+reference) to rounding, and still does not depend on the thread count. Shorter rows,
+every benchmark shape among them, run untiled as before.
+
 Examples
 --------
 >>> import numpy as np, fastconv
