@@ -158,8 +158,8 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     win.sum(axis=(-2, -1), out=out)  # the sums, then divided in place
     # the divisors, in blocks of at most _COUNT_BLOCK output positions (issue 15: no int64
     # arrays the length of a long row)
-    bw = min(Wo, _COUNT_BLOCK)
-    bh = max(1, _COUNT_BLOCK // max(1, bw))
+    bw = max(1, min(Wo, _COUNT_BLOCK))
+    bh = max(1, _COUNT_BLOCK // bw)
     for h0 in range(0, Ho, bh):
         hcount = _counts(h0, min(Ho, h0 + bh), H, kernel[0], stride[0], pad[0],
                          count_include_pad)
