@@ -13,6 +13,9 @@ direct kernels (whose sums run in a fixed order of taps) give bitwise the same r
 the untiled call; an im2col + GEMM tile's result may differ in the last bit where the
 BLAS blocks the product differently. Tiles depend on the shapes only, never on the thread
 count. Calls below the limit run exactly as before.
+
+:func:`tiles` also cuts the compiled gradients' im2col + GEMM calls on long rows
+(:mod:`fastconv.grad`) and the reference's gradient columns (:mod:`fastconv.reference`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,16 @@ The convolution gradients take the forward call's ``stride``, ``padding`` (int, 
 padding mode the gradient wrt the padded input is computed, then folded back onto the input
 positions the padding copied (the adjoint of reflect/replicate/circular padding).
 
+Long rows (issue 15): the compiled kernels' im2col + GEMM paths hold at least one output
+row of columns per thread, so when one row's work would pass ``fastconv._tiling.LIMIT``
+bytes, ``conv2d_input`` and ``conv2d_weight`` run the same kernel on blocks of columns of
+one image (:func:`fastconv._tiling.tiles`; shapes only, never the thread count) and put
+the pieces together: ``conv2d_input`` writes each block of input columns from the
+``grad_output`` columns that reach it, ``conv2d_weight`` adds the blocks' weight gradients.
+The sums are then cut differently from an untiled call: the result agrees with it (and the
+reference) to rounding, and still does not depend on the thread count. Shorter rows,
+every benchmark shape among them, run untiled as before.
+
 Examples
 --------
 >>> import numpy as np, fastconv
@@ -30,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dispatch
+from . import _chunks, _dispatch, _tiling
 from . import _spec as S
 
 __all__ = [
@@ -68,8 +78,8 @@ def _input_grad(input_size, weight, grad_output, stride, padding, dilation, grou
     spec = S.conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilation,
                                   groups, padding_mode, nd)
     gx = np.empty(spec.grad_shape, spec.dtype)
-    _dispatch.run("conv2d_input", name, spec.grad_output, spec.weight, gx, spec.geo.stride,
-                  spec.pad, spec.geo.dilation, spec.geo.groups)
+    _run_conv_grad("conv2d_input", name, spec.grad_output, spec.weight, gx, spec.geo.stride,
+                   spec.pad, spec.geo.dilation, spec.geo.groups)
     return S.fold_padding(gx, spec.geo).reshape(spec.result_shape)
 
 
@@ -79,8 +89,8 @@ def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups,
     spec = S.conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation,
                                    groups, padding_mode, nd)
     gw = np.empty(spec.grad_shape, spec.dtype)
-    _dispatch.run("conv2d_weight", name, spec.x, spec.grad_output, gw, spec.geo.stride,
-                  spec.pad, spec.geo.dilation, spec.geo.groups)
+    _run_conv_grad("conv2d_weight", name, spec.x, spec.grad_output, gw, spec.geo.stride,
+                   spec.pad, spec.geo.dilation, spec.geo.groups)
     geo = spec.geo
     if (name != "numpy" and geo.padding_mode == "zeros" and any(b or a for b, a in geo.pairs)
             and _nonfinite_meets_padding(spec, gw)):
@@ -89,9 +99,106 @@ def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups,
         # does, and inf * 0 is NaN. Rerun on the input with its zeros made explicit.
         S.check_alloc(S.padded_shape(geo), spec.dtype.itemsize, "the padded input")
         xp = np.pad(spec.x, ((0, 0), (0, 0)) + tuple(geo.pairs))
-        _dispatch.run("conv2d_weight", name, xp, spec.grad_output, gw, geo.stride, (0, 0),
-                      geo.dilation, geo.groups)
+        _run_conv_grad("conv2d_weight", name, xp, spec.grad_output, gw, geo.stride, (0, 0),
+                       geo.dilation, geo.groups)
     return gw.reshape(spec.result_shape)
+
+
+# --------------------------------------------------------------------------------------------
+# long rows (issue 15): the compiled im2col + GEMM paths, tile by tile
+# --------------------------------------------------------------------------------------------
+def _run_conv_grad(op, name, *args):
+    """Run the kernel of ``op`` ("conv2d_input": ``(gy, w, gx, stride, pad, dilation,
+    groups)``; "conv2d_weight": ``(x, gy, gw, ...)``) on ``name``'s backend, tiled along
+    the row when :func:`_long_gemm_row` says so."""
+    if not _long_gemm_row(op, name, args):
+        _dispatch.run(op, name, *args)
+    elif op == "conv2d_input":
+        _input_tiled(name, *args)
+    else:
+        _weight_tiled(name, *args)
+
+
+def _long_gemm_row(op, name, args) -> bool:
+    """Whether a compiled gradient call runs as im2col + GEMM (``fastconv._chunks._path``:
+    the kernel's own choice) on output rows so long that one row's work buffers, about
+    ``(R + Kg) * Wo`` elements per thread (the (R, Wo) columns of one row, with
+    ``R = (C // groups) * kh * kw``, and a (Kg, Wo) block of ``grad_output``; the kernels'
+    tiles hold at least one output row), pass ``fastconv._tiling.LIMIT`` bytes. Shapes
+    only; the NumPy reference tiles its own columns (:mod:`fastconv.reference`)."""
+    if name == "numpy" or args[0].size == 0 or args[1].size == 0:
+        return False
+    gy, w = (args[0], args[1]) if op == "conv2d_input" else (args[1], args[2])
+    K, Cg, kh, kw = w.shape
+    row = (Cg * kh * kw + K // args[6]) * gy.shape[3] * gy.itemsize
+    return row > _tiling.LIMIT and _chunks._algo(_chunks._path(name, op, args)) == "gemm"
+
+
+def _input_tiled(name, gy, w, gx, stride, pad, dilation, groups):
+    """conv2d_input in tiles of ``gx`` (:func:`fastconv._tiling.tiles` of its input
+    columns: one image per tile, in blocks of columns): each tile is a call of the same
+    kernel on the columns of ``grad_output`` whose windows reach the block (plus a few whose
+    windows miss it, so that the tile's left padding is not negative). A tile costs its
+    copies of ``gx`` and ``grad_output`` columns and one row of the kernel's columns, about
+    ``_tiling.TILE_BYTES``. Every element of ``gx`` sums the same terms as untiled; the
+    GEMMs' sizes differ, so the result agrees with the untiled call to rounding."""
+    N, C, H, W = gx.shape
+    K, Cg, kh, kw = w.shape
+    Ho, Wo = gy.shape[2:]
+    sw, pl, span = stride[1], pad[1], dilation[1] * (kw - 1)
+    # bytes per input column of one image: its gx copy, and the grad_output columns and
+    # one row of kernel work that the stride gives it
+    per = C * H + -(-(K * Ho + Cg * kh * kw + K // groups) // sw)
+    for n0, n1, a, e in _tiling.tiles(N, W, per * gx.itemsize):
+        # output columns [o0, o1) have a tap in [a, e); o0 at most (a + pl) // sw
+        o0 = max(0, min(-(-(a - pl - span) // sw), (a + pl) // sw))
+        o1 = min(Wo, (e - 1 + pl) // sw + 1)
+        if o1 <= o0:  # no window reaches the block
+            gx[n0:n1, :, :, a:e] = 0
+            continue
+        if a == 0 and e == W and o0 == 0 and o1 == Wo:  # whole images: views
+            _dispatch.run("conv2d_input", name, gy[n0:n1], w, gx[n0:n1], stride, pad,
+                          dilation, groups)
+            continue
+        gyt = np.ascontiguousarray(gy[n0:n1, :, :, o0:o1])
+        gxt = np.empty((n1 - n0, C, H, e - a), gx.dtype)
+        _dispatch.run("conv2d_input", name, gyt, w, gxt, stride,
+                      (pad[0], pl + a - o0 * sw), dilation, groups)
+        gx[n0:n1, :, :, a:e] = gxt
+
+
+def _weight_tiled(name, x, gy, gw, stride, pad, dilation, groups):
+    """conv2d_weight summed over tiles of ``grad_output`` (:func:`fastconv._tiling.tiles`
+    of its output columns: one image per tile, in blocks of columns): each tile is a call
+    of the same kernel on the block and the input columns its windows read (the left
+    padding that falls in it becomes the tile's own), its weight gradient added into
+    ``gw`` in tile order. A tile costs its copies of input and ``grad_output`` columns and
+    one row of the kernel's columns, about ``_tiling.TILE_BYTES``. The sums run in another
+    order than untiled: the result agrees with the untiled call to rounding. A block whose
+    windows all lie in the zero padding adds nothing (the compiled kernels skip padding
+    taps; a non-finite ``grad_output`` there is handled by :func:`_weight_grad`)."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = gw.shape
+    Ho, Wo = gy.shape[2:]
+    sw, pl, dw = stride[1], pad[1], dilation[1]
+    # bytes per output column of one image: the input columns it reads, its grad_output
+    # column, and one row of kernel work
+    per = C * H * sw + K * Ho + Cg * kh * kw + K // groups
+    gw[...] = 0
+    part = np.empty_like(gw)
+    for n0, n1, ow0, ow1 in _tiling.tiles(N, Wo, per * x.itemsize):
+        first = ow0 * sw - pl  # the input column of the block's first window
+        a, e = max(0, first), min(W, (ow1 - 1) * sw - pl + dw * (kw - 1) + 1)
+        if a >= e:
+            continue
+        if a == 0 and e == W and ow0 == 0 and ow1 == Wo:  # whole images: views
+            xt, gyt, p = x[n0:n1], gy[n0:n1], pad
+        else:
+            xt = np.ascontiguousarray(x[n0:n1, :, :, a:e])
+            gyt = np.ascontiguousarray(gy[n0:n1, :, :, ow0:ow1])
+            p = (pad[0], a - first)
+        _dispatch.run("conv2d_weight", name, xt, gyt, part, stride, p, dilation, groups)
+        gw += part
 
 
 def _nonfinite_meets_padding(spec, gw) -> bool:
@@ -108,28 +215,27 @@ def _nonfinite_meets_padding(spec, gw) -> bool:
     empty = [_tapless(size, out, k, s, d, pair[0]) for size, out, k, s, d, pair in
              zip(spec.x.shape[2:], geo.out_shape[2:], geo.w_shape[2:], geo.stride,
                  geo.dilation, geo.pairs)]
-    return bool((empty[0].any() and not np.isfinite(g[:, :, empty[0], :]).all())
-                or (empty[1].any() and not np.isfinite(g[:, :, :, empty[1]]).all()))
+    return bool((empty[0].size and not np.isfinite(g[:, :, empty[0], :]).all())
+                or (empty[1].size and not np.isfinite(g[:, :, :, empty[1]]).all()))
 
 
 def _tapless(size, out, k, stride, dilation, before):
-    """[whether output i's taps along one axis all miss the input's ``size`` positions].
+    """The outputs i (sorted int64) whose taps along one axis all miss the input's ``size``
+    positions.
 
     Output i's taps are ``i * stride - before + j * dilation``, j < k: the first one at or
     past 0 is tap ``j0 = ceil((before - i * stride) / dilation)`` (0 if none is negative),
     and the window misses the input when there is no such tap or it lies past the end.
-    Only the windows that do not lie inside the input (a few at each edge) are computed:
-    one byte per output, whatever the kernel size (issue 15: no int64 temporaries the
-    length of a long row)."""
+    Only the windows that do not lie inside the input (a few at each edge, as many as the
+    padding allows) are looked at: nothing the length of a long row is allocated
+    (issue 15)."""
     span = dilation * (k - 1) + 1
     lo = min(out, -(-before // stride))  # windows [lo, hi) lie inside: never tapless
     hi = max(lo, min(out, (size - span + before) // stride + 1))
     edge = np.concatenate([np.arange(lo), np.arange(hi, out)]).astype(np.int64)
     start = edge * stride - before
     j0 = np.maximum(0, -(start // dilation))
-    empty = np.zeros(out, bool)
-    empty[edge] = (j0 >= k) | (start + j0 * dilation >= size)
-    return empty
+    return edge[(j0 >= k) | (start + j0 * dilation >= size)]
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,

@@ -89,11 +89,13 @@ def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
     return out
 
 
-def _window_positions(H, W, kernel, stride, pad, dilation, out_hw):
+def _window_positions(H, W, kernel, stride, pad, dilation, out_hw, ow0=0):
     """Flat input position and validity of each window element, two (Ho, Wo, kh*kw) arrays,
-    and the fallback position of each window (first tap row and column that are >= 0)."""
+    and the fallback position of each window (first tap row and column that are >= 0), for
+    the output columns ``ow0 + [0, Wo)``."""
     ih = (np.arange(out_hw[0]) * stride[0] - pad[0])[:, None] + np.arange(kernel[0]) * dilation[0]
-    iw = (np.arange(out_hw[1]) * stride[1] - pad[1])[:, None] + np.arange(kernel[1]) * dilation[1]
+    iw = ((np.arange(out_hw[1]) + ow0) * stride[1] - pad[1])[:, None] \
+        + np.arange(kernel[1]) * dilation[1]
     vh = (ih >= 0) & (ih < H)
     vw = (iw >= 0) & (iw < W)
     pos = ih[:, None, :, None] * W + iw[None, :, None, :]
@@ -111,11 +113,28 @@ def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
     Ho, Wo = out.shape[2:]
     span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     xp = _padded(x, pad, span, stride, (Ho, Wo), -np.inf)
-    win = _windows(xp, kernel, stride, dilation, (Ho, Wo)).reshape(N, C, Ho, Wo, -1)
-    out[...] = win.max(axis=-1)  # NaN propagates through np.max
+    win = _windows(xp, kernel, stride, dilation, (Ho, Wo))
+    # reduced over the window view: no copy of the windows (issue 15); NaN propagates
+    np.max(win, axis=(-2, -1), out=out)
     if idx is None:
         return out
-    pos, valid, first = _window_positions(H, W, kernel, stride, pad, dilation, (Ho, Wo))
+    # the indices: their window copies and per-tap temporaries, tile by tile past
+    # _tiling.LIMIT bytes (issue 15)
+    kk = kernel[0] * kernel[1]
+    col = C * Ho * (kk * (x.itemsize + 10) + 40)  # bytes per output column of one image
+    todo = _tiling.tiles(N, Wo, col) if col * Wo * N > _tiling.LIMIT else [(0, N, 0, Wo)]
+    for n0, n1, ow0, ow1 in todo:
+        _max_indices(win[n0:n1, :, :, ow0:ow1], out[n0:n1, :, :, ow0:ow1],
+                     idx[n0:n1, :, :, ow0:ow1], H, W, kernel, stride, pad, dilation, ow0)
+    return out
+
+
+def _max_indices(win, out, idx, H, W, kernel, stride, pad, dilation, ow0):
+    """``idx`` of the windows ``win`` (N, C, Ho, Wo, kh, kw) of output columns
+    ``ow0 + [0, Wo)``, whose maxima ``out`` holds."""
+    N, C, Ho, Wo = out.shape
+    win = win.reshape(N, C, Ho, Wo, -1)
+    pos, valid, first = _window_positions(H, W, kernel, stride, pad, dilation, (Ho, Wo), ow0)
     isnan = np.isnan(win)
     kk = win.shape[-1]
     last_nan = kk - 1 - np.argmax(isnan[..., ::-1], axis=-1)
@@ -127,7 +146,7 @@ def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
     found = np.take_along_axis(pos_b, local[..., None], axis=-1)[..., 0]
     # a window that sees no input keeps its fallback position
     idx[...] = np.where(valid.any(axis=-1), found, first)
-    return out
+    return idx
 
 
 def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
@@ -137,16 +156,32 @@ def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     xp = _padded(x, pad, kernel, stride, (Ho, Wo), 0)
     win = _windows(xp, kernel, stride, (1, 1), (Ho, Wo))
     win.sum(axis=(-2, -1), out=out)  # the sums, then divided in place
-    hs = np.arange(Ho) * stride[0] - pad[0]
-    ws = np.arange(Wo) * stride[1] - pad[1]
-    if count_include_pad:
-        hcount = np.minimum(hs + kernel[0], H + pad[0]) - hs
-        wcount = np.minimum(ws + kernel[1], W + pad[1]) - ws
-    else:
-        hcount = np.minimum(hs + kernel[0], H) - np.maximum(hs, 0)
-        wcount = np.minimum(ws + kernel[1], W) - np.maximum(ws, 0)
-    out /= np.multiply(hcount[:, None], wcount[None, :], dtype=x.dtype)  # exact: small ints
+    # the divisors, in blocks of at most _COUNT_BLOCK output positions (issue 15: no int64
+    # arrays the length of a long row)
+    bw = max(1, min(Wo, _COUNT_BLOCK))
+    bh = max(1, _COUNT_BLOCK // bw)
+    for h0 in range(0, Ho, bh):
+        hcount = _counts(h0, min(Ho, h0 + bh), H, kernel[0], stride[0], pad[0],
+                         count_include_pad)
+        for w0 in range(0, Wo, bw):
+            wcount = _counts(w0, min(Wo, w0 + bw), W, kernel[1], stride[1], pad[1],
+                             count_include_pad)
+            # exact: small ints
+            out[:, :, h0:h0 + bh, w0:w0 + bw] /= np.multiply(hcount[:, None], wcount[None, :],
+                                                             dtype=x.dtype)
     return out
+
+
+_COUNT_BLOCK = 1 << 16
+
+
+def _counts(o0, o1, size, k, stride, pad, count_include_pad):
+    """The window sizes along one axis of outputs [o0, o1): with the padding (clipped at
+    its far end) or, without, the input positions only."""
+    s = np.arange(o0, o1) * stride - pad
+    if count_include_pad:
+        return np.minimum(s + k, size + pad) - s
+    return np.minimum(s + k, size) - np.maximum(s, 0)
 
 
 def locally_connected2d(x, w, b, out, stride, pad, nthreads=None):

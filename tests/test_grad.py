@@ -551,4 +551,111 @@ def test_tapless_windows_match_a_brute_force_count():
             continue
         taps = (np.arange(out) * stride - before)[:, None] + np.arange(k) * dilation
         brute = ~((taps >= 0) & (taps < size)).any(axis=1)
-        np.testing.assert_array_equal(_tapless(size, out, k, stride, dilation, before), brute)
+        got = _tapless(size, out, k, stride, dilation, before)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.flatnonzero(brute))
+
+
+# --------------------------------------------------------------------------------------------
+# issue 15: the compiled gradients' im2col + GEMM paths run tile by tile on long rows
+# (fastconv.grad._run_conv_grad). Forced here on small inputs (fastconv._tiling's limits
+# patched: blocks of 64 columns of one image, or ranges of whole images); the sums are
+# cut differently, so tiled and untiled agree to rounding, and both with the reference.
+# Every case takes the GEMM path (R >= 16, Kg >= 8) on both compiled backends.
+GRAD_TILED = [  # (x shape, w shape, stride, padding, dilation, groups, padding_mode)
+    ((2, 4, 3, 300), (8, 4, 2, 2), (1, 1), (1, 1), (1, 1), 1, "zeros"),  # stride 1
+    ((1, 8, 2, 333), (16, 4, 2, 3), (2, 3), (1, 2), (1, 2), 2, "zeros"),  # groups, dilated
+    ((1, 8, 1, 600), (8, 8, 1, 2), (1, 5), (0, 0), (1, 1), 1, "zeros"),  # stride > kernel
+    ((2, 4, 2, 200), (8, 4, 2, 2), (1, 2), (0, 40), (1, 1), 1, "zeros"),  # wide padding
+    ((1, 4, 1, 100), (8, 4, 1, 4), (1, 1), (0, 300), (1, 1), 1, "zeros"),  # blocks in padding
+    ((1, 4, 3, 250), (8, 4, 2, 3), (2, 2), (1, 2), (1, 1), 1, "circular"),  # folded padding
+]
+# (Cython's conv2d_input at stride 1 with pad <= dilation * (kernel - 1), case 0, is a
+# forward convolution: the forward's own tiling cuts it.)
+
+
+@pytest.mark.parametrize("whole_images", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["conv2d_input", "conv2d_weight"])
+@pytest.mark.parametrize("case", range(len(GRAD_TILED)))
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_issue15_tiled_gemm_gradients_match_untiled(backend, case, op, dtype, whole_images,
+                                                   monkeypatch):
+    from fastconv import _tiling
+
+    xs, ws, stride, padding, dilation, groups, mode = GRAD_TILED[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    y = fastconv.conv2d(x, w, stride=stride, padding=padding, dilation=dilation,
+                        groups=groups, padding_mode=mode, backend="numpy")
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                padding_mode=mode)
+
+    def call(b):
+        if op == "conv2d_input":
+            return G.conv2d_input(xs, w, gy, backend=b, **args)
+        return G.conv2d_weight(x, ws, gy, backend=b, **args)
+
+    untiled = call(backend)
+    calls = []
+    tiles = _tiling.tiles
+    monkeypatch.setattr(_tiling, "LIMIT", 0)
+    monkeypatch.setattr(_tiling, "TILE_BYTES", 1 << 40 if whole_images else 0)
+    monkeypatch.setattr(_tiling, "tiles", lambda *a: calls.append(tiles(*a)) or calls[-1])
+    tiled = call(backend)
+    assert calls, "tiled"
+    if not whole_images:
+        assert max(len(c) for c in calls) > 1, "more than one tile"
+    assert tiled.dtype == dtype
+    ref = call("numpy")
+    np.testing.assert_allclose(tiled, untiled, **_tol(dtype, ref))
+    np.testing.assert_allclose(tiled, ref, **_tol(dtype, ref))
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_issue15_tiled_weight_gradient_keeps_nonfinite_in_the_padding(backend, monkeypatch):
+    """An inf of grad_output at an output whose window lies in the zero padding (a tile
+    that the tiled weight gradient skips) still makes the weight gradient NaN, as in the
+    reference and torch (inf * 0)."""
+    from fastconv import _tiling
+
+    xs, ws, stride, padding, dilation, groups, _ = GRAD_TILED[4]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(xs)
+    gy = rng.standard_normal((1, 8, 1, 100 + 600 - 3))
+    gy[0, 2, 0, -5] = np.inf  # in the right padding: no tap inside the input
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    ref = G.conv2d_weight(x, ws, gy, backend="numpy", **args)
+    calls = []
+    tiles = _tiling.tiles
+    monkeypatch.setattr(_tiling, "LIMIT", 0)
+    monkeypatch.setattr(_tiling, "TILE_BYTES", 0)
+    monkeypatch.setattr(_tiling, "tiles", lambda *a: calls.append(tiles(*a)) or calls[-1])
+    got = G.conv2d_weight(x, ws, gy, backend=backend, **args)
+    assert calls and len(calls[0]) > 1, "tiled"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(got[2]).all() and not np.isnan(got[:2]).any()
+    fin = ~np.isnan(ref)
+    np.testing.assert_allclose(got[fin], ref[fin], **_tol("float64", ref))
+
+
+def test_issue15_benchmark_gradients_stay_untiled():
+    """The benchmark shapes' gradients run untiled (one kernel call, as before)."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+    from cases import CONV_SHAPES
+
+    for backend in [b for b in BACKENDS if b != "numpy"]:
+        for name, (N, C, H, W, K, k, s, p, g) in CONV_SHAPES.items():
+            Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+            for dtype in (np.float32, np.float64):
+                x = np.empty((N, C, H, W), dtype)
+                gy = np.empty((N, K, Ho, Wo), dtype)
+                w = np.empty((K, C // g, k, k), dtype)
+                for op, a in (("conv2d_input", (gy, w, x)), ("conv2d_weight", (x, gy, w))):
+                    assert not G._long_gemm_row(op, backend, a + ((s, s), (p, p), (1, 1), g)), \
+                        (backend, name, op)

@@ -138,6 +138,20 @@ LONG = {
     # the weight gradient's direct loops kept (kh, kw, Wo) accumulators per thread (120 MiB
     # here); the reference gathered the windows
     "conv1d_weight-15taps": ("conv1d_weight", 1, 1, 1, 1 << 21, 1, (1, 15), (1, 1), (0, 0)),
+    # the gradients' im2col + GEMM paths (R = C * kh * kw >= 16 and 8 filters or more)
+    # held one output row of columns per thread: 96-128 MiB here (Cython, Numba)
+    "conv1d_weight-gemm": ("conv1d_weight", 1, 16, 1, 1 << 19, 16, (1, 3), (1, 1), (0, 1)),
+    # ... and the input gradient's columns (15 taps of one channel) and, in Numba, its
+    # packed grad_output: 60-92 MiB per thread here (stride 2: Cython's stride-1 input
+    # gradient is a forward convolution)
+    "conv1d_input-gemm": ("conv1d_input", 1, 4, 1, 1 << 21, 8, (1, 15), (1, 2), (0, 7)),
+    # the reference's 2-D max-pool copied the windows of a plane to flatten them (the
+    # input's size here); its avg-pool computed int64 window counts the length of the row
+    # (64 MiB each)
+    "max_pool2d-2x2": ("max_pool2d", 1, 1, 2, 1 << 24, 0, (2, 2), (2, 2), (0, 0)),
+    "avg_pool2d-long-row": ("avg_pool2d", 1, 1, 1, 1 << 25, 0, (1, 4), (1, 4), (0, 0)),
+    # ... and, for its indices, gathered the windows with int64 positions of every tap
+    "max_pool2d-indices": ("max_pool2d_idx", 1, 1, 2, 1 << 22, 0, (2, 2), (2, 2), (0, 0)),
 }
 
 LONG_CHILD = r"""
@@ -165,13 +179,20 @@ def call(op, x, w, k, s, p, out):
                                backend=backend, out=out)
     if op == "conv2d":
         return fastconv.conv2d(x, w, stride=s, padding=p, backend=backend, out=out)
-    if op == "conv1d_weight":
-        Lo = (x.shape[3] - k[1]) // s[1] + 1
+    if op in ("conv1d_weight", "conv1d_input"):
+        Lo = (x.shape[3] + 2 * p[1] - k[1]) // s[1] + 1
         gy = np.ones((x.shape[0], w.shape[0], Lo), dt) if out is None else out
+        if op == "conv1d_input":
+            return fastconv.grad.conv1d_input(x[:, :, 0].shape, w[:, :, 0], gy, s[1], p[1],
+                                              backend=backend)
         return fastconv.grad.conv1d_weight(x[:, :, 0], w[:, :, 0].shape, gy, s[1], p[1],
                                            backend=backend)
     if op == "max_pool1d":
         return fastconv.max_pool1d(x[:, :, 0], k[1], s[1], p[1], backend=backend)
+    if op == "max_pool2d":
+        return fastconv.max_pool2d(x, k, s, p, backend=backend)
+    if op == "max_pool2d_idx":
+        return fastconv.max_pool2d(x, k, s, p, return_indices=True, backend=backend)
     return fastconv.avg_pool2d(x, k, s, p, backend=backend)
 
 res = {}
@@ -186,7 +207,7 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     out = None
     if op.startswith("conv"):  # passed in, already written: count the work memory only
         out = np.empty((N, K, Ho, Wo) if op == "conv2d" else (N, K, Wo), dt)
-        out[...] = op == "conv1d_weight"  # conv1d_weight: its grad_output, ones
+        out[...] = op != "conv1d"  # the gradients' grad_output: ones
     gc.collect()
     if backend == "cython":
         from fastconv import _cy_conv
@@ -198,12 +219,21 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     reset = status("VmHWM") - before
     r = call(op, x, w, k, s, p, out)
     out_bytes = N * (K if op.startswith("conv") else C) * Ho * Wo * 4 + w.nbytes
-    kept = 0 if op in ("conv1d", "conv2d") else r.nbytes  # a pool's result, a gradient
+    rs = r if isinstance(r, tuple) else (r,)  # a pool's result (and indices), a gradient
+    kept = 0 if op in ("conv1d", "conv2d") else sum(a.nbytes for a in rs)
     res[name] = {"extra": status("VmHWM") - before - kept,
                  "reset": reset, "in_out": x.nbytes + out_bytes, "err": 0.0}
-    if op == "conv1d_weight":  # grad_output is ones: tap j sums x[j : j + Wo]
-        want = np.array([x[0, 0, 0, j:j + Wo].sum(dtype=np.float64) for j in range(k[1])])
+    if op == "conv1d_weight":  # stride 1, grad_output is ones: tap j sums x[j - p : ...]
+        want = np.array([x[0, 0, 0, max(0, j - p[1]):j - p[1] + Wo].sum(dtype=np.float64)
+                         for j in range(k[1])])
         res[name]["err"] = float(np.max(np.abs(r[0, 0] - want) / want))
+    if op == "conv1d_input":  # grad_output is ones: the weights of the taps that reach i
+        i = np.r_[0:3 * k[1], W // 2:W // 2 + 3 * k[1], W - 3 * k[1]:W]
+        ow = (i[:, None] + p[1] - np.arange(k[1])) / s[1]  # the output each tap comes from
+        hit = (ow == np.floor(ow)) & (ow >= 0) & (ow < Wo)
+        want = (w[:, 0, 0].sum(axis=0, dtype=np.float64)[None, :] * hit).sum(axis=1)
+        res[name]["err"] = float(np.max(np.abs(r[0, 0, i] - want))
+                                 / np.abs(w[:, 0]).sum())
     del x, out, r
 print(json.dumps(res))
 """
@@ -224,7 +254,7 @@ def test_issue15_long_rows_extra_memory_is_bounded(measured_long, case):
     backend, res = measured_long
     extra, in_out = res[case]["extra"], res[case]["in_out"]
     assert res[case]["reset"] < MIB, "clear_refs did not reset the peak resident set"
-    pool = LONG[case][0].endswith("pool1d") or LONG[case][0].endswith("pool2d")
+    pool = "pool" in LONG[case][0]
     bound = max(64 * MIB, in_out) if backend.startswith("numpy") and not pool else 64 * MIB
     assert extra < bound, (f"{backend} {case}: {extra / MIB:.1f} MiB extra, "
                            f"bound {bound / MIB:.1f} MiB")

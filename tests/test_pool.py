@@ -369,3 +369,37 @@ def test_avg_pool2d_hypothesis_matches_torch(args, seed):
     expected = _torch_avg(x, **kw)
     for backend in BACKENDS:
         assert_close(fastconv.avg_pool2d(x, backend=backend, **kw), expected, terms=16)
+
+
+# --------------------------------------------------------------------------------------------
+# issue 15: the reference's max-pool indices are computed tile by tile (blocks of output
+# columns of one image, or ranges of whole images) past fastconv._tiling.LIMIT bytes of
+# gathered windows. Forced here on small inputs: the same maxima and indices, bitwise,
+# with NaN, -inf and windows partly or wholly in the padding.
+@pytest.mark.parametrize("whole_images", [False, True])
+@pytest.mark.parametrize("case", MAX2D_GRID)
+def test_issue15_tiled_max_pool_indices_match_untiled(case, whole_images, monkeypatch):
+    from fastconv import _tiling
+
+    k, s, p, d, ceil = case
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 3, 7, 300)).astype(np.float32)
+    x[0, 1, 2, ::7] = np.nan
+    x[1, 0, :, 40:90] = -np.inf
+    kw = dict(stride=s, padding=p, dilation=d, ceil_mode=ceil, return_indices=True,
+              backend="numpy")
+    out, idx = fastconv.max_pool2d(x, k, **kw)
+    calls = []
+    tiles = _tiling.tiles
+    monkeypatch.setattr(_tiling, "LIMIT", 0)
+    monkeypatch.setattr(_tiling, "TILE_BYTES", 1 << 40 if whole_images else 0)
+    monkeypatch.setattr(_tiling, "tiles", lambda *a: calls.append(tiles(*a)) or calls[-1])
+    out_t, idx_t = fastconv.max_pool2d(x, k, **kw)
+    assert calls and (whole_images or len(calls[0]) > 1), "tiled"
+    np.testing.assert_array_equal(out_t, out)
+    np.testing.assert_array_equal(idx_t, idx)
+    for b in BACKENDS:
+        if b != "numpy":
+            ob, ib = fastconv.max_pool2d(x, k, **dict(kw, backend=b))
+            np.testing.assert_array_equal(ob, out)
+            np.testing.assert_array_equal(ib, idx)
