@@ -34,6 +34,23 @@ except ImportError:  # not installed: test the source checkout this folder belon
 
 BACKENDS = tuple(fastconv.backends())
 
+
+def bench_cases():
+    """``bench/cases.py`` (the benchmark shapes), loaded by its path. Putting ``bench/`` on
+    ``sys.path`` instead would let its ``conftest.py`` shadow this one in processes spawned
+    from the test run (their ``from conftest import ...`` then fails)."""
+    import importlib.util
+
+    name = "_fastconv_bench_cases"
+    if name not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "bench", "cases.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
 # every public op, with the family it belongs to (the test module that covers it)
 OPS = {
     "conv1d": "conv",

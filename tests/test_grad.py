@@ -643,11 +643,9 @@ def test_issue15_tiled_weight_gradient_keeps_nonfinite_in_the_padding(backend, m
 
 def test_issue15_benchmark_gradients_stay_untiled():
     """The benchmark shapes' gradients run untiled (one kernel call, as before)."""
-    import os
-    import sys
+    from conftest import bench_cases
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
-    from cases import CONV_SHAPES
+    CONV_SHAPES = bench_cases().CONV_SHAPES
 
     for backend in [b for b in BACKENDS if b != "numpy"]:
         for name, (N, C, H, W, K, k, s, p, g) in CONV_SHAPES.items():

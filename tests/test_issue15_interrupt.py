@@ -33,11 +33,9 @@ import fastconv
 import fastconv.grad as G
 from fastconv import _chunks, _dispatch
 
-from conftest import BACKENDS, assert_close
+from conftest import BACKENDS, assert_close, bench_cases
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "bench"))
-import cases as bench_cases  # noqa: E402  (bench/cases.py: the benchmark shapes)
+bench_cases = bench_cases()  # bench/cases.py: the benchmark shapes
 
 # --------------------------------------------------------------------------------------------
 # a real SIGINT to a child process running a long call

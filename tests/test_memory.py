@@ -20,9 +20,9 @@ import sys
 import pytest
 
 import fastconv
+from conftest import bench_cases
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
-from cases import CONV_SHAPES  # noqa: E402
+CONV_SHAPES = bench_cases().CONV_SHAPES
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not os.access("/proc/self/clear_refs", os.W_OK),
