@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import THREADS, _set_all
-from test_paired import ROUNDS, _burst, _check
+from conftest import THREADS
+from test_paired import ROUNDS, _check, interleave
 
 import fastconv
 
@@ -73,19 +73,7 @@ def loaded_rounds(request, busy_core):
         fns[pair] = both
     results = {pair: ([], [], [], fns[pair][0]) for pair in PAIRS}
     rounds = 1 if request.config.getoption("benchmark_disable", False) else ROUNDS
-    try:
-        for r in range(rounds):
-            for (group, a, b), (fa, fb) in fns.items():
-                if r % 2 == 0:
-                    x, y = _burst(fa, _threads(a)), _burst(fb, _threads(b))
-                else:
-                    y, x = _burst(fb, _threads(b)), _burst(fa, _threads(a))
-                ratios, ta, tb, _ = results[group, a, b]
-                ta.append(x)
-                tb.append(y)
-                ratios.append(x / y)
-    finally:
-        _set_all(THREADS)
+    interleave(fns, results, rounds, _threads)
     assert busy_core.poll() is None, "the busy loop stopped during the measurement"
     return results
 

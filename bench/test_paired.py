@@ -95,6 +95,25 @@ def _burst(fn, threads):
     return float(np.median(times))
 
 
+def interleave(fns, results, rounds, threads_of):
+    """``rounds`` passes over the pairs ``fns`` ({(group, a, b): (fa, fb)}), each timing one
+    burst of either side (in alternating order), appended to ``results[pair]`` (ratios,
+    a's times, b's times, ...); the thread count is restored afterwards."""
+    try:
+        for r in range(rounds):
+            for (group, a, b), (fa, fb) in fns.items():
+                if r % 2 == 0:
+                    x, y = _burst(fa, threads_of(a)), _burst(fb, threads_of(b))
+                else:
+                    y, x = _burst(fb, threads_of(b)), _burst(fa, threads_of(a))
+                ratios, ta, tb, _ = results[group, a, b]
+                ta.append(x)
+                tb.append(y)
+                ratios.append(x / y)
+    finally:
+        _set_all(THREADS)
+
+
 def _threads(impl):
     return 1 if impl.endswith("-1t") else THREADS
 
@@ -137,19 +156,7 @@ def paired_rounds(request):
         results[pair] = ([], [], [], both[0])
     time.sleep(SETTLE)  # the reference's BLAS threads spin for a while after it
     rounds = 1 if request.config.getoption("benchmark_disable", False) else ROUNDS
-    try:
-        for r in range(rounds):
-            for (group, a, b), (fa, fb) in fns.items():
-                if r % 2 == 0:
-                    x, y = _burst(fa, _threads(a)), _burst(fb, _threads(b))
-                else:
-                    y, x = _burst(fb, _threads(b)), _burst(fa, _threads(a))
-                ratios, ta, tb, _ = results[group, a, b]
-                ta.append(x)
-                tb.append(y)
-                ratios.append(x / y)
-    finally:
-        _set_all(THREADS)
+    interleave(fns, results, rounds, _threads)
     return results
 
 
