@@ -388,6 +388,16 @@ _PLAN_CACHE: dict = {}
 _PLAN_CACHE_SIZE = 512
 
 
+def _check_frame(geo, itemsize):
+    """Refuse a geometry whose padded input frame (the input framed by its padding and the
+    windows' reach) could not be allocated: the same rule for a convolution and for its
+    input gradient, which scatters into that frame."""
+    span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.w_shape[2:]))
+    top_left = (0, 0) if explicit_padding(geo) else (geo.pairs[0][0], geo.pairs[1][0])
+    check_alloc(frame_shape(geo.x_shape, geo.out_shape, top_left, geo.stride, span),
+                itemsize, "the padded input frame (from padding and dilation)")
+
+
 def _conv_plan(x_shape, w_shape, itemsize, stride, padding, dilation, groups, padding_mode,
                nd):
     """:func:`conv_geometry` and every size check of :func:`conv_spec`, which depend only on
@@ -409,10 +419,7 @@ def _conv_plan(x_shape, w_shape, itemsize, stride, padding, dilation, groups, pa
     # the prepared copies must be possible too (a broadcast view can be huge but free)
     check_alloc(geo.x_shape, itemsize, "the prepared input x")
     check_alloc(w_shape, itemsize, "the prepared weight")
-    span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.w_shape[2:]))
-    top_left = (0, 0) if explicit_padding(geo) else (geo.pairs[0][0], geo.pairs[1][0])
-    check_alloc(frame_shape(geo.x_shape, geo.out_shape, top_left, geo.stride, span),
-                itemsize, "the padded input frame (from padding and dilation)")
+    _check_frame(geo, itemsize)
     if key is not None:
         if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
             _PLAN_CACHE.clear()
@@ -660,6 +667,7 @@ def conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilat
         grad_shape = geo.x_shape
         pad = (geo.pairs[0][0], geo.pairs[1][0])
     check_alloc(grad_shape, dtype.itemsize, "the input gradient (from input_size)")
+    _check_frame(geo, dtype.itemsize)
     return ConvGradSpec(
         geo=geo,
         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),

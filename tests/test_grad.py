@@ -657,3 +657,17 @@ def test_issue15_benchmark_gradients_stay_untiled():
                 for op, a in (("conv2d_input", (gy, w, x)), ("conv2d_weight", (x, gy, w))):
                     assert not G._long_gemm_row(op, backend, a + ((s, s), (p, p), (1, 1), g)), \
                         (backend, name, op)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_issue15_input_gradient_refuses_a_frame_it_cannot_allocate(backend):
+    """Found by the fuzz run: the forward refuses a geometry whose padded input frame cannot
+    be allocated (a ValueError before any kernel runs); the input gradient, which scatters
+    into that frame, ran it and the NumPy reference died with MemoryError (96 GiB)."""
+    big = 2**31 - 1
+    w = np.ones((2, 3, 1))
+    gy = np.ones((1, 2, 3), np.float32)
+    with pytest.raises(ValueError, match="padded input frame"):
+        fastconv.conv1d(np.ones((1, 3, 3)), w, stride=big, padding=big, backend=backend)
+    with pytest.raises(ValueError, match="padded input frame"):
+        fastconv.grad.conv1d_input((1, 3, 3), w, gy, stride=big, padding=big, backend=backend)
