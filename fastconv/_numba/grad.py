@@ -33,6 +33,15 @@ from ._common import CACHE, flush_denormal, ftz_enter, ftz_exit, jit, use_thread
 # serial helpers called from inside the parallel loops
 _njit = numba.njit(cache=CACHE, nogil=True)
 
+
+@_njit
+def _valid_cols(off, sw, W, Wo):
+    """[ow0, ow1): the output columns ``ow`` whose input column ``ow * sw + off`` lies in
+    ``[0, W)`` (empty when ``ow1 <= ow0``); Cython's ``valid_cols`` twin."""
+    ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
+    ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+    return ow0, ow1
+
 # Bytes of one im2col tile; work items aimed at; partials' budget (conv2d_weight); the
 # smallest filter block; the choice rule. As in src_cython/_cy_grad.pyx.
 _TILE_BYTES = 1 << 20
@@ -80,8 +89,7 @@ def _conv2d_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, ftz):
                         wv = w[k, cc, i, j]
                         off = j * dw - pl
                         # output columns whose input column ow*sw + off lies in [0, W)
-                        ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
-                        ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+                        ow0, ow1 = _valid_cols(off, sw, W, Wo)
                         if ow1 <= ow0:
                             continue
                         # slices, not ``grow[ow + off]``: an index that may be negative costs
@@ -130,8 +138,7 @@ def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, cw, ftz):
                             off = j * dw - pl
                             # output columns whose input column ow*sw + off lies in [0, W),
                             # within the block
-                            ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
-                            ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+                            ow0, ow1 = _valid_cols(off, sw, W, Wo)
                             ow0 = max(ow0, c0)
                             ow1 = min(ow1, c1)
                             if ow1 <= ow0:
@@ -210,8 +217,7 @@ def _im2col_rows(x, n, c0, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, col
         for i in range(kh):
             for j in range(kw):
                 off = j * dw - pl
-                ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
-                ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+                ow0, ow1 = _valid_cols(off, sw, W, Wo)
                 ow0 = min(ow0, Wo)
                 ow1 = max(ow1, ow0)
                 for oh in range(oh0, oh1):
@@ -255,8 +261,7 @@ def _col2im_rows(gx, n, c0, ncc, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, c
                 q = q0 + (oh - oh0) * Wo
                 for j in range(kw):
                     off = j * dw - pl
-                    ow0 = 0 if off >= 0 else (-off + sw - 1) // sw
-                    ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
+                    ow0, ow1 = _valid_cols(off, sw, W, Wo)
                     if ow1 <= ow0:
                         continue
                     d = np.uint64(((cc * kh + i) * kw + j) * P + q + ow0)
