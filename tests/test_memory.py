@@ -42,7 +42,8 @@ SHAPES["downsample1x1-batch64"] = (64, 256, 28, 28, 128, 1, 2, 0, 1)
 SHAPES["wino512"] = (2, 512, 28, 28, 512, 3, 1, 1, 1)
 THREADS = 2  # the workspaces are per thread: the same count on every machine
 
-CHILD = r"""
+# What both measuring children start with: the peak resident set from /proc/self/status.
+_PREAMBLE = r"""
 import ctypes, gc, json, sys
 import numpy as np
 import fastconv
@@ -54,6 +55,23 @@ def status(key):
         for line in f:
             if line.startswith(key):
                 return int(line.split()[1]) * 1024
+
+def reset_peak(backend):
+    # free what can be freed (Cython's kept conv2d buffers included: a call that reuses them
+    # must still count them), reset the peak resident set; return (the resident set now,
+    # what the peak reads right after the reset: about 0)
+    gc.collect()
+    if backend == "cython":
+        from fastconv import _cy_conv
+        _cy_conv.release_buffers()
+    libc.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS")
+    return before, status("VmHWM") - before
+"""
+
+CHILD = _PREAMBLE + r"""
 
 backend, shapes = sys.argv[1], json.loads(sys.argv[2])
 fastconv.set_num_threads(int(sys.argv[3]))
@@ -69,15 +87,7 @@ for name, (N, C, H, W, K, k, s, p, g) in shapes.items():
     Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
     out = np.empty((N, K, Ho, Wo), dtype)
     out[...] = 0
-    gc.collect()
-    if backend == "cython":  # the buffers its conv2d keeps for the next call: count them
-        from fastconv import _cy_conv
-        _cy_conv.release_buffers()
-    libc.malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = status("VmRSS")
-    reset = status("VmHWM") - before  # the peak was reset: about 0
+    before, reset = reset_peak(backend)
     fastconv.conv2d(x, w, stride=s, padding=p, groups=g, backend=backend, out=out)
     res[name] = {"extra": status("VmHWM") - before, "in_out": x.nbytes + out.nbytes,
                  "reset": reset}
@@ -154,19 +164,8 @@ LONG = {
     "max_pool2d-indices": ("max_pool2d_idx", 1, 1, 2, 1 << 22, 0, (2, 2), (2, 2), (0, 0)),
 }
 
-LONG_CHILD = r"""
-import ctypes, gc, json, sys
-import numpy as np
-import fastconv
+LONG_CHILD = _PREAMBLE + r"""
 import fastconv.grad
-
-libc = ctypes.CDLL("libc.so.6")
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
 
 backend, cases = sys.argv[1], json.loads(sys.argv[2])
 fastconv.set_num_threads(int(sys.argv[3]))
@@ -208,15 +207,7 @@ for name, (op, N, C, H, W, K, k, s, p) in cases.items():
     if op.startswith("conv"):  # passed in, already written: count the work memory only
         out = np.empty((N, K, Ho, Wo) if op == "conv2d" else (N, K, Wo), dt)
         out[...] = op != "conv1d"  # the gradients' grad_output: ones
-    gc.collect()
-    if backend == "cython":
-        from fastconv import _cy_conv
-        _cy_conv.release_buffers()
-    libc.malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = status("VmRSS")
-    reset = status("VmHWM") - before
+    before, reset = reset_peak(backend)
     r = call(op, x, w, k, s, p, out)
     out_bytes = N * (K if op.startswith("conv") else C) * Ho * Wo * 4 + w.nbytes
     rs = r if isinstance(r, tuple) else (r,)  # a pool's result (and indices), a gradient
