@@ -61,17 +61,9 @@ def _check(got, expected, name):
             assert_close(g, e, terms=64)
 
 
-def _no_grain(monkeypatch):
-    """Every call gets all the threads, however small (the grains are 0): these tests' small
-    inputs then still run multi-threaded kernels."""
-    monkeypatch.setattr(fastconv._threads, "GRAIN_FLOPS", 0)
-    monkeypatch.setattr(fastconv._threads, "GRAIN_ELEMENTS", 0)
-
-
-def test_many_threads_calling_everything_at_once(rng, threads, monkeypatch):
+def test_many_threads_calling_everything_at_once(rng, threads):
     """16 Python threads run every function on every backend, with different shapes and
     dtypes, all at once and in a shuffled order: each result equals the one computed alone."""
-    _no_grain(monkeypatch)
     fastconv.set_num_threads(2)  # every call also starts its own OpenMP/Numba team
     jobs = []
     for dtype in (np.float32, np.float64):
@@ -108,8 +100,7 @@ def test_use_backend_is_per_thread():
 
 
 @pytest.mark.parametrize("nthreads", [1, 2, 3, 5])
-def test_results_do_not_depend_on_set_num_threads(rng, threads, nthreads, monkeypatch):
-    _no_grain(monkeypatch)
+def test_results_do_not_depend_on_set_num_threads(rng, threads, nthreads):
     calls = _calls(rng, np.float64, 5)
     fastconv.set_num_threads(1)
     expected = {(name, b): f(b) for name, f in calls for b in BACKENDS}
