@@ -224,18 +224,26 @@ _lock = threading.Lock()
 _blas_state = {"controller": None, "depth": 0, "saved": None}
 
 
+def _blas_libs():
+    """threadpoolctl's handles on every BLAS library loaded now (scipy's loaded first)."""
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS)
+    from threadpoolctl import ThreadpoolController
+
+    return [m for m in ThreadpoolController().lib_controllers if m.user_api == "blas"]
+
+
+def _in_package(m, pkg) -> bool:
+    """Whether a BLAS handle is ``pkg``'s own copy: ``<pkg>.libs/`` in wheels (numpy's and
+    scipy's are separate OpenBLAS builds), or a library inside the package's folder."""
+    path = m.filepath or ""
+    return f"{pkg}.libs{os.sep}" in path or f"{os.sep}{pkg}{os.sep}" in path
+
+
 def _scipy_blas():
     """threadpoolctl's handles on the BLAS libraries scipy links (found once)."""
     if _blas_state["controller"] is None:
-        import scipy.linalg  # noqa: F401  (loads scipy's BLAS)
-        from threadpoolctl import ThreadpoolController
-
-        ctl = ThreadpoolController()
-        libs = [m for m in ctl.lib_controllers if m.user_api == "blas"]
-        # scipy's own copy (scipy.libs/ in wheels); numpy's lives in numpy.libs/
-        scipy_libs = [m for m in libs if f"scipy.libs{os.sep}" in (m.filepath or "")
-                      or f"{os.sep}scipy{os.sep}" in (m.filepath or "")]
-        _blas_state["controller"] = scipy_libs or libs
+        libs = _blas_libs()
+        _blas_state["controller"] = [m for m in libs if _in_package(m, "scipy")] or libs
     return _blas_state["controller"]
 
 
@@ -415,12 +423,8 @@ _np_blas = {"libs": None, "depth": 0, "saved": None, "current": None}
 def _numpy_blas():
     """threadpoolctl's handles on the BLAS libraries numpy links (found once)."""
     if _np_blas["libs"] is None:
-        from threadpoolctl import ThreadpoolController
-
-        libs = [m for m in ThreadpoolController().lib_controllers if m.user_api == "blas"]
-        # numpy's copy lives in numpy.libs/ (wheels); scipy's own in scipy.libs/
-        mine = [m for m in libs if f"numpy.libs{os.sep}" in (m.filepath or "")
-                or f"{os.sep}numpy{os.sep}" in (m.filepath or "")]
+        libs = _blas_libs()
+        mine = [m for m in libs if _in_package(m, "numpy")]
         if not mine:  # a BLAS shared with the system: every BLAS that is not scipy's copy
             mine = [m for m in libs if f"scipy.libs{os.sep}" not in (m.filepath or "")]
         _np_blas["libs"] = mine
