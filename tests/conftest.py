@@ -34,6 +34,35 @@ except ImportError:  # not installed: test the source checkout this folder belon
 
 BACKENDS = tuple(fastconv.backends())
 
+# ``FASTCONV_REQUIRE_BACKENDS=numpy,cython,numba`` (set by .ci/run): a backend that fails to
+# import is otherwise left out of every parametrized test without a word. With the variable
+# set, the session stops before collecting anything when a named backend is missing.
+REQUIRE_VAR = "FASTCONV_REQUIRE_BACKENDS"
+
+
+def required_backends_problem(value):
+    """Why the backends named in ``value`` (a comma-separated list, the value of
+    ``FASTCONV_REQUIRE_BACKENDS``) cannot be tested here, or None when all of them are
+    available. An unknown name is a problem too (a typo must not pass as "nothing missing")."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in fastconv._dispatch.BACKENDS]
+    if unknown:
+        return (f"{REQUIRE_VAR}={value!r} names unknown backend(s) {', '.join(unknown)}; "
+                f"fastconv's backends are {', '.join(fastconv._dispatch.BACKENDS)}")
+    why = fastconv._dispatch.unavailable()
+    missing = [n for n in names if n not in BACKENDS]
+    if missing:
+        return f"{REQUIRE_VAR}={value!r}, but " + "; ".join(
+            f"backend {n!r} is not available ({why.get(n, 'reason unknown')})" for n in missing)
+    return None
+
+
+def pytest_configure(config):
+    value = os.environ.get(REQUIRE_VAR, "")
+    problem = required_backends_problem(value) if value.strip() else None
+    if problem:
+        raise pytest.UsageError(problem)
+
 
 def bench_cases():
     """``bench/cases.py`` (the benchmark shapes), loaded by its path. Putting ``bench/`` on
