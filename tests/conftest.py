@@ -52,8 +52,9 @@ def required_backends_problem(value):
     why = fastconv._dispatch.unavailable()
     missing = [n for n in names if n not in BACKENDS]
     if missing:
-        return f"{REQUIRE_VAR}={value!r}, but " + "; ".join(
-            f"backend {n!r} is not available ({why.get(n, 'reason unknown')})" for n in missing)
+        reasons = [f"backend {n!r} is not available ({why.get(n, 'reason unknown')})"
+                   for n in missing]
+        return f"{REQUIRE_VAR}={value!r}, but " + "; ".join(reasons)
     return None
 
 

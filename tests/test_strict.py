@@ -166,8 +166,10 @@ NONFINITE_CALLS = {
     "conv2d": lambda x, w, k: fastconv.conv2d(x, w, padding=1, backend=k),
     "conv2d_grouped": lambda x, w, k: fastconv.conv2d(x, w[:3, :1], groups=3, backend=k),
     "avg_pool2d": lambda x, w, k: fastconv.avg_pool2d(x, 3, 2, padding=1, backend=k),
-    "conv2d_input": lambda x, w, k: fastconv.grad.conv2d_input(x.shape, w, _gy(x), backend=k),
-    "conv2d_weight": lambda x, w, k: fastconv.grad.conv2d_weight(x, w.shape, _gy(x), backend=k),
+    "conv2d_input": lambda x, w, k: fastconv.grad.conv2d_input(x.shape, w, _gy(x),
+                                                               backend=k),
+    "conv2d_weight": lambda x, w, k: fastconv.grad.conv2d_weight(x, w.shape, _gy(x),
+                                                                 backend=k),
     "locally_connected2d": lambda x, w, k: fastconv.locally_connected2d(
         x, np.repeat(np.repeat(w[None, None], 6, 0), 6, 1), backend=k),
     "convolve2d": lambda x, w, k: fastconv.convolve2d(x[0, 0], w[0, 0], backend=k),
