@@ -32,11 +32,9 @@ Cost model
 where ``macs`` is the multiply-adds (conv ops) or window taps (pools) of the call,
 ``cols`` its im2col elements (``macs / filters per group``: what the NumPy reference's
 sliding-window einsum and Numba's GEMM path copy) and ``elems`` the elements it reads and
-writes. The rates are below the slow end of what the 2-core Zen 4 dev machine measured
-on 2 threads (so pieces err on the short side): e.g. conv2d 35-125 GMAC/s for Cython
-(depthwise to resnet3x3; 25 in the table), 20-55 for Numba (15), 0.6-13 for the NumPy
-reference (10, plus its window copies at 0.4 G/s). A piece is then 10-40 ms of work on
-an idle machine here, and 3x that with the machine loaded by other jobs. The estimate
+writes. Each rate is set below the slowest rate measured for its backend and op on two
+threads, across shapes from depthwise to dense 3x3 convolutions, so that pieces err on
+the short side (the measurements: docs/guide/performance-notes.md). The estimate
 depends on the shapes and the backend only, never on the thread count.
 
 Where the cuts go
@@ -59,8 +57,8 @@ Results
 -------
 No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels choose
 their algorithm, and their GEMMs' sizes, from the shapes (:func:`_path`), and BLAS rounds
-differently for other matrix sizes (measured here: a GEMM with fewer rows gives other
-last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as the whole
+differently for other matrix sizes (a GEMM with fewer rows can give other last bits).
+So :func:`plan` first looks for cuts whose pieces choose exactly as the whole
 call (pieces up to 4x the target): then the results are bitwise those of the uncut call.
 That holds, and tests/test_issue15_interrupt.py checks it, for the pools and pool
 gradients on every backend, Cython's conv2d (batch, filters, rows; row pieces start at
