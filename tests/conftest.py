@@ -2,6 +2,8 @@
 
 * ``BACKENDS`` is read from :func:`fastconv.backends`, so a backend that becomes importable
   (the Cython extension once it is built) is tested by every parametrized test at once.
+  ``FASTCONV_REQUIRE_BACKENDS=numpy,cython,numba`` makes a named backend that is missing
+  stop the session at start instead (:func:`required_backends_problem`).
 * ``REGISTRY`` lists every (public function, backend) pair; the tests parametrize over it
   or over the ``backend`` fixture.
 * :func:`layouts` turns an array into the memory layouts a caller may hand us, all with the
