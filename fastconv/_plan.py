@@ -382,8 +382,8 @@ def weight_slots(T, K, R, Kg, groups, itemsize):
 
 def weight_columns(Wo, kh, kw):
     """Output columns per block of the direct weight gradient: the whole row unless its
-    accumulators would pass ``WEIGHT_ACC_ELEMS``."""
-    return min(Wo, max(1, WEIGHT_ACC_ELEMS // (kh * kw)))
+    accumulators would pass ``WEIGHT_ACC_ELEMS``; at least 1."""
+    return max(1, min(Wo, WEIGHT_ACC_ELEMS // (kh * kw)))
 
 
 def path(backend, op, args):
