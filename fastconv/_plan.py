@@ -41,9 +41,9 @@ Cython (``fastconv._cy_conv``), the first rule that holds:
 
 Numba (``fastconv._numba.conv``): ``"gemm"`` when ``R >= NUMBA_GEMM_MIN_R`` (32) and
 ``Kg >= GEMM_MIN_KG``, else ``"direct"`` (its stride-1 kernel on a padded copy, or its
-strided loop nest). Numba's threshold stays at 32, not Cython's 16: for R in [16, 32) its
-direct loops beat its own GEMM path, whose im2col copies element by element and whose
-``np.dot`` runs per tile (measured A/B in docs/guide/plan-notes.md). Its GEMM tiles hold at
+strided loop nest). Numba's threshold stays at 32, not Cython's 16: for 3x3 and 5x5
+layers with R in [16, 32) its stride-1 direct kernel beat its GEMM path by 10-25% and more
+in a paired A/B (docs/guide/plan-notes.md; only 1x1 layers gained from GEMM there). Its GEMM tiles hold at
 most ``NUMBA_TILE_BYTES`` (2 MiB; :func:`numba_gemm_rows`).
 
 conv2d_input and conv2d_weight
@@ -79,7 +79,6 @@ thread count.
 
 from __future__ import annotations
 
-import functools
 import math
 
 __all__ = ["DIRECT", "GEMM", "POINTWISE", "WINOGRAD", "FORWARD", "ALGORITHMS", "conv2d",
@@ -111,8 +110,9 @@ TILE_BYTES = 1 << 20
 # below that, im2col costs more than GEMM saves.
 GEMM_MIN_R = 16
 GEMM_MIN_KG = 8
-# Numba's conv2d: its direct loops win up to R < 32 (see the module docstring), and its
-# GEMM tiles hold up to 2 MiB (np.dot per tile: fewer, larger tiles).
+# Numba's conv2d: its direct loops win for 3x3 and 5x5 layers up to R < 32 (see the module
+# docstring); its GEMM tiles hold up to 2 MiB (Numba's value before issue 16, kept apart
+# from TILE_BYTES: not re-measured, and a change would move its GEMMs' rounding).
 NUMBA_GEMM_MIN_R = 32
 NUMBA_TILE_BYTES = 1 << 21
 # Output rows per work item of Numba's stride-1 direct kernel (fixed: results never depend
@@ -163,21 +163,6 @@ INT_MAX = 2147483647
 # --------------------------------------------------------------------------------------------
 # the rules
 # --------------------------------------------------------------------------------------------
-def _cached(fn):
-    """``fn`` memoized on its (hashable) arguments: a training loop plans the same layer
-    every step. Unhashable arguments (lists) are planned uncached."""
-    memo = functools.lru_cache(maxsize=4096)(fn)
-
-    @functools.wraps(fn)
-    def plan(*args):
-        try:
-            return memo(*args)
-        except TypeError:
-            return fn(*args)
-    plan.cache_clear = memo.cache_clear
-    return plan
-
-
 def _blas_fits(R, Ho, Wo, H, W):
     """Whether im2col + GEMM's dimensions and leading dimensions fit 32-bit ints."""
     return not (R > INT_MAX or Ho * Wo > INT_MAX or H * W > INT_MAX or R * Wo > INT_MAX // 2)
@@ -196,7 +181,6 @@ def pointwise_layer(x_shape, w_shape, out_shape, stride, pad) -> bool:
             and out_shape[3] == x_shape[3])
 
 
-@_cached
 def conv2d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
            itemsize=4) -> str:
     """The algorithm of ``backend``'s conv2d kernel ("cython" or "numba") for these shapes:
@@ -261,7 +245,6 @@ def forward_layer(w_shape, pad, dilation, groups):
             (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1]))
 
 
-@_cached
 def conv2d_input(backend, x_shape, w_shape, gy_shape, stride, pad, dilation, groups,
                  itemsize=4) -> str:
     """The algorithm of ``backend``'s conv2d_input kernel for these shapes (``x_shape`` the
@@ -273,7 +256,6 @@ def conv2d_input(backend, x_shape, w_shape, gy_shape, stride, pad, dilation, gro
                  gy_shape[2], gy_shape[3], x_shape[2], x_shape[3], groups)
 
 
-@_cached
 def conv2d_weight(backend, x_shape, w_shape, gy_shape, stride, pad, dilation, groups,
                   itemsize=4) -> str:
     """The algorithm of ``backend``'s conv2d_weight kernel for these shapes: "direct" or
@@ -282,12 +264,40 @@ def conv2d_weight(backend, x_shape, w_shape, gy_shape, stride, pad, dilation, gr
                  gy_shape[2], gy_shape[3], x_shape[2], x_shape[3], groups)
 
 
+_MEMO: dict = {}  # the kernel arguments' shapes -> algo: see algorithm()
+_MEMO_MAX = 4096
+
+
 def algorithm(op, backend, args):
     """The ``algo`` argument of the kernel call ``op(*args, algo, nthreads)`` on
     ``backend``, from the kernel arguments' shapes; None for the ops and backends that take
-    none (pools, locally_connected2d, the NumPy reference)."""
-    if backend == "numpy":
+    none (pools, locally_connected2d, the NumPy reference). Every kernel call asks, so the
+    answer is kept per shape (a training loop plans the same layers every step)."""
+    if backend == "numpy" or op not in _PLANNED:
         return None
+    a0, a1 = args[0], args[1]
+    # conv2d: (x, w, b, out, stride, pad, dilation, groups); the gradients: (gy, w, gx, ...)
+    # and (x, gy, gw, ...), then stride, pad, dilation, groups
+    if op == "conv2d":
+        key = (op, backend, a0.shape, a1.shape, args[3].shape, args[4], args[5], args[6],
+               args[7], a0.itemsize)
+    else:
+        key = (op, backend, a0.shape, a1.shape, args[2].shape, args[3], args[4], args[5],
+               args[6], a0.itemsize)
+    try:
+        return _MEMO[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable argument (a list): planned, not kept
+        return _algorithm(op, backend, args)
+    algo = _algorithm(op, backend, args)
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[key] = algo
+    return algo
+
+
+def _algorithm(op, backend, args):
     if op == "conv2d":  # x, w, b, out, stride, pad, dilation, groups
         x, w, out = args[0], args[1], args[3]
         return conv2d(backend, x.shape, w.shape, out.shape, args[4], args[5], args[6],
@@ -296,11 +306,13 @@ def algorithm(op, backend, args):
         gy, w, gx = args[0], args[1], args[2]
         return conv2d_input(backend, gx.shape, w.shape, gy.shape, args[3], args[4], args[5],
                             args[6], gy.itemsize)
-    if op == "conv2d_weight":  # x, gy, gw, stride, pad, dilation, groups
-        x, gy, gw = args[0], args[1], args[2]
-        return conv2d_weight(backend, x.shape, gw.shape, gy.shape, args[3], args[4],
-                             args[5], args[6], x.itemsize)
-    return None
+    # conv2d_weight: x, gy, gw, stride, pad, dilation, groups
+    x, gy, gw = args[0], args[1], args[2]
+    return conv2d_weight(backend, x.shape, gw.shape, gy.shape, args[3], args[4], args[5],
+                         args[6], x.itemsize)
+
+
+_PLANNED = frozenset({"conv2d", "conv2d_input", "conv2d_weight"})
 
 
 def check(op, backend, algo):

@@ -192,10 +192,53 @@ def test_issue16_numba_conv_keeps_its_own_gemm_threshold():
     assert _plan.NUMBA_GEMM_MIN_R == 32 and _plan.GEMM_MIN_R == 16
 
 
-def test_issue16_plan_cache_keeps_lists_working():
-    """A list argument (unhashable) is planned uncached, with the same answer."""
-    a = _plan.conv2d("cython", (8, 64, 56, 56), (64, 64, 3, 3), (8, 64, 56, 56), (1, 1),
-                     (1, 1), (1, 1), 1)
-    b = _plan.conv2d("cython", (8, 64, 56, 56), (64, 64, 3, 3), (8, 64, 56, 56), [1, 1],
-                     [1, 1], [1, 1], 1)
-    assert a == b == "winograd"
+def test_issue16_plan_keeps_answers_per_shape_and_takes_lists():
+    """algorithm() keeps its answer per shape (every kernel call asks); a list argument
+    (unhashable) is planned, not kept, with the same answer."""
+    x = plan_table.fake((8, 64, 56, 56), 4)
+    w = plan_table.fake((64, 64, 3, 3), 4)
+    args = (x, w, plan_table.fake((64,), 4), x, (1, 1), (1, 1), (1, 1), 1)
+    _plan._MEMO.clear()
+    assert _plan.algorithm("conv2d", "cython", args) == "winograd"
+    assert len(_plan._MEMO) == 1
+    assert _plan.algorithm("conv2d", "cython", args) == "winograd"
+    assert _plan.algorithm("conv2d", "numba", args) == "gemm"
+    assert len(_plan._MEMO) == 2
+    lists = args[:4] + ([1, 1], [1, 1], [1, 1], 1)
+    assert _plan.algorithm("conv2d", "cython", lists) == "winograd"
+    assert len(_plan._MEMO) == 2
+    assert _plan.algorithm("max_pool2d", "cython", args) is None
+    assert _plan.algorithm("conv2d", "numpy", args) is None
+
+
+# Numba's conv2d algorithms, forced, on layers of every kind (its rule picks one per layer)
+CONV_CASES = [
+    (2, 3, 17, 19, 9, 1, (3, 3), 1, 1, 1),        # stride 1: the flat kernel or GEMM
+    (1, 4, 11, 11, 8, 2, (3, 3), 1, 1, 2),        # grouped, dilated
+    (2, 3, 16, 16, 8, 1, (7, 7), 2, 3, 1),        # strided
+    (1, 4, 10, 9, 8, 2, (3, 2), (2, 3), 1, (1, 2)),  # stride > kernel width
+    (1, 32, 5, 5, 8, 1, (1, 1), 1, 0, 1),         # pointwise: flat GEMM tiles in place
+    (2, 6, 15, 14, 6, 6, (3, 3), 2, 1, 1),        # depthwise, stride 2
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", CONV_CASES, ids=[f"c{i}" for i in range(len(CONV_CASES))])
+@pytest.mark.parametrize("algo", ["direct", "gemm"])
+def test_issue16_every_forced_numba_conv_algorithm_matches_reference(algo, case, dtype, rng):
+    if "numba" not in fastconv.backends():
+        pytest.skip("numba is not available")
+    N, C, H, W, K, g, (kh, kw) = case[:7]
+    stride, pad, dil = _pair(case[7]), _pair(case[8]), _pair(case[9])
+    Ho = (H + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    Wo = (W + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // g, kh, kw)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    expected = reference.conv2d(x, w, b, np.empty((N, K, Ho, Wo), dtype), stride, pad, dil, g)
+    _, fn = _dispatch.kernel("conv2d", "numba")
+    out = np.full((N, K, Ho, Wo), np.nan, dtype)
+    with fastconv._threads.blas_single_threaded():
+        got = fn(x, w, b, out, stride, pad, dil, g, algo, 2)
+    assert got is out
+    assert_close(got, expected, terms=(C // g) * kh * kw)
