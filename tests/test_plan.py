@@ -2,7 +2,7 @@
 constants and the cost estimates.
 
 The expected choices are not written by hand: ``tests/data/plan_main.json`` was recorded by
-``tools/plan_table.py`` on main (commit 6a74887), before the plan module existed, from each
+``tests/plan_table.py`` on main (commit 6a74887), before the plan module existed, from each
 kernel's own rules (``_cy_conv.algorithm``, ``_cy_grad.algorithm`` with
 ``transposes_to_forward``, Numba's ``use_gemm`` and ``grad.algorithm``, and the tile formulas
 that ``_chunks._path`` mirrored) and from the two cost formulas (``_dispatch._work``,
@@ -22,12 +22,8 @@ import pytest
 import fastconv
 from fastconv import _dispatch, _plan, reference
 
+import plan_table
 from conftest import FLOATS, assert_close
-
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
-import plan_table  # noqa: E402
 
 with open(os.path.join(os.path.dirname(__file__), "data", "plan_main.json")) as _f:
     TABLE = json.load(_f)
