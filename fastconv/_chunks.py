@@ -55,11 +55,12 @@ the whole call (the NumPy reference would copy the windows once per filter piece
 
 Results
 -------
-No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels choose
-their algorithm, and their GEMMs' sizes, from the shapes (:func:`fastconv._plan.path`), and BLAS rounds
-differently for other matrix sizes (measured here: a GEMM with fewer rows gives other
-last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as the whole
-call (pieces up to 4x the target): then the results are bitwise those of the uncut call.
+No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels run the
+algorithm, and the GEMM sizes, that the plan gives the shapes (:func:`fastconv._plan.path`),
+and BLAS rounds differently for other matrix sizes (measured here: a GEMM with fewer rows
+gives other last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as
+the whole call (pieces up to 4x the target): then the results are bitwise those of the
+uncut call.
 That holds, and tests/test_issue15_interrupt.py checks it, for the pools and pool
 gradients on every backend, Cython's conv2d (batch, filters, rows; row pieces start at
 multiples of ``ROW_ALIGN``, which keeps Winograd's 2x2 tiles), Cython's conv2d_input at

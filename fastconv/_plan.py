@@ -43,8 +43,8 @@ Numba (``fastconv._numba.conv``): ``"gemm"`` when ``R >= NUMBA_GEMM_MIN_R`` (32)
 ``Kg >= GEMM_MIN_KG``, else ``"direct"`` (its stride-1 kernel on a padded copy, or its
 strided loop nest). Numba's threshold stays at 32, not Cython's 16: for 3x3 and 5x5
 layers with R in [16, 32) its stride-1 direct kernel beat its GEMM path by 10-25% and more
-in a paired A/B (docs/guide/plan-notes.md; only 1x1 layers gained from GEMM there). Its GEMM tiles hold at
-most ``NUMBA_TILE_BYTES`` (2 MiB; :func:`numba_gemm_rows`).
+in a paired A/B (docs/guide/plan-notes.md; only 1x1 layers gained from GEMM there). Its
+GEMM tiles hold at most ``NUMBA_TILE_BYTES`` (2 MiB; :func:`numba_gemm_rows`).
 
 conv2d_input and conv2d_weight
 ------------------------------

@@ -2,11 +2,12 @@
 
 The plan (``fastconv._plan.conv2d``) picks one algorithm per call from the shapes, and the
 kernel runs the one it is given (``algo``), so the public-API tests reach each algorithm
-only on the shapes that select it. Here every algorithm runs, forced, on every case: the register-blocked direct kernel (filters four,
-two and one at a time, position blocks with an overlapping last block, the scalar path for
-short lines, in place and on a zero-framed copy, split into stride phases), the one-plane
-kernel for depthwise layers (row blocks, vectors that cross the padding), the strided row
-kernel, tiled im2col + GEMM, and (on the layers it takes) Winograd F(2x2, 3x3).
+only on the shapes that select it. Here every algorithm runs, forced, on every case: the
+register-blocked direct kernel (filters four, two and one at a time, position blocks with
+an overlapping last block, the scalar path for short lines, in place and on a zero-framed
+copy, split into stride phases), the one-plane kernel for depthwise layers (row blocks,
+vectors that cross the padding), the strided row kernel, tiled im2col + GEMM, pointwise
+GEMM and (on the layers it takes) Winograd F(2x2, 3x3).
 """
 
 from __future__ import annotations

@@ -225,8 +225,8 @@ def test_issue15_winograd_safe_bound(dtype, rng):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("poison", POISONS[:3] + POISONS[4:7] + ["huge"])
 def test_issue15_forced_winograd_runs_the_direct_kernel(poison, dtype, rng):
-    """conv2d forced to "winograd" on data winograd_safe refuses is the direct kernel, bit for bit, on
-    any number of threads."""
+    """conv2d forced to "winograd" on data winograd_safe refuses is the direct kernel, bit
+    for bit, on any number of threads."""
     case = LAYERS["winograd"][0]
     oshape, stride, pad, dil, g = _geometry(case)
     x, w, b = _data(case, dtype, rng)
