@@ -32,9 +32,9 @@ Cost model
 where ``macs`` is the multiply-adds (conv ops) or window taps (pools) of the call,
 ``cols`` its im2col elements (``macs / filters per group``: what the NumPy reference's
 sliding-window einsum and Numba's GEMM path copy) and ``elems`` the elements it reads and
-writes. Each rate is set below the slowest rate measured for its backend and op on two
-threads, across shapes from depthwise to dense 3x3 convolutions, so that pieces err on
-the short side (the measurements: docs/guide/performance-notes.md). The estimate
+writes. The formula and its rates live in :mod:`fastconv._plan` (:func:`fastconv._plan.seconds`),
+with the kernels' choice of algorithm; the rates are below the slow end of what was
+measured (docs/guide/performance-notes.md), so pieces err on the short side. The estimate
 depends on the shapes and the backend only, never on the thread count.
 
 Where the cuts go
@@ -55,11 +55,12 @@ the whole call (the NumPy reference would copy the windows once per filter piece
 
 Results
 -------
-No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels choose
-their algorithm, and their GEMMs' sizes, from the shapes (:func:`_path`), and BLAS rounds
-differently for other matrix sizes (a GEMM with fewer rows can give other last bits).
-So :func:`plan` first looks for cuts whose pieces choose exactly as the whole
-call (pieces up to 4x the target): then the results are bitwise those of the uncut call.
+No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels run the
+algorithm, and the GEMM sizes, that the plan gives the shapes (:func:`fastconv._plan.path`),
+and BLAS rounds differently for other matrix sizes (a GEMM with fewer rows can give other
+last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as
+the whole call (pieces up to 4x the target): then the results are bitwise those of the
+uncut call.
 That holds, and tests/test_issue15_interrupt.py checks it, for the pools and pool
 gradients on every backend, Cython's conv2d (batch, filters, rows; row pieces start at
 multiples of ``ROW_ALIGN``, which keeps Winograd's 2x2 tiles), Cython's conv2d_input at
@@ -72,9 +73,9 @@ whose einsum orders its sums by the operands' shapes.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from . import _plan
 
 __all__ = ["call", "estimate", "plan", "SPLIT_SECONDS", "PIECE_SECONDS"]
 
@@ -84,165 +85,19 @@ PIECE_SECONDS = 0.04
 # Output rows of a conv2d row piece start at multiples of this (Winograd's tiles are 2x2).
 ROW_ALIGN = 8
 
-# multiply-adds (window taps for the pools) per second
-MAC_RATE = {
-    "cython": {"conv2d": 25e9, "conv2d_input": 25e9, "conv2d_weight": 20e9,
-               "locally_connected2d": 5e9, "max_pool2d": 0.4e9, "avg_pool2d": 0.4e9,
-               "avg_pool2d_backward": 0.4e9, "max_pool2d_backward": math.inf},
-    "numba": {"conv2d": 15e9, "conv2d_input": 15e9, "conv2d_weight": 10e9,
-              "locally_connected2d": 3e9, "max_pool2d": 0.4e9, "avg_pool2d": 0.4e9,
-              "avg_pool2d_backward": 0.2e9, "max_pool2d_backward": math.inf},
-    "numpy": {"conv2d": 10e9, "conv2d_input": 10e9, "conv2d_weight": 4e9,
-              "locally_connected2d": 2e9, "max_pool2d": 0.03e9, "avg_pool2d": 0.1e9,
-              "avg_pool2d_backward": 0.15e9, "max_pool2d_backward": math.inf},
-}
-# im2col elements per second (the NumPy reference copies its windows; the compiled kernels'
-# cost is in their MAC rate)
-COL_RATE = {"cython": math.inf, "numba": 0.3e9, "numpy": 0.4e9}
-# elements read or written per second
-ELEM_RATE = {"cython": 1e9, "numba": 0.5e9, "numpy": 0.3e9}
-
-
-# --------------------------------------------------------------------------------------------
-# the cost of a call
-# --------------------------------------------------------------------------------------------
-# Each takes the kernel's arguments and the (1 / MAC, 1 / col, 1 / element) rates of the
-# op on a backend, and returns the estimated seconds: a few multiplications, because every
-# kernel call pays for it (0.5-0.6 us on the loaded 2-core dev machine).
-def _cost_conv2d(a, r):  # x, w, b, out, stride, pad, dilation, groups
-    w, out = a[1], a[3]
-    K = w.shape[0]
-    return out.size * (w.size // K) * (r[0] + r[1] * a[7] / K) + (a[0].size + out.size) * r[2]
-
-
-def _cost_conv2d_input(a, r):  # gy, w, gx, stride, pad, dilation, groups
-    gy, w = a[0], a[1]
-    K = w.shape[0]
-    return gy.size * (w.size // K) * (r[0] + r[1] * a[6] / K) + (gy.size + a[2].size) * r[2]
-
-
-def _cost_conv2d_weight(a, r):  # x, gy, gw, stride, pad, dilation, groups
-    gy, gw = a[1], a[2]
-    K = gw.shape[0]
-    return gy.size * (gw.size // K) * (r[0] + r[1] * a[6] / K) + (a[0].size + gy.size) * r[2]
-
-
-def _cost_local(a, r):  # x, w (Ho, Wo, K, C, kh, kw), b, out, stride, pad
-    w, out = a[1], a[3]
-    macs = out.size * w.shape[3] * w.shape[4] * w.shape[5]
-    return macs * (r[0] + r[1]) + (a[0].size + out.size) * r[2]
-
-
-def _cost_max_pool(a, r):  # x, out, idx, kernel, ...
-    k = a[3]
-    return a[1].size * k[0] * k[1] * r[0] + (a[0].size + a[1].size) * r[2]
-
-
-def _cost_avg_pool(a, r):  # x, out, kernel, ...
-    k = a[2]
-    return a[1].size * k[0] * k[1] * r[0] + (a[0].size + a[1].size) * r[2]
-
-
-def _cost_avg_pool_backward(a, r):  # gy, gx, kernel, ...
-    k = a[2]
-    return a[0].size * k[0] * k[1] * r[0] + (a[0].size + a[1].size) * r[2]
-
-
-def _cost_max_pool_backward(a, r):  # gy, idx, gx
-    return (2 * a[0].size + a[2].size) * r[2]
-
-
-_COST = {"conv2d": _cost_conv2d, "conv2d_input": _cost_conv2d_input,
-         "conv2d_weight": _cost_conv2d_weight, "locally_connected2d": _cost_local,
-         "max_pool2d": _cost_max_pool, "avg_pool2d": _cost_avg_pool,
-         "avg_pool2d_backward": _cost_avg_pool_backward,
-         "max_pool2d_backward": _cost_max_pool_backward}
-_INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
-            for op in _COST} for b in MAC_RATE}
-
-
+# The cost model and the kernels' choices are the plan's (fastconv._plan).
 def estimate(op, backend, args) -> float:
     """Estimated seconds of the kernel call ``op(*args)`` on ``backend`` (the module
-    docstring's cost model); 0 for an op this module does not know (never cut)."""
-    cost = _COST.get(op)
-    return 0.0 if cost is None else cost(args, _INV[backend][op])
+    docstring's cost model, :func:`fastconv._plan.seconds`); 0 for an op this module does
+    not know (never cut)."""
+    return _plan.seconds(op, backend, args)
 
 
-# --------------------------------------------------------------------------------------------
-# the algorithm a compiled kernel picks (a cut must not change it)
-# --------------------------------------------------------------------------------------------
 def _path(backend, op, args):
-    """What the kernel of ``op`` on ``backend`` chooses from these shapes, as a hashable:
-    pieces must choose the same. The NumPy reference has no choice to make."""
-    if backend == "cython":
-        if op == "conv2d":
-            x, w, _, out, stride, pad, dilation, groups = args
-            return _cy_conv_path(x.shape, w.shape, out.shape, stride, pad, dilation, groups,
-                                 x.itemsize)
-        if op in ("conv2d_input", "conv2d_weight"):
-            from . import _cy_grad
-            if op == "conv2d_input":
-                gy, w, gx, stride, pad, dilation, groups = args
-                xs, ws = gx.shape, w.shape
-                if _cy_grad.transposes_to_forward(stride, pad, dilation, ws):
-                    K, Cg, kh, kw = ws
-                    padt = (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1])
-                    return "forward", _cy_conv_path(
-                        gy.shape, (groups * Cg, K // groups, kh, kw), xs, (1, 1), padt,
-                        dilation, groups, gy.itemsize)
-            else:
-                x, gy, gw, stride, pad, dilation, groups = args
-                xs, ws = x.shape, gw.shape
-            algo = _cy_grad.algorithm(xs, ws, gy.shape, groups)
-            # conv2d_input's GEMMs have the group's channels x taps as rows
-            return (algo, ws[1]) if algo == "gemm" and op == "conv2d_input" else algo
-    elif backend == "numba":
-        if op == "conv2d":
-            from ._numba import conv
-            x, w, _, out, stride, pad, dilation, groups = args
-            K, Cg, kh, kw = w.shape
-            if conv.use_gemm(Cg, K // groups, kh, kw):
-                return "gemm"
-            return "flat" if tuple(stride) == (1, 1) else "direct"
-        if op in ("conv2d_input", "conv2d_weight"):
-            from ._numba import grad
-            if op == "conv2d_input":
-                gy, w, gx = args[:3]
-                return grad.algorithm(gx.shape, w.shape, gy.shape, args[6])
-            x, gy, gw = args[:3]
-            return grad.algorithm(x.shape, gw.shape, gy.shape, args[6])
-    return None
-
-
-def _cy_conv_path(x_shape, w_shape, out_shape, stride, pad, dilation, groups, itemsize):
-    """Cython conv2d's algorithm, with what sets its GEMMs' sizes: BLAS's rounding follows
-    them (measured: a GEMM with fewer rows or columns rounds differently), so a piece keeps
-    the filter count of a GEMM path, its tiles' rows, and Winograd's tile rows per item."""
-    from . import _cy_conv
-    algo = _cy_conv.algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, groups)
-    if algo == "winograd":
-        return algo, _winograd_tile_rows(out_shape, x_shape[1]), w_shape[0]
-    if algo == "direct":
-        return algo
-    # rows per tile (``_gemm`` in src_cython/_cy_conv.pyx, mirrored)
-    N, _, Ho, Wo = out_shape
-    rows = max(1, min(_cy_conv.TILE_BYTES // (w_shape[1] * w_shape[2] * w_shape[3] * Wo
-                                              * itemsize), Ho))
-    if N * ((Ho + rows - 1) // rows) < 4:
-        rows = max(1, min(rows, (Ho + (4 + N - 1) // N - 1) // ((4 + N - 1) // N)))
-    return algo, w_shape[0] // groups, rows
-
-
-def _winograd_tile_rows(out_shape, C):
-    """The tile rows per work item of Cython's Winograd (``_winograd`` in
-    src_cython/_cy_conv.pyx, mirrored): its GEMMs' sizes, which BLAS's rounding follows."""
-    N, K, Ho, Wo = out_shape
-    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
-    tr = max(1, min(th, (196 + tw - 1) // tw, (1 << 21) // (16 * (C + K) * tw)))
-    if N * ((th + tr - 1) // tr) < 8:
-        need = (8 + N - 1) // N
-        tr = max(1, min(tr, max((th + need - 1) // need, (64 + tw - 1) // tw)))
-    return tr
+    """What the kernel of ``op`` on ``backend`` chooses from these shapes, as a hashable
+    (:func:`fastconv._plan.path`): pieces must choose the same. The NumPy reference has no
+    choice to make."""
+    return _plan.path(backend, op, args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,8 +454,7 @@ def _algo(path):
 def call(op, name, fn, args, call_one):
     """``call_one(op, name, fn, args)``, in pieces when the call is large (see the module
     docstring); returns the filled output argument as the kernel does."""
-    cost = _COST.get(op)
-    if cost is None or cost(args, _INV[name][op]) <= SPLIT_SECONDS:
+    if _plan.seconds(op, name, args) <= SPLIT_SECONDS:
         try:
             return call_one(op, name, fn, args)
         except SystemError as exc:

@@ -17,7 +17,8 @@ ones and says why it is missing.
 
 ``"auto"`` (the default) picks, for every call, the compiled kernel expected to be fastest:
 ``cython`` when it is available, else ``numba``, else ``numpy``. (The Cython kernels need no
-JIT warm-up, and choose direct loops or tiled im2col + GEMM from the call's shape.)
+JIT warm-up.) The compiled convolution kernels then run the algorithm :mod:`fastconv._plan`
+gives the call's shapes, passed to them as ``algo``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import threading
 import time
 
-from . import _chunks, _threads
+from . import _chunks, _plan, _threads
 
 __all__ = ["BACKENDS", "backends", "set_backend", "get_backend", "use_backend", "kernel", "run"]
 
@@ -197,17 +198,11 @@ def _forked_child_kernel(op: str):
     raise RuntimeError("unreachable: the numpy backend always loads")  # pragma: no cover
 
 
-def _calls_blas(name: str, op: str, args) -> bool:
-    """Whether this kernel call may call BLAS. Only the conv kernels do, and Cython's
-    conv2d not when it runs its direct loops: capping BLAS costs microseconds a small call
-    would notice."""
-    if name == "numpy" or op not in _BLAS_OPS:
-        return False
-    if name == "cython" and op == "conv2d":
-        x, w, _, out, stride, pad, dilation, groups = args
-        algo = _loaded["cython"]["conv2d"].algorithm
-        return algo(x.shape, w.shape, out.shape, stride, pad, dilation, groups) != "direct"
-    return True
+def _calls_blas(name: str, op: str, algo) -> bool:
+    """Whether this kernel call may call BLAS: the conv kernels on a compiled backend, except
+    when the plan (``algo``, :mod:`fastconv._plan`) runs their direct loops (capping BLAS
+    costs microseconds a small call would notice)."""
+    return name != "numpy" and op in _BLAS_OPS and algo != _plan.DIRECT
 
 
 def run(op: str, backend, *args):
@@ -254,24 +249,10 @@ def first_call_seconds() -> dict:
 
 
 def _work(op, args):
-    """(work, grain) of one kernel call, in O(1) from the shapes: FLOPs (``2 x``
-    multiply-adds) for the convolutions, elements for the pools (the grain:
-    :mod:`fastconv._threads`)."""
-    if op in ("conv2d", "locally_connected2d"):  # (x, w, b, out, ...)
-        w, out = args[1], args[3]
-        taps = w.size // max(1, w.shape[0]) if op == "conv2d" else w[0, 0, 0].size
-        return 2 * out.size * taps, _threads.GRAIN_FLOPS
-    if op in ("conv2d_input", "conv2d_weight"):  # (gy, w, gx, ...) and (x, gy, gw, ...)
-        gy, w = (args[0], args[1]) if op == "conv2d_input" else (args[1], args[2])
-        return 2 * gy.size * (w.size // max(1, w.shape[0])), _threads.GRAIN_FLOPS
-    if op == "max_pool2d":  # (x, out, idx, kernel, ...): window taps read
-        return args[1].size * args[3][0] * args[3][1], _threads.GRAIN_ELEMENTS
-    if op == "avg_pool2d":  # (x, out, kernel, ...)
-        return args[1].size * args[2][0] * args[2][1], _threads.GRAIN_ELEMENTS
-    if op == "max_pool2d_backward":  # (gy, idx, gx): gx zeroed, gy scattered
-        return args[0].size + args[2].size, _threads.GRAIN_ELEMENTS
-    # avg_pool2d_backward (gy, gx, kernel, ...): gy spread over its windows, gx written
-    return args[0].size * args[2][0] * args[2][1] + args[1].size, _threads.GRAIN_ELEMENTS
+    """(work, grain) of one kernel call, in O(1) from the shapes (:func:`fastconv._plan.work`:
+    FLOPs for the convolutions, elements for the pools; the grain: :mod:`fastconv._threads`)."""
+    amount, flops = _plan.work(op, args)
+    return amount, _threads.GRAIN_FLOPS if flops else _threads.GRAIN_ELEMENTS
 
 
 def _call(op, name, fn, args):
@@ -283,7 +264,10 @@ def _call(op, name, fn, args):
 def _call_here(op, name, fn, args):
     # threads by work size: a small call runs on one thread (fastconv._threads: the grain)
     nthreads = _threads.threads_for(*_work(op, args))
-    if not _calls_blas(name, op, args):
+    algo = _plan.algorithm(op, name, args)
+    if algo is None:  # an op or backend without a choice of algorithm
         return fn(*args, nthreads)
+    if not _calls_blas(name, op, algo):
+        return fn(*args, algo, nthreads)
     with _threads.blas_single_threaded():
-        return fn(*args, nthreads)
+        return fn(*args, algo, nthreads)

@@ -8,7 +8,10 @@ today; past :data:`LIMIT` bytes it calls :func:`conv2d_tiled`, which runs the sa
 on tiles: whole images when one image fits in :data:`TILE_BYTES`, else one image in blocks
 of output columns, each tile reading its input columns plus the halo its windows need.
 
-Each output element is still computed by the same kernel from the same inputs, so the
+The algorithm is the plan's (:mod:`fastconv._plan`), chosen once for the whole call from its
+shapes: the kernel passed to :func:`conv2d_tiled` runs it on every tile (a tile's own shapes
+could plan another). Each output element is still computed by the same kernel from the same
+inputs, so the
 direct kernels (whose sums run in a fixed order of taps) give bitwise the same result as
 the untiled call; an im2col + GEMM tile's result may differ in the last bit where the
 BLAS blocks the product differently. Tiles depend on the shapes only, never on the thread
@@ -48,8 +51,8 @@ def tiles(N, Wo, image_col_bytes, limit=None):
 
 def conv2d_tiled(kernel, x, w, b, out, stride, pad, dilation, groups, nthreads,
                  image_col_bytes):
-    """Fill ``out`` with ``kernel`` (the conv2d kernel contract of fastconv.reference) run
-    on the :func:`tiles` of the output. A tile of whole images passes views of ``x`` and
+    """Fill ``out`` with ``kernel`` (the conv2d kernel contract of fastconv.reference, with
+    the call's algorithm already bound) run on the :func:`tiles` of the output. A tile of whole images passes views of ``x`` and
     ``out``; a block of columns copies the input columns its windows read (the left padding
     that falls in it becomes the tile's own) and writes a contiguous output tile, copied
     into ``out``. Returns False, having done nothing, when a block of columns would lie

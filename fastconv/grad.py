@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _chunks, _dispatch, _tiling
+from . import _dispatch, _plan, _tiling
 from . import _spec as S
 
 __all__ = [
@@ -120,8 +120,8 @@ def _run_conv_grad(op, name, *args):
 
 
 def _long_gemm_row(op, name, args) -> bool:
-    """Whether a compiled gradient call runs as im2col + GEMM (``fastconv._chunks._path``:
-    the kernel's own choice) on output rows so long that one row's work buffers, about
+    """Whether a compiled gradient call runs as im2col + GEMM (the plan's choice,
+    :func:`fastconv._plan.algorithm`) on output rows so long that one row's work buffers, about
     ``(R + Kg) * Wo`` elements per thread (the (R, Wo) columns of one row, with
     ``R = (C // groups) * kh * kw``, and a (Kg, Wo) block of ``grad_output``; the kernels'
     tiles hold at least one output row), pass ``fastconv._tiling.LIMIT`` bytes. Shapes
@@ -131,7 +131,7 @@ def _long_gemm_row(op, name, args) -> bool:
     gy, w = (args[0], args[1]) if op == "conv2d_input" else (args[1], args[2])
     K, Cg, kh, kw = w.shape
     row = (Cg * kh * kw + K // args[6]) * gy.shape[3] * gy.itemsize
-    return row > _tiling.LIMIT and _chunks._algo(_chunks._path(name, op, args)) == "gemm"
+    return row > _tiling.LIMIT and _plan.algorithm(op, name, args) == _plan.GEMM
 
 
 def _input_tiled(name, gy, w, gx, stride, pad, dilation, groups):

@@ -1,46 +1,24 @@
 """Cython + OpenMP + BLAS conv2d kernel (contract: the module docstring of fastconv.reference).
 
-``conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads)`` fills ``out`` (N, K, Ho, Wo)
-with the grouped cross-correlation of ``x`` (N, C, H, W) and ``w`` (K, C // groups, kh, kw)
-plus ``b`` (K,), with implicit zero padding ``pad = (top, left)``. One source for float32 and
-float64 (``cython.floating``); inputs may be read-only. The kernel trusts its input
-(fastconv._spec validated it).
+``conv2d(x, w, b, out, stride, pad, dilation, groups, algo, nthreads)`` fills ``out``
+(N, K, Ho, Wo) with the grouped cross-correlation of ``x`` (N, C, H, W) and ``w``
+(K, C // groups, kh, kw) plus ``b`` (K,), with implicit zero padding ``pad = (top, left)``,
+by the algorithm ``algo``: "direct", "gemm", "pointwise" or "winograd". The choice of
+algorithm, its rules and its tuning constants live in :mod:`fastconv._plan`
+(``_plan.conv2d("cython", ...)``), which fastconv._dispatch asks on every call; this module
+reads its constants from there at import. One source for float32 and float64
+(``cython.floating``); inputs may be read-only. The kernel trusts its input (fastconv._spec
+validated it). The timings behind the design are in docs/guide/plan-notes.md.
 
-Choice of algorithm (:func:`algorithm`), with ``R = (C // groups) * kh * kw`` (the length of
-one dot product) and ``Kg = K // groups`` (filters per group):
+How each algorithm runs:
 
-* ``"pointwise"``: a 1x1, stride-1, unpadded convolution with ``R >= 16`` and ``Kg >= 8``:
-  GEMM reads the input plane in place as the column matrix (no copy).
-* ``"winograd"``: a 3x3, stride-1, undilated, ungrouped layer with at least 32 channels and
-  32 filters, at most 2**18 filter x channel pairs, ``16 * (C + K) * ceil(Wo / 2) <= 2**21``
-  and at least 256 output tiles (2x2) in the batch: Winograd F(2x2, 3x3), 2.25x fewer
-  multiplications. Work items are (image, block of tile rows); each frames its input rows,
-  transforms every 4x4 tile, runs 16 GEMMs (K, C) @ (C, tiles) on the single-threaded
-  BLAS, and transforms back (:func:`_wino_block`). Its memory (transformed weights plus the
-  workspaces of the threads that run together) stays below 48 MiB: fewer threads run when
-  more would not fit. Measured here on 2 cores: resnet3x3
-  6.8-7.2 ms against the direct kernel's 9.5-10.1 ms, deep 7.8-8.1 ms against 9.6-10.7 ms;
-  since the weights' transform is vectorized and filter-major (``fc_wino_weights``), deep
-  6.6-7.5 ms (it was 7.3-10.3 ms in the same session's runs, on a noisier machine).
-  Its rounding differs from a direct sum's (the transforms add and halve) but stays within
-  the tests' tolerance for the same number of terms. The choice is made on the shapes; the
-  values are checked at run time (:func:`winograd_safe`: one vectorized scan of x, w and b;
-  measured here, on a loaded machine, 0.11-0.16 ms for resnet3x3 on 2 threads and
-  0.08 ms for deep, 1-2% of the layers' times above): with an inf or NaN
-  anywhere, or values large enough that the transforms could overflow where a direct sum
-  does not, the call runs the direct kernel instead, so the result has the direct kernel's
-  inf/NaN pattern (the transforms would turn an inf into NaN over whole tiles and filters).
-* ``"direct"`` when the stride is at most the kernel size (on both axes; always at stride 1)
-  up to ``R = 4608``, and for any stride when ``R < 16`` or ``Kg < 8``. The first runs
-  :func:`_flat_block`: work items are (image, group, block of output rows); the block's
+* ``"direct"``, when the stride is at most the kernel size (on both axes; always at stride
+  1): :func:`_flat_block`; work items are (image, group, block of output rows); the block's
   input is split into its ``sh * sw`` stride phases (a zero-framed copy; at stride 1 with no
   padding needed, the input read in place), which makes every kernel tap a fixed offset into
   flat lines, whatever the stride. ``fc_taps`` (fc_kernels.h, compiled per x86-64 level
   with ``target_clones``) keeps the sums of four filters x one vector of positions in
-  registers over all taps (two vectors in its AVX-512 build, taken at run time). Measured
-  here on 2 cores, against im2col + GEMM's time:
-  0.44-0.92 for R = 144 ... 1152 at stride 1, 0.90 at R = 2304 and 4608 (1.15 at 9216);
-  at stride 2, 0.63-0.71 for R = 147 and 800, 0.93-1.13 for R = 576 ... 2304. Strides
+  registers over all taps (two vectors in its AVX-512 build, taken at run time). Strides
   larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item;
   that kernel skips the taps that fall in the padding, so with an inf or NaN weight
   (where inf * 0 must give NaN) such a layer runs on its zero-framed stride phases instead.
@@ -49,24 +27,35 @@ one dot product) and ``Kg = K // groups`` (filters per group):
   finite weights runs ``fc_plane`` instead (work items: (image, filter, block of rows)):
   it reads the plane in place and writes the output directly, four output rows x four
   vectors in registers (two x two without AVX-512), and shuffles zeros into the vectors
-  that cross the padding. Measured here, the bench's depthwise layer (8 x 64 planes of
-  56 x 56, 3x3): 0.42-0.47 ms on 2 threads against 0.65-1.2 ms for the framed kernel;
-  the 512 x 512 5x5 single image: 131-134 us against 192-194 us.
-* ``"gemm"`` otherwise (a stride larger than the kernel with many channels and filters, or
-  ``R > 4608`` outside Winograd's layers): im2col +
-  GEMM. The work items are (image, block of output rows); each builds the
-  (R, rows * Wo) column tile of one group at a time in its thread's workspace (at most
-  ``TILE_BYTES``, plus one output row when a single row is larger) and calls the
-  single-threaded BLAS: ``out[n, group, rows] = W_g @ cols + b``. The whole batch's im2col
-  is never built.
+  that cross the padding.
+* ``"gemm"``: im2col + GEMM. The work items are (image, block of output rows,
+  ``_plan.gemm_tile_rows``); each builds the (R, rows * Wo) column tile of one group at a
+  time in its thread's workspace (at most ``_plan.TILE_BYTES``, plus one output row when a
+  single row is larger) and calls the single-threaded BLAS:
+  ``out[n, group, rows] = W_g @ cols + b``. The whole batch's im2col is never built.
+* ``"pointwise"`` (1x1, stride 1, unpadded layers only): the same GEMM, reading the input
+  plane in place as the column matrix (no copy).
+* ``"winograd"`` (3x3, stride 1, undilated, ungrouped layers only): Winograd F(2x2, 3x3).
+  Work items are (image, block of tile rows, ``_plan.winograd_tile_rows``); each frames its
+  input rows, transforms every 4x4 tile, runs 16 GEMMs (K, C) @ (C, tiles) on the
+  single-threaded BLAS, and transforms back (:func:`_wino_block`). Its memory (transformed
+  weights plus the workspaces of the threads that run together) stays below
+  ``_plan.WINO_MAX_BYTES``: fewer threads run when more would not fit. Its rounding differs
+  from a direct sum's (the transforms add and halve) but stays within the tests' tolerance
+  for the same number of terms. The plan chooses it from the shapes; the values are checked
+  here, at run time (:func:`winograd_safe`: one vectorized scan of x, w and b, 1-2% of the
+  layer's time): with an inf or NaN anywhere, or values large enough that the transforms
+  could overflow where a direct sum does not, the call runs the direct kernel instead, so
+  the result has the direct kernel's inf/NaN pattern (the transforms would turn an inf into
+  NaN over whole tiles and filters). That is a property of the data, not of the plan.
 
 Long rows: the direct kernel's workspace holds whole rows (their stride phases and
 accumulator lines) and an im2col tile at least one output row, so past
 ``fastconv._tiling.LIMIT`` bytes per thread for one output row (:func:`_row_work`) the call
 runs on blocks of output columns, one image at a time, each with the input columns its
-windows read (:func:`fastconv._tiling.conv2d_tiled`); the algorithm is chosen once, for the
-whole call. The direct kernel's results are then bitwise those of the untiled call; a GEMM
-tile's may differ in the last bits (the BLAS blocks a narrower product differently).
+windows read (:func:`fastconv._tiling.conv2d_tiled`), every block with the call's ``algo``.
+The direct kernel's results are then bitwise those of the untiled call; a GEMM tile's may
+differ in the last bits (the BLAS blocks a narrower product differently).
 
 Tiles and row blocks depend on the shapes only, never on ``nthreads``, and every output
 element is summed in a fixed order, so results are bitwise the same for any thread count.
@@ -91,7 +80,7 @@ from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_plane
                      fc_wino_weights_f, im2col, row_blocks, valid_cols)
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
-from fastconv import _tiling
+from fastconv import _plan, _tiling
 
 cdef extern from *:
     """
@@ -122,46 +111,13 @@ cdef extern from *:
     const char* FASTCONV_CYTHON_VERSION
     const int FASTCONV_DEBUG
 
-# Bytes of one im2col tile (per thread). About L2-sized: the tile is written once and read by
-# GEMM's packing right after.
-TILE_BYTES = 1 << 20
-cdef Py_ssize_t _TILE_BYTES = TILE_BYTES
-# The GEMM path needs dot products at least this long and at least this many filters per
-# group; below that, im2col costs more than GEMM saves.
-cdef Py_ssize_t _GEMM_MIN_R = 16
-cdef Py_ssize_t _GEMM_MIN_KG = 8
-# Up to this R the direct kernel, beyond it GEMM (see _choose).
-cdef Py_ssize_t _DIRECT_MAX_R = 4608
-GEMM_MIN_R = _GEMM_MIN_R
-GEMM_MIN_KG = _GEMM_MIN_KG
-# Aim for at least this many work items (output planes or row blocks, or image row tiles).
-cdef Py_ssize_t _MIN_ITEMS = 16
-cdef Py_ssize_t _MIN_TILES = 4
-# ... and of the direct kernel's row blocks: fewer, longer blocks waste less of the vector
-# blocking at a block's end (deep: 14 rows of 16 columns in one block, not two)
-cdef Py_ssize_t _MIN_FLAT_ITEMS = 8
-# Accumulator elements per work item of the direct kernel (an L1/L2-sized block).
-cdef Py_ssize_t _FLAT_ELEMS = 8192
-# Input elements (all channels of a group, all stride phases) per work item of the direct
-# kernel when it works on a copy.
-cdef Py_ssize_t _FLAT_IN_ELEMS = 1 << 16
-cdef Py_ssize_t _INT_MAX = 2147483647
-# Winograd F(2x2, 3x3): at least this many channels and filters, and about this many output
-# tiles per work item (its GEMMs are (K, C) @ (C, tiles))
-cdef Py_ssize_t _WINO_MIN_CK = 32
-cdef Py_ssize_t _WINO_TILES = 196
-# ... with at most this many filter x channel pairs (transformed weights: 32 MiB in float32)
-# and at most this many elements of tile transforms per work item and thread
-cdef Py_ssize_t _WINO_MAX_KC = 1 << 18
-cdef Py_ssize_t _WINO_WS_ELEMS = 1 << 21
-# ... and at least this many output tiles in the batch (every call transforms all the
-# weights, and each work item streams them through its GEMMs: too few tiles cannot pay),
-# at least _WINO_MIN_ITEM_TILES per work item when there are
-cdef Py_ssize_t _WINO_MIN_TILES = 256
-cdef Py_ssize_t _WINO_MIN_ITEM_TILES = 64
-# The Winograd weights and the workspaces of the threads that run together stay below this
-# (fewer threads run when they would not: the work split, and so the result, is the same)
-cdef Py_ssize_t _WINO_MAX_BYTES = 48 << 20
+# The plan's constants (fastconv._plan, their one home), read once at import.
+TILE_BYTES = _plan.TILE_BYTES
+cdef Py_ssize_t _MIN_ITEMS = _plan.CONV_MIN_ITEMS
+cdef Py_ssize_t _MIN_FLAT_ITEMS = _plan.MIN_FLAT_ITEMS
+cdef Py_ssize_t _FLAT_ELEMS = _plan.FLAT_ELEMS
+cdef Py_ssize_t _FLAT_IN_ELEMS = _plan.FLAT_IN_ELEMS
+cdef Py_ssize_t _WINO_MAX_BYTES = _plan.WINO_MAX_BYTES
 # The scans for non-finite and huge values (_absmax) go in chunks of at least this many
 # elements, at most _SCAN_PARTS of them, spread over the threads
 cdef Py_ssize_t _SCAN_CHUNK = 1 << 16
@@ -173,8 +129,9 @@ cdef enum:
     GEMM = 1
     POINTWISE = 2
     WINOGRAD = 3
-_ALGO_NAMES = {DIRECT: "direct", GEMM: "gemm", POINTWISE: "pointwise",
-               WINOGRAD: "winograd"}
+# the plan's names of the algorithms (the ``algo`` argument)
+_CODES = {_plan.DIRECT: DIRECT, _plan.GEMM: GEMM, _plan.POINTWISE: POINTWISE,
+          _plan.WINOGRAD: WINOGRAD}
 
 
 # Whether the direct kernel runs its AVX-512 build with eight accumulators (fc_kernels.h);
@@ -351,7 +308,7 @@ cdef bint _wino_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
 
 def winograd_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                   const floating[::1] b, int nthreads=1):
-    """Whether Winograd runs on these values (``conv2d`` and ``conv2d_winograd`` run the
+    """Whether Winograd runs on these values (``conv2d`` given ``algo="winograd"`` runs the
     direct kernel instead when not): every value finite, and
     ``max(4 X, 2.25 Wm, 81 C X Wm + Bm) <= FLT_MAX / 2`` (DBL_MAX for float64), with X, Wm,
     Bm the largest magnitudes in x, w and b (see ``_wino_safe`` for the derivation)."""
@@ -362,37 +319,8 @@ def winograd_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
 
 
 # --------------------------------------------------------------------------------------------
-# choice of algorithm
+# the direct kernel's variants (a detail of the "direct" algorithm, not the plan's choice)
 # --------------------------------------------------------------------------------------------
-cdef int _choose(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t Cg,
-                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh,
-                 Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
-                 Py_ssize_t groups) noexcept nogil:
-    cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups
-    cdef bint pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 \
-        and pl == 0 and Ho == H and Wo == W
-    if R < _GEMM_MIN_R or Kg < _GEMM_MIN_KG:
-        return DIRECT
-    # BLAS takes 32-bit ints: dimensions and leading dimensions must fit
-    if R > _INT_MAX or Ho * Wo > _INT_MAX or H * W > _INT_MAX or R * Wo > _INT_MAX // 2:
-        return DIRECT
-    if pointwise:
-        return POINTWISE
-    # 2.25x fewer multiplications, in 16 GEMMs over the channels: it pays with many
-    # channels, filters and output tiles (GEMMs of at least 32 x 32 x 64); bounded: its
-    # transformed weights, 16 * K * C values, and one row of tiles' transforms
-    if _winograd_ok(kh, kw, sh, sw, dh, dw, groups) and Cg >= _WINO_MIN_CK \
-            and K >= _WINO_MIN_CK and K * Cg <= _WINO_MAX_KC \
-            and 16 * (Cg + K) * ((Wo + 1) // 2) <= _WINO_WS_ELEMS \
-            and ((Ho + 1) // 2) * ((Wo + 1) // 2) * N >= _WINO_MIN_TILES:
-        return WINOGRAD
-    # the register-blocked direct kernel beats im2col + GEMM up to long dot products
-    # (see the module docstring for the measurements)
-    if _phased(kh, kw, sh, sw) and R <= _DIRECT_MAX_R:
-        return DIRECT
-    return GEMM
-
-
 cdef inline bint _phased(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                          Py_ssize_t sw) noexcept nogil:
     """Whether the direct kernel runs on the input's stride phases (_flat_block): always at
@@ -412,16 +340,6 @@ cdef bint _single_plane(const floating[:, :, :, ::1] w, Py_ssize_t W, Py_ssize_t
             or min(W, Wo) * <Py_ssize_t> sizeof(floating) < 64:
         return False
     return _all_finite(w)
-
-
-def algorithm(x_shape, w_shape, out_shape, stride, pad, dilation, Py_ssize_t groups):
-    """The algorithm :func:`conv2d` picks for these shapes: "direct", "winograd", "gemm" or
-    "pointwise". A function of the shapes only: a "winograd" layer still runs the direct
-    kernel when its values are non-finite or huge (decided per call, :func:`winograd_safe`).
-    """
-    return _ALGO_NAMES[_choose(x_shape[0], x_shape[2], x_shape[3], w_shape[0], w_shape[1],
-                               w_shape[2], w_shape[3], out_shape[2], out_shape[3], stride[0],
-                               stride[1], pad[0], pad[1], dilation[0], dilation[1], groups)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -715,16 +633,11 @@ cdef int _gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                Py_ssize_t groups, bint pointwise, int nthreads) except -1:
     cdef Py_ssize_t N = out.shape[0], Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t R = w.shape[1] * w.shape[2] * w.shape[3]
-    cdef Py_ssize_t rows, ntiles, need, item, oh0, ws_elems
+    cdef Py_ssize_t rows, ntiles, item, oh0, ws_elems
     cdef floating* ws = NULL
     cdef size_t ws_bytes = 0
-    # rows per tile: the (R, rows * Wo) column tile within TILE_BYTES (at least one row),
-    # and at least _MIN_TILES items in all when the batch is small; shapes only
-    rows = _TILE_BYTES // (R * Wo * <Py_ssize_t> sizeof(floating))
-    rows = max(1, min(rows, Ho))
-    if N * ((Ho + rows - 1) // rows) < _MIN_TILES:
-        need = (_MIN_TILES + N - 1) // N
-        rows = max(1, min(rows, (Ho + need - 1) // need))
+    # rows per tile (the plan's, which fastconv._chunks reads too); shapes only
+    rows = _plan.gemm_tile_rows(N, Ho, Wo, R, sizeof(floating))
     ntiles = (Ho + rows - 1) // rows
     ws_elems = 0 if pointwise else R * rows * Wo
     nthreads = max(1, nthreads)
@@ -750,12 +663,6 @@ cdef int _gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
 # --------------------------------------------------------------------------------------------
 # Winograd F(2x2, 3x3)
 # --------------------------------------------------------------------------------------------
-cdef inline bint _winograd_ok(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                              Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups) noexcept nogil:
-    """The layers Winograd F(2x2, 3x3) computes: 3x3, stride 1, undilated, ungrouped."""
-    return kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1 and groups == 1
-
-
 cdef inline void _wino_weights(const floating[:, :, :, ::1] w, floating* U,
                                Py_ssize_t k) noexcept nogil:
     """U[(k * 16 + xi) * C + c] = (G g G^T)[xi] for g = w[k, c] (xi = 4 * i + j): filter k
@@ -850,18 +757,12 @@ cdef int _winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef Py_ssize_t N = out.shape[0], C = x.shape[1], K = out.shape[1]
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t th = (Ho + 1) // 2, tw = (Wo + 1) // 2
-    cdef Py_ssize_t tr, nb, need, T, per, item, t0
+    cdef Py_ssize_t tr, nb, T, per, item, t0
     cdef floating* U = NULL
     cdef floating* ws = NULL
     cdef size_t U_bytes = 0, ws_bytes = 0
-    # tile rows per work item: about _WINO_TILES tiles, and at least _MIN_FLAT_ITEMS items;
-    # shapes only
-    tr = max(1, min(th, (_WINO_TILES + tw - 1) // tw,
-                    _WINO_WS_ELEMS // (16 * (C + K) * tw)))
-    if N * ((th + tr - 1) // tr) < _MIN_FLAT_ITEMS:
-        need = (_MIN_FLAT_ITEMS + N - 1) // N
-        tr = max(1, min(tr, max((th + need - 1) // need,
-                                (_WINO_MIN_ITEM_TILES + tw - 1) // tw)))
+    # tile rows per work item (the plan's, which fastconv._chunks reads too); shapes only
+    tr = _plan.winograd_tile_rows((N, K, Ho, Wo), C)
     nb = (th + tr - 1) // tr
     T = tr * tw
     per = C * (2 * tr + 2) * (2 * tw + 2) + 16 * C * T + 16 * K * T
@@ -905,15 +806,9 @@ cdef int _conv(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef bint safe
     if out.shape[0] == 0 or out.shape[2] == 0 or out.shape[3] == 0:
         return 0
-    if algo < 0:
-        algo = _choose(x.shape[0], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2],
-                       w.shape[3], out.shape[2], out.shape[3], sh, sw, pt, pl, dh, dw, groups)
     if algo == WINOGRAD:
-        if not _winograd_ok(w.shape[2], w.shape[3], sh, sw, dh, dw, groups):
-            raise ValueError("conv2d_winograd: needs a 3x3 kernel, stride 1, dilation 1 and "
-                             "groups 1")
-        # decided on the values, at run time: the shapes chose Winograd, but non-finite or
-        # huge data goes to the direct kernel (see _wino_safe)
+        # decided on the values, at run time: the plan chose Winograd from the shapes, but
+        # non-finite or huge data goes to the direct kernel (see _wino_safe)
         with nogil:
             safe = _wino_safe(x, w, b, nthreads)
         if safe:
@@ -955,11 +850,43 @@ cdef Py_ssize_t _row_work(const floating[:, :, :, ::1] x, const floating[:, :, :
 def _conv_fixed(int algo, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 const floating[::1] b, out, stride, pad, dilation, Py_ssize_t groups,
                 int nthreads):
-    """:func:`_conv` with algorithm ``algo`` (or chosen, for -1) on the whole input; fills
-    and returns ``out``."""
+    """:func:`_conv` with algorithm code ``algo`` on the whole input; fills and returns
+    ``out`` (a tile of fastconv._tiling.conv2d_tiled)."""
     cdef floating[:, :, :, ::1] o = out
     _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, algo)
     return out
+
+
+cdef int _code(algo, x, w, out, stride, pad, dilation, Py_ssize_t groups) except -1:
+    """The kernel's code for the plan's ``algo``; ValueError for a name this kernel does not
+    know, or an algorithm the layer cannot run (pointwise and Winograd take only their
+    layers)."""
+    code = _CODES.get(algo) if isinstance(algo, str) else None
+    if code is None:
+        _plan.check("conv2d", "cython", algo)
+    if code == WINOGRAD and not _plan.winograd_layer(w.shape, stride, dilation, groups):
+        raise ValueError("conv2d: algo 'winograd' needs a 3x3 kernel, stride 1, dilation 1 "
+                         "and groups 1")
+    if code == POINTWISE and not _plan.pointwise_layer(x.shape, w.shape, out.shape, stride,
+                                                       pad):
+        raise ValueError("conv2d: algo 'pointwise' needs a 1x1 kernel, stride 1 and no "
+                         "padding")
+    return code
+
+
+def conv2d(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, algo, int nthreads):
+    """Grouped 2-D cross-correlation; fills and returns ``out`` (N, K, Ho, Wo).
+
+    The kernel contract of fastconv.reference.conv2d, by the algorithm ``algo`` ("direct",
+    "gemm", "pointwise" or "winograd": the plan's choice, ``fastconv._plan.conv2d``, or one
+    forced by a test or benchmark; "gemm" takes any shape whose sizes fit BLAS's 32-bit
+    ints) on ``nthreads`` OpenMP threads. "winograd" runs the direct kernel on data
+    :func:`winograd_safe` refuses (inf, NaN, or values near overflow). A call whose output
+    rows are too long for a bounded workspace runs tile by tile (fastconv._tiling), every
+    tile with ``algo``.
+    """
+    cdef int code = _code(algo, x, w, out, stride, pad, dilation, groups)
+    return _conv_bounded(code, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
 def _conv_bounded(int algo, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -967,16 +894,13 @@ def _conv_bounded(int algo, const floating[:, :, :, ::1] x, const floating[:, :,
                   int nthreads):
     """:func:`_conv_fixed`, tiled along the batch and the output row
     (:func:`fastconv._tiling.conv2d_tiled`) when one output row's workspace passes
-    ``_tiling.LIMIT`` bytes per thread. The algorithm is chosen once, for the whole call."""
+    ``_tiling.LIMIT`` bytes per thread."""
     cdef floating[:, :, :, ::1] o = out
     cdef Py_ssize_t col = 0, work, sz = sizeof(floating)
     cdef Py_ssize_t sh = stride[0], sw = stride[1], pt = pad[0], pl = pad[1]
     cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
     if o.shape[0] == 0 or o.shape[2] == 0 or o.shape[3] == 0:
         return out
-    if algo < 0:
-        algo = _choose(x.shape[0], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[2],
-                       w.shape[3], o.shape[2], o.shape[3], sh, sw, pt, pl, dh, dw, groups)
     work = _row_work(x, w, o.shape[3], o.shape[2], sh, sw, pt, pl, dh, dw, groups, algo, &col)
     if work * sz > _tiling.LIMIT and _tiling.conv2d_tiled(
             functools.partial(_conv_fixed, algo), np.asarray(x), np.asarray(w),
@@ -985,34 +909,6 @@ def _conv_bounded(int algo, const floating[:, :, :, ::1] x, const floating[:, :,
         return out
     _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, algo)
     return out
-
-
-def conv2d(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
-    """Grouped 2-D cross-correlation; fills and returns ``out`` (N, K, Ho, Wo).
-
-    The kernel contract of fastconv.reference.conv2d; ``nthreads`` OpenMP threads. The
-    algorithm is chosen by :func:`algorithm` (see the module docstring); a call whose output
-    rows are too long for a bounded workspace runs tile by tile (fastconv._tiling).
-    """
-    return _conv_bounded(-1, x, w, b, out, stride, pad, dilation, groups, nthreads)
-
-
-def conv2d_direct(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
-    """:func:`conv2d` forced to the direct loop nest (for tests and benchmarks)."""
-    return _conv_bounded(DIRECT, x, w, b, out, stride, pad, dilation, groups, nthreads)
-
-
-def conv2d_gemm(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
-    """:func:`conv2d` forced to tiled im2col + GEMM (for tests and benchmarks); any shape
-    whose sizes fit BLAS's 32-bit ints."""
-    return _conv_bounded(GEMM, x, w, b, out, stride, pad, dilation, groups, nthreads)
-
-
-def conv2d_winograd(x, w, b, out, stride, pad, dilation, Py_ssize_t groups, int nthreads):
-    """:func:`conv2d` forced to Winograd F(2x2, 3x3) (for tests and benchmarks): 3x3 kernels,
-    stride 1, dilation 1, groups 1 only (ValueError otherwise). On data :func:`winograd_safe`
-    refuses (inf, NaN, or values near overflow) it runs the direct kernel, as conv2d does."""
-    return _conv_fixed(WINOGRAD, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
 # --------------------------------------------------------------------------------------------

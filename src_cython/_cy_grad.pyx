@@ -4,20 +4,20 @@ fastconv.reference).
 One source for float32 and float64 (``cython.floating``). The kernels trust their input
 (fastconv._spec validated it): no bounds checks, inputs may be read-only (const memoryviews).
 
-conv2d_input with stride 1 (and ``pad <= dilation * (kernel - 1)``) is a forward
-convolution of grad_output with the flipped, transposed weights, and runs on ``_cy_conv``
-(:func:`conv2d_input_forward`). Otherwise, the choice of algorithm for the two convolution
-gradients (:func:`algorithm`), with
-``R = (C // groups) * kh * kw``, ``Kg = K // groups`` and ``Wo`` the output width:
+``conv2d_input(gy, w, gx, stride, pad, dilation, groups, algo, nthreads)`` and
+``conv2d_weight(x, gy, gw, stride, pad, dilation, groups, algo, nthreads)`` run the
+algorithm ``algo``. The choice, its rules and its constants live in :mod:`fastconv._plan`
+(``_plan.conv2d_input("cython", ...)``, ``_plan.conv2d_weight``), and so do the tile, slot
+and block sizes below; this module reads them from there. The algorithms:
 
-* ``"gemm"`` when ``R >= 16`` and ``Kg >= 8`` (the forward's rule), or when ``Kg >= 3``,
-  ``R >= 4`` and ``Wo <= 64`` (measured: on short output rows the direct loops below are
-  loop overhead, and GEMM is 2-3.5x faster even for lenet's 1 -> 6 channels), and the
-  sizes fit BLAS's 32-bit ints:
-  tiled im2col + single-threaded GEMM (``gemm_rm``, as in ``_cy_conv``). A *tile* is a
-  block of output rows of one image, or, when a whole image fits, a group of whole images,
-  sized so that its (R, P) column matrix holds at most ``TILE_BYTES`` (P = the tile's output
-  positions). The whole batch's im2col is never built.
+* ``"forward"`` (conv2d_input, stride 1 and ``pad <= dilation * (kernel - 1)`` only): a
+  forward convolution of grad_output with the flipped, transposed weights, run on
+  ``_cy_conv`` (:func:`conv2d_input_forward`) by the algorithm the plan gives that layer.
+* ``"gemm"``: tiled im2col + single-threaded GEMM (``gemm_rm``, as in ``_cy_conv``). A
+  *tile* is a block of output rows of one image, or, when a whole image fits, a group of
+  whole images, sized so that its (R, P) column matrix holds at most ``_plan.TILE_BYTES``
+  (P = the tile's output positions; ``_plan.grad_tiles``). The whole batch's im2col is never
+  built.
 
   - conv2d_weight: ``gw_g (Kg, R) += gy_tile (Kg, P) @ cols^T (P, R)``. The tiles are cut
     into ``S`` consecutive *slots*, each summed (GEMM with beta = 1, tile after tile) into a
@@ -25,24 +25,24 @@ gradients (:func:`algorithm`), with
     adds the other partials in slot order. When partials would be large, the filters of a
     group are also cut into ``F`` blocks (each work item (slot, group, filter block)
     rebuilds its tiles' im2col, cheap next to a GEMM with many filters). Work items:
-    ``S * groups * F``.
+    ``S * groups * F`` (``_plan.weight_slots``).
   - conv2d_input: ``cols (R, P) = W_g^T (R, Kg) @ gy_tile (Kg, P)``, then col2im:
     ``cols`` is added into the windows of ``gx``. Row tiles of one image overlap in input
     rows, so a work item owns whole images (a group of ``imgs`` images, or one image whose
     row tiles it runs in order) and a block of input channels of one group (the channel
-    blocks are rows of ``W_g^T``: no work is repeated). Work items:
-    ``ceil(N / imgs) * groups * channel blocks``.
+    blocks are rows of ``W_g^T``: no work is repeated; ``_plan.input_channel_blocks``).
+    Work items: ``ceil(N / imgs) * groups * channel blocks``.
 
-  Tiles, slots and blocks depend on the shapes only, aiming at ``MIN_ITEMS`` work items,
-  and each output element is summed in a fixed order: results are bitwise the same for
-  any thread count.
-* ``"direct"`` otherwise (depthwise, one or two filters per group, few channels on wide
-  planes, single-channel images): loop nests. conv2d_input:
+  Tiles, slots and blocks depend on the shapes only, aiming at ``_plan.GRAD_MIN_ITEMS``
+  work items, and each output element is summed in a fixed order: results are bitwise the
+  same for any thread count.
+* ``"direct"``: loop nests. conv2d_input:
   one task per input plane (n, c), a transposed-convolution scatter whose innermost loop
   runs along an input row (contiguous for stride 1). conv2d_weight: one task per (filter,
   input channel), accumulating into a per-thread (kh, kw, Wo) buffer (zeroed for every task)
-  with an elementwise, vectorizable update, reduced at the end of the task. The Numba
-  kernels use the same loop orders, so the two backends agree bitwise on this path.
+  with an elementwise, vectorizable update, reduced at the end of the task; long rows in
+  blocks of columns (``_plan.weight_columns``). The Numba kernels use the same loop orders,
+  so the two backends agree bitwise on this path.
 
 max_pool2d_backward and avg_pool2d_backward: one task per plane (n, c).
 """
@@ -55,96 +55,27 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from fastconv import _cy_conv
+from fastconv import _cy_conv, _plan
 
 from _blas cimport gemm_rm
 from _common cimport im2col, valid_cols
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
-# Bytes of one im2col tile (per thread), as the forward's.
-TILE_BYTES = 1 << 20
-cdef Py_ssize_t _TILE_BYTES = TILE_BYTES
-# The forward's choice rule (see the module docstring).
-cdef Py_ssize_t _GEMM_MIN_R = 16
-cdef Py_ssize_t _GEMM_MIN_KG = 8
-GEMM_MIN_R = _GEMM_MIN_R
-GEMM_MIN_KG = _GEMM_MIN_KG
-# ... and, unlike the forward, also for few channels or filters when output rows are short:
-# the direct gradient loops then spend their time on loop overhead (measured: GEMM 2-3.5x
-# faster for lenet-like shapes, Kg >= 3 and Wo <= 64; direct faster on wide planes).
-cdef Py_ssize_t _SMALL_MIN_KG = 3
-cdef Py_ssize_t _SMALL_MIN_R = 4
-cdef Py_ssize_t _SMALL_MAX_WO = 64
-# Aim for at least this many work items (shape-only, never the thread count).
-MIN_ITEMS = 8
-# The direct weight gradient's accumulators (per thread) hold at most this many elements:
-# longer output rows run in blocks of columns (issue 15)
-cdef Py_ssize_t _WEIGHT_ACC_ELEMS = 1 << 18
-cdef Py_ssize_t _MIN_ITEMS = MIN_ITEMS
-# conv2d_weight: partials (beyond gw itself) hold at most about this many bytes; past it,
-# filter blocks replace slots. Filter blocks keep at least this many filters.
-PARTIAL_BYTES = 1 << 23
-cdef Py_ssize_t _PARTIAL_BYTES = PARTIAL_BYTES
-cdef Py_ssize_t _MIN_FILTER_BLOCK = 16
-cdef Py_ssize_t _INT_MAX = 2147483647
+# The plan's constants (fastconv._plan, their one home), read once at import.
+TILE_BYTES = _plan.TILE_BYTES
+MIN_ITEMS = _plan.GRAD_MIN_ITEMS
+PARTIAL_BYTES = _plan.PARTIAL_BYTES
 
 cdef enum:
     DIRECT = 0
     GEMM = 1
-_ALGO_NAMES = {DIRECT: "direct", GEMM: "gemm"}
+# the plan's names of the algorithms (the ``algo`` argument); "forward" is conv2d_input's
+_CODES = {_plan.DIRECT: DIRECT, _plan.GEMM: GEMM}
 
 
 # --------------------------------------------------------------------------------------------
-# choice of algorithm
+# tiles (the plan's sizes, shapes only)
 # --------------------------------------------------------------------------------------------
-cdef int _choose(Py_ssize_t N, Py_ssize_t K, Py_ssize_t Cg, Py_ssize_t kh, Py_ssize_t kw,
-                 Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t H, Py_ssize_t W,
-                 Py_ssize_t groups) noexcept nogil:
-    cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups
-    if N == 0 or Ho == 0 or Wo == 0:
-        return DIRECT
-    if (R < _GEMM_MIN_R or Kg < _GEMM_MIN_KG) and \
-            (Kg < _SMALL_MIN_KG or R < _SMALL_MIN_R or Wo > _SMALL_MAX_WO):
-        return DIRECT
-    # BLAS takes 32-bit ints: dimensions and leading dimensions must fit
-    if R > _INT_MAX or Ho * Wo > _INT_MAX or H * W > _INT_MAX or R * Wo > _INT_MAX // 2 \
-            or K * R > _INT_MAX:
-        return DIRECT
-    return GEMM
-
-
-def algorithm(x_shape, w_shape, gy_shape, Py_ssize_t groups):
-    """The algorithm conv2d_input and conv2d_weight use for these shapes: "direct" or
-    "gemm" (``x_shape`` (N, C, H, W), ``w_shape`` (K, C // groups, kh, kw), ``gy_shape``
-    (N, K, Ho, Wo))."""
-    return _ALGO_NAMES[_choose(gy_shape[0], w_shape[0], w_shape[1], w_shape[2], w_shape[3],
-                               gy_shape[2], gy_shape[3], x_shape[2], x_shape[3], groups)]
-
-
-# --------------------------------------------------------------------------------------------
-# tiling (shapes only)
-# --------------------------------------------------------------------------------------------
-cdef void _tiling(Py_ssize_t N, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t R, Py_ssize_t sz,
-                  Py_ssize_t min_tiles, Py_ssize_t* rows, Py_ssize_t* imgs) noexcept nogil:
-    """Tiles of at most _TILE_BYTES of (R, P) columns: ``rows`` output rows of one image,
-    or (rows == Ho) ``imgs`` whole images; then made smaller until there are about
-    ``min_tiles`` tiles (or one output row per tile)."""
-    cdef Py_ssize_t r, m, need
-    r = _TILE_BYTES // (R * Wo * sz)
-    r = max(1, min(r, Ho))
-    m = 1
-    if r == Ho:
-        m = _TILE_BYTES // (R * Ho * Wo * sz)
-        m = max(1, min(m, N))
-        if (N + m - 1) // m < min_tiles:
-            m = max(1, N // min_tiles)
-    if m == 1 and N * ((Ho + r - 1) // r) < min_tiles:
-        need = (min_tiles + N - 1) // N
-        r = max(1, min(r, (Ho + need - 1) // need))
-    rows[0] = r
-    imgs[0] = m
-
-
 cdef inline void _tile(Py_ssize_t t, Py_ssize_t N, Py_ssize_t Ho, Py_ssize_t rows,
                        Py_ssize_t imgs, Py_ssize_t* n0, Py_ssize_t* n1, Py_ssize_t* oh0,
                        Py_ssize_t* oh1) noexcept nogil:
@@ -294,13 +225,10 @@ cdef int _input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
     cdef Py_ssize_t rows, imgs, nimg, ncb, cs, items, item, per, col_elems, pack_elems, t
     cdef Py_ssize_t n0, rest
     cdef floating* ws = NULL
-    _tiling(N, Ho, Wo, R, sizeof(floating), _MIN_ITEMS, &rows, &imgs)
+    rows, imgs = _plan.grad_tiles(N, Ho, Wo, R, sizeof(floating))
     nimg = (N + imgs - 1) // imgs
     # channel blocks: more work items without repeating any work
-    ncb = (_MIN_ITEMS + nimg * groups - 1) // (nimg * groups)
-    ncb = max(1, min(ncb, Cg))
-    cs = (Cg + ncb - 1) // ncb
-    ncb = (Cg + cs - 1) // cs
+    cs, ncb = _plan.input_channel_blocks(nimg, groups, Cg)
     items = nimg * groups * ncb
     col_elems = cs * kh * kw * imgs * rows * Wo
     pack_elems = Kg * imgs * Ho * Wo if imgs > 1 else 0
@@ -394,8 +322,8 @@ cdef int _weight_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, 
                         Py_ssize_t groups, int nthreads) except -1:
     cdef Py_ssize_t p, P = gw.shape[0] * gw.shape[1], kk = gw.shape[2] * gw.shape[3]
     # output columns per block: the whole row unless its accumulators would pass
-    # _WEIGHT_ACC_ELEMS (long rows, issue 15); shapes only
-    cdef Py_ssize_t cw = min(gy.shape[3], max(1, _WEIGHT_ACC_ELEMS // kk))
+    # _plan.WEIGHT_ACC_ELEMS (long rows, issue 15); shapes only
+    cdef Py_ssize_t cw = _plan.weight_columns(gy.shape[3], gw.shape[2], gw.shape[3])
     cdef Py_ssize_t bufsize = kk * cw
     cdef Py_ssize_t nbuf = max(1, nthreads)
     # one accumulation buffer per thread, zeroed by every task that uses it
@@ -456,18 +384,11 @@ cdef int _weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef floating* parts = NULL
     cdef floating* part
     cdef floating* gwp = &gw[0, 0, 0, 0]
-    _tiling(N, Ho, Wo, R, sizeof(floating), _MIN_ITEMS, &rows, &imgs)
+    rows, imgs = _plan.grad_tiles(N, Ho, Wo, R, sizeof(floating))
     T = ((N + imgs - 1) // imgs) * ((Ho + rows - 1) // rows)
     # slots: as many as the work items wanted, within the tiles and the partials' budget,
     # a power of two; filter blocks make up the rest
-    S = 1
-    while S * 2 <= min(T, _MIN_ITEMS) and (S * 2 - 1) * KR * <Py_ssize_t> sizeof(floating) \
-            <= _PARTIAL_BYTES:
-        S *= 2
-    F = (_MIN_ITEMS + S * groups - 1) // (S * groups)
-    F = max(1, min(F, Kg // _MIN_FILTER_BLOCK))
-    kb = (Kg + F - 1) // F
-    F = (Kg + kb - 1) // kb
+    S, F, kb = _plan.weight_slots(T, K, R, Kg, groups, sizeof(floating))
     items = S * groups * F
     col_elems = R * imgs * rows * Wo
     per = col_elems + (kb * imgs * Ho * Wo if imgs > 1 else 0)
@@ -520,9 +441,6 @@ cdef int _grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
     cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
     if gx.shape[0] == 0:
         return 0
-    if algo < 0:
-        algo = _choose(gy.shape[0], w.shape[0], w.shape[1], w.shape[2], w.shape[3],
-                       gy.shape[2], gy.shape[3], gx.shape[2], gx.shape[3], groups)
     if algo == GEMM and gy.shape[2] * gy.shape[3] > 0:
         _input_gemm(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nthreads)
     else:
@@ -537,9 +455,6 @@ cdef int _grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
     if gw.shape[0] == 0:
         return 0
-    if algo < 0:
-        algo = _choose(x.shape[0], gw.shape[0], gw.shape[1], gw.shape[2], gw.shape[3],
-                       gy.shape[2], gy.shape[3], x.shape[2], x.shape[3], groups)
     if algo == GEMM and x.shape[0] > 0 and gy.shape[2] * gy.shape[3] > 0:
         _weight_gemm(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nthreads)
     else:
@@ -547,12 +462,12 @@ cdef int _grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     return 0
 
 
-def transposes_to_forward(stride, pad, dilation, w_shape):
-    """Whether :func:`conv2d_input` runs as a forward convolution here: stride 1 and
-    ``pad <= dilation * (kernel - 1)`` on both axes (see :func:`conv2d_input_forward`)."""
-    return stride[0] == 1 and stride[1] == 1 \
-        and 0 <= pad[0] <= dilation[0] * (w_shape[2] - 1) \
-        and 0 <= pad[1] <= dilation[1] * (w_shape[3] - 1)
+cdef int _code(op, algo) except -1:
+    """The kernel's code for the plan's ``algo`` (direct or gemm); ValueError otherwise."""
+    code = _CODES.get(algo) if isinstance(algo, str) else None
+    if code is None:
+        _plan.check(op, "cython", algo)
+    return code
 
 
 def conv2d_input_forward(gy, w, gx, stride, pad, dilation, Py_ssize_t groups,
@@ -562,9 +477,9 @@ def conv2d_input_forward(gy, w, gx, stride, pad, dilation, Py_ssize_t groups,
     With stride 1 the input gradient is a full correlation of ``gy`` with the weights
     flipped in space and transposed per group (filters become channels): the forward
     convolution ``conv2d(gy, w', pad = dilation * (kernel - 1) - pad)`` with
-    ``w'[g*Cg + c, kk] = w[g*Kg + kk, c, ::-1, ::-1]``, and ``_cy_conv`` runs it with its
-    register-blocked direct kernel, Winograd or GEMM, as it chooses. Needs
-    :func:`transposes_to_forward`.
+    ``w'[g*Cg + c, kk] = w[g*Kg + kk, c, ::-1, ::-1]``, and ``_cy_conv`` runs it with the
+    algorithm the plan gives that layer (``fastconv._plan.conv2d``). Needs
+    ``fastconv._plan.transposes_to_forward``.
     """
     K, Cg, kh, kw = w.shape
     Kg = K // groups
@@ -572,66 +487,42 @@ def conv2d_input_forward(gy, w, gx, stride, pad, dilation, Py_ssize_t groups,
         np.asarray(w).reshape(groups, Kg, Cg, kh, kw)[:, :, :, ::-1, ::-1]
         .transpose(0, 2, 1, 3, 4).reshape(groups * Cg, Kg, kh, kw))
     bias = np.zeros(groups * Cg, wt.dtype)
-    padt = (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1])
-    _cy_conv.conv2d(gy, wt, bias, gx, (1, 1), padt, dilation, groups, nthreads)
+    _, padt = _plan.forward_layer(w.shape, pad, dilation, groups)
+    algo = _plan.conv2d("cython", gy.shape, wt.shape, gx.shape, (1, 1), padt, dilation,
+                        groups, wt.itemsize)
+    _cy_conv.conv2d(gy, wt, bias, gx, (1, 1), padt, dilation, groups, algo, nthreads)
     return gx
 
 
 def conv2d_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                 floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
+                 floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups, algo,
                  int nthreads):
-    """Gradient of conv2d wrt its input; fills and returns ``gx`` (N, C, H, W). Stride 1
-    (with ``pad <= dilation * (kernel - 1)``) runs as a forward convolution
-    (:func:`conv2d_input_forward`); otherwise the algorithm is chosen by :func:`algorithm`
-    (see the module docstring)."""
-    if gx.shape[0] and transposes_to_forward(stride, pad, dilation,
-                                               (w.shape[0], w.shape[1], w.shape[2], w.shape[3])):
+    """Gradient of conv2d wrt its input; fills and returns ``gx`` (N, C, H, W), by the
+    algorithm ``algo``: "forward" (stride 1 with ``pad <= dilation * (kernel - 1)`` only,
+    :func:`conv2d_input_forward`), "direct" or "gemm" (any shape whose sizes fit BLAS's
+    32-bit ints): the plan's choice (``fastconv._plan.conv2d_input``), or one forced by a
+    test or benchmark."""
+    if algo == _plan.FORWARD:
+        if not _plan.transposes_to_forward(stride, pad, dilation, w.base.shape):
+            raise ValueError("conv2d_input: algo 'forward' needs stride 1 and "
+                             "pad <= dilation * (kernel - 1)")
+        if gx.shape[0] == 0:
+            return gx.base
         return conv2d_input_forward(gy.base, w.base, gx.base, stride, pad, dilation, groups,
                                     nthreads)
-    _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads, -1)
-    return gx.base
-
-
-def conv2d_input_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                        floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
-                        int nthreads):
-    """:func:`conv2d_input` forced to the direct loop nest (for tests and benchmarks)."""
-    _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads, DIRECT)
-    return gx.base
-
-
-def conv2d_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                      floating[:, :, :, ::1] gx, stride, pad, dilation, Py_ssize_t groups,
-                      int nthreads):
-    """:func:`conv2d_input` forced to GEMM + col2im (for tests and benchmarks); any shape
-    whose sizes fit BLAS's 32-bit ints."""
-    _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads, GEMM)
+    _grad_input(gy, w, gx, stride, pad, dilation, groups, nthreads,
+                _code("conv2d_input", algo))
     return gx.base
 
 
 def conv2d_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
-                  floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
+                  floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups, algo,
                   int nthreads):
-    """Gradient of conv2d wrt its weight; fills and returns ``gw`` (K, C // groups, kh, kw).
-    The algorithm is chosen by :func:`algorithm` (see the module docstring)."""
-    _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, -1)
-    return gw.base
-
-
-def conv2d_weight_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
-                         floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
-                         int nthreads):
-    """:func:`conv2d_weight` forced to the direct loop nest (for tests and benchmarks)."""
-    _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, DIRECT)
-    return gw.base
-
-
-def conv2d_weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
-                       floating[:, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
-                       int nthreads):
-    """:func:`conv2d_weight` forced to im2col + GEMM (for tests and benchmarks); any shape
-    whose sizes fit BLAS's 32-bit ints."""
-    _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, GEMM)
+    """Gradient of conv2d wrt its weight; fills and returns ``gw`` (K, C // groups, kh, kw),
+    by the algorithm ``algo``, "direct" or "gemm": the plan's choice
+    (``fastconv._plan.conv2d_weight``), or one forced by a test or benchmark."""
+    _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads,
+                 _code("conv2d_weight", algo))
     return gw.base
 
 

@@ -1,12 +1,13 @@
 """The Cython conv2d kernel's algorithms, each forced, against the NumPy reference.
 
-``fastconv._cy_conv.conv2d`` picks one algorithm per call from the shapes (see its module
-docstring), so the public-API tests reach each algorithm only on the shapes that select it.
-Here every algorithm runs on every case: the register-blocked direct kernel (filters four,
-two and one at a time, position blocks with an overlapping last block, the scalar path for
-short lines, in place and on a zero-framed copy, split into stride phases), the one-plane
-kernel for depthwise layers (row blocks, vectors that cross the padding), the strided row
-kernel, tiled im2col + GEMM, and (on the layers it takes) Winograd F(2x2, 3x3).
+The plan (``fastconv._plan.conv2d``) picks one algorithm per call from the shapes, and the
+kernel runs the one it is given (``algo``), so the public-API tests reach each algorithm
+only on the shapes that select it. Here every algorithm runs, forced, on every case: the
+register-blocked direct kernel (filters four, two and one at a time, position blocks with
+an overlapping last block, the scalar path for short lines, in place and on a zero-framed
+copy, split into stride phases), the one-plane kernel for depthwise layers (row blocks,
+vectors that cross the padding), the strided row kernel, tiled im2col + GEMM, pointwise
+GEMM and (on the layers it takes) Winograd F(2x2, 3x3).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import reference
+from fastconv import _plan, reference
 
 from conftest import FLOATS, assert_close
 
@@ -52,7 +53,19 @@ CASES = [
     (2, 4, 6, 16, 4, 4, (3, 3), 1, 0, 1),        # float32: output row shorter than a vector
     (3, 5, 50, 70, 5, 5, (7, 7), 1, 3, 1),       # 7x7 depthwise, 70 columns: 4 + 1 vectors
 ]
-ALGOS = {"auto": cy.conv2d, "direct": cy.conv2d_direct, "gemm": cy.conv2d_gemm}
+
+
+def _forced(algo):
+    """The kernel with ``algo`` passed (None: the plan's choice), in the old entry points'
+    argument order (x, w, b, out, stride, pad, dilation, groups, nthreads)."""
+    def run(x, w, b, out, stride, pad, dil, g, nthreads):
+        a = algo or _plan.conv2d("cython", x.shape, w.shape, out.shape, stride, pad, dil, g)
+        return cy.conv2d(x, w, b, out, stride, pad, dil, g, a, nthreads)
+    return run
+
+
+ALGOS = {"auto": _forced(None), "direct": _forced("direct"), "gemm": _forced("gemm")}
+WINOGRAD = _forced("winograd")
 
 
 def _pair(v):
@@ -132,7 +145,8 @@ def test_each_algorithm_is_bitwise_thread_independent(algo, rng):
 def test_algorithm_choice(case, expected):
     N, C, H, W, K, g, kernel = case[:7]
     stride, pad, dil, Ho, Wo = _geometry(case)
-    got = cy.algorithm((N, C, H, W), (K, C // g) + kernel, (N, K, Ho, Wo), stride, pad, dil, g)
+    got = _plan.conv2d("cython", (N, C, H, W), (K, C // g) + kernel, (N, K, Ho, Wo), stride,
+                       pad, dil, g)
     assert got == expected
 
 
@@ -148,8 +162,8 @@ outs = {}
 for dtype in (np.float32, np.float64):
     for i, case in enumerate(t.CASES):
         x, w, b, oshape, stride, pad, dil, g = t._case(case, dtype, np.random.default_rng(i))
-        outs[f"{np.dtype(dtype).name}-{i}"] = cy.conv2d_direct(
-            x, w, b, np.empty(oshape, dtype), stride, pad, dil, g, 2)
+        outs[f"{np.dtype(dtype).name}-{i}"] = cy.conv2d(
+            x, w, b, np.empty(oshape, dtype), stride, pad, dil, g, "direct", 2)
 np.savez(sys.argv[2], **outs)
 """
 
@@ -195,7 +209,7 @@ WINO_CASES += [
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("case", WINO_CASES, ids=[f"w{i}" for i in range(len(WINO_CASES))])
 def test_winograd_matches_reference(case, dtype, rng):
-    _check_against_reference(cy.conv2d_winograd, case, dtype, rng)
+    _check_against_reference(WINOGRAD, case, dtype, rng)
 
 
 def test_winograd_is_bitwise_thread_independent(rng):
@@ -204,8 +218,8 @@ def test_winograd_is_bitwise_thread_independent(rng):
     outs = []
     for nthreads in (1, 2, 3):
         with fastconv._threads.blas_single_threaded():
-            outs.append(cy.conv2d_winograd(x, w, b, np.empty(oshape, np.float32), stride,
-                                           pad, dil, g, nthreads))
+            outs.append(WINOGRAD(x, w, b, np.empty(oshape, np.float32), stride,
+                                 pad, dil, g, nthreads))
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
@@ -216,7 +230,7 @@ def test_winograd_is_bitwise_thread_independent(rng):
 def test_winograd_refuses_other_layers(case, rng):
     x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
     with pytest.raises(ValueError, match="3x3"):
-        cy.conv2d_winograd(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g, 1)
+        WINOGRAD(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g, 1)
 
 
 def test_kept_work_buffers_are_bounded_and_released(rng):
@@ -230,8 +244,8 @@ def test_kept_work_buffers_are_bounded_and_released(rng):
         x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32,
                                                      np.random.default_rng(7))
         with fastconv._threads.blas_single_threaded():
-            first.append(cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil,
-                                   g, 2))
+            first.append(ALGOS["auto"](x, w, b, np.empty(oshape, np.float32), stride, pad,
+                                       dil, g, 2))
         assert 0 < cy.kept_buffer_bytes() <= 64 << 20
     for a, b in zip(first[:3], first[3:]):  # a reused buffer holds stale data: no matter
         assert np.array_equal(a, b)
@@ -251,7 +265,8 @@ def test_depthwise_infinite_weight_times_padding_is_nan(dtype):
     b = np.zeros(2, dtype)
     expected = reference.conv2d(x, w, b, np.empty((1, 2, 20, 40), dtype), (1, 1), (1, 1),
                                 (1, 1), 2)
-    got = cy.conv2d(x, w, b, np.empty((1, 2, 20, 40), dtype), (1, 1), (1, 1), (1, 1), 2, 2)
+    got = ALGOS["auto"](x, w, b, np.empty((1, 2, 20, 40), dtype), (1, 1), (1, 1), (1, 1), 2,
+                        2)
     assert np.isnan(expected[0, 1, 0]).all() and np.isnan(expected[0, 1, :, 0]).all()
     np.testing.assert_array_equal(got, expected)
 
@@ -262,6 +277,29 @@ def test_empty_output_width_is_a_no_op(algo):
     refuses it before; Winograd's tile arithmetic would divide by zero)."""
     x = np.ones((1, 40, 4, 2), np.float32)
     w = np.ones((40, 40, 3, 3), np.float32)
-    fn = cy.conv2d_winograd if algo == "winograd" else ALGOS[algo]
+    fn = WINOGRAD if algo == "winograd" else ALGOS[algo]
     out = np.empty((1, 40, 2, 0), np.float32)
     assert fn(x, w, np.zeros(40, np.float32), out, (1, 1), (0, 0), (1, 1), 1, 2) is out
+
+
+# the pointwise layers of CASES: 1x1, stride 1, no padding
+POINTWISE_CASES = [c for c in CASES if c[6] == (1, 1) and c[7] == 1 and c[8] == 0]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", POINTWISE_CASES,
+                         ids=[f"p{i}" for i in range(len(POINTWISE_CASES))])
+def test_issue16_forced_pointwise_matches_reference(case, dtype, rng):
+    """"pointwise" (GEMM on the input plane read in place), forced on its layers, even those
+    the plan gives the direct kernel (few channels or filters)."""
+    _check_against_reference(_forced("pointwise"), case, dtype, rng)
+
+
+@pytest.mark.parametrize("algo", ["pointwise", "forward", None, 3])
+def test_issue16_kernel_refuses_an_algo_it_cannot_run(algo, rng):
+    """A 3x3 layer cannot run "pointwise"; "forward" is conv2d_input's; anything else is not
+    an algorithm: ValueError naming algo, or the layer's requirement."""
+    x, w, b, oshape, stride, pad, dil, g = _case((1, 2, 8, 8, 2, 1, (3, 3), 1, 1, 1),
+                                                 np.float32, rng)
+    with pytest.raises(ValueError, match="algo"):
+        cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g, algo, 1)

@@ -124,13 +124,14 @@ CY_ALGO = {"direct_flat": "direct", "direct_rows": "direct", "plane": "direct",
 def test_issue15_conv_cases_reach_every_cython_algorithm():
     if "cython" not in BACKENDS:
         pytest.skip("no Cython backend")
-    from fastconv import _cy_conv
+    from fastconv import _plan
 
     for name, algo in CY_ALGO.items():
         xs, ws, s, p, g = CONV_CASES[name]
         ho = (xs[2] + 2 * p - ws[2]) // s + 1
         wo = (xs[3] + 2 * p - ws[3]) // s + 1
-        got = _cy_conv.algorithm(xs, ws, (xs[0], ws[0], ho, wo), (s, s), (p, p), (1, 1), g)
+        got = _plan.conv2d("cython", xs, ws, (xs[0], ws[0], ho, wo), (s, s), (p, p), (1, 1),
+                           g)
         assert got == algo, name
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import reference
+from fastconv import _plan, reference
 
 from conftest import BACKENDS, FLOATS, assert_close
 
@@ -113,12 +113,13 @@ def test_issue15_layers_reach_every_algorithm():
         for case, algo in LAYERS.values():
             N, C, H, W, K, g, kernel = case[:7]
             oshape, stride, pad, dil, g = _geometry(case)
-            assert cy.algorithm((N, C, H, W), (K, C // g) + kernel, oshape, stride, pad, dil,
-                                g) == algo, case
+            assert _plan.conv2d("cython", (N, C, H, W), (K, C // g) + kernel, oshape, stride,
+                                pad, dil, g) == algo, case
         assert {a for _, a in LAYERS.values()} == {"winograd", "direct", "gemm", "pointwise"}
     if "numba" in COMPILED:
-        from fastconv._numba.conv import use_gemm
-        paths = {("gemm" if use_gemm(c[1] // c[5], c[4] // c[5], *c[6]) else
+        paths = {("gemm" if _plan.conv2d("numba", (c[0], c[1], c[2], c[3]),
+                                          (c[4], c[1] // c[5]) + c[6], _geometry(c)[0],
+                                          *_geometry(c)[1:]) == "gemm" else
                   "flat" if c[7] == 1 else "strided") for c, _ in LAYERS.values()}
         assert paths == {"gemm", "flat", "strided"}
 
@@ -201,7 +202,7 @@ def test_issue15_winograd_safe_bound(dtype, rng):
     ws = (np.sign(rng.standard_normal(w.shape)) * Wm).astype(dtype)
     bs = np.zeros_like(b)
     assert cy.winograd_safe(xs, ws, bs, 2)
-    got = cy.conv2d_winograd(xs, ws, bs, np.empty(oshape, dtype), stride, pad, dil, g, 2)
+    got = cy.conv2d(xs, ws, bs, np.empty(oshape, dtype), stride, pad, dil, g, "winograd", 2)
     assert np.isfinite(got).all()
     expected = _reference(xs.astype(np.float64), ws.astype(np.float64),
                           bs.astype(np.float64), oshape, stride, pad, dil, g)
@@ -224,8 +225,8 @@ def test_issue15_winograd_safe_bound(dtype, rng):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("poison", POISONS[:3] + POISONS[4:7] + ["huge"])
 def test_issue15_forced_winograd_runs_the_direct_kernel(poison, dtype, rng):
-    """conv2d_winograd on data winograd_safe refuses is the direct kernel, bit for bit, on
-    any number of threads."""
+    """conv2d forced to "winograd" on data winograd_safe refuses is the direct kernel, bit
+    for bit, on any number of threads."""
     case = LAYERS["winograd"][0]
     oshape, stride, pad, dil, g = _geometry(case)
     x, w, b = _data(case, dtype, rng)
@@ -234,11 +235,11 @@ def test_issue15_forced_winograd_runs_the_direct_kernel(poison, dtype, rng):
     else:
         _poison(x, w, b, *poison)
     assert not cy.winograd_safe(x, w, b)
-    direct = cy.conv2d_direct(x, w, b, np.empty(oshape, dtype), stride, pad, dil, g, 2)
+    direct = cy.conv2d(x, w, b, np.empty(oshape, dtype), stride, pad, dil, g, "direct", 2)
     for nthreads in (1, 2, 3):
         with fastconv._threads.blas_single_threaded():
-            got = cy.conv2d_winograd(x, w, b, np.empty(oshape, dtype), stride, pad, dil, g,
-                                     nthreads)
+            got = cy.conv2d(x, w, b, np.empty(oshape, dtype), stride, pad, dil, g,
+                            "winograd", nthreads)
         np.testing.assert_array_equal(got, direct)
 
 

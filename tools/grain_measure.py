@@ -60,7 +60,7 @@ def main():
             b = np.zeros(8, np.float32)
             out = np.empty((1, 8, hw, hw), np.float32)
             t1, t2 = _pair(lambda n: _cy_conv.conv2d(x, w, b, out, (1, 1), (1, 1), (1, 1), 1,
-                                                     n), gap)
+                                                     "direct", n), gap)
             print(f"conv {2 * out.size * 72:>12d}  {t1 * 1e6:13.1f}  {t2 * 1e6:14.1f}  "
                   f"{t1 / t2:7.2f}")
     finally:

@@ -1,22 +1,28 @@
 """Numba convolution: direct loop nests (stride 1 and strided), and tiled im2col + GEMM for
-many channels. The im2col tiles copy whole row segments (zeros around them for the padding);
-at stride 1 with no padding, one contiguous run of the flattened plane per tap
-(:func:`_conv2d_gemm`). Measured here on 2 threads: lenet2 0.16 ms (0.45-0.53 ms with
-the element-by-element im2col), resnet3x3 14 ms (17-19 ms), small_batch1 2.2 ms (2.9-3.8).
-A call whose work memory (one output row of im2col columns; the padded copy of the input
-and the accumulator lines) would pass ``fastconv._tiling.LIMIT`` runs tile by tile
-(:func:`conv2d`)."""
+many channels.
+
+``conv2d(x, w, b, out, stride, pad, dilation, groups, algo, nthreads)`` runs the algorithm
+``algo``, "direct" or "gemm": the plan's choice (``fastconv._plan.conv2d("numba", ...)``,
+where the rule and its constants live), or one forced by a test or benchmark. "direct" is
+the stride-1 kernel on a padded copy (:func:`_conv2d_flat`) or the strided loop nest
+(:func:`_conv2d_direct`); "gemm" copies whole row segments into im2col tiles (zeros around
+them for the padding); at stride 1 with no padding, one contiguous run of the flattened
+plane per tap (:func:`_conv2d_gemm`). A call whose work memory (one output row of im2col
+columns; the padded copy of the input and the accumulator lines) would pass
+``fastconv._tiling.LIMIT`` runs tile by tile, every tile with ``algo`` (:func:`conv2d`).
+The timings behind the design are in docs/guide/plan-notes.md.
+"""
+
+import functools
 
 import numpy as np
 from numba import prange
 
-from .. import _tiling
+from .. import _plan, _tiling
 from ._common import flush_denormal, ftz_enter, ftz_exit, jit, use_threads
 
-# im2col tiles hold at most this many bytes, so the workspace is bounded whatever the batch.
-_TILE_BYTES = 1 << 21
 # output rows per work item of the stride-1 direct kernel (fixed: results never depend on it)
-_FLAT_ROWS = 64
+_FLAT_ROWS = _plan.NUMBA_FLAT_ROWS
 
 
 @jit
@@ -208,23 +214,20 @@ def _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows, fl
     return out
 
 
-def use_gemm(Cg, Kg, kh, kw):
-    """Many input values per output (Cg*kh*kw) and many filters per group: GEMM pays off."""
-    return Cg * kh * kw >= 32 and Kg >= 8
-
-
-def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
-    """Grouped 2-D cross-correlation (contract: :mod:`fastconv.reference`).
+def conv2d(x, w, b, out, stride, pad, dilation, groups, algo, nthreads):
+    """Grouped 2-D cross-correlation (contract: :mod:`fastconv.reference`) by the algorithm
+    ``algo``, "direct" or "gemm" (see the module docstring).
 
     Tiled (:mod:`fastconv._tiling`) when its work memory would pass ``_tiling.LIMIT``:
     one output row of im2col columns (per thread), or the padded copy of the input plus
     the stride-1 kernel's accumulator lines (per thread)."""
+    _plan.check("conv2d", "numba", algo)
     use_threads(nthreads)
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
     Ho, Wo = out.shape[2:]
     size = x.itemsize
-    if use_gemm(Cg, K // groups, kh, kw):
+    if algo == _plan.GEMM:
         work = Cg * kh * kw * (W if _flat_gemm(x, w, out, stride, pad, dilation) else Wo) * size
         col = Cg * kh * kw * size
     elif tuple(stride) == (1, 1):
@@ -235,10 +238,10 @@ def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
     else:
         work = col = 0
     if work > _tiling.LIMIT and _tiling.conv2d_tiled(
-            _conv2d, x, w, b, out, stride, pad, dilation, groups, nthreads,
-            col + (C * H * stride[1] + K * Ho) * size):
+            functools.partial(_conv2d, algo), x, w, b, out, stride, pad, dilation, groups,
+            nthreads, col + (C * H * stride[1] + K * Ho) * size):
         return out
-    return _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads)
+    return _conv2d(algo, x, w, b, out, stride, pad, dilation, groups, nthreads)
 
 
 def _flat_gemm(x, w, out, stride, pad, dilation):
@@ -249,8 +252,8 @@ def _flat_gemm(x, w, out, stride, pad, dilation):
     return tuple(stride) == (1, 1) and tuple(pad) == (0, 0) and (Hp, Wp) == x.shape[2:]
 
 
-def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
-    """:func:`conv2d` on the whole input at once."""
+def _conv2d(algo, x, w, b, out, stride, pad, dilation, groups, nthreads):
+    """:func:`conv2d` by ``algo`` on the whole input at once."""
     K, Cg, kh, kw = w.shape
     sh, sw = stride
     pt, pl = pad
@@ -259,12 +262,12 @@ def _conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads):
     Hp, Wp = Ho + dh * (kh - 1), Wo + dw * (kw - 1)
     # the input extent every window of a strided layer lies in
     Hs, Ws = (Ho - 1) * sh + dh * (kh - 1) + 1, (Wo - 1) * sw + dw * (kw - 1) + 1
-    if use_gemm(Cg, K // groups, kh, kw):
+    if algo == _plan.GEMM:
         # stride 1 with every window inside the input: flat tiles, read in place (a padded
         # copy for them would cost more than the row-by-row im2col saves)
         flat = _flat_gemm(x, w, out, stride, pad, dilation)
         ld = x.shape[3] if flat else Wo
-        rows = max(1, min(Ho, _TILE_BYTES // (Cg * kh * kw * ld * x.itemsize)))
+        rows = _plan.numba_gemm_rows(Ho, Cg * kh * kw, ld, x.itemsize)
         _conv2d_gemm(x, w.reshape(K, Cg * kh * kw), b, out, sh, sw, pt, pl, dh, dw, groups,
                      kh, kw, rows, flat, flush_denormal())
     elif sh == 1 and sw == 1:

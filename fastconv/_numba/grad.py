@@ -1,25 +1,25 @@
 """Numba gradient kernels (contract: the gradient section of :mod:`fastconv.reference`).
 
-Choice of algorithm for the convolution gradients (:func:`algorithm`): the Cython kernels'
-rule and design (see ``src_cython/_cy_grad.pyx``), with ``R = (C // groups) * kh * kw`` and
-``Kg = K // groups``:
+``conv2d_input(gy, w, gx, stride, pad, dilation, groups, algo, nthreads)`` and
+``conv2d_weight(x, gy, gw, stride, pad, dilation, groups, algo, nthreads)`` run the
+algorithm ``algo``, "direct" or "gemm": the plan's choice (``fastconv._plan``, where the
+rule, its constants and the tile, slot and block sizes live, shared with the Cython
+kernels of ``src_cython/_cy_grad.pyx``), or one forced by a test or benchmark.
 
-* ``"gemm"`` when ``R >= 16`` and ``Kg >= 8``, or ``Kg >= 3``, ``R >= 4`` and the output
-  width ``Wo <= 64`` (the Cython rule, measured there): tiled im2col + ``np.dot`` inside ``prange``
-  (BLAS is held at one thread by :func:`fastconv._dispatch.run`). Tiles are blocks of output
-  rows of one image, or groups of whole images, of at most ``_TILE_BYTES`` of columns;
-  ``conv2d_weight`` sums the tiles of each of ``S`` slots into a partial of its own (slot 0
-  into ``gw``), the filters of a group cut into ``F`` blocks when partials would be large,
-  and adds the partials in slot order at the end; ``conv2d_input`` gives each work item
-  whole images and a block of input channels of one group, computes
-  ``cols = W_blk^T @ gy_tile`` and adds it into ``gx`` (col2im). Tiles, slots and blocks
-  depend on the shapes only, so results are bitwise the same for any thread count. (The
-  sums are the Cython kernels', but BLAS accumulates in its own order: the two backends
-  agree to rounding only on this path.)
-* ``"direct"`` otherwise, the loop orders of the Cython direct kernels (bitwise the same
-  results): ``conv2d_input``, one task per input plane (n, c), a transposed-convolution
-  scatter; ``conv2d_weight``, one task per (filter, input channel), accumulating into a
-  private (kh, kw, Wo) buffer (a vectorizable elementwise update), reduced at the end.
+* ``"gemm"``: tiled im2col + ``np.dot`` inside ``prange`` (BLAS is held at one thread by
+  :func:`fastconv._dispatch.run`). Tiles are blocks of output rows of one image, or groups
+  of whole images, of at most ``_plan.TILE_BYTES`` of columns; ``conv2d_weight`` sums the
+  tiles of each of ``S`` slots into a partial of its own (slot 0 into ``gw``), the filters
+  of a group cut into ``F`` blocks when partials would be large, and adds the partials in
+  slot order at the end; ``conv2d_input`` gives each work item whole images and a block of
+  input channels of one group, computes ``cols = W_blk^T @ gy_tile`` and adds it into
+  ``gx`` (col2im). Tiles, slots and blocks depend on the shapes only, so results are
+  bitwise the same for any thread count. (The sums are the Cython kernels', but BLAS
+  accumulates in its own order: the two backends agree to rounding only on this path.)
+* ``"direct"``: the loop orders of the Cython direct kernels (bitwise the same results):
+  ``conv2d_input``, one task per input plane (n, c), a transposed-convolution scatter;
+  ``conv2d_weight``, one task per (filter, input channel), accumulating into a private
+  (kh, kw, Wo) buffer (a vectorizable elementwise update), reduced at the end.
 
 The pools: one task per plane (n, c).
 """
@@ -28,6 +28,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from .. import _plan
 from ._common import CACHE, flush_denormal, ftz_enter, ftz_exit, jit, use_threads
 
 # serial helpers called from inside the parallel loops
@@ -42,22 +43,6 @@ def _valid_cols(off, sw, W, Wo):
     ow1 = min(Wo, (W - 1 - off) // sw + 1) if W - 1 - off >= 0 else 0
     return ow0, ow1
 
-# Bytes of one im2col tile; work items aimed at; partials' budget (conv2d_weight); the
-# smallest filter block; the choice rule. As in src_cython/_cy_grad.pyx.
-_TILE_BYTES = 1 << 20
-_MIN_ITEMS = 8
-_PARTIAL_BYTES = 1 << 23
-_MIN_FILTER_BLOCK = 16
-_GEMM_MIN_R = 16
-_GEMM_MIN_KG = 8
-_SMALL_MIN_KG = 3
-_SMALL_MIN_R = 4
-_SMALL_MAX_WO = 64
-
-
-# The direct weight gradient's accumulators (per task) hold at most this many elements:
-# longer output rows run in blocks of columns (issue 15; as in _cy_grad)
-_WEIGHT_ACC_ELEMS = 1 << 18
 
 @jit
 def _conv2d_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, ftz):
@@ -169,37 +154,6 @@ def _conv2d_weight(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, cw, ftz):
 # --------------------------------------------------------------------------------------------
 # im2col + GEMM (many channels)
 # --------------------------------------------------------------------------------------------
-def algorithm(x_shape, w_shape, gy_shape, groups):
-    """The algorithm conv2d_input and conv2d_weight use for these shapes: "direct" or
-    "gemm" (the rule of the module docstring)."""
-    N, K, Ho, Wo = gy_shape
-    _, Cg, kh, kw = w_shape
-    if N == 0 or Ho == 0 or Wo == 0:
-        return "direct"
-    R, Kg = Cg * kh * kw, K // groups
-    if R >= _GEMM_MIN_R and Kg >= _GEMM_MIN_KG:
-        return "gemm"
-    if Kg >= _SMALL_MIN_KG and R >= _SMALL_MIN_R and Wo <= _SMALL_MAX_WO:
-        return "gemm"
-    return "direct"
-
-
-def _tiling(N, Ho, Wo, R, itemsize, min_tiles):
-    """(rows, imgs): tiles of at most _TILE_BYTES of (R, P) columns, ``rows`` output rows of
-    one image or (rows == Ho) ``imgs`` whole images, made smaller until there are about
-    ``min_tiles`` tiles. Shapes only (as the Cython kernels')."""
-    r = max(1, min(_TILE_BYTES // (R * Wo * itemsize), Ho))
-    m = 1
-    if r == Ho:
-        m = max(1, min(_TILE_BYTES // (R * Ho * Wo * itemsize), N))
-        if (N + m - 1) // m < min_tiles:
-            m = max(1, N // min_tiles)
-    if m == 1 and N * ((Ho + r - 1) // r) < min_tiles:
-        need = (min_tiles + N - 1) // N
-        r = max(1, min(r, (Ho + need - 1) // need))
-    return r, m
-
-
 @_njit
 def _im2col_rows(x, n, c0, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw, cols, q0):
     """cols[(cc, i, j), q0 + (oh - oh0) * Wo + ow] = x[n, c0 + cc, oh*sh - pt + i*dh,
@@ -446,23 +400,19 @@ def _avg_pool2d_backward(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad, ftz)
     return gx
 
 
-def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads, algo=None):
-    """Gradient of conv2d wrt its input (contract: :mod:`fastconv.reference`); ``algo``
-    "direct" or "gemm" forces an algorithm (tests, benchmarks), None: :func:`algorithm`."""
+def conv2d_input(gy, w, gx, stride, pad, dilation, groups, algo, nthreads):
+    """Gradient of conv2d wrt its input (contract: :mod:`fastconv.reference`) by the
+    algorithm ``algo``, "direct" or "gemm"."""
+    _plan.check("conv2d_input", "numba", algo)
     use_threads(nthreads)
     if gx.shape[0] == 0:
         return gx
-    if algo is None:
-        algo = algorithm(gx.shape, w.shape, gy.shape, groups)
-    if algo == "gemm" and gy.shape[2] * gy.shape[3] > 0:
+    if algo == _plan.GEMM and gy.shape[2] * gy.shape[3] > 0:
         N, K, Ho, Wo = gy.shape
         _, Cg, kh, kw = w.shape
         R, Kg = Cg * kh * kw, K // groups
-        rows, imgs = _tiling(N, Ho, Wo, R, gy.itemsize, _MIN_ITEMS)
-        nimg = -(-N // imgs)
-        ncb = max(1, min(-(-_MIN_ITEMS // (nimg * groups)), Cg))  # channel blocks
-        cs = -(-Cg // ncb)
-        ncb = -(-Cg // cs)
+        rows, imgs = _plan.grad_tiles(N, Ho, Wo, R, gy.itemsize)
+        cs, ncb = _plan.input_channel_blocks(-(-N // imgs), groups, Cg)
         wt = np.ascontiguousarray(w.reshape(groups, Kg, R).transpose(0, 2, 1))
         _conv2d_input_gemm(gy, wt, gx, *stride, *pad, *dilation, groups, kh, kw, rows, imgs,
                            cs, ncb, flush_denormal())
@@ -471,36 +421,29 @@ def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads, algo=None):
     return gx
 
 
-def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads, algo=None):
-    """Gradient of conv2d wrt its weight (contract: :mod:`fastconv.reference`); ``algo``
-    as for :func:`conv2d_input`."""
+def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, algo, nthreads):
+    """Gradient of conv2d wrt its weight (contract: :mod:`fastconv.reference`) by the
+    algorithm ``algo``, "direct" or "gemm"."""
+    _plan.check("conv2d_weight", "numba", algo)
     use_threads(nthreads)
     if gw.shape[0] == 0:
         return gw
-    if algo is None:
-        algo = algorithm(x.shape, gw.shape, gy.shape, groups)
-    if algo == "gemm" and x.shape[0] > 0 and gy.shape[2] * gy.shape[3] > 0:
+    if algo == _plan.GEMM and x.shape[0] > 0 and gy.shape[2] * gy.shape[3] > 0:
         N = x.shape[0]
         K, Cg, kh, kw = gw.shape
         Ho, Wo = gy.shape[2:]
         R, Kg = Cg * kh * kw, K // groups
-        rows, imgs = _tiling(N, Ho, Wo, R, x.itemsize, _MIN_ITEMS)
+        rows, imgs = _plan.grad_tiles(N, Ho, Wo, R, x.itemsize)
         T = -(-N // imgs) * -(-Ho // rows)
-        # slots (a power of two, within the tiles and the partials' budget), then filter
-        # blocks, up to about _MIN_ITEMS work items
-        S = 1
-        while S * 2 <= min(T, _MIN_ITEMS) and (S * 2 - 1) * K * R * x.itemsize <= _PARTIAL_BYTES:
-            S *= 2
-        F = max(1, min(-(-_MIN_ITEMS // (S * groups)), Kg // _MIN_FILTER_BLOCK))
-        kb = -(-Kg // F)
-        F = -(-Kg // kb)
+        # slots, then filter blocks, up to about _plan.GRAD_MIN_ITEMS work items
+        S, F, kb = _plan.weight_slots(T, K, R, Kg, groups, x.itemsize)
         parts = np.empty((S - 1, K, R), gw.dtype)
         _conv2d_weight_gemm(x, gy, gw.reshape(K, R), parts, *stride, *pad, *dilation, groups,
                             kh, kw, rows, imgs, S, F, kb, flush_denormal())
     else:
         # output columns per block: the whole row unless its accumulators would pass
-        # _WEIGHT_ACC_ELEMS (long rows, issue 15); shapes only
-        cw = max(1, min(gy.shape[3], _WEIGHT_ACC_ELEMS // (gw.shape[2] * gw.shape[3])))
+        # _plan.WEIGHT_ACC_ELEMS (long rows, issue 15); shapes only
+        cw = _plan.weight_columns(gy.shape[3], gw.shape[2], gw.shape[3])
         _conv2d_weight(x, gy, gw, *stride, *pad, *dilation, groups, cw,
                        flush_denormal())
     return gw

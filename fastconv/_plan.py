@@ -1,0 +1,543 @@
+"""The plan: which algorithm each compiled convolution kernel runs, its tuning constants, and
+what a call costs. Pure Python (numpy and the standard library only); the one home of these
+rules for both compiled backends.
+
+The compiled kernels take the plan's decision as an argument, the same way on both backends:
+``conv2d(x, w, b, out, stride, pad, dilation, groups, algo, nthreads)``,
+``conv2d_input(gy, w, gx, stride, pad, dilation, groups, algo, nthreads)`` and
+``conv2d_weight(x, gy, gw, stride, pad, dilation, groups, algo, nthreads)``, where ``algo``
+is one of the strings below. :func:`fastconv._dispatch.run` asks :func:`algorithm` for it on
+every call (cached per shape); tests and benchmarks force one by passing it. The tile sizes
+that the kernels and :mod:`fastconv._chunks` must agree on (its pieces keep the whole call's
+GEMM sizes, so that results stay bitwise) are functions here too, and both read them.
+
+Notation: ``R = (C // groups) * kh * kw``, the length of one dot product; ``Kg = K //
+groups``, the filters per group; ``Ho x Wo`` the output plane. The timings behind the rules
+are in the documentation (docs/guide/plan-notes.md).
+
+conv2d
+------
+Cython (``fastconv._cy_conv``), the first rule that holds:
+
+* ``"direct"`` when ``R < GEMM_MIN_R`` (16) or ``Kg < GEMM_MIN_KG`` (8): im2col costs more
+  than GEMM saves; also when a size does not fit BLAS's 32-bit ints.
+* ``"pointwise"``: a 1x1, stride-1, unpadded layer; GEMM reads the input plane in place as
+  the column matrix (no copy).
+* ``"winograd"``: Winograd F(2x2, 3x3), 2.25x fewer multiplications, for a 3x3, stride-1,
+  undilated, ungrouped layer with at least ``WINO_MIN_CK`` (32) channels and filters, at
+  most ``WINO_MAX_KC`` (2**18) filter x channel pairs (its transformed weights, 32 MiB in
+  float32), ``16 * (C + K) * ceil(Wo / 2) <= WINO_WS_ELEMS`` (2**21: one row of tiles'
+  transforms per work item) and at least ``WINO_MIN_TILES`` (256) output tiles (2x2) in the
+  batch: every call transforms all the weights, and too few tiles cannot pay for that. A
+  function of the shapes only: the kernel still runs the direct kernel on data whose
+  values are non-finite or large enough for the transforms to overflow
+  (``_cy_conv.winograd_safe``). That is a property of the data, not of the plan, decided
+  per call by a scan of x, w and b.
+* ``"direct"`` when the stride is at most the kernel size on both axes (the register-blocked
+  kernel on the input's stride phases) and ``R <= DIRECT_MAX_R`` (4608): it beats im2col +
+  GEMM there (0.44-0.92 of its time at stride 1).
+* ``"gemm"`` otherwise: tiled im2col + GEMM, each tile at most ``TILE_BYTES`` (1 MiB, about
+  L2) of columns (:func:`gemm_tile_rows`).
+
+Numba (``fastconv._numba.conv``): ``"gemm"`` when ``R >= NUMBA_GEMM_MIN_R`` (32) and
+``Kg >= GEMM_MIN_KG``, else ``"direct"`` (its stride-1 kernel on a padded copy, or its
+strided loop nest). Numba's threshold stays at 32, not Cython's 16: for 3x3 and 5x5
+layers with R in [16, 32) its stride-1 direct kernel beat its GEMM path by 10-25% and more
+in a paired A/B (docs/guide/plan-notes.md; only 1x1 layers gained from GEMM there). Its
+GEMM tiles hold at most ``NUMBA_TILE_BYTES`` (2 MiB; :func:`numba_gemm_rows`).
+
+conv2d_input and conv2d_weight
+------------------------------
+Both backends: ``"gemm"`` when ``R >= GEMM_MIN_R`` and ``Kg >= GEMM_MIN_KG`` (the forward's
+rule), or when ``Kg >= SMALL_MIN_KG`` (3), ``R >= SMALL_MIN_R`` (4) and
+``Wo <= SMALL_MAX_WO`` (64): on short output rows the direct gradient loops are loop
+overhead, and GEMM was 2-3.5x faster even for lenet's 1 -> 6 channels. Else ``"direct"``
+(and for an empty batch or output). Cython's GEMM also needs every size to fit BLAS's 32-bit
+ints (Numba's ``np.dot`` does not). Cython's ``conv2d_input`` first takes ``"forward"``: at
+stride 1 with ``pad <= dilation * (kernel - 1)`` (:func:`transposes_to_forward`) the input
+gradient is a forward convolution of grad_output with the flipped, transposed weights, and
+runs on ``_cy_conv`` with the algorithm :func:`conv2d` plans for that layer.
+
+The GEMM paths of both backends cut the work the same way (:func:`grad_tiles`,
+:func:`input_channel_blocks`, :func:`weight_slots`), aiming at ``GRAD_MIN_ITEMS`` (8)
+work items; the direct weight gradient runs long rows in blocks of columns
+(:func:`weight_columns`).
+
+Cost
+----
+:func:`macs` (multiply-adds of a convolution, window taps of a pool) is the one formula of
+a call's work: :func:`work` (``2 x macs`` FLOPs, against the thread grain of
+:mod:`fastconv._threads`) and :func:`seconds` (the estimate behind
+:mod:`fastconv._chunks`' cuts) both use it.
+``seconds = macs / MAC_RATE[backend][op] + cols / COL_RATE[backend] + elems / ELEM_RATE[backend]``
+with ``cols`` the im2col elements (``macs / filters per group``) and ``elems`` the elements
+read and written.
+
+Every function here depends on the shapes (and the itemsize) only, never on the data or the
+thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["DIRECT", "GEMM", "POINTWISE", "WINOGRAD", "FORWARD", "ALGORITHMS", "conv2d",
+           "conv2d_input", "conv2d_weight", "algorithm", "transposes_to_forward"]
+
+# the algorithms' names: the ``algo`` argument of the compiled kernels
+DIRECT = "direct"
+GEMM = "gemm"
+POINTWISE = "pointwise"
+WINOGRAD = "winograd"
+FORWARD = "forward"
+# the algorithms each compiled kernel takes
+ALGORITHMS = {
+    ("cython", "conv2d"): (DIRECT, GEMM, POINTWISE, WINOGRAD),
+    ("cython", "conv2d_input"): (DIRECT, GEMM, FORWARD),
+    ("cython", "conv2d_weight"): (DIRECT, GEMM),
+    ("numba", "conv2d"): (DIRECT, GEMM),
+    ("numba", "conv2d_input"): (DIRECT, GEMM),
+    ("numba", "conv2d_weight"): (DIRECT, GEMM),
+}
+
+# --------------------------------------------------------------------------------------------
+# constants
+# --------------------------------------------------------------------------------------------
+# Bytes of one im2col tile (per thread): about L2-sized, the tile is written once and read by
+# GEMM's packing right after (Cython's conv2d, both backends' gradients).
+TILE_BYTES = 1 << 20
+# GEMM needs dot products at least this long and at least this many filters per group;
+# below that, im2col costs more than GEMM saves.
+GEMM_MIN_R = 16
+GEMM_MIN_KG = 8
+# Numba's conv2d: its direct loops win for 3x3 and 5x5 layers up to R < 32 (see the module
+# docstring); its GEMM tiles hold up to 2 MiB (Numba's value before issue 16, kept apart
+# from TILE_BYTES: not re-measured, and a change would move its GEMMs' rounding).
+NUMBA_GEMM_MIN_R = 32
+NUMBA_TILE_BYTES = 1 << 21
+# Output rows per work item of Numba's stride-1 direct kernel (fixed: results never depend
+# on it).
+NUMBA_FLAT_ROWS = 64
+# Cython's conv2d: up to this R the direct kernel, beyond it GEMM.
+DIRECT_MAX_R = 4608
+# Cython's conv2d work items: at least this many (output planes or row blocks), this many
+# GEMM tiles, and this many row blocks of the direct kernel (fewer, longer blocks waste less
+# of the vector blocking at a block's end).
+CONV_MIN_ITEMS = 16
+MIN_TILES = 4
+MIN_FLAT_ITEMS = 8
+# Accumulator elements per work item of Cython's direct kernel (an L1/L2-sized block), and
+# input elements (all channels of a group, all stride phases) per item when it copies.
+FLAT_ELEMS = 8192
+FLAT_IN_ELEMS = 1 << 16
+# Winograd F(2x2, 3x3): at least this many channels and filters; about this many output
+# tiles per work item (its GEMMs are (K, C) @ (C, tiles)); at most this many filter x
+# channel pairs and elements of tile transforms per work item and thread; at least this
+# many output tiles in the batch, and this many per work item when there are.
+WINO_MIN_CK = 32
+WINO_TILES = 196
+WINO_MAX_KC = 1 << 18
+WINO_WS_ELEMS = 1 << 21
+WINO_MIN_TILES = 256
+WINO_MIN_ITEM_TILES = 64
+# The Winograd weights and the workspaces of the threads that run together stay below this
+# (fewer threads run when they would not: the work split, and so the result, is the same).
+WINO_MAX_BYTES = 48 << 20
+# Gradients: GEMM also for few channels or filters when output rows are short.
+SMALL_MIN_KG = 3
+SMALL_MIN_R = 4
+SMALL_MAX_WO = 64
+# Gradients' work items aimed at (shapes only, never the thread count).
+GRAD_MIN_ITEMS = 8
+# The direct weight gradient's accumulators hold at most this many elements: longer output
+# rows run in blocks of columns.
+WEIGHT_ACC_ELEMS = 1 << 18
+# conv2d_weight's GEMM: partials (beyond gw itself) hold at most about this many bytes; past
+# it, filter blocks replace slots. Filter blocks keep at least this many filters.
+PARTIAL_BYTES = 1 << 23
+MIN_FILTER_BLOCK = 16
+# BLAS (scipy.linalg.cython_blas) takes 32-bit ints.
+INT_MAX = 2147483647
+
+
+# --------------------------------------------------------------------------------------------
+# the rules
+# --------------------------------------------------------------------------------------------
+def _blas_fits(R, Ho, Wo, H, W):
+    """Whether im2col + GEMM's dimensions and leading dimensions fit 32-bit ints."""
+    return not (R > INT_MAX or Ho * Wo > INT_MAX or H * W > INT_MAX or R * Wo > INT_MAX // 2)
+
+
+def winograd_layer(w_shape, stride, dilation, groups) -> bool:
+    """The layers Winograd F(2x2, 3x3) computes: 3x3, stride 1, undilated, ungrouped."""
+    return (w_shape[2] == 3 and w_shape[3] == 3 and stride[0] == 1 and stride[1] == 1
+            and dilation[0] == 1 and dilation[1] == 1 and groups == 1)
+
+
+def pointwise_layer(x_shape, w_shape, out_shape, stride, pad) -> bool:
+    """A 1x1, stride-1, unpadded layer: the input plane is GEMM's column matrix."""
+    return (w_shape[2] == 1 and w_shape[3] == 1 and stride[0] == 1 and stride[1] == 1
+            and pad[0] == 0 and pad[1] == 0 and out_shape[2] == x_shape[2]
+            and out_shape[3] == x_shape[3])
+
+
+def conv2d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
+           itemsize=4) -> str:
+    """The algorithm of ``backend``'s conv2d kernel ("cython" or "numba") for these shapes:
+    "direct", "gemm", "pointwise" or "winograd" (see the module docstring). ``itemsize``
+    does not change the choice (only the tiles, :func:`path`).
+
+    >>> conv2d("cython", (8, 64, 56, 56), (64, 64, 1, 1), (8, 64, 56, 56),
+    ...        (1, 1), (0, 0), (1, 1), 1)
+    'pointwise'
+    >>> conv2d("cython", (8, 64, 56, 56), (64, 64, 3, 3), (8, 64, 56, 56),
+    ...        (1, 1), (1, 1), (1, 1), 1)
+    'winograd'
+    """
+    N, _, H, W = x_shape
+    K, Cg, kh, kw = w_shape
+    Ho, Wo = out_shape[2], out_shape[3]
+    R, Kg = Cg * kh * kw, K // groups
+    if backend == "numba":
+        return GEMM if R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG else DIRECT
+    if R < GEMM_MIN_R or Kg < GEMM_MIN_KG or not _blas_fits(R, Ho, Wo, H, W):
+        return DIRECT
+    if pointwise_layer(x_shape, w_shape, out_shape, stride, pad):
+        return POINTWISE
+    tw = (Wo + 1) // 2
+    if (winograd_layer(w_shape, stride, dilation, groups) and Cg >= WINO_MIN_CK
+            and K >= WINO_MIN_CK and K * Cg <= WINO_MAX_KC
+            and 16 * (Cg + K) * tw <= WINO_WS_ELEMS
+            and ((Ho + 1) // 2) * tw * N >= WINO_MIN_TILES):
+        return WINOGRAD
+    if stride[0] <= kh and stride[1] <= kw and R <= DIRECT_MAX_R:
+        return DIRECT
+    return GEMM
+
+
+def _grad(backend, N, K, Cg, kh, kw, Ho, Wo, H, W, groups):
+    """The gradients' rule (module docstring) on both backends."""
+    R, Kg = Cg * kh * kw, K // groups
+    if N == 0 or Ho == 0 or Wo == 0:
+        return DIRECT
+    if (R < GEMM_MIN_R or Kg < GEMM_MIN_KG) and \
+            (Kg < SMALL_MIN_KG or R < SMALL_MIN_R or Wo > SMALL_MAX_WO):
+        return DIRECT
+    if backend == "cython" and (not _blas_fits(R, Ho, Wo, H, W) or K * R > INT_MAX):
+        return DIRECT
+    return GEMM
+
+
+def transposes_to_forward(stride, pad, dilation, w_shape) -> bool:
+    """Whether Cython's conv2d_input runs as a forward convolution: stride 1 and
+    ``0 <= pad <= dilation * (kernel - 1)`` on both axes."""
+    return (stride[0] == 1 and stride[1] == 1
+            and 0 <= pad[0] <= dilation[0] * (w_shape[2] - 1)
+            and 0 <= pad[1] <= dilation[1] * (w_shape[3] - 1))
+
+
+def forward_layer(w_shape, pad, dilation, groups):
+    """(w_shape, pad) of the forward convolution that computes a stride-1 input gradient:
+    the weights flipped and transposed per group (filters become channels), and the
+    padding ``dilation * (kernel - 1) - pad``."""
+    K, Cg, kh, kw = w_shape
+    return ((groups * Cg, K // groups, kh, kw),
+            (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1]))
+
+
+def conv2d_input(backend, x_shape, w_shape, gy_shape, stride, pad, dilation, groups,
+                 itemsize=4) -> str:
+    """The algorithm of ``backend``'s conv2d_input kernel for these shapes (``x_shape`` the
+    input's, i.e. grad_input's): "forward" (Cython only), "direct" or "gemm"."""
+    if backend == "cython" and x_shape[0] and transposes_to_forward(stride, pad, dilation,
+                                                                    w_shape):
+        return FORWARD
+    return _grad(backend, gy_shape[0], w_shape[0], w_shape[1], w_shape[2], w_shape[3],
+                 gy_shape[2], gy_shape[3], x_shape[2], x_shape[3], groups)
+
+
+def conv2d_weight(backend, x_shape, w_shape, gy_shape, stride, pad, dilation, groups,
+                  itemsize=4) -> str:
+    """The algorithm of ``backend``'s conv2d_weight kernel for these shapes: "direct" or
+    "gemm"."""
+    return _grad(backend, gy_shape[0], w_shape[0], w_shape[1], w_shape[2], w_shape[3],
+                 gy_shape[2], gy_shape[3], x_shape[2], x_shape[3], groups)
+
+
+_MEMO: dict = {}  # the kernel arguments' shapes -> algo: see algorithm()
+_MEMO_MAX = 4096
+
+
+def algorithm(op, backend, args):
+    """The ``algo`` argument of the kernel call ``op(*args, algo, nthreads)`` on
+    ``backend``, from the kernel arguments' shapes; None for the ops and backends that take
+    none (pools, locally_connected2d, the NumPy reference). Every kernel call asks, so the
+    answer is kept per shape (a training loop plans the same layers every step)."""
+    if backend == "numpy" or op not in _PLANNED:
+        return None
+    a0, a1 = args[0], args[1]
+    # conv2d: (x, w, b, out, stride, pad, dilation, groups); the gradients: (gy, w, gx, ...)
+    # and (x, gy, gw, ...), then stride, pad, dilation, groups
+    if op == "conv2d":
+        key = (op, backend, a0.shape, a1.shape, args[3].shape, args[4], args[5], args[6],
+               args[7], a0.itemsize)
+    else:
+        key = (op, backend, a0.shape, a1.shape, args[2].shape, args[3], args[4], args[5],
+               args[6], a0.itemsize)
+    try:
+        return _MEMO[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable argument (a list): planned, not kept
+        return _algorithm(op, backend, args)
+    algo = _algorithm(op, backend, args)
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[key] = algo
+    return algo
+
+
+def _algorithm(op, backend, args):
+    if op == "conv2d":  # x, w, b, out, stride, pad, dilation, groups
+        x, w, out = args[0], args[1], args[3]
+        return conv2d(backend, x.shape, w.shape, out.shape, args[4], args[5], args[6],
+                      args[7], x.itemsize)
+    if op == "conv2d_input":  # gy, w, gx, stride, pad, dilation, groups
+        gy, w, gx = args[0], args[1], args[2]
+        return conv2d_input(backend, gx.shape, w.shape, gy.shape, args[3], args[4], args[5],
+                            args[6], gy.itemsize)
+    # conv2d_weight: x, gy, gw, stride, pad, dilation, groups
+    x, gy, gw = args[0], args[1], args[2]
+    return conv2d_weight(backend, x.shape, gw.shape, gy.shape, args[3], args[4], args[5],
+                         args[6], x.itemsize)
+
+
+_PLANNED = frozenset({"conv2d", "conv2d_input", "conv2d_weight"})
+
+
+def check(op, backend, algo):
+    """ValueError unless ``algo`` is an algorithm of ``backend``'s ``op`` kernel."""
+    names = ALGORITHMS[backend, op]
+    if algo not in names:
+        raise ValueError(f"{op}: algo must be one of {names} on the {backend} backend, "
+                         f"got {algo!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# tiles and work items (the kernels and fastconv._chunks read the same numbers)
+# --------------------------------------------------------------------------------------------
+def gemm_tile_rows(N, Ho, Wo, R, itemsize):
+    """Output rows per im2col tile of Cython's conv2d GEMM: the (R, rows * Wo) column tile
+    within ``TILE_BYTES`` (at least one row), and at least ``MIN_TILES`` tiles in all when
+    the batch is small."""
+    rows = max(1, min(TILE_BYTES // (R * Wo * itemsize), Ho))
+    if N * ((Ho + rows - 1) // rows) < MIN_TILES:
+        need = (MIN_TILES + N - 1) // N
+        rows = max(1, min(rows, (Ho + need - 1) // need))
+    return rows
+
+
+def winograd_tile_rows(out_shape, C):
+    """Tile rows per work item of Cython's Winograd: about ``WINO_TILES`` tiles, within
+    ``WINO_WS_ELEMS`` of transforms, and at least ``MIN_FLAT_ITEMS`` items (of at least
+    ``WINO_MIN_ITEM_TILES`` tiles) when the batch is small."""
+    N, K, Ho, Wo = out_shape
+    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
+    tr = max(1, min(th, (WINO_TILES + tw - 1) // tw, WINO_WS_ELEMS // (16 * (C + K) * tw)))
+    if N * ((th + tr - 1) // tr) < MIN_FLAT_ITEMS:
+        need = (MIN_FLAT_ITEMS + N - 1) // N
+        tr = max(1, min(tr, max((th + need - 1) // need,
+                                (WINO_MIN_ITEM_TILES + tw - 1) // tw)))
+    return tr
+
+
+def numba_gemm_rows(Ho, R, ld, itemsize):
+    """Output rows per im2col tile of Numba's conv2d GEMM (``ld`` columns per row)."""
+    return max(1, min(Ho, NUMBA_TILE_BYTES // (R * ld * itemsize)))
+
+
+def grad_tiles(N, Ho, Wo, R, itemsize, min_tiles=GRAD_MIN_ITEMS):
+    """(rows, imgs) of the gradients' GEMM tiles, both backends: at most ``TILE_BYTES`` of
+    (R, P) columns, ``rows`` output rows of one image or (rows == Ho) ``imgs`` whole images;
+    then made smaller until there are about ``min_tiles`` tiles (or one row per tile)."""
+    r = max(1, min(TILE_BYTES // (R * Wo * itemsize), Ho))
+    m = 1
+    if r == Ho:
+        m = max(1, min(TILE_BYTES // (R * Ho * Wo * itemsize), N))
+        if (N + m - 1) // m < min_tiles:
+            m = max(1, N // min_tiles)
+    if m == 1 and N * ((Ho + r - 1) // r) < min_tiles:
+        need = (min_tiles + N - 1) // N
+        r = max(1, min(r, (Ho + need - 1) // need))
+    return r, m
+
+
+def input_channel_blocks(nimg, groups, Cg):
+    """(channels per block, blocks) of conv2d_input's GEMM work items: more items, up to
+    about ``GRAD_MIN_ITEMS``, without repeating any work."""
+    ncb = max(1, min((GRAD_MIN_ITEMS + nimg * groups - 1) // (nimg * groups), Cg))
+    cs = (Cg + ncb - 1) // ncb
+    return cs, (Cg + cs - 1) // cs
+
+
+def weight_slots(T, K, R, Kg, groups, itemsize):
+    """(S, F, kb) of conv2d_weight's GEMM: ``S`` slots (a power of two, within the ``T``
+    tiles and ``PARTIAL_BYTES`` of partials), then ``F`` filter blocks of ``kb`` filters,
+    up to about ``GRAD_MIN_ITEMS`` work items."""
+    S = 1
+    while S * 2 <= min(T, GRAD_MIN_ITEMS) and (S * 2 - 1) * K * R * itemsize <= PARTIAL_BYTES:
+        S *= 2
+    F = max(1, min((GRAD_MIN_ITEMS + S * groups - 1) // (S * groups), Kg // MIN_FILTER_BLOCK))
+    kb = (Kg + F - 1) // F
+    return S, (Kg + kb - 1) // kb, kb
+
+
+def weight_columns(Wo, kh, kw):
+    """Output columns per block of the direct weight gradient: the whole row unless its
+    accumulators would pass ``WEIGHT_ACC_ELEMS``; at least 1."""
+    return max(1, min(Wo, WEIGHT_ACC_ELEMS // (kh * kw)))
+
+
+def path(backend, op, args):
+    """What the kernel of ``op`` on ``backend`` does with these shapes, as a hashable: the
+    algorithm, with what sets its GEMMs' sizes where BLAS's rounding follows them (a GEMM
+    with fewer rows or columns rounds differently). :mod:`fastconv._chunks` cuts a call
+    only into pieces of the same path when it can (bitwise results). None for the NumPy
+    reference, which has no choice to make."""
+    algo = algorithm(op, backend, args)
+    if algo is None:
+        return None
+    if backend == "numba":
+        if op == "conv2d" and algo == DIRECT:
+            return "flat" if tuple(args[4]) == (1, 1) else DIRECT
+        return algo
+    if op == "conv2d":
+        x, w, out = args[0], args[1], args[3]
+        return _cy_conv_path(algo, x.shape, w.shape, out.shape, args[7], x.itemsize)
+    if op == "conv2d_input" and algo == FORWARD:
+        gy, w, gx, stride, pad, dilation, groups = args
+        wt, padt = forward_layer(w.shape, pad, dilation, groups)
+        fwd = conv2d("cython", gy.shape, wt, gx.shape, (1, 1), padt, dilation, groups)
+        return FORWARD, _cy_conv_path(fwd, gy.shape, wt, gx.shape, groups, gy.itemsize)
+    # conv2d_input's GEMMs have the group's channels x taps as rows
+    return (algo, args[1].shape[1]) if algo == GEMM and op == "conv2d_input" else algo
+
+
+def _cy_conv_path(algo, x_shape, w_shape, out_shape, groups, itemsize):
+    if algo == WINOGRAD:
+        return algo, winograd_tile_rows(out_shape, x_shape[1]), w_shape[0]
+    if algo == DIRECT:
+        return algo
+    N, _, Ho, Wo = out_shape
+    R = w_shape[1] * w_shape[2] * w_shape[3]
+    return algo, w_shape[0] // groups, gemm_tile_rows(N, Ho, Wo, R, itemsize)
+
+
+# --------------------------------------------------------------------------------------------
+# cost
+# --------------------------------------------------------------------------------------------
+# multiply-adds (window taps for the pools) per second; below the slow end of what the 2-core
+# dev machine measured on 2 threads (docs/guide/plan-notes.md), so pieces err on the short
+# side
+MAC_RATE = {
+    "cython": {"conv2d": 25e9, "conv2d_input": 25e9, "conv2d_weight": 20e9,
+               "locally_connected2d": 5e9, "max_pool2d": 0.4e9, "avg_pool2d": 0.4e9,
+               "avg_pool2d_backward": 0.4e9, "max_pool2d_backward": math.inf},
+    "numba": {"conv2d": 15e9, "conv2d_input": 15e9, "conv2d_weight": 10e9,
+              "locally_connected2d": 3e9, "max_pool2d": 0.4e9, "avg_pool2d": 0.4e9,
+              "avg_pool2d_backward": 0.2e9, "max_pool2d_backward": math.inf},
+    "numpy": {"conv2d": 10e9, "conv2d_input": 10e9, "conv2d_weight": 4e9,
+              "locally_connected2d": 2e9, "max_pool2d": 0.03e9, "avg_pool2d": 0.1e9,
+              "avg_pool2d_backward": 0.15e9, "max_pool2d_backward": math.inf},
+}
+# im2col elements per second (the NumPy reference copies its windows; the compiled kernels'
+# cost is in their MAC rate)
+COL_RATE = {"cython": math.inf, "numba": 0.3e9, "numpy": 0.4e9}
+# elements read or written per second
+ELEM_RATE = {"cython": 1e9, "numba": 0.5e9, "numpy": 0.3e9}
+
+
+# Each takes the kernel's arguments (only their shapes are read) and returns (macs, g, K,
+# elems): the im2col elements are ``macs * g / K`` (g groups, K filters: one window copy per
+# filter group), the elements read and written ``elems``. A few multiplications, because
+# every kernel call pays for them.
+def _conv2d_cost(a):  # x, w, b, out, stride, pad, dilation, groups
+    w, out = a[1], a[3]
+    K = w.shape[0]
+    return out.size * (w.size // K), a[7], K, a[0].size + out.size
+
+
+def _input_cost(a):  # gy, w, gx, stride, pad, dilation, groups
+    gy, w = a[0], a[1]
+    K = w.shape[0]
+    return gy.size * (w.size // K), a[6], K, gy.size + a[2].size
+
+
+def _weight_cost(a):  # x, gy, gw, stride, pad, dilation, groups
+    gy, gw = a[1], a[2]
+    K = gw.shape[0]
+    return gy.size * (gw.size // K), a[6], K, a[0].size + gy.size
+
+
+def _local_cost(a):  # x, w (Ho, Wo, K, C, kh, kw), b, out, stride, pad: a window per output
+    w, out = a[1], a[3]
+    return out.size * w.shape[3] * w.shape[4] * w.shape[5], 1, 1, a[0].size + out.size
+
+
+def _max_pool_cost(a):  # x, out, idx, kernel, ...
+    k = a[3]
+    return a[1].size * k[0] * k[1], 0, 1, a[0].size + a[1].size
+
+
+def _avg_pool_cost(a):  # x, out, kernel, ...
+    k = a[2]
+    return a[1].size * k[0] * k[1], 0, 1, a[0].size + a[1].size
+
+
+def _avg_pool_backward_cost(a):  # gy, gx, kernel, ...
+    k = a[2]
+    return a[0].size * k[0] * k[1], 0, 1, a[0].size + a[1].size
+
+
+def _max_pool_backward_cost(a):  # gy, idx, gx: gy and idx read, gx written
+    return 0, 0, 1, 2 * a[0].size + a[2].size
+
+
+_COST = {"conv2d": _conv2d_cost, "conv2d_input": _input_cost, "conv2d_weight": _weight_cost,
+         "locally_connected2d": _local_cost, "max_pool2d": _max_pool_cost,
+         "avg_pool2d": _avg_pool_cost, "avg_pool2d_backward": _avg_pool_backward_cost,
+         "max_pool2d_backward": _max_pool_backward_cost}
+_INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
+            for op in _COST} for b in MAC_RATE}
+_CONV_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight", "locally_connected2d"})
+
+
+def macs(op, args):
+    """Multiply-adds of the kernel call ``op(*args)`` (window taps for the pools; 0 for
+    max_pool2d_backward, a scatter)."""
+    return _COST[op](args)[0]
+
+
+def seconds(op, backend, args) -> float:
+    """Estimated seconds of the kernel call ``op(*args)`` on ``backend`` (the module
+    docstring's cost model); 0 for an op it does not know."""
+    cost = _COST.get(op)
+    if cost is None:
+        return 0.0
+    m, g, K, e = cost(args)
+    r = _INV[backend][op]
+    return m * (r[0] + r[1] * g / K) + e * r[2]
+
+
+def work(op, args):
+    """(amount, flops): the work of the kernel call ``op(*args)`` that sets its thread count
+    (:mod:`fastconv._threads`): FLOPs, ``2 x`` :func:`macs`, for the convolutions
+    (``flops`` True); for the pools the window taps, and for the pool gradients the elements
+    they spread and write."""
+    if op in _CONV_OPS:
+        return 2 * _COST[op](args)[0], True
+    if op == "max_pool2d_backward":  # gy, idx, gx: gx zeroed, gy scattered
+        return args[0].size + args[2].size, False
+    if op == "avg_pool2d_backward":  # gy spread over its windows, gx written
+        return _COST[op](args)[0] + args[1].size, False
+    return _COST[op](args)[0], False
