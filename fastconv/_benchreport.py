@@ -1,4 +1,5 @@
-"""Turn a pytest-benchmark JSON of ``bench/`` into the markdown report and PNG plots.
+"""Turn a pytest-benchmark JSON of the packaged suite (``fastconv/bench``) into the markdown
+report and PNG plots.
 
 Nothing here is typed by hand: every number comes from the JSON (timings, the FLOPs and
 bytes each benchmark put in ``extra_info``) or from :func:`fastconv.analysis.compare_layers`.
@@ -94,7 +95,7 @@ TARGETS = [
      "training_epoch-lenet-digits16", "cython", _T, ("<=", 1.0)),
     ("training epoch, study's dense net", "training_epoch-dense-digits16", "cython", _T,
      ("<=", 1.0)),
-    # issue 15, bench/test_loaded.py: one core kept busy by another process
+    # issue 15, fastconv/bench/test_loaded.py: one core kept busy by another process
     ("tiny conv2d, one core busy: 1 thread / auto", "conv2d-tiny-float32-loaded", "auto-1t",
      "auto", ("<=", 1.1)),
     ("tiny max_pool2d, one core busy: 1 thread / auto", "max_pool2d-2x2s2-tiny-float32-loaded",
@@ -125,7 +126,7 @@ def _median(groups, group, impl):
 
 
 def _paired(groups, group, impl, ref):
-    """The interleaved ratio impl / ref of ``group`` (bench/test_paired.py), or None."""
+    """The interleaved ratio impl / ref of ``group`` (fastconv/bench/test_paired.py), or None."""
     for r in groups.get("paired", ()):
         if r.get("target_group") == group and r.get("a") == impl and r.get("b") == ref:
             return r.get("ratio")
@@ -146,7 +147,7 @@ def targets(groups) -> list:
     every conv2d/pool/backward shape (within 10%), and the 1 -> 2 thread speed-up of the
     large conv2d shapes (>= 1.7x; depthwise's is shown with no bound, see LARGE_SHAPES).
 
-    The measured value is the interleaved pair's ratio (bench/test_paired.py) when the run
+    The measured value is the interleaved pair's ratio (fastconv/bench/test_paired.py) when the run
     has one, else the ratio of the two rows' medians; both are returned. Auto's pick is timed
     as its backend's own row (the "auto" row runs the same kernel, so the two differ by noise
     only, and a few microseconds of dispatch); paired with each other backend, its value is
@@ -308,9 +309,9 @@ def summary_table(groups, rat, info, command=None) -> str:
         cells = [f"{r[i]:.2f}" if i in r else "" for i in impls]
         lines.append(f"| {g.replace('-float32', '')} | " + " | ".join(cells) + " |")
     lines += ["", "The speed targets, from the same run: *measured* is the median ratio of "
-              "the two sides timed in alternating bursts (bench/test_paired.py), which the "
-              "machine's drifting load affects alike; *rows' medians* the ratio of the two "
-              "rows above.", "",
+              "the two sides timed in alternating bursts (fastconv/bench/test_paired.py), "
+              "which the machine's drifting load affects alike; *rows' medians* the ratio of "
+              "the two rows above.", "",
               targets_table(groups).rstrip("\n")]
     layers = {g: rows for g, rows in groups.items() if g.startswith("layer-")}
     if layers:

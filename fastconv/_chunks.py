@@ -14,7 +14,7 @@ What
 ----
 :func:`call` (the hook in :func:`fastconv._dispatch.run`) estimates the call's cost from
 the shapes (:func:`estimate`). A call estimated under ``SPLIT_SECONDS`` (every benchmark
-shape of ``bench/cases.py``, on every backend) runs as it always did, in one piece: the
+shape of ``fastconv/bench/cases.py``, on every backend) runs as it always did, in one piece: the
 estimate is a few multiplications. A larger one is cut into independent pieces of about
 ``PIECE_SECONDS`` each (:func:`plan`), run one after the other with the same kernel. The
 interpreter runs between two pieces, so a pending SIGINT raises KeyboardInterrupt there;

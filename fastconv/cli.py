@@ -9,35 +9,52 @@ import subprocess
 import sys
 
 
-def _find_suite(path):
-    """The bench/ folder: given, else ./bench, else next to a source checkout's package."""
-    candidates = [path] if path else [
-        "bench",
-        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"),
-    ]
-    for c in candidates:
-        if c and os.path.isfile(os.path.join(c, "test_peers.py")):
-            return c
-    raise SystemExit(
-        "fastconv bench: no benchmark suite found (looked for "
-        f"{', '.join(repr(c) for c in candidates)}); run it from a source checkout or pass "
-        "--suite DIR"
-    )
+# The benchmark suite ships inside the package (fastconv/bench/), next to this module.
+SUITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench")
+
+
+def _find_suite(path=None):
+    """The benchmark suite's folder: ``path`` if given, else the one installed with fastconv
+    (``fastconv/bench``, wherever the package was imported from; never the current folder)."""
+    suite = os.path.abspath(path if path else SUITE)
+    if not os.path.isfile(os.path.join(suite, "test_peers.py")):
+        where = f"--suite {path!r}" if path else "the installed package"
+        raise SystemExit(f"fastconv bench: no benchmark suite in {suite} ({where}): it should "
+                         "hold conftest.py and test_*.py, as fastconv/bench does")
+    return suite
+
+
+def _pytest_command(suite, json_path, args):
+    """The pytest run of ``suite``, isolated from the folder it starts in and from any
+    project around the suite: ``-P`` keeps the current folder off ``sys.path`` (so a source
+    checkout there cannot shadow the installed package), the suite's own ``pytest.ini``,
+    rootdir and conftest cut-off keep other pytest configuration and conftest.py files out,
+    and no cache is written into the package."""
+    if sys.version_info >= (3, 11):
+        cmd = [sys.executable, "-P", "-m", "pytest"]
+    else:  # no -P: drop the '' that -c puts first on sys.path instead
+        cmd = [sys.executable, "-c",
+               "import sys; sys.path.pop(0); import pytest; sys.exit(pytest.console_main())"]
+    cmd += [suite, f"--rootdir={suite}", f"--confcutdir={suite}", "-p", "no:cacheprovider"]
+    ini = os.path.join(suite, "pytest.ini")
+    if os.path.isfile(ini):
+        cmd += ["-c", ini]
+    cmd += ["--benchmark-only", f"--benchmark-json={json_path}", "-q",
+            "--benchmark-warmup=on", f"--benchmark-max-time={args.max_time}"]
+    if args.quick:
+        cmd += ["-m", "quick"]
+    return cmd + args.pytest_args
 
 
 def bench(args) -> int:
     suite = _find_suite(args.suite)
     os.makedirs(args.out, exist_ok=True)
-    json_path = os.path.join(args.out, "bench.json")
-    cmd = [sys.executable, "-P", "-m", "pytest", suite, "--benchmark-only",
-           f"--benchmark-json={json_path}", "-p", "no:cacheprovider", "-q",
-           "--benchmark-warmup=on",
-           f"--benchmark-max-time={args.max_time}"]
-    if args.quick:
-        cmd += ["-m", "quick"]
-    cmd += args.pytest_args
+    json_path = os.path.abspath(os.path.join(args.out, "bench.json"))
+    cmd = _pytest_command(suite, json_path, args)
     print("running:", shlex.join(cmd), flush=True)
-    rc = subprocess.call(cmd)
+    # no .pyc files (pytest's rewritten test modules) written into site-packages
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    rc = subprocess.call(cmd, env=env)
     if rc != 0:
         print(f"fastconv bench: the suite failed (pytest exit {rc})", file=sys.stderr)
         return rc
@@ -131,7 +148,9 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="run the benchmark suite and write the report and plots")
     b.add_argument("--quick", action="store_true", help="run the small subset only")
     b.add_argument("--out", default="fastconv-bench", help="output folder (default: %(default)s)")
-    b.add_argument("--suite", default=None, help="the bench/ folder (default: found)")
+    b.add_argument("--suite", default=None, metavar="DIR",
+                   help="run the suite in DIR (default: the one installed with fastconv, "
+                   "fastconv/bench)")
     b.add_argument("--max-time", default="0.5", help="pytest-benchmark max time per test (s)")
     b.add_argument("--readme", default=None, metavar="FILE",
                    help="also write the short ratio table between FILE's bench-summary markers")

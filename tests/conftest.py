@@ -68,20 +68,12 @@ def pytest_configure(config):
 
 
 def bench_cases():
-    """``bench/cases.py`` (the benchmark shapes), loaded by its path. Putting ``bench/`` on
-    ``sys.path`` instead would let its ``conftest.py`` shadow this one in processes spawned
-    from the test run (their ``from conftest import ...`` then fails)."""
-    import importlib.util
+    """``fastconv.bench.cases`` (the benchmark shapes), from the package under test: the
+    suite ships inside fastconv, so this works from a source checkout and from an installed
+    wheel alike."""
+    from fastconv.bench import cases
 
-    name = "_fastconv_bench_cases"
-    if name not in sys.modules:
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "bench", "cases.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
+    return cases
 
 # every public op, with the family it belongs to (the test module that covers it)
 OPS = {

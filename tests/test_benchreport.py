@@ -124,8 +124,8 @@ def test_issue16_readme_table_shows_autos_backend_where_auto_was_not_timed():
 
 
 def test_issue15_targets_tiny_calls_under_load_and_the_dense_epoch():
-    """The loaded tiny-call pairs (bench/test_loaded.py) and the dense net's epoch against
-    torch's are targets of the report: <= 1.1 and <= 1.0."""
+    """The loaded tiny-call pairs (fastconv/bench/test_loaded.py) and the dense net's epoch
+    against torch's are targets of the report: <= 1.1 and <= 1.0."""
     dense = "training_epoch-dense-digits16"
     data = {"datetime": "2026-12-04", "benchmarks": [
         _bench(dense, "cython", 3e-3), _bench(dense, "torch", 4e-3),

@@ -35,7 +35,7 @@ from fastconv import _chunks, _dispatch
 
 from conftest import BACKENDS, assert_close, bench_cases
 
-bench_cases = bench_cases()  # bench/cases.py: the benchmark shapes
+bench_cases = bench_cases()  # fastconv/bench/cases.py: the benchmark shapes
 
 # --------------------------------------------------------------------------------------------
 # a real SIGINT to a child process running a long call
@@ -299,7 +299,8 @@ def test_issue15_conv2d_weight_cut_along_the_batch_as_a_last_resort(monkeypatch,
 # small calls stay one piece
 # --------------------------------------------------------------------------------------------
 def _bench_kernel_args():
-    """(op, kernel args) of every benchmark shape (bench/cases.py), with empty arrays."""
+    """(op, kernel args) of every benchmark shape (fastconv/bench/cases.py), with empty
+    arrays."""
     f32 = np.float32
     out = []
     for N, C, H, W, K, k, s, p, g in bench_cases.CONV_SHAPES.values():

@@ -292,3 +292,77 @@ def test_issue15_private_folder_rules(tmp_path):
         theirs.mkdir(mode=0o700)
         os.chown(theirs, _OTHER_UID, _OTHER_UID)
         assert "owned by uid" in _common._private(str(theirs))
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark suite ships inside the package (issue 16)
+# --------------------------------------------------------------------------------------------
+SUITE_FILES = ("__init__.py", "cases.py", "conftest.py", "pytest.ini", "test_peers.py",
+               "test_paired.py", "test_loaded.py", "test_training.py", "test_dense_sparse.py",
+               "test_dask_scale.py")
+
+
+def test_issue16_the_benchmark_suite_ships_in_the_package():
+    import fastconv.bench
+
+    folder = os.path.dirname(os.path.abspath(fastconv.bench.__file__))
+    assert os.path.dirname(folder) == os.path.dirname(os.path.abspath(fastconv.__file__))
+    missing = [f for f in SUITE_FILES if not os.path.isfile(os.path.join(folder, f))]
+    assert not missing, f"{folder} lacks {missing}"
+    # an installed (not editable) distribution lists the suite among its files
+    files = importlib.metadata.files("fastconv") if _is_installed() else None
+    listed = {str(f).replace(os.sep, "/") for f in files or ()}
+    if "fastconv/__init__.py" in listed:
+        assert not [f for f in SUITE_FILES if f"fastconv/bench/{f}" not in listed], listed
+
+
+def _is_installed():
+    try:
+        importlib.metadata.distribution("fastconv")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_issue16_bench_finds_the_packaged_suite_from_any_folder(tmp_path, monkeypatch):
+    from fastconv import cli
+
+    import fastconv.bench
+
+    packaged = os.path.dirname(os.path.abspath(fastconv.bench.__file__))
+    # a folder that is not a checkout, holding a ./bench that looks like a suite: the
+    # packaged suite still wins (the old finder took ./bench first)
+    decoy = tmp_path / "bench"
+    decoy.mkdir()
+    for f in ("conftest.py", "test_peers.py"):
+        (decoy / f).write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert os.path.samefile(cli._find_suite(None), packaged)
+    # --suite DIR still chooses the folder, and a folder without a suite is refused by name
+    assert os.path.samefile(cli._find_suite("bench"), decoy)
+    with pytest.raises(SystemExit, match="no benchmark suite in .*--suite 'nowhere'"):
+        cli._find_suite("nowhere")
+
+
+def test_issue16_packaged_suite_collects_from_an_unrelated_folder(tmp_path):
+    """The command `fastconv bench --quick` runs collects the suite from an unrelated folder,
+    with the suite's own pytest.ini as configuration and its folder as rootdir (the
+    suite's modules import each other as the package fastconv.bench)."""
+    import argparse
+
+    from fastconv import cli
+
+    suite = cli._find_suite(None)
+    # (-v after the command's -q: the header and the collected tree)
+    args = argparse.Namespace(max_time="0.01", quick=True, pytest_args=["--collect-only", "-v"])
+    cmd = cli._pytest_command(suite, str(tmp_path / "bench.json"), args)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"rootdir: {suite}" in out and "configfile: pytest.ini" in out, out
+    names = re.findall(r"<Function (test_\w+)\[([^\]]+)\]>", out)
+    assert ("test_conv2d", "lenet1-auto") in names, out  # a quick case of fastconv's
+    assert not any(case.startswith("resnet3x3") for _, case in names), out  # not quick

@@ -4,8 +4,8 @@
 #  1. build the sdist and, from it, the wheel (`python -m build`), in a temporary copy of the
 #     tree (the files git knows, as they are in the working tree; no .so, no build/);
 #  2. check what they hold: the sdist has setup.py, src_cython/*.pyx/*.pxd and no generated
-#     C; the wheel has the compiled modules, no Cython or C sources, and the license in its
-#     METADATA;
+#     C; the wheel has the compiled modules, the benchmark suite (fastconv/bench), no Cython
+#     or C sources, and the license in its METADATA;
 #  3. `auditwheel repair` it into a manylinux wheel with libgomp bundled (`auditwheel show`);
 #  4. install the repaired wheel with its test and study extras and torch==2.13.0 (never an
 #     unpinned torch) into a fresh venv; from a folder outside the tree, assert that
@@ -13,6 +13,9 @@
 #     of tests/), `fastconv info` and `fastconv study --quick`;
 #  5. make the installed package read-only and run a Numba kernel: it must work, with its
 #     cache in the user folder (~/.cache/fastconv/numba), not in site-packages;
+#  5b. install the repaired wheel with its bench extra (no torch: its cases skip) into another
+#     fresh venv and, from a folder outside the tree, run `fastconv bench --quick`: the
+#     packaged suite (fastconv/bench) runs and the report names fastconv's cases;
 #  6. with --qemu: run the Cython conv tests with the installed wheel under
 #     `qemu-x86_64 -cpu Haswell` (no AVX-512), which a -march=native build fails with SIGILL;
 #  7. install the sdist into another fresh venv, built with FASTCONV_NO_OPENMP=1: it builds
@@ -115,6 +118,13 @@ sos = [n for n in wnames if n.startswith("fastconv/_") and n.endswith(".so")]
 for p in pyx:
     if not any(n.startswith(f"fastconv/{p[:-4]}.") for n in sos):
         problems.append(f"wheel lacks the compiled fastconv/{p[:-4]}")
+# the benchmark suite ships in the package: every file of the tree's fastconv/bench/
+suite = sorted(f"fastconv/bench/{p.name}" for p in Path(src, "fastconv", "bench").iterdir()
+               if p.suffix in (".py", ".ini"))
+if "fastconv/bench/conftest.py" not in suite:
+    problems.append("the tree has no fastconv/bench/conftest.py")
+for kind, have in (("sdist", names), ("wheel", wnames)):
+    problems += [f"{kind} lacks {f}" for f in suite if f not in have]
 bad = [n for n in wnames if n.endswith((".pyx", ".pxd", ".c", ".cpp", ".h", ".o"))
        or n.startswith(("tests/", "bench/", "src_cython/", "build/"))]
 problems += [f"wheel ships {n}" for n in bad]
@@ -126,7 +136,8 @@ if "LICENSE" not in (meta.get_all("License-File") or []) or \
         not any(n.endswith(".dist-info/licenses/LICENSE") for n in wnames):
     problems.append("the wheel does not carry LICENSE")
 print(f"sdist: {len(names)} files, {len(pyx)} .pyx, {len(pxd)} .pxd, no generated C")
-print(f"wheel: {len(wnames)} files, compiled: {', '.join(n.split('/')[-1] for n in sos)}")
+print(f"wheel: {len(wnames)} files, compiled: {', '.join(n.split('/')[-1] for n in sos)}, "
+      f"benchmark suite: {len(suite)} files")
 print(f"METADATA: Version {meta['Version']}, License-Expression {meta['License-Expression']}, "
       f"License-File {meta.get_all('License-File')}")
 if problems:
@@ -212,6 +223,41 @@ if [[ -n $(find "$SITE/fastconv" -name '*.nbi' -newer "$WORK/readonly.stamp") ]]
 fi
 took readonly
 
+step "fresh venv: the repaired wheel with [bench] (no torch); fastconv bench --quick"
+VC="$WORK/venv-bench"
+"$PY" -m venv "$VC"
+"$VC/bin/pip" install -q "$REPAIRED[bench]"
+mkdir -p "$WORK/bench-cwd"   # outside the tree, and no ./bench: the suite is the package's
+(cd "$WORK/bench-cwd" && "$VC/bin/fastconv" bench --quick --max-time 0.005 --out "$WORK/bench") \
+    > "$WORK/bench.txt" 2>&1 || { tail -40 "$WORK/bench.txt"; fail "fastconv bench --quick"; }
+tail -3 "$WORK/bench.txt"
+"$VC/bin/python" -P - "$WORK/bench" <<'PY'
+import json, os, sys
+
+out = sys.argv[1]
+problems = [f"no {f} in {out}" for f in ("bench.json", "report.md", "summary.md")
+            if not os.path.isfile(os.path.join(out, f))]
+if problems:
+    sys.exit("\n".join(problems))
+data = json.load(open(os.path.join(out, "bench.json")))
+rows = {(b["group"], b["extra_info"].get("impl")) for b in data["benchmarks"]}
+need = [("conv2d-lenet1-float32", "cython"), ("conv2d-lenet1-float32", "auto"),
+        ("max_pool2d-2x2s2-pool_small-float32", "numba")]
+problems += [f"bench.json has no {g} / {i}" for g, i in need if (g, i) not in rows]
+problems += [f"torch ran without torch installed: {r}" for r in rows
+             if str(r[1]).startswith("torch")]
+report = open(os.path.join(out, "report.md")).read()
+problems += [f"report.md does not name {g}" for g in ("conv2d-lenet1-float32",
+                                                     "max_pool2d-2x2s2-pool_small-float32")
+             if g not in report]
+if problems:
+    sys.exit("\n".join(problems))
+print(f"fastconv bench --quick: {len(data['benchmarks'])} benchmarks from the installed suite")
+PY
+grep -q "fastconv/bench --rootdir=$VC/" "$WORK/bench.txt" \
+    || fail "fastconv bench did not run the suite installed in $VC"
+took bench
+
 if [[ $QEMU == 1 ]]; then
     step "qemu-x86_64 -cpu Haswell: Cython conv tests with the installed wheel"
     # First, that this emulator does reject AVX-512 (what -march=native emits here).
@@ -256,7 +302,7 @@ printf '%-34s %s\n' "wheel (from the sdist)" "$(basename "$WHEEL") $(du -k "$WHE
 printf '%-34s %s\n' "repaired wheel" "$(basename "$REPAIRED") $(du -k "$REPAIRED" | cut -f1) KiB"
 printf '%-34s %s\n' "auditwheel tag" "$TAG"
 printf '%-34s %s\n' "sdist" "$(basename "$SDIST") $(du -k "$SDIST" | cut -f1) KiB"
-for k in tools build contents auditwheel install tests cli readonly qemu sdist; do
+for k in tools build contents auditwheel install tests cli readonly bench qemu sdist; do
     [[ -n ${TIMES[$k]:-} ]] && printf '%-34s %s s\n' "time: $k" "${TIMES[$k]}"
 done
 printf '%-34s %s s\n' "time: total" "$((SECONDS - START))"

@@ -23,14 +23,15 @@ import time
 
 import numpy as np
 import pytest
-from cases import CONV_SHAPES, POOL_SHAPES, QUICK
-from conftest import SETTLE, THREADS, _set_all
-from test_peers import (BACKWARD_SHAPES, _case, backward_case, backward_impl, conv_impl,
-                        pool_impl)
 
 import fastconv
 from fastconv import _dispatch
 from fastconv._benchreport import LARGE_SHAPES, SCALING_SHOWN
+
+from .cases import CONV_SHAPES, POOL_SHAPES, QUICK
+from .conftest import SETTLE, THREADS, _set_all
+from .test_peers import (BACKWARD_SHAPES, _case, backward_case, backward_impl, conv_impl,
+                         pool_impl)
 
 ROUNDS = 15
 BURST_S = 0.04  # at least this long, and at least 3 calls, per burst

@@ -12,7 +12,7 @@ The cases are LeNet's first layer and first pool on one 28x28 image (a single-im
 inference step): conv2d (1, 1, 28, 28) -> 6 filters 3x3 (73 kFLOP), and max_pool2d 2x2/2 on
 (1, 6, 28, 28) (4,704 window taps). The busy loop (a Python ``while True: pass``
 subprocess) runs for the whole measurement, started and stopped by a fixture. The two sides
-take turns in bursts as in bench/test_paired.py (same burst, gap and round counts), and the
+take turns in bursts as in test_paired.py (same burst, gap and round counts), and the
 results go to the report's "paired" group, where the targets table reads them.
 """
 
@@ -22,10 +22,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import THREADS
-from test_paired import ROUNDS, _check, interleave
 
 import fastconv
+
+from .conftest import THREADS
+from .test_paired import ROUNDS, _check, interleave
 
 TINY = {
     "conv2d-tiny-float32-loaded": "conv2d",

@@ -37,6 +37,7 @@ PARAMS = [("lenet", i) for i in IMPLS] + [("dense", i) for i in DENSE_IMPLS]
 
 @pytest.fixture(scope="module")
 def digits():
+    pytest.importorskip("sklearn")  # the study's digits (the `study` extra, in `bench`)
     ds = data.load_digits(seed=0)
     return ds.x_train.astype(np.float32), ds.y_train.astype(np.int64)
 

@@ -11,10 +11,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from cases import LAYER_CASES, QUICK
 
 import fastconv
 from fastconv.analysis import conv_as_matrix
+
+from .cases import LAYER_CASES, QUICK
 
 VARIANTS = ["dense", "sparse-csr", "local"] + [f"conv-{b}" for b in fastconv.backends()]
 _cache = {}

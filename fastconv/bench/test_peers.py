@@ -12,10 +12,11 @@ warmed up by that check, outside the timing.
 
 import numpy as np
 import pytest
-from cases import CONV_SHAPES, POOL_SHAPES, QUICK, conv_gflop
 from numpy.lib.stride_tricks import sliding_window_view
 
 import fastconv
+
+from .cases import CONV_SHAPES, POOL_SHAPES, QUICK, conv_gflop
 
 BACKENDS = list(fastconv.backends())
 LOOPED_PLANES_MAX = 512  # scipy is looped over N*K*C planes: only for shapes with few
