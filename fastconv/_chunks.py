@@ -34,7 +34,7 @@ where ``macs`` is the multiply-adds (conv ops) or window taps (pools) of the cal
 sliding-window einsum and Numba's GEMM path copy) and ``elems`` the elements it reads and
 writes. The formula and its rates live in :mod:`fastconv._plan` (:func:`fastconv._plan.seconds`),
 with the kernels' choice of algorithm; the rates are below the slow end of what was
-measured (docs/guide/plan-notes.md), so pieces err on the short side. The estimate
+measured (docs/guide/performance-notes.md), so pieces err on the short side. The estimate
 depends on the shapes and the backend only, never on the thread count.
 
 Where the cuts go
@@ -57,8 +57,8 @@ Results
 -------
 No cut splits a sum, except conv2d_weight's batch cut. But the compiled kernels run the
 algorithm, and the GEMM sizes, that the plan gives the shapes (:func:`fastconv._plan.path`),
-and BLAS rounds differently for other matrix sizes (measured here: a GEMM with fewer rows
-gives other last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as
+and BLAS rounds differently for other matrix sizes (a GEMM with fewer rows can give other
+last bits). So :func:`plan` first looks for cuts whose pieces choose exactly as
 the whole call (pieces up to 4x the target): then the results are bitwise those of the
 uncut call.
 That holds, and tests/test_issue15_interrupt.py checks it, for the pools and pool

@@ -13,7 +13,7 @@ GEMM sizes, so that results stay bitwise) are functions here too, and both read 
 
 Notation: ``R = (C // groups) * kh * kw``, the length of one dot product; ``Kg = K //
 groups``, the filters per group; ``Ho x Wo`` the output plane. The timings behind the rules
-are in the documentation (docs/guide/plan-notes.md).
+are in the documentation (docs/guide/performance-notes.md).
 
 conv2d
 ------
@@ -43,8 +43,8 @@ Numba (``fastconv._numba.conv``): ``"gemm"`` when ``R >= NUMBA_GEMM_MIN_R`` (32)
 ``Kg >= GEMM_MIN_KG``, else ``"direct"`` (its stride-1 kernel on a padded copy, or its
 strided loop nest). Numba's threshold stays at 32, not Cython's 16: for 3x3 and 5x5
 layers with R in [16, 32) its stride-1 direct kernel beat its GEMM path by 10-25% and more
-in a paired A/B (docs/guide/plan-notes.md; only 1x1 layers gained from GEMM there). Its
-GEMM tiles hold at most ``NUMBA_TILE_BYTES`` (2 MiB; :func:`numba_gemm_rows`).
+in a paired A/B (docs/guide/performance-notes.md; only 1x1 layers gained from GEMM there).
+Its GEMM tiles hold at most ``NUMBA_TILE_BYTES`` (2 MiB; :func:`numba_gemm_rows`).
 
 conv2d_input and conv2d_weight
 ------------------------------
@@ -437,8 +437,8 @@ def _cy_conv_path(algo, x_shape, w_shape, out_shape, groups, itemsize):
 # cost
 # --------------------------------------------------------------------------------------------
 # multiply-adds (window taps for the pools) per second; below the slow end of what the 2-core
-# dev machine measured on 2 threads (docs/guide/plan-notes.md), so pieces err on the short
-# side
+# dev machine measured on 2 threads (docs/guide/performance-notes.md), so pieces err on the
+# short side
 MAC_RATE = {
     "cython": {"conv2d": 25e9, "conv2d_input": 25e9, "conv2d_weight": 20e9,
                "locally_connected2d": 5e9, "max_pool2d": 0.4e9, "avg_pool2d": 0.4e9,

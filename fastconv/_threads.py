@@ -22,34 +22,29 @@
 
 The grain
 ---------
-A parallel region ends when its slowest thread does. Measured here with
-``tools/grain_measure.py`` and a tiny ``max_pool2d`` (2 us of work), on the shared 2-core
-machine (the other session helpers kept the load average at 2-3): a 2-thread region took
-2.0 us against 1.9 us on one thread when called back to back (its threads warm), 7.5 against
-8.3 us after a 1 ms pause, but a median of 7.8 ms against 37 us after a 20 ms pause, when
-the second thread had to be woken and scheduled on a busy core. With a busy-loop process
-holding one core, back-to-back 2-thread calls took 17-20 ms whatever their size (1 thread:
-2 us to 0.6 ms). A second thread is worth that risk only for work that takes long enough,
-so ``threads_for(work, grain) = clamp(work // grain, 1, kernel_threads())``: every thread
+A parallel region ends when its slowest thread does. A second thread that is already
+awake and has a core to itself saves time even on tiny work, but one that has to be woken
+and scheduled on a busy core can cost milliseconds, far more than a small call's whole
+work. A second thread is worth that risk only for work that takes long enough, so
+``threads_for(work, grain) = clamp(work // grain, 1, kernel_threads())``: every thread
 gets at least one grain, and a second thread starts at two grains, as torch's
-``at::parallel_for`` sizes its tasks by a grain. Where two threads won in those runs
-(interleaved 1- and 2-thread calls 2 ms apart, one core busy), and the grains chosen:
+``at::parallel_for`` sizes its tasks by a grain. The grains sit just below the work at
+which two threads began to win, measured with ``tools/grain_measure.py`` on a loaded
+machine (the measurements: docs/guide/performance-notes.md):
 
 * convolutions (forward, both gradients, ``locally_connected2d``), work in FLOPs (``2 x``
-  multiply-adds): two threads won from about 4.7 MFLOP (1 thread 35 us, 2 threads 25 us);
-  at 1.2 MFLOP (13 us) they did not. :data:`GRAIN_FLOPS` = 2**21: 2 threads from 4.2 MFLOP.
-* pools, work in elements (window taps read forward; elements touched backward): two
-  threads won from about 131k taps (22 against 18 us); at 33k (7 us) they lost 3x.
-  :data:`GRAIN_ELEMENTS` = 2**16: 2 threads from 131k.
+  multiply-adds): :data:`GRAIN_FLOPS` = 2**21, so 2 threads from 4.2 MFLOP.
+* pools, work in elements (window taps read forward; elements touched backward):
+  :data:`GRAIN_ELEMENTS` = 2**16, so 2 threads from 131k taps.
 
 The bench's smallest target shapes keep two threads (conv2d lenet1 4.7 MFLOP, max_pool2d
 pool_small 260k taps); a single 28x28 image's LeNet layer (73 kFLOP, 4.7k taps) gets one.
 Above two grains a region can still wait for a descheduled thread under load: the grain
-bounds the loss to calls long enough to have something to gain. The estimate is O(1), from
-the shapes (:func:`fastconv._dispatch._work`; with :func:`threads_for`, 0.5-0.9 us a call
-here). Each kernel's tiles and row blocks depend on the shapes only, so a result is bitwise
-the same whatever count this picks. The grains are module attributes: setting them to 0
-gives every call all the threads.
+bounds the loss to calls long enough to have something to gain. The estimate is O(1), a
+few multiplications from the shapes (:func:`fastconv._dispatch._work`, then
+:func:`threads_for`). Each kernel's tiles and row blocks depend on the shapes only, so a
+result is bitwise the same whatever count this picks. The grains are module attributes:
+setting them to 0 gives every call all the threads.
 """
 
 from __future__ import annotations
@@ -283,13 +278,13 @@ def blas_info() -> list:
 # region (thread-local state); a fork copies that state into the child but not the pool's
 # threads, so the child's next region on the forking thread waits for them forever. Any
 # OpenMP user in the parent does it: fastconv, Numba's "omp" layer, torch (whose libgomp has
-# the same soname, so one copy serves everybody), a raw GOMP_parallel. Measured here
-# (tests/test_fork.py): a conv after torch-then-fork hung. Nothing tells us whether some
+# the same soname, so one copy serves everybody), a raw GOMP_parallel (tests/test_fork.py:
+# without what follows, a conv after torch-then-fork hangs). Nothing tells us whether some
 # library ran a region, so in every forked child the thread that forked runs fastconv's
 # kernels on a fresh thread of the child's own (:func:`call_in_fork_safe_thread`): a new
 # thread has no pool, libgomp builds one, and the kernels keep all their threads. One such
-# thread is started in the child on first use and kept. A hand-off costs tens of us (a tiny
-# conv2d: 13 us in the parent, 50 us in the child, AMD EPYC with both cores busy).
+# thread is started in the child on first use and kept. Each call in the child pays for a
+# hand-off to that thread (docs/guide/performance-notes.md).
 # Threads the child starts itself are fresh already and call the kernels directly.
 # Numba adds its own guard: once its "omp" layer ran in the parent, a Numba parallel kernel
 # aborts the child whatever thread calls it ("fork() called from a process already using GNU
@@ -413,10 +408,11 @@ def threads_for(work, grain) -> int:
 # --------------------------------------------------------------------------------------------
 # numpy's BLAS (fastconv.nn's matrix products)
 # --------------------------------------------------------------------------------------------
-# The OpenBLAS limit is process-wide. threadpoolctl's threadpool_limits() costs about 1 ms a
-# call here (it rescans the loaded libraries); its cached library handles get or set a count
-# in about 1 us. So the handles are found once, the caller's counts are saved and restored
-# around a hold (a training loop), and within it a count is set only when it changes.
+# The OpenBLAS limit is process-wide. threadpoolctl's threadpool_limits() rescans the loaded
+# libraries at every call, far too slow for every matrix product; its cached library handles
+# get or set a count cheaply (docs/guide/performance-notes.md). So the handles are found
+# once, the caller's counts are saved and restored around a hold (a training loop), and
+# within it a count is set only when it changes.
 _np_blas = {"libs": None, "depth": 0, "saved": None, "current": None}
 
 
@@ -489,6 +485,6 @@ class _NumpyBlasFor:
 
 def numpy_blas_for(flops):
     """Context manager: numpy's BLAS on ``threads_for(flops, GRAIN_FLOPS)`` threads for one
-    matrix product. Inside :func:`hold_numpy_blas` it costs about 1 us, and sets the count
-    only when it changes; outside one, it saves and restores the caller's count (a few us)."""
+    matrix product. Inside :func:`hold_numpy_blas` it sets the count only when it changes;
+    outside one, it also saves and restores the caller's count, which costs more."""
     return _NumpyBlasFor(threads_for(flops, GRAIN_FLOPS))

@@ -10,10 +10,10 @@ Conv and pooling layers run on :func:`fastconv.conv2d`, :func:`fastconv.max_pool
 :func:`fastconv.avg_pool2d` and their gradients in :mod:`fastconv.grad`, with the layer's
 ``backend=``. :class:`Linear`'s matrix products run on numpy's BLAS, held to fastconv's
 threads: each product gets the threads its work keeps busy (one for a small one; the grain
-of :mod:`fastconv._threads`), at most :func:`fastconv.get_num_threads`. A training loop
-inside :func:`hold_blas` pays for that about 1 us a product (as
-:func:`fastconv.study.models.train` does); outside one, each product saves and restores
-numpy's BLAS count (5-10 us).
+of :mod:`fastconv._threads`), at most :func:`fastconv.get_num_threads`. Run a training
+loop inside :func:`hold_blas` (as :func:`fastconv.study.models.train` does): there a
+product sets numpy's BLAS count only when it changes; outside one, each product also saves
+and restores numpy's BLAS count, which costs several times more.
 
 Parameters are float32 unless a layer is built with ``dtype=``; the data type of the
 computation follows :mod:`fastconv`'s rule (float32 in, float32 out).

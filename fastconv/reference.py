@@ -23,9 +23,16 @@ contract of every backend, spelled out once here:
     clipped window (``count_include_pad=True``) or only its part inside the input.
 
 The ``nthreads`` argument is ignored here (NumPy decides its own threading).
+
+Non-finite input is legal for every kernel: ``inf * 0`` and ``inf - inf`` inside a sum give
+NaN, and a float32 sum may overflow to inf, as in every backend. So each kernel computes
+under ``np.errstate(invalid="ignore", over="ignore")`` (:func:`_nonfinite_legal`), and NumPy
+raises no RuntimeWarning for what is the specified result.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -33,6 +40,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import _tiling
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"]
+
+
+def _nonfinite_legal(kernel):
+    """``kernel`` run under ``np.errstate(invalid="ignore", over="ignore")``: NaN and inf
+    in its sums are results, not errors (see the module docstring)."""
+    @functools.wraps(kernel)
+    def run(*args, **kwargs):
+        with np.errstate(invalid="ignore", over="ignore"):
+            return kernel(*args, **kwargs)
+    return run
 
 
 def _padded(x, pad, span, stride, out_hw, fill):
@@ -57,6 +74,7 @@ def _windows(xp, kernel, stride, dilation, out_hw):
     return win[:, :, : out_hw[0], : out_hw[1]]
 
 
+@_nonfinite_legal
 def conv2d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
     """Grouped 2-D cross-correlation (the kernel contract above).
 
@@ -107,6 +125,7 @@ def _window_positions(H, W, kernel, stride, pad, dilation, out_hw, ow0=0):
     return pos.reshape(out_hw + (kk,)), valid.reshape(out_hw + (kk,)), first
 
 
+@_nonfinite_legal
 def max_pool2d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
     """Max pooling with optional int64 indices (the kernel contract above)."""
     N, C, H, W = x.shape
@@ -149,6 +168,7 @@ def _max_indices(win, out, idx, H, W, kernel, stride, pad, dilation, ow0):
     return idx
 
 
+@_nonfinite_legal
 def avg_pool2d(x, out, kernel, stride, pad, count_include_pad, nthreads=None):
     """Average pooling (the kernel contract above)."""
     N, C, H, W = x.shape
@@ -184,6 +204,7 @@ def _counts(o0, o1, size, k, stride, pad, count_include_pad):
     return np.minimum(s + k, size) - np.maximum(s, 0)
 
 
+@_nonfinite_legal
 def locally_connected2d(x, w, b, out, stride, pad, nthreads=None):
     """Convolution without weight sharing: one filter per output position.
 
@@ -241,6 +262,7 @@ def _scatter_windows(frame, cols, stride, dilation):
     return frame
 
 
+@_nonfinite_legal
 def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads=None):
     """Gradient of conv2d wrt its input (the contract above): einsum, then col2im (tile by
     tile past ``_tiling.LIMIT`` bytes of columns)."""
@@ -261,6 +283,7 @@ def conv2d_input(gy, w, gx, stride, pad, dilation, groups, nthreads=None):
     return gx
 
 
+@_nonfinite_legal
 def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
     """Gradient of conv2d wrt its weight (the contract above): windows x grad_output, summed
     tile by tile past ``_tiling.LIMIT`` bytes of gathered windows."""
@@ -284,6 +307,7 @@ def conv2d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
     return gw
 
 
+@_nonfinite_legal
 def max_pool2d_backward(gy, idx, gx, nthreads=None):
     """Gradient of max_pool2d: ``gy`` scattered (added) at ``idx`` (the contract above)."""
     N, C, H, W = gx.shape
@@ -294,6 +318,7 @@ def max_pool2d_backward(gy, idx, gx, nthreads=None):
     return gx
 
 
+@_nonfinite_legal
 def avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads=None):
     """Gradient of avg_pool2d (the contract above): ``gy / divisor`` spread over each window."""
     N, C, H, W = gx.shape

@@ -8,7 +8,7 @@ algorithm, its rules and its tuning constants live in :mod:`fastconv._plan`
 (``_plan.conv2d("cython", ...)``), which fastconv._dispatch asks on every call; this module
 reads its constants from there at import. One source for float32 and float64
 (``cython.floating``); inputs may be read-only. The kernel trusts its input (fastconv._spec
-validated it). The timings behind the design are in docs/guide/plan-notes.md.
+validated it). The timings behind the design are in docs/guide/performance-notes.md.
 
 How each algorithm runs:
 

@@ -2,6 +2,8 @@
 
 * ``BACKENDS`` is read from :func:`fastconv.backends`, so a backend that becomes importable
   (the Cython extension once it is built) is tested by every parametrized test at once.
+  ``FASTCONV_REQUIRE_BACKENDS=numpy,cython,numba`` makes a named backend that is missing
+  stop the session at start instead (:func:`required_backends_problem`).
 * ``REGISTRY`` lists every (public function, backend) pair; the tests parametrize over it
   or over the ``backend`` fixture.
 * :func:`layouts` turns an array into the memory layouts a caller may hand us, all with the
@@ -33,6 +35,36 @@ except ImportError:  # not installed: test the source checkout this folder belon
     import fastconv
 
 BACKENDS = tuple(fastconv.backends())
+
+# ``FASTCONV_REQUIRE_BACKENDS=numpy,cython,numba`` (set by .ci/run): a backend that fails to
+# import is otherwise left out of every parametrized test without a word. With the variable
+# set, the session stops before collecting anything when a named backend is missing.
+REQUIRE_VAR = "FASTCONV_REQUIRE_BACKENDS"
+
+
+def required_backends_problem(value):
+    """Why the backends named in ``value`` (a comma-separated list, the value of
+    ``FASTCONV_REQUIRE_BACKENDS``) cannot be tested here, or None when all of them are
+    available. An unknown name is a problem too (a typo must not pass as "nothing missing")."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in fastconv._dispatch.BACKENDS]
+    if unknown:
+        return (f"{REQUIRE_VAR}={value!r} names unknown backend(s) {', '.join(unknown)}; "
+                f"fastconv's backends are {', '.join(fastconv._dispatch.BACKENDS)}")
+    why = fastconv._dispatch.unavailable()
+    missing = [n for n in names if n not in BACKENDS]
+    if missing:
+        reasons = [f"backend {n!r} is not available ({why.get(n, 'reason unknown')})"
+                   for n in missing]
+        return f"{REQUIRE_VAR}={value!r}, but " + "; ".join(reasons)
+    return None
+
+
+def pytest_configure(config):
+    value = os.environ.get(REQUIRE_VAR, "")
+    problem = required_backends_problem(value) if value.strip() else None
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def bench_cases():

@@ -4,6 +4,7 @@ ratios, the targets and whether each holds are computed, not copied."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fastconv import _benchreport as br
 
@@ -61,7 +62,7 @@ def test_render_writes_the_targets_into_report_and_summary(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(_data()))
     report = br.render(str(path), str(tmp_path / "out"), command="fastconv bench")
-    text = open(report).read()
+    text = Path(report).read_text()
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert summary in text
     assert "| conv2d lenet1 | 0.40 | 0.40 | <= 0.5 | yes |" in summary
@@ -85,7 +86,8 @@ def test_issue16_readme_table_is_short_and_names_machine_date_versions(tmp_path)
                                     "family": 25, "model": 17, "count": 2}}
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(data))
-    report = open(br.render(str(path), str(tmp_path / "out"), command="fastconv bench")).read()
+    report = br.render(str(path), str(tmp_path / "out"), command="fastconv bench")
+    report = Path(report).read_text()
     table = (tmp_path / "out" / "readme.md").read_text()
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
     assert len(rows) == br.README_ROWS == 20

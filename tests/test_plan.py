@@ -179,7 +179,7 @@ def test_issue16_every_forced_gradient_algorithm_matches_reference(backend, op, 
 
 def test_issue16_numba_conv_keeps_its_own_gemm_threshold():
     """Numba's conv2d goes to GEMM from R = 32, Cython's from 16 (two named constants; the
-    measurement is in docs/guide/plan-notes.md)."""
+    measurement is in docs/guide/performance-notes.md)."""
     shape = ((8, 2, 28, 28), (16, 2, 3, 3), (8, 16, 26, 26), (1, 1), (0, 0), (1, 1), 1)
     assert _plan.conv2d("cython", *shape) == "direct"  # R = 18: phased direct wins here
     assert _plan.conv2d("numba", *shape) == "direct"

@@ -10,7 +10,7 @@ them for the padding); at stride 1 with no padding, one contiguous run of the fl
 plane per tap (:func:`_conv2d_gemm`). A call whose work memory (one output row of im2col
 columns; the padded copy of the input and the accumulator lines) would pass
 ``fastconv._tiling.LIMIT`` runs tile by tile, every tile with ``algo`` (:func:`conv2d`).
-The timings behind the design are in docs/guide/plan-notes.md.
+The timings behind the design are in docs/guide/performance-notes.md.
 """
 
 import functools

@@ -1,9 +1,9 @@
 """Numba pooling kernels: one pass over each window, with PyTorch's NaN and tie rules.
 
 The parallel loop runs over (image, channel) planes and calls a serial per-plane function:
-Numba compiles a ``prange`` body into a gufunc that LLVM optimizes poorly, and moving the
-loop nest into its own function made max-pool four times faster here. Window bounds
-clipped to the input are computed once per call (vectorized, in the wrapper), so no
+Numba compiles a ``prange`` body into a gufunc that LLVM optimizes poorly, and a loop nest
+in its own function is optimized as a plain loop (docs/guide/performance-notes.md). Window
+bounds clipped to the input are computed once per call (vectorized, in the wrapper), so no
 division runs per window: tables for the windows at the edges only (the interior ones take
 every tap), so their size does not grow with the row or the plane (issue 15).
 """

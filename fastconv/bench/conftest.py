@@ -16,9 +16,8 @@ import fastconv
 
 THREADS = int(os.environ.get("FASTCONV_BENCH_THREADS", "2"))
 # Seconds of quiet before each benchmark. An implementation that calls BLAS leaves its
-# worker threads spinning for about 0.1 s after its last call; measured here, the spinning
-# OpenBLAS thread left by the NumPy reference took 11% of a core and made the next
-# implementation's 2-thread lenet1 1.6x slower (117 us against 74 us).
+# worker threads spinning for a while after its last call, and they take a core from the
+# next implementation's threads (the measurement: docs/guide/performance-notes.md).
 SETTLE = float(os.environ.get("FASTCONV_BENCH_SETTLE", "0.3"))
 
 

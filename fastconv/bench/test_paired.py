@@ -1,15 +1,14 @@
 """The speed targets' ratios, measured in interleaved pairs.
 
-A target is the ratio of two timings. This machine is shared, and its load drifts over
-seconds: two rows of the suite timed a minute apart can differ by 30% for nothing (in one run
-resnet3x3's ``auto`` and ``cython`` rows, the same kernel, took 6.9 and 9.6 ms). Here the two
-sides of each target take turns in short bursts (A B, then B A, ...); each burst gives the
-median time of its calls, each round the ratio A / B, and the target's value is the median of
-the rounds' ratios: both sides run under the same load. The rounds are spread over the
-whole paired run, one round of every selected pair per pass (ROUNDS passes), so that a spell
-of load lasting a few seconds touches one or two of a pair's rounds, not all of them. The
-report (:mod:`fastconv._benchreport`) checks the targets on these paired ratios and shows
-the ratio of the plain rows' medians next to them.
+A target is the ratio of two timings. A shared machine's load drifts over seconds: two rows of
+the suite timed a minute apart can differ by tens of percent for nothing (an example:
+docs/guide/performance-notes.md). Here the two sides of each target take turns in short bursts
+(A B, then B A, ...); each burst gives the median time of its calls, each round the ratio
+A / B, and the target's value is the median of the rounds' ratios: both sides run under the
+same load. The rounds are spread over the whole paired run, one round of every selected pair
+per pass (ROUNDS passes), so that a spell of load lasting a few seconds touches one or two of
+a pair's rounds, not all of them. The report (:mod:`fastconv._benchreport`) checks the targets
+on these paired ratios and shows the ratio of the plain rows' medians next to them.
 
 Pairs: ``auto`` against torch (both with THREADS threads) for the conv2d, max_pool2d and
 backward targets; the Cython backend on one thread against THREADS threads for the 1 -> 2
@@ -36,8 +35,8 @@ from .test_peers import (BACKWARD_SHAPES, _case, backward_case, backward_impl, c
 ROUNDS = 15
 BURST_S = 0.04  # at least this long, and at least 3 calls, per burst
 # Seconds of quiet before each burst: after a burst, the OpenMP threads of its side spin on
-# for a while (torch's two for 20-40 ms, measured with os.times; ours 10 ms), and they would
-# take a core from the start of the next burst, the other side's.
+# for a while (docs/guide/performance-notes.md), and they would take a core from the start
+# of the next burst, the other side's.
 GAP_S = 0.06
 
 # (target group, impl A, impl B): A / B is the target's ratio. The 1 -> 2 thread pairs
