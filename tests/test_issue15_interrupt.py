@@ -93,7 +93,9 @@ _CHILD = textwrap.dedent(r'''
 
     timed(make(1)[0])  # Numba compiles here
     n_cal = 2
-    t_cal = timed(make(n_cal)[0])
+    # the fastest of three: a load spike during one calibration run would make the long
+    # call far shorter than predicted (it once ended before the signal was sent)
+    t_cal = min(timed(make(n_cal)[0]) for _ in range(3))
     _, b_cal = make(n_cal)
     n = max(n_cal, min(int(n_cal * 5.0 / t_cal), int(n_cal * MAX_BYTES / b_cal)))
     call, _ = make(n)
@@ -124,10 +126,13 @@ _CHILD = textwrap.dedent(r'''
     # idle OpenMP and OpenBLAS workers spin for up to ~0.1 s after their last task before
     # they sleep: measure from 0.25 s on, over 0.5 s, where a thread still running a piece
     # of the kernel would use most of the window
-    time.sleep(0.25)
-    c0 = other_threads_cpu()
-    time.sleep(0.5)
-    res["other_threads_cpu_s"] = other_threads_cpu() - c0
+    try:
+        time.sleep(0.25)
+        c0 = other_threads_cpu()
+        time.sleep(0.5)
+        res["other_threads_cpu_s"] = other_threads_cpu() - c0
+    except KeyboardInterrupt:  # the call returned before the signal came (see the parent)
+        res["other_threads_cpu_s"] = None
     print("RESULT", json.dumps(res), flush=True)
 ''')
 
@@ -141,6 +146,29 @@ CASES = ["conv2d_batch", "conv2d_image", "conv1d", "max_pool2d", "conv2d_input",
 def test_issue15_sigint_stops_a_long_call(backend, case, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
+    # On a loaded machine the long call can still end before the signal is sent (its size
+    # comes from a timing): that run tests nothing, so it is run again, up to three times.
+    for _ in range(3):
+        res, predicted, t_start, t_sig = _interrupt_child(script, backend, case, tmp_path)
+        if not (res["caught"] == "returned" and res["t_end"] <= t_sig):
+            break
+    else:
+        pytest.skip("the long call ended before the signal three times (a loaded machine)")
+    if predicted < 0.8:
+        pytest.skip(f"the call could not be made long enough ({predicted:.2f} s predicted)")
+    assert res["caught"] == "KeyboardInterrupt", res
+    latency = res["t_end"] - t_sig
+    remaining = predicted - (t_sig - t_start)
+    print(f"{backend} {case}: interrupted {latency:.3f} s after SIGINT, "
+          f"{remaining:.2f} s before the call would have ended")
+    assert latency < 0.5 and latency < remaining / 3, (latency, remaining, res)
+    # no thread keeps computing after the interrupt (idle pool threads use no CPU)
+    assert res["other_threads_cpu_s"] < 0.1, res
+
+
+def _interrupt_child(script, backend, case, tmp_path):
+    """Run the child on ``case``, SIGINT it, and return (its result, the predicted seconds
+    of its call, when the parent started waiting, when it sent the signal)."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.Popen([sys.executable, str(script), case, backend], stdout=subprocess.PIPE,
                             text=True, env=env, cwd=str(tmp_path))
@@ -158,17 +186,8 @@ def test_issue15_sigint_stops_a_long_call(backend, case, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    res = json.loads(out.split("RESULT", 1)[1])
-    if predicted < 0.8:
-        pytest.skip(f"the call could not be made long enough ({predicted:.2f} s predicted)")
-    assert res["caught"] == "KeyboardInterrupt", res
-    latency = res["t_end"] - t_sig
-    remaining = predicted - (t_sig - t_start)
-    print(f"{backend} {case}: interrupted {latency:.3f} s after SIGINT, "
-          f"{remaining:.2f} s before the call would have ended")
-    assert latency < 0.5 and latency < remaining / 3, (latency, remaining, res)
-    # no thread keeps computing after the interrupt (idle pool threads use no CPU)
-    assert res["other_threads_cpu_s"] < 0.1, res
+    assert "RESULT" in out, out
+    return json.loads(out.split("RESULT", 1)[1]), predicted, t_start, t_sig
 
 
 # --------------------------------------------------------------------------------------------
