@@ -10,10 +10,11 @@
  *
  * and this file undefines them at its end. Everything else (FC_CLONES, FC_WIDE, fc_wide,
  * FC_INLINE, FC_RESTRICT, FC_VECTOR, FC_VBYTES, FC_PLANE_MAX_KW, FC_BLK_MAX) comes from
- * fc_kernels.h. Every function here is a plain C function: the block sizes that used to be
- * macro parameters are arguments of ``FC_INLINE`` (always_inline) helpers, passed as
- * constants by their callers, so the compiler unrolls and keeps the accumulators in
- * registers as before, and compiler errors and debuggers point at the lines below.
+ * fc_kernels.h. Every function here is a plain C function. Register-block sizes (filters x
+ * vectors in fc_blk, rows x vectors in fc_pblk) are arguments of ``FC_INLINE``
+ * (always_inline) helpers, passed as constants by every caller, so gcc unrolls the block
+ * loops and keeps the accumulators in registers; compiler errors and debuggers point at the
+ * lines below.
  */
 #if !defined(FC_T) || !defined(FC_NAME) || !defined(FC_VT) || !defined(FC_VTU)
 #error "fc_kernels_body.h is included by fc_kernels.h, once per element type"
@@ -294,9 +295,9 @@ FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_
 /* the whole plane in blocks of rb output rows x NV vectors of columns (rb, NV constants at
  * every call). The vectors go NV at a time (three left of four run as four, the last one
  * computed twice; then two, then one); a block is clean when all its vectors are, that is
- * inside [kc0, kc1). The loops over rows stay in this function, one per block shape (as
- * separate always_inline helpers they cost the AVX-512 float build a third of its speed:
- * gcc then spilled vectors in the hot loop). */
+ * inside [kc0, kc1). The loops over rows stay in this function, one per block shape: moved
+ * into an always_inline helper of their own, they made gcc 12 spill vectors in the hot
+ * loop of the AVX-512 float build (a third slower on a padded 56 x 56 plane). */
 FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
                                      ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out,
@@ -474,7 +475,7 @@ FC_CLONES static void FC_NAME(fc_wino_weights)(const FC_T* FC_RESTRICT g, ptrdif
 
 /* ---------------------------------------------------------------------------------------
  * fc_absmax: the largest |x[i]| of n values (0 when n is 0); +inf if one is infinite, NaN
- * if one is NaN. The scan behind Winograd's run-time check (_cy_conv._wino_fits) and the
+ * if one is NaN. The scan behind Winograd's run-time range check (in _cy_conv) and the
  * finite-weights checks: per vector one mask, one compare and one blend, no branch, so it
  * runs at memory speed. A maximum is exact and independent of order, so any split of the
  * array (threads, chunks) gives the same answer.
