@@ -416,16 +416,35 @@ static void FC_NAME(fc_plane)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_
 /* ---------------------------------------------------------------------------------------
  * fc_wino_weights: Winograd F(2x2, 3x3)'s transform of one filter's C kernels,
  * U[xi * ld + c] = (G g_c G^T)[xi] for g_c = g[9 c .. 9 c + 8] (xi = 4 i + j), with
- * G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]. VL channels at a time (VL
- * = the lanes of FC_VT, 1 without GNU C vectors): their 9 x VL weights transposed through a
- * stack block, then the transform on vectors and 16 vector stores (gcc does not vectorize
- * the stride-9 loads by itself). The last C mod VL channels go through the same vector
- * code, their block padded with zeros and only their lanes stored: one formula, the same
- * arithmetic in the same order for every channel (the lanes do not mix).
+ * G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]. VL channels at a time:
+ * their 9 x VL weights transposed through a stack block, then the transform on vectors
+ * and 16 vector stores (gcc does not vectorize the stride-9 loads by itself); the same
+ * arithmetic, in the same order, for the last channels one at a time.
  * --------------------------------------------------------------------------------------- */
 
-/* u[4 i + j] = (G q G^T)[i][j], lane by lane, for the 3 x 3 kernel q[3 i + j] */
-FC_INLINE void FC_NAME(fc_wino_g)(const FC_VT* q, FC_VT* u)
+/* u[(4 i + j) ld] = (G q G^T)[i][j] for the 3 x 3 kernel q[3 i + j], one channel */
+FC_INLINE void FC_NAME(fc_wino_g)(const FC_T* q, FC_T* u, ptrdiff_t ld)
+{
+    const FC_T h = (FC_T)0.5;
+    FC_T t[4][3];
+    int i, j;
+    for (j = 0; j < 3; j++) {
+        t[0][j] = q[j];
+        t[1][j] = (q[j] + q[3 + j] + q[6 + j]) * h;
+        t[2][j] = (q[j] - q[3 + j] + q[6 + j]) * h;
+        t[3][j] = q[6 + j];
+    }
+    for (i = 0; i < 4; i++) {
+        u[4 * i * ld] = t[i][0];
+        u[(4 * i + 1) * ld] = (t[i][0] + t[i][1] + t[i][2]) * h;
+        u[(4 * i + 2) * ld] = (t[i][0] - t[i][1] + t[i][2]) * h;
+        u[(4 * i + 3) * ld] = t[i][2];
+    }
+}
+
+#if FC_VECTOR
+/* fc_wino_g on vectors: VL channels, lane by lane, the same arithmetic in the same order */
+FC_INLINE void FC_NAME(fc_wino_gv)(const FC_VT* q, FC_T* u, ptrdiff_t ld)
 {
     const FC_VT h = (FC_VT){0} + (FC_T)0.5;
     FC_VT t[4][3];
@@ -437,40 +456,31 @@ FC_INLINE void FC_NAME(fc_wino_g)(const FC_VT* q, FC_VT* u)
         t[3][j] = q[6 + j];
     }
     for (i = 0; i < 4; i++) {
-        u[4 * i] = t[i][0];
-        u[4 * i + 1] = (t[i][0] + t[i][1] + t[i][2]) * h;
-        u[4 * i + 2] = (t[i][0] - t[i][1] + t[i][2]) * h;
-        u[4 * i + 3] = t[i][2];
+        *(FC_VTU*)(u + 4 * i * ld) = t[i][0];
+        *(FC_VTU*)(u + (4 * i + 1) * ld) = (t[i][0] + t[i][1] + t[i][2]) * h;
+        *(FC_VTU*)(u + (4 * i + 2) * ld) = (t[i][0] - t[i][1] + t[i][2]) * h;
+        *(FC_VTU*)(u + (4 * i + 3) * ld) = t[i][2];
     }
 }
+#endif
 
 FC_CLONES static void FC_NAME(fc_wino_weights)(const FC_T* FC_RESTRICT g, ptrdiff_t C,
                                                FC_T* FC_RESTRICT U, ptrdiff_t ld)
 {
-    enum { VL = sizeof(FC_VT) / sizeof(FC_T) };
-    FC_T tb[9][VL];
-    FC_VT q[9], u[16];
-    ptrdiff_t c = 0, n;
-    int l, e;
+    ptrdiff_t c = 0;
+#if FC_VECTOR
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
     for (; c + VL <= C; c += VL) {
+        FC_VT q[9];
+        FC_T tb[9][VL];
+        int l, e;
         for (l = 0; l < VL; l++)
             for (e = 0; e < 9; e++) tb[e][l] = g[9 * (c + l) + e];
         for (e = 0; e < 9; e++) memcpy(&q[e], tb[e], sizeof(q[e]));
-        FC_NAME(fc_wino_g)(q, u);
-        for (e = 0; e < 16; e++) *(FC_VTU*)(U + e * ld + c) = u[e];
+        FC_NAME(fc_wino_gv)(q, U + c, ld);
     }
-    n = C - c; /* fewer than VL channels left */
-    if (n > 0) {
-        for (l = 0; l < VL; l++)
-            for (e = 0; e < 9; e++) tb[e][l] = l < n ? g[9 * (c + l) + e] : (FC_T)0;
-        for (e = 0; e < 9; e++) memcpy(&q[e], tb[e], sizeof(q[e]));
-        FC_NAME(fc_wino_g)(q, u);
-        for (e = 0; e < 16; e++) {
-            FC_T ub[VL];
-            memcpy(ub, &u[e], sizeof(ub));
-            for (l = 0; l < n; l++) U[e * ld + c + l] = ub[l];
-        }
-    }
+#endif
+    for (; c < C; c++) FC_NAME(fc_wino_g)(g + 9 * c, U + c, ld);
 }
 
 /* ---------------------------------------------------------------------------------------
