@@ -1,0 +1,542 @@
+/* fastconv's C kernels for one element type: the generic body behind fc_kernels.h.
+ *
+ * No include guard: fc_kernels.h includes this file once per element type, after defining
+ *
+ *     FC_T          the element type (float, double)
+ *     FC_NAME(n)    the name of function n for that type (fc_taps -> fc_taps_f, fc_taps_d)
+ *     FC_VT, FC_VTU the GNU C vector of FC_VBYTES bytes of FC_T (aligned; element-aligned
+ *                   for unaligned loads and stores), or FC_T itself without GNU C vectors
+ *     FC_MT         the integer vector of the same shape (masks, shuffles; GNU C only)
+ *
+ * and this file undefines them at its end. Everything else (FC_CLONES, FC_WIDE, fc_wide,
+ * FC_INLINE, FC_RESTRICT, FC_VECTOR, FC_VBYTES, FC_PLANE_MAX_KW, FC_BLK_MAX) comes from
+ * fc_kernels.h. Every function here is a plain C function. Register-block sizes (filters x
+ * vectors in fc_blk, rows x vectors in fc_pblk) are arguments of ``FC_INLINE``
+ * (always_inline) helpers, passed as constants by every caller, so gcc unrolls the block
+ * loops and keeps the accumulators in registers; compiler errors and debuggers point at the
+ * lines below.
+ */
+#if !defined(FC_T) || !defined(FC_NAME) || !defined(FC_VT) || !defined(FC_VTU)
+#error "fc_kernels_body.h is included by fc_kernels.h, once per element type"
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * fc_taps: the register-blocked direct convolution (see fc_kernels.h for the formula).
+ * --------------------------------------------------------------------------------------- */
+
+/* m (<= qb) positions from q0 for kb filters, in plain loops on a stack block: the tail of
+ * the vector kernels, and the whole of the fallback. */
+FC_INLINE void FC_NAME(fc_blk_loop)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                    const FC_T* w, ptrdiff_t ldw, const FC_T* bias,
+                                    FC_T* acc, ptrdiff_t L, ptrdiff_t q0, int kb,
+                                    ptrdiff_t qb, ptrdiff_t m)
+{
+    FC_T a[FC_BLK_MAX];
+    ptrdiff_t f, v, t;
+    for (f = 0; f < kb; f++)
+        for (v = 0; v < m; v++) a[f * qb + v] = bias[f];
+    for (t = 0; t < R; t++) {
+        const FC_T* xs = src + off[t] + q0;
+        for (f = 0; f < kb; f++) {
+            FC_T wv = w[f * ldw + t];
+            for (v = 0; v < m; v++) a[f * qb + v] += wv * xs[v];
+        }
+    }
+    for (f = 0; f < kb; f++)
+        for (v = 0; v < m; v++) acc[f * L + q0 + v] = a[f * qb + v];
+}
+
+#if FC_VECTOR
+/* kb filters x nv vectors of positions (kb <= 4, nv <= 4, kb * nv <= 8, both constants at
+ * every call), accumulators in registers. */
+FC_INLINE void FC_NAME(fc_blk)(const FC_T* FC_RESTRICT src, const ptrdiff_t* off,
+                               ptrdiff_t R, const FC_T* FC_RESTRICT w, ptrdiff_t ldw,
+                               const FC_T* bias, FC_T* FC_RESTRICT acc, ptrdiff_t L, int kb,
+                               int nv)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    const ptrdiff_t qb = nv * VL;
+    ptrdiff_t q0 = 0, t;
+    int f, v;
+    if (L < qb) {
+        FC_NAME(fc_blk_loop)(src, off, R, w, ldw, bias, acc, L, 0, kb, qb, L);
+        return;
+    }
+    for (;;) {
+        FC_VT a[4][4];
+        for (f = 0; f < kb; f++)
+            for (v = 0; v < nv; v++) a[f][v] = (FC_VT){0} + bias[f];
+        for (t = 0; t < R; t++) {
+            const FC_T* xs = src + off[t] + q0;
+            FC_VT xv[4];
+            for (v = 0; v < nv; v++) xv[v] = *(const FC_VTU*)(xs + v * VL);
+            for (f = 0; f < kb; f++) {
+                FC_T wv = w[f * ldw + t];
+                for (v = 0; v < nv; v++) a[f][v] += wv * xv[v];
+            }
+        }
+        for (f = 0; f < kb; f++)
+            for (v = 0; v < nv; v++) *(FC_VTU*)(acc + f * L + q0 + v * VL) = a[f][v];
+        if (q0 + qb >= L) break;
+        /* the last block ends at L, overlapping the one before: positions computed twice get
+         * the same value (same taps, same order) */
+        q0 = q0 + 2 * qb <= L ? q0 + qb : L - qb;
+    }
+}
+#else
+FC_INLINE void FC_NAME(fc_blk)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                               const FC_T* w, ptrdiff_t ldw, const FC_T* bias, FC_T* acc,
+                               ptrdiff_t L, int kb, int nv)
+{
+    const ptrdiff_t qb = 16 * nv;
+    ptrdiff_t q0;
+    for (q0 = 0; q0 < L; q0 += qb)
+        FC_NAME(fc_blk_loop)(src, off, R, w, ldw, bias, acc, L, q0, kb, qb,
+                             L - q0 < qb ? L - q0 : qb);
+}
+#endif
+
+/* filters f .. nk - 1 (fewer than four), two at a time, then one */
+FC_INLINE void FC_NAME(fc_rest)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                const FC_T* w, ptrdiff_t ldw, const FC_T* bias, ptrdiff_t f,
+                                ptrdiff_t nk, FC_T* acc, ptrdiff_t L)
+{
+    for (; f + 2 <= nk; f += 2)
+        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 2, 2);
+    for (; f < nk; f++)
+        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 1, 4);
+}
+
+/* all nk filters, four at a time (one vector of positions: 4 accumulators, as AVX2's 16 ymm
+ * registers hold no more), then two, then one */
+FC_CLONES static void FC_NAME(fc_taps4)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                        const FC_T* w, ptrdiff_t ldw, const FC_T* bias,
+                                        ptrdiff_t nk, FC_T* acc, ptrdiff_t L)
+{
+    ptrdiff_t f = 0;
+    for (; f + 4 <= nk; f += 4)
+        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 1);
+    FC_NAME(fc_rest)(src, off, R, w, ldw, bias, f, nk, acc, L);
+}
+
+/* the AVX-512 build: four filters x two vectors (8 accumulators of AVX-512's 32 zmm
+ * registers: twice the independent multiply-adds in flight, half the weight broadcasts per
+ * multiply-add) */
+FC_WIDE static void FC_NAME(fc_taps8)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                      const FC_T* w, ptrdiff_t ldw, const FC_T* bias,
+                                      ptrdiff_t nk, FC_T* acc, ptrdiff_t L)
+{
+    ptrdiff_t f = 0;
+    if (L < 2 * (ptrdiff_t)(FC_VBYTES / sizeof(FC_T))) /* too short for two vectors */
+        for (; f + 4 <= nk; f += 4)
+            FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 1);
+    for (; f + 4 <= nk; f += 4)
+        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 2);
+    FC_NAME(fc_rest)(src, off, R, w, ldw, bias, f, nk, acc, L);
+}
+
+static void FC_NAME(fc_taps)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                             const FC_T* w, ptrdiff_t ldw, const FC_T* bias, ptrdiff_t nk,
+                             FC_T* acc, ptrdiff_t L)
+{
+    if (fc_wide())
+        FC_NAME(fc_taps8)(src, off, R, w, ldw, bias, nk, acc, L);
+    else
+        FC_NAME(fc_taps4)(src, off, R, w, ldw, bias, nk, acc, L);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_rows: copy ``rows`` rows of ``n`` elements, ``sld`` apart in src and ``dld`` in dst: one
+ * call per block instead of a memcpy per row (the rows are short: a call and its size
+ * dispatch cost as much as the copy).
+ * --------------------------------------------------------------------------------------- */
+FC_CLONES static void FC_NAME(fc_rows)(FC_T* FC_RESTRICT dst, ptrdiff_t dld,
+                                       const FC_T* FC_RESTRICT src, ptrdiff_t sld,
+                                       ptrdiff_t rows, ptrdiff_t n)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    ptrdiff_t r, q;
+    for (r = 0; r < rows; r++) {
+        FC_T* d = dst + r * dld;
+        const FC_T* s = src + r * sld;
+        q = 0;
+        if (FC_VECTOR)
+            for (; q + VL <= n; q += VL) *(FC_VTU*)(d + q) = *(const FC_VTU*)(s + q);
+        for (; q < n; q++) d[q] = s[q];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_frame: ``rin`` rows of ``Wp`` elements from an H x W plane, framed by zeros: dst row r
+ * holds src row r + ih0 shifted right by pl (zero where that falls outside the plane).
+ * --------------------------------------------------------------------------------------- */
+FC_CLONES static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
+                                        const FC_T* FC_RESTRICT src, ptrdiff_t H,
+                                        ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t rin,
+                                        ptrdiff_t pl)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    ptrdiff_t lo = pl > 0 ? pl : 0, hi = pl + W < Wp ? pl + W : Wp, r, q;
+    if (hi < lo) hi = lo;
+    for (r = 0; r < rin; r++) {
+        FC_T* d = dst + r * Wp;
+        ptrdiff_t ih = ih0 + r;
+        if (ih < 0 || ih >= H) {
+            for (q = 0; q < Wp; q++) d[q] = 0;
+            continue;
+        }
+        const FC_T* s = src + ih * W - pl;
+        for (q = 0; q < lo; q++) d[q] = 0;
+        q = lo;
+        if (FC_VECTOR)
+            for (; q + VL <= hi; q += VL) *(FC_VTU*)(d + q) = *(const FC_VTU*)(s + q);
+        for (; q < hi; q++) d[q] = s[q];
+        for (q = hi; q < Wp; q++) d[q] = 0;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_plane: rows [oh0, oh1) of the stride-1 correlation of one H x W plane with one kh x kw
+ * kernel (dilation dh, dw; padding pt on top, pl on the left; zeros outside the plane),
+ * plus ``bias``, written to ``out`` (rows ``Wo`` apart, ``out`` at row oh0). The input is
+ * read in place: no framed copy and no accumulator buffer, so the plane is read once and
+ * the output written once. This is the depthwise kernel, one filter per input plane.
+ *
+ * Register blocking: rb output rows x nv vectors of columns stay in registers while the
+ * block's input rows stream past; each input row's vector load feeds the up to rb output
+ * rows it belongs to (a 3x3 kernel and rb = 4: 6 input rows x 3 taps of loads for 36
+ * multiply-adds per vector, against 9 loads for 9 done row by row). The vectors cover
+ * [0, Wo) at columns 0, VL, 2 VL, ... and the last one ends at Wo (overlapping the one
+ * before, computed twice alike). A vector whose window crosses the plane's left or right
+ * edge loads VL columns inside the plane and shifts them into place with zeros
+ * (``__builtin_shuffle``), so padding costs no scalar loop. Taps on input rows outside the
+ * plane are skipped: the caller sends only finite kernels (an infinite weight times the
+ * zero padding must give NaN). Each output gets the bias, then its taps in (i, j) order:
+ * the same sum for any row blocking, any wide or narrow build. Needs W >= VL, Wo >= VL
+ * and kw <= FC_PLANE_MAX_KW; otherwise (and without GNU C vectors) plain loops.
+ * --------------------------------------------------------------------------------------- */
+
+/* plain loops: any size, and the build without GNU C vectors */
+static void FC_NAME(fc_plane_loop)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
+                                   ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
+                                   ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out,
+                                   ptrdiff_t Wo, ptrdiff_t oh0, ptrdiff_t oh1)
+{
+    ptrdiff_t oh, ow, i, j;
+    for (oh = oh0; oh < oh1; oh++)
+        for (ow = 0; ow < Wo; ow++) {
+            FC_T a = bias;
+            for (i = 0; i < kh; i++) {
+                ptrdiff_t ih = oh - pt + i * dh;
+                if (ih < 0 || ih >= H) continue;
+                for (j = 0; j < kw; j++) {
+                    ptrdiff_t iw = ow - pl + j * dw;
+                    if (iw >= 0 && iw < W) a += w[i * kw + j] * x[ih * W + iw];
+                }
+            }
+            out[(oh - oh0) * Wo + ow] = a;
+        }
+}
+
+#if FC_VECTOR
+/* rows oh .. oh + nr - 1 (nr <= rb) at the nv vector columns pos[] (rb, nv <= 4 and edge
+ * constants at every call). A clean block (edge 0) has every tap of every vector inside
+ * the plane's columns and loads at pos[v] - pl + j dw; an edge block loads at
+ * base[v * FC_PLANE_MAX_KW + j] and shifts the lanes by sft[v * FC_PLANE_MAX_KW + j]
+ * (idx[sft + VL] is that shift's shuffle, zeros coming in). */
+FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_t W,
+                                const FC_T* FC_RESTRICT w, ptrdiff_t kh, ptrdiff_t kw,
+                                ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pt, ptrdiff_t pl,
+                                FC_T bias, FC_T* FC_RESTRICT out, ptrdiff_t Wo, ptrdiff_t oh,
+                                ptrdiff_t nr, const ptrdiff_t* pos, const ptrdiff_t* base,
+                                const int* sft, const FC_MT* idx, int rb, int nv, int edge)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    FC_VT a[4][4], xv[4];
+    const FC_VT zero = (FC_VT){0};
+    ptrdiff_t wrow[4], p[4], ih, ihlo = oh - pt;
+    ptrdiff_t ihhi = oh + nr - 1 - pt + (kh - 1) * dh, j;
+    int r, v;
+    for (v = 0; v < nv; v++) p[v] = pos[v] - pl;
+    for (r = 0; r < rb; r++)
+        for (v = 0; v < nv; v++) a[r][v] = zero + bias;
+    if (ihlo < 0) ihlo = 0;
+    if (ihhi > H - 1) ihhi = H - 1;
+    for (ih = ihlo; ih <= ihhi; ih++) {
+        const FC_T* xr = x + ih * W;
+        /* the kernel row each output row of the block takes from input row ih */
+        for (r = 0; r < rb; r++) {
+            ptrdiff_t d = ih - (oh + r - pt);
+            wrow[r] = (r < nr && d >= 0 && d % dh == 0 && d / dh < kh) ? d / dh * kw : -1;
+        }
+        for (j = 0; j < kw; j++) {
+            for (v = 0; v < nv; v++) {
+                if (edge) {
+                    int m = sft[v * FC_PLANE_MAX_KW + j];
+                    FC_VT u = *(const FC_VTU*)(xr + base[v * FC_PLANE_MAX_KW + j]);
+                    xv[v] = m == 0 ? u : __builtin_shuffle(u, zero, idx[m + VL]);
+                } else {
+                    xv[v] = *(const FC_VTU*)(xr + p[v] + j * dw);
+                }
+            }
+            for (r = 0; r < rb; r++) {
+                if (wrow[r] < 0) continue;
+                FC_T wv = w[wrow[r] + j];
+                for (v = 0; v < nv; v++) a[r][v] += wv * xv[v];
+            }
+        }
+    }
+    for (r = 0; r < rb; r++) {
+        if (r >= nr) break;
+        for (v = 0; v < nv; v++) *(FC_VTU*)(out + r * Wo + pos[v]) = a[r][v];
+    }
+}
+
+/* the whole plane in blocks of rb output rows x NV vectors of columns (rb, NV constants at
+ * every call). The vectors go NV at a time (three left of four run as four, the last one
+ * computed twice; then two, then one); a block is clean when all its vectors are, that is
+ * inside [kc0, kc1). The loops over rows stay in this function, one per block shape: moved
+ * into an always_inline helper of their own, they made gcc 12 spill vectors in the hot
+ * loop of the AVX-512 float build (a third slower on a padded 56 x 56 plane). */
+FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
+                                     ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
+                                     ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out,
+                                     ptrdiff_t Wo, ptrdiff_t oh0, ptrdiff_t oh1, int rb,
+                                     int NV)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    FC_MT idx[2 * VL + 1];
+    ptrdiff_t pos[4], base[4 * FC_PLANE_MAX_KW], nvec = (Wo + VL - 1) / VL;
+    ptrdiff_t k0, kc0 = nvec, kc1 = nvec, oh, j, c, b, span = (kw - 1) * dw;
+    int sft[4 * FC_PLANE_MAX_KW], l, v, nv, nb, clean;
+    /* idx[m + VL]: lane l takes lane l + m, zero when that is outside the vector */
+    for (c = 0; c < 2 * VL + 1; c++)
+        for (l = 0; l < VL; l++) {
+            ptrdiff_t src = l + c - VL;
+            idx[c][l] = src >= 0 && src < VL ? src : VL;
+        }
+    /* clean: pos >= pl and pos - pl + span + VL <= W; pos grows with the index */
+    for (k0 = 0; k0 < nvec; k0++) {
+        c = k0 * VL < Wo - VL ? k0 * VL : Wo - VL;
+        if (c >= pl && c - pl + span + VL <= W) {
+            if (kc0 == nvec) kc0 = k0;
+            kc1 = k0 + 1;
+        }
+    }
+    if (kc0 == nvec) kc0 = kc1 = 0;
+    for (k0 = 0; k0 < nvec; k0 += nv) {
+        nv = nvec - k0 >= NV ? NV : (int)(nvec - k0);
+        nb = nv > 2 || nv == NV ? NV : nv; /* the block's vectors: the last one repeated */
+        clean = k0 >= kc0 && k0 + nv <= kc1;
+        for (v = 0; v < nb; v++) {
+            ptrdiff_t kv = k0 + (v < nv ? v : nv - 1);
+            pos[v] = kv * VL < Wo - VL ? kv * VL : Wo - VL;
+            if (!clean)
+                for (j = 0; j < kw; j++) {
+                    c = pos[v] - pl + j * dw; /* the first column this tap reads */
+                    b = c < 0 ? 0 : c > W - VL ? W - VL : c;
+                    base[v * FC_PLANE_MAX_KW + j] = b;
+                    c -= b; /* a shift of VL or more leaves only zeros */
+                    sft[v * FC_PLANE_MAX_KW + j] = (int)(c < -VL ? -VL : c > VL ? VL : c);
+                }
+        }
+        /* rows [oh0, oh1), rb at a time, with the block shape as constants */
+        if (nb == NV && clean)
+            for (oh = oh0; oh < oh1; oh += rb)
+                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
+                                 rb, NV, 0);
+        else if (nb == NV)
+            for (oh = oh0; oh < oh1; oh += rb)
+                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
+                                 rb, NV, 1);
+        else if (nb == 2 && clean)
+            for (oh = oh0; oh < oh1; oh += rb)
+                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
+                                 rb, 2, 0);
+        else if (nb == 2)
+            for (oh = oh0; oh < oh1; oh += rb)
+                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
+                                 rb, 2, 1);
+        else if (clean)
+            for (oh = oh0; oh < oh1; oh += rb)
+                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
+                                 rb, 1, 0);
+        else
+            for (oh = oh0; oh < oh1; oh += rb)
+                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
+                                 rb, 1, 1);
+    }
+}
+
+/* the narrow build: 2 rows x 2 vectors (eight ymm accumulators in AVX2) */
+FC_CLONES static void FC_NAME(fc_plane2)(const FC_T* x, ptrdiff_t H, ptrdiff_t W,
+                                         const FC_T* w, ptrdiff_t kh, ptrdiff_t kw,
+                                         ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pt,
+                                         ptrdiff_t pl, FC_T bias, FC_T* out, ptrdiff_t Wo,
+                                         ptrdiff_t oh0, ptrdiff_t oh1)
+{
+    FC_NAME(fc_plane_vec)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1, 2, 2);
+}
+
+/* the wide one, AVX-512 only: 4 rows x 4 vectors (16 of the 32 zmm registers) */
+FC_WIDE static void FC_NAME(fc_plane4)(const FC_T* x, ptrdiff_t H, ptrdiff_t W,
+                                       const FC_T* w, ptrdiff_t kh, ptrdiff_t kw,
+                                       ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pt, ptrdiff_t pl,
+                                       FC_T bias, FC_T* out, ptrdiff_t Wo, ptrdiff_t oh0,
+                                       ptrdiff_t oh1)
+{
+    FC_NAME(fc_plane_vec)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1, 4, 4);
+}
+#endif /* FC_VECTOR */
+
+static void FC_NAME(fc_plane)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
+                              ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
+                              ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out, ptrdiff_t Wo,
+                              ptrdiff_t oh0, ptrdiff_t oh1)
+{
+#if FC_VECTOR
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    if (W < VL || Wo < VL || kw > FC_PLANE_MAX_KW)
+        FC_NAME(fc_plane_loop)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
+    else if (fc_wide())
+        FC_NAME(fc_plane4)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
+    else
+        FC_NAME(fc_plane2)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
+#else
+    FC_NAME(fc_plane_loop)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_wino_weights: Winograd F(2x2, 3x3)'s transform of one filter's C kernels,
+ * U[xi * ld + c] = (G g_c G^T)[xi] for g_c = g[9 c .. 9 c + 8] (xi = 4 i + j), with
+ * G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]. VL channels at a time:
+ * their 9 x VL weights transposed through a stack block, then the transform on vectors
+ * and 16 vector stores (gcc does not vectorize the stride-9 loads by itself); the same
+ * arithmetic, in the same order, for the last channels one at a time.
+ * --------------------------------------------------------------------------------------- */
+
+/* u[(4 i + j) ld] = (G q G^T)[i][j] for the 3 x 3 kernel q[3 i + j], one channel */
+FC_INLINE void FC_NAME(fc_wino_g)(const FC_T* q, FC_T* u, ptrdiff_t ld)
+{
+    const FC_T h = (FC_T)0.5;
+    FC_T t[4][3];
+    int i, j;
+    for (j = 0; j < 3; j++) {
+        t[0][j] = q[j];
+        t[1][j] = (q[j] + q[3 + j] + q[6 + j]) * h;
+        t[2][j] = (q[j] - q[3 + j] + q[6 + j]) * h;
+        t[3][j] = q[6 + j];
+    }
+    for (i = 0; i < 4; i++) {
+        u[4 * i * ld] = t[i][0];
+        u[(4 * i + 1) * ld] = (t[i][0] + t[i][1] + t[i][2]) * h;
+        u[(4 * i + 2) * ld] = (t[i][0] - t[i][1] + t[i][2]) * h;
+        u[(4 * i + 3) * ld] = t[i][2];
+    }
+}
+
+#if FC_VECTOR
+/* fc_wino_g on vectors: VL channels, lane by lane, the same arithmetic in the same order */
+FC_INLINE void FC_NAME(fc_wino_gv)(const FC_VT* q, FC_T* u, ptrdiff_t ld)
+{
+    const FC_VT h = (FC_VT){0} + (FC_T)0.5;
+    FC_VT t[4][3];
+    int i, j;
+    for (j = 0; j < 3; j++) {
+        t[0][j] = q[j];
+        t[1][j] = (q[j] + q[3 + j] + q[6 + j]) * h;
+        t[2][j] = (q[j] - q[3 + j] + q[6 + j]) * h;
+        t[3][j] = q[6 + j];
+    }
+    for (i = 0; i < 4; i++) {
+        *(FC_VTU*)(u + 4 * i * ld) = t[i][0];
+        *(FC_VTU*)(u + (4 * i + 1) * ld) = (t[i][0] + t[i][1] + t[i][2]) * h;
+        *(FC_VTU*)(u + (4 * i + 2) * ld) = (t[i][0] - t[i][1] + t[i][2]) * h;
+        *(FC_VTU*)(u + (4 * i + 3) * ld) = t[i][2];
+    }
+}
+#endif
+
+FC_CLONES static void FC_NAME(fc_wino_weights)(const FC_T* FC_RESTRICT g, ptrdiff_t C,
+                                               FC_T* FC_RESTRICT U, ptrdiff_t ld)
+{
+    ptrdiff_t c = 0;
+#if FC_VECTOR
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    for (; c + VL <= C; c += VL) {
+        FC_VT q[9];
+        FC_T tb[9][VL];
+        int l, e;
+        for (l = 0; l < VL; l++)
+            for (e = 0; e < 9; e++) tb[e][l] = g[9 * (c + l) + e];
+        for (e = 0; e < 9; e++) memcpy(&q[e], tb[e], sizeof(q[e]));
+        FC_NAME(fc_wino_gv)(q, U + c, ld);
+    }
+#endif
+    for (; c < C; c++) FC_NAME(fc_wino_g)(g + 9 * c, U + c, ld);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_absmax: the largest |x[i]| of n values (0 when n is 0); +inf if one is infinite, NaN
+ * if one is NaN. The scan behind Winograd's run-time range check (in _cy_conv) and the
+ * finite-weights checks: per vector one mask, one compare and one blend, no branch, so it
+ * runs at memory speed. A maximum is exact and independent of order, so any split of the
+ * array (threads, chunks) gives the same answer.
+ * --------------------------------------------------------------------------------------- */
+#if FC_VECTOR
+FC_CLONES static FC_T FC_NAME(fc_absmax)(const FC_T* x, ptrdiff_t n)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    const FC_MT sgn = (FC_MT)(-(FC_VT){0}); /* -0.0: the sign bits alone */
+    FC_VT vm = {0};
+    FC_MT nan = {0};
+    FC_T m = 0;
+    ptrdiff_t i = 0;
+    int l, bad = 0;
+    for (; i + VL <= n; i += VL) {
+        FC_VT a = *(const FC_VTU*)(x + i);
+        FC_MT gt;
+        a = (FC_VT)((FC_MT)a & ~sgn);
+        gt = a > vm;
+        vm = (FC_VT)(((FC_MT)a & gt) | ((FC_MT)vm & ~gt));
+        nan |= a != a;
+    }
+    for (l = 0; l < VL; l++) {
+        bad |= nan[l] != 0;
+        if (vm[l] > m) m = vm[l];
+    }
+    for (; i < n; i++) {
+        FC_T a = x[i] < 0 ? -x[i] : x[i];
+        bad |= a != a;
+        if (a > m) m = a;
+    }
+    return bad ? (FC_T)NAN : m;
+}
+#else
+static FC_T FC_NAME(fc_absmax)(const FC_T* x, ptrdiff_t n)
+{
+    FC_T m = 0;
+    ptrdiff_t i;
+    int bad = 0;
+    for (i = 0; i < n; i++) {
+        FC_T a = x[i] < 0 ? -x[i] : x[i];
+        bad |= a != a;
+        if (a > m) m = a;
+    }
+    return bad ? (FC_T)NAN : m;
+}
+#endif
+
+/* this body's parameters, for the next element type */
+#undef FC_T
+#undef FC_NAME
+#undef FC_VT
+#undef FC_VTU
+#undef FC_MT
