@@ -66,6 +66,14 @@
 
 #define FC_VBYTES 64
 
+/* FC_PLANE_VECTOR: fc_plane's vector build shifts lanes by a run-time mask
+ * (__builtin_shuffle), which only gcc has; clang (Apple's included) builds its plain loop. */
+#if FC_VECTOR && !defined(__clang__)
+#define FC_PLANE_VECTOR 1
+#else
+#define FC_PLANE_VECTOR 0
+#endif
+
 /* FC_WIDE: the AVX-512 build of the kernels with eight accumulators, taken when the CPU has
  * all of x86-64-v4 (as the target_clones resolver checks it; gcc >= 12 names the level) and
  * FASTCONV_NO_WIDE is not set in the environment (the tests use it to run both builds on

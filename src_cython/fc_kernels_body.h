@@ -238,7 +238,7 @@ static void FC_NAME(fc_plane_loop)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, cons
         }
 }
 
-#if FC_VECTOR
+#if FC_PLANE_VECTOR
 /* rows oh .. oh + nr - 1 (nr <= rb) at the nv vector columns pos[] (rb, nv <= 4 and edge
  * constants at every call). A clean block (edge 0) has every tap of every vector inside
  * the plane's columns and loads at pos[v] - pl + j dw; an edge block loads at
@@ -393,14 +393,14 @@ FC_WIDE static void FC_NAME(fc_plane4)(const FC_T* x, ptrdiff_t H, ptrdiff_t W,
 {
     FC_NAME(fc_plane_vec)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1, 4, 4);
 }
-#endif /* FC_VECTOR */
+#endif /* FC_PLANE_VECTOR */
 
 static void FC_NAME(fc_plane)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
                               ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
                               ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out, ptrdiff_t Wo,
                               ptrdiff_t oh0, ptrdiff_t oh1)
 {
-#if FC_VECTOR
+#if FC_PLANE_VECTOR
     enum { VL = FC_VBYTES / sizeof(FC_T) };
     if (W < VL || Wo < VL || kw > FC_PLANE_MAX_KW)
         FC_NAME(fc_plane_loop)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);

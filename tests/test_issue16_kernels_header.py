@@ -7,6 +7,8 @@ kernels compute the same results is what the rest of the suite checks.
 """
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,14 @@ def test_issue16_body_included_once_per_type_and_rebuilt_when_changed():
     assert re.search(r"recursive-include src_cython .*\*\.h", manifest)
     for h in SRC.glob("*.h"):
         assert f"{{SRC}}/{h.name}" in deps.group(1), f"setup.py depends= lacks {h.name}"
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="needs clang")
+def test_issue16_headers_compile_with_clang(tmp_path):
+    """Apple's compiler is clang: the kernels' headers must compile with it (gcc's
+    run-time-mask __builtin_shuffle made every clang build fail)."""
+    src = tmp_path / "t.c"
+    src.write_text('#include "fc_kernels.h"\nint main(void) { return 0; }\n')
+    proc = subprocess.run(["clang", "-fsyntax-only", "-I", str(SRC), str(src)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
