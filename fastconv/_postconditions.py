@@ -76,7 +76,7 @@ def _indices_outside_plane(op, backend, spec, out, compute):
     get an in-plane index and a zero there (copies, never the caller's arrays)."""
     idx = spec.indices
     plane = out.shape[2] * out.shape[3]
-    if idx.min() < 0 or idx.max() >= plane:  # not empty: _empty_batch runs first
+    if idx.size and (idx.min() < 0 or idx.max() >= plane):
         outside = (idx < 0) | (idx >= plane)
         spec = spec._replace(indices=np.where(outside, 0, idx),
                              grad_output=np.where(outside, 0, spec.grad_output))

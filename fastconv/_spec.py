@@ -3,7 +3,8 @@
 A public function turns its arguments into a small frozen *spec*: prepared arrays (C-contiguous,
 in the compute dtype), integer tuples for stride, padding and dilation, and the output shape.
 Every check that keeps the compiled kernels safe lives here: the kernels run without bounds
-checks and trust the spec completely.
+checks and trust the spec completely. (A value the kernels must not see but that is not an
+error, a max-pool index outside the plane, is replaced by :mod:`fastconv._postconditions`.)
 
 Facts that live here and nowhere else:
 
