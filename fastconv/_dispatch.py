@@ -230,7 +230,8 @@ def run(op: str, backend, spec, out, compute=None):
     the results of the pieces finished before the interrupt; the rest of it is
     unspecified. Small calls run in one piece, as before.
     """
-    name = resolve(backend, op)
+    # a backend that callers resolved already (call_kernel's kernel() checks the op)
+    name = backend if backend in _loaded else resolve(backend, op)
     _postconditions.apply(op, name, spec, out, _compute if compute is None else compute)
     return out
 

@@ -144,7 +144,23 @@ def _tapless(size, out, k, stride, dilation, before):
 # --------------------------------------------------------------------------------------------
 _TESTS = "tests/test_postconditions.py::"
 
-POSTCONDITIONS = {
+
+class _Table(dict):
+    """A dict that forgets :func:`apply`'s per-op lists whenever an entry is set or
+    deleted (a test removes one with ``monkeypatch.delitem``)."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        _BY_OP.clear()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        _BY_OP.clear()
+
+
+_BY_OP: dict = {}  # op -> the functions of its entries, in the table's order
+
+POSTCONDITIONS = _Table({
     "empty_batch": Postcondition(
         ALL_OPS, _empty_batch,
         "the kernels' block arithmetic is not written for an empty batch",
@@ -157,21 +173,26 @@ POSTCONDITIONS = {
         frozenset({"conv2d_weight"}), _nonfinite_meets_padding,
         "the compiled direct loops skip the taps in the zero padding",
         _TESTS + "test_issue16_postcondition_nonfinite_meets_padding"),
-}
+})
 
 
 def apply(op, backend, spec, out, compute):
     """``compute(op, backend, spec, out)`` under the entries of :data:`POSTCONDITIONS`
     that name ``op``, in the table's order (the first one outermost)."""
-    fns = [p.function for p in POSTCONDITIONS.values() if op in p.ops]
-    _chain(fns, op, backend, spec, out, compute)
+    fns = _BY_OP.get(op)
+    if fns is None:
+        fns = _BY_OP[op] = tuple(p.function for p in POSTCONDITIONS.values() if op in p.ops)
+    if len(fns) == 1:  # most ops: the empty-batch rule only
+        fns[0](op, backend, spec, out, compute)
+    else:
+        _chain(fns, op, backend, spec, out, compute)
 
 
 def _chain(fns, op, backend, spec, out, compute):
-    if len(fns) == 1:
-        fns[0](op, backend, spec, out, compute)
-    elif fns:
+    if len(fns) > 1:
         fns[0](op, backend, spec, out, functools.partial(_rest, fns[1:], compute))
+    elif fns:
+        fns[0](op, backend, spec, out, compute)
     else:
         compute(op, backend, spec, out)
 
