@@ -230,6 +230,8 @@ def run(op: str, backend, spec, out, compute=None):
     the results of the pieces finished before the interrupt; the rest of it is
     unspecified. Small calls run in one piece, as before.
     """
+    if spec.op != op:  # a caller's mistake: the kernel would misread its arguments
+        raise ValueError(f"run({op!r}) was given the spec of {spec.op!r}")
     # a backend that callers resolved already (call_kernel's kernel() checks the op)
     name = backend if backend in _loaded else resolve(backend, op)
     _postconditions.apply(op, name, spec, out, _compute if compute is None else compute)

@@ -63,13 +63,14 @@ def test_issue16_postconditions_table_names_known_ops_and_its_tests():
 
 
 # --------------------------------------------------------------------------------------------
-# empty_batch
+# the specs run() takes
 # --------------------------------------------------------------------------------------------
-def _empty_calls():
-    """(op, spec, out) of an empty call of every op, ``out`` filled with NaN."""
-    x, w = np.ones((0, 2, 5, 5)), np.ones((4, 2, 3, 3))
-    gy = np.ones((0, 4, 5, 5))
-    specs = {
+def _specs(batch):
+    """{op: spec} of a small call of every op, with ``batch`` images."""
+    x, w = np.ones((batch, 2, 5, 5)), np.ones((4, 2, 3, 3))
+    gy = np.ones((batch, 4, 5, 5))
+    gp = np.ones((batch, 2, 2, 2))
+    return {
         "conv2d": S.conv_spec(x, w, None, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d": S.pool_spec(x, 2, None, 0, 1, False, 2, op="max_pool2d",
                                   return_indices=True),
@@ -77,17 +78,62 @@ def _empty_calls():
         "locally_connected2d": S.local_spec(x, np.ones((3, 3, 4, 2, 3, 3)), None, 1, 0),
         "conv2d_input": S.conv_input_grad_spec(x.shape, w, gy, 1, 1, 1, 1, "zeros", 2),
         "conv2d_weight": S.conv_weight_grad_spec(x, w.shape, gy, 1, 1, 1, 1, "zeros", 2),
-        # an empty pooled plane of a non-empty input: zeros of the input's shape
-        "max_pool2d_backward": S.max_pool_grad_spec(np.ones((2, 3, 0, 0)),
-                                                    np.zeros((2, 3, 0, 0), int),
-                                                    (2, 3, 4, 4), 2),
-        "avg_pool2d_backward": S.avg_pool_grad_spec(np.ones((0, 2, 2, 2)), (0, 2, 5, 5), 2,
-                                                    None, 0, False, True),
+        "max_pool2d_backward": S.max_pool_grad_spec(gp, np.zeros(gp.shape, int), x.shape, 2),
+        "avg_pool2d_backward": S.avg_pool_grad_spec(gp, x.shape, 2, None, 0, False, True),
     }
+
+
+def _out(spec):
+    return np.empty(spec.grad_shape if spec.family == "grad" else spec.out_shape, spec.dtype)
+
+
+def test_issue16_one_spec_kind_per_op_family():
+    """Every op's spec is a NamedTuple naming its op and family, whose kernel_args(out)
+    puts ``out`` where the reference kernel takes its output; run() gives the reference
+    kernel's result."""
+    import inspect
+
+    from fastconv import reference
+
+    specs = _specs(2)
     assert set(specs) == set(_dispatch._FAMILY)
     for op, spec in specs.items():
-        shape = spec.grad_shape if spec.family == "grad" else spec.out_shape
-        yield op, spec, np.full(shape, np.nan, spec.dtype)
+        assert isinstance(spec, tuple) and hasattr(type(spec), "_fields"), op  # NamedTuple
+        assert spec.op == op and spec.family == _dispatch._FAMILY[op], op
+        assert not spec.empty and _specs(0)[op].empty, op
+        params = list(inspect.signature(getattr(reference, op)).parameters)[:-1]  # nthreads
+        out = _out(spec)
+        args = spec.kernel_args(out)
+        assert len(args) == len(params), op
+        assert [i for i, a in enumerate(args) if a is out] == \
+            [params.index(n) for n in ("out", "gx", "gw") if n in params], op
+        want = np.full_like(out, np.nan)
+        getattr(reference, op)(*spec.kernel_args(want))
+        got = np.full_like(out, np.nan)
+        assert _dispatch.run(op, "numpy", spec, got) is got
+        np.testing.assert_array_equal(got, want, err_msg=op)
+
+
+def test_issue16_run_refuses_the_spec_of_another_op():
+    specs = _specs(1)
+    spec = specs["conv2d_input"]
+    with pytest.raises(ValueError, match="conv2d_weight.*conv2d_input"):
+        _dispatch.run("conv2d_weight", "numpy", spec, _out(spec))
+    with pytest.raises(ValueError, match="avg_pool2d.*max_pool2d"):
+        _dispatch.run("avg_pool2d", "numpy", specs["max_pool2d"], _out(specs["max_pool2d"]))
+
+
+# --------------------------------------------------------------------------------------------
+# empty_batch
+# --------------------------------------------------------------------------------------------
+def _empty_calls():
+    """(op, spec, out) of an empty call of every op, ``out`` filled with NaN."""
+    specs = _specs(0)
+    # and an empty pooled plane of a non-empty input: zeros of the input's shape
+    specs["max_pool2d_backward"] = S.max_pool_grad_spec(
+        np.ones((2, 3, 0, 0)), np.zeros((2, 3, 0, 0), int), (2, 3, 4, 4), 2)
+    for op, spec in specs.items():
+        yield op, spec, np.full_like(_out(spec), np.nan)
 
 
 def _check_empty_batch(monkeypatch, backend):
