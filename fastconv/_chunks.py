@@ -12,7 +12,7 @@ KeyboardInterrupt only as its ``__cause__``.
 
 What
 ----
-:func:`call` (the hook in :func:`fastconv._dispatch.run`) estimates the call's cost from
+:func:`call` (the hook in :func:`fastconv._dispatch.call_kernel`) estimates the call's cost from
 the shapes (:func:`estimate`). A call estimated under ``SPLIT_SECONDS`` (every benchmark
 shape of ``fastconv/bench/cases.py``, on every backend) runs as it always did, in one piece: the
 estimate is a few multiplications. A larger one is cut into independent pieces of about
@@ -451,25 +451,26 @@ def _algo(path):
 # --------------------------------------------------------------------------------------------
 # running them
 # --------------------------------------------------------------------------------------------
-def call(op, name, fn, args, call_one):
+def call(op, name, fn, args, call_one) -> None:
     """``call_one(op, name, fn, args)``, in pieces when the call is large (see the module
-    docstring); returns the filled output argument as the kernel does."""
+    docstring): the kernel's output arguments in ``args`` are filled."""
     if _plan.seconds(op, name, args) <= SPLIT_SECONDS:
         try:
-            return call_one(op, name, fn, args)
+            call_one(op, name, fn, args)
+            return
         except SystemError as exc:
             _reraise_interrupt(exc)
             raise
     cuts = plan(op, name, args)
     if cuts is None:
-        return _run_one(call_one, op, name, fn, args)
+        _run_one(call_one, op, name, fn, args)
+        return
     for cut in cuts:
         p = _piece(op, args, cut)
         _run_one(call_one, op, name, fn, p.args)
         if p.dest is not None:
             p.dest[...] = p.scratch
         # back in the interpreter: a pending SIGINT raises KeyboardInterrupt here
-    return _result(op, args)
 
 
 def _run_one(call_one, op, name, fn, args):
@@ -487,8 +488,3 @@ def _reraise_interrupt(exc):
     for e in (exc.__cause__, exc.__context__):
         if isinstance(e, KeyboardInterrupt):
             raise e from None
-
-
-def _result(op, args):
-    from ._dispatch import _OUT_ARG
-    return args[_OUT_ARG[op]]

@@ -19,6 +19,12 @@ ones and says why it is missing.
 ``cython`` when it is available, else ``numba``, else ``numpy``. (The Cython kernels need no
 JIT warm-up.) The compiled convolution kernels then run the algorithm :mod:`fastconv._plan`
 gives the call's shapes, passed to them as ``algo``.
+
+Calls
+-----
+``run(op, backend, spec, out)``: ``spec`` is the call's :mod:`fastconv._spec` spec and
+``out`` the array the kernel fills. The kernel gets ``spec.kernel_args(out)``, under the
+rules of :mod:`fastconv._postconditions` (the semantics that the kernels leave to it).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import os
 import threading
 import time
 
-from . import _chunks, _plan, _threads
+from . import _chunks, _plan, _postconditions, _threads
 
-__all__ = ["BACKENDS", "backends", "set_backend", "get_backend", "use_backend", "kernel", "run"]
+__all__ = ["BACKENDS", "backends", "set_backend", "get_backend", "use_backend", "kernel", "run",
+           "call_kernel"]
 
 BACKENDS = ("numpy", "cython", "numba")
 _AUTO_ORDER = ("cython", "numba", "numpy")
@@ -181,12 +188,6 @@ def kernel(op: str, backend=None):
     return name, getattr(_load(name)[_FAMILY[op]], op)
 
 
-# The argument each kernel fills (the kernel contract in fastconv.reference).
-_OUT_ARG = {"conv2d": 3, "max_pool2d": 1, "avg_pool2d": 1, "locally_connected2d": 3,
-            "conv2d_input": 2, "conv2d_weight": 2, "max_pool2d_backward": 2,
-            "avg_pool2d_backward": 1}
-
-
 def _forked_child_kernel(op: str):
     """The kernel a Numba call runs in a process forked after Numba's OpenMP layer ran in
     the parent, where Numba's parallel kernels would abort it: Cython's, else the
@@ -205,8 +206,17 @@ def _calls_blas(name: str, op: str, algo) -> bool:
     return name != "numpy" and op in _BLAS_OPS and algo != _plan.DIRECT
 
 
-def run(op: str, backend, *args):
-    """Run ``op``'s kernel with ``args`` and the configured thread count.
+def run(op: str, backend, spec, out, compute=None):
+    """Compute ``op`` described by ``spec`` (a :mod:`fastconv._spec` spec) into ``out`` (the
+    array its kernel fills, allocated and validated by the caller) on ``backend`` (a name or
+    None: :func:`resolve`), with the configured thread count; return ``out``.
+
+    The kernel receives ``spec.kernel_args(out)``. Around it, the rules of
+    :data:`fastconv._postconditions.POSTCONDITIONS` that name ``op`` (an empty batch runs
+    no kernel and gives zeros; max-pool indices outside the plane; a non-finite gradient
+    meeting the zero padding). ``compute(op, name, spec, out)`` replaces the kernel call
+    inside them (:func:`call_kernel` on ``spec.kernel_args(out)``): grad.py passes its
+    long-row tiling, whose tiles call :func:`call_kernel`.
 
     Compiled kernels call BLAS from inside their own parallel regions, so BLAS is held at one
     thread while they run: OpenMP and OpenBLAS threads never multiply. In a forked process,
@@ -216,29 +226,38 @@ def run(op: str, backend, *args):
 
     Ctrl-C: a call estimated to take long (over ``fastconv._chunks.SPLIT_SECONDS``) runs
     as independent pieces of about ``PIECE_SECONDS`` each, and a SIGINT raises a plain
-    KeyboardInterrupt between two of them (:mod:`fastconv._chunks`). The output argument
-    then holds the results of the pieces finished before the interrupt; the rest of it is
+    KeyboardInterrupt between two of them (:mod:`fastconv._chunks`). ``out`` then holds
+    the results of the pieces finished before the interrupt; the rest of it is
     unspecified. Small calls run in one piece, as before.
     """
-    name, fn = kernel(op, backend)
-    if args[0].size == 0:
-        # An empty batch (N == 0: the one empty dimension validation lets through, as in
-        # torch) or an empty max-pool grad_output. Nothing to compute, and the kernels'
-        # block arithmetic is not written for it (Cython's pools divided by zero). The
-        # result is empty, or zeros where it is a sum over no terms (weight gradient).
-        out = args[_OUT_ARG[op]]
-        out[...] = 0
-        return out
+    if spec.op != op:  # a caller's mistake: the kernel would misread its arguments
+        raise ValueError(f"run({op!r}) was given the spec of {spec.op!r}")
+    # a backend that callers resolved already (call_kernel's kernel() checks the op)
+    name = backend if backend in _loaded else resolve(backend, op)
+    _postconditions.apply(op, name, spec, out, _compute if compute is None else compute)
+    return out
+
+
+def _compute(op, name, spec, out):
+    call_kernel(op, name, spec.kernel_args(out))
+
+
+def call_kernel(op: str, name: str, args) -> None:
+    """The kernel of ``op`` on the resolved backend ``name``, on its positional arguments
+    ``args`` (the output array among them), in pieces when it is long
+    (:func:`fastconv._chunks.call`); no postconditions: for the whole call, or a piece of a
+    call that :func:`run` covers."""
+    name, fn = kernel(op, name)
     if name == "numba" and _threads.forked_after_openmp():  # fastconv._threads: fork safety
         name, fn = _forked_child_kernel(op)
     key = (name, op)
     if key in _first_call_s:
-        return _chunks.call(op, name, fn, args, _call)
+        _chunks.call(op, name, fn, args, _call)
+        return
     # the first call of this kernel in this process: Numba compiles (or loads its cache) here
     t0 = time.perf_counter()
-    result = _chunks.call(op, name, fn, args, _call)
+    _chunks.call(op, name, fn, args, _call)
     _first_call_s.setdefault(key, time.perf_counter() - t0)
-    return result
 
 
 def first_call_seconds() -> dict:

@@ -3,7 +3,8 @@
 A public function turns its arguments into a small frozen *spec*: prepared arrays (C-contiguous,
 in the compute dtype), integer tuples for stride, padding and dilation, and the output shape.
 Every check that keeps the compiled kernels safe lives here: the kernels run without bounds
-checks and trust the spec completely.
+checks and trust the spec completely. (A value the kernels must not see but that is not an
+error, a max-pool index outside the plane, is replaced by :mod:`fastconv._postconditions`.)
 
 Facts that live here and nowhere else:
 
@@ -11,26 +12,52 @@ Facts that live here and nowhere else:
 * the output-size arithmetic (:func:`conv_out_size`, :func:`pool_out_size`);
 * the meaning of ``padding="same"`` and of the padding modes;
 * the size limits that turn an impossible request into a ValueError instead of a crash.
+
+Specs
+-----
+One spec type per op family, all of one kind (``typing.NamedTuple``: the cheapest to build
+and read on every call, measured against frozen slotted dataclasses):
+
+* :class:`ConvSpec`: ``conv2d`` (conv1d/conv2d, and the NumPy/SciPy-style functions through
+  :func:`signal_spec`);
+* :class:`ConvGradSpec`: ``conv2d_input`` and ``conv2d_weight``;
+* :class:`PoolSpec`: ``max_pool2d`` and ``avg_pool2d``;
+* :class:`PoolGradSpec`: ``max_pool2d_backward`` and ``avg_pool2d_backward``;
+* :class:`LocalSpec`: ``locally_connected2d``.
+
+Each names its kernel (``op``) and its family (``family``: :mod:`fastconv._dispatch`'s
+module key), says whether there is anything to compute (``empty``), and gives the kernel's
+positional arguments with the output array in place (``kernel_args(out)``, the contract of
+:mod:`fastconv.reference`). The caller allocates ``out``; a max-pool's indices, its second
+output, are carried by the spec (``PoolSpec.indices``). Dispatch is then
+``fastconv._dispatch.run(op, backend, spec, out)``. The shape-only geometries the specs are
+built from (:class:`ConvGeometry`, :class:`PoolGeometry`) are NamedTuples too.
 """
 
 from __future__ import annotations
 
 import operator
 import os
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
     "ConvSpec",
+    "ConvGradSpec",
     "PoolSpec",
+    "PoolGradSpec",
+    "LocalSpec",
+    "ConvGeometry",
+    "PoolGeometry",
     "PADDING_MODES",
     "result_dtype",
     "conv_out_size",
     "pool_out_size",
     "conv_geometry",
     "conv_spec",
+    "signal_spec",
+    "local_spec",
     "pool_geometry",
     "pool_spec",
     "check_out",
@@ -213,6 +240,19 @@ class ConvSpec(NamedTuple):
     has_bias: bool
     result_shape: tuple  # the shape returned to the caller (1-D and unbatched squeezed)
 
+    op = "conv2d"
+    family = "conv2d"
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to compute: an empty batch."""
+        return self.x.size == 0
+
+    def kernel_args(self, out):
+        """``(x, w, b, out, stride, pad, dilation, groups)``."""
+        return (self.x, self.weight, self.bias, out, self.stride, self.pad, self.dilation,
+                self.groups)
+
 
 def _spatial_padding(padding, nd, ksize, stride, dilation):
     """Turn ``padding`` into per-axis (before, after) pairs."""
@@ -234,8 +274,7 @@ def _spatial_padding(padding, nd, ksize, stride, dilation):
     return [(p, p) for p in pads]
 
 
-@dataclass(frozen=True)
-class ConvGeometry:
+class ConvGeometry(NamedTuple):
     """The validated shapes of a convolution, in 2-D (a 1-D one has height 1).
 
     ``pairs`` holds the (before, after) padding of each of the two spatial axes.
@@ -459,13 +498,100 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
     )
 
 
+def signal_spec(x4: np.ndarray, v4: np.ndarray, pad: tuple, out_shape: tuple) -> ConvSpec:
+    """The :class:`ConvSpec` of a NumPy/SciPy-style correlation, whose caller
+    (:mod:`fastconv.functional`) has validated, padded and prepared both (1, 1, h, w)
+    operands: stride and dilation 1, one group, no bias, implicit zero padding ``pad``
+    (top, left) and the (1, 1, Ho, Wo) output ``out_shape``."""
+    return ConvSpec(x=x4, weight=v4, bias=np.zeros(1, x4.dtype), stride=(1, 1), pad=pad,
+                    dilation=(1, 1), groups=1, out_shape=out_shape, dtype=x4.dtype,
+                    has_bias=False, result_shape=out_shape)
+
+
+# --------------------------------------------------------------------------------------------
+# locally connected
+# --------------------------------------------------------------------------------------------
+class LocalSpec(NamedTuple):
+    """A validated locally_connected2d: ``x`` (N, C, H, W), ``weight`` (Ho, Wo, K, C, kh,
+    kw) and ``bias`` (K, Ho, Wo), all C-contiguous in ``dtype``; zero padding ``pad``."""
+
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+    stride: tuple
+    pad: tuple
+    out_shape: tuple  # (N, K, Ho, Wo)
+    dtype: np.dtype
+    result_shape: tuple
+
+    op = "locally_connected2d"
+    family = "local"
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to compute: an empty batch."""
+        return self.x.size == 0
+
+    def kernel_args(self, out):
+        """``(x, w, b, out, stride, pad)``."""
+        return (self.x, self.weight, self.bias, out, self.stride, self.pad)
+
+
+def local_spec(x, weight, bias, stride, padding) -> LocalSpec:
+    """Validate and normalize a locally_connected2d call: the shape rules of a conv2d with
+    the same filter size, and an output size that matches ``weight``'s."""
+    x = as_real_array(x, "x")
+    weight = as_real_array(weight, "weight")
+    if weight.ndim != 6:
+        raise ValueError(f"weight must have shape (Ho, Wo, K, C, kh, kw), got {weight.shape}")
+    Ho, Wo, K, Cw, kh, kw = weight.shape
+    # the shape rules of a conv with the same filter size
+    shared = np.broadcast_to(np.zeros((), weight.dtype), (K, Cw, kh, kw))
+    if bias is not None:
+        bias = as_real_array(bias, "bias")
+        if bias.shape not in ((K,), (K, Ho, Wo)):
+            raise ValueError(f"bias must have shape ({K},) or ({K}, {Ho}, {Wo}), got {bias.shape}")
+    dtype = result_dtype(x, weight) if bias is None else result_dtype(x, weight, bias)
+    spec = conv_spec(x, shared, None, stride, padding, 1, 1, "zeros", 2)
+    if spec.out_shape[2:] != (Ho, Wo):
+        raise ValueError(
+            f"weight is for a {Ho}x{Wo} output, but x, stride and padding give "
+            f"{spec.out_shape[2]}x{spec.out_shape[3]}"
+        )
+    b = np.zeros((K, Ho, Wo), dtype)
+    if bias is not None:
+        b[...] = bias.reshape((K, 1, 1) if bias.ndim == 1 else (K, Ho, Wo))
+    return LocalSpec(x=prepare(spec.x, dtype), weight=prepare(weight, dtype), bias=b,
+                     stride=spec.stride, pad=spec.pad, out_shape=spec.out_shape, dtype=dtype,
+                     result_shape=spec.result_shape)
+
+
 # --------------------------------------------------------------------------------------------
 # pooling
 # --------------------------------------------------------------------------------------------
-class PoolSpec(NamedTuple):
-    """A validated pooling, always in 2-D: ``x`` is (N, C, H, W) C-contiguous."""
+class PoolGeometry(NamedTuple):
+    """The validated shapes and arguments of a pooling, in 2-D (a 1-D one has height 1)."""
 
+    batched: bool
+    x_shape: tuple  # (N, C, H, W)
+    kernel: tuple
+    stride: tuple
+    pad: tuple
+    dilation: tuple
+    ceil_mode: bool
+    count_include_pad: bool
+    out_shape: tuple  # (N, C, Ho, Wo)
+    result_shape: tuple  # the output's shape as the caller sees it
+
+
+class PoolSpec(NamedTuple):
+    """A validated max_pool2d or avg_pool2d (``op``), always in 2-D: ``x`` is (N, C, H, W)
+    C-contiguous; ``indices`` the (N, C, Ho, Wo) int64 array a max-pool fills with its
+    positions (None: not asked for, and always None for avg_pool2d)."""
+
+    op: str  # "max_pool2d" or "avg_pool2d"
     x: np.ndarray
+    indices: np.ndarray
     kernel: tuple
     stride: tuple
     pad: tuple
@@ -476,6 +602,21 @@ class PoolSpec(NamedTuple):
     dtype: np.dtype
     result_shape: tuple
 
+    family = "pool"
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to compute: an empty batch."""
+        return self.x.size == 0
+
+    def kernel_args(self, out):
+        """max_pool2d: ``(x, out, indices, kernel, stride, pad, dilation)``; avg_pool2d:
+        ``(x, out, kernel, stride, pad, count_include_pad)``."""
+        if self.op == "max_pool2d":
+            return (self.x, out, self.indices, self.kernel, self.stride, self.pad,
+                    self.dilation)
+        return (self.x, out, self.kernel, self.stride, self.pad, self.count_include_pad)
+
 
 def _as_bool(v, name):
     if isinstance(v, (bool, np.bool_)):
@@ -485,8 +626,7 @@ def _as_bool(v, name):
 
 def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
                   count_include_pad=True, op="max_pool", xname="x"):
-    """Validate a pooling's shape and arguments; return ``(batched, x_shape, fields)``:
-    the 4-D input shape and the :class:`PoolSpec` fields other than ``x`` and ``dtype``.
+    """Validate a pooling's shape and arguments; return its :class:`PoolGeometry`.
 
     Shared by :func:`pool_spec` and the gradient of avg_pool2d (which knows the input only
     by its shape, ``xname``).
@@ -540,26 +680,32 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd
     result_shape = (N, C) + tuple(out_sp[2 - nd:])
     if not batched:
         result_shape = result_shape[1:]
-    fields = dict(kernel=kernel, stride=stride, pad=pad, dilation=dilation, ceil_mode=ceil_mode,
-                  count_include_pad=count_include_pad, out_shape=out_shape,
-                  result_shape=result_shape)
-    return batched, (N, C) + spatial, fields
+    return PoolGeometry(batched=batched, x_shape=(N, C) + spatial, kernel=kernel,
+                        stride=stride, pad=pad, dilation=dilation, ceil_mode=ceil_mode,
+                        count_include_pad=count_include_pad, out_shape=out_shape,
+                        result_shape=result_shape)
 
 
 def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
-              count_include_pad=True, op="max_pool"):
-    """Validate and normalize a max_pool1d/2d or avg_pool2d call."""
+              count_include_pad=True, op="max_pool2d", return_indices=False):
+    """Validate and normalize a max_pool1d/2d (``op="max_pool2d"``) or avg_pool2d
+    (``op="avg_pool2d"``) call; a max-pool with ``return_indices`` gets its indices array."""
     x = as_real_array(x, "x")
     dtype = result_dtype(x)
-    _, x_shape, fields = pool_geometry(x.shape, kernel_size, stride, padding, dilation,
-                                       ceil_mode, nd, count_include_pad, op)
-    check_alloc(fields["out_shape"], 8,
+    geo = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, nd,
+                        count_include_pad, "max_pool" if op == "max_pool2d" else "avg_pool")
+    check_alloc(geo.out_shape, 8,
                 "the output (from x, kernel_size, stride, padding)")  # int64 indices
-    check_alloc(x_shape, dtype.itemsize, "the prepared input x")
-    span = tuple(d * (k - 1) + 1 for d, k in zip(fields["dilation"], fields["kernel"]))
-    check_alloc(frame_shape(x_shape, fields["out_shape"], fields["pad"], fields["stride"], span),
+    check_alloc(geo.x_shape, dtype.itemsize, "the prepared input x")
+    span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.kernel))
+    check_alloc(frame_shape(geo.x_shape, geo.out_shape, geo.pad, geo.stride, span),
                 dtype.itemsize, "the padded input frame (from kernel_size, padding, dilation)")
-    return PoolSpec(x=prepare(x.reshape(x_shape), dtype), dtype=dtype, **fields)
+    return_indices = _as_bool(return_indices, "return_indices")
+    return PoolSpec(op=op, x=prepare(x.reshape(geo.x_shape), dtype),
+                    indices=np.empty(geo.out_shape, np.int64) if return_indices else None,
+                    kernel=geo.kernel, stride=geo.stride, pad=geo.pad, dilation=geo.dilation,
+                    ceil_mode=geo.ceil_mode, count_include_pad=geo.count_include_pad,
+                    out_shape=geo.out_shape, dtype=dtype, result_shape=geo.result_shape)
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,22 +771,45 @@ def fold_padding(gp: np.ndarray, geo: ConvGeometry) -> np.ndarray:
 
 
 class ConvGradSpec(NamedTuple):
-    """A validated conv1d/conv2d gradient, in 2-D.
+    """A validated conv1d/conv2d gradient (``op``: ``"conv2d_input"`` or
+    ``"conv2d_weight"``), in 2-D.
 
-    ``grad_output`` is (N, K, Ho, Wo); ``weight`` (input gradient) is (K, C // groups, kh,
-    kw); ``x`` (weight gradient) is the input, already padded explicitly for the non-zero
-    padding modes. ``grad_shape`` is the 4-D array the kernel fills (for the input gradient
-    of a non-zero padding mode, the padded input's shape: :func:`fold_padding` finishes it).
+    ``grad_output`` is (N, K, Ho, Wo); ``weight`` (input gradient; else None) is (K, C //
+    groups, kh, kw); ``x`` (weight gradient; else None) is the input, already padded
+    explicitly for the non-zero padding modes. ``stride``, ``dilation`` and ``groups`` are
+    ``geo``'s, ``pad`` the implicit zero padding (top, left) left for the kernel.
+    ``grad_shape`` is the 4-D array the kernel fills (for the input gradient of a non-zero
+    padding mode, the padded input's shape: :func:`fold_padding` finishes it).
     """
 
-    geo: ConvGeometry
+    op: str
     grad_output: np.ndarray
     weight: np.ndarray
     x: np.ndarray
+    stride: tuple
     pad: tuple
+    dilation: tuple
+    groups: int
+    geo: ConvGeometry
     grad_shape: tuple
     dtype: np.dtype
     result_shape: tuple
+
+    family = "grad"
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to compute: an empty batch."""
+        return self.grad_output.size == 0
+
+    def kernel_args(self, out):
+        """conv2d_input: ``(grad_output, weight, out, stride, pad, dilation, groups)``;
+        conv2d_weight: ``(x, grad_output, out, stride, pad, dilation, groups)``."""
+        if self.op == "conv2d_input":
+            return (self.grad_output, self.weight, out, self.stride, self.pad, self.dilation,
+                    self.groups)
+        return (self.x, self.grad_output, out, self.stride, self.pad, self.dilation,
+                self.groups)
 
 
 def _check_grad_output(grad_output, expected, what):
@@ -669,11 +838,15 @@ def conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilat
     check_alloc(grad_shape, dtype.itemsize, "the input gradient (from input_size)")
     _check_frame(geo, dtype.itemsize)
     return ConvGradSpec(
-        geo=geo,
+        op="conv2d_input",
         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
         weight=prepare(weight.reshape(geo.w_shape), dtype),
         x=None,
+        stride=geo.stride,
         pad=pad,
+        dilation=geo.dilation,
+        groups=geo.groups,
+        geo=geo,
         grad_shape=grad_shape,
         dtype=dtype,
         result_shape=input_size,
@@ -696,20 +869,61 @@ def conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation
     check_alloc(weight_size, dtype.itemsize, "the weight gradient (from weight_size)")
     xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
     return ConvGradSpec(
-        geo=geo,
+        op="conv2d_weight",
         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
         weight=None,
         x=xp,
+        stride=geo.stride,
         pad=pad,
+        dilation=geo.dilation,
+        groups=geo.groups,
+        geo=geo,
         grad_shape=geo.w_shape,
         dtype=dtype,
         result_shape=weight_size,
     )
 
 
-def max_pool_grad_spec(grad_output, indices, input_size, nd: int):
-    """Validate a ``max_pool{nd}d`` gradient call; return ``(grad_output, indices,
-    grad_shape, result_shape, dtype)`` with the arrays 4-D, C-contiguous (indices int64)."""
+class PoolGradSpec(NamedTuple):
+    """A validated pooling gradient (``op``: ``"max_pool2d_backward"`` or
+    ``"avg_pool2d_backward"``), in 2-D: ``grad_output`` (N, C, Ho, Wo) C-contiguous;
+    for a max-pool, its ``indices`` (int64, the same shape, as the caller gave them: an
+    index outside the plane is the postcondition ``indices_outside_plane`` of
+    :mod:`fastconv._postconditions`); for an avg-pool, the forward call's ``kernel``,
+    ``stride``, ``pad`` and ``count_include_pad`` (None for a max-pool). ``grad_shape``
+    is the (N, C, H, W) array the kernel fills."""
+
+    op: str
+    grad_output: np.ndarray
+    indices: np.ndarray
+    kernel: tuple
+    stride: tuple
+    pad: tuple
+    count_include_pad: bool
+    grad_shape: tuple
+    dtype: np.dtype
+    result_shape: tuple
+
+    family = "grad"
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to compute: an empty ``grad_output`` (an empty batch, or for a
+        max-pool an empty pooled plane)."""
+        return self.grad_output.size == 0
+
+    def kernel_args(self, out):
+        """max_pool2d_backward: ``(grad_output, indices, out)``; avg_pool2d_backward:
+        ``(grad_output, out, kernel, stride, pad, count_include_pad)``."""
+        if self.op == "max_pool2d_backward":
+            return (self.grad_output, self.indices, out)
+        return (self.grad_output, out, self.kernel, self.stride, self.pad,
+                self.count_include_pad)
+
+
+def max_pool_grad_spec(grad_output, indices, input_size, nd: int) -> PoolGradSpec:
+    """Validate a ``max_pool{nd}d`` gradient call (arrays 4-D, C-contiguous, indices int64;
+    indices outside the plane are left to :mod:`fastconv._postconditions`)."""
     grad_output = as_real_array(grad_output, "grad_output")
     dtype = result_dtype(grad_output)
     indices = np.asarray(indices)
@@ -741,33 +955,29 @@ def max_pool_grad_spec(grad_output, indices, input_size, nd: int):
             f"grad_output {grad_output.shape} and input_size {input_size} must agree on the "
             f"batch and channel dimensions"
         )
-    plane = int(np.prod(xs[2:]))
-    if indices.size and (indices.min() < 0 or indices.max() >= plane):
-        # An index outside the plane adds nothing: max_pool returns one (as torch does) for
-        # a window that sees only padding (a dilated window whose taps straddle the input),
-        # whose output does not depend on the input. The kernels, which index unchecked, get
-        # an in-plane index and a zero there (copies, never the caller's arrays).
-        outside = (indices < 0) | (indices >= plane)
-        indices = np.where(outside, 0, indices)
-        grad_output = np.where(outside, 0, grad_output)
     if nd == 1:
         xs = xs[:2] + (1,) + xs[2:]
         gs = gs[:2] + (1,) + gs[2:]
     check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
-    return (prepare(grad_output.reshape(gs), dtype), prepare(indices.reshape(gs), np.int64),
-            tuple(xs), input_size, dtype)
+    return PoolGradSpec(op="max_pool2d_backward",
+                        grad_output=prepare(grad_output.reshape(gs), dtype),
+                        indices=prepare(indices.reshape(gs), np.int64), kernel=None,
+                        stride=None, pad=None, count_include_pad=None, grad_shape=tuple(xs),
+                        dtype=dtype, result_shape=input_size)
 
 
 def avg_pool_grad_spec(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
-                       count_include_pad):
-    """Validate an ``avg_pool2d`` gradient call; return ``(grad_output, fields,
-    grad_shape, result_shape, dtype)`` (``fields`` as :func:`pool_geometry`'s)."""
+                       count_include_pad) -> PoolGradSpec:
+    """Validate an ``avg_pool2d`` gradient call."""
     grad_output = as_real_array(grad_output, "grad_output")
     dtype = result_dtype(grad_output)
     input_size = shape_tuple(input_size, "input_size")
-    _, xs, fields = pool_geometry(input_size, kernel_size, stride, padding, 1, ceil_mode, 2,
-                                  count_include_pad, "avg_pool", xname="input_size")
-    _check_grad_output(grad_output, fields["result_shape"], "the pooling's output")
-    check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
-    return (prepare(grad_output.reshape(fields["out_shape"]), dtype), fields, xs, input_size,
-            dtype)
+    geo = pool_geometry(input_size, kernel_size, stride, padding, 1, ceil_mode, 2,
+                        count_include_pad, "avg_pool", xname="input_size")
+    _check_grad_output(grad_output, geo.result_shape, "the pooling's output")
+    check_alloc(geo.x_shape, dtype.itemsize, "the input gradient (from input_size)")
+    return PoolGradSpec(op="avg_pool2d_backward",
+                        grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
+                        indices=None, kernel=geo.kernel, stride=geo.stride, pad=geo.pad,
+                        count_include_pad=geo.count_include_pad, grad_shape=geo.x_shape,
+                        dtype=dtype, result_shape=input_size)

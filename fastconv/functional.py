@@ -88,8 +88,7 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, back
     spec = S.conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
     res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out,
                   [("x", x), ("weight", weight), ("bias", bias)])
-    _dispatch.run("conv2d", name, spec.x, spec.weight, spec.bias, res,
-                  spec.stride, spec.pad, spec.dilation, spec.groups)
+    _dispatch.run("conv2d", name, spec, res)
     return out if out is not None else res.reshape(spec.result_shape)
 
 
@@ -156,14 +155,14 @@ _POOL_DOC = """
 
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, backend, nd):
     name = _dispatch.resolve(backend, "max_pool2d")
-    spec = S.pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd)
-    return_indices = S._as_bool(return_indices, "return_indices")
+    spec = S.pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd,
+                       op="max_pool2d", return_indices=return_indices)
     res = np.empty(spec.out_shape, spec.dtype)
-    idx = np.empty(spec.out_shape, np.int64) if return_indices else None
-    _dispatch.run("max_pool2d", name, spec.x, res, idx, spec.kernel, spec.stride, spec.pad,
-                  spec.dilation)
+    _dispatch.run("max_pool2d", name, spec, res)
     res = res.reshape(spec.result_shape)
-    return (res, idx.reshape(spec.result_shape)) if return_indices else res
+    if spec.indices is None:
+        return res
+    return res, spec.indices.reshape(spec.result_shape)
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -240,10 +239,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     """
     name = _dispatch.resolve(backend, "avg_pool2d")
     spec = S.pool_spec(x, kernel_size, stride, padding, 1, ceil_mode, 2,
-                       count_include_pad=count_include_pad, op="avg_pool")
+                       count_include_pad=count_include_pad, op="avg_pool2d")
     res = np.empty(spec.out_shape, spec.dtype)
-    _dispatch.run("avg_pool2d", name, spec.x, res, spec.kernel, spec.stride, spec.pad,
-                  spec.count_include_pad)
+    _dispatch.run("avg_pool2d", name, spec, res)
     return res.reshape(spec.result_shape)
 
 
@@ -293,9 +291,9 @@ def _correlate1d(a, v, mode, backend):
     Lo = a.size + sum(pads) - n + 1
     S.check_alloc((Lo,), dtype.itemsize, "the output")
     res = np.empty((1, 1, 1, Lo), dtype)
-    _dispatch.run("conv2d", name, S.prepare(a.reshape(1, 1, 1, -1), dtype),
-                  S.prepare(v.reshape(1, 1, 1, -1), dtype), np.zeros(1, dtype), res,
-                  (1, 1), (0, pads[0]), (1, 1), 1)
+    spec = S.signal_spec(S.prepare(a.reshape(1, 1, 1, -1), dtype),
+                         S.prepare(v.reshape(1, 1, 1, -1), dtype), (0, pads[0]), res.shape)
+    _dispatch.run("conv2d", name, spec, res)
     res = res.reshape(Lo)
     if swap:
         res = res[::-1].copy()
@@ -417,9 +415,9 @@ def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip):
         else:
             x = np.pad(x, pads, mode=_BOUNDARIES[boundary])
     res = np.empty((1, 1, H - kh + 1, W - kw + 1), dtype)
-    _dispatch.run("conv2d", name, S.prepare(x[None, None], dtype),
-                  S.prepare(in2[None, None], dtype), np.zeros(1, dtype), res,
-                  (1, 1), (0, 0), (1, 1), 1)
+    spec = S.signal_spec(S.prepare(x[None, None], dtype), S.prepare(in2[None, None], dtype),
+                         (0, 0), res.shape)
+    _dispatch.run("conv2d", name, spec, res)
     res = res[0, 0]
     if swap and not flip:
         res = res[::-1, ::-1].copy()
@@ -519,28 +517,7 @@ def locally_connected2d(x, weight, bias=None, stride=1, padding=0, *, backend=No
            [81.,  0.]])
     """
     name = _dispatch.resolve(backend, "locally_connected2d")
-    x = S.as_real_array(x, "x")
-    weight = S.as_real_array(weight, "weight")
-    if weight.ndim != 6:
-        raise ValueError(f"weight must have shape (Ho, Wo, K, C, kh, kw), got {weight.shape}")
-    Ho, Wo, K, Cw, kh, kw = weight.shape
-    # the shape rules of a conv with the same filter size
-    shared = np.broadcast_to(np.zeros((), weight.dtype), (K, Cw, kh, kw))
-    if bias is not None:
-        bias = S.as_real_array(bias, "bias")
-        if bias.shape not in ((K,), (K, Ho, Wo)):
-            raise ValueError(f"bias must have shape ({K},) or ({K}, {Ho}, {Wo}), got {bias.shape}")
-    dtype = S.result_dtype(x, weight) if bias is None else S.result_dtype(x, weight, bias)
-    spec = S.conv_spec(x, shared, None, stride, padding, 1, 1, "zeros", 2)
-    if spec.out_shape[2:] != (Ho, Wo):
-        raise ValueError(
-            f"weight is for a {Ho}x{Wo} output, but x, stride and padding give "
-            f"{spec.out_shape[2]}x{spec.out_shape[3]}"
-        )
-    b = np.zeros((K, Ho, Wo), dtype)
-    if bias is not None:
-        b[...] = bias.reshape((K, 1, 1) if bias.ndim == 1 else (K, Ho, Wo))
-    res = np.empty(spec.out_shape, dtype)
-    _dispatch.run("locally_connected2d", name, S.prepare(spec.x, dtype), S.prepare(weight, dtype),
-                  b, res, spec.stride, spec.pad)
+    spec = S.local_spec(x, weight, bias, stride, padding)
+    res = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("locally_connected2d", name, spec, res)
     return res.reshape(spec.result_shape)

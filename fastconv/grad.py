@@ -78,8 +78,7 @@ def _input_grad(input_size, weight, grad_output, stride, padding, dilation, grou
     spec = S.conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilation,
                                   groups, padding_mode, nd)
     gx = np.empty(spec.grad_shape, spec.dtype)
-    _run_conv_grad("conv2d_input", name, spec.grad_output, spec.weight, gx, spec.geo.stride,
-                   spec.pad, spec.geo.dilation, spec.geo.groups)
+    _dispatch.run("conv2d_input", name, spec, gx, compute=_run_conv_grad)
     return S.fold_padding(gx, spec.geo).reshape(spec.result_shape)
 
 
@@ -89,30 +88,22 @@ def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups,
     spec = S.conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation,
                                    groups, padding_mode, nd)
     gw = np.empty(spec.grad_shape, spec.dtype)
-    _run_conv_grad("conv2d_weight", name, spec.x, spec.grad_output, gw, spec.geo.stride,
-                   spec.pad, spec.geo.dilation, spec.geo.groups)
-    geo = spec.geo
-    if (name != "numpy" and geo.padding_mode == "zeros" and any(b or a for b, a in geo.pairs)
-            and _nonfinite_meets_padding(spec, gw)):
-        # The compiled direct loops skip the taps that fall in the zero padding, so an inf or
-        # NaN of grad_output never meets a padding zero there; in torch and the reference it
-        # does, and inf * 0 is NaN. Rerun on the input with its zeros made explicit.
-        S.check_alloc(S.padded_shape(geo), spec.dtype.itemsize, "the padded input")
-        xp = np.pad(spec.x, ((0, 0), (0, 0)) + tuple(geo.pairs))
-        _run_conv_grad("conv2d_weight", name, xp, spec.grad_output, gw, geo.stride, (0, 0),
-                       geo.dilation, geo.groups)
+    # a non-finite grad_output that meets the zero padding: fastconv._postconditions
+    _dispatch.run("conv2d_weight", name, spec, gw, compute=_run_conv_grad)
     return gw.reshape(spec.result_shape)
 
 
 # --------------------------------------------------------------------------------------------
 # long rows (issue 15): the compiled im2col + GEMM paths, tile by tile
 # --------------------------------------------------------------------------------------------
-def _run_conv_grad(op, name, *args):
-    """Run the kernel of ``op`` ("conv2d_input": ``(gy, w, gx, stride, pad, dilation,
-    groups)``; "conv2d_weight": ``(x, gy, gw, ...)``) on ``name``'s backend, tiled along
-    the row when :func:`_long_gemm_row` says so."""
+def _run_conv_grad(op, name, spec, out):
+    """Run the kernel of ``op`` on ``spec.kernel_args(out)`` ("conv2d_input": ``(gy, w,
+    gx, stride, pad, dilation, groups)``; "conv2d_weight": ``(x, gy, gw, ...)``) on
+    ``name``'s backend, tiled along the row when :func:`_long_gemm_row` says so (the
+    ``compute`` of :func:`fastconv._dispatch.run`)."""
+    args = spec.kernel_args(out)
     if not _long_gemm_row(op, name, args):
-        _dispatch.run(op, name, *args)
+        _dispatch.call_kernel(op, name, args)
     elif op == "conv2d_input":
         _input_tiled(name, *args)
     else:
@@ -157,13 +148,14 @@ def _input_tiled(name, gy, w, gx, stride, pad, dilation, groups):
             gx[n0:n1, :, :, a:e] = 0
             continue
         if a == 0 and e == W and o0 == 0 and o1 == Wo:  # whole images: views
-            _dispatch.run("conv2d_input", name, gy[n0:n1], w, gx[n0:n1], stride, pad,
-                          dilation, groups)
+            _dispatch.call_kernel("conv2d_input", name, (gy[n0:n1], w, gx[n0:n1], stride,
+                                                         pad, dilation, groups))
             continue
         gyt = np.ascontiguousarray(gy[n0:n1, :, :, o0:o1])
         gxt = np.empty((n1 - n0, C, H, e - a), gx.dtype)
-        _dispatch.run("conv2d_input", name, gyt, w, gxt, stride,
-                      (pad[0], pl + a - o0 * sw), dilation, groups)
+        _dispatch.call_kernel("conv2d_input", name, (gyt, w, gxt, stride,
+                                                     (pad[0], pl + a - o0 * sw), dilation,
+                                                     groups))
         gx[n0:n1, :, :, a:e] = gxt
 
 
@@ -176,7 +168,9 @@ def _weight_tiled(name, x, gy, gw, stride, pad, dilation, groups):
     one row of the kernel's columns, about ``_tiling.TILE_BYTES``. The sums run in another
     order than untiled: the result agrees with the untiled call to rounding. A block whose
     windows all lie in the zero padding adds nothing (the compiled kernels skip padding
-    taps; a non-finite ``grad_output`` there is handled by :func:`_weight_grad`)."""
+    taps; a non-finite ``grad_output`` there is handled by the postcondition
+    ``nonfinite_meets_padding`` of :mod:`fastconv._postconditions`, around the whole
+    call)."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = gw.shape
     Ho, Wo = gy.shape[2:]
@@ -197,45 +191,9 @@ def _weight_tiled(name, x, gy, gw, stride, pad, dilation, groups):
             xt = np.ascontiguousarray(x[n0:n1, :, :, a:e])
             gyt = np.ascontiguousarray(gy[n0:n1, :, :, ow0:ow1])
             p = (pad[0], a - first)
-        _dispatch.run("conv2d_weight", name, xt, gyt, part, stride, p, dilation, groups)
+        _dispatch.call_kernel("conv2d_weight", name, (xt, gyt, part, stride, p, dilation,
+                                                      groups))
         gw += part
-
-
-def _nonfinite_meets_padding(spec, gw) -> bool:
-    """Whether a non-finite grad_output value may meet the zero padding (conservative).
-
-    A non-finite value that meets any input value makes its taps of ``gw`` non-finite, so a
-    finite ``gw`` (checked first: it is small) rules it out, except at the outputs whose
-    window has no tap inside the input at all (on one axis every tap falls in the padding,
-    or, dilated, on both sides of the input); only those outputs of grad_output are
-    scanned."""
-    if not np.isfinite(gw).all():
-        return True
-    geo, g = spec.geo, spec.grad_output
-    empty = [_tapless(size, out, k, s, d, pair[0]) for size, out, k, s, d, pair in
-             zip(spec.x.shape[2:], geo.out_shape[2:], geo.w_shape[2:], geo.stride,
-                 geo.dilation, geo.pairs)]
-    return bool((empty[0].size and not np.isfinite(g[:, :, empty[0], :]).all())
-                or (empty[1].size and not np.isfinite(g[:, :, :, empty[1]]).all()))
-
-
-def _tapless(size, out, k, stride, dilation, before):
-    """The outputs i (sorted int64) whose taps along one axis all miss the input's ``size``
-    positions.
-
-    Output i's taps are ``i * stride - before + j * dilation``, j < k: the first one at or
-    past 0 is tap ``j0 = ceil((before - i * stride) / dilation)`` (0 if none is negative),
-    and the window misses the input when there is no such tap or it lies past the end.
-    Only the windows that do not lie inside the input (a few at each edge, as many as the
-    padding allows) are looked at: nothing the length of a long row is allocated
-    (issue 15)."""
-    span = dilation * (k - 1) + 1
-    lo = min(out, -(-before // stride))  # windows [lo, hi) lie inside: never tapless
-    hi = max(lo, min(out, (size - span + before) // stride + 1))
-    edge = np.concatenate([np.arange(lo), np.arange(hi, out)]).astype(np.int64)
-    start = edge * stride - before
-    j0 = np.maximum(0, -(start // dilation))
-    return edge[(j0 >= k) | (start + j0 * dilation >= size)]
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
@@ -389,11 +347,11 @@ def conv2d_bias(grad_output):
 # --------------------------------------------------------------------------------------------
 def _max_pool_grad(grad_output, indices, input_size, backend, nd):
     name = _dispatch.resolve(backend, "max_pool2d_backward")
-    gy, idx, grad_shape, result_shape, dtype = S.max_pool_grad_spec(grad_output, indices,
-                                                                    input_size, nd)
-    gx = np.empty(grad_shape, dtype)
-    _dispatch.run("max_pool2d_backward", name, gy, idx, gx)
-    return gx.reshape(result_shape)
+    spec = S.max_pool_grad_spec(grad_output, indices, input_size, nd)
+    gx = np.empty(spec.grad_shape, spec.dtype)
+    # indices outside the plane: fastconv._postconditions
+    _dispatch.run("max_pool2d_backward", name, spec, gx)
+    return gx.reshape(spec.result_shape)
 
 
 def max_pool1d(grad_output, indices, input_size, *, backend=None):
@@ -491,9 +449,8 @@ def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, cei
             [0.25, 0.25]]])
     """
     name = _dispatch.resolve(backend, "avg_pool2d_backward")
-    gy, f, grad_shape, result_shape, dtype = S.avg_pool_grad_spec(
-        grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad)
-    gx = np.empty(grad_shape, dtype)
-    _dispatch.run("avg_pool2d_backward", name, gy, gx, f["kernel"], f["stride"], f["pad"],
-                  f["count_include_pad"])
-    return gx.reshape(result_shape)
+    spec = S.avg_pool_grad_spec(grad_output, input_size, kernel_size, stride, padding,
+                                ceil_mode, count_include_pad)
+    gx = np.empty(spec.grad_shape, spec.dtype)
+    _dispatch.run("avg_pool2d_backward", name, spec, gx)
+    return gx.reshape(spec.result_shape)

@@ -367,9 +367,10 @@ def test_float32_is_computed_in_float32(backend, op, monkeypatch):
     seen = []
     real = _dispatch.run
 
-    def spy(name, be, *args):
+    def spy(name, be, spec, out, **kwargs):
+        args = spec.kernel_args(out)
         seen.extend(a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f")
-        return real(name, be, *args)
+        return real(name, be, spec, out, **kwargs)
 
     monkeypatch.setattr(_dispatch, "run", spy)
     f32 = np.float32

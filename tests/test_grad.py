@@ -539,9 +539,9 @@ def test_bias_errors():
 
 
 def test_tapless_windows_match_a_brute_force_count():
-    """grad._tapless (which outputs of a weight gradient have no tap inside the input, so
+    """_postconditions._tapless (which outputs of a weight gradient have no tap inside the input, so
     that a non-finite grad_output there meets only padding) against listing every tap."""
-    from fastconv.grad import _tapless
+    from fastconv._postconditions import _tapless
 
     for size, k, stride, dilation, before in itertools.product(range(1, 7), range(1, 5),
                                                                 range(1, 4), range(1, 5),
