@@ -220,6 +220,16 @@ def check_alloc(shape, itemsize: int, what: str) -> None:
 # --------------------------------------------------------------------------------------------
 # convolution
 # --------------------------------------------------------------------------------------------
+def _x_empty(spec) -> bool:
+    """A spec's ``empty``: nothing to compute, an empty batch."""
+    return spec.x.size == 0
+
+
+def _grad_output_empty(spec) -> bool:
+    """A gradient spec's ``empty``: nothing to compute, an empty ``grad_output``."""
+    return spec.grad_output.size == 0
+
+
 class ConvSpec(NamedTuple):
     """A validated convolution, always expressed in 2-D (a 1-D one has height 1).
 
@@ -243,10 +253,7 @@ class ConvSpec(NamedTuple):
     op = "conv2d"
     family = "conv2d"
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to compute: an empty batch."""
-        return self.x.size == 0
+    empty = property(_x_empty)
 
     def kernel_args(self, out):
         """``(x, w, b, out, stride, pad, dilation, groups)``."""
@@ -527,10 +534,7 @@ class LocalSpec(NamedTuple):
     op = "locally_connected2d"
     family = "local"
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to compute: an empty batch."""
-        return self.x.size == 0
+    empty = property(_x_empty)
 
     def kernel_args(self, out):
         """``(x, w, b, out, stride, pad)``."""
@@ -604,10 +608,7 @@ class PoolSpec(NamedTuple):
 
     family = "pool"
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to compute: an empty batch."""
-        return self.x.size == 0
+    empty = property(_x_empty)
 
     def kernel_args(self, out):
         """max_pool2d: ``(x, out, indices, kernel, stride, pad, dilation)``; avg_pool2d:
@@ -797,10 +798,7 @@ class ConvGradSpec(NamedTuple):
 
     family = "grad"
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to compute: an empty batch."""
-        return self.grad_output.size == 0
+    empty = property(_grad_output_empty)
 
     def kernel_args(self, out):
         """conv2d_input: ``(grad_output, weight, out, stride, pad, dilation, groups)``;
@@ -906,11 +904,7 @@ class PoolGradSpec(NamedTuple):
 
     family = "grad"
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to compute: an empty ``grad_output`` (an empty batch, or for a
-        max-pool an empty pooled plane)."""
-        return self.grad_output.size == 0
+    empty = property(_grad_output_empty)  # an empty batch, or an empty pooled plane
 
     def kernel_args(self, out):
         """max_pool2d_backward: ``(grad_output, indices, out)``; avg_pool2d_backward:
