@@ -340,17 +340,19 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
                     sft[v * FC_PLANE_MAX_KW + j] = (int)(c < -VL ? -VL : c > VL ? VL : c);
                 }
         }
-        /* rows [oh0, oh1), rb at a time, with the block shape as constants */
-        if (nb == NV && clean)
-            for (oh = oh0; oh < oh1; oh += rb)
-                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
-                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
-                                 rb, NV, 0);
-        else if (nb == NV)
+        /* rows [oh0, oh1), rb at a time, with the block shape as constants; the full block
+         * with edges first (a padded plane narrower than NV vectors is all that block): in
+         * the order clean-first, the AVX-512 float build ran 2% slower on 8 x 64 x 56 x 56 */
+        if (nb == NV && !clean)
             for (oh = oh0; oh < oh1; oh += rb)
                 FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
                                  Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
                                  rb, NV, 1);
+        else if (nb == NV)
+            for (oh = oh0; oh < oh1; oh += rb)
+                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
+                                 rb, NV, 0);
         else if (nb == 2 && clean)
             for (oh = oh0; oh < oh1; oh += rb)
                 FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
