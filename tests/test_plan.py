@@ -146,6 +146,18 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _layer(case, dtype, rng):
+    """A case's layer, ``(N, C, K, groups, kh, kw, Ho, Wo, stride, pad, dilation)``, and its
+    random input and weights."""
+    N, C, H, W, K, g, (kh, kw) = case[:7]
+    stride, pad, dil = _pair(case[7]), _pair(case[8]), _pair(case[9])
+    Ho = (H + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    Wo = (W + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // g, kh, kw)).astype(dtype)
+    return (N, C, K, g, kh, kw, Ho, Wo, stride, pad, dil), x, w
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("case", GRAD_CASES, ids=[f"g{i}" for i in range(len(GRAD_CASES))])
 @pytest.mark.parametrize("op", ["conv2d_input", "conv2d_weight"])
@@ -154,12 +166,7 @@ def test_issue16_every_forced_gradient_algorithm_matches_reference(backend, op, 
                                                                    rng):
     if backend not in fastconv.backends():
         pytest.skip(f"{backend} is not available")
-    N, C, H, W, K, g, (kh, kw) = case[:7]
-    stride, pad, dil = _pair(case[7]), _pair(case[8]), _pair(case[9])
-    Ho = (H + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    Wo = (W + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((K, C // g, kh, kw)).astype(dtype)
+    (N, C, K, g, kh, kw, Ho, Wo, stride, pad, dil), x, w = _layer(case, dtype, rng)
     gy = rng.standard_normal((N, K, Ho, Wo)).astype(dtype)
     _, fn = _dispatch.kernel(op, backend)
     algos = _plan.ALGORITHMS[backend, op]
@@ -224,12 +231,7 @@ CONV_CASES = [
 def test_issue16_every_forced_numba_conv_algorithm_matches_reference(algo, case, dtype, rng):
     if "numba" not in fastconv.backends():
         pytest.skip("numba is not available")
-    N, C, H, W, K, g, (kh, kw) = case[:7]
-    stride, pad, dil = _pair(case[7]), _pair(case[8]), _pair(case[9])
-    Ho = (H + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    Wo = (W + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((K, C // g, kh, kw)).astype(dtype)
+    (N, C, K, g, kh, kw, Ho, Wo, stride, pad, dil), x, w = _layer(case, dtype, rng)
     b = rng.standard_normal(K).astype(dtype)
     expected = reference.conv2d(x, w, b, np.empty((N, K, Ho, Wo), dtype), stride, pad, dil, g)
     _, fn = _dispatch.kernel("conv2d", "numba")
