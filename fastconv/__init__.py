@@ -35,6 +35,15 @@ from .functional import (  # noqa: E402
     max_pool1d,
     max_pool2d,
 )
+from .functional import (  # noqa: E402  (issue 17: unfold/fold, max_unpool, lp_pool)
+    fold,
+    lp_pool1d,
+    lp_pool2d,
+    max_unpool1d,
+    max_unpool2d,
+    max_unpool3d,
+    unfold,
+)
 
 __all__ = [
     "__version__",
@@ -60,6 +69,13 @@ __all__ = [
     "set_flush_denormal",
     "set_num_threads",
     "use_backend",
+    "unfold",
+    "fold",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "lp_pool1d",
+    "lp_pool2d",
 ]
 
 # seconds `import fastconv` took (its own modules and what they import: numpy, scipy is

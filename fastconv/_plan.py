@@ -541,3 +541,28 @@ def work(op, args):
     if op == "avg_pool2d_backward":  # gy spread over its windows, gx written
         return _COST[op](args)[0] + args[1].size, False
     return _COST[op](args)[0], False
+
+
+# ---- fold (issue 17) ----
+# unfold/fold and max_unpool move memory: their cost is the elements they read and write,
+# and so is their work for the thread count (:func:`work` reads the first entry: elements,
+# not FLOPs, like the pools' taps); they have no MAC rate (0 in ``_INV``).
+def _fold_cost(a):  # unfold (x, out, ...), fold (cols, out, ...)
+    e = a[0].size + a[1].size
+    return e, 0, 1, e
+
+
+def _unpool_cost(a):  # max_unpool (x, idx, out), max_unpool_backward (gy, idx, gx)
+    e = a[0].size + a[1].size + a[2].size
+    return e, 0, 1, e
+
+
+def _register_fold_costs():
+    for op, cost in (("unfold", _fold_cost), ("fold", _fold_cost),
+                     ("max_unpool", _unpool_cost), ("max_unpool_backward", _unpool_cost)):
+        _COST[op] = cost
+        for b in MAC_RATE:
+            _INV[b][op] = (0.0, 0.0, 1 / ELEM_RATE[b])
+
+
+_register_fold_costs()

@@ -337,3 +337,66 @@ def avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads
     _scatter_windows(frame, cols, stride, (1, 1))
     gx[...] = frame[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W]
     return gx
+
+
+# ---- fold (issue 17) ----
+# ``unfold(x, out, kernel, dilation, pad, stride, blocks, nthreads)``
+#     ``x`` (N, C, H, W) -> ``out`` (N, C * kh * kw, Ho * Wo), ``blocks = (Ho, Wo)``: row
+#     ``(c * kh + i) * kw + j``, column ``oh * Wo + ow`` holds
+#     ``x[n, c, oh * sh - ph + i * dh, ow * sw - pw + j * dw]``, zero outside the input.
+# ``fold(cols, out, kernel, dilation, pad, stride, blocks, nthreads)``
+#     Its adjoint: ``out`` (N, C, H, W) is zeroed, then every element of ``cols`` is added
+#     at the position ``unfold`` read it from (positions in the padding are dropped).
+# ``max_unpool(x, idx, out, nthreads)``
+#     ``x``, ``idx`` (N, C, P) (int64 flat positions in [0, Q), checked by the spec),
+#     ``out`` (N, C, Q): zeroed, then ``out[n, c, idx[n, c, p]] = x[n, c, p]`` in the order
+#     of p (a repeated index keeps the last value, as torch's CPU kernel).
+# ``max_unpool_backward(gy, idx, gx, nthreads)``
+#     The gather: ``gx[n, c, p] = gy[n, c, idx[n, c, p]]``.
+def _tap_slices(kernel, dilation, stride, blocks):
+    """[(i, j, rows, cols)]: the slices of the padded plane that tap (i, j) reads."""
+    (kh, kw), (dh, dw), (sh, sw), (Ho, Wo) = kernel, dilation, stride, blocks
+    return [(i, j, slice(i * dh, i * dh + sh * (Ho - 1) + 1, sh),
+             slice(j * dw, j * dw + sw * (Wo - 1) + 1, sw))
+            for i in range(kh) for j in range(kw)]
+
+
+@_nonfinite_legal
+def unfold(x, out, kernel, dilation, pad, stride, blocks, nthreads=None):
+    """im2col (see the section's contract); fills and returns ``out``."""
+    N, C = x.shape[:2]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    o = out.reshape(N, C, kernel[0], kernel[1], blocks[0], blocks[1])
+    for i, j, rows, cols in _tap_slices(kernel, dilation, stride, blocks):
+        o[:, :, i, j] = xp[:, :, rows, cols]
+    return out
+
+
+@_nonfinite_legal
+def fold(cols, out, kernel, dilation, pad, stride, blocks, nthreads=None):
+    """col2im, the adjoint of :func:`unfold`; fills and returns ``out``."""
+    N, C, H, W = out.shape
+    frame = np.zeros((N, C, H + 2 * pad[0], W + 2 * pad[1]), out.dtype)
+    c = cols.reshape(N, C, kernel[0], kernel[1], blocks[0], blocks[1])
+    for i, j, rows, cs in _tap_slices(kernel, dilation, stride, blocks):
+        frame[:, :, rows, cs] += c[:, :, i, j]  # a strided slice has no repeated position
+    out[...] = frame[:, :, pad[0]:pad[0] + H, pad[1]:pad[1] + W]
+    return out
+
+
+def max_unpool(x, idx, out, nthreads=None):
+    """Scatter into zeros, the last of repeated indices winning; fills and returns ``out``."""
+    N, C, P = x.shape
+    Q = out.shape[2]
+    flat = (np.arange(N * C, dtype=np.int64)[:, None] * Q + idx.reshape(N * C, P)).ravel()
+    # the last occurrence of each position: the first one in the reversed order
+    pos, first = np.unique(flat[::-1], return_index=True)
+    out[...] = 0
+    out.reshape(-1)[pos] = x.reshape(-1)[::-1][first]
+    return out
+
+
+def max_unpool_backward(gy, idx, gx, nthreads=None):
+    """Gather ``gy`` at ``idx``; fills and returns ``gx``."""
+    gx[...] = np.take_along_axis(gy, idx, axis=2)
+    return gx
