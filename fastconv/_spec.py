@@ -1027,37 +1027,41 @@ def _blocks(size, kernel, dilation, pad, stride, what):
     return blocks
 
 
-def unfold_spec(x, kernel_size, dilation, padding, stride) -> FoldSpec:
-    """Validate and normalize an unfold call (torch.nn.functional.unfold's checks)."""
-    x = as_real_array(x, "x")
+def unfold_spec(x, kernel_size, dilation, padding, stride, xname="x") -> FoldSpec:
+    """Validate and normalize an unfold call (torch.nn.functional.unfold's checks);
+    ``xname`` is the name the errors give ``x`` (grad.fold's ``grad_output``)."""
+    x = as_real_array(x, xname)
     dtype = result_dtype(x)
     if x.ndim not in (3, 4):
-        raise ValueError(f"x must have shape (N, C, H, W) or (C, H, W), got shape {x.shape}")
+        raise ValueError(f"{xname} must have shape (N, C, H, W) or (C, H, W), got shape {x.shape}")
     kernel, dilation, pad, stride = _fold_args(kernel_size, dilation, padding, stride)
     batched = x.ndim == 4
     xs = x.shape if batched else (1,) + x.shape
     N, C, H, W = xs
     if C == 0 or H == 0 or W == 0:
-        raise ValueError(f"x must have non-empty channel and spatial dimensions, got {x.shape}")
-    blocks = _blocks((H, W), kernel, dilation, pad, stride, "x")
+        raise ValueError(f"{xname} must have non-empty channel and spatial dimensions, got {x.shape}")
+    blocks = _blocks((H, W), kernel, dilation, pad, stride, xname)
     out_shape = (N, C * kernel[0] * kernel[1], blocks[0] * blocks[1])
-    check_alloc(out_shape, dtype.itemsize, "the output (from x, kernel_size, stride)")
-    check_alloc(xs, dtype.itemsize, "the prepared input x")
+    check_alloc(out_shape, dtype.itemsize, f"the output (from {xname}, kernel_size, stride)")
+    check_alloc(xs, dtype.itemsize, f"the prepared input {xname}")
     return FoldSpec(op="unfold", x=prepare(x.reshape(xs), dtype), kernel=kernel,
                     dilation=dilation, pad=pad, stride=stride, blocks=blocks,
                     out_shape=out_shape, dtype=dtype,
                     result_shape=out_shape if batched else out_shape[1:])
 
 
-def fold_spec(x, output_size, kernel_size, dilation, padding, stride) -> FoldSpec:
-    """Validate and normalize a fold call (torch.nn.functional.fold's checks)."""
-    x = as_real_array(x, "x")
+def fold_spec(x, output_size, kernel_size, dilation, padding, stride, xname="x",
+              sizename="output_size") -> FoldSpec:
+    """Validate and normalize a fold call (torch.nn.functional.fold's checks); ``xname``
+    and ``sizename`` are the names the errors give ``x`` and ``output_size``
+    (grad.unfold's ``grad_output`` and ``input_size``)."""
+    x = as_real_array(x, xname)
     dtype = result_dtype(x)
     if x.ndim not in (2, 3):
         raise ValueError(
-            f"x must have shape (N, C * kh * kw, L) or (C * kh * kw, L), got shape {x.shape}"
+            f"{xname} must have shape (N, C * kh * kw, L) or (C * kh * kw, L), got shape {x.shape}"
         )
-    size = int_tuple(output_size, 2, "output_size", 1)
+    size = int_tuple(output_size, 2, sizename, 1)
     kernel, dilation, pad, stride = _fold_args(kernel_size, dilation, padding, stride)
     batched = x.ndim == 3
     xs = x.shape if batched else (1,) + x.shape
@@ -1065,19 +1069,19 @@ def fold_spec(x, output_size, kernel_size, dilation, padding, stride) -> FoldSpe
     taps = kernel[0] * kernel[1]
     if CK == 0 or CK % taps:
         raise ValueError(
-            f"x's dimension {x.ndim - 2} ({CK}) must be a positive multiple of the kernel's "
+            f"{xname}'s dimension {x.ndim - 2} ({CK}) must be a positive multiple of the kernel's "
             f"taps, kernel_size[0] * kernel_size[1] = {taps}"
         )
-    blocks = _blocks(size, kernel, dilation, pad, stride, "output_size")
+    blocks = _blocks(size, kernel, dilation, pad, stride, sizename)
     if L != blocks[0] * blocks[1]:
         raise ValueError(
-            f"x's last dimension ({L}) must be the number of sliding blocks, "
-            f"{blocks[0]} x {blocks[1]} = {blocks[0] * blocks[1]} for output_size={size}, "
+            f"{xname}'s last dimension ({L}) must be the number of sliding blocks, "
+            f"{blocks[0]} x {blocks[1]} = {blocks[0] * blocks[1]} for {sizename}={size}, "
             f"kernel_size={kernel}, dilation={dilation}, padding={pad}, stride={stride}"
         )
     out_shape = (N, CK // taps) + size
-    check_alloc(out_shape, dtype.itemsize, "the output (from output_size)")
-    check_alloc(xs, dtype.itemsize, "the prepared input x")
+    check_alloc(out_shape, dtype.itemsize, f"the output (from {sizename})")
+    check_alloc(xs, dtype.itemsize, f"the prepared input {xname}")
     return FoldSpec(op="fold", x=prepare(x.reshape(xs), dtype), kernel=kernel,
                     dilation=dilation, pad=pad, stride=stride, blocks=blocks,
                     out_shape=out_shape, dtype=dtype,

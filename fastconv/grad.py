@@ -504,7 +504,8 @@ def unfold(grad_output, input_size, kernel_size, dilation=1, padding=0, stride=1
             f"grad_output must have {len(input_size) - 1} dimensions for input_size "
             f"{input_size}, got shape {grad_output.shape}"
         )
-    spec = S.fold_spec(grad_output, input_size[-2:], kernel_size, dilation, padding, stride)
+    spec = S.fold_spec(grad_output, input_size[-2:], kernel_size, dilation, padding, stride,
+                       xname="grad_output", sizename="input_size")
     if spec.result_shape != input_size:
         raise ValueError(
             f"grad_output of shape {grad_output.shape} does not fit input_size {input_size} "
@@ -543,7 +544,8 @@ def fold(grad_output, kernel_size, dilation=1, padding=0, stride=1, *, backend=N
            [3.]])
     """
     name = _dispatch.resolve(backend, "unfold")
-    spec = S.unfold_spec(grad_output, kernel_size, dilation, padding, stride)
+    spec = S.unfold_spec(grad_output, kernel_size, dilation, padding, stride,
+                         xname="grad_output")
     gx = np.empty(spec.out_shape, spec.dtype)
     _dispatch.run("unfold", name, spec, gx)
     return gx.reshape(spec.result_shape)
