@@ -39,7 +39,12 @@ __all__ = ["Postcondition", "POSTCONDITIONS", "apply"]
 
 ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d",
                      "conv2d_input", "conv2d_weight", "max_pool2d_backward",
-                     "avg_pool2d_backward"})
+                     "avg_pool2d_backward",
+                     "unfold",
+                     "fold",
+                     "max_unpool",
+                     "max_unpool_backward",
+                     })
 
 
 class Postcondition(NamedTuple):

@@ -80,6 +80,10 @@ def _specs(batch):
         "conv2d_weight": S.conv_weight_grad_spec(x, w.shape, gy, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d_backward": S.max_pool_grad_spec(gp, np.zeros(gp.shape, int), x.shape, 2),
         "avg_pool2d_backward": S.avg_pool_grad_spec(gp, x.shape, 2, None, 0, False, True),
+        "unfold": S.unfold_spec(x, 3, 1, 1, 2),
+        "fold": S.fold_spec(np.ones((batch, 18, 9)), (5, 5), 3, 1, 1, 2),
+        "max_unpool": S.unpool_spec(gp, np.zeros(gp.shape, int), 2, None, 0, None, 2),
+        "max_unpool_backward": S.unpool_grad_spec(x, np.zeros(gp.shape, int), 2),
     }
 
 
