@@ -353,22 +353,29 @@ def avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads
 #     of p (a repeated index keeps the last value, as torch's CPU kernel).
 # ``max_unpool_backward(gy, idx, gx, nthreads)``
 #     The gather: ``gx[n, c, p] = gy[n, c, idx[n, c, p]]``.
-def _tap_slices(kernel, dilation, stride, blocks):
-    """[(i, j, rows, cols)]: the slices of the padded plane that tap (i, j) reads."""
-    (kh, kw), (dh, dw), (sh, sw), (Ho, Wo) = kernel, dilation, stride, blocks
-    return [(i, j, slice(i * dh, i * dh + sh * (Ho - 1) + 1, sh),
-             slice(j * dw, j * dw + sw * (Wo - 1) + 1, sw))
-            for i in range(kh) for j in range(kw)]
+def _taps(size, kernel, dilation, pad, stride, blocks):
+    """[(i, j, blocks_rows, blocks_cols, rows, cols)] for every tap (i, j): the block rows
+    and columns whose tap falls inside the ``size`` (H, W) plane, and the plane rows and
+    columns they read there (each increasing: no position twice)."""
+    taps = []
+    for i in range(kernel[0]):
+        ih = np.arange(blocks[0]) * stride[0] - pad[0] + i * dilation[0]
+        br = np.flatnonzero((ih >= 0) & (ih < size[0]))
+        for j in range(kernel[1]):
+            iw = np.arange(blocks[1]) * stride[1] - pad[1] + j * dilation[1]
+            bc = np.flatnonzero((iw >= 0) & (iw < size[1]))
+            taps.append((i, j, br[:, None], bc[None, :], ih[br][:, None], iw[bc][None, :]))
+    return taps
 
 
 @_nonfinite_legal
 def unfold(x, out, kernel, dilation, pad, stride, blocks, nthreads=None):
     """im2col (see the section's contract); fills and returns ``out``."""
-    N, C = x.shape[:2]
-    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    N, C, H, W = x.shape
     o = out.reshape(N, C, kernel[0], kernel[1], blocks[0], blocks[1])
-    for i, j, rows, cols in _tap_slices(kernel, dilation, stride, blocks):
-        o[:, :, i, j] = xp[:, :, rows, cols]
+    o[...] = 0
+    for i, j, br, bc, rows, cols in _taps((H, W), kernel, dilation, pad, stride, blocks):
+        o[:, :, i, j, br, bc] = x[:, :, rows, cols]
     return out
 
 
@@ -376,11 +383,10 @@ def unfold(x, out, kernel, dilation, pad, stride, blocks, nthreads=None):
 def fold(cols, out, kernel, dilation, pad, stride, blocks, nthreads=None):
     """col2im, the adjoint of :func:`unfold`; fills and returns ``out``."""
     N, C, H, W = out.shape
-    frame = np.zeros((N, C, H + 2 * pad[0], W + 2 * pad[1]), out.dtype)
     c = cols.reshape(N, C, kernel[0], kernel[1], blocks[0], blocks[1])
-    for i, j, rows, cs in _tap_slices(kernel, dilation, stride, blocks):
-        frame[:, :, rows, cs] += c[:, :, i, j]  # a strided slice has no repeated position
-    out[...] = frame[:, :, pad[0]:pad[0] + H, pad[1]:pad[1] + W]
+    out[...] = 0
+    for i, j, br, bc, rows, cs in _taps((H, W), kernel, dilation, pad, stride, blocks):
+        out[:, :, rows, cs] += c[:, :, i, j, br, bc]  # one tap reads no position twice
     return out
 
 

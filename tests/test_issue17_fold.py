@@ -27,6 +27,7 @@ GEOMETRIES = [
     ((3, 1, 4, 11), (1, 3), 1, (0, 2), (1, 2)),
     ((1, 4, 6, 6), 2, 1, 0, 2),
     ((2, 2, 3, 3), 5, 1, 2, 1),  # the kernel larger than the input
+    ((1, 2, 5, 4), 2, 3, 7, 6),  # padding past the kernel: blocks that see only padding
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
@@ -82,6 +83,17 @@ def test_empty_batch(backend):
     assert f.shape == (0, 3, 6, 6) and f.dtype == np.float32
     assert G.unfold(u, x.shape, 3, padding=1, backend=backend).shape == x.shape
     assert G.fold(x, 3, padding=1, backend=backend).shape == (0, 27, 36)
+
+
+def test_huge_padding_costs_no_padded_copy(backend):
+    # the output is 3x3 blocks; a padded copy of the input would be 2e6 x 2e6
+    x = np.arange(1.0, 26.0).reshape(1, 1, 5, 5)
+    u = fastconv.unfold(x, 1, padding=10**6, stride=10**6, backend=backend)
+    assert_close(u, np.array([[[0, 0, 0, 0, 1, 0, 0, 0, 0]]], float))  # the centre: x[0, 0]
+    back = fastconv.fold(u + 1, (5, 5), 1, padding=10**6, stride=10**6, backend=backend)
+    want = np.zeros((1, 1, 5, 5))
+    want[0, 0, 0, 0] = 2
+    assert_close(back, want)
 
 
 def test_out_is_filled_and_returned(backend, rng):
