@@ -1039,7 +1039,9 @@ def unfold_spec(x, kernel_size, dilation, padding, stride, xname="x") -> FoldSpe
     xs = x.shape if batched else (1,) + x.shape
     N, C, H, W = xs
     if C == 0 or H == 0 or W == 0:
-        raise ValueError(f"{xname} must have non-empty channel and spatial dimensions, got {x.shape}")
+        raise ValueError(
+            f"{xname} must have non-empty channel and spatial dimensions, got {x.shape}"
+        )
     blocks = _blocks((H, W), kernel, dilation, pad, stride, xname)
     out_shape = (N, C * kernel[0] * kernel[1], blocks[0] * blocks[1])
     check_alloc(out_shape, dtype.itemsize, f"the output (from {xname}, kernel_size, stride)")

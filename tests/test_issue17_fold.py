@@ -11,9 +11,12 @@ import sys
 import numpy as np
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import fastconv
 import fastconv.grad as G
-from conftest import BACKENDS, LAYOUTS, assert_close, layout
+from conftest import BACKENDS, LAYOUTS, Unchanged, assert_close, layout
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -55,15 +58,54 @@ def test_unfold_and_fold_match_torch_and_the_reference(backend, rng, geo, dtype)
     assert_close(f, fastconv.fold(cols, shape[2:], k, d, p, s, backend="numpy"), terms=kk)
 
 
+@st.composite
+def _fold_calls(draw):
+    pair = st.tuples(st.integers(1, 3), st.integers(1, 3))
+    k, d, s = draw(pair), draw(pair), draw(pair)
+    p = draw(st.tuples(st.integers(0, 3), st.integers(0, 3)))
+    size = tuple(draw(st.integers(max(1, dd * (kk - 1) + 1 - 2 * pp), 9))
+                 for kk, dd, pp in zip(k, d, p))
+    return (draw(st.integers(0, 2)), draw(st.integers(1, 3))) + size, k, d, p, s
+
+
+@settings(max_examples=25, deadline=None)
+@given(call=_fold_calls(), seed=st.integers(0, 2**16))
+def test_hypothesis_unfold_and_fold_match_torch(call, seed):
+    shape, k, d, p, s = call
+    x = np.random.default_rng(seed).standard_normal(shape)
+    want = _torch_unfold(x, k, d, p, s)
+    back = _torch_fold(want, shape[2:], k, d, p, s)
+    for b in BACKENDS:
+        u = fastconv.unfold(x, k, d, p, s, backend=b)
+        assert_close(u, want)
+        assert_close(fastconv.fold(u, shape[2:], k, d, p, s, backend=b), back, terms=9)
+
+
+def test_nonfinite_values_pass_through(backend):
+    x = np.ones((1, 1, 4, 4))
+    x[0, 0, 1, 1], x[0, 0, 2, 2] = np.inf, -np.inf
+    x[0, 0, 3, 0] = np.nan
+    u = fastconv.unfold(x, 2, backend=backend)
+    assert_close(u, _torch_unfold(x, 2, 1, 0, 1))
+    assert_close(fastconv.fold(u, (4, 4), 2, backend=backend),
+                 _torch_fold(u, (4, 4), 2, 1, 0, 1))  # inf + (-inf) = NaN where they meet
+
+
 @pytest.mark.parametrize("kind", LAYOUTS)
 def test_layouts_unbatched_and_int_input(backend, rng, kind):
     x = rng.standard_normal((2, 3, 8, 7))
     want = _torch_unfold(x, 3, 2, 1, 2)
-    assert_close(fastconv.unfold(layout(x, kind), 3, 2, 1, 2, backend=backend), want)
+    xl = layout(x, kind)
+    same = Unchanged(xl)
+    assert_close(fastconv.unfold(xl, 3, 2, 1, 2, backend=backend), want)
+    same.check()
     assert_close(fastconv.unfold(layout(x[0], kind), 3, 2, 1, 2, backend=backend), want[0])
     cols = rng.standard_normal(want.shape)
     wantf = _torch_fold(cols, (8, 7), 3, 2, 1, 2)
-    assert_close(fastconv.fold(layout(cols, kind), (8, 7), 3, 2, 1, 2, backend=backend), wantf)
+    cl = layout(cols, kind)
+    same = Unchanged(cl)
+    assert_close(fastconv.fold(cl, (8, 7), 3, 2, 1, 2, backend=backend), wantf)
+    same.check()
     assert_close(fastconv.fold(layout(cols[1], kind), (8, 7), 3, 2, 1, 2, backend=backend),
                  wantf[1])
     # integer input: float64, as the dtype rule says; int8: float32
