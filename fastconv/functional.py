@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _chunks  # issue 17 (fold): unfold/fold/max_unpool in pieces of planes
 from . import _dispatch
 from . import _spec as S
 
@@ -580,7 +581,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, backend=None, out
     name = _dispatch.resolve(backend, "unfold")
     spec = S.unfold_spec(x, kernel_size, dilation, padding, stride)
     res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out, [("x", x)])
-    _dispatch.run("unfold", name, spec, res)
+    _dispatch.run("unfold", name, spec, res, _chunks.by_planes)
     return out if out is not None else res.reshape(spec.result_shape)
 
 
@@ -630,7 +631,7 @@ def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1, *, backen
     name = _dispatch.resolve(backend, "fold")
     spec = S.fold_spec(x, output_size, kernel_size, dilation, padding, stride)
     res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out, [("x", x)])
-    _dispatch.run("fold", name, spec, res)
+    _dispatch.run("fold", name, spec, res, _chunks.by_planes)
     return out if out is not None else res.reshape(spec.result_shape)
 
 
@@ -638,7 +639,7 @@ def _max_unpool(x, indices, kernel_size, stride, padding, output_size, backend, 
     name = _dispatch.resolve(backend, "max_unpool")
     spec = S.unpool_spec(x, indices, kernel_size, stride, padding, output_size, nd)
     res = np.empty(spec.out_shape, spec.dtype)
-    _dispatch.run("max_unpool", name, spec, res)
+    _dispatch.run("max_unpool", name, spec, res, _chunks.by_planes)
     return res.reshape(spec.result_shape)
 
 

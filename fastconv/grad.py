@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _chunks  # issue 17 (fold): unfold/fold/max_unpool in pieces of planes
 from . import _dispatch, _plan, _tiling
 from . import _spec as S
 
@@ -512,7 +513,7 @@ def unfold(grad_output, input_size, kernel_size, dilation=1, padding=0, stride=1
             f"(it gives {spec.result_shape})"
         )
     gx = np.empty(spec.out_shape, spec.dtype)
-    _dispatch.run("fold", name, spec, gx)
+    _dispatch.run("fold", name, spec, gx, _chunks.by_planes)
     return gx.reshape(spec.result_shape)
 
 
@@ -547,7 +548,7 @@ def fold(grad_output, kernel_size, dilation=1, padding=0, stride=1, *, backend=N
     spec = S.unfold_spec(grad_output, kernel_size, dilation, padding, stride,
                          xname="grad_output")
     gx = np.empty(spec.out_shape, spec.dtype)
-    _dispatch.run("unfold", name, spec, gx)
+    _dispatch.run("unfold", name, spec, gx, _chunks.by_planes)
     return gx.reshape(spec.result_shape)
 
 
@@ -555,7 +556,8 @@ def _max_unpool_grad(grad_output, indices, backend, nd):
     name = _dispatch.resolve(backend, "max_unpool_backward")
     spec = S.unpool_grad_spec(grad_output, indices, nd)
     gx = np.empty(spec.out_shape, spec.dtype)
-    _dispatch.run("max_unpool_backward", name, spec, gx)
+    _dispatch.run("max_unpool_backward", name, spec, gx,
+                  _chunks.by_planes)
     return gx.reshape(spec.result_shape)
 
 

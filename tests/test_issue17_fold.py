@@ -317,3 +317,79 @@ def test_extra_memory_on_the_bench_shapes_is_bounded(backend_):
         bound = max(64 * MIB, r["in_out"])
         assert r["extra"] < bound, (f"{backend_} {op}: {r['extra'] / MIB:.1f} MiB extra, "
                                     f"bound {bound / MIB:.1f} MiB")
+
+
+# --------------------------------------------------------------------------------------------
+# long calls run in pieces of planes (fastconv._chunks.by_planes), so Ctrl-C stops them
+# --------------------------------------------------------------------------------------------
+def _piece_calls(rng):
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    cols = rng.standard_normal((3, 36, 49)).astype(np.float32)  # 3x3, 7x7 blocks of 9x9
+    y, idx = TF.max_pool2d(torch.from_numpy(x), 2, return_indices=True)
+    y, idx = y.numpy(), idx.numpy()
+    gy = rng.standard_normal((3, 4, 8, 8)).astype(np.float32)
+    return {
+        "unfold": lambda b: fastconv.unfold(x, 3, 2, 1, 1, backend=b),
+        "fold": lambda b: fastconv.fold(cols, (9, 9), 3, 1, 0, 1, backend=b),
+        "grad.unfold": lambda b: G.unfold(cols, (3, 4, 9, 9), 3, backend=b),
+        "grad.fold": lambda b: G.fold(x, 3, 2, 1, 1, backend=b),
+        "max_unpool2d": lambda b: fastconv.max_unpool2d(y, idx, 2, output_size=(9, 8),
+                                                        backend=b),
+        "grad.max_unpool2d": lambda b: G.max_unpool2d(gy, idx[:, :, :, :4], backend=b),
+    }
+
+
+@pytest.mark.parametrize("name", ["unfold", "fold", "grad.unfold", "grad.fold",
+                                  "max_unpool2d", "grad.max_unpool2d"])
+def test_long_calls_run_in_pieces_with_the_whole_calls_result(backend, rng, monkeypatch,
+                                                             name):
+    from fastconv import _chunks, _dispatch
+
+    f = _piece_calls(rng)[name]
+    whole = f(backend)
+    calls = []
+    real = _dispatch._call
+
+    def counting(op, nm, fn, args):
+        calls.append(args[0].shape[0])
+        return real(op, nm, fn, args)
+
+    monkeypatch.setattr(_dispatch, "_call", counting)
+    monkeypatch.setattr(_chunks, "SPLIT_SECONDS", 0.0)
+    monkeypatch.setattr(_chunks, "PIECE_SECONDS", 1e-9)  # one plane a piece
+    pieces = f(backend)
+    assert calls == [1] * 12, calls  # 3 images x 4 channels
+    np.testing.assert_array_equal(pieces, whole)
+
+
+def test_an_interrupt_stops_between_two_pieces(rng, monkeypatch):
+    from fastconv import _chunks, _dispatch
+
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    want = fastconv.unfold(x, 2, backend="numpy")
+    calls = []
+    real = _dispatch._call
+
+    def interrupted_third(op, nm, fn, args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(op, nm, fn, args)
+
+    monkeypatch.setattr(_dispatch, "_call", interrupted_third)
+    monkeypatch.setattr(_chunks, "SPLIT_SECONDS", 0.0)
+    monkeypatch.setattr(_chunks, "PIECE_SECONDS", 1e-9)
+    out = np.full(want.shape, -7.0, np.float32)
+    with pytest.raises(KeyboardInterrupt):
+        fastconv.unfold(x, 2, backend="numpy", out=out)
+    np.testing.assert_array_equal(out[0, :8], want[0, :8])  # the two planes finished
+    assert (out[0, 8:] == -7).all() and (out[1] == -7).all()
+
+
+def test_bench_shapes_run_in_one_piece(backend):
+    from fastconv import _chunks, _plan
+
+    x = np.empty((8, 64, 56, 56), np.float32)
+    cols = np.empty((8, 576, 3136), np.float32)
+    for op, args in (("unfold", (x, cols)), ("fold", (cols, x))):
+        assert _plan.seconds(op, backend, args) <= _chunks.SPLIT_SECONDS
