@@ -23,7 +23,9 @@ and read on every call, measured against frozen slotted dataclasses):
 * :class:`ConvGradSpec`: ``conv2d_input`` and ``conv2d_weight``;
 * :class:`PoolSpec`: ``max_pool2d`` and ``avg_pool2d``;
 * :class:`PoolGradSpec`: ``max_pool2d_backward`` and ``avg_pool2d_backward``;
-* :class:`LocalSpec`: ``locally_connected2d``.
+* :class:`LocalSpec`: ``locally_connected2d``;
+* :class:`FoldSpec`: ``unfold`` and ``fold`` (issue 17);
+* :class:`UnpoolSpec`: ``max_unpool`` and ``max_unpool_backward`` (issue 17).
 
 Each names its kernel (``op``) and its family (``family``: :mod:`fastconv._dispatch`'s
 module key), says whether there is anything to compute (``empty``), and gives the kernel's
@@ -48,6 +50,8 @@ __all__ = [
     "PoolSpec",
     "PoolGradSpec",
     "LocalSpec",
+    "FoldSpec",
+    "UnpoolSpec",
     "ConvGeometry",
     "PoolGeometry",
     "PADDING_MODES",
