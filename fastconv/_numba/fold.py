@@ -39,15 +39,12 @@ def _unfold_tap(xc, d, i, j, Ho, Wo, sh, sw, ph, pw, dh, dw):
         r = oh * Wo
         ih = oh * sh - ph + i * dh
         if ih < 0 or ih >= H:
-            for ow in range(Wo):
-                d[r + ow] = 0
+            d[r:r + Wo] = 0
             continue
-        for ow in range(ow0):
-            d[r + ow] = 0
-        for ow in range(ow0, ow1):
-            d[r + ow] = xc[ih, ow * sw + off]
-        for ow in range(ow1, Wo):
-            d[r + ow] = 0
+        d[r:r + ow0] = 0
+        if ow1 > ow0:  # a strided slice copy: no per-element index arithmetic
+            d[r + ow0:r + ow1] = xc[ih, ow0 * sw + off:(ow1 - 1) * sw + off + 1:sw]
+        d[r + max(ow0, ow1):r + Wo] = 0
 
 
 @jit
@@ -89,8 +86,10 @@ def _fold_plane(cc, o, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw):
                 if ih < 0 or ih >= H:
                     continue
                 r = oh * Wo
-                for ow in range(ow0, ow1):
-                    o[ih, ow * sw + off] += src[r + ow]
+                orow = o[ih, ow0 * sw + off:]
+                srow = src[r + ow0:r + ow1]
+                for q in range(ow1 - ow0):  # non-negative indices: no wraparound checks
+                    orow[q * sw] += srow[q]
 
 
 @jit
