@@ -597,6 +597,10 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
     if out is not None:
         S.check_out(out, geo.conv_input_size, dtype,
                     [("x", x), ("weight", weight), ("bias", bias)])
+    if nd < 3 and x.size:
+        res = _conv_transpose_subpixel(x, weight, bias, geo, dtype, name, out, nd)
+        if res is not None:
+            return res
     gy = S.pad_extra(x.astype(dtype, copy=False), geo.extra)
     w = weight.astype(dtype, copy=False)
     if nd == 3:
@@ -614,6 +618,29 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
     if bias is not None and res.size:
         res += bias.astype(dtype, copy=False).reshape((K,) + (1,) * nd)
     return res
+
+
+def _conv_transpose_subpixel(x, weight, bias, geo, dtype, name, out, nd):
+    """The sub-pixel path (:mod:`fastconv._transpose`: one forward convolution) when its
+    plan takes the call, else None. 1-D runs as 2-D with height 1."""
+    from . import _transpose
+
+    one = (1,) if nd == 1 else ()
+    xs = geo.x_shape if geo.batched else (1,) + geo.x_shape
+    rs = geo.conv_input_size if geo.batched else (1,) + geo.conv_input_size
+    x4 = xs[:2] + one + xs[2:]
+    w4 = geo.w_shape[:2] + one + geo.w_shape[2:]
+    o4 = rs[:2] + one + rs[2:]
+    lead = (1,) * (2 - nd)
+    axes = _transpose.plan(name, x4, w4, o4, (1,) * (2 - nd) + geo.stride,
+                           (0,) * (2 - nd) + geo.padding, lead + geo.dilation)
+    if axes is None:
+        return None
+    buf = np.empty(o4, dtype) if out is None else out.reshape(o4)
+    _transpose.run(S.prepare(x.reshape(x4), dtype), S.prepare(weight.reshape(w4), dtype),
+                   None if bias is None else S.prepare(bias, dtype), buf, geo.groups, axes,
+                   name)
+    return out if out is not None else buf.reshape(geo.conv_input_size)
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,

@@ -594,3 +594,66 @@ def test_nn_mse_loss_matches_torch(rng):
         loss(a, b[:2])
     with pytest.raises(RuntimeError, match="before forward"):
         fastconv.nn.MSELoss().backward()
+
+
+# --------------------------------------------------------------------------------------------
+# the sub-pixel path (fastconv._transpose): one forward convolution when the stride divides
+# the kernel
+# --------------------------------------------------------------------------------------------
+SUBPIXEL = [  # (x shape, C_out, kernel, stride, padding, output_padding, groups)
+    ((2, 6, 5, 7), 4, 4, 2, 1, 0, 1),
+    ((2, 6, 5, 7), 4, 4, 2, 1, 1, 2),
+    ((1, 3, 4, 4), 2, 2, 2, 0, 1, 1),
+    ((2, 4, 3, 5), 6, (6, 3), (3, 3), (2, 0), (2, 1), 2),
+    ((2, 4, 6, 5), 2, (4, 3), (2, 1), (3, 1), 0, 1),   # p // s == k / s - 1, stride 1 on W
+    ((3, 2, 4, 4), 3, 2, 2, 2, 0, 1),                  # p // s > k / s - 1: not taken
+    ((2, 4, 9), 4, 4, 2, 1, 1, 2),                     # 1-D
+    ((4, 9), 2, 6, 3, 2, 2, 1),                        # 1-D unbatched
+]
+
+
+@pytest.mark.parametrize("ci", range(len(SUBPIXEL)))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_subpixel_path_matches_torch(ci, dtype, rng, monkeypatch):
+    from fastconv import _transpose
+
+    xs, K, k, s, p, op, g = SUBPIXEL[ci]
+    nd = 2 if len(xs) == 4 else 1
+    C = xs[1] if len(xs) == nd + 2 else xs[0]
+    ks = (k,) * nd if isinstance(k, int) else k
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((C, K // g) + ks).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    kw = dict(stride=s, padding=p, output_padding=op, groups=g)
+    calls = []
+    monkeypatch.setattr(_transpose, "run",
+                        lambda *a, _run=_transpose.run: calls.append(1) or _run(*a))
+    want = _torch_forward(dict(kw, dilation=1), nd, x, w, b)
+    got = FWD[nd](x, w, b, **kw, backend="cython") if "cython" in BACKENDS else None
+    if got is not None:
+        np.testing.assert_allclose(got, want, **_tol(dtype, want))
+        assert got.dtype == np.dtype(dtype)
+        assert len(calls) == (0 if ci == 5 else 1)
+        out = np.full(want.shape, np.nan, dtype)
+        FWD[nd](x, w, b, **kw, backend="cython", out=out)
+        np.testing.assert_array_equal(out, got)
+    # the reference never takes it
+    calls.clear()
+    np.testing.assert_allclose(FWD[nd](x, w, b, **kw, backend="numpy"), want,
+                               **_tol(dtype, want))
+    assert not calls
+
+
+def test_subpixel_blocks_of_images(rng, monkeypatch):
+    """A batch whose forward output passes BLOCK_BYTES runs in blocks of images."""
+    from fastconv import _transpose
+
+    monkeypatch.setattr(_transpose, "BLOCK_BYTES", 1)  # one image per block
+    x = rng.standard_normal((5, 4, 6, 6))
+    w = rng.standard_normal((4, 3, 4, 4))
+    b = rng.standard_normal(3)
+    want = _torch_forward(dict(stride=2, padding=1, output_padding=0, groups=1, dilation=1),
+                          2, x, w, b)
+    for backend in BACKENDS:
+        np.testing.assert_allclose(fastconv.conv_transpose2d(x, w, b, 2, 1, backend=backend),
+                                   want, rtol=1e-10, atol=1e-10)
