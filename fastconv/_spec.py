@@ -975,3 +975,115 @@ def avg_pool_grad_spec(grad_output, input_size, kernel_size, stride, padding, ce
                         indices=None, kernel=geo.kernel, stride=geo.stride, pad=geo.pad,
                         count_include_pad=geo.count_include_pad, grad_shape=geo.x_shape,
                         dtype=dtype, result_shape=input_size)
+
+
+# ---- transpose (issue 17) ----
+class ConvTransposeGeometry(NamedTuple):
+    """The validated shapes of a transposed convolution of ``nd`` spatial axes.
+
+    A transposed convolution is the input gradient of the convolution whose input has the
+    transposed one's output shape (``conv_input_size``) and whose weight is ``weight``
+    itself: (in_channels, out_channels // groups, k...). ``extra[ax]`` is
+    ``output_padding // stride`` along each axis: the number of zero positions to append to
+    ``x`` along that axis so that it is exactly that convolution's output (non-zero only
+    when ``output_padding >= stride``, which torch allows when it is below ``dilation``).
+    """
+
+    batched: bool
+    x_shape: tuple  # as given: (N, C_in, ...) or (C_in, ...)
+    w_shape: tuple  # (C_in, C_out // groups, k...)
+    stride: tuple
+    padding: tuple
+    output_padding: tuple
+    groups: int
+    dilation: tuple
+    conv_input_size: tuple  # the result's shape, batched as x is
+    extra: tuple
+
+
+def conv_transpose_geometry(x_shape, w_shape, stride, padding, output_padding, groups,
+                            dilation, nd: int, xname="x", wname="weight",
+                            ) -> ConvTransposeGeometry:
+    """Validate the shapes and arguments of a ``conv_transpose{nd}d`` call, torch's rules
+    and output size ``(L - 1) * stride - 2 * padding + dilation * (k - 1) +
+    output_padding + 1``; errors name ``xname``/``wname``, ``stride``, ``padding``,
+    ``output_padding``, ``groups`` and ``dilation``. Shared by the forward function and
+    its gradients (which know ``x`` or ``weight`` only by its shape)."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    knames = {1: "kernel", 2: "kH, kW", 3: "kD, kH, kW"}[nd]
+    if len(w_shape) != nd + 2:
+        raise ValueError(
+            f"{wname} must have {nd + 2} dimensions (in_channels, out_channels/groups, "
+            f"{knames}), got shape {w_shape}"
+        )
+    if len(x_shape) not in (nd + 1, nd + 2):
+        sp = {1: "L", 2: "H, W", 3: "D, H, W"}[nd]
+        raise ValueError(
+            f"{xname} must have shape (N, C, {sp}) or (C, {sp}), got {len(x_shape)} "
+            f"dimensions {x_shape}"
+        )
+    batched = len(x_shape) == nd + 2
+    if isinstance(padding, str):
+        raise TypeError(
+            f"padding must be an int or a tuple of ints for a transposed convolution "
+            f"(as in torch), got {padding!r}"
+        )
+    groups = _as_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    stride = int_tuple(stride, nd, "stride", 1)
+    padding = int_tuple(padding, nd, "padding", 0)
+    output_padding = int_tuple(output_padding, nd, "output_padding", 0)
+    dilation = int_tuple(dilation, nd, "dilation", 1)
+    xs = x_shape if batched else (1,) + x_shape
+    N, C = xs[0], xs[1]
+    spatial = xs[2:]
+    Cin, Cog = w_shape[0], w_shape[1]
+    ksize = w_shape[2:]
+    if Cin == 0 or Cog == 0 or any(k == 0 for k in ksize):
+        raise ValueError(f"{wname} must not be empty, got shape {w_shape}")
+    if C == 0 or any(s == 0 for s in spatial):
+        raise ValueError(
+            f"{xname} must have non-empty channel and spatial dimensions, got {x_shape}"
+        )
+    if Cin != C:
+        raise ValueError(
+            f"{wname} has {Cin} input channels (its first dimension), but {xname} has {C} "
+            f"channels"
+        )
+    if C % groups:
+        raise ValueError(f"groups={groups} must divide the input channels of {xname} ({C})")
+    for ax in range(nd):
+        if not (output_padding[ax] < stride[ax] or output_padding[ax] < dilation[ax]):
+            raise ValueError(
+                f"output_padding must be smaller than either stride or dilation (as in "
+                f"torch), got output_padding={output_padding[ax]} with stride="
+                f"{stride[ax]} and dilation={dilation[ax]} along spatial axis {ax}"
+            )
+    out_sp = []
+    for ax in range(nd):
+        o = ((spatial[ax] - 1) * stride[ax] - 2 * padding[ax]
+             + dilation[ax] * (ksize[ax] - 1) + output_padding[ax] + 1)
+        if o < 1:
+            raise ValueError(
+                f"the output would be empty: along spatial axis {ax}, {xname} of size "
+                f"{spatial[ax]} with stride {stride[ax]}, padding {padding[ax]}, "
+                f"output_padding {output_padding[ax]} and the dilated kernel's span "
+                f"{dilation[ax] * (ksize[ax] - 1) + 1} gives size {o}"
+            )
+        out_sp.append(o)
+    size = (N, Cog * groups) + tuple(out_sp)
+    return ConvTransposeGeometry(
+        batched=batched, x_shape=x_shape, w_shape=w_shape, stride=stride, padding=padding,
+        output_padding=output_padding, groups=groups, dilation=dilation,
+        conv_input_size=size if batched else size[1:],
+        extra=tuple(op // s for op, s in zip(output_padding, stride)))
+
+
+def pad_extra(a: np.ndarray, extra: tuple) -> np.ndarray:
+    """``a`` with ``extra[ax]`` zeros appended along each of its last ``len(extra)`` axes
+    (:class:`ConvTransposeGeometry`'s ``extra``); ``a`` itself when there are none."""
+    if not any(extra):
+        return a
+    lead = [(0, 0)] * (a.ndim - len(extra))
+    return np.pad(a, lead + [(0, e) for e in extra])

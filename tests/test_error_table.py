@@ -639,3 +639,19 @@ def test_empty_max_pool_grad_output_gives_zeros(backend):
     got = G.max_pool2d(np.ones((2, 3, 0, 0)), np.zeros((2, 3, 0, 0), int), (2, 3, 4, 4),
                        backend=backend)
     np.testing.assert_array_equal(got, np.zeros((2, 3, 4, 4)))
+
+
+# ---- transpose (issue 17) ----
+# conv_transpose1d/2d/3d and their gradients keep their base calls and rows in
+# tests/test_issue17_transpose.py (run there on every backend with the kernels disabled);
+# test_every_public_function_has_rows counts them here.
+try:
+    from test_issue17_transpose import TRANSPOSE_BASE, TRANSPOSE_ROWS
+except pytest.skip.Exception:  # no torch: that file skips, and so do its functions here
+    TRANSPOSE_BASE, TRANSPOSE_ROWS = {}, []
+    BASE.update({n: None for n in fastconv.functional.__all__
+                 if n.startswith("conv_transpose")})
+    BASE.update({f"grad.{n}": None for n in G.__all__ if n.startswith("conv_transpose")})
+    COUNTS.update({n: 6 for n in BASE if "conv_transpose" in n})
+BASE.update(TRANSPOSE_BASE)
+COUNTS.update(r[0] for r in TRANSPOSE_ROWS)
