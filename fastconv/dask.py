@@ -57,6 +57,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import math
 import operator
 import threading
 from dataclasses import dataclass
@@ -143,16 +145,19 @@ def _in_memory(a):
     return np.asarray(a) if not isinstance(a, (str, bytes)) else a
 
 
-def _pair(v):
-    """An int or a pair as a pair of ints; None if it is not one (fastconv raises then)."""
+def _tuple(v, n):
+    """An int, a 1-tuple or an n-tuple as n ints; None if it is not one (fastconv raises
+    then, or accepts a form the plan cannot read: the callers raise then)."""
     if isinstance(v, np.ndarray) and v.ndim == 1:
         v = tuple(v.tolist())
     if isinstance(v, (tuple, list)):
-        if len(v) != 2:
+        if len(v) == 1:
+            v = tuple(v) * n
+        if len(v) != n:
             return None
         vals = tuple(v)
     else:
-        vals = (v, v)
+        vals = (v,) * n
     try:
         if any(isinstance(e, (bool, np.bool_)) for e in vals):
             return None
@@ -295,66 +300,83 @@ def _gather(a, take, axis, fill):
     return out
 
 
-def _region(parts, cut, ph, pw, fill, dtype):
-    """Assemble one task's input region from its inputs ``parts[ih][iw]``: whole input
-    blocks, or (where ``cut[ih, iw]``) the halo strips already cut from them."""
-    rows = []
-    for ih, (row, (_, h0, h1)) in enumerate(zip(parts, ph.reads)):
-        cols = [blk if cut[ih, iw] else blk[..., h0:h1, w0:w1]
-                for iw, (blk, (_, w0, w1)) in enumerate(zip(row, pw.reads))]
-        rows.append(cols[0] if len(cols) == 1 else np.concatenate(cols, axis=-1))
-    a = rows[0] if len(rows) == 1 else np.concatenate(rows, axis=-2)
-    if ph.take is not None or pw.take is not None:
-        if (ph.take is not None and (ph.take < 0).any()) or \
-           (pw.take is not None and (pw.take < 0).any()):
+def _region(parts, cut, plans, fill, dtype):
+    """Assemble one task's input region from its inputs ``parts[i0][i1]...`` (one nesting
+    level per spatial axis of ``plans``, the pieces of the task's block): whole input
+    blocks, or (where ``cut[i0, i1, ...]``) the halo strips already cut from them."""
+    nd = len(plans)
+
+    def assemble(part, index):
+        depth = len(index)
+        if depth == nd:
+            if cut[index]:
+                return part
+            return part[(Ellipsis,) + tuple(slice(plans[a].reads[i][1], plans[a].reads[i][2])
+                                            for a, i in enumerate(index))]
+        pieces = [assemble(p, index + (i,)) for i, p in enumerate(part)]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=depth - nd)
+
+    a = assemble(parts, ())
+    takes = [p.take for p in plans]
+    if any(t is not None for t in takes):
+        if any(t is not None and (t < 0).any() for t in takes):
             a = a.astype(dtype, copy=False)  # fill in the result dtype, as fastconv does
-        a = _gather(_gather(a, ph.take, a.ndim - 2, fill), pw.take, a.ndim - 1, fill)
+        for axis, t in enumerate(takes):
+            a = _gather(a, t, a.ndim - nd + axis, fill)
     return a
 
 
 def _checked(res, shape):
-    if res.shape[-2:] != shape:  # a planning error, never a user error
-        raise RuntimeError(f"fastconv.dask: a block gave shape {res.shape[-2:]}, "
+    if res.shape[-len(shape):] != shape:  # a planning error, never a user error
+        raise RuntimeError(f"fastconv.dask: a block gave shape {res.shape[-len(shape):]}, "
                            f"expected {shape}")
     return res
 
 
-def _strip(block, rows, cols):
+def _strip(block, *slices):
     """A halo strip: a copy, so the input block it comes from can be released."""
-    return block[..., rows, cols].copy()
+    return block[(Ellipsis,) + slices].copy()
 
 
-def _halo_task(parts, cut, ph, pw, *, fill, dtype, func, threads):
+def _halo_task(parts, cut, *plans, fill, dtype, func, threads):
     """One output block of a conv/correlate: build the padded region, run fastconv on it."""
-    region = _region(parts, cut, ph, pw, fill, dtype)
+    region = _region(parts, cut, plans, fill, dtype)
     with _task_threads(threads):
         res = func(region)
-    return _checked(res, (ph.size, pw.size))
+    return _checked(res, tuple(p.size for p in plans))
 
 
-def _pool_task(parts, cut, ph, pw, *, func, threads, width, return_indices):
-    """One output block of a pool: run fastconv on the region, keep the block's windows."""
-    region = _region(parts, cut, ph, pw, 0, None)
+def _pool_task(parts, cut, *plans, func, threads, shape, return_indices):
+    """One output block of a pool: run fastconv on the region, keep the block's windows.
+    ``shape`` holds the whole input's spatial sizes (for the flat indices)."""
+    region = _region(parts, cut, plans, 0, None)
     with _task_threads(threads):
         res = func(region)
-    sel = (Ellipsis, slice(ph.skip, ph.skip + ph.size), slice(pw.skip, pw.skip + pw.size))
+    sel = (Ellipsis,) + tuple(slice(p.skip, p.skip + p.size) for p in plans)
+    sizes = tuple(p.size for p in plans)
     if not return_indices:
-        return _checked(res[sel], (ph.size, pw.size))
+        return _checked(res[sel], sizes)
     vals, idx = res[0][sel], res[1][sel]
-    rw = region.shape[-1]  # flat positions in the region -> in the whole plane
-    idx = (idx // rw + ph.origin) * width + (idx % rw + pw.origin)
-    return _checked(vals, (ph.size, pw.size)), idx
+    # flat positions in the region -> in the whole input (plane or volume)
+    local = region.shape[-len(plans):]
+    flat = np.zeros_like(idx)
+    for axis, p in enumerate(plans):
+        step = int(np.prod(local[axis + 1:], dtype=np.int64))
+        coord = (idx // step) % local[axis] + p.origin
+        flat = flat * shape[axis] + coord
+    return _checked(vals, sizes), flat
 
 
 # --------------------------------------------------------------------------------------------
 # the graph
 # --------------------------------------------------------------------------------------------
-def _graph(x, lead, lead_chunks, plan_h, plan_w, task, token, dtype, outputs=1):
+def _graph(x, lead, lead_chunks, plans, task, token, dtype, outputs=1):
     """The dask array(s) of one blockwise-with-halo operation.
 
-    ``lead`` lists ``(input block index, output block index)`` of the leading axes; ``task``
-    is called as ``task(parts, cut, ph, pw)``; with ``outputs=2`` it returns a pair, given
-    as two arrays (``dtype`` a pair too).
+    ``lead`` lists ``(input block index, output block index)`` of the leading axes;
+    ``plans`` holds the pieces of each spatial axis (the trailing axes of ``x``); ``task``
+    is called as ``task(parts, cut, *pieces)``, one piece per spatial axis; with
+    ``outputs=2`` it returns a pair, given as two arrays (``dtype`` a pair too).
 
     A task reads an input block whole when it needs most of it, else a strip cut from it by
     a task of its own: neighbours then send (and hold on to) only their halo strips, and a
@@ -362,24 +384,33 @@ def _graph(x, lead, lead_chunks, plan_h, plan_w, task, token, dtype, outputs=1):
     """
     name = f"fastconv-{token}"
     strips = f"fastconv-halo-{token}"
+    nd = len(plans)
+    sp_chunks = x.chunks[-nd:]
     dsk = {}
+
+    def nested(pieces, cut, index, lin):
+        """The task's inputs, one list level per spatial axis (the strips made on the way)."""
+        axis = len(index)
+        if axis < nd:
+            return [nested(pieces, cut, index + (i,), lin)
+                    for i in range(len(pieces[axis].reads))]
+        reads = [p.reads[i] for p, i in zip(pieces, index)]
+        cids = tuple(r[0] for r in reads)
+        key = (x.name,) + lin + cids
+        if 2 * math.prod(r[2] - r[1] for r in reads) <= \
+                math.prod(c[r[0]] for c, r in zip(sp_chunks, reads)):
+            skey = (strips,) + lin + cids + tuple(v for r in reads for v in r[1:])
+            dsk[skey] = (_strip, key) + tuple(slice(r[1], r[2]) for r in reads)
+            key, cut[index] = skey, True
+        return key
+
     for lin, lout in lead:
-        for ih, ph in enumerate(plan_h):
-            for iw, pw in enumerate(plan_w):
-                parts = []
-                cut = np.zeros((len(ph.reads), len(pw.reads)), bool)
-                for i, (ch, h0, h1) in enumerate(ph.reads):
-                    row = []
-                    for j, (cw, w0, w1) in enumerate(pw.reads):
-                        key = (x.name,) + lin + (ch, cw)
-                        if 2 * (h1 - h0) * (w1 - w0) <= x.chunks[-2][ch] * x.chunks[-1][cw]:
-                            skey = (strips,) + lin + (ch, cw, h0, h1, w0, w1)
-                            dsk[skey] = (_strip, key, slice(h0, h1), slice(w0, w1))
-                            key, cut[i, j] = skey, True
-                        row.append(key)
-                    parts.append(row)
-                dsk[(name,) + lout + (ih, iw)] = (task, parts, cut, ph, pw)
-    chunks = tuple(lead_chunks) + (tuple(p.size for p in plan_h), tuple(p.size for p in plan_w))
+        for block in itertools.product(*(enumerate(plan) for plan in plans)):
+            pieces = tuple(p for _, p in block)
+            cut = np.zeros(tuple(len(p.reads) for p in pieces), bool)
+            parts = nested(pieces, cut, (), lin)
+            dsk[(name,) + lout + tuple(i for i, _ in block)] = (task, parts, cut) + pieces
+    chunks = tuple(lead_chunks) + tuple(tuple(p.size for p in plan) for plan in plans)
     ndim = len(chunks)
     if outputs == 1:
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
@@ -395,10 +426,12 @@ def _graph(x, lead, lead_chunks, plan_h, plan_w, task, token, dtype, outputs=1):
 
 def _spatial_probe(x_shape, limits, keep=()):
     """A small shape with the checks of ``x_shape``: leading sizes at most 1 (except the
-    axes in ``keep``), spatial sizes clipped to ``limits`` (each above every size fastconv
-    compares them with, so a probe raises exactly where the whole array would)."""
-    lead = [s if i in keep else min(s, 1) for i, s in enumerate(x_shape[:-2])]
-    return tuple(lead) + tuple(min(s, t) for s, t in zip(x_shape[-2:], limits))
+    axes in ``keep``), the ``len(limits)`` spatial sizes clipped to ``limits`` (each above
+    every size fastconv compares them with, so a probe raises exactly where the whole array
+    would)."""
+    nd = min(len(limits), len(x_shape))
+    lead = [s if i in keep else min(s, 1) for i, s in enumerate(x_shape[:len(x_shape) - nd])]
+    return tuple(lead) + tuple(min(s, t) for s, t in zip(x_shape[len(x_shape) - nd:], limits))
 
 
 def _probe(func, x, shape):
@@ -424,15 +457,16 @@ _CONV_MODES = {"zeros": "fill", "reflect": "reflect", "replicate": "replicate",
 def _conv_pairs(padding, ksize, stride, dilation):
     """(before, after) padding per spatial axis, as fastconv.conv2d documents it (odd
     leftover of 'same' at the end); None if fastconv would reject it."""
+    nd = len(ksize)
     if isinstance(padding, str):
         if padding == "valid":
-            return ((0, 0), (0, 0))
+            return ((0, 0),) * nd
         if padding == "same":
             totals = [d * (k - 1) for k, d in zip(ksize, dilation)]
             return tuple((t // 2, t - t // 2) for t in totals)
         return None
-    p = _pair(padding)
-    return None if p is None else ((p[0], p[0]), (p[1], p[1]))
+    p = _tuple(padding, nd)
+    return None if p is None else tuple((v, v) for v in p)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -472,18 +506,26 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     ...                                          padding_mode="reflect"), rtol=1e-5)
     True
     """
+    return _conv(fastconv.conv2d, 2, x, weight, bias, stride, padding, dilation, groups,
+                 padding_mode, backend, chunks, threads)
+
+
+def _conv(fn, nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, backend,
+          chunks, threads):
+    """conv2d (``nd=2``) or conv3d (``nd=3``, ``fn`` fastconv's function) of a Dask array."""
     x = _as_dask(x, chunks, "x")
     weight = _in_memory(weight)
     bias = _in_memory(bias)
     threads = _threads_arg(threads)
     backend = _backend_arg(backend)
-    call = functools.partial(fastconv.conv2d, weight=weight, bias=bias, stride=stride,
+    call = functools.partial(fn, weight=weight, bias=bias, stride=stride,
                              dilation=dilation, groups=groups, backend=backend)
+    what = f"fastconv.dask.{fn.__name__}"
 
     # the plan, if the arguments make sense; fastconv's own checks decide on a probe
     plan = None
-    w_ok = isinstance(weight, np.ndarray) and weight.ndim == 4
-    st, dl = _pair(stride), _pair(dilation)
+    w_ok = isinstance(weight, np.ndarray) and weight.ndim == nd + 2
+    st, dl = _tuple(stride, nd), _tuple(dilation, nd)
     if w_ok and st is not None and dl is not None and isinstance(padding_mode, str):
         ksize = weight.shape[2:]
         pairs = _conv_pairs(padding, ksize, st, dl)
@@ -491,35 +533,35 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
             spans = [d * (k - 1) + 1 for k, d in zip(ksize, dl)]
             plan = (pairs, spans, st)
     if plan is None:
-        limits = weight.shape[2:] if w_ok else (1, 1)
+        limits = weight.shape[2:] if w_ok else (1,) * nd
     else:
         limits = [sp + sum(pr) + s + 1 for sp, pr, s in zip(plan[1], plan[0], plan[2])]
-    probe_shape = _spatial_probe(x.shape, limits, keep=(x.ndim - 3,))
+    probe_shape = _spatial_probe(x.shape, limits, keep=(x.ndim - nd - 1,))
     probe = _probe(functools.partial(call, padding=padding, padding_mode=padding_mode), x,
                    probe_shape)
     if plan is None:  # pragma: no cover - fastconv accepted what we could not read
-        raise ValueError(f"fastconv.dask.conv2d cannot plan stride={stride!r}, "
+        raise ValueError(f"{what} cannot plan stride={stride!r}, "
                          f"padding={padding!r}, dilation={dilation!r}")
     pairs, spans, st = plan
-    H, W = x.shape[-2:]
-    n_out = [(n + sum(pr) - sp) // s + 1 for n, pr, sp, s in zip((H, W), pairs, spans, st)]
+    sizes = x.shape[-nd:]
+    n_out = [(n + sum(pr) - sp) // s + 1 for n, pr, sp, s in zip(sizes, pairs, spans, st)]
     expected = [(n + sum(pr) - sp) // s + 1
-                for n, pr, sp, s in zip(probe_shape[-2:], pairs, spans, st)]
-    if list(probe.shape[-2:]) != expected:  # pragma: no cover - the size rule changed
-        raise RuntimeError(f"fastconv.dask.conv2d: size rule mismatch, {probe.shape}")
+                for n, pr, sp, s in zip(probe_shape[-nd:], pairs, spans, st)]
+    if list(probe.shape[-nd:]) != expected:  # pragma: no cover - the size rule changed
+        raise RuntimeError(f"{what}: size rule mismatch, {probe.shape}")
 
-    x, unbatched = _unbatch(x, 4)
+    x, unbatched = _unbatch(x, nd + 2)
     if x.numblocks[1] > 1:
         x = x.rechunk({1: -1})  # every output channel needs all the input channels
     mode = _CONV_MODES[padding_mode]
-    plan_h = _halo_plan(x.chunks[2], pairs[0][0], st[0], spans[0], n_out[0], mode)
-    plan_w = _halo_plan(x.chunks[3], pairs[1][0], st[1], spans[1], n_out[1], mode)
+    plans = [_halo_plan(c, pr[0], s, sp, n, mode)
+             for c, pr, s, sp, n in zip(x.chunks[2:], pairs, st, spans, n_out)]
     func = functools.partial(call, padding=0)
     task = functools.partial(_halo_task, fill=0, dtype=probe.dtype, func=func, threads=threads)
-    token = tokenize("conv2d", x.name, weight, bias, stride, padding, dilation, groups,
+    token = tokenize(fn.__name__, x.name, weight, bias, stride, padding, dilation, groups,
                      padding_mode, backend, threads)
     lead = [((i, 0), (i, 0)) for i in range(x.numblocks[0])]
-    y = _graph(x, lead, (x.chunks[0], (probe.shape[-3],)), plan_h, plan_w, task, token,
+    y = _graph(x, lead, (x.chunks[0], (probe.shape[-nd - 1],)), plans, task, token,
                probe.dtype)
     return y[0] if unbatched else y
 
@@ -528,15 +570,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
 # pools
 # --------------------------------------------------------------------------------------------
 def _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, threads,
-          token_args):
+          token_args, nd=2):
     x = _as_dask(x, chunks, "x")
     threads = _threads_arg(threads)
-    k = _pair(kernel_size)
-    s = k if stride is None else _pair(stride)
-    p, d = _pair(padding), _pair(dilation)
+    k = _tuple(kernel_size, nd)
+    # stride None (or, as torch reads it, an empty tuple) is the kernel size
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
+        else _tuple(stride, nd)
+    p, d = _tuple(padding, nd), _tuple(dilation, nd)
     plan = None if None in (k, s, p, d) else (k, s, p, d)
     if plan is None:
-        limits = (1, 1) if k is None else k
+        limits = (1,) * nd if k is None else k
     else:
         limits = [dd * (kk - 1) + 1 + 2 * pp + ss + 1 for kk, ss, pp, dd in zip(*plan)]
     probe_shape = _spatial_probe(x.shape, limits)
@@ -559,22 +603,19 @@ def _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, th
         o = -(-num // ss) + 1
         return o - 1 if (o - 1) * ss >= n + pp else o
 
-    expected = [n_out(n, *a) for n, *a in zip(probe_shape[-2:], *plan)]
-    if list(probe_vals.shape[-2:]) != expected:  # pragma: no cover - the size rule changed
+    expected = [n_out(n, *a) for n, *a in zip(probe_shape[-nd:], *plan)]
+    if list(probe_vals.shape[-nd:]) != expected:  # pragma: no cover - the size rule changed
         raise RuntimeError(f"fastconv.dask: size rule mismatch, {probe_vals.shape}")
 
-    x, unbatched = _unbatch(x, 4)
-    H, W = x.shape[-2:]
-    kk, ss, pp, dd = plan
-    plan_h = _pool_plan(x.chunks[2], pp[0], ss[0], dd[0] * (kk[0] - 1) + 1,
-                        n_out(H, kk[0], ss[0], pp[0], dd[0]))
-    plan_w = _pool_plan(x.chunks[3], pp[1], ss[1], dd[1] * (kk[1] - 1) + 1,
-                        n_out(W, kk[1], ss[1], pp[1], dd[1]))
-    task = functools.partial(_pool_task, func=func, threads=threads, width=W,
+    x, unbatched = _unbatch(x, nd + 2)
+    sizes = x.shape[-nd:]
+    plans = [_pool_plan(c, pp, ss, dd * (kk - 1) + 1, n_out(n, kk, ss, pp, dd))
+             for c, n, kk, ss, pp, dd in zip(x.chunks[2:], sizes, *plan)]
+    task = functools.partial(_pool_task, func=func, threads=threads, shape=sizes,
                              return_indices=return_indices)
     token = tokenize(x.name, threads, *token_args)
     lead = [((i, c), (i, c)) for i in range(x.numblocks[0]) for c in range(x.numblocks[1])]
-    y = _graph(x, lead, x.chunks[:2], plan_h, plan_w, task, token, dtypes,
+    y = _graph(x, lead, x.chunks[:2], plans, task, token, dtypes,
                outputs=2 if return_indices else 1)
     if unbatched:
         return tuple(a[0] for a in y) if return_indices else y[0]
@@ -707,7 +748,7 @@ def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, chunks, threads, 
     task = functools.partial(_halo_task, fill=fill, dtype=dtype, func=func, threads=threads)
     token = tokenize("correlate2d", in1.name, in2, mode, boundary, fillvalue, backend, flip,
                      threads)
-    return _graph(in1, [((), ())], (), plan_h, plan_w, task, token, dtype)
+    return _graph(in1, [((), ())], (), [plan_h, plan_w], task, token, dtype)
 
 
 def _whole(block, *, func, threads):
