@@ -77,7 +77,13 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         f"(dask[array] and distributed); the import failed with: {exc}"
     ) from exc
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "correlate2d", "convolve2d"]
+__all__ = [
+    "conv2d", "max_pool2d", "avg_pool2d", "correlate2d", "convolve2d",
+    "conv3d",
+    "max_pool3d",
+    "avg_pool3d",
+    "conv_transpose2d",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,10 +273,14 @@ def _halo_plan(chunks, before, stride, span, n_out, mode):
     return pieces
 
 
-def _pool_plan(chunks, pad, stride, span, n_out):
+def _pool_plan(chunks, pad, stride, span, n_out, min_size=0):
     """Pieces of a pooled axis: the region is the input from a multiple of the stride (0 at
     the border) to the end of the block's last window (or the input's end); fastconv pads
-    it by ``pad`` itself, and its window ``skip`` is the block's first."""
+    it by ``pad`` itself, and its window ``skip`` is the block's first.
+
+    ``min_size``: a region shorter than this (where the input is not) is widened, forward
+    then back by whole strides, with windows that are dropped (the 3-D pools: torch's
+    avg_pool3d refuses an input smaller than the kernel, padding or not)."""
     bounds = np.cumsum((0,) + tuple(chunks))
     size = int(bounds[-1])
     pieces = []
@@ -279,6 +289,9 @@ def _pool_plan(chunks, pad, stride, span, n_out):
         hi = (o1 - 1) * stride - pad + span
         start = 0 if lo <= 0 else (lo // stride) * stride
         stop = min(hi, size)
+        if stop - start < min_size:
+            stop = min(start + min_size, size)
+            start = max(0, min(start, (stop - min_size) // stride * stride))
         skip = o0 - start // stride
         reads, take = _reads_of(np.arange(start, stop), bounds)
         pieces.append(_Piece((int(o0), int(o1)), reads, take, int(skip), int(start)))
@@ -609,7 +622,8 @@ def _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, th
 
     x, unbatched = _unbatch(x, nd + 2)
     sizes = x.shape[-nd:]
-    plans = [_pool_plan(c, pp, ss, dd * (kk - 1) + 1, n_out(n, kk, ss, pp, dd))
+    plans = [_pool_plan(c, pp, ss, dd * (kk - 1) + 1, n_out(n, kk, ss, pp, dd),
+                        dd * (kk - 1) + 1 if nd == 3 else 0)
              for c, n, kk, ss, pp, dd in zip(x.chunks[2:], sizes, *plan)]
     task = functools.partial(_pool_task, func=func, threads=threads, shape=sizes,
                              return_indices=return_indices)
@@ -814,3 +828,299 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=N
 
 correlate2d.__doc__ = correlate2d.__doc__.format(doc=_2D_DOC.format(name="correlate2d"))
 convolve2d.__doc__ = convolve2d.__doc__.format(doc=_2D_DOC.format(name="convolve2d"))
+
+
+# --------------------------------------------------------------------------------------------
+# 3-D and transposed (issue 17)
+# --------------------------------------------------------------------------------------------
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", backend=None, chunks=None, threads=None):
+    """3-D cross-correlation of a Dask array, as :func:`fastconv.conv3d`.
+
+    :func:`conv2d`'s plan on three spatial axes: each output block is one fastconv.conv3d
+    call on its input chunk and the halo its windows reach (from as many chunks before it
+    as they span), padded by ``padding_mode`` at the true volume border.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, D, H, W) or (C, D, H, W). Chunks along N map block for block; the channel
+        axis is rechunked to one chunk if it is split; the spatial axes get halos (module
+        docstring).
+    weight, bias, stride, padding, dilation, groups, padding_mode, backend
+        As :func:`fastconv.conv3d`; ``weight`` and ``bias`` are loaded into memory and
+        shared by every task. ``padding_mode`` is applied at the true volume border.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default
+        ``"auto"``).
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computes to ``fastconv.conv3d(x, weight, ...)``. Output chunks: N as ``x``'s,
+        out_channels one chunk, spatial axes one block per input chunk (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.random.default_rng(0).random((2, 3, 10, 12, 9), dtype=np.float32)
+    >>> w = np.ones((4, 3, 3, 3, 3), dtype=np.float32)
+    >>> y = fastconv.dask.conv3d(x, w, stride=2, padding=1, padding_mode="replicate",
+    ...                          chunks=(1, 3, 4, 5, 9))
+    >>> y.shape, y.chunks[2:]
+    ((2, 4, 5, 6, 5), ((2, 2, 1), (2, 3, 1), (5,)))
+    >>> np.allclose(y.compute(), fastconv.conv3d(x, w, stride=2, padding=1,
+    ...                                          padding_mode="replicate"), rtol=1e-5)
+    True
+    """
+    return _conv(fastconv.conv3d, 3, x, weight, bias, stride, padding, dilation, groups,
+                 padding_mode, backend, chunks, threads)
+
+
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend=None, chunks=None, threads=None):
+    """3-D max pooling of a Dask array, as :func:`fastconv.max_pool3d`.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, D, H, W) or (C, D, H, W). Batch and channel chunks map block for block; the
+        spatial axes get halos (module docstring). The -inf padding is at the true border.
+    kernel_size, stride, padding, dilation, ceil_mode, return_indices, backend
+        As :func:`fastconv.max_pool3d`.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array, or a pair of them
+        Lazy maxima, and with ``return_indices`` their flat positions ``(d * H + h) * W + w``
+        in the whole input volume (int64), as torch's.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.arange(4 * 4 * 4, dtype=np.float32).reshape(1, 4, 4, 4)
+    >>> v, i = fastconv.dask.max_pool3d(x, 2, return_indices=True, chunks=(1, 3, 3, 4))
+    >>> v.compute()[0, 1]
+    array([[53., 55.],
+           [61., 63.]], dtype=float32)
+    >>> bool((i.compute() == v.compute()).all())  # x holds its own flat positions
+    True
+    """
+    backend = _backend_arg(backend)
+    func = functools.partial(fastconv.max_pool3d, kernel_size=kernel_size, stride=stride,
+                             padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+                             return_indices=return_indices, backend=backend)
+    return _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, threads,
+                 ("max_pool3d", kernel_size, stride, padding, dilation, ceil_mode,
+                  return_indices, backend), nd=3)
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, backend=None, chunks=None,
+               threads=None):
+    """3-D average pooling of a Dask array, as :func:`fastconv.avg_pool3d`.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, D, H, W) or (C, D, H, W). Batch and channel chunks map block for block; the
+        spatial axes get halos (module docstring). The zero padding, and what
+        ``count_include_pad`` counts, are at the true border.
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend
+        As :func:`fastconv.avg_pool3d`.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.arange(4 * 4 * 4, dtype=np.float32).reshape(1, 4, 4, 4)
+    >>> y = fastconv.dask.avg_pool3d(x, 2, chunks=(1, 3, 3, 4))
+    >>> y.compute()[0, 0]
+    array([[10.5, 12.5],
+           [18.5, 20.5]], dtype=float32)
+    >>> z = fastconv.dask.avg_pool3d(x, 3, 2, padding=1, count_include_pad=False,
+    ...                              chunks=(1, 1, 2, 3))
+    >>> bool((z.compute() == fastconv.avg_pool3d(x, 3, 2, padding=1,
+    ...                                          count_include_pad=False)).all())
+    True
+    """
+    backend = _backend_arg(backend)
+    func = functools.partial(fastconv.avg_pool3d, kernel_size=kernel_size, stride=stride,
+                             padding=padding, ceil_mode=ceil_mode,
+                             count_include_pad=count_include_pad,
+                             divisor_override=divisor_override, backend=backend)
+    return _pool(x, func, kernel_size, stride, padding, 1, ceil_mode, chunks, threads,
+                 ("avg_pool3d", kernel_size, stride, padding, ceil_mode, count_include_pad,
+                  divisor_override, backend), nd=3)
+
+
+def _transpose_plan(chunks, pad, stride, span, n_out):
+    """Pieces of an axis of a transposed convolution, as a gather.
+
+    Output position ``o`` sums the inputs ``i`` with ``i * stride - pad <= o <= i * stride -
+    pad + span - 1``. Output block ``j`` starts where input chunk ``j``'s first input
+    lands (``b * stride - pad``, clipped to the output), so it reads that chunk and the
+    inputs before it whose windows still reach it: its halo lies in the chunks before it,
+    as for the forward ops. The task computes the transposed convolution of its region
+    unpadded and keeps the block's part of it (``skip``: the block's first position in the
+    region's output, negative where the block starts before the region's first window);
+    positions no input reaches are zero (plus bias). A block no input reaches reads one
+    element and fills it with zero.
+    """
+    bounds = np.cumsum((0,) + tuple(chunks))
+    size = int(bounds[-1])
+    cuts = [0]
+    for b in bounds[1:-1]:
+        cuts.append(min(n_out, max(cuts[-1], int(b) * stride - pad)))
+    cuts.append(n_out)
+    pieces = []
+    for o0, o1 in zip(cuts, cuts[1:]):
+        if o1 <= o0:
+            continue
+        i0 = max(0, -(-(o0 + pad - span + 1) // stride))
+        i1 = min(size, (o1 - 1 + pad) // stride + 1)
+        if i1 > i0:
+            reads, take = _reads_of(np.arange(i0, i1), bounds)
+        else:  # pragma: no cover - only with padding past the kernel's reach
+            i0 = min(i0, size - 1)
+            reads, take = _reads_of(np.full(1, -1), bounds, i0)
+        pieces.append(_Piece((int(o0), int(o1)), reads, take, int(o0 + pad - i0 * stride),
+                             int(i0)))
+    return pieces
+
+
+def _transpose_task(parts, cut, *plans, dtype, func, bias, threads):
+    """One output block of a transposed convolution: run fastconv on the region (no
+    padding, no bias), keep the block's positions, add the bias."""
+    region = _region(parts, cut, plans, 0, dtype)
+    with _task_threads(threads):
+        res = func(region)
+    nd = len(plans)
+    sizes = tuple(p.size for p in plans)
+    src, dst = [], []
+    for p, n in zip(plans, res.shape[-nd:]):
+        lo, hi = max(p.skip, 0), min(p.skip + p.size, n)
+        src.append(slice(lo, max(lo, hi)))
+        dst.append(slice(lo - p.skip, max(lo, hi) - p.skip))
+    if res.shape[-nd:] == sizes and all(p.skip == 0 for p in plans):
+        out = res
+    else:
+        out = np.zeros(res.shape[:-nd] + sizes, res.dtype)
+        out[(Ellipsis,) + tuple(dst)] = res[(Ellipsis,) + tuple(src)]
+    if bias is not None:
+        out += bias.astype(out.dtype, copy=False).reshape((-1,) + (1,) * nd)
+    return _checked(out, sizes)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, backend=None, chunks=None, threads=None):
+    """2-D transposed convolution of a Dask array, as :func:`fastconv.conv_transpose2d`.
+
+    Computed as a gather, not a scatter-add: output block ``j`` starts where input chunk
+    ``j``'s first pixel lands (``b * stride - padding``) and reads that chunk and the strips
+    of the chunks before it whose windows still reach the block; the task runs
+    fastconv.conv_transpose2d on that region without padding or bias and keeps its part of
+    the result. So every output value is one sum, computed once, and no block waits on its
+    neighbours' outputs; ``padding`` and ``output_padding`` act at the true border only.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C_in, H, W) or (C_in, H, W). Chunks along N map block for block; the channel
+        axis is rechunked to one chunk if it is split; the spatial axes get halos.
+    weight, bias, stride, padding, output_padding, groups, dilation, backend
+        As :func:`fastconv.conv_transpose2d`; ``weight`` (C_in, C_out // groups, kH, kW) and
+        ``bias`` are loaded into memory and shared by every task.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computes to ``fastconv.conv_transpose2d(x, weight, ...)``, up to the rounding
+        of the bias added after the sum. Output chunks: N as ``x``'s, out_channels one chunk,
+        spatial axes one block per input chunk (about ``stride`` times its size).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.random.default_rng(0).random((2, 3, 14, 11), dtype=np.float32)
+    >>> w = np.ones((3, 4, 4, 4), dtype=np.float32)
+    >>> y = fastconv.dask.conv_transpose2d(x, w, stride=2, padding=1, chunks=(1, 3, 5, 11))
+    >>> y.shape, y.chunks[2:]
+    ((2, 4, 28, 22), ((9, 10, 9), (22,)))
+    >>> np.allclose(y.compute(), fastconv.conv_transpose2d(x, w, stride=2, padding=1),
+    ...             rtol=1e-5)
+    True
+    """
+    nd = 2
+    x = _as_dask(x, chunks, "x")
+    weight = _in_memory(weight)
+    bias = _in_memory(bias)
+    threads = _threads_arg(threads)
+    backend = _backend_arg(backend)
+    fn = fastconv.conv_transpose2d
+    call = functools.partial(fn, weight=weight, groups=groups, dilation=dilation,
+                             stride=stride, backend=backend)
+
+    plan = None
+    w_ok = isinstance(weight, np.ndarray) and weight.ndim == nd + 2
+    st, dl = _tuple(stride, nd), _tuple(dilation, nd)
+    pd, op = _tuple(padding, nd), _tuple(output_padding, nd)
+    if w_ok and None not in (st, dl, pd, op) and min(st) >= 1:
+        spans = [d * (k - 1) + 1 for k, d in zip(weight.shape[2:], dl)]
+        plan = (st, pd, op, spans)
+    if plan is None:  # fastconv raises on the probe, or we cannot plan: probe it whole
+        limits = x.shape[-nd:]
+    else:  # a smaller input gives an output no larger: above 2 * padding, all sizes pass
+        limits = [-(-2 * max(p, 0) // s) + 2 for s, p in zip(st, pd)]
+    probe_shape = _spatial_probe(x.shape, limits, keep=(x.ndim - nd - 1,))
+    probe = _probe(functools.partial(call, bias=bias, padding=padding,
+                                     output_padding=output_padding), x, probe_shape)
+    if plan is None:  # pragma: no cover - fastconv accepted what we could not read
+        raise ValueError(f"fastconv.dask.conv_transpose2d cannot plan stride={stride!r}, "
+                         f"padding={padding!r}, output_padding={output_padding!r}, "
+                         f"dilation={dilation!r}")
+    st, pd, op, spans = plan
+
+    def n_out(n, s, p, o, sp):
+        return (n - 1) * s - 2 * p + sp + o
+
+    expected = [n_out(n, *a) for n, *a in zip(probe_shape[-nd:], st, pd, op, spans)]
+    if list(probe.shape[-nd:]) != expected:  # pragma: no cover - the size rule changed
+        raise RuntimeError(f"fastconv.dask.conv_transpose2d: size rule mismatch, "
+                           f"{probe.shape}")
+    x, unbatched = _unbatch(x, nd + 2)
+    if x.numblocks[1] > 1:
+        x = x.rechunk({1: -1})  # every output channel needs all the input channels
+    sizes = [n_out(n, s, p, o, sp) for n, s, p, o, sp in zip(x.shape[2:], st, pd, op, spans)]
+    if 0 in sizes:  # torch allows an empty output axis (padding eats it): nothing to compute
+        y = da.zeros((x.shape[0], probe.shape[-nd - 1], *sizes), dtype=probe.dtype,
+                     chunks=(x.chunks[0], -1) + (-1,) * nd)
+        return y[0] if unbatched else y
+    plans = [_transpose_plan(c, p, s, sp, n_out(n, s, p, o, sp))
+             for c, n, s, p, o, sp in zip(x.chunks[2:], x.shape[2:], st, pd, op, spans)]
+    func = functools.partial(call, bias=None, padding=0, output_padding=0)
+    task = functools.partial(_transpose_task, dtype=probe.dtype, func=func, bias=bias,
+                             threads=threads)
+    token = tokenize("conv_transpose2d", x.name, weight, bias, stride, padding,
+                     output_padding, groups, dilation, backend, threads)
+    lead = [((i, 0), (i, 0)) for i in range(x.numblocks[0])]
+    y = _graph(x, lead, (x.chunks[0], (probe.shape[-nd - 1],)), plans, task, token,
+               probe.dtype)
+    return y[0] if unbatched else y
