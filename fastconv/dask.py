@@ -1,10 +1,13 @@
 """fastconv over Dask arrays: larger-than-memory and multi-process runs of the same functions.
 
 Needs the ``dask`` extra (``pip install "fastconv[dask]"``). :func:`conv2d`,
-:func:`max_pool2d`, :func:`avg_pool2d`, :func:`correlate2d` and :func:`convolve2d` take a
-``dask.array.Array`` (or any array with ``chunks=``) and the arguments of their NumPy
-namesakes in :mod:`fastconv`, and return a lazy ``dask.array.Array`` whose computed value
-is the NumPy function's result. Only fastconv's public API runs inside the tasks.
+:func:`max_pool2d`, :func:`avg_pool2d`, :func:`correlate2d`, :func:`convolve2d`, their 3-D
+counterparts :func:`conv3d`, :func:`max_pool3d`, :func:`avg_pool3d`, and
+:func:`conv_transpose2d` take a ``dask.array.Array`` (or any array with ``chunks=``) and
+the arguments of their NumPy namesakes in :mod:`fastconv`, and return a lazy
+``dask.array.Array`` whose computed value is the NumPy function's result. Only fastconv's
+public API runs inside the tasks. The plan below is the same on every spatial axis (two or
+three of them); :func:`conv_transpose2d`'s own plan, a gather, is in its docstring.
 
 How an array is split
 ---------------------
