@@ -6,6 +6,9 @@ from __future__ import annotations
 import doctest
 import io
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+import fastconv
 import fastconv.analysis as A
 from fastconv.analysis import compare_layers, conv_as_matrix
 
@@ -138,3 +142,50 @@ def test_doctests():
     for t in tests:
         runner.run(t, out=out.write)
     assert runner.summarize(verbose=False).failed == 0, out.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# the bench's dense-vs-conv tables: a 3-D case
+# --------------------------------------------------------------------------------------------
+def test_bench_has_a_3d_layer_case_without_the_2d_only_variant():
+    from fastconv.bench import cases
+
+    three_d = {n: c for n, c in cases.LAYER_CASES.items() if len(c) == 8}
+    assert three_d, "no conv3d case in LAYER_CASES"
+    for name, case in three_d.items():
+        N, shape, K, k, p = cases.layer_geometry(case)
+        assert len(shape) == 4 and name in cases.QUICK
+    assert cases.layer_geometry(cases.LAYER_CASES["seed"]) == (64, (1, 28, 28), 6, 3, 0)
+    # the suite's own collection (its pytest.ini registers its marker)
+    pytest.importorskip("pytest_benchmark")
+    suite = Path(fastconv.__file__).parent / "bench"
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "test_dense_sparse.py"], cwd=suite,
+                         capture_output=True, text=True, timeout=300).stdout
+    for name in three_d:
+        ids = {line.split("[", 1)[1].rstrip("]") for line in out.splitlines()
+               if line.startswith("test_dense_sparse.py::test_layer[" + name + "-")}
+        assert ids == {f"{name}-{v}" for v in ["dense", "sparse-csr"]
+                       + [f"conv-{b}" for b in fastconv.backends()]}, out
+
+
+def test_report_shows_the_3d_layer_with_its_savings(tmp_path):
+    from fastconv import _benchreport as br
+
+    case = [8, 1, 8, 16, 16, 4, 3, 1]
+    benches = [{"group": "layer-video8-float32", "name": f"test_layer[video8-{impl}]",
+                "stats": {"median": t, "iqr": t / 10},
+                "extra_info": {"workload": "layer", "shape": "video8", "case_shape": case,
+                               "impl": impl, "flops": 1, "weight_bytes": 2, "peak_bytes": 3}}
+               for impl, t in (("dense", 0.03), ("sparse-csr", 4e-4), ("conv-cython", 1e-4))]
+    path = tmp_path / "bench.json"
+    path.write_text(__import__("json").dumps({"datetime": "2026-12-05", "benchmarks": benches}))
+    with open(br.render(str(path), str(tmp_path / "out"))) as f:
+        report = f.read()
+    assert "### video8: 1x8x16x16 -> 4 filters of 3x3x3, padding 1" in report
+    table = compare_layers((1, 8, 16, 16), 4, 3, padding=1)
+    assert str(table) in report
+    r = {row.layer: row for row in table}
+    assert f"{r['dense'].params / r['conv'].params:,.0f}x fewer parameters" in report
+    assert "saves 2,048x the parameters" in report  # local / conv: 8 * 16 * 16 positions
+    assert "| video8 | conv-cython | 100.0 us |" in report
