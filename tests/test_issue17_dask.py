@@ -473,6 +473,52 @@ def test_backend_and_threads_reach_every_task(monkeypatch):
     assert all(s == ("numpy", 2) for s in seen[n_probe:])
 
 
+@pytest.mark.parametrize("backend", fastconv.backends())
+@pytest.mark.parametrize("name", ["conv3d", "max_pool3d", "avg_pool3d", "conv_transpose2d"])
+def test_every_backend(name, backend):
+    dask_fn, fn, kw, nd = _calls()[name]
+    x = np.random.default_rng(6).standard_normal((2, 3) + (7, 6, 5)[:nd]).astype(np.float32)
+    expected = _as_tuple(fn()(x, backend=backend, **kw))
+    got = dask.compute(*_as_tuple(dask_fn(x, backend=backend, chunks=(1, 3) + (3,) * nd,
+                                          **kw)), scheduler="threads")
+    for g, e in zip(got, expected):
+        if e.dtype.kind == "i" or name != "conv3d" and name != "conv_transpose2d":
+            _same(g, e)
+        else:
+            assert_close(g, e, terms=54)
+
+
+def test_distributed_cluster():
+    """On a LocalCluster: worker processes, or (while stand-ins are patched into this
+    process only) worker threads of this process."""
+    distributed = pytest.importorskip("distributed")
+    rng = np.random.default_rng(7)
+    x3 = rng.standard_normal((2, 2, 7, 8, 6)).astype(np.float32)
+    x2 = x3[:, :, 0]
+    w3 = rng.standard_normal((3, 2, 3, 3, 3)).astype(np.float32)
+    wt = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    chunks3, chunks2 = (1, 2, 3, 4, 3), (1, 2, 3, 4)
+    lazy = [fd.conv3d(x3, w3, padding=1, padding_mode="circular", chunks=chunks3),
+            *fd.max_pool3d(x3, 3, 2, 1, ceil_mode=True, return_indices=True, chunks=chunks3),
+            fd.avg_pool3d(x3, 2, 1, 1, count_include_pad=False, chunks=chunks3),
+            fd.conv_transpose2d(x2, wt, stride=2, padding=1, chunks=chunks2)]
+    where = dict(processes=False) if STANDINS else dict(processes=True, host="127.0.0.1")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                       dashboard_address=None, **where)
+    try:
+        with distributed.Client(cluster) as client:
+            got = client.compute(lazy, sync=True)
+    finally:
+        cluster.close()
+    assert_close(got[0], fastconv.conv3d(x3, w3, padding=1, padding_mode="circular"),
+                 terms=54)
+    ev, ei = fastconv.max_pool3d(x3, 3, 2, 1, ceil_mode=True, return_indices=True)
+    _same(got[1], ev)
+    _same(got[2], ei)
+    _same(got[3], fastconv.avg_pool3d(x3, 2, 1, 1, count_include_pad=False))
+    assert_close(got[4], fastconv.conv_transpose2d(x2, wt, stride=2, padding=1), terms=16)
+
+
 # --------------------------------------------------------------------------------------------
 # errors: what the in-memory call raises, raised by the Dask call before any graph
 # --------------------------------------------------------------------------------------------
