@@ -997,7 +997,7 @@ def _transpose_plan(chunks, pad, stride, span, n_out):
         i1 = min(size, (o1 - 1 + pad) // stride + 1)
         if i1 > i0:
             reads, take = _reads_of(np.arange(i0, i1), bounds)
-        else:  # pragma: no cover - only with padding past the kernel's reach
+        else:  # a stride wider than the kernel leaves gaps; a block may fall in one
             i0 = min(i0, size - 1)
             reads, take = _reads_of(np.full(1, -1), bounds, i0)
         pieces.append(_Piece((int(o0), int(o1)), reads, take, int(o0 + pad - i0 * stride),

@@ -338,6 +338,24 @@ def test_conv_transpose2d_against_torch_with_small_chunks(stride, padding, outpu
     assert_close(y, ref, terms=8)
 
 
+def test_conv_transpose2d_blocks_no_input_reaches_hold_the_bias():
+    # stride 4, a 1-tall kernel, padding 2: outputs 0 and 1 lie in a gap between windows,
+    # and with 1-row chunks they are a block of their own, which reads no input
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 2, 6, 5)).astype(np.float32)
+    w = rng.standard_normal((2, 3, 1, 2)).astype(np.float32)
+    b = np.arange(1, 4, dtype=np.float32)
+    kw = dict(stride=(4, 3), padding=(2, 1), output_padding=(3, 2))
+    y = fd.conv_transpose2d(x, w, b, chunks=(1, 2, 1, 2), **kw)
+    assert y.chunks[2][0] == 2
+    got = _threaded(y)
+    np.testing.assert_array_equal(got[0, :, :2], np.broadcast_to(b[:, None, None], (3, 2, 14)))
+    ref = F.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                             **kw).numpy()
+    assert_close(got, ref, terms=4)
+    assert_close(got, fastconv.conv_transpose2d(x, w, b, **kw), terms=4)
+
+
 def test_conv_transpose2d_blocks_gather_from_the_chunks_before_them():
     x = da.zeros((1, 1, 40, 40), chunks=(1, 1, 10, 10))
     y = fd.conv_transpose2d(x, np.ones((1, 1, 4, 4)), stride=2, padding=1)
