@@ -612,7 +612,8 @@ class PoolSpec(NamedTuple):
     result_shape: tuple
     divisor: int = 0
 
-    family = "pool"
+    # dispatch's module key: the 3-D pools' kernels are a family of their own
+    family = property(lambda self: "pool3d" if self.op.endswith("3d") else "pool")
 
     empty = property(_x_empty)
 
@@ -649,8 +650,8 @@ def pool_tuple(v, nd: int, name: str, minimum: int) -> tuple:
         v = tuple(v.tolist())
     if isinstance(v, (tuple, list)):
         if len(v) not in (1, nd):
-            what = "an int or a tuple of 1 int" if nd == 1 else f"an int or a tuple of 1 or {nd} ints"
-            raise ValueError(f"{name} must be {what}, got {v!r}")
+            what = "1 int" if nd == 1 else f"{nd} ints (or of 1 int)"
+            raise ValueError(f"{name} must be an int or a tuple of {what}, got {v!r}")
         vals = tuple(_as_int(e, name) for e in v)
         if len(vals) == 1:
             vals = vals * nd
@@ -795,7 +796,7 @@ def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
     geo = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, nd,
                         count_include_pad, "max_pool" if is_max else "avg_pool",
                         divisor_override=None if is_max else divisor_override)
-    if op == "avg_pool2d" and geo.divisor:
+    if op == "avg_pool2d" and (geo.divisor or nd == 1):  # avg_pool1d: see as_depth1
         geo, op = as_depth1(geo), "avg_pool3d"
     check_alloc(geo.out_shape, 8,
                 "the output (from x, kernel_size, stride, padding)")  # int64 indices
@@ -1007,7 +1008,8 @@ class PoolGradSpec(NamedTuple):
     result_shape: tuple
     divisor: int = 0
 
-    family = "grad"
+    # dispatch's module key: avg_pool3d_backward lives with the 3-D pools' kernels
+    family = property(lambda self: "pool3d" if self.op == "avg_pool3d_backward" else "grad")
 
     empty = property(_grad_output_empty)  # an empty batch, or an empty pooled plane
 

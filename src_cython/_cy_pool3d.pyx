@@ -237,6 +237,14 @@ cdef inline Py_ssize_t _count(Py_ssize_t s, Py_ssize_t k, Py_ssize_t size, Py_ss
     return min(s + k, size) - max(s, 0)
 
 
+cdef inline void _divide(floating* row, Py_ssize_t lo, Py_ssize_t hi,
+                         floating d) noexcept nogil:
+    """``row[lo:hi] /= d`` (a true division, as torch's: no reciprocal)."""
+    cdef Py_ssize_t k
+    for k in range(lo, hi):
+        row[k] = row[k] / d
+
+
 cdef void _avg_slice(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1] out,
                      Py_ssize_t n, Py_ssize_t c, Py_ssize_t od, Py_ssize_t kd, Py_ssize_t kh,
                      Py_ssize_t kw, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
@@ -244,7 +252,7 @@ cdef void _avg_slice(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1
                      Py_ssize_t divisor) noexcept nogil:
     cdef Py_ssize_t D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef Py_ssize_t Ho = out.shape[3], Wo = out.shape[4]
-    cdef Py_ssize_t oh, a, i, j, id_, ih, off, ow, ow0, ow1, ds, hs, dhc
+    cdef Py_ssize_t oh, a, i, j, id_, ih, off, ow, ow0, ow1, ds, hs, dhc, lo, hi
     cdef floating* orow
     cdef const floating* xrow
     ds = od * sd - pd
@@ -272,12 +280,21 @@ cdef void _avg_slice(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1
                         for ow in range(ow0, ow1):
                             orow[ow] += xrow[ow * sw + off]
         if divisor != 0:
-            for ow in range(Wo):
-                orow[ow] = orow[ow] / <floating> divisor
+            _divide(orow, 0, Wo, <floating> divisor)
         else:
             dhc = (_count(ds, kd, D, pd, count_include_pad)
                    * _count(hs, kh, H, ph, count_include_pad))
-            for ow in range(Wo):
+            # the columns whose window lies inside the input share the divisor dhc * kw: one
+            # division loop that vectorizes; the edges one by one
+            lo = min(Wo, (pw + sw - 1) // sw)
+            hi = lo
+            if W - kw + pw >= 0:  # (C division truncates: no negative numerator)
+                hi = max(lo, min(Wo, (W - kw + pw) // sw + 1))
+            for ow in range(lo):
+                orow[ow] = orow[ow] / <floating> (
+                    dhc * _count(ow * sw - pw, kw, W, pw, count_include_pad))
+            _divide(orow, lo, hi, <floating> (dhc * kw))
+            for ow in range(hi, Wo):
                 orow[ow] = orow[ow] / <floating> (
                     dhc * _count(ow * sw - pw, kw, W, pw, count_include_pad))
 

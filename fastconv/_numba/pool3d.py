@@ -3,9 +3,9 @@
 As :mod:`fastconv._numba.pool`: the parallel loop runs over work items and calls a serial
 function (a loop nest in its own function is optimized as a plain loop). The forward
 kernels' items are output slices (n, c, od), the backward kernel's input volumes (n, c).
-Each output's taps inside the input, along each axis, come from small per-axis tables built
-in the wrapper (one entry per output position of that axis), so no division runs per
-window. Taps are visited in the reference order (depth, row, column), with PyTorch's NaN and
+Each output's taps inside the input, along each axis, come from the per-axis tables of
+:mod:`fastconv._numba.pool` (entries for the windows at the edges only, so their size does
+not grow with the row: issue 15), so no division runs per window. Taps are visited in the reference order (depth, row, column), with PyTorch's NaN and
 tie rules; results do not depend on the thread count.
 """
 
@@ -14,10 +14,18 @@ import numpy as np
 from numba import prange
 
 from ._common import CACHE, flush_denormal, ftz_enter, ftz_exit, jit, use_threads
+from .pool import _avg_bounds, _avg_edge, _edge, _tap_bounds
 
 __all__ = ["max_pool3d", "avg_pool3d", "avg_pool3d_backward"]
 
 serial = numba.njit(cache=CACHE, nogil=True)
+
+
+@serial
+def _fallback(start, d):
+    """The first tap ``start + t * d`` at or after 0 (torch's index for a window that sees
+    no input)."""
+    return start if start >= 0 else start + ((-start + d - 1) // d) * d
 
 
 @serial
@@ -26,14 +34,14 @@ def _max_slice(xc, o, ic, want_idx, od, sd, sh, sw, pd, ph, pw, dd, dh, dw, bd, 
     """One output slice ``o[od]`` (and ``ic[od]``) of the volume ``xc`` (D, H, W)."""
     H, W = xc.shape[1], xc.shape[2]
     Ho, Wo = o.shape[1], o.shape[2]
-    a0, a1, fd = bd[0][od], bd[1][od], bd[2][od]
     ds = od * sd - pd
+    a0, a1 = _edge(od, bd[0], bd[1], bd[2], bd[3], bd[4])
     for oh in range(Ho):
-        i0, i1, fh = bh[0][oh], bh[1][oh], bh[2][oh]
         hs = oh * sh - ph
+        i0, i1 = _edge(oh, bh[0], bh[1], bh[2], bh[3], bh[4])
         for ow in range(Wo):
-            j0, j1, fw = bw[0][ow], bw[1][ow], bw[2][ow]
             ws = ow * sw - pw
+            j0, j1 = _edge(ow, bw[0], bw[1], bw[2], bw[3], bw[4])
             best = neg_inf
             bi = -1
             for a in range(a0, a1):
@@ -50,8 +58,10 @@ def _max_slice(xc, o, ic, want_idx, od, sd, sh, sw, pd, ph, pw, dd, dh, dw, bd, 
                             bi = (id_ * H + ih) * W + iw
             o[od, oh, ow] = best
             if want_idx:
-                # a window that sees no input: its first tap at or after the start, per axis
-                ic[od, oh, ow] = bi if bi >= 0 else (fd * H + fh) * W + fw
+                if bi < 0:  # a window that sees no input
+                    bi = ((_fallback(ds, dd) * H + _fallback(hs, dh)) * W
+                          + _fallback(ws, dw))
+                ic[od, oh, ow] = bi
 
 
 @jit
@@ -69,24 +79,13 @@ def _max_pool3d(x, out, idx, want_idx, sd, sh, sw, pd, ph, pw, dd, dh, dw, bd, b
     return out
 
 
-def _axis_taps(n_out, size, k, s, p, d):
-    """(t0, t1, first) int64 arrays over one axis's output positions: the taps [t0, t1)
-    whose input lies in [0, size), and the first tap at or after 0 (torch's fallback)."""
-    start = np.arange(n_out, dtype=np.int64) * s - p
-    t0 = np.where(start >= 0, 0, (-start + d - 1) // d)
-    t1 = np.minimum(k, np.maximum(0, (size - 1 - start) // d + 1))
-    t1 = np.maximum(t0, t1)
-    first = start + np.where(start >= 0, 0, (-start + d - 1) // d) * d
-    return t0, t1, first
-
-
 _NO_INDICES = np.zeros((1, 1, 1, 1, 1), np.int64)
 
 
 def max_pool3d(x, out, idx, kernel, stride, pad, dilation, nthreads):
     """3-D max pooling (contract: :mod:`fastconv.reference`)."""
     use_threads(nthreads)
-    b = [_axis_taps(o, n, k, s, p, d) for o, n, k, s, p, d in
+    b = [_tap_bounds(o, n, k, s, p, d) for o, n, k, s, p, d in
          zip(out.shape[2:], x.shape[2:], kernel, stride, pad, dilation)]
     want = idx is not None
     _max_pool3d(x, out, idx if want else _NO_INDICES, want, *stride, *pad, *dilation, *b,
@@ -95,66 +94,53 @@ def max_pool3d(x, out, idx, kernel, stride, pad, dilation, nthreads):
 
 
 @serial
-def _avg_slice(xc, o, od, sd, sh, sw, pd, ph, pw, bd, bh, bw, zero):
-    """One output slice ``o[od]`` of the volume ``xc``: sums, divided by ``div``."""
+def _avg_slice(xc, o, od, sd, sh, sw, pd, ph, pw, kd, kh, kw, bd, bh, bw, divisor, zero):
+    """One output slice ``o[od]`` of the volume ``xc``: sums, divided by ``divisor`` when
+    nonzero, else by the clipped windows' sizes."""
     Ho, Wo = o.shape[1], o.shape[2]
-    a0, a1, cd = bd[0][od], bd[1][od], bd[2][od]
-    ds = od * sd - pd
+    d0, d1, cd = _avg_edge(od, sd, pd, kd, bd)
     for oh in range(Ho):
-        i0, i1, ch = bh[0][oh], bh[1][oh], bh[2][oh]
-        hs = oh * sh - ph
+        h0, h1, ch = _avg_edge(oh, sh, ph, kh, bh)
         for ow in range(Wo):
-            j0, j1, cw = bw[0][ow], bw[1][ow], bw[2][ow]
-            ws = ow * sw - pw
+            w0, w1, cw = _avg_edge(ow, sw, pw, kw, bw)
             acc = zero  # accumulate in the input's own dtype
-            for a in range(a0, a1):
-                for i in range(i0, i1):
-                    xrow = xc[ds + a, hs + i]
-                    for j in range(j0, j1):
-                        acc += xrow[ws + j]
-            o[od, oh, ow] = acc / (cd * ch * cw)
+            for id_ in range(d0, d1):
+                for ih in range(h0, h1):
+                    xrow = xc[id_, ih]
+                    for iw in range(w0, w1):
+                        acc += xrow[iw]
+            o[od, oh, ow] = acc / (divisor if divisor != 0 else cd * ch * cw)
 
 
 @jit
-def _avg_pool3d(x, out, sd, sh, sw, pd, ph, pw, bd, bh, bw, zero, ftz):
+def _avg_pool3d(x, out, sd, sh, sw, pd, ph, pw, kd, kh, kw, bd, bh, bw, divisor, zero, ftz):
     N, C, Do = out.shape[0], out.shape[1], out.shape[2]
     for item in prange(N * C * Do):
         _old_csr = ftz_enter(ftz)
         p = item // Do
         _avg_slice(x[p // C, p % C], out[p // C, p % C], item % Do, sd, sh, sw, pd, ph, pw,
-                   bd, bh, bw, zero)
+                   kd, kh, kw, bd, bh, bw, divisor, zero)
         ftz_exit(_old_csr)
     return out
 
 
-def _avg_axes(out_sp, sizes, kernel, stride, pad, count_include_pad, divisor):
-    """Per axis (t0, t1, count) int64 arrays: the taps inside the input and the window's
-    size along it; with a ``divisor``, the counts are 1, 1 and ``divisor``."""
-    axes = []
-    for ax, (o, n, k, s, p) in enumerate(zip(out_sp, sizes, kernel, stride, pad)):
-        t0, t1, _ = _axis_taps(o, n, k, s, p, 1)
-        start = np.arange(o, dtype=np.int64) * s - p
-        if divisor:
-            cnt = np.full(o, divisor if ax == 2 else 1, np.int64)
-        elif count_include_pad:
-            cnt = np.minimum(start + k, n + p) - start
-        else:
-            cnt = t1 - t0
-        axes.append((t0, t1, cnt))
-    return axes
+def _avg_axes(out_sp, sizes, kernel, stride, pad, count_include_pad):
+    """Per axis, :func:`fastconv._numba.pool._avg_bounds`."""
+    return [_avg_bounds(o, n, k, s, p, count_include_pad)
+            for o, n, k, s, p in zip(out_sp, sizes, kernel, stride, pad)]
 
 
 def avg_pool3d(x, out, kernel, stride, pad, count_include_pad, divisor, nthreads):
     """3-D average pooling (contract: :mod:`fastconv.reference`)."""
     use_threads(nthreads)
-    b = _avg_axes(out.shape[2:], x.shape[2:], kernel, stride, pad, count_include_pad,
-                  divisor)
-    _avg_pool3d(x, out, *stride, *pad, *b, x.dtype.type(0), flush_denormal())
+    b = _avg_axes(out.shape[2:], x.shape[2:], kernel, stride, pad, count_include_pad)
+    _avg_pool3d(x, out, *stride, *pad, *(np.int64(k) for k in kernel), *b, np.int64(divisor),
+                x.dtype.type(0), flush_denormal())
     return out
 
 
 @serial
-def _avg_back_volume(gyc, gxc, sd, sh, sw, pd, ph, pw, bd, bh, bw, q):
+def _avg_back_volume(gyc, gxc, sd, sh, sw, pd, ph, pw, kd, kh, kw, bd, bh, bw, divisor, q):
     """The volume ``gxc`` (D, H, W): zeroed, then each ``gy / divisor`` added over its
     window, in output order."""
     D, H, W = gxc.shape
@@ -164,31 +150,31 @@ def _avg_back_volume(gyc, gxc, sd, sh, sw, pd, ph, pw, bd, bh, bw, q):
             for iw in range(W):
                 gxc[id_, ih, iw] = 0
     for od in range(Do):
-        a0, a1, cd = bd[0][od], bd[1][od], bd[2][od]
-        ds = od * sd - pd
+        d0, d1, cd = _avg_edge(od, sd, pd, kd, bd)
         for oh in range(Ho):
-            i0, i1, ch = bh[0][oh], bh[1][oh], bh[2][oh]
-            hs = oh * sh - ph
-            for ow in range(Wo):
-                q[ow] = gyc[od, oh, ow] / (cd * ch * bw[2][ow])  # rounded to the dtype
-            for a in range(a0, a1):
-                for i in range(i0, i1):
-                    grow = gxc[ds + a, hs + i]
+            h0, h1, ch = _avg_edge(oh, sh, ph, kh, bh)
+            for ow in range(Wo):  # gy / divisor, rounded to the working dtype
+                cw = _avg_edge(ow, sw, pw, kw, bw)[2]
+                q[ow] = gyc[od, oh, ow] / (divisor if divisor != 0 else cd * ch * cw)
+            for id_ in range(d0, d1):
+                for ih in range(h0, h1):
+                    grow = gxc[id_, ih]
                     for ow in range(Wo):
-                        ws = ow * sw - pw
+                        w0, w1, _ = _avg_edge(ow, sw, pw, kw, bw)
                         v = q[ow]
-                        for j in range(bw[0][ow], bw[1][ow]):
-                            grow[ws + j] += v
+                        for iw in range(w0, w1):
+                            grow[iw] += v
 
 
 @jit
-def _avg_pool3d_backward(gy, gx, sd, sh, sw, pd, ph, pw, bd, bh, bw, ftz):
+def _avg_pool3d_backward(gy, gx, sd, sh, sw, pd, ph, pw, kd, kh, kw, bd, bh, bw, divisor,
+                         ftz):
     N, C = gx.shape[0], gx.shape[1]
     for p in prange(N * C):
         _old_csr = ftz_enter(ftz)
         q = np.empty(gy.shape[4], gx.dtype)
-        _avg_back_volume(gy[p // C, p % C], gx[p // C, p % C], sd, sh, sw, pd, ph, pw, bd, bh,
-                         bw, q)
+        _avg_back_volume(gy[p // C, p % C], gx[p // C, p % C], sd, sh, sw, pd, ph, pw, kd, kh,
+                         kw, bd, bh, bw, divisor, q)
         ftz_exit(_old_csr)
     return gx
 
@@ -196,7 +182,7 @@ def _avg_pool3d_backward(gy, gx, sd, sh, sw, pd, ph, pw, bd, bh, bw, ftz):
 def avg_pool3d_backward(gy, gx, kernel, stride, pad, count_include_pad, divisor, nthreads):
     """Gradient of avg_pool3d (contract: :mod:`fastconv.reference`)."""
     use_threads(nthreads)
-    b = _avg_axes(gy.shape[2:], gx.shape[2:], kernel, stride, pad, count_include_pad,
-                  divisor)
-    _avg_pool3d_backward(gy, gx, *stride, *pad, *b, flush_denormal())
+    b = _avg_axes(gy.shape[2:], gx.shape[2:], kernel, stride, pad, count_include_pad)
+    _avg_pool3d_backward(gy, gx, *stride, *pad, *(np.int64(k) for k in kernel), *b,
+                         np.int64(divisor), flush_denormal())
     return gx
