@@ -245,6 +245,36 @@ cdef inline void _divide(floating* row, Py_ssize_t lo, Py_ssize_t hi,
         row[k] = row[k] / d
 
 
+cdef inline void _add_blocks(floating* orow, const floating* xrow, Py_ssize_t k,
+                             Py_ssize_t W, Py_ssize_t Wo) noexcept nogil:
+    """``orow[ow] += xrow[ow * k + j]`` for j = 0 .. k - 1 in turn, for every output whose
+    window ``[ow * k, ow * k + k)`` starts inside the row (no padding, stride k)."""
+    cdef Py_ssize_t ow, j, full = min(Wo, W // k)
+    cdef floating acc
+    cdef const floating* xs
+    if k == 4:
+        for ow in range(full):
+            xs = xrow + 4 * ow
+            orow[ow] = (((orow[ow] + xs[0]) + xs[1]) + xs[2]) + xs[3]
+    elif k == 2:
+        for ow in range(full):
+            xs = xrow + 2 * ow
+            orow[ow] = (orow[ow] + xs[0]) + xs[1]
+    else:
+        for ow in range(full):
+            xs = xrow + k * ow
+            acc = orow[ow]
+            for j in range(k):
+                acc = acc + xs[j]
+            orow[ow] = acc
+    for ow in range(full, Wo):  # a last window cut by the row's end (ceil_mode)
+        xs = xrow + k * ow
+        acc = orow[ow]
+        for j in range(min(k, W - k * ow)):
+            acc = acc + xs[j]
+        orow[ow] = acc
+
+
 cdef void _avg_slice(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1] out,
                      Py_ssize_t n, Py_ssize_t c, Py_ssize_t od, Py_ssize_t kd, Py_ssize_t kh,
                      Py_ssize_t kw, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
@@ -270,6 +300,11 @@ cdef void _avg_slice(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1
                 if ih < 0 or ih >= H:
                     continue
                 xrow = &x[n, c, id_, ih, 0]
+                if sw == kw and pw == 0 and kw <= 8:
+                    # windows side by side (avg_pool1d's usual case): each output's taps
+                    # are contiguous, added in the same order as below
+                    _add_blocks(orow, xrow, kw, W, Wo)
+                    continue
                 for j in range(kw):
                     off = j - pw
                     valid_cols(off, sw, W, Wo, &ow0, &ow1)
