@@ -21,8 +21,11 @@ and read on every call, measured against frozen slotted dataclasses):
 * :class:`ConvSpec`: ``conv2d`` (conv1d/conv2d, and the NumPy/SciPy-style functions through
   :func:`signal_spec`);
 * :class:`ConvGradSpec`: ``conv2d_input`` and ``conv2d_weight``;
-* :class:`PoolSpec`: ``max_pool2d`` and ``avg_pool2d``;
-* :class:`PoolGradSpec`: ``max_pool2d_backward`` and ``avg_pool2d_backward``;
+* :class:`PoolSpec`: ``max_pool2d`` and ``avg_pool2d`` (max_pool1d/2d, avg_pool2d), and
+  ``max_pool3d`` and ``avg_pool3d`` (max_pool3d, avg_pool3d, avg_pool1d and avg_pool2d with
+  a ``divisor_override``, as 3-D pools of depth 1);
+* :class:`PoolGradSpec`: ``max_pool2d_backward`` (max_pool3d's too, on flattened volumes),
+  ``avg_pool2d_backward`` and ``avg_pool3d_backward``;
 * :class:`LocalSpec`: ``locally_connected2d``.
 
 Each names its kernel (``op``) and its family (``family``: :mod:`fastconv._dispatch`'s
@@ -759,8 +762,9 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd
 
 
 def as_depth1(geo: PoolGeometry) -> PoolGeometry:
-    """A 2-D pool's geometry as a 3-D one of depth 1 (avg_pool2d with ``divisor_override``
-    runs on the 3-D kernels)."""
+    """A 2-D pool's geometry as a 3-D one of depth 1: avg_pool2d with a
+    ``divisor_override``, and avg_pool1d (whose 2-D geometry has height 1), run on the 3-D
+    kernels (avg_pool1d's gradient on the 2-D ones)."""
     N, C = geo.x_shape[:2]
     return geo._replace(x_shape=(N, C, 1) + tuple(geo.x_shape[2:]),
                         kernel=(1,) + geo.kernel, stride=(1,) + geo.stride, pad=(0,) + geo.pad,

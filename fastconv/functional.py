@@ -581,7 +581,7 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     """1-D average pooling over (N, C, L) inputs, as ``torch.nn.functional.avg_pool1d``
     (which has no ``divisor_override``).
 
-    It runs on the 2-D kernels (avg_pool2d) with a height of 1.
+    It runs on the 3-D kernels (avg_pool3d) with a depth and a height of 1.
     {doc}
     count_include_pad : bool, default True
         Count the zero padding in the divisor.

@@ -514,3 +514,41 @@ def test_issue17_pool3d_targets_extra_memory_is_bounded(backend_name):
         bound = max(64 * mib, r["in_out"])
         assert r["extra"] < bound, (f"{backend_name} {name}: {r['extra'] / mib:.1f} MiB "
                                     f"extra, bound {bound / mib:.0f} MiB")
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C pieces (fastconv._chunks): a long 3-D pool is cut along its volumes, bitwise
+# --------------------------------------------------------------------------------------------
+def test_issue17_pool3d_calls_cut_into_volume_pieces_give_the_uncut_result(backend,
+                                                                          monkeypatch):
+    from fastconv import _chunks
+
+    x = np.random.default_rng(18).standard_normal((3, 4, 5, 6, 7)).astype(np.float32)
+    calls = {
+        "max_pool3d": lambda: fastconv.max_pool3d(x, 3, 2, 1, 1, True, True, backend=backend),
+        "avg_pool3d": lambda: fastconv.avg_pool3d(x, 3, 2, 1, True, False, 5, backend=backend),
+        "avg_pool3d_backward": lambda: G.avg_pool3d(np.ones((3, 4, 3, 4, 4), np.float32),
+                                                    x.shape, 3, 2, 1, True, False,
+                                                    backend=backend),
+    }
+    with monkeypatch.context() as m:
+        m.setattr(_chunks, "SPLIT_SECONDS", float("inf"))
+        whole = {op: f() for op, f in calls.items()}
+    cuts = []
+    plan = _chunks.plan
+
+    def recording(op, name, args):
+        m.setattr(_chunks, "PIECE_SECONDS", _chunks.estimate(op, name, args) / 5)
+        c = plan(op, name, args)
+        cuts.append((op, c))
+        return c
+
+    with monkeypatch.context() as m:
+        m.setattr(_chunks, "SPLIT_SECONDS", 0.0)
+        m.setattr(_chunks, "plan", recording)
+        for op, f in calls.items():
+            got = f()
+            for a, b in zip(got if isinstance(got, tuple) else (got,),
+                            whole[op] if isinstance(whole[op], tuple) else (whole[op],)):
+                np.testing.assert_array_equal(a, b, err_msg=op)
+    assert {op for op, c in cuts if c and len(c) >= 2} == set(calls)
