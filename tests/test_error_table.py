@@ -577,8 +577,8 @@ for fn in ("avg_pool2d", "avg_pool3d", "grad.avg_pool2d", "grad.avg_pool3d"):
         divisor_override=0)
     bad(fn, "divisor_override float", TypeError, r"divisor_override must be an int",
         divisor_override=2.0)
-    bad(fn, "divisor_override bool", TypeError, r"divisor_override must be an int or None, got bool",
-        divisor_override=True)
+    bad(fn, "divisor_override bool", TypeError,
+        r"divisor_override must be an int or None, got bool", divisor_override=True)
     bad(fn, "divisor_override huge", ValueError, r"divisor_override must be smaller than 2\*\*31",
         divisor_override=-2**31)
 fn = "grad.max_pool3d"

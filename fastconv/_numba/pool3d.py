@@ -5,8 +5,9 @@ function (a loop nest in its own function is optimized as a plain loop). The for
 kernels' items are output slices (n, c, od), the backward kernel's input volumes (n, c).
 Each output's taps inside the input, along each axis, come from the per-axis tables of
 :mod:`fastconv._numba.pool` (entries for the windows at the edges only, so their size does
-not grow with the row: issue 15), so no division runs per window. Taps are visited in the reference order (depth, row, column), with PyTorch's NaN and
-tie rules; results do not depend on the thread count.
+not grow with the row: issue 15), so no division runs per window. Taps are visited in the
+reference order (depth, row, column), with PyTorch's NaN and tie rules; results do not
+depend on the thread count.
 """
 
 import numba
