@@ -37,6 +37,9 @@ from .functional import (  # noqa: E402
     locally_connected2d,
     max_pool1d,
     max_pool2d,
+    max_pool3d,
+    avg_pool1d,
+    avg_pool3d,
 )
 
 __all__ = [
@@ -66,6 +69,9 @@ __all__ = [
     "set_flush_denormal",
     "set_num_threads",
     "use_backend",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool3d",
 ]
 
 # seconds `import fastconv` took (its own modules and what they import: numpy, scipy is

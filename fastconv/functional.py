@@ -34,6 +34,9 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool3d",
 ]
 
 _CONV_DOC = """
@@ -146,9 +149,10 @@ _POOL_DOC = """
     x : array_like
         Input of shape {xshape}.
     kernel_size : int or tuple of ints
-        Window size.
+        Window size. As in torch, every int-or-tuple argument takes an int or a tuple (or
+        list) of one int for all spatial axes, or one int per axis.
     stride : int or tuple of ints, optional
-        Step between windows; defaults to ``kernel_size``.
+        Step between windows; None or ``()`` (the default) means ``kernel_size``.
     padding : int or tuple of ints, default 0
         Implicit padding on both sides; at most half of ``kernel_size``.{extra}
     ceil_mode : bool, default False
@@ -226,11 +230,14 @@ max_pool2d.__doc__ = max_pool2d.__doc__.format(doc=_POOL_DOC.format(
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, *, backend=None):
+               count_include_pad=True, divisor_override=None, *, backend=None):
     """2-D average pooling over (N, C, H, W) inputs, as ``torch.nn.functional.avg_pool2d``.
     {doc}
     count_include_pad : bool, default True
         Count the zero padding in the divisor.
+    divisor_override : int, optional
+        A nonzero int that replaces the divisor of every window (as in torch; negative
+        allowed). A call with one runs on the 3-D kernels with a depth of 1.
 
     Examples
     --------
@@ -239,12 +246,22 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     >>> fastconv.avg_pool2d(x, 2)
     array([[[ 2.5,  4.5],
             [10.5, 12.5]]], dtype=float32)
+    >>> fastconv.avg_pool2d(x, 2, divisor_override=1)
+    array([[[10., 18.],
+            [42., 50.]]], dtype=float32)
     """
-    name = _dispatch.resolve(backend, "avg_pool2d")
-    spec = S.pool_spec(x, kernel_size, stride, padding, 1, ceil_mode, 2,
-                       count_include_pad=count_include_pad, op="avg_pool2d")
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, backend, 2, "avg_pool2d")
+
+
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              backend, nd, op):
+    name = _dispatch.resolve(backend, op)
+    spec = S.pool_spec(x, kernel_size, stride, padding, 1, ceil_mode, nd,
+                       count_include_pad=count_include_pad, op=op,
+                       divisor_override=divisor_override)
     res = np.empty(spec.out_shape, spec.dtype)
-    _dispatch.run("avg_pool2d", name, spec, res)
+    _dispatch.run(spec.op, name, spec, res)
     return res.reshape(spec.result_shape)
 
 
@@ -713,3 +730,91 @@ conv_transpose3d.__doc__ = conv_transpose3d.__doc__.format(doc=_TRANSPOSE_DOC.fo
     nd=3, how="", xshape="(N, C_in, D, H, W) or (C_in, D, H, W)",
     wshape="(C_in, out_channels // groups, kD, kH, kW)",
     oshape="(N, out_channels, D_out, H_out, W_out), or without N for unbatched x"))
+
+
+# --------------------------------------------------------------------------------------------
+# 3-D pools and avg_pool1d (issue 17)
+# --------------------------------------------------------------------------------------------
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend=None):
+    """3-D max pooling over (N, C, D, H, W) inputs, as ``torch.nn.functional.max_pool3d``.
+    {doc}
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray of int64)
+        The maxima, and with ``return_indices`` their flat positions
+        ``d * H * W + h * W + w`` within each input volume, equal to torch's. NaN
+        propagates (the last NaN of a window gives its index); ties keep the first position
+        in (d, h, w) order. A window that sees only padding (possible with dilation) gives
+        -inf and torch's index for it, that of its first tap at or after the input's start
+        on each axis: outside the volume (which :func:`fastconv.grad.max_pool3d` ignores)
+        or, as in torch, on a later row or slice, which then receives its gradient.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> fastconv.max_pool3d(x, 2, return_indices=True)
+    (array([[[[7.]]]], dtype=float32), array([[[[7]]]]))
+    """
+    name = _dispatch.resolve(backend, "max_pool3d")
+    spec = S.pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, 3,
+                       op="max_pool3d", return_indices=return_indices)
+    res = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("max_pool3d", name, spec, res)
+    res = res.reshape(spec.result_shape)
+    if spec.indices is None:
+        return res
+    return res, spec.indices.reshape(spec.result_shape)
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, *, backend=None):
+    """1-D average pooling over (N, C, L) inputs, as ``torch.nn.functional.avg_pool1d``
+    (which has no ``divisor_override``).
+
+    It runs on the 3-D kernels (avg_pool3d) with a depth and a height of 1.
+    {doc}
+    count_include_pad : bool, default True
+        Count the zero padding in the divisor.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.avg_pool1d(np.array([[1., 3., 2., 5., 4.]]), 2)
+    array([[2. , 3.5]])
+    """
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, None,
+                     backend, 1, "avg_pool2d")
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, backend=None):
+    """3-D average pooling over (N, C, D, H, W) inputs, as
+    ``torch.nn.functional.avg_pool3d``.
+    {doc}
+    count_include_pad : bool, default True
+        Count the zero padding in the divisor.
+    divisor_override : int, optional
+        A nonzero int that replaces the divisor of every window (as in torch; negative
+        allowed).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> fastconv.avg_pool3d(x, 2)
+    array([[[[3.5]]]], dtype=float32)
+    >>> fastconv.avg_pool3d(x, 2, divisor_override=2)
+    array([[[[14.]]]], dtype=float32)
+    """
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, backend, 3, "avg_pool3d")
+
+
+max_pool3d.__doc__ = max_pool3d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, D, H, W) or (C, D, H, W)", extra=_DIL))
+avg_pool1d.__doc__ = avg_pool1d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, L) or (C, L)", extra=""))
+avg_pool3d.__doc__ = avg_pool3d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, D, H, W) or (C, D, H, W)", extra=""))

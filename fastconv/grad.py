@@ -62,6 +62,9 @@ __all__ = [
     "conv_transpose1d_bias",
     "conv_transpose2d_bias",
     "conv_transpose3d_bias",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool3d",
 ]
 
 _CONV_ARGS = """
@@ -431,7 +434,7 @@ def max_pool2d(grad_output, indices, input_size, *, backend=None):
 
 
 def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, *, backend=None):
+               count_include_pad=True, divisor_override=None, *, backend=None):
     """Gradient of :func:`fastconv.avg_pool2d` wrt its input.
 
     Parameters
@@ -440,7 +443,7 @@ def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, cei
         Gradient wrt the pooled output, shaped like it.
     input_size : tuple of ints
         The input's shape, (N, C, H, W) or (C, H, W).
-    kernel_size, stride, padding, ceil_mode, count_include_pad
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
         The forward call's: see :func:`fastconv.avg_pool2d`.
     backend : str, optional
 
@@ -457,11 +460,18 @@ def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, cei
     array([[[0.25, 0.25],
             [0.25, 0.25]]])
     """
-    name = _dispatch.resolve(backend, "avg_pool2d_backward")
+    return _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override, backend, 2)
+
+
+def _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                   count_include_pad, divisor_override, backend, nd):
+    op = "avg_pool3d_backward" if nd == 3 else "avg_pool2d_backward"
+    name = _dispatch.resolve(backend, op)
     spec = S.avg_pool_grad_spec(grad_output, input_size, kernel_size, stride, padding,
-                                ceil_mode, count_include_pad)
+                                ceil_mode, count_include_pad, nd, divisor_override)
     gx = np.empty(spec.grad_shape, spec.dtype)
-    _dispatch.run("avg_pool2d_backward", name, spec, gx)
+    _dispatch.run(spec.op, name, spec, gx)
     return gx.reshape(spec.result_shape)
 
 
@@ -739,3 +749,104 @@ def conv_transpose3d_bias(grad_output):
     over all axes but the channel axis ((N, C_out, D, H, W) or unbatched (C_out, D, H,
     W)); dtype ``result_type(grad_output, float32)``."""
     return _transpose_bias_grad(grad_output, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# 3-D pools and avg_pool1d (issue 17)
+# --------------------------------------------------------------------------------------------
+def max_pool3d(grad_output, indices, input_size, *, backend=None):
+    """Gradient of :func:`fastconv.max_pool3d` wrt its input.
+
+    Each volume is a flat plane of D * H * W positions for the scatter, so this runs the
+    kernels of :func:`max_pool2d`'s gradient on (N, C, 1, D * H * W) planes.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, (N, C, D_out, H_out, W_out) or without N.
+    indices : array_like of ints
+        The forward call's ``return_indices`` result, shaped like ``grad_output``: flat
+        positions ``d * H * W + h * W + w`` in [0, D * H * W). An index outside that range
+        adds nothing (the forward returns one, as torch's does, for a window that sees only
+        padding, whose output does not depend on the input).
+    input_size : tuple of ints
+        The input's shape, (N, C, D, H, W) or (C, D, H, W).
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Zeros of shape ``input_size`` with ``grad_output`` added at ``indices`` (overlapping
+        windows accumulate); dtype ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> y, idx = fastconv.max_pool3d(x, 2, return_indices=True)
+    >>> fastconv.grad.max_pool3d(np.ones_like(y), idx, x.shape)[0, 1]
+    array([[0., 0.],
+           [0., 1.]], dtype=float32)
+    """
+    return _max_pool_grad(grad_output, indices, input_size, backend, 3)
+
+
+def avg_pool1d(grad_output, input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, *, backend=None):
+    """Gradient of :func:`fastconv.avg_pool1d` wrt its input (the kernels of
+    :func:`avg_pool2d`'s gradient, with a height of 1).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, shaped like it.
+    input_size : tuple of ints
+        The input's shape, (N, C, L) or (C, L).
+    kernel_size, stride, padding, ceil_mode, count_include_pad
+        The forward call's: see :func:`fastconv.avg_pool1d`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.avg_pool1d(np.ones((1, 2)), (1, 4), 2)
+    array([[0.5, 0.5, 0.5, 0.5]])
+    """
+    return _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, None, backend, 1)
+
+
+def avg_pool3d(grad_output, input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, backend=None):
+    """Gradient of :func:`fastconv.avg_pool3d` wrt its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, shaped like it.
+    input_size : tuple of ints
+        The input's shape, (N, C, D, H, W) or (C, D, H, W).
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        The forward call's: see :func:`fastconv.avg_pool3d`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(grad_output, float32)``: each output's
+        gradient divided by its window's divisor and spread over the window.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.avg_pool3d(np.ones((1, 1, 1, 1)), (1, 2, 2, 2), 2)[0, 0]
+    array([[0.125, 0.125],
+           [0.125, 0.125]])
+    """
+    return _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override, backend, 3)

@@ -73,6 +73,8 @@ __all__ = [
     "Adam",
     "kaiming_uniform",
     "hold_blas",
+    "AvgPool1d",
+    "MaxPool3d",
 ]
 
 
@@ -757,3 +759,100 @@ class MSELoss:
         if self._diff is None:
             raise RuntimeError("MSELoss.backward called before forward")
         return (self._diff * (2.0 / self._diff.size)).astype(self._diff.dtype, copy=False)
+
+
+# ---- pool3d (issue 17) ----
+from .functional import avg_pool1d, max_pool3d  # noqa: E402
+
+
+def _single(v):
+    """torch's ``_single``: a tuple or list as a tuple, anything else as a 1-tuple."""
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
+
+
+class MaxPool3d(Module):
+    """3-D max pooling, as ``torch.nn.MaxPool3d``; backward routes each gradient to the
+    position of its maximum (ties: the first in (d, h, w) order).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> pool = nn.MaxPool3d(2)
+    >>> pool
+    MaxPool3d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 2, 2, 4)
+    >>> pool(x)
+    array([[[[[13., 15.]]]]], dtype=float32)
+    >>> pool.backward(np.ones((1, 1, 1, 1, 2), np.float32))[0, 0, 1]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.]], dtype=float32)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                 backend=None):
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+        self.dilation = dilation
+        self.ceil_mode = ceil_mode
+        self.backend = backend
+        self._shape = self._indices = None
+
+    def forward(self, x):
+        y, self._indices = max_pool3d(x, self.kernel_size, self.stride, self.padding,
+                                      self.dilation, self.ceil_mode, return_indices=True,
+                                      backend=self.backend)
+        self._shape = np.shape(x)
+        return y
+
+    def backward(self, grad_out):
+        return _grad.max_pool3d(grad_out, self._saved("_indices"), self._saved("_shape"),
+                                backend=self.backend)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """1-D average pooling, as ``torch.nn.AvgPool1d`` (its arguments kept as 1-tuples, as
+    torch's are).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> pool = nn.AvgPool1d(2)
+    >>> pool
+    AvgPool1d(kernel_size=(2,), stride=(2,), padding=(0,))
+    >>> pool(np.array([[[1., 3., 2., 6.]]]))
+    array([[[2., 4.]]])
+    >>> pool.backward(np.ones((1, 1, 2)))
+    array([[[0.5, 0.5, 0.5, 0.5]]])
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, *, backend=None):
+        self.kernel_size = _single(kernel_size)
+        self.stride = _single(stride if stride is not None else kernel_size)
+        self.padding = _single(padding)
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.backend = backend
+        self._shape = None
+
+    def forward(self, x):
+        self._shape = np.shape(x)
+        return avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad, backend=self.backend)
+
+    def backward(self, grad_out):
+        return _grad.avg_pool1d(grad_out, self._saved("_shape"), self.kernel_size,
+                                self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad, backend=self.backend)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}")
