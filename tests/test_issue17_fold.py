@@ -393,3 +393,12 @@ def test_bench_shapes_run_in_one_piece(backend):
     cols = np.empty((8, 576, 3136), np.float32)
     for op, args in (("unfold", (x, cols)), ("fold", (cols, x))):
         assert _plan.seconds(op, backend, args) <= _chunks.SPLIT_SECONDS
+
+
+def test_bench_targets_name_the_groups_of_the_paired_bench():
+    from fastconv.bench.targets import FAMILIES, FAMILY_TARGETS
+    from fastconv.bench.targets_fold import PAIRED
+
+    wanted = {g: b for _, g, b in FAMILY_TARGETS if g.split("-")[0] in ("unfold", "fold")}
+    assert set(PAIRED) == set(wanted) and all(wanted[g] == PAIRED[g]["bound"] for g in PAIRED)
+    assert "fold" in FAMILIES

@@ -80,6 +80,13 @@ def _specs(batch):
         "conv2d_weight": S.conv_weight_grad_spec(x, w.shape, gy, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d_backward": S.max_pool_grad_spec(gp, np.zeros(gp.shape, int), x.shape, 2),
         "avg_pool2d_backward": S.avg_pool_grad_spec(gp, x.shape, 2, None, 0, False, True),
+        # ---- pool3d (issue 17) ----
+        "max_pool3d": S.pool_spec(x[:, :, None], (1, 2, 2), None, 0, 1, False, 3,
+                                  op="max_pool3d", return_indices=True),
+        "avg_pool3d": S.pool_spec(x[:, :, None], (1, 2, 2), None, 0, 1, False, 3,
+                                  op="avg_pool3d", divisor_override=3),
+        "avg_pool3d_backward": S.avg_pool_grad_spec(gp[:, :, None], x[:, :, None].shape,
+                                                    (1, 2, 2), None, 0, False, True, 3),
         "unfold": S.unfold_spec(x, 3, 1, 1, 2),
         "fold": S.fold_spec(np.ones((batch, 18, 9)), (5, 5), 3, 1, 1, 2),
         "max_unpool": S.unpool_spec(gp, np.zeros(gp.shape, int), 2, None, 0, None, 2),
@@ -88,7 +95,8 @@ def _specs(batch):
 
 
 def _out(spec):
-    return np.empty(spec.grad_shape if spec.family == "grad" else spec.out_shape, spec.dtype)
+    return np.empty(spec.grad_shape if hasattr(spec, "grad_shape") else spec.out_shape,
+                    spec.dtype)
 
 
 def test_issue16_one_spec_kind_per_op_family():

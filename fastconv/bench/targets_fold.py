@@ -75,10 +75,10 @@ def _ref_fold():
 
 
 PAIRED = {
-    "unfold-8x64x56x56-k3p1-float32": dict(
+    "unfold-3x3p1-8x64x56x56-float32": dict(
         what="unfold 3x3 (padding 1) on 8x64x56x56", bound=1.0, make=_make_unfold,
         reference=_ref_unfold),
-    "fold-8x64x56x56-k3p1-float32": dict(
+    "fold-3x3p1-8x64x56x56-float32": dict(
         what="fold, unfold's adjoint: 8x576x3136 back to 8x64x56x56", bound=1.0,
         make=_make_fold, reference=_ref_fold),
 }
