@@ -41,6 +41,15 @@ from .functional import (  # noqa: E402
     avg_pool1d,
     avg_pool3d,
 )
+from .functional import (  # noqa: E402  (issue 17: unfold/fold, max_unpool, lp_pool)
+    fold,
+    lp_pool1d,
+    lp_pool2d,
+    max_unpool1d,
+    max_unpool2d,
+    max_unpool3d,
+    unfold,
+)
 
 __all__ = [
     "__version__",
@@ -72,6 +81,13 @@ __all__ = [
     "max_pool3d",
     "avg_pool1d",
     "avg_pool3d",
+    "unfold",
+    "fold",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "lp_pool1d",
+    "lp_pool2d",
 ]
 
 # seconds `import fastconv` took (its own modules and what they import: numpy, scipy is

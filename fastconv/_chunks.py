@@ -516,3 +516,38 @@ def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the fu
     new = tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
                 for a in args)
     return _Piece(new, None, None)
+
+
+# ---- fold (issue 17): unfold, fold, max_unpool and its gradient, in pieces of planes ----
+def by_planes(op, name, spec, out):
+    """The ``compute`` that :func:`fastconv._dispatch.run` takes, for the ops of a
+    :class:`fastconv._spec.FoldSpec` or ``UnpoolSpec`` (unfold, fold, max_unpool,
+    max_unpool_backward): a call estimated over ``SPLIT_SECONDS`` runs as pieces of whole
+    (image, channel) planes of about ``PIECE_SECONDS`` each, so Ctrl-C stops it between two
+    of them, as it does the other ops'.
+
+    Each of these kernels reads and writes every plane on its own (no sum crosses planes),
+    so every array viewed as (N * C, per-plane rows, ...) and sliced along the planes is a
+    smaller call of the same kernel on C-contiguous views, and the pieces' results are
+    bitwise the whole call's.
+    """
+    from . import _dispatch
+
+    args = spec.kernel_args(out)
+    total = _plan.seconds(op, name, args)
+    if total <= SPLIT_SECONDS:
+        _dispatch.call_kernel(op, name, args)
+        return
+    x = args[0]
+    N = x.shape[0]
+    C = out.shape[1] if op == "fold" else x.shape[1]
+    P = N * C
+
+    def planes(a):
+        return a.reshape((P, a.shape[1] // C) + a.shape[2:])
+
+    whole = [planes(a) if isinstance(a, np.ndarray) else a for a in args]
+    for p0, p1 in _chunks(P, total / P, PIECE_SECONDS):
+        _dispatch.call_kernel(op, name, tuple(a[p0:p1] if isinstance(a, np.ndarray) else a
+                                              for a in whole))
+        # back in the interpreter: a pending SIGINT raises KeyboardInterrupt here

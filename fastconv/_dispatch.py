@@ -48,13 +48,19 @@ _AUTO_ORDER = ("cython", "numba", "numpy")
 _MODULES = {
     "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference",
               "pool3d": "fastconv.reference",
-              "local": "fastconv.reference", "grad": "fastconv.reference"},
+              "local": "fastconv.reference", "grad": "fastconv.reference",
+              "fold": "fastconv.reference",
+              },
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
                "pool3d": "fastconv._cy_pool3d",
-               "grad": "fastconv._cy_grad", "local": "fastconv._cy_local"},
+               "grad": "fastconv._cy_grad", "local": "fastconv._cy_local",
+               "fold": "fastconv._cy_fold",
+               },
     "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
               "pool3d": "fastconv._numba.pool3d",
-              "grad": "fastconv._numba.grad"},
+              "grad": "fastconv._numba.grad",
+              "fold": "fastconv._numba.fold",
+              },
 }
 _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "max_pool3d": "pool3d",
@@ -62,7 +68,12 @@ _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "avg_pool3d_backward": "pool3d",
            "locally_connected2d": "local",
            "conv2d_input": "grad", "conv2d_weight": "grad", "max_pool2d_backward": "grad",
-           "avg_pool2d_backward": "grad"}
+           "avg_pool2d_backward": "grad",
+           "unfold": "fold",
+           "fold": "fold",
+           "max_unpool": "fold",
+           "max_unpool_backward": "fold",
+           }
 
 # The ops whose compiled kernels call BLAS (from inside their parallel regions).
 _BLAS_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight"})

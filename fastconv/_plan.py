@@ -568,3 +568,30 @@ for _b in MAC_RATE:  # the 2-D pools' rates
                          "avg_pool3d_backward": MAC_RATE[_b]["avg_pool2d_backward"]})
 _INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
             for op in _COST} for b in MAC_RATE}
+
+
+# ---- fold (issue 17) ----
+# unfold/fold and max_unpool move memory: their cost is the elements they read and write,
+# and so is their work for the thread count (:func:`work` reads the first entry: elements,
+# not FLOPs, like the pools' taps); they have no MAC rate (none in ``MAC_RATE``: 0 in
+# ``_INV``) and no im2col columns (g = 0).
+def _fold_cost(a):  # unfold (x, out, ...), fold (cols, out, ...)
+    e = a[0].size + a[1].size
+    return e, 0, 1, e
+
+
+def _unpool_cost(a):  # max_unpool (x, idx, out), max_unpool_backward (gy, idx, gx)
+    e = a[0].size + a[1].size + a[2].size
+    return e, 0, 1, e
+
+
+def _register_fold_costs():
+    for op, cost in (("unfold", _fold_cost), ("fold", _fold_cost),
+                     ("max_unpool", _unpool_cost), ("max_unpool_backward", _unpool_cost)):
+        _COST[op] = cost
+        for b in MAC_RATE:
+            # _INV's own formula (no MAC rate: 0), so a later rebuild of _INV keeps these
+            _INV[b][op] = (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
+
+
+_register_fold_costs()

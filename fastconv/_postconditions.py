@@ -42,7 +42,12 @@ ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"
                      "avg_pool3d",
                      "avg_pool3d_backward",
                      "conv2d_input", "conv2d_weight", "max_pool2d_backward",
-                     "avg_pool2d_backward"})
+                     "avg_pool2d_backward",
+                     "unfold",
+                     "fold",
+                     "max_unpool",
+                     "max_unpool_backward",
+                     })
 
 
 class Postcondition(NamedTuple):

@@ -26,7 +26,9 @@ and read on every call, measured against frozen slotted dataclasses):
   a ``divisor_override``, as 3-D pools of depth 1);
 * :class:`PoolGradSpec`: ``max_pool2d_backward`` (max_pool3d's too, on flattened volumes),
   ``avg_pool2d_backward`` and ``avg_pool3d_backward``;
-* :class:`LocalSpec`: ``locally_connected2d``.
+* :class:`LocalSpec`: ``locally_connected2d``;
+* :class:`FoldSpec`: ``unfold`` and ``fold`` (issue 17);
+* :class:`UnpoolSpec`: ``max_unpool`` and ``max_unpool_backward`` (issue 17).
 
 Each names its kernel (``op``) and its family (``family``: :mod:`fastconv._dispatch`'s
 module key), says whether there is anything to compute (``empty``), and gives the kernel's
@@ -51,6 +53,8 @@ __all__ = [
     "PoolSpec",
     "PoolGradSpec",
     "LocalSpec",
+    "FoldSpec",
+    "UnpoolSpec",
     "ConvGeometry",
     "PoolGeometry",
     "PADDING_MODES",
@@ -1211,3 +1215,264 @@ def pad_extra(a: np.ndarray, extra: tuple) -> np.ndarray:
         return a
     lead = [(0, 0)] * (a.ndim - len(extra))
     return np.pad(a, lead + [(0, e) for e in extra])
+
+
+# --------------------------------------------------------------------------------------------
+# ---- fold (issue 17): unfold/fold (FoldSpec), max_unpool (UnpoolSpec) ----
+# --------------------------------------------------------------------------------------------
+class FoldSpec(NamedTuple):
+    """A validated unfold (im2col) or fold (col2im) (``op``), in torch's layout.
+
+    ``x`` is the prepared input: (N, C, H, W) for ``"unfold"``, (N, C * kh * kw, L) for
+    ``"fold"``; ``blocks`` the (Ho, Wo) grid of sliding blocks (L = Ho * Wo); ``out_shape``
+    the array the kernel fills: (N, C * kh * kw, L) for unfold, (N, C, H, W) for fold.
+    """
+
+    op: str
+    x: np.ndarray
+    kernel: tuple
+    dilation: tuple
+    pad: tuple
+    stride: tuple
+    blocks: tuple
+    out_shape: tuple
+    dtype: np.dtype
+    result_shape: tuple
+
+    family = "fold"
+
+    empty = property(_x_empty)
+
+    def kernel_args(self, out):
+        """``(x, out, kernel, dilation, pad, stride, blocks)``."""
+        return (self.x, out, self.kernel, self.dilation, self.pad, self.stride, self.blocks)
+
+
+def _fold_args(kernel_size, dilation, padding, stride):
+    return (int_tuple(kernel_size, 2, "kernel_size", 1), int_tuple(dilation, 2, "dilation", 1),
+            int_tuple(padding, 2, "padding", 0), int_tuple(stride, 2, "stride", 1))
+
+
+def _blocks(size, kernel, dilation, pad, stride, what):
+    """(Ho, Wo), the grid of sliding blocks over a plane of ``size`` (H, W); ValueError
+    when it would be empty."""
+    blocks = tuple(conv_out_size(s, k, st, 2 * p, d)
+                   for s, k, st, p, d in zip(size, kernel, stride, pad, dilation))
+    if min(blocks) < 1:
+        raise ValueError(
+            f"{what} of spatial size {tuple(size)} with kernel_size={kernel}, "
+            f"dilation={dilation}, padding={pad}, stride={stride} has no sliding block: "
+            f"the grid would be {blocks}"
+        )
+    return blocks
+
+
+def unfold_spec(x, kernel_size, dilation, padding, stride, xname="x") -> FoldSpec:
+    """Validate and normalize an unfold call (torch.nn.functional.unfold's checks);
+    ``xname`` is the name the errors give ``x`` (grad.fold's ``grad_output``)."""
+    x = as_real_array(x, xname)
+    dtype = result_dtype(x)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{xname} must have shape (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    kernel, dilation, pad, stride = _fold_args(kernel_size, dilation, padding, stride)
+    batched = x.ndim == 4
+    xs = x.shape if batched else (1,) + x.shape
+    N, C, H, W = xs
+    if C == 0 or H == 0 or W == 0:
+        raise ValueError(
+            f"{xname} must have non-empty channel and spatial dimensions, got {x.shape}"
+        )
+    blocks = _blocks((H, W), kernel, dilation, pad, stride, xname)
+    out_shape = (N, C * kernel[0] * kernel[1], blocks[0] * blocks[1])
+    check_alloc(out_shape, dtype.itemsize, f"the output (from {xname}, kernel_size, stride)")
+    check_alloc(xs, dtype.itemsize, f"the prepared input {xname}")
+    return FoldSpec(op="unfold", x=prepare(x.reshape(xs), dtype), kernel=kernel,
+                    dilation=dilation, pad=pad, stride=stride, blocks=blocks,
+                    out_shape=out_shape, dtype=dtype,
+                    result_shape=out_shape if batched else out_shape[1:])
+
+
+def fold_spec(x, output_size, kernel_size, dilation, padding, stride, xname="x",
+              sizename="output_size") -> FoldSpec:
+    """Validate and normalize a fold call (torch.nn.functional.fold's checks); ``xname``
+    and ``sizename`` are the names the errors give ``x`` and ``output_size``
+    (grad.unfold's ``grad_output`` and ``input_size``)."""
+    x = as_real_array(x, xname)
+    dtype = result_dtype(x)
+    if x.ndim not in (2, 3):
+        raise ValueError(
+            f"{xname} must have shape (N, C * kh * kw, L) or (C * kh * kw, L), got shape {x.shape}"
+        )
+    size = int_tuple(output_size, 2, sizename, 1)
+    kernel, dilation, pad, stride = _fold_args(kernel_size, dilation, padding, stride)
+    batched = x.ndim == 3
+    xs = x.shape if batched else (1,) + x.shape
+    N, CK, L = xs
+    taps = kernel[0] * kernel[1]
+    if CK == 0 or CK % taps:
+        raise ValueError(
+            f"{xname}'s dimension {x.ndim - 2} ({CK}) must be a positive multiple of the kernel's "
+            f"taps, kernel_size[0] * kernel_size[1] = {taps}"
+        )
+    blocks = _blocks(size, kernel, dilation, pad, stride, sizename)
+    if L != blocks[0] * blocks[1]:
+        raise ValueError(
+            f"{xname}'s last dimension ({L}) must be the number of sliding blocks, "
+            f"{blocks[0]} x {blocks[1]} = {blocks[0] * blocks[1]} for {sizename}={size}, "
+            f"kernel_size={kernel}, dilation={dilation}, padding={pad}, stride={stride}"
+        )
+    out_shape = (N, CK // taps) + size
+    check_alloc(out_shape, dtype.itemsize, f"the output (from {sizename})")
+    check_alloc(xs, dtype.itemsize, f"the prepared input {xname}")
+    return FoldSpec(op="fold", x=prepare(x.reshape(xs), dtype), kernel=kernel,
+                    dilation=dilation, pad=pad, stride=stride, blocks=blocks,
+                    out_shape=out_shape, dtype=dtype,
+                    result_shape=out_shape if batched else out_shape[1:])
+
+
+class UnpoolSpec(NamedTuple):
+    """A validated max_unpool (``op="max_unpool"``, 1-D to 3-D alike: each plane flat) or
+    its gradient (``"max_unpool_backward"``).
+
+    max_unpool: ``x`` (N, C, P) the pooled values, ``indices`` (N, C, P) int64 flat
+    positions, every one checked to lie in [0, Q), ``out_shape`` (N, C, Q). The gradient:
+    ``x`` the (N, C, Q) grad_output, ``indices`` as above, ``out_shape`` (N, C, P).
+    """
+
+    op: str
+    x: np.ndarray
+    indices: np.ndarray
+    out_shape: tuple
+    dtype: np.dtype
+    result_shape: tuple
+
+    family = "fold"
+
+    empty = property(_x_empty)
+
+    def kernel_args(self, out):
+        """``(x, indices, out)`` (the gradient: ``(grad_output, indices, grad_input)``)."""
+        return (self.x, self.indices, out)
+
+
+def _unpool_indices(indices, shape, plane):
+    """``indices`` as an integer array of ``shape`` whose values all lie in [0, plane)."""
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")
+    if indices.shape != tuple(shape):
+        raise ValueError(f"indices must have the shape of x {tuple(shape)}, got {indices.shape}")
+    if indices.size:
+        lo, hi = indices.min(), indices.max()
+        if lo < 0 or hi >= plane:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"indices holds an invalid max index {int(bad)}: each must lie in "
+                f"[0, {plane}), the output plane's positions"
+            )
+    return indices
+
+
+def _unpool_size(in_sp, kernel, stride, pad, output_size, nd):
+    """torch's ``_unpool_output_size``: the default size, or ``output_size`` checked
+    against it."""
+    default = tuple((i - 1) * s + k - 2 * p for i, k, s, p in zip(in_sp, kernel, stride, pad))
+    if output_size is None:
+        size = default
+    else:
+        if isinstance(output_size, np.ndarray) and output_size.ndim == 1:
+            output_size = tuple(output_size.tolist())
+        if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
+            output_size = (output_size,)
+        if not isinstance(output_size, (tuple, list)):
+            raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
+        size = tuple(_as_int(v, "output_size") for v in output_size)
+        if len(size) == nd + 2:
+            size = size[2:]
+        if len(size) != nd:
+            raise ValueError(
+                f"output_size should be a sequence containing {nd} or {nd + 2} elements, "
+                f"got {len(size)}: {output_size!r}"
+            )
+        for d in range(nd):
+            lo, hi = default[d] - stride[d], default[d] + stride[d]
+            if not lo < size[d] < hi:
+                raise ValueError(
+                    f"invalid output_size {output_size!r} (dim {d} must be between {lo} "
+                    f"and {hi})"
+                )
+    if min(size) < 1:
+        raise ValueError(
+            f"the output would be empty: size {size} from kernel_size={kernel}, "
+            f"stride={stride}, padding={pad}, output_size={output_size!r}"
+        )
+    return size
+
+
+def unpool_spec(x, indices, kernel_size, stride, padding, output_size, nd: int) -> UnpoolSpec:
+    """Validate and normalize a max_unpool{nd}d call (torch's output-size rule)."""
+    x = as_real_array(x, "x")
+    dtype = result_dtype(x)
+    if x.ndim not in (nd + 1, nd + 2):
+        names = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
+                 3: "(N, C, D, H, W) or (C, D, H, W)"}[nd]
+        raise ValueError(f"x must have shape {names}, got shape {x.shape}")
+    kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
+    empty_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    stride = kernel if empty_stride else int_tuple(stride, nd, "stride", 1)
+    pad = int_tuple(padding, nd, "padding", 0)
+    batched = x.ndim == nd + 2
+    xs = x.shape if batched else (1,) + x.shape
+    if xs[1] == 0 or any(s == 0 for s in xs[2:]):
+        raise ValueError(f"x must have non-empty channel and spatial dimensions, got {x.shape}")
+    size = _unpool_size(xs[2:], kernel, stride, pad, output_size, nd)
+    plane = int(np.prod(size, dtype=object))
+    out_full = xs[:2] + size
+    check_alloc(out_full, dtype.itemsize, "the output (from kernel_size, stride, output_size)")
+    indices = _unpool_indices(indices, x.shape, plane)
+    N, C = xs[:2]
+    P = int(np.prod(xs[2:], dtype=object))
+    return UnpoolSpec(op="max_unpool", x=prepare(x.reshape(N, C, P), dtype),
+                      indices=prepare(indices.reshape(N, C, P), np.int64),
+                      out_shape=(N, C, plane), dtype=dtype,
+                      result_shape=out_full if batched else out_full[1:])
+
+
+def unpool_grad_spec(grad_output, indices, nd: int) -> UnpoolSpec:
+    """Validate a max_unpool{nd}d gradient call: ``grad_output`` shaped like the unpooled
+    output, ``indices`` like the unpooled input."""
+    grad_output = as_real_array(grad_output, "grad_output")
+    dtype = result_dtype(grad_output)
+    if grad_output.ndim not in (nd + 1, nd + 2):
+        raise ValueError(
+            f"grad_output must have {nd + 1} or {nd + 2} dimensions, got shape "
+            f"{grad_output.shape}"
+        )
+    ind = np.asarray(indices)
+    if ind.ndim != grad_output.ndim:
+        raise ValueError(
+            f"indices must have {grad_output.ndim} dimensions like grad_output, got shape "
+            f"{ind.shape}"
+        )
+    batched = grad_output.ndim == nd + 2
+    gs = grad_output.shape if batched else (1,) + grad_output.shape
+    xs = ind.shape if batched else (1,) + ind.shape
+    if gs[:2] != xs[:2]:
+        raise ValueError(
+            f"grad_output {grad_output.shape} and indices {ind.shape} must agree on the batch "
+            f"and channel dimensions"
+        )
+    if gs[1] == 0 or any(s == 0 for s in gs[2:]) or any(s == 0 for s in xs[2:]):
+        raise ValueError(
+            f"grad_output and indices must have non-empty channel and spatial dimensions, "
+            f"got {grad_output.shape} and {ind.shape}"
+        )
+    N, C = gs[:2]
+    Q = int(np.prod(gs[2:], dtype=object))
+    P = int(np.prod(xs[2:], dtype=object))
+    ind = _unpool_indices(ind, ind.shape, Q)
+    check_alloc(xs, dtype.itemsize, "the input gradient (from indices)")
+    return UnpoolSpec(op="max_unpool_backward",
+                      x=prepare(grad_output.reshape(N, C, Q), dtype),
+                      indices=prepare(ind.reshape(N, C, P), np.int64), out_shape=(N, C, P),
+                      dtype=dtype, result_shape=ind.shape)

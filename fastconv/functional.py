@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _chunks  # issue 17 (fold): unfold/fold/max_unpool in pieces of planes
 from . import _dispatch
 from . import _spec as S
 
@@ -37,6 +38,13 @@ __all__ = [
     "max_pool3d",
     "avg_pool1d",
     "avg_pool3d",
+    "unfold",
+    "fold",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "lp_pool1d",
+    "lp_pool2d",
 ]
 
 _CONV_DOC = """
@@ -818,3 +826,314 @@ avg_pool1d.__doc__ = avg_pool1d.__doc__.format(doc=_POOL_DOC.format(
     xshape="(N, C, L) or (C, L)", extra=""))
 avg_pool3d.__doc__ = avg_pool3d.__doc__.format(doc=_POOL_DOC.format(
     xshape="(N, C, D, H, W) or (C, D, H, W)", extra=""))
+
+
+# --------------------------------------------------------------------------------------------
+# ---- fold (issue 17): unfold/fold, max_unpool1d/2d/3d, lp_pool1d/2d ----
+# --------------------------------------------------------------------------------------------
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, backend=None, out=None):
+    """Extract sliding local blocks (im2col), as ``torch.nn.functional.unfold``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of shape (N, C, H, W) or unbatched (C, H, W).
+    kernel_size : int or pair of ints
+        Block size (kh, kw); each >= 1.
+    dilation : int or pair of ints, default 1
+        Spacing between a block's elements; each >= 1.
+    padding : int or pair of ints, default 0
+        Implicit zero padding on both sides of each spatial axis; each >= 0.
+    stride : int or pair of ints, default 1
+        Step between blocks; each >= 1.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+    out : ndarray, optional
+        Destination: exact shape and dtype of the result, C-contiguous, writeable, not
+        overlapping ``x``.
+
+    Returns
+    -------
+    ndarray
+        (N, C * kh * kw, L), or (C * kh * kw, L) for unbatched ``x``, where L = Ho * Wo is
+        the number of blocks: row ``(c * kh + i) * kw + j`` and column ``oh * Wo + ow``
+        hold ``x[n, c, oh * sh - ph + i * dh, ow * sw - pw + j * dw]`` (zero in the
+        padding). dtype ``result_type(x, float32)``. :func:`fold` is its adjoint.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, before any kernel runs, naming the argument.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    >>> fastconv.unfold(x, 2)
+    array([[[0., 1., 3., 4.],
+            [1., 2., 4., 5.],
+            [3., 4., 6., 7.],
+            [4., 5., 7., 8.]]], dtype=float32)
+    """
+    name = _dispatch.resolve(backend, "unfold")
+    spec = S.unfold_spec(x, kernel_size, dilation, padding, stride)
+    res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out, [("x", x)])
+    _dispatch.run("unfold", name, spec, res, _chunks.by_planes)
+    return out if out is not None else res.reshape(spec.result_shape)
+
+
+def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1, *, backend=None,
+         out=None):
+    """Combine sliding local blocks into an array (col2im), as
+    ``torch.nn.functional.fold``: the adjoint of :func:`unfold`.
+
+    Parameters
+    ----------
+    x : array_like
+        Blocks of shape (N, C * kh * kw, L) or unbatched (C * kh * kw, L), laid out as
+        :func:`unfold` returns them; L must be the number of blocks that ``output_size``,
+        ``kernel_size``, ``dilation``, ``padding`` and ``stride`` give.
+    output_size : int or pair of ints
+        (H, W) of the result.
+    kernel_size, dilation, padding, stride : int or pair of ints
+        As :func:`unfold`.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+    out : ndarray, optional
+        Destination: exact shape and dtype of the result, C-contiguous, writeable, not
+        overlapping ``x``.
+
+    Returns
+    -------
+    ndarray
+        (N, C, H, W), or (C, H, W) for unbatched ``x``: zeros, with each block element added
+        at the position :func:`unfold` reads it from (overlapping blocks add up; elements
+        in the padding are dropped). dtype ``result_type(x, float32)``. The sums run in the
+        same order for any thread count.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, before any kernel runs, naming the argument.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> cols = np.ones((1, 4, 4), dtype=np.float32)   # 2x2 blocks over a 3x3 plane
+    >>> fastconv.fold(cols, (3, 3), 2)
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]], dtype=float32)
+    """
+    name = _dispatch.resolve(backend, "fold")
+    spec = S.fold_spec(x, output_size, kernel_size, dilation, padding, stride)
+    res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out, [("x", x)])
+    _dispatch.run("fold", name, spec, res, _chunks.by_planes)
+    return out if out is not None else res.reshape(spec.result_shape)
+
+
+def _max_unpool(x, indices, kernel_size, stride, padding, output_size, backend, nd):
+    name = _dispatch.resolve(backend, "max_unpool")
+    spec = S.unpool_spec(x, indices, kernel_size, stride, padding, output_size, nd)
+    res = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("max_unpool", name, spec, res, _chunks.by_planes)
+    return res.reshape(spec.result_shape)
+
+
+_UNPOOL_DOC = """
+    Parameters
+    ----------
+    x : array_like
+        The pooled values, {xshape}.
+    indices : array_like of ints
+        Shaped like ``x``: the flat position of each value within its output plane, as
+        :func:`fastconv.max_pool{nd}d` (``return_indices=True``) gives them. Each must lie
+        in the output plane (else ValueError, before anything is written).
+    kernel_size : int or tuple of {nd} ints
+        The pooling's window size.
+    stride : int or tuple of {nd} ints, optional
+        The pooling's stride; None (or ``()``) means ``kernel_size``.
+    padding : int or tuple of {nd} ints, default 0
+        The pooling's padding.
+    output_size : sequence of ints, optional
+        The output's spatial size ({nd} values, or {nd2} with N and C first); each must lie
+        strictly within ``stride`` of the default ``(in - 1) * stride + kernel_size - 2 *
+        padding``, as in torch. None: the default.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+
+    Returns
+    -------
+    ndarray
+        Zeros of the output size with each value of ``x`` written at its index (a repeated
+        index keeps the last value in C order, as torch's CPU kernel); (N, C) or (C,)
+        first, like ``x``. dtype ``result_type(x, float32)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, before any kernel runs, naming the argument.
+"""
+
+
+def max_unpool1d(x, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                 backend=None):
+    """Partial inverse of :func:`max_pool1d`, as ``torch.nn.functional.max_unpool1d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> y, idx = fastconv.max_pool1d(np.array([[1., 3., 2., 5.]]), 2, return_indices=True)
+    >>> fastconv.max_unpool1d(y, idx, 2)
+    array([[0., 3., 0., 5.]])
+    """
+    return _max_unpool(x, indices, kernel_size, stride, padding, output_size, backend, 1)
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                 backend=None):
+    """Partial inverse of :func:`max_pool2d`, as ``torch.nn.functional.max_unpool2d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[1., 4.], [3., 2.]]], dtype=np.float32)
+    >>> y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    >>> fastconv.max_unpool2d(y, idx, 2)
+    array([[[0., 4.],
+            [0., 0.]]], dtype=float32)
+    """
+    return _max_unpool(x, indices, kernel_size, stride, padding, output_size, backend, 2)
+
+
+def max_unpool3d(x, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                 backend=None):
+    """Partial inverse of a 3-D max pooling, as ``torch.nn.functional.max_unpool3d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> y = np.array([[[[7.]]]])             # one value, (C, D, H, W) = (1, 1, 1, 1)
+    >>> fastconv.max_unpool3d(y, np.array([[[[5]]]]), 2)[0, 1]
+    array([[0., 7.],
+           [0., 0.]])
+    """
+    return _max_unpool(x, indices, kernel_size, stride, padding, output_size, backend, 3)
+
+
+max_unpool1d.__doc__ = max_unpool1d.__doc__.format(doc=_UNPOOL_DOC.format(
+    xshape="(N, C, L) or (C, L)", nd=1, nd2=3))
+max_unpool2d.__doc__ = max_unpool2d.__doc__.format(doc=_UNPOOL_DOC.format(
+    xshape="(N, C, H, W) or (C, H, W)", nd=2, nd2=4))
+max_unpool3d.__doc__ = max_unpool3d.__doc__.format(doc=_UNPOOL_DOC.format(
+    xshape="(N, C, D, H, W) or (C, D, H, W)", nd=3, nd2=5))
+
+
+def _lp_norm(norm_type) -> float:
+    """``norm_type`` as a float: a real number, not zero or NaN (inf allowed)."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(
+            norm_type, (int, float, np.integer, np.floating)):
+        raise TypeError(f"norm_type must be a real number, got {norm_type!r}")
+    p = float(norm_type)
+    if p == 0 or p != p:
+        raise ValueError(f"norm_type must be non-zero and not NaN, got {norm_type!r}")
+    return p
+
+
+def _lp_stride(stride):
+    return None if isinstance(stride, (tuple, list)) and len(stride) == 0 else stride
+
+
+def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, backend, nd):
+    p = _lp_norm(norm_type)
+    stride = _lp_stride(stride)
+    if np.isinf(p):  # torch: the max of |x| (of -|x|, negated, for -inf)
+        S.pool_spec(x, kernel_size, stride, 0, 1, ceil_mode, nd)  # errors before any work
+        a = np.abs(S.as_real_array(x, "x"))
+        pool = max_pool1d if nd == 1 else max_pool2d
+        if p > 0:
+            return pool(a, kernel_size, stride, 0, 1, ceil_mode, backend=backend)
+        return -pool(-a, kernel_size, stride, 0, 1, ceil_mode, backend=backend)
+    # the average pooling's spec (a 1-D one runs as a 3-D pool of depth 1: its spec.op)
+    spec = S.pool_spec(x, kernel_size, stride, 0, 1, ceil_mode, nd, op="avg_pool2d")
+    name = _dispatch.resolve(backend, spec.op)
+    t = spec.dtype.type
+    with np.errstate(all="ignore"):  # 0 ** -p, (-x) ** 0.5: inf and NaN, as in torch
+        spec = spec._replace(x=np.power(spec.x, t(p)))
+    res = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run(spec.op, name, spec, res)
+    with np.errstate(all="ignore"):
+        res = np.sign(res) * np.maximum(np.abs(res), t(0))
+        res *= t(np.prod(spec.kernel))
+        np.power(res, t(1.0 / p), out=res)
+    return res.reshape(spec.result_shape)
+
+
+_LP_DOC = """
+    Parameters
+    ----------
+    x : array_like
+        Input of shape {xshape}.
+    norm_type : int or float
+        The power p: non-zero, not NaN; ``inf`` gives the max of ``|x|`` and ``-inf`` the
+        min, as in torch.
+    kernel_size : {ktype}
+        Window size.
+    stride : {ktype}, optional
+        Step between windows; None (or ``()``) means ``kernel_size``.
+    ceil_mode : bool, default False
+        Round the output size up (a last window that starts past the input is dropped).
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+
+    Returns
+    -------
+    ndarray
+        torch's definition: ``(sign(a) * relu(|a|) * k) ** (1 / p)`` with ``a`` the
+        average pooling (no padding) of ``x ** p`` and ``k`` the window's size, so a
+        ceil-mode window clipped by the input's end has its sum scaled by ``k`` over the
+        clipped size, as in torch. Negative values to a fractional power give NaN. Shape
+        {oshape}, dtype ``result_type(x, float32)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, before any kernel runs, naming the argument.
+
+    Notes
+    -----
+    Built on the average-pooling kernels (``avg_pool2d``'s, a 1-D input as height 1) of the
+    chosen backend; the powers are NumPy element-wise operations.
+"""
+
+
+def lp_pool1d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, backend=None):
+    """1-D power-average pooling, as ``torch.nn.functional.lp_pool1d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.lp_pool1d(np.array([[3., 4., 1., 1.]]), 2, 2)
+    array([[5.        , 1.41421356]])
+    """
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, backend, 1)
+
+
+def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, backend=None):
+    """2-D power-average pooling, as ``torch.nn.functional.lp_pool2d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[1., 2.], [2., 4.]]], dtype=np.float32)
+    >>> fastconv.lp_pool2d(x, 2, 2)
+    array([[[5.]]], dtype=float32)
+    """
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, backend, 2)
+
+
+lp_pool1d.__doc__ = lp_pool1d.__doc__.format(doc=_LP_DOC.format(
+    xshape="(N, C, L) or (C, L)", ktype="int", oshape="(N, C, L_out) or (C, L_out)"))
+lp_pool2d.__doc__ = lp_pool2d.__doc__.format(doc=_LP_DOC.format(
+    xshape="(N, C, H, W) or (C, H, W)", ktype="int or pair of ints",
+    oshape="(N, C, H_out, W_out) or (C, H_out, W_out)"))

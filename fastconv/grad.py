@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _chunks  # issue 17 (fold): unfold/fold/max_unpool in pieces of planes
 from . import _dispatch, _plan, _tiling
 from . import _spec as S
 
@@ -65,6 +66,13 @@ __all__ = [
     "max_pool3d",
     "avg_pool1d",
     "avg_pool3d",
+    "unfold",
+    "fold",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "lp_pool1d",
+    "lp_pool2d",
 ]
 
 _CONV_ARGS = """
@@ -850,3 +858,266 @@ def avg_pool3d(grad_output, input_size, kernel_size, stride=None, padding=0, cei
     """
     return _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
                           count_include_pad, divisor_override, backend, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# ---- fold (issue 17): unfold/fold, max_unpool1d/2d/3d, lp_pool1d/2d ----
+# --------------------------------------------------------------------------------------------
+def unfold(grad_output, input_size, kernel_size, dilation=1, padding=0, stride=1, *,
+           backend=None):
+    """Gradient of :func:`fastconv.unfold` wrt its input: :func:`fastconv.fold` of
+    ``grad_output`` (unfold is linear, and fold is its adjoint).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt unfold's output, (N, C * kh * kw, L) or (C * kh * kw, L).
+    input_size : tuple of ints
+        The input's shape, (N, C, H, W) or (C, H, W).
+    kernel_size, dilation, padding, stride
+        The forward call's: see :func:`fastconv.unfold`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.unfold(np.ones((4, 4)), (1, 3, 3), 2)
+    array([[[1., 2., 1.],
+            [2., 4., 2.],
+            [1., 2., 1.]]])
+    """
+    input_size = S.shape_tuple(input_size, "input_size")
+    if len(input_size) not in (3, 4):
+        raise ValueError(f"input_size must be a shape (N, C, H, W) or (C, H, W), got {input_size}")
+    name = _dispatch.resolve(backend, "fold")
+    grad_output = S.as_real_array(grad_output, "grad_output")
+    if grad_output.ndim != len(input_size) - 1:
+        raise ValueError(
+            f"grad_output must have {len(input_size) - 1} dimensions for input_size "
+            f"{input_size}, got shape {grad_output.shape}"
+        )
+    spec = S.fold_spec(grad_output, input_size[-2:], kernel_size, dilation, padding, stride,
+                       xname="grad_output", sizename="input_size")
+    if spec.result_shape != input_size:
+        raise ValueError(
+            f"grad_output of shape {grad_output.shape} does not fit input_size {input_size} "
+            f"(it gives {spec.result_shape})"
+        )
+    gx = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("fold", name, spec, gx, _chunks.by_planes)
+    return gx.reshape(spec.result_shape)
+
+
+def fold(grad_output, kernel_size, dilation=1, padding=0, stride=1, *, backend=None):
+    """Gradient of :func:`fastconv.fold` wrt its input: :func:`fastconv.unfold` of
+    ``grad_output`` (fold is linear, and unfold is its adjoint).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt fold's output, (N, C, H, W) or (C, H, W).
+    kernel_size, dilation, padding, stride
+        The forward call's: see :func:`fastconv.fold`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shaped like fold's input, (N, C * kh * kw, L) or (C * kh * kw, L); dtype
+        ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.fold(np.arange(4.).reshape(1, 2, 2), 2)
+    array([[0.],
+           [1.],
+           [2.],
+           [3.]])
+    """
+    name = _dispatch.resolve(backend, "unfold")
+    spec = S.unfold_spec(grad_output, kernel_size, dilation, padding, stride,
+                         xname="grad_output")
+    gx = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("unfold", name, spec, gx, _chunks.by_planes)
+    return gx.reshape(spec.result_shape)
+
+
+def _max_unpool_grad(grad_output, indices, backend, nd):
+    name = _dispatch.resolve(backend, "max_unpool_backward")
+    spec = S.unpool_grad_spec(grad_output, indices, nd)
+    gx = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("max_unpool_backward", name, spec, gx,
+                  _chunks.by_planes)
+    return gx.reshape(spec.result_shape)
+
+
+_UNPOOL_GRAD_DOC = """
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the unpooled output, {oshape}.
+    indices : array_like of ints
+        The forward call's ``indices``, shaped like its input (N and C as
+        ``grad_output``'s); each must lie in the output plane.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        The gather ``grad_output[..., indices]`` plane by plane, shaped like ``indices``;
+        dtype ``result_type(grad_output, float32)``. As torch's autograd, a repeated index
+        passes its gradient to every input that named it.
+"""
+
+
+def max_unpool1d(grad_output, indices, *, backend=None):
+    """Gradient of :func:`fastconv.max_unpool1d` wrt its input.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.max_unpool1d(np.array([[0., 1., 2., 3.]]), np.array([[1, 3]]))
+    array([[1., 3.]])
+    """
+    return _max_unpool_grad(grad_output, indices, backend, 1)
+
+
+def max_unpool2d(grad_output, indices, *, backend=None):
+    """Gradient of :func:`fastconv.max_unpool2d` wrt its input.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> g = np.arange(4.).reshape(1, 2, 2)
+    >>> fastconv.grad.max_unpool2d(g, np.array([[[3]]]))
+    array([[[3.]]])
+    """
+    return _max_unpool_grad(grad_output, indices, backend, 2)
+
+
+def max_unpool3d(grad_output, indices, *, backend=None):
+    """Gradient of :func:`fastconv.max_unpool3d` wrt its input.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> g = np.arange(8.).reshape(1, 2, 2, 2)
+    >>> fastconv.grad.max_unpool3d(g, np.array([[[[5]]]]))
+    array([[[[5.]]]])
+    """
+    return _max_unpool_grad(grad_output, indices, backend, 3)
+
+
+max_unpool1d.__doc__ = max_unpool1d.__doc__.format(doc=_UNPOOL_GRAD_DOC.format(
+    oshape="(N, C, L_out) or (C, L_out)"))
+max_unpool2d.__doc__ = max_unpool2d.__doc__.format(doc=_UNPOOL_GRAD_DOC.format(
+    oshape="(N, C, H_out, W_out) or (C, H_out, W_out)"))
+max_unpool3d.__doc__ = max_unpool3d.__doc__.format(doc=_UNPOOL_GRAD_DOC.format(
+    oshape="(N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out)"))
+
+
+def _lp_pool_grad(grad_output, x, norm_type, kernel_size, stride, ceil_mode, backend, nd):
+    from . import functional as F
+
+    p = F._lp_norm(norm_type)
+    stride = F._lp_stride(stride)
+    x = S.as_real_array(x, "x")
+    grad_output = S.as_real_array(grad_output, "grad_output")
+    dtype = S.result_dtype(x, grad_output)
+    spec = S.pool_spec(x, kernel_size, stride, 0, 1, ceil_mode, nd, op="avg_pool2d")
+    _check_grad_output(grad_output, spec.result_shape)
+    t = dtype.type
+    xd = spec.x.astype(dtype, copy=False)
+    gy = S.prepare(grad_output.reshape(spec.out_shape), dtype)
+    pool_grad = max_pool1d if nd == 1 else max_pool2d
+    if np.isinf(p):  # y = max |x| (inf), -max(-|x|) (-inf): d|x|/dx = sign(x)
+        pool = F.max_pool1d if nd == 1 else F.max_pool2d
+        a = np.abs(x) if p > 0 else -np.abs(x)
+        _, idx = pool(a, kernel_size, stride, 0, 1, ceil_mode, True, backend=backend)
+        g = pool_grad(grad_output.astype(dtype, copy=False), idx, x.shape, backend=backend)
+        return g * np.sign(x).astype(dtype, copy=False)
+    name = _dispatch.resolve(backend, spec.op)  # avg_pool2d, or avg_pool3d of depth 1
+    with np.errstate(all="ignore"):
+        xp = np.power(xd, t(p))
+    s = np.empty(spec.out_shape, dtype)
+    _dispatch.run(spec.op, name, spec._replace(x=xp), s)
+    k = t(np.prod(spec.kernel))
+    with np.errstate(all="ignore"):
+        # torch's chain: pow(1/p), mul(k), relu(|s|) (no gradient where it is 0), abs
+        ga = gy * (t(1.0 / p) * np.power(s * k, t(1.0 / p - 1.0))) * k
+        ga = np.where(np.abs(s) > 0, ga * np.sign(s) * np.sign(s), t(0))
+    avg_grad = avg_pool1d if nd == 1 else avg_pool2d
+    gxp = avg_grad(ga.reshape(spec.result_shape), x.shape, kernel_size, stride, 0, ceil_mode,
+                   True, backend=backend)
+    with np.errstate(all="ignore"):
+        gx = gxp * (t(p) * np.power(xd.reshape(x.shape), t(p - 1.0)))
+    return gx
+
+
+def _check_grad_output(grad_output, shape):
+    if grad_output.shape != tuple(shape):
+        raise ValueError(
+            f"grad_output must have the pooled output's shape {tuple(shape)}, got "
+            f"{grad_output.shape}"
+        )
+
+
+_LP_GRAD_DOC = """
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, shaped like it.
+    x : array_like
+        The forward call's input (the pooling is not linear).
+    norm_type, kernel_size, stride, ceil_mode
+        The forward call's: see :func:`fastconv.{fwd}`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shaped like ``x``, dtype ``result_type(x, grad_output, float32)``: torch's autograd
+        of its definition, so a window whose sum of powers is 0 passes no gradient; for
+        ``norm_type=inf`` the gradient goes to each window's maximum of ``|x|``, times
+        ``sign(x)``.
+"""
+
+
+def lp_pool1d(grad_output, x, norm_type, kernel_size, stride=None, ceil_mode=False, *,
+              backend=None):
+    """Gradient of :func:`fastconv.lp_pool1d` wrt its input.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.lp_pool1d(np.ones((1, 1)), np.array([[3., 4.]]), 2, 2)
+    array([[0.6, 0.8]])
+    """
+    return _lp_pool_grad(grad_output, x, norm_type, kernel_size, stride, ceil_mode, backend,
+                         1)
+
+
+def lp_pool2d(grad_output, x, norm_type, kernel_size, stride=None, ceil_mode=False, *,
+              backend=None):
+    """Gradient of :func:`fastconv.lp_pool2d` wrt its input.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[1., 2.], [2., 4.]]])
+    >>> fastconv.grad.lp_pool2d(np.ones((1, 1, 1)), x, 2, 2)
+    array([[[0.2, 0.4],
+            [0.4, 0.8]]])
+    """
+    return _lp_pool_grad(grad_output, x, norm_type, kernel_size, stride, ceil_mode, backend,
+                         2)
+
+
+lp_pool1d.__doc__ = lp_pool1d.__doc__.format(doc=_LP_GRAD_DOC.format(fwd="lp_pool1d"))
+lp_pool2d.__doc__ = lp_pool2d.__doc__.format(doc=_LP_GRAD_DOC.format(fwd="lp_pool2d"))

@@ -481,3 +481,72 @@ def avg_pool3d_backward(gy, gx, kernel, stride, pad, count_include_pad, divisor,
                           c:c + (out_sp[2] - 1) * stride[2] + 1:stride[2]] += q
         gxv[p0:p1] = frame[:, pad[0]:pad[0] + D, pad[1]:pad[1] + H, pad[2]:pad[2] + W]
     return gx
+
+
+# ---- fold (issue 17) ----
+# ``unfold(x, out, kernel, dilation, pad, stride, blocks, nthreads)``
+#     ``x`` (N, C, H, W) -> ``out`` (N, C * kh * kw, Ho * Wo), ``blocks = (Ho, Wo)``: row
+#     ``(c * kh + i) * kw + j``, column ``oh * Wo + ow`` holds
+#     ``x[n, c, oh * sh - ph + i * dh, ow * sw - pw + j * dw]``, zero outside the input.
+# ``fold(cols, out, kernel, dilation, pad, stride, blocks, nthreads)``
+#     Its adjoint: ``out`` (N, C, H, W) is zeroed, then every element of ``cols`` is added
+#     at the position ``unfold`` read it from (positions in the padding are dropped).
+# ``max_unpool(x, idx, out, nthreads)``
+#     ``x``, ``idx`` (N, C, P) (int64 flat positions in [0, Q), checked by the spec),
+#     ``out`` (N, C, Q): zeroed, then ``out[n, c, idx[n, c, p]] = x[n, c, p]`` in the order
+#     of p (a repeated index keeps the last value, as torch's CPU kernel).
+# ``max_unpool_backward(gy, idx, gx, nthreads)``
+#     The gather: ``gx[n, c, p] = gy[n, c, idx[n, c, p]]``.
+def _fold_taps(size, kernel, dilation, pad, stride, blocks):
+    """[(i, j, blocks_rows, blocks_cols, rows, cols)] for every tap (i, j): the block rows
+    and columns whose tap falls inside the ``size`` (H, W) plane, and the plane rows and
+    columns they read there (each increasing: no position twice)."""
+    taps = []
+    for i in range(kernel[0]):
+        ih = np.arange(blocks[0]) * stride[0] - pad[0] + i * dilation[0]
+        br = np.flatnonzero((ih >= 0) & (ih < size[0]))
+        for j in range(kernel[1]):
+            iw = np.arange(blocks[1]) * stride[1] - pad[1] + j * dilation[1]
+            bc = np.flatnonzero((iw >= 0) & (iw < size[1]))
+            taps.append((i, j, br[:, None], bc[None, :], ih[br][:, None], iw[bc][None, :]))
+    return taps
+
+
+@_nonfinite_legal
+def unfold(x, out, kernel, dilation, pad, stride, blocks, nthreads=None):
+    """im2col (see the section's contract); fills and returns ``out``."""
+    N, C, H, W = x.shape
+    o = out.reshape(N, C, kernel[0], kernel[1], blocks[0], blocks[1])
+    o[...] = 0
+    for i, j, br, bc, rows, cols in _fold_taps((H, W), kernel, dilation, pad, stride, blocks):
+        o[:, :, i, j, br, bc] = x[:, :, rows, cols]
+    return out
+
+
+@_nonfinite_legal
+def fold(cols, out, kernel, dilation, pad, stride, blocks, nthreads=None):
+    """col2im, the adjoint of :func:`unfold`; fills and returns ``out``."""
+    N, C, H, W = out.shape
+    c = cols.reshape(N, C, kernel[0], kernel[1], blocks[0], blocks[1])
+    out[...] = 0
+    for i, j, br, bc, rows, cs in _fold_taps((H, W), kernel, dilation, pad, stride, blocks):
+        out[:, :, rows, cs] += c[:, :, i, j, br, bc]  # one tap reads no position twice
+    return out
+
+
+def max_unpool(x, idx, out, nthreads=None):
+    """Scatter into zeros, the last of repeated indices winning; fills and returns ``out``."""
+    N, C, P = x.shape
+    Q = out.shape[2]
+    flat = (np.arange(N * C, dtype=np.int64)[:, None] * Q + idx.reshape(N * C, P)).ravel()
+    # the last occurrence of each position: the first one in the reversed order
+    pos, first = np.unique(flat[::-1], return_index=True)
+    out[...] = 0
+    out.reshape(-1)[pos] = x.reshape(-1)[::-1][first]
+    return out
+
+
+def max_unpool_backward(gy, idx, gx, nthreads=None):
+    """Gather ``gy`` at ``idx``; fills and returns ``gx``."""
+    gx[...] = np.take_along_axis(gy, idx, axis=2)
+    return gx

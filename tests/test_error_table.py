@@ -611,6 +611,102 @@ for fn in ("grad.avg_pool1d", "grad.avg_pool3d"):
         grad_output=_huge(big[:2] + tuple(s // 2 for s in big[2:])))
 
 
+# ---- fold (issue 17): unfold/fold, max_unpool1d/2d/3d, lp_pool1d/2d and their gradients ----
+_XF = np.ones((2, 3, 6, 6))
+_CF = np.ones((2, 27, 16))  # 3x3 blocks over a 6x6 plane, 3 channels
+_UP = {nd: (np.ones((2, 3) + (2,) * nd), np.zeros((2, 3) + (2,) * nd, int)) for nd in (1, 2, 3)}
+BASE.update({
+    "unfold": dict(x=_XF, kernel_size=3),
+    "fold": dict(x=_CF, output_size=(6, 6), kernel_size=3),
+    "grad.unfold": dict(grad_output=_CF, input_size=(2, 3, 6, 6), kernel_size=3),
+    "grad.fold": dict(grad_output=_XF, kernel_size=3),
+    "lp_pool1d": dict(x=X1, norm_type=2, kernel_size=2),
+    "lp_pool2d": dict(x=X2, norm_type=2, kernel_size=2),
+    "grad.lp_pool1d": dict(grad_output=np.ones((2, 4, 4)), x=X1, norm_type=2, kernel_size=2),
+    "grad.lp_pool2d": dict(grad_output=np.ones((2, 4, 3, 3)), x=X2, norm_type=2,
+                           kernel_size=2),
+})
+for _nd in (1, 2, 3):
+    BASE[f"max_unpool{_nd}d"] = dict(x=_UP[_nd][0], indices=_UP[_nd][1], kernel_size=2)
+    BASE[f"grad.max_unpool{_nd}d"] = dict(grad_output=np.ones((2, 3) + (4,) * _nd),
+                                          indices=_UP[_nd][1])
+
+for fn, xarg in (("unfold", "x"), ("fold", "x"), ("grad.unfold", "grad_output"),
+                 ("grad.fold", "grad_output")):
+    v = BASE[fn][xarg]
+    bad(fn, f"{xarg} complex", TypeError, rf"{xarg} must be real", **{xarg: v * 1j})
+    bad(fn, f"{xarg} strings", TypeError, rf"{xarg} must be a real numeric",
+        **{xarg: v.astype(str)})
+    bad(fn, f"{xarg} ndim too large", ValueError, rf"{xarg}", **{xarg: v[None, None]})
+    for arg, lo in (("kernel_size", 1), ("dilation", 1), ("padding", 0), ("stride", 1)):
+        bad(fn, f"{arg} below minimum", ValueError, rf"{arg} must be >= {lo}", **{arg: lo - 1})
+        bad(fn, f"{arg} float", TypeError, rf"{arg} must be an int", **{arg: 1.5})
+        bad(fn, f"{arg} bool", TypeError, rf"{arg} must be an int, got bool", **{arg: True})
+        bad(fn, f"{arg} wrong length", ValueError, rf"{arg} must be an int or a tuple of 2",
+            **{arg: (1, 1, 1)})
+bad("unfold", "no sliding block", ValueError, r"sliding block", kernel_size=7)
+bad("unfold", "empty channels", ValueError, r"\bx\b must have non-empty", x=np.ones((2, 0, 6, 6)))
+bad("fold", "blocks do not match", ValueError, r"number of sliding blocks", output_size=(6, 7))
+bad("fold", "not a multiple of the taps", ValueError, r"multiple of the kernel",
+    x=np.ones((2, 26, 16)))
+bad("fold", "output_size 0", ValueError, r"output_size must be >= 1", output_size=0)
+bad("fold", "output_size wrong length", ValueError, r"output_size", output_size=(6, 6, 6))
+bad("grad.unfold", "input_size does not fit", ValueError, r"input_size",
+    input_size=(2, 3, 6, 7))
+bad("grad.unfold", "input_size ndim", ValueError, r"input_size", input_size=(6, 6))
+bad("grad.unfold", "input_size channels", ValueError, r"grad_output|input_size",
+    input_size=(2, 2, 6, 6))
+for _nd in (1, 2, 3):
+    fn = f"max_unpool{_nd}d"
+    x, idx = _UP[_nd]
+    bad(fn, "x complex", TypeError, r"\bx\b must be real", x=x * 1j)
+    bad(fn, "x ndim too large", ValueError, r"\bx\b must have shape", x=x[None, None],
+        indices=idx[None, None])
+    bad(fn, "indices float", TypeError, r"indices must be an integer array",
+        indices=idx.astype(float))
+    bad(fn, "indices wrong shape", ValueError, r"indices must have the shape", indices=idx[:1])
+    bad(fn, "index negative", ValueError, r"invalid max index -1", indices=idx - 1)
+    bad(fn, "index past the plane", ValueError, r"invalid max index", indices=idx + 4 ** _nd)
+    bad(fn, "kernel_size 0", ValueError, r"kernel_size must be >= 1", kernel_size=0)
+    bad(fn, "stride 0", ValueError, r"stride must be >= 1", stride=0)
+    bad(fn, "padding negative", ValueError, r"padding must be >= 0", padding=-1)
+    bad(fn, "output_size out of range", ValueError, r"invalid output_size",
+        output_size=(9,) * _nd)
+    bad(fn, "output_size wrong length", ValueError, r"output_size should be a sequence",
+        output_size=(4,) * (_nd + 1))
+    bad(fn, "output_size float", TypeError, r"output_size must be an int",
+        output_size=(4.0,) * _nd)
+    bad(fn, "empty output", ValueError, r"output would be empty", kernel_size=1, padding=1)
+    fn = f"grad.max_unpool{_nd}d"
+    gy = BASE[fn]["grad_output"]
+    bad(fn, "grad_output complex", TypeError, r"grad_output must be real", grad_output=gy * 1j)
+    bad(fn, "grad_output ndim", ValueError, r"grad_output must have",
+        grad_output=gy[None, None])
+    bad(fn, "indices ndim", ValueError, r"indices must have", indices=idx[0, 0])
+    bad(fn, "indices float", TypeError, r"indices must be an integer array",
+        indices=idx.astype(float))
+    bad(fn, "batch mismatch", ValueError, r"batch and channel", indices=idx[:1])
+    bad(fn, "index past the plane", ValueError, r"invalid max index", indices=idx + 4 ** _nd)
+for _nd in (1, 2):
+    for fn in (f"lp_pool{_nd}d", f"grad.lp_pool{_nd}d"):
+        bad(fn, "norm_type 0", ValueError, r"norm_type must be non-zero", norm_type=0)
+        bad(fn, "norm_type NaN", ValueError, r"norm_type must be non-zero",
+            norm_type=float("nan"))
+        bad(fn, "norm_type str", TypeError, r"norm_type must be a real number", norm_type="2")
+        bad(fn, "norm_type bool", TypeError, r"norm_type must be a real number",
+            norm_type=True)
+        bad(fn, "kernel_size 0", ValueError, r"kernel_size must be >= 1", kernel_size=0)
+        bad(fn, "kernel_size 0 with inf", ValueError, r"kernel_size must be >= 1",
+            kernel_size=0, norm_type=float("inf"))
+        bad(fn, "stride 0", ValueError, r"stride must be >= 1", stride=0)
+        bad(fn, "ceil_mode int", TypeError, r"ceil_mode must be a bool", ceil_mode=1)
+        bad(fn, "window larger than input", ValueError, r"output would be empty",
+            kernel_size=10)
+        bad(fn, "x complex", TypeError, r"\bx\b must be real", x=BASE[fn]["x"] * 1j)
+    bad(f"grad.lp_pool{_nd}d", "grad_output wrong shape", ValueError, r"grad_output must have",
+        grad_output=np.ones((2, 4) + (5,) * _nd))
+
+
 COUNTS = collections.Counter(r[0] for r in ROWS)
 
 

@@ -87,6 +87,10 @@ def _specs(batch):
                                   op="avg_pool3d", divisor_override=3),
         "avg_pool3d_backward": S.avg_pool_grad_spec(gp[:, :, None], x[:, :, None].shape,
                                                     (1, 2, 2), None, 0, False, True, 3),
+        "unfold": S.unfold_spec(x, 3, 1, 1, 2),
+        "fold": S.fold_spec(np.ones((batch, 18, 9)), (5, 5), 3, 1, 1, 2),
+        "max_unpool": S.unpool_spec(gp, np.zeros(gp.shape, int), 2, None, 0, None, 2),
+        "max_unpool_backward": S.unpool_grad_spec(x, np.zeros(gp.shape, int), 2),
     }
 
 
