@@ -36,6 +36,7 @@ MODULES = {
     "fastconv._cy_grad": f"{SRC}/_cy_grad.pyx",
     "fastconv._cy_local": f"{SRC}/_cy_local.pyx",
     "fastconv._fpenv": f"{SRC}/_fpenv.pyx",
+    "fastconv._cy_adaptive": f"{SRC}/_cy_adaptive.pyx",
 }
 
 DEBUG = os.environ.get("FASTCONV_DEBUG", "0") == "1"

@@ -47,14 +47,20 @@ _AUTO_ORDER = ("cython", "numba", "numpy")
 # The modules behind each backend, per op family.
 _MODULES = {
     "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference",
+              "adaptive": "fastconv.reference",
               "local": "fastconv.reference", "grad": "fastconv.reference"},
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
+               "adaptive": "fastconv._cy_adaptive",
                "grad": "fastconv._cy_grad", "local": "fastconv._cy_local"},
     "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
+              "adaptive": "fastconv._numba.adaptive",
               "grad": "fastconv._numba.grad"},
 }
 _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "locally_connected2d": "local",
+           "adaptive_avg_pool3d": "adaptive",
+           "adaptive_max_pool3d": "adaptive",
+           "adaptive_avg_pool3d_backward": "adaptive",
            "conv2d_input": "grad", "conv2d_weight": "grad", "max_pool2d_backward": "grad",
            "avg_pool2d_backward": "grad"}
 
