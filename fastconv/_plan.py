@@ -506,7 +506,7 @@ def _max_pool_backward_cost(a):  # gy, idx, gx: gy and idx read, gx written
 # adaptive pools (issue 17): the window taps (along an axis of n inputs and m outputs,
 # n + m - gcd(n, m)), and the elements read and written
 def _adaptive_taps(x, out):
-    t = 1
+    t = out.shape[0] * out.shape[1]
     for n, m in zip(x.shape[2:], out.shape[2:]):
         t *= n + m - math.gcd(n, m) if m else 0
     return t

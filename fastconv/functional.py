@@ -591,7 +591,7 @@ def adaptive_avg_pool1d(x, output_size, *, backend=None):
     --------
     >>> import numpy as np, fastconv
     >>> fastconv.adaptive_avg_pool1d(np.array([[1., 2., 3., 4., 5.]]), 2)
-    array([[2. , 4. ]])
+    array([[2., 4.]])
     """
     return _adaptive(x, output_size, 1, "adaptive_avg_pool3d", False, backend)
 

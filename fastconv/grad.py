@@ -571,7 +571,7 @@ _ADAPTIVE_GRAD_SHAPES = {
         "(1, 2)", "(1, 3)", "array([[0.5, 1. , 0.5]])"),
     2: ("(N, C, H_out, W_out) or (C, H_out, W_out)", "(N, C, H, W) or (C, H, W)",
         "``h * W + w``", "plane", "(1, 1, 1)", "(1, 2, 2)",
-        "array([[[0.25, 0.25],\n             [0.25, 0.25]]])"),
+        "array([[[0.25, 0.25],\n            [0.25, 0.25]]])"),
     3: ("(N, C, D_out, H_out, W_out) or without N", "(N, C, D, H, W) or (C, D, H, W)",
         "``d * H * W + h * W + w``", "volume", "(1, 1, 1, 1)", "(1, 1, 1, 2)",
         "array([[[[0.5, 0.5]]]])"),

@@ -25,7 +25,7 @@ one item in a fixed order, so results do not depend on the thread count.
 """
 
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
@@ -34,55 +34,84 @@ from _common cimport row_blocks
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 cdef Py_ssize_t _MIN_ITEMS = 16
+# Planes are handed out in blocks of at least this many input + output elements (a global
+# pooling of small planes would otherwise spend its time handing out items).
+cdef Py_ssize_t _GRAIN = 8192
 
 
-cdef inline Py_ssize_t _start(Py_ssize_t i, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
-    return (i * n) // m
-
-
-cdef inline Py_ssize_t _end(Py_ssize_t i, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
-    return ((i + 1) * n + m - 1) // m
+cdef Py_ssize_t* _tables(Py_ssize_t D, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Do,
+                         Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    """One malloc'd array: the windows' starts then ends along d (Do), h (Ho) and w (Wo),
+    ``[start = i * n // m, end = ceil((i + 1) * n / m))``; NULL if out of memory."""
+    cdef Py_ssize_t* t = <Py_ssize_t*> malloc((2 * (Do + Ho + Wo) + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t i
+    if t == NULL:
+        return NULL
+    for i in range(Do):
+        t[i] = (i * D) // Do
+        t[Do + i] = ((i + 1) * D + Do - 1) // Do
+    for i in range(Ho):
+        t[2 * Do + i] = (i * H) // Ho
+        t[2 * Do + Ho + i] = ((i + 1) * H + Ho - 1) // Ho
+    for i in range(Wo):
+        t[2 * (Do + Ho) + i] = (i * W) // Wo
+        t[2 * (Do + Ho) + Wo + i] = ((i + 1) * W + Wo - 1) // Wo
+    return t
 
 
 cdef inline floating _sum_run(const floating* p, Py_ssize_t L) noexcept nogil:
     """The sum of ``p[0:L]`` with eight running sums (a fixed order for a given L)."""
-    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0
-    cdef Py_ssize_t i = 0
+    cdef floating acc[8]
+    cdef Py_ssize_t i = 0, k
+    for k in range(8):
+        acc[k] = 0
     while i + 8 <= L:
-        a0 += p[i]
-        a1 += p[i + 1]
-        a2 += p[i + 2]
-        a3 += p[i + 3]
-        a4 += p[i + 4]
-        a5 += p[i + 5]
-        a6 += p[i + 6]
-        a7 += p[i + 7]
+        for k in range(8):
+            acc[k] += p[i + k]
         i += 8
     while i < L:
-        a0 += p[i]
+        acc[0] += p[i]
         i += 1
-    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline void _items(Py_ssize_t P, Py_ssize_t R, Py_ssize_t plane,
+                        Py_ssize_t* nb, Py_ssize_t* pp) noexcept nogil:
+    """The work split, from the shapes only: ``nb`` blocks of depth-rows per plane when
+    there are fewer than _MIN_ITEMS planes (then ``pp`` = 1), else ``pp`` planes per item
+    (at least _GRAIN elements, keeping about _MIN_ITEMS items or more)."""
+    nb[0] = row_blocks(P, R, _MIN_ITEMS)
+    pp[0] = 1
+    if nb[0] == 1 and plane < _GRAIN:
+        pp[0] = _GRAIN // plane
+        if pp[0] > P // _MIN_ITEMS:
+            pp[0] = P // _MIN_ITEMS
+        if pp[0] < 1:
+            pp[0] = 1
 
 
 # --------------------------------------------------------------------------------------------
 # adaptive_avg_pool3d
 # --------------------------------------------------------------------------------------------
-cdef void _avg_rows(const floating* xp, floating* op, floating* acc, Py_ssize_t D,
+cdef void _avg_rows(const floating* xp, floating* op, floating* acc, const Py_ssize_t* t,
                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t Do, Py_ssize_t Ho, Py_ssize_t Wo,
                     Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     """Outputs of depth-rows [r0, r1) (r = od * Ho + oh) of one plane: ``xp`` its input
-    (D, H, W), ``op`` its output (Do, Ho, Wo), ``acc`` W scratch sums."""
+    (D, H, W), ``op`` its output (Do, Ho, Wo), ``acc`` W scratch sums, ``t`` the windows
+    (:func:`_tables`)."""
+    cdef const Py_ssize_t* hs = t + 2 * Do
+    cdef const Py_ssize_t* ws = t + 2 * (Do + Ho)
     cdef Py_ssize_t r, od, oh, ow, d0, d1, h0, h1, w0, w1, d, h, w
     cdef floating s
     cdef const floating* row
     cdef floating* orow
     for r in range(r0, r1):
         od = r // Ho
-        oh = r % Ho
-        d0 = _start(od, D, Do)
-        d1 = _end(od, D, Do)
-        h0 = _start(oh, H, Ho)
-        h1 = _end(oh, H, Ho)
+        oh = r - od * Ho
+        d0 = t[od]
+        d1 = t[Do + od]
+        h0 = hs[oh]
+        h1 = hs[Ho + oh]
         orow = op + r * Wo
         if Wo == 1:  # the window spans whole rows: one contiguous run per depth slice
             s = 0
@@ -98,8 +127,8 @@ cdef void _avg_rows(const floating* xp, floating* op, floating* acc, Py_ssize_t 
                 for w in range(W):
                     acc[w] += row[w]
         for ow in range(Wo):
-            w0 = _start(ow, W, Wo)
-            w1 = _end(ow, W, Wo)
+            w0 = ws[ow]
+            w1 = ws[Wo + ow]
             s = 0
             for w in range(w0, w1):
                 s = s + acc[w]
@@ -112,46 +141,73 @@ def adaptive_avg_pool3d(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, 
     cdef Py_ssize_t D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef Py_ssize_t Do = out.shape[2], Ho = out.shape[3], Wo = out.shape[4]
     cdef Py_ssize_t P = out.shape[0] * out.shape[1], R = Do * Ho
-    cdef Py_ssize_t nb = row_blocks(P, R, _MIN_ITEMS)
-    cdef Py_ssize_t rows = (R + nb - 1) // nb if nb else 0
-    cdef Py_ssize_t item, p, r0
+    cdef Py_ssize_t L = D * H * W, M = R * Wo
+    cdef Py_ssize_t nb, pp, n_items, item, p, p1, r0, rows
+    cdef const floating* xp
+    cdef floating* op
     cdef floating* acc
-    if P == 0 or R == 0 or Wo == 0:
+    cdef floating* acc_all
+    cdef Py_ssize_t* t
+    cdef Py_ssize_t ws
+    cdef int nt
+    if P == 0 or M == 0:
         return out
-    with nogil, parallel(num_threads=max(1, nthreads)):
-        acc = <floating*> malloc(W * sizeof(floating))
-        if acc != NULL:
-            for item in prange(P * nb, schedule="dynamic"):
-                fc_ftz_enter()
-                p = item // nb
-                r0 = (item % nb) * rows
-                _avg_rows(&x[0, 0, 0, 0, 0] + p * D * H * W, &out[0, 0, 0, 0, 0] + p * R * Wo,
-                          acc, D, H, W, Do, Ho, Wo, r0, min(R, r0 + rows))
-                fc_ftz_exit()
-            free(acc)
+    _items(P, R, L + M, &nb, &pp)
+    rows = (R + nb - 1) // nb
+    n_items = P * nb if nb > 1 else (P + pp - 1) // pp
+    xp = &x[0, 0, 0, 0, 0]
+    op = &out[0, 0, 0, 0, 0]
+    t = _tables(D, H, W, Do, Ho, Wo)
+    if t == NULL:
+        raise MemoryError()
+    nt = max(1, nthreads)
+    ws = (W + 31) // 16 * 16  # W sums per thread, a cache line apart (no false sharing)
+    acc_all = <floating*> malloc(nt * ws * sizeof(floating))
+    if acc_all == NULL:
+        free(t)
+        raise MemoryError()
+    for item in prange(n_items, nogil=True, schedule="dynamic", num_threads=nt):
+        fc_ftz_enter()
+        acc = acc_all + threadid() * ws
+        if nb > 1:
+            p = item // nb
+            r0 = (item % nb) * rows
+            _avg_rows(xp + p * L, op + p * M, acc, t, H, W, Do, Ho, Wo, r0, min(R, r0 + rows))
+        elif M == 1:  # global pooling: one contiguous run per plane
+            for p in range(item * pp, min(P, item * pp + pp)):
+                op[p] = _sum_run(xp + p * L, L) / <floating> L
+        else:
+            for p in range(item * pp, min(P, item * pp + pp)):
+                _avg_rows(xp + p * L, op + p * M, acc, t, H, W, Do, Ho, Wo, 0, R)
+        fc_ftz_exit()
+    free(acc_all)
+    free(t)
     return out
 
 
 # --------------------------------------------------------------------------------------------
 # adaptive_max_pool3d
 # --------------------------------------------------------------------------------------------
-cdef void _max_rows(const floating* xp, floating* op, int64_t* ip, bint with_idx,
-                    Py_ssize_t D, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Do, Py_ssize_t Ho,
-                    Py_ssize_t Wo, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+cdef void _max_rows(const floating* xp, floating* op, int64_t* ip, const Py_ssize_t* t,
+                    Py_ssize_t H, Py_ssize_t W, Py_ssize_t Do, Py_ssize_t Ho, Py_ssize_t Wo,
+                    Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Outputs of depth-rows [r0, r1) of one plane (``ip`` NULL: no indices)."""
+    cdef const Py_ssize_t* hs = t + 2 * Do
+    cdef const Py_ssize_t* ws = t + 2 * (Do + Ho)
     cdef Py_ssize_t r, od, oh, ow, d0, d1, h0, h1, w0, w1, d, h, w
     cdef int64_t best_i, base
     cdef floating best, v
     cdef const floating* row
     for r in range(r0, r1):
         od = r // Ho
-        oh = r % Ho
-        d0 = _start(od, D, Do)
-        d1 = _end(od, D, Do)
-        h0 = _start(oh, H, Ho)
-        h1 = _end(oh, H, Ho)
+        oh = r - od * Ho
+        d0 = t[od]
+        d1 = t[Do + od]
+        h0 = hs[oh]
+        h1 = hs[Ho + oh]
         for ow in range(Wo):
-            w0 = _start(ow, W, Wo)
-            w1 = _end(ow, W, Wo)
+            w0 = ws[ow]
+            w1 = ws[Wo + ow]
             best = -INFINITY
             best_i = (d0 * H + h0) * W + w0
             for d in range(d0, d1):
@@ -164,7 +220,7 @@ cdef void _max_rows(const floating* xp, floating* op, int64_t* ip, bint with_idx
                             best = v
                             best_i = base + w
             op[r * Wo + ow] = best
-            if with_idx:
+            if ip != NULL:
                 ip[r * Wo + ow] = best_i
 
 
@@ -172,49 +228,65 @@ def adaptive_max_pool3d(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, 
                         idx, int nthreads):
     """Adaptive max pooling; fills and returns ``out`` (and ``idx`` int64, unless None)."""
     cdef int64_t[:, :, :, :, ::1] ix = idx  # None stays None and is never indexed
-    cdef bint with_idx = idx is not None
     cdef Py_ssize_t D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef Py_ssize_t Do = out.shape[2], Ho = out.shape[3], Wo = out.shape[4]
     cdef Py_ssize_t P = out.shape[0] * out.shape[1], R = Do * Ho
-    cdef Py_ssize_t nb = row_blocks(P, R, _MIN_ITEMS)
-    cdef Py_ssize_t rows = (R + nb - 1) // nb if nb else 0
-    cdef Py_ssize_t item, p, r0
+    cdef Py_ssize_t L = D * H * W, M = R * Wo
+    cdef Py_ssize_t nb, pp, n_items, item, p, r0, rows
+    cdef const floating* xp
+    cdef floating* op
     cdef int64_t* ibase = NULL
-    if P == 0 or R == 0 or Wo == 0:
+    cdef Py_ssize_t* t
+    if P == 0 or M == 0:
         return out
-    if with_idx:
+    if idx is not None:
         ibase = &ix[0, 0, 0, 0, 0]
-    for item in prange(P * nb, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
+    _items(P, R, L + M, &nb, &pp)
+    rows = (R + nb - 1) // nb
+    n_items = P * nb if nb > 1 else (P + pp - 1) // pp
+    xp = &x[0, 0, 0, 0, 0]
+    op = &out[0, 0, 0, 0, 0]
+    t = _tables(D, H, W, Do, Ho, Wo)
+    if t == NULL:
+        raise MemoryError()
+    for item in prange(n_items, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
         fc_ftz_enter()
-        p = item // nb
-        r0 = (item % nb) * rows
-        _max_rows(&x[0, 0, 0, 0, 0] + p * D * H * W, &out[0, 0, 0, 0, 0] + p * R * Wo,
-                  ibase + p * R * Wo if with_idx else NULL, with_idx, D, H, W, Do, Ho, Wo,
-                  r0, min(R, r0 + rows))
+        if nb > 1:
+            p = item // nb
+            r0 = (item % nb) * rows
+            _max_rows(xp + p * L, op + p * M, ibase + p * M if ibase != NULL else NULL, t,
+                      H, W, Do, Ho, Wo, r0, min(R, r0 + rows))
+        else:
+            for p in range(item * pp, min(P, item * pp + pp)):
+                _max_rows(xp + p * L, op + p * M, ibase + p * M if ibase != NULL else NULL,
+                          t, H, W, Do, Ho, Wo, 0, R)
         fc_ftz_exit()
+    free(t)
     return out
 
 
 # --------------------------------------------------------------------------------------------
 # adaptive_avg_pool3d_backward
 # --------------------------------------------------------------------------------------------
-cdef void _avg_back_plane(const floating* gp, floating* xp, Py_ssize_t D, Py_ssize_t H,
-                          Py_ssize_t W, Py_ssize_t Do, Py_ssize_t Ho,
-                          Py_ssize_t Wo) noexcept nogil:
+cdef void _avg_back_plane(const floating* gp, floating* xp, const Py_ssize_t* t,
+                          Py_ssize_t D, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Do,
+                          Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    cdef const Py_ssize_t* hs = t + 2 * Do
+    cdef const Py_ssize_t* ws = t + 2 * (Do + Ho)
     cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, d, h, w, q
     cdef floating g
     cdef floating* row
     for q in range(D * H * W):
         xp[q] = 0
     for od in range(Do):
-        d0 = _start(od, D, Do)
-        d1 = _end(od, D, Do)
+        d0 = t[od]
+        d1 = t[Do + od]
         for oh in range(Ho):
-            h0 = _start(oh, H, Ho)
-            h1 = _end(oh, H, Ho)
+            h0 = hs[oh]
+            h1 = hs[Ho + oh]
             for ow in range(Wo):
-                w0 = _start(ow, W, Wo)
-                w1 = _end(ow, W, Wo)
+                w0 = ws[ow]
+                w1 = ws[Wo + ow]
                 g = gp[(od * Ho + oh) * Wo + ow] / <floating> ((d1 - d0) * (h1 - h0)
                                                                  * (w1 - w0))
                 for d in range(d0, d1):
@@ -229,14 +301,26 @@ def adaptive_avg_pool3d_backward(const floating[:, :, :, :, ::1] gy,
     """Gradient of adaptive_avg_pool3d; fills and returns ``gx``."""
     cdef Py_ssize_t D = gx.shape[2], H = gx.shape[3], W = gx.shape[4]
     cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
-    cdef Py_ssize_t P = gx.shape[0] * gx.shape[1], p
-    if P == 0:
+    cdef Py_ssize_t P = gx.shape[0] * gx.shape[1], L = D * H * W, M = Do * Ho * Wo
+    cdef Py_ssize_t nb, pp, n_items, item, p
+    cdef const floating* gp
+    cdef floating* xp
+    cdef Py_ssize_t* t
+    if P == 0 or M == 0:  # (the caller zeroes an empty call's gradient)
         return gx
-    for p in prange(P, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
+    _items(P, 1, L + M, &nb, &pp)  # whole planes: an input row may take two windows
+    n_items = (P + pp - 1) // pp
+    gp = &gy[0, 0, 0, 0, 0]
+    xp = &gx[0, 0, 0, 0, 0]
+    t = _tables(D, H, W, Do, Ho, Wo)
+    if t == NULL:
+        raise MemoryError()
+    for item in prange(n_items, nogil=True, schedule="dynamic", num_threads=max(1, nthreads)):
         fc_ftz_enter()
-        _avg_back_plane(&gy[0, 0, 0, 0, 0] + p * Do * Ho * Wo if Do * Ho * Wo else NULL,
-                        &gx[0, 0, 0, 0, 0] + p * D * H * W, D, H, W, Do, Ho, Wo)
+        for p in range(item * pp, min(P, item * pp + pp)):
+            _avg_back_plane(gp + p * M, xp + p * L, t, D, H, W, Do, Ho, Wo)
         fc_ftz_exit()
+    free(t)
     return gx
 
 
