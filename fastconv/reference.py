@@ -376,7 +376,7 @@ def _adaptive_gather(x, out_shape, fill):
     valid = (vd[:, None, None, :, None, None] & vh[None, :, None, None, :, None]
              & vw[None, None, :, None, None, :])
     win = np.where(valid, win, fill)
-    return win.reshape(win.shape[:5] + (-1,)), axes
+    return win.reshape(win.shape[:5] + (int(np.prod(win.shape[5:])),)), axes
 
 
 @_nonfinite_legal

@@ -80,6 +80,10 @@ def _specs(batch):
         "conv2d_weight": S.conv_weight_grad_spec(x, w.shape, gy, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d_backward": S.max_pool_grad_spec(gp, np.zeros(gp.shape, int), x.shape, 2),
         "avg_pool2d_backward": S.avg_pool_grad_spec(gp, x.shape, 2, None, 0, False, True),
+        "adaptive_avg_pool3d": S.adaptive_pool_spec(x, 3, 2, "adaptive_avg_pool3d"),
+        "adaptive_max_pool3d": S.adaptive_pool_spec(x, (2, 3), 2, "adaptive_max_pool3d",
+                                                    return_indices=True),
+        "adaptive_avg_pool3d_backward": S.adaptive_avg_grad_spec(gp, x.shape, 2),
     }
 
 
