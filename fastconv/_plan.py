@@ -503,21 +503,17 @@ def _max_pool_backward_cost(a):  # gy, idx, gx: gy and idx read, gx written
     return 0, 0, 1, 2 * a[0].size + a[2].size
 
 
-# adaptive pools (issue 17): the window taps (along an axis of n inputs and m outputs,
-# n + m - gcd(n, m)), and the elements read and written
-def _adaptive_taps(x, out):
-    t = out.shape[0] * out.shape[1]
-    for n, m in zip(x.shape[2:], out.shape[2:]):
-        t *= n + m - math.gcd(n, m) if m else 0
-    return t
-
-
+# adaptive pools (issue 17): windows overlap by at most one position per axis, so their taps
+# are about the input's elements (at most twice them per axis); and the elements read and
+# written
 def _adaptive_cost(a):  # x, out[, idx]
-    return _adaptive_taps(a[0], a[1]), 0, 1, a[0].size + a[1].size
+    n = a[0].size
+    return n, 0, 1, n + a[1].size
 
 
-def _adaptive_backward_cost(a):  # gy, gx: gx zeroed, then every tap written again
-    return _adaptive_taps(a[1], a[0]), 0, 1, a[0].size + a[1].size
+def _adaptive_backward_cost(a):  # gy, gx: gx zeroed, then every window added onto it
+    n = a[1].size
+    return n, 0, 1, n + a[0].size
 
 
 _COST = {"conv2d": _conv2d_cost, "conv2d_input": _input_cost, "conv2d_weight": _weight_cost,

@@ -16,7 +16,9 @@ one item in a fixed order, so results do not depend on the thread count.
   per-thread row of W sums (a pass along contiguous rows, which vectorizes), then each
   output adds its window's columns of that row and divides by the window's size. When one
   window spans whole rows (Wo == 1), each depth slice of it is one contiguous run, summed
-  with eight running sums (global pooling).
+  with eight running sums; a global average (a 1x1x1 output) is fc_adaptive.h's
+  ``fc_means``, compiled per x86-64 level (sixteen running sums, the same bits on every
+  CPU).
 * max: a pass over each window in (d, h, w) order, keeping the first maximum; a NaN always
   takes over (the last NaN wins); a window of -inf keeps its first position. Compiled
   without fast-math, so NaN compares are kept.
@@ -31,6 +33,18 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from _common cimport row_blocks
+
+cdef extern from "fc_adaptive.h" nogil:
+    void fc_means_f(const float* x, Py_ssize_t P, Py_ssize_t L, float* out)
+    void fc_means_d(const double* x, Py_ssize_t P, Py_ssize_t L, double* out)
+
+
+cdef inline void _means(const floating* x, Py_ssize_t P, Py_ssize_t L,
+                        floating* out) noexcept nogil:
+    if floating is float:
+        fc_means_f(x, P, L, out)
+    else:
+        fc_means_d(x, P, L, out)
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 cdef Py_ssize_t _MIN_ITEMS = 16
@@ -174,8 +188,8 @@ def adaptive_avg_pool3d(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, 
             r0 = (item % nb) * rows
             _avg_rows(xp + p * L, op + p * M, acc, t, H, W, Do, Ho, Wo, r0, min(R, r0 + rows))
         elif M == 1:  # global pooling: one contiguous run per plane
-            for p in range(item * pp, min(P, item * pp + pp)):
-                op[p] = _sum_run(xp + p * L, L) / <floating> L
+            p = item * pp
+            _means(xp + p * L, min(P, p + pp) - p, L, op + p)
         else:
             for p in range(item * pp, min(P, item * pp + pp)):
                 _avg_rows(xp + p * L, op + p * M, acc, t, H, W, Do, Ho, Wo, 0, R)
