@@ -538,7 +538,7 @@ __all__ += [
 _ADAPTIVE_DOC = """
     The output has ``output_size`` along each spatial axis; output ``i`` along an axis of
     ``n`` inputs and ``m`` outputs pools the window ``[floor(i * n / m), ceil((i + 1) * n /
-    m))``, as in torch. Computed as the 3-D kernel with size-1 leading spatial axes{nd}.
+    m))``, as in torch.{nd}
 
     Parameters
     ----------
@@ -677,9 +677,9 @@ def _adaptive_doc(fn, nd, avg):
     flat = {1: "``l``", 2: "``h * W + w``", 3: "``d * H * W + h * W + w``"}[nd]
     fn.__doc__ = fn.__doc__.format(doc=_ADAPTIVE_DOC.format(
         xshape=xshape,
-        nd="" if nd == 3 else f" (a {nd}-D input is a 3-D one of depth{' and height' if nd == 1 else ''} 1)",
-        osize="int or tuple of 1 int" if nd == 1 else
-        f"int or tuple of {nd} ints or None",
+        nd={1: "\n    The 3-D kernels compute it, on a depth and height of 1.",
+            2: "\n    The 3-D kernels compute it, on a depth of 1.", 3: ""}[nd],
+        osize="int or tuple of 1 int" if nd == 1 else f"int or tuple of {nd} ints or None",
         none="" if nd == 1 else ", or a tuple with None for the input's size along that axis",
         ri="" if avg else _ADAPTIVE_RI.format(within=within),
         ret=_AVG_RET if avg else _MAX_RET.format(flat=f"{flat} within its {within}")))
