@@ -422,3 +422,23 @@ def test_issue17_adaptive_extra_memory_is_bounded(backend_):
         bound = max(64 * MIB, r["in_out"])
         for side in ("forward", "backward"):
             assert r[side] < bound, (name, side, r[side] / MIB)
+
+
+@pytest.mark.skipif(not fastconv._threads.flush_denormal_supported(),
+                    reason="FTZ/DAZ needs x86-64")
+@pytest.mark.parametrize("shape, output_size", [((2, 3, 7, 7), 1), ((2, 3, 13, 13), 7)])
+def test_issue17_adaptive_avg_flushes_subnormals(shape, output_size):
+    """With fastconv.set_flush_denormal(True) the compiled kernels read subnormals as zero
+    (as torch does under torch.set_flush_denormal(True)); with it off they are kept."""
+    x = np.full(shape, 0.5 * np.finfo(np.float32).tiny, np.float32)
+    g = np.ones((2, 3, output_size, output_size), np.float32) * x.flat[0]
+    for b in COMPILED:
+        kept = fastconv.adaptive_avg_pool2d(x, output_size, backend=b)
+        assert (kept > 0).all()
+        assert (fastconv.grad.adaptive_avg_pool2d(g, shape, backend=b) > 0).any()
+        try:
+            fastconv.set_flush_denormal(True)
+            assert (fastconv.adaptive_avg_pool2d(x, output_size, backend=b) == 0).all()
+            assert (fastconv.grad.adaptive_avg_pool2d(g, shape, backend=b) == 0).all()
+        finally:
+            fastconv.set_flush_denormal(False)
