@@ -1043,7 +1043,7 @@ def _adaptive_output_size(output_size, spatial, nd):
             else:
                 vals.append(_as_int(v, "output_size"))
     elif output_size is None:
-        raise TypeError(f"output_size must be an int or a tuple of ints, got None")
+        raise TypeError("output_size must be an int or a tuple of ints, got None")
     else:
         vals = [_as_int(output_size, "output_size")] * nd
     for v in vals:
