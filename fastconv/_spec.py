@@ -1054,6 +1054,14 @@ def _adaptive_output_size(output_size, spatial, nd):
     return tuple(vals)
 
 
+def _check_adaptive_windows(spatial, out_sp, what):
+    """The window arithmetic ``(i + 1) * n`` of every kernel must not overflow int64."""
+    for n, m in zip(spatial, out_sp):
+        if (m + 1) * n >= _INDEX_LIMIT:
+            raise ValueError(f"{what} {m} is too large for an input axis of size {n}: "
+                             f"the window arithmetic would overflow int64")
+
+
 def _adaptive_geometry(shape, nd, name):
     """(batched, (N, C) + spatial padded to 3-D) of an adaptive pool's input ``shape``."""
     if len(shape) not in (nd + 1, nd + 2):
@@ -1078,6 +1086,7 @@ def adaptive_pool_spec(x, output_size, nd: int, op: str, return_indices=False):
     return_indices = _as_bool(return_indices, "return_indices")
     out_shape = xs[:2] + (1,) * (3 - nd) + out_sp
     check_alloc(out_shape, 8, "the output (from output_size)")  # int64 indices
+    _check_adaptive_windows(xs[2:], out_shape[2:], "output_size")
     result_shape = (xs[:2] if batched else xs[1:2]) + out_sp
     return AdaptivePoolSpec(
         op=op, x=prepare(x.reshape(xs), dtype),
@@ -1106,6 +1115,7 @@ def adaptive_avg_grad_spec(grad_output, input_size, nd: int) -> AdaptivePoolSpec
     dtype = result_dtype(grad_output)
     gs, xs, input_size = _adaptive_grad_shapes(grad_output, input_size, nd)
     check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
+    _check_adaptive_windows(xs[2:], gs[2:], "grad_output's spatial size")
     return AdaptivePoolSpec(op="adaptive_avg_pool3d_backward",
                             x=prepare(grad_output.reshape(gs), dtype), indices=None,
                             out_shape=xs, dtype=dtype, result_shape=input_size)

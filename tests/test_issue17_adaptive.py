@@ -442,3 +442,14 @@ def test_issue17_adaptive_avg_flushes_subnormals(shape, output_size):
             assert (fastconv.grad.adaptive_avg_pool2d(g, shape, backend=b) == 0).all()
         finally:
             fastconv.set_flush_denormal(False)
+
+
+def test_issue17_adaptive_window_arithmetic_cannot_overflow(monkeypatch):
+    """An output size whose window arithmetic would overflow int64 is refused (the limit
+    is lowered here: a real case needs terabytes)."""
+    monkeypatch.setattr(S, "_INDEX_LIMIT", 1000)
+    with pytest.raises(ValueError, match="output_size 100 is too large"):
+        fastconv.adaptive_avg_pool1d(np.ones((1, 20)), 100)
+    with pytest.raises(ValueError, match="grad_output's spatial size 100 is too large"):
+        fastconv.grad.adaptive_avg_pool1d(np.ones((1, 100)), (1, 20))
+    assert fastconv.adaptive_avg_pool1d(np.ones((1, 20)), 30).shape == (1, 30)
