@@ -1027,6 +1027,8 @@ _ADAPTIVE_SHAPES = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
 def _adaptive_output_size(output_size, spatial, nd):
     """torch's ``output_size``: an int (every axis), or a sequence of ``nd`` entries, each an
     int >= 0 or (2-D/3-D only, as in torch) None for "the input's size"."""
+    if type(output_size) is int and 0 <= output_size < ARG_LIMIT:  # the common call: fast
+        return (output_size,) * nd
     if isinstance(output_size, np.ndarray) and output_size.ndim == 1:
         output_size = tuple(output_size.tolist())
     if isinstance(output_size, (tuple, list)):
@@ -1062,17 +1064,21 @@ def _check_adaptive_windows(spatial, out_sp, what):
                              f"the window arithmetic would overflow int64")
 
 
+_ONES = {1: (1, 1), 2: (1,), 3: ()}  # the size-1 leading spatial axes of a 1-D/2-D call
+
+
 def _adaptive_geometry(shape, nd, name):
     """(batched, (N, C) + spatial padded to 3-D) of an adaptive pool's input ``shape``."""
-    if len(shape) not in (nd + 1, nd + 2):
-        raise ValueError(f"{name} must have shape {_ADAPTIVE_SHAPES[nd]}, got "
-                         f"{len(shape)} dimensions {tuple(shape)}")
+    shape = tuple(shape)
     batched = len(shape) == nd + 2
-    xs = tuple(shape) if batched else (1,) + tuple(shape)
-    if xs[1] == 0 or any(s == 0 for s in xs[2:]):
+    if not batched and len(shape) != nd + 1:
+        raise ValueError(f"{name} must have shape {_ADAPTIVE_SHAPES[nd]}, got "
+                         f"{len(shape)} dimensions {shape}")
+    xs = shape if batched else (1,) + shape
+    if 0 in xs[1:]:
         raise ValueError(f"{name} must have non-empty channel and spatial dimensions, "
-                         f"got {tuple(shape)}")
-    return batched, xs[:2] + (1,) * (3 - nd) + xs[2:]
+                         f"got {shape}")
+    return batched, xs[:2] + _ONES[nd] + xs[2:]
 
 
 def adaptive_pool_spec(x, output_size, nd: int, op: str, return_indices=False):
@@ -1086,7 +1092,8 @@ def adaptive_pool_spec(x, output_size, nd: int, op: str, return_indices=False):
     return_indices = _as_bool(return_indices, "return_indices")
     out_shape = xs[:2] + (1,) * (3 - nd) + out_sp
     check_alloc(out_shape, 8, "the output (from output_size)")  # int64 indices
-    _check_adaptive_windows(xs[2:], out_shape[2:], "output_size")
+    if max(xs[2:]) * ARG_LIMIT >= _INDEX_LIMIT:  # (m + 1) <= ARG_LIMIT: the common call
+        _check_adaptive_windows(xs[2:], out_shape[2:], "output_size")
     result_shape = (xs[:2] if batched else xs[1:2]) + out_sp
     return AdaptivePoolSpec(
         op=op, x=prepare(x.reshape(xs), dtype),
