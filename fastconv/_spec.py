@@ -1090,15 +1090,18 @@ def adaptive_pool_spec(x, output_size, nd: int, op: str, return_indices=False):
     batched, xs = _adaptive_geometry(x.shape, nd, "x")
     out_sp = _adaptive_output_size(output_size, xs[5 - nd:], nd)
     return_indices = _as_bool(return_indices, "return_indices")
-    out_shape = xs[:2] + (1,) * (3 - nd) + out_sp
-    check_alloc(out_shape, 8, "the output (from output_size)")  # int64 indices
+    out_shape = xs[:2] + _ONES[nd] + out_sp
+    count = xs[0] * xs[1] * out_shape[2] * out_shape[3] * out_shape[4]
+    if count >= _INDEX_LIMIT or count * 8 > MEMORY_LIMIT:  # int64 indices: check_alloc's test
+        check_alloc(out_shape, 8, "the output (from output_size)")
     if max(xs[2:]) * ARG_LIMIT >= _INDEX_LIMIT:  # (m + 1) <= ARG_LIMIT: the common call
         _check_adaptive_windows(xs[2:], out_shape[2:], "output_size")
-    result_shape = (xs[:2] if batched else xs[1:2]) + out_sp
+    # positional, in the field order (op, x, indices, out_shape, dtype, result_shape): a
+    # global average of a small batch is a few microseconds, and every one counts
     return AdaptivePoolSpec(
-        op=op, x=prepare(x.reshape(xs), dtype),
-        indices=np.empty(out_shape, np.int64) if return_indices else None,
-        out_shape=out_shape, dtype=dtype, result_shape=result_shape)
+        op, prepare(x.reshape(xs), dtype),
+        np.empty(out_shape, np.int64) if return_indices else None,
+        out_shape, dtype, (xs[:2] if batched else xs[1:2]) + out_sp)
 
 
 def _adaptive_grad_shapes(grad_output, input_size, nd):
