@@ -33,6 +33,9 @@ from .functional import (  # noqa: E402
     avg_pool2d,
     conv1d,
     conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
     convolve,
     convolve2d,
     correlate,
@@ -40,6 +43,9 @@ from .functional import (  # noqa: E402
     locally_connected2d,
     max_pool1d,
     max_pool2d,
+    max_pool3d,
+    avg_pool1d,
+    avg_pool3d,
 )
 
 __all__ = [
@@ -55,6 +61,9 @@ __all__ = [
     "backends",
     "conv1d",
     "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "convolve",
     "convolve2d",
     "correlate",
@@ -72,6 +81,9 @@ __all__ = [
     "set_flush_denormal",
     "set_num_threads",
     "use_backend",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool3d",
 ]
 
 # seconds `import fastconv` took (its own modules and what they import: numpy, scipy is

@@ -47,16 +47,22 @@ _AUTO_ORDER = ("cython", "numba", "numpy")
 # The modules behind each backend, per op family.
 _MODULES = {
     "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference",
+              "pool3d": "fastconv.reference",
               "adaptive": "fastconv.reference",
               "local": "fastconv.reference", "grad": "fastconv.reference"},
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
+               "pool3d": "fastconv._cy_pool3d",
                "adaptive": "fastconv._cy_adaptive",
                "grad": "fastconv._cy_grad", "local": "fastconv._cy_local"},
     "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
+              "pool3d": "fastconv._numba.pool3d",
               "adaptive": "fastconv._numba.adaptive",
               "grad": "fastconv._numba.grad"},
 }
 _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
+           "max_pool3d": "pool3d",
+           "avg_pool3d": "pool3d",
+           "avg_pool3d_backward": "pool3d",
            "locally_connected2d": "local",
            "adaptive_avg_pool3d": "adaptive",
            "adaptive_max_pool3d": "adaptive",

@@ -80,6 +80,14 @@ def _specs(batch):
         "conv2d_weight": S.conv_weight_grad_spec(x, w.shape, gy, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d_backward": S.max_pool_grad_spec(gp, np.zeros(gp.shape, int), x.shape, 2),
         "avg_pool2d_backward": S.avg_pool_grad_spec(gp, x.shape, 2, None, 0, False, True),
+        # ---- pool3d (issue 17) ----
+        "max_pool3d": S.pool_spec(x[:, :, None], (1, 2, 2), None, 0, 1, False, 3,
+                                  op="max_pool3d", return_indices=True),
+        "avg_pool3d": S.pool_spec(x[:, :, None], (1, 2, 2), None, 0, 1, False, 3,
+                                  op="avg_pool3d", divisor_override=3),
+        "avg_pool3d_backward": S.avg_pool_grad_spec(gp[:, :, None], x[:, :, None].shape,
+                                                    (1, 2, 2), None, 0, False, True, 3),
+        # ---- adaptive pools (issue 17) ----
         "adaptive_avg_pool3d": S.adaptive_pool_spec(x, 3, 2, "adaptive_avg_pool3d"),
         "adaptive_max_pool3d": S.adaptive_pool_spec(x, (2, 3), 2, "adaptive_max_pool3d",
                                                     return_indices=True),
@@ -88,7 +96,8 @@ def _specs(batch):
 
 
 def _out(spec):
-    return np.empty(spec.grad_shape if spec.family == "grad" else spec.out_shape, spec.dtype)
+    return np.empty(spec.grad_shape if hasattr(spec, "grad_shape") else spec.out_shape,
+                    spec.dtype)
 
 
 def test_issue16_one_spec_kind_per_op_family():
