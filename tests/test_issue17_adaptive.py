@@ -355,9 +355,11 @@ def test_issue17_adaptive_windows_are_torchs():
 # speed targets: the callables the paired bench runs, and their extra memory
 # --------------------------------------------------------------------------------------------
 def test_issue17_adaptive_bench_targets_are_consistent():
+    from fastconv.bench.targets import FAMILY_TARGETS
     from fastconv.bench.targets_adaptive import PAIRED
 
     assert len(PAIRED) == 2
+    assert set(PAIRED) <= {group for _, group, _ in FAMILY_TARGETS}
     for group, t in PAIRED.items():
         assert group.startswith("adaptive_avg_pool2d-") and group.endswith("-float32")
         assert t["bound"] == 1.0 and t["what"]

@@ -1,6 +1,6 @@
 """Speed targets of the adaptive pools (issue 17), for the paired bench
-(:mod:`fastconv.bench.test_paired`): ``auto / torch``, float32, both sides on the bench's
-thread count (2).
+(:mod:`fastconv.bench.test_paired`, rows in :data:`fastconv.bench.targets.FAMILY_TARGETS`):
+``auto / torch``, float32, both sides on the bench's thread count (2).
 
 ``PAIRED[group]``: ``what`` (the workload in words), ``bound`` (the target: at most this
 ratio), ``make(impl)`` for impl in ("auto", "torch", "cython", "numba") returning a
@@ -14,8 +14,8 @@ import fastconv
 
 # group -> ((N, C, H, W), output_size)
 SHAPES = {
-    "adaptive_avg_pool2d-32x512x7x7-to1x1-float32": ((32, 512, 7, 7), 1),
-    "adaptive_avg_pool2d-8x256x13x13-to7x7-float32": ((8, 256, 13, 13), 7),
+    "adaptive_avg_pool2d-1x1-32x512x7x7-float32": ((32, 512, 7, 7), 1),
+    "adaptive_avg_pool2d-7x7-8x256x13x13-float32": ((8, 256, 13, 13), 7),
 }
 
 
