@@ -38,6 +38,7 @@ MODULES = {
     "fastconv._cy_pool3d": f"{SRC}/_cy_pool3d.pyx",
     "fastconv._fpenv": f"{SRC}/_fpenv.pyx",
     "fastconv._cy_fold": f"{SRC}/_cy_fold.pyx",
+    "fastconv._cy_adaptive": f"{SRC}/_cy_adaptive.pyx",
 }
 
 DEBUG = os.environ.get("FASTCONV_DEBUG", "0") == "1"

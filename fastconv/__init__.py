@@ -24,6 +24,12 @@ from ._threads import (  # noqa: E402
 from . import analysis, grad, nn  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .functional import (  # noqa: E402
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
     avg_pool2d,
     conv1d,
     conv2d,
@@ -53,6 +59,12 @@ from .functional import (  # noqa: E402  (issue 17: unfold/fold, max_unpool, lp_
 
 __all__ = [
     "__version__",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
     "analysis",
     "avg_pool2d",
     "backends",

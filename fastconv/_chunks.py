@@ -551,3 +551,30 @@ def by_planes(op, name, spec, out):
         _dispatch.call_kernel(op, name, tuple(a[p0:p1] if isinstance(a, np.ndarray) else a
                                               for a in whole))
         # back in the interpreter: a pending SIGINT raises KeyboardInterrupt here
+# ---- adaptive pools (issue 17) ----
+# The adaptive pools and adaptive_avg_pool3d_backward (all arguments 5-D: (N, C, D, H, W)
+# planes) are cut along their planes (n, c), as the other pools are: no cut splits a window,
+# and a plane's outputs are computed alike in any piece, so results are bitwise those of
+# the uncut call.
+_ADAPTIVE_OPS = frozenset({"adaptive_avg_pool3d", "adaptive_max_pool3d",
+                           "adaptive_avg_pool3d_backward"})
+_cuts_before_adaptive = _cuts
+_piece_before_adaptive = _piece
+
+
+def _cuts(op, args, total, target):  # noqa: F811 - extends the function above
+    """Candidate cuts (:func:`_cuts_before_adaptive`), with the adaptive pools' plane runs."""
+    if op in _ADAPTIVE_OPS:
+        return [_plan_planes(*args[0].shape[:2], total, target)]
+    return _cuts_before_adaptive(op, args, total, target)
+
+
+def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the function above
+    """A piece (:func:`_piece_before_adaptive`); an adaptive pool's: the same planes of
+    every 5-D array argument (contiguous: a batch run, or channels of one image)."""
+    if op not in _ADAPTIVE_OPS:
+        return _piece_before_adaptive(op, args, cut, io)
+    n0, n1, c0, c1 = cut
+    new = tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
+                for a in args)
+    return _Piece(new, None, None)

@@ -503,10 +503,26 @@ def _max_pool_backward_cost(a):  # gy, idx, gx: gy and idx read, gx written
     return 0, 0, 1, 2 * a[0].size + a[2].size
 
 
+# adaptive pools (issue 17): windows overlap by at most one position per axis, so their taps
+# are about the input's elements (at most twice them per axis); and the elements read and
+# written
+def _adaptive_cost(a):  # x, out[, idx]
+    n = a[0].size
+    return n, 0, 1, n + a[1].size
+
+
+def _adaptive_backward_cost(a):  # gy, gx: gx zeroed, then every window added onto it
+    n = a[1].size
+    return n, 0, 1, n + a[0].size
+
+
 _COST = {"conv2d": _conv2d_cost, "conv2d_input": _input_cost, "conv2d_weight": _weight_cost,
          "locally_connected2d": _local_cost, "max_pool2d": _max_pool_cost,
          "avg_pool2d": _avg_pool_cost, "avg_pool2d_backward": _avg_pool_backward_cost,
          "max_pool2d_backward": _max_pool_backward_cost}
+_COST["adaptive_avg_pool3d"] = _adaptive_cost  # adaptive pools (issue 17)
+_COST["adaptive_max_pool3d"] = _adaptive_cost
+_COST["adaptive_avg_pool3d_backward"] = _adaptive_backward_cost
 _INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
             for op in _COST} for b in MAC_RATE}
 _CONV_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight", "locally_connected2d"})

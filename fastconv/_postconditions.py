@@ -41,6 +41,8 @@ ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"
                      "max_pool3d",
                      "avg_pool3d",
                      "avg_pool3d_backward",
+                     "adaptive_avg_pool3d", "adaptive_max_pool3d",
+                     "adaptive_avg_pool3d_backward",
                      "conv2d_input", "conv2d_weight", "max_pool2d_backward",
                      "avg_pool2d_backward",
                      "unfold",

@@ -1476,3 +1476,180 @@ def unpool_grad_spec(grad_output, indices, nd: int) -> UnpoolSpec:
                       x=prepare(grad_output.reshape(N, C, Q), dtype),
                       indices=prepare(ind.reshape(N, C, P), np.int64), out_shape=(N, C, P),
                       dtype=dtype, result_shape=ind.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# adaptive pools (issue 17)
+# --------------------------------------------------------------------------------------------
+class AdaptivePoolSpec(NamedTuple):
+    """A validated adaptive pool or its average's gradient, always in 3-D (a 1-D or 2-D
+    call has size-1 leading spatial axes).
+
+    ``op`` is ``"adaptive_avg_pool3d"``, ``"adaptive_max_pool3d"`` or
+    ``"adaptive_avg_pool3d_backward"``. Forward: ``x`` (N, C, D, H, W) C-contiguous,
+    ``indices`` the int64 (N, C, Do, Ho, Wo) array a max-pool with ``return_indices``
+    fills (else None), ``out_shape`` (N, C, Do, Ho, Wo). Backward: ``x`` is
+    ``grad_output`` (N, C, Do, Ho, Wo) and ``out_shape`` the input gradient's (N, C, D, H,
+    W). The windows along an axis of input size ``n`` and output size ``m`` are torch's:
+    ``[floor(i * n / m), ceil((i + 1) * n / m))`` (:func:`adaptive_windows`); the kernels
+    read them from the two shapes."""
+
+    op: str
+    x: np.ndarray
+    indices: np.ndarray
+    out_shape: tuple
+    dtype: np.dtype
+    result_shape: tuple
+
+    family = "adaptive"
+
+    empty = property(_x_empty)
+
+    def kernel_args(self, out):
+        """avg and avg backward: ``(x, out)``; max: ``(x, out, indices)``."""
+        if self.op == "adaptive_max_pool3d":
+            return (self.x, out, self.indices)
+        return (self.x, out)
+
+
+def adaptive_windows(size: int, out_size: int):
+    """(start, end), int64 arrays of length ``out_size``: torch's adaptive windows along an
+    axis of ``size`` inputs, ``start = floor(i * size / out_size)``,
+    ``end = ceil((i + 1) * size / out_size)``; none is empty, together they cover the axis,
+    and neighbours overlap by at most one position."""
+    i = np.arange(out_size, dtype=np.int64)
+    return (i * size) // out_size, -((-(i + 1) * size) // out_size)
+
+
+_ADAPTIVE_SHAPES = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
+                    3: "(N, C, D, H, W) or (C, D, H, W)"}
+
+
+def _adaptive_output_size(output_size, spatial, nd):
+    """torch's ``output_size``: an int (every axis), or a sequence of ``nd`` entries, each an
+    int >= 0 or (2-D/3-D only, as in torch) None for "the input's size"."""
+    if type(output_size) is int and 0 <= output_size < ARG_LIMIT:  # the common call: fast
+        return (output_size,) * nd
+    if isinstance(output_size, np.ndarray) and output_size.ndim == 1:
+        output_size = tuple(output_size.tolist())
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != nd:
+            raise ValueError(
+                f"output_size must be an int or a tuple of {nd} "
+                f"{'ints' if nd == 1 else 'ints or None'}, got {output_size!r}")
+        vals = []
+        for v, s in zip(output_size, spatial):
+            if v is None and nd > 1:
+                vals.append(s)
+            elif v is None:
+                raise TypeError(f"output_size must be an int, got {output_size!r}")
+            else:
+                vals.append(_as_int(v, "output_size"))
+    elif output_size is None:
+        raise TypeError("output_size must be an int or a tuple of ints, got None")
+    else:
+        vals = [_as_int(output_size, "output_size")] * nd
+    for v in vals:
+        if v < 0:
+            raise ValueError(f"output_size must be >= 0, got {output_size!r}")
+        if v >= ARG_LIMIT:
+            raise ValueError(f"output_size must be < 2**31, got {output_size!r}")
+    return tuple(vals)
+
+
+def _check_adaptive_windows(spatial, out_sp, what):
+    """The window arithmetic ``(i + 1) * n`` of every kernel must not overflow int64."""
+    for n, m in zip(spatial, out_sp):
+        if (m + 1) * n >= _INDEX_LIMIT:
+            raise ValueError(f"{what} {m} is too large for an input axis of size {n}: "
+                             f"the window arithmetic would overflow int64")
+
+
+_ONES = {1: (1, 1), 2: (1,), 3: ()}  # the size-1 leading spatial axes of a 1-D/2-D call
+
+
+def _adaptive_geometry(shape, nd, name):
+    """(batched, (N, C) + spatial padded to 3-D) of an adaptive pool's input ``shape``."""
+    shape = tuple(shape)
+    batched = len(shape) == nd + 2
+    if not batched and len(shape) != nd + 1:
+        raise ValueError(f"{name} must have shape {_ADAPTIVE_SHAPES[nd]}, got "
+                         f"{len(shape)} dimensions {shape}")
+    xs = shape if batched else (1,) + shape
+    if 0 in xs[1:]:
+        raise ValueError(f"{name} must have non-empty channel and spatial dimensions, "
+                         f"got {shape}")
+    return batched, xs[:2] + _ONES[nd] + xs[2:]
+
+
+def adaptive_pool_spec(x, output_size, nd: int, op: str, return_indices=False):
+    """Validate an ``adaptive_{avg,max}_pool{nd}d`` call (``op``: ``"adaptive_avg_pool3d"``
+    or ``"adaptive_max_pool3d"``); a max-pool with ``return_indices`` gets its indices
+    array."""
+    x = as_real_array(x, "x")
+    dtype = result_dtype(x)
+    batched, xs = _adaptive_geometry(x.shape, nd, "x")
+    out_sp = _adaptive_output_size(output_size, xs[5 - nd:], nd)
+    return_indices = _as_bool(return_indices, "return_indices")
+    out_shape = xs[:2] + _ONES[nd] + out_sp
+    count = xs[0] * xs[1] * out_shape[2] * out_shape[3] * out_shape[4]
+    if count >= _INDEX_LIMIT or count * 8 > MEMORY_LIMIT:  # int64 indices: check_alloc's test
+        check_alloc(out_shape, 8, "the output (from output_size)")
+    if max(xs[2:]) * ARG_LIMIT >= _INDEX_LIMIT:  # (m + 1) <= ARG_LIMIT: the common call
+        _check_adaptive_windows(xs[2:], out_shape[2:], "output_size")
+    # positional, in the field order (op, x, indices, out_shape, dtype, result_shape): a
+    # global average of a small batch is a few microseconds, and every one counts
+    return AdaptivePoolSpec(
+        op, prepare(x.reshape(xs), dtype),
+        np.empty(out_shape, np.int64) if return_indices else None,
+        out_shape, dtype, (xs[:2] if batched else xs[1:2]) + out_sp)
+
+
+def _adaptive_grad_shapes(grad_output, input_size, nd):
+    """(gs, xs): grad_output's and input_size's shapes in 3-D, checked against each other."""
+    input_size = shape_tuple(input_size, "input_size")
+    batched, xs = _adaptive_geometry(input_size, nd, "input_size")
+    if grad_output.ndim != len(input_size):
+        raise ValueError(f"grad_output must have {len(input_size)} dimensions like "
+                         f"input_size {input_size}, got shape {grad_output.shape}")
+    g = grad_output.shape if batched else (1,) + grad_output.shape
+    if g[:2] != xs[:2]:
+        raise ValueError(f"grad_output {grad_output.shape} and input_size {input_size} must "
+                         f"agree on the batch and channel dimensions")
+    return g[:2] + (1,) * (3 - nd) + g[2:], xs, input_size
+
+
+def adaptive_avg_grad_spec(grad_output, input_size, nd: int) -> AdaptivePoolSpec:
+    """Validate an ``adaptive_avg_pool{nd}d`` gradient call: any output size (the one
+    ``grad_output`` has) of an input of ``input_size``."""
+    grad_output = as_real_array(grad_output, "grad_output")
+    dtype = result_dtype(grad_output)
+    gs, xs, input_size = _adaptive_grad_shapes(grad_output, input_size, nd)
+    check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
+    _check_adaptive_windows(xs[2:], gs[2:], "grad_output's spatial size")
+    return AdaptivePoolSpec(op="adaptive_avg_pool3d_backward",
+                            x=prepare(grad_output.reshape(gs), dtype), indices=None,
+                            out_shape=xs, dtype=dtype, result_shape=input_size)
+
+
+def adaptive_max_grad_spec(grad_output, indices, input_size, nd: int) -> PoolGradSpec:
+    """Validate an ``adaptive_max_pool{nd}d`` gradient call. Its indices are flat within
+    each input plane or volume, as max_pool2d's are within a plane: the spec is
+    ``max_pool2d_backward``'s, on planes of one row (N, C, 1, D * H * W)."""
+    grad_output = as_real_array(grad_output, "grad_output")
+    dtype = result_dtype(grad_output)
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")
+    gs, xs, input_size = _adaptive_grad_shapes(grad_output, input_size, nd)
+    if indices.shape != grad_output.shape:
+        raise ValueError(f"indices must have the shape of grad_output {grad_output.shape}, "
+                         f"got {indices.shape}")
+    check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
+    g4 = gs[:2] + (1, gs[2] * gs[3] * gs[4])
+    x4 = xs[:2] + (1, xs[2] * xs[3] * xs[4])
+    return PoolGradSpec(op="max_pool2d_backward",
+                        grad_output=prepare(grad_output.reshape(g4), dtype),
+                        indices=prepare(indices.reshape(g4), np.int64), kernel=None,
+                        stride=None, pad=None, count_include_pad=None, grad_shape=x4,
+                        dtype=dtype, result_shape=input_size)

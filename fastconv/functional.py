@@ -1137,3 +1137,172 @@ lp_pool1d.__doc__ = lp_pool1d.__doc__.format(doc=_LP_DOC.format(
 lp_pool2d.__doc__ = lp_pool2d.__doc__.format(doc=_LP_DOC.format(
     xshape="(N, C, H, W) or (C, H, W)", ktype="int or pair of ints",
     oshape="(N, C, H_out, W_out) or (C, H_out, W_out)"))
+
+
+# --------------------------------------------------------------------------------------------
+# adaptive pools (issue 17)
+# --------------------------------------------------------------------------------------------
+__all__ += [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+]
+
+_ADAPTIVE_DOC = """
+    The output has ``output_size`` along each spatial axis; output ``i`` along an axis of
+    ``n`` inputs and ``m`` outputs pools the window ``[floor(i * n / m), ceil((i + 1) * n /
+    m))``, as in torch.{nd}
+
+    Parameters
+    ----------
+    x : array_like
+        Input of shape {xshape}; the channel and spatial sizes must not be 0 (the batch
+        may be).
+    output_size : {osize}
+        The output's spatial size: one int for every axis{none}. 0 gives an empty result.{ri}
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+
+    Returns
+    -------
+    {ret}
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, before any kernel runs, naming the argument.
+"""
+_ADAPTIVE_RI = """
+    return_indices : bool, default False
+        Also return the position of each maximum, flat within its input {within}."""
+_AVG_RET = """ndarray
+        Shape (N, C) + output size (without N for unbatched ``x``), dtype
+        ``result_type(x, float32)``: each window's mean."""
+_MAX_RET = """ndarray, or (ndarray, ndarray of int64)
+        Shape (N, C) + output size (without N for unbatched ``x``), dtype
+        ``result_type(x, float32)``: each window's maximum (a NaN wins; ties keep the
+        first position; a window of -inf keeps its first position, as in torch), and with
+        ``return_indices`` its flat position {flat}."""
+
+
+def _adaptive(x, output_size, nd, op, return_indices, backend):
+    name = _dispatch.resolve(backend, op)
+    spec = S.adaptive_pool_spec(x, output_size, nd, op, return_indices)
+    res = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run(op, name, spec, res)
+    res = res.reshape(spec.result_shape)
+    if spec.indices is None:
+        return res
+    return res, spec.indices.reshape(spec.result_shape)
+
+
+def adaptive_avg_pool1d(x, output_size, *, backend=None):
+    """1-D adaptive average pooling over (N, C, L) inputs, as
+    ``torch.nn.functional.adaptive_avg_pool1d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.adaptive_avg_pool1d(np.array([[1., 2., 3., 4., 5.]]), 2)
+    array([[2., 4.]])
+    """
+    return _adaptive(x, output_size, 1, "adaptive_avg_pool3d", False, backend)
+
+
+def adaptive_avg_pool2d(x, output_size, *, backend=None):
+    """2-D adaptive average pooling over (N, C, H, W) inputs, as
+    ``torch.nn.functional.adaptive_avg_pool2d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    >>> fastconv.adaptive_avg_pool2d(x, 1)
+    array([[[7.5]]], dtype=float32)
+    >>> fastconv.adaptive_avg_pool2d(x, (None, 2))
+    array([[[ 0.5,  2.5],
+            [ 4.5,  6.5],
+            [ 8.5, 10.5],
+            [12.5, 14.5]]], dtype=float32)
+    """
+    return _adaptive(x, output_size, 2, "adaptive_avg_pool3d", False, backend)
+
+
+def adaptive_avg_pool3d(x, output_size, *, backend=None):
+    """3-D adaptive average pooling over (N, C, D, H, W) inputs, as
+    ``torch.nn.functional.adaptive_avg_pool3d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> fastconv.adaptive_avg_pool3d(x, (1, None, 1))
+    array([[[[2.5],
+             [4.5]]]])
+    """
+    return _adaptive(x, output_size, 3, "adaptive_avg_pool3d", False, backend)
+
+
+def adaptive_max_pool1d(x, output_size, return_indices=False, *, backend=None):
+    """1-D adaptive max pooling over (N, C, L) inputs, as
+    ``torch.nn.functional.adaptive_max_pool1d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.adaptive_max_pool1d(np.array([[1., 5., 3., 2., 4.]]), 2, True)
+    (array([[5., 4.]]), array([[1, 4]]))
+    """
+    return _adaptive(x, output_size, 1, "adaptive_max_pool3d", return_indices, backend)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False, *, backend=None):
+    """2-D adaptive max pooling over (N, C, H, W) inputs, as
+    ``torch.nn.functional.adaptive_max_pool2d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[1., 4., 2.], [3., 0., 5.]]], dtype=np.float32)
+    >>> fastconv.adaptive_max_pool2d(x, (1, 2), return_indices=True)
+    (array([[[4., 5.]]], dtype=float32), array([[[1, 5]]]))
+    """
+    return _adaptive(x, output_size, 2, "adaptive_max_pool3d", return_indices, backend)
+
+
+def adaptive_max_pool3d(x, output_size, return_indices=False, *, backend=None):
+    """3-D adaptive max pooling over (N, C, D, H, W) inputs, as
+    ``torch.nn.functional.adaptive_max_pool3d``.
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> fastconv.adaptive_max_pool3d(x, 1, return_indices=True)
+    (array([[[[7.]]]]), array([[[[7]]]]))
+    """
+    return _adaptive(x, output_size, 3, "adaptive_max_pool3d", return_indices, backend)
+
+
+def _adaptive_doc(fn, nd, avg):
+    xshape = S._ADAPTIVE_SHAPES[nd]
+    within = {1: "row", 2: "plane", 3: "volume"}[nd]
+    flat = {1: "``l``", 2: "``h * W + w``", 3: "``d * H * W + h * W + w``"}[nd]
+    fn.__doc__ = fn.__doc__.format(doc=_ADAPTIVE_DOC.format(
+        xshape=xshape,
+        nd={1: "\n    The 3-D kernels compute it, on a depth and height of 1.",
+            2: "\n    The 3-D kernels compute it, on a depth of 1.", 3: ""}[nd],
+        osize="int or tuple of 1 int" if nd == 1 else f"int or tuple of {nd} ints or None",
+        none="" if nd == 1 else ", or a tuple with None for the input's size along that axis",
+        ri="" if avg else _ADAPTIVE_RI.format(within=within),
+        ret=_AVG_RET if avg else _MAX_RET.format(flat=f"{flat} within its {within}")))
+
+
+for _fn, _nd, _avg in ((adaptive_avg_pool1d, 1, True), (adaptive_avg_pool2d, 2, True),
+                       (adaptive_avg_pool3d, 3, True), (adaptive_max_pool1d, 1, False),
+                       (adaptive_max_pool2d, 2, False), (adaptive_max_pool3d, 3, False)):
+    _adaptive_doc(_fn, _nd, _avg)
+del _fn, _nd, _avg

@@ -1121,3 +1121,131 @@ def lp_pool2d(grad_output, x, norm_type, kernel_size, stride=None, ceil_mode=Fal
 
 lp_pool1d.__doc__ = lp_pool1d.__doc__.format(doc=_LP_GRAD_DOC.format(fwd="lp_pool1d"))
 lp_pool2d.__doc__ = lp_pool2d.__doc__.format(doc=_LP_GRAD_DOC.format(fwd="lp_pool2d"))
+
+
+# --------------------------------------------------------------------------------------------
+# adaptive pools (issue 17)
+# --------------------------------------------------------------------------------------------
+__all__ += [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+]
+
+_ADAPTIVE_AVG_GRAD_DOC = """Gradient of :func:`fastconv.adaptive_avg_pool{nd}d` wrt its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, {gshape}: its spatial size is the forward call's
+        ``output_size``.
+    input_size : tuple of ints
+        The input's shape, {xshape}.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(grad_output, float32)``: each output's
+        gradient divided by its window's size and added over the window (windows overlap
+        by at most one position per axis).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.adaptive_avg_pool{nd}d(np.ones({ex_g}), {ex_x})
+    {ex_out}
+    """
+
+_ADAPTIVE_MAX_GRAD_DOC = """Gradient of :func:`fastconv.adaptive_max_pool{nd}d` wrt its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, {gshape}.
+    indices : array_like of ints
+        The forward call's ``return_indices`` result, shaped like ``grad_output``: flat
+        positions {flat} within each input {within}. An index outside the {within} adds
+        nothing.
+    input_size : tuple of ints
+        The input's shape, {xshape}.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Zeros of shape ``input_size`` with ``grad_output`` added at ``indices``; dtype
+        ``result_type(grad_output, float32)``. The kernel is max_pool2d's backward, on
+        {within}s seen as one row.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[1., 5., 3., 2., 4.]])
+    >>> y, idx = fastconv.adaptive_max_pool1d(x, 2, return_indices=True)
+    >>> fastconv.grad.adaptive_max_pool1d(np.ones_like(y), idx, x.shape)
+    array([[0., 1., 0., 0., 1.]])
+    """
+
+
+def _adaptive_avg_grad(grad_output, input_size, backend, nd):
+    op = "adaptive_avg_pool3d_backward"
+    name = _dispatch.resolve(backend, op)
+    spec = S.adaptive_avg_grad_spec(grad_output, input_size, nd)
+    gx = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run(op, name, spec, gx)
+    return gx.reshape(spec.result_shape)
+
+
+def _adaptive_max_grad(grad_output, indices, input_size, backend, nd):
+    name = _dispatch.resolve(backend, "max_pool2d_backward")
+    spec = S.adaptive_max_grad_spec(grad_output, indices, input_size, nd)
+    gx = np.empty(spec.grad_shape, spec.dtype)
+    # indices outside the volume: fastconv._postconditions (indices_outside_plane)
+    _dispatch.run("max_pool2d_backward", name, spec, gx)
+    return gx.reshape(spec.result_shape)
+
+
+def adaptive_avg_pool1d(grad_output, input_size, *, backend=None):
+    return _adaptive_avg_grad(grad_output, input_size, backend, 1)
+
+
+def adaptive_avg_pool2d(grad_output, input_size, *, backend=None):
+    return _adaptive_avg_grad(grad_output, input_size, backend, 2)
+
+
+def adaptive_avg_pool3d(grad_output, input_size, *, backend=None):
+    return _adaptive_avg_grad(grad_output, input_size, backend, 3)
+
+
+def adaptive_max_pool1d(grad_output, indices, input_size, *, backend=None):
+    return _adaptive_max_grad(grad_output, indices, input_size, backend, 1)
+
+
+def adaptive_max_pool2d(grad_output, indices, input_size, *, backend=None):
+    return _adaptive_max_grad(grad_output, indices, input_size, backend, 2)
+
+
+def adaptive_max_pool3d(grad_output, indices, input_size, *, backend=None):
+    return _adaptive_max_grad(grad_output, indices, input_size, backend, 3)
+
+
+_ADAPTIVE_GRAD_SHAPES = {
+    1: ("(N, C, L_out) or (C, L_out)", "(N, C, L) or (C, L)", "``l``", "row",
+        "(1, 2)", "(1, 3)", "array([[0.5, 1. , 0.5]])"),
+    2: ("(N, C, H_out, W_out) or (C, H_out, W_out)", "(N, C, H, W) or (C, H, W)",
+        "``h * W + w``", "plane", "(1, 1, 1)", "(1, 2, 2)",
+        "array([[[0.25, 0.25],\n            [0.25, 0.25]]])"),
+    3: ("(N, C, D_out, H_out, W_out) or without N", "(N, C, D, H, W) or (C, D, H, W)",
+        "``d * H * W + h * W + w``", "volume", "(1, 1, 1, 1)", "(1, 1, 1, 2)",
+        "array([[[[0.5, 0.5]]]])"),
+}
+for _nd, (_g, _x, _flat, _within, _eg, _ex, _eo) in _ADAPTIVE_GRAD_SHAPES.items():
+    globals()[f"adaptive_avg_pool{_nd}d"].__doc__ = _ADAPTIVE_AVG_GRAD_DOC.format(
+        nd=_nd, gshape=_g, xshape=_x, ex_g=_eg, ex_x=_ex, ex_out=_eo)
+    globals()[f"adaptive_max_pool{_nd}d"].__doc__ = _ADAPTIVE_MAX_GRAD_DOC.format(
+        nd=_nd, gshape=_g, xshape=_x, flat=_flat, within=_within)
+del _nd, _g, _x, _flat, _within, _eg, _ex, _eo

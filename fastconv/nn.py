@@ -856,3 +856,47 @@ class AvgPool1d(Module):
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}")
+
+
+# --------------------------------------------------------------------------------------------
+# adaptive pools (issue 17)
+# --------------------------------------------------------------------------------------------
+from .functional import adaptive_avg_pool2d as _adaptive_avg_pool2d  # noqa: E402
+
+__all__ += ["AdaptiveAvgPool2d"]
+
+
+class AdaptiveAvgPool2d(Module):
+    """2-D adaptive average pooling to ``output_size``, as ``torch.nn.AdaptiveAvgPool2d``
+    (an int, or a pair whose None entries keep the input's size); backward spreads each
+    output's gradient evenly over its window (:func:`fastconv.grad.adaptive_avg_pool2d`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> pool = nn.AdaptiveAvgPool2d((1, None))
+    >>> pool
+    AdaptiveAvgPool2d(output_size=(1, None))
+    >>> pool(np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3))
+    array([[[[1.5, 2.5, 3.5]]]], dtype=float32)
+    >>> pool.backward(np.ones((1, 1, 1, 3), np.float32))
+    array([[[[0.5, 0.5, 0.5],
+             [0.5, 0.5, 0.5]]]], dtype=float32)
+    """
+
+    def __init__(self, output_size, *, backend=None):
+        self.output_size = output_size
+        self.backend = backend
+        self._shape = None
+
+    def forward(self, x):
+        y = _adaptive_avg_pool2d(x, self.output_size, backend=self.backend)
+        self._shape = np.shape(x)
+        return y
+
+    def backward(self, grad_out):
+        return _grad.adaptive_avg_pool2d(grad_out, self._saved("_shape"), backend=self.backend)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"

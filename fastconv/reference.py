@@ -550,3 +550,104 @@ def max_unpool_backward(gy, idx, gx, nthreads=None):
     """Gather ``gy`` at ``idx``; fills and returns ``gx``."""
     gx[...] = np.take_along_axis(gy, idx, axis=2)
     return gx
+# ---- adaptive pools (issue 17) ----
+# ``adaptive_avg_pool3d(x, out, nthreads)``, ``adaptive_max_pool3d(x, out, idx, nthreads)``
+# and ``adaptive_avg_pool3d_backward(gy, gx, nthreads)``: ``x`` (N, C, D, H, W) and ``out``
+# (N, C, Do, Ho, Wo) (1-D and 2-D calls have size-1 leading spatial axes); window ``i``
+# along an axis of input size ``n`` and output size ``m`` is torch's
+# ``[floor(i * n / m), ceil((i + 1) * n / m))`` (fastconv._spec.adaptive_windows). The
+# average divides a window's sum by its size; the maximum follows max_pool2d's rules (the
+# first maximum, the last NaN, a window of -inf keeps its first position) and its indices
+# are flat within the volume, ``d * H * W + h * W + w``. The max-pool's gradient is
+# max_pool2d_backward's on planes of one row (N, C, 1, D * H * W).
+from ._spec import adaptive_windows as _adaptive_windows  # noqa: E402
+
+
+def _adaptive_taps(size, out_size):
+    """(start, taps, valid) along one axis: the windows' starts (m,), their tap positions
+    (m, k) for k the longest window (clipped into the axis), and which taps are inside their
+    window."""
+    start, end = _adaptive_windows(size, out_size)
+    k = int((end - start).max()) if out_size else 1
+    taps = start[:, None] + np.arange(k)
+    return start, np.minimum(taps, size - 1), taps < end[:, None]
+
+
+def _adaptive_gather(x, out_shape, fill):
+    """The windows of every output, ``fill`` where a window is shorter than the longest:
+    (N, C, Do, Ho, Wo, kd * kh * kw), and each axis' (start, taps, valid)."""
+    axes = [_adaptive_taps(n, m) for n, m in zip(x.shape[2:], out_shape[2:])]
+    win = x
+    for ax, (_, taps, _) in enumerate(axes):
+        a = 2 + 2 * ax  # the axis being gathered, after the (out, tap) pairs before it
+        win = np.take(win, taps.ravel(), axis=a).reshape(
+            win.shape[:a] + taps.shape + win.shape[a + 1:])
+    win = win.transpose(0, 1, 2, 4, 6, 3, 5, 7)  # (N, C, Do, Ho, Wo, kd, kh, kw)
+    (_, _, vd), (_, _, vh), (_, _, vw) = axes
+    valid = (vd[:, None, None, :, None, None] & vh[None, :, None, None, :, None]
+             & vw[None, None, :, None, None, :])
+    win = np.where(valid, win, fill)
+    return win.reshape(win.shape[:5] + (int(np.prod(win.shape[5:])),)), axes
+
+
+@_nonfinite_legal
+def adaptive_avg_pool3d(x, out, nthreads=None):
+    """Adaptive average pooling: each window's sum divided by its size."""
+    win, axes = _adaptive_gather(x, out.shape, x.dtype.type(0))
+    (_, _, vd), (_, _, vh), (_, _, vw) = axes
+    size = (vd.sum(1)[:, None, None] * vh.sum(1)[None, :, None] * vw.sum(1)[None, None, :])
+    out[...] = win.sum(axis=-1) / size.astype(x.dtype)
+    return out
+
+
+def adaptive_max_pool3d(x, out, idx, nthreads=None):
+    """Adaptive max pooling, with (``idx`` not None) flat positions within the volume."""
+    win, axes = _adaptive_gather(x, out.shape, x.dtype.type(-np.inf))
+    nan = np.isnan(win)
+    k = win.shape[-1]
+    # the first maximum, unless there is a NaN: then the last NaN
+    t = np.where(nan.any(axis=-1), k - 1 - np.argmax(nan[..., ::-1], axis=-1),
+                 np.argmax(np.where(nan, -np.inf, win), axis=-1))
+    out[...] = np.take_along_axis(win, t[..., None], axis=-1)[..., 0]
+    if idx is not None:
+        (sd, td, _), (sh, th, _), (sw, tw, _) = axes
+        D, H, W = x.shape[2:]
+        i, j, l = np.unravel_index(t, (td.shape[1], th.shape[1], tw.shape[1]))
+        idx[...] = ((sd[:, None, None] + i) * H + sh[None, :, None] + j) * W \
+            + sw[None, None, :] + l
+    return out
+
+
+def _adaptive_spread(g, axis, size):
+    """The adjoint of summing each window along ``axis``: (…, m, …) -> (…, size, …), each
+    window's value added onto every input position of the window (in a fixed order)."""
+    m = g.shape[axis]
+    start, end = _adaptive_windows(size, m)
+    g = np.moveaxis(g, axis, 0)
+    res = np.zeros((size,) + g.shape[1:], g.dtype)
+    k = int((end - start).max()) if m else 0
+    if k <= m:  # loop over the taps of the windows (no more than there are windows)
+        for t in range(k):
+            inside = start + t < end
+            np.add.at(res, start[inside] + t, g[inside])
+    else:  # loop over the windows (fewer than the taps of the longest one)
+        for i in range(m):
+            res[start[i]:end[i]] += g[i]
+    return np.moveaxis(res, 0, axis)
+
+
+@_nonfinite_legal
+def adaptive_avg_pool3d_backward(gy, gx, nthreads=None):
+    """Gradient of adaptive_avg_pool3d: each output's gradient divided by its window's size
+    and spread over the window."""
+    sizes = [np.diff(np.stack(_adaptive_windows(n, m)), axis=0)[0]
+             for n, m in zip(gx.shape[2:], gy.shape[2:])]
+    g = gy / (sizes[0][:, None, None] * sizes[1][None, :, None]
+              * sizes[2][None, None, :]).astype(gy.dtype)
+    for ax in range(3):
+        g = _adaptive_spread(g, 2 + ax, gx.shape[2 + ax])
+    gx[...] = g
+    return gx
+
+
+__all__ += ["adaptive_avg_pool3d", "adaptive_max_pool3d", "adaptive_avg_pool3d_backward"]

@@ -66,6 +66,26 @@ BASE = {
                             indices=np.zeros((2, 4, 3, 3), int), input_size=(2, 4, 7, 7)),
     "grad.avg_pool2d": dict(grad_output=np.ones((2, 4, 3, 3)), input_size=(2, 4, 7, 7),
                             kernel_size=2),
+    # adaptive pools (issue 17)
+    "adaptive_avg_pool1d": dict(x=X1, output_size=4),
+    "adaptive_avg_pool2d": dict(x=X2, output_size=(3, None)),
+    "adaptive_avg_pool3d": dict(x=np.ones((2, 4, 5, 6, 7)), output_size=(2, 3, 4)),
+    "adaptive_max_pool1d": dict(x=X1, output_size=4, return_indices=True),
+    "adaptive_max_pool2d": dict(x=X2, output_size=3, return_indices=True),
+    "adaptive_max_pool3d": dict(x=np.ones((2, 4, 5, 6, 7)), output_size=2),
+    "grad.adaptive_avg_pool1d": dict(grad_output=np.ones((2, 4, 4)), input_size=(2, 4, 9)),
+    "grad.adaptive_avg_pool2d": dict(grad_output=np.ones((2, 4, 3, 7)),
+                                     input_size=(2, 4, 7, 7)),
+    "grad.adaptive_avg_pool3d": dict(grad_output=np.ones((2, 4, 2, 3, 4)),
+                                     input_size=(2, 4, 5, 6, 7)),
+    "grad.adaptive_max_pool1d": dict(grad_output=np.ones((2, 4, 4)),
+                                     indices=np.zeros((2, 4, 4), int), input_size=(2, 4, 9)),
+    "grad.adaptive_max_pool2d": dict(grad_output=np.ones((2, 4, 3, 3)),
+                                     indices=np.zeros((2, 4, 3, 3), int),
+                                     input_size=(2, 4, 7, 7)),
+    "grad.adaptive_max_pool3d": dict(grad_output=np.ones((2, 4, 2, 2, 2)),
+                                     indices=np.zeros((2, 4, 2, 2, 2), int),
+                                     input_size=(2, 4, 5, 6, 7)),
 }
 NO_BACKEND = {"grad.conv1d_bias", "grad.conv2d_bias"}  # plain NumPy sums
 
@@ -706,6 +726,72 @@ for _nd in (1, 2):
     bad(f"grad.lp_pool{_nd}d", "grad_output wrong shape", ValueError, r"grad_output must have",
         grad_output=np.ones((2, 4) + (5,) * _nd))
 
+# adaptive pools (issue 17) ---------------------------------------------------------------------
+for nd in (1, 2, 3):
+    for kind in ("avg", "max"):
+        fn = f"adaptive_{kind}_pool{nd}d"
+        sp = BASE[fn]["x"].shape[2:]
+        bad(fn, "x ndim too small", ValueError, r"\bx\b must have shape", x=np.ones(sp))
+        bad(fn, "x ndim too large", ValueError, r"\bx\b must have shape",
+            x=np.ones((1, 2, 4) + sp))
+        bad(fn, "x empty spatial", ValueError, r"\bx\b must have non-empty",
+            x=np.ones((2, 4) + (0,) * nd))
+        bad(fn, "x empty channels", ValueError, r"\bx\b must have non-empty",
+            x=np.ones((2, 0) + sp))
+        bad(fn, "x complex", TypeError, r"\bx\b must be real", x=np.ones(sp) * 1j)
+        bad(fn, "x strings", TypeError, r"\bx\b must be a real numeric", x=[["a"] * 3])
+        bad(fn, "output_size negative", ValueError, r"output_size must be >= 0",
+            output_size=-1)
+        bad(fn, "output_size negative in a tuple", ValueError, r"output_size must be >= 0",
+            output_size=(2,) * (nd - 1) + (-2,))
+        bad(fn, "output_size too long", ValueError, rf"output_size must be an int or a tuple "
+            rf"of {nd}", output_size=(2,) * (nd + 1))
+        bad(fn, "output_size float", TypeError, r"output_size must be an int", output_size=2.0)
+        bad(fn, "output_size bool", TypeError, r"output_size must be an int, got bool",
+            output_size=True)
+        bad(fn, "output_size str", TypeError, r"output_size must be an int", output_size="2")
+        bad(fn, "output_size None", TypeError, r"output_size must be an int",
+            output_size=None)
+        if nd == 1:
+            bad(fn, "output_size (None,)", TypeError, r"output_size must be an int",
+                output_size=(None,))
+        bad(fn, "output_size huge", ValueError, r"output_size must be < 2\*\*31",
+            output_size=2**31)
+        bad(fn, "output too large", ValueError, r"bytes", output_size=(2**30,) * nd)
+        if kind == "max":
+            bad(fn, "return_indices int", TypeError, r"return_indices must be a bool",
+                return_indices=1)
+    size = BASE[f"grad.adaptive_avg_pool{nd}d"]["input_size"]
+    for kind in ("avg", "max"):
+        fn = f"grad.adaptive_{kind}_pool{nd}d"
+        gy = BASE[fn]["grad_output"]
+        extra = {} if kind == "avg" else {"indices": np.zeros(gy.shape[1:], int)}
+        bad(fn, "grad_output ndim", ValueError, r"grad_output must have \d dimensions",
+            grad_output=gy[0], **extra)
+        extra = {} if kind == "avg" else {"indices": np.zeros((2, 2) + gy.shape[2:], int)}
+        bad(fn, "grad_output channels", ValueError, r"must agree on the batch and channel",
+            grad_output=gy[:, :2], **extra)
+        bad(fn, "grad_output complex", TypeError, r"grad_output must be real",
+            grad_output=gy * 1j)
+        bad(fn, "grad_output strings", TypeError, r"grad_output must be a real numeric",
+            grad_output=gy.astype(str))
+        bad(fn, "input_size ndim", ValueError, r"input_size must have shape",
+            input_size=size[2:])
+        bad(fn, "input_size float", TypeError, r"input_size must be an int",
+            input_size=tuple(float(s) for s in size))
+        bad(fn, "input_size negative", ValueError, r"input_size must hold non-negative",
+            input_size=(2, -4) + size[2:])
+        bad(fn, "input_size empty spatial", ValueError, r"input_size must have non-empty",
+            input_size=size[:2] + (0,) * nd)
+        bad(fn, "input_size not a shape", TypeError, r"input_size must be a tuple",
+            input_size=7)
+        bad(fn, "huge input_size", ValueError, r"bytes",
+            input_size=size[:2] + (10**15 // 10**(5 * (nd - 1)),) + (10**5,) * (nd - 1))
+        if kind == "max":
+            bad(fn, "indices float", TypeError, r"indices must be an integer array",
+                indices=np.zeros(gy.shape))
+            bad(fn, "indices wrong shape", ValueError, r"indices must have the shape",
+                indices=np.zeros(gy.shape[:-1], int))
 
 COUNTS = collections.Counter(r[0] for r in ROWS)
 

@@ -91,6 +91,11 @@ def _specs(batch):
         "fold": S.fold_spec(np.ones((batch, 18, 9)), (5, 5), 3, 1, 1, 2),
         "max_unpool": S.unpool_spec(gp, np.zeros(gp.shape, int), 2, None, 0, None, 2),
         "max_unpool_backward": S.unpool_grad_spec(x, np.zeros(gp.shape, int), 2),
+        # ---- adaptive pools (issue 17) ----
+        "adaptive_avg_pool3d": S.adaptive_pool_spec(x, 3, 2, "adaptive_avg_pool3d"),
+        "adaptive_max_pool3d": S.adaptive_pool_spec(x, (2, 3), 2, "adaptive_max_pool3d",
+                                                    return_indices=True),
+        "adaptive_avg_pool3d_backward": S.adaptive_avg_grad_spec(gp, x.shape, 2),
     }
 
 
