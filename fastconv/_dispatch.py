@@ -47,19 +47,33 @@ _AUTO_ORDER = ("cython", "numba", "numpy")
 # The modules behind each backend, per op family.
 _MODULES = {
     "numpy": {"conv2d": "fastconv.reference", "pool": "fastconv.reference",
-              "local": "fastconv.reference", "grad": "fastconv.reference"},
+              "local": "fastconv.reference", "grad": "fastconv.reference",
+              "conv3d": "fastconv.reference",
+              },
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
-               "grad": "fastconv._cy_grad", "local": "fastconv._cy_local"},
+               "grad": "fastconv._cy_grad", "local": "fastconv._cy_local",
+               "conv3d": "fastconv._cy_conv3d",
+               },
     "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
-              "grad": "fastconv._numba.grad"},
+              "grad": "fastconv._numba.grad",
+              "conv3d": "fastconv._numba.conv3d",
+              },
 }
 _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "locally_connected2d": "local",
            "conv2d_input": "grad", "conv2d_weight": "grad", "max_pool2d_backward": "grad",
-           "avg_pool2d_backward": "grad"}
+           "avg_pool2d_backward": "grad",
+           "conv3d": "conv3d",
+           "conv3d_input": "conv3d",
+           "conv3d_weight": "conv3d",
+           }
 
 # The ops whose compiled kernels call BLAS (from inside their parallel regions).
-_BLAS_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight"})
+_BLAS_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight",
+                       "conv3d",
+                       "conv3d_input",
+                       "conv3d_weight",
+                       })
 
 _lock = threading.Lock()
 _first_call_s: dict = {}  # (backend, op) -> seconds, see first_call_seconds()

@@ -274,7 +274,8 @@ def algorithm(op, backend, args):
     none (pools, locally_connected2d, the NumPy reference). Every kernel call asks, so the
     answer is kept per shape (a training loop plans the same layers every step)."""
     if backend == "numpy" or op not in _PLANNED:
-        return None
+        return _algorithm3(op, backend, args) if op in _PLANNED3 and backend != "numpy" \
+            else None
     a0, a1 = args[0], args[1]
     # conv2d: (x, w, b, out, stride, pad, dilation, groups); the gradients: (gy, w, gx, ...)
     # and (x, gy, gw, ...), then stride, pad, dilation, groups
@@ -541,3 +542,113 @@ def work(op, args):
     if op == "avg_pool2d_backward":  # gy spread over its windows, gx written
         return _COST[op](args)[0] + args[1].size, False
     return _COST[op](args)[0], False
+
+
+# --------------------------------------------------------------------------------------------
+# ---- conv3d (issue 17) ----
+# --------------------------------------------------------------------------------------------
+# conv3d (fastconv._cy_conv3d, fastconv._numba.conv3d). Cython's forward kernel runs
+# "direct" (fc_taps on the input framed by its padding, for few channels: R =
+# C/groups * kd * kh * kw below CONV3D_DIRECT_MAX_R, or fewer than GEMM_MIN_KG filters per
+# group, or a size past BLAS's ints) or "gemm" (vol2col tiles of at most TILE_BYTES + GEMM).
+# Its input gradient runs "forward" (stride 1 and pad <= dilation * (kernel - 1): the
+# forward conv3d of grad_output with flipped weights) or "gemm" (col2vol); its weight
+# gradient "gemm". Numba: "gemm" for R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else
+# "direct"; its gradients "direct".
+CONV3D_DIRECT_MAX_R = 64
+# accumulator elements per work item of Cython's direct conv3d (rows of a depth plane)
+CONV3D_FLAT_ELEMS = 1 << 14
+
+ALGORITHMS.update({
+    ("cython", "conv3d"): (DIRECT, GEMM),
+    ("cython", "conv3d_input"): (FORWARD, GEMM),
+    ("cython", "conv3d_weight"): (GEMM,),
+    ("numba", "conv3d"): (DIRECT, GEMM),
+    ("numba", "conv3d_input"): (DIRECT,),
+    ("numba", "conv3d_weight"): (DIRECT,),
+})
+_PLANNED3 = frozenset({"conv3d", "conv3d_input", "conv3d_weight"})
+
+
+def conv3d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
+           itemsize=4) -> str:
+    """The algorithm of ``backend``'s conv3d kernel for these shapes: "direct" or "gemm"
+    (the rule above).
+
+    >>> conv3d("cython", (2, 16, 16, 64, 64), (32, 16, 3, 3, 3), (2, 32, 16, 64, 64),
+    ...        (1, 1, 1), (1, 1, 1), (1, 1, 1), 1)
+    'gemm'
+    >>> conv3d("cython", (8, 1, 16, 32, 32), (8, 1, 3, 3, 3), (8, 8, 14, 30, 30),
+    ...        (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
+    'direct'
+    """
+    K, Cg = w_shape[:2]
+    R, Kg = Cg * w_shape[2] * w_shape[3] * w_shape[4], K // groups
+    P = out_shape[2] * out_shape[3] * out_shape[4]
+    if backend == "numba":
+        return GEMM if R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG else DIRECT
+    if R < CONV3D_DIRECT_MAX_R or Kg < GEMM_MIN_KG or max(R, P, K * R) > INT_MAX:
+        return DIRECT
+    return GEMM
+
+
+def transposes_to_forward3(stride, pad, dilation, w_shape) -> bool:
+    """Whether Cython's conv3d_input runs as a forward conv3d: stride 1 and
+    ``0 <= pad <= dilation * (kernel - 1)`` on all three axes."""
+    return all(s == 1 and 0 <= p <= d * (k - 1)
+               for s, p, d, k in zip(stride, pad, dilation, w_shape[2:]))
+
+
+def _algorithm3(op, backend, args):
+    if op == "conv3d":  # x, w, b, out, stride, pad, dilation, groups
+        x, w, out = args[0], args[1], args[3]
+        return conv3d(backend, x.shape, w.shape, out.shape, args[4], args[5], args[6],
+                      args[7], x.itemsize)
+    if backend == "numba":
+        return DIRECT
+    if op == "conv3d_input":  # gy, w, gx, stride, pad, dilation, groups
+        return FORWARD if transposes_to_forward3(args[3], args[4], args[5],
+                                                 args[1].shape) else GEMM
+    return GEMM
+
+
+def conv3d_tile_rows(rows_total, Wo, R, itemsize):
+    """Output rows (depth x height, ``Wo`` columns each) per vol2col tile of the Cython
+    conv3d kernels: the (R, rows * Wo) tile within ``TILE_BYTES``, at least one row. Never
+    depends on the batch size (a batch cut of fastconv._chunks keeps every GEMM's size)."""
+    return max(1, min(rows_total, TILE_BYTES // (R * Wo * itemsize)))
+
+
+def conv3d_direct_rows(Ho, Wp, Kg):
+    """Output rows of one depth plane per work item of Cython's direct conv3d: ``Kg`` lines
+    of accumulators within ``CONV3D_FLAT_ELEMS``, at least one row."""
+    return max(1, min(Ho, CONV3D_FLAT_ELEMS // (Kg * Wp)))
+
+
+def conv3d_input_blocks(N, groups, Cg):
+    """(channels per block, blocks) of Cython's conv3d_input GEMM work items (image, group,
+    channel block): up to about ``GRAD_MIN_ITEMS`` items."""
+    return input_channel_blocks(N, groups, Cg)
+
+
+def conv3d_weight_slots(T, K, R, itemsize):
+    """Slots of Cython's conv3d_weight: a power of two, at most ``min(T, GRAD_MIN_ITEMS)``,
+    their partials within ``PARTIAL_BYTES`` (at least one)."""
+    S = 1
+    while S * 2 <= min(T, GRAD_MIN_ITEMS) and S * 2 * K * R * itemsize <= PARTIAL_BYTES:
+        S *= 2
+    return S
+
+
+def _conv3d_cost(a):  # x, w, b, out, ...: as conv2d's
+    return _conv2d_cost(a)
+
+
+_COST.update({"conv3d": _conv2d_cost, "conv3d_input": _input_cost,
+              "conv3d_weight": _weight_cost})
+for _b, _rates in {"cython": (20e9, 20e9, 15e9), "numba": (2e9, 1e9, 1e9),
+                   "numpy": (5e9, 3e9, 3e9)}.items():
+    MAC_RATE[_b].update(zip(("conv3d", "conv3d_input", "conv3d_weight"), _rates))
+    for _op in ("conv3d", "conv3d_input", "conv3d_weight"):
+        _INV[_b][_op] = (1 / MAC_RATE[_b][_op], 1 / COL_RATE[_b], 1 / ELEM_RATE[_b])
+_CONV_OPS = _CONV_OPS | _PLANNED3

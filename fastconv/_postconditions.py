@@ -39,7 +39,11 @@ __all__ = ["Postcondition", "POSTCONDITIONS", "apply"]
 
 ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d",
                      "conv2d_input", "conv2d_weight", "max_pool2d_backward",
-                     "avg_pool2d_backward"})
+                     "avg_pool2d_backward",
+                     "conv3d",
+                     "conv3d_input",
+                     "conv3d_weight",
+                     })
 
 
 class Postcondition(NamedTuple):
