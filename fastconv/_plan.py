@@ -607,8 +607,12 @@ def _algorithm3(op, backend, args):
     if backend == "numba":
         return DIRECT
     if op == "conv3d_input":  # gy, w, gx, stride, pad, dilation, groups
+        w, groups = args[1], args[6]
+        R = w.shape[1] * w.shape[2] * w.shape[3] * w.shape[4]
+        if R >= GEMM_MIN_R and w.shape[0] // groups >= GEMM_MIN_KG:
+            return GEMM  # col2vol: 1.4x faster than "forward" on the bench shape
         return FORWARD if transposes_to_forward3(args[3], args[4], args[5],
-                                                 args[1].shape) else GEMM
+                                                 w.shape) else GEMM
     return GEMM
 
 

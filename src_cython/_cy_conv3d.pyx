@@ -143,6 +143,267 @@ cdef void _col2vol(floating[:, :, :, :, ::1] gx, Py_ssize_t n, Py_ssize_t c0, Py
 
 
 # --------------------------------------------------------------------------------------------
+# stride 1 along W: flat columns, the kw taps folded into kw GEMMs on shifted columns
+# --------------------------------------------------------------------------------------------
+# A tile of output rows r0 .. r1 - 1 (r = od * Ho + oh) is laid out flat, Wp = Wo + dw*(kw-1)
+# columns per row: column u of a row holds input column u - pl (zero outside the input).
+# Tap l of that row's output column ow reads flat position ow + l * dw of the same row, so
+# one column matrix of R3 = Cg * kd * kh rows (of length rows * Wp + dw * (kw - 1), the
+# tail zero) serves all kw taps: GEMM l reads it from column l * dw on. The padded columns
+# u >= Wo of the result are dropped. vol2col then writes kw times less than _vol2col.
+cdef void _vol2col_flat(const floating[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c0,
+                        Py_ssize_t Cg, Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t r0,
+                        Py_ssize_t r1, Py_ssize_t Ho, Py_ssize_t Wp, Py_ssize_t sd,
+                        Py_ssize_t sh, Py_ssize_t pf, Py_ssize_t pt, Py_ssize_t pl,
+                        Py_ssize_t dd, Py_ssize_t dh, floating* col,
+                        Py_ssize_t ld) noexcept nogil:
+    cdef Py_ssize_t D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef Py_ssize_t c, i, j, r, od, oh, idd, ih, a, e
+    cdef floating* d
+    cdef floating* row
+    a = min(pl, Wp)
+    e = min(pl + W, Wp)
+    for c in range(Cg):
+        for i in range(kd):
+            for j in range(kh):
+                row = col + ((c * kd + i) * kh + j) * ld
+                for r in range(r0, r1):
+                    d = row + (r - r0) * Wp
+                    od = r // Ho
+                    oh = r - od * Ho
+                    idd = od * sd - pf + i * dd
+                    ih = oh * sh - pt + j * dh
+                    if idd < 0 or idd >= D or ih < 0 or ih >= H:
+                        memset(d, 0, Wp * sizeof(floating))
+                        continue
+                    if a > 0:
+                        memset(d, 0, a * sizeof(floating))
+                    if e > a:
+                        memcpy(d + a, &x[n, c0 + c, idd, ih, 0], (e - a) * sizeof(floating))
+                    if Wp > e:
+                        memset(d + e, 0, (Wp - e) * sizeof(floating))
+                d = row + (r1 - r0) * Wp
+                memset(d, 0, (ld - (r1 - r0) * Wp) * sizeof(floating))
+
+
+cdef void _col2vol_flat(floating[:, :, :, :, ::1] gx, Py_ssize_t n, Py_ssize_t c0,
+                        Py_ssize_t cs, Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t r0,
+                        Py_ssize_t r1, Py_ssize_t Ho, Py_ssize_t Wp, Py_ssize_t sd,
+                        Py_ssize_t sh, Py_ssize_t pf, Py_ssize_t pt, Py_ssize_t pl,
+                        Py_ssize_t dd, Py_ssize_t dh, const floating* col,
+                        Py_ssize_t ld) noexcept nogil:
+    """_vol2col_flat's adjoint (the tail dropped), added into gx[n, c0 + c], c < cs."""
+    cdef Py_ssize_t D = gx.shape[2], H = gx.shape[3], W = gx.shape[4]
+    cdef Py_ssize_t c, i, j, r, od, oh, idd, ih, a, e, u
+    cdef const floating* s
+    cdef floating* g
+    a = min(pl, Wp)
+    e = min(pl + W, Wp)
+    for c in range(cs):
+        for i in range(kd):
+            for j in range(kh):
+                for r in range(r0, r1):
+                    od = r // Ho
+                    oh = r - od * Ho
+                    idd = od * sd - pf + i * dd
+                    ih = oh * sh - pt + j * dh
+                    if idd < 0 or idd >= D or ih < 0 or ih >= H:
+                        continue
+                    s = col + ((c * kd + i) * kh + j) * ld + (r - r0) * Wp
+                    g = &gx[n, c0 + c, idd, ih, 0] - pl
+                    for u in range(a, e):
+                        g[u] += s[u]
+
+
+def _taps_last(w):
+    """(kw, K, R3): the weights with the W taps first, ``[l, k, (c, i, j)]``."""
+    K, kw = w.shape[0], w.shape[4]  # (no negative indices: the module has wraparound off)
+    return np.ascontiguousarray(np.moveaxis(w, 4, 0).reshape(kw, K, w.size // (K * kw)))
+
+
+cdef int _gemm_flat(const floating[:, :, :, :, ::1] x, const floating[:, :, ::1] wl,
+                    const floating[::1] b, floating[:, :, :, :, ::1] out, Py_ssize_t kd,
+                    Py_ssize_t kh, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t pf, Py_ssize_t pt,
+                    Py_ssize_t pl, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
+                    Py_ssize_t groups, int nthreads) except -1:
+    cdef Py_ssize_t N = out.shape[0], K = out.shape[1]
+    cdef Py_ssize_t Do = out.shape[2], Ho = out.shape[3], Wo = out.shape[4]
+    cdef Py_ssize_t kw = wl.shape[0], R3 = wl.shape[2], Kg = K // groups
+    cdef Py_ssize_t Cg = R3 // (kd * kh), Wp = Wo + dw * (kw - 1), P = Do * Ho * Wo
+    cdef Py_ssize_t rows, ntiles, items, item, n, g, t, r0, r1, f, q, l, ld, Pf, ws_elems
+    cdef floating* ws = NULL
+    cdef floating* col
+    cdef floating* acc
+    cdef floating* o
+    cdef floating bv
+    _fits_blas(R3, P, Kg, (Do * Ho) * Wp + Wp)
+    rows = _plan.conv3d_tile_rows(Do * Ho, Wp, R3, sizeof(floating))
+    ntiles = (Do * Ho + rows - 1) // rows
+    items = N * groups * ntiles
+    ws_elems = R3 * (rows * Wp + dw * (kw - 1)) + Kg * rows * Wp
+    nthreads = <int> max(1, min(nthreads, items))
+    ws = <floating*> malloc(nthreads * ws_elems * sizeof(floating))
+    if ws == NULL:
+        raise MemoryError("conv3d: could not allocate the vol2col tiles")
+    try:
+        with nogil:
+            for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
+                t = item % ntiles
+                g = (item // ntiles) % groups
+                n = item // (ntiles * groups)
+                r0 = t * rows
+                r1 = min(Do * Ho, r0 + rows)
+                Pf = (r1 - r0) * Wp
+                ld = Pf + dw * (kw - 1)
+                col = ws + threadid() * ws_elems
+                acc = col + R3 * ld
+                _vol2col_flat(x, n, g * Cg, Cg, kd, kh, r0, r1, Ho, Wp, sd, sh, pf, pt, pl,
+                              dd, dh, col, ld)
+                for l in range(kw):
+                    gemm_rm(False, False, <int> Kg, <int> Pf, <int> R3, <floating> 1,
+                            &wl[l, g * Kg, 0], <int> R3, col + l * dw, <int> ld,
+                            <floating> (0 if l == 0 else 1), acc, <int> Pf)
+                for f in range(Kg):
+                    bv = b[g * Kg + f]
+                    o = &out[n, g * Kg + f, 0, 0, 0] + r0 * Wo
+                    for t in range(r1 - r0):
+                        for q in range(Wo):
+                            o[t * Wo + q] = acc[f * Pf + t * Wp + q] + bv
+                fc_ftz_exit()
+    finally:
+        free(ws)
+    return 0
+
+
+cdef int _input_flat(const floating[:, :, :, :, ::1] gy, const floating[:, :, ::1] wl,
+                     floating[:, :, :, :, ::1] gx, Py_ssize_t kd, Py_ssize_t kh,
+                     Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t pf, Py_ssize_t pt,
+                     Py_ssize_t pl, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
+                     Py_ssize_t groups, int nthreads) except -1:
+    cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1]
+    cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
+    cdef Py_ssize_t kw = wl.shape[0], R3 = wl.shape[2], Kg = K // groups, T2 = kd * kh
+    cdef Py_ssize_t Cg = R3 // T2, Wp = Wo + dw * (kw - 1), P = Do * Ho * Wo
+    cdef Py_ssize_t plane = gx.shape[2] * gx.shape[3] * gx.shape[4]
+    cdef Py_ssize_t rows, ntiles, cs, ncb, items, item, n, g, cb, c0, c1, t, r0, r1
+    cdef Py_ssize_t f, q, l, ld, Pf, ws_elems
+    cdef floating* ws = NULL
+    cdef floating* col
+    cdef floating* gyf
+    cdef const floating* src
+    _fits_blas(R3, P, Kg, (Do * Ho) * Wp + Wp)
+    rows = _plan.conv3d_tile_rows(Do * Ho, Wp, R3, sizeof(floating))
+    ntiles = (Do * Ho + rows - 1) // rows
+    cs, ncb = _plan.conv3d_input_blocks(N, groups, Cg)
+    items = N * groups * ncb
+    ws_elems = cs * T2 * (rows * Wp + dw * (kw - 1)) + Kg * rows * Wp
+    nthreads = <int> max(1, min(nthreads, items))
+    ws = <floating*> malloc(nthreads * ws_elems * sizeof(floating))
+    if ws == NULL:
+        raise MemoryError("conv3d_input: could not allocate the column tiles")
+    try:
+        with nogil:
+            for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
+                cb = item % ncb
+                g = (item // ncb) % groups
+                n = item // (ncb * groups)
+                c0 = cb * cs
+                c1 = min(Cg, c0 + cs)
+                col = ws + threadid() * ws_elems
+                memset(&gx[n, g * Cg + c0, 0, 0, 0], 0, (c1 - c0) * plane * sizeof(floating))
+                for t in range(ntiles):
+                    r0 = t * rows
+                    r1 = min(Do * Ho, r0 + rows)
+                    Pf = (r1 - r0) * Wp
+                    ld = Pf + dw * (kw - 1)
+                    gyf = col + (c1 - c0) * T2 * ld
+                    # grad_output's tile on the flat grid, zero past Wo
+                    for f in range(Kg):
+                        src = &gy[n, g * Kg + f, 0, 0, 0] + r0 * Wo
+                        for q in range(r1 - r0):
+                            memcpy(gyf + f * Pf + q * Wp, src + q * Wo, Wo * sizeof(floating))
+                            memset(gyf + f * Pf + q * Wp + Wo, 0, (Wp - Wo) * sizeof(floating))
+                    for q in range((c1 - c0) * T2):
+                        memset(col + q * ld + Pf, 0, dw * (kw - 1) * sizeof(floating))
+                    # cols[:, l*dw:] += W_l^T @ gy_flat (tap l's columns, shifted by l * dw)
+                    for l in range(kw):
+                        gemm_rm(True, False, <int> ((c1 - c0) * T2), <int> Pf, <int> Kg,
+                                <floating> 1, &wl[l, g * Kg, c0 * T2], <int> R3, gyf,
+                                <int> Pf, <floating> (0 if l == 0 else 1), col + l * dw,
+                                <int> ld)
+                    _col2vol_flat(gx, n, g * Cg + c0, c1 - c0, kd, kh, r0, r1, Ho, Wp, sd,
+                                  sh, pf, pt, pl, dd, dh, col, ld)
+                fc_ftz_exit()
+    finally:
+        free(ws)
+    return 0
+
+
+cdef int _weight_flat(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1] gy,
+                      floating[:, :, ::1] parts, Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t kw,
+                      Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t pf, Py_ssize_t pt,
+                      Py_ssize_t pl, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
+                      Py_ssize_t groups, int nthreads) except -1:
+    """parts[s, l, k * R3 + r3]: slot s's sum of its tiles' ``gy_flat @ cols[:, l*dw:]^T``."""
+    cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1]
+    cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
+    cdef Py_ssize_t S = parts.shape[0], Kg = K // groups
+    cdef Py_ssize_t R3 = parts.shape[2] // K, Cg = R3 // (kd * kh)
+    cdef Py_ssize_t Wp = Wo + dw * (kw - 1), P = Do * Ho * Wo
+    cdef Py_ssize_t rows, ntiles, T, items, item, s, g, t, n, r0, r1, f, q, l, ld, Pf, r
+    cdef Py_ssize_t ws_elems, first
+    cdef floating* ws = NULL
+    cdef floating* col
+    cdef floating* gyf
+    cdef const floating* src
+    _fits_blas(R3, P, Kg, (Do * Ho) * Wp + Wp)
+    rows = _plan.conv3d_tile_rows(Do * Ho, Wp, R3, sizeof(floating))
+    ntiles = (Do * Ho + rows - 1) // rows
+    T = N * ntiles
+    items = S * groups
+    ws_elems = R3 * (rows * Wp + dw * (kw - 1)) + Kg * rows * Wp
+    nthreads = <int> max(1, min(nthreads, items))
+    ws = <floating*> malloc(nthreads * ws_elems * sizeof(floating))
+    if ws == NULL:
+        raise MemoryError("conv3d_weight: could not allocate the column tiles")
+    try:
+        with nogil:
+            for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
+                s = item % S
+                g = item // S
+                col = ws + threadid() * ws_elems
+                first = 1
+                for q in range((T - s + S - 1) // S):
+                    t = s + q * S
+                    n = t // ntiles
+                    r0 = (t % ntiles) * rows
+                    r1 = min(Do * Ho, r0 + rows)
+                    Pf = (r1 - r0) * Wp
+                    ld = Pf + dw * (kw - 1)
+                    gyf = col + R3 * ld
+                    _vol2col_flat(x, n, g * Cg, Cg, kd, kh, r0, r1, Ho, Wp, sd, sh, pf, pt,
+                                  pl, dd, dh, col, ld)
+                    for f in range(Kg):
+                        src = &gy[n, g * Kg + f, 0, 0, 0] + r0 * Wo
+                        for r in range(r1 - r0):
+                            memcpy(gyf + f * Pf + r * Wp, src + r * Wo, Wo * sizeof(floating))
+                            memset(gyf + f * Pf + r * Wp + Wo, 0, (Wp - Wo) * sizeof(floating))
+                    for l in range(kw):
+                        gemm_rm(False, True, <int> Kg, <int> R3, <int> Pf, <floating> 1, gyf,
+                                <int> Pf, col + l * dw, <int> ld,
+                                <floating> (0 if first else 1), &parts[s, l, g * Kg * R3],
+                                <int> R3)
+                    first = 0
+                fc_ftz_exit()
+    finally:
+        free(ws)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # conv3d: GEMM
 # --------------------------------------------------------------------------------------------
 cdef int _gemm(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1] w,
@@ -316,12 +577,17 @@ cdef int _conv3d(int code, const floating[:, :, :, :, ::1] x, const floating[:, 
                  const floating[::1] b, floating[:, :, :, :, ::1] o, stride, pad, dilation,
                  Py_ssize_t groups, int nthreads) except -1:
     cdef const floating[:, :, :, :, ::1] xp
+    cdef const floating[:, :, ::1] wl
     cdef Py_ssize_t sd = stride[0], sh = stride[1], sw = stride[2]
     cdef Py_ssize_t pf = pad[0], pt = pad[1], pl = pad[2]
     cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
     if o.shape[0] == 0:
         return 0
-    if code == GEMM:
+    if code == GEMM and sw == 1:
+        wl = _taps_last(np.asarray(w))
+        _gemm_flat(x, wl, b, o, w.shape[2], w.shape[3], sd, sh, pf, pt, pl, dd, dh, dw,
+                   groups, nthreads)
+    elif code == GEMM:
         _gemm(x, w, b, o, sd, sh, sw, pf, pt, pl, dd, dh, dw, groups, nthreads)
     else:
         xp = _frame(np.asarray(x), (pf, pt, pl), np.asarray(w).shape, (sd, sh, sw),
@@ -408,6 +674,7 @@ def _input_typed(int code, const floating[:, :, :, :, ::1] gy,
     cdef Py_ssize_t pf = pad[0], pt = pad[1], pl = pad[2]
     cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
     cdef int fcode
+    cdef const floating[:, :, ::1] wl
     if code == FORWARD:
         wa, gya, gxa = np.asarray(w), np.asarray(gy), np.asarray(gx)
         wt = _flipped(wa, groups)
@@ -417,6 +684,10 @@ def _input_typed(int code, const floating[:, :, :, :, ::1] gy,
         fcode = _CODES[_plan.conv3d("cython", gya.shape, wt.shape, gxa.shape, (1, 1, 1),
                                     padt, dilation, groups)]
         _conv3d(fcode, gy, wtv, zb, gx, (1, 1, 1), padt, dilation, groups, nthreads)
+    elif sw == 1:
+        wl = _taps_last(np.asarray(w))
+        _input_flat(gy, wl, gx, w.shape[2], w.shape[3], sd, sh, pf, pt, pl, dd, dh, dw,
+                    groups, nthreads)
     else:
         _input_gemm(gy, w, gx, sd, sh, sw, pf, pt, pl, dd, dh, dw, groups, nthreads)
 
@@ -458,11 +729,24 @@ def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, 
     cdef Py_ssize_t pf = pad[0], pt = pad[1], pl = pad[2]
     cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
     cdef Py_ssize_t rows, ntiles, T, S, items, item, s, g, t, n, r0, r1, ws_elems, q, first
+    cdef Py_ssize_t R3
     cdef floating* ws = NULL
     cdef floating* col
     cdef floating* part
     cdef floating[:, ::1] parts
     cdef floating* dst
+    cdef floating[:, :, ::1] fparts
+    if sw == 1:
+        R3 = Cg * kd * kh
+        rows = _plan.conv3d_tile_rows(Do * Ho, Wo + dw * (kw - 1), R3, sizeof(floating))
+        S = _plan.conv3d_weight_slots(N * ((Do * Ho + rows - 1) // rows), K, R,
+                                      sizeof(floating))
+        fparts = np.empty((S, kw, K * R3), np.asarray(gw).dtype)
+        _weight_flat(x, gy, fparts, kd, kh, kw, sd, sh, pf, pt, pl, dd, dh, dw, groups,
+                     nthreads)
+        np.asarray(gw)[...] = np.moveaxis(
+            np.asarray(fparts).sum(axis=0).reshape(kw, K, Cg, kd, kh), 0, 4)
+        return
     _fits_blas(R, P, Kg)
     rows = _plan.conv3d_tile_rows(Do * Ho, Wo, R, sizeof(floating))
     ntiles = (Do * Ho + rows - 1) // rows
