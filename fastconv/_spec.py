@@ -844,7 +844,7 @@ def conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilat
         pad = tuple(p[0] for p in geo.pairs)
     check_alloc(grad_shape, dtype.itemsize, "the input gradient (from input_size)")
     _check_frame(geo, dtype.itemsize)
-    return ConvGradSpec(
+    return (Conv3dGradSpec if nd == 3 else ConvGradSpec)(
         op="conv3d_input" if nd == 3 else "conv2d_input",
         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
         weight=prepare(weight.reshape(geo.w_shape), dtype),
@@ -875,7 +875,7 @@ def conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation
     check_alloc(geo.x_shape, dtype.itemsize, "the prepared input")
     check_alloc(weight_size, dtype.itemsize, "the weight gradient (from weight_size)")
     xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
-    return ConvGradSpec(
+    return (Conv3dGradSpec if nd == 3 else ConvGradSpec)(
         op="conv3d_weight" if nd == 3 else "conv2d_weight",
         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
         weight=None,
@@ -1002,9 +1002,19 @@ class Conv3dSpec(ConvSpec):
     3-D. ``x`` (N, C, D, H, W), already padded explicitly for the non-zero padding modes;
     ``weight`` (K, C // groups, kd, kh, kw); ``stride``, ``pad`` (front, top, left) and
     ``dilation`` 3-tuples; ``out_shape`` (N, K, Do, Ho, Wo). Its gradients are
-    :class:`ConvGradSpec` with ``op`` ``"conv3d_input"`` / ``"conv3d_weight"``."""
+    :class:`Conv3dGradSpec`."""
 
     __slots__ = ()
 
     op = "conv3d"
+    family = "conv3d"
+
+
+class Conv3dGradSpec(ConvGradSpec):
+    """A validated conv3d gradient (``op``: ``"conv3d_input"`` or ``"conv3d_weight"``):
+    :class:`ConvGradSpec`'s fields in 3-D (5-D arrays, 3-tuples), in the ``conv3d``
+    family."""
+
+    __slots__ = ()
+
     family = "conv3d"

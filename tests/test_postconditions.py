@@ -70,6 +70,8 @@ def _specs(batch):
     x, w = np.ones((batch, 2, 5, 5)), np.ones((4, 2, 3, 3))
     gy = np.ones((batch, 4, 5, 5))
     gp = np.ones((batch, 2, 2, 2))
+    x3, w3 = np.ones((batch, 2, 4, 5, 5)), np.ones((4, 2, 3, 3, 3))
+    gy3 = np.ones((batch, 4, 4, 5, 5))
     return {
         "conv2d": S.conv_spec(x, w, None, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d": S.pool_spec(x, 2, None, 0, 1, False, 2, op="max_pool2d",
@@ -80,11 +82,17 @@ def _specs(batch):
         "conv2d_weight": S.conv_weight_grad_spec(x, w.shape, gy, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d_backward": S.max_pool_grad_spec(gp, np.zeros(gp.shape, int), x.shape, 2),
         "avg_pool2d_backward": S.avg_pool_grad_spec(gp, x.shape, 2, None, 0, False, True),
+        # conv3d (issue 17)
+        "conv3d": S.conv_spec(x3, w3, None, 1, 1, 1, 1, "zeros", 3),
+        "conv3d_input": S.conv_input_grad_spec(x3.shape, w3, gy3, 1, 1, 1, 1, "zeros", 3),
+        "conv3d_weight": S.conv_weight_grad_spec(x3, w3.shape, gy3, 1, 1, 1, 1, "zeros", 3),
     }
 
 
 def _out(spec):
-    return np.empty(spec.grad_shape if spec.family == "grad" else spec.out_shape, spec.dtype)
+    # a gradient spec fills grad_shape (conv3d's are in their own family: issue 17)
+    return np.empty(spec.grad_shape if hasattr(spec, "grad_shape") else spec.out_shape,
+                    spec.dtype)
 
 
 def test_issue16_one_spec_kind_per_op_family():
