@@ -547,14 +547,19 @@ def work(op, args):
 # --------------------------------------------------------------------------------------------
 # ---- conv3d (issue 17) ----
 # --------------------------------------------------------------------------------------------
-# conv3d (fastconv._cy_conv3d, fastconv._numba.conv3d). Cython's forward kernel runs
-# "direct" (fc_taps on the input framed by its padding, for few channels: R =
-# C/groups * kd * kh * kw below CONV3D_DIRECT_MAX_R, or fewer than GEMM_MIN_KG filters per
-# group, or a size past BLAS's ints) or "gemm" (vol2col tiles of at most TILE_BYTES + GEMM).
+# conv3d (fastconv._cy_conv3d, fastconv._numba.conv3d). Cython's forward kernel, the first
+# rule that holds:
+# * "direct" (fc_taps on the input framed by its padding; strided layers a plain row loop)
+#   when R = C/groups * kd * kh * kw < CONV3D_DIRECT_MAX_R, Kg < GEMM_MIN_KG, or a size
+#   passes BLAS's ints;
+# * "direct" at stride 1 with R <= DIRECT_MAX_R: fc_taps took 0.5x the time of vol2col +
+#   GEMM on the bench shape 2x16x16x64x64 -> 32, 3x3x3 (as conv2d's direct kernel does);
+# * "gemm" otherwise (vol2col tiles of at most TILE_BYTES + GEMM; at stride 1 along W the
+#   kw taps share one column matrix).
 # Its input gradient runs "forward" (stride 1 and pad <= dilation * (kernel - 1): the
-# forward conv3d of grad_output with flipped weights) or "gemm" (col2vol); its weight
-# gradient "gemm". Numba: "gemm" for R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else
-# "direct"; its gradients "direct".
+# forward conv3d of grad_output with flipped weights) when that forward runs "direct" or
+# the layer is small, else "gemm" (col2vol); its weight gradient "gemm". Numba: "gemm" for
+# R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else "direct"; its gradients "direct".
 CONV3D_DIRECT_MAX_R = 64
 # accumulator elements per work item of Cython's direct conv3d (rows of a depth plane)
 CONV3D_FLAT_ELEMS = 1 << 14
@@ -589,6 +594,8 @@ def conv3d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
         return GEMM if R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG else DIRECT
     if R < CONV3D_DIRECT_MAX_R or Kg < GEMM_MIN_KG or max(R, P, K * R) > INT_MAX:
         return DIRECT
+    if all(s == 1 for s in stride) and R <= DIRECT_MAX_R:
+        return DIRECT  # fc_taps on the framed input: 0.5x vol2col + GEMM's time (bench shape)
     return GEMM
 
 
@@ -609,10 +616,15 @@ def _algorithm3(op, backend, args):
     if op == "conv3d_input":  # gy, w, gx, stride, pad, dilation, groups
         w, groups = args[1], args[6]
         R = w.shape[1] * w.shape[2] * w.shape[3] * w.shape[4]
-        if R >= GEMM_MIN_R and w.shape[0] // groups >= GEMM_MIN_KG:
-            return GEMM  # col2vol: 1.4x faster than "forward" on the bench shape
-        return FORWARD if transposes_to_forward3(args[3], args[4], args[5],
-                                                 w.shape) else GEMM
+        if not transposes_to_forward3(args[3], args[4], args[5], w.shape):
+            return GEMM
+        gy, gx = args[0], args[2]
+        wt = (groups * w.shape[1], w.shape[0] // groups) + tuple(w.shape[2:])
+        padt = tuple(d * (k - 1) - p for d, k, p in zip(args[5], w.shape[2:], args[4]))
+        if (conv3d(backend, gy.shape, wt, gx.shape, (1, 1, 1), padt, args[5], groups)
+                == DIRECT or R < GEMM_MIN_R or w.shape[0] // groups < GEMM_MIN_KG):
+            return FORWARD  # the forward's direct kernel: 0.75x col2vol's time (bench shape)
+        return GEMM  # col2vol + GEMM: 0.7x the forward's GEMM
     return GEMM
 
 

@@ -7,24 +7,29 @@ The kernel contract is :mod:`fastconv.reference`'s conv3d section:
 the plan's choice (:mod:`fastconv._plan`, its conv3d section):
 
 * conv3d ``"gemm"``: vol2col + GEMM. Work items are (image, group, tile of output rows):
-  a tile is ``_plan.conv3d_tile_rows`` consecutive output rows (depth x height, all ``Wo``
-  columns), whose (R, rows * Wo) column matrix (R = C/groups * kd * kh * kw, implicit zero
-  padding written as zeros) stays within ``_plan.TILE_BYTES`` per thread; one
-  ``gemm_rm`` per tile multiplies the group's filters (Kg, R) by it, straight into ``out``.
-* conv3d ``"direct"``: for few channels. The input is framed by its zero padding once (a
-  copy about the input's size), then each work item (image, group, output depth plane,
-  block of output rows) runs ``fc_taps`` (fc_kernels.h), the register-blocked direct
-  kernel, on the flat frame: at stride 1 a tap (c, i, j, l) is one fixed offset. Strided
-  layers run a plain row loop on the frame instead.
+  a tile is ``_plan.conv3d_tile_rows`` consecutive output rows (depth x height), whose
+  column matrix (implicit zero padding written as zeros) stays within
+  ``_plan.TILE_BYTES`` per thread. At stride 1 along W the tile is flat (rows
+  ``Wo + dw * (kw - 1)`` apart) and holds R3 = C/groups * kd * kh rows only: tap l of the
+  kw taps reads it from column ``l * dw`` on, one GEMM per tap (vol2col writes kw times
+  less); otherwise (R, rows * Wo) columns and one GEMM, straight into ``out``.
+* conv3d ``"direct"``: the input is framed by its zero padding once (a copy about the
+  input's size), then each work item (image, group, output depth plane, block of output
+  rows) runs ``fc_taps`` (fc_kernels.h), the register-blocked direct kernel, on the flat
+  frame: at stride 1 a tap (c, i, j, l) is one fixed offset. Strided layers run a plain
+  row loop on the frame instead. The plan takes it at stride 1 up to R = 4608 (half of
+  GEMM's time on the bench shape) and for few channels.
 * conv3d_input ``"forward"``: at stride 1 with ``pad <= dilation * (kernel - 1)`` the
   input gradient is the forward conv3d of ``grad_output`` with the flipped, transposed
   weights (padding ``dilation * (kernel - 1) - pad``), run with the algorithm the plan
   gives that layer. ``"gemm"``: items (image, group, block of input channels); per tile of
-  output rows, ``cols = W_blk^T @ gy_tile`` (BLAS), added into the item's own channels of
-  ``gx`` (col2vol).
+  output rows, ``cols = W_blk^T @ gy_tile`` (BLAS; flat at stride 1 along W, the kw taps'
+  products added at their shifts), added into the item's own channels of ``gx``
+  (col2vol).
 * conv3d_weight ``"gemm"``: ``S`` slots (``_plan.conv3d_weight_slots``) per group, slot s
   summing the tiles s, s + S, ... (``gy_tile @ cols^T``) into its own partial; the
-  partials are added in slot order.
+  partials are added in slot order. At stride 1 along W one GEMM per tile gives all kw
+  taps: its left operand stacks grad_output's tile shifted by ``l * dw`` for each tap.
 
 Every split (tiles, items, slots) depends on the shapes only, and each output element is
 summed in a fixed order, so results are bitwise the same for any thread count. BLAS runs
@@ -346,24 +351,28 @@ cdef int _weight_flat(const floating[:, :, :, :, ::1] x, const floating[:, :, :,
                       Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t pf, Py_ssize_t pt,
                       Py_ssize_t pl, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
                       Py_ssize_t groups, int nthreads) except -1:
-    """parts[s, l, k * R3 + r3]: slot s's sum of its tiles' ``gy_flat @ cols[:, l*dw:]^T``."""
+    """parts[s, g, (l * Kg + k) * R3 + r3]: slot s's sum, over its tiles, of tap l's
+    ``gy_flat @ cols[:, l*dw:]^T`` for group g. One GEMM per tile computes all kw taps:
+    the rows of its left operand are grad_output's tile shifted right by l * dw (zeros
+    before and after), so that column matrix is packed once."""
     cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1]
     cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
     cdef Py_ssize_t S = parts.shape[0], Kg = K // groups
-    cdef Py_ssize_t R3 = parts.shape[2] // K, Cg = R3 // (kd * kh)
+    cdef Py_ssize_t R3 = parts.shape[2] // (kw * Kg), Cg = R3 // (kd * kh)
     cdef Py_ssize_t Wp = Wo + dw * (kw - 1), P = Do * Ho * Wo
     cdef Py_ssize_t rows, ntiles, T, items, item, s, g, t, n, r0, r1, f, q, l, ld, Pf, r
     cdef Py_ssize_t ws_elems, first
     cdef floating* ws = NULL
     cdef floating* col
     cdef floating* gyf
+    cdef floating* acc
     cdef const floating* src
     _fits_blas(R3, P, Kg, (Do * Ho) * Wp + Wp)
     rows = _plan.conv3d_tile_rows(Do * Ho, Wp, R3, sizeof(floating))
     ntiles = (Do * Ho + rows - 1) // rows
     T = N * ntiles
     items = S * groups
-    ws_elems = R3 * (rows * Wp + dw * (kw - 1)) + Kg * rows * Wp
+    ws_elems = (R3 + kw * Kg) * (rows * Wp + dw * (kw - 1))
     nthreads = <int> max(1, min(nthreads, items))
     ws = <floating*> malloc(nthreads * ws_elems * sizeof(floating))
     if ws == NULL:
@@ -386,16 +395,21 @@ cdef int _weight_flat(const floating[:, :, :, :, ::1] x, const floating[:, :, :,
                     gyf = col + R3 * ld
                     _vol2col_flat(x, n, g * Cg, Cg, kd, kh, r0, r1, Ho, Wp, sd, sh, pf, pt,
                                   pl, dd, dh, col, ld)
-                    for f in range(Kg):
-                        src = &gy[n, g * Kg + f, 0, 0, 0] + r0 * Wo
-                        for r in range(r1 - r0):
-                            memcpy(gyf + f * Pf + r * Wp, src + r * Wo, Wo * sizeof(floating))
-                            memset(gyf + f * Pf + r * Wp + Wo, 0, (Wp - Wo) * sizeof(floating))
+                    # row (l, f): grad_output's tile on the flat grid (zero past Wo),
+                    # shifted right by l * dw
                     for l in range(kw):
-                        gemm_rm(False, True, <int> Kg, <int> R3, <int> Pf, <floating> 1, gyf,
-                                <int> Pf, col + l * dw, <int> ld,
-                                <floating> (0 if first else 1), &parts[s, l, g * Kg * R3],
-                                <int> R3)
+                        for f in range(Kg):
+                            src = &gy[n, g * Kg + f, 0, 0, 0] + r0 * Wo
+                            acc = gyf + (l * Kg + f) * ld
+                            memset(acc, 0, l * dw * sizeof(floating))
+                            acc = acc + l * dw
+                            for r in range(r1 - r0):
+                                memcpy(acc + r * Wp, src + r * Wo, Wo * sizeof(floating))
+                                memset(acc + r * Wp + Wo, 0, (Wp - Wo) * sizeof(floating))
+                            memset(acc + Pf, 0, (ld - Pf - l * dw) * sizeof(floating))
+                    gemm_rm(False, True, <int> (kw * Kg), <int> R3, <int> ld, <floating> 1,
+                            gyf, <int> ld, col, <int> ld, <floating> (0 if first else 1),
+                            &parts[s, g, 0], <int> R3)
                     first = 0
                 fc_ftz_exit()
     finally:
@@ -741,11 +755,13 @@ def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, 
         rows = _plan.conv3d_tile_rows(Do * Ho, Wo + dw * (kw - 1), R3, sizeof(floating))
         S = _plan.conv3d_weight_slots(N * ((Do * Ho + rows - 1) // rows), K, R,
                                       sizeof(floating))
-        fparts = np.empty((S, kw, K * R3), np.asarray(gw).dtype)
+        fparts = np.empty((S, groups, kw * Kg * R3), np.asarray(gw).dtype)
         _weight_flat(x, gy, fparts, kd, kh, kw, sd, sh, pf, pt, pl, dd, dh, dw, groups,
                      nthreads)
+        # [g, l, k, (c, i, j)] -> [(g, k), c, i, j, l]
         np.asarray(gw)[...] = np.moveaxis(
-            np.asarray(fparts).sum(axis=0).reshape(kw, K, Cg, kd, kh), 0, 4)
+            np.asarray(fparts).sum(axis=0).reshape(groups, kw, Kg, Cg, kd, kh), 1,
+            5).reshape(K, Cg, kd, kh, kw)
         return
     _fits_blas(R, P, Kg)
     rows = _plan.conv3d_tile_rows(Do * Ho, Wo, R, sizeof(floating))

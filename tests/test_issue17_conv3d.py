@@ -283,8 +283,15 @@ def test_conv3d_plan_rule():
     big = ((2, 16, 16, 64, 64), (32, 16, 3, 3, 3), (2, 32, 16, 64, 64))
     one = ((8, 1, 16, 32, 32), (8, 1, 3, 3, 3), (8, 8, 14, 30, 30))
     s, d = (1, 1, 1), (1, 1, 1)
-    assert _plan.conv3d("cython", *big, s, (1, 1, 1), d, 1) == _plan.GEMM
+    # stride 1: the direct kernel up to R = DIRECT_MAX_R; strided with many channels: GEMM
+    assert _plan.conv3d("cython", *big, s, (1, 1, 1), d, 1) == _plan.DIRECT
     assert _plan.conv3d("cython", *one, s, (0, 0, 0), d, 1) == _plan.DIRECT
+    assert _plan.conv3d("cython", big[0], big[1], (2, 32, 8, 32, 32), (2, 2, 2), (1, 1, 1),
+                        d, 1) == _plan.GEMM
+    assert _plan.conv3d("cython", (1, 256, 4, 8, 8), (32, 256, 3, 3, 3), (1, 32, 2, 6, 6),
+                        s, (0, 0, 0), d, 1) == _plan.GEMM  # R = 6912 > DIRECT_MAX_R
+    assert _plan.conv3d("cython", big[0], (32, 1, 3, 3, 3), (2, 32, 8, 32, 32), (2, 2, 2),
+                        (1, 1, 1), d, 16) == _plan.DIRECT  # R = 27: few channels
     # few filters per group: direct whatever R
     assert _plan.conv3d("cython", (1, 64, 4, 4, 4), (4, 64, 3, 3, 3), (1, 4, 2, 2, 2), s,
                         (0, 0, 0), d, 1) == _plan.DIRECT
@@ -292,7 +299,17 @@ def test_conv3d_plan_rule():
     assert _plan.conv3d("numba", *one, s, (0, 0, 0), d, 1) == _plan.DIRECT
     gy, w, gx = np.empty(big[2], np.float32), np.empty(big[1], np.float32), np.empty(big[0],
                                                                                     np.float32)
+    # stride 1: the forward conv3d (its direct kernel); strided: col2vol + GEMM
     assert _plan.algorithm("conv3d_input", "cython", (gy, w, gx, s, (1, 1, 1), d, 1)) \
+        == _plan.FORWARD
+    gy2 = np.empty((2, 32, 8, 32, 32), np.float32)
+    assert _plan.algorithm("conv3d_input", "cython", (gy2, w, gx, (2, 2, 2), (1, 1, 1), d, 1)) \
+        == _plan.GEMM
+    # stride 1 whose forward layer would run GEMM (R' = 256 * 27 > DIRECT_MAX_R): col2vol
+    wb = np.empty((256, 32, 3, 3, 3), np.float32)
+    assert _plan.algorithm("conv3d_input", "cython",
+                           (np.empty((1, 256, 4, 6, 6), np.float32), wb,
+                            np.empty((1, 32, 6, 8, 8), np.float32), s, (0, 0, 0), d, 1)) \
         == _plan.GEMM
     # few filters: the forward conv3d of grad_output (direct for so few channels)
     w1, gy1, gx1 = np.empty((4, 1, 3, 3, 3)), np.empty((8, 4, 14, 30, 30)), np.empty(one[0])
