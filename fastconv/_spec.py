@@ -23,7 +23,9 @@ and read on every call, measured against frozen slotted dataclasses):
 * :class:`ConvGradSpec`: ``conv2d_input`` and ``conv2d_weight``;
 * :class:`PoolSpec`: ``max_pool2d`` and ``avg_pool2d``;
 * :class:`PoolGradSpec`: ``max_pool2d_backward`` and ``avg_pool2d_backward``;
-* :class:`LocalSpec`: ``locally_connected2d``.
+* :class:`LocalSpec`: ``locally_connected2d``;
+* :class:`Conv3dSpec` and :class:`Conv3dGradSpec`: ``conv3d``, ``conv3d_input`` and
+  ``conv3d_weight`` (issue 17; the ``conv3d`` family, 5-D arrays).
 
 Each names its kernel (``op``) and its family (``family``: :mod:`fastconv._dispatch`'s
 module key), says whether there is anything to compute (``empty``), and gives the kernel's
