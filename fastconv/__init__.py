@@ -28,6 +28,9 @@ from .functional import (  # noqa: E402
     conv1d,
     conv2d,
     conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
     convolve,
     convolve2d,
     correlate,
@@ -35,6 +38,9 @@ from .functional import (  # noqa: E402
     locally_connected2d,
     max_pool1d,
     max_pool2d,
+    max_pool3d,
+    avg_pool1d,
+    avg_pool3d,
 )
 
 __all__ = [
@@ -45,6 +51,9 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "convolve",
     "convolve2d",
     "correlate",
@@ -62,6 +71,9 @@ __all__ = [
     "set_flush_denormal",
     "set_num_threads",
     "use_backend",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool3d",
 ]
 
 # seconds `import fastconv` took (its own modules and what they import: numpy, scipy is

@@ -152,7 +152,10 @@ def targets(groups) -> list:
     as its backend's own row (the "auto" row runs the same kernel, so the two differ by noise
     only, and a few microseconds of dispatch); paired with each other backend, its value is
     the largest of 1 and the pick's paired ratios to them."""
-    rows = list(TARGETS)
+    from .bench.targets import FAMILY_TARGETS
+
+    rows = list(TARGETS) + [(what, g, "auto", _T, ("<=", bound))
+                            for what, g, bound in FAMILY_TARGETS]
     pick = auto_backend()
     for g in groups:
         if g.split("-")[0] in ("conv2d", "max_pool2d", "avg_pool2d", "conv2d_backward"):
@@ -275,9 +278,11 @@ def render(json_path, out_dir, command=None) -> str:
         from .analysis import compare_layers
 
         lines += ["## Dense vs locally connected vs conv (counted, per example)", ""]
-        for name, (N, C, H, W, K, k, p) in cases.items():
-            lines += [f"### {name}: {C}x{H}x{W} -> {K} filters of {k}x{k}, padding {p}", "",
-                      "```", str(compare_layers((C, H, W), K, k, padding=p)), "```", ""]
+        for name, case in cases.items():
+            shape, K, k, p = _layer_case(case)
+            table = compare_layers(shape, K, k, padding=p)
+            lines += [f"### {name}: {_layer_title(case)}, padding {p}", "",
+                      "```", str(table), "```", "", _layer_savings(table), ""]
     summary = summary_table(groups, rat, info, command)
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
         f.write(summary)
@@ -402,6 +407,31 @@ def splice_readme(readme, summary) -> None:
         f.write(head + START + "\n" + summary + END + tail)
 
 
+def _layer_case(case):
+    """``(input_shape, K, kernel, pad)`` of a recorded dense-vs-conv case: (N, C, H, W, K,
+    kernel, pad) for a conv2d layer, (N, C, D, H, W, K, kernel, pad) for a conv3d one."""
+    _, *shape, K, k, p = case
+    return tuple(shape), K, k, p
+
+
+def _layer_title(case) -> str:
+    """``"1x8x16x16 -> 4 filters of 3x3x3"``."""
+    shape, K, k, _ = _layer_case(case)
+    return (f"{'x'.join(map(str, shape))} -> {K} filters of "
+            f"{'x'.join([str(k)] * (len(shape) - 1))}")
+
+
+def _layer_savings(table) -> str:
+    """What weight sharing and sparse connection save, from compare_layers' rows."""
+    r = {row.layer: row for row in table}
+    dense, local, conv = r["dense"], r["local"], r["conv"]
+    return (f"The conv layer has {dense.params / conv.params:,.0f}x fewer parameters than "
+            f"the dense layer with the same output and {dense.macs / conv.macs:,.1f}x "
+            f"fewer multiply-adds (sparse connection); weight sharing alone, against the "
+            f"locally connected layer, saves {local.params / conv.params:,.0f}x the "
+            f"parameters.")
+
+
 def _layer_cases(data) -> dict:
     """The dense/sparse/conv cases, as the suite recorded them in extra_info."""
     cases = {}
@@ -444,8 +474,9 @@ def _plots(rat, cases, out_dir) -> list:
         from .analysis import compare_layers
 
         fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 3.6), squeeze=False)
-        for ax, (name, (N, C, H, W, K, k, p)) in zip(axes[0], cases.items()):
-            t = compare_layers((C, H, W), K, k, padding=p)
+        for ax, (name, case) in zip(axes[0], cases.items()):
+            shape, K, k, p = _layer_case(case)
+            t = compare_layers(shape, K, k, padding=p)
             metrics = ("params", "flops", "weight_bytes")
             width = 0.27
             for j, r in enumerate(t):
@@ -453,7 +484,7 @@ def _plots(rat, cases, out_dir) -> list:
                        [getattr(r, m) for m in metrics], width=width, label=r.layer)
             ax.set_xticks([m + width for m in range(len(metrics))], metrics)
             ax.set_yscale("log")
-            ax.set_title(f"{name}: {C}x{H}x{W} -> {K}x{k}x{k}", fontsize=9)
+            ax.set_title(f"{name}: {_layer_title(case)}", fontsize=9)
             ax.legend(fontsize=7)
         fig.tight_layout()
         p = os.path.join(out_dir, "layers.png")

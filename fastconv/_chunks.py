@@ -494,6 +494,34 @@ def _reraise_interrupt(exc):
             raise e from None
 
 
+# ---- pool3d (issue 17) ----
+# The 3-D pools and avg_pool3d_backward are cut along their volumes (planes (n, c)), as the
+# 2-D pools are along their planes: no cut splits a window, so results are bitwise those of
+# the uncut call.
+_POOL3D_FILLS = {"max_pool3d": (1, 2), "avg_pool3d": (1,), "avg_pool3d_backward": (1,)}
+_cuts_before_pool3d = _cuts
+_piece_before_pool3d = _piece
+
+
+def _cuts(op, args, total, target):  # noqa: F811 - extends the function above
+    """Candidate cuts (:func:`_cuts_before_pool3d`), with the 3-D pools' volume runs."""
+    if op in _POOL3D_FILLS:
+        a = args[1] if op == "avg_pool3d_backward" else args[0]
+        return [_plan_planes(*a.shape[:2], total, target)]
+    return _cuts_before_pool3d(op, args, total, target)
+
+
+def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the function above
+    """A piece (:func:`_piece_before_pool3d`); a 3-D pool's: the same volumes of every
+    5-D array argument (contiguous: a batch run, or channels of one image)."""
+    if op not in _POOL3D_FILLS:
+        return _piece_before_pool3d(op, args, cut, io)
+    n0, n1, c0, c1 = cut
+    new = tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
+                for a in args)
+    return _Piece(new, None, None)
+
+
 # --------------------------------------------------------------------------------------------
 # ---- conv3d (issue 17) ----
 # --------------------------------------------------------------------------------------------

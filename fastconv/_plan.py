@@ -544,6 +544,33 @@ def work(op, args):
     return _COST[op](args)[0], False
 
 
+# ---- pool3d (issue 17) ----
+# the 3-D pools' costs: window taps per output, and the elements read and written
+def _max_pool3d_cost(a):  # x, out, idx, kernel, ...
+    k = a[3]
+    return a[1].size * k[0] * k[1] * k[2], 0, 1, a[0].size + a[1].size
+
+
+def _avg_pool3d_cost(a):  # x, out, kernel, ...
+    k = a[2]
+    return a[1].size * k[0] * k[1] * k[2], 0, 1, a[0].size + a[1].size
+
+
+def _avg_pool3d_backward_cost(a):  # gy, gx, kernel, ...
+    k = a[2]
+    return a[0].size * k[0] * k[1] * k[2], 0, 1, a[0].size + a[1].size
+
+
+_COST.update({"max_pool3d": _max_pool3d_cost, "avg_pool3d": _avg_pool3d_cost,
+              "avg_pool3d_backward": _avg_pool3d_backward_cost})
+for _b in MAC_RATE:  # the 2-D pools' rates
+    MAC_RATE[_b].update({"max_pool3d": MAC_RATE[_b]["max_pool2d"],
+                         "avg_pool3d": MAC_RATE[_b]["avg_pool2d"],
+                         "avg_pool3d_backward": MAC_RATE[_b]["avg_pool2d_backward"]})
+_INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
+            for op in _COST} for b in MAC_RATE}
+
+
 # --------------------------------------------------------------------------------------------
 # ---- conv3d (issue 17) ----
 # --------------------------------------------------------------------------------------------

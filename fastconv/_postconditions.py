@@ -38,6 +38,9 @@ from . import _spec as S
 __all__ = ["Postcondition", "POSTCONDITIONS", "apply"]
 
 ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d",
+                     "max_pool3d",
+                     "avg_pool3d",
+                     "avg_pool3d_backward",
                      "conv2d_input", "conv2d_weight", "max_pool2d_backward",
                      "avg_pool2d_backward",
                      "conv3d",

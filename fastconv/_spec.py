@@ -21,8 +21,11 @@ and read on every call, measured against frozen slotted dataclasses):
 * :class:`ConvSpec`: ``conv2d`` (conv1d/conv2d, and the NumPy/SciPy-style functions through
   :func:`signal_spec`);
 * :class:`ConvGradSpec`: ``conv2d_input`` and ``conv2d_weight``;
-* :class:`PoolSpec`: ``max_pool2d`` and ``avg_pool2d``;
-* :class:`PoolGradSpec`: ``max_pool2d_backward`` and ``avg_pool2d_backward``;
+* :class:`PoolSpec`: ``max_pool2d`` and ``avg_pool2d`` (max_pool1d/2d, avg_pool2d), and
+  ``max_pool3d`` and ``avg_pool3d`` (max_pool3d, avg_pool3d, avg_pool1d and avg_pool2d with
+  a ``divisor_override``, as 3-D pools of depth 1);
+* :class:`PoolGradSpec`: ``max_pool2d_backward`` (max_pool3d's too, on flattened volumes),
+  ``avg_pool2d_backward`` and ``avg_pool3d_backward``;
 * :class:`LocalSpec`: ``locally_connected2d``;
 * :class:`Conv3dSpec` and :class:`Conv3dGradSpec`: ``conv3d``, ``conv3d_input`` and
   ``conv3d_weight`` (issue 17; the ``conv3d`` family, 5-D arrays).
@@ -585,26 +588,31 @@ def local_spec(x, weight, bias, stride, padding) -> LocalSpec:
 # pooling
 # --------------------------------------------------------------------------------------------
 class PoolGeometry(NamedTuple):
-    """The validated shapes and arguments of a pooling, in 2-D (a 1-D one has height 1)."""
+    """The validated shapes and arguments of a pooling: in 2-D for max_pool1d/2d and
+    avg_pool1d/2d (a 1-D one has height 1), in 3-D for the 3-D pools."""
 
     batched: bool
-    x_shape: tuple  # (N, C, H, W)
+    x_shape: tuple  # (N, C, H, W), or (N, C, D, H, W) for a 3-D pool
     kernel: tuple
     stride: tuple
     pad: tuple
     dilation: tuple
     ceil_mode: bool
     count_include_pad: bool
-    out_shape: tuple  # (N, C, Ho, Wo)
+    out_shape: tuple  # (N, C, Ho, Wo), or (N, C, Do, Ho, Wo)
     result_shape: tuple  # the output's shape as the caller sees it
+    divisor: int = 0  # avg pools: divisor_override, 0 for none
 
 
 class PoolSpec(NamedTuple):
-    """A validated max_pool2d or avg_pool2d (``op``), always in 2-D: ``x`` is (N, C, H, W)
-    C-contiguous; ``indices`` the (N, C, Ho, Wo) int64 array a max-pool fills with its
-    positions (None: not asked for, and always None for avg_pool2d)."""
+    """A validated pooling (``op``): ``max_pool2d`` or ``avg_pool2d`` in 2-D (``x`` is
+    (N, C, H, W) C-contiguous), ``max_pool3d`` or ``avg_pool3d`` in 3-D (``x`` is
+    (N, C, D, H, W)); ``indices`` the int64 array shaped like the output that a max-pool
+    fills with its positions (None: not asked for, and always None for the avg pools);
+    ``divisor`` the avg pools' ``divisor_override`` (0: none; always 0 for avg_pool2d,
+    whose calls with one run as ``avg_pool3d`` with depth 1)."""
 
-    op: str  # "max_pool2d" or "avg_pool2d"
+    op: str  # "max_pool2d", "avg_pool2d", "max_pool3d" or "avg_pool3d"
     x: np.ndarray
     indices: np.ndarray
     kernel: tuple
@@ -613,20 +621,26 @@ class PoolSpec(NamedTuple):
     dilation: tuple
     ceil_mode: bool
     count_include_pad: bool
-    out_shape: tuple  # (N, C, Ho, Wo)
+    out_shape: tuple  # (N, C, Ho, Wo) or (N, C, Do, Ho, Wo)
     dtype: np.dtype
     result_shape: tuple
+    divisor: int = 0
 
-    family = "pool"
+    # dispatch's module key: the 3-D pools' kernels are a family of their own
+    family = property(lambda self: "pool3d" if self.op.endswith("3d") else "pool")
 
     empty = property(_x_empty)
 
     def kernel_args(self, out):
-        """max_pool2d: ``(x, out, indices, kernel, stride, pad, dilation)``; avg_pool2d:
-        ``(x, out, kernel, stride, pad, count_include_pad)``."""
-        if self.op == "max_pool2d":
+        """max_pool2d/3d: ``(x, out, indices, kernel, stride, pad, dilation)``; avg_pool2d:
+        ``(x, out, kernel, stride, pad, count_include_pad)``; avg_pool3d: those and
+        ``divisor``."""
+        if self.op in ("max_pool2d", "max_pool3d"):
             return (self.x, out, self.indices, self.kernel, self.stride, self.pad,
                     self.dilation)
+        if self.op == "avg_pool3d":
+            return (self.x, out, self.kernel, self.stride, self.pad, self.count_include_pad,
+                    self.divisor)
         return (self.x, out, self.kernel, self.stride, self.pad, self.count_include_pad)
 
 
@@ -636,28 +650,81 @@ def _as_bool(v, name):
     raise TypeError(f"{name} must be a bool, got {v!r}")
 
 
+_POOL_NAMES = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
+               3: "(N, C, D, H, W) or (C, D, H, W)"}
+
+
+def pool_tuple(v, nd: int, name: str, minimum: int) -> tuple:
+    """torch's argument forms for an ``nd``-d pool's ``kernel_size``, ``stride``,
+    ``padding`` and ``dilation``: an int, or a tuple/list (or 1-D array) of 1 or ``nd``
+    ints, one int standing for all ``nd`` axes; each ``>= minimum`` and below
+    :data:`ARG_LIMIT`. (``stride=None`` or ``()`` is the caller's to turn into the kernel
+    size.)"""
+    if isinstance(v, np.ndarray) and v.ndim == 1:
+        v = tuple(v.tolist())
+    if isinstance(v, (tuple, list)):
+        if len(v) not in (1, nd):
+            what = "1 int" if nd == 1 else f"{nd} ints (or of 1 int)"
+            raise ValueError(f"{name} must be an int or a tuple of {what}, got {v!r}")
+        vals = tuple(_as_int(e, name) for e in v)
+        if len(vals) == 1:
+            vals = vals * nd
+    else:
+        vals = (_as_int(v, name),) * nd
+    for e in vals:
+        if e < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+        if e >= ARG_LIMIT:
+            raise ValueError(f"{name} must be < 2**31, got {v!r}")
+    return vals
+
+
+def divisor_value(v) -> int:
+    """``divisor_override`` as the kernels take it: None gives 0 (none); else a nonzero
+    int (negative allowed, as in torch), below :data:`ARG_LIMIT` in size."""
+    if v is None:
+        return 0
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"divisor_override must be an int or None, got bool {v!r}")
+    try:
+        d = operator.index(v)
+    except TypeError:
+        raise TypeError(f"divisor_override must be an int or None, got {v!r}") from None
+    if d == 0:
+        raise ValueError("divisor_override must not be zero")
+    if abs(d) >= ARG_LIMIT:
+        raise ValueError(f"divisor_override must be smaller than 2**31 in size, got {d}")
+    return d
+
+
 def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
-                  count_include_pad=True, op="max_pool", xname="x"):
+                  count_include_pad=True, op="max_pool", xname="x", divisor_override=None):
     """Validate a pooling's shape and arguments; return its :class:`PoolGeometry`.
 
-    Shared by :func:`pool_spec` and the gradient of avg_pool2d (which knows the input only
-    by its shape, ``xname``).
+    Shared by :func:`pool_spec` and the gradients of the avg pools (which know the input
+    only by its shape, ``xname``). ``kernel_size``, ``stride``, ``padding`` and
+    ``dilation`` take torch's forms (:func:`pool_tuple`; ``stride`` None or empty: the
+    kernel size). ``nd`` 1 and 2 give a 2-D geometry, 3 a 3-D one.
     """
     if len(x_shape) == nd + 1:
         batched = False
     elif len(x_shape) == nd + 2:
         batched = True
     else:
-        names = "(N, C, L) or (C, L)" if nd == 1 else "(N, C, H, W) or (C, H, W)"
         raise ValueError(
-            f"{xname} must have shape {names}, got {len(x_shape)} dimensions {x_shape}"
+            f"{xname} must have shape {_POOL_NAMES[nd]}, got {len(x_shape)} dimensions "
+            f"{x_shape}"
         )
-    kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
-    stride = kernel if stride is None else int_tuple(stride, nd, "stride", 1)
-    pad = int_tuple(padding, nd, "padding", 0)
-    dilation = int_tuple(dilation, nd, "dilation", 1)
+    kernel = pool_tuple(kernel_size, nd, "kernel_size", 1)
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    else:
+        stride = pool_tuple(stride, nd, "stride", 1)
+    pad = pool_tuple(padding, nd, "padding", 0)
+    dilation = pool_tuple(dilation, nd, "dilation", 1)
     ceil_mode = _as_bool(ceil_mode, "ceil_mode")
     count_include_pad = _as_bool(count_include_pad, "count_include_pad")
+    divisor = divisor_value(divisor_override)
     for k, p, d in zip(kernel, pad, dilation):
         if p > k // 2:
             raise ValueError(
@@ -670,6 +737,13 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd
     if C == 0 or any(s == 0 for s in spatial):
         raise ValueError(
             f"{xname} must have non-empty channel and spatial dimensions, got {x_shape}"
+        )
+    if nd == 3 and op == "avg_pool" and any(n < k for n, k in zip(spatial, kernel)):
+        # torch's avg_pool3d (not its 1-D/2-D pools, nor max_pool3d) refuses these, padding
+        # or not
+        raise ValueError(
+            f"{xname} must be at least kernel_size along each spatial axis for avg_pool3d "
+            f"(as in PyTorch), got spatial size {spatial} with kernel_size {kernel}"
         )
     out_sp = []
     for ax in range(nd):
@@ -688,36 +762,69 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, nd
         pad = (0,) + pad
         dilation = (1,) + dilation
         out_sp = [1] + out_sp
-    out_shape = (N, C, out_sp[0], out_sp[1])
-    result_shape = (N, C) + tuple(out_sp[2 - nd:])
+    out_shape = (N, C) + tuple(out_sp)
+    result_shape = (N, C) + tuple(out_sp[len(out_sp) - nd:])
     if not batched:
         result_shape = result_shape[1:]
     return PoolGeometry(batched=batched, x_shape=(N, C) + spatial, kernel=kernel,
                         stride=stride, pad=pad, dilation=dilation, ceil_mode=ceil_mode,
                         count_include_pad=count_include_pad, out_shape=out_shape,
-                        result_shape=result_shape)
+                        result_shape=result_shape, divisor=divisor)
+
+
+def as_depth1(geo: PoolGeometry) -> PoolGeometry:
+    """A 2-D pool's geometry as a 3-D one of depth 1: avg_pool2d with a
+    ``divisor_override``, and avg_pool1d (whose 2-D geometry has height 1), run on the 3-D
+    kernels (avg_pool1d's gradient on the 2-D ones)."""
+    N, C = geo.x_shape[:2]
+    return geo._replace(x_shape=(N, C, 1) + tuple(geo.x_shape[2:]),
+                        kernel=(1,) + geo.kernel, stride=(1,) + geo.stride, pad=(0,) + geo.pad,
+                        dilation=(1,) + geo.dilation,
+                        out_shape=(N, C, 1) + tuple(geo.out_shape[2:]))
+
+
+def _pool_frame(geo) -> tuple:
+    """The padded frame the reference kernels allocate (any number of spatial axes)."""
+    sp = []
+    for size, o, k, s, p, d in zip(geo.x_shape[2:], geo.out_shape[2:], geo.kernel, geo.stride,
+                                   geo.pad, geo.dilation):
+        sp.append(max(size + p, (o - 1) * s + d * (k - 1) + 1))
+    return tuple(geo.x_shape[:2]) + tuple(sp)
+
+
+_POOL_NDS = {"max_pool2d": (1, 2), "avg_pool2d": (1, 2), "max_pool3d": (3,),
+             "avg_pool3d": (3,)}
 
 
 def pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, nd: int,
-              count_include_pad=True, op="max_pool2d", return_indices=False):
-    """Validate and normalize a max_pool1d/2d (``op="max_pool2d"``) or avg_pool2d
-    (``op="avg_pool2d"``) call; a max-pool with ``return_indices`` gets its indices array."""
+              count_include_pad=True, op="max_pool2d", return_indices=False,
+              divisor_override=None):
+    """Validate and normalize a pooling call: max_pool1d/2d (``op="max_pool2d"``),
+    avg_pool1d/2d (``op="avg_pool2d"``), max_pool3d or avg_pool3d (``nd=3``); a max-pool
+    with ``return_indices`` gets its indices array. An avg_pool2d with a
+    ``divisor_override`` becomes an ``avg_pool3d`` of depth 1 (the spec's ``op``)."""
+    if nd not in _POOL_NDS.get(op, ()):  # a caller's mistake
+        raise ValueError(f"pool_spec: op {op!r} is not a {nd}-d pool")
     x = as_real_array(x, "x")
     dtype = result_dtype(x)
+    is_max = op.startswith("max")
     geo = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, nd,
-                        count_include_pad, "max_pool" if op == "max_pool2d" else "avg_pool")
+                        count_include_pad, "max_pool" if is_max else "avg_pool",
+                        divisor_override=None if is_max else divisor_override)
+    if op == "avg_pool2d" and (geo.divisor or nd == 1):  # avg_pool1d: see as_depth1
+        geo, op = as_depth1(geo), "avg_pool3d"
     check_alloc(geo.out_shape, 8,
                 "the output (from x, kernel_size, stride, padding)")  # int64 indices
     check_alloc(geo.x_shape, dtype.itemsize, "the prepared input x")
-    span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.kernel))
-    check_alloc(frame_shape(geo.x_shape, geo.out_shape, geo.pad, geo.stride, span),
-                dtype.itemsize, "the padded input frame (from kernel_size, padding, dilation)")
+    check_alloc(_pool_frame(geo), dtype.itemsize,
+                "the padded input frame (from kernel_size, padding, dilation)")
     return_indices = _as_bool(return_indices, "return_indices")
     return PoolSpec(op=op, x=prepare(x.reshape(geo.x_shape), dtype),
                     indices=np.empty(geo.out_shape, np.int64) if return_indices else None,
                     kernel=geo.kernel, stride=geo.stride, pad=geo.pad, dilation=geo.dilation,
                     ceil_mode=geo.ceil_mode, count_include_pad=geo.count_include_pad,
-                    out_shape=geo.out_shape, dtype=dtype, result_shape=geo.result_shape)
+                    out_shape=geo.out_shape, dtype=dtype, result_shape=geo.result_shape,
+                    divisor=geo.divisor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -894,13 +1001,15 @@ def conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation
 
 
 class PoolGradSpec(NamedTuple):
-    """A validated pooling gradient (``op``: ``"max_pool2d_backward"`` or
-    ``"avg_pool2d_backward"``), in 2-D: ``grad_output`` (N, C, Ho, Wo) C-contiguous;
-    for a max-pool, its ``indices`` (int64, the same shape, as the caller gave them: an
-    index outside the plane is the postcondition ``indices_outside_plane`` of
-    :mod:`fastconv._postconditions`); for an avg-pool, the forward call's ``kernel``,
-    ``stride``, ``pad`` and ``count_include_pad`` (None for a max-pool). ``grad_shape``
-    is the (N, C, H, W) array the kernel fills."""
+    """A validated pooling gradient (``op``: ``"max_pool2d_backward"``,
+    ``"avg_pool2d_backward"`` or ``"avg_pool3d_backward"``): ``grad_output`` C-contiguous,
+    (N, C, Ho, Wo) or, for avg_pool3d_backward, (N, C, Do, Ho, Wo); for a max-pool, its
+    ``indices`` (int64, the same shape, as the caller gave them: an index outside the plane
+    is the postcondition ``indices_outside_plane`` of :mod:`fastconv._postconditions`; a
+    3-D max-pool's volumes are flattened to (N, C, 1, D * H * W) planes, its flat indices
+    unchanged); for an avg-pool, the forward call's ``kernel``, ``stride``, ``pad`` and
+    ``count_include_pad`` (None for a max-pool), and ``divisor`` (its divisor_override, 0
+    for none). ``grad_shape`` is the array the kernel fills."""
 
     op: str
     grad_output: np.ndarray
@@ -912,32 +1021,38 @@ class PoolGradSpec(NamedTuple):
     grad_shape: tuple
     dtype: np.dtype
     result_shape: tuple
+    divisor: int = 0
 
-    family = "grad"
+    # dispatch's module key: avg_pool3d_backward lives with the 3-D pools' kernels
+    family = property(lambda self: "pool3d" if self.op == "avg_pool3d_backward" else "grad")
 
     empty = property(_grad_output_empty)  # an empty batch, or an empty pooled plane
 
     def kernel_args(self, out):
         """max_pool2d_backward: ``(grad_output, indices, out)``; avg_pool2d_backward:
-        ``(grad_output, out, kernel, stride, pad, count_include_pad)``."""
+        ``(grad_output, out, kernel, stride, pad, count_include_pad)``;
+        avg_pool3d_backward: those and ``divisor``."""
         if self.op == "max_pool2d_backward":
             return (self.grad_output, self.indices, out)
+        if self.op == "avg_pool3d_backward":
+            return (self.grad_output, out, self.kernel, self.stride, self.pad,
+                    self.count_include_pad, self.divisor)
         return (self.grad_output, out, self.kernel, self.stride, self.pad,
                 self.count_include_pad)
 
 
 def max_pool_grad_spec(grad_output, indices, input_size, nd: int) -> PoolGradSpec:
     """Validate a ``max_pool{nd}d`` gradient call (arrays 4-D, C-contiguous, indices int64;
-    indices outside the plane are left to :mod:`fastconv._postconditions`)."""
+    indices outside the plane are left to :mod:`fastconv._postconditions`). A 3-D one's
+    volumes are flat planes (N, C, 1, D * H * W): its indices are flat already."""
     grad_output = as_real_array(grad_output, "grad_output")
     dtype = result_dtype(grad_output)
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")
     input_size = shape_tuple(input_size, "input_size")
-    names = "(N, C, L) or (C, L)" if nd == 1 else "(N, C, H, W) or (C, H, W)"
     if len(input_size) not in (nd + 1, nd + 2):
-        raise ValueError(f"input_size must be a shape {names}, got {input_size}")
+        raise ValueError(f"input_size must be a shape {_POOL_NAMES[nd]}, got {input_size}")
     if grad_output.ndim != len(input_size):
         raise ValueError(
             f"grad_output must have {len(input_size)} dimensions like input_size "
@@ -963,6 +1078,10 @@ def max_pool_grad_spec(grad_output, indices, input_size, nd: int) -> PoolGradSpe
     if nd == 1:
         xs = xs[:2] + (1,) + xs[2:]
         gs = gs[:2] + (1,) + gs[2:]
+    elif nd == 3:
+        check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
+        xs = xs[:2] + (1, xs[2] * xs[3] * xs[4])
+        gs = gs[:2] + (1, gs[2] * gs[3] * gs[4])
     check_alloc(xs, dtype.itemsize, "the input gradient (from input_size)")
     return PoolGradSpec(op="max_pool2d_backward",
                         grad_output=prepare(grad_output.reshape(gs), dtype),
@@ -972,20 +1091,137 @@ def max_pool_grad_spec(grad_output, indices, input_size, nd: int) -> PoolGradSpe
 
 
 def avg_pool_grad_spec(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
-                       count_include_pad) -> PoolGradSpec:
-    """Validate an ``avg_pool2d`` gradient call."""
+                       count_include_pad, nd: int = 2, divisor_override=None) -> PoolGradSpec:
+    """Validate an ``avg_pool{nd}d`` gradient call (an avg_pool2d one with a
+    ``divisor_override`` runs as avg_pool3d_backward of depth 1)."""
     grad_output = as_real_array(grad_output, "grad_output")
     dtype = result_dtype(grad_output)
     input_size = shape_tuple(input_size, "input_size")
-    geo = pool_geometry(input_size, kernel_size, stride, padding, 1, ceil_mode, 2,
-                        count_include_pad, "avg_pool", xname="input_size")
+    geo = pool_geometry(input_size, kernel_size, stride, padding, 1, ceil_mode, nd,
+                        count_include_pad, "avg_pool", xname="input_size",
+                        divisor_override=divisor_override)
     _check_grad_output(grad_output, geo.result_shape, "the pooling's output")
+    op = "avg_pool3d_backward" if nd == 3 else "avg_pool2d_backward"
+    if nd == 2 and geo.divisor:
+        geo, op = as_depth1(geo), "avg_pool3d_backward"
     check_alloc(geo.x_shape, dtype.itemsize, "the input gradient (from input_size)")
-    return PoolGradSpec(op="avg_pool2d_backward",
+    return PoolGradSpec(op=op,
                         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
                         indices=None, kernel=geo.kernel, stride=geo.stride, pad=geo.pad,
                         count_include_pad=geo.count_include_pad, grad_shape=geo.x_shape,
-                        dtype=dtype, result_shape=input_size)
+                        dtype=dtype, result_shape=input_size, divisor=geo.divisor)
+
+
+# ---- transpose (issue 17) ----
+class ConvTransposeGeometry(NamedTuple):
+    """The validated shapes of a transposed convolution of ``nd`` spatial axes.
+
+    A transposed convolution is the input gradient of the convolution whose input has the
+    transposed one's output shape (``conv_input_size``) and whose weight is ``weight``
+    itself: (in_channels, out_channels // groups, k...). ``extra[ax]`` is
+    ``output_padding // stride`` along each axis: the number of zero positions to append to
+    ``x`` along that axis so that it is exactly that convolution's output (non-zero only
+    when ``output_padding >= stride``, which torch allows when it is below ``dilation``).
+    """
+
+    batched: bool
+    x_shape: tuple  # as given: (N, C_in, ...) or (C_in, ...)
+    w_shape: tuple  # (C_in, C_out // groups, k...)
+    stride: tuple
+    padding: tuple
+    output_padding: tuple
+    groups: int
+    dilation: tuple
+    conv_input_size: tuple  # the result's shape, batched as x is
+    extra: tuple
+
+
+def conv_transpose_geometry(x_shape, w_shape, stride, padding, output_padding, groups,
+                            dilation, nd: int, xname="x", wname="weight",
+                            ) -> ConvTransposeGeometry:
+    """Validate the shapes and arguments of a ``conv_transpose{nd}d`` call, torch's rules
+    and output size ``(L - 1) * stride - 2 * padding + dilation * (k - 1) +
+    output_padding + 1``; errors name ``xname``/``wname``, ``stride``, ``padding``,
+    ``output_padding``, ``groups`` and ``dilation``. Shared by the forward function and
+    its gradients (which know ``x`` or ``weight`` only by its shape)."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    knames = {1: "kernel", 2: "kH, kW", 3: "kD, kH, kW"}[nd]
+    if len(w_shape) != nd + 2:
+        raise ValueError(
+            f"{wname} must have {nd + 2} dimensions (in_channels, out_channels/groups, "
+            f"{knames}), got shape {w_shape}"
+        )
+    if len(x_shape) not in (nd + 1, nd + 2):
+        sp = {1: "L", 2: "H, W", 3: "D, H, W"}[nd]
+        raise ValueError(
+            f"{xname} must have shape (N, C, {sp}) or (C, {sp}), got {len(x_shape)} "
+            f"dimensions {x_shape}"
+        )
+    batched = len(x_shape) == nd + 2
+    if isinstance(padding, str):
+        raise TypeError(
+            f"padding must be an int or a tuple of ints for a transposed convolution "
+            f"(as in torch), got {padding!r}"
+        )
+    groups = _as_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    stride = int_tuple(stride, nd, "stride", 1)
+    padding = int_tuple(padding, nd, "padding", 0)
+    output_padding = int_tuple(output_padding, nd, "output_padding", 0)
+    dilation = int_tuple(dilation, nd, "dilation", 1)
+    xs = x_shape if batched else (1,) + x_shape
+    N, C = xs[0], xs[1]
+    spatial = xs[2:]
+    Cin, Cog = w_shape[0], w_shape[1]
+    ksize = w_shape[2:]
+    if Cin == 0 or Cog == 0 or any(k == 0 for k in ksize):
+        raise ValueError(f"{wname} must not be empty, got shape {w_shape}")
+    if C == 0 or any(s == 0 for s in spatial):
+        raise ValueError(
+            f"{xname} must have non-empty channel and spatial dimensions, got {x_shape}"
+        )
+    if Cin != C:
+        raise ValueError(
+            f"{wname} has {Cin} input channels (its first dimension), but {xname} has {C} "
+            f"channels"
+        )
+    if C % groups:
+        raise ValueError(f"groups={groups} must divide the input channels of {xname} ({C})")
+    for ax in range(nd):
+        if not (output_padding[ax] < stride[ax] or output_padding[ax] < dilation[ax]):
+            raise ValueError(
+                f"output_padding must be smaller than either stride or dilation (as in "
+                f"torch), got output_padding={output_padding[ax]} with stride="
+                f"{stride[ax]} and dilation={dilation[ax]} along spatial axis {ax}"
+            )
+    out_sp = []
+    for ax in range(nd):
+        o = ((spatial[ax] - 1) * stride[ax] - 2 * padding[ax]
+             + dilation[ax] * (ksize[ax] - 1) + output_padding[ax] + 1)
+        if o < 1:
+            raise ValueError(
+                f"the output would be empty: along spatial axis {ax}, {xname} of size "
+                f"{spatial[ax]} with stride {stride[ax]}, padding {padding[ax]}, "
+                f"output_padding {output_padding[ax]} and the dilated kernel's span "
+                f"{dilation[ax] * (ksize[ax] - 1) + 1} gives size {o}"
+            )
+        out_sp.append(o)
+    size = (N, Cog * groups) + tuple(out_sp)
+    return ConvTransposeGeometry(
+        batched=batched, x_shape=x_shape, w_shape=w_shape, stride=stride, padding=padding,
+        output_padding=output_padding, groups=groups, dilation=dilation,
+        conv_input_size=size if batched else size[1:],
+        extra=tuple(op // s for op, s in zip(output_padding, stride)))
+
+
+def pad_extra(a: np.ndarray, extra: tuple) -> np.ndarray:
+    """``a`` with ``extra[ax]`` zeros appended along each of its last ``len(extra)`` axes
+    (:class:`ConvTransposeGeometry`'s ``extra``); ``a`` itself when there are none."""
+    if not any(extra):
+        return a
+    lead = [(0, 0)] * (a.ndim - len(extra))
+    return np.pad(a, lead + [(0, e) for e in extra])
 
 
 # --------------------------------------------------------------------------------------------

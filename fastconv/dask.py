@@ -1,10 +1,13 @@
 """fastconv over Dask arrays: larger-than-memory and multi-process runs of the same functions.
 
 Needs the ``dask`` extra (``pip install "fastconv[dask]"``). :func:`conv2d`,
-:func:`max_pool2d`, :func:`avg_pool2d`, :func:`correlate2d` and :func:`convolve2d` take a
-``dask.array.Array`` (or any array with ``chunks=``) and the arguments of their NumPy
-namesakes in :mod:`fastconv`, and return a lazy ``dask.array.Array`` whose computed value
-is the NumPy function's result. Only fastconv's public API runs inside the tasks.
+:func:`max_pool2d`, :func:`avg_pool2d`, :func:`correlate2d`, :func:`convolve2d`, their 3-D
+counterparts :func:`conv3d`, :func:`max_pool3d`, :func:`avg_pool3d`, and
+:func:`conv_transpose2d` take a ``dask.array.Array`` (or any array with ``chunks=``) and
+the arguments of their NumPy namesakes in :mod:`fastconv`, and return a lazy
+``dask.array.Array`` whose computed value is the NumPy function's result. Only fastconv's
+public API runs inside the tasks. The plan below is the same on every spatial axis (two or
+three of them); :func:`conv_transpose2d`'s own plan, a gather, is in its docstring.
 
 How an array is split
 ---------------------
@@ -57,6 +60,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import math
 import operator
 import threading
 from dataclasses import dataclass
@@ -75,7 +80,13 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         f"(dask[array] and distributed); the import failed with: {exc}"
     ) from exc
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "correlate2d", "convolve2d"]
+__all__ = [
+    "conv2d", "max_pool2d", "avg_pool2d", "correlate2d", "convolve2d",
+    "conv3d",
+    "max_pool3d",
+    "avg_pool3d",
+    "conv_transpose2d",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,16 +154,19 @@ def _in_memory(a):
     return np.asarray(a) if not isinstance(a, (str, bytes)) else a
 
 
-def _pair(v):
-    """An int or a pair as a pair of ints; None if it is not one (fastconv raises then)."""
+def _tuple(v, n):
+    """An int, a 1-tuple or an n-tuple as n ints; None if it is not one (fastconv raises
+    then, or accepts a form the plan cannot read: the callers raise then)."""
     if isinstance(v, np.ndarray) and v.ndim == 1:
         v = tuple(v.tolist())
     if isinstance(v, (tuple, list)):
-        if len(v) != 2:
+        if len(v) == 1:
+            v = tuple(v) * n
+        if len(v) != n:
             return None
         vals = tuple(v)
     else:
-        vals = (v, v)
+        vals = (v,) * n
     try:
         if any(isinstance(e, (bool, np.bool_)) for e in vals):
             return None
@@ -262,10 +276,14 @@ def _halo_plan(chunks, before, stride, span, n_out, mode):
     return pieces
 
 
-def _pool_plan(chunks, pad, stride, span, n_out):
+def _pool_plan(chunks, pad, stride, span, n_out, min_size=0):
     """Pieces of a pooled axis: the region is the input from a multiple of the stride (0 at
     the border) to the end of the block's last window (or the input's end); fastconv pads
-    it by ``pad`` itself, and its window ``skip`` is the block's first."""
+    it by ``pad`` itself, and its window ``skip`` is the block's first.
+
+    ``min_size``: a region shorter than this (where the input is not) is widened, forward
+    then back by whole strides, with windows that are dropped (the 3-D pools: torch's
+    avg_pool3d refuses an input smaller than the kernel, padding or not)."""
     bounds = np.cumsum((0,) + tuple(chunks))
     size = int(bounds[-1])
     pieces = []
@@ -274,6 +292,9 @@ def _pool_plan(chunks, pad, stride, span, n_out):
         hi = (o1 - 1) * stride - pad + span
         start = 0 if lo <= 0 else (lo // stride) * stride
         stop = min(hi, size)
+        if stop - start < min_size:
+            stop = min(start + min_size, size)
+            start = max(0, min(start, (stop - min_size) // stride * stride))
         skip = o0 - start // stride
         reads, take = _reads_of(np.arange(start, stop), bounds)
         pieces.append(_Piece((int(o0), int(o1)), reads, take, int(skip), int(start)))
@@ -295,66 +316,83 @@ def _gather(a, take, axis, fill):
     return out
 
 
-def _region(parts, cut, ph, pw, fill, dtype):
-    """Assemble one task's input region from its inputs ``parts[ih][iw]``: whole input
-    blocks, or (where ``cut[ih, iw]``) the halo strips already cut from them."""
-    rows = []
-    for ih, (row, (_, h0, h1)) in enumerate(zip(parts, ph.reads)):
-        cols = [blk if cut[ih, iw] else blk[..., h0:h1, w0:w1]
-                for iw, (blk, (_, w0, w1)) in enumerate(zip(row, pw.reads))]
-        rows.append(cols[0] if len(cols) == 1 else np.concatenate(cols, axis=-1))
-    a = rows[0] if len(rows) == 1 else np.concatenate(rows, axis=-2)
-    if ph.take is not None or pw.take is not None:
-        if (ph.take is not None and (ph.take < 0).any()) or \
-           (pw.take is not None and (pw.take < 0).any()):
+def _region(parts, cut, plans, fill, dtype):
+    """Assemble one task's input region from its inputs ``parts[i0][i1]...`` (one nesting
+    level per spatial axis of ``plans``, the pieces of the task's block): whole input
+    blocks, or (where ``cut[i0, i1, ...]``) the halo strips already cut from them."""
+    nd = len(plans)
+
+    def assemble(part, index):
+        depth = len(index)
+        if depth == nd:
+            if cut[index]:
+                return part
+            return part[(Ellipsis,) + tuple(slice(plans[a].reads[i][1], plans[a].reads[i][2])
+                                            for a, i in enumerate(index))]
+        pieces = [assemble(p, index + (i,)) for i, p in enumerate(part)]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=depth - nd)
+
+    a = assemble(parts, ())
+    takes = [p.take for p in plans]
+    if any(t is not None for t in takes):
+        if any(t is not None and (t < 0).any() for t in takes):
             a = a.astype(dtype, copy=False)  # fill in the result dtype, as fastconv does
-        a = _gather(_gather(a, ph.take, a.ndim - 2, fill), pw.take, a.ndim - 1, fill)
+        for axis, t in enumerate(takes):
+            a = _gather(a, t, a.ndim - nd + axis, fill)
     return a
 
 
 def _checked(res, shape):
-    if res.shape[-2:] != shape:  # a planning error, never a user error
-        raise RuntimeError(f"fastconv.dask: a block gave shape {res.shape[-2:]}, "
+    if res.shape[-len(shape):] != shape:  # a planning error, never a user error
+        raise RuntimeError(f"fastconv.dask: a block gave shape {res.shape[-len(shape):]}, "
                            f"expected {shape}")
     return res
 
 
-def _strip(block, rows, cols):
+def _strip(block, *slices):
     """A halo strip: a copy, so the input block it comes from can be released."""
-    return block[..., rows, cols].copy()
+    return block[(Ellipsis,) + slices].copy()
 
 
-def _halo_task(parts, cut, ph, pw, *, fill, dtype, func, threads):
+def _halo_task(parts, cut, *plans, fill, dtype, func, threads):
     """One output block of a conv/correlate: build the padded region, run fastconv on it."""
-    region = _region(parts, cut, ph, pw, fill, dtype)
+    region = _region(parts, cut, plans, fill, dtype)
     with _task_threads(threads):
         res = func(region)
-    return _checked(res, (ph.size, pw.size))
+    return _checked(res, tuple(p.size for p in plans))
 
 
-def _pool_task(parts, cut, ph, pw, *, func, threads, width, return_indices):
-    """One output block of a pool: run fastconv on the region, keep the block's windows."""
-    region = _region(parts, cut, ph, pw, 0, None)
+def _pool_task(parts, cut, *plans, func, threads, shape, return_indices):
+    """One output block of a pool: run fastconv on the region, keep the block's windows.
+    ``shape`` holds the whole input's spatial sizes (for the flat indices)."""
+    region = _region(parts, cut, plans, 0, None)
     with _task_threads(threads):
         res = func(region)
-    sel = (Ellipsis, slice(ph.skip, ph.skip + ph.size), slice(pw.skip, pw.skip + pw.size))
+    sel = (Ellipsis,) + tuple(slice(p.skip, p.skip + p.size) for p in plans)
+    sizes = tuple(p.size for p in plans)
     if not return_indices:
-        return _checked(res[sel], (ph.size, pw.size))
+        return _checked(res[sel], sizes)
     vals, idx = res[0][sel], res[1][sel]
-    rw = region.shape[-1]  # flat positions in the region -> in the whole plane
-    idx = (idx // rw + ph.origin) * width + (idx % rw + pw.origin)
-    return _checked(vals, (ph.size, pw.size)), idx
+    # flat positions in the region -> in the whole input (plane or volume)
+    local = region.shape[-len(plans):]
+    flat = np.zeros_like(idx)
+    for axis, p in enumerate(plans):
+        step = int(np.prod(local[axis + 1:], dtype=np.int64))
+        coord = (idx // step) % local[axis] + p.origin
+        flat = flat * shape[axis] + coord
+    return _checked(vals, sizes), flat
 
 
 # --------------------------------------------------------------------------------------------
 # the graph
 # --------------------------------------------------------------------------------------------
-def _graph(x, lead, lead_chunks, plan_h, plan_w, task, token, dtype, outputs=1):
+def _graph(x, lead, lead_chunks, plans, task, token, dtype, outputs=1):
     """The dask array(s) of one blockwise-with-halo operation.
 
-    ``lead`` lists ``(input block index, output block index)`` of the leading axes; ``task``
-    is called as ``task(parts, cut, ph, pw)``; with ``outputs=2`` it returns a pair, given
-    as two arrays (``dtype`` a pair too).
+    ``lead`` lists ``(input block index, output block index)`` of the leading axes;
+    ``plans`` holds the pieces of each spatial axis (the trailing axes of ``x``); ``task``
+    is called as ``task(parts, cut, *pieces)``, one piece per spatial axis; with
+    ``outputs=2`` it returns a pair, given as two arrays (``dtype`` a pair too).
 
     A task reads an input block whole when it needs most of it, else a strip cut from it by
     a task of its own: neighbours then send (and hold on to) only their halo strips, and a
@@ -362,24 +400,33 @@ def _graph(x, lead, lead_chunks, plan_h, plan_w, task, token, dtype, outputs=1):
     """
     name = f"fastconv-{token}"
     strips = f"fastconv-halo-{token}"
+    nd = len(plans)
+    sp_chunks = x.chunks[-nd:]
     dsk = {}
+
+    def nested(pieces, cut, index, lin):
+        """The task's inputs, one list level per spatial axis (the strips made on the way)."""
+        axis = len(index)
+        if axis < nd:
+            return [nested(pieces, cut, index + (i,), lin)
+                    for i in range(len(pieces[axis].reads))]
+        reads = [p.reads[i] for p, i in zip(pieces, index)]
+        cids = tuple(r[0] for r in reads)
+        key = (x.name,) + lin + cids
+        if 2 * math.prod(r[2] - r[1] for r in reads) <= \
+                math.prod(c[r[0]] for c, r in zip(sp_chunks, reads)):
+            skey = (strips,) + lin + cids + tuple(v for r in reads for v in r[1:])
+            dsk[skey] = (_strip, key) + tuple(slice(r[1], r[2]) for r in reads)
+            key, cut[index] = skey, True
+        return key
+
     for lin, lout in lead:
-        for ih, ph in enumerate(plan_h):
-            for iw, pw in enumerate(plan_w):
-                parts = []
-                cut = np.zeros((len(ph.reads), len(pw.reads)), bool)
-                for i, (ch, h0, h1) in enumerate(ph.reads):
-                    row = []
-                    for j, (cw, w0, w1) in enumerate(pw.reads):
-                        key = (x.name,) + lin + (ch, cw)
-                        if 2 * (h1 - h0) * (w1 - w0) <= x.chunks[-2][ch] * x.chunks[-1][cw]:
-                            skey = (strips,) + lin + (ch, cw, h0, h1, w0, w1)
-                            dsk[skey] = (_strip, key, slice(h0, h1), slice(w0, w1))
-                            key, cut[i, j] = skey, True
-                        row.append(key)
-                    parts.append(row)
-                dsk[(name,) + lout + (ih, iw)] = (task, parts, cut, ph, pw)
-    chunks = tuple(lead_chunks) + (tuple(p.size for p in plan_h), tuple(p.size for p in plan_w))
+        for block in itertools.product(*(enumerate(plan) for plan in plans)):
+            pieces = tuple(p for _, p in block)
+            cut = np.zeros(tuple(len(p.reads) for p in pieces), bool)
+            parts = nested(pieces, cut, (), lin)
+            dsk[(name,) + lout + tuple(i for i, _ in block)] = (task, parts, cut) + pieces
+    chunks = tuple(lead_chunks) + tuple(tuple(p.size for p in plan) for plan in plans)
     ndim = len(chunks)
     if outputs == 1:
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
@@ -395,10 +442,12 @@ def _graph(x, lead, lead_chunks, plan_h, plan_w, task, token, dtype, outputs=1):
 
 def _spatial_probe(x_shape, limits, keep=()):
     """A small shape with the checks of ``x_shape``: leading sizes at most 1 (except the
-    axes in ``keep``), spatial sizes clipped to ``limits`` (each above every size fastconv
-    compares them with, so a probe raises exactly where the whole array would)."""
-    lead = [s if i in keep else min(s, 1) for i, s in enumerate(x_shape[:-2])]
-    return tuple(lead) + tuple(min(s, t) for s, t in zip(x_shape[-2:], limits))
+    axes in ``keep``), the ``len(limits)`` spatial sizes clipped to ``limits`` (each above
+    every size fastconv compares them with, so a probe raises exactly where the whole array
+    would)."""
+    nd = min(len(limits), len(x_shape))
+    lead = [s if i in keep else min(s, 1) for i, s in enumerate(x_shape[:len(x_shape) - nd])]
+    return tuple(lead) + tuple(min(s, t) for s, t in zip(x_shape[len(x_shape) - nd:], limits))
 
 
 def _probe(func, x, shape):
@@ -424,15 +473,16 @@ _CONV_MODES = {"zeros": "fill", "reflect": "reflect", "replicate": "replicate",
 def _conv_pairs(padding, ksize, stride, dilation):
     """(before, after) padding per spatial axis, as fastconv.conv2d documents it (odd
     leftover of 'same' at the end); None if fastconv would reject it."""
+    nd = len(ksize)
     if isinstance(padding, str):
         if padding == "valid":
-            return ((0, 0), (0, 0))
+            return ((0, 0),) * nd
         if padding == "same":
             totals = [d * (k - 1) for k, d in zip(ksize, dilation)]
             return tuple((t // 2, t - t // 2) for t in totals)
         return None
-    p = _pair(padding)
-    return None if p is None else ((p[0], p[0]), (p[1], p[1]))
+    p = _tuple(padding, nd)
+    return None if p is None else tuple((v, v) for v in p)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -472,18 +522,26 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     ...                                          padding_mode="reflect"), rtol=1e-5)
     True
     """
+    return _conv(fastconv.conv2d, 2, x, weight, bias, stride, padding, dilation, groups,
+                 padding_mode, backend, chunks, threads)
+
+
+def _conv(fn, nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, backend,
+          chunks, threads):
+    """conv2d (``nd=2``) or conv3d (``nd=3``, ``fn`` fastconv's function) of a Dask array."""
     x = _as_dask(x, chunks, "x")
     weight = _in_memory(weight)
     bias = _in_memory(bias)
     threads = _threads_arg(threads)
     backend = _backend_arg(backend)
-    call = functools.partial(fastconv.conv2d, weight=weight, bias=bias, stride=stride,
+    call = functools.partial(fn, weight=weight, bias=bias, stride=stride,
                              dilation=dilation, groups=groups, backend=backend)
+    what = f"fastconv.dask.{fn.__name__}"
 
     # the plan, if the arguments make sense; fastconv's own checks decide on a probe
     plan = None
-    w_ok = isinstance(weight, np.ndarray) and weight.ndim == 4
-    st, dl = _pair(stride), _pair(dilation)
+    w_ok = isinstance(weight, np.ndarray) and weight.ndim == nd + 2
+    st, dl = _tuple(stride, nd), _tuple(dilation, nd)
     if w_ok and st is not None and dl is not None and isinstance(padding_mode, str):
         ksize = weight.shape[2:]
         pairs = _conv_pairs(padding, ksize, st, dl)
@@ -491,35 +549,35 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
             spans = [d * (k - 1) + 1 for k, d in zip(ksize, dl)]
             plan = (pairs, spans, st)
     if plan is None:
-        limits = weight.shape[2:] if w_ok else (1, 1)
+        limits = weight.shape[2:] if w_ok else (1,) * nd
     else:
         limits = [sp + sum(pr) + s + 1 for sp, pr, s in zip(plan[1], plan[0], plan[2])]
-    probe_shape = _spatial_probe(x.shape, limits, keep=(x.ndim - 3,))
+    probe_shape = _spatial_probe(x.shape, limits, keep=(x.ndim - nd - 1,))
     probe = _probe(functools.partial(call, padding=padding, padding_mode=padding_mode), x,
                    probe_shape)
     if plan is None:  # pragma: no cover - fastconv accepted what we could not read
-        raise ValueError(f"fastconv.dask.conv2d cannot plan stride={stride!r}, "
+        raise ValueError(f"{what} cannot plan stride={stride!r}, "
                          f"padding={padding!r}, dilation={dilation!r}")
     pairs, spans, st = plan
-    H, W = x.shape[-2:]
-    n_out = [(n + sum(pr) - sp) // s + 1 for n, pr, sp, s in zip((H, W), pairs, spans, st)]
+    sizes = x.shape[-nd:]
+    n_out = [(n + sum(pr) - sp) // s + 1 for n, pr, sp, s in zip(sizes, pairs, spans, st)]
     expected = [(n + sum(pr) - sp) // s + 1
-                for n, pr, sp, s in zip(probe_shape[-2:], pairs, spans, st)]
-    if list(probe.shape[-2:]) != expected:  # pragma: no cover - the size rule changed
-        raise RuntimeError(f"fastconv.dask.conv2d: size rule mismatch, {probe.shape}")
+                for n, pr, sp, s in zip(probe_shape[-nd:], pairs, spans, st)]
+    if list(probe.shape[-nd:]) != expected:  # pragma: no cover - the size rule changed
+        raise RuntimeError(f"{what}: size rule mismatch, {probe.shape}")
 
-    x, unbatched = _unbatch(x, 4)
+    x, unbatched = _unbatch(x, nd + 2)
     if x.numblocks[1] > 1:
         x = x.rechunk({1: -1})  # every output channel needs all the input channels
     mode = _CONV_MODES[padding_mode]
-    plan_h = _halo_plan(x.chunks[2], pairs[0][0], st[0], spans[0], n_out[0], mode)
-    plan_w = _halo_plan(x.chunks[3], pairs[1][0], st[1], spans[1], n_out[1], mode)
+    plans = [_halo_plan(c, pr[0], s, sp, n, mode)
+             for c, pr, s, sp, n in zip(x.chunks[2:], pairs, st, spans, n_out)]
     func = functools.partial(call, padding=0)
     task = functools.partial(_halo_task, fill=0, dtype=probe.dtype, func=func, threads=threads)
-    token = tokenize("conv2d", x.name, weight, bias, stride, padding, dilation, groups,
+    token = tokenize(fn.__name__, x.name, weight, bias, stride, padding, dilation, groups,
                      padding_mode, backend, threads)
     lead = [((i, 0), (i, 0)) for i in range(x.numblocks[0])]
-    y = _graph(x, lead, (x.chunks[0], (probe.shape[-3],)), plan_h, plan_w, task, token,
+    y = _graph(x, lead, (x.chunks[0], (probe.shape[-nd - 1],)), plans, task, token,
                probe.dtype)
     return y[0] if unbatched else y
 
@@ -528,15 +586,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
 # pools
 # --------------------------------------------------------------------------------------------
 def _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, threads,
-          token_args):
+          token_args, nd=2):
     x = _as_dask(x, chunks, "x")
     threads = _threads_arg(threads)
-    k = _pair(kernel_size)
-    s = k if stride is None else _pair(stride)
-    p, d = _pair(padding), _pair(dilation)
+    k = _tuple(kernel_size, nd)
+    # stride None (or, as torch reads it, an empty tuple) is the kernel size
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
+        else _tuple(stride, nd)
+    p, d = _tuple(padding, nd), _tuple(dilation, nd)
     plan = None if None in (k, s, p, d) else (k, s, p, d)
     if plan is None:
-        limits = (1, 1) if k is None else k
+        limits = (1,) * nd if k is None else k
     else:
         limits = [dd * (kk - 1) + 1 + 2 * pp + ss + 1 for kk, ss, pp, dd in zip(*plan)]
     probe_shape = _spatial_probe(x.shape, limits)
@@ -559,22 +619,20 @@ def _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, th
         o = -(-num // ss) + 1
         return o - 1 if (o - 1) * ss >= n + pp else o
 
-    expected = [n_out(n, *a) for n, *a in zip(probe_shape[-2:], *plan)]
-    if list(probe_vals.shape[-2:]) != expected:  # pragma: no cover - the size rule changed
+    expected = [n_out(n, *a) for n, *a in zip(probe_shape[-nd:], *plan)]
+    if list(probe_vals.shape[-nd:]) != expected:  # pragma: no cover - the size rule changed
         raise RuntimeError(f"fastconv.dask: size rule mismatch, {probe_vals.shape}")
 
-    x, unbatched = _unbatch(x, 4)
-    H, W = x.shape[-2:]
-    kk, ss, pp, dd = plan
-    plan_h = _pool_plan(x.chunks[2], pp[0], ss[0], dd[0] * (kk[0] - 1) + 1,
-                        n_out(H, kk[0], ss[0], pp[0], dd[0]))
-    plan_w = _pool_plan(x.chunks[3], pp[1], ss[1], dd[1] * (kk[1] - 1) + 1,
-                        n_out(W, kk[1], ss[1], pp[1], dd[1]))
-    task = functools.partial(_pool_task, func=func, threads=threads, width=W,
+    x, unbatched = _unbatch(x, nd + 2)
+    sizes = x.shape[-nd:]
+    plans = [_pool_plan(c, pp, ss, dd * (kk - 1) + 1, n_out(n, kk, ss, pp, dd),
+                        dd * (kk - 1) + 1 if nd == 3 else 0)
+             for c, n, kk, ss, pp, dd in zip(x.chunks[2:], sizes, *plan)]
+    task = functools.partial(_pool_task, func=func, threads=threads, shape=sizes,
                              return_indices=return_indices)
     token = tokenize(x.name, threads, *token_args)
     lead = [((i, c), (i, c)) for i in range(x.numblocks[0]) for c in range(x.numblocks[1])]
-    y = _graph(x, lead, x.chunks[:2], plan_h, plan_w, task, token, dtypes,
+    y = _graph(x, lead, x.chunks[:2], plans, task, token, dtypes,
                outputs=2 if return_indices else 1)
     if unbatched:
         return tuple(a[0] for a in y) if return_indices else y[0]
@@ -707,7 +765,7 @@ def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, chunks, threads, 
     task = functools.partial(_halo_task, fill=fill, dtype=dtype, func=func, threads=threads)
     token = tokenize("correlate2d", in1.name, in2, mode, boundary, fillvalue, backend, flip,
                      threads)
-    return _graph(in1, [((), ())], (), plan_h, plan_w, task, token, dtype)
+    return _graph(in1, [((), ())], (), [plan_h, plan_w], task, token, dtype)
 
 
 def _whole(block, *, func, threads):
@@ -773,3 +831,299 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=N
 
 correlate2d.__doc__ = correlate2d.__doc__.format(doc=_2D_DOC.format(name="correlate2d"))
 convolve2d.__doc__ = convolve2d.__doc__.format(doc=_2D_DOC.format(name="convolve2d"))
+
+
+# --------------------------------------------------------------------------------------------
+# 3-D and transposed (issue 17)
+# --------------------------------------------------------------------------------------------
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", backend=None, chunks=None, threads=None):
+    """3-D cross-correlation of a Dask array, as :func:`fastconv.conv3d`.
+
+    :func:`conv2d`'s plan on three spatial axes: each output block is one fastconv.conv3d
+    call on its input chunk and the halo its windows reach (from as many chunks before it
+    as they span), padded by ``padding_mode`` at the true volume border.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, D, H, W) or (C, D, H, W). Chunks along N map block for block; the channel
+        axis is rechunked to one chunk if it is split; the spatial axes get halos (module
+        docstring).
+    weight, bias, stride, padding, dilation, groups, padding_mode, backend
+        As :func:`fastconv.conv3d`; ``weight`` and ``bias`` are loaded into memory and
+        shared by every task. ``padding_mode`` is applied at the true volume border.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default
+        ``"auto"``).
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computes to ``fastconv.conv3d(x, weight, ...)``. Output chunks: N as ``x``'s,
+        out_channels one chunk, spatial axes one block per input chunk (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.random.default_rng(0).random((2, 3, 10, 12, 9), dtype=np.float32)
+    >>> w = np.ones((4, 3, 3, 3, 3), dtype=np.float32)
+    >>> y = fastconv.dask.conv3d(x, w, stride=2, padding=1, padding_mode="replicate",
+    ...                          chunks=(1, 3, 4, 5, 9))
+    >>> y.shape, y.chunks[2:]
+    ((2, 4, 5, 6, 5), ((2, 2, 1), (2, 3, 1), (5,)))
+    >>> np.allclose(y.compute(), fastconv.conv3d(x, w, stride=2, padding=1,
+    ...                                          padding_mode="replicate"), rtol=1e-5)
+    True
+    """
+    return _conv(fastconv.conv3d, 3, x, weight, bias, stride, padding, dilation, groups,
+                 padding_mode, backend, chunks, threads)
+
+
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend=None, chunks=None, threads=None):
+    """3-D max pooling of a Dask array, as :func:`fastconv.max_pool3d`.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, D, H, W) or (C, D, H, W). Batch and channel chunks map block for block; the
+        spatial axes get halos (module docstring). The -inf padding is at the true border.
+    kernel_size, stride, padding, dilation, ceil_mode, return_indices, backend
+        As :func:`fastconv.max_pool3d`.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array, or a pair of them
+        Lazy maxima, and with ``return_indices`` their flat positions ``(d * H + h) * W + w``
+        in the whole input volume (int64), as torch's.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.arange(4 * 4 * 4, dtype=np.float32).reshape(1, 4, 4, 4)
+    >>> v, i = fastconv.dask.max_pool3d(x, 2, return_indices=True, chunks=(1, 3, 3, 4))
+    >>> v.compute()[0, 1]
+    array([[53., 55.],
+           [61., 63.]], dtype=float32)
+    >>> bool((i.compute() == v.compute()).all())  # x holds its own flat positions
+    True
+    """
+    backend = _backend_arg(backend)
+    func = functools.partial(fastconv.max_pool3d, kernel_size=kernel_size, stride=stride,
+                             padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+                             return_indices=return_indices, backend=backend)
+    return _pool(x, func, kernel_size, stride, padding, dilation, ceil_mode, chunks, threads,
+                 ("max_pool3d", kernel_size, stride, padding, dilation, ceil_mode,
+                  return_indices, backend), nd=3)
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, backend=None, chunks=None,
+               threads=None):
+    """3-D average pooling of a Dask array, as :func:`fastconv.avg_pool3d`.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C, D, H, W) or (C, D, H, W). Batch and channel chunks map block for block; the
+        spatial axes get halos (module docstring). The zero padding, and what
+        ``count_include_pad`` counts, are at the true border.
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend
+        As :func:`fastconv.avg_pool3d`.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.arange(4 * 4 * 4, dtype=np.float32).reshape(1, 4, 4, 4)
+    >>> y = fastconv.dask.avg_pool3d(x, 2, chunks=(1, 3, 3, 4))
+    >>> y.compute()[0, 0]
+    array([[10.5, 12.5],
+           [18.5, 20.5]], dtype=float32)
+    >>> z = fastconv.dask.avg_pool3d(x, 3, 2, padding=1, count_include_pad=False,
+    ...                              chunks=(1, 1, 2, 3))
+    >>> bool((z.compute() == fastconv.avg_pool3d(x, 3, 2, padding=1,
+    ...                                          count_include_pad=False)).all())
+    True
+    """
+    backend = _backend_arg(backend)
+    func = functools.partial(fastconv.avg_pool3d, kernel_size=kernel_size, stride=stride,
+                             padding=padding, ceil_mode=ceil_mode,
+                             count_include_pad=count_include_pad,
+                             divisor_override=divisor_override, backend=backend)
+    return _pool(x, func, kernel_size, stride, padding, 1, ceil_mode, chunks, threads,
+                 ("avg_pool3d", kernel_size, stride, padding, ceil_mode, count_include_pad,
+                  divisor_override, backend), nd=3)
+
+
+def _transpose_plan(chunks, pad, stride, span, n_out):
+    """Pieces of an axis of a transposed convolution, as a gather.
+
+    Output position ``o`` sums the inputs ``i`` with ``i * stride - pad <= o <= i * stride -
+    pad + span - 1``. Output block ``j`` starts where input chunk ``j``'s first input
+    lands (``b * stride - pad``, clipped to the output), so it reads that chunk and the
+    inputs before it whose windows still reach it: its halo lies in the chunks before it,
+    as for the forward ops. The task computes the transposed convolution of its region
+    unpadded and keeps the block's part of it (``skip``: the block's first position in the
+    region's output, negative where the block starts before the region's first window);
+    positions no input reaches are zero (plus bias). A block no input reaches reads one
+    element and fills it with zero.
+    """
+    bounds = np.cumsum((0,) + tuple(chunks))
+    size = int(bounds[-1])
+    cuts = [0]
+    for b in bounds[1:-1]:
+        cuts.append(min(n_out, max(cuts[-1], int(b) * stride - pad)))
+    cuts.append(n_out)
+    pieces = []
+    for o0, o1 in zip(cuts, cuts[1:]):
+        if o1 <= o0:
+            continue
+        i0 = max(0, -(-(o0 + pad - span + 1) // stride))
+        i1 = min(size, (o1 - 1 + pad) // stride + 1)
+        if i1 > i0:
+            reads, take = _reads_of(np.arange(i0, i1), bounds)
+        else:  # a stride wider than the kernel leaves gaps; a block may fall in one
+            i0 = min(i0, size - 1)
+            reads, take = _reads_of(np.full(1, -1), bounds, i0)
+        pieces.append(_Piece((int(o0), int(o1)), reads, take, int(o0 + pad - i0 * stride),
+                             int(i0)))
+    return pieces
+
+
+def _transpose_task(parts, cut, *plans, dtype, func, bias, threads):
+    """One output block of a transposed convolution: run fastconv on the region (no
+    padding, no bias), keep the block's positions, add the bias."""
+    region = _region(parts, cut, plans, 0, dtype)
+    with _task_threads(threads):
+        res = func(region)
+    nd = len(plans)
+    sizes = tuple(p.size for p in plans)
+    src, dst = [], []
+    for p, n in zip(plans, res.shape[-nd:]):
+        lo, hi = max(p.skip, 0), min(p.skip + p.size, n)
+        src.append(slice(lo, max(lo, hi)))
+        dst.append(slice(lo - p.skip, max(lo, hi) - p.skip))
+    if res.shape[-nd:] == sizes and all(p.skip == 0 for p in plans):
+        out = res
+    else:
+        out = np.zeros(res.shape[:-nd] + sizes, res.dtype)
+        out[(Ellipsis,) + tuple(dst)] = res[(Ellipsis,) + tuple(src)]
+    if bias is not None:
+        out += bias.astype(out.dtype, copy=False).reshape((-1,) + (1,) * nd)
+    return _checked(out, sizes)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, backend=None, chunks=None, threads=None):
+    """2-D transposed convolution of a Dask array, as :func:`fastconv.conv_transpose2d`.
+
+    Computed as a gather, not a scatter-add: output block ``j`` starts where input chunk
+    ``j``'s first pixel lands (``b * stride - padding``) and reads that chunk and the strips
+    of the chunks before it whose windows still reach the block; the task runs
+    fastconv.conv_transpose2d on that region without padding or bias and keeps its part of
+    the result. So every output value is one sum, computed once, and no block waits on its
+    neighbours' outputs; ``padding`` and ``output_padding`` act at the true border only.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        (N, C_in, H, W) or (C_in, H, W). Chunks along N map block for block; the channel
+        axis is rechunked to one chunk if it is split; the spatial axes get halos.
+    weight, bias, stride, padding, output_padding, groups, dilation, backend
+        As :func:`fastconv.conv_transpose2d`; ``weight`` (C_in, C_out // groups, kH, kW) and
+        ``bias`` are loaded into memory and shared by every task.
+    chunks : optional
+        Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
+    threads : int, optional
+        fastconv threads per task; default 1 (one per Dask thread).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; computes to ``fastconv.conv_transpose2d(x, weight, ...)``, up to the rounding
+        of the bias added after the sum. Output chunks: N as ``x``'s, out_channels one chunk,
+        spatial axes one block per input chunk (about ``stride`` times its size).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv, fastconv.dask
+    >>> x = np.random.default_rng(0).random((2, 3, 14, 11), dtype=np.float32)
+    >>> w = np.ones((3, 4, 4, 4), dtype=np.float32)
+    >>> y = fastconv.dask.conv_transpose2d(x, w, stride=2, padding=1, chunks=(1, 3, 5, 11))
+    >>> y.shape, y.chunks[2:]
+    ((2, 4, 28, 22), ((9, 10, 9), (22,)))
+    >>> np.allclose(y.compute(), fastconv.conv_transpose2d(x, w, stride=2, padding=1),
+    ...             rtol=1e-5)
+    True
+    """
+    nd = 2
+    x = _as_dask(x, chunks, "x")
+    weight = _in_memory(weight)
+    bias = _in_memory(bias)
+    threads = _threads_arg(threads)
+    backend = _backend_arg(backend)
+    fn = fastconv.conv_transpose2d
+    call = functools.partial(fn, weight=weight, groups=groups, dilation=dilation,
+                             stride=stride, backend=backend)
+
+    plan = None
+    w_ok = isinstance(weight, np.ndarray) and weight.ndim == nd + 2
+    st, dl = _tuple(stride, nd), _tuple(dilation, nd)
+    pd, op = _tuple(padding, nd), _tuple(output_padding, nd)
+    if w_ok and None not in (st, dl, pd, op) and min(st) >= 1:
+        spans = [d * (k - 1) + 1 for k, d in zip(weight.shape[2:], dl)]
+        plan = (st, pd, op, spans)
+    if plan is None:  # fastconv raises on the probe, or we cannot plan: probe it whole
+        limits = x.shape[-nd:]
+    else:  # a smaller input gives an output no larger: above 2 * padding, all sizes pass
+        limits = [-(-2 * max(p, 0) // s) + 2 for s, p in zip(st, pd)]
+    probe_shape = _spatial_probe(x.shape, limits, keep=(x.ndim - nd - 1,))
+    probe = _probe(functools.partial(call, bias=bias, padding=padding,
+                                     output_padding=output_padding), x, probe_shape)
+    if plan is None:  # pragma: no cover - fastconv accepted what we could not read
+        raise ValueError(f"fastconv.dask.conv_transpose2d cannot plan stride={stride!r}, "
+                         f"padding={padding!r}, output_padding={output_padding!r}, "
+                         f"dilation={dilation!r}")
+    st, pd, op, spans = plan
+
+    def n_out(n, s, p, o, sp):
+        return (n - 1) * s - 2 * p + sp + o
+
+    expected = [n_out(n, *a) for n, *a in zip(probe_shape[-nd:], st, pd, op, spans)]
+    if list(probe.shape[-nd:]) != expected:  # pragma: no cover - the size rule changed
+        raise RuntimeError(f"fastconv.dask.conv_transpose2d: size rule mismatch, "
+                           f"{probe.shape}")
+    x, unbatched = _unbatch(x, nd + 2)
+    if x.numblocks[1] > 1:
+        x = x.rechunk({1: -1})  # every output channel needs all the input channels
+    sizes = [n_out(n, s, p, o, sp) for n, s, p, o, sp in zip(x.shape[2:], st, pd, op, spans)]
+    if 0 in sizes:  # torch allows an empty output axis (padding eats it): nothing to compute
+        y = da.zeros((x.shape[0], probe.shape[-nd - 1], *sizes), dtype=probe.dtype,
+                     chunks=(x.chunks[0], -1) + (-1,) * nd)
+        return y[0] if unbatched else y
+    plans = [_transpose_plan(c, p, s, sp, n_out(n, s, p, o, sp))
+             for c, n, s, p, o, sp in zip(x.chunks[2:], x.shape[2:], st, pd, op, spans)]
+    func = functools.partial(call, bias=None, padding=0, output_padding=0)
+    task = functools.partial(_transpose_task, dtype=probe.dtype, func=func, bias=bias,
+                             threads=threads)
+    token = tokenize("conv_transpose2d", x.name, weight, bias, stride, padding,
+                     output_padding, groups, dilation, backend, threads)
+    lead = [((i, 0), (i, 0)) for i in range(x.numblocks[0])]
+    y = _graph(x, lead, (x.chunks[0], (probe.shape[-nd - 1],)), plans, task, token,
+               probe.dtype)
+    return y[0] if unbatched else y

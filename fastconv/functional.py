@@ -31,6 +31,12 @@ __all__ = [
     "convolve2d",
     "correlate2d",
     "locally_connected2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool3d",
 ]
 
 _CONV_DOC = """
@@ -143,9 +149,10 @@ _POOL_DOC = """
     x : array_like
         Input of shape {xshape}.
     kernel_size : int or tuple of ints
-        Window size.
+        Window size. As in torch, every int-or-tuple argument takes an int or a tuple (or
+        list) of one int for all spatial axes, or one int per axis.
     stride : int or tuple of ints, optional
-        Step between windows; defaults to ``kernel_size``.
+        Step between windows; None or ``()`` (the default) means ``kernel_size``.
     padding : int or tuple of ints, default 0
         Implicit padding on both sides; at most half of ``kernel_size``.{extra}
     ceil_mode : bool, default False
@@ -223,11 +230,14 @@ max_pool2d.__doc__ = max_pool2d.__doc__.format(doc=_POOL_DOC.format(
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, *, backend=None):
+               count_include_pad=True, divisor_override=None, *, backend=None):
     """2-D average pooling over (N, C, H, W) inputs, as ``torch.nn.functional.avg_pool2d``.
     {doc}
     count_include_pad : bool, default True
         Count the zero padding in the divisor.
+    divisor_override : int, optional
+        A nonzero int that replaces the divisor of every window (as in torch; negative
+        allowed). A call with one runs on the 3-D kernels with a depth of 1.
 
     Examples
     --------
@@ -236,12 +246,22 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     >>> fastconv.avg_pool2d(x, 2)
     array([[[ 2.5,  4.5],
             [10.5, 12.5]]], dtype=float32)
+    >>> fastconv.avg_pool2d(x, 2, divisor_override=1)
+    array([[[10., 18.],
+            [42., 50.]]], dtype=float32)
     """
-    name = _dispatch.resolve(backend, "avg_pool2d")
-    spec = S.pool_spec(x, kernel_size, stride, padding, 1, ceil_mode, 2,
-                       count_include_pad=count_include_pad, op="avg_pool2d")
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, backend, 2, "avg_pool2d")
+
+
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              backend, nd, op):
+    name = _dispatch.resolve(backend, op)
+    spec = S.pool_spec(x, kernel_size, stride, padding, 1, ceil_mode, nd,
+                       count_include_pad=count_include_pad, op=op,
+                       divisor_override=divisor_override)
     res = np.empty(spec.out_shape, spec.dtype)
-    _dispatch.run("avg_pool2d", name, spec, res)
+    _dispatch.run(spec.op, name, spec, res)
     return res.reshape(spec.result_shape)
 
 
@@ -521,6 +541,283 @@ def locally_connected2d(x, weight, bias=None, stride=1, padding=0, *, backend=No
     res = np.empty(spec.out_shape, spec.dtype)
     _dispatch.run("locally_connected2d", name, spec, res)
     return res.reshape(spec.result_shape)
+
+
+# ---- transpose (issue 17) ----
+_TRANSPOSE_DOC = """
+    The transposed convolution is the gradient of :func:`fastconv.conv{nd}d` wrt its
+    input: it is computed by the kernels of :func:`fastconv.grad.conv{nd}d_input` (the
+    compiled im2col + GEMM / direct scatter kernels of every backend{how}), on the input
+    size that ``output_padding`` settles, then the bias is added.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of shape {xshape}.
+    weight : array_like
+        Filters of shape {wshape} (torch's layout for transposed weights).
+    bias : array_like, optional
+        Shape (out_channels,).
+    stride : int or tuple of ints, default 1
+        Step of the windows of the convolution this one transposes; each >= 1.
+    padding : int or tuple of ints, default 0
+        That convolution's zero padding: ``padding`` positions are cut from both ends of
+        the full result; each >= 0 (strings are refused, as in torch).
+    output_padding : int or tuple of ints, default 0
+        Added to one side of the output shape; each smaller than ``stride`` or than
+        ``dilation`` (torch's rule).
+    groups : int, default 1
+        Blocked connections; divides ``in_channels``.
+    dilation : int or tuple of ints, default 1
+        Spacing between kernel elements; each >= 1.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+    out : ndarray, optional
+        Destination: exact shape and dtype of the result, C-contiguous, writeable, not
+        overlapping an input.
+
+    Returns
+    -------
+    ndarray
+        Shape {oshape}, each spatial size ``(L - 1) * stride - 2 * padding + dilation *
+        (k - 1) + output_padding + 1``; dtype ``result_type(x, weight[, bias], float32)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, before any kernel runs, naming the argument (``x``,
+        ``weight``, ``bias``, ``stride``, ``padding``, ``output_padding``, ``groups``,
+        ``dilation``, ``out``).
+"""
+
+
+def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
+                    backend, out, nd):
+    """conv_transpose{nd}d: validated in its own terms, then the input gradient of the
+    convolution it transposes (2-D kernels for nd = 1, 2; :func:`fastconv.grad.conv3d_input`
+    for nd = 3), plus the bias."""
+    from . import grad as _grad
+
+    name = _dispatch.resolve(backend, "conv2d_input")
+    x = S.as_real_array(x, "x")
+    weight = S.as_real_array(weight, "weight")
+    if bias is not None:
+        bias = S.as_real_array(bias, "bias")
+    dtype = S.result_dtype(x, weight) if bias is None else S.result_dtype(x, weight, bias)
+    geo = S.conv_transpose_geometry(x.shape, weight.shape, stride, padding, output_padding,
+                                    groups, dilation, nd)
+    K = geo.w_shape[1] * geo.groups
+    if bias is not None and bias.shape != (K,):
+        raise ValueError(f"bias must have shape ({K},) (out_channels), got {bias.shape}")
+    S.check_alloc(geo.conv_input_size, dtype.itemsize,
+                  "the output (from x, weight, stride, padding, output_padding, dilation)")
+    if out is not None:
+        S.check_out(out, geo.conv_input_size, dtype,
+                    [("x", x), ("weight", weight), ("bias", bias)])
+    if nd < 3 and x.size:
+        res = _conv_transpose_subpixel(x, weight, bias, geo, dtype, name, out, nd)
+        if res is not None:
+            return res
+    gy = S.pad_extra(x.astype(dtype, copy=False), geo.extra)
+    w = weight.astype(dtype, copy=False)
+    if nd == 3:
+        res = _grad.conv3d_input(geo.conv_input_size, w, gy, geo.stride, geo.padding,
+                                 geo.dilation, geo.groups, backend=name)
+        if out is not None:
+            out[...] = res
+            res = out
+    else:
+        spec = S.conv_input_grad_spec(geo.conv_input_size, w, gy, geo.stride, geo.padding,
+                                      geo.dilation, geo.groups, "zeros", nd)
+        buf = np.empty(spec.grad_shape, dtype) if out is None else out.reshape(spec.grad_shape)
+        _dispatch.run("conv2d_input", name, spec, buf, compute=_grad._run_conv_grad)
+        res = out if out is not None else buf.reshape(spec.result_shape)
+    if bias is not None and res.size:
+        res += bias.astype(dtype, copy=False).reshape((K,) + (1,) * nd)
+    return res
+
+
+def _conv_transpose_subpixel(x, weight, bias, geo, dtype, name, out, nd):
+    """The sub-pixel path (:mod:`fastconv._transpose`: one forward convolution) when its
+    plan takes the call, else None. 1-D runs as 2-D with height 1."""
+    from . import _transpose
+
+    one = (1,) if nd == 1 else ()
+    xs = geo.x_shape if geo.batched else (1,) + geo.x_shape
+    rs = geo.conv_input_size if geo.batched else (1,) + geo.conv_input_size
+    x4 = xs[:2] + one + xs[2:]
+    w4 = geo.w_shape[:2] + one + geo.w_shape[2:]
+    o4 = rs[:2] + one + rs[2:]
+    lead = (1,) * (2 - nd)
+    axes = _transpose.plan(name, x4, w4, o4, (1,) * (2 - nd) + geo.stride,
+                           (0,) * (2 - nd) + geo.padding, lead + geo.dilation)
+    if axes is None:
+        return None
+    buf = np.empty(o4, dtype) if out is None else out.reshape(o4)
+    _transpose.run(S.prepare(x.reshape(x4), dtype), S.prepare(weight.reshape(w4), dtype),
+                   None if bias is None else S.prepare(bias, dtype), buf, geo.groups, axes,
+                   name)
+    return out if out is not None else buf.reshape(geo.conv_input_size)
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, backend=None, out=None):
+    """1-D transposed convolution over (N, C, L) inputs, as
+    ``torch.nn.functional.conv_transpose1d`` (note the order: ``groups`` before
+    ``dilation``).
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[1., 2., 3.]]], dtype=np.float32)
+    >>> fastconv.conv_transpose1d(x, np.array([[[1., 10.]]], dtype=np.float32), stride=2)
+    array([[[ 1., 10.,  2., 20.,  3., 30.]]], dtype=float32)
+    """
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups,
+                           dilation, backend, out, 1)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, backend=None, out=None):
+    """2-D transposed convolution over (N, C, H, W) inputs, as
+    ``torch.nn.functional.conv_transpose2d`` (note the order: ``groups`` before
+    ``dilation``).
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 2, 2, 2), dtype=np.float32)
+    >>> w = np.ones((2, 3, 4, 4), dtype=np.float32)
+    >>> y = fastconv.conv_transpose2d(x, w, stride=2, padding=1)
+    >>> y.shape
+    (1, 3, 4, 4)
+    >>> y[0, 0]
+    array([[2., 4., 4., 2.],
+           [4., 8., 8., 4.],
+           [4., 8., 8., 4.],
+           [2., 4., 4., 2.]], dtype=float32)
+    """
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups,
+                           dilation, backend, out, 2)
+
+
+def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, backend=None, out=None):
+    """3-D transposed convolution over (N, C, D, H, W) inputs, as
+    ``torch.nn.functional.conv_transpose3d`` (note the order: ``groups`` before
+    ``dilation``).
+    {doc}
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 1, 2, 2, 2), dtype=np.float32)
+    >>> fastconv.conv_transpose3d(x, np.ones((1, 1, 2, 2, 2), np.float32)).shape  # doctest: +SKIP
+    (1, 1, 3, 3, 3)
+    """
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups,
+                           dilation, backend, out, 3)
+
+
+conv_transpose1d.__doc__ = conv_transpose1d.__doc__.format(doc=_TRANSPOSE_DOC.format(
+    nd=1, how=", as a 2-D call of height 1", xshape="(N, C_in, L) or (C_in, L)",
+    wshape="(C_in, out_channels // groups, kernel)",
+    oshape="(N, out_channels, L_out), or (out_channels, L_out) for unbatched x"))
+conv_transpose2d.__doc__ = conv_transpose2d.__doc__.format(doc=_TRANSPOSE_DOC.format(
+    nd=2, how="", xshape="(N, C_in, H, W) or (C_in, H, W)",
+    wshape="(C_in, out_channels // groups, kH, kW)",
+    oshape="(N, out_channels, H_out, W_out), or without N for unbatched x"))
+conv_transpose3d.__doc__ = conv_transpose3d.__doc__.format(doc=_TRANSPOSE_DOC.format(
+    nd=3, how="", xshape="(N, C_in, D, H, W) or (C_in, D, H, W)",
+    wshape="(C_in, out_channels // groups, kD, kH, kW)",
+    oshape="(N, out_channels, D_out, H_out, W_out), or without N for unbatched x"))
+
+
+# --------------------------------------------------------------------------------------------
+# 3-D pools and avg_pool1d (issue 17)
+# --------------------------------------------------------------------------------------------
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend=None):
+    """3-D max pooling over (N, C, D, H, W) inputs, as ``torch.nn.functional.max_pool3d``.
+    {doc}
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray of int64)
+        The maxima, and with ``return_indices`` their flat positions
+        ``d * H * W + h * W + w`` within each input volume, equal to torch's. NaN
+        propagates (the last NaN of a window gives its index); ties keep the first position
+        in (d, h, w) order. A window that sees only padding (possible with dilation) gives
+        -inf and torch's index for it, that of its first tap at or after the input's start
+        on each axis: outside the volume (which :func:`fastconv.grad.max_pool3d` ignores)
+        or, as in torch, on a later row or slice, which then receives its gradient.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> fastconv.max_pool3d(x, 2, return_indices=True)
+    (array([[[[7.]]]], dtype=float32), array([[[[7]]]]))
+    """
+    name = _dispatch.resolve(backend, "max_pool3d")
+    spec = S.pool_spec(x, kernel_size, stride, padding, dilation, ceil_mode, 3,
+                       op="max_pool3d", return_indices=return_indices)
+    res = np.empty(spec.out_shape, spec.dtype)
+    _dispatch.run("max_pool3d", name, spec, res)
+    res = res.reshape(spec.result_shape)
+    if spec.indices is None:
+        return res
+    return res, spec.indices.reshape(spec.result_shape)
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, *, backend=None):
+    """1-D average pooling over (N, C, L) inputs, as ``torch.nn.functional.avg_pool1d``
+    (which has no ``divisor_override``).
+
+    It runs on the 3-D kernels (avg_pool3d) with a depth and a height of 1.
+    {doc}
+    count_include_pad : bool, default True
+        Count the zero padding in the divisor.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.avg_pool1d(np.array([[1., 3., 2., 5., 4.]]), 2)
+    array([[2. , 3.5]])
+    """
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, None,
+                     backend, 1, "avg_pool2d")
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, backend=None):
+    """3-D average pooling over (N, C, D, H, W) inputs, as
+    ``torch.nn.functional.avg_pool3d``.
+    {doc}
+    count_include_pad : bool, default True
+        Count the zero padding in the divisor.
+    divisor_override : int, optional
+        A nonzero int that replaces the divisor of every window (as in torch; negative
+        allowed).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> fastconv.avg_pool3d(x, 2)
+    array([[[[3.5]]]], dtype=float32)
+    >>> fastconv.avg_pool3d(x, 2, divisor_override=2)
+    array([[[[14.]]]], dtype=float32)
+    """
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, backend, 3, "avg_pool3d")
+
+
+max_pool3d.__doc__ = max_pool3d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, D, H, W) or (C, D, H, W)", extra=_DIL))
+avg_pool1d.__doc__ = avg_pool1d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, L) or (C, L)", extra=""))
+avg_pool3d.__doc__ = avg_pool3d.__doc__.format(doc=_POOL_DOC.format(
+    xshape="(N, C, D, H, W) or (C, D, H, W)", extra=""))
 
 
 # --------------------------------------------------------------------------------------------

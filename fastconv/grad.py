@@ -53,6 +53,18 @@ __all__ = [
     "max_pool1d",
     "max_pool2d",
     "avg_pool2d",
+    "conv_transpose1d_input",
+    "conv_transpose2d_input",
+    "conv_transpose3d_input",
+    "conv_transpose1d_weight",
+    "conv_transpose2d_weight",
+    "conv_transpose3d_weight",
+    "conv_transpose1d_bias",
+    "conv_transpose2d_bias",
+    "conv_transpose3d_bias",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool3d",
 ]
 
 _CONV_ARGS = """
@@ -422,7 +434,7 @@ def max_pool2d(grad_output, indices, input_size, *, backend=None):
 
 
 def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, *, backend=None):
+               count_include_pad=True, divisor_override=None, *, backend=None):
     """Gradient of :func:`fastconv.avg_pool2d` wrt its input.
 
     Parameters
@@ -431,7 +443,7 @@ def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, cei
         Gradient wrt the pooled output, shaped like it.
     input_size : tuple of ints
         The input's shape, (N, C, H, W) or (C, H, W).
-    kernel_size, stride, padding, ceil_mode, count_include_pad
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
         The forward call's: see :func:`fastconv.avg_pool2d`.
     backend : str, optional
 
@@ -448,12 +460,396 @@ def avg_pool2d(grad_output, input_size, kernel_size, stride=None, padding=0, cei
     array([[[0.25, 0.25],
             [0.25, 0.25]]])
     """
-    name = _dispatch.resolve(backend, "avg_pool2d_backward")
+    return _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override, backend, 2)
+
+
+def _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                   count_include_pad, divisor_override, backend, nd):
+    op = "avg_pool3d_backward" if nd == 3 else "avg_pool2d_backward"
+    name = _dispatch.resolve(backend, op)
     spec = S.avg_pool_grad_spec(grad_output, input_size, kernel_size, stride, padding,
-                                ceil_mode, count_include_pad)
+                                ceil_mode, count_include_pad, nd, divisor_override)
     gx = np.empty(spec.grad_shape, spec.dtype)
-    _dispatch.run("avg_pool2d_backward", name, spec, gx)
+    _dispatch.run(spec.op, name, spec, gx)
     return gx.reshape(spec.result_shape)
+
+
+# ---- transpose (issue 17) ----
+_TRANSPOSE_ARGS = """
+    stride, padding, output_padding, groups, dilation
+        The forward call's, in its order: see :func:`fastconv.conv_transpose{nd}d`.
+    backend : str, optional
+        'auto', 'numpy', 'cython' or 'numba'; None uses :func:`fastconv.get_backend`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, naming the argument; in particular when ``grad_output`` is not
+        shaped like the forward output.
+"""
+
+
+def _transpose_geometry(x_shape, w_shape, grad_output, stride, padding, output_padding,
+                        groups, dilation, nd, xname, wname):
+    geo = S.conv_transpose_geometry(x_shape, w_shape, stride, padding, output_padding,
+                                    groups, dilation, nd, xname=xname, wname=wname)
+    _check_grad_output_t(grad_output, geo.conv_input_size)
+    return geo
+
+
+def _check_grad_output_t(grad_output, expected):
+    if grad_output.shape != tuple(expected):
+        raise ValueError(
+            f"grad_output must have shape {tuple(expected)} (the transposed convolution's "
+            f"output), got {grad_output.shape}"
+        )
+
+
+def _transpose_input_grad(input_size, weight, grad_output, stride, padding, output_padding,
+                          groups, dilation, backend, nd):
+    from . import functional
+
+    input_size = S.shape_tuple(input_size, "input_size")
+    weight = S.as_real_array(weight, "weight")
+    grad_output = S.as_real_array(grad_output, "grad_output")
+    geo = _transpose_geometry(input_size, weight.shape, grad_output, stride, padding,
+                              output_padding, groups, dilation, nd, "input_size", "weight")
+    S.check_alloc(input_size, S.result_dtype(weight, grad_output).itemsize,
+                  "the input gradient (from input_size)")
+    # the forward convolution the transposed one is the input gradient of
+    gx = getattr(functional, f"conv{nd}d")(grad_output, weight, None, geo.stride,
+                                           geo.padding, geo.dilation, geo.groups,
+                                           backend=backend)
+    if any(geo.extra):  # output_padding >= stride: the appended zero positions' gradient
+        gx = np.ascontiguousarray(gx[(Ellipsis,) + tuple(slice(0, s) for s in
+                                                         input_size[-nd:])])
+    return gx
+
+
+def _transpose_weight_grad(x, weight_size, grad_output, stride, padding, output_padding,
+                           groups, dilation, backend, nd):
+    x = S.as_real_array(x, "input")
+    weight_size = S.shape_tuple(weight_size, "weight_size")
+    grad_output = S.as_real_array(grad_output, "grad_output")
+    geo = _transpose_geometry(x.shape, weight_size, grad_output, stride, padding,
+                              output_padding, groups, dilation, nd, "input", "weight_size")
+    # the weight gradient of that convolution, whose input is grad_output and whose output
+    # gradient is x (with the zero positions output_padding >= stride appends)
+    return globals()[f"conv{nd}d_weight"](grad_output, weight_size,
+                                          S.pad_extra(x, geo.extra), geo.stride,
+                                          geo.padding, geo.dilation, geo.groups,
+                                          backend=backend)
+
+
+def _transpose_bias_grad(grad_output, nd):
+    g = S.as_real_array(grad_output, "grad_output")
+    if g.ndim not in (nd + 1, nd + 2):
+        sp = {1: "L", 2: "H, W", 3: "D, H, W"}[nd]
+        raise ValueError(
+            f"grad_output must have shape (N, C_out, {sp}) or (C_out, {sp}), got shape "
+            f"{g.shape}"
+        )
+    axes = (0,) + tuple(range(2, g.ndim)) if g.ndim == nd + 2 else tuple(range(1, g.ndim))
+    dtype = S.result_dtype(g)
+    return g.astype(dtype, copy=False).sum(axis=axes, dtype=dtype)
+
+
+def conv_transpose1d_input(input_size, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, backend=None):
+    """Gradient of :func:`fastconv.conv_transpose1d` wrt its input ``x``.
+
+    The convolution :func:`fastconv.conv1d` of ``grad_output`` with ``weight`` (the
+    transposed convolution's adjoint), cut to ``input_size``.
+
+    Parameters
+    ----------
+    input_size : tuple of ints
+        The input's shape, (N, C_in, L) or (C_in, L).
+    weight : array_like
+        (C_in, out_channels // groups, kernel).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(weight, grad_output, float32)``.
+    """
+    return _transpose_input_grad(input_size, weight, grad_output, stride, padding,
+                                 output_padding, groups, dilation, backend, 1)
+
+
+def conv_transpose2d_input(input_size, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, backend=None):
+    """Gradient of :func:`fastconv.conv_transpose2d` wrt its input ``x``.
+
+    The convolution :func:`fastconv.conv2d` of ``grad_output`` with ``weight`` (the
+    transposed convolution's adjoint), cut to ``input_size``.
+
+    Parameters
+    ----------
+    input_size : tuple of ints
+        The input's shape, (N, C_in, H, W) or (C_in, H, W).
+    weight : array_like
+        (C_in, out_channels // groups, kH, kW).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(weight, grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> w = np.array([[[[1., 10.]]]], dtype=np.float32)
+    >>> g = np.arange(4, dtype=np.float32).reshape(1, 1, 1, 4)
+    >>> fastconv.grad.conv_transpose2d_input((1, 1, 1, 2), w, g, stride=(1, 2))
+    array([[[[10., 32.]]]], dtype=float32)
+    """
+    return _transpose_input_grad(input_size, weight, grad_output, stride, padding,
+                                 output_padding, groups, dilation, backend, 2)
+
+
+def conv_transpose3d_input(input_size, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, backend=None):
+    """Gradient of :func:`fastconv.conv_transpose3d` wrt its input ``x``: the convolution
+    :func:`fastconv.conv3d` of ``grad_output`` with ``weight``, cut to ``input_size``.
+
+    Parameters
+    ----------
+    input_size : tuple of ints
+        The input's shape, (N, C_in, D, H, W) or (C_in, D, H, W).
+    weight : array_like
+        (C_in, out_channels // groups, kD, kH, kW).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(weight, grad_output, float32)``.
+    """
+    return _transpose_input_grad(input_size, weight, grad_output, stride, padding,
+                                 output_padding, groups, dilation, backend, 3)
+
+
+def conv_transpose1d_weight(input, weight_size, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, backend=None):
+    """Gradient of :func:`fastconv.conv_transpose1d` wrt its weight.
+
+    :func:`conv1d_weight` with the roles swapped: ``grad_output`` is that convolution's
+    input and ``input`` its output gradient.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input ``x``, (N, C_in, L) or (C_in, L).
+    weight_size : tuple of ints
+        The weight's shape, (C_in, out_channels // groups, kernel).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``weight_size``, dtype ``result_type(input, grad_output, float32)``.
+    """
+    return _transpose_weight_grad(input, weight_size, grad_output, stride, padding,
+                                  output_padding, groups, dilation, backend, 1)
+
+
+def conv_transpose2d_weight(input, weight_size, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, backend=None):
+    """Gradient of :func:`fastconv.conv_transpose2d` wrt its weight.
+
+    :func:`conv2d_weight` with the roles swapped: ``grad_output`` is that convolution's
+    input and ``input`` its output gradient.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input ``x``, (N, C_in, H, W) or (C_in, H, W).
+    weight_size : tuple of ints
+        The weight's shape, (C_in, out_channels // groups, kH, kW).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``weight_size``, dtype ``result_type(input, grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[[1., 2.]]]])
+    >>> g = np.arange(4.).reshape(1, 1, 1, 4)
+    >>> fastconv.grad.conv_transpose2d_weight(x, (1, 1, 1, 2), g, stride=(1, 2))
+    array([[[[4., 7.]]]])
+    """
+    return _transpose_weight_grad(input, weight_size, grad_output, stride, padding,
+                                  output_padding, groups, dilation, backend, 2)
+
+
+def conv_transpose3d_weight(input, weight_size, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, backend=None):
+    """Gradient of :func:`fastconv.conv_transpose3d` wrt its weight: ``conv3d_weight``
+    with the roles swapped (``grad_output`` is that convolution's input, ``input`` its
+    output gradient).
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input ``x``, (N, C_in, D, H, W) or (C_in, D, H, W).
+    weight_size : tuple of ints
+        The weight's shape, (C_in, out_channels // groups, kD, kH, kW).
+    grad_output : array_like
+        Gradient wrt the output, shaped like it.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``weight_size``, dtype ``result_type(input, grad_output, float32)``.
+    """
+    return _transpose_weight_grad(input, weight_size, grad_output, stride, padding,
+                                  output_padding, groups, dilation, backend, 3)
+
+
+for _f, _nd in ((conv_transpose1d_input, 1), (conv_transpose2d_input, 2),
+                (conv_transpose3d_input, 3), (conv_transpose1d_weight, 1),
+                (conv_transpose2d_weight, 2), (conv_transpose3d_weight, 3)):
+    _f.__doc__ = _f.__doc__.format(args=_TRANSPOSE_ARGS.format(nd=_nd))
+
+
+def conv_transpose1d_bias(grad_output):
+    """Gradient of :func:`fastconv.conv_transpose1d` wrt its bias: ``grad_output`` summed
+    over all axes but the channel axis ((N, C_out, L) or unbatched (C_out, L)); dtype
+    ``result_type(grad_output, float32)``."""
+    return _transpose_bias_grad(grad_output, 1)
+
+
+def conv_transpose2d_bias(grad_output):
+    """Gradient of :func:`fastconv.conv_transpose2d` wrt its bias: ``grad_output`` summed
+    over all axes but the channel axis ((N, C_out, H, W) or unbatched (C_out, H, W)).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.conv_transpose2d_bias(np.ones((2, 3, 4, 4), np.float32))
+    array([32., 32., 32.], dtype=float32)
+    """
+    return _transpose_bias_grad(grad_output, 2)
+
+
+def conv_transpose3d_bias(grad_output):
+    """Gradient of :func:`fastconv.conv_transpose3d` wrt its bias: ``grad_output`` summed
+    over all axes but the channel axis ((N, C_out, D, H, W) or unbatched (C_out, D, H,
+    W)); dtype ``result_type(grad_output, float32)``."""
+    return _transpose_bias_grad(grad_output, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# 3-D pools and avg_pool1d (issue 17)
+# --------------------------------------------------------------------------------------------
+def max_pool3d(grad_output, indices, input_size, *, backend=None):
+    """Gradient of :func:`fastconv.max_pool3d` wrt its input.
+
+    Each volume is a flat plane of D * H * W positions for the scatter, so this runs the
+    kernels of :func:`max_pool2d`'s gradient on (N, C, 1, D * H * W) planes.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, (N, C, D_out, H_out, W_out) or without N.
+    indices : array_like of ints
+        The forward call's ``return_indices`` result, shaped like ``grad_output``: flat
+        positions ``d * H * W + h * W + w`` in [0, D * H * W). An index outside that range
+        adds nothing (the forward returns one, as torch's does, for a window that sees only
+        padding, whose output does not depend on the input).
+    input_size : tuple of ints
+        The input's shape, (N, C, D, H, W) or (C, D, H, W).
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Zeros of shape ``input_size`` with ``grad_output`` added at ``indices`` (overlapping
+        windows accumulate); dtype ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> y, idx = fastconv.max_pool3d(x, 2, return_indices=True)
+    >>> fastconv.grad.max_pool3d(np.ones_like(y), idx, x.shape)[0, 1]
+    array([[0., 0.],
+           [0., 1.]], dtype=float32)
+    """
+    return _max_pool_grad(grad_output, indices, input_size, backend, 3)
+
+
+def avg_pool1d(grad_output, input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, *, backend=None):
+    """Gradient of :func:`fastconv.avg_pool1d` wrt its input (the kernels of
+    :func:`avg_pool2d`'s gradient, with a height of 1).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, shaped like it.
+    input_size : tuple of ints
+        The input's shape, (N, C, L) or (C, L).
+    kernel_size, stride, padding, ceil_mode, count_include_pad
+        The forward call's: see :func:`fastconv.avg_pool1d`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.avg_pool1d(np.ones((1, 2)), (1, 4), 2)
+    array([[0.5, 0.5, 0.5, 0.5]])
+    """
+    return _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, None, backend, 1)
+
+
+def avg_pool3d(grad_output, input_size, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, backend=None):
+    """Gradient of :func:`fastconv.avg_pool3d` wrt its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient wrt the pooled output, shaped like it.
+    input_size : tuple of ints
+        The input's shape, (N, C, D, H, W) or (C, D, H, W).
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        The forward call's: see :func:`fastconv.avg_pool3d`.
+    backend : str, optional
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(grad_output, float32)``: each output's
+        gradient divided by its window's divisor and spread over the window.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.avg_pool3d(np.ones((1, 1, 1, 1)), (1, 2, 2, 2), 2)[0, 0]
+    array([[0.125, 0.125],
+           [0.125, 0.125]])
+    """
+    return _avg_pool_grad(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override, backend, 3)
 
 
 # --------------------------------------------------------------------------------------------

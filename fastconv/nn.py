@@ -67,10 +67,14 @@ __all__ = [
     "Flatten",
     "Sequential",
     "CrossEntropyLoss",
+    "ConvTranspose2d",
+    "MSELoss",
     "SGD",
     "Adam",
     "kaiming_uniform",
     "hold_blas",
+    "AvgPool1d",
+    "MaxPool3d",
 ]
 
 
@@ -602,6 +606,256 @@ class Adam(_Optimizer):
             v += (1 - b2) * g * g
             denom = np.sqrt(v / c2) + self.eps
             p.data -= ((self.lr / c1) * m / denom).astype(p.data.dtype, copy=False)
+
+
+# ---- transpose (issue 17) ----
+class ConvTranspose2d(Module):
+    """2-D transposed convolution layer, as ``torch.nn.ConvTranspose2d`` (zero padding).
+
+    Runs on :func:`fastconv.conv_transpose2d` and, backward, on
+    :func:`fastconv.grad.conv_transpose2d_input`, ``_weight`` and ``_bias``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, dilation : int or pair of ints
+    padding, output_padding : int or pair of ints
+    groups : int, default 1
+    bias : bool, default True
+    rng : int or numpy.random.Generator, optional
+        Seed or generator for the initial weights: Kaiming-uniform as torch's, whose fan-in
+        for a transposed weight (in_channels, out_channels // groups, kh, kw) is
+        ``(out_channels // groups) * kh * kw`` (its dimension 1 times the kernel size); the
+        bias uniform in ``±1/sqrt(fan_in)``.
+    dtype : dtype, default float32
+    backend : str, optional
+
+    Attributes
+    ----------
+    weight : Parameter
+        (in_channels, out_channels // groups, kh, kw).
+    bias : Parameter or None
+        (out_channels,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> up = nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1, rng=0)
+    >>> up
+    ConvTranspose2d(4, 2, kernel_size=(4, 4), stride=2, padding=1)
+    >>> up(np.zeros((1, 4, 5, 5), np.float32)).shape
+    (1, 2, 10, 10)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
+                 rng=None, dtype=np.float32, backend=None):
+        self.in_channels = _pos_int(in_channels, "in_channels")
+        self.out_channels = _pos_int(out_channels, "out_channels")
+        self.groups = _pos_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+        if padding_mode != "zeros":  # torch: "Only "zeros" padding mode is supported"
+            raise ValueError(
+                f"padding_mode must be 'zeros' for ConvTranspose2d (as in torch), got "
+                f"{padding_mode!r}"
+            )
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = stride
+        self.padding = padding
+        self.output_padding = output_padding
+        self.dilation = dilation
+        self.padding_mode = padding_mode
+        self.backend = backend
+        dtype = _dtype(dtype)
+        rng = _rng(rng)
+        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        fan_in = int(np.prod(shape[1:]))  # torch's _calculate_fan_in_and_fan_out: dim 1
+        self.weight = Parameter(kaiming_uniform(shape, fan_in, rng, dtype=dtype), "weight")
+        self.bias = None
+        if bias:
+            bound = 1.0 / math.sqrt(fan_in)
+            self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype),
+                                  "bias")
+        self._x = None  # the geometry is checked by conv_transpose2d at the first call
+
+    def _geometry_args(self):
+        return dict(stride=self.stride, padding=self.padding,
+                    output_padding=self.output_padding, groups=self.groups,
+                    dilation=self.dilation, backend=self.backend)
+
+    def forward(self, x):
+        from .functional import conv_transpose2d
+
+        self._x = x
+        return conv_transpose2d(x, self.weight.data,
+                                None if self.bias is None else self.bias.data,
+                                **self._geometry_args())
+
+    def backward(self, grad_out):
+        x = self._saved("_x")
+        args = self._geometry_args()
+        self.weight.grad += _grad.conv_transpose2d_weight(x, self.weight.shape, grad_out,
+                                                          **args)
+        if self.bias is not None:
+            self.bias.grad += _grad.conv_transpose2d_bias(grad_out)
+        return _grad.conv_transpose2d_input(np.shape(x), self.weight.data, grad_out, **args)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, padding={self.padding!r}")
+        if self.output_padding != 0:
+            s += f", output_padding={self.output_padding}"
+        if self.dilation != 1:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class MSELoss:
+    """Mean squared error, as ``torch.nn.MSELoss()`` (``reduction='mean'``).
+
+    ``loss(input, target)`` returns the mean of ``(input - target) ** 2`` over every element
+    as a Python float; ``backward()`` returns its gradient with respect to ``input``,
+    ``2 * (input - target) / input.size``, in ``input``'s dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> loss = nn.MSELoss()
+    >>> loss(np.array([1., 2.]), np.array([0., 0.]))
+    2.5
+    >>> loss.backward()
+    array([1., 2.])
+    """
+
+    def __init__(self):
+        self._diff = None
+
+    def __call__(self, input, target):
+        return self.forward(input, target)
+
+    def forward(self, input, target):
+        input = np.asarray(input)
+        target = np.asarray(target)
+        if input.shape != target.shape:
+            raise ValueError(
+                f"target must have the shape of input {input.shape}, got {target.shape}"
+            )
+        if input.size == 0:
+            raise ValueError("input must not be empty")
+        self._diff = input - target.astype(input.dtype, copy=False)
+        return float(np.mean(np.square(self._diff)))
+
+    def backward(self):
+        if self._diff is None:
+            raise RuntimeError("MSELoss.backward called before forward")
+        return (self._diff * (2.0 / self._diff.size)).astype(self._diff.dtype, copy=False)
+
+
+# ---- pool3d (issue 17) ----
+from .functional import avg_pool1d, max_pool3d  # noqa: E402
+
+
+def _single(v):
+    """torch's ``_single``: a tuple or list as a tuple, anything else as a 1-tuple."""
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
+
+
+class MaxPool3d(Module):
+    """3-D max pooling, as ``torch.nn.MaxPool3d``; backward routes each gradient to the
+    position of its maximum (ties: the first in (d, h, w) order).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> pool = nn.MaxPool3d(2)
+    >>> pool
+    MaxPool3d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 2, 2, 4)
+    >>> pool(x)
+    array([[[[[13., 15.]]]]], dtype=float32)
+    >>> pool.backward(np.ones((1, 1, 1, 1, 2), np.float32))[0, 0, 1]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.]], dtype=float32)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                 backend=None):
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+        self.dilation = dilation
+        self.ceil_mode = ceil_mode
+        self.backend = backend
+        self._shape = self._indices = None
+
+    def forward(self, x):
+        y, self._indices = max_pool3d(x, self.kernel_size, self.stride, self.padding,
+                                      self.dilation, self.ceil_mode, return_indices=True,
+                                      backend=self.backend)
+        self._shape = np.shape(x)
+        return y
+
+    def backward(self, grad_out):
+        return _grad.max_pool3d(grad_out, self._saved("_indices"), self._saved("_shape"),
+                                backend=self.backend)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """1-D average pooling, as ``torch.nn.AvgPool1d`` (its arguments kept as 1-tuples, as
+    torch's are).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> pool = nn.AvgPool1d(2)
+    >>> pool
+    AvgPool1d(kernel_size=(2,), stride=(2,), padding=(0,))
+    >>> pool(np.array([[[1., 3., 2., 6.]]]))
+    array([[[2., 4.]]])
+    >>> pool.backward(np.ones((1, 1, 2)))
+    array([[[0.5, 0.5, 0.5, 0.5]]])
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, *, backend=None):
+        self.kernel_size = _single(kernel_size)
+        self.stride = _single(stride if stride is not None else kernel_size)
+        self.padding = _single(padding)
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.backend = backend
+        self._shape = None
+
+    def forward(self, x):
+        self._shape = np.shape(x)
+        return avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad, backend=self.backend)
+
+    def backward(self, grad_out):
+        return _grad.avg_pool1d(grad_out, self._saved("_shape"), self.kernel_size,
+                                self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad, backend=self.backend)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -339,6 +339,150 @@ def avg_pool2d_backward(gy, gx, kernel, stride, pad, count_include_pad, nthreads
     return gx
 
 
+# ---- pool3d (issue 17) ----
+# ``max_pool3d(x, out, idx, kernel, stride, pad, dilation, nthreads)``
+#     ``x`` (N, C, D, H, W), ``out`` and ``idx`` (int64 or None) (N, C, Do, Ho, Wo): the rules
+#     of max_pool2d along three axes; indices are flat positions ``(d * H + h) * W + w``
+#     within each input volume, and a window that sees no input gets the position of its
+#     first tap at or after the input's start on every axis (torch's).
+# ``avg_pool3d(x, out, kernel, stride, pad, count_include_pad, divisor, nthreads)``
+#     avg_pool2d's rules along three axes; ``divisor`` nonzero replaces the window count
+#     (torch's ``divisor_override``), 0 keeps it.
+# ``avg_pool3d_backward(gy, gx, kernel, stride, pad, count_include_pad, divisor, nthreads)``
+#     its gradient: each ``gy / divisor`` spread over its window.
+# Their work memory is bounded: they run on blocks of whole volumes (planes (n, c)) of at
+# most about _POOL3D_BLOCK bytes of windows.
+_POOL3D_BLOCK = 32 << 20
+__all__ += ["max_pool3d", "avg_pool3d", "avg_pool3d_backward"]
+
+
+def _volume_blocks(P, per_volume):
+    """[(p0, p1)]: runs of the P volumes of about ``_POOL3D_BLOCK`` bytes each."""
+    step = max(1, _POOL3D_BLOCK // max(1, per_volume))
+    return [(p0, min(P, p0 + step)) for p0 in range(0, P, step)]
+
+
+def _windows3d(xp, kernel, stride, dilation, out_sp):
+    """(P, Do, Ho, Wo, kd, kh, kw) strided view of the windows of padded volumes xp (P, ...)."""
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    win = sliding_window_view(xp, span, axis=(1, 2, 3))
+    win = win[:, :: stride[0], :: stride[1], :: stride[2],
+              :: dilation[0], :: dilation[1], :: dilation[2]]
+    return win[:, : out_sp[0], : out_sp[1], : out_sp[2]]
+
+
+def _padded3d(x, pad, kernel, stride, dilation, out_sp, fill):
+    """Volumes x (P, D, H, W) framed by ``fill`` so that every window lies inside."""
+    sp = x.shape[1:]
+    full = tuple(max(n + p, (o - 1) * s + d * (k - 1) + 1)
+                 for n, p, o, s, d, k in zip(sp, pad, out_sp, stride, dilation, kernel))
+    if full == sp and not any(pad):
+        return x
+    xp = np.full((x.shape[0],) + full, fill, dtype=x.dtype)
+    xp[:, pad[0]:pad[0] + sp[0], pad[1]:pad[1] + sp[1], pad[2]:pad[2] + sp[2]] = x
+    return xp
+
+
+def _taps(n_out, size, k, s, p, d):
+    """Input positions (n_out, k) of each output's taps along one axis, whether they lie in
+    [0, size), and each output's first tap at or after 0 (torch's fallback position)."""
+    pos = (np.arange(n_out) * s - p)[:, None] + np.arange(k) * d
+    first = np.take_along_axis(pos, np.argmax(pos >= 0, axis=1)[:, None], axis=1)[:, 0]
+    return pos, (pos >= 0) & (pos < size), first
+
+
+@_nonfinite_legal
+def max_pool3d(x, out, idx, kernel, stride, pad, dilation, nthreads=None):
+    """3-D max pooling with optional int64 indices (the contract above)."""
+    N, C, D, H, W = x.shape
+    out_sp = out.shape[2:]
+    P = N * C
+    xv, ov = x.reshape((P, D, H, W)), out.reshape((P,) + out_sp)
+    iv = None if idx is None else idx.reshape((P,) + out_sp)
+    kk = kernel[0] * kernel[1] * kernel[2]
+    if iv is not None:
+        td, vd, fd = _taps(out_sp[0], D, kernel[0], stride[0], pad[0], dilation[0])
+        th, vh, fh = _taps(out_sp[1], H, kernel[1], stride[1], pad[1], dilation[1])
+        tw, vw, fw = _taps(out_sp[2], W, kernel[2], stride[2], pad[2], dilation[2])
+        # (Do, Ho, Wo, kd * kh * kw): flat position and validity of every tap
+        pos = ((td[:, None, None, :, None, None] * H + th[None, :, None, None, :, None]) * W
+               + tw[None, None, :, None, None, :]).reshape(out_sp + (kk,))
+        valid = (vd[:, None, None, :, None, None] & vh[None, :, None, None, :, None]
+                 & vw[None, None, :, None, None, :]).reshape(out_sp + (kk,))
+        first = (fd[:, None, None] * H + fh[None, :, None]) * W + fw[None, None, :]
+        seen = valid.any(axis=-1)
+    per = D * H * W * x.itemsize + int(np.prod(out_sp)) * kk * (x.itemsize + 10)
+    for p0, p1 in _volume_blocks(P, per):
+        xp = _padded3d(xv[p0:p1], pad, kernel, stride, dilation, out_sp, -np.inf)
+        win = _windows3d(xp, kernel, stride, dilation, out_sp)
+        np.max(win, axis=(-3, -2, -1), out=ov[p0:p1])  # NaN propagates
+        if iv is None:
+            continue
+        w = win.reshape(win.shape[:4] + (kk,))
+        isnan = np.isnan(w)
+        last_nan = kk - 1 - np.argmax(isnan[..., ::-1], axis=-1)  # the last NaN wins
+        is_max = (w == ov[p0:p1, ..., None]) & valid
+        local = np.where(isnan.any(axis=-1), last_nan, np.argmax(is_max, axis=-1))
+        found = np.take_along_axis(np.broadcast_to(pos, w.shape), local[..., None],
+                                   axis=-1)[..., 0]
+        iv[p0:p1] = np.where(seen, found, first)  # a window that sees no input: its fallback
+    return out
+
+
+def _counts3d(out_sp, sizes, kernel, stride, pad, count_include_pad, divisor, dtype):
+    """(Do, Ho, Wo) divisors: ``divisor`` when nonzero, else the product of the windows'
+    sizes along each axis (:func:`_counts`)."""
+    if divisor:
+        return np.full(out_sp, divisor, dtype)
+    c = [_counts(0, o, n, k, s, p, count_include_pad)
+         for o, n, k, s, p in zip(out_sp, sizes, kernel, stride, pad)]
+    return (c[0][:, None, None] * c[1][None, :, None] * c[2][None, None, :]).astype(dtype)
+
+
+@_nonfinite_legal
+def avg_pool3d(x, out, kernel, stride, pad, count_include_pad, divisor, nthreads=None):
+    """3-D average pooling (the contract above)."""
+    N, C, D, H, W = x.shape
+    out_sp = out.shape[2:]
+    P = N * C
+    xv, ov = x.reshape((P, D, H, W)), out.reshape((P,) + out_sp)
+    div = _counts3d(out_sp, (D, H, W), kernel, stride, pad, count_include_pad, divisor,
+                    x.dtype)
+    for p0, p1 in _volume_blocks(P, 2 * D * H * W * x.itemsize):
+        xp = _padded3d(xv[p0:p1], pad, kernel, stride, (1, 1, 1), out_sp, 0)
+        win = _windows3d(xp, kernel, stride, (1, 1, 1), out_sp)
+        o = ov[p0:p1]
+        win.sum(axis=(-3, -2, -1), out=o)
+        o /= div
+    return out
+
+
+@_nonfinite_legal
+def avg_pool3d_backward(gy, gx, kernel, stride, pad, count_include_pad, divisor,
+                        nthreads=None):
+    """Gradient of avg_pool3d (the contract above): ``gy / divisor`` spread over each
+    window, tap by tap of the kernel (a loop over its kd * kh * kw taps, not over pixels)."""
+    N, C, D, H, W = gx.shape
+    out_sp = gy.shape[2:]
+    P = N * C
+    div = _counts3d(out_sp, (D, H, W), kernel, stride, pad, count_include_pad, divisor,
+                    gx.dtype)
+    full = tuple(max(n + p, (o - 1) * s + k)
+                 for n, p, o, s, k in zip((D, H, W), pad, out_sp, stride, kernel))
+    gyv, gxv = gy.reshape((P,) + out_sp), gx.reshape((P, D, H, W))
+    for p0, p1 in _volume_blocks(P, 2 * int(np.prod(full)) * gx.itemsize):
+        q = gyv[p0:p1] / div
+        frame = np.zeros((p1 - p0,) + full, gx.dtype)
+        for a in range(kernel[0]):
+            for b in range(kernel[1]):
+                for c in range(kernel[2]):
+                    frame[:, a:a + (out_sp[0] - 1) * stride[0] + 1:stride[0],
+                          b:b + (out_sp[1] - 1) * stride[1] + 1:stride[1],
+                          c:c + (out_sp[2] - 1) * stride[2] + 1:stride[2]] += q
+        gxv[p0:p1] = frame[:, pad[0]:pad[0] + D, pad[1]:pad[1] + H, pad[2]:pad[2] + W]
+    return gx
+
+
 # ---- conv3d (issue 17) ----
 # ``conv3d(x, w, b, out, stride, pad, dilation, groups, nthreads)``
 #     The 3-D conv2d: ``x`` (N, C, D, H, W), ``w`` (K, C // groups, kd, kh, kw), ``b`` (K,),

@@ -530,6 +530,96 @@ bad(fn, "huge input_size", ValueError, r"bytes", input_size=(10**9, 4, 10**3, 10
     grad_output=_huge((10**9, 4, 500, 500)))
 
 
+# ---- pool3d (issue 17): max_pool3d, avg_pool1d/3d, their gradients, divisor_override ----
+X3 = np.ones((2, 4, 6, 7, 7))
+BASE.update({
+    "max_pool3d": dict(x=X3, kernel_size=2),
+    "avg_pool1d": dict(x=X1, kernel_size=2),
+    "avg_pool3d": dict(x=X3, kernel_size=2),
+    "grad.max_pool3d": dict(grad_output=np.ones((2, 4, 3, 3, 3)),
+                            indices=np.zeros((2, 4, 3, 3, 3), int), input_size=(2, 4, 6, 7, 7)),
+    "grad.avg_pool1d": dict(grad_output=np.ones((2, 4, 4)), input_size=(2, 4, 9), kernel_size=2),
+    "grad.avg_pool3d": dict(grad_output=np.ones((2, 4, 3, 3, 3)), input_size=(2, 4, 6, 7, 7),
+                            kernel_size=2),
+})
+for fn, nd in (("max_pool3d", 3), ("avg_pool1d", 1), ("avg_pool3d", 3)):
+    sp = BASE[fn]["x"].shape[2:]
+    args = ["kernel_size", "stride", "padding"] + (["dilation"] if fn.startswith("max") else [])
+    bad(fn, "x ndim too small", ValueError, r"\bx\b must have shape", x=np.ones(sp))
+    bad(fn, "x ndim too large", ValueError, r"\bx\b must have shape", x=np.ones((1, 2, 4) + sp))
+    for arg in args:
+        lo = 0 if arg == "padding" else 1
+        bad(fn, f"{arg} below minimum", ValueError, rf"{arg} must be >= {lo}", **{arg: lo - 1})
+        bad(fn, f"{arg} float", TypeError, rf"{arg} must be an int", **{arg: 2.0})
+        bad(fn, f"{arg} bool", TypeError, rf"{arg} must be an int, got bool", **{arg: True})
+        bad(fn, f"{arg} wrong length", ValueError, rf"{arg} must be an int or a tuple of {nd}",
+            **{arg: (1,) * (nd + 1)})
+        bad(fn, f"{arg} >= 2**31", ValueError, rf"{arg} must be < 2\*\*31", **{arg: 2**31})
+        if nd == 3:  # torch refuses a 2-tuple for a 3-d pool
+            bad(fn, f"{arg} 2-tuple", ValueError, rf"{arg} must be an int or a tuple of 3",
+                **{arg: (1, 1)})
+    for arg in ("kernel_size", "padding") + (("dilation",) if fn.startswith("max") else ()):
+        bad(fn, f"{arg} empty tuple", ValueError, rf"{arg} must be an int or a tuple",
+            **{arg: ()})
+    bad(fn, "padding over half the kernel", ValueError, r"padding must be at most half",
+        kernel_size=3, padding=2)
+    bad(fn, "window larger than input", ValueError, r"\bx\b", kernel_size=10)
+    bad(fn, "ceil_mode int", TypeError, r"ceil_mode must be a bool", ceil_mode=1)
+    bad(fn, "x complex", TypeError, r"\bx\b must be real", x=BASE[fn]["x"] * 1j)
+    bad(fn, "x str", TypeError, r"\bx\b must be a real numeric", x="abc")
+    bad(fn, "x 0 channels", ValueError, r"\bx\b must have non-empty", x=np.ones((2, 0) + sp))
+    bad(fn, "huge x (broadcast)", ValueError, r"bytes", x=_huge((10**6, 4) + (10**3,) * nd))
+bad("max_pool3d", "return_indices int", TypeError, r"return_indices must be a bool",
+    return_indices=1)
+bad("max_pool3d", "dilated window larger than input", ValueError, r"output would be empty",
+    kernel_size=3, dilation=5)
+bad("avg_pool3d", "input smaller than the kernel (torch)", ValueError,
+    r"\bx\b must be at least kernel_size", kernel_size=(2, 2, 2), x=np.ones((2, 4, 1, 7, 7)),
+    ceil_mode=True)
+bad("avg_pool1d", "divisor_override is not an argument", TypeError, r"divisor_override",
+    divisor_override=2)
+for fn in ("avg_pool1d", "avg_pool3d"):
+    bad(fn, "count_include_pad int", TypeError, r"count_include_pad must be a bool",
+        count_include_pad=0)
+for fn in ("avg_pool2d", "avg_pool3d", "grad.avg_pool2d", "grad.avg_pool3d"):
+    bad(fn, "divisor_override 0", ValueError, r"divisor_override must not be zero",
+        divisor_override=0)
+    bad(fn, "divisor_override float", TypeError, r"divisor_override must be an int",
+        divisor_override=2.0)
+    bad(fn, "divisor_override bool", TypeError,
+        r"divisor_override must be an int or None, got bool", divisor_override=True)
+    bad(fn, "divisor_override huge", ValueError, r"divisor_override must be smaller than 2\*\*31",
+        divisor_override=-2**31)
+fn = "grad.max_pool3d"
+gy, idx, size = (BASE[fn][k] for k in ("grad_output", "indices", "input_size"))
+bad(fn, "indices float", TypeError, r"indices must be an integer array", indices=idx * 1.0)
+bad(fn, "indices wrong shape", ValueError, r"indices must have the shape of grad_output",
+    indices=idx[..., :1])
+bad(fn, "input_size ndim", ValueError, r"input_size must be a shape", input_size=size[2:])
+bad(fn, "input_size empty spatial", ValueError, r"input_size must have non-empty",
+    input_size=size[:2] + (0, 0, 0))
+bad(fn, "grad_output ndim", ValueError, r"grad_output must have \d dimensions",
+    grad_output=gy[0], indices=idx[0])
+bad(fn, "grad_output channels", ValueError, r"must agree on the batch and channel",
+    grad_output=gy[:, :2], indices=idx[:, :2])
+bad(fn, "huge input_size", ValueError, r"bytes", input_size=(2, 4, 10**4, 10**4, 10**4))
+for fn in ("grad.avg_pool1d", "grad.avg_pool3d"):
+    gy, size = BASE[fn]["grad_output"], BASE[fn]["input_size"]
+    bad(fn, "grad_output wrong shape", ValueError, r"grad_output must have shape",
+        grad_output=gy[..., :1])
+    bad(fn, "grad_output complex", TypeError, r"grad_output must be real", grad_output=gy * 1j)
+    bad(fn, "input_size ndim", ValueError, r"input_size must have shape", input_size=size[2:])
+    bad(fn, "kernel_size 0", ValueError, r"kernel_size must be >= 1", kernel_size=0)
+    bad(fn, "stride wrong length", ValueError, r"stride must be an int or a tuple",
+        stride=(1,) * (len(size) - 1))
+    bad(fn, "padding over half the kernel", ValueError, r"padding must be at most half",
+        padding=2)
+    bad(fn, "ceil_mode int", TypeError, r"ceil_mode must be a bool", ceil_mode=0)
+    big = (10**9, 4, 10**3) if fn == "grad.avg_pool1d" else (10**6, 4, 100, 100, 100)
+    bad(fn, "huge input_size", ValueError, r"bytes", input_size=big,
+        grad_output=_huge(big[:2] + tuple(s // 2 for s in big[2:])))
+
+
 # conv3d (issue 17) -----------------------------------------------------------------------------
 bad("conv3d", "x ndim too small", ValueError, r"\bx\b must have shape", x=np.ones((5, 6, 7)))
 bad("conv3d", "x ndim too large", ValueError, r"\bx\b must have shape",
@@ -711,3 +801,19 @@ def test_empty_max_pool_grad_output_gives_zeros(backend):
     got = G.max_pool2d(np.ones((2, 3, 0, 0)), np.zeros((2, 3, 0, 0), int), (2, 3, 4, 4),
                        backend=backend)
     np.testing.assert_array_equal(got, np.zeros((2, 3, 4, 4)))
+
+
+# ---- transpose (issue 17) ----
+# conv_transpose1d/2d/3d and their gradients keep their base calls and rows in
+# tests/test_issue17_transpose.py (run there on every backend with the kernels disabled);
+# test_every_public_function_has_rows counts them here.
+try:
+    from test_issue17_transpose import TRANSPOSE_BASE, TRANSPOSE_ROWS
+except pytest.skip.Exception:  # no torch: that file skips, and so do its functions here
+    TRANSPOSE_BASE, TRANSPOSE_ROWS = {}, []
+    BASE.update({n: None for n in fastconv.functional.__all__
+                 if n.startswith("conv_transpose")})
+    BASE.update({f"grad.{n}": None for n in G.__all__ if n.startswith("conv_transpose")})
+    COUNTS.update({n: 6 for n in BASE if "conv_transpose" in n})
+BASE.update(TRANSPOSE_BASE)
+COUNTS.update(r[0] for r in TRANSPOSE_ROWS)

@@ -82,7 +82,14 @@ def _specs(batch):
         "conv2d_weight": S.conv_weight_grad_spec(x, w.shape, gy, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d_backward": S.max_pool_grad_spec(gp, np.zeros(gp.shape, int), x.shape, 2),
         "avg_pool2d_backward": S.avg_pool_grad_spec(gp, x.shape, 2, None, 0, False, True),
-        # conv3d (issue 17)
+        # ---- pool3d (issue 17) ----
+        "max_pool3d": S.pool_spec(x[:, :, None], (1, 2, 2), None, 0, 1, False, 3,
+                                  op="max_pool3d", return_indices=True),
+        "avg_pool3d": S.pool_spec(x[:, :, None], (1, 2, 2), None, 0, 1, False, 3,
+                                  op="avg_pool3d", divisor_override=3),
+        "avg_pool3d_backward": S.avg_pool_grad_spec(gp[:, :, None], x[:, :, None].shape,
+                                                    (1, 2, 2), None, 0, False, True, 3),
+        # ---- conv3d (issue 17) ----
         "conv3d": S.conv_spec(x3, w3, None, 1, 1, 1, 1, "zeros", 3),
         "conv3d_input": S.conv_input_grad_spec(x3.shape, w3, gy3, 1, 1, 1, 1, "zeros", 3),
         "conv3d_weight": S.conv_weight_grad_spec(x3, w3.shape, gy3, 1, 1, 1, 1, "zeros", 3),
@@ -90,7 +97,6 @@ def _specs(batch):
 
 
 def _out(spec):
-    # a gradient spec fills grad_shape (conv3d's are in their own family: issue 17)
     return np.empty(spec.grad_shape if hasattr(spec, "grad_shape") else spec.out_shape,
                     spec.dtype)
 

@@ -12,14 +12,24 @@ CONV_SHAPES = {
     "single_image": (1, 1, 512, 512, 1, 5, 1, 2, 1),
 }
 POOL_SHAPES = {"pool_small": (64, 6, 26, 26), "pool_large": (8, 64, 112, 112)}
-QUICK = {"lenet1", "lenet2", "single_image", "pool_small", "seed"}
+QUICK = {"lenet1", "lenet2", "single_image", "pool_small", "seed",
+         "video8"}
 
-# dense vs sparse vs conv: name: (N, C, H, W, K, kernel, pad)
+# dense vs sparse vs conv: name: (N, C, H, W, K, kernel, pad), or for a conv3d layer
+# (N, C, D, H, W, K, kernel, pad) (layer_geometry reads both)
 LAYER_CASES = {
     "seed": (64, 1, 28, 28, 6, 3, 0),
     "rgb32": (64, 3, 32, 32, 16, 3, 1),
     "deep32": (64, 16, 32, 32, 32, 3, 1),
+    "video8": (8, 1, 8, 16, 16, 4, 3, 1),  # 8-frame 16x16 clips, 4 filters of 3x3x3
 }
+
+
+def layer_geometry(case):
+    """``(N, input_shape, K, kernel, pad)`` of a LAYER_CASES tuple; ``input_shape`` is
+    (C, H, W) for a conv2d layer, (C, D, H, W) for a conv3d one."""
+    N, *shape, K, k, p = case
+    return N, tuple(shape), K, k, p
 
 
 def conv_gflop(name):

@@ -11,7 +11,7 @@ a pair's rounds, not all of them. The report (:mod:`fastconv._benchreport`) chec
 on these paired ratios and shows the ratio of the plain rows' medians next to them.
 
 Pairs: ``auto`` against torch (both with THREADS threads) for the conv2d, max_pool2d and
-backward targets; the Cython backend on one thread against THREADS threads for the 1 -> 2
+backward targets and the other families' (:mod:`fastconv.bench.targets`); the Cython backend on one thread against THREADS threads for the 1 -> 2
 thread speed-up (a target for the large conv2d shapes, shown for depthwise); and the backend
 ``auto`` picks against each other compiled backend on every conv2d, pool and backward
 shape, for "auto picks within 10% of the best backend". Each side is checked against the
@@ -28,6 +28,7 @@ from fastconv import _dispatch
 from fastconv._benchreport import LARGE_SHAPES, SCALING_SHOWN
 
 from .cases import CONV_SHAPES, POOL_SHAPES, QUICK
+from .targets import FAMILY_TARGETS, paired
 from .conftest import SETTLE, THREADS, _set_all
 from .test_peers import (BACKWARD_SHAPES, _case, backward_case, backward_impl, conv_impl,
                          pool_impl)
@@ -56,12 +57,17 @@ PICK_GROUPS = ([f"conv2d-{s}-float32" for s in CONV_SHAPES]
 PAIRS = ([(f"conv2d-{s}-float32", "auto", "torch") for s in CONV_TARGETS]
          + [(f"max_pool2d-2x2s2-{s}-float32", "auto", "torch") for s in POOL_SHAPES]
          + [(f"conv2d_backward-{s}-float32", "auto", "torch") for s in ("resnet3x3", "lenet2")]
+         + [(group, "auto", "torch") for _, group, _ in FAMILY_TARGETS]
          + [(f"conv2d-{s}-float32", "cython-1t", "cython") for s in SCALING_SHAPES]
          + [(g, PICK, other) for g in PICK_GROUPS for other in OTHERS])
 
 
 def _callables(group, impls):
     """[a zero-argument callable per impl], and the NumPy reference's result, for ``group``."""
+    family = paired()
+    if group in family:
+        make, reference = family[group]
+        return [make(i) for i in impls], reference()
     workload, rest = group.split("-", 1)
     if workload == "conv2d":
         shape = rest.removesuffix("-float32")

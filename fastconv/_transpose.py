@@ -1,0 +1,117 @@
+"""The sub-pixel path of the transposed convolution (issue 17): one forward convolution.
+
+Along an axis of stride ``s``, kernel ``k`` and padding ``p`` (dilation 1), the output
+positions ``o = s * m + a`` of one phase ``a`` (``0 <= a < s``) are reached only by the taps
+``j = r + s * u`` with ``r = (a + p) % s``, each from input ``m + q - u``, ``q = (a + p) //
+s``: a stride-1 correlation of ``x`` with the sub-kernel ``w[r::s]`` reversed. When ``s``
+divides ``k`` every phase has ``k / s`` taps, so the ``s_h * s_w`` phases' sub-kernels
+stack, filter after filter, into the weight of ONE forward convolution of ``x`` (stride 1,
+the padding below), whose output channels are then put in their phases' places (a strided
+copy). The multiply-adds are the transposed convolution's own, no zero is multiplied, and
+there is no col2im scatter: the forward kernels (:mod:`fastconv._plan`'s choice for that
+layer, the direct kernel for these shapes) run it. Results equal the input-gradient path's
+to rounding (the sums run in another order).
+
+:func:`plan` says when (shapes and arguments only, never the data or the thread count):
+the Cython backend (``auto``), 1-D and 2-D, dilation 1, a stride above 1 on some axis that
+divides the kernel on every axis, and a padding small enough that the forward layer's is
+not negative (``p // s <= k / s - 1``). Measured on the issue's targets (1 thread, CPU
+time, shared machine): kernel 4, stride 2, padding 1 on 8x64x28x28 -> 32 took 0.53 of the
+input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
+
+Memory: the forward output (about the result's size, a little more at the edges) is
+computed for blocks of images of at most ``BLOCK_BYTES``; the stacked weight is the
+weight's size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK_BYTES = 32 << 20
+
+
+def _axis(L, Lo, k, s, p):
+    """(taps, pad, [(r, offset, count) per phase]) along one axis, or None."""
+    if k % s:
+        return None
+    ku = k // s
+    qmin = p // s
+    left = ku - 1 - qmin  # the forward layer's left padding
+    if left < 0:
+        return None
+    phases, need = [], 0
+    for a in range(s):
+        q = (a + p) // s
+        count = max(0, -(-(Lo - a) // s))  # outputs o = s * m + a in [0, Lo)
+        phases.append(((a + p) % s, q - qmin, count))
+        need = max(need, q - qmin + count)
+    right = max(0, need - L - left + ku - 1)
+    pad = max(left, right)  # symmetric: the forward layer's padding
+    shift = pad - left
+    return ku, pad, [(r, off + shift, c) for r, off, c in phases]
+
+
+def plan(backend, x_shape, w_shape, out_shape, stride, padding, dilation):
+    """The per-axis plans of the sub-pixel path (2-D shapes), or None to run the
+    input-gradient kernels."""
+    if backend != "cython" or x_shape[0] == 0:
+        return None
+    if any(d != 1 for d in dilation) or all(s == 1 for s in stride):
+        return None
+    axes = []
+    for ax in range(2):
+        a = _axis(x_shape[2 + ax], out_shape[2 + ax], w_shape[2 + ax], stride[ax],
+                  padding[ax])
+        if a is None:
+            return None
+        axes.append(a)
+    return axes
+
+
+def stacked_weight(w, groups, axes):
+    """The forward layer's weight (groups * phases * Kg, Cg, ku_h, ku_w) from the transposed
+    weight ``w`` (C, Kg, kh, kw): group, then phase (row phase major), then filter."""
+    C, Kg, kh, kw = w.shape
+    Cg = C // groups
+    (kuh, _, ph), (kuw, _, pw) = axes
+    sh, sw = len(ph), len(pw)
+    w5 = w.reshape(groups, Cg, Kg, kh, kw)
+    subs = [w5[:, :, :, rh::sh, rw::sw][..., ::-1, ::-1]
+            for rh, _, _ in ph for rw, _, _ in pw]
+    ws = np.stack(subs, axis=1)  # (groups, phases, Cg, Kg, kuh, kuw)
+    ws = ws.transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(ws).reshape(groups * sh * sw * Kg, Cg, kuh, kuw)
+
+
+def run(x, w, bias, out, groups, axes, backend):
+    """Fill ``out`` (N, K, Ho, Wo), C-contiguous, with the transposed convolution of
+    ``x`` (N, C, H, W) and ``w`` (C, K // groups, kh, kw), plus ``bias`` (K,) or None."""
+    from .functional import conv2d
+
+    N, K, Ho, Wo = out.shape
+    Kg = K // groups
+    (kuh, padh, ph), (kuw, padw, pw) = axes
+    nph = len(ph) * len(pw)
+    ws = stacked_weight(w, groups, axes)
+    bs = None
+    if bias is not None:
+        bs = np.ascontiguousarray(np.broadcast_to(bias.reshape(groups, 1, Kg),
+                                                  (groups, nph, Kg))).reshape(-1)
+    Hy = x.shape[2] + 2 * padh - kuh + 1
+    Wy = x.shape[3] + 2 * padw - kuw + 1
+    per_image = ws.shape[0] * Hy * Wy * x.itemsize
+    nb = max(1, min(N, BLOCK_BYTES // max(1, per_image)))
+    sh, sw = len(ph), len(pw)
+    for n0 in range(0, N, nb):
+        n1 = min(N, n0 + nb)
+        y = conv2d(x[n0:n1], ws, bs, 1, (padh, padw), 1, groups, backend=backend)
+        y6 = y.reshape(n1 - n0, groups, nph, Kg, Hy, Wy)
+        o5 = out[n0:n1].reshape(n1 - n0, groups, Kg, Ho, Wo)
+        i = 0
+        for a, (_, oh, ch) in enumerate(ph):
+            for b, (_, ow, cw) in enumerate(pw):
+                if ch and cw:
+                    o5[:, :, :, a::sh, b::sw] = y6[:, :, i, :, oh:oh + ch, ow:ow + cw]
+                i += 1
+    return out
