@@ -522,7 +522,33 @@ cdef void _strided_item(const floating[:, :, :, :, ::1] xp, const floating[:, :,
                             orow[ow] += wv * xrow[ow * sw]
 
 
-def _frame(x, pad, w_shape, stride, dilation, out_sp):
+cdef void _frame_fill(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1] xp,
+                      Py_ssize_t pf, Py_ssize_t pt, Py_ssize_t pl,
+                      int nthreads) noexcept nogil:
+    """xp = x framed by zeros (pf planes in front, pt rows above, pl columns left; the rest
+    of xp zero), written once, plane by plane on ``nthreads`` threads."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], D = x.shape[2], H = x.shape[3]
+    cdef Py_ssize_t W = x.shape[4], Dp = xp.shape[2], Hp = xp.shape[3], Wp = xp.shape[4]
+    cdef Py_ssize_t p, n, c, dp, hp, idd, ih, w1
+    cdef floating* row
+    w1 = min(W, Wp - pl)
+    for p in prange(N * C * Dp, schedule="static", num_threads=nthreads):
+        n = p // (C * Dp)
+        c = (p // Dp) % C
+        dp = p % Dp
+        idd = dp - pf
+        for hp in range(Hp):
+            row = &xp[n, c, dp, hp, 0]
+            ih = hp - pt
+            if idd < 0 or idd >= D or ih < 0 or ih >= H or w1 <= 0:
+                memset(row, 0, Wp * sizeof(floating))
+                continue
+            memset(row, 0, pl * sizeof(floating))
+            memcpy(row + pl, &x[n, c, idd, ih, 0], w1 * sizeof(floating))
+            memset(row + pl + w1, 0, (Wp - pl - w1) * sizeof(floating))
+
+
+def _frame(x, pad, w_shape, stride, dilation, out_sp, int nthreads=1):
     """``x`` in a zero frame holding every window of the output (``x`` when it does)."""
     N, C = x.shape[:2]
     shape = (N, C) + tuple(
@@ -530,10 +556,15 @@ def _frame(x, pad, w_shape, stride, dilation, out_sp):
         zip(x.shape[2:], pad, out_sp, stride, dilation, w_shape[2:]))
     if shape == x.shape and not any(pad):
         return x
-    xp = np.zeros(shape, x.dtype)
-    xp[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in
-                                          zip(pad, x.shape[2:]))] = x
+    xp = np.empty(shape, x.dtype)
+    _frame_typed(x, xp, pad[0], pad[1], pad[2], nthreads)
     return xp
+
+
+def _frame_typed(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1] xp,
+                 Py_ssize_t pf, Py_ssize_t pt, Py_ssize_t pl, int nthreads):
+    with nogil:
+        _frame_fill(x, xp, pf, pt, pl, nthreads)
 
 
 cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, ::1] w,
@@ -605,7 +636,7 @@ cdef int _conv3d(int code, const floating[:, :, :, :, ::1] x, const floating[:, 
         _gemm(x, w, b, o, sd, sh, sw, pf, pt, pl, dd, dh, dw, groups, nthreads)
     else:
         xp = _frame(np.asarray(x), (pf, pt, pl), np.asarray(w).shape, (sd, sh, sw),
-                    (dd, dh, dw), (o.shape[2], o.shape[3], o.shape[4]))
+                    (dd, dh, dw), (o.shape[2], o.shape[3], o.shape[4]), nthreads)
         _direct(xp, w, b, o, sd, sh, sw, dd, dh, dw, groups, nthreads)
     return 0
 
