@@ -339,6 +339,8 @@ def _plane_piece(op, args, cut):
 
 def _cuts(op, args, total, target):
     """Candidate cuts, the preferred first (lists of opaque tuples for :func:`_piece`)."""
+    if op in _CUTS_3D:  # conv3d and its gradients (issue 17, at the end of this module)
+        return _CUTS_3D[op](args, total, target)
     if op == "conv2d":
         out = args[3]
         N, K = out.shape[:2]
@@ -369,6 +371,8 @@ def _cuts(op, args, total, target):
 def _piece(op, args, cut, io=(_contig, _target)):
     """The piece ``cut`` of the call; with ``io=_VIEWS_ONLY`` its arguments are views that
     may not be C-contiguous (nothing copied or allocated: for reading shapes)."""
+    if op in _CUTS_3D:  # conv3d and its gradients: conv2d's pieces, on 5-D arrays
+        return _PIECES_3D[op](args, cut, io)
     if op == "conv2d":
         return _conv2d_piece(args, cut, io)
     if op == "conv2d_input":
@@ -578,3 +582,40 @@ def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the fu
     new = tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
                 for a in args)
     return _Piece(new, None, None)
+
+
+# --------------------------------------------------------------------------------------------
+# ---- conv3d (issue 17) ----
+# --------------------------------------------------------------------------------------------
+# conv3d is cut along the batch, then whole groups or filters within a group (one filter of
+# one image is never cut); conv3d_input along the batch, then input channels; conv3d_weight
+# along groups, filters and channels, then the batch (partial sums). The pieces slice the
+# first two axes only, as conv2d's do, so conv2d's piece builders serve the 5-D arrays.
+def _plan_conv3d(args, total, target):
+    x, w, b, out = args[:4]
+    groups = args[7]
+    N, K = out.shape[:2]
+    Kg = K // groups
+    per_image = total / N
+    runs = _image_ranges(N, per_image, target)
+    if runs is not None:
+        return [(n0, n1, 0, K, None, 0, 0) for n0, n1 in runs]
+    per_filter = per_image / K
+    if groups > 1 and per_filter * Kg <= 1.5 * target:
+        runs = [(g0 * Kg, g1 * Kg) for g0, g1 in _chunks(groups, per_filter * Kg, target)]
+    else:
+        runs = [(g * Kg + a, g * Kg + b_) for g in range(groups)
+                for a, b_ in _chunks(Kg, per_filter, target)]
+    return [(n, n + 1, k0, k1, None, 0, 0) for n in range(N) for k0, k1 in runs]
+
+
+_CUTS_3D = {
+    "conv3d": lambda args, total, target: [_plan_conv3d(args, total, target)],
+    "conv3d_input": lambda args, total, target: [_plan_conv2d_input(args, total, target)],
+    "conv3d_weight": lambda args, total, target: _cuts("conv2d_weight", args, total, target),
+}
+_PIECES_3D = {
+    "conv3d": _conv2d_piece,
+    "conv3d_input": _conv2d_input_piece,
+    "conv3d_weight": _conv2d_weight_piece,
+}

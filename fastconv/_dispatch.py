@@ -51,18 +51,21 @@ _MODULES = {
               "local": "fastconv.reference", "grad": "fastconv.reference",
               "fold": "fastconv.reference",
               "adaptive": "fastconv.reference",
+              "conv3d": "fastconv.reference",
               },
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
                "pool3d": "fastconv._cy_pool3d",
                "grad": "fastconv._cy_grad", "local": "fastconv._cy_local",
                "fold": "fastconv._cy_fold",
                "adaptive": "fastconv._cy_adaptive",
+               "conv3d": "fastconv._cy_conv3d",
                },
     "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
               "pool3d": "fastconv._numba.pool3d",
               "grad": "fastconv._numba.grad",
               "fold": "fastconv._numba.fold",
               "adaptive": "fastconv._numba.adaptive",
+              "conv3d": "fastconv._numba.conv3d",
               },
 }
 _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
@@ -79,10 +82,17 @@ _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "fold": "fold",
            "max_unpool": "fold",
            "max_unpool_backward": "fold",
+           "conv3d": "conv3d",
+           "conv3d_input": "conv3d",
+           "conv3d_weight": "conv3d",
            }
 
 # The ops whose compiled kernels call BLAS (from inside their parallel regions).
-_BLAS_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight"})
+_BLAS_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight",
+                       "conv3d",
+                       "conv3d_input",
+                       "conv3d_weight",
+                       })
 
 _lock = threading.Lock()
 _first_call_s: dict = {}  # (backend, op) -> seconds, see first_call_seconds()

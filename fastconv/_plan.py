@@ -274,7 +274,8 @@ def algorithm(op, backend, args):
     none (pools, locally_connected2d, the NumPy reference). Every kernel call asks, so the
     answer is kept per shape (a training loop plans the same layers every step)."""
     if backend == "numpy" or op not in _PLANNED:
-        return None
+        return _algorithm3(op, backend, args) if op in _PLANNED3 and backend != "numpy" \
+            else None
     a0, a1 = args[0], args[1]
     # conv2d: (x, w, b, out, stride, pad, dilation, groups); the gradients: (gy, w, gx, ...)
     # and (x, gy, gw, ...), then stride, pad, dilation, groups
@@ -611,3 +612,129 @@ def _register_fold_costs():
 
 
 _register_fold_costs()
+
+
+# --------------------------------------------------------------------------------------------
+# ---- conv3d (issue 17) ----
+# --------------------------------------------------------------------------------------------
+# conv3d (fastconv._cy_conv3d, fastconv._numba.conv3d). Cython's forward kernel, the first
+# rule that holds:
+# * "direct" (fc_taps on the input framed by its padding; strided layers a plain row loop)
+#   when R = C/groups * kd * kh * kw < CONV3D_DIRECT_MAX_R, Kg < GEMM_MIN_KG, or a size
+#   passes BLAS's ints;
+# * "direct" at stride 1 with R <= DIRECT_MAX_R: fc_taps took 0.5x the time of vol2col +
+#   GEMM on the bench shape 2x16x16x64x64 -> 32, 3x3x3 (as conv2d's direct kernel does);
+# * "gemm" otherwise (vol2col tiles of at most TILE_BYTES + GEMM; at stride 1 along W the
+#   kw taps share one column matrix).
+# Its input gradient runs "forward" (stride 1 and pad <= dilation * (kernel - 1): the
+# forward conv3d of grad_output with flipped weights) when that forward runs "direct" or
+# the layer is small, else "gemm" (col2vol); its weight gradient "gemm". Numba: "gemm" for
+# R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else "direct"; its gradients "direct".
+CONV3D_DIRECT_MAX_R = 64
+# accumulator elements per work item of Cython's direct conv3d (rows of a depth plane)
+CONV3D_FLAT_ELEMS = 1 << 14
+
+ALGORITHMS.update({
+    ("cython", "conv3d"): (DIRECT, GEMM),
+    ("cython", "conv3d_input"): (FORWARD, GEMM),
+    ("cython", "conv3d_weight"): (GEMM,),
+    ("numba", "conv3d"): (DIRECT, GEMM),
+    ("numba", "conv3d_input"): (DIRECT,),
+    ("numba", "conv3d_weight"): (DIRECT,),
+})
+_PLANNED3 = frozenset({"conv3d", "conv3d_input", "conv3d_weight"})
+
+
+def conv3d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
+           itemsize=4) -> str:
+    """The algorithm of ``backend``'s conv3d kernel for these shapes: "direct" or "gemm"
+    (the rule above).
+
+    >>> conv3d("cython", (2, 16, 16, 64, 64), (32, 16, 3, 3, 3), (2, 32, 16, 64, 64),
+    ...        (1, 1, 1), (1, 1, 1), (1, 1, 1), 1)
+    'gemm'
+    >>> conv3d("cython", (8, 1, 16, 32, 32), (8, 1, 3, 3, 3), (8, 8, 14, 30, 30),
+    ...        (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
+    'direct'
+    """
+    K, Cg = w_shape[:2]
+    R, Kg = Cg * w_shape[2] * w_shape[3] * w_shape[4], K // groups
+    P = out_shape[2] * out_shape[3] * out_shape[4]
+    if backend == "numba":
+        return GEMM if R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG else DIRECT
+    if R < CONV3D_DIRECT_MAX_R or Kg < GEMM_MIN_KG or max(R, P, K * R) > INT_MAX:
+        return DIRECT
+    if all(s == 1 for s in stride) and R <= DIRECT_MAX_R:
+        return DIRECT  # fc_taps on the framed input: 0.5x vol2col + GEMM's time (bench shape)
+    return GEMM
+
+
+def transposes_to_forward3(stride, pad, dilation, w_shape) -> bool:
+    """Whether Cython's conv3d_input runs as a forward conv3d: stride 1 and
+    ``0 <= pad <= dilation * (kernel - 1)`` on all three axes."""
+    return all(s == 1 and 0 <= p <= d * (k - 1)
+               for s, p, d, k in zip(stride, pad, dilation, w_shape[2:]))
+
+
+def _algorithm3(op, backend, args):
+    if op == "conv3d":  # x, w, b, out, stride, pad, dilation, groups
+        x, w, out = args[0], args[1], args[3]
+        return conv3d(backend, x.shape, w.shape, out.shape, args[4], args[5], args[6],
+                      args[7], x.itemsize)
+    if backend == "numba":
+        return DIRECT
+    if op == "conv3d_input":  # gy, w, gx, stride, pad, dilation, groups
+        w, groups = args[1], args[6]
+        R = w.shape[1] * w.shape[2] * w.shape[3] * w.shape[4]
+        if not transposes_to_forward3(args[3], args[4], args[5], w.shape):
+            return GEMM
+        gy, gx = args[0], args[2]
+        wt = (groups * w.shape[1], w.shape[0] // groups) + tuple(w.shape[2:])
+        padt = tuple(d * (k - 1) - p for d, k, p in zip(args[5], w.shape[2:], args[4]))
+        if (conv3d(backend, gy.shape, wt, gx.shape, (1, 1, 1), padt, args[5], groups)
+                == DIRECT or R < GEMM_MIN_R or w.shape[0] // groups < GEMM_MIN_KG):
+            return FORWARD  # the forward's direct kernel: 0.75x col2vol's time (bench shape)
+        return GEMM  # col2vol + GEMM: 0.7x the forward's GEMM
+    return GEMM
+
+
+def conv3d_tile_rows(rows_total, Wo, R, itemsize):
+    """Output rows (depth x height, ``Wo`` columns each) per vol2col tile of the Cython
+    conv3d kernels: the (R, rows * Wo) tile within ``TILE_BYTES``, at least one row. Never
+    depends on the batch size (a batch cut of fastconv._chunks keeps every GEMM's size)."""
+    return max(1, min(rows_total, TILE_BYTES // (R * Wo * itemsize)))
+
+
+def conv3d_direct_rows(Ho, Wp, Kg):
+    """Output rows of one depth plane per work item of Cython's direct conv3d: ``Kg`` lines
+    of accumulators within ``CONV3D_FLAT_ELEMS``, at least one row."""
+    return max(1, min(Ho, CONV3D_FLAT_ELEMS // (Kg * Wp)))
+
+
+def conv3d_input_blocks(N, groups, Cg):
+    """(channels per block, blocks) of Cython's conv3d_input GEMM work items (image, group,
+    channel block): up to about ``GRAD_MIN_ITEMS`` items."""
+    return input_channel_blocks(N, groups, Cg)
+
+
+def conv3d_weight_slots(T, K, R, itemsize):
+    """Slots of Cython's conv3d_weight: a power of two, at most ``min(T, GRAD_MIN_ITEMS)``,
+    their partials within ``PARTIAL_BYTES`` (at least one)."""
+    S = 1
+    while S * 2 <= min(T, GRAD_MIN_ITEMS) and S * 2 * K * R * itemsize <= PARTIAL_BYTES:
+        S *= 2
+    return S
+
+
+def _conv3d_cost(a):  # x, w, b, out, ...: as conv2d's
+    return _conv2d_cost(a)
+
+
+_COST.update({"conv3d": _conv2d_cost, "conv3d_input": _input_cost,
+              "conv3d_weight": _weight_cost})
+for _b, _rates in {"cython": (20e9, 20e9, 15e9), "numba": (2e9, 1e9, 1e9),
+                   "numpy": (5e9, 3e9, 3e9)}.items():
+    MAC_RATE[_b].update(zip(("conv3d", "conv3d_input", "conv3d_weight"), _rates))
+    for _op in ("conv3d", "conv3d_input", "conv3d_weight"):
+        _INV[_b][_op] = (1 / MAC_RATE[_b][_op], 1 / COL_RATE[_b], 1 / ELEM_RATE[_b])
+_CONV_OPS = _CONV_OPS | _PLANNED3

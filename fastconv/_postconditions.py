@@ -49,6 +49,9 @@ ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"
                      "fold",
                      "max_unpool",
                      "max_unpool_backward",
+                     "conv3d",
+                     "conv3d_input",
+                     "conv3d_weight",
                      })
 
 

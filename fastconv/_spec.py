@@ -27,8 +27,11 @@ and read on every call, measured against frozen slotted dataclasses):
 * :class:`PoolGradSpec`: ``max_pool2d_backward`` (max_pool3d's too, on flattened volumes),
   ``avg_pool2d_backward`` and ``avg_pool3d_backward``;
 * :class:`LocalSpec`: ``locally_connected2d``;
-* :class:`FoldSpec`: ``unfold`` and ``fold`` (issue 17);
-* :class:`UnpoolSpec`: ``max_unpool`` and ``max_unpool_backward`` (issue 17).
+* :class:`FoldSpec`: ``unfold`` and ``fold``;
+* :class:`UnpoolSpec`: ``max_unpool`` and ``max_unpool_backward``;
+* :class:`AdaptivePoolSpec`: the adaptive pools and their gradients;
+* :class:`Conv3dSpec` and :class:`Conv3dGradSpec`: ``conv3d``, ``conv3d_input`` and
+  ``conv3d_weight`` (the ``conv3d`` family, 5-D arrays).
 
 Each names its kernel (``op``) and its family (``family``: :mod:`fastconv._dispatch`'s
 module key), says whether there is anything to compute (``empty``), and gives the kernel's
@@ -308,7 +311,10 @@ class ConvGeometry(NamedTuple):
 
 def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, nd: int,
                   xname="x", wname="weight") -> ConvGeometry:
-    """Validate the shapes and arguments of a conv1d/conv2d (``nd`` = 1 or 2).
+    """Validate the shapes and arguments of a conv1d/conv2d/conv3d (``nd`` = 1, 2 or 3).
+
+    A conv1d/conv2d geometry is in 2-D (4-D shapes, a 1-D one with height 1); a conv3d one
+    keeps its three spatial axes (5-D shapes: x (N, C, D, H, W), out (N, K, Do, Ho, Wo)).
 
     Shared by :func:`conv_spec` and the gradient specs, which know the input or the weight
     only by its shape; ``xname``/``wname`` are the argument names the errors quote.
@@ -316,16 +322,16 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
     if len(w_shape) != nd + 2:
         raise ValueError(
             f"{wname} must have {nd + 2} dimensions (out_channels, in_channels/groups"
-            f"{', kernel' if nd == 1 else ', kH, kW'}), got shape {w_shape}"
+            f"{_KERNEL_DIMS[nd]}), got shape {w_shape}"
         )
     if len(x_shape) == nd + 1:
         batched = False
     elif len(x_shape) == nd + 2:
         batched = True
     else:
-        names = "(N, C, L) or (C, L)" if nd == 1 else "(N, C, H, W) or (C, H, W)"
         raise ValueError(
-            f"{xname} must have shape {names}, got {len(x_shape)} dimensions {x_shape}"
+            f"{xname} must have shape {_INPUT_DIMS[nd]}, got {len(x_shape)} dimensions "
+            f"{x_shape}"
         )
     if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
@@ -391,7 +397,7 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
         dilation = (1,) + dilation
         pairs = [(0, 0)] + pairs
         out_sp = [1] + out_sp
-    result_shape = (N, K) + tuple(out_sp[2 - nd:])
+    result_shape = (N, K) + tuple(out_sp[max(0, 2 - nd):])
     if not batched:
         result_shape = result_shape[1:]
     return ConvGeometry(
@@ -403,7 +409,7 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
         dilation=dilation,
         groups=groups,
         padding_mode=padding_mode,
-        out_shape=(N, K, out_sp[0], out_sp[1]),
+        out_shape=(N, K) + tuple(out_sp),
         result_shape=result_shape,
     )
 
@@ -414,9 +420,9 @@ def explicit_padding(geo: ConvGeometry) -> bool:
 
 
 def padded_shape(geo: ConvGeometry) -> tuple:
-    """(N, C, H, W) of the input with all of its padding made explicit."""
-    N, C, H, W = geo.x_shape
-    return (N, C, H + sum(geo.pairs[0]), W + sum(geo.pairs[1]))
+    """(N, C, H, W) (conv3d: (N, C, D, H, W)) of the input with all of its padding made
+    explicit."""
+    return geo.x_shape[:2] + tuple(s + sum(p) for s, p in zip(geo.x_shape[2:], geo.pairs))
 
 
 def padded_input(x4: np.ndarray, geo: ConvGeometry, dtype: np.dtype):
@@ -425,8 +431,8 @@ def padded_input(x4: np.ndarray, geo: ConvGeometry, dtype: np.dtype):
     if explicit_padding(geo):
         xp = np.pad(x4.astype(dtype, copy=False), [(0, 0), (0, 0)] + list(geo.pairs),
                     mode=_NP_PAD_MODE[geo.padding_mode])
-        return prepare(xp, dtype), (0, 0)
-    return prepare(x4, dtype), (geo.pairs[0][0], geo.pairs[1][0])
+        return prepare(xp, dtype), (0,) * len(geo.pairs)
+    return prepare(x4, dtype), tuple(p[0] for p in geo.pairs)
 
 
 def _plain(v) -> bool:
@@ -446,9 +452,15 @@ def _check_frame(geo, itemsize):
     windows' reach) could not be allocated: the same rule for a convolution and for its
     input gradient, which scatters into that frame."""
     span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, geo.w_shape[2:]))
-    top_left = (0, 0) if explicit_padding(geo) else (geo.pairs[0][0], geo.pairs[1][0])
-    check_alloc(frame_shape(geo.x_shape, geo.out_shape, top_left, geo.stride, span),
-                itemsize, "the padded input frame (from padding and dilation)")
+    top_left = (0,) * len(geo.pairs) if explicit_padding(geo) else tuple(
+        p[0] for p in geo.pairs)
+    if len(geo.pairs) == 3:  # conv3d: the same frame, with a depth axis
+        shape = geo.x_shape[:2] + tuple(
+            max(s + p, (o - 1) * st + sp) for s, p, o, st, sp in
+            zip(geo.x_shape[2:], top_left, geo.out_shape[2:], geo.stride, span))
+    else:
+        shape = frame_shape(geo.x_shape, geo.out_shape, top_left, geo.stride, span)
+    check_alloc(shape, itemsize, "the padded input frame (from padding and dilation)")
 
 
 def _conv_plan(x_shape, w_shape, itemsize, stride, padding, dilation, groups, padding_mode,
@@ -497,7 +509,7 @@ def conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
     xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
     b = np.zeros(K, dtype) if bias is None else prepare(bias, dtype)
 
-    return ConvSpec(
+    return (Conv3dSpec if nd == 3 else ConvSpec)(
         x=xp,
         weight=prepare(weight.reshape(geo.w_shape), dtype),
         bias=b,
@@ -863,7 +875,7 @@ def fold_padding(gp: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     if not explicit_padding(geo):
         return gp
     g = gp
-    for ax, (before, after) in zip((2, 3), geo.pairs):
+    for ax, (before, after) in zip(range(2, 2 + len(geo.pairs)), geo.pairs):
         if before == 0 and after == 0:
             continue
         n = g.shape[ax] - before - after
@@ -914,7 +926,7 @@ class ConvGradSpec(NamedTuple):
     def kernel_args(self, out):
         """conv2d_input: ``(grad_output, weight, out, stride, pad, dilation, groups)``;
         conv2d_weight: ``(x, grad_output, out, stride, pad, dilation, groups)``."""
-        if self.op == "conv2d_input":
+        if self.op in _INPUT_GRAD_OPS:
             return (self.grad_output, self.weight, out, self.stride, self.pad, self.dilation,
                     self.groups)
         return (self.x, self.grad_output, out, self.stride, self.pad, self.dilation,
@@ -940,14 +952,14 @@ def conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilat
     _check_grad_output(grad_output, geo.result_shape, "the convolution's output")
     if explicit_padding(geo):
         grad_shape = padded_shape(geo)
-        pad = (0, 0)
+        pad = (0,) * len(geo.pairs)
     else:
         grad_shape = geo.x_shape
-        pad = (geo.pairs[0][0], geo.pairs[1][0])
+        pad = tuple(p[0] for p in geo.pairs)
     check_alloc(grad_shape, dtype.itemsize, "the input gradient (from input_size)")
     _check_frame(geo, dtype.itemsize)
-    return ConvGradSpec(
-        op="conv2d_input",
+    return (Conv3dGradSpec if nd == 3 else ConvGradSpec)(
+        op="conv3d_input" if nd == 3 else "conv2d_input",
         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
         weight=prepare(weight.reshape(geo.w_shape), dtype),
         x=None,
@@ -977,8 +989,8 @@ def conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation
     check_alloc(geo.x_shape, dtype.itemsize, "the prepared input")
     check_alloc(weight_size, dtype.itemsize, "the weight gradient (from weight_size)")
     xp, pad = padded_input(x.reshape(geo.x_shape), geo, dtype)
-    return ConvGradSpec(
-        op="conv2d_weight",
+    return (Conv3dGradSpec if nd == 3 else ConvGradSpec)(
+        op="conv3d_weight" if nd == 3 else "conv2d_weight",
         grad_output=prepare(grad_output.reshape(geo.out_shape), dtype),
         weight=None,
         x=xp,
@@ -1653,3 +1665,37 @@ def adaptive_max_grad_spec(grad_output, indices, input_size, nd: int) -> PoolGra
                         indices=prepare(indices.reshape(g4), np.int64), kernel=None,
                         stride=None, pad=None, count_include_pad=None, grad_shape=x4,
                         dtype=dtype, result_shape=input_size)
+
+
+# --------------------------------------------------------------------------------------------
+# ---- conv3d (issue 17) ----
+# --------------------------------------------------------------------------------------------
+# conv_geometry's error messages: the weight's kernel dimensions and the input's shapes by nd
+_KERNEL_DIMS = {1: ", kernel", 2: ", kH, kW", 3: ", kD, kH, kW"}
+_INPUT_DIMS = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
+               3: "(N, C, D, H, W) or (C, D, H, W)"}
+# the ops whose ConvGradSpec.kernel_args start with grad_output and the weight
+_INPUT_GRAD_OPS = frozenset({"conv2d_input", "conv3d_input"})
+
+
+class Conv3dSpec(ConvSpec):
+    """A validated conv3d (:func:`conv_spec` with ``nd=3``): :class:`ConvSpec`'s fields in
+    3-D. ``x`` (N, C, D, H, W), already padded explicitly for the non-zero padding modes;
+    ``weight`` (K, C // groups, kd, kh, kw); ``stride``, ``pad`` (front, top, left) and
+    ``dilation`` 3-tuples; ``out_shape`` (N, K, Do, Ho, Wo). Its gradients are
+    :class:`Conv3dGradSpec`."""
+
+    __slots__ = ()
+
+    op = "conv3d"
+    family = "conv3d"
+
+
+class Conv3dGradSpec(ConvGradSpec):
+    """A validated conv3d gradient (``op``: ``"conv3d_input"`` or ``"conv3d_weight"``):
+    :class:`ConvGradSpec`'s fields in 3-D (5-D arrays, 3-tuples), in the ``conv3d``
+    family."""
+
+    __slots__ = ()
+
+    family = "conv3d"

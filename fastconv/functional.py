@@ -1306,3 +1306,49 @@ for _fn, _nd, _avg in ((adaptive_avg_pool1d, 1, True), (adaptive_avg_pool2d, 2, 
                        (adaptive_max_pool2d, 2, False), (adaptive_max_pool3d, 3, False)):
     _adaptive_doc(_fn, _nd, _avg)
 del _fn, _nd, _avg
+
+
+# --------------------------------------------------------------------------------------------
+# ---- conv3d (issue 17) ----
+# --------------------------------------------------------------------------------------------
+__all__ += [
+    "conv3d",
+]
+
+
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", backend=None, out=None):
+    """3-D cross-correlation over (N, C, D, H, W) inputs, as
+    ``torch.nn.functional.conv3d`` (with ``torch.nn.Conv3d``'s ``padding_mode``).
+    {doc}
+    Notes
+    -----
+    The compiled backends run, by the plan (:func:`fastconv._plan.conv3d`), vol2col in
+    bounded tiles + GEMM for many channels, or a direct register-blocked kernel for few
+    (e.g. one input channel). Results do not depend on the thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 1, 3, 4, 4), dtype=np.float32)
+    >>> w = np.ones((2, 1, 2, 2, 2), dtype=np.float32)
+    >>> y = fastconv.conv3d(x, w, padding="same")
+    >>> y.shape
+    (1, 2, 3, 4, 4)
+    >>> fastconv.conv3d(x, w)[0, 0, 0]
+    array([[8., 8., 8.],
+           [8., 8., 8.],
+           [8., 8., 8.]], dtype=float32)
+    """
+    name = _dispatch.resolve(backend, "conv3d")
+    spec = S.conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, 3)
+    res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out,
+                  [("x", x), ("weight", weight), ("bias", bias)])
+    _dispatch.run("conv3d", name, spec, res)
+    return out if out is not None else res.reshape(spec.result_shape)
+
+
+conv3d.__doc__ = conv3d.__doc__.format(doc=_CONV_DOC.format(
+    xshape="(N, C, D, H, W) or (C, D, H, W)",
+    wshape="(out_channels, C // groups, kD, kH, kW)",
+    oshape="(N, out_channels, D_out, H_out, W_out), or without N for unbatched x", nd=3))

@@ -1249,3 +1249,107 @@ for _nd, (_g, _x, _flat, _within, _eg, _ex, _eo) in _ADAPTIVE_GRAD_SHAPES.items(
     globals()[f"adaptive_max_pool{_nd}d"].__doc__ = _ADAPTIVE_MAX_GRAD_DOC.format(
         nd=_nd, gshape=_g, xshape=_x, flat=_flat, within=_within)
 del _nd, _g, _x, _flat, _within, _eg, _ex, _eo
+
+
+# --------------------------------------------------------------------------------------------
+# ---- conv3d (issue 17) ----
+# --------------------------------------------------------------------------------------------
+__all__ += [
+    "conv3d_input",
+    "conv3d_weight",
+    "conv3d_bias",
+]
+
+
+def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, padding_mode="zeros", backend=None):
+    """Gradient of :func:`fastconv.conv3d` wrt its input, as ``torch.nn.grad.conv3d_input``.
+
+    Parameters
+    ----------
+    input_size : tuple of ints
+        The input's shape, (N, C, D, H, W) or unbatched (C, D, H, W).
+    weight : array_like
+        (out_channels, C // groups, kD, kH, kW).
+    grad_output : array_like
+        Shaped like the forward output.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``input_size``, dtype ``result_type(weight, grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> g = fastconv.grad.conv3d_input((1, 1, 2, 2, 2), np.ones((1, 1, 2, 2, 2)),
+    ...                                np.ones((1, 1, 1, 1, 1)))
+    >>> g.shape, float(g.sum())
+    ((1, 1, 2, 2, 2), 8.0)
+    """
+    name = _dispatch.resolve(backend, "conv3d_input")
+    spec = S.conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilation,
+                                  groups, padding_mode, 3)
+    gx = np.empty(spec.grad_shape, spec.dtype)
+    _dispatch.run("conv3d_input", name, spec, gx)
+    return S.fold_padding(gx, spec.geo).reshape(spec.result_shape)
+
+
+def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  *, padding_mode="zeros", backend=None):
+    """Gradient of :func:`fastconv.conv3d` wrt its weight, as
+    ``torch.nn.grad.conv3d_weight``.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input, (N, C, D, H, W) or unbatched (C, D, H, W).
+    weight_size : tuple of ints
+        (out_channels, C // groups, kD, kH, kW).
+    grad_output : array_like
+        Shaped like the forward output.
+    {args}
+    Returns
+    -------
+    ndarray
+        Shape ``weight_size``, dtype ``result_type(input, grad_output, float32)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(8.0).reshape(1, 1, 2, 2, 2)
+    >>> fastconv.grad.conv3d_weight(x, (1, 1, 1, 1, 1), np.ones((1, 1, 2, 2, 2)))
+    array([[[[[28.]]]]])
+    """
+    name = _dispatch.resolve(backend, "conv3d_weight")
+    spec = S.conv_weight_grad_spec(input, weight_size, grad_output, stride, padding, dilation,
+                                   groups, padding_mode, 3)
+    gw = np.empty(spec.grad_shape, spec.dtype)
+    _dispatch.run("conv3d_weight", name, spec, gw)
+    return gw.reshape(spec.result_shape)
+
+
+def conv3d_bias(grad_output):
+    """Gradient of :func:`fastconv.conv3d` wrt its bias: ``grad_output`` summed over all
+    axes but the channel axis ((N, K, D, H, W) or unbatched (K, D, H, W)).
+
+    Returns
+    -------
+    ndarray
+        Shape (K,), dtype ``result_type(grad_output, float32)`` (NumPy's pairwise sum).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.grad.conv3d_bias(np.ones((2, 3, 2, 2, 2), np.float32))
+    array([16., 16., 16.], dtype=float32)
+    """
+    g = S.as_real_array(grad_output, "grad_output")
+    if g.ndim not in (4, 5):
+        raise ValueError(f"grad_output must have shape (N, K, D, H, W) or (K, D, H, W), got "
+                         f"shape {g.shape}")
+    return _bias_grad(g, 3)
+
+
+conv3d_input.__doc__ = conv3d_input.__doc__.format(args=_CONV_ARGS.format(fwd="conv3d"))
+conv3d_weight.__doc__ = conv3d_weight.__doc__.format(args=_CONV_ARGS.format(fwd="conv3d"))

@@ -900,3 +900,176 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+# --------------------------------------------------------------------------------------------
+# ---- conv3d (issue 17): Conv1d and Conv3d ----
+# --------------------------------------------------------------------------------------------
+__all__ += [
+    "Conv1d",
+    "Conv3d",
+]
+
+
+def _ntuple(v, n, name, minimum=1):
+    """An int or a length-``n`` sequence of ints, each >= ``minimum``, as an n-tuple."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        v = (v,) * n
+    try:
+        v = tuple(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {v!r}") from None
+    if len(v) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {v!r}")
+    for e in v:
+        if isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer)):
+            raise TypeError(f"{name} must hold ints, got {v!r}")
+        if e < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return tuple(int(e) for e in v)
+
+
+class _ConvNd(Conv2d):
+    """Conv1d and Conv3d: :class:`Conv2d` with ``_nd`` spatial axes, on
+    :func:`fastconv.conv1d` / :func:`fastconv.conv3d` and their gradients. Stride, padding
+    and dilation are kept as torch keeps them (tuples; a padding string as given), and the
+    repr is torch's."""
+
+    _nd = 0
+    _forward = _grad_input = _grad_weight = _grad_bias = None  # set by the subclasses
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", *, rng=None,
+                 dtype=np.float32, backend=None):
+        n = self._nd
+        self.in_channels = _pos_int(in_channels, "in_channels")
+        self.out_channels = _pos_int(out_channels, "out_channels")
+        self.groups = _pos_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+        self.kernel_size = _ntuple(kernel_size, n, "kernel_size")
+        self.stride = _ntuple(stride, n, "stride")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'same', 'valid', an int or a tuple of "
+                                 f"{n} ints, got {padding!r}")
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError("padding='same' needs stride 1 (as in PyTorch)")
+            self.padding = padding
+        else:
+            self.padding = _ntuple(padding, n, "padding", 0)
+        self.dilation = _ntuple(dilation, n, "dilation")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.backend = backend
+        dtype = _dtype(dtype)
+        rng = _rng(rng)
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        fan_in = int(np.prod(shape[1:]))
+        self.weight = Parameter(kaiming_uniform(shape, fan_in, rng, dtype=dtype), "weight")
+        self.bias = None
+        if bias:
+            bound = 1.0 / math.sqrt(fan_in)
+            self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype),
+                                  "bias")
+        self._x = None
+
+    def forward(self, x):
+        self._x = x
+        return type(self)._forward(x, self.weight.data,
+                                   None if self.bias is None else self.bias.data,
+                                   **self._geometry_args())
+
+    def backward(self, grad_out):
+        x = self._saved("_x")
+        args = self._geometry_args()
+        cls = type(self)
+        self.weight.grad += cls._grad_weight(x, self.weight.shape, grad_out, **args)
+        if self.bias is not None:
+            self.bias.grad += cls._grad_bias(grad_out)
+        return cls._grad_input(np.shape(x), self.weight.data, grad_out, **args)
+
+    def extra_repr(self):
+        """torch's ``_ConvNd.extra_repr``."""
+        n = self._nd
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0,) * n:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * n:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution layer, as ``torch.nn.Conv1d`` (cross-correlation, (N, C, L)), on
+    :func:`fastconv.conv1d` and ``fastconv.grad.conv1d_*``.
+
+    Parameters and attributes as :class:`Conv2d`, with one spatial axis: ``weight`` is
+    (out_channels, in_channels // groups, kernel_size). ``kernel_size``, ``stride``,
+    ``padding`` and ``dilation`` are kept as 1-tuples (a padding string as given), and the
+    repr is torch's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> layer = nn.Conv1d(2, 4, 3, padding=1, rng=0)
+    >>> layer
+    Conv1d(2, 4, kernel_size=(3,), stride=(1,), padding=(1,))
+    >>> layer(np.ones((1, 2, 8), np.float32)).shape
+    (1, 4, 8)
+    """
+
+    _nd = 1
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution layer, as ``torch.nn.Conv3d`` (cross-correlation, (N, C, D, H, W)),
+    on :func:`fastconv.conv3d` and ``fastconv.grad.conv3d_*``.
+
+    Parameters and attributes as :class:`Conv2d`, with three spatial axes: ``weight`` is
+    (out_channels, in_channels // groups, kD, kH, kW). ``kernel_size``, ``stride``,
+    ``padding`` and ``dilation`` are kept as 3-tuples (a padding string as given), and the
+    repr is torch's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> layer = nn.Conv3d(1, 2, 3, padding=1, rng=0)
+    >>> layer
+    Conv3d(1, 2, kernel_size=(3, 3, 3), stride=(1, 1, 1), padding=(1, 1, 1))
+    >>> y = layer(np.ones((1, 1, 4, 4, 4), np.float32))
+    >>> y.shape
+    (1, 2, 4, 4, 4)
+    >>> layer.backward(np.ones_like(y)).shape
+    (1, 1, 4, 4, 4)
+    """
+
+    _nd = 3
+
+
+def _bind_conv_layers():
+    from .functional import conv1d, conv3d
+    Conv1d._forward = staticmethod(conv1d)
+    Conv1d._grad_input = staticmethod(_grad.conv1d_input)
+    Conv1d._grad_weight = staticmethod(_grad.conv1d_weight)
+    Conv1d._grad_bias = staticmethod(_grad.conv1d_bias)
+    Conv3d._forward = staticmethod(conv3d)
+    Conv3d._grad_input = staticmethod(_grad.conv3d_input)
+    Conv3d._grad_weight = staticmethod(_grad.conv3d_weight)
+    Conv3d._grad_bias = staticmethod(_grad.conv3d_bias)
+
+
+_bind_conv_layers()

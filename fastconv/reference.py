@@ -651,3 +651,120 @@ def adaptive_avg_pool3d_backward(gy, gx, nthreads=None):
 
 
 __all__ += ["adaptive_avg_pool3d", "adaptive_max_pool3d", "adaptive_avg_pool3d_backward"]
+
+
+# ---- conv3d (issue 17) ----
+# ``conv3d(x, w, b, out, stride, pad, dilation, groups, nthreads)``
+#     The 3-D conv2d: ``x`` (N, C, D, H, W), ``w`` (K, C // groups, kd, kh, kw), ``b`` (K,),
+#     ``out`` (N, K, Do, Ho, Wo); ``stride``, ``pad`` (front, top, left: implicit zeros) and
+#     ``dilation`` 3-tuples. ``conv3d_input(gy, w, gx, ...)`` and
+#     ``conv3d_weight(x, gy, gw, ...)`` are its gradients, with conv2d_input's and
+#     conv2d_weight's contracts in 3-D.
+__all__ += ["conv3d", "conv3d_input", "conv3d_weight"]
+
+# bytes of gathered windows per einsum: the kernels below work in blocks of output depth
+# planes past this
+_BLOCK3_BYTES = 16 << 20
+
+
+def _frame3(x, pad, w_shape, stride, dilation, out_sp):
+    """``x`` (N, C, D, H, W) in a zero frame that holds every window of the output."""
+    N, C = x.shape[:2]
+    shape = (N, C) + tuple(
+        max(s + p, (o - 1) * st + d * (k - 1) + 1) for s, p, o, st, d, k in
+        zip(x.shape[2:], pad, out_sp, stride, dilation, w_shape[2:]))
+    if shape == x.shape and not any(pad):
+        return x
+    xp = np.zeros(shape, x.dtype)
+    xp[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in
+                                          zip(pad, x.shape[2:]))] = x
+    return xp
+
+
+def _windows3(xp, w_shape, stride, dilation, out_sp):
+    """(N, C, Do, Ho, Wo, kd, kh, kw): every window of the framed input (a view)."""
+    span = tuple(d * (k - 1) + 1 for d, k in zip(dilation, w_shape[2:]))
+    win = sliding_window_view(xp, span, axis=(2, 3, 4))
+    win = win[:, :, ::stride[0], ::stride[1], ::stride[2], ::dilation[0], ::dilation[1],
+              ::dilation[2]]
+    return win[:, :, :out_sp[0], :out_sp[1], :out_sp[2]]
+
+
+def _depth_blocks(Do, per_plane_bytes):
+    """[(od0, od1)]: output depth planes in blocks of at most ``_BLOCK3_BYTES`` (one plane
+    at least)."""
+    step = max(1, _BLOCK3_BYTES // max(1, per_plane_bytes))
+    return [(a, min(Do, a + step)) for a in range(0, Do, step)]
+
+
+@_nonfinite_legal
+def conv3d(x, w, b, out, stride, pad, dilation, groups, nthreads=None):
+    """3-D grouped cross-correlation (the contract above): einsum over the windows, in
+    blocks of output depth planes."""
+    N = x.shape[0]
+    K, Cg = w.shape[:2]
+    Do, Ho, Wo = out.shape[2:]
+    G, Kg = groups, K // groups
+    xp = _frame3(x, pad, w.shape, stride, dilation, out.shape[2:])
+    win = _windows3(xp, w.shape, stride, dilation, out.shape[2:])
+    plane = N * Cg * Ho * Wo * (w.size // K // Cg) * x.itemsize
+    for g in range(G):
+        wg = w[g * Kg:(g + 1) * Kg]
+        for od0, od1 in _depth_blocks(Do, plane):
+            out[:, g * Kg:(g + 1) * Kg, od0:od1] = np.einsum(
+                "ncdhwijk,ocijk->nodhw", win[:, g * Cg:(g + 1) * Cg, od0:od1], wg,
+                optimize=True)
+    out += b.reshape(1, K, 1, 1, 1)
+    return out
+
+
+@_nonfinite_legal
+def conv3d_input(gy, w, gx, stride, pad, dilation, groups, nthreads=None):
+    """Gradient of conv3d wrt its input (the contract above): einsum, then each kernel
+    tap's columns added into a zero frame (col2vol), in blocks of output depth planes."""
+    N, K, Do, Ho, Wo = gy.shape
+    _, Cg, kd, kh, kw = w.shape
+    G, Kg = groups, K // groups
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    frame = np.zeros((N, gx.shape[1]) + tuple(
+        max(s + p, (o - 1) * st + d * (k - 1) + 1) for s, p, o, st, d, k in
+        zip(gx.shape[2:], pad, (Do, Ho, Wo), stride, dilation, w.shape[2:])), gx.dtype)
+    plane = N * Cg * Ho * Wo * kd * kh * kw * gx.itemsize
+    for g in range(G):
+        wg = w[g * Kg:(g + 1) * Kg]
+        fg = frame[:, g * Cg:(g + 1) * Cg]
+        for od0, od1 in _depth_blocks(Do, plane):
+            cols = np.einsum("nodhw,ocijk->ncijkdhw", gy[:, g * Kg:(g + 1) * Kg, od0:od1], wg,
+                             optimize=True)
+            n = od1 - od0
+            for i in range(kd):
+                d0 = od0 * sd + i * dd
+                for j in range(kh):
+                    for k in range(kw):
+                        fg[:, :, d0:d0 + (n - 1) * sd + 1:sd,
+                           j * dh:j * dh + (Ho - 1) * sh + 1:sh,
+                           k * dw:k * dw + (Wo - 1) * sw + 1:sw] += cols[:, :, i, j, k]
+    D, H, W = gx.shape[2:]
+    gx[...] = frame[:, :, pad[0]:pad[0] + D, pad[1]:pad[1] + H, pad[2]:pad[2] + W]
+    return gx
+
+
+@_nonfinite_legal
+def conv3d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
+    """Gradient of conv3d wrt its weight (the contract above): windows x grad_output,
+    summed over blocks of output depth planes."""
+    N = x.shape[0]
+    K, Cg = gw.shape[:2]
+    Do, Ho, Wo = gy.shape[2:]
+    G, Kg = groups, K // groups
+    xp = _frame3(x, pad, gw.shape, stride, dilation, (Do, Ho, Wo))
+    win = _windows3(xp, gw.shape, stride, dilation, (Do, Ho, Wo))
+    plane = N * Cg * Ho * Wo * (gw.size // K // Cg) * x.itemsize
+    for g in range(G):
+        res = 0
+        for od0, od1 in _depth_blocks(Do, plane):
+            res = res + np.einsum("ncdhwijk,nodhw->ocijk", win[:, g * Cg:(g + 1) * Cg, od0:od1],
+                                  gy[:, g * Kg:(g + 1) * Kg, od0:od1], optimize=True)
+        gw[g * Kg:(g + 1) * Kg] = res
+    return gw

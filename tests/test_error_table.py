@@ -86,8 +86,17 @@ BASE = {
     "grad.adaptive_max_pool3d": dict(grad_output=np.ones((2, 4, 2, 2, 2)),
                                      indices=np.zeros((2, 4, 2, 2, 2), int),
                                      input_size=(2, 4, 5, 6, 7)),
+    # conv3d (issue 17): its rows are in the conv3d block below
+    "conv3d": dict(x=np.ones((2, 4, 5, 6, 7)), weight=np.ones((6, 2, 3, 3, 3)),
+                   bias=np.ones(6), groups=2),
+    "grad.conv3d_input": dict(input_size=(2, 4, 5, 6, 7), weight=np.ones((6, 2, 3, 3, 3)),
+                              grad_output=np.ones((2, 6, 3, 4, 5)), groups=2),
+    "grad.conv3d_weight": dict(input=np.ones((2, 4, 5, 6, 7)), weight_size=(6, 2, 3, 3, 3),
+                               grad_output=np.ones((2, 6, 3, 4, 5)), groups=2),
+    "grad.conv3d_bias": dict(grad_output=np.ones((2, 6, 3, 4, 5))),
 }
 NO_BACKEND = {"grad.conv1d_bias", "grad.conv2d_bias"}  # plain NumPy sums
+NO_BACKEND |= {"grad.conv3d_bias"}
 
 
 def _fn(name):
@@ -792,6 +801,68 @@ for nd in (1, 2, 3):
                 indices=np.zeros(gy.shape))
             bad(fn, "indices wrong shape", ValueError, r"indices must have the shape",
                 indices=np.zeros(gy.shape[:-1], int))
+# conv3d (issue 17) -----------------------------------------------------------------------------
+bad("conv3d", "x ndim too small", ValueError, r"\bx\b must have shape", x=np.ones((5, 6, 7)))
+bad("conv3d", "x ndim too large", ValueError, r"\bx\b must have shape",
+    x=np.ones((1, 2, 4, 5, 6, 7)))
+bad("conv3d", "weight ndim", ValueError, r"weight must have 5 dimensions",
+    weight=np.ones((6, 2, 3, 3)))
+bad("conv3d", "channels mismatch", ValueError, r"weight has \d input channels per group",
+    weight=np.ones((6, 3, 3, 3, 3)))
+bad("conv3d", "groups 0", ValueError, r"groups must be >= 1", groups=0)
+bad("conv3d", "bias wrong length", ValueError, r"bias must have shape \(6,\)", bias=np.ones(5))
+bad("conv3d", "kernel larger than input", ValueError, r"output would be empty",
+    weight=np.ones((6, 2, 6, 3, 3)))
+for _arg, _lo in (("stride", 1), ("dilation", 1), ("padding", 0)):
+    bad("conv3d", f"{_arg} below minimum", ValueError, rf"{_arg} must be >= {_lo}",
+        **{_arg: _lo - 1})
+    bad("conv3d", f"{_arg} wrong length", ValueError, rf"{_arg} must be an int or a tuple of 3",
+        **{_arg: (1, 1)})
+    bad("conv3d", f"{_arg} float", TypeError, rf"{_arg} must be an int", **{_arg: 1.5})
+    bad("conv3d", f"{_arg} bool", TypeError, rf"{_arg} must be an int, got bool",
+        **{_arg: True})
+bad("conv3d", "'same' with stride 2", ValueError, r"padding='same' needs stride 1",
+    padding="same", stride=2)
+bad("conv3d", "padding_mode unknown", ValueError, r"padding_mode must be one of",
+    padding_mode="mirror")
+bad("conv3d", "reflect padding == size", ValueError, r"padding_mode='reflect'", padding=5,
+    padding_mode="reflect")
+bad("conv3d", "x complex", TypeError, r"\bx\b must be real", x=np.ones((2, 4, 5, 6, 7)) * 1j)
+bad("conv3d", "x str", TypeError, r"\bx\b must be a real numeric array", x="abc")
+bad("conv3d", "huge x (broadcast)", ValueError, r"bytes",
+    x=_huge((10**6, 4, 10**3, 10**3, 7)))
+bad("conv3d", "out wrong shape", ValueError, r"out must have shape",
+    out=np.empty((2, 6, 3, 4, 4)))
+for _f3 in ("grad.conv3d_input", "grad.conv3d_weight"):
+    bad(_f3, "grad_output wrong shape", ValueError, r"grad_output must have shape",
+        grad_output=np.ones((2, 6, 3, 4, 4)))
+    bad(_f3, "grad_output complex", TypeError, r"grad_output must be real",
+        grad_output=np.ones((2, 6, 3, 4, 5), complex))
+    bad(_f3, "stride 0", ValueError, r"stride must be >= 1", stride=0)
+    bad(_f3, "groups 4", ValueError, r"groups", groups=4)
+    bad(_f3, "padding_mode unknown", ValueError, r"padding_mode must be one of",
+        padding_mode="mirror")
+    bad(_f3, "'same' with stride 2", ValueError, r"padding='same' needs stride 1",
+        padding="same", stride=2)
+bad("grad.conv3d_input", "input_size not a shape", TypeError, r"input_size", input_size=3)
+bad("grad.conv3d_input", "input_size 3-D", ValueError, r"input_size must have shape",
+    input_size=(5, 6, 7))
+bad("grad.conv3d_weight", "weight_size 4-D", ValueError, r"weight_size must have 5",
+    weight_size=(6, 2, 3, 3))
+bad("grad.conv3d_weight", "input str", TypeError, r"input must be a real", input="abc")
+bad("grad.conv3d_bias", "grad_output 3-D", ValueError, r"grad_output must have shape",
+    grad_output=np.ones((6, 3, 4)))
+bad("grad.conv3d_bias", "grad_output 6-D", ValueError, r"grad_output must have shape",
+    grad_output=np.ones((1, 2, 6, 3, 4, 5)))
+bad("grad.conv3d_bias", "grad_output complex", TypeError, r"grad_output must be real",
+    grad_output=np.ones((2, 6, 3, 4, 5), complex))
+bad("grad.conv3d_bias", "grad_output str", TypeError, r"grad_output must be a real",
+    grad_output="abc")
+bad("grad.conv3d_bias", "grad_output object", TypeError, r"grad_output must be a real",
+    grad_output=np.ones((2, 6, 3, 4, 5), object))
+bad("grad.conv3d_bias", "grad_output longdouble", TypeError, r"float32 or float64",
+    grad_output=np.ones((2, 6, 3, 4, 5), np.longdouble))
+
 
 COUNTS = collections.Counter(r[0] for r in ROWS)
 

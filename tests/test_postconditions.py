@@ -70,6 +70,8 @@ def _specs(batch):
     x, w = np.ones((batch, 2, 5, 5)), np.ones((4, 2, 3, 3))
     gy = np.ones((batch, 4, 5, 5))
     gp = np.ones((batch, 2, 2, 2))
+    x3, w3 = np.ones((batch, 2, 4, 5, 5)), np.ones((4, 2, 3, 3, 3))
+    gy3 = np.ones((batch, 4, 4, 5, 5))
     return {
         "conv2d": S.conv_spec(x, w, None, 1, 1, 1, 1, "zeros", 2),
         "max_pool2d": S.pool_spec(x, 2, None, 0, 1, False, 2, op="max_pool2d",
@@ -96,6 +98,10 @@ def _specs(batch):
         "adaptive_max_pool3d": S.adaptive_pool_spec(x, (2, 3), 2, "adaptive_max_pool3d",
                                                     return_indices=True),
         "adaptive_avg_pool3d_backward": S.adaptive_avg_grad_spec(gp, x.shape, 2),
+        # ---- conv3d (issue 17) ----
+        "conv3d": S.conv_spec(x3, w3, None, 1, 1, 1, 1, "zeros", 3),
+        "conv3d_input": S.conv_input_grad_spec(x3.shape, w3, gy3, 1, 1, 1, 1, "zeros", 3),
+        "conv3d_weight": S.conv_weight_grad_spec(x3, w3.shape, gy3, 1, 1, 1, 1, "zeros", 3),
     }
 
 
