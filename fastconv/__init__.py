@@ -2,7 +2,10 @@
 (Numba), behind one NumPy-compatible API.
 
 NN-style functions follow ``torch.nn.functional``: :func:`conv1d`, :func:`conv2d`,
-:func:`max_pool1d`, :func:`max_pool2d`, :func:`avg_pool2d`. NumPy/SciPy-style ones give the
+:func:`conv3d`, :func:`conv_transpose1d`/``2d``/``3d``, :func:`unfold`, :func:`fold`,
+:func:`max_pool1d`/``2d``/``3d``, :func:`avg_pool1d`/``2d``/``3d``, :func:`lp_pool1d`/``2d``,
+:func:`max_unpool1d`/``2d``/``3d``, the adaptive average and max pools, and their
+gradients in :mod:`fastconv.grad`. NumPy/SciPy-style ones give the
 results of their namesakes: :func:`convolve`, :func:`correlate`, :func:`convolve2d`,
 :func:`correlate2d`. Every function takes ``backend=``; see :func:`backends`. Threads:
 :func:`set_num_threads`; subnormals flushed to zero in the compiled kernels, as in torch:

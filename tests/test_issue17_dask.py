@@ -6,10 +6,6 @@ strides, paddings, dilations, groups, output paddings, ceil modes, padding modes
 and unbatched inputs; against the NumPy call and against torch. The pools are exact (values
 and indices); the convolutions agree up to the rounding of a sum.
 
-The in-memory functions are written on other branches of issue 17. Until they are merged,
-the ``standins`` fixture puts torch-based stand-ins for the missing ones on ``fastconv``
-(only then: a real function is always the one tested). ``STANDINS`` names them; after the
-merge it is empty and the fixture, with ``_standin_*``, can go.
 """
 
 from __future__ import annotations
@@ -29,90 +25,8 @@ from conftest import Unchanged, assert_close
 
 import fastconv
 import fastconv.dask as fd
-from fastconv import _spec as S
 
 CONV_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-# --------------------------------------------------------------------------------------------
-# torch-based stand-ins for the in-memory functions other helpers add (removed after merge)
-# --------------------------------------------------------------------------------------------
-def _torch_call(fn, x, *others):
-    """Run ``fn`` on torch tensors of fastconv's result dtype; torch's errors as ValueError."""
-    arrays = [np.asarray(a) for a in (x,) + others if a is not None]
-    dt = S.result_dtype(*arrays)
-    tens = [torch.from_numpy(np.array(a, dt, order="C")) for a in arrays]
-    try:
-        with torch.no_grad():
-            return fn(*tens)
-    except RuntimeError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _np(t):
-    return tuple(_np(v) for v in t) if isinstance(t, tuple) else t.numpy().copy()
-
-
-def _standin_conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-                    padding_mode="zeros", backend=None, out=None):
-    if padding_mode not in CONV_MODES:
-        raise ValueError(f"padding_mode must be one of {CONV_MODES}, got {padding_mode!r}")
-
-    def run(t, w, b=None):
-        unb = t.ndim == 4
-        t = t[None] if unb else t
-        pad = padding
-        if padding == "same":  # explicit (before, after) pairs, the odd one after
-            dl = (dilation,) * 3 if np.ndim(dilation) == 0 else tuple(dilation)
-            pairs = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
-                     for k, d in zip(w.shape[2:], dl)]
-        elif isinstance(padding, str):
-            pairs = [(0, 0)] * 3
-        else:
-            p = (padding,) * 3 if np.ndim(padding) == 0 else tuple(padding)
-            pairs = [(v, v) for v in p]
-        if padding == "same" or padding_mode != "zeros":
-            mode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
-                    "circular": "circular"}[padding_mode]
-            t = F.pad(t, [v for pr in reversed(pairs) for v in pr], mode=mode)
-            pad = 0
-        r = F.conv3d(t, w, b, stride, pad, dilation, groups)
-        return r[0] if unb else r
-
-    return _np(_torch_call(run, x, weight, bias))
-
-
-def _standin_max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                        return_indices=False, *, backend=None):
-    return _np(_torch_call(lambda t: F.max_pool3d(t, kernel_size, stride, padding, dilation,
-                                                  ceil_mode, return_indices), x))
-
-
-def _standin_avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, divisor_override=None, *, backend=None):
-    return _np(_torch_call(lambda t: F.avg_pool3d(t, kernel_size, stride, padding, ceil_mode,
-                                                  count_include_pad, divisor_override), x))
-
-
-def _standin_conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0,
-                              groups=1, dilation=1, *, backend=None, out=None):
-    return _np(_torch_call(lambda t, w, b=None: F.conv_transpose2d(
-        t, w, b, stride, padding, output_padding, groups, dilation), x, weight, bias))
-
-
-STANDINS = {name: fn for name, fn in (
-    ("conv3d", _standin_conv3d),
-    ("max_pool3d", _standin_max_pool3d),
-    ("avg_pool3d", _standin_avg_pool3d),
-    ("conv_transpose2d", _standin_conv_transpose2d),
-) if not hasattr(fastconv, name)}
-
-
-@pytest.fixture(autouse=True)
-def standins(monkeypatch):
-    for name, fn in STANDINS.items():
-        monkeypatch.setattr(fastconv, name, fn, raising=False)
-    return STANDINS
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,7 +434,7 @@ def test_distributed_cluster():
             *fd.max_pool3d(x3, 3, 2, 1, ceil_mode=True, return_indices=True, chunks=chunks3),
             fd.avg_pool3d(x3, 2, 1, 1, count_include_pad=False, chunks=chunks3),
             fd.conv_transpose2d(x2, wt, stride=2, padding=1, chunks=chunks2)]
-    where = dict(processes=False) if STANDINS else dict(processes=True, host="127.0.0.1")
+    where = dict(processes=True, host="127.0.0.1")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
                                        dashboard_address=None, **where)
     try:

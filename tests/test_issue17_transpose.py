@@ -7,9 +7,6 @@ float64 and an int input; memory layouts (Fortran, strided, negative strides, re
 unbatched inputs, an empty batch and ``out=``; a table of bad arguments (raised before any
 kernel runs, naming the argument); gradients against torch autograd, central finite
 differences and the adjoint identities; the nn layer against torch's module.
-
-The 3-D tests need ``fastconv.conv3d`` and ``grad.conv3d_input/weight`` (another part of
-issue 17): ``requires_conv3d`` skips them until those land.
 """
 
 from __future__ import annotations
@@ -26,10 +23,6 @@ from conftest import BACKENDS, layouts
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-requires_conv3d = pytest.mark.skipif(
-    not hasattr(fastconv, "conv3d"),
-    reason="conv_transpose3d runs on conv3d's kernels (grad.conv3d_input), not merged yet")
 
 FWD = {1: fastconv.conv_transpose1d, 2: fastconv.conv_transpose2d,
        3: fastconv.conv_transpose3d}
@@ -138,14 +131,13 @@ def test_conv_transpose1d_matches_torch(backend, dtype, ci, rng):
     _check_forward(1, CASES[1][ci], backend, dtype, rng)
 
 
-@requires_conv3d
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("ci", range(len(CASES[3])))
 def test_conv_transpose3d_matches_torch(backend, dtype, ci, rng):
     _check_forward(3, CASES[3][ci], backend, dtype, rng)
 
 
-@pytest.mark.parametrize("nd", [1, 2, pytest.param(3, marks=requires_conv3d)])
+@pytest.mark.parametrize("nd", [1, 2, 3])
 def test_int_input_and_dtype_rule(backend, nd, rng):
     """int64 input -> float64; float32 with a float64 bias -> float64; int8 -> float32."""
     x = rng.integers(-3, 4, (2, 2) + (4,) * nd)
@@ -164,7 +156,7 @@ def test_int_input_and_dtype_rule(backend, nd, rng):
     assert y.dtype == np.float64
 
 
-@pytest.mark.parametrize("nd", [1, 2, pytest.param(3, marks=requires_conv3d)])
+@pytest.mark.parametrize("nd", [1, 2, 3])
 def test_layouts(backend, nd, rng):
     """Fortran, strided, negative-stride and read-only x, weight and bias: the same result."""
     x = rng.standard_normal((2, 4) + (5,) * nd)
@@ -178,7 +170,7 @@ def test_layouts(backend, nd, rng):
         assert got.flags.c_contiguous
 
 
-@pytest.mark.parametrize("nd", [1, 2, pytest.param(3, marks=requires_conv3d)])
+@pytest.mark.parametrize("nd", [1, 2, 3])
 def test_unbatched_empty_batch_and_out(backend, nd, rng):
     x = rng.standard_normal((3, 4) + (3,) * nd).astype(np.float32)
     w = rng.standard_normal((4, 2) + (2,) * nd).astype(np.float32)
@@ -257,7 +249,6 @@ def test_conv_transpose1d_grads_match_torch(backend, ci, rng):
     _check_grads(1, CASES[1][ci], backend, "float64", rng)
 
 
-@requires_conv3d
 @pytest.mark.parametrize("ci", range(0, len(CASES[3]), 2))
 def test_conv_transpose3d_grads_match_torch(backend, ci, rng):
     _check_grads(3, CASES[3][ci], backend, "float64", rng)
@@ -268,7 +259,7 @@ ADJ = [dict(stride=2, padding=1, output_padding=1, groups=2, dilation=1),
        dict(stride=1, padding=0, output_padding=0, groups=1, dilation=1)]
 
 
-@pytest.mark.parametrize("nd", [1, 2, pytest.param(3, marks=requires_conv3d)])
+@pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("ai", range(len(ADJ)))
 def test_adjoint_identities(backend, nd, ai, rng):
     """<T(x, w), y> == <x, T_input^*(y)> == <w, T_weight^*(x, y)>: the transposed
@@ -498,8 +489,6 @@ def _call(fn, kwargs, backend):
 
 @pytest.mark.parametrize("fn", sorted(TRANSPOSE_BASE))
 def test_every_base_call_is_valid(backend, fn):
-    if "3d" in fn and fn not in TRANSPOSE_NO_BACKEND and not hasattr(fastconv, "conv3d"):
-        pytest.skip("conv_transpose3d runs on conv3d's kernels, not merged yet")
     _call(fn, TRANSPOSE_BASE[fn], backend)
 
 

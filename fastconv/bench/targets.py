@@ -21,7 +21,7 @@ FAMILY_TARGETS = [
      "adaptive_avg_pool2d-1x1-32x512x7x7-float32", 1.0),
     ("adaptive_avg_pool2d to 7x7 on 8x256x13x13",
      "adaptive_avg_pool2d-7x7-8x256x13x13-float32", 1.0),
-    ("avg_pool1d k4 s4 on 64x128x4096", "avg_pool1d-4s4-64x128x4096-float32", 0.5),
+    ("avg_pool1d k4 s4 on 64x128x4096", "avg_pool1d-k4s4-64x128x4096-float32", 0.5),
     ("unfold 3x3 pad 1 on 8x64x56x56", "unfold-3x3p1-8x64x56x56-float32", 1.0),
     ("fold, unfold's adjoint, back to 8x64x56x56", "fold-3x3p1-8x64x56x56-float32", 1.0),
     ("conv3d backward (input + weight) 2x16x16x64x64",
