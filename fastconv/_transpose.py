@@ -22,6 +22,15 @@ input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
 Memory: the forward output (about the result's size, a little more at the edges) is
 computed for blocks of images of at most ``BLOCK_BYTES``; the stacked weight is the
 weight's size.
+
+The weight gradient (:func:`run_weight`, for :func:`fastconv.grad.conv_transpose1d_weight`
+and ``conv_transpose2d_weight`` under the same plan) runs the decomposition in reverse: the
+stacked weight's gradient is the stride-1 ``conv2d_weight`` of ``x`` and ``grad_output``'s
+phases put in the forward output's places, then unstacked. Its GEMM multiplies by an im2col
+of ``x`` (``C * k / s`` columns per position at stride 1) instead of one of
+``grad_output`` at stride ``s`` (``K * k`` columns, a strided gather). Measured on the
+issue's backward target (8x64x28x28 -> 32, k4 s2 p1; 1 thread, CPU time, shared machine):
+5.2 ms instead of 6.1 ms, the backward (input + weight) 7.4 ms instead of 8.2 ms.
 """
 
 from __future__ import annotations

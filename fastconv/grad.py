@@ -679,7 +679,10 @@ def conv_transpose1d_weight(input, weight_size, grad_output, stride=1, padding=0
     """Gradient of :func:`fastconv.conv_transpose1d` wrt its weight.
 
     :func:`conv1d_weight` with the roles swapped: ``grad_output`` is that convolution's
-    input and ``input`` its output gradient.
+    input and ``input`` its output gradient. On the Cython backend, when the stride divides
+    the kernel (dilation 1, the plan of :mod:`fastconv._transpose`), it runs as one
+    stride-1 ``conv2d_weight`` of ``input`` and ``grad_output``'s stride phases instead
+    (the sub-pixel decomposition in reverse; the same values to rounding).
 
     Parameters
     ----------
@@ -704,7 +707,10 @@ def conv_transpose2d_weight(input, weight_size, grad_output, stride=1, padding=0
     """Gradient of :func:`fastconv.conv_transpose2d` wrt its weight.
 
     :func:`conv2d_weight` with the roles swapped: ``grad_output`` is that convolution's
-    input and ``input`` its output gradient.
+    input and ``input`` its output gradient. On the Cython backend, when the stride divides
+    the kernel (dilation 1, the plan of :mod:`fastconv._transpose`), it runs as one
+    stride-1 ``conv2d_weight`` of ``input`` and ``grad_output``'s stride phases instead
+    (the sub-pixel decomposition in reverse; the same values to rounding).
 
     Parameters
     ----------
