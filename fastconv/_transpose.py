@@ -22,6 +22,15 @@ input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
 Memory: the forward output (about the result's size, a little more at the edges) is
 computed for blocks of images of at most ``BLOCK_BYTES``; the stacked weight is the
 weight's size.
+
+The weight gradient (:func:`run_weight`, for :func:`fastconv.grad.conv_transpose1d_weight`
+and ``conv_transpose2d_weight`` under the same plan) runs the decomposition in reverse: the
+stacked weight's gradient is the stride-1 ``conv2d_weight`` of ``x`` and ``grad_output``'s
+phases put in the forward output's places, then unstacked. Its GEMM multiplies by an im2col
+of ``x`` (``C * k / s`` columns per position at stride 1) instead of one of
+``grad_output`` at stride ``s`` (``K * k`` columns, a strided gather). Measured on the
+issue's backward target (8x64x28x28 -> 32, k4 s2 p1; 1 thread, CPU time, shared machine):
+5.2 ms instead of 6.1 ms, the backward (input + weight) 7.4 ms instead of 8.2 ms.
 """
 
 from __future__ import annotations
@@ -115,3 +124,56 @@ def run(x, w, bias, out, groups, axes, backend):
                     o5[:, :, :, a::sh, b::sw] = y6[:, :, i, :, oh:oh + ch, ow:ow + cw]
                 i += 1
     return out
+
+
+def run_weight(x, gy, w_shape, groups, axes, backend):
+    """The weight gradient (C, K // groups, kh, kw) of the transposed convolution of ``x``
+    (N, C, H, W), C-contiguous, given ``gy`` (N, K, Ho, Wo), C-contiguous, of x's dtype: the
+    sub-pixel decomposition in reverse. ``gy``'s phases are put in their places in the
+    forward layer's output (zero where no output is), and the stacked weight's gradient is
+    :func:`fastconv.grad.conv2d_weight` of ``x`` and that, at stride 1 (the plan's kernel
+    for that layer: GEMM on an im2col of ``x``, half the columns of an im2col of ``gy`` at
+    stride ``s``, and no strided gather); each phase's block is then put back in the taps
+    it came from (the inverse of :func:`stacked_weight`). Images go in blocks of at most
+    ``BLOCK_BYTES`` of the stacked ``gy``, the blocks' gradients added in order (shapes
+    only: the result does not depend on the thread count)."""
+    from .grad import conv2d_weight
+
+    N, K, Ho, Wo = gy.shape
+    C, Kg, kh, kw = w_shape
+    Cg = C // groups
+    (kuh, padh, ph), (kuw, padw, pw) = axes
+    sh, sw = len(ph), len(pw)
+    nph = sh * sw
+    Hy = x.shape[2] + 2 * padh - kuh + 1
+    Wy = x.shape[3] + 2 * padw - kuw + 1
+    ws_shape = (groups * nph * Kg, Cg, kuh, kuw)
+    per_image = ws_shape[0] * Hy * Wy * x.itemsize
+    nb = max(1, min(N, BLOCK_BYTES // max(1, per_image)))
+    gws = None
+    for n0 in range(0, N, nb):
+        n1 = min(N, n0 + nb)
+        ys = np.zeros((n1 - n0, groups, nph, Kg, Hy, Wy), x.dtype)
+        g5 = gy[n0:n1].reshape(n1 - n0, groups, Kg, Ho, Wo)
+        i = 0
+        for a, (_, oh, ch) in enumerate(ph):
+            for b, (_, ow, cw) in enumerate(pw):
+                if ch and cw:
+                    ys[:, :, i, :, oh:oh + ch, ow:ow + cw] = g5[:, :, :, a::sh, b::sw]
+                i += 1
+        part = conv2d_weight(x[n0:n1], ws_shape,
+                             ys.reshape(n1 - n0, ws_shape[0], Hy, Wy), 1, (padh, padw), 1,
+                             groups, backend=backend)
+        if gws is None:
+            gws = part
+        else:
+            gws += part
+    # gws[(g, phase, k), c, u, v] is w[g * Cg + c, k, rh + sh * (ku_h - 1 - u), ...]
+    g6 = gws.reshape(groups, nph, Kg, Cg, kuh, kuw)
+    gw = np.empty((groups, Cg, Kg, kh, kw), gws.dtype)
+    i = 0
+    for rh, _, _ in ph:
+        for rw, _, _ in pw:
+            gw[:, :, :, rh::sh, rw::sw] = g6[:, i].transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+            i += 1
+    return gw.reshape(w_shape)

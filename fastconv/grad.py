@@ -542,12 +542,42 @@ def _transpose_weight_grad(x, weight_size, grad_output, stride, padding, output_
     grad_output = S.as_real_array(grad_output, "grad_output")
     geo = _transpose_geometry(x.shape, weight_size, grad_output, stride, padding,
                               output_padding, groups, dilation, nd, "input", "weight_size")
+    if nd < 3 and x.size and grad_output.size:
+        gw = _transpose_weight_subpixel(x, grad_output, geo, backend)
+        if gw is not None:
+            return gw
     # the weight gradient of that convolution, whose input is grad_output and whose output
     # gradient is x (with the zero positions output_padding >= stride appends)
     return globals()[f"conv{nd}d_weight"](grad_output, weight_size,
                                           S.pad_extra(x, geo.extra), geo.stride,
                                           geo.padding, geo.dilation, geo.groups,
                                           backend=backend)
+
+
+def _transpose_weight_subpixel(x, grad_output, geo, backend):
+    """The sub-pixel path of the weight gradient (:func:`fastconv._transpose.run_weight`)
+    when :func:`fastconv._transpose.plan` takes the call (as the forward's), else None.
+    1-D runs as 2-D with height 1."""
+    from . import _transpose
+
+    name = _dispatch.resolve(backend, "conv2d_weight")
+    nd = len(geo.stride)
+    one = (1,) if nd == 1 else ()
+    xs = geo.x_shape if geo.batched else (1,) + geo.x_shape
+    rs = geo.conv_input_size if geo.batched else (1,) + geo.conv_input_size
+    x4 = xs[:2] + one + xs[2:]
+    w4 = geo.w_shape[:2] + one + geo.w_shape[2:]
+    o4 = rs[:2] + one + rs[2:]
+    lead = (1,) * (2 - nd)
+    axes = _transpose.plan(name, x4, w4, o4, lead + geo.stride,
+                           (0,) * (2 - nd) + geo.padding, lead + geo.dilation)
+    if axes is None:
+        return None
+    dtype = S.result_dtype(x, grad_output)
+    gw = _transpose.run_weight(S.prepare(x.reshape(x4), dtype),
+                               S.prepare(grad_output.reshape(o4), dtype), w4, geo.groups,
+                               axes, name)
+    return gw.reshape(geo.w_shape)
 
 
 def _transpose_bias_grad(grad_output, nd):
@@ -649,7 +679,10 @@ def conv_transpose1d_weight(input, weight_size, grad_output, stride=1, padding=0
     """Gradient of :func:`fastconv.conv_transpose1d` wrt its weight.
 
     :func:`conv1d_weight` with the roles swapped: ``grad_output`` is that convolution's
-    input and ``input`` its output gradient.
+    input and ``input`` its output gradient. On the Cython backend, when the stride divides
+    the kernel (dilation 1, the plan of :mod:`fastconv._transpose`), it runs as one
+    stride-1 ``conv2d_weight`` of ``input`` and ``grad_output``'s stride phases instead
+    (the sub-pixel decomposition in reverse; the same values to rounding).
 
     Parameters
     ----------
@@ -674,7 +707,10 @@ def conv_transpose2d_weight(input, weight_size, grad_output, stride=1, padding=0
     """Gradient of :func:`fastconv.conv_transpose2d` wrt its weight.
 
     :func:`conv2d_weight` with the roles swapped: ``grad_output`` is that convolution's
-    input and ``input`` its output gradient.
+    input and ``input`` its output gradient. On the Cython backend, when the stride divides
+    the kernel (dilation 1, the plan of :mod:`fastconv._transpose`), it runs as one
+    stride-1 ``conv2d_weight`` of ``input`` and ``grad_output``'s stride phases instead
+    (the sub-pixel decomposition in reverse; the same values to rounding).
 
     Parameters
     ----------
