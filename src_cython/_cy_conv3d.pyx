@@ -47,6 +47,14 @@ from _blas cimport gemm_rm
 from _common cimport fc_taps_d, fc_taps_f, valid_cols
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
+cdef extern from "fc_conv3d.h" nogil:
+    void fc3_pack_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wp)
+    void fc3_taps_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
+                    Py_ssize_t ldw, const float* wp, const float* bias, Py_ssize_t nk,
+                    float* acc, Py_ssize_t L)
+    void fc3_wgrad_f(const float* gy, Py_ssize_t Lp, Py_ssize_t nk, const float* src,
+                     const Py_ssize_t* off, Py_ssize_t R, float* part)
+
 from fastconv import _plan
 
 cdef enum:
@@ -475,16 +483,19 @@ cdef int _gemm(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1
 cdef void _flat_item(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, ::1] w,
                      const floating[::1] b, floating[:, :, :, :, ::1] out,
                      const Py_ssize_t* off, Py_ssize_t n, Py_ssize_t g, Py_ssize_t od,
-                     Py_ssize_t oh0, Py_ssize_t oh1, floating* acc) noexcept nogil:
+                     Py_ssize_t oh0, Py_ssize_t oh1, floating* acc,
+                     const float* wp) noexcept nogil:
     """Stride 1: output rows [oh0, oh1) of depth plane od, image n, group g, every filter
-    of the group, by fc_taps on the flat frame (rows Wp apart)."""
+    of the group, by fc_taps on the flat frame (rows Wp apart); float32 by fc3_taps_f
+    (fc_conv3d.h) with ``wp`` the group's weights packed by fc3_pack_f."""
     cdef Py_ssize_t Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef Py_ssize_t Wp = xp.shape[4], Wo = out.shape[4]
     cdef Py_ssize_t Kg = out.shape[1] * Cg // xp.shape[1], R = Cg * kd * kh * kw
     cdef Py_ssize_t L = (oh1 - oh0 - 1) * Wp + Wo, f, r
     cdef const floating* src = &xp[n, g * Cg, od, oh0, 0]
     if floating is float:
-        fc_taps_f(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, &b[g * Kg], Kg, acc, L)
+        fc3_taps_f(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg], Kg,
+                   acc, L)
     else:
         fc_taps_d(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, &b[g * Kg], Kg, acc, L)
     for f in range(Kg):
@@ -576,9 +587,10 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
     cdef Py_ssize_t Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef Py_ssize_t Dp = xp.shape[2], Hp = xp.shape[3], Wp = xp.shape[4]
     cdef Py_ssize_t R = Cg * kd * kh * kw, Kg = K // groups
-    cdef Py_ssize_t rows, nb, items, item, t, c, i, j, l, oh0, per
+    cdef Py_ssize_t rows, nb, items, item, t, c, i, j, l, oh0, per, g
     cdef Py_ssize_t* off = NULL
     cdef floating* acc = NULL
+    cdef float* wp = NULL
     if sd != 1 or sh != 1 or sw != 1:
         with nogil:
             for item in prange(N * K * Do, schedule="dynamic", num_threads=nthreads):
@@ -594,9 +606,14 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
     nthreads = <int> max(1, min(nthreads, items))
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
     acc = <floating*> malloc(nthreads * per * sizeof(floating))
+    if floating is float:
+        wp = <float*> malloc(K * R * sizeof(float))
     try:
-        if off == NULL or acc == NULL:
+        if off == NULL or acc == NULL or (floating is float and wp == NULL):
             raise MemoryError("conv3d: could not allocate the direct kernel's accumulators")
+        if floating is float:
+            for g in range(groups):
+                fc3_pack_f(&w[g * Kg, 0, 0, 0, 0], R, R, Kg, wp + g * Kg * R)
         t = 0
         for c in range(Cg):
             for i in range(kd):
@@ -610,11 +627,12 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
                 oh0 = (item % nb) * rows
                 _flat_item(xp, w, b, out, off, item // (groups * Do * nb),
                            (item // (Do * nb)) % groups, (item // nb) % Do, oh0,
-                           min(Ho, oh0 + rows), acc + threadid() * per)
+                           min(Ho, oh0 + rows), acc + threadid() * per, wp)
                 fc_ftz_exit()
     finally:
         free(off)
         free(acc)
+        free(wp)
     return 0
 
 
