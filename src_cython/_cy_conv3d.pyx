@@ -781,6 +781,110 @@ def conv3d_input(gy, w, gx, stride, pad, dilation, Py_ssize_t groups, algo, int 
 # --------------------------------------------------------------------------------------------
 # conv3d_weight
 # --------------------------------------------------------------------------------------------
+cdef int _weight_direct(const float[:, :, :, :, ::1] x, const float[:, :, :, :, ::1] gy,
+                        float[:, :, :, :, ::1] gw, Py_ssize_t pf, Py_ssize_t pt,
+                        Py_ssize_t pl, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
+                        Py_ssize_t groups, int nthreads) except -1:
+    """Stride 1, float32: the direct weight gradient (fc3_wgrad_f). Work items (image,
+    output depth plane, block of output rows), per group; slot s of ``S`` sums items
+    s, s + S, ... in order into its own 16-lane partials; gw is the partials' sum, slots
+    then lanes in order."""
+    cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1]
+    cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
+    cdef Py_ssize_t D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef Py_ssize_t Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
+    cdef Py_ssize_t R = Cg * kd * kh * kw, Kg = K // groups, Wp = Wo + dw * (kw - 1)
+    cdef Py_ssize_t rows, S, nb, T, Hs, Lmax, slab_elems, ws_elems, items, item, s, g, q
+    cdef Py_ssize_t n, od, oh0, r, L, Lp, c, i, j, l, hs, idd, ih, f, t, v, a, e, qq
+    cdef Py_ssize_t* off = NULL
+    cdef float* ws = NULL
+    cdef float* slab
+    cdef float* gyb
+    cdef float* d
+    cdef float* part
+    cdef float sm
+    cdef float[:, :, ::1] parts
+    rows, S = _plan.conv3d_weight_direct_split(N, Do, Ho, Wp, Cg * kd, Kg, dh * (kh - 1),
+                                               K * R)
+    nb = (Ho + rows - 1) // rows
+    T = N * Do * nb
+    Hs = rows + dh * (kh - 1)
+    Lmax = ((rows - 1) * Wp + Wo + 15) // 16 * 16
+    slab_elems = Cg * kd * Hs * Wp + 16
+    ws_elems = slab_elems + Kg * Lmax
+    items = S * groups
+    parts = np.zeros((S, groups, Kg * R * 16), np.float32)
+    nthreads = <int> max(1, min(nthreads, items))
+    off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
+    ws = <float*> malloc(nthreads * ws_elems * sizeof(float))
+    try:
+        if off == NULL or ws == NULL:
+            raise MemoryError("conv3d_weight: could not allocate the work tiles")
+        t = 0
+        for c in range(Cg):
+            for i in range(kd):
+                for j in range(kh):
+                    for l in range(kw):
+                        off[t] = ((c * kd + i) * Hs + j * dh) * Wp + l * dw
+                        t += 1
+        a = min(pl, Wp)
+        e = min(pl + W, Wp)
+        with nogil:
+            for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
+                s = item % S
+                g = item // S
+                slab = ws + threadid() * ws_elems
+                gyb = slab + slab_elems
+                memset(slab + slab_elems - 16, 0, 16 * sizeof(float))
+                part = &parts[s, g, 0]
+                for qq in range((T - s + S - 1) // S):
+                    q = s + qq * S
+                    n = q // (Do * nb)
+                    od = (q // nb) % Do
+                    oh0 = (q % nb) * rows
+                    r = min(Ho, oh0 + rows) - oh0
+                    L = (r - 1) * Wp + Wo
+                    Lp = (L + 15) // 16 * 16
+                    # the input's window of this item: planes (c, i), Hs rows of Wp columns
+                    for c in range(Cg):
+                        for i in range(kd):
+                            idd = od - pf + i * dd
+                            for hs in range(Hs):
+                                d = slab + ((c * kd + i) * Hs + hs) * Wp
+                                ih = oh0 - pt + hs
+                                if idd < 0 or idd >= D or ih < 0 or ih >= H or e <= a:
+                                    memset(d, 0, Wp * sizeof(float))
+                                    continue
+                                memset(d, 0, a * sizeof(float))
+                                memcpy(d + a, &x[n, g * Cg + c, idd, ih, 0] + a - pl,
+                                       (e - a) * sizeof(float))
+                                memset(d + e, 0, (Wp - e) * sizeof(float))
+                    # grad_output's rows on the flat grid (zero past Wo and past L)
+                    for f in range(Kg):
+                        d = gyb + f * Lp
+                        for hs in range(r):
+                            memcpy(d + hs * Wp, &gy[n, g * Kg + f, od, oh0 + hs, 0],
+                                   Wo * sizeof(float))
+                            if hs < r - 1:
+                                memset(d + hs * Wp + Wo, 0, (Wp - Wo) * sizeof(float))
+                        memset(d + L, 0, (Lp - L) * sizeof(float))
+                    fc3_wgrad_f(gyb, Lp, Kg, slab, off, R, part)
+                fc_ftz_exit()
+            d = &gw[0, 0, 0, 0, 0]
+            for q in prange(K * R, schedule="static", num_threads=nthreads):
+                g = q // (Kg * R)
+                sm = 0
+                for s in range(S):
+                    for v in range(16):
+                        sm = sm + parts[s, g, (q - g * Kg * R) * 16 + v]
+                d[q] = sm
+    finally:
+        free(off)
+        free(ws)
+    return 0
+
+
 def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1] gy,
                   floating[:, :, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
                   int nthreads):
@@ -857,13 +961,19 @@ def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, 
 
 
 def conv3d_weight(x, gy, gw, stride, pad, dilation, Py_ssize_t groups, algo, int nthreads):
-    """Gradient of conv3d wrt its weight; fills and returns ``gw`` ("gemm", see the module
-    docstring)."""
-    _code("conv3d_weight", algo)
+    """Gradient of conv3d wrt its weight; fills and returns ``gw`` ("direct" or "gemm", see
+    the module docstring)."""
+    cdef int code = _code("conv3d_weight", algo)
+    if code == DIRECT and not _plan.conv3d_weight_takes_direct(stride, gw.dtype.itemsize):
+        raise ValueError("conv3d_weight: algo 'direct' needs stride 1 and float32")
     if gy.shape[0] == 0:
         gw[...] = 0
         return gw
-    _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads)
+    if code == DIRECT:
+        _weight_direct(x, gy, gw, pad[0], pad[1], pad[2], dilation[0], dilation[1],
+                       dilation[2], groups, nthreads)
+    else:
+        _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads)
     return gw
 
 
