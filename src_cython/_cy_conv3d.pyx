@@ -16,7 +16,9 @@ the plan's choice (:mod:`fastconv._plan`, its conv3d section):
 * conv3d ``"direct"``: the input is framed by its zero padding once (a copy about the
   input's size), then each work item (image, group, output depth plane, block of output
   rows) runs ``fc_taps`` (fc_kernels.h), the register-blocked direct kernel, on the flat
-  frame: at stride 1 a tap (c, i, j, l) is one fixed offset. Strided layers run a plain
+  frame: at stride 1 a tap (c, i, j, l) is one fixed offset. float32 runs fc3_taps
+  (fc_conv3d.h): on AVX-512, eight filters x 48 positions a register tile, bitwise the
+  same results. Strided layers run a plain
   row loop on the frame instead. The plan takes it at stride 1 up to R = 4608 (half of
   GEMM's time on the bench shape) and for few channels.
 * conv3d_input ``"forward"``: at stride 1 with ``pad <= dilation * (kernel - 1)`` the
@@ -26,6 +28,15 @@ the plan's choice (:mod:`fastconv._plan`, its conv3d section):
   output rows, ``cols = W_blk^T @ gy_tile`` (BLAS; flat at stride 1 along W, the kw taps'
   products added at their shifts), added into the item's own channels of ``gx``
   (col2vol).
+* conv3d_weight ``"direct"`` (float32, stride 1): work items (image, output depth plane,
+  block of output rows); each copies its input window (Cg * kd planes of rows + dh*(kh-1)
+  rows, ``Wo + dw*(kw-1)`` columns, zero padding written) and grad_output's rows onto
+  one flat grid, and fc3_wgrad (fc_conv3d.h) adds, for each filter and tap, the products
+  into 16 lanes of partial sums (register tiles of 4 filters x 6 taps). Slots as for
+  "gemm" below (``_plan.conv3d_weight_direct_split``); gw sums each weight's slots, then
+  lanes, in order. If x holds an inf or NaN both stride-1 paths (whose flat grids
+  multiply some input columns by the zeros of unused positions) run the plain vol2col
+  GEMM instead, so inf * 0 appears only where torch has it.
 * conv3d_weight ``"gemm"``: ``S`` slots (``_plan.conv3d_weight_slots``) per group, slot s
   summing the tiles s, s + S, ... (``gy_tile @ cols^T``) into its own partial; the
   partials are added in slot order. At stride 1 along W one GEMM per tile gives all kw
@@ -44,7 +55,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm_rm
-from _common cimport fc_taps_d, fc_taps_f, valid_cols
+from _common cimport fc_absmax_d, fc_absmax_f, fc_taps_d, fc_taps_f, valid_cols
+from libc.math cimport INFINITY
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 cdef extern from "fc_conv3d.h" nogil:
@@ -887,7 +899,7 @@ cdef int _weight_direct(const float[:, :, :, :, ::1] x, const float[:, :, :, :, 
 
 def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1] gy,
                   floating[:, :, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
-                  int nthreads):
+                  int nthreads, bint plain=False):
     cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1]
     cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
     cdef Py_ssize_t Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
@@ -903,7 +915,7 @@ def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, 
     cdef floating[:, ::1] parts
     cdef floating* dst
     cdef floating[:, :, ::1] fparts
-    if sw == 1:
+    if sw == 1 and not plain:
         R3 = Cg * kd * kh
         rows = _plan.conv3d_tile_rows(Do * Ho, Wo + dw * (kw - 1), R3, sizeof(floating))
         S = _plan.conv3d_weight_slots(N * ((Do * Ho + rows - 1) // rows), K, R,
@@ -960,6 +972,20 @@ def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, 
         free(ws)
 
 
+def _all_finite(const floating[:, :, :, :, ::1] x):
+    """Whether every element of x is finite (fc_absmax: NaN-aware)."""
+    cdef floating m
+    cdef Py_ssize_t size = x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] * x.shape[4]
+    if size == 0:
+        return True
+    with nogil:
+        if floating is float:
+            m = fc_absmax_f(&x[0, 0, 0, 0, 0], size)
+        else:
+            m = fc_absmax_d(&x[0, 0, 0, 0, 0], size)
+    return m == m and m != INFINITY
+
+
 def conv3d_weight(x, gy, gw, stride, pad, dilation, Py_ssize_t groups, algo, int nthreads):
     """Gradient of conv3d wrt its weight; fills and returns ``gw`` ("direct" or "gemm", see
     the module docstring)."""
@@ -969,11 +995,16 @@ def conv3d_weight(x, gy, gw, stride, pad, dilation, Py_ssize_t groups, algo, int
     if gy.shape[0] == 0:
         gw[...] = 0
         return gw
-    if code == DIRECT:
+    if code == DIRECT and _all_finite(x):
         _weight_direct(x, gy, gw, pad[0], pad[1], pad[2], dilation[0], dilation[1],
                        dilation[2], groups, nthreads)
-    else:
-        _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads)
+    elif code == DIRECT:
+        # an inf or NaN of x: the flat grid's unused columns would multiply it by zero
+        # (NaN where torch has none); the plain vol2col path reads only the real taps
+        _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads, True)
+    else:  # (the stride-1 GEMM's flat grid has the same unused columns)
+        _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads,
+                      stride[2] == 1 and not _all_finite(x))
     return gw
 
 
