@@ -177,3 +177,47 @@ def test_plan_rules():
         rows, S = _plan.conv3d_weight_direct_split(N, Do, Ho, 20, 8, 8, 2, 8 * 72)
         assert 1 <= rows <= Ho and S & (S - 1) == 0
         assert S <= max(1, N * Do * -(-Ho // rows))
+
+
+_BOTH_BUILDS = """
+import sys
+import numpy as np
+import fastconv, fastconv.grad as G
+from fastconv import _cy_conv as cy
+rng = np.random.default_rng(7)
+outs = {}
+for i, (xs, ws, kw) in enumerate(CASES):
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    y = fastconv.conv3d(x, w, backend="cython", **kw)
+    outs[f"y{i}"] = y
+    outs[f"gw{i}"] = G.conv3d_weight(x, w.shape, y, backend="cython", **kw)
+np.savez(sys.argv[1], **outs)
+print(cy.WIDE_KERNELS)
+"""
+
+
+def test_wide_and_narrow_builds_agree_bitwise(tmp_path):
+    """On AVX-512 the float32 tiles are 8 filters x 48 positions (forward) and 4 filters x
+    6 taps (weight gradient); elsewhere, and with FASTCONV_NO_WIDE=1, fc_taps and 2 x 2
+    tiles. Every output (every lane of a partial) takes the same terms in the same order,
+    so both agree bit for bit: run both, in two processes."""
+    import os
+    import subprocess
+    import sys
+
+    flags = []
+    for no_wide in ("0", "1"):
+        env = dict(os.environ, FASTCONV_NO_WIDE=no_wide)
+        r = subprocess.run([sys.executable, "-c", f"CASES = {CASES!r}\n" + _BOTH_BUILDS,
+                            str(tmp_path / f"out{no_wide}.npz")],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        flags.append(r.stdout.split()[-1])
+    assert flags[1] == "False"  # the override took effect
+    a, b = np.load(tmp_path / "out0.npz"), np.load(tmp_path / "out1.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        assert np.array_equal(a[k], b[k]), k
+    if flags[0] == "False":
+        pytest.skip("this CPU has no x86-64-v4: only the narrow build ran")
