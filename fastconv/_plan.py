@@ -629,7 +629,8 @@ _register_fold_costs()
 # Its input gradient runs "forward" (stride 1 and pad <= dilation * (kernel - 1): the
 # forward conv3d of grad_output with flipped weights) when that forward runs "direct" or
 # the layer is small, else "gemm" (col2vol); its weight gradient "direct" (fc3_wgrad: float32,
-# stride 1, two slots of 16-lane partials within PARTIAL_BYTES) else "gemm". Numba: "gemm" for
+# stride 1, two slots of 16-lane partials within PARTIAL_BYTES, work items of at least
+# CONV3D_WGRAD_MIN_POSITIONS positions) else "gemm". Numba: "gemm" for
 # R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else "direct"; its gradients "direct".
 CONV3D_DIRECT_MAX_R = 64
 # accumulator elements per work item of Cython's direct conv3d (rows of a depth plane)
@@ -638,6 +639,9 @@ CONV3D_FLAT_ELEMS = 1 << 14
 # one work item's input window + grad_output rows, and the lanes of each weight's partials
 CONV3D_WGRAD_BYTES = 1 << 19
 CONV3D_WGRAD_LANES = 16
+# ... and the fewest positions (rows x Wp) per work item it takes: shorter lines (deep layers
+# on small planes) leave too few multiply-adds per register tile; GEMM is faster there
+CONV3D_WGRAD_MIN_POSITIONS = 256
 
 ALGORITHMS.update({
     ("cython", "conv3d"): (DIRECT, GEMM),
@@ -706,7 +710,13 @@ def _algorithm3(op, backend, args):
     gy, gw = args[1], args[2]  # conv3d_weight: x, gy, gw, stride, pad, dilation, groups
     if (conv3d_weight_takes_direct(args[3], gw.itemsize)
             and 2 * gw.size * CONV3D_WGRAD_LANES * gw.itemsize <= PARTIAL_BYTES):
-        return DIRECT  # fc3_wgrad: 0.4x vol2col + GEMM's time (bench shape, 1 thread)
+        groups, dil = args[6], args[5]
+        Wp = gy.shape[4] + dil[2] * (gw.shape[4] - 1)
+        rows, _ = conv3d_weight_direct_split(gy.shape[0], gy.shape[2], gy.shape[3], Wp,
+                                             gw.shape[1] * gw.shape[2], gy.shape[1] // groups,
+                                             dil[1] * (gw.shape[3] - 1), gw.size)
+        if rows * Wp >= CONV3D_WGRAD_MIN_POSITIONS:
+            return DIRECT  # fc3_wgrad: 0.5x vol2col + GEMM's time (bench shape, 1 thread)
     return GEMM
 
 

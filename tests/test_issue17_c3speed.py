@@ -84,14 +84,17 @@ def test_forward_and_weight_grad_match_torch_reference_and_gemm(torch, rng, case
         assert_close(out, rgw, terms=nterms)
         got[algo] = out
     assert _plan.DIRECT in got
-    # and through the public API, which plans "direct" here
+    # and through the public API
     assert_close(G.conv3d_weight(x, w.shape, gy, backend="cython", **kw), tgw, terms=nterms,
                  dtype=np.float32)
 
 
 @pytest.mark.parametrize("kind", LAYOUTS)
 def test_weight_grad_layouts(rng, kind):
-    x, w, gy = _data(rng, (2, 4, 5, 6, 19), (8, 4, 3, 3, 3), dict(padding=1))
+    x, w, gy = _data(rng, (2, 4, 3, 6, 80), (8, 4, 3, 3, 3), dict(padding=1))
+    assert _plan.algorithm("conv3d_weight", "cython",
+                           (x, gy, np.empty(w.shape, np.float32), (1, 1, 1), (1, 1, 1),
+                            (1, 1, 1), 1)) == _plan.DIRECT
     want = G.conv3d_weight(x, w.shape, gy, padding=1, backend="numpy")
     got = G.conv3d_weight(layout(x, kind), w.shape, layout(gy, kind), padding=1,
                           backend="cython")
@@ -122,15 +125,16 @@ def test_results_do_not_depend_on_threads(rng, threads, case):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("W", [5, 300])  # GEMM and (float32) direct
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("where", ["inside", "right-edge", "nan"])
-def test_weight_grad_nonfinite_input_as_torch(torch, dtype, where):
+def test_weight_grad_nonfinite_input_as_torch(torch, dtype, where, W):
     """An inf or NaN of the input reaches the weight gradient only through real taps: the
     flat grids' unused columns must not multiply it by zero (NaN where torch has inf)."""
-    x = np.ones((1, 2, 3, 4, 5), dtype)
-    x[0, 0, 1, 2, {"inside": 2, "right-edge": 4, "nan": 0}[where]] = (
+    x = np.ones((1, 2, 3, 4, W), dtype)
+    x[0, 0, 1, 2, {"inside": 2, "right-edge": W - 1, "nan": 0}[where]] = (
         np.nan if where == "nan" else np.inf)
-    gy = np.ones((1, 3, 3, 4, 5), dtype)
+    gy = np.ones((1, 3, 3, 4, W), dtype)
     tx = torch.from_numpy(x)
     tw = torch.ones((3, 2, 3, 3, 3), dtype=tx.dtype, requires_grad=True)
     torch.nn.functional.conv3d(tx, tw, padding=1).backward(torch.from_numpy(gy))
@@ -167,6 +171,13 @@ def test_plan_rules():
     big = np.zeros((512, 256, 3, 3, 3), np.float32)  # 2 slots of partials > PARTIAL_BYTES
     assert _plan.algorithm("conv3d_weight", "cython",
                            (x[:, :1, :1], gy[:, :1, :1], big, s, p, d, 1)) == _plan.GEMM
+    # deep layers on small planes: short work items, GEMM
+    assert _plan.algorithm("conv3d_weight", "cython", (
+        np.zeros((1, 32, 8, 8, 8), np.float32), np.zeros((1, 32, 8, 8, 8), np.float32),
+        np.zeros((32, 32, 3, 3, 3), np.float32), s, p, d, 1)) == _plan.GEMM  # 80 < 256
+    assert _plan.algorithm("conv3d_weight", "cython", (
+        np.zeros((1, 32, 8, 8, 200), np.float32), np.zeros((1, 32, 8, 8, 200), np.float32),
+        np.zeros((32, 32, 3, 3, 3), np.float32), s, p, d, 1)) == _plan.DIRECT
     # the bench shape's split: balanced row blocks within the budget, 8 slots
     rows, S = _plan.conv3d_weight_direct_split(2, 16, 64, 66, 48, 32, 2, 32 * 432)
     nb = -(-64 // rows)
