@@ -628,16 +628,25 @@ _register_fold_costs()
 #   kw taps share one column matrix).
 # Its input gradient runs "forward" (stride 1 and pad <= dilation * (kernel - 1): the
 # forward conv3d of grad_output with flipped weights) when that forward runs "direct" or
-# the layer is small, else "gemm" (col2vol); its weight gradient "gemm". Numba: "gemm" for
+# the layer is small, else "gemm" (col2vol); its weight gradient "direct" (fc3_wgrad: float32,
+# stride 1, two slots of 16-lane partials within PARTIAL_BYTES, work items of at least
+# CONV3D_WGRAD_MIN_POSITIONS positions) else "gemm". Numba: "gemm" for
 # R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else "direct"; its gradients "direct".
 CONV3D_DIRECT_MAX_R = 64
 # accumulator elements per work item of Cython's direct conv3d (rows of a depth plane)
 CONV3D_FLAT_ELEMS = 1 << 14
+# Cython's direct conv3d_weight (stride 1, float32; fc_conv3d.h's fc3_wgrad): the bytes of
+# one work item's input window + grad_output rows, and the lanes of each weight's partials
+CONV3D_WGRAD_BYTES = 1 << 19
+CONV3D_WGRAD_LANES = 16
+# ... and the fewest positions (rows x Wp) per work item it takes: shorter lines (deep layers
+# on small planes) leave too few multiply-adds per register tile; GEMM is faster there
+CONV3D_WGRAD_MIN_POSITIONS = 256
 
 ALGORITHMS.update({
     ("cython", "conv3d"): (DIRECT, GEMM),
     ("cython", "conv3d_input"): (FORWARD, GEMM),
-    ("cython", "conv3d_weight"): (GEMM,),
+    ("cython", "conv3d_weight"): (DIRECT, GEMM),
     ("numba", "conv3d"): (DIRECT, GEMM),
     ("numba", "conv3d_input"): (DIRECT,),
     ("numba", "conv3d_weight"): (DIRECT,),
@@ -652,6 +661,9 @@ def conv3d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
 
     >>> conv3d("cython", (2, 16, 16, 64, 64), (32, 16, 3, 3, 3), (2, 32, 16, 64, 64),
     ...        (1, 1, 1), (1, 1, 1), (1, 1, 1), 1)
+    'direct'
+    >>> conv3d("cython", (1, 256, 4, 8, 8), (32, 256, 3, 3, 3), (1, 32, 2, 6, 6),
+    ...        (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
     'gemm'
     >>> conv3d("cython", (8, 1, 16, 32, 32), (8, 1, 3, 3, 3), (8, 8, 14, 30, 30),
     ...        (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
@@ -695,7 +707,42 @@ def _algorithm3(op, backend, args):
                 == DIRECT or R < GEMM_MIN_R or w.shape[0] // groups < GEMM_MIN_KG):
             return FORWARD  # the forward's direct kernel: 0.75x col2vol's time (bench shape)
         return GEMM  # col2vol + GEMM: 0.7x the forward's GEMM
+    gy, gw = args[1], args[2]  # conv3d_weight: x, gy, gw, stride, pad, dilation, groups
+    if (conv3d_weight_takes_direct(args[3], gw.itemsize)
+            and 2 * gw.size * CONV3D_WGRAD_LANES * gw.itemsize <= PARTIAL_BYTES):
+        groups, dil = args[6], args[5]
+        Wp = gy.shape[4] + dil[2] * (gw.shape[4] - 1)
+        rows, _ = conv3d_weight_direct_split(gy.shape[0], gy.shape[2], gy.shape[3], Wp,
+                                             gw.shape[1] * gw.shape[2], gy.shape[1] // groups,
+                                             dil[1] * (gw.shape[3] - 1), gw.size)
+        if rows * Wp >= CONV3D_WGRAD_MIN_POSITIONS:
+            return DIRECT  # fc3_wgrad: 0.5x vol2col + GEMM's time (bench shape, 1 thread)
     return GEMM
+
+
+def conv3d_weight_takes_direct(stride, itemsize) -> bool:
+    """Whether Cython's direct conv3d_weight (float32 only) can run: stride 1, float32."""
+    return itemsize == 4 and all(s == 1 for s in stride)
+
+
+def conv3d_weight_direct_split(N, Do, Ho, Wp, planes, Kg, hextra, KR):
+    """(output rows per work item, slots) of Cython's direct conv3d_weight. A work item is
+    one block of output rows of a depth plane; its input window (``planes`` planes of
+    ``rows + hextra`` rows of ``Wp``) and grad_output rows (``Kg`` lines) stay within
+    ``CONV3D_WGRAD_BYTES``; the row blocks of a plane are balanced. Slots: a power of two
+    up to ``GRAD_MIN_ITEMS`` (at most the number of items), their 16-lane partials
+    (``KR * 16`` floats each) within ``PARTIAL_BYTES``. Shapes only, never the thread
+    count: the results do not depend on it."""
+    per_row = (planes + Kg) * Wp * 4
+    rows = max(1, min(Ho, (CONV3D_WGRAD_BYTES - planes * hextra * Wp * 4) // per_row))
+    nb = -(-Ho // rows)
+    rows = -(-Ho // nb)
+    T = N * Do * nb
+    S = 1
+    while (S * 2 <= min(T, GRAD_MIN_ITEMS)
+           and S * 2 * KR * CONV3D_WGRAD_LANES * 4 <= PARTIAL_BYTES):
+        S *= 2
+    return rows, S
 
 
 def conv3d_tile_rows(rows_total, Wo, R, itemsize):

@@ -16,7 +16,9 @@ the plan's choice (:mod:`fastconv._plan`, its conv3d section):
 * conv3d ``"direct"``: the input is framed by its zero padding once (a copy about the
   input's size), then each work item (image, group, output depth plane, block of output
   rows) runs ``fc_taps`` (fc_kernels.h), the register-blocked direct kernel, on the flat
-  frame: at stride 1 a tap (c, i, j, l) is one fixed offset. Strided layers run a plain
+  frame: at stride 1 a tap (c, i, j, l) is one fixed offset. float32 runs fc3_taps
+  (fc_conv3d.h): on AVX-512, eight filters x 48 positions a register tile, bitwise the
+  same results. Strided layers run a plain
   row loop on the frame instead. The plan takes it at stride 1 up to R = 4608 (half of
   GEMM's time on the bench shape) and for few channels.
 * conv3d_input ``"forward"``: at stride 1 with ``pad <= dilation * (kernel - 1)`` the
@@ -26,6 +28,15 @@ the plan's choice (:mod:`fastconv._plan`, its conv3d section):
   output rows, ``cols = W_blk^T @ gy_tile`` (BLAS; flat at stride 1 along W, the kw taps'
   products added at their shifts), added into the item's own channels of ``gx``
   (col2vol).
+* conv3d_weight ``"direct"`` (float32, stride 1): work items (image, output depth plane,
+  block of output rows); each copies its input window (Cg * kd planes of rows + dh*(kh-1)
+  rows, ``Wo + dw*(kw-1)`` columns, zero padding written) and grad_output's rows onto
+  one flat grid, and fc3_wgrad (fc_conv3d.h) adds, for each filter and tap, the products
+  into 16 lanes of partial sums (register tiles of 4 filters x 6 taps). Slots as for
+  "gemm" below (``_plan.conv3d_weight_direct_split``); gw sums each weight's slots, then
+  lanes, in order. If x holds an inf or NaN both stride-1 paths (whose flat grids
+  multiply some input columns by the zeros of unused positions) run the plain vol2col
+  GEMM instead, so inf * 0 appears only where torch has it.
 * conv3d_weight ``"gemm"``: ``S`` slots (``_plan.conv3d_weight_slots``) per group, slot s
   summing the tiles s, s + S, ... (``gy_tile @ cols^T``) into its own partial; the
   partials are added in slot order. At stride 1 along W one GEMM per tile gives all kw
@@ -44,8 +55,17 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm_rm
-from _common cimport fc_taps_d, fc_taps_f, valid_cols
+from _common cimport fc_absmax_d, fc_absmax_f, fc_taps_d, fc_taps_f, valid_cols
+from libc.math cimport INFINITY
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
+
+cdef extern from "fc_conv3d.h" nogil:
+    void fc3_pack_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wp)
+    void fc3_taps_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
+                    Py_ssize_t ldw, const float* wp, const float* bias, Py_ssize_t nk,
+                    float* acc, Py_ssize_t L)
+    void fc3_wgrad_f(const float* gy, Py_ssize_t Lp, Py_ssize_t nk, const float* src,
+                     const Py_ssize_t* off, Py_ssize_t R, float* part)
 
 from fastconv import _plan
 
@@ -475,16 +495,19 @@ cdef int _gemm(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1
 cdef void _flat_item(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, ::1] w,
                      const floating[::1] b, floating[:, :, :, :, ::1] out,
                      const Py_ssize_t* off, Py_ssize_t n, Py_ssize_t g, Py_ssize_t od,
-                     Py_ssize_t oh0, Py_ssize_t oh1, floating* acc) noexcept nogil:
+                     Py_ssize_t oh0, Py_ssize_t oh1, floating* acc,
+                     const float* wp) noexcept nogil:
     """Stride 1: output rows [oh0, oh1) of depth plane od, image n, group g, every filter
-    of the group, by fc_taps on the flat frame (rows Wp apart)."""
+    of the group, by fc_taps on the flat frame (rows Wp apart); float32 by fc3_taps_f
+    (fc_conv3d.h) with ``wp`` the group's weights packed by fc3_pack_f."""
     cdef Py_ssize_t Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef Py_ssize_t Wp = xp.shape[4], Wo = out.shape[4]
     cdef Py_ssize_t Kg = out.shape[1] * Cg // xp.shape[1], R = Cg * kd * kh * kw
     cdef Py_ssize_t L = (oh1 - oh0 - 1) * Wp + Wo, f, r
     cdef const floating* src = &xp[n, g * Cg, od, oh0, 0]
     if floating is float:
-        fc_taps_f(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, &b[g * Kg], Kg, acc, L)
+        fc3_taps_f(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg], Kg,
+                   acc, L)
     else:
         fc_taps_d(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, &b[g * Kg], Kg, acc, L)
     for f in range(Kg):
@@ -576,9 +599,10 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
     cdef Py_ssize_t Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef Py_ssize_t Dp = xp.shape[2], Hp = xp.shape[3], Wp = xp.shape[4]
     cdef Py_ssize_t R = Cg * kd * kh * kw, Kg = K // groups
-    cdef Py_ssize_t rows, nb, items, item, t, c, i, j, l, oh0, per
+    cdef Py_ssize_t rows, nb, items, item, t, c, i, j, l, oh0, per, g
     cdef Py_ssize_t* off = NULL
     cdef floating* acc = NULL
+    cdef float* wp = NULL
     if sd != 1 or sh != 1 or sw != 1:
         with nogil:
             for item in prange(N * K * Do, schedule="dynamic", num_threads=nthreads):
@@ -594,9 +618,14 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
     nthreads = <int> max(1, min(nthreads, items))
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
     acc = <floating*> malloc(nthreads * per * sizeof(floating))
+    if floating is float:
+        wp = <float*> malloc(K * R * sizeof(float))
     try:
-        if off == NULL or acc == NULL:
+        if off == NULL or acc == NULL or (floating is float and wp == NULL):
             raise MemoryError("conv3d: could not allocate the direct kernel's accumulators")
+        if floating is float:
+            for g in range(groups):
+                fc3_pack_f(&w[g * Kg, 0, 0, 0, 0], R, R, Kg, wp + g * Kg * R)
         t = 0
         for c in range(Cg):
             for i in range(kd):
@@ -610,11 +639,12 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
                 oh0 = (item % nb) * rows
                 _flat_item(xp, w, b, out, off, item // (groups * Do * nb),
                            (item // (Do * nb)) % groups, (item // nb) % Do, oh0,
-                           min(Ho, oh0 + rows), acc + threadid() * per)
+                           min(Ho, oh0 + rows), acc + threadid() * per, wp)
                 fc_ftz_exit()
     finally:
         free(off)
         free(acc)
+        free(wp)
     return 0
 
 
@@ -763,9 +793,113 @@ def conv3d_input(gy, w, gx, stride, pad, dilation, Py_ssize_t groups, algo, int 
 # --------------------------------------------------------------------------------------------
 # conv3d_weight
 # --------------------------------------------------------------------------------------------
+cdef int _weight_direct(const float[:, :, :, :, ::1] x, const float[:, :, :, :, ::1] gy,
+                        float[:, :, :, :, ::1] gw, Py_ssize_t pf, Py_ssize_t pt,
+                        Py_ssize_t pl, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
+                        Py_ssize_t groups, int nthreads) except -1:
+    """Stride 1, float32: the direct weight gradient (fc3_wgrad_f). Work items (image,
+    output depth plane, block of output rows), per group; slot s of ``S`` sums items
+    s, s + S, ... in order into its own 16-lane partials; gw is the partials' sum, slots
+    then lanes in order."""
+    cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1]
+    cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
+    cdef Py_ssize_t D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef Py_ssize_t Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
+    cdef Py_ssize_t R = Cg * kd * kh * kw, Kg = K // groups, Wp = Wo + dw * (kw - 1)
+    cdef Py_ssize_t rows, S, nb, T, Hs, Lmax, slab_elems, ws_elems, items, item, s, g, q
+    cdef Py_ssize_t n, od, oh0, r, L, Lp, c, i, j, l, hs, idd, ih, f, t, v, a, e, qq
+    cdef Py_ssize_t* off = NULL
+    cdef float* ws = NULL
+    cdef float* slab
+    cdef float* gyb
+    cdef float* d
+    cdef float* part
+    cdef float sm
+    cdef float[:, :, ::1] parts
+    rows, S = _plan.conv3d_weight_direct_split(N, Do, Ho, Wp, Cg * kd, Kg, dh * (kh - 1),
+                                               K * R)
+    nb = (Ho + rows - 1) // rows
+    T = N * Do * nb
+    Hs = rows + dh * (kh - 1)
+    Lmax = ((rows - 1) * Wp + Wo + 15) // 16 * 16
+    slab_elems = Cg * kd * Hs * Wp + 16
+    ws_elems = slab_elems + Kg * Lmax
+    items = S * groups
+    parts = np.zeros((S, groups, Kg * R * 16), np.float32)
+    nthreads = <int> max(1, min(nthreads, items))
+    off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
+    ws = <float*> malloc(nthreads * ws_elems * sizeof(float))
+    try:
+        if off == NULL or ws == NULL:
+            raise MemoryError("conv3d_weight: could not allocate the work tiles")
+        t = 0
+        for c in range(Cg):
+            for i in range(kd):
+                for j in range(kh):
+                    for l in range(kw):
+                        off[t] = ((c * kd + i) * Hs + j * dh) * Wp + l * dw
+                        t += 1
+        a = min(pl, Wp)
+        e = min(pl + W, Wp)
+        with nogil:
+            for item in prange(items, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
+                s = item % S
+                g = item // S
+                slab = ws + threadid() * ws_elems
+                gyb = slab + slab_elems
+                memset(slab + slab_elems - 16, 0, 16 * sizeof(float))
+                part = &parts[s, g, 0]
+                for qq in range((T - s + S - 1) // S):
+                    q = s + qq * S
+                    n = q // (Do * nb)
+                    od = (q // nb) % Do
+                    oh0 = (q % nb) * rows
+                    r = min(Ho, oh0 + rows) - oh0
+                    L = (r - 1) * Wp + Wo
+                    Lp = (L + 15) // 16 * 16
+                    # the input's window of this item: planes (c, i), Hs rows of Wp columns
+                    for c in range(Cg):
+                        for i in range(kd):
+                            idd = od - pf + i * dd
+                            for hs in range(Hs):
+                                d = slab + ((c * kd + i) * Hs + hs) * Wp
+                                ih = oh0 - pt + hs
+                                if idd < 0 or idd >= D or ih < 0 or ih >= H or e <= a:
+                                    memset(d, 0, Wp * sizeof(float))
+                                    continue
+                                memset(d, 0, a * sizeof(float))
+                                memcpy(d + a, &x[n, g * Cg + c, idd, ih, 0] + a - pl,
+                                       (e - a) * sizeof(float))
+                                memset(d + e, 0, (Wp - e) * sizeof(float))
+                    # grad_output's rows on the flat grid (zero past Wo and past L)
+                    for f in range(Kg):
+                        d = gyb + f * Lp
+                        for hs in range(r):
+                            memcpy(d + hs * Wp, &gy[n, g * Kg + f, od, oh0 + hs, 0],
+                                   Wo * sizeof(float))
+                            if hs < r - 1:
+                                memset(d + hs * Wp + Wo, 0, (Wp - Wo) * sizeof(float))
+                        memset(d + L, 0, (Lp - L) * sizeof(float))
+                    fc3_wgrad_f(gyb, Lp, Kg, slab, off, R, part)
+                fc_ftz_exit()
+            d = &gw[0, 0, 0, 0, 0]
+            for q in prange(K * R, schedule="static", num_threads=nthreads):
+                g = q // (Kg * R)
+                sm = 0
+                for s in range(S):
+                    for v in range(16):
+                        sm = sm + parts[s, g, (q - g * Kg * R) * 16 + v]
+                d[q] = sm
+    finally:
+        free(off)
+        free(ws)
+    return 0
+
+
 def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1] gy,
                   floating[:, :, :, :, ::1] gw, stride, pad, dilation, Py_ssize_t groups,
-                  int nthreads):
+                  int nthreads, bint plain=False):
     cdef Py_ssize_t N = gy.shape[0], K = gy.shape[1]
     cdef Py_ssize_t Do = gy.shape[2], Ho = gy.shape[3], Wo = gy.shape[4]
     cdef Py_ssize_t Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
@@ -781,7 +915,7 @@ def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, 
     cdef floating[:, ::1] parts
     cdef floating* dst
     cdef floating[:, :, ::1] fparts
-    if sw == 1:
+    if sw == 1 and not plain:
         R3 = Cg * kd * kh
         rows = _plan.conv3d_tile_rows(Do * Ho, Wo + dw * (kw - 1), R3, sizeof(floating))
         S = _plan.conv3d_weight_slots(N * ((Do * Ho + rows - 1) // rows), K, R,
@@ -838,14 +972,39 @@ def _weight_typed(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, 
         free(ws)
 
 
+def _all_finite(const floating[:, :, :, :, ::1] x):
+    """Whether every element of x is finite (fc_absmax: NaN-aware)."""
+    cdef floating m
+    cdef Py_ssize_t size = x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] * x.shape[4]
+    if size == 0:
+        return True
+    with nogil:
+        if floating is float:
+            m = fc_absmax_f(&x[0, 0, 0, 0, 0], size)
+        else:
+            m = fc_absmax_d(&x[0, 0, 0, 0, 0], size)
+    return m == m and m != INFINITY
+
+
 def conv3d_weight(x, gy, gw, stride, pad, dilation, Py_ssize_t groups, algo, int nthreads):
-    """Gradient of conv3d wrt its weight; fills and returns ``gw`` ("gemm", see the module
-    docstring)."""
-    _code("conv3d_weight", algo)
+    """Gradient of conv3d wrt its weight; fills and returns ``gw`` ("direct" or "gemm", see
+    the module docstring)."""
+    cdef int code = _code("conv3d_weight", algo)
+    if code == DIRECT and not _plan.conv3d_weight_takes_direct(stride, gw.dtype.itemsize):
+        raise ValueError("conv3d_weight: algo 'direct' needs stride 1 and float32")
     if gy.shape[0] == 0:
         gw[...] = 0
         return gw
-    _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads)
+    if code == DIRECT and _all_finite(x):
+        _weight_direct(x, gy, gw, pad[0], pad[1], pad[2], dilation[0], dilation[1],
+                       dilation[2], groups, nthreads)
+    elif code == DIRECT:
+        # an inf or NaN of x: the flat grid's unused columns would multiply it by zero
+        # (NaN where torch has none); the plain vol2col path reads only the real taps
+        _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads, True)
+    else:  # (the stride-1 GEMM's flat grid has the same unused columns)
+        _weight_typed(x, gy, gw, stride, pad, dilation, groups, nthreads,
+                      stride[2] == 1 and not _all_finite(x))
     return gw
 
 

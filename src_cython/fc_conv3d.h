@@ -1,0 +1,169 @@
+/* conv3d's float32 register tiles (issue 17): included by _cy_conv3d.pyx only.
+ *
+ * fc3_taps_f: fc_taps_f (fc_kernels.h) with a wider register tile on AVX-512 machines
+ * (fc_wide()): eight filters x three vectors of positions (24 accumulators of the 32 zmm
+ * registers), the eight weights of a tap packed next to each other (``wp``, see
+ * fc3_pack_f) so each multiply-add takes its weight as an embedded broadcast. Per tap:
+ * three loads of the input feed 24 multiply-adds (fc_taps8: two loads, 8). Each output
+ * receives the bias and then its taps in the order t = 0 .. R - 1 as in fc_taps, so the
+ * results are those of fc_taps_f bit for bit. Filters past the last full block of eight
+ * (and every filter elsewhere) run fc_taps_f.
+ *
+ * fc3_wgrad_f: the weight gradient of a stride-1 conv3d on one work item, as a direct
+ * kernel: for filters f < nk and taps t < R
+ *
+ *     part[(f * R + t) * 16 + v] += sum_{q = v mod 16, q < Lp} gy[f * Lp + q] * src[off[t] + q]
+ *
+ * (16 lanes of partial sums per weight, so no horizontal sum per work item; the caller
+ * adds the lanes in order at the end). A block of kb filters x tb taps keeps its kb * tb
+ * accumulators in registers over the whole line: per vector of positions, kb + tb loads
+ * feed kb * tb multiply-adds (4 x 6 on AVX-512, 2 x 2 elsewhere: the ymm build holds
+ * each 16-lane vector in two registers). The lane sums depend only on the shapes.
+ */
+#ifndef FASTCONV_FC_CONV3D_H
+#define FASTCONV_FC_CONV3D_H
+
+#include "fc_kernels.h"
+
+#define FC3_KB 8
+#define FC3_NV 3
+#define FC3_VL 16
+
+/* wp[(b * R + t) * 8 + f] = w[(8 * b + f) * ldw + t] for the nk / 8 full blocks of 8 */
+static void fc3_pack_f(const float* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk, float* wp)
+{
+    ptrdiff_t b, t, f;
+    for (b = 0; b < nk / FC3_KB; b++)
+        for (t = 0; t < R; t++)
+            for (f = 0; f < FC3_KB; f++)
+                wp[(b * R + t) * FC3_KB + f] = w[(b * FC3_KB + f) * ldw + t];
+}
+
+#if FC_VECTOR
+/* eight filters, all L (>= 48) positions, three vectors at a time; the last block ends at
+ * L, overlapping the one before (positions computed twice get the same value) */
+FC_WIDE static void fc3_blk8_f(const float* FC_RESTRICT src, const ptrdiff_t* off,
+                               ptrdiff_t R, const float* FC_RESTRICT wp, const float* bias,
+                               float* FC_RESTRICT acc, ptrdiff_t L)
+{
+    const ptrdiff_t qb = FC3_NV * FC3_VL;
+    ptrdiff_t q0 = 0, t;
+    int f, v;
+    for (;;) {
+        fc_vf a[FC3_KB][FC3_NV];
+        for (f = 0; f < FC3_KB; f++)
+            for (v = 0; v < FC3_NV; v++) a[f][v] = (fc_vf){0} + bias[f];
+        for (t = 0; t < R; t++) {
+            const float* xs = src + off[t] + q0;
+            const float* wt = wp + t * FC3_KB;
+            fc_vf xv[FC3_NV];
+            for (v = 0; v < FC3_NV; v++) xv[v] = *(const fc_vf_u*)(xs + v * FC3_VL);
+            for (f = 0; f < FC3_KB; f++) {
+                float wv = wt[f];
+                for (v = 0; v < FC3_NV; v++) a[f][v] += wv * xv[v];
+            }
+        }
+        for (f = 0; f < FC3_KB; f++)
+            for (v = 0; v < FC3_NV; v++) *(fc_vf_u*)(acc + f * L + q0 + v * FC3_VL) = a[f][v];
+        if (q0 + qb >= L) break;
+        q0 = q0 + 2 * qb <= L ? q0 + qb : L - qb;
+    }
+}
+#endif
+
+/* all nk filters: blocks of eight by fc3_blk8_f on AVX-512 (wp packed by fc3_pack_f from
+ * the same w), the rest by fc_taps_f */
+static void fc3_taps_f(const float* src, const ptrdiff_t* off, ptrdiff_t R, const float* w,
+                       ptrdiff_t ldw, const float* wp, const float* bias, ptrdiff_t nk,
+                       float* acc, ptrdiff_t L)
+{
+    ptrdiff_t f = 0;
+#if FC_VECTOR
+    if (fc_wide() && L >= FC3_NV * FC3_VL)
+        for (; f + FC3_KB <= nk; f += FC3_KB)
+            fc3_blk8_f(src, off, R, wp + f * R, bias + f, acc + f * L, L);
+#endif
+    if (f < nk) fc_taps_f(src, off, R, w + f * ldw, ldw, bias + f, nk - f, acc + f * L, L);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc3_wgrad_f
+ * --------------------------------------------------------------------------------------- */
+#if FC_VECTOR
+FC_INLINE void fc3_wblk(const float* FC_RESTRICT gy, ptrdiff_t Lp, const float* src,
+                        const ptrdiff_t* off, ptrdiff_t R, float* FC_RESTRICT part, int kb,
+                        int tb)
+{
+    fc_vf a[4][6];
+    const float* xs[6];
+    ptrdiff_t q;
+    int f, u;
+    for (u = 0; u < tb; u++) xs[u] = src + off[u];
+    for (f = 0; f < kb; f++)
+        for (u = 0; u < tb; u++) a[f][u] = (fc_vf){0};
+    for (q = 0; q < Lp; q += FC3_VL) {
+        fc_vf g[4];
+        for (f = 0; f < kb; f++) g[f] = *(const fc_vf_u*)(gy + f * Lp + q);
+        for (u = 0; u < tb; u++) {
+            fc_vf x = *(const fc_vf_u*)(xs[u] + q);
+            for (f = 0; f < kb; f++) a[f][u] += g[f] * x;
+        }
+    }
+    for (f = 0; f < kb; f++)
+        for (u = 0; u < tb; u++) {
+            fc_vf_u* p = (fc_vf_u*)(part + ((ptrdiff_t)f * R + u) * FC3_VL);
+            *p = *p + a[f][u];
+        }
+}
+
+#define FC3_WGRAD_BODY(KB, TB)                                                               \
+    {                                                                                        \
+        ptrdiff_t f = 0, t;                                                                  \
+        for (; f + KB <= nk; f += KB) {                                                      \
+            for (t = 0; t + TB <= R; t += TB)                                                \
+                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, KB,  \
+                         TB);                                                                \
+            for (; t < R; t++)                                                               \
+                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, KB,  \
+                         1);                                                                 \
+        }                                                                                    \
+        for (; f < nk; f++) {                                                                \
+            for (t = 0; t + TB <= R; t += TB)                                                \
+                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1,   \
+                         TB);                                                                \
+            for (; t < R; t++)                                                               \
+                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1,   \
+                         1);                                                                 \
+        }                                                                                    \
+    }
+
+FC_WIDE static void fc3_wgrad8_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk, const float* src,
+                                 const ptrdiff_t* off, ptrdiff_t R, float* part)
+FC3_WGRAD_BODY(4, 6)
+
+FC_CLONES static void fc3_wgrad4_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk,
+                                   const float* src, const ptrdiff_t* off, ptrdiff_t R,
+                                   float* part)
+FC3_WGRAD_BODY(2, 2)
+#endif
+
+/* gy: nk lines of Lp (a multiple of 16) positions; src readable at
+ * off[t] + q for q < Lp */
+static void fc3_wgrad_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk, const float* src,
+                        const ptrdiff_t* off, ptrdiff_t R, float* part)
+{
+#if FC_VECTOR
+    if (fc_wide())
+        fc3_wgrad8_f(gy, Lp, nk, src, off, R, part);
+    else
+        fc3_wgrad4_f(gy, Lp, nk, src, off, R, part);
+#else
+    ptrdiff_t f, t, q;
+    for (f = 0; f < nk; f++)
+        for (t = 0; t < R; t++)
+            for (q = 0; q < Lp; q++)
+                part[(f * R + t) * FC3_VL + q % FC3_VL] += gy[f * Lp + q] * src[off[t] + q];
+#endif
+}
+
+#endif /* FASTCONV_FC_CONV3D_H */
