@@ -116,35 +116,38 @@ FC_INLINE void fc3_wblk(const float* FC_RESTRICT gy, ptrdiff_t Lp, const float* 
         }
 }
 
-#define FC3_WGRAD_BODY(KB, TB)                                                               \
-    {                                                                                        \
-        ptrdiff_t f = 0, t;                                                                  \
-        for (; f + KB <= nk; f += KB) {                                                      \
-            for (t = 0; t + TB <= R; t += TB)                                                \
-                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, KB,  \
-                         TB);                                                                \
-            for (; t < R; t++)                                                               \
-                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, KB,  \
-                         1);                                                                 \
-        }                                                                                    \
-        for (; f < nk; f++) {                                                                \
-            for (t = 0; t + TB <= R; t += TB)                                                \
-                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1,   \
-                         TB);                                                                \
-            for (; t < R; t++)                                                               \
-                fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1,   \
-                         1);                                                                 \
-        }                                                                                    \
+/* every filter x tap of one work item, in register tiles of kb filters x tb taps (the edges
+ * one at a time); inlined into each build below with its constant tile */
+FC_INLINE void fc3_wgrad_tiles(const float* gy, ptrdiff_t Lp, ptrdiff_t nk, const float* src,
+                               const ptrdiff_t* off, ptrdiff_t R, float* part, int kb, int tb)
+{
+    ptrdiff_t f = 0, t;
+    for (; f + kb <= nk; f += kb) {  /* kb and tb are constants here: the tile stays in */
+        for (t = 0; t + tb <= R; t += tb)  /* registers */
+            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, kb, tb);
+        for (; t < R; t++)
+            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, kb, 1);
     }
+    for (; f < nk; f++) {
+        for (t = 0; t + tb <= R; t += tb)
+            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1, tb);
+        for (; t < R; t++)
+            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1, 1);
+    }
+}
 
 FC_WIDE static void fc3_wgrad8_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk, const float* src,
                                  const ptrdiff_t* off, ptrdiff_t R, float* part)
-FC3_WGRAD_BODY(4, 6)
+{
+    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 4, 6);
+}
 
 FC_CLONES static void fc3_wgrad4_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk,
                                    const float* src, const ptrdiff_t* off, ptrdiff_t R,
                                    float* part)
-FC3_WGRAD_BODY(2, 2)
+{
+    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 2, 2);
+}
 #endif
 
 /* gy: nk lines of Lp (a multiple of 16) positions; src readable at
