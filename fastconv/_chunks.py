@@ -171,8 +171,12 @@ def _spatial(out, per_plane, target):
     return [(axis, a, b) for a, b in _chunks(size, per_plane / size, target, ROW_ALIGN)]
 
 
-def _plan_conv2d(args, total, target):
-    x, w, b, out, stride, pad, dilation, groups = args
+def _plan_conv2d(args, total, target, spatial=True):
+    """conv2d's cuts: batch runs, else whole groups, else filters (within a group), else
+    (``spatial``) one filter of one image by output rows; conv3d's (``spatial=False``) stop
+    at single filters. ``args[:4]`` are (x, w, b, out), ``args[7]`` the groups."""
+    x, w, b, out = args[:4]
+    groups = args[7]
     N = x.shape[0]
     K = w.shape[0]
     Kg = K // groups
@@ -183,7 +187,7 @@ def _plan_conv2d(args, total, target):
     per_filter = per_image / K
     if groups > 1 and per_filter * Kg <= 1.5 * target:  # whole groups
         runs = [(g0 * Kg, g1 * Kg) for g0, g1 in _chunks(groups, per_filter * Kg, target)]
-    elif per_filter <= 1.5 * target:  # filters, within a group when grouped
+    elif per_filter <= 1.5 * target or not spatial:  # filters, within a group if grouped
         runs = [(g * Kg + a, g * Kg + b_) for g in range(groups)
                 for a, b_ in _chunks(Kg, per_filter, target)]
     else:  # one filter at a time, by output rows (or columns)
@@ -573,26 +577,8 @@ _PLANE_OPS.update(dict.fromkeys(("adaptive_avg_pool3d", "adaptive_max_pool3d",
 # one image is never cut); conv3d_input along the batch, then input channels; conv3d_weight
 # along groups, filters and channels, then the batch (partial sums). The pieces slice the
 # first two axes only, as conv2d's do, so conv2d's piece builders serve the 5-D arrays.
-def _plan_conv3d(args, total, target):
-    x, w, b, out = args[:4]
-    groups = args[7]
-    N, K = out.shape[:2]
-    Kg = K // groups
-    per_image = total / N
-    runs = _image_ranges(N, per_image, target)
-    if runs is not None:
-        return [(n0, n1, 0, K, None, 0, 0) for n0, n1 in runs]
-    per_filter = per_image / K
-    if groups > 1 and per_filter * Kg <= 1.5 * target:
-        runs = [(g0 * Kg, g1 * Kg) for g0, g1 in _chunks(groups, per_filter * Kg, target)]
-    else:
-        runs = [(g * Kg + a, g * Kg + b_) for g in range(groups)
-                for a, b_ in _chunks(Kg, per_filter, target)]
-    return [(n, n + 1, k0, k1, None, 0, 0) for n in range(N) for k0, k1 in runs]
-
-
 _CUTS_3D = {
-    "conv3d": lambda args, total, target: [_plan_conv3d(args, total, target)],
+    "conv3d": lambda args, total, target: [_plan_conv2d(args, total, target, spatial=False)],
     "conv3d_input": lambda args, total, target: [_plan_conv2d_input(args, total, target)],
     "conv3d_weight": lambda args, total, target: _cuts("conv2d_weight", args, total, target),
 }
