@@ -171,8 +171,12 @@ def _spatial(out, per_plane, target):
     return [(axis, a, b) for a, b in _chunks(size, per_plane / size, target, ROW_ALIGN)]
 
 
-def _plan_conv2d(args, total, target):
-    x, w, b, out, stride, pad, dilation, groups = args
+def _plan_conv2d(args, total, target, spatial=True):
+    """conv2d's cuts: batch runs, else whole groups, else filters (within a group), else
+    (``spatial``) one filter of one image by output rows; conv3d's (``spatial=False``) stop
+    at single filters. ``args[:4]`` are (x, w, b, out), ``args[7]`` the groups."""
+    x, w, b, out = args[:4]
+    groups = args[7]
     N = x.shape[0]
     K = w.shape[0]
     Kg = K // groups
@@ -183,7 +187,7 @@ def _plan_conv2d(args, total, target):
     per_filter = per_image / K
     if groups > 1 and per_filter * Kg <= 1.5 * target:  # whole groups
         runs = [(g0 * Kg, g1 * Kg) for g0, g1 in _chunks(groups, per_filter * Kg, target)]
-    elif per_filter <= 1.5 * target:  # filters, within a group when grouped
+    elif per_filter <= 1.5 * target or not spatial:  # filters, within a group if grouped
         runs = [(g * Kg + a, g * Kg + b_) for g in range(groups)
                 for a, b_ in _chunks(Kg, per_filter, target)]
     else:  # one filter at a time, by output rows (or columns)
@@ -497,24 +501,26 @@ def _reraise_interrupt(exc):
 # ---- pool3d (issue 17) ----
 # The 3-D pools and avg_pool3d_backward are cut along their volumes (planes (n, c)), as the
 # 2-D pools are along their planes: no cut splits a window, so results are bitwise those of
-# the uncut call.
-_POOL3D_FILLS = {"max_pool3d": (1, 2), "avg_pool3d": (1,), "avg_pool3d_backward": (1,)}
+# the uncut call. The ops cut so (the adaptive pools' section adds its own) map to the
+# argument whose first two axes are the planes (N, C).
+_PLANE_OPS = {"max_pool3d": 0, "avg_pool3d": 0, "avg_pool3d_backward": 1}
 _cuts_before_pool3d = _cuts
 _piece_before_pool3d = _piece
 
 
 def _cuts(op, args, total, target):  # noqa: F811 - extends the function above
-    """Candidate cuts (:func:`_cuts_before_pool3d`), with the 3-D pools' volume runs."""
-    if op in _POOL3D_FILLS:
-        a = args[1] if op == "avg_pool3d_backward" else args[0]
-        return [_plan_planes(*a.shape[:2], total, target)]
+    """Candidate cuts (:func:`_cuts_before_pool3d`), with the volume (plane) runs of the
+    ops in ``_PLANE_OPS``."""
+    if op in _PLANE_OPS:
+        return [_plan_planes(*args[_PLANE_OPS[op]].shape[:2], total, target)]
     return _cuts_before_pool3d(op, args, total, target)
 
 
 def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the function above
-    """A piece (:func:`_piece_before_pool3d`); a 3-D pool's: the same volumes of every
-    5-D array argument (contiguous: a batch run, or channels of one image)."""
-    if op not in _POOL3D_FILLS:
+    """A piece (:func:`_piece_before_pool3d`); for an op in ``_PLANE_OPS``: the same
+    volumes of every 5-D array argument (contiguous: a batch run, or channels of one
+    image)."""
+    if op not in _PLANE_OPS:
         return _piece_before_pool3d(op, args, cut, io)
     n0, n1, c0, c1 = cut
     new = tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
@@ -559,29 +565,9 @@ def by_planes(op, name, spec, out):
 # The adaptive pools and adaptive_avg_pool3d_backward (all arguments 5-D: (N, C, D, H, W)
 # planes) are cut along their planes (n, c), as the other pools are: no cut splits a window,
 # and a plane's outputs are computed alike in any piece, so results are bitwise those of
-# the uncut call.
-_ADAPTIVE_OPS = frozenset({"adaptive_avg_pool3d", "adaptive_max_pool3d",
-                           "adaptive_avg_pool3d_backward"})
-_cuts_before_adaptive = _cuts
-_piece_before_adaptive = _piece
-
-
-def _cuts(op, args, total, target):  # noqa: F811 - extends the function above
-    """Candidate cuts (:func:`_cuts_before_adaptive`), with the adaptive pools' plane runs."""
-    if op in _ADAPTIVE_OPS:
-        return [_plan_planes(*args[0].shape[:2], total, target)]
-    return _cuts_before_adaptive(op, args, total, target)
-
-
-def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the function above
-    """A piece (:func:`_piece_before_adaptive`); an adaptive pool's: the same planes of
-    every 5-D array argument (contiguous: a batch run, or channels of one image)."""
-    if op not in _ADAPTIVE_OPS:
-        return _piece_before_adaptive(op, args, cut, io)
-    n0, n1, c0, c1 = cut
-    new = tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
-                for a in args)
-    return _Piece(new, None, None)
+# the uncut call: the pool3d section's plane cut (``_PLANE_OPS``, planes of argument 0).
+_PLANE_OPS.update(dict.fromkeys(("adaptive_avg_pool3d", "adaptive_max_pool3d",
+                                 "adaptive_avg_pool3d_backward"), 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -591,26 +577,8 @@ def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the fu
 # one image is never cut); conv3d_input along the batch, then input channels; conv3d_weight
 # along groups, filters and channels, then the batch (partial sums). The pieces slice the
 # first two axes only, as conv2d's do, so conv2d's piece builders serve the 5-D arrays.
-def _plan_conv3d(args, total, target):
-    x, w, b, out = args[:4]
-    groups = args[7]
-    N, K = out.shape[:2]
-    Kg = K // groups
-    per_image = total / N
-    runs = _image_ranges(N, per_image, target)
-    if runs is not None:
-        return [(n0, n1, 0, K, None, 0, 0) for n0, n1 in runs]
-    per_filter = per_image / K
-    if groups > 1 and per_filter * Kg <= 1.5 * target:
-        runs = [(g0 * Kg, g1 * Kg) for g0, g1 in _chunks(groups, per_filter * Kg, target)]
-    else:
-        runs = [(g * Kg + a, g * Kg + b_) for g in range(groups)
-                for a, b_ in _chunks(Kg, per_filter, target)]
-    return [(n, n + 1, k0, k1, None, 0, 0) for n in range(N) for k0, k1 in runs]
-
-
 _CUTS_3D = {
-    "conv3d": lambda args, total, target: [_plan_conv3d(args, total, target)],
+    "conv3d": lambda args, total, target: [_plan_conv2d(args, total, target, spatial=False)],
     "conv3d_input": lambda args, total, target: [_plan_conv2d_input(args, total, target)],
     "conv3d_weight": lambda args, total, target: _cuts("conv2d_weight", args, total, target),
 }

@@ -222,7 +222,54 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-class Conv2d(Module):
+class _ConvLayer(Module):
+    """What the conv layers share: channel checks, initial parameters, and forward/backward
+    on the functional ``_forward`` and the gradients ``_grad_input``, ``_grad_weight`` and
+    ``_grad_bias`` (class attributes), called with ``_geometry_args()``."""
+
+    _forward = _grad_input = _grad_weight = _grad_bias = None  # set by the subclasses
+
+    def _init_channels(self, in_channels, out_channels, groups):
+        self.in_channels = _pos_int(in_channels, "in_channels")
+        self.out_channels = _pos_int(out_channels, "out_channels")
+        self.groups = _pos_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+
+    def _init_parameters(self, shape, bias, rng, dtype):
+        """Kaiming-uniform ``weight`` of ``shape`` (fan-in: its dimensions after the first)
+        and, with ``bias``, a bias uniform in ``±1/sqrt(fan_in)``, as torch draws them."""
+        dtype = _dtype(dtype)
+        rng = _rng(rng)
+        fan_in = int(np.prod(shape[1:]))
+        self.weight = Parameter(kaiming_uniform(shape, fan_in, rng, dtype=dtype), "weight")
+        self.bias = None
+        if bias:
+            bound = 1.0 / math.sqrt(fan_in)
+            self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype),
+                                  "bias")
+        self._x = None  # the geometry is checked by the functional at the first call
+
+    def forward(self, x):
+        self._x = x
+        return type(self)._forward(x, self.weight.data,
+                                   None if self.bias is None else self.bias.data,
+                                   **self._geometry_args())
+
+    def backward(self, grad_out):
+        x = self._saved("_x")
+        args = self._geometry_args()
+        cls = type(self)
+        self.weight.grad += cls._grad_weight(x, self.weight.shape, grad_out, **args)
+        if self.bias is not None:
+            self.bias.grad += cls._grad_bias(grad_out)
+        return cls._grad_input(np.shape(x), self.weight.data, grad_out, **args)
+
+
+class Conv2d(_ConvLayer):
     """2-D convolution layer, as ``torch.nn.Conv2d`` (cross-correlation, NCHW).
 
     Parameters
@@ -250,14 +297,7 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", *, rng=None,
                  dtype=np.float32, backend=None):
-        self.in_channels = _pos_int(in_channels, "in_channels")
-        self.out_channels = _pos_int(out_channels, "out_channels")
-        self.groups = _pos_int(groups, "groups")
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
+        self._init_channels(in_channels, out_channels, groups)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = stride
         self.padding = padding
@@ -266,34 +306,18 @@ class Conv2d(Module):
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.padding_mode = padding_mode
         self.backend = backend
-        dtype = _dtype(dtype)
-        rng = _rng(rng)
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        fan_in = int(np.prod(shape[1:]))
-        self.weight = Parameter(kaiming_uniform(shape, fan_in, rng, dtype=dtype), "weight")
-        self.bias = None
-        if bias:
-            bound = 1.0 / math.sqrt(fan_in)
-            self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype),
-                                  "bias")
-        self._x = None  # stride, padding and dilation are checked by conv2d at the first call
+        self._init_parameters(
+            (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
+            bias, rng, dtype)
+
+    _forward = staticmethod(conv2d)
+    _grad_input = staticmethod(_grad.conv2d_input)
+    _grad_weight = staticmethod(_grad.conv2d_weight)
+    _grad_bias = staticmethod(_grad.conv2d_bias)
 
     def _geometry_args(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                     groups=self.groups, padding_mode=self.padding_mode, backend=self.backend)
-
-    def forward(self, x):
-        self._x = x
-        return conv2d(x, self.weight.data, None if self.bias is None else self.bias.data,
-                      **self._geometry_args())
-
-    def backward(self, grad_out):
-        x = self._saved("_x")
-        args = self._geometry_args()
-        self.weight.grad += _grad.conv2d_weight(x, self.weight.shape, grad_out, **args)
-        if self.bias is not None:
-            self.bias.grad += _grad.conv2d_bias(grad_out)
-        return _grad.conv2d_input(x.shape, self.weight.data, grad_out, **args)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -309,13 +333,19 @@ class Conv2d(Module):
         return s
 
 
-class MaxPool2d(Module):
-    """2-D max pooling, as ``torch.nn.MaxPool2d``; backward routes each gradient to the
-    position of its maximum (ties: the first)."""
+class _MaxPoolNd(Module):
+    """What the max-pool layers share: forward on ``_pool`` (with indices), backward on
+    ``_pool_grad`` (class attributes); ``stride=None`` stays None unless
+    ``_stride_defaults_to_kernel``."""
+
+    _pool = _pool_grad = None  # set by the subclasses
+    _stride_defaults_to_kernel = False
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
                  backend=None):
         self.kernel_size = kernel_size
+        if stride is None and self._stride_defaults_to_kernel:
+            stride = kernel_size
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
@@ -324,28 +354,36 @@ class MaxPool2d(Module):
         self._shape = self._indices = None
 
     def forward(self, x):
-        y, self._indices = max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                                      self.dilation, self.ceil_mode, return_indices=True,
-                                      backend=self.backend)
+        y, self._indices = type(self)._pool(x, self.kernel_size, self.stride, self.padding,
+                                            self.dilation, self.ceil_mode,
+                                            return_indices=True, backend=self.backend)
         self._shape = np.shape(x)
         return y
 
     def backward(self, grad_out):
-        return _grad.max_pool2d(grad_out, self._saved("_indices"), self._saved("_shape"),
-                                backend=self.backend)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return type(self)._pool_grad(grad_out, self._saved("_indices"),
+                                     self._saved("_shape"), backend=self.backend)
 
 
-class AvgPool2d(Module):
-    """2-D average pooling, as ``torch.nn.AvgPool2d``."""
+class _AvgPoolNd(Module):
+    """What the average-pool layers share: forward on ``_pool``, backward on ``_pool_grad``
+    (class attributes); ``_arg`` converts kernel_size, stride and padding as they are kept
+    (``stride=None`` stays None unless ``_stride_defaults_to_kernel``)."""
+
+    _pool = _pool_grad = None  # set by the subclasses
+    _stride_defaults_to_kernel = False
+
+    @staticmethod
+    def _arg(v):
+        return v
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, *, backend=None):
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = padding
+        if stride is None and self._stride_defaults_to_kernel:
+            stride = kernel_size
+        self.kernel_size = self._arg(kernel_size)
+        self.stride = self._arg(stride)
+        self.padding = self._arg(padding)
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
         self.backend = backend
@@ -353,16 +391,34 @@ class AvgPool2d(Module):
 
     def forward(self, x):
         self._shape = np.shape(x)
-        return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                          self.count_include_pad, backend=self.backend)
+        return type(self)._pool(x, self.kernel_size, self.stride, self.padding,
+                                self.ceil_mode, self.count_include_pad, backend=self.backend)
 
     def backward(self, grad_out):
-        return _grad.avg_pool2d(grad_out, self._saved("_shape"), self.kernel_size,
-                                self.stride, self.padding, self.ceil_mode,
-                                self.count_include_pad, backend=self.backend)
+        return type(self)._pool_grad(grad_out, self._saved("_shape"), self.kernel_size,
+                                     self.stride, self.padding, self.ceil_mode,
+                                     self.count_include_pad, backend=self.backend)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_MaxPoolNd):
+    """2-D max pooling, as ``torch.nn.MaxPool2d``; backward routes each gradient to the
+    position of its maximum (ties: the first)."""
+
+    _pool = staticmethod(max_pool2d)
+    _pool_grad = staticmethod(_grad.max_pool2d)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(_AvgPoolNd):
+    """2-D average pooling, as ``torch.nn.AvgPool2d``."""
+
+    _pool = staticmethod(avg_pool2d)
+    _pool_grad = staticmethod(_grad.avg_pool2d)
 
 
 class Linear(Module):
@@ -609,7 +665,10 @@ class Adam(_Optimizer):
 
 
 # ---- transpose (issue 17) ----
-class ConvTranspose2d(Module):
+from .functional import conv_transpose2d as _conv_transpose2d  # noqa: E402
+
+
+class ConvTranspose2d(_ConvLayer):
     """2-D transposed convolution layer, as ``torch.nn.ConvTranspose2d`` (zero padding).
 
     Runs on :func:`fastconv.conv_transpose2d` and, backward, on
@@ -651,14 +710,7 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
                  rng=None, dtype=np.float32, backend=None):
-        self.in_channels = _pos_int(in_channels, "in_channels")
-        self.out_channels = _pos_int(out_channels, "out_channels")
-        self.groups = _pos_int(groups, "groups")
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
+        self._init_channels(in_channels, out_channels, groups)
         if padding_mode != "zeros":  # torch: "Only "zeros" padding mode is supported"
             raise ValueError(
                 f"padding_mode must be 'zeros' for ConvTranspose2d (as in torch), got "
@@ -671,39 +723,20 @@ class ConvTranspose2d(Module):
         self.dilation = dilation
         self.padding_mode = padding_mode
         self.backend = backend
-        dtype = _dtype(dtype)
-        rng = _rng(rng)
-        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-        fan_in = int(np.prod(shape[1:]))  # torch's _calculate_fan_in_and_fan_out: dim 1
-        self.weight = Parameter(kaiming_uniform(shape, fan_in, rng, dtype=dtype), "weight")
-        self.bias = None
-        if bias:
-            bound = 1.0 / math.sqrt(fan_in)
-            self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype),
-                                  "bias")
-        self._x = None  # the geometry is checked by conv_transpose2d at the first call
+        # the fan-in: dimensions 1 on (torch's _calculate_fan_in_and_fan_out)
+        self._init_parameters(
+            (self.in_channels, self.out_channels // self.groups) + self.kernel_size,
+            bias, rng, dtype)
+
+    _forward = staticmethod(_conv_transpose2d)
+    _grad_input = staticmethod(_grad.conv_transpose2d_input)
+    _grad_weight = staticmethod(_grad.conv_transpose2d_weight)
+    _grad_bias = staticmethod(_grad.conv_transpose2d_bias)
 
     def _geometry_args(self):
         return dict(stride=self.stride, padding=self.padding,
                     output_padding=self.output_padding, groups=self.groups,
                     dilation=self.dilation, backend=self.backend)
-
-    def forward(self, x):
-        from .functional import conv_transpose2d
-
-        self._x = x
-        return conv_transpose2d(x, self.weight.data,
-                                None if self.bias is None else self.bias.data,
-                                **self._geometry_args())
-
-    def backward(self, grad_out):
-        x = self._saved("_x")
-        args = self._geometry_args()
-        self.weight.grad += _grad.conv_transpose2d_weight(x, self.weight.shape, grad_out,
-                                                          **args)
-        if self.bias is not None:
-            self.bias.grad += _grad.conv_transpose2d_bias(grad_out)
-        return _grad.conv_transpose2d_input(np.shape(x), self.weight.data, grad_out, **args)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -770,7 +803,7 @@ def _single(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v,)
 
 
-class MaxPool3d(Module):
+class MaxPool3d(_MaxPoolNd):
     """3-D max pooling, as ``torch.nn.MaxPool3d``; backward routes each gradient to the
     position of its maximum (ties: the first in (d, h, w) order).
 
@@ -789,26 +822,9 @@ class MaxPool3d(Module):
            [0., 1., 0., 1.]], dtype=float32)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
-                 backend=None):
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
-        self.dilation = dilation
-        self.ceil_mode = ceil_mode
-        self.backend = backend
-        self._shape = self._indices = None
-
-    def forward(self, x):
-        y, self._indices = max_pool3d(x, self.kernel_size, self.stride, self.padding,
-                                      self.dilation, self.ceil_mode, return_indices=True,
-                                      backend=self.backend)
-        self._shape = np.shape(x)
-        return y
-
-    def backward(self, grad_out):
-        return _grad.max_pool3d(grad_out, self._saved("_indices"), self._saved("_shape"),
-                                backend=self.backend)
+    _pool = staticmethod(max_pool3d)
+    _pool_grad = staticmethod(_grad.max_pool3d)
+    _stride_defaults_to_kernel = True
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -816,7 +832,7 @@ class MaxPool3d(Module):
                 f"ceil_mode={self.ceil_mode}")
 
 
-class AvgPool1d(Module):
+class AvgPool1d(_AvgPoolNd):
     """1-D average pooling, as ``torch.nn.AvgPool1d`` (its arguments kept as 1-tuples, as
     torch's are).
 
@@ -833,29 +849,10 @@ class AvgPool1d(Module):
     array([[[0.5, 0.5, 0.5, 0.5]]])
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, *, backend=None):
-        self.kernel_size = _single(kernel_size)
-        self.stride = _single(stride if stride is not None else kernel_size)
-        self.padding = _single(padding)
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
-        self.backend = backend
-        self._shape = None
-
-    def forward(self, x):
-        self._shape = np.shape(x)
-        return avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                          self.count_include_pad, backend=self.backend)
-
-    def backward(self, grad_out):
-        return _grad.avg_pool1d(grad_out, self._saved("_shape"), self.kernel_size,
-                                self.stride, self.padding, self.ceil_mode,
-                                self.count_include_pad, backend=self.backend)
-
-    def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}")
+    _pool = staticmethod(avg_pool1d)
+    _pool_grad = staticmethod(_grad.avg_pool1d)
+    _stride_defaults_to_kernel = True
+    _arg = staticmethod(_single)
 
 
 # --------------------------------------------------------------------------------------------
@@ -936,20 +933,12 @@ class _ConvNd(Conv2d):
     repr is torch's."""
 
     _nd = 0
-    _forward = _grad_input = _grad_weight = _grad_bias = None  # set by the subclasses
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", *, rng=None,
                  dtype=np.float32, backend=None):
         n = self._nd
-        self.in_channels = _pos_int(in_channels, "in_channels")
-        self.out_channels = _pos_int(out_channels, "out_channels")
-        self.groups = _pos_int(groups, "groups")
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
+        self._init_channels(in_channels, out_channels, groups)
         self.kernel_size = _ntuple(kernel_size, n, "kernel_size")
         self.stride = _ntuple(stride, n, "stride")
         if isinstance(padding, str):
@@ -966,32 +955,9 @@ class _ConvNd(Conv2d):
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.padding_mode = padding_mode
         self.backend = backend
-        dtype = _dtype(dtype)
-        rng = _rng(rng)
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        fan_in = int(np.prod(shape[1:]))
-        self.weight = Parameter(kaiming_uniform(shape, fan_in, rng, dtype=dtype), "weight")
-        self.bias = None
-        if bias:
-            bound = 1.0 / math.sqrt(fan_in)
-            self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype),
-                                  "bias")
-        self._x = None
-
-    def forward(self, x):
-        self._x = x
-        return type(self)._forward(x, self.weight.data,
-                                   None if self.bias is None else self.bias.data,
-                                   **self._geometry_args())
-
-    def backward(self, grad_out):
-        x = self._saved("_x")
-        args = self._geometry_args()
-        cls = type(self)
-        self.weight.grad += cls._grad_weight(x, self.weight.shape, grad_out, **args)
-        if self.bias is not None:
-            self.bias.grad += cls._grad_bias(grad_out)
-        return cls._grad_input(np.shape(x), self.weight.data, grad_out, **args)
+        self._init_parameters(
+            (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
+            bias, rng, dtype)
 
     def extra_repr(self):
         """torch's ``_ConvNd.extra_repr``."""

@@ -461,7 +461,7 @@ def test_issue17_adaptive_calls_cut_into_plane_pieces_give_the_uncut_result(back
                                                                            monkeypatch):
     """Ctrl-C pieces (fastconv._chunks): a long adaptive pool, or its average's gradient, is
     cut along its planes, and the pieces give the uncut result bitwise."""
-    from fastconv import _chunks
+    from test_issue17_pool3d import assert_cut_calls_give_the_uncut_result
 
     x = np.random.default_rng(19).standard_normal((3, 4, 5, 6, 7)).astype(np.float32)
     calls = {
@@ -472,24 +472,4 @@ def test_issue17_adaptive_calls_cut_into_plane_pieces_give_the_uncut_result(back
         "adaptive_avg_pool3d_backward": lambda: fastconv.grad.adaptive_avg_pool3d(
             np.ones((3, 4, 2, 4, 3), np.float32), x.shape, backend=backend),
     }
-    with monkeypatch.context() as m:
-        m.setattr(_chunks, "SPLIT_SECONDS", float("inf"))
-        whole = {op: f() for op, f in calls.items()}
-    cuts = []
-    plan = _chunks.plan
-
-    def recording(op, name, args):
-        m.setattr(_chunks, "PIECE_SECONDS", _chunks.estimate(op, name, args) / 5)
-        c = plan(op, name, args)
-        cuts.append((op, c))
-        return c
-
-    with monkeypatch.context() as m:
-        m.setattr(_chunks, "SPLIT_SECONDS", 0.0)
-        m.setattr(_chunks, "plan", recording)
-        for op, f in calls.items():
-            got = f()
-            for a, b in zip(got if isinstance(got, tuple) else (got,),
-                            whole[op] if isinstance(whole[op], tuple) else (whole[op],)):
-                np.testing.assert_array_equal(a, b, err_msg=op)
-    assert {op for op, c in cuts if c and len(c) >= 2} == set(calls)
+    assert_cut_calls_give_the_uncut_result(calls, monkeypatch)

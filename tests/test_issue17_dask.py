@@ -22,35 +22,11 @@ F = torch.nn.functional
 
 import dask
 from conftest import Unchanged, assert_close
+# tests/test_dask.py's helpers: random chunkings, the threaded scheduler, exact equality
+from test_dask import CONV_MODES, _chunks, _same, _threaded
 
 import fastconv
 import fastconv.dask as fd
-
-CONV_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
-def _chunks(rng, n, small=False):
-    """A random partition of ``n``: sizes 1..n (1..3 with ``small``), uneven."""
-    out = []
-    while sum(out) < n:
-        hi = 3 if small else max(1, n // 2)
-        out.append(int(min(n - sum(out), rng.integers(1, hi + 1))))
-    return tuple(out)
-
-
-def _threaded(arr):
-    return arr.compute(scheduler="threads", num_workers=2)
-
-
-def _same(actual, expected):
-    """Exactly equal: shape, dtype, values (NaN matches NaN)."""
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
-    np.testing.assert_array_equal(actual, expected)
-
 
 def _ints(rng, lo, hi, n=3):
     return tuple(int(v) for v in rng.integers(lo, hi, n))

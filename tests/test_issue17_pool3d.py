@@ -519,18 +519,12 @@ def test_issue17_pool3d_targets_extra_memory_is_bounded(backend_name):
 # --------------------------------------------------------------------------------------------
 # Ctrl-C pieces (fastconv._chunks): a long 3-D pool is cut along its volumes, bitwise
 # --------------------------------------------------------------------------------------------
-def test_issue17_pool3d_calls_cut_into_volume_pieces_give_the_uncut_result(backend,
-                                                                          monkeypatch):
+def assert_cut_calls_give_the_uncut_result(calls, monkeypatch):
+    """Each of ``calls`` ({op: zero-argument call}), cut into about 5 Ctrl-C pieces, gives
+    bitwise its uncut result, and every op is cut into 2 pieces or more (also used by
+    tests/test_issue17_adaptive.py)."""
     from fastconv import _chunks
 
-    x = np.random.default_rng(18).standard_normal((3, 4, 5, 6, 7)).astype(np.float32)
-    calls = {
-        "max_pool3d": lambda: fastconv.max_pool3d(x, 3, 2, 1, 1, True, True, backend=backend),
-        "avg_pool3d": lambda: fastconv.avg_pool3d(x, 3, 2, 1, True, False, 5, backend=backend),
-        "avg_pool3d_backward": lambda: G.avg_pool3d(np.ones((3, 4, 3, 4, 4), np.float32),
-                                                    x.shape, 3, 2, 1, True, False,
-                                                    backend=backend),
-    }
     with monkeypatch.context() as m:
         m.setattr(_chunks, "SPLIT_SECONDS", float("inf"))
         whole = {op: f() for op, f in calls.items()}
@@ -552,3 +546,16 @@ def test_issue17_pool3d_calls_cut_into_volume_pieces_give_the_uncut_result(backe
                             whole[op] if isinstance(whole[op], tuple) else (whole[op],)):
                 np.testing.assert_array_equal(a, b, err_msg=op)
     assert {op for op, c in cuts if c and len(c) >= 2} == set(calls)
+
+
+def test_issue17_pool3d_calls_cut_into_volume_pieces_give_the_uncut_result(backend,
+                                                                          monkeypatch):
+    x = np.random.default_rng(18).standard_normal((3, 4, 5, 6, 7)).astype(np.float32)
+    calls = {
+        "max_pool3d": lambda: fastconv.max_pool3d(x, 3, 2, 1, 1, True, True, backend=backend),
+        "avg_pool3d": lambda: fastconv.avg_pool3d(x, 3, 2, 1, True, False, 5, backend=backend),
+        "avg_pool3d_backward": lambda: G.avg_pool3d(np.ones((3, 4, 3, 4, 4), np.float32),
+                                                    x.shape, 3, 2, 1, True, False,
+                                                    backend=backend),
+    }
+    assert_cut_calls_give_the_uncut_result(calls, monkeypatch)

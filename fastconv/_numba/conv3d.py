@@ -23,23 +23,10 @@ import numpy as np
 from numba import prange
 
 from .. import _plan
+from ..reference import _frame3 as _frame  # plain NumPy: the zero frame of the windows
 from ._common import flush_denormal, ftz_enter, ftz_exit, jit, use_threads
 
 __all__ = ["conv3d", "conv3d_input", "conv3d_weight"]
-
-
-def _frame(x, pad, w_shape, stride, dilation, out_sp):
-    """``x`` in a zero frame holding every window of the output (``x`` when it does)."""
-    N, C = x.shape[:2]
-    shape = (N, C) + tuple(
-        max(s + p, (o - 1) * st + d * (k - 1) + 1) for s, p, o, st, d, k in
-        zip(x.shape[2:], pad, out_sp, stride, dilation, w_shape[2:]))
-    if shape == x.shape and not any(pad):
-        return x
-    xp = np.zeros(shape, x.dtype)
-    xp[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in
-                                          zip(pad, x.shape[2:]))] = x
-    return xp
 
 
 @jit
