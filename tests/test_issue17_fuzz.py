@@ -118,3 +118,17 @@ HUGE = {
 def test_issue17_fuzz_impossible_sizes_raise_valueerror(case, backend):
     with pytest.raises(ValueError):
         HUGE[case](backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("f", [fastconv.lp_pool1d, fastconv.lp_pool2d, G.lp_pool1d, G.lp_pool2d])
+def test_issue17_fuzz_lp_pool_norm_type_beyond_float(f, backend):
+    """Found by fuzzing: norm_type=10**400 raised OverflowError from float(); now a ValueError
+    naming norm_type, on every backend, for the pools and their gradients."""
+    x = np.ones((1, 2, 4, 4), np.float32)
+    args = (x,) if f in (fastconv.lp_pool1d, fastconv.lp_pool2d) else (np.ones((1, 2, 2, 2)), x)
+    if f in (fastconv.lp_pool1d, G.lp_pool1d):
+        args = tuple(a[:, :, 0] for a in args)
+    for p in (10**400, -(10**400)):
+        with pytest.raises(ValueError, match="norm_type"):
+            f(*args, p, 2, backend=backend)
