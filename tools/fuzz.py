@@ -460,6 +460,7 @@ def _torch_call(name, args, kwargs, dtype):
     import torch
     import torch.nn.functional as F
 
+    torch.set_num_threads(1)  # torch's max_unpool keeps a thread-dependent repeated index
     base = name.replace("_div", "")
     if name.startswith("grad.") or not hasattr(F, base) or \
             kwargs.get("padding_mode", "zeros") != "zeros":
