@@ -1085,9 +1085,10 @@ def _lp_pool_grad(grad_output, x, norm_type, kernel_size, stride, ceil_mode, bac
     _dispatch.run(spec.op, name, spec._replace(x=xp), s)
     k = t(np.prod(spec.kernel))
     with np.errstate(all="ignore"):
-        # torch's chain: pow(1/p), mul(k), relu(|s|) (no gradient where it is 0), abs
+        # torch's chain: pow(1/p), mul(k), relu(|s|) (no gradient where it is 0, a NaN
+        # passes: a window with a NaN power, a negative x to a fractional p, gets NaN), abs
         ga = gy * (t(1.0 / p) * np.power(s * k, t(1.0 / p - 1.0))) * k
-        ga = np.where(np.abs(s) > 0, ga * np.sign(s) * np.sign(s), t(0))
+        ga = np.where((np.abs(s) > 0) | np.isnan(s), ga * np.sign(s) * np.sign(s), t(0))
     avg_grad = avg_pool1d if nd == 1 else avg_pool2d
     gxp = avg_grad(ga.reshape(spec.result_shape), x.shape, kernel_size, stride, 0, ceil_mode,
                    True, backend=backend)
