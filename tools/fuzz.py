@@ -669,7 +669,7 @@ def main(argv=None):
         if TORCH:
             print(f"torch cross-check: {sum(TORCH_SEEN.values())} calls, "
                   f"{len(TORCH_DIFFS)} differences")
-            for diff in TORCH_DIFFS[:40]:
+            for diff in TORCH_DIFFS[:int(os.environ.get("FASTCONV_FUZZ_SHOW", "40"))]:
                 print("  ", *diff)
     return 0
 
