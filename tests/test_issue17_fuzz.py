@@ -158,3 +158,46 @@ def test_issue17_fuzz_lp_pool_grad_nan_windows_match_torch(nd, p, poison, backen
         want = xt.grad.numpy()
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def _poisoned(shape, where, value, seed_=0):
+    a = np.random.default_rng(seed_).standard_normal(shape)
+    a[where] = value
+    return a
+
+
+NONFINITE = {  # name -> (call(backend), what holds the NaN/inf)
+    "grad.conv3d_weight x": lambda b, v: G.conv3d_weight(
+        _poisoned((1, 2, 1, 2, 6), (0, 0, 0, 0, 5), v), (2, 2, 1, 1, 3),
+        np.ones((1, 2, 1, 2, 4)), backend=b),
+    "grad.conv3d_input weight": lambda b, v: G.conv3d_input(
+        (1, 2, 1, 2, 6), _poisoned((2, 2, 1, 1, 3), (0, 0, 0, 0, 2), v),
+        np.ones((1, 2, 1, 2, 4)), backend=b),
+    "grad.conv2d_input weight": lambda b, v: G.conv2d_input(
+        (1, 2, 2, 6), _poisoned((2, 2, 1, 3), (0, 0, 0, 2), v), np.ones((1, 2, 2, 4)),
+        backend=b),
+    "conv_transpose1d weight": lambda b, v: fastconv.conv_transpose1d(
+        np.ones((1, 2, 4)), _poisoned((2, 2, 3), (0, 0, 2), v), backend=b),
+    "conv_transpose2d weight": lambda b, v: fastconv.conv_transpose2d(
+        np.ones((1, 2, 2, 4)), _poisoned((2, 2, 1, 3), (0, 0, 0, 2), v), backend=b),
+    "conv_transpose3d weight": lambda b, v: fastconv.conv_transpose3d(
+        np.ones((1, 2, 1, 2, 4)), _poisoned((2, 2, 1, 1, 3), (0, 0, 0, 0, 2), v), backend=b),
+    "grad.conv_transpose3d_weight grad_output": lambda b, v: G.conv_transpose3d_weight(
+        np.ones((1, 2, 1, 2, 4)), (2, 2, 1, 1, 3),
+        _poisoned((1, 2, 1, 2, 6), (0, 0, 0, 0, 5), v), backend=b),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("case", sorted(NONFINITE))
+def test_issue17_fuzz_nonfinite_stays_where_it_belongs(case, value, backend):
+    """Found by fuzzing: Cython's stride-1 conv3d_weight (its flat-grid GEMM) multiplied x
+    by grad_output's zero padding, so one NaN in x made every weight tap along W NaN; the
+    stride-1 input gradients (conv3d_input, conv2d_input, and so the transposed
+    convolutions) did the same with a NaN or inf weight against the zero frame. Each
+    backend now has NaN exactly where the reference has it, and the same finite values."""
+    want = NONFINITE[case]("numpy", value)
+    got = NONFINITE[case](backend, value)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-9, equal_nan=True)
