@@ -1034,7 +1034,11 @@ def _lp_norm(norm_type) -> float:
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(
             norm_type, (int, float, np.integer, np.floating)):
         raise TypeError(f"norm_type must be a real number, got {norm_type!r}")
-    p = float(norm_type)
+    try:
+        p = float(norm_type)
+    except OverflowError:  # an int beyond float's range (torch: OverflowError)
+        raise ValueError(f"norm_type must be within the range of a float, got an int of "
+                         f"{int(norm_type).bit_length()} bits") from None
     if p == 0 or p != p:
         raise ValueError(f"norm_type must be non-zero and not NaN, got {norm_type!r}")
     return p

@@ -1085,9 +1085,12 @@ def _lp_pool_grad(grad_output, x, norm_type, kernel_size, stride, ceil_mode, bac
     _dispatch.run(spec.op, name, spec._replace(x=xp), s)
     k = t(np.prod(spec.kernel))
     with np.errstate(all="ignore"):
-        # torch's chain: pow(1/p), mul(k), relu(|s|) (no gradient where it is 0), abs
+        # torch's chain: pow(1/p), mul(k), sign(s) * relu(|s|) (no gradient where |s| is 0;
+        # a NaN passes relu), abs; torch's sign of NaN is 0, so a NaN power sum (a NaN in x,
+        # a negative x to a fractional p) gives NaN only through a NaN factor, as in torch
         ga = gy * (t(1.0 / p) * np.power(s * k, t(1.0 / p - 1.0))) * k
-        ga = np.where(np.abs(s) > 0, ga * np.sign(s) * np.sign(s), t(0))
+        sg = np.where(np.isnan(s), t(0), np.sign(s))
+        ga = np.where((np.abs(s) > 0) | np.isnan(s), ga * sg * sg, t(0))
     avg_grad = avg_pool1d if nd == 1 else avg_pool2d
     gxp = avg_grad(ga.reshape(spec.result_shape), x.shape, kernel_size, stride, 0, ceil_mode,
                    True, backend=backend)

@@ -750,7 +750,9 @@ def _input_typed(int code, const floating[:, :, :, :, ::1] gy,
     cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
     cdef int fcode
     cdef const floating[:, :, ::1] wl
-    if code == FORWARD:
+    finite = _all_finite(w)
+    if code == FORWARD and finite:
+        # (a NaN or inf weight would meet the forward conv's zero frame: the GEMM path)
         wa, gya, gxa = np.asarray(w), np.asarray(gy), np.asarray(gx)
         wt = _flipped(wa, groups)
         wtv = wt
@@ -759,7 +761,9 @@ def _input_typed(int code, const floating[:, :, :, :, ::1] gy,
         fcode = _CODES[_plan.conv3d("cython", gya.shape, wt.shape, gxa.shape, (1, 1, 1),
                                     padt, dilation, groups)]
         _conv3d(fcode, gy, wtv, zb, gx, (1, 1, 1), padt, dilation, groups, nthreads)
-    elif sw == 1:
+    elif sw == 1 and finite:
+        # the flat grid multiplies weights by grad_output's zeros past Wo: a NaN or inf
+        # weight would leak into positions it does not reach, so those take the GEMM path
         wl = _taps_last(np.asarray(w))
         _input_flat(gy, wl, gx, w.shape[2], w.shape[3], sd, sh, pf, pt, pl, dd, dh, dw,
                     groups, nthreads)

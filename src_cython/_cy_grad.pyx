@@ -502,6 +502,10 @@ def conv2d_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w
     :func:`conv2d_input_forward`), "direct" or "gemm" (any shape whose sizes fit BLAS's
     32-bit ints): the plan's choice (``fastconv._plan.conv2d_input``), or one forced by a
     test or benchmark."""
+    if algo == _plan.FORWARD and not np.isfinite(w.base).all():
+        # the forward conv would multiply a NaN or inf weight by gy's zero frame, giving NaN
+        # where the gradient has none: the direct kernel, which never forms those products
+        algo = "direct"
     if algo == _plan.FORWARD:
         if not _plan.transposes_to_forward(stride, pad, dilation, w.base.shape):
             raise ValueError("conv2d_input: algo 'forward' needs stride 1 and "
