@@ -341,10 +341,29 @@ def _plane_piece(op, args, cut):
     return _Piece(tuple(new), dst, dest)
 
 
+# The 3-D pools, avg_pool3d_backward and the adaptive pools are cut along their volumes
+# (planes (n, c)), as the 2-D pools are along their planes: no cut splits a window, so
+# results are bitwise those of the uncut call. Each maps to the argument whose first two
+# axes are the planes (N, C).
+_PLANE_OPS = {"max_pool3d": 0, "avg_pool3d": 0, "avg_pool3d_backward": 1,
+              "adaptive_avg_pool3d": 0, "adaptive_max_pool3d": 0,
+              "adaptive_avg_pool3d_backward": 0}
+
+
+def _volume_piece(args, cut):
+    """A piece of an op in ``_PLANE_OPS``: the same volumes of every 5-D array argument
+    (contiguous: a batch run, or channels of one image)."""
+    n0, n1, c0, c1 = cut
+    return _Piece(tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
+                        for a in args), None, None)
+
+
 def _cuts(op, args, total, target):
     """Candidate cuts, the preferred first (lists of opaque tuples for :func:`_piece`)."""
-    if op in _CUTS_3D:  # conv3d and its gradients (issue 17, at the end of this module)
+    if op in _CUTS_3D:  # conv3d and its gradients (at the end of this module)
         return _CUTS_3D[op](args, total, target)
+    if op in _PLANE_OPS:
+        return [_plan_planes(*args[_PLANE_OPS[op]].shape[:2], total, target)]
     if op == "conv2d":
         out = args[3]
         N, K = out.shape[:2]
@@ -377,6 +396,8 @@ def _piece(op, args, cut, io=(_contig, _target)):
     may not be C-contiguous (nothing copied or allocated: for reading shapes)."""
     if op in _CUTS_3D:  # conv3d and its gradients: conv2d's pieces, on 5-D arrays
         return _PIECES_3D[op](args, cut, io)
+    if op in _PLANE_OPS:
+        return _volume_piece(args, cut)
     if op == "conv2d":
         return _conv2d_piece(args, cut, io)
     if op == "conv2d_input":
@@ -498,36 +519,6 @@ def _reraise_interrupt(exc):
             raise e from None
 
 
-# ---- pool3d (issue 17) ----
-# The 3-D pools and avg_pool3d_backward are cut along their volumes (planes (n, c)), as the
-# 2-D pools are along their planes: no cut splits a window, so results are bitwise those of
-# the uncut call. The ops cut so (the adaptive pools' section adds its own) map to the
-# argument whose first two axes are the planes (N, C).
-_PLANE_OPS = {"max_pool3d": 0, "avg_pool3d": 0, "avg_pool3d_backward": 1}
-_cuts_before_pool3d = _cuts
-_piece_before_pool3d = _piece
-
-
-def _cuts(op, args, total, target):  # noqa: F811 - extends the function above
-    """Candidate cuts (:func:`_cuts_before_pool3d`), with the volume (plane) runs of the
-    ops in ``_PLANE_OPS``."""
-    if op in _PLANE_OPS:
-        return [_plan_planes(*args[_PLANE_OPS[op]].shape[:2], total, target)]
-    return _cuts_before_pool3d(op, args, total, target)
-
-
-def _piece(op, args, cut, io=(_contig, _target)):  # noqa: F811 - extends the function above
-    """A piece (:func:`_piece_before_pool3d`); for an op in ``_PLANE_OPS``: the same
-    volumes of every 5-D array argument (contiguous: a batch run, or channels of one
-    image)."""
-    if op not in _PLANE_OPS:
-        return _piece_before_pool3d(op, args, cut, io)
-    n0, n1, c0, c1 = cut
-    new = tuple(a[n0:n1, c0:c1] if isinstance(a, np.ndarray) and a.ndim == 5 else a
-                for a in args)
-    return _Piece(new, None, None)
-
-
 # ---- fold (issue 17): unfold, fold, max_unpool and its gradient, in pieces of planes ----
 def by_planes(op, name, spec, out):
     """The ``compute`` that :func:`fastconv._dispatch.run` takes, for the ops of a
@@ -561,13 +552,6 @@ def by_planes(op, name, spec, out):
         _dispatch.call_kernel(op, name, tuple(a[p0:p1] if isinstance(a, np.ndarray) else a
                                               for a in whole))
         # back in the interpreter: a pending SIGINT raises KeyboardInterrupt here
-# ---- adaptive pools (issue 17) ----
-# The adaptive pools and adaptive_avg_pool3d_backward (all arguments 5-D: (N, C, D, H, W)
-# planes) are cut along their planes (n, c), as the other pools are: no cut splits a window,
-# and a plane's outputs are computed alike in any piece, so results are bitwise those of
-# the uncut call: the pool3d section's plane cut (``_PLANE_OPS``, planes of argument 0).
-_PLANE_OPS.update(dict.fromkeys(("adaptive_avg_pool3d", "adaptive_max_pool3d",
-                                 "adaptive_avg_pool3d_backward"), 0))
 
 
 # --------------------------------------------------------------------------------------------
