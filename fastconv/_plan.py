@@ -526,6 +526,21 @@ _COST["adaptive_max_pool3d"] = _adaptive_cost
 _COST["adaptive_avg_pool3d_backward"] = _adaptive_backward_cost
 _INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
             for op in _COST} for b in MAC_RATE}
+
+
+def _register(costs, rates=None):
+    """Add ops to the cost model: ``costs`` {op: cost function}, ``rates`` {backend: {op:
+    MAC rate}} (an op without a rate is costed by the elements it moves only), and their
+    inverse rates in ``_INV``."""
+    _COST.update(costs)
+    for b, r in (rates or {}).items():
+        MAC_RATE[b].update(r)
+    for b in MAC_RATE:
+        for op in costs:
+            _INV[b][op] = (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b],
+                           1 / ELEM_RATE[b])
+
+
 _CONV_OPS = frozenset({"conv2d", "conv2d_input", "conv2d_weight", "locally_connected2d"})
 
 
@@ -577,14 +592,11 @@ def _avg_pool3d_backward_cost(a):  # gy, gx, kernel, ...
     return a[0].size * k[0] * k[1] * k[2], 0, 1, a[0].size + a[1].size
 
 
-_COST.update({"max_pool3d": _max_pool3d_cost, "avg_pool3d": _avg_pool3d_cost,
-              "avg_pool3d_backward": _avg_pool3d_backward_cost})
-for _b in MAC_RATE:  # the 2-D pools' rates
-    MAC_RATE[_b].update({"max_pool3d": MAC_RATE[_b]["max_pool2d"],
-                         "avg_pool3d": MAC_RATE[_b]["avg_pool2d"],
-                         "avg_pool3d_backward": MAC_RATE[_b]["avg_pool2d_backward"]})
-_INV = {b: {op: (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
-            for op in _COST} for b in MAC_RATE}
+_register({"max_pool3d": _max_pool3d_cost, "avg_pool3d": _avg_pool3d_cost,
+           "avg_pool3d_backward": _avg_pool3d_backward_cost},
+          {b: {"max_pool3d": r["max_pool2d"], "avg_pool3d": r["avg_pool2d"],  # the 2-D
+               "avg_pool3d_backward": r["avg_pool2d_backward"]}  # pools' rates
+           for b, r in MAC_RATE.items()})
 
 
 # ---- fold (issue 17) ----
@@ -602,16 +614,8 @@ def _unpool_cost(a):  # max_unpool (x, idx, out), max_unpool_backward (gy, idx, 
     return e, 0, 1, e
 
 
-def _register_fold_costs():
-    for op, cost in (("unfold", _fold_cost), ("fold", _fold_cost),
-                     ("max_unpool", _unpool_cost), ("max_unpool_backward", _unpool_cost)):
-        _COST[op] = cost
-        for b in MAC_RATE:
-            # _INV's own formula (no MAC rate: 0), so a later rebuild of _INV keeps these
-            _INV[b][op] = (1 / MAC_RATE[b].get(op, math.inf), 1 / COL_RATE[b], 1 / ELEM_RATE[b])
-
-
-_register_fold_costs()
+_register({"unfold": _fold_cost, "fold": _fold_cost, "max_unpool": _unpool_cost,
+           "max_unpool_backward": _unpool_cost})
 
 
 # --------------------------------------------------------------------------------------------
@@ -773,15 +777,8 @@ def conv3d_weight_slots(T, K, R, itemsize):
     return S
 
 
-def _conv3d_cost(a):  # x, w, b, out, ...: as conv2d's
-    return _conv2d_cost(a)
-
-
-_COST.update({"conv3d": _conv2d_cost, "conv3d_input": _input_cost,
-              "conv3d_weight": _weight_cost})
-for _b, _rates in {"cython": (20e9, 20e9, 15e9), "numba": (2e9, 1e9, 1e9),
-                   "numpy": (5e9, 3e9, 3e9)}.items():
-    MAC_RATE[_b].update(zip(("conv3d", "conv3d_input", "conv3d_weight"), _rates))
-    for _op in ("conv3d", "conv3d_input", "conv3d_weight"):
-        _INV[_b][_op] = (1 / MAC_RATE[_b][_op], 1 / COL_RATE[_b], 1 / ELEM_RATE[_b])
+_register({"conv3d": _conv2d_cost, "conv3d_input": _input_cost, "conv3d_weight": _weight_cost},
+          {b: dict(zip(("conv3d", "conv3d_input", "conv3d_weight"), r))
+           for b, r in {"cython": (20e9, 20e9, 15e9), "numba": (2e9, 1e9, 1e9),
+                        "numpy": (5e9, 3e9, 3e9)}.items()})
 _CONV_OPS = _CONV_OPS | _PLANNED3
