@@ -49,6 +49,7 @@ Examples
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -195,8 +196,8 @@ class Module:
     def backward(self, grad_out):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(self, x):
-        return self.forward(x)
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
 
     def parameters(self) -> list:
         """The layer's :class:`Parameter` objects, in a fixed order."""
@@ -705,6 +706,13 @@ class ConvTranspose2d(_ConvLayer):
     ConvTranspose2d(4, 2, kernel_size=(4, 4), stride=2, padding=1)
     >>> up(np.zeros((1, 4, 5, 5), np.float32)).shape
     (1, 2, 10, 10)
+    >>> up(np.zeros((1, 4, 5, 5), np.float32), output_size=(11, 11)).shape
+    (1, 2, 11, 11)
+
+    ``forward(x, output_size=None)``: as torch, ``output_size`` (the spatial size, optionally
+    after N and C) picks among the sizes a stride above 1 leaves ambiguous; it sets the
+    call's output padding (``output_size`` minus the smallest size, below the stride), which
+    the backward pass then uses. Without it the layer's ``output_padding`` applies.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -732,11 +740,45 @@ class ConvTranspose2d(_ConvLayer):
     _grad_input = staticmethod(_grad.conv_transpose2d_input)
     _grad_weight = staticmethod(_grad.conv_transpose2d_weight)
     _grad_bias = staticmethod(_grad.conv_transpose2d_bias)
+    _call_output_padding = None  # set by forward(x, output_size=...) for that call
+
+    def forward(self, x, output_size=None):
+        self._call_output_padding = (None if output_size is None
+                                     else self._output_padding(np.shape(x), output_size))
+        return super().forward(x)
+
+    def _output_padding(self, x_shape, output_size):
+        """The output padding that makes the output ``output_size`` (torch's rule), or a
+        ValueError naming the sizes the layer can produce."""
+        try:
+            size = tuple(operator.index(v) for v in output_size)
+        except TypeError:
+            raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
+        if len(size) == 4:
+            size = size[2:]
+        if len(size) != 2 or len(x_shape) not in (3, 4):
+            raise ValueError(
+                f"output_size must hold 2 or 4 ints for an input of 3 or 4 dimensions, got "
+                f"{output_size!r} for an input of shape {tuple(x_shape)}"
+            )
+        pairs = [(v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+                 for v in (self.stride, self.padding, self.dilation)]
+        lo = [(n - 1) * st - 2 * p + d * (k - 1) + 1 for n, st, p, d, k in
+              zip(x_shape[-2:], pairs[0], pairs[1], pairs[2], self.kernel_size)]
+        hi = [m + st - 1 for m, st in zip(lo, pairs[0])]
+        if any(not m <= v <= h for v, m, h in zip(size, lo, hi)):
+            raise ValueError(
+                f"output_size {size} is not one this layer can produce for an input of "
+                f"spatial size {tuple(x_shape[-2:])}: valid sizes range from {tuple(lo)} to "
+                f"{tuple(hi)}"
+            )
+        return tuple(v - m for v, m in zip(size, lo))
 
     def _geometry_args(self):
+        op = self._call_output_padding
         return dict(stride=self.stride, padding=self.padding,
-                    output_padding=self.output_padding, groups=self.groups,
-                    dilation=self.dilation, backend=self.backend)
+                    output_padding=self.output_padding if op is None else op,
+                    groups=self.groups, dilation=self.dilation, backend=self.backend)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
