@@ -71,14 +71,19 @@ def _array(a, name):
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{name} must be a numeric array: {exc}") from None
-    kind = arr.dtype.kind
-    if kind not in "biufc":
+    if arr.dtype.kind not in "biufc":
         raise TypeError(f"{name} must be a numeric array (bool, int, float or complex), "
                         f"got dtype {arr.dtype}")
-    if (kind == "f" and arr.dtype.itemsize > 8) or (kind == "c" and arr.dtype.itemsize > 16):
+    if not _computable(arr.dtype):
         raise TypeError(f"{name} has dtype {arr.dtype}: fastconv computes in at most float64 "
                         "(complex128)")
     return arr
+
+
+def _computable(dt):
+    """Whether fastconv computes arrays of dtype ``dt`` (not longdouble, object, str...)."""
+    return dt.kind in "biu" or (dt.kind == "f" and dt.itemsize <= 8) or \
+        (dt.kind == "c" and dt.itemsize <= 16)
 
 
 def _mode(mode):
@@ -403,9 +408,17 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     >>> signal.choose_conv_method(np.arange(10), np.arange(3))
     'direct'
     """
-    in1, in2, mode, _ = _nd_args(in1, in2, mode, "auto")
     if not isinstance(measure, (bool, np.bool_)):
         raise TypeError(f"measure must be a bool, got {measure!r}")
+    if not measure:
+        a1, a2 = np.asarray(in1), np.asarray(in2)
+        mode = _mode(mode)
+        if a1.ndim != a2.ndim:
+            raise ValueError(f"in1 and in2 should have the same dimensionality, got "
+                             f"in1.ndim={a1.ndim} and in2.ndim={a2.ndim}")
+        if not all(_computable(a.dtype) for a in (a1, a2)):
+            return "direct"  # longdouble, object...: as scipy, no FFT for them
+    in1, in2, mode, _ = _nd_args(in1, in2, mode, "auto")
     if measure:
         import time
 
