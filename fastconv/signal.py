@@ -115,10 +115,12 @@ def _cast_result(r, out_dtype):
     if kind == "b":
         return r != 0
     if kind in "iu":
-        r = np.rint(r)
-        if kind == "u" and out_dtype.itemsize == 8:
-            return r.astype(out_dtype)
-        # exact sums in int64, then wrapped to the width (scipy's integer arithmetic wraps)
+        # scipy's integer arithmetic wraps: the (exact, below 2**53) sums reduced modulo
+        # 2**64 into int64's range (fmod and these shifts are exact in float64), then
+        # wrapped to the width by the integer cast
+        r = np.fmod(np.rint(r), 2.0 ** 64)
+        r[r >= 2.0 ** 63] -= 2.0 ** 64
+        r[r < -2.0 ** 63] += 2.0 ** 64
         return r.astype(np.int64).astype(out_dtype)
     return r.astype(out_dtype)
 
@@ -269,8 +271,11 @@ def _reverse(a):
 def _fft_path(in1, in2, mode):
     from . import _fft  # issue 19's module, imported only when an FFT is asked for
     out_dtype = np.result_type(in1, in2)
-    rdt = _compute_dtype(out_dtype)
-    out = _fft.fftconvolve(_as_compute(in1, rdt), _as_compute(in2, rdt), mode)
+    # float32/64 and complex as they are (as scipy.signal.fftconvolve); integers and bool
+    # as float64, float16 as float32
+    in1, in2 = [a if a.dtype.kind in "fc" and a.dtype.itemsize >= 4 else
+                a.astype(np.float32 if a.dtype.kind == "f" else np.float64) for a in (in1, in2)]
+    out = _fft.fftconvolve(in1, in2, mode, None)
     if out_dtype.kind in "biu":
         out = np.rint(out.real if out.dtype.kind == "c" else out)
     return _cast_result(np.asarray(out), out_dtype)
