@@ -220,6 +220,20 @@ def test_torch_agrees_on_real_inputs(backend):
               k.size)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128", "int32"])
+def test_sepfir2d_matches_scipy(dtype, backend, rng):
+    """sepfir2d where scipy's is defined (half a filter at most half the plane); longer
+    filters keep mirroring, as numpy.pad's 'symmetric' (checked against a 2-D convolution)."""
+    for H, W, kr, kc in ((5, 6, 3, 5), (7, 3, 1, 1), (40, 50, 7, 7), (8, 9, 9, 1)):
+        x = make(rng, (H, W), dtype)
+        hdt = "float64" if dtype == "int32" else dtype
+        hr, hc = make(rng, (kr,), hdt), make(rng, (kc,), hdt)
+        check(fs.sepfir2d(x, hr, hc, backend=backend), ss.sepfir2d(x, hr, hc), kr * kc)
+    x, hr, hc = make(rng, (3, 4), "float64"), make(rng, (9,), "float64"), make(rng, (7,), "float64")
+    want = ss.convolve2d(np.pad(x, ((3, 3), (4, 4)), mode="symmetric"), np.outer(hc, hr), "valid")
+    check(fs.sepfir2d(x, hr, hc, backend=backend), want, 63)
+
+
 # --------------------------------------------------------------------------------------------
 # top-level functions with complex inputs (fastconv's dtype rule)
 # --------------------------------------------------------------------------------------------
@@ -302,6 +316,11 @@ BAD = [
     (fs.convolve2d, (P, P), dict(fillvalue="a"), TypeError, "fillvalue"),
     (fs.convolve2d, (np.ones((2, 3)), np.ones((3, 2))), dict(mode="valid"), ValueError,
      "valid"),
+    (fs.sepfir2d, (V, V, V), {}, ValueError, "input"),
+    (fs.sepfir2d, (P, P, V), {}, ValueError, "hrow"),
+    (fs.sepfir2d, (P, V[:3], np.ones(4)), {}, ValueError, "hcol"),
+    (fs.sepfir2d, (P, V[:3] * 1j, V[:3]), {}, TypeError, "hrow"),
+    (fs.sepfir2d, (P.astype(object), V[:3], V[:3]), {}, TypeError, "input"),
     (fastconv.convolve, (V * 1j, P), {}, ValueError, "v"),
     (fastconv.correlate, (np.ones(0, complex), V), {}, ValueError, "a"),
     (fastconv.correlate, (V * 1j, V), dict(mode="spam"), ValueError, "mode"),
