@@ -1,17 +1,17 @@
 """SciPy's own tests of convolve, correlate, convolve2d, correlate2d, choose_conv_method and
 sepfir2d, run against :mod:`fastconv.signal` (issue 18).
 
-The test classes and functions below are copied from the installed SciPy's
-``scipy/signal/tests/test_signaltools.py`` (SciPy 1.17.1): ``TestConvolve``,
-``TestConvolve2d``, ``test_convolve_longdtype_input``, ``TestCorrelateReal``,
-``TestCorrelate``, ``TestCorrelateComplex``, ``TestCorrelate2d``, ``test_choose_conv_method``
-and ``test_choose_conv_method_2``, and from ``scipy/signal/tests/test_bsplines.py``
-``TestSepfir2d`` (with its ``sepfir_dtype_map``). Their bodies are unchanged; only SciPy's array-API
-decorators (``make_xp_test_case``, ``skip_xp_backends``, ``xfail_xp_backends``, which select
-non-NumPy namespaces) and the ``fail_slow``/``xfail_on_32bit``/``slow``/``fail_asan`` marks this suite
-does not register were removed, and the names they call are bound to fastconv's functions
-below. The ``xp`` fixture is NumPy, and every test runs on every fastconv backend (the
-``_backend`` fixture).
+The test classes and functions below are copied from the installed SciPy's (1.17.1)
+``scipy/signal/tests/test_signaltools.py``: ``TestConvolve``, ``TestConvolve2d``,
+``test_convolve_longdtype_input``, ``TestCorrelateReal``, ``TestCorrelate``,
+``TestCorrelateComplex``, ``TestCorrelate2d``, ``test_choose_conv_method`` and
+``test_choose_conv_method_2``; and from ``scipy/signal/tests/test_bsplines.py``:
+``TestSepfir2d`` with its ``sepfir_dtype_map``. Their bodies are unchanged. Removed: SciPy's
+array-API decorators (``make_xp_test_case``, ``skip_xp_backends``, ``xfail_xp_backends``,
+which select non-NumPy namespaces) and the marks this suite does not register
+(``fail_slow``, ``xfail_on_32bit``, ``slow``, ``fail_asan``). The names they call are bound
+to fastconv's functions below; the ``xp`` fixture is NumPy, and every test runs on every
+fastconv backend (the ``_backend`` fixture).
 
 SciPy is distributed under the BSD 3-Clause license:
 Copyright (c) 2001-2002 Enthought, Inc. 2003, SciPy Developers. All rights reserved.
@@ -524,7 +524,7 @@ class TestConvolve2d:
 
 @pytest.mark.filterwarnings('ignore::DeprecationWarning')
 @pytest.mark.parametrize('dtype', [np.longdouble, np.clongdouble])
-@pytest.mark.skip(reason="longdouble: fastconv refuses dtypes wider than float64 (see the module docstring)")
+@pytest.mark.skip(reason="longdouble: refused by fastconv (see the module docstring)")
 def test_convolve_longdtype_input(dtype, xp):
     x = np.random.random((27, 27)).astype(dtype)
     y = np.random.random((4, 4)).astype(dtype)
