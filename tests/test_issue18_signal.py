@@ -368,3 +368,12 @@ def test_extra_memory_is_bounded(backend_name):
     for dt, r in json.loads(proc.stdout.splitlines()[-1]).items():
         assert r["reset"] < MIB
         assert r["extra"] < max(64 * MIB, r["in_out"]), (dt, r)
+
+
+def test_docstring_examples():
+    """fastconv.signal's doctested Examples (the suite's doctest run covers
+    fastconv.functional only)."""
+    import doctest
+
+    res = doctest.testmod(fs, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted >= 8 and res.failed == 0, res
