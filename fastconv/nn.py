@@ -1039,3 +1039,84 @@ def _bind_conv_layers():
 
 
 _bind_conv_layers()
+
+
+# --------------------------------------------------------------------------------------------
+# ---- study (issue 21): BlurPool2d ----
+# --------------------------------------------------------------------------------------------
+__all__ += [
+    "BlurPool2d",
+]
+
+_BINOMIAL_3 = np.array([1.0, 2.0, 1.0])
+
+
+class BlurPool2d(Module):
+    """Anti-aliased max pooling (Zhang, 2019, "Making convolutional networks shift-invariant
+    again"): a fixed binomial low-pass filter, then max pooling.
+
+    Each channel is blurred by ``[1, 2, 1] x [1, 2, 1] / 16`` (zero padding 1, so the size is
+    kept) as one depthwise :func:`fastconv.conv2d` (``groups=C``), then max-pooled as
+    :func:`fastconv.max_pool2d`. The layer has no parameters. Backward is the composition's:
+    :func:`fastconv.grad.max_pool2d`, then :func:`fastconv.grad.conv2d_input` of the blur.
+    Zhang's variant pools with stride 1 and subsamples in the blur; this one blurs before the
+    max pooling's own subsampling, which keeps the layer a drop-in for :class:`MaxPool2d`.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : as :class:`MaxPool2d` (``stride=None``: the kernel size)
+    backend : str, optional
+        For the conv, pooling and gradient calls.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> pool = nn.BlurPool2d(2)
+    >>> pool
+    BlurPool2d(kernel_size=2, stride=None, padding=0)
+    >>> x = np.zeros((1, 1, 4, 4), np.float32)
+    >>> x[0, 0, 1, 1] = 16
+    >>> pool(x)
+    array([[[[4., 2.],
+             [2., 1.]]]], dtype=float32)
+    >>> pool.backward(np.ones((1, 1, 2, 2), np.float32)).shape
+    (1, 1, 4, 4)
+    """
+
+    def __init__(self, kernel_size=2, stride=None, padding=0, *, backend=None):
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.backend = backend
+        self._x_shape = self._blur_shape = self._indices = self._weight = None
+
+    @staticmethod
+    def blur_weight(channels, dtype=np.float32):
+        """The (channels, 1, 3, 3) depthwise binomial filter, summing to 1 per channel."""
+        k = np.outer(_BINOMIAL_3, _BINOMIAL_3) / 16.0
+        return np.ascontiguousarray(np.broadcast_to(k, (channels, 1, 3, 3))).astype(dtype)
+
+    def forward(self, x):
+        shape = np.shape(x)
+        if len(shape) not in (3, 4):
+            raise ValueError(f"input must be (N, C, H, W) or (C, H, W), got shape {shape}")
+        channels = shape[-3]
+        x = np.asarray(x)
+        dtype = np.float32 if x.dtype == np.float32 else np.float64
+        w = self.blur_weight(channels, dtype)
+        b = conv2d(x, w, None, 1, 1, 1, channels, backend=self.backend)
+        y, self._indices = max_pool2d(b, self.kernel_size, self.stride, self.padding,
+                                      return_indices=True, backend=self.backend)
+        self._x_shape, self._blur_shape, self._weight = shape, b.shape, w
+        return y
+
+    def backward(self, grad_out):
+        g = _grad.max_pool2d(grad_out, self._saved("_indices"), self._saved("_blur_shape"),
+                             backend=self.backend)
+        w = self._saved("_weight")
+        return _grad.conv2d_input(self._saved("_x_shape"), w, g, 1, 1, 1, w.shape[0],
+                                  backend=self.backend)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
