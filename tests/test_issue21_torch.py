@@ -1,12 +1,18 @@
 """Issue 21: fastconv trains like torch, as a tested fact.
 
 Every study model (the invariance section's five on the centred digits, and the translated
-scenario's three on a 24x24 canvas) is built in torch with the same initial weights
+scenario's three, on a 16x16 canvas to learn in few steps) is built in torch with the same initial weights
 (:func:`fastconv.study.models.torch_twin`), trained on the same batches
 (:func:`fastconv.study.models.batches`) with the same Adam settings, and its test accuracy
 at every shift (mean over the 8 directions) must match fastconv's within 0.005. A short step
 budget keeps it fast; it is long enough for the models to learn (accuracy well above
 chance), so a wrong gradient would show.
+
+The global-average-pooling net is checked in float64 on both sides: in float32 its early
+training amplifies rounding (Adam divides near-zero gradients of its mostly dead units by
+their tiny running size), and after 100 steps its float32 weights differ by ~1e-2 from
+torch's, while in float64 they agree to ~1e-14 after 400 steps; so the float32 gap is
+rounding, not a different computation.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ def centred():
 
 @pytest.fixture(scope="module")
 def translated():
-    return D.load_translated(seed=0, canvas=24)
+    return D.load_translated(seed=0, canvas=16)
 
 
 def _torch_train(tnet, x, y, cfg):
@@ -66,18 +72,21 @@ def _torch_accuracy(tnet, x, y):
                       == y).mean())
 
 
-def _curves(name, ds, shifts):
+def _curves(name, ds, shifts, steps=STEPS, dtype=np.float32):
     torch.manual_seed(0)
-    cfg = M.TrainConfig(STEPS, 32, 2e-3, seed=1)
+    cfg = M.TrainConfig(steps, 32, 2e-3, seed=1)
     model = M.build(name, ds.image_shape, seed=1)
+    for p in model.parameters():
+        p.data, p.grad = p.data.astype(dtype), p.grad.astype(dtype)
     tnet = M.torch_twin(model)  # the same initial weights
     for p, q in zip(tnet.parameters(), model.parameters()):
         np.testing.assert_array_equal(p.detach().numpy(), q.data)
-    M.train(model, ds.x_train, ds.y_train, cfg)
-    _torch_train(tnet, ds.x_train, ds.y_train, cfg)
+    x = ds.x_train.astype(dtype)
+    M.train(model, x, ds.y_train, cfg)
+    _torch_train(tnet, x, ds.y_train, cfg)
     ours, theirs = [], []
     for s in shifts:
-        copies = D.shifted_copies(ds.x_test, s)
+        copies = D.shifted_copies(ds.x_test.astype(dtype), s)
         ours.append(np.mean([M.accuracy(model, c, ds.y_test) for c in copies]))
         theirs.append(np.mean([_torch_accuracy(tnet, c, ds.y_test) for c in copies]))
     return model, tnet, np.array(ours), np.array(theirs)
@@ -85,18 +94,25 @@ def _curves(name, ds, shifts):
 
 @pytest.mark.parametrize("name", M.INVARIANCE_MODELS)
 def test_study_model_trains_like_torch(centred, name):
-    model, tnet, ours, theirs = _curves(name, centred, range(MAX_SHIFT + 1))
+    gap = name == "gap"
+    model, tnet, ours, theirs = _curves(name, centred, range(MAX_SHIFT + 1),
+                                        4 * STEPS if gap else STEPS,
+                                        np.float64 if gap else np.float32)
     assert ours[0] > 0.25, ours  # it learned something: the check has teeth
     np.testing.assert_allclose(ours, theirs, atol=0.005, rtol=0)
-    # and the weights themselves agree to float32 rounding over the steps
+    if gap:
+        for p, q in zip(tnet.parameters(), model.parameters()):
+            np.testing.assert_allclose(p.detach().numpy(), q.data, rtol=0, atol=1e-10)
+    # and the weights agree: float32 rounding, grown over the Adam steps (lr 2e-3 each), stays
+    # below one step
     for p, q in zip(tnet.parameters(), model.parameters()):
-        np.testing.assert_allclose(p.detach().numpy(), q.data, rtol=2e-3, atol=2e-4)
+        np.testing.assert_allclose(p.detach().numpy(), q.data, rtol=0, atol=2e-3)
 
 
 @pytest.mark.parametrize("name", M.MODELS)
 def test_translated_model_trains_like_torch(translated, name):
-    model, tnet, ours, theirs = _curves(name, translated, [0, 1, 3])
-    assert ours[0] > 0.12, ours
+    model, tnet, ours, theirs = _curves(name, translated, [0, 1, 3], 2 * STEPS)
+    assert ours[0] > 0.2, ours
     np.testing.assert_allclose(ours, theirs, atol=0.005, rtol=0)
 
 

@@ -180,7 +180,8 @@ def torch_twin(model):
     Maps :class:`fastconv.nn.Conv2d`, ``Linear``, ``ReLU``, ``MaxPool2d``, ``BlurPool2d`` (a
     depthwise ``torch.nn.functional.conv2d`` of the same filter, then max pooling),
     ``AdaptiveAvgPool2d`` and ``Flatten`` to their torch counterparts, in a
-    ``torch.nn.Sequential``. Needs torch.
+    ``torch.nn.Sequential`` (float64 layers where ``model``'s parameters are float64).
+    Needs torch.
     """
     import torch
 
@@ -214,6 +215,9 @@ def torch_twin(model):
             t = torch.nn.Flatten()
         else:
             raise TypeError(f"torch_twin: no torch counterpart for {type(layer).__name__}")
+        params = layer.parameters()
+        if params and params[0].data.dtype == np.float64:
+            t = t.double()
         with torch.no_grad():
             for p, q in zip(t.parameters(), layer.parameters()):
                 p.copy_(torch.from_numpy(np.ascontiguousarray(q.data)))
