@@ -1053,18 +1053,23 @@ _BINOMIAL_3 = np.array([1.0, 2.0, 1.0])
 
 class BlurPool2d(Module):
     """Anti-aliased max pooling (Zhang, 2019, "Making convolutional networks shift-invariant
-    again"): a fixed binomial low-pass filter, then max pooling.
+    again"): max pooling and a fixed binomial low-pass filter.
 
-    Each channel is blurred by ``[1, 2, 1] x [1, 2, 1] / 16`` (zero padding 1, so the size is
-    kept) as one depthwise :func:`fastconv.conv2d` (``groups=C``), then max-pooled as
-    :func:`fastconv.max_pool2d`. The layer has no parameters. Backward is the composition's:
-    :func:`fastconv.grad.max_pool2d`, then :func:`fastconv.grad.conv2d_input` of the blur.
-    Zhang's variant pools with stride 1 and subsamples in the blur; this one blurs before the
-    max pooling's own subsampling, which keeps the layer a drop-in for :class:`MaxPool2d`.
+    The filter blurs each channel by ``[1, 2, 1] x [1, 2, 1] / 16`` (zero padding 1) as one
+    depthwise :func:`fastconv.conv2d` (``groups=C``). By default (``blur_first=True``) the
+    layer blurs, then max-pools as :func:`fastconv.max_pool2d` with ``kernel_size``,
+    ``stride`` and ``padding``: a drop-in for :class:`MaxPool2d` with the same output size.
+    With ``blur_first=False`` it is Zhang's MaxBlurPool: max pooling with ``kernel_size`` and
+    ``padding`` at stride 1 (dense), then the blur subsamples with ``stride`` (default
+    ``kernel_size``), so nothing is subsampled before it is low-pass filtered. The layer has
+    no parameters. Backward is the composition's, through :func:`fastconv.grad.max_pool2d`
+    and :func:`fastconv.grad.conv2d_input`.
 
     Parameters
     ----------
     kernel_size, stride, padding : as :class:`MaxPool2d` (``stride=None``: the kernel size)
+    blur_first : bool, default True
+        Blur, then max-pool (True); or max-pool densely, then blur with the stride (False).
     backend : str, optional
         For the conv, pooling and gradient calls.
 
@@ -1082,20 +1087,30 @@ class BlurPool2d(Module):
              [2., 1.]]]], dtype=float32)
     >>> pool.backward(np.ones((1, 1, 2, 2), np.float32)).shape
     (1, 1, 4, 4)
+    >>> nn.BlurPool2d(2, blur_first=False)(x)
+    array([[[[9., 3.],
+             [3., 1.]]]], dtype=float32)
     """
 
-    def __init__(self, kernel_size=2, stride=None, padding=0, *, backend=None):
+    def __init__(self, kernel_size=2, stride=None, padding=0, *, blur_first=True,
+                 backend=None):
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
+        self.blur_first = bool(blur_first)
         self.backend = backend
-        self._x_shape = self._blur_shape = self._indices = self._weight = None
+        self._x_shape = self._mid_shape = self._indices = self._weight = None
 
     @staticmethod
     def blur_weight(channels, dtype=np.float32):
         """The (channels, 1, 3, 3) depthwise binomial filter, summing to 1 per channel."""
         k = np.outer(_BINOMIAL_3, _BINOMIAL_3) / 16.0
         return np.ascontiguousarray(np.broadcast_to(k, (channels, 1, 3, 3))).astype(dtype)
+
+    def _blur_stride(self):
+        if self.blur_first:
+            return 1
+        return self.kernel_size if self.stride is None else self.stride
 
     def forward(self, x):
         shape = np.shape(x)
@@ -1105,18 +1120,27 @@ class BlurPool2d(Module):
         x = np.asarray(x)
         dtype = np.float32 if x.dtype == np.float32 else np.float64
         w = self.blur_weight(channels, dtype)
-        b = conv2d(x, w, None, 1, 1, 1, channels, backend=self.backend)
-        y, self._indices = max_pool2d(b, self.kernel_size, self.stride, self.padding,
-                                      return_indices=True, backend=self.backend)
-        self._x_shape, self._blur_shape, self._weight = shape, b.shape, w
+        if self.blur_first:
+            mid = conv2d(x, w, None, 1, 1, 1, channels, backend=self.backend)
+            y, self._indices = max_pool2d(mid, self.kernel_size, self.stride, self.padding,
+                                          return_indices=True, backend=self.backend)
+        else:
+            mid, self._indices = max_pool2d(x, self.kernel_size, 1, self.padding,
+                                            return_indices=True, backend=self.backend)
+            y = conv2d(mid, w, None, self._blur_stride(), 1, 1, channels, backend=self.backend)
+        self._x_shape, self._mid_shape, self._weight = shape, mid.shape, w
         return y
 
     def backward(self, grad_out):
-        g = _grad.max_pool2d(grad_out, self._saved("_indices"), self._saved("_blur_shape"),
-                             backend=self.backend)
-        w = self._saved("_weight")
-        return _grad.conv2d_input(self._saved("_x_shape"), w, g, 1, 1, 1, w.shape[0],
-                                  backend=self.backend)
+        idx, w = self._saved("_indices"), self._saved("_weight")
+        if self.blur_first:
+            g = _grad.max_pool2d(grad_out, idx, self._saved("_mid_shape"), backend=self.backend)
+            return _grad.conv2d_input(self._saved("_x_shape"), w, g, 1, 1, 1, w.shape[0],
+                                      backend=self.backend)
+        g = _grad.conv2d_input(self._saved("_mid_shape"), w, grad_out, self._blur_stride(), 1,
+                               1, w.shape[0], backend=self.backend)
+        return _grad.max_pool2d(g, idx, self._saved("_x_shape"), backend=self.backend)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return s if self.blur_first else s + ", blur_first=False"

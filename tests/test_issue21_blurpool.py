@@ -1,5 +1,6 @@
-"""Issue 21: nn.BlurPool2d (binomial blur as a depthwise conv2d, then max pooling), forward
-and backward, against torch (the same composition, autograd), finite differences and the
+"""Issue 21: nn.BlurPool2d (binomial blur as a depthwise conv2d, then max pooling; or, with
+blur_first=False, Zhang's order: dense max pooling, then the blur subsamples), forward and
+backward, against torch (the same composition, autograd), finite differences and the
 NumPy backend, on every backend and layout."""
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ CASES = [
 ]
 
 
-def _torch_blurpool(x, k, s, p):
+def _torch_blurpool(x, k, s, p, blur_first=True):
     C = x.shape[-3]
     w = torch.from_numpy(nn.BlurPool2d.blur_weight(C, np.float64)).to(x.dtype)
-    return F.max_pool2d(F.conv2d(x, w, None, 1, 1, 1, C), k, s, p)
+    if blur_first:
+        return F.max_pool2d(F.conv2d(x, w, None, 1, 1, 1, C), k, s, p)
+    return F.conv2d(F.max_pool2d(x, k, 1, p), w, None, k if s is None else s, 1, 1, C)
 
 
 def test_blur_weight_is_binomial():
@@ -40,14 +43,15 @@ def test_blur_weight_is_binomial():
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blurpool_forward_backward_vs_torch(backend, case, dtype):
+@pytest.mark.parametrize("blur_first", [True, False])
+def test_blurpool_forward_backward_vs_torch(backend, case, dtype, blur_first):
     shape, k, s, p = CASES[case]
     rng = np.random.default_rng(case)
     x = rng.standard_normal(shape).astype(dtype)
-    layer = nn.BlurPool2d(k, s, p, backend=backend)
+    layer = nn.BlurPool2d(k, s, p, blur_first=blur_first, backend=backend)
     y = layer(x)
     xt = torch.from_numpy(x).requires_grad_(True)
-    yt = _torch_blurpool(xt, k, s, p)
+    yt = _torch_blurpool(xt, k, s, p, blur_first)
     assert_close(y, yt.detach().numpy(), terms=9)
     g = rng.standard_normal(y.shape).astype(dtype)
     gx = layer.backward(g)
@@ -58,7 +62,7 @@ def test_blurpool_forward_backward_vs_torch(backend, case, dtype):
         expected = np.zeros_like(x)
     assert_close(gx, expected, terms=9)
     # the NumPy reference backend agrees
-    ref = nn.BlurPool2d(k, s, p, backend="numpy")
+    ref = nn.BlurPool2d(k, s, p, blur_first=blur_first, backend="numpy")
     assert_close(ref(x), y, terms=9)
     assert_close(ref.backward(g), gx, terms=9)
 
@@ -77,11 +81,12 @@ def test_blurpool_layouts_and_int_input(backend):
                  terms=9)
 
 
-def test_blurpool_finite_differences():
+@pytest.mark.parametrize("blur_first", [True, False])
+def test_blurpool_finite_differences(blur_first):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((1, 2, 5, 6))
-    g = rng.standard_normal((1, 2, 2, 3))
-    layer = nn.BlurPool2d(2, backend="numpy")
+    layer = nn.BlurPool2d(2, blur_first=blur_first, backend="numpy")
+    g = rng.standard_normal(layer(x).shape)
     layer(x)
     gx = layer.backward(g)
     eps = 1e-6
@@ -90,7 +95,7 @@ def test_blurpool_finite_differences():
         xp, xm = x.copy(), x.copy()
         xp[i] += eps
         xm[i] -= eps
-        num[i] = np.sum(g * (nn.BlurPool2d(2)(xp) - nn.BlurPool2d(2)(xm))) / (2 * eps)
+        num[i] = np.sum(g * (layer.forward(xp) - layer.forward(xm))) / (2 * eps)
     np.testing.assert_allclose(gx, num, rtol=1e-6, atol=1e-8)
 
 
@@ -115,3 +120,4 @@ def test_blurpool_bad_arguments():
         nn.BlurPool2d(0)(np.zeros((1, 1, 4, 4)))
     assert nn.BlurPool2d(2).parameters() == []
     assert repr(nn.BlurPool2d(3, 2, 1)) == "BlurPool2d(kernel_size=3, stride=2, padding=1)"
+    assert repr(nn.BlurPool2d(2, blur_first=False)).endswith("blur_first=False)")

@@ -155,6 +155,7 @@ def test_results_keys_and_verdicts(tiny_runs):
     assert all(len(v) == 2 for v in curve["mean"].values())
     ids = {c["id"]: c for c in res["claims"]}
     for cid in ("lenet_blur_vs_lenet", "gap_vs_lenet", "lenet_blur_further", "gap_further",
+                "lenet_maxblur_vs_lenet", "lenet_maxblur_further",
                 "translated_data_efficiency", "translated_overfitting",
                 "translated_large_shifts", "translated_conv_vs_dense"):
         assert cid in ids, cid

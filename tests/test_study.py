@@ -183,7 +183,8 @@ def test_study_cli_schema_and_outputs(tmp_path, capsys):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(res["plots"]) == {"invariance.png", "data_efficiency.png", "equivariance.png",
                                  "translated.png"}
-    assert set(res["models"]) == {"dense", "cnn", "lenet", "lenet_blur", "gap"}
+    assert set(res["models"]) == {"dense", "cnn", "lenet", "lenet_blur", "lenet_maxblur",
+                                  "gap"}
     assert res["seeds"] == [0, 1]  # --quick: two seeds
     assert res["sparse"]["distinct_values"] == res["sparse"]["kernel_weights"] == 54
     assert res["sparse"]["matches_conv2d"]

@@ -409,6 +409,8 @@ def section_invariance(per_seed_acc, cfg, n_test):
                 R.seed_margin(mean_shifted["cnn"], mean_shifted["dense"], n_test)),
     ]
     for m, what in (("lenet_blur", "Anti-aliased pooling (blur, then max pooling)"),
+                    ("lenet_maxblur", "Zhang's MaxBlurPool (max pooling at stride 1, then a "
+                                      "blur that subsamples)"),
                     ("gap", "A global-average-pooling head")):
         if m not in curves:
             continue
@@ -671,7 +673,7 @@ def _run(cfg):
             for name in extra:
                 trained[name], _ = _train_one(name, ds, ds.x_train, ds.y_train, cfg, steps,
                                               seed, bar)
-            lap("4. invariance (training lenet_blur, gap)")
+            lap("4. invariance (training " + ", ".join(extra) + ")")
             inv_acc[seed] = {m: _shift_curve(trained[m], ds, cfg.max_shift)
                              for m in M.INVARIANCE_MODELS}
             lap("4. invariance (evaluation)")

@@ -7,6 +7,8 @@
   MaxPool(2) -> Linear(10).
 * ``lenet_blur``: ``lenet`` with anti-aliased pooling (:class:`fastconv.nn.BlurPool2d`: a
   binomial blur, then the max pooling).
+* ``lenet_maxblur``: ``lenet`` with Zhang's MaxBlurPool (``BlurPool2d(blur_first=False)``:
+  max pooling at stride 1, then the blur subsamples by 2).
 * ``gap``: a CNN with a global-average-pooling head: Conv(8, 3x3, pad 1) -> ReLU ->
   MaxPool(2) -> Conv(16, 3x3, pad 1) -> ReLU -> Conv(32, 3x3, pad 1) -> ReLU ->
   AdaptiveAvgPool(1) -> Linear(10); its classifier sees no position at all.
@@ -30,13 +32,15 @@ __all__ = ["MODELS", "INVARIANCE_MODELS", "build", "TrainConfig", "train", "batc
            "predict", "accuracy", "layer_costs", "torch_twin"]
 
 MODELS = ("dense", "cnn", "lenet")  # the data-efficiency sections' models
-INVARIANCE_MODELS = MODELS + ("lenet_blur", "gap")  # the invariance section's
+INVARIANCE_MODELS = MODELS + ("lenet_blur", "lenet_maxblur", "gap")  # the invariance section's
 DESCRIPTIONS = {
     "dense": "dense net: input -> 100 -> 10",
     "cnn": "CNN without pooling: conv3x3(6) -> ReLU -> conv3x3(8) -> ReLU -> linear",
     "lenet": "LeNet-style: conv3x3(6) -> ReLU -> maxpool2 -> conv3x3(16) -> ReLU -> "
              "maxpool2 -> linear",
     "lenet_blur": "LeNet, anti-aliased: LeNet-style with blur + maxpool2 (BlurPool2d)",
+    "lenet_maxblur": "LeNet, MaxBlurPool: LeNet-style with maxpool2 at stride 1 + blur with "
+                     "stride 2 (Zhang's order)",
     "gap": "CNN, global average pooling: conv3x3(8) -> ReLU -> maxpool2 -> conv3x3(16) -> "
            "ReLU -> conv3x3(32) -> ReLU -> global avg pool -> linear",
 }
@@ -56,13 +60,15 @@ def build(name, image_shape, seed, backend=None) -> nn.Sequential:
             nn.Conv2d(C, 6, 3, rng=rng, backend=backend), nn.ReLU(),
             nn.Conv2d(6, 8, 3, rng=rng, backend=backend), nn.ReLU(),
             nn.Flatten(), nn.Linear(8 * (H - 4) * (W - 4), N_CLASSES, rng=rng))
-    if name in ("lenet", "lenet_blur"):
-        pool = nn.MaxPool2d if name == "lenet" else nn.BlurPool2d
+    if name in ("lenet", "lenet_blur", "lenet_maxblur"):
+        def pool():
+            if name == "lenet":
+                return nn.MaxPool2d(2, backend=backend)
+            return nn.BlurPool2d(2, blur_first=name == "lenet_blur", backend=backend)
+
         return nn.Sequential(
-            nn.Conv2d(C, 6, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
-            pool(2, backend=backend),
-            nn.Conv2d(6, 16, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
-            pool(2, backend=backend),
+            nn.Conv2d(C, 6, 3, padding=1, rng=rng, backend=backend), nn.ReLU(), pool(),
+            nn.Conv2d(6, 16, 3, padding=1, rng=rng, backend=backend), nn.ReLU(), pool(),
             nn.Flatten(), nn.Linear(16 * (H // 4) * (W // 4), N_CLASSES, rng=rng))
     if name == "gap":
         return nn.Sequential(
@@ -189,11 +195,16 @@ def torch_twin(model):
         def __init__(self, layer):
             super().__init__()
             self.k, self.s, self.p = layer.kernel_size, layer.stride, layer.padding
+            self.first, self.bs = layer.blur_first, layer._blur_stride()
 
         def forward(self, x):
+            F = torch.nn.functional
             w = torch.from_numpy(nn.BlurPool2d.blur_weight(x.shape[1])).to(x.dtype)
-            b = torch.nn.functional.conv2d(x, w, None, 1, 1, 1, x.shape[1])
-            return torch.nn.functional.max_pool2d(b, self.k, self.s, self.p)
+            if self.first:
+                return F.max_pool2d(F.conv2d(x, w, None, 1, 1, 1, x.shape[1]), self.k, self.s,
+                                    self.p)
+            return F.conv2d(F.max_pool2d(x, self.k, 1, self.p), w, None, self.bs, 1, 1,
+                            x.shape[1])
 
     layers = []
     for layer in model:

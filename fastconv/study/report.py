@@ -253,7 +253,7 @@ def invariance_finding(shifts, acc, tolerance_points, chance=0.1):
 # plots
 # --------------------------------------------------------------------------------------------
 _COLORS = {"dense": "tab:gray", "cnn": "tab:blue", "lenet": "tab:red",
-           "lenet_blur": "tab:orange", "gap": "tab:green"}
+           "lenet_blur": "tab:orange", "lenet_maxblur": "tab:purple", "gap": "tab:green"}
 
 
 def _efficiency_axes(a1, a2, summary, labels, title):
