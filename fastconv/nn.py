@@ -472,18 +472,29 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """``max(x, 0)``; the gradient passes where ``x > 0``."""
+    """``max(x, 0)``; the gradient passes where the output is not at or below 0, as torch's
+    (a NaN output passes it).
+
+    NaN passes through forward, as in torch. Backward multiplies by the 0/1 mask (numpy's
+    masked selection is several times slower), unless ``grad_out`` holds an inf or NaN,
+    which must give 0, not NaN, where the mask is 0.
+    """
 
     def __init__(self):
         self._mask = None
 
     def forward(self, x):
         x = np.asarray(x)
-        self._mask = x > 0
-        return np.where(self._mask, x, x.dtype.type(0))
+        y = np.maximum(x, x.dtype.type(0))
+        self._mask = ~(y <= 0)  # torch passes the gradient at NaN too
+        return y
 
     def backward(self, grad_out):
-        return np.where(self._saved("_mask"), grad_out, grad_out.dtype.type(0))
+        mask = self._saved("_mask")
+        grad_out = np.asarray(grad_out)
+        if np.isfinite(grad_out).all():
+            return grad_out * mask
+        return np.where(mask, grad_out, grad_out.dtype.type(0))  # 0, not inf * 0 = NaN
 
 
 class Flatten(Module):

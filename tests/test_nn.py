@@ -403,3 +403,22 @@ def test_issue15_linear_products_get_numpy_blas_threads_by_work(threads):
         after_forward = model[2].seen[0]
         after_backward = model[0].seen[-1]
         assert after_forward == after_backward == {n}, (n, model[0].seen, model[2].seen)
+
+
+def test_relu_matches_torch_on_nonfinite_values():
+    torch = pytest.importorskip("torch")
+    x = np.array([[-1.0, 0.0, 2.0, np.nan, np.inf, -np.inf, -0.0, 3.0]], np.float32)
+    g = np.array([[np.inf, np.nan, 1.0, 5.0, -np.inf, np.nan, 2.0, np.nan]], np.float32)
+    relu = nn.ReLU()
+    y = relu(x)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = torch.relu(tx)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    assert y.dtype == np.float32
+    gx = relu.backward(g)
+    np.testing.assert_array_equal(gx, tx.grad.numpy())
+    assert gx.dtype == np.float32
+    # finite gradients take the fast path: the same zeros where the output is not above 0
+    gx = relu.backward(np.ones_like(x))
+    np.testing.assert_array_equal(gx, (~(y <= 0)).astype(np.float32))
