@@ -6,11 +6,12 @@ positions ``o = s * m + a`` of one phase ``a`` (``0 <= a < s``) are reached only
 s``: a stride-1 correlation of ``x`` with the sub-kernel ``w[r::s]`` reversed. When ``s``
 divides ``k`` every phase has ``k / s`` taps, so the ``s_h * s_w`` phases' sub-kernels
 stack, filter after filter, into the weight of ONE forward convolution of ``x`` (stride 1,
-the padding below), whose output channels are then put in their phases' places (a strided
-copy). The multiply-adds are the transposed convolution's own, no zero is multiplied, and
-there is no col2im scatter: the forward kernels (:mod:`fastconv._plan`'s choice for that
-layer, the direct kernel for these shapes) run it. Results equal the input-gradient path's
-to rounding (the sums run in another order).
+the padding below). The direct kernel (``_cy_conv.transpose_phased``, issue 20) runs each
+phase over exactly its own outputs (none of the forward layer's edge positions that no
+phase uses) and stores them straight into their places of the output (rows and columns
+``s`` apart): no forward output, no strided copy. The multiply-adds are the transposed
+convolution's own, no zero is multiplied, and there is no col2im scatter. Results equal
+the input-gradient path's to rounding (the sums run in another order).
 
 :func:`plan` says when (shapes and arguments only, never the data or the thread count):
 the Cython backend (``auto``), 1-D and 2-D, dilation 1, a stride above 1 on some axis that
@@ -19,9 +20,9 @@ not negative (``p // s <= k / s - 1``). Measured on the issue's targets (1 threa
 time, shared machine): kernel 4, stride 2, padding 1 on 8x64x28x28 -> 32 took 0.53 of the
 input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
 
-Memory: the forward output (about the result's size, a little more at the edges) is
-computed for blocks of images of at most ``BLOCK_BYTES``; the stacked weight is the
-weight's size.
+Memory: the stacked weight (the weight's size) and its packed copy, and per thread a
+zero-framed block of input rows (at most about ``_plan.FLAT_IN_ELEMS`` elements); images
+go in blocks of about ``BLOCK_BYTES`` of output.
 
 The weight gradient (:func:`run_weight`, for :func:`fastconv.grad.conv_transpose1d_weight`
 and ``conv_transpose2d_weight`` under the same plan) runs the decomposition in reverse: the
@@ -95,34 +96,47 @@ def stacked_weight(w, groups, axes):
 
 def run(x, w, bias, out, groups, axes, backend):
     """Fill ``out`` (N, K, Ho, Wo), C-contiguous, with the transposed convolution of
-    ``x`` (N, C, H, W) and ``w`` (C, K // groups, kh, kw), plus ``bias`` (K,) or None."""
-    from .functional import conv2d
+    ``x`` (N, C, H, W) and ``w`` (C, K // groups, kh, kw), plus ``bias`` (K,) or None.
+
+    The Cython kernel ``_cy_conv.transpose_phased`` (issue 20) computes each phase over
+    exactly its own outputs and stores them in their places of ``out`` (rows and columns
+    ``s`` apart): no forward output with the phases' unused edges, no copy out of it.
+    Images go in blocks of about ``BLOCK_BYTES`` of output (a Ctrl-C check between
+    blocks); the thread count is the dispatcher's rule for the FLOPs (results do not
+    depend on it)."""
+    from . import _cy_conv, _threads
 
     N, K, Ho, Wo = out.shape
     Kg = K // groups
     (kuh, padh, ph), (kuw, padw, pw) = axes
     nph = len(ph) * len(pw)
     ws = stacked_weight(w, groups, axes)
-    bs = None
-    if bias is not None:
+    if bias is None:
+        bs = np.zeros(ws.shape[0], ws.dtype)
+    else:
         bs = np.ascontiguousarray(np.broadcast_to(bias.reshape(groups, 1, Kg),
                                                   (groups, nph, Kg))).reshape(-1)
-    Hy = x.shape[2] + 2 * padh - kuh + 1
-    Wy = x.shape[3] + 2 * padw - kuw + 1
-    per_image = ws.shape[0] * Hy * Wy * x.itemsize
-    nb = max(1, min(N, BLOCK_BYTES // max(1, per_image)))
-    sh, sw = len(ph), len(pw)
+    phh = [(off, count) for _, off, count in ph]
+    phw = [(off, count) for _, off, count in pw]
+    per_image = max(1, K * Ho * Wo * out.itemsize)
+    nb = max(1, min(N, BLOCK_BYTES // per_image))
+    flops_per_image = 2 * Ho * Wo * x.shape[1] * kuh * kuw * Kg  # each output: Cg*ku taps
+    dst = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+
+    def block(n0, n1):
+        nthreads = _threads.threads_for(flops_per_image * (n1 - n0),
+                                        _threads.GRAIN_FLOPS)
+        _cy_conv.transpose_phased(x[n0:n1], ws, bs, dst[n0:n1], padh, padw, phh, phw,
+                                  groups, nthreads)
+
     for n0 in range(0, N, nb):
         n1 = min(N, n0 + nb)
-        y = conv2d(x[n0:n1], ws, bs, 1, (padh, padw), 1, groups, backend=backend)
-        y6 = y.reshape(n1 - n0, groups, nph, Kg, Hy, Wy)
-        o5 = out[n0:n1].reshape(n1 - n0, groups, Kg, Ho, Wo)
-        i = 0
-        for a, (_, oh, ch) in enumerate(ph):
-            for b, (_, ow, cw) in enumerate(pw):
-                if ch and cw:
-                    o5[:, :, :, a::sh, b::sw] = y6[:, :, i, :, oh:oh + ch, ow:ow + cw]
-                i += 1
+        if _threads.needs_fresh_thread():  # fork safety, as fastconv._dispatch's calls
+            _threads.call_in_fork_safe_thread(lambda: block(n0, n1))
+        else:
+            block(n0, n1)
+    if dst is not out:
+        out[...] = dst
     return out
 
 
