@@ -75,8 +75,10 @@ from libc.string cimport memcpy
 from _blas cimport gemm_rm
 from libc.float cimport DBL_MAX, FLT_MAX
 
-from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_ogeo, fc_pack_d,
-                     fc_pack_f, fc_plane_d, fc_plane_f, fc_taps_out_d, fc_taps_out_f,
+from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_fv_filters_d,
+                     fc_fv_filters_f, fc_ogeo, fc_pack_d, fc_pack_f, fc_pack_fv_d,
+                     fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_taps_fv_d, fc_taps_fv_f,
+                     fc_taps_out_d, fc_taps_out_f,
                      fc_wide, fc_wino_weights_d,
                      fc_wino_weights_f, im2col, row_blocks, valid_cols)
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
@@ -932,15 +934,19 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                        Py_ssize_t padw, const Py_ssize_t* ph, Py_ssize_t sh,
                        const Py_ssize_t* pw, Py_ssize_t sw, Py_ssize_t i0, Py_ssize_t rin,
                        Py_ssize_t Wp, const Py_ssize_t* off, const floating* wp,
-                       floating* xp) noexcept nogil:
+                       floating* xp, bint fv, Py_ssize_t* qs) noexcept nogil:
     """Phase rows [m0, m1) of image n, group g, every phase: the input rows they read,
     framed by zeros once (padded rows [i0, i0 + rin), ``Wp`` columns), then each phase's
     filters by fc_taps_out over exactly its own outputs, stored in their places of ``out``
-    (rows ``sh * Wo``, columns ``sw`` apart)."""
+    (rows ``sh * Wo``, columns ``sw`` apart); or (``fv``) by fc_taps_fv on the list of
+    those outputs (``qs``: room for two lists of ``rows * Wo`` positions; ``wp`` packed by
+    fc_pack_fv)."""
     cdef Py_ssize_t Cg = ws.shape[1], kuh = ws.shape[2], kuw = ws.shape[3]
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1], Wo = out.shape[3]
     cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
-    cdef Py_ssize_t cc, a, c, rows, k0, L
+    cdef Py_ssize_t cc, a, c, rows, k0, L, m, j, nq
+    cdef Py_ssize_t* po = qs + (m1 - m0) * Wo
+    cdef const floating* src
     cdef fc_ogeo geo
     for cc in range(Cg):
         if floating is float:
@@ -963,6 +969,21 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating[:, :, :, :
             geo.Wo = pw[2 * c + 1]
             L = (rows - 1) * Wp + geo.Wo
             k0 = (g * nph + a * sw + c) * Kg
+            src = xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c]
+            if fv:
+                nq = 0
+                for m in range(rows):
+                    for j in range(geo.Wo):
+                        qs[nq] = m * Wp + j
+                        po[nq] = m * geo.ldr + j * sw
+                        nq += 1
+                if floating is float:
+                    fc_taps_fv_f(src, off, R, wp + k0 * R, &bs[k0], Kg,
+                                 &out[n, g * Kg, sh * m0 + a, c], geo.ldo, qs, po, nq)
+                else:
+                    fc_taps_fv_d(src, off, R, wp + k0 * R, &bs[k0], Kg,
+                                 &out[n, g * Kg, sh * m0 + a, c], geo.ldo, qs, po, nq)
+                continue
             if floating is float:
                 fc_taps_out_f(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
                               &ws[k0, 0, 0, 0], R, wp + k0 * R, &bs[k0], Kg,
@@ -991,6 +1012,9 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     cdef Py_ssize_t kuw = ws.shape[3], R = Cg * kuh * kuw, KS = ws.shape[0]
     cdef Py_ssize_t sh = len(phases_h), sw = len(phases_w), Wp = W + 2 * padw
     cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, kc
+    cdef Py_ssize_t vl, fvk, m, L, cost_taps, cost_fv
+    cdef bint fv
+    cdef Py_ssize_t* qs = NULL
     cdef Py_ssize_t ph[64]
     cdef Py_ssize_t pw[64]
     cdef floating* buf = NULL
@@ -1018,19 +1042,43 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     nb = (M + rows - 1) // rows
     rin = rows + span
     per = Cg * rin * Wp
+    kc = KS // (groups * sh * sw)  # each (group, phase)'s filters
+    # filters in the vector lanes (fc_taps_fv, AVX-512) when whole blocks of them cover the
+    # filters and the phases' outputs fill vectors of positions badly (small planes): by
+    # the positions each computes for one block of rows, shapes only (results are the same
+    # bits either way)
+    vl = 64 // sizeof(floating)
+    fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
+    fv = False
+    if fc_wide() and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31:
+        cost_taps = cost_fv = 0
+        for i in range(sh):
+            for j in range(sw):
+                m = min(rows, ph[2 * i + 1]) * pw[2 * j + 1]
+                if m:
+                    L = (min(rows, ph[2 * i + 1]) - 1) * Wp + pw[2 * j + 1]
+                    cost_taps += (L + vl - 1) // vl * vl
+                    cost_fv += (m + 5) // 6 * 6
+        fv = cost_fv * 11 < cost_taps * 10
     buf = <floating*> _take((nthreads * per + KS * R + 1) * sizeof(floating), &buf_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
+    qs = <Py_ssize_t*> malloc((nthreads * 2 * rows * out.shape[3] + 1) * sizeof(Py_ssize_t))
     try:
-        if buf == NULL or off == NULL:
+        if buf == NULL or off == NULL or qs == NULL:
             raise MemoryError(f"conv_transpose2d: could not allocate {nthreads} work buffers "
                               f"of {per * sizeof(floating)} bytes")
         wp = buf + nthreads * per
-        kc = KS // (groups * sh * sw)  # each (group, phase)'s filters, packed apart
-        for i in range(groups * sh * sw):
+        for i in range(groups * sh * sw):  # each (group, phase)'s filters, packed apart
             if floating is float:
-                fc_pack_f(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+                if fv:
+                    fc_pack_fv_f(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+                else:
+                    fc_pack_f(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
             else:
-                fc_pack_d(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+                if fv:
+                    fc_pack_fv_d(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+                else:
+                    fc_pack_d(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
         t = 0
         for cc in range(Cg):
             for i in range(kuh):
@@ -1045,11 +1093,13 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                 m1 = min(M, m0 + rows)
                 _phase_block(x, ws, bs, out, p // groups, p % groups, m0, m1, padh, padw, ph,
                              sh, pw, sw, lo + m0, rin, Wp, off, wp,
-                             buf + threadid() * per)
+                             buf + threadid() * per, fv,
+                             qs + threadid() * 2 * rows * out.shape[3])
                 fc_ftz_exit()
     finally:
         _give(buf, buf_bytes)
         free(off)
+        free(qs)
     return out
 
 

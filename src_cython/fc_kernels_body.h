@@ -403,6 +403,109 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
 }
 
 /* ---------------------------------------------------------------------------------------
+ * fc_taps_fv (AVX-512 only): the same sums with the filters in the vector lanes, for
+ * lines whose valid positions fill vectors of positions badly (small planes: a 7 x 7
+ * phase is 49 outputs on a line of 61 positions, 64 computed). Any list of ``n``
+ * positions: q[i] (into ``src``, as in fc_taps) and po[i] (into ``out``); blocks of
+ * FC_FV_NV vectors of filters (64 float32 or 32 float64 filters, weights packed by
+ * fc_pack_fv) x FC_FV_NP positions, 24 accumulators: per tap FC_FV_NV weight loads and
+ * FC_FV_NP broadcasts feed 24 multiply-adds, and no position is computed that is not an
+ * output (the last block repeats its last position). Stores: one scatter per vector of
+ * filters (lane stride ``ldo``, which the caller keeps below 2^31 / 16). Each output gets
+ * its bias and then its taps in the order t = 0 .. R - 1, as fc_taps_out: the same bits.
+ * --------------------------------------------------------------------------------------- */
+#define FC_FV_NV 4
+#define FC_FV_NP 6
+
+/* wv[(b * R + t) * FV + f] = w[(FV * b + f) * ldw + t] for the nk / FV full blocks of
+ * FV = FC_FV_NV vectors of filters */
+static void FC_NAME(fc_pack_fv)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk,
+                                FC_T* wv)
+{
+    enum { FV = FC_FV_NV * (FC_VBYTES / sizeof(FC_T)) };
+    ptrdiff_t b, t, f;
+    for (b = 0; b < nk / FV; b++)
+        for (t = 0; t < R; t++)
+            for (f = 0; f < FV; f++) wv[(b * R + t) * FV + f] = w[(b * FV + f) * ldw + t];
+}
+
+static ptrdiff_t FC_NAME(fc_fv_filters)(void)
+{
+    return FC_FV_NV * (FC_VBYTES / sizeof(FC_T));
+}
+
+#if FC_VECTOR && FC_HAVE_WIDE
+/* the FV lanes of v to p[l * ldo] */
+FC_WIDE_STORE void FC_NAME(fc_fvstore)(FC_T* p, ptrdiff_t ldo, FC_VT v)
+{
+#if FC_IS_FLOAT
+    __m512i ix = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                                     4, 3, 2, 1, 0),
+                                    _mm512_set1_epi32((int)ldo));
+    _mm512_i32scatter_ps(p, ix, (__m512)v, 4);
+#else
+    __m256i ix = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                    _mm256_set1_epi32((int)ldo));
+    _mm512_i32scatter_pd(p, ix, (__m512d)v, 8);
+#endif
+}
+
+FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off,
+                                             ptrdiff_t R, const FC_T* wv, const FC_T* bias,
+                                             ptrdiff_t nk, FC_T* out, ptrdiff_t ldo,
+                                             const ptrdiff_t* q, const ptrdiff_t* po,
+                                             ptrdiff_t n)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * VL };
+    ptrdiff_t b, i0, t;
+    int i, v;
+    for (b = 0; b < nk / FV; b++) {
+        const FC_T* wb = wv + b * R * FV;
+        FC_VT bv[FC_FV_NV];
+        for (v = 0; v < FC_FV_NV; v++) bv[v] = *(const FC_VTU*)(bias + b * FV + v * VL);
+        for (i0 = 0; i0 < n; i0 += FC_FV_NP) {
+            FC_VT a[FC_FV_NP][FC_FV_NV];
+            ptrdiff_t qi[FC_FV_NP];
+            for (i = 0; i < FC_FV_NP; i++) qi[i] = q[i0 + i < n ? i0 + i : n - 1];
+            for (i = 0; i < FC_FV_NP; i++)
+                for (v = 0; v < FC_FV_NV; v++) a[i][v] = bv[v];
+            for (t = 0; t < R; t++) {
+                const FC_T* p = src + off[t];
+                const FC_T* wt = wb + t * FV;
+                FC_VT w4[FC_FV_NV];
+                for (v = 0; v < FC_FV_NV; v++) w4[v] = *(const FC_VTU*)(wt + v * VL);
+                for (i = 0; i < FC_FV_NP; i++) {
+                    FC_T xi = p[qi[i]];
+                    for (v = 0; v < FC_FV_NV; v++) a[i][v] += xi * w4[v];
+                }
+            }
+            for (i = 0; i < FC_FV_NP && i0 + i < n; i++)
+                for (v = 0; v < FC_FV_NV; v++)
+                    FC_NAME(fc_fvstore)(out + (b * FV + v * VL) * ldo + po[i0 + i], ldo,
+                                        a[i][v]);
+        }
+    }
+}
+#else
+/* plain loops, the same sums (callers take fc_taps_fv on fc_wide() machines only) */
+static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                const FC_T* wv, const FC_T* bias, ptrdiff_t nk, FC_T* out,
+                                ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
+                                ptrdiff_t n)
+{
+    enum { FV = FC_FV_NV * (FC_VBYTES / sizeof(FC_T)) };
+    ptrdiff_t f, i, t;
+    for (f = 0; f < nk / FV * FV; f++)
+        for (i = 0; i < n; i++) {
+            FC_T a = bias[f];
+            for (t = 0; t < R; t++)
+                a += wv[((f / FV) * R + t) * FV + f % FV] * src[off[t] + q[i]];
+            out[f * ldo + po[i]] = a;
+        }
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------
  * fc_rows: copy ``rows`` rows of ``n`` elements, ``sld`` apart in src and ``dld`` in dst: one
  * call per block instead of a memcpy per row (the rows are short: a call and its size
  * dispatch cost as much as the copy).

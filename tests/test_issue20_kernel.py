@@ -9,7 +9,9 @@ eight, lines shorter and longer than a tile, rows shorter and longer than a vect
 phases, groups) against the NumPy reference, check that the two builds (AVX-512 and
 FASTCONV_NO_WIDE=1) agree bit for bit and that thread counts do not change a bit; then
 the transposed convolution's phase kernel (``_cy_conv.transpose_phased``: each phase over
-exactly its own outputs, stored in place) against torch and the reference, with groups,
+exactly its own outputs, stored in place; on small planes with whole blocks of 64 float32
+filters, fc_taps_fv with the filters in the vector lanes) against torch and the reference,
+with groups,
 unequal strides, output padding, ``out=`` and every thread count.
 """
 
@@ -133,6 +135,10 @@ TRANSPOSED = [
     ((1, 3, 6, 8), 9, 6, 3, 2, 2, 1),                # stride 3: nine phases
     ((2, 4, 3, 3), 8, 2, 2, 0, 0, 1),                # one tap per phase, tiny planes
     ((1, 2, 20, 4), 24, (2, 4), (1, 2), (0, 1), 0, 2),  # stride 1 on one axis
+    # 64 filters a phase on small planes: filters in the vector lanes (fc_taps_fv, AVX-512)
+    ((3, 5, 7, 7), 64, 4, 2, 1, 0, 1),               # the 64x128x7x7 target's layer
+    ((2, 4, 3, 5), 128, 4, 2, 1, 1, 2),              # two groups of 64, output padding
+    ((1, 3, 2, 9), 128, (2, 4), (1, 2), (0, 1), 0, 1),  # 8 x 1-row phases: last block short
 ]
 
 
