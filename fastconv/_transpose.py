@@ -81,16 +81,19 @@ def plan(backend, x_shape, w_shape, out_shape, stride, padding, dilation):
 
 def stacked_weight(w, groups, axes):
     """The forward layer's weight (groups * phases * Kg, Cg, ku_h, ku_w) from the transposed
-    weight ``w`` (C, Kg, kh, kw): group, then phase (row phase major), then filter."""
+    weight ``w`` (C, Kg, kh, kw): group, then phase (row phase major), then filter. Phase
+    (rh, rw)'s tap (u, v) is ``w[..., rh + sh * (ku_h - 1 - u), rw + sw * (ku_w - 1 - v)]``
+    (the sub-kernel ``w[rh::sh, rw::sw]`` reversed): one gather of every phase's taps from
+    the weight with its taps axis first, then one copy into the stacked layout."""
     C, Kg, kh, kw = w.shape
     Cg = C // groups
     (kuh, _, ph), (kuw, _, pw) = axes
     sh, sw = len(ph), len(pw)
-    w5 = w.reshape(groups, Cg, Kg, kh, kw)
-    subs = [w5[:, :, :, rh::sh, rw::sw][..., ::-1, ::-1]
-            for rh, _, _ in ph for rw, _, _ in pw]
-    ws = np.stack(subs, axis=1)  # (groups, phases, Cg, Kg, kuh, kuw)
-    ws = ws.transpose(0, 1, 3, 2, 4, 5)
+    taps = np.array([[(rh + sh * (kuh - 1 - u)) * kw + rw + sw * (kuw - 1 - v)
+                      for u in range(kuh) for v in range(kuw)]
+                     for rh, _, _ in ph for rw, _, _ in pw])  # (phases, ku_h * ku_w)
+    wt = w.reshape(groups, Cg, Kg, kh * kw).transpose(0, 3, 2, 1)  # (g, taps, Kg, Cg)
+    ws = wt[:, taps].transpose(0, 1, 3, 4, 2)  # (g, phases, Kg, Cg, ku_h * ku_w)
     return np.ascontiguousarray(ws).reshape(groups * sh * sw * Kg, Cg, kuh, kuw)
 
 

@@ -16,9 +16,11 @@ How each algorithm runs:
   1): :func:`_flat_block`; work items are (image, group, block of output rows); the block's
   input is split into its ``sh * sw`` stride phases (a zero-framed copy; at stride 1 with no
   padding needed, the input read in place), which makes every kernel tap a fixed offset into
-  flat lines, whatever the stride. ``fc_taps`` (fc_kernels.h, compiled per x86-64 level
-  with ``target_clones``) keeps the sums of four filters x one vector of positions in
-  registers over all taps (two vectors in its AVX-512 build, taken at run time). Strides
+  flat lines, whatever the stride. ``fc_taps_out`` (fc_kernels.h, compiled per x86-64
+  level with ``target_clones``) keeps the sums of four filters x one vector of positions in
+  registers over all taps (eight filters x three vectors, weights packed by ``fc_pack``, in
+  its AVX-512 build, taken at run time) and stores them straight into the output, masked
+  at the row ends (no accumulator line, no per-row copy). Strides
   larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item;
   that kernel skips the taps that fall in the padding, so with an inf or NaN weight
   (where inf * 0 must give NaN) such a layer runs on its zero-framed stride phases instead.
@@ -1058,7 +1060,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                 if m:
                     L = (min(rows, ph[2 * i + 1]) - 1) * Wp + pw[2 * j + 1]
                     cost_taps += (L + vl - 1) // vl * vl
-                    cost_fv += (m + 5) // 6 * 6
+                    cost_fv += (m + 6) // 7 * 7  # FC_FV_NP positions a block
         fv = cost_fv * 11 < cost_taps * 10
     buf = <floating*> _take((nthreads * per + KS * R + 1) * sizeof(floating), &buf_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))

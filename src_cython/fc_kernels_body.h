@@ -415,7 +415,7 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * its bias and then its taps in the order t = 0 .. R - 1, as fc_taps_out: the same bits.
  * --------------------------------------------------------------------------------------- */
 #define FC_FV_NV 4
-#define FC_FV_NP 6
+#define FC_FV_NP 7
 
 /* wv[(b * R + t) * FV + f] = w[(FV * b + f) * ldw + t] for the nk / FV full blocks of
  * FV = FC_FV_NV vectors of filters */
