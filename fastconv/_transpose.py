@@ -6,11 +6,12 @@ positions ``o = s * m + a`` of one phase ``a`` (``0 <= a < s``) are reached only
 s``: a stride-1 correlation of ``x`` with the sub-kernel ``w[r::s]`` reversed. When ``s``
 divides ``k`` every phase has ``k / s`` taps, so the ``s_h * s_w`` phases' sub-kernels
 stack, filter after filter, into the weight of ONE forward convolution of ``x`` (stride 1,
-the padding below), whose output channels are then put in their phases' places (a strided
-copy). The multiply-adds are the transposed convolution's own, no zero is multiplied, and
-there is no col2im scatter: the forward kernels (:mod:`fastconv._plan`'s choice for that
-layer, the direct kernel for these shapes) run it. Results equal the input-gradient path's
-to rounding (the sums run in another order).
+the padding below). The direct kernel (``_cy_conv.transpose_phased``, issue 20) runs each
+phase over exactly its own outputs (none of the forward layer's edge positions that no
+phase uses) and stores them straight into their places of the output (rows and columns
+``s`` apart): no forward output, no strided copy. The multiply-adds are the transposed
+convolution's own, no zero is multiplied, and there is no col2im scatter. Results equal
+the input-gradient path's to rounding (the sums run in another order).
 
 :func:`plan` says when (shapes and arguments only, never the data or the thread count):
 the Cython backend (``auto``), 1-D and 2-D, dilation 1, a stride above 1 on some axis that
@@ -19,9 +20,9 @@ not negative (``p // s <= k / s - 1``). Measured on the issue's targets (1 threa
 time, shared machine): kernel 4, stride 2, padding 1 on 8x64x28x28 -> 32 took 0.53 of the
 input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
 
-Memory: the forward output (about the result's size, a little more at the edges) is
-computed for blocks of images of at most ``BLOCK_BYTES``; the stacked weight is the
-weight's size.
+Memory: the stacked weight (the weight's size) and its packed copy, and per thread a
+zero-framed block of input rows (at most about ``_plan.FLAT_IN_ELEMS`` elements); images
+go in blocks of about ``BLOCK_BYTES`` of output.
 
 The weight gradient (:func:`run_weight`, for :func:`fastconv.grad.conv_transpose1d_weight`
 and ``conv_transpose2d_weight`` under the same plan) runs the decomposition in reverse: the
@@ -80,49 +81,65 @@ def plan(backend, x_shape, w_shape, out_shape, stride, padding, dilation):
 
 def stacked_weight(w, groups, axes):
     """The forward layer's weight (groups * phases * Kg, Cg, ku_h, ku_w) from the transposed
-    weight ``w`` (C, Kg, kh, kw): group, then phase (row phase major), then filter."""
+    weight ``w`` (C, Kg, kh, kw): group, then phase (row phase major), then filter. Phase
+    (rh, rw)'s tap (u, v) is ``w[..., rh + sh * (ku_h - 1 - u), rw + sw * (ku_w - 1 - v)]``
+    (the sub-kernel ``w[rh::sh, rw::sw]`` reversed): one gather of every phase's taps from
+    the weight with its taps axis first, then one copy into the stacked layout."""
     C, Kg, kh, kw = w.shape
     Cg = C // groups
     (kuh, _, ph), (kuw, _, pw) = axes
     sh, sw = len(ph), len(pw)
-    w5 = w.reshape(groups, Cg, Kg, kh, kw)
-    subs = [w5[:, :, :, rh::sh, rw::sw][..., ::-1, ::-1]
-            for rh, _, _ in ph for rw, _, _ in pw]
-    ws = np.stack(subs, axis=1)  # (groups, phases, Cg, Kg, kuh, kuw)
-    ws = ws.transpose(0, 1, 3, 2, 4, 5)
+    taps = np.array([[(rh + sh * (kuh - 1 - u)) * kw + rw + sw * (kuw - 1 - v)
+                      for u in range(kuh) for v in range(kuw)]
+                     for rh, _, _ in ph for rw, _, _ in pw])  # (phases, ku_h * ku_w)
+    wt = w.reshape(groups, Cg, Kg, kh * kw).transpose(0, 3, 2, 1)  # (g, taps, Kg, Cg)
+    ws = wt[:, taps].transpose(0, 1, 3, 4, 2)  # (g, phases, Kg, Cg, ku_h * ku_w)
     return np.ascontiguousarray(ws).reshape(groups * sh * sw * Kg, Cg, kuh, kuw)
 
 
 def run(x, w, bias, out, groups, axes, backend):
     """Fill ``out`` (N, K, Ho, Wo), C-contiguous, with the transposed convolution of
-    ``x`` (N, C, H, W) and ``w`` (C, K // groups, kh, kw), plus ``bias`` (K,) or None."""
-    from .functional import conv2d
+    ``x`` (N, C, H, W) and ``w`` (C, K // groups, kh, kw), plus ``bias`` (K,) or None.
+
+    The Cython kernel ``_cy_conv.transpose_phased`` (issue 20) computes each phase over
+    exactly its own outputs and stores them in their places of ``out`` (rows and columns
+    ``s`` apart): no forward output with the phases' unused edges, no copy out of it.
+    Images go in blocks of about ``BLOCK_BYTES`` of output (a Ctrl-C check between
+    blocks); the thread count is the dispatcher's rule for the FLOPs (results do not
+    depend on it)."""
+    from . import _cy_conv, _threads
 
     N, K, Ho, Wo = out.shape
     Kg = K // groups
     (kuh, padh, ph), (kuw, padw, pw) = axes
     nph = len(ph) * len(pw)
     ws = stacked_weight(w, groups, axes)
-    bs = None
-    if bias is not None:
+    if bias is None:
+        bs = np.zeros(ws.shape[0], ws.dtype)
+    else:
         bs = np.ascontiguousarray(np.broadcast_to(bias.reshape(groups, 1, Kg),
                                                   (groups, nph, Kg))).reshape(-1)
-    Hy = x.shape[2] + 2 * padh - kuh + 1
-    Wy = x.shape[3] + 2 * padw - kuw + 1
-    per_image = ws.shape[0] * Hy * Wy * x.itemsize
-    nb = max(1, min(N, BLOCK_BYTES // max(1, per_image)))
-    sh, sw = len(ph), len(pw)
+    phh = [(off, count) for _, off, count in ph]
+    phw = [(off, count) for _, off, count in pw]
+    per_image = max(1, K * Ho * Wo * out.itemsize)
+    nb = max(1, min(N, BLOCK_BYTES // per_image))
+    flops_per_image = 2 * Ho * Wo * x.shape[1] * kuh * kuw * Kg  # each output: Cg*ku taps
+    dst = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+
+    def block(n0, n1):
+        nthreads = _threads.threads_for(flops_per_image * (n1 - n0),
+                                        _threads.GRAIN_FLOPS)
+        _cy_conv.transpose_phased(x[n0:n1], ws, bs, dst[n0:n1], padh, padw, phh, phw,
+                                  groups, nthreads)
+
     for n0 in range(0, N, nb):
         n1 = min(N, n0 + nb)
-        y = conv2d(x[n0:n1], ws, bs, 1, (padh, padw), 1, groups, backend=backend)
-        y6 = y.reshape(n1 - n0, groups, nph, Kg, Hy, Wy)
-        o5 = out[n0:n1].reshape(n1 - n0, groups, Kg, Ho, Wo)
-        i = 0
-        for a, (_, oh, ch) in enumerate(ph):
-            for b, (_, ow, cw) in enumerate(pw):
-                if ch and cw:
-                    o5[:, :, :, a::sh, b::sw] = y6[:, :, i, :, oh:oh + ch, ow:ow + cw]
-                i += 1
+        if _threads.needs_fresh_thread():  # fork safety, as fastconv._dispatch's calls
+            _threads.call_in_fork_safe_thread(lambda: block(n0, n1))
+        else:
+            block(n0, n1)
+    if dst is not out:
+        out[...] = dst
     return out
 
 
@@ -133,11 +150,13 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
     forward layer's output (zero where no output is), and the stacked weight's gradient is
     :func:`fastconv.grad.conv2d_weight` of ``x`` and that, at stride 1 (the plan's kernel
     for that layer: GEMM on an im2col of ``x``, half the columns of an im2col of ``gy`` at
-    stride ``s``, and no strided gather); each phase's block is then put back in the taps
+    stride ``s``, and no strided gather; in float32 :func:`fastconv.grad.conv3d_weight` on a
+    depth of 1, whose direct kernel is faster); each phase's block is then put back in the taps
     it came from (the inverse of :func:`stacked_weight`). Images go in blocks of at most
     ``BLOCK_BYTES`` of the stacked ``gy``, the blocks' gradients added in order (shapes
     only: the result does not depend on the thread count)."""
-    from .grad import conv2d_weight
+    from . import _plan
+    from .grad import conv2d_weight, conv3d_weight
 
     N, K, Ho, Wo = gy.shape
     C, Kg, kh, kw = w_shape
@@ -161,9 +180,18 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
                 if ch and cw:
                     ys[:, :, i, :, oh:oh + ch, ow:ow + cw] = g5[:, :, :, a::sh, b::sw]
                 i += 1
-        part = conv2d_weight(x[n0:n1], ws_shape,
-                             ys.reshape(n1 - n0, ws_shape[0], Hy, Wy), 1, (padh, padw), 1,
-                             groups, backend=backend)
+        ysb = ys.reshape(n1 - n0, ws_shape[0], Hy, Wy)
+        if _plan.conv3d_weight_takes_direct((1, 1, 1), x.itemsize):
+            # float32: conv3d_weight on a depth of 1 runs Cython's direct weight-gradient
+            # kernel (fc3_wgrad, register tiles of 4 filters x 6 taps) instead of im2col +
+            # GEMM: 2.9 ms instead of 4.9 ms on the backward target (1 thread, CPU time,
+            # shared machine); the sums of both are fixed by the shapes alone
+            part = conv3d_weight(x[n0:n1, :, None], ws_shape[:2] + (1,) + ws_shape[2:],
+                                 ysb[:, :, None], 1, (0, padh, padw), 1, groups,
+                                 backend=backend)[:, :, 0]
+        else:
+            part = conv2d_weight(x[n0:n1], ws_shape, ysb, 1, (padh, padw), 1, groups,
+                                 backend=backend)
         if gws is None:
             gws = part
         else:

@@ -34,6 +34,28 @@ cdef extern from "fc_kernels.h" nogil:
                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t pt,
                     Py_ssize_t pl, double bias, double* out, Py_ssize_t Wo, Py_ssize_t oh0,
                     Py_ssize_t oh1)
+    # fc_taps_out (issue 20): fc_taps written straight to a (strided) output
+    ctypedef struct fc_ogeo:
+        Py_ssize_t ldo, ldr, ldc, Wo, Wp
+    void fc_pack_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wp)
+    void fc_pack_d(const double* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, double* wp)
+    void fc_taps_out_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
+                       Py_ssize_t ldw, const float* wp, const float* bias, Py_ssize_t nk,
+                       float* out, const fc_ogeo* g, Py_ssize_t L)
+    void fc_taps_out_d(const double* src, const Py_ssize_t* off, Py_ssize_t R,
+                       const double* w, Py_ssize_t ldw, const double* wp, const double* bias,
+                       Py_ssize_t nk, double* out, const fc_ogeo* g, Py_ssize_t L)
+    void fc_pack_fv_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wv)
+    void fc_pack_fv_d(const double* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk,
+                      double* wv)
+    Py_ssize_t fc_fv_filters_f()
+    Py_ssize_t fc_fv_filters_d()
+    void fc_taps_fv_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* wv,
+                      const float* bias, Py_ssize_t nk, float* out, Py_ssize_t ldo,
+                      const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
+    void fc_taps_fv_d(const double* src, const Py_ssize_t* off, Py_ssize_t R,
+                      const double* wv, const double* bias, Py_ssize_t nk, double* out,
+                      Py_ssize_t ldo, const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
 
 
 # Flush-to-zero in the kernel threads (see fc_fpenv.h): fc_ftz_enter() first and

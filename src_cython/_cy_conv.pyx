@@ -16,9 +16,11 @@ How each algorithm runs:
   1): :func:`_flat_block`; work items are (image, group, block of output rows); the block's
   input is split into its ``sh * sw`` stride phases (a zero-framed copy; at stride 1 with no
   padding needed, the input read in place), which makes every kernel tap a fixed offset into
-  flat lines, whatever the stride. ``fc_taps`` (fc_kernels.h, compiled per x86-64 level
-  with ``target_clones``) keeps the sums of four filters x one vector of positions in
-  registers over all taps (two vectors in its AVX-512 build, taken at run time). Strides
+  flat lines, whatever the stride. ``fc_taps_out`` (fc_kernels.h, compiled per x86-64
+  level with ``target_clones``) keeps the sums of four filters x one vector of positions in
+  registers over all taps (eight filters x three vectors, weights packed by ``fc_pack``, in
+  its AVX-512 build, taken at run time) and stores them straight into the output, masked
+  at the row ends (no accumulator line, no per-row copy). Strides
   larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item;
   that kernel skips the taps that fall in the padding, so with an inf or NaN weight
   (where inf * 0 must give NaN) such a layer runs on its zero-framed stride phases instead.
@@ -75,8 +77,11 @@ from libc.string cimport memcpy
 from _blas cimport gemm_rm
 from libc.float cimport DBL_MAX, FLT_MAX
 
-from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_plane_d, fc_plane_f,
-                     fc_rows_d, fc_rows_f, fc_taps_d, fc_taps_f, fc_wide, fc_wino_weights_d,
+from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_fv_filters_d,
+                     fc_fv_filters_f, fc_ogeo, fc_pack_d, fc_pack_f, fc_pack_fv_d,
+                     fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_taps_fv_d, fc_taps_fv_f,
+                     fc_taps_out_d, fc_taps_out_f,
+                     fc_wide, fc_wino_weights_d,
                      fc_wino_weights_f, im2col, row_blocks, valid_cols)
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
@@ -452,7 +457,7 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                       Py_ssize_t g, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t sh,
                       Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t rin,
                       Py_ssize_t Wp, Py_ssize_t cstride, bint copy, const Py_ssize_t* off,
-                      floating* xp, floating* acc) noexcept nogil:
+                      const floating* wp, floating* xp) noexcept nogil:
     """Output rows [oh0, oh1) of image n, group g, all its filters, as stride-1 work.
 
     The input the block reads is split into its ``sh * sw`` stride phases: phase (a, c) of
@@ -462,16 +467,19 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     offset ``off[t]`` (row i*dh // sh, column j*dw // sw), so every tap is a shift of a flat
     line and output row ``r`` of the block sits at ``acc[r * Wp]``. For stride 1 there is
     one phase, a zero-framed copy; when no window reaches the padding (``not copy``) the
-    input is read in place (``Wp == W``). fc_taps (fc_kernels.h) then computes four filters
-    at a time over the ``L = (rows - 1) * Wp + Wo`` positions, keeping the sums in registers
-    over all taps (the ``Wp - Wo`` columns between rows are computed and dropped)."""
+    input is read in place (``Wp == W``). fc_taps_out (fc_kernels.h) then computes the
+    group's filters over the ``L = (rows - 1) * Wp + Wo`` positions, eight filters x three
+    vectors at a time in the AVX-512 build (``wp``: the weights packed by fc_pack), keeping
+    the sums in registers over all taps and storing them straight into ``out`` (the
+    ``Wp - Wo`` columns between rows are computed and dropped)."""
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // (x.shape[1] // Cg)
     cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
     cdef Py_ssize_t rows = oh1 - oh0
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
-    cdef Py_ssize_t f, k0, nk, a, c, cc
+    cdef Py_ssize_t a, c, cc
     cdef const floating* src
+    cdef fc_ogeo geo
     if copy and sh == 1 and sw == 1:
         # one phase: each channel's rows, zero-framed
         for cc in range(Cg):
@@ -491,17 +499,17 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
         src = xp
     else:
         src = &x[n, c0, oh0, 0]
-    for k0 in range(g * Kg, (g + 1) * Kg, 4):
-        nk = min(4, (g + 1) * Kg - k0)
-        if floating is float:
-            fc_taps_f(src, off, R, &w[k0, 0, 0, 0], R, &b[k0], nk, acc, L)
-        else:
-            fc_taps_d(src, off, R, &w[k0, 0, 0, 0], R, &b[k0], nk, acc, L)
-        for f in range(nk):
-            if floating is float:
-                fc_rows_f(&out[n, k0 + f, oh0, 0], Wo, acc + f * L, Wp, rows, Wo)
-            else:
-                fc_rows_d(&out[n, k0 + f, oh0, 0], Wo, acc + f * L, Wp, rows, Wo)
+    geo.ldo = out.strides[1] // sizeof(floating)
+    geo.ldr = out.strides[2] // sizeof(floating)
+    geo.ldc = 1
+    geo.Wo = Wo
+    geo.Wp = Wp
+    if floating is float:
+        fc_taps_out_f(src, off, R, &w[g * Kg, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg], Kg,
+                      &out[n, g * Kg, oh0, 0], &geo, L)
+    else:
+        fc_taps_out_d(src, off, R, &w[g * Kg, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg], Kg,
+                      &out[n, g * Kg, oh0, 0], &geo, L)
 
 
 cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -516,8 +524,10 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t rin, planes = sh * sw
     cdef bint copy = False, plane
     cdef floating* ws = NULL
+    cdef floating* wp = NULL
     cdef size_t ws_bytes = 0
     cdef Py_ssize_t* off = NULL
+    cdef Py_ssize_t g, Kg = K // groups
     nthreads = max(1, nthreads)
     plane = _single_plane(w, W, Wo, sh, sw, groups)
     # the row kernel skips the taps that fall in the padding: with an inf or NaN weight,
@@ -560,13 +570,20 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     nb = (Ho + rows - 1) // rows
     rin = rows + dh * (kh - 1) // sh
     cstride = rin * Wp if copy else H * W
-    per = 4 * rows * Wp + (planes * Cg * cstride if copy else 0)
-    ws = <floating*> _take(nthreads * per * sizeof(floating), &ws_bytes)
+    # per thread: the block's stride phases (when copied); then the packed weights, shared
+    per = planes * Cg * cstride if copy else 0
+    ws = <floating*> _take((nthreads * per + K * R + 1) * sizeof(floating), &ws_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
     try:
         if ws == NULL or off == NULL:
             raise MemoryError(f"conv2d: could not allocate {nthreads} work buffers of "
                               f"{per * sizeof(floating)} bytes")
+        wp = ws + nthreads * per
+        for g in range(groups):
+            if floating is float:
+                fc_pack_f(&w[g * Kg, 0, 0, 0], R, R, Kg, wp + g * Kg * R)
+            else:
+                fc_pack_d(&w[g * Kg, 0, 0, 0], R, R, Kg, wp + g * Kg * R)
         t = 0
         for cc in range(Cg):
             for i in range(kh):
@@ -581,8 +598,7 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 oh0 = (item % nb) * rows
                 oh1 = min(Ho, oh0 + rows)
                 _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, sh, sw, pt, pl,
-                            rin, Wp, cstride, copy, off,
-                            ws + threadid() * per + 4 * rows * Wp, ws + threadid() * per)
+                            rin, Wp, cstride, copy, off, wp, ws + threadid() * per)
                 fc_ftz_exit()
     finally:
         _give(ws, ws_bytes)
@@ -908,6 +924,184 @@ def _conv_bounded(int algo, const floating[:, :, :, ::1] x, const floating[:, :,
             (col + x.shape[1] * x.shape[2] * stride[1] + o.shape[1] * o.shape[2]) * sz):
         return out
     _conv(x, w, b, o, stride, pad, dilation, groups, nthreads, algo)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the transposed convolution's sub-pixel phases (issue 20; fastconv._transpose)
+# --------------------------------------------------------------------------------------------
+cdef void _phase_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] ws,
+                       const floating[::1] bs, floating[:, :, :, ::1] out, Py_ssize_t n,
+                       Py_ssize_t g, Py_ssize_t m0, Py_ssize_t m1, Py_ssize_t padh,
+                       Py_ssize_t padw, const Py_ssize_t* ph, Py_ssize_t sh,
+                       const Py_ssize_t* pw, Py_ssize_t sw, Py_ssize_t i0, Py_ssize_t rin,
+                       Py_ssize_t Wp, const Py_ssize_t* off, const floating* wp,
+                       floating* xp, bint fv, Py_ssize_t* qs) noexcept nogil:
+    """Phase rows [m0, m1) of image n, group g, every phase: the input rows they read,
+    framed by zeros once (padded rows [i0, i0 + rin), ``Wp`` columns), then each phase's
+    filters by fc_taps_out over exactly its own outputs, stored in their places of ``out``
+    (rows ``sh * Wo``, columns ``sw`` apart); or (``fv``) by fc_taps_fv on the list of
+    those outputs (``qs``: room for two lists of ``rows * Wo`` positions; ``wp`` packed by
+    fc_pack_fv)."""
+    cdef Py_ssize_t Cg = ws.shape[1], kuh = ws.shape[2], kuw = ws.shape[3]
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1], Wo = out.shape[3]
+    cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
+    cdef Py_ssize_t cc, a, c, rows, k0, L, m, j, nq
+    cdef Py_ssize_t* po = qs + (m1 - m0) * Wo
+    cdef const floating* src
+    cdef fc_ogeo geo
+    for cc in range(Cg):
+        if floating is float:
+            fc_frame_f(xp + cc * rin * Wp, Wp, &x[n, g * Cg + cc, 0, 0], H, W, i0 - padh, rin,
+                       padw)
+        else:
+            fc_frame_d(xp + cc * rin * Wp, Wp, &x[n, g * Cg + cc, 0, 0], H, W, i0 - padh, rin,
+                       padw)
+    geo.ldo = out.strides[1] // sizeof(floating)
+    geo.ldr = sh * (out.strides[2] // sizeof(floating))
+    geo.ldc = sw
+    geo.Wp = Wp
+    for a in range(sh):
+        rows = min(m1, ph[2 * a + 1]) - m0
+        if rows <= 0:
+            continue
+        for c in range(sw):
+            if pw[2 * c + 1] <= 0:
+                continue
+            geo.Wo = pw[2 * c + 1]
+            L = (rows - 1) * Wp + geo.Wo
+            k0 = (g * nph + a * sw + c) * Kg
+            src = xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c]
+            if fv:
+                nq = 0
+                for m in range(rows):
+                    for j in range(geo.Wo):
+                        qs[nq] = m * Wp + j
+                        po[nq] = m * geo.ldr + j * sw
+                        nq += 1
+                if floating is float:
+                    fc_taps_fv_f(src, off, R, wp + k0 * R, &bs[k0], Kg,
+                                 &out[n, g * Kg, sh * m0 + a, c], geo.ldo, qs, po, nq)
+                else:
+                    fc_taps_fv_d(src, off, R, wp + k0 * R, &bs[k0], Kg,
+                                 &out[n, g * Kg, sh * m0 + a, c], geo.ldo, qs, po, nq)
+                continue
+            if floating is float:
+                fc_taps_out_f(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
+                              &ws[k0, 0, 0, 0], R, wp + k0 * R, &bs[k0], Kg,
+                              &out[n, g * Kg, sh * m0 + a, c], &geo, L)
+            else:
+                fc_taps_out_d(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
+                              &ws[k0, 0, 0, 0], R, wp + k0 * R, &bs[k0], Kg,
+                              &out[n, g * Kg, sh * m0 + a, c], &geo, L)
+
+
+def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] ws,
+                     const floating[::1] bs, floating[:, :, :, ::1] out, Py_ssize_t padh,
+                     Py_ssize_t padw, phases_h, phases_w, Py_ssize_t groups, int nthreads):
+    """The transposed convolution's sub-pixel phases, each computed over exactly its own
+    outputs and stored in its places of ``out`` (N, K, Ho, Wo): no wasted position, no
+    forward output to copy from (fastconv._transpose.run).
+
+    ``ws`` (groups * phases * Kg, Cg, kuh, kuw) and ``bs`` are the stacked weight and bias
+    (fastconv._transpose.stacked_weight: group, then phase, row phase major, then filter);
+    ``phases_h`` / ``phases_w``: per phase ``(offset, count)`` along the axis, phase ``a``'s
+    outputs ``o = s * m + a`` (m < count) being the stride-1 forward layer's outputs
+    ``offset + m`` on the input padded by ``padh`` / ``padw``. Work items are (image, group,
+    block of phase rows), the split from the shapes only; every output gets its bias and
+    taps in one fixed order (fc_taps_out), so results do not depend on ``nthreads``."""
+    cdef Py_ssize_t N = x.shape[0], W = x.shape[3], Cg = ws.shape[1], kuh = ws.shape[2]
+    cdef Py_ssize_t kuw = ws.shape[3], R = Cg * kuh * kuw, KS = ws.shape[0]
+    cdef Py_ssize_t sh = len(phases_h), sw = len(phases_w), Wp = W + 2 * padw
+    cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, kc
+    cdef Py_ssize_t vl, fvk, m, L, cost_taps, cost_fv
+    cdef bint fv
+    cdef Py_ssize_t* qs = NULL
+    cdef Py_ssize_t ph[64]
+    cdef Py_ssize_t pw[64]
+    cdef floating* buf = NULL
+    cdef floating* wp
+    cdef size_t buf_bytes = 0
+    cdef Py_ssize_t* off = NULL
+    if sh > 32 or sw > 32:
+        raise ValueError("transpose_phased: at most 32 phases per axis")
+    for i in range(sh):
+        ph[2 * i], ph[2 * i + 1] = phases_h[i]
+        M = max(M, ph[2 * i + 1])
+    for i in range(sw):
+        pw[2 * i], pw[2 * i + 1] = phases_w[i]
+    if N == 0 or M == 0:
+        return out
+    lo = min([ph[2 * i] for i in range(sh)])
+    hi = max([ph[2 * i] for i in range(sh)])
+    span = hi - lo + kuh - 1
+    nthreads = max(1, nthreads)
+    nb = row_blocks(N * groups, M, _MIN_FLAT_ITEMS)
+    # framed inputs of at most about _FLAT_IN_ELEMS elements; shapes only
+    nb = max(nb, (Cg * (M + span) * Wp + _FLAT_IN_ELEMS - 1) // _FLAT_IN_ELEMS)
+    nb = min(nb, M)
+    rows = (M + nb - 1) // nb
+    nb = (M + rows - 1) // rows
+    rin = rows + span
+    per = Cg * rin * Wp
+    kc = KS // (groups * sh * sw)  # each (group, phase)'s filters
+    # filters in the vector lanes (fc_taps_fv, AVX-512) when whole blocks of them cover the
+    # filters and the phases' outputs fill vectors of positions badly (small planes): by
+    # the positions each computes for one block of rows, shapes only (results are the same
+    # bits either way)
+    vl = 64 // sizeof(floating)
+    fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
+    fv = False
+    if fc_wide() and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31:
+        cost_taps = cost_fv = 0
+        for i in range(sh):
+            for j in range(sw):
+                m = min(rows, ph[2 * i + 1]) * pw[2 * j + 1]
+                if m:
+                    L = (min(rows, ph[2 * i + 1]) - 1) * Wp + pw[2 * j + 1]
+                    cost_taps += (L + vl - 1) // vl * vl
+                    cost_fv += (m + 6) // 7 * 7  # FC_FV_NP positions a block
+        fv = cost_fv * 11 < cost_taps * 10
+    buf = <floating*> _take((nthreads * per + KS * R + 1) * sizeof(floating), &buf_bytes)
+    off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
+    qs = <Py_ssize_t*> malloc((nthreads * 2 * rows * out.shape[3] + 1) * sizeof(Py_ssize_t))
+    try:
+        if buf == NULL or off == NULL or qs == NULL:
+            raise MemoryError(f"conv_transpose2d: could not allocate {nthreads} work buffers "
+                              f"of {per * sizeof(floating)} bytes")
+        wp = buf + nthreads * per
+        for i in range(groups * sh * sw):  # each (group, phase)'s filters, packed apart
+            if floating is float:
+                if fv:
+                    fc_pack_fv_f(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+                else:
+                    fc_pack_f(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+            else:
+                if fv:
+                    fc_pack_fv_d(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+                else:
+                    fc_pack_d(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+        t = 0
+        for cc in range(Cg):
+            for i in range(kuh):
+                for j in range(kuw):
+                    off[t] = cc * rin * Wp + i * Wp + j
+                    t += 1
+        with nogil:
+            for item in prange(N * groups * nb, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
+                p = item // nb
+                m0 = (item % nb) * rows
+                m1 = min(M, m0 + rows)
+                _phase_block(x, ws, bs, out, p // groups, p % groups, m0, m1, padh, padw, ph,
+                             sh, pw, sw, lo + m0, rin, Wp, off, wp,
+                             buf + threadid() * per, fv,
+                             qs + threadid() * 2 * rows * out.shape[3])
+                fc_ftz_exit()
+    finally:
+        _give(buf, buf_bytes)
+        free(off)
+        free(qs)
     return out
 
 

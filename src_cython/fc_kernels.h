@@ -34,6 +34,9 @@
  *
  * The caller guarantees that every ``src[off[t] + q]`` (t < R, q < L) is readable.
  *
+ * fc_taps_out_{f,d}: the same sums written straight from the registers to the output (no
+ * accumulator line, no per-row copies): see its definition in fc_kernels_body.h.
+ *
  * The other kernels, for both types: fc_rows_{f,d} (copy a block of rows), fc_frame_{f,d}
  * (rows of a plane framed by zeros), fc_plane_{f,d} (depthwise: one plane with one kernel,
  * read in place), fc_wino_weights_{f,d} (Winograd F(2x2, 3x3)'s weight transform) and
@@ -81,7 +84,14 @@
 #if defined(__GNUC__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__ELF__) \
     && !defined(__clang__) && !defined(FASTCONV_NO_CLONES)
 #include <stdlib.h>
+#include <immintrin.h>
 #define FC_WIDE __attribute__((target("arch=x86-64-v4")))
+/* FC_WIDE_FLAT: a FC_WIDE function whose calls are all inlined (fc_taps_out's AVX-512
+ * build: its masked stores are FC_WIDE_STORE helpers, which a target_clones default build
+ * may not inline, so they cannot be always_inline) */
+#define FC_WIDE_FLAT __attribute__((target("arch=x86-64-v4"), flatten))
+#define FC_WIDE_STORE static inline __attribute__((target("arch=x86-64-v4")))
+#define FC_HAVE_WIDE 1
 static int fc_wide(void)
 {
     static int wide = -1; /* threads may race to fill it in: all store the same answer */
@@ -96,6 +106,8 @@ static int fc_wide(void)
 }
 #else
 #define FC_WIDE
+#define FC_WIDE_FLAT
+#define FC_HAVE_WIDE 0
 static int fc_wide(void) { return 0; }
 #endif
 
@@ -108,6 +120,18 @@ typedef int fc_vi __attribute__((vector_size(FC_VBYTES)));
 typedef long long fc_vl __attribute__((vector_size(FC_VBYTES)));
 #endif
 
+/* fc_taps_out's output geometry: flat position q (rows Wp apart) is output row q / Wp,
+ * column q % Wp when that column is below Wo; filter f's output (row r, column c) is at
+ * out[f * ldo + r * ldr + c * ldc]. */
+typedef struct {
+    ptrdiff_t ldo, ldr, ldc, Wo, Wp;
+} fc_ogeo;
+
+/* fc_taps_out's wide register tile: FC_OKB filters (weights packed by fc_pack) x FC_ONV
+ * vectors of positions (24 of AVX-512's 32 zmm registers) */
+#define FC_OKB 8
+#define FC_ONV 3
+
 /* fc_plane's vector build handles kernels up to this many columns wide (fc_plane_vec) */
 #define FC_PLANE_MAX_KW 16
 /* the stack block of fc_blk_loop: kb filters x nv blocks of positions with kb * nv <= 8, and
@@ -117,6 +141,7 @@ typedef long long fc_vl __attribute__((vector_size(FC_VBYTES)));
 /* float: fc_taps_f, fc_rows_f, fc_frame_f, fc_plane_f, fc_wino_weights_f, fc_absmax_f */
 #define FC_T float
 #define FC_NAME(name) name##_f
+#define FC_IS_FLOAT 1
 #if FC_VECTOR
 #define FC_VT fc_vf
 #define FC_VTU fc_vf_u
@@ -130,6 +155,7 @@ typedef long long fc_vl __attribute__((vector_size(FC_VBYTES)));
 /* double: the same names ending in _d */
 #define FC_T double
 #define FC_NAME(name) name##_d
+#define FC_IS_FLOAT 0
 #if FC_VECTOR
 #define FC_VT fc_vd
 #define FC_VTU fc_vd_u

@@ -146,6 +146,366 @@ static void FC_NAME(fc_taps)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
 }
 
 /* ---------------------------------------------------------------------------------------
+ * fc_taps_out: fc_taps's sums written straight from the registers to the output.
+ *
+ *     out[f * ldo + (q / Wp) * ldr + (q % Wp) * ldc] = bias[f] + sum_{t < R} w[f, t] * src[off[t] + q]
+ *
+ * for filters f < nk and flat positions q < L whose column q % Wp is below Wo (the others,
+ * the Wp - Wo columns between rows, are computed and dropped); geometry in ``fc_ogeo``
+ * (fc_kernels.h). A vector of positions inside one row's columns is one store (ldc == 1);
+ * one that crosses a row's end or a stride (ldc > 1) goes a row segment at a time, by a
+ * masked store or scatter in the AVX-512 build and lane by lane elsewhere. No accumulator
+ * line and no per-row copy, and the output may be strided: the transposed convolution's
+ * phases write their own places of its output.
+ *
+ * Register tiles: in the AVX-512 build (fc_wide()) eight filters x three vectors (24 zmm
+ * accumulators; per tap, three loads of the input and eight weights, packed next to each
+ * other by fc_pack so each multiply-add takes its weight as an embedded broadcast, feed 24
+ * multiply-adds), the filters left over four x two; elsewhere four filters x one vector as
+ * fc_taps4. Each output receives the bias and then its taps in the order t = 0 .. R - 1,
+ * as fc_taps: the same value for any tile, block start or thread count.
+ *
+ * ``wp``: fc_pack's packing of ``w`` (``nk / 8`` blocks), or NULL (no eight-filter tiles).
+ * --------------------------------------------------------------------------------------- */
+
+/* wp[(b * R + t) * 8 + f] = w[(8 * b + f) * ldw + t] for the nk / 8 full blocks of eight */
+static void FC_NAME(fc_pack)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk,
+                             FC_T* wp)
+{
+    ptrdiff_t b, t, f;
+    for (b = 0; b < nk / FC_OKB; b++)
+        for (t = 0; t < R; t++)
+            for (f = 0; f < FC_OKB; f++)
+                wp[(b * R + t) * FC_OKB + f] = w[(b * FC_OKB + f) * ldw + t];
+}
+
+/* one value at flat position q */
+FC_INLINE void FC_NAME(fc_oput)(FC_T* o, const fc_ogeo* g, ptrdiff_t q, FC_T v)
+{
+    ptrdiff_t r = q / g->Wp, c = q - r * g->Wp;
+    if (c < g->Wo) o[r * g->ldr + c * g->ldc] = v;
+}
+
+#if FC_VECTOR
+#if FC_HAVE_WIDE
+/* lanes [l0, l1) of v to p[(l - l0) * ldc] (masked store or scatter; AVX-512 only) */
+FC_WIDE_STORE void FC_NAME(fc_mstore)(FC_T* p, int l0, int l1, ptrdiff_t ldc, FC_VT v)
+{
+    unsigned m = ((1u << l1) - 1u) & ~((1u << l0) - 1u); /* l0 < l1 <= VL <= 16 */
+    FC_T* base = p - l0 * ldc; /* lane l's place; masked-off lanes are never touched */
+#if FC_IS_FLOAT
+    if (ldc == 1)
+        _mm512_mask_storeu_ps(base, (__mmask16)m, (__m512)v);
+    else {
+        __m512i ix = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
+                                                         5, 4, 3, 2, 1, 0),
+                                        _mm512_set1_epi32((int)ldc));
+        _mm512_mask_i32scatter_ps(base, (__mmask16)m, ix, (__m512)v, 4);
+    }
+#else
+    if (ldc == 1)
+        _mm512_mask_storeu_pd(base, (__mmask8)m, (__m512d)v);
+    else {
+        __m256i ix = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                        _mm256_set1_epi32((int)ldc));
+        _mm512_mask_i32scatter_pd(base, (__mmask8)m, ix, (__m512d)v, 8);
+    }
+#endif
+}
+#endif
+
+/* the vector v of positions q .. q + VL - 1 (row r, column c of the first) */
+FC_INLINE void FC_NAME(fc_ovec)(FC_T* o, const fc_ogeo* g, ptrdiff_t r, ptrdiff_t c, FC_VT v,
+                                int wide)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    ptrdiff_t l0 = 0;
+    if (g->ldc == 1 && c + VL <= g->Wo) {
+        *(FC_VTU*)(o + r * g->ldr + c) = v;
+        return;
+    }
+    while (l0 < VL) {
+        ptrdiff_t n = g->Wo - c, l1;
+        if (n > 0) {
+            FC_T* p = o + r * g->ldr + c * g->ldc;
+            l1 = l0 + n < VL ? l0 + n : VL;
+#if FC_HAVE_WIDE
+            if (wide)
+                FC_NAME(fc_mstore)(p, (int)l0, (int)l1, g->ldc, v);
+            else
+#endif
+            {
+                ptrdiff_t l;
+                for (l = l0; l < l1; l++) p[(l - l0) * g->ldc] = v[l];
+            }
+        }
+        l0 += g->Wp - c;
+        c = 0;
+        r++;
+    }
+    (void)wide;
+}
+#endif
+
+/* m (<= qb) positions from q0 for kb filters, plain loops (short lines, and the fallback) */
+FC_INLINE void FC_NAME(fc_oblk_loop)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                     const FC_T* w, ptrdiff_t ldw, int packed,
+                                     const FC_T* bias, FC_T* out, const fc_ogeo* g,
+                                     ptrdiff_t q0, int kb, ptrdiff_t qb, ptrdiff_t m)
+{
+    FC_T a[FC_BLK_MAX];
+    ptrdiff_t f, v, t;
+    for (f = 0; f < kb; f++)
+        for (v = 0; v < m; v++) a[f * qb + v] = bias[f];
+    for (t = 0; t < R; t++) {
+        const FC_T* xs = src + off[t] + q0;
+        for (f = 0; f < kb; f++) {
+            FC_T wv = packed ? w[t * kb + f] : w[f * ldw + t];
+            for (v = 0; v < m; v++) a[f * qb + v] += wv * xs[v];
+        }
+    }
+    for (f = 0; f < kb; f++)
+        for (v = 0; v < m; v++) FC_NAME(fc_oput)(out + f * g->ldo, g, q0 + v, a[f * qb + v]);
+}
+
+#if FC_VECTOR
+/* kb filters x nv vectors (constants at every call; kb * nv <= 24, kb <= 8, nv <= 4) over
+ * the positions [q0, L), accumulators in registers over all taps; weights packed
+ * (w[t * kb + f], ``packed``) or not (w[f * ldw + t]) */
+FC_INLINE void FC_NAME(fc_oblk)(const FC_T* FC_RESTRICT src, const ptrdiff_t* off,
+                                ptrdiff_t R, const FC_T* FC_RESTRICT w, ptrdiff_t ldw,
+                                int packed, const FC_T* bias, FC_T* FC_RESTRICT out,
+                                const fc_ogeo* g, ptrdiff_t q0, ptrdiff_t L, int kb, int nv,
+                                int wide)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    const ptrdiff_t qb = nv * VL;
+    ptrdiff_t t;
+    int f, v;
+    if (L - q0 < qb) {
+        FC_NAME(fc_oblk_loop)(src, off, R, w, ldw, packed, bias, out, g, q0, kb, qb, L - q0);
+        return;
+    }
+    for (;;) {
+        FC_VT a[FC_OKB][4];
+        ptrdiff_t r[4], c[4];
+        for (f = 0; f < kb; f++)
+            for (v = 0; v < nv; v++) a[f][v] = (FC_VT){0} + bias[f];
+        for (t = 0; t < R; t++) {
+            const FC_T* xs = src + off[t] + q0;
+            FC_VT xv[4];
+            for (v = 0; v < nv; v++) xv[v] = *(const FC_VTU*)(xs + v * VL);
+            for (f = 0; f < kb; f++) {
+                FC_T wv = packed ? w[t * kb + f] : w[f * ldw + t];
+                for (v = 0; v < nv; v++) a[f][v] += wv * xv[v];
+            }
+        }
+        for (v = 0; v < nv; v++) {
+            r[v] = (q0 + v * VL) / g->Wp;
+            c[v] = q0 + v * VL - r[v] * g->Wp;
+        }
+        for (f = 0; f < kb; f++)
+            for (v = 0; v < nv; v++)
+                FC_NAME(fc_ovec)(out + f * g->ldo, g, r[v], c[v], a[f][v], wide);
+        if (q0 + qb >= L) break;
+        /* the last block ends at L, overlapping the one before: positions computed twice get
+         * the same value (same taps, same order) */
+        q0 = q0 + 2 * qb <= L ? q0 + qb : L - qb;
+    }
+}
+
+/* filters f .. nk - 1 in unpacked tiles of four x nv4 vectors, then 2 x 2, then 1 x 4 (each
+ * tile shape falls back to plain loops on lines shorter than itself) */
+FC_INLINE void FC_NAME(fc_orest)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                 const FC_T* w, ptrdiff_t ldw, const FC_T* bias, ptrdiff_t f,
+                                 ptrdiff_t nk, FC_T* out, const fc_ogeo* g, ptrdiff_t L,
+                                 int wide)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    if (wide && L >= 2 * VL)
+        for (; f + 4 <= nk; f += 4)
+            FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g,
+                             0, L, 4, 2, wide);
+    for (; f + 4 <= nk; f += 4)
+        FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g, 0,
+                         L, 4, 1, wide);
+    for (; f + 2 <= nk; f += 2)
+        FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g, 0,
+                         L, 2, 2, wide);
+    for (; f < nk; f++)
+        FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g, 0,
+                         L, 1, 4, wide);
+}
+
+FC_WIDE_FLAT static void FC_NAME(fc_taps_out8)(const FC_T* src, const ptrdiff_t* off,
+                                               ptrdiff_t R, const FC_T* w, ptrdiff_t ldw,
+                                               const FC_T* wp, const FC_T* bias, ptrdiff_t nk,
+                                               FC_T* out, const fc_ogeo* g, ptrdiff_t L)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    ptrdiff_t f = 0;
+    /* eight filters: whole blocks of three vectors, then the last (up to three) vectors of
+     * the line as a block of their own ending at L (overlapping by less than a vector) */
+    const ptrdiff_t L3 = L / (FC_ONV * VL) * (FC_ONV * VL), nt = (L - L3 + VL - 1) / VL;
+    ptrdiff_t q0;
+    int nv;
+    if (wp)
+        for (; f + FC_OKB <= nk; f += FC_OKB) {
+            const FC_T* wf = wp + f * R;
+            FC_T* of = out + f * g->ldo;
+            if (L3)
+                FC_NAME(fc_oblk)(src, off, R, wf, 0, 1, bias + f, of, g, 0, L3, FC_OKB,
+                                 FC_ONV, 1);
+            if (L3 == L)
+                continue;
+            /* the tail [L3, L): nv vectors ending at L, or from 0 on a line shorter than
+             * nt vectors (blocks of nv, the last one ending at L; plain loops under VL) */
+            nv = L < VL ? 1 : L3 == 0 && nt * VL > L ? nt - 1 : nt;
+            q0 = L3 == 0 && nt * VL > L ? 0 : L - nt * VL;
+            if (nv == 1)
+                FC_NAME(fc_oblk)(src, off, R, wf, 0, 1, bias + f, of, g, q0, L, FC_OKB, 1, 1);
+            else if (nv == 2)
+                FC_NAME(fc_oblk)(src, off, R, wf, 0, 1, bias + f, of, g, q0, L, FC_OKB, 2, 1);
+            else
+                FC_NAME(fc_oblk)(src, off, R, wf, 0, 1, bias + f, of, g, q0, L, FC_OKB, FC_ONV,
+                                 1);
+        }
+    FC_NAME(fc_orest)(src, off, R, w, ldw, bias, f, nk, out, g, L, 1);
+}
+
+FC_CLONES static void FC_NAME(fc_taps_out4)(const FC_T* src, const ptrdiff_t* off,
+                                            ptrdiff_t R, const FC_T* w, ptrdiff_t ldw,
+                                            const FC_T* bias, ptrdiff_t nk, FC_T* out,
+                                            const fc_ogeo* g, ptrdiff_t L)
+{
+    FC_NAME(fc_orest)(src, off, R, w, ldw, bias, 0, nk, out, g, L, 0);
+}
+#endif
+
+static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                 const FC_T* w, ptrdiff_t ldw, const FC_T* wp,
+                                 const FC_T* bias, ptrdiff_t nk, FC_T* out, const fc_ogeo* g,
+                                 ptrdiff_t L)
+{
+#if FC_VECTOR
+    if (fc_wide())
+        FC_NAME(fc_taps_out8)(src, off, R, w, ldw, wp, bias, nk, out, g, L);
+    else
+        FC_NAME(fc_taps_out4)(src, off, R, w, ldw, bias, nk, out, g, L);
+#else
+    ptrdiff_t f, q0;
+    (void)wp;
+    for (f = 0; f < nk; f++)
+        for (q0 = 0; q0 < L; q0 += 16)
+            FC_NAME(fc_oblk_loop)(src, off, R, w + f * ldw, ldw, 0, bias + f,
+                                  out + f * g->ldo, g, q0, 1, 16, L - q0 < 16 ? L - q0 : 16);
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_taps_fv (AVX-512 only): the same sums with the filters in the vector lanes, for
+ * lines whose valid positions fill vectors of positions badly (small planes: a 7 x 7
+ * phase is 49 outputs on a line of 61 positions, 64 computed). Any list of ``n``
+ * positions: q[i] (into ``src``, as in fc_taps) and po[i] (into ``out``); blocks of
+ * FC_FV_NV vectors of filters (64 float32 or 32 float64 filters, weights packed by
+ * fc_pack_fv) x FC_FV_NP positions, 24 accumulators: per tap FC_FV_NV weight loads and
+ * FC_FV_NP broadcasts feed 24 multiply-adds, and no position is computed that is not an
+ * output (the last block repeats its last position). Stores: one scatter per vector of
+ * filters (lane stride ``ldo``, which the caller keeps below 2^31 / 16). Each output gets
+ * its bias and then its taps in the order t = 0 .. R - 1, as fc_taps_out: the same bits.
+ * --------------------------------------------------------------------------------------- */
+#define FC_FV_NV 4
+#define FC_FV_NP 7
+
+/* wv[(b * R + t) * FV + f] = w[(FV * b + f) * ldw + t] for the nk / FV full blocks of
+ * FV = FC_FV_NV vectors of filters */
+static void FC_NAME(fc_pack_fv)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk,
+                                FC_T* wv)
+{
+    enum { FV = FC_FV_NV * (FC_VBYTES / sizeof(FC_T)) };
+    ptrdiff_t b, t, f;
+    for (b = 0; b < nk / FV; b++)
+        for (t = 0; t < R; t++)
+            for (f = 0; f < FV; f++) wv[(b * R + t) * FV + f] = w[(b * FV + f) * ldw + t];
+}
+
+static ptrdiff_t FC_NAME(fc_fv_filters)(void)
+{
+    return FC_FV_NV * (FC_VBYTES / sizeof(FC_T));
+}
+
+#if FC_VECTOR && FC_HAVE_WIDE
+/* the FV lanes of v to p[l * ldo] */
+FC_WIDE_STORE void FC_NAME(fc_fvstore)(FC_T* p, ptrdiff_t ldo, FC_VT v)
+{
+#if FC_IS_FLOAT
+    __m512i ix = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                                     4, 3, 2, 1, 0),
+                                    _mm512_set1_epi32((int)ldo));
+    _mm512_i32scatter_ps(p, ix, (__m512)v, 4);
+#else
+    __m256i ix = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                    _mm256_set1_epi32((int)ldo));
+    _mm512_i32scatter_pd(p, ix, (__m512d)v, 8);
+#endif
+}
+
+FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off,
+                                             ptrdiff_t R, const FC_T* wv, const FC_T* bias,
+                                             ptrdiff_t nk, FC_T* out, ptrdiff_t ldo,
+                                             const ptrdiff_t* q, const ptrdiff_t* po,
+                                             ptrdiff_t n)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * VL };
+    ptrdiff_t b, i0, t;
+    int i, v;
+    for (b = 0; b < nk / FV; b++) {
+        const FC_T* wb = wv + b * R * FV;
+        FC_VT bv[FC_FV_NV];
+        for (v = 0; v < FC_FV_NV; v++) bv[v] = *(const FC_VTU*)(bias + b * FV + v * VL);
+        for (i0 = 0; i0 < n; i0 += FC_FV_NP) {
+            FC_VT a[FC_FV_NP][FC_FV_NV];
+            ptrdiff_t qi[FC_FV_NP];
+            for (i = 0; i < FC_FV_NP; i++) qi[i] = q[i0 + i < n ? i0 + i : n - 1];
+            for (i = 0; i < FC_FV_NP; i++)
+                for (v = 0; v < FC_FV_NV; v++) a[i][v] = bv[v];
+            for (t = 0; t < R; t++) {
+                const FC_T* p = src + off[t];
+                const FC_T* wt = wb + t * FV;
+                FC_VT w4[FC_FV_NV];
+                for (v = 0; v < FC_FV_NV; v++) w4[v] = *(const FC_VTU*)(wt + v * VL);
+                for (i = 0; i < FC_FV_NP; i++) {
+                    FC_T xi = p[qi[i]];
+                    for (v = 0; v < FC_FV_NV; v++) a[i][v] += xi * w4[v];
+                }
+            }
+            for (i = 0; i < FC_FV_NP && i0 + i < n; i++)
+                for (v = 0; v < FC_FV_NV; v++)
+                    FC_NAME(fc_fvstore)(out + (b * FV + v * VL) * ldo + po[i0 + i], ldo,
+                                        a[i][v]);
+        }
+    }
+}
+#else
+/* plain loops, the same sums (callers take fc_taps_fv on fc_wide() machines only) */
+static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                const FC_T* wv, const FC_T* bias, ptrdiff_t nk, FC_T* out,
+                                ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
+                                ptrdiff_t n)
+{
+    enum { FV = FC_FV_NV * (FC_VBYTES / sizeof(FC_T)) };
+    ptrdiff_t f, i, t;
+    for (f = 0; f < nk / FV * FV; f++)
+        for (i = 0; i < n; i++) {
+            FC_T a = bias[f];
+            for (t = 0; t < R; t++)
+                a += wv[((f / FV) * R + t) * FV + f % FV] * src[off[t] + q[i]];
+            out[f * ldo + po[i]] = a;
+        }
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------
  * fc_rows: copy ``rows`` rows of ``n`` elements, ``sld`` apart in src and ``dld`` in dst: one
  * call per block instead of a memcpy per row (the rows are short: a call and its size
  * dispatch cost as much as the copy).
@@ -542,3 +902,4 @@ static FC_T FC_NAME(fc_absmax)(const FC_T* x, ptrdiff_t n)
 #undef FC_VT
 #undef FC_VTU
 #undef FC_MT
+#undef FC_IS_FLOAT
