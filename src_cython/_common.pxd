@@ -14,10 +14,6 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_taps_d(const double* src, const Py_ssize_t* off, Py_ssize_t R, const double* w,
                    Py_ssize_t ldw, const double* bias, Py_ssize_t nk, double* acc,
                    Py_ssize_t L)
-    void fc_rows_f(float* dst, Py_ssize_t dld, const float* src, Py_ssize_t sld,
-                   Py_ssize_t rows, Py_ssize_t n)
-    void fc_rows_d(double* dst, Py_ssize_t dld, const double* src, Py_ssize_t sld,
-                   Py_ssize_t rows, Py_ssize_t n)
     void fc_frame_f(float* dst, Py_ssize_t Wp, const float* src, Py_ssize_t H,
                     Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin, Py_ssize_t pl)
     void fc_frame_d(double* dst, Py_ssize_t Wp, const double* src, Py_ssize_t H,

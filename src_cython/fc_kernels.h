@@ -37,10 +37,10 @@
  * fc_taps_out_{f,d}: the same sums written straight from the registers to the output (no
  * accumulator line, no per-row copies): see its definition in fc_kernels_body.h.
  *
- * The other kernels, for both types: fc_rows_{f,d} (copy a block of rows), fc_frame_{f,d}
- * (rows of a plane framed by zeros), fc_plane_{f,d} (depthwise: one plane with one kernel,
- * read in place), fc_wino_weights_{f,d} (Winograd F(2x2, 3x3)'s weight transform) and
- * fc_absmax_{f,d} (the largest |x|, NaN-aware). Each is described at its definition in
+ * The other kernels, for both types: fc_frame_{f,d} (rows of a plane framed by zeros),
+ * fc_plane_{f,d} (depthwise: one plane with one kernel, read in place), fc_wino_weights_{f,d}
+ * (Winograd F(2x2, 3x3)'s weight transform) and fc_absmax_{f,d} (the largest |x|,
+ * NaN-aware). Each is described at its definition in
  * fc_kernels_body.h.
  */
 #ifndef FASTCONV_FC_KERNELS_H
@@ -138,7 +138,7 @@ typedef struct {
  * at most 16 positions a block (a float vector; the plain-loop build's block) */
 #define FC_BLK_MAX (8 * 16)
 
-/* float: fc_taps_f, fc_rows_f, fc_frame_f, fc_plane_f, fc_wino_weights_f, fc_absmax_f */
+/* float: fc_taps_f, fc_taps_out_f, fc_frame_f, fc_plane_f, fc_wino_weights_f, fc_absmax_f */
 #define FC_T float
 #define FC_NAME(name) name##_f
 #define FC_IS_FLOAT 1

@@ -31,7 +31,7 @@ FC_INLINE void FC_NAME(fc_blk_loop)(const FC_T* src, const ptrdiff_t* off, ptrdi
                                     FC_T* acc, ptrdiff_t L, ptrdiff_t q0, int kb,
                                     ptrdiff_t qb, ptrdiff_t m)
 {
-    FC_T a[FC_BLK_MAX];
+    FC_T a[FC_OKB * 4 * 16]; /* kb <= FC_OKB filters x qb <= 4 vectors of <= 16 lanes */
     ptrdiff_t f, v, t;
     for (f = 0; f < kb; f++)
         for (v = 0; v < m; v++) a[f * qb + v] = bias[f];
@@ -253,7 +253,7 @@ FC_INLINE void FC_NAME(fc_oblk_loop)(const FC_T* src, const ptrdiff_t* off, ptrd
                                      const FC_T* bias, FC_T* out, const fc_ogeo* g,
                                      ptrdiff_t q0, int kb, ptrdiff_t qb, ptrdiff_t m)
 {
-    FC_T a[FC_BLK_MAX];
+    FC_T a[FC_OKB * 4 * 16]; /* kb <= FC_OKB filters x qb <= 4 vectors of <= 16 lanes */
     ptrdiff_t f, v, t;
     for (f = 0; f < kb; f++)
         for (v = 0; v < m; v++) a[f * qb + v] = bias[f];
@@ -504,27 +504,6 @@ static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t
         }
 }
 #endif
-
-/* ---------------------------------------------------------------------------------------
- * fc_rows: copy ``rows`` rows of ``n`` elements, ``sld`` apart in src and ``dld`` in dst: one
- * call per block instead of a memcpy per row (the rows are short: a call and its size
- * dispatch cost as much as the copy).
- * --------------------------------------------------------------------------------------- */
-FC_CLONES static void FC_NAME(fc_rows)(FC_T* FC_RESTRICT dst, ptrdiff_t dld,
-                                       const FC_T* FC_RESTRICT src, ptrdiff_t sld,
-                                       ptrdiff_t rows, ptrdiff_t n)
-{
-    enum { VL = FC_VBYTES / sizeof(FC_T) };
-    ptrdiff_t r, q;
-    for (r = 0; r < rows; r++) {
-        FC_T* d = dst + r * dld;
-        const FC_T* s = src + r * sld;
-        q = 0;
-        if (FC_VECTOR)
-            for (; q + VL <= n; q += VL) *(FC_VTU*)(d + q) = *(const FC_VTU*)(s + q);
-        for (; q < n; q++) d[q] = s[q];
-    }
-}
 
 /* ---------------------------------------------------------------------------------------
  * fc_frame: ``rin`` rows of ``Wp`` elements from an H x W plane, framed by zeros: dst row r
