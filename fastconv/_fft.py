@@ -138,12 +138,16 @@ _FFT_OVERHEAD = 60e-6
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
-def _conv_window(x, h, d, starts, lens, out_dtype):
+def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False):
     """A window of the full linear convolution of ``x`` with ``h`` along their last ``d``
     axes (the leading axes broadcast). ``starts[i]``, ``lens[i]``: the window along conv
     axis i in full-output coordinates (0 <= start, start + len <= n + k - 1).
 
-    ``x`` and ``h`` are already of the computing dtype (float32/64 or complex64/128)."""
+    ``x`` and ``h`` are already of the computing dtype (float32/64 or complex64/128).
+
+    With ``reduce``, ``x`` is (N, C, *spatial) and ``h`` (K, C, *spatial), and the result
+    (N, K, *lens) sums the C channels' convolutions (conv layers: each input block's
+    transform is shared by the K filters, the sum over C is taken on the spectra)."""
     cplx = out_dtype.kind == "c"
     real = not cplx
     fwd, inv = (_sfft.rfftn, _sfft.irfftn) if real else (_sfft.fftn, _sfft.ifftn)
@@ -151,7 +155,11 @@ def _conv_window(x, h, d, starts, lens, out_dtype):
     ks = h.shape[-d:]
     ns = x.shape[-d:]
     bx, bh = x.shape[:-d], h.shape[:-d]
-    batch = np.broadcast_shapes(bx, bh)
+    if reduce:
+        C = x.shape[1]
+        batch = (x.shape[0], h.shape[0])
+    else:
+        batch = np.broadcast_shapes(bx, bh)
     out = np.empty(batch + tuple(lens), out_dtype)
     if out.size == 0:
         return out
@@ -185,6 +193,8 @@ def _conv_window(x, h, d, starts, lens, out_dtype):
     nbat = len(batch)
     # H broadcast against the blocks: batch dims, then d block dims of size 1
     Hb = H.reshape(bh + (1,) * d + H.shape[-d:])
+    if reduce:
+        Hr = Hb[None]  # (1, K, C, 1.., F..)
     lead = (slice(None),) * len(bx)
     olead = (slice(None),) * nbat
     keep = tuple(slice(k - 1, k - 1 + B) for k, B in zip(ks, Bs))
@@ -195,6 +205,8 @@ def _conv_window(x, h, d, starts, lens, out_dtype):
     # input blocks each (at least one block), or fewer and bigger when there are few blocks
     nbx = int(np.prod(bx, dtype=np.int64)) if bx else 1
     one = nbx * int(np.prod(nbs[2:], dtype=np.int64)) * int(np.prod(Ls)) * xp.itemsize
+    if reduce:
+        one = one * max(1, -(-h.shape[0] // C))
     per = max(1, _CHUNK_BYTES // max(one, 1))  # blocks (of the first two axes) per task
     n1 = nbs[1] if d >= 2 else 1
     if per >= n1:
@@ -210,7 +222,12 @@ def _conv_window(x, h, d, starts, lens, out_dtype):
         (r0, r1), (c0, c1) = rc
         sel = lead + (slice(r0, r1),) + ((slice(c0, c1),) if d >= 2 else ())
         spec = fwd(view[sel], Ls, axes=caxes, workers=tw)
-        if spec.shape[:nbat] == batch:
+        if reduce:
+            acc = spec[:, 0:1] * Hr[:, :, 0]
+            for c in range(1, C):
+                acc += spec[:, c:c + 1] * Hr[:, :, c]
+            spec = acc
+        elif spec.shape[:nbat] == batch:
             spec *= Hb
         else:
             spec = spec * Hb
@@ -548,3 +565,59 @@ def choose_shapes(out_shape, kshape, dtype, batch=1):
     t_direct = direct_seconds(batch * math.prod(lens), math.prod(ks), item, cplx)
     t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item)
     return "fft" if t_fft < t_direct else "direct"
+
+
+# --------------------------------------------------------------------------------------------
+# conv1d / conv2d layers: many filters share each input plane's transforms
+# --------------------------------------------------------------------------------------------
+_SPECTRAL_MAC_RATE = {4: 1.5e9, 8: 1.0e9}  # complex multiply-adds per second (numpy, measured)
+
+
+def conv_layer_seconds(x_shape, w_shape, out_shape, groups, itemsize):
+    """Modelled seconds of :func:`conv_layer` (stride 1): per image, the input planes'
+    forward and the output planes' inverse block transforms, and the spectral sums over
+    channels."""
+    N, C = x_shape[0], x_shape[1]
+    K, Cg = w_shape[0], w_shape[1]
+    lens = [n for n in out_shape[2:] if True]
+    ks = list(w_shape[2:])
+    if lens and ks and ks[0] == 1 and lens[0] == 1:  # 1-D as (1, L)
+        lens, ks = lens[1:], ks[1:]
+    plan = _plan_blocks(lens, ks, True)
+    spectral = 1
+    for (L, B), n in zip(plan, lens):
+        spectral *= -(-n // B) * L
+    half = fft_seconds(lens, ks, True, itemsize) / 2  # one direction of one plane
+    return (_FFT_OVERHEAD + N * (C + K) * half
+            + N * K * Cg * spectral / 2 / _SPECTRAL_MAC_RATE[itemsize])
+
+
+def conv_layer(x, w, pad, dilation, groups, out):
+    """Stride-1 cross-correlation of a (N, C, H, W) input (implicit zero padding ``pad`` =
+    (top, left)) with (K, C/groups, kh, kw) filters into ``out`` (N, K, Ho, Wo), by the FFT
+    engine with the channel sum taken on the spectra: one transform per input block and
+    channel, shared by every filter. ``dilation`` spreads the taps (zeros between them)."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    dh, dw = dilation
+    if (dh, dw) != (1, 1):
+        wd = np.zeros((K, Cg, (kh - 1) * dh + 1, (kw - 1) * dw + 1), w.dtype)
+        wd[:, :, ::dh, ::dw] = w
+        w = wd
+        kh, kw = w.shape[2:]
+    Ho, Wo = out.shape[2:]
+    h = w[:, :, ::-1, ::-1]
+    Kg = K // groups
+    one_d = kh == 1 and H == 1 and Ho == 1
+    for g in range(groups):
+        xg = x[:, g * Cg:(g + 1) * Cg]
+        hg = h[g * Kg:(g + 1) * Kg]
+        if one_d:
+            y = _conv_window(xg[:, :, 0], hg[:, :, 0], 1, [kw - 1 - pad[1]], [Wo], out.dtype,
+                             reduce=True)
+            out[:, g * Kg:(g + 1) * Kg, 0] = y
+        else:
+            y = _conv_window(xg, hg, 2, [kh - 1 - pad[0], kw - 1 - pad[1]], [Ho, Wo],
+                             out.dtype, reduce=True)
+            out[:, g * Kg:(g + 1) * Kg] = y
+    return out

@@ -102,7 +102,9 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, back
     spec = S.conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
     res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out,
                   [("x", x), ("weight", weight), ("bias", bias)])
-    if nd == 1:
+    if nd in (1, 2) and _conv_fft(backend, name, spec, res):
+        pass  # issue 19: large kernels by FFT, the filters sharing each plane's transform
+    elif nd == 1:
         _run_rows(name, spec, res)  # issue 19: long 1-D rows split across threads
     else:
         _dispatch.run("conv2d", name, spec, res)
@@ -1477,3 +1479,28 @@ def _run_rows(name, spec, res):
     spec2 = spec._replace(x=xs, pad=(0, 0), out_shape=tmp.shape, result_shape=tmp.shape)
     _dispatch.run("conv2d", name, spec2, tmp)
     res[:, :, 0, :] = tmp.reshape(N, K, nseg * seg)[:, :, :Wo]
+
+
+def _conv_fft(backend, name, spec, res):
+    """conv1d/conv2d under ``backend="auto"``: the FFT layer path when
+    :func:`fastconv._plan.conv2d_fft` plans it (large kernels, stride 1); fills ``res`` and
+    returns True, else returns False (the kernels run as before)."""
+    from . import _plan
+    if name == "numpy" or (backend if backend is not None else _dispatch_default()) != "auto":
+        return False
+    x, w = spec.x, spec.weight
+    if not _plan.conv2d_fft(name, x.shape, w.shape, spec.out_shape, spec.stride, spec.pad,
+                            spec.dilation, spec.groups, x.dtype.itemsize):
+        return False
+    if not (np.isfinite(w).all()):
+        return False  # a non-finite weight would spread NaN over every output of the FFT
+    from . import _fft
+    _fft.conv_layer(x, w, spec.pad, spec.dilation, spec.groups, res)
+    if spec.has_bias:
+        res += spec.bias.reshape(1, -1, 1, 1)
+    return True
+
+
+def _dispatch_default():
+    from . import get_backend
+    return get_backend()

@@ -329,3 +329,72 @@ print(json.dumps(res))
     assert proc.returncode == 0, proc.stderr
     for name, r in json.loads(proc.stdout.splitlines()[-1]).items():
         assert r["extra"] <= max(64 * MIB, r["in_out"]), (name, r)
+
+
+# --------------------------------------------------------------------------------------------
+# conv1d / conv2d large kernels by FFT (backend="auto")
+# --------------------------------------------------------------------------------------------
+LAYERS = [
+    ((1, 1, 160, 150), (8, 1, 31, 31), dict(padding="same")),
+    ((2, 3, 60, 50), (5, 3, 9, 11), dict(padding=(3, 5))),
+    ((2, 4, 40, 45), (6, 2, 7, 7), dict(padding=2, groups=2, dilation=2)),
+    ((2, 2, 40, 40), (4, 2, 9, 9), dict(padding=4, padding_mode="reflect")),
+    ((1, 2, 5000), (3, 2, 301), dict(padding=100)),
+    ((2, 1, 3000), (4, 1, 129), dict(padding="same", dilation=3)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_layers_fft_path_matches_torch(dtype, monkeypatch):
+    torch = pytest.importorskip("torch")
+    calls = []
+    real = _fft.conv_layer
+    monkeypatch.setattr(_fft, "conv_layer", lambda *a: calls.append(1) or real(*a))
+    # these layers are small: make the direct kernels look slow so the plan takes the FFT
+    # wherever its structural conditions hold (stride 1, >= FFT_MIN_TAPS taps, padding)
+    from fastconv import _plan
+    monkeypatch.setattr(_fft, "_FFT_OVERHEAD", 0.0)
+    for b in ("cython", "numba"):
+        monkeypatch.setitem(_plan.MAC_RATE[b], "conv2d", 1e3)
+    rng = np.random.default_rng(8)
+    for xs, ws, kw in LAYERS:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+        f, tf = ((fastconv.conv2d, torch.nn.functional.conv2d) if len(xs) == 4 else
+                 (fastconv.conv1d, torch.nn.functional.conv1d))
+        calls.clear()
+        got = f(x, w, b, backend="auto", **kw)
+        assert calls, (xs, ws, kw)  # the FFT path ran
+        tkw = dict(kw)
+        mode = tkw.pop("padding_mode", "zeros")
+        xt = torch.from_numpy(x)
+        if mode != "zeros":
+            p = tkw.pop("padding")
+            xt = torch.nn.functional.pad(xt, (p,) * (2 * (len(xs) - 2)), mode=mode)
+        want = tf(xt, torch.from_numpy(w), torch.from_numpy(b), **tkw).numpy()
+        assert got.shape == want.shape and got.dtype == dtype
+        scale = np.abs(x).max() * np.abs(w).sum(axis=tuple(range(1, w.ndim))).max()
+        err = np.abs(got - want).max() / scale
+        assert err <= error_bound(x.shape[2:], w.shape[2:], dtype=dtype) * 4, (xs, ws, err)
+        # the other backends keep their kernels and agree
+        ref = f(x, w, b, backend="numpy", **kw)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=scale * 1e-3 if dtype == np.float32
+                                   else scale * 1e-10)
+
+
+def test_conv_layers_small_kernels_and_nonfinite_keep_their_kernels(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_fft, "conv_layer", lambda *a: calls.append(1))
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 8, 64, 64)).astype(np.float32)
+    fastconv.conv2d(x, rng.standard_normal((8, 8, 5, 5)).astype(np.float32), padding=2)
+    fastconv.conv2d(x, rng.standard_normal((8, 8, 15, 15)).astype(np.float32), stride=2)
+    w = rng.standard_normal((8, 8, 15, 15)).astype(np.float32)
+    w[0, 0, 0, 0] = np.nan
+    y = fastconv.conv2d(x, w, padding=7)
+    assert not calls
+    assert np.isnan(y[:, 0]).any() and not np.isnan(y[:, 1:]).any()
+    from fastconv import _plan
+    assert not _plan.conv2d_fft("cython", (8, 64, 56, 56), (64, 64, 3, 3), (8, 64, 56, 56),
+                                (1, 1), (1, 1), (1, 1), 1)
