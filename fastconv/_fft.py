@@ -331,7 +331,6 @@ def _nd_conv(in1, in2, mode, axes):
         ret = in1 * in2  # as scipy: no transform, the inputs' own product dtype
     else:
         d = len(ax)
-        rest = [a for a in range(in1.ndim) if a not in ax]
         x = np.moveaxis(in1, ax, range(-d, 0)).astype(dtype, copy=False)
         h = np.moveaxis(in2, ax, range(-d, 0)).astype(dtype, copy=False)
         starts, lens = [], []
@@ -349,7 +348,6 @@ def _nd_conv(in1, in2, mode, axes):
             lens.append(ln)
         y = _conv_window(x, h, d, starts, lens, dtype)
         ret = np.moveaxis(y, range(-d, 0), ax)
-        del rest
     if mode == "same":  # scipy's 'same' crops the broadcast axes to in1's size too
         ret = ret[tuple(slice((ret.shape[i] - s1[i]) // 2, (ret.shape[i] - s1[i]) // 2 + s1[i])
                         if i not in ax else slice(None) for i in range(ret.ndim))]
@@ -413,7 +411,7 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     >>> import numpy as np
     >>> from fastconv._fft import oaconvolve
     >>> np.round(oaconvolve(np.arange(6.), [1., 1.], mode="same"), 12)
-    array([ 0.,  1.,  3.,  5.,  7.,  9.])
+    array([0., 1., 3., 5., 7., 9.])
     """
     return _nd_conv(in1, in2, mode, axes)
 

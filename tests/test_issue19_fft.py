@@ -398,3 +398,12 @@ def test_conv_layers_small_kernels_and_nonfinite_keep_their_kernels(monkeypatch)
     from fastconv import _plan
     assert not _plan.conv2d_fft("cython", (8, 64, 56, 56), (64, 64, 3, 3), (8, 64, 56, 56),
                                 (1, 1), (1, 1), (1, 1), 1)
+
+
+def test_doctests():
+    import doctest
+    import importlib
+    for name in ("fastconv._fft",):
+        res = doctest.testmod(importlib.import_module(name),
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert res.attempted and not res.failed
