@@ -44,11 +44,14 @@ _POOLS = {}
 
 
 def _pool(n):
-    """A cached thread pool of ``n`` threads (pocketfft and numpy release the GIL)."""
-    pool = _POOLS.get(n)
+    """A cached thread pool of ``n`` threads (pocketfft and numpy release the GIL). A
+    forked child does not inherit the parent's threads: it makes its own pool."""
+    import os
+    key = (n, os.getpid())
+    pool = _POOLS.get(key)
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
-        pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="fastconv-fft")
+        pool = _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix="fastconv-fft")
     return pool
 
 

@@ -325,7 +325,7 @@ def _correlate1d(a, v, mode, backend, method="auto"):
         pads = (0, 0)
     Lo = a.size + sum(pads) - n + 1
     S.check_alloc((Lo,), dtype.itemsize, "the output")
-    if _use_fft(method, name, a, v, (a.size,), (n,), dtype):
+    if _use_fft(method, name, a, v, (Lo,), (n,), dtype):
         res = _fft_correlate(a, v, [pads[0]], [Lo], dtype)
     else:
         res = np.empty((1, 1, 1, Lo), dtype)

@@ -407,3 +407,31 @@ def test_doctests():
         res = doctest.testmod(importlib.import_module(name),
                               optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert res.attempted and not res.failed
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_fft_pool_after_fork():
+    """A child forked after the pool started makes its own (the parent's threads are gone):
+    it computes instead of hanging. In a fresh process, so that the fork's warnings stay
+    there."""
+    script = r"""
+import os, sys, warnings
+import numpy as np
+import fastconv
+from fastconv._fft import fftconvolve
+warnings.simplefilter("ignore")
+fastconv.set_num_threads(2)
+a = np.random.default_rng(0).standard_normal(200000)
+b = np.ones(2001)
+want = fftconvolve(a, b)  # starts the pool here
+pid = os.fork()
+if pid == 0:
+    ok = np.allclose(fftconvolve(a, b), want)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "0", proc.stdout
