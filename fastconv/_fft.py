@@ -55,6 +55,49 @@ def _pool(n):
     return pool
 
 
+def _run_tasks(fn, items, workers):
+    """``fn(item)`` for every item, on the calling thread and ``workers - 1`` pool threads
+    that take items from a shared counter. The caller returns when every item is done,
+    without waiting for a helper that has not started yet (on a loaded machine a thread
+    may not get a core for a whole time slice: the others take its share)."""
+    import threading
+    n = len(items)
+    lock = threading.Lock()
+    state = {"next": 0, "done": 0}
+    finished = threading.Event()
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                i = state["next"]
+                if i >= n or errors:
+                    return
+                state["next"] = i + 1
+            try:
+                fn(items[i])
+            except BaseException as e:  # re-raised on the calling thread
+                errors.append(e)
+            with lock:
+                state["done"] += 1
+                if state["done"] == n or errors:
+                    finished.set()
+
+    pool = _pool(workers - 1)
+    for _ in range(min(workers - 1, n - 1)):
+        pool.submit(worker)
+    worker()
+    with lock:
+        if state["done"] == n:
+            finished.set()
+    while not finished.wait(0.05):
+        with lock:  # every item taken and done (or an error): nothing left to wait for
+            if state["done"] == n or (errors and state["done"] >= state["next"]):
+                break
+    if errors:
+        raise errors[0]
+
+
 def _workers():
     from ._threads import get_num_threads
     return max(1, int(get_num_threads()))
@@ -218,8 +261,8 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False):
     else:
         ranges = [((r, r + 1), (c, min(n1, c + per))) for r in range(nbs[0])
                   for c in range(0, n1, per)]
-    pool = _pool(workers) if len(ranges) >= 2 and workers > 1 else None
-    tw = 1 if pool is not None else workers
+    parallel = len(ranges) >= 2 and workers > 1
+    tw = 1 if parallel else workers
 
     def task(rc):
         (r0, r1), (c0, c1) = rc
@@ -247,11 +290,11 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False):
         rest = tuple(slice(0, n) for n in lens[len(osel):])
         out[olead + tuple(osel) + rest] = y[olead + tuple(ysel) + rest]
 
-    if pool is None:
+    if parallel:
+        _run_tasks(task, ranges, workers)
+    else:
         for rc in ranges:
             task(rc)
-    else:
-        list(pool.map(task, ranges))
     return out
 
 

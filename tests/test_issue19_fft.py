@@ -435,3 +435,15 @@ print(os.waitstatus_to_exitcode(status))
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-1] == "0", proc.stdout
+
+
+def test_run_tasks_runs_each_item_once_and_raises():
+    seen = []
+    _fft._run_tasks(seen.append, list(range(50)), 3)
+    assert sorted(seen) == list(range(50))
+
+    def bad(i):
+        if i == 3:
+            raise ZeroDivisionError("item 3")
+    with pytest.raises(ZeroDivisionError, match="item 3"):
+        _fft._run_tasks(bad, list(range(8)), 2)
