@@ -184,12 +184,13 @@ _FFT_OVERHEAD = 60e-6
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
-def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False):
+def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     """A window of the full linear convolution of ``x`` with ``h`` along their last ``d``
     axes (the leading axes broadcast). ``starts[i]``, ``lens[i]``: the window along conv
     axis i in full-output coordinates (0 <= start, start + len <= n + k - 1).
 
     ``x`` and ``h`` are already of the computing dtype (float32/64 or complex64/128).
+    ``out``, if given, receives the result (any layout; else a new array is returned).
 
     With ``reduce``, ``x`` is (N, C, *spatial) and ``h`` (K, C, *spatial), and the result
     (N, K, *lens) sums the C channels' convolutions (conv layers: each input block's
@@ -206,7 +207,8 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False):
         batch = (x.shape[0], h.shape[0])
     else:
         batch = np.broadcast_shapes(bx, bh)
-    out = np.empty(batch + tuple(lens), out_dtype)
+    if out is None:
+        out = np.empty(batch + tuple(lens), out_dtype)
     if out.size == 0:
         return out
     plan = _plan_blocks(lens, ks, real)
@@ -657,11 +659,9 @@ def conv_layer(x, w, pad, dilation, groups, out):
         xg = x[:, g * Cg:(g + 1) * Cg]
         hg = h[g * Kg:(g + 1) * Kg]
         if one_d:
-            y = _conv_window(xg[:, :, 0], hg[:, :, 0], 1, [kw - 1 - pad[1]], [Wo], out.dtype,
-                             reduce=True)
-            out[:, g * Kg:(g + 1) * Kg, 0] = y
+            _conv_window(xg[:, :, 0], hg[:, :, 0], 1, [kw - 1 - pad[1]], [Wo], out.dtype,
+                         reduce=True, out=out[:, g * Kg:(g + 1) * Kg, 0])
         else:
-            y = _conv_window(xg, hg, 2, [kh - 1 - pad[0], kw - 1 - pad[1]], [Ho, Wo],
-                             out.dtype, reduce=True)
-            out[:, g * Kg:(g + 1) * Kg] = y
+            _conv_window(xg, hg, 2, [kh - 1 - pad[0], kw - 1 - pad[1]], [Ho, Wo],
+                         out.dtype, reduce=True, out=out[:, g * Kg:(g + 1) * Kg])
     return out
