@@ -25,6 +25,7 @@ from ._threads import (  # noqa: E402
     set_num_threads,
 )
 from . import analysis, grad, nn  # noqa: E402
+from . import signal  # noqa: E402  (issue 18: scipy.signal drop-ins)
 from ._version import __version__  # noqa: E402
 from .functional import (  # noqa: E402
     adaptive_avg_pool1d,
@@ -105,6 +106,7 @@ __all__ = [
     "max_unpool3d",
     "lp_pool1d",
     "lp_pool2d",
+    "signal",
 ]
 
 # seconds `import fastconv` took (its own modules and what they import: numpy, scipy is

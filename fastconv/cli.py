@@ -104,7 +104,7 @@ def study(args) -> int:
 
     cfg = StudyConfig(out=args.out, seed=args.seed, quick=args.quick, epochs=args.epochs,
                       batch_size=args.batch_size, backend=args.backend, mnist=args.mnist,
-                      limit=args.limit, progress=not args.no_progress)
+                      limit=args.limit, progress=not args.no_progress, seeds=args.seeds)
     before = get_num_threads()
     set_num_threads(args.threads)
     try:
@@ -121,11 +121,13 @@ def main(argv=None) -> int:
     sub.add_parser("info", help="print version, backends, threads, BLAS, build flags, "
                                        "import and first-call (compile) times")
     s = sub.add_parser(
-        "study", help="train a dense net and two CNNs on digits; report what convolution buys",
-        description="Train a dense net, a CNN without pooling and a LeNet-style CNN on "
-        "scikit-learn's digits (or MNIST) and report parameters and cost, sparse connection "
-        "and weight sharing, equivariance, invariance to shifts, and overfitting, as tables, "
-        "results.json and PNG plots.")
+        "study", help="train a dense net and CNNs on digits; report what convolution buys",
+        description="Train a dense net, a CNN without pooling and a LeNet-style CNN (and, "
+        "for invariance, LeNet with anti-aliased pooling and a CNN with a global-average-"
+        "pooling head) on scikit-learn's digits (or MNIST), over several seeds, and report "
+        "parameters and cost, sparse connection and weight sharing, equivariance, invariance "
+        "to shifts, overfitting and data efficiency, and the same on digits at random "
+        "positions of a larger canvas, as tables, results.json and PNG plots.")
     s.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     s.add_argument("--out", default="fastconv-study", help="output folder (default: %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="data split, initialization and batches "
@@ -138,6 +140,11 @@ def main(argv=None) -> int:
     s.add_argument("--epochs", type=_positive_int, default=None,
                    help="epochs of the full training set (default: 20, 4 with --quick); "
                    "smaller training sets get the same number of steps")
+    s.add_argument("--seeds", type=_positive_int, default=None,
+                   help="repeat every experiment with N seeds (--seed, --seed + 1, ...: the "
+                   "split, the initial weights and the batches); tables give the mean and sd "
+                   "over them, verdicts are judged from their spread (default: 3, 2 with "
+                   "--quick)")
     s.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
     s.add_argument("--threads", type=_positive_int, default=1,
                    help="threads for fastconv's kernels (default: %(default)s; batches of 32 "

@@ -681,7 +681,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, *, backend=None, chunks=None, threads=None):
+               count_include_pad=True, divisor_override=None, *, backend=None, chunks=None,
+               threads=None):
     """2-D average pooling of a Dask array, as :func:`fastconv.avg_pool2d`.
 
     Parameters
@@ -690,7 +691,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
         (N, C, H, W) or (C, H, W). Batch and channel chunks map block for block; the spatial
         axes get halos (module docstring). The zero padding, and what ``count_include_pad``
         counts, are at the true image border.
-    kernel_size, stride, padding, ceil_mode, count_include_pad, backend
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend
         As :func:`fastconv.avg_pool2d`.
     chunks : optional
         Chunks for ``x``: rechunk a Dask array, or split an in-memory one (default "auto").
@@ -713,10 +714,11 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     backend = _backend_arg(backend)
     func = functools.partial(fastconv.avg_pool2d, kernel_size=kernel_size, stride=stride,
                              padding=padding, ceil_mode=ceil_mode,
-                             count_include_pad=count_include_pad, backend=backend)
+                             count_include_pad=count_include_pad,
+                             divisor_override=divisor_override, backend=backend)
     return _pool(x, func, kernel_size, stride, padding, 1, ceil_mode, chunks, threads,
                  ("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad,
-                  backend))
+                  divisor_override, backend))
 
 
 # --------------------------------------------------------------------------------------------

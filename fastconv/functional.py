@@ -366,6 +366,9 @@ def correlate(a, v, mode="valid", *, backend=None, method="auto"):
     >>> fastconv.correlate([1, 2, 3], [0, 1, 0.5])
     array([3.5])
     """
+    if _is_complex(a, v):  # issue 18 (method: validated; complex stays on its kernel path)
+        _method(method)
+        return _complex_1d(a, v, mode, backend, conj=True, flip=False)
     return _correlate1d(a, v, mode, backend, method)
 
 
@@ -394,6 +397,9 @@ def convolve(a, v, mode="full", *, backend=None, method="auto"):
     >>> fastconv.convolve([1, 2, 3], [0, 1, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])
     """
+    if _is_complex(a, v):  # issue 18 (method: validated; complex stays on its kernel path)
+        _method(method)
+        return _complex_1d(a, v, mode, backend, conj=False, flip=True)
     a = _vector(a, "a")
     v = _vector(v, "v")
     if v.size > a.size:  # as numpy: convolution commutes, and 'same' follows the longer
@@ -528,6 +534,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=N
            [0., 1., 2.],
            [0., 0., 1.]])
     """
+    if _is_complex(in1, in2, fillvalue):  # issue 18 (method: validated, kernel path)
+        _method(method)
+        return _complex_2d(in1, in2, mode, boundary, fillvalue, backend, flip=True)
     return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=True,
                         method=method)
 
@@ -544,6 +553,9 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=
            [2., 1.],
            [0., 2.]])
     """
+    if _is_complex(in1, in2, fillvalue):  # issue 18 (method: validated, kernel path)
+        _method(method)
+        return _complex_2d(in1, in2, mode, boundary, fillvalue, backend, flip=False)
     return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=False,
                         method=method)
 
@@ -1403,6 +1415,62 @@ conv3d.__doc__ = conv3d.__doc__.format(doc=_CONV_DOC.format(
     xshape="(N, C, D, H, W) or (C, D, H, W)",
     wshape="(out_channels, C // groups, kD, kH, kW)",
     oshape="(N, out_channels, D_out, H_out, W_out), or without N for unbatched x", nd=3))
+
+
+# ---- complex inputs of convolve/correlate/convolve2d/correlate2d (issue 18) ----
+def _is_complex(*args) -> bool:
+    """Whether any argument is complex (then the call takes :func:`_complex_1d` or
+    :func:`_complex_2d`; the real path is unchanged)."""
+    return any(np.iscomplexobj(a) for a in args)
+
+
+def _complex_1d(a, v, mode, backend, conj, flip):
+    """``numpy.correlate`` (``conj``: ``v`` conjugated) or ``numpy.convolve`` (``flip``:
+    ``v`` reversed, the longer input first) of complex sequences, in the dtype
+    ``result_type(a, v, float32)``: ``out[i] = sum_j a[i + j - lo] * w[j]`` with numpy's
+    output length and offset ``lo`` per mode, one real kernel call on the real and
+    imaginary parts stacked as channels (:func:`fastconv.signal._corr`)."""
+    from . import signal as _signal
+
+    name = _dispatch.resolve(backend)
+    mode = _mode(mode)
+    a = _signal._array(a, "a")
+    v = _signal._array(v, "v")
+    for arr, nm in ((a, "a"), (v, "v")):
+        if arr.ndim > 1:
+            raise ValueError(f"{nm} must be one-dimensional, got shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"{nm} cannot be empty")
+    a, v = a.reshape(-1), v.reshape(-1)
+    dtype = np.result_type(a, v, np.float32)
+    if flip:
+        if v.size > a.size:  # convolution commutes; 'same' follows the longer
+            a, v = v, a
+        v = v[::-1]
+    if conj:
+        v = np.conj(v)
+    Na, Nv = a.size, v.size
+    if mode == "full":
+        lo, L = Nv - 1, Na + Nv - 1
+    elif mode == "valid":
+        lo, L = max(Nv - Na, 0), abs(Na - Nv) + 1
+    else:
+        lo, L = (Nv // 2 if Na >= Nv else Nv - 1 - Na // 2), max(Na, Nv)
+    rdt = np.float32 if dtype == np.complex64 else np.float64
+    S.check_alloc((2, L), np.dtype(rdt).itemsize, "the output")
+    res = _signal._corr(_signal._as_compute(a, rdt), _signal._as_compute(v, rdt), [lo], (L,),
+                        name)
+    return res.astype(dtype, copy=False)
+
+
+def _complex_2d(in1, in2, mode, boundary, fillvalue, backend, flip):
+    """``scipy.signal.convolve2d``/``correlate2d`` of complex arrays: those of
+    :mod:`fastconv.signal` (one real kernel call with the parts as channels), whose dtype
+    ``result_type(in1, in2)`` is fastconv's ``result_type(in1, in2, float32)`` for complex
+    inputs."""
+    from . import signal as _signal
+
+    return _signal._signal2d(in1, in2, mode, boundary, fillvalue, backend, flip)
 
 
 # --------------------------------------------------------------------------------------------

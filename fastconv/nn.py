@@ -49,6 +49,7 @@ Examples
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -195,8 +196,8 @@ class Module:
     def backward(self, grad_out):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(self, x):
-        return self.forward(x)
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
 
     def parameters(self) -> list:
         """The layer's :class:`Parameter` objects, in a fixed order."""
@@ -705,6 +706,13 @@ class ConvTranspose2d(_ConvLayer):
     ConvTranspose2d(4, 2, kernel_size=(4, 4), stride=2, padding=1)
     >>> up(np.zeros((1, 4, 5, 5), np.float32)).shape
     (1, 2, 10, 10)
+    >>> up(np.zeros((1, 4, 5, 5), np.float32), output_size=(11, 11)).shape
+    (1, 2, 11, 11)
+
+    ``forward(x, output_size=None)``: as torch, ``output_size`` (the spatial size, optionally
+    after N and C) picks among the sizes a stride above 1 leaves ambiguous; it sets the
+    call's output padding (``output_size`` minus the smallest size, below the stride), which
+    the backward pass then uses. Without it the layer's ``output_padding`` applies.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -732,11 +740,45 @@ class ConvTranspose2d(_ConvLayer):
     _grad_input = staticmethod(_grad.conv_transpose2d_input)
     _grad_weight = staticmethod(_grad.conv_transpose2d_weight)
     _grad_bias = staticmethod(_grad.conv_transpose2d_bias)
+    _call_output_padding = None  # set by forward(x, output_size=...) for that call
+
+    def forward(self, x, output_size=None):
+        self._call_output_padding = (None if output_size is None
+                                     else self._output_padding(np.shape(x), output_size))
+        return super().forward(x)
+
+    def _output_padding(self, x_shape, output_size):
+        """The output padding that makes the output ``output_size`` (torch's rule), or a
+        ValueError naming the sizes the layer can produce."""
+        try:
+            size = tuple(operator.index(v) for v in output_size)
+        except TypeError:
+            raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}")
+        if len(size) == 4:
+            size = size[2:]
+        if len(size) != 2 or len(x_shape) not in (3, 4):
+            raise ValueError(
+                f"output_size must hold 2 or 4 ints for an input of 3 or 4 dimensions, got "
+                f"{output_size!r} for an input of shape {tuple(x_shape)}"
+            )
+        pairs = [(v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+                 for v in (self.stride, self.padding, self.dilation)]
+        lo = [(n - 1) * st - 2 * p + d * (k - 1) + 1 for n, st, p, d, k in
+              zip(x_shape[-2:], pairs[0], pairs[1], pairs[2], self.kernel_size)]
+        hi = [m + st - 1 for m, st in zip(lo, pairs[0])]
+        if any(not m <= v <= h for v, m, h in zip(size, lo, hi)):
+            raise ValueError(
+                f"output_size {size} is not one this layer can produce for an input of "
+                f"spatial size {tuple(x_shape[-2:])}: valid sizes range from {tuple(lo)} to "
+                f"{tuple(hi)}"
+            )
+        return tuple(v - m for v, m in zip(size, lo))
 
     def _geometry_args(self):
+        op = self._call_output_padding
         return dict(stride=self.stride, padding=self.padding,
-                    output_padding=self.output_padding, groups=self.groups,
-                    dilation=self.dilation, backend=self.backend)
+                    output_padding=self.output_padding if op is None else op,
+                    groups=self.groups, dilation=self.dilation, backend=self.backend)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -1039,3 +1081,108 @@ def _bind_conv_layers():
 
 
 _bind_conv_layers()
+
+
+# --------------------------------------------------------------------------------------------
+# ---- study (issue 21): BlurPool2d ----
+# --------------------------------------------------------------------------------------------
+__all__ += [
+    "BlurPool2d",
+]
+
+_BINOMIAL_3 = np.array([1.0, 2.0, 1.0])
+
+
+class BlurPool2d(Module):
+    """Anti-aliased max pooling (Zhang, 2019, "Making convolutional networks shift-invariant
+    again"): max pooling and a fixed binomial low-pass filter.
+
+    The filter blurs each channel by ``[1, 2, 1] x [1, 2, 1] / 16`` (zero padding 1) as one
+    depthwise :func:`fastconv.conv2d` (``groups=C``). By default (``blur_first=True``) the
+    layer blurs, then max-pools as :func:`fastconv.max_pool2d` with ``kernel_size``,
+    ``stride`` and ``padding``: a drop-in for :class:`MaxPool2d` with the same output size.
+    With ``blur_first=False`` it is Zhang's MaxBlurPool: max pooling with ``kernel_size`` and
+    ``padding`` at stride 1 (dense), then the blur subsamples with ``stride`` (default
+    ``kernel_size``), so nothing is subsampled before it is low-pass filtered. The layer has
+    no parameters. Backward is the composition's, through :func:`fastconv.grad.max_pool2d`
+    and :func:`fastconv.grad.conv2d_input`.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : as :class:`MaxPool2d` (``stride=None``: the kernel size)
+    blur_first : bool, default True
+        Blur, then max-pool (True); or max-pool densely, then blur with the stride (False).
+    backend : str, optional
+        For the conv, pooling and gradient calls.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import nn
+    >>> pool = nn.BlurPool2d(2)
+    >>> pool
+    BlurPool2d(kernel_size=2, stride=None, padding=0)
+    >>> x = np.zeros((1, 1, 4, 4), np.float32)
+    >>> x[0, 0, 1, 1] = 16
+    >>> pool(x)
+    array([[[[4., 2.],
+             [2., 1.]]]], dtype=float32)
+    >>> pool.backward(np.ones((1, 1, 2, 2), np.float32)).shape
+    (1, 1, 4, 4)
+    >>> nn.BlurPool2d(2, blur_first=False)(x)
+    array([[[[9., 3.],
+             [3., 1.]]]], dtype=float32)
+    """
+
+    def __init__(self, kernel_size=2, stride=None, padding=0, *, blur_first=True,
+                 backend=None):
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.blur_first = bool(blur_first)
+        self.backend = backend
+        self._x_shape = self._mid_shape = self._indices = self._weight = None
+
+    @staticmethod
+    def blur_weight(channels, dtype=np.float32):
+        """The (channels, 1, 3, 3) depthwise binomial filter, summing to 1 per channel."""
+        k = np.outer(_BINOMIAL_3, _BINOMIAL_3) / 16.0
+        return np.ascontiguousarray(np.broadcast_to(k, (channels, 1, 3, 3))).astype(dtype)
+
+    def _blur_stride(self):
+        if self.blur_first:
+            return 1
+        return self.kernel_size if self.stride is None else self.stride
+
+    def forward(self, x):
+        shape = np.shape(x)
+        if len(shape) not in (3, 4):
+            raise ValueError(f"input must be (N, C, H, W) or (C, H, W), got shape {shape}")
+        channels = shape[-3]
+        x = np.asarray(x)
+        dtype = np.float32 if x.dtype == np.float32 else np.float64
+        w = self.blur_weight(channels, dtype)
+        if self.blur_first:
+            mid = conv2d(x, w, None, 1, 1, 1, channels, backend=self.backend)
+            y, self._indices = max_pool2d(mid, self.kernel_size, self.stride, self.padding,
+                                          return_indices=True, backend=self.backend)
+        else:
+            mid, self._indices = max_pool2d(x, self.kernel_size, 1, self.padding,
+                                            return_indices=True, backend=self.backend)
+            y = conv2d(mid, w, None, self._blur_stride(), 1, 1, channels, backend=self.backend)
+        self._x_shape, self._mid_shape, self._weight = shape, mid.shape, w
+        return y
+
+    def backward(self, grad_out):
+        idx, w = self._saved("_indices"), self._saved("_weight")
+        if self.blur_first:
+            g = _grad.max_pool2d(grad_out, idx, self._saved("_mid_shape"), backend=self.backend)
+            return _grad.conv2d_input(self._saved("_x_shape"), w, g, 1, 1, 1, w.shape[0],
+                                      backend=self.backend)
+        g = _grad.conv2d_input(self._saved("_mid_shape"), w, grad_out, self._blur_stride(), 1,
+                               1, w.shape[0], backend=self.backend)
+        return _grad.max_pool2d(g, idx, self._saved("_x_shape"), backend=self.backend)
+
+    def extra_repr(self):
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return s if self.blur_first else s + ", blur_first=False"

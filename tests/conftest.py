@@ -67,6 +67,33 @@ def pytest_configure(config):
         raise pytest.UsageError(problem)
 
 
+# ``FASTCONV_TEST_BACKENDS=cython`` (set by tools/debug_tests.sh): only the cases of the named
+# backends among those parametrized by a ``backend`` argument; the others are deselected
+# (and reported as such). The debug build changes the Cython kernels only, so its run leaves
+# out the NumPy and Numba cases, which the normal run covers; unparametrized tests all run.
+ONLY_VAR = "FASTCONV_TEST_BACKENDS"
+
+
+def pytest_collection_modifyitems(config, items):
+    value = os.environ.get(ONLY_VAR, "")
+    keep = {n.strip() for n in value.split(",") if n.strip()}
+    if not keep:
+        return
+    unknown = keep - set(fastconv._dispatch.BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"{ONLY_VAR}={value!r} names unknown backend(s) "
+                                f"{', '.join(sorted(unknown))}")
+    drop = set(fastconv._dispatch.BACKENDS) - keep
+    selected, deselected = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        named = spec.params.get("backend") if spec is not None else None
+        (deselected if isinstance(named, str) and named in drop else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
 def bench_cases():
     """``fastconv.bench.cases`` (the benchmark shapes), from the package under test: the
     suite ships inside fastconv, so this works from a source checkout and from an installed

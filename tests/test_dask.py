@@ -139,9 +139,9 @@ def test_max_pool2d_random_exact(seed):
 @pytest.mark.parametrize("seed", range(30))
 def test_avg_pool2d_random_exact(seed):
     _, x, k, stride, padding, ceil_mode, chunks = _pool_case(seed)
-    for count_include_pad in (True, False):
+    for count_include_pad, divisor in ((True, None), (False, None), (False, 3)):
         kw = dict(stride=stride, padding=padding, ceil_mode=ceil_mode,
-                  count_include_pad=count_include_pad)
+                  count_include_pad=count_include_pad, divisor_override=divisor)
         expected = fastconv.avg_pool2d(x, k, **kw)
         y = fd.avg_pool2d(da.from_array(x, chunks=chunks), k, **kw)
         _same(_threaded(y), expected)

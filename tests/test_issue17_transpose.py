@@ -576,6 +576,41 @@ def test_nn_conv_transpose2d_matches_torch_module(backend, cfg, rng):
         assert part in repr(m) and part in repr(t)
 
 
+@pytest.mark.parametrize("size", [(9, 13), (10, 15), (2, 6, 10, 14)])
+def test_nn_conv_transpose2d_output_size_matches_torch(backend, size, rng):
+    # stride (2, 3): heights 9-10 and widths 13-15 are reachable from a 5x5 input
+    m = fastconv.nn.ConvTranspose2d(4, 6, 3, stride=(2, 3), padding=1, rng=0,
+                                    dtype=np.float64, backend=backend)
+    t = torch.nn.ConvTranspose2d(4, 6, 3, stride=(2, 3), padding=1, dtype=torch.float64)
+    with torch.no_grad():
+        t.weight.copy_(torch.from_numpy(m.weight.data))
+        t.bias.copy_(torch.from_numpy(m.bias.data))
+    x = rng.standard_normal((2, 4, 5, 5))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = t(tx, output_size=list(size))
+    y = m(x, output_size=size)
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(y.shape)
+    ty.backward(torch.from_numpy(g))
+    m.zero_grad()
+    np.testing.assert_allclose(m.backward(g), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(m.weight.grad, t.weight.grad.numpy(), rtol=1e-10, atol=1e-10)
+    # the next call without output_size is back to the layer's own output padding
+    assert m(x).shape == tuple(t(tx).shape) == (2, 6, 9, 13)
+
+
+def test_nn_conv_transpose2d_output_size_errors():
+    m = fastconv.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, rng=0)
+    x = np.zeros((1, 4, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"valid sizes range from \(9, 9\) to \(10, 10\)"):
+        m(x, output_size=(11, 9))
+    with pytest.raises(ValueError, match="output_size must hold 2 or 4 ints"):
+        m(x, output_size=(9, 9, 9))
+    with pytest.raises(TypeError, match="output_size must be a sequence of ints"):
+        m(x, output_size=(9.5, 9))
+
+
 def test_nn_conv_transpose2d_init_bound_is_torchs():
     """torch's fan-in for a transposed weight (C_in, C_out // groups, kh, kw) is its
     dimension 1 times the kernel: here 3 * 4 * 4 = 48, bound 1/sqrt(48)."""

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from conftest import BACKENDS, REQUIRE_VAR
+from conftest import BACKENDS, ONLY_VAR, REQUIRE_VAR
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -128,6 +128,24 @@ def test_issue16_required_backend_unknown_name_is_an_error(tmp_path, value):
     bad = value.split(",")[1].strip()
     assert f"{REQUIRE_VAR}={value!r} names unknown backend(s) {bad}" in out, out
     assert "numpy, cython, numba" in out, out
+
+
+def test_only_backends_deselects_the_other_backends_cases(tmp_path):
+    # FASTCONV_TEST_BACKENDS=cython (the debug-build run): the cases parametrized for the
+    # other backends are deselected, the Cython ones and unparametrized tests stay
+    target = os.path.join(TESTS, "test_postconditions.py")
+    rc, every = _pytest(["--collect-only", "-q", target], cwd=tmp_path)
+    assert rc == 0, every
+    rc, out = _pytest(["--collect-only", "-q", target], cwd=tmp_path, env={ONLY_VAR: "cython"})
+    assert rc == 0, out
+    kept = {line for line in out.splitlines() if "::" in line}
+    assert kept and kept < {line for line in every.splitlines() if "::" in line}, out
+    assert any("cython" in line for line in kept), out
+    assert not any("numba" in line or "[numpy" in line for line in kept), out
+    assert "deselected" in out, out
+    rc, out = _pytest(["--collect-only", "-q", target], cwd=tmp_path, env={ONLY_VAR: "cuda"})
+    assert rc == USAGE_ERROR, out
+    assert f"{ONLY_VAR}='cuda' names unknown backend(s) cuda" in out, out
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ training images (45 steps). The torch model starts from fastconv's initial weigh
 the same batches; before timing, one epoch of each must end at the same weights (to float32
 rounding over 45 Adam steps), so both sides do the same work.
 
+Issue 21 adds the translated scenario's models (``fastconv study``'s section 6): the dense
+net, the CNN without pooling and the LeNet-style CNN on the same digits placed at seeded
+random positions of a 24x24 canvas (groups ``training_epoch-<arch>-translated24``); the
+torch side is :func:`fastconv.study.models.torch_twin` of the fastconv model.
+
 Every round records the process's CPU time over its wall time (``extra_info["cpu_per_wall"]``).
 With every library pinned to n threads it must not exceed n: the check that OpenMP, Numba,
 OpenBLAS and torch's threads do not oversubscribe the cores. The ``-1t`` variants (one
@@ -33,12 +38,22 @@ IMPLS += [f"{IMPLS[0]}-1t"]
 # target row reads "cython") and torch's
 DENSE_IMPLS = [IMPLS[0], f"{IMPLS[0]}-1t", "torch", "torch-1t"]
 PARAMS = [("lenet", i) for i in IMPLS] + [("dense", i) for i in DENSE_IMPLS]
+# issue 21: the translated scenario's models, 24x24 canvas
+TRANSLATED = [("dense", i) for i in DENSE_IMPLS] + [(a, i) for a in ("cnn", "lenet")
+                                                    for i in IMPLS]
 
 
 @pytest.fixture(scope="module")
 def digits():
     pytest.importorskip("sklearn")  # the study's digits (the `study` extra, in `bench`)
     ds = data.load_digits(seed=0)
+    return ds.x_train.astype(np.float32), ds.y_train.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def translated24():
+    pytest.importorskip("sklearn")
+    ds = data.load_translated(seed=0, canvas=24)
     return ds.x_train.astype(np.float32), ds.y_train.astype(np.int64)
 
 
@@ -65,19 +80,7 @@ def _fastconv_epoch(backend, x, y, seed=0, arch="lenet"):
 
 def _torch_epoch(init, x, y, arch="lenet"):
     torch = pytest.importorskip("torch")
-    C, H, W = x.shape[1:]
-    if arch == "dense":
-        tnet = torch.nn.Sequential(
-            torch.nn.Flatten(), torch.nn.Linear(C * H * W, 100), torch.nn.ReLU(),
-            torch.nn.Linear(100, 10))
-    else:
-        tnet = torch.nn.Sequential(
-            torch.nn.Conv2d(C, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(6, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(), torch.nn.Linear(16 * (H // 4) * (W // 4), 10))
-    with torch.no_grad():
-        for p, q in zip(tnet.parameters(), init.parameters()):
-            p.copy_(torch.from_numpy(q.data))
+    tnet = models.torch_twin(init)  # the same layers, from init's (not yet trained) weights
     opt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -101,10 +104,18 @@ def test_training_epoch(benchmark, arch, impl, digits, _pinned_threads):
         _training_epoch(benchmark, arch, impl, digits, _pinned_threads)
 
 
-def _training_epoch(benchmark, arch, impl, digits, _pinned_threads):
+@pytest.mark.parametrize(("arch", "impl"), TRANSLATED)
+def test_training_epoch_translated(benchmark, arch, impl, translated24, _pinned_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=_pinned_threads, user_api="blas"):
+        _training_epoch(benchmark, arch, impl, translated24, _pinned_threads, "translated24")
+
+
+def _training_epoch(benchmark, arch, impl, digits, _pinned_threads, data_name="digits16"):
     x, y = digits
-    benchmark.group = f"training_epoch-{arch}-digits16"
-    benchmark.extra_info.update(workload="training_epoch", shape=f"{arch}-digits16", impl=impl,
+    benchmark.group = f"training_epoch-{arch}-{data_name}"
+    benchmark.extra_info.update(workload="training_epoch", shape=f"{arch}-{data_name}",
+                                impl=impl,
                                 steps=len(_batches(len(y), 32)))
     backend = impl.removesuffix("-1t")
     ref, ref_epoch = _fastconv_epoch("numpy", x, y, arch=arch)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset", "load_digits", "load_mnist", "read_idx", "shift", "shifted_copies",
-           "stratified_subset", "DIRECTIONS"]
+__all__ = ["Dataset", "load_digits", "load_translated", "place", "load_mnist", "read_idx",
+           "shift", "shifted_copies", "stratified_subset", "DIRECTIONS"]
 
 # (dy, dx) unit steps: the 8 directions a test image is shifted in
 DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -33,6 +33,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     note: str = ""
+    pos_train: np.ndarray | None = None  # (N, 2) top-left corners, translated digits only
+    pos_test: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple:
@@ -126,6 +128,52 @@ def load_digits(seed=0, canvas=16, test_fraction=0.2, limit=None) -> Dataset:
     return Dataset("digits", x_tr, y_tr, x_te, y_te,
                    f"scikit-learn digits, 8x8 centred on {canvas}x{canvas}, "
                    f"{1 - test_fraction:.0%}/{test_fraction:.0%} stratified split (seed {seed})")
+
+
+# --------------------------------------------------------------------------------------------
+# translated digits (issue 21)
+# --------------------------------------------------------------------------------------------
+def place(images, canvas, seed):
+    """Place each (h, w) image of ``images`` (N, h, w) at a seeded, uniformly random position
+    on a (canvas, canvas) zero image: top and left each uniform in 0..canvas - h (resp. w).
+
+    Returns the (N, 1, canvas, canvas) float32 images and the (N, 2) int64 top-left corners.
+    """
+    images = np.asarray(images, np.float32)
+    n, h, w = images.shape
+    if h > canvas or w > canvas:
+        raise ValueError(f"images {h}x{w} do not fit a {canvas}x{canvas} canvas")
+    rng = np.random.default_rng(seed)
+    pos = np.stack([rng.integers(0, canvas - h + 1, n), rng.integers(0, canvas - w + 1, n)],
+                   axis=1).astype(np.int64)
+    out = np.zeros((n, 1, canvas, canvas), np.float32)
+    for i, (t, l) in enumerate(pos):
+        out[i, 0, t:t + h, l:l + w] = images[i]
+    return out, pos
+
+
+def load_translated(seed=0, canvas=24, test_fraction=0.2, limit=None) -> Dataset:
+    """scikit-learn's digits (8x8), split as :func:`load_digits` splits them for ``seed``,
+    each digit placed at a random position on a ``canvas`` x ``canvas`` image, in training
+    and test alike (:func:`place`; the positions are seeded by ``seed`` and ``canvas``, and
+    differ between the two sets). The digits can move by up to ``canvas - 8`` pixels."""
+    from sklearn.datasets import load_digits as _sk_digits
+    from sklearn.model_selection import train_test_split
+
+    d = _sk_digits()
+    x = d.images.astype(np.float32) / np.float32(16)
+    y = d.target.astype(np.int64)
+    if limit is not None and limit < len(y):
+        keep = stratified_subset(y, limit / len(y), seed + 1)
+        x, y = x[keep], y[keep]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction,
+                                              random_state=seed, stratify=y)
+    x_tr, p_tr = place(x_tr, canvas, [seed, canvas, 0])
+    x_te, p_te = place(x_te, canvas, [seed, canvas, 1])
+    return Dataset("translated digits", x_tr, y_tr, x_te, y_te,
+                   f"scikit-learn digits, 8x8 at seeded random positions on {canvas}x{canvas} "
+                   f"(train and test), {1 - test_fraction:.0%}/{test_fraction:.0%} stratified "
+                   f"split (seed {seed})", p_tr, p_te)
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,6 +5,16 @@
 * ``cnn``: Conv(6, 3x3) -> ReLU -> Conv(8, 3x3) -> ReLU -> Linear(10); no pooling.
 * ``lenet``: Conv(6, 3x3, pad 1) -> ReLU -> MaxPool(2) -> Conv(16, 3x3, pad 1) -> ReLU ->
   MaxPool(2) -> Linear(10).
+* ``lenet_blur``: ``lenet`` with anti-aliased pooling (:class:`fastconv.nn.BlurPool2d`: a
+  binomial blur, then the max pooling).
+* ``lenet_maxblur``: ``lenet`` with Zhang's MaxBlurPool (``BlurPool2d(blur_first=False)``:
+  max pooling at stride 1, then the blur subsamples by 2).
+* ``gap``: a CNN with a global-average-pooling head: Conv(8, 3x3, pad 1) -> ReLU ->
+  MaxPool(2) -> Conv(16, 3x3, pad 1) -> ReLU -> Conv(32, 3x3, pad 1) -> ReLU ->
+  AdaptiveAvgPool(1) -> Linear(10); its classifier sees no position at all.
+
+:func:`torch_twin` builds the same model in PyTorch with the same weights (the cross-check
+test and the training bench use it).
 
 The CNNs' parameters sit almost all in their last (dense) layer; pooling shrinks what that
 layer sees by 16, which is where LeNet's small size comes from. The report counts them.
@@ -18,14 +28,21 @@ import numpy as np
 
 from .. import nn
 
-__all__ = ["MODELS", "build", "TrainConfig", "train", "predict", "accuracy", "layer_costs"]
+__all__ = ["MODELS", "INVARIANCE_MODELS", "build", "TrainConfig", "train", "batches",
+           "predict", "accuracy", "layer_costs", "torch_twin"]
 
-MODELS = ("dense", "cnn", "lenet")
+MODELS = ("dense", "cnn", "lenet")  # the data-efficiency sections' models
+INVARIANCE_MODELS = MODELS + ("lenet_blur", "lenet_maxblur", "gap")  # the invariance section's
 DESCRIPTIONS = {
     "dense": "dense net: input -> 100 -> 10",
     "cnn": "CNN without pooling: conv3x3(6) -> ReLU -> conv3x3(8) -> ReLU -> linear",
     "lenet": "LeNet-style: conv3x3(6) -> ReLU -> maxpool2 -> conv3x3(16) -> ReLU -> "
              "maxpool2 -> linear",
+    "lenet_blur": "LeNet, anti-aliased: LeNet-style with blur + maxpool2 (BlurPool2d)",
+    "lenet_maxblur": "LeNet, MaxBlurPool: LeNet-style with maxpool2 at stride 1 + blur with "
+                     "stride 2 (Zhang's order)",
+    "gap": "CNN, global average pooling: conv3x3(8) -> ReLU -> maxpool2 -> conv3x3(16) -> "
+           "ReLU -> conv3x3(32) -> ReLU -> global avg pool -> linear",
 }
 N_CLASSES = 10
 
@@ -43,14 +60,25 @@ def build(name, image_shape, seed, backend=None) -> nn.Sequential:
             nn.Conv2d(C, 6, 3, rng=rng, backend=backend), nn.ReLU(),
             nn.Conv2d(6, 8, 3, rng=rng, backend=backend), nn.ReLU(),
             nn.Flatten(), nn.Linear(8 * (H - 4) * (W - 4), N_CLASSES, rng=rng))
-    if name == "lenet":
+    if name in ("lenet", "lenet_blur", "lenet_maxblur"):
+        def pool():
+            if name == "lenet":
+                return nn.MaxPool2d(2, backend=backend)
+            return nn.BlurPool2d(2, blur_first=name == "lenet_blur", backend=backend)
+
         return nn.Sequential(
-            nn.Conv2d(C, 6, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
-            nn.MaxPool2d(2, backend=backend),
-            nn.Conv2d(6, 16, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
-            nn.MaxPool2d(2, backend=backend),
+            nn.Conv2d(C, 6, 3, padding=1, rng=rng, backend=backend), nn.ReLU(), pool(),
+            nn.Conv2d(6, 16, 3, padding=1, rng=rng, backend=backend), nn.ReLU(), pool(),
             nn.Flatten(), nn.Linear(16 * (H // 4) * (W // 4), N_CLASSES, rng=rng))
-    raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+    if name == "gap":
+        return nn.Sequential(
+            nn.Conv2d(C, 8, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
+            nn.MaxPool2d(2, backend=backend),
+            nn.Conv2d(8, 16, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1, rng=rng, backend=backend), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1, backend=backend),
+            nn.Flatten(), nn.Linear(32, N_CLASSES, rng=rng))
+    raise ValueError(f"model must be one of {INVARIANCE_MODELS}, got {name!r}")
 
 
 @dataclass(frozen=True)
@@ -75,21 +103,29 @@ def train(model, x, y, cfg: TrainConfig, progress=None) -> list:
         return _train(model, x, y, cfg, progress)
 
 
-def _train(model, x, y, cfg, progress):
+def batches(n, cfg: TrainConfig):
+    """The minibatches :func:`train` uses on ``n`` examples: ``(new_epoch, indices)`` pairs,
+    ``cfg.steps`` of them, from seeded reshuffles of the whole set (a partial last batch of
+    an epoch is dropped); ``new_epoch`` is True where a reshuffle starts a new epoch."""
     rng = np.random.default_rng(cfg.seed)
-    loss_fn = nn.CrossEntropyLoss()
-    opt = nn.Adam(model.parameters(), lr=cfg.lr)
-    n = len(y)
     bs = min(cfg.batch_size, n)
-    losses, epoch_losses = [], []
     order, pos = rng.permutation(n), 0
     for _ in range(cfg.steps):
+        new_epoch = False
         if pos + bs > n:
+            order, pos, new_epoch = rng.permutation(n), 0, True
+        yield new_epoch, order[pos:pos + bs]
+        pos += bs
+
+
+def _train(model, x, y, cfg, progress):
+    loss_fn = nn.CrossEntropyLoss()
+    opt = nn.Adam(model.parameters(), lr=cfg.lr)
+    losses, epoch_losses = [], []
+    for new_epoch, idx in batches(len(y), cfg):
+        if new_epoch:
             losses.append(float(np.mean(epoch_losses)))
             epoch_losses = []
-            order, pos = rng.permutation(n), 0
-        idx = order[pos:pos + bs]
-        pos += bs
         opt.zero_grad()
         epoch_losses.append(loss_fn(model.forward(x[idx]), y[idx]))
         model.backward(loss_fn.backward())
@@ -142,3 +178,59 @@ def layer_costs(model, image_shape) -> list:
         })
         x = y
     return rows
+
+
+def torch_twin(model):
+    """The same network in PyTorch, with a copy of ``model``'s current weights.
+
+    Maps :class:`fastconv.nn.Conv2d`, ``Linear``, ``ReLU``, ``MaxPool2d``, ``BlurPool2d`` (a
+    depthwise ``torch.nn.functional.conv2d`` of the same filter, then max pooling),
+    ``AdaptiveAvgPool2d`` and ``Flatten`` to their torch counterparts, in a
+    ``torch.nn.Sequential`` (float64 layers where ``model``'s parameters are float64).
+    Needs torch.
+    """
+    import torch
+
+    class _Blur(torch.nn.Module):
+        def __init__(self, layer):
+            super().__init__()
+            self.k, self.s, self.p = layer.kernel_size, layer.stride, layer.padding
+            self.first, self.bs = layer.blur_first, layer._blur_stride()
+
+        def forward(self, x):
+            F = torch.nn.functional
+            w = torch.from_numpy(nn.BlurPool2d.blur_weight(x.shape[1])).to(x.dtype)
+            if self.first:
+                return F.max_pool2d(F.conv2d(x, w, None, 1, 1, 1, x.shape[1]), self.k, self.s,
+                                    self.p)
+            return F.conv2d(F.max_pool2d(x, self.k, 1, self.p), w, None, self.bs, 1, 1,
+                            x.shape[1])
+
+    layers = []
+    for layer in model:
+        if isinstance(layer, nn.Conv2d):
+            t = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                layer.stride, layer.padding, layer.dilation, layer.groups,
+                                layer.bias is not None, layer.padding_mode)
+        elif isinstance(layer, nn.Linear):
+            t = torch.nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
+        elif isinstance(layer, nn.ReLU):
+            t = torch.nn.ReLU()
+        elif isinstance(layer, nn.BlurPool2d):
+            t = _Blur(layer)
+        elif isinstance(layer, nn.MaxPool2d):
+            t = torch.nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+        elif isinstance(layer, nn.AdaptiveAvgPool2d):
+            t = torch.nn.AdaptiveAvgPool2d(layer.output_size)
+        elif isinstance(layer, nn.Flatten):
+            t = torch.nn.Flatten()
+        else:
+            raise TypeError(f"torch_twin: no torch counterpart for {type(layer).__name__}")
+        params = layer.parameters()
+        if params and params[0].data.dtype == np.float64:
+            t = t.double()
+        with torch.no_grad():
+            for p, q in zip(t.parameters(), layer.parameters()):
+                p.copy_(torch.from_numpy(np.ascontiguousarray(q.data)))
+        layers.append(t)
+    return torch.nn.Sequential(*layers)
