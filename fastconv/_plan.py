@@ -782,3 +782,50 @@ _register({"conv3d": _conv2d_cost, "conv3d_input": _input_cost, "conv3d_weight":
            for b, r in {"cython": (20e9, 20e9, 15e9), "numba": (2e9, 1e9, 1e9),
                         "numpy": (5e9, 3e9, 3e9)}.items()})
 _CONV_OPS = _CONV_OPS | _PLANNED3
+
+
+
+# --------------------------------------------------------------------------------------------
+# conv1d / conv2d by FFT (issue 19)
+# --------------------------------------------------------------------------------------------
+FFT = "fft"
+# the FFT layer path is never planned for kernels of fewer taps than this (kh * kw): small
+# kernels keep the decisions above (tests/data/plan_main.json)
+FFT_MIN_TAPS = 49
+
+
+def conv2d_fft(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
+               itemsize=4) -> bool:
+    """Whether ``backend="auto"``'s conv1d/conv2d (both as (N, C, H, W)) takes the FFT path
+    (:func:`fastconv._fft.conv_layer`: each input plane's block transforms shared by all
+    filters) instead of the kernel :func:`conv2d` plans: stride 1, a kernel of at least
+    ``FFT_MIN_TAPS`` taps, zero padding at most the (dilated) kernel's size - 1, and the
+    FFT's modelled time below the direct kernel's (MACs at ``MAC_RATE``).
+
+    >>> conv2d_fft("cython", (1, 1, 1024, 1024), (8, 1, 31, 31), (1, 8, 1024, 1024),
+    ...            (1, 1), (15, 15), (1, 1), 1)
+    True
+    >>> conv2d_fft("cython", (8, 64, 56, 56), (64, 64, 3, 3), (8, 64, 56, 56),
+    ...            (1, 1), (1, 1), (1, 1), 1)
+    False
+    """
+    N, C, H, W = x_shape
+    K, Cg, kh, kw = w_shape
+    if tuple(stride) != (1, 1) or kh * kw < FFT_MIN_TAPS or N == 0 or K == 0:
+        return False
+    if out_shape[2] <= 0 or out_shape[3] <= 0:
+        return False
+    keh = (kh - 1) * dilation[0] + 1
+    kew = (kw - 1) * dilation[1] + 1
+    ph, pw = pad
+    if not (0 <= ph <= keh - 1 and 0 <= pw <= kew - 1):
+        return False
+    if out_shape[2] - 1 + keh - ph > H + keh - 1 or out_shape[3] - 1 + kew - pw > W + kew - 1:
+        return False
+    if itemsize not in (4, 8):
+        return False
+    from . import _fft
+    t_fft = _fft.conv_layer_seconds(x_shape, (K, Cg, keh, kew), out_shape, groups, itemsize)
+    macs = N * K * out_shape[2] * out_shape[3] * Cg * kh * kw
+    t_direct = macs / MAC_RATE.get(backend, MAC_RATE["cython"])["conv2d"]
+    return t_fft < t_direct

@@ -102,7 +102,12 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, back
     spec = S.conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
     res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out,
                   [("x", x), ("weight", weight), ("bias", bias)])
-    _dispatch.run("conv2d", name, spec, res)
+    if nd in (1, 2) and _conv_fft(backend, name, spec, res):
+        pass  # issue 19: large kernels by FFT, the filters sharing each plane's transform
+    elif nd == 1:
+        _run_rows(name, spec, res)  # issue 19: long 1-D rows split across threads
+    else:
+        _dispatch.run("conv2d", name, spec, res)
     return out if out is not None else res.reshape(spec.result_shape)
 
 
@@ -299,10 +304,12 @@ def _vector(a, name):
     return arr
 
 
-def _correlate1d(a, v, mode, backend):
-    """``numpy.correlate(a, v, mode)`` for real vectors, through the conv2d kernel."""
+def _correlate1d(a, v, mode, backend, method="auto"):
+    """``numpy.correlate(a, v, mode)`` for real vectors, through the conv2d kernel or, by
+    ``method`` (issue 19), the FFT path."""
     name = _dispatch.resolve(backend)
     mode = _mode(mode)
+    method = _method(method)
     a = _vector(a, "a")
     v = _vector(v, "v")
     dtype = S.result_dtype(a, v)
@@ -318,17 +325,21 @@ def _correlate1d(a, v, mode, backend):
         pads = (0, 0)
     Lo = a.size + sum(pads) - n + 1
     S.check_alloc((Lo,), dtype.itemsize, "the output")
-    res = np.empty((1, 1, 1, Lo), dtype)
-    spec = S.signal_spec(S.prepare(a.reshape(1, 1, 1, -1), dtype),
-                         S.prepare(v.reshape(1, 1, 1, -1), dtype), (0, pads[0]), res.shape)
-    _dispatch.run("conv2d", name, spec, res)
+    if _use_fft(method, name, a, v, (Lo,), (n,), dtype):
+        res = _fft_correlate(a, v, [pads[0]], [Lo], dtype)
+    else:
+        res = np.empty((1, 1, 1, Lo), dtype)
+        spec = S.signal_spec(S.prepare(a.reshape(1, 1, 1, -1), dtype),
+                             S.prepare(v.reshape(1, 1, 1, -1), dtype), (0, pads[0]),
+                             res.shape)
+        _run_rows(name, spec, res)
     res = res.reshape(Lo)
     if swap:
         res = res[::-1].copy()
     return res
 
 
-def correlate(a, v, mode="valid", *, backend=None):
+def correlate(a, v, mode="valid", *, backend=None, method="auto"):
     """Cross-correlation of two 1-D sequences, as ``numpy.correlate`` for real inputs.
 
     Parameters
@@ -337,6 +348,12 @@ def correlate(a, v, mode="valid", *, backend=None):
         Non-empty 1-D sequences.
     mode : {'valid', 'same', 'full'}, default 'valid'
     backend : str, optional
+    method : {'auto', 'direct', 'fft'}, default 'auto'
+        'direct' sums the products (exact for integer inputs up to float rounding of the
+        result); 'fft' uses the FFT / overlap-save path (:mod:`fastconv._fft`, error within
+        :func:`fastconv._fft.error_bound`); 'auto' picks the faster by
+        :func:`fastconv._fft.choose_method` on the compiled backends (integer and bool
+        inputs, and ``backend='numpy'``, stay direct).
 
     Returns
     -------
@@ -349,12 +366,13 @@ def correlate(a, v, mode="valid", *, backend=None):
     >>> fastconv.correlate([1, 2, 3], [0, 1, 0.5])
     array([3.5])
     """
-    if _is_complex(a, v):  # issue 18
+    if _is_complex(a, v):  # issue 18 (method: validated; complex stays on its kernel path)
+        _method(method)
         return _complex_1d(a, v, mode, backend, conj=True, flip=False)
-    return _correlate1d(a, v, mode, backend)
+    return _correlate1d(a, v, mode, backend, method)
 
 
-def convolve(a, v, mode="full", *, backend=None):
+def convolve(a, v, mode="full", *, backend=None, method="auto"):
     """Discrete linear convolution of two 1-D sequences, as ``numpy.convolve`` for real inputs.
 
     Computed as :func:`correlate` with ``v`` reversed.
@@ -365,6 +383,8 @@ def convolve(a, v, mode="full", *, backend=None):
         Non-empty 1-D sequences.
     mode : {'full', 'valid', 'same'}, default 'full'
     backend : str, optional
+    method : {'auto', 'direct', 'fft'}, default 'auto'
+        As in :func:`correlate`.
 
     Returns
     -------
@@ -377,13 +397,14 @@ def convolve(a, v, mode="full", *, backend=None):
     >>> fastconv.convolve([1, 2, 3], [0, 1, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])
     """
-    if _is_complex(a, v):  # issue 18
+    if _is_complex(a, v):  # issue 18 (method: validated; complex stays on its kernel path)
+        _method(method)
         return _complex_1d(a, v, mode, backend, conj=False, flip=True)
     a = _vector(a, "a")
     v = _vector(v, "v")
     if v.size > a.size:  # as numpy: convolution commutes, and 'same' follows the longer
         a, v = v, a
-    return _correlate1d(a, v[::-1], mode, backend)
+    return _correlate1d(a, v[::-1], mode, backend, method)
 
 
 _BOUNDARIES = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
@@ -400,9 +421,10 @@ def _plane(a, name):
     return arr
 
 
-def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip):
+def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip, method="auto"):
     name = _dispatch.resolve(backend)
     mode = _mode(mode)
+    method = _method(method)
     if not isinstance(boundary, str) or boundary not in _BOUNDARY_ALIASES:
         raise ValueError(
             f"boundary must be one of {tuple(_BOUNDARY_ALIASES)}, got {boundary!r}"
@@ -440,12 +462,30 @@ def _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip):
     W = in1.shape[1] + sum(pads[1])
     S.check_alloc((H, W), dtype.itemsize, "the padded input")
     S.check_alloc((H - kh + 1, W - kw + 1), dtype.itemsize, "the output")
+    if (boundary == "fill" and _use_fft(method, name, in1, in2, (H - kh + 1, W - kw + 1),
+                                        (kh, kw), dtype)):
+        # zero-extended: the FFT path pads implicitly; a nonzero fill adds a constant
+        # times the kernel's sums over the padded part (computed as a second correlation)
+        res = _fft_correlate(in1, in2, [pads[0][0], pads[1][0]],
+                             [H - kh + 1, W - kw + 1], dtype)
+        if fill != 0:
+            ones = np.ones(in1.shape, dtype)
+            cover = _fft_correlate(ones, in2, [pads[0][0], pads[1][0]],
+                                   [H - kh + 1, W - kw + 1], dtype)
+            tot = in2.astype(dtype).sum()
+            res += fill.astype(dtype) * (tot - cover)
+        if swap and not flip:
+            res = res[::-1, ::-1].copy()
+        return res
     x = in1.astype(dtype, copy=False)
     if pads[0] != (0, 0) or pads[1] != (0, 0):
         if boundary == "fill":
             x = np.pad(x, pads, mode="constant", constant_values=fill.astype(dtype))
         else:
             x = np.pad(x, pads, mode=_BOUNDARIES[boundary])
+    if _use_fft(method, name, x, in2, (H - kh + 1, W - kw + 1), (kh, kw), dtype):
+        res = _fft_correlate(x, in2, [0, 0], [H - kh + 1, W - kw + 1], dtype)
+        return res[::-1, ::-1].copy() if swap and not flip else res
     res = np.empty((1, 1, H - kh + 1, W - kw + 1), dtype)
     spec = S.signal_spec(S.prepare(x[None, None], dtype), S.prepare(in2[None, None], dtype),
                          (0, 0), res.shape)
@@ -469,6 +509,11 @@ _2D_DOC = """
     fillvalue : scalar, default 0
         The value used with ``boundary='fill'``.
     backend : str, optional
+    method : {{'auto', 'direct', 'fft'}}, default 'auto'
+        'direct' sums the products; 'fft' uses the FFT / overlap-save path
+        (:mod:`fastconv._fft`, error within :func:`fastconv._fft.error_bound`); 'auto'
+        picks the faster by :func:`fastconv._fft.choose_method` on the compiled backends
+        (integer and bool inputs, and ``backend='numpy'``, stay direct).
 
     Returns
     -------
@@ -477,7 +522,8 @@ _2D_DOC = """
 """
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None,
+               method="auto"):
     """2-D convolution, as ``scipy.signal.convolve2d`` for real inputs.
     {doc}
     Examples
@@ -488,12 +534,15 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=N
            [0., 1., 2.],
            [0., 0., 1.]])
     """
-    if _is_complex(in1, in2, fillvalue):  # issue 18
+    if _is_complex(in1, in2, fillvalue):  # issue 18 (method: validated, kernel path)
+        _method(method)
         return _complex_2d(in1, in2, mode, boundary, fillvalue, backend, flip=True)
-    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=True)
+    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=True,
+                        method=method)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None):
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None,
+               method="auto"):
     """2-D cross-correlation, as ``scipy.signal.correlate2d`` for real inputs.
     {doc}
     Examples
@@ -504,9 +553,11 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=
            [2., 1.],
            [0., 2.]])
     """
-    if _is_complex(in1, in2, fillvalue):  # issue 18
+    if _is_complex(in1, in2, fillvalue):  # issue 18 (method: validated, kernel path)
+        _method(method)
         return _complex_2d(in1, in2, mode, boundary, fillvalue, backend, flip=False)
-    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=False)
+    return _correlate2d(in1, in2, mode, boundary, fillvalue, backend, flip=False,
+                        method=method)
 
 
 convolve2d.__doc__ = convolve2d.__doc__.format(doc=_2D_DOC)
@@ -1420,3 +1471,104 @@ def _complex_2d(in1, in2, mode, boundary, fillvalue, backend, flip):
     from . import signal as _signal
 
     return _signal._signal2d(in1, in2, mode, boundary, fillvalue, backend, flip)
+
+
+# --------------------------------------------------------------------------------------------
+# FFT paths and the 1-D thread split (issue 19)
+# --------------------------------------------------------------------------------------------
+_METHODS = ("auto", "direct", "fft")
+# a (N, K, 1, Lo) direct call with fewer than 2 * threads rows of work and at least this many
+# outputs per row is cut into row segments, so that every thread has some
+_ROW_SPLIT_MIN = 1 << 15
+
+
+def _method(method):
+    if not isinstance(method, str) or method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return method
+
+
+def _use_fft(method, name, a, v, out_shape, kshape, dtype):
+    """Whether a NumPy/SciPy-style call takes the FFT path: 'fft' always; 'auto' on the
+    compiled backends for float inputs when :func:`fastconv._fft.choose_method`'s cost
+    model says so (integer and bool inputs stay direct, as scipy's choice does)."""
+    if method == "direct":
+        return False
+    if method == "fft":
+        return True
+    if name == "numpy" or a.dtype.kind not in "f" or v.dtype.kind not in "f":
+        return False
+    from . import _fft
+    return _fft.choose_shapes(out_shape, kshape, dtype) == "fft"
+
+
+def _fft_correlate(x, w, left, lens, dtype):
+    """``out[i] = sum_j xpad[i + j] * w[j]`` (per axis), ``xpad`` being ``x`` with ``left[a]``
+    zeros before it (and zeros after): the full convolution with the flipped ``w``,
+    windowed. Through :func:`fastconv._fft._conv_window`."""
+    from . import _fft
+    d = x.ndim
+    xa = x.astype(dtype, copy=False)
+    h = w[(slice(None, None, -1),) * d].astype(dtype, copy=False)
+    starts = [k - 1 - p for k, p in zip(w.shape, left)]
+    return _fft._conv_window(xa, h, d, starts, list(lens), np.dtype(dtype))
+
+
+def _run_rows(name, spec, res):
+    """Run a conv2d spec whose output has one row (1-D work: conv1d, convolve, correlate).
+    With fewer than two rows of work per thread and long rows, the row is cut into segments
+    stacked as rows of a (N, C, segments, span) input, so that the kernel's row blocks
+    spread over the threads (one long row ran on one thread while the others waited,
+    slower on 2 threads than on 1). The same sums per output, so the same results."""
+    from ._threads import get_num_threads
+    N, K, Ho, Wo = spec.out_shape
+    nt = get_num_threads()
+    if (name == "numpy" or Ho != 1 or nt < 2 or N * K >= 2 * nt or Wo < _ROW_SPLIT_MIN
+            or spec.x.shape[2] != 1):
+        _dispatch.run("conv2d", name, spec, res)
+        return
+    x = spec.x
+    Nx, C, _, Lin = x.shape
+    k = spec.weight.shape[3]
+    s, dl = spec.stride[1], spec.dilation[1]
+    pl = spec.pad[1]
+    nseg = int(min(8 * nt, max(2, Wo // 4096)))
+    seg = -(-Wo // nseg)
+    span = (seg - 1) * s + (k - 1) * dl + 1
+    total = (nseg - 1) * seg * s + span
+    xp = np.zeros((Nx, C, total), x.dtype)
+    n = min(Lin, total - pl)
+    if n > 0:
+        xp[:, :, pl:pl + n] = x[:, :, 0, :n]
+    it = xp.itemsize
+    xs = np.lib.stride_tricks.as_strided(
+        xp, (Nx, C, nseg, span), (xp.strides[0], xp.strides[1], seg * s * it, it)).copy()
+    tmp = np.empty((N, K, nseg, seg), res.dtype)
+    spec2 = spec._replace(x=xs, pad=(0, 0), out_shape=tmp.shape, result_shape=tmp.shape)
+    _dispatch.run("conv2d", name, spec2, tmp)
+    res[:, :, 0, :] = tmp.reshape(N, K, nseg * seg)[:, :, :Wo]
+
+
+def _conv_fft(backend, name, spec, res):
+    """conv1d/conv2d under ``backend="auto"``: the FFT layer path when
+    :func:`fastconv._plan.conv2d_fft` plans it (large kernels, stride 1); fills ``res`` and
+    returns True, else returns False (the kernels run as before)."""
+    from . import _plan
+    if name == "numpy" or (backend if backend is not None else _dispatch_default()) != "auto":
+        return False
+    x, w = spec.x, spec.weight
+    if not _plan.conv2d_fft(name, x.shape, w.shape, spec.out_shape, spec.stride, spec.pad,
+                            spec.dilation, spec.groups, x.dtype.itemsize):
+        return False
+    if not (np.isfinite(w).all()):
+        return False  # a non-finite weight would spread NaN over every output of the FFT
+    from . import _fft
+    _fft.conv_layer(x, w, spec.pad, spec.dilation, spec.groups, res)
+    if spec.has_bias:
+        res += spec.bias.reshape(1, -1, 1, 1)
+    return True
+
+
+def _dispatch_default():
+    from . import get_backend
+    return get_backend()

@@ -1,0 +1,667 @@
+"""FFT and overlap-save convolution (issue 19): ``fftconvolve``, ``oaconvolve``, the
+direct-or-FFT choice and the FFT path's error bound.
+
+The transforms are scipy.fft's (pocketfft), real-input (``rfftn``) for real data and
+complex (``fftn``) for complex data, with ``workers=`` set to fastconv's thread count
+(:func:`fastconv.get_num_threads`) and lengths from ``scipy.fft.next_fast_len``. float32
+data is transformed in single precision (scipy.fft keeps float32 -> complex64).
+
+One engine serves every caller: :func:`_conv_window` computes a window of the full linear
+convolution along the last ``d`` axes by **overlap-save**. The output window is cut into
+blocks of ``B`` samples per axis; each block reads ``L = B + k - 1`` samples of the
+zero-extended input, is transformed at the fast length ``L``, multiplied by the kernel's
+spectrum (computed once, at length ``L``) and transformed back; its last ``B`` samples per
+axis are exact linear-convolution outputs (no wrap-around). The blocks are transformed a
+chunk at a time (a few MiB), so the work stays in cache and the extra memory stays bounded,
+and each chunk's transform runs on ``workers`` threads. A single block covering the whole
+output is the plain whole-array FFT convolution; :func:`_plan_blocks` picks ``L`` per axis
+by a cost model (``L*log2(L)`` transform work per useful output ``B``), so long signals
+with short kernels get small cache-sized blocks and kernels close to the signal's size get
+one block.
+
+The direct-or-FFT choice (:func:`choose_method`) compares the direct path's
+multiply-accumulates at fastconv's measured direct rate with this engine's transform work
+at its measured rate; the calibration is in ``docs/guide/fft.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+import scipy.fft as _sfft
+
+__all__ = ["fftconvolve", "oaconvolve", "choose_method", "error_bound", "FFT_EPS_FACTOR"]
+
+_MODES = ("full", "same", "valid")
+
+# Bytes of block data transformed per call (input blocks; the spectra are about as large).
+_CHUNK_BYTES = 1 << 20
+
+
+_POOLS = {}
+
+
+def _pool(n):
+    """A cached thread pool of ``n`` threads (pocketfft and numpy release the GIL). A
+    forked child does not inherit the parent's threads: it makes its own pool."""
+    import os
+    key = (n, os.getpid())
+    pool = _POOLS.get(key)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix="fastconv-fft")
+    return pool
+
+
+def _run_tasks(fn, items, workers):
+    """``fn(item)`` for every item, on the calling thread and ``workers - 1`` pool threads
+    that take items from a shared counter. The caller returns when every item is done,
+    without waiting for a helper that has not started yet (on a loaded machine a thread
+    may not get a core for a whole time slice: the others take its share)."""
+    import threading
+    n = len(items)
+    lock = threading.Lock()
+    state = {"next": 0, "done": 0}
+    finished = threading.Event()
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                i = state["next"]
+                if i >= n or errors:
+                    return
+                state["next"] = i + 1
+            try:
+                fn(items[i])
+            except BaseException as e:  # re-raised on the calling thread
+                errors.append(e)
+            with lock:
+                state["done"] += 1
+                if state["done"] == n or errors:
+                    finished.set()
+
+    pool = _pool(workers - 1)
+    for _ in range(min(workers - 1, n - 1)):
+        pool.submit(worker)
+    worker()
+    with lock:
+        if state["done"] == n:
+            finished.set()
+    while not finished.wait(0.05):
+        with lock:  # every item taken and done (or an error): nothing left to wait for
+            if state["done"] == n or (errors and state["done"] >= state["next"]):
+                break
+    if errors:
+        raise errors[0]
+
+
+def _workers():
+    from ._threads import get_num_threads
+    return max(1, int(get_num_threads()))
+
+
+# --------------------------------------------------------------------------------------------
+# block plan
+# --------------------------------------------------------------------------------------------
+def _fast(n, real):
+    return _sfft.next_fast_len(int(n), real)
+
+
+def _pen(L):
+    """Relative per-sample cost of a transform length: 2^a and 3*2^a lengths are the
+    fastest in pocketfft; other 5-smooth lengths cost about 10% more (measured)."""
+    while L % 2 == 0:
+        L //= 2
+    return 1.0 if L in (1, 3) else 1.1
+
+
+def _axis_plan(out_len, k, real, d=1):
+    """(L, B): transform length and useful block length along one axis.
+
+    For each block count ``nb`` (stepped geometrically), the block is ``B = ceil(n/nb)``
+    and the transform the next fast length ``>= B + k - 1``; the plan minimises the total
+    transform work ``nb * L * (log2(L) + 10) * pen(L)``. On 2-D and higher, blocks longer
+    than 1024 per axis (past the L2 cache) cost 1.6x per sample (measured), so they are
+    taken only when they win anyway; in 1-D, lengths past 16384 cost 15% more per doubling
+    (measured per-sample costs in docs/guide/fft.md)."""
+    best = None
+    nb = 1
+    while True:
+        B = -(-out_len // nb)
+        L = _fast(B + k - 1, real)
+        cost = nb * L * (math.log2(max(L, 2)) + 10.0) * _pen(L)
+        if d >= 2 and L > 1024:
+            cost *= 1.6
+        elif L > 16384:
+            cost *= 1.0 + 0.15 * math.log2(L / 16384)
+        if best is None or cost < best[0] * 0.99:
+            best = (cost, L, min(L - k + 1, out_len))
+        if B <= k or nb >= out_len:
+            break
+        nb = max(nb + 1, int(nb * 1.08))
+    return best[1], best[2]
+
+
+def _plan_blocks(out_lens, ks, real):
+    d = len(out_lens)
+    return [_axis_plan(n, k, real, d) for n, k in zip(out_lens, ks)]
+
+
+def fft_seconds(out_lens, ks, real, itemsize):
+    """Modelled seconds of :func:`_conv_window` for an output window of ``out_lens`` with a
+    kernel of ``ks`` (per batch item), at the rates in ``_FFT_RATE``."""
+    plan = _plan_blocks(out_lens, ks, real)
+    nblocks = 1
+    per_block = 1
+    logs = 0.0
+    for (L, B), n in zip(plan, out_lens):
+        nblocks *= -(-n // B)
+        per_block *= L
+        logs += math.log2(L)
+    size = nblocks * per_block
+    rate = _FFT_RATE[(real, itemsize)]
+    # forward + inverse transform of every block, the product, gather and scatter
+    return size * (logs + 6.0) / rate
+
+
+# Transform work (samples * (log2 + 6)) per second, measured on this machine with 2 threads
+# (docs/guide/fft.md). Keys: (real input, itemsize of the real dtype).
+_FFT_RATE = {
+    (True, 4): 1.6e9,
+    (True, 8): 1.1e9,
+    (False, 4): 0.8e9,
+    (False, 8): 0.55e9,
+}
+# Direct path multiply-accumulates per second (fastconv's conv2d kernel, 2 threads).
+_DIRECT_RATE = {4: 20e9, 8: 10e9}
+_DIRECT_OVERHEAD = 20e-6  # seconds: a direct call's fixed cost
+_FFT_OVERHEAD = 60e-6
+
+
+# --------------------------------------------------------------------------------------------
+# the engine
+# --------------------------------------------------------------------------------------------
+def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
+    """A window of the full linear convolution of ``x`` with ``h`` along their last ``d``
+    axes (the leading axes broadcast). ``starts[i]``, ``lens[i]``: the window along conv
+    axis i in full-output coordinates (0 <= start, start + len <= n + k - 1).
+
+    ``x`` and ``h`` are already of the computing dtype (float32/64 or complex64/128).
+    ``out``, if given, receives the result (any layout; else a new array is returned).
+
+    With ``reduce``, ``x`` is (N, C, *spatial) and ``h`` (K, C, *spatial), and the result
+    (N, K, *lens) sums the C channels' convolutions (conv layers: each input block's
+    transform is shared by the K filters, the sum over C is taken on the spectra)."""
+    cplx = out_dtype.kind == "c"
+    real = not cplx
+    fwd, inv = (_sfft.rfftn, _sfft.irfftn) if real else (_sfft.fftn, _sfft.ifftn)
+    workers = _workers()
+    ks = h.shape[-d:]
+    ns = x.shape[-d:]
+    bx, bh = x.shape[:-d], h.shape[:-d]
+    if reduce:
+        C = x.shape[1]
+        batch = (x.shape[0], h.shape[0])
+    else:
+        batch = np.broadcast_shapes(bx, bh)
+    if out is None:
+        out = np.empty(batch + tuple(lens), out_dtype)
+    if out.size == 0:
+        return out
+    plan = _plan_blocks(lens, ks, real)
+    Ls = tuple(p[0] for p in plan)
+    Bs = tuple(p[1] for p in plan)
+    nbs = tuple(-(-n // B) for n, B in zip(lens, Bs))
+    caxes = tuple(range(-d, 0))
+    # the kernel's spectrum at the block length, once
+    H = fwd(h, Ls, axes=caxes, workers=workers)
+    # zero-extended input: xpad[i] = x[i - (k - 1)] on each conv axis, from the window start
+    # on, long enough for every block (blocks read xpad[o : o + L] for o = start + j*B)
+    need = [s + (nb - 1) * B + L for s, nb, B, L in zip(starts, nbs, Bs, Ls)]
+    # the part of xpad before starts[i] is never read: keep xpad from starts[i] on
+    xp = np.zeros(bx + tuple(nd - s for nd, s in zip(need, starts)), x.dtype)
+    src, dst = [], []
+    for n, k, s, nd in zip(ns, ks, starts, need):
+        lo = max(0, s - (k - 1))  # first x index read
+        hi = min(n, nd - (k - 1))  # one past the last
+        if hi <= lo:
+            out[...] = 0
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo + k - 1 - s, hi + k - 1 - s))
+    xp[(Ellipsis,) + tuple(dst)] = x[(Ellipsis,) + tuple(src)]
+    # blocks: a strided view (..., nb_1..nb_d, L_1..L_d) of xpad
+    st = xp.strides[-d:]
+    view = np.lib.stride_tricks.as_strided(
+        xp, bx + nbs + Ls, xp.strides[:-d] + tuple(s * B for s, B in zip(st, Bs)) + st,
+        writeable=False)
+    nbat = len(batch)
+    # H broadcast against the blocks: batch dims, then d block dims of size 1
+    Hb = H.reshape(bh + (1,) * d + H.shape[-d:])
+    if reduce:
+        Hr = Hb[None]  # (1, K, C, 1.., F..)
+    lead = (slice(None),) * len(bx)
+    olead = (slice(None),) * nbat
+    keep = tuple(slice(k - 1, k - 1 + B) for k, B in zip(ks, Bs))
+    perm = list(range(nbat))
+    for i in range(d):
+        perm += [nbat + i, nbat + d + i]
+    # tasks: ranges of blocks along the first one or two block axes, about _CHUNK_BYTES of
+    # input blocks each (at least one block), or fewer and bigger when there are few blocks
+    nbx = int(np.prod(bx, dtype=np.int64)) if bx else 1
+    one = nbx * int(np.prod(nbs[2:], dtype=np.int64)) * int(np.prod(Ls)) * xp.itemsize
+    if reduce:
+        one = one * max(1, -(-h.shape[0] // C))
+    per = max(1, _CHUNK_BYTES // max(one, 1))  # blocks (of the first two axes) per task
+    n1 = nbs[1] if d >= 2 else 1
+    if per >= n1:
+        ranges = [((r, min(nbs[0], r + per // n1)), (0, n1))
+                  for r in range(0, nbs[0], max(1, per // n1))]
+    else:
+        ranges = [((r, r + 1), (c, min(n1, c + per))) for r in range(nbs[0])
+                  for c in range(0, n1, per)]
+    parallel = len(ranges) >= 2 and workers > 1
+    tw = 1 if parallel else workers
+
+    def task(rc):
+        (r0, r1), (c0, c1) = rc
+        sel = lead + (slice(r0, r1),) + ((slice(c0, c1),) if d >= 2 else ())
+        spec = fwd(view[sel], Ls, axes=caxes, workers=tw)
+        if reduce:
+            acc = spec[:, 0:1] * Hr[:, :, 0]
+            for c in range(1, C):
+                acc += spec[:, c:c + 1] * Hr[:, :, c]
+            spec = acc
+        elif spec.shape[:nbat] == batch:
+            spec *= Hb
+        else:
+            spec = spec * Hb
+        y = inv(spec, Ls, axes=caxes, workers=tw, overwrite_x=True)
+        y = y[(Ellipsis,) + keep]  # (..., r, c, nb_3.., B_1..B_d)
+        # interleave block and sample axes: (..., r, B_1, c, B_2, nb_3, B_3...)
+        cnt = (r1 - r0, c1 - c0)[:d] + nbs[2:]
+        y = y.transpose(perm).reshape(batch + tuple(c * B for c, B in zip(cnt, Bs)))
+        osel, ysel = [], []
+        for ax, (a0, a1) in enumerate(((r0, r1), (c0, c1))[:d]):
+            o0, o1 = a0 * Bs[ax], min(lens[ax], a1 * Bs[ax])
+            osel.append(slice(o0, o1))
+            ysel.append(slice(0, o1 - o0))
+        rest = tuple(slice(0, n) for n in lens[len(osel):])
+        out[olead + tuple(osel) + rest] = y[olead + tuple(ysel) + rest]
+
+    if parallel:
+        _run_tasks(task, ranges, workers)
+    else:
+        for rc in ranges:
+            task(rc)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# scipy.signal's fftconvolve / oaconvolve
+# --------------------------------------------------------------------------------------------
+def _compute_dtype(a, b):
+    def up(dt):
+        if dt.kind in "biu":
+            return np.dtype(np.float64)
+        if dt.kind == "f" and dt.itemsize < 4:
+            return np.dtype(np.float32)
+        if dt.kind == "f" and dt.itemsize > 8:
+            return np.dtype(np.float64)
+        if dt.kind == "c" and dt.itemsize > 16:
+            return np.dtype(np.complex128)
+        if dt.kind not in "fc":
+            raise TypeError(f"unsupported dtype {dt} for an FFT convolution")
+        return dt
+    return np.result_type(up(a.dtype), up(b.dtype))
+
+
+def _axes(in1, in2, axes, mode):
+    """scipy's _init_freq_conv_axes: normalised axes (length-1 axes dropped) and the
+    possibly swapped inputs."""
+    nd = in1.ndim
+    noaxes = axes is None
+    if axes is None:
+        ax = list(range(nd))
+    else:
+        ax = np.atleast_1d(axes)
+        if ax.ndim != 1 or (ax.size and ax.dtype.kind not in "iu"):
+            raise ValueError("axes must be an integer or a sequence of integers")
+        ax = [operator.index(a) for a in ax.tolist()]
+        if not ax:
+            raise ValueError("when provided, axes cannot be empty")
+        for a in ax:
+            if a < -nd or a >= nd:
+                raise ValueError(f"axes exceeds dimensionality of input: {a}")
+        ax = [a % nd for a in ax]
+        if len(set(ax)) != len(ax):
+            raise ValueError("all axes must be unique")
+    del noaxes
+    s1, s2 = in1.shape, in2.shape
+    ax = [a for a in ax if s1[a] != 1 and s2[a] != 1]
+    if not all(s1[a] == s2[a] or s1[a] == 1 or s2[a] == 1
+               for a in range(nd) if a not in ax):
+        raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2}")
+    if mode == "valid" and s1:
+        ok1 = all(s1[i] >= s2[i] for i in ax)
+        ok2 = all(s2[i] >= s1[i] for i in ax)
+        if not (ok1 or ok2):
+            raise ValueError("For 'valid' mode, one must be at least "
+                             "as large as the other in every dimension")
+        if not ok1:
+            in1, in2 = in2, in1
+    return in1, in2, ax
+
+
+def _check_mode(mode):
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
+    return mode
+
+
+def _nd_conv(in1, in2, mode, axes):
+    in1 = np.asarray(in1)
+    in2 = np.asarray(in2)
+    mode = _check_mode(mode)
+    if in1.ndim == in2.ndim == 0:
+        return in1 * in2
+    if in1.ndim != in2.ndim:
+        raise ValueError("in1 and in2 should have the same dimensionality")
+    if in1.size == 0 or in2.size == 0:
+        return np.asarray([])
+    dtype = _compute_dtype(in1, in2)
+    in1, in2, ax = _axes(in1, in2, axes, mode)
+    s1, s2 = in1.shape, in2.shape
+    if not ax:
+        ret = in1 * in2  # as scipy: no transform, the inputs' own product dtype
+    else:
+        d = len(ax)
+        x = np.moveaxis(in1, ax, range(-d, 0)).astype(dtype, copy=False)
+        h = np.moveaxis(in2, ax, range(-d, 0)).astype(dtype, copy=False)
+        starts, lens = [], []
+        for a in ax:
+            n, k = s1[a], s2[a]
+            full_n = n + k - 1
+            if mode == "full":
+                s, ln = 0, full_n
+            elif mode == "same":
+                s, ln = (full_n - n) // 2, n
+            else:
+                ln = n - k + 1
+                s = (full_n - ln) // 2
+            starts.append(s)
+            lens.append(ln)
+        y = _conv_window(x, h, d, starts, lens, dtype)
+        ret = np.moveaxis(y, range(-d, 0), ax)
+    if mode == "same":  # scipy's 'same' crops the broadcast axes to in1's size too
+        ret = ret[tuple(slice((ret.shape[i] - s1[i]) // 2, (ret.shape[i] - s1[i]) // 2 + s1[i])
+                        if i not in ax else slice(None) for i in range(ret.ndim))]
+    return np.ascontiguousarray(ret)
+
+
+def fftconvolve(in1, in2, mode="full", axes=None):
+    """Convolve two N-dimensional arrays using FFTs, as ``scipy.signal.fftconvolve``.
+
+    Multithreaded (``workers=`` :func:`fastconv.get_num_threads`), with transform lengths
+    from ``scipy.fft.next_fast_len``, real-input transforms for real data and float32 kept
+    in single precision. Long inputs are convolved block by block (overlap-save), with the
+    block length chosen by a cost model, so a whole-array transform is only one of the
+    plans; the result is the same up to float rounding (see :func:`error_bound`).
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Inputs with the same number of dimensions; along the non-convolved axes their
+        sizes are equal or 1 (broadcast).
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As scipy: the full convolution, the part not depending on the zero padding (one
+        input must be at least as large as the other along every convolved axis), or the
+        size of ``in1`` centred on the full output.
+    axes : int or sequence of ints, optional
+        The axes to convolve over; all by default.
+
+    Returns
+    -------
+    ndarray
+        scipy's result and dtype: float32 for float32 inputs, float64 for integer ones,
+        complex for complex ones.
+
+    Raises
+    ------
+    ValueError
+        For a bad mode, mismatched dimensions, incompatible shapes or bad axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv._fft import fftconvolve
+    >>> np.round(fftconvolve([1., 2., 3.], [0., 1., 0.5]), 12)
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> fftconvolve(np.ones((4, 4), np.float32), np.ones((3, 3), np.float32), "valid")
+    array([[9., 9.],
+           [9., 9.]], dtype=float32)
+    """
+    return _nd_conv(in1, in2, mode, axes)
+
+
+def oaconvolve(in1, in2, mode="full", axes=None):
+    """Convolve two N-dimensional arrays by overlap-add, as ``scipy.signal.oaconvolve``.
+
+    The same engine as :func:`fftconvolve` (block-wise overlap-save with cost-model block
+    lengths; a kernel close to the input's size gets one block), so the two give the same
+    results up to float rounding. Parameters, returns and errors as :func:`fftconvolve`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv._fft import oaconvolve
+    >>> np.round(oaconvolve(np.arange(6.), [1., 1.], mode="same"), 12)
+    array([0., 1., 3., 5., 7., 9.])
+    """
+    return _nd_conv(in1, in2, mode, axes)
+
+
+# --------------------------------------------------------------------------------------------
+# accuracy
+# --------------------------------------------------------------------------------------------
+FFT_EPS_FACTOR = 2.0
+"""Constant ``c`` of :func:`error_bound`: ``|fft - exact| <= c * eps * log2(L) * sum|x|*sum|w|``
+per output, with ``L`` the transform size. The worst measured case (one-hot inputs, where
+``sum|x|*sum|w|`` is as small as the outputs allow) sits near ``0.1 * eps * log2(L)``; random
+data sits orders of magnitude lower (docs/guide/fft.md)."""
+
+
+def error_bound(in1, in2, axes=None, dtype=None):
+    """Bound on the FFT path's absolute error per output, relative to ``sum|x| * sum|w|``.
+
+    The FFT path's error on each output is at most
+    ``error_bound(...) * sum(|in1|) * sum(|in2|)`` (sums over the convolved axes), where
+    ``error_bound = FFT_EPS_FACTOR * eps(dtype) * log2(L)`` and ``L`` is the product of the
+    transform lengths (at most ``prod(n + k - 1)`` rounded up to a fast length). It is the
+    classical ``O(eps log L)`` bound of FFT convolution (a transform's error relative to the
+    data's 2-norm, times the product's norms, bounded by the 1-norms).
+
+    Parameters
+    ----------
+    in1, in2 : array_like or shape tuples
+        The inputs (or their shapes).
+    axes : sequence of ints, optional
+        The convolved axes; all by default.
+    dtype : dtype, optional
+        The computing dtype; by default the FFT path's for the inputs (float64 for shapes).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from fastconv._fft import error_bound
+    >>> error_bound((1000,), (101,), dtype="float32") < 1e-4
+    True
+    """
+    s1 = in1 if isinstance(in1, tuple) else np.shape(in1)
+    s2 = in2 if isinstance(in2, tuple) else np.shape(in2)
+    if dtype is None:
+        if isinstance(in1, tuple) or isinstance(in2, tuple):
+            dtype = np.float64
+        else:
+            dtype = _compute_dtype(np.asarray(in1), np.asarray(in2))
+    dt = np.dtype(dtype)
+    eps = np.finfo(dt).eps
+    ax = range(len(s1)) if axes is None else axes
+    L = 1
+    for a in ax:
+        L *= _fast(s1[a] + s2[a] - 1, dt.kind != "c")
+    return float(FFT_EPS_FACTOR * eps * max(1.0, math.log2(max(L, 2))))
+
+
+# --------------------------------------------------------------------------------------------
+# the direct-or-FFT choice
+# --------------------------------------------------------------------------------------------
+def _kinds(*arrs):
+    return [np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype for a in arrs]
+
+
+def direct_seconds(out_size, kernel_size, itemsize, cplx=False):
+    """Modelled seconds of fastconv's direct path: ``out_size * kernel_size`` MACs."""
+    macs = float(out_size) * float(kernel_size) * (4 if cplx else 1)
+    return _DIRECT_OVERHEAD + macs / _DIRECT_RATE[itemsize]
+
+
+def choose_method(in1, in2, mode="full", axes=None):
+    """``"direct"`` or ``"fft"``: the faster of fastconv's two paths for these shapes.
+
+    Decided from the shapes and dtypes only (no trial run): integer and bool inputs take
+    the direct path (exact results, as ``scipy.signal.choose_conv_method``); otherwise the
+    direct path's multiply-accumulates at its measured rate are compared with the FFT
+    engine's modelled transform work at its measured rate (calibration in
+    ``docs/guide/fft.md``).
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        The inputs, as for :func:`fftconvolve`.
+    mode : {'full', 'valid', 'same'}, default 'full'
+    axes : int or sequence of ints, optional
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv._fft import choose_method
+    >>> choose_method(np.ones(10**6), np.ones(3))
+    'direct'
+    >>> choose_method(np.ones(10**6), np.ones(1001))
+    'fft'
+    >>> choose_method(np.ones(10**6, int), np.ones(1001, int))
+    'direct'
+    """
+    a = in1 if hasattr(in1, "dtype") and hasattr(in1, "shape") else np.asarray(in1)
+    b = in2 if hasattr(in2, "dtype") and hasattr(in2, "shape") else np.asarray(in2)
+    mode = _check_mode(mode)
+    if a.dtype.kind in "biu" or b.dtype.kind in "biu" or a.dtype.kind not in "fc" \
+            or b.dtype.kind not in "fc":
+        return "direct"
+    if a.ndim != b.ndim or a.ndim == 0 or a.size == 0 or b.size == 0:
+        return "direct"
+    try:
+        a, b, ax = _axes(a, b, axes, mode)
+    except ValueError:
+        return "direct"
+    if not ax:
+        return "direct"
+    dt = _compute_dtype(a, b)
+    cplx = dt.kind == "c"
+    item = dt.itemsize // (2 if cplx else 1)
+    lens, ks = [], []
+    for i in ax:
+        n, k = a.shape[i], b.shape[i]
+        lens.append(n + k - 1 if mode == "full" else n if mode == "same" else n - k + 1)
+        ks.append(k)
+    batch = 1
+    for i in range(a.ndim):
+        if i not in ax:
+            batch *= max(a.shape[i], b.shape[i])
+    out = batch * math.prod(lens)
+    kern = math.prod(ks)
+    t_direct = direct_seconds(out, kern, item, cplx)
+    t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item)
+    return "fft" if t_fft < t_direct else "direct"
+
+
+def choose_shapes(out_shape, kshape, dtype, batch=1):
+    """:func:`choose_method`'s decision from the output window's shape, the kernel's shape
+    and the (float) computing dtype: ``"direct"`` or ``"fft"``."""
+    dt = np.dtype(dtype)
+    if dt.kind not in "fc":
+        return "direct"
+    cplx = dt.kind == "c"
+    item = dt.itemsize // (2 if cplx else 1)
+    lens = [int(n) for n in out_shape]
+    ks = [int(k) for k in kshape]
+    if min(lens) <= 0 or math.prod(ks) <= 1:
+        return "direct"
+    t_direct = direct_seconds(batch * math.prod(lens), math.prod(ks), item, cplx)
+    t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item)
+    return "fft" if t_fft < t_direct else "direct"
+
+
+# --------------------------------------------------------------------------------------------
+# conv1d / conv2d layers: many filters share each input plane's transforms
+# --------------------------------------------------------------------------------------------
+_SPECTRAL_MAC_RATE = {4: 1.5e9, 8: 1.0e9}  # complex multiply-adds per second (numpy, measured)
+
+
+def conv_layer_seconds(x_shape, w_shape, out_shape, groups, itemsize):
+    """Modelled seconds of :func:`conv_layer` (stride 1): per image, the input planes'
+    forward and the output planes' inverse block transforms, and the spectral sums over
+    channels."""
+    N, C = x_shape[0], x_shape[1]
+    K, Cg = w_shape[0], w_shape[1]
+    lens = [n for n in out_shape[2:] if True]
+    ks = list(w_shape[2:])
+    if lens and ks and ks[0] == 1 and lens[0] == 1:  # 1-D as (1, L)
+        lens, ks = lens[1:], ks[1:]
+    plan = _plan_blocks(lens, ks, True)
+    spectral = 1
+    for (L, B), n in zip(plan, lens):
+        spectral *= -(-n // B) * L
+    half = fft_seconds(lens, ks, True, itemsize) / 2  # one direction of one plane
+    return (_FFT_OVERHEAD + N * (C + K) * half
+            + N * K * Cg * spectral / 2 / _SPECTRAL_MAC_RATE[itemsize])
+
+
+def conv_layer(x, w, pad, dilation, groups, out):
+    """Stride-1 cross-correlation of a (N, C, H, W) input (implicit zero padding ``pad`` =
+    (top, left)) with (K, C/groups, kh, kw) filters into ``out`` (N, K, Ho, Wo), by the FFT
+    engine with the channel sum taken on the spectra: one transform per input block and
+    channel, shared by every filter. ``dilation`` spreads the taps (zeros between them)."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    dh, dw = dilation
+    if (dh, dw) != (1, 1):
+        wd = np.zeros((K, Cg, (kh - 1) * dh + 1, (kw - 1) * dw + 1), w.dtype)
+        wd[:, :, ::dh, ::dw] = w
+        w = wd
+        kh, kw = w.shape[2:]
+    Ho, Wo = out.shape[2:]
+    h = w[:, :, ::-1, ::-1]
+    Kg = K // groups
+    one_d = kh == 1 and H == 1 and Ho == 1
+    for g in range(groups):
+        xg = x[:, g * Cg:(g + 1) * Cg]
+        hg = h[g * Kg:(g + 1) * Kg]
+        if one_d:
+            _conv_window(xg[:, :, 0], hg[:, :, 0], 1, [kw - 1 - pad[1]], [Wo], out.dtype,
+                         reduce=True, out=out[:, g * Kg:(g + 1) * Kg, 0])
+        else:
+            _conv_window(xg, hg, 2, [kh - 1 - pad[0], kw - 1 - pad[1]], [Ho, Wo],
+                         out.dtype, reduce=True, out=out[:, g * Kg:(g + 1) * Kg])
+    return out
