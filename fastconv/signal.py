@@ -28,7 +28,10 @@ of fastconv's compiled convolution kernels, chosen by the keyword-only ``backend
 - ``boundary="symm"``/``"wrap"``/a non-zero ``fillvalue`` extend ``in1`` once with a few
   slice copies; zero fill is the kernels' own implicit padding.
 
-``method="fft"`` and the FFT branch of ``"auto"`` use :mod:`fastconv._fft` (issue 19).
+``method="fft"``, the FFT branch of ``"auto"``, :func:`fftconvolve` and :func:`oaconvolve`
+run fastconv's FFT engine (overlap-save blocks on ``scipy.fft`` with fastconv's threads; see
+the FFT guide in the docs). ``"auto"`` chooses by a cost model calibrated on this kind of
+machine, and stays direct for integer and bool inputs (exact results).
 
 Errors
 ------
@@ -43,7 +46,9 @@ import itertools
 import numpy as np
 
 from . import _dispatch
+from . import _fft
 from . import _spec as S
+from ._fft import fftconvolve, oaconvolve
 
 __all__ = [
     "convolve",
@@ -52,6 +57,8 @@ __all__ = [
     "correlate2d",
     "choose_conv_method",
     "sepfir2d",
+    "fftconvolve",
+    "oaconvolve",
 ]
 
 _MODES = ("full", "same", "valid")
@@ -270,7 +277,6 @@ def _reverse(a):
 
 
 def _fft_path(in1, in2, mode):
-    from . import _fft  # issue 19's module, imported only when an FFT is asked for
     out_dtype = np.result_type(in1, in2)
     # float32/64 and complex as they are (as scipy.signal.fftconvolve); integers and bool
     # as float64, float16 as float32
@@ -285,12 +291,8 @@ def _fft_path(in1, in2, mode):
 def _auto_is_fft(in1, in2, mode):
     """Whether ``method='auto'`` takes the FFT: never for integer or bool inputs (exact
     results, as scipy's integer rule would allow only sometimes), else issue 19's cost
-    model (:func:`fastconv._fft.choose_method`)."""
+    model (``fastconv._fft.choose_method``)."""
     if in1.dtype.kind in "biu" and in2.dtype.kind in "biu":
-        return False
-    try:
-        from . import _fft
-    except ImportError:  # issue 19 not merged: the direct path is the only one
         return False
     return _fft.choose_method(in1, in2, mode, None) == "fft"
 

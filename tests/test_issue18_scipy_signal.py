@@ -28,16 +28,13 @@ values are what it read; fastconv mirrors again there, so they fail as marked):
 - ``test_convolve_longdtype_input``: longdouble/clongdouble inputs. fastconv computes in
   at most float64/complex128 and refuses wider dtypes with a TypeError (a decision: a
   silent downcast would break the dtype promise), and the test calls ``fftconvolve``.
-- Marked ``needs_fft`` (skipped until issue 19's ``fastconv._fft`` is merged, then run):
-  the tests that call ``method='fft'`` or ``choose_conv_method(measure=True)``:
-  ``TestConvolve.test_broadcastable``,
-  ``TestConvolve.test_convolve_method``,
-  ``TestConvolve.test_convolve_method_large_input``,
-  ``TestCorrelateReal.test_method``,
-  ``test_choose_conv_method``.
+
+The tests that call ``method='fft'`` or ``choose_conv_method(measure=True)``
+(``TestConvolve.test_broadcastable``, ``test_convolve_method``,
+``test_convolve_method_large_input``, ``TestCorrelateReal.test_method``,
+``test_choose_conv_method``) run on fastconv's FFT engine.
 """
 
-import importlib.util
 import warnings
 
 import numpy as np
@@ -73,11 +70,6 @@ from conftest import BACKENDS
 
 # only the skipped longdouble test calls it
 fftconvolve = _scipy_signal.fftconvolve
-
-needs_fft = pytest.mark.skipif(
-    importlib.util.find_spec("fastconv._fft") is None,
-    reason="needs fastconv._fft (issue 19); runs once it is merged")
-
 
 @pytest.fixture
 def xp():
@@ -131,7 +123,6 @@ class TestConvolve:
         c = convolve(a, b)
         assert c == a * b
 
-    @needs_fft
     def test_broadcastable(self, xp):
         a = xp.reshape(xp.arange(27), (3, 3, 3))
         b = xp.arange(3)
@@ -245,7 +236,6 @@ class TestConvolve:
         assert_raises(ValueError, convolve, *(a, b), **{'mode': 'valid'})
         assert_raises(ValueError, convolve, *(b, a), **{'mode': 'valid'})
 
-    @needs_fft
     def test_convolve_method(self, xp, n=100):
         # this types data structure was manually encoded instead of
         # using custom filters on the soon-to-be-removed np.sctypes
@@ -290,7 +280,6 @@ class TestConvolve:
 
             xp_assert_close(results['fft'], results['direct'], **kwargs)
 
-    @needs_fft
     def test_convolve_method_large_input(self, xp):
         # This is really a test that convolving two large integers goes to the
         # direct method even if they're in the fft method.
@@ -570,7 +559,6 @@ class TestCorrelateReal:
         else:
             return self.equal_tolerance(res_dt)
 
-    @needs_fft
     def test_method(self, dt, xp):
         dt = getattr(xp, dt)
 
@@ -900,7 +888,6 @@ class TestCorrelate2d:
                         xp.asarray([12j]), check_shape=False, check_dtype=False)
 
 
-@needs_fft
 def test_choose_conv_method(xp):
     for mode in ['valid', 'same', 'full']:
         for ndim in [1, 2]:

@@ -1,18 +1,15 @@
 """Issue 18 x issue 19: ``fastconv.signal``'s ``method='fft'`` and the FFT branch of
 ``method='auto'``/``choose_conv_method``, through :mod:`fastconv._fft` (issue 19's
 ``fftconvolve(in1, in2, mode, axes)`` and ``choose_method(in1, in2, mode, axes)``).
-
-Skipped until fastconv._fft exists (the lead merges issue 19's branch, then these run).
 """
 
 import numpy as np
 import pytest
 
-_fft = pytest.importorskip("fastconv._fft")
+import scipy.signal as ss
 
-import scipy.signal as ss  # noqa: E402
-
-from fastconv import signal as fs  # noqa: E402
+from fastconv import _fft
+from fastconv import signal as fs
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
 
