@@ -782,3 +782,11 @@ _register({"conv3d": _conv2d_cost, "conv3d_input": _input_cost, "conv3d_weight":
            for b, r in {"cython": (20e9, 20e9, 15e9), "numba": (2e9, 1e9, 1e9),
                         "numpy": (5e9, 3e9, 3e9)}.items()})
 _CONV_OPS = _CONV_OPS | _PLANNED3
+
+
+# ---- ndimage (issue 18) ----
+def _nd_correlate1d_cost(a):  # x, w, idx, cval, out: taps per output, elements moved
+    return a[4].size * a[1].shape[0], 0, 1, a[0].size + a[4].size
+
+
+_register({"nd_correlate1d": _nd_correlate1d_cost})

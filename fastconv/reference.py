@@ -768,3 +768,25 @@ def conv3d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
                                   gy[:, g * Kg:(g + 1) * Kg, od0:od1], optimize=True)
         gw[g * Kg:(g + 1) * Kg] = res
     return gw
+
+
+# ---- ndimage (issue 18) ----
+def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
+    """fastconv.ndimage's 1-D correlation pass (the kernel contract of every backend).
+
+    ``x`` and ``out``: C-contiguous ``(outer, n, inner)`` arrays of one float type; ``w``:
+    the ``k`` weights (that type); ``idx``: the ``n + k - 1`` int64 source indices of the
+    extended line (the boundary mode applied by :func:`fastconv._ndspec.pad`; -1 reads
+    ``cval``). Fills ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` (taps summed in
+    order) and returns it.
+    """
+    n, k = x.shape[1], w.shape[0]
+    if out.size == 0:
+        return out
+    fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
+    ext = np.concatenate([x, fill], axis=1)[:, idx, :]  # index -1: the cval row
+    acc = w[0] * ext[:, 0:n, :]
+    for j in range(1, k):
+        acc += w[j] * ext[:, j:j + n, :]
+    out[...] = acc
+    return out

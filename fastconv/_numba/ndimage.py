@@ -1,0 +1,44 @@
+"""Numba kernel of fastconv.ndimage's 1-D correlation pass (issue 18; contract:
+:func:`fastconv.reference.nd_correlate1d`).
+
+The parallel loop runs over the output rows ``(o, i)``; each row sums its ``k`` taps' input
+rows (or cval) in tap order, vectorized over the row's ``inner`` columns, so the results do
+not depend on the thread count.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._common import jit, use_threads
+
+
+@jit
+def _pass(x, w, idx, cval, out):
+    outer, n, inner = x.shape
+    k = w.shape[0]
+    c = x.dtype.type(cval)
+    for r in prange(outer * n):
+        o = r // n
+        i = r - o * n
+        row = out[o, i]
+        for q in range(inner):
+            row[q] = 0
+        for j in range(k):
+            a = w[j]
+            p = idx[i + j]
+            if p >= 0:
+                src = x[o, p]
+                for q in range(inner):
+                    row[q] += a * src[q]
+            else:
+                for q in range(inner):
+                    row[q] += a * c
+
+
+def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
+    """See :func:`fastconv.reference.nd_correlate1d`."""
+    if out.size == 0:
+        return out
+    use_threads(nthreads)
+    _pass(x, w, np.ascontiguousarray(idx, dtype=np.int64), float(cval), out)
+    return out

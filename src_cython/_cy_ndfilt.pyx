@@ -1,0 +1,110 @@
+"""fastconv.ndimage's compiled 1-D correlation pass (issue 18): Cython + OpenMP.
+
+``nd_correlate1d(x, w, idx, cval, out, nthreads)``: ``x`` and ``out`` are C-contiguous
+``(outer, n, inner)`` arrays of one float type, ``w`` the ``k`` weights (that type),
+``idx`` the ``n + k - 1`` int64 source indices of the extended line (the boundary mode
+applied; -1 reads ``cval``). ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]``, as
+:func:`fastconv.reference.nd_correlate1d`.
+
+Two paths: ``inner == 1`` (a pass along the last axis) copies each line into its extended
+form and runs :c:func:`fc_ndline` on it; otherwise the lines run in blocks of columns, each
+output row summing the ``k`` input rows its taps read (row pointers: no copy of the input,
+memory read in rows). Lines or (outer, column block) items run in parallel (OpenMP).
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+
+cimport cython
+from cython cimport floating
+
+
+cdef extern from "fc_ndfilt.h" nogil:
+    void fc_ndrow_f(float* out, const float** rows, const float* w, Py_ssize_t k,
+                    Py_ssize_t m)
+    void fc_ndrow_d(double* out, const double** rows, const double* w, Py_ssize_t k,
+                    Py_ssize_t m)
+    void fc_ndline_f(float* out, const float* ext, const float* w, Py_ssize_t k,
+                     Py_ssize_t n)
+    void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
+                     Py_ssize_t n)
+
+
+cdef inline void _row(floating* out, const floating** rows, const floating* w, Py_ssize_t k,
+                      Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        fc_ndrow_f(out, rows, w, k, m)
+    else:
+        fc_ndrow_d(out, rows, w, k, m)
+
+
+cdef inline void _line(floating* out, const floating* ext, const floating* w, Py_ssize_t k,
+                       Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fc_ndline_f(out, ext, w, k, n)
+    else:
+        fc_ndline_d(out, ext, w, k, n)
+
+
+def nd_correlate1d(const floating[:, :, ::1] x, const floating[::1] w,
+                   const long long[::1] idx, double cval, floating[:, :, ::1] out,
+                   int nthreads):
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t k = w.shape[0], L = n + k - 1
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B
+    cdef floating* ext
+    cdef floating* crow
+    cdef const floating** rows
+    cdef const floating* xb
+    cdef floating fc = <floating>cval
+    if outer == 0 or n == 0 or inner == 0:
+        return
+    if idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
+            or out.shape[2] != inner:
+        raise ValueError("nd_correlate1d: inconsistent shapes")
+    for p in range(L):
+        if idx[p] < -1 or idx[p] >= n:
+            raise ValueError("nd_correlate1d: index out of range")
+    if inner == 1:
+        with nogil, parallel(num_threads=max(1, nthreads)):
+            ext = <floating*>malloc(L * sizeof(floating))
+            if ext != NULL:
+                for o in prange(outer, schedule="static"):
+                    xb = &x[o, 0, 0]
+                    for p in range(L):
+                        if idx[p] >= 0:
+                            ext[p] = xb[idx[p]]
+                        else:
+                            ext[p] = fc
+                    _line(&out[o, 0, 0], ext, &w[0], k, n)
+                free(ext)
+        return
+    # columns per block: the k rows a block reads stay in L1 (about 32 KiB), 16..inner
+    B = (32768 // <Py_ssize_t>sizeof(floating)) // k
+    B = (B // 16) * 16
+    if B < 16:
+        B = 16
+    if B > inner:
+        B = inner
+    nb = (inner + B - 1) // B
+    with nogil, parallel(num_threads=max(1, nthreads)):
+        rows = <const floating**>malloc(L * sizeof(floating*))
+        crow = <floating*>malloc(B * sizeof(floating))
+        if rows != NULL and crow != NULL:
+            for q in range(B):
+                crow[q] = fc
+            for item in prange(outer * nb, schedule="static"):
+                o = item // nb
+                c0 = (item % nb) * B
+                m = inner - c0
+                if m > B:
+                    m = B
+                for p in range(L):
+                    if idx[p] >= 0:
+                        rows[p] = &x[o, idx[p], c0]
+                    else:
+                        rows[p] = crow
+                for i in range(n):
+                    _row(&out[o, i, c0], &rows[i], &w[0], k, m)
+        free(rows)
+        free(crow)

@@ -1,0 +1,69 @@
+/* fastconv.ndimage's 1-D correlation passes (issue 18), compiled per x86-64 level
+ * (target_clones, as fc_kernels.h): the innermost loops of fastconv._cy_ndfilt.
+ *
+ * fc_ndrow_{f,d}(out, rows, w, k, m): out[c] = sum_j w[j] * rows[j][c], c < m: one output
+ *   row of a pass along a non-last axis, from the k input rows its taps read (row pointers:
+ *   the boundary rows point at the mode's source row or at a row of cval).
+ * fc_ndline_{f,d}(out, ext, w, k, n): out[i] = sum_j w[j] * ext[i + j], i < n: one line of a
+ *   pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
+ * Both vectorize over the outputs; the sums run over j in order (tap 0 first).
+ */
+#ifndef FASTCONV_FC_NDFILT_H
+#define FASTCONV_FC_NDFILT_H
+
+#include <stddef.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__) \
+    && !defined(FASTCONV_NO_CLONES)
+#define FC_ND_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FC_ND_CLONES
+#endif
+#if defined(__GNUC__)
+#define FC_ND_RESTRICT __restrict__
+#else
+#define FC_ND_RESTRICT
+#endif
+
+#define FC_ND_BLOCK 256
+
+#define FC_ND_DEFINE(SUF, T)                                                              \
+FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *rows,     \
+                                        const T *FC_ND_RESTRICT w, Py_ssize_t k,         \
+                                        Py_ssize_t m)                                    \
+{                                                                                        \
+    Py_ssize_t c, j;                                                                     \
+    const T *FC_ND_RESTRICT r0 = rows[0];                                                \
+    const T w0 = w[0];                                                                   \
+    for (c = 0; c < m; c++) out[c] = w0 * r0[c];                                         \
+    for (j = 1; j < k; j++) {                                                            \
+        const T *FC_ND_RESTRICT r = rows[j];                                             \
+        const T a = w[j];                                                                \
+        for (c = 0; c < m; c++) out[c] += a * r[c];                                      \
+    }                                                                                    \
+}                                                                                        \
+FC_ND_CLONES static void fc_ndline_##SUF(T *FC_ND_RESTRICT out,                          \
+                                         const T *FC_ND_RESTRICT ext,                    \
+                                         const T *FC_ND_RESTRICT w, Py_ssize_t k,        \
+                                         Py_ssize_t n)                                   \
+{                                                                                        \
+    Py_ssize_t i0, i, j;                                                                 \
+    T acc[FC_ND_BLOCK];                                                                  \
+    for (i0 = 0; i0 < n; i0 += FC_ND_BLOCK) {                                            \
+        Py_ssize_t b = n - i0 < FC_ND_BLOCK ? n - i0 : FC_ND_BLOCK;                      \
+        const T *FC_ND_RESTRICT e = ext + i0;                                            \
+        const T w0 = w[0];                                                               \
+        for (i = 0; i < b; i++) acc[i] = w0 * e[i];                                      \
+        for (j = 1; j < k; j++) {                                                        \
+            const T a = w[j];                                                            \
+            const T *FC_ND_RESTRICT ej = e + j;                                          \
+            for (i = 0; i < b; i++) acc[i] += a * ej[i];                                 \
+        }                                                                                \
+        for (i = 0; i < b; i++) out[i0 + i] = acc[i];                                    \
+    }                                                                                    \
+}
+
+FC_ND_DEFINE(f, float)
+FC_ND_DEFINE(d, double)
+
+#endif
