@@ -119,8 +119,8 @@ def output(output, input, shape=None, complex_output=False):
         if complex_output and dt.kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=3)
             dt = np.promote_types(dt, np.complex64)
-        if not issubclass(dt.type, np.number):
-            raise ArgumentError(f"output must have a numeric dtype, got {dt}")
+        if dt.kind not in "biufc":
+            raise ArgumentError(f"output must have a numeric (or bool) dtype, got {dt}")
         return np.zeros(shape, dtype=dt)
     if isinstance(output, str):
         try:
@@ -171,15 +171,21 @@ def pad(x, before, after, modes, cval):
 
 def store(result, output):
     """Write the float (or complex) ``result`` into ``output`` as scipy.ndimage's filters
-    store theirs (a C cast: float to integer truncates toward zero; complex to real keeps
-    the real part), and return ``output``."""
+    store theirs, and return ``output``: into an integer (or bool) output, a C cast of the
+    double, i.e. truncated toward zero and wrapped modulo the type's range (scipy's
+    ``-(unsigned)(-x)`` for negative values into an unsigned type does the same); complex
+    into a real output keeps the real part; floats round to the output's precision."""
     result = np.asarray(result)
+    if result.dtype.kind == "c" and output.dtype.kind != "c":
+        result = result.real
     if output.dtype.kind in "iub" and result.dtype.kind == "f":
         with np.errstate(invalid="ignore", over="ignore"):
-            np.copyto(output, result, casting="unsafe")
-    elif output.dtype.kind != "c" and result.dtype.kind == "c":
-        np.copyto(output, result.real, casting="unsafe")
-    else:
-        with np.errstate(invalid="ignore", over="ignore"):
-            np.copyto(output, result, casting="unsafe")
+            whole = np.trunc(result).astype(np.int64)
+        if output.dtype.kind == "b":
+            np.copyto(output, (whole & 0xFF) != 0)
+        else:
+            np.copyto(output, whole, casting="unsafe")
+        return output
+    with np.errstate(invalid="ignore", over="ignore"):
+        np.copyto(output, result, casting="unsafe")
     return output

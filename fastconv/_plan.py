@@ -789,4 +789,8 @@ def _nd_correlate1d_cost(a):  # x, w, idx, cval, out: taps per output, elements 
     return a[4].size * a[1].shape[0], 0, 1, a[0].size + a[4].size
 
 
-_register({"nd_correlate1d": _nd_correlate1d_cost})
+def _nd_uniform1d_cost(a):  # x, size, idx, cval, out: a running sum, 2 terms per output
+    return 2 * a[4].size, 0, 1, a[0].size + a[4].size
+
+
+_register({"nd_correlate1d": _nd_correlate1d_cost, "nd_uniform1d": _nd_uniform1d_cost})

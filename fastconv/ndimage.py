@@ -12,9 +12,10 @@ How they compute
 - :func:`correlate1d`, :func:`convolve1d`, :func:`uniform_filter1d`,
   :func:`gaussian_filter1d` and the separable :func:`uniform_filter` and
   :func:`gaussian_filter` run 1-D correlation passes along each filtered axis (no
-  full-size kernel is built): the kernel ``nd_correlate1d`` of each backend (Cython +
-  OpenMP, Numba, NumPy reference), which reads the boundary through an index map of the
-  extended line.
+  full-size kernel is built): the kernels ``nd_correlate1d`` (a correlation) and
+  ``nd_uniform1d`` (scipy's running-sum box mean, O(1) per output) of each backend
+  (Cython + OpenMP, Numba, NumPy reference), which read the boundary through an index map
+  of the extended line.
 - :func:`correlate` and :func:`convolve` with a full n-D kernel pad the input
   (:func:`fastconv._ndspec.pad`) and run :func:`fastconv.conv1d`/``conv2d``/``conv3d`` (one
   channel, the unfiltered axes as the batch) on it; more than three kernel axes loop over
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 _OP = "nd_correlate1d"
+_BOX_OP = "nd_uniform1d"
 
 
 # ---------------------------------------------------------------------------------------
@@ -70,25 +72,30 @@ def _line_index(n, k, origin, mode):
 
 
 def _pass(x, w, axis, mode, cval, origin, backend, dest=None):
-    """One correlation pass of the C-contiguous float array ``x`` with the weights ``w``
-    (its dtype) along ``axis``; the result in ``dest`` (C-contiguous, x's dtype) or a new
-    array."""
+    """One pass of the C-contiguous float array ``x`` along ``axis``: a correlation with
+    the weights ``w`` (an array of x's dtype), or scipy's running-sum box mean of size
+    ``w`` (an int); the result in ``dest`` (C-contiguous, x's dtype) or a new array."""
     shape = x.shape
     out = np.empty(shape, x.dtype) if dest is None else dest
     if x.size == 0:
         return out
-    n, k = shape[axis], w.shape[0]
+    box = isinstance(w, int)
+    op = _BOX_OP if box else _OP
+    n, k = shape[axis], (w if box else w.shape[0])
     x3 = x.reshape(math.prod(shape[:axis]), n, math.prod(shape[axis + 1:]))
+    # the cval as the pass's dtype sees it (scipy extends its lines in double: a float32
+    # pass of a float64 cval rounds it once, as scipy's float32 output would)
     args = (x3, w, _line_index(n, k, origin, mode), float(cval), out.reshape(x3.shape))
-    name, fn = _dispatch.kernel(_OP, backend)
+    name, fn = _dispatch.kernel(op, backend)
     if name == "numba" and _threads.forked_after_openmp():  # fastconv._threads: fork safety
-        name, fn = _dispatch._forked_child_kernel(_OP)
-    _dispatch._call(_OP, name, fn, args)
+        name, fn = _dispatch._forked_child_kernel(op)
+    _dispatch._call(op, name, fn, args)
     return out
 
 
 def _chain(input, output, passes, cval, backend):
-    """The separable filter ``passes`` [(axis, float64 weights, mode, origin)] of the real
+    """The separable filter ``passes`` [(axis, float64 weights or a box size, mode,
+    origin)] of the real
     array ``input`` into ``output``; scipy's intermediate stores in the output's dtype when
     that is an integer or float16."""
     ct = _compute_dtype(input.dtype, output.dtype)
@@ -99,8 +106,9 @@ def _chain(input, output, passes, cval, backend):
         if (i == len(passes) - 1 and output.dtype == ct and output.flags.c_contiguous
                 and not np.may_share_memory(output, cur)):
             dest = output
-        cur = _pass(cur, np.ascontiguousarray(w, dtype=ct), axis, mode, cval, origin,
-                    backend, dest)
+        if not isinstance(w, int):
+            w = np.ascontiguousarray(w, dtype=ct)
+        cur = _pass(cur, w, axis, mode, cval, origin, backend, dest)
         if cur is output:
             return output
         if per_pass:
@@ -284,7 +292,8 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     """Calculate a 1-D uniform (box mean) filter along the given axis, as
     ``scipy.ndimage.uniform_filter1d``.
 
-    A correlation with ``size`` weights of ``1 / size``.
+    scipy's running sum, in float64: the first window's mean, then one element in and one
+    out per output (so integer outputs truncate exactly as scipy's).
 
     Parameters
     ----------
@@ -314,19 +323,21 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
 
 
 def _size(size, name="size"):
-    try:
-        s = int(size) if not isinstance(size, numbers.Integral) and float(size) == int(size) \
-            else size
-        s = int(s)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an integer, got {size!r}") from None
+    """A filter size: an integer (or an integral float, as scipy's int(size)) >= 1."""
+    if isinstance(size, (numbers.Integral, np.integer)):
+        s = int(size)
+    elif isinstance(size, (float, np.floating)) and float(size).is_integer():
+        s = int(size)
+    else:
+        raise TypeError(f"{name} must be an integer, got {size!r}")
     if s < 1:
         raise _ndspec.ArgumentError(f"{name}: incorrect filter size {size!r} (must be >= 1)")
     return s
 
 
 def _box(size):
-    return np.full(size, 1.0 / size)
+    """A box pass's "weights": its size (the kernels' running sum, as scipy's)."""
+    return int(size)
 
 
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
@@ -582,7 +593,9 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         full[a] = s
     wk = weights.reshape(full)
     orig = [_origin_int(o) for o in _ndspec.sequence(origin, len(axes), "origin")]
-    ax_origin = dict(zip(axes, orig))
+    # scipy: origin[i] is for axes[i] when some axes are not filtered, but in the array's
+    # axis order when all are (whatever the order of `axes`)
+    ax_origin = dict(zip(axes if len(axes) < input.ndim else range(input.ndim), orig))
     if not isinstance(mode, str) and np.iterable(mode):
         raise _ndspec.ArgumentError("mode: a sequence of modes is not supported by "
                                     "correlate and convolve (as in scipy)")

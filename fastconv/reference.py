@@ -790,3 +790,24 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
         acc += w[j] * ext[:, j:j + n, :]
     out[...] = acc
     return out
+
+
+def nd_uniform1d(x, size, idx, cval, out, nthreads=None):
+    """fastconv.ndimage's uniform (box mean) pass, scipy's running sum: for each line of
+    the extended input ``e`` (as :func:`nd_correlate1d`'s, ``k = size``), in float64,
+    ``t = e[0] + ... + e[size - 1]``, then ``t += e[i + size - 1] - e[i - 1]`` for each
+    next output ``i``; output ``i`` is ``t / size``: scipy's operations in scipy's order,
+    so integer outputs truncate as scipy's do. Fills and returns ``out``."""
+    n = x.shape[1]
+    if out.size == 0:
+        return out
+    fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
+    ext = np.concatenate([x, fill], axis=1)[:, idx, :].astype(np.float64)
+    t = np.zeros((x.shape[0], x.shape[2]))
+    for j in range(size):
+        t += ext[:, j, :]
+    out[:, 0, :] = t / size
+    for i in range(1, n):
+        t += ext[:, i + size - 1, :] - ext[:, i - 1, :]
+        out[:, i, :] = t / size
+    return out

@@ -28,6 +28,10 @@ cdef extern from "fc_ndfilt.h" nogil:
                      Py_ssize_t n)
     void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
                      Py_ssize_t n)
+    void fc_ndbox_f(float* out, Py_ssize_t os, Py_ssize_t cs, const float** rows,
+                    Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
+    void fc_ndbox_d(double* out, Py_ssize_t os, Py_ssize_t cs, const double** rows,
+                    Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
 
 
 cdef inline void _row(floating* out, const floating** rows, const floating* w, Py_ssize_t k,
@@ -44,6 +48,15 @@ cdef inline void _line(floating* out, const floating* ext, const floating* w, Py
         fc_ndline_f(out, ext, w, k, n)
     else:
         fc_ndline_d(out, ext, w, k, n)
+
+
+cdef inline void _box(floating* out, Py_ssize_t os, Py_ssize_t cs, const floating** rows,
+                      Py_ssize_t size, Py_ssize_t n, Py_ssize_t m,
+                      double* tmp) noexcept nogil:
+    if floating is float:
+        fc_ndbox_f(out, os, cs, rows, size, n, m, tmp)
+    else:
+        fc_ndbox_d(out, os, cs, rows, size, n, m, tmp)
 
 
 def nd_correlate1d(const floating[:, :, ::1] x, const floating[::1] w,
@@ -108,3 +121,79 @@ def nd_correlate1d(const floating[:, :, ::1] x, const floating[::1] w,
                     _row(&out[o, i, c0], &rows[i], &w[0], k, m)
         free(rows)
         free(crow)
+
+
+cdef enum:
+    GROUP = 16  # lines of a last-axis box pass run together (vector lanes)
+
+
+def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[::1] idx,
+                 double cval, floating[:, :, ::1] out, int nthreads):
+    """scipy's running-sum uniform filter (see fc_ndbox) along axis 1 of ``(outer, n,
+    inner)``; ``idx`` as :func:`nd_correlate1d`'s with ``k = size``. A pass along the last
+    axis (``inner == 1``) runs GROUP lines at once from their transposed extended copies."""
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t L = n + size - 1
+    cdef Py_ssize_t o, i, p, q, g, c0, m, item, nb, B, ng
+    cdef floating* ext
+    cdef floating* crow
+    cdef double* tmp
+    cdef const floating** rows
+    cdef floating fc = <floating>cval
+    if outer == 0 or n == 0 or inner == 0:
+        return
+    if size < 1 or idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
+            or out.shape[2] != inner:
+        raise ValueError("nd_uniform1d: inconsistent shapes")
+    for p in range(L):
+        if idx[p] < -1 or idx[p] >= n:
+            raise ValueError("nd_uniform1d: index out of range")
+    if inner == 1:
+        ng = (outer + GROUP - 1) // GROUP
+        with nogil, parallel(num_threads=max(1, nthreads)):
+            ext = <floating*>malloc(L * GROUP * sizeof(floating))
+            rows = <const floating**>malloc(L * sizeof(floating*))
+            tmp = <double*>malloc(GROUP * sizeof(double))
+            if ext != NULL and rows != NULL and tmp != NULL:
+                for q in range(L):
+                    rows[q] = ext + q * GROUP
+                for item in prange(ng, schedule="static"):
+                    o = item * GROUP
+                    m = outer - o
+                    if m > GROUP:
+                        m = GROUP
+                    for g in range(m):
+                        for p in range(L):
+                            if idx[p] >= 0:
+                                ext[p * GROUP + g] = x[o + g, idx[p], 0]
+                            else:
+                                ext[p * GROUP + g] = fc
+                    _box(&out[o, 0, 0], 1, n, rows, size, n, m, tmp)
+            free(ext)
+            free(<void*>rows)
+            free(tmp)
+        return
+    B = 512 if inner > 512 else inner
+    nb = (inner + B - 1) // B
+    with nogil, parallel(num_threads=max(1, nthreads)):
+        rows = <const floating**>malloc(L * sizeof(floating*))
+        crow = <floating*>malloc(B * sizeof(floating))
+        tmp = <double*>malloc(B * sizeof(double))
+        if rows != NULL and crow != NULL and tmp != NULL:
+            for q in range(B):
+                crow[q] = fc
+            for item in prange(outer * nb, schedule="static"):
+                o = item // nb
+                c0 = (item % nb) * B
+                m = inner - c0
+                if m > B:
+                    m = B
+                for p in range(L):
+                    if idx[p] >= 0:
+                        rows[p] = &x[o, idx[p], c0]
+                    else:
+                        rows[p] = crow
+                _box(&out[o, 0, c0], inner, 1, rows, size, n, m, tmp)
+        free(<void*>rows)
+        free(crow)
+        free(tmp)

@@ -6,7 +6,14 @@
  *   the boundary rows point at the mode's source row or at a row of cval).
  * fc_ndline_{f,d}(out, ext, w, k, n): out[i] = sum_j w[j] * ext[i + j], i < n: one line of a
  *   pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
- * Both vectorize over the outputs; the sums run over j in order (tap 0 first).
+ * fc_ndbox_{f,d}(out, os, cs, rows, size, n, m, tmp): scipy's uniform_filter1d running
+ *   sum, in double, for m lines at once: tmp[c] = sum_{l < size} rows[l][c] (in order),
+ *   then tmp[c] += rows[i + size - 1][c] - rows[i - 1][c] for each next output i; output i
+ *   of line c is tmp[c] / size, stored at out[i * os + c * cs]. The same operations in the
+ *   same order as scipy's NI_UniformFilter1D, so the results are scipy's to the bit
+ *   (integer outputs then truncate alike).
+ * The correlations vectorize over the outputs; their sums run over j in order (tap 0
+ * first).
  */
 #ifndef FASTCONV_FC_NDFILT_H
 #define FASTCONV_FC_NDFILT_H
@@ -60,6 +67,37 @@ FC_ND_CLONES static void fc_ndline_##SUF(T *FC_ND_RESTRICT out,                 
             for (i = 0; i < b; i++) acc[i] += a * ej[i];                                 \
         }                                                                                \
         for (i = 0; i < b; i++) out[i0 + i] = acc[i];                                    \
+    }                                                                                    \
+}                                                                                        \
+FC_ND_CLONES static void fc_ndbox_##SUF(T *out, Py_ssize_t os, Py_ssize_t cs,            \
+                                        const T *const *rows, Py_ssize_t size,           \
+                                        Py_ssize_t n, Py_ssize_t m,                      \
+                                        double *FC_ND_RESTRICT tmp)                      \
+{                                                                                        \
+    Py_ssize_t c, l, i;                                                                  \
+    const double fs = (double)size;                                                      \
+    for (c = 0; c < m; c++) tmp[c] = 0.0;                                                \
+    for (l = 0; l < size; l++) {                                                         \
+        const T *FC_ND_RESTRICT r = rows[l];                                             \
+        for (c = 0; c < m; c++) tmp[c] += (double)r[c];                                  \
+    }                                                                                    \
+    for (c = 0; c < m; c++) out[c * cs] = (T)(tmp[c] / fs);                              \
+    for (i = 1; i < n; i++) {                                                            \
+        const T *FC_ND_RESTRICT a = rows[i + size - 1];                                  \
+        const T *FC_ND_RESTRICT b = rows[i - 1];                                         \
+        T *o = out + i * os;                                                             \
+        if (cs == 1) {                                                                   \
+            T *FC_ND_RESTRICT o1 = o;                                                    \
+            for (c = 0; c < m; c++) {                                                    \
+                tmp[c] += (double)a[c] - (double)b[c];                                   \
+                o1[c] = (T)(tmp[c] / fs);                                                \
+            }                                                                            \
+        } else {                                                                         \
+            for (c = 0; c < m; c++) {                                                    \
+                tmp[c] += (double)a[c] - (double)b[c];                                   \
+                o[c * cs] = (T)(tmp[c] / fs);                                            \
+            }                                                                            \
+        }                                                                                \
     }                                                                                    \
 }
 

@@ -42,3 +42,34 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
     use_threads(nthreads)
     _pass(x, w, np.ascontiguousarray(idx, dtype=np.int64), float(cval), out)
     return out
+
+
+@jit
+def _box(x, size, idx, cval, out):
+    outer, n, inner = x.shape
+    fs = float(size)
+    for r in prange(outer * inner):
+        o = r // inner
+        q = r - o * inner
+        t = 0.0
+        for j in range(size):
+            p = idx[j]
+            t += float(x[o, p, q]) if p >= 0 else cval
+        out[o, 0, q] = t / fs
+        for i in range(1, n):
+            pa = idx[i + size - 1]
+            pb = idx[i - 1]
+            a = float(x[o, pa, q]) if pa >= 0 else cval
+            b = float(x[o, pb, q]) if pb >= 0 else cval
+            t += a - b
+            out[o, i, q] = t / fs
+
+
+def nd_uniform1d(x, size, idx, cval, out, nthreads=1):
+    """See :func:`fastconv.reference.nd_uniform1d` (one line per parallel iteration)."""
+    if out.size == 0:
+        return out
+    use_threads(nthreads)
+    _box(x, int(size), np.ascontiguousarray(idx, dtype=np.int64), float(x.dtype.type(cval)),
+         out)
+    return out
