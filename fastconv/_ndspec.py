@@ -47,8 +47,9 @@ def sequence(value, n, name):
     if not isinstance(value, str) and np.iterable(value):
         seq = tuple(value)
         if len(seq) != n:
-            raise ArgumentError(f"{name} must be a scalar or a sequence of length {n} (one "
-                                f"per filtered axis), got length {len(seq)}")
+            raise ArgumentError(f"{name}: sequence argument must have length equal to input "
+                                f"rank (the number of filtered axes, {n}), got length "
+                                f"{len(seq)}")
         return seq
     return (value,) * n
 
@@ -64,14 +65,15 @@ def modes(mode, n, name="mode"):
 
 
 def axes(axes, ndim):
-    """scipy's ``_check_axes``: the filtered axes as non-negative ints (None: all)."""
+    """scipy's ``_check_axes``: the filtered axes as non-negative ints (None: all); a
+    non-integer axis is a TypeError."""
     if axes is None:
         return tuple(range(ndim))
     try:
         seq = (operator.index(axes),) if np.isscalar(axes) else (
             tuple(operator.index(a) for a in axes) if isinstance(axes, Iterable) else None)
-    except TypeError:
-        seq = None
+    except TypeError as exc:
+        raise TypeError(f"axes: {exc}") from None
     if seq is None:
         raise ArgumentError(f"axes must be an integer, an iterable of integers or None, "
                             f"got {axes!r}")

@@ -20,7 +20,9 @@ How they compute
   (:func:`fastconv._ndspec.pad`) and run :func:`fastconv.conv1d`/``conv2d``/``conv3d`` (one
   channel, the unfiltered axes as the batch) on it; more than three kernel axes loop over
   the leading ones.
-- float32 input and output compute in float32; everything else in float64, as scipy does.
+- float32 input and output keep float32 arrays (the 1-D passes sum in float64, as scipy's;
+  the n-D correlation computes in float32); everything else computes in float64, as scipy
+  does.
   Complex inputs or weights run as real passes (scipy's own decomposition).
 - Separable filters with an integer (or float16) output store every pass's result in the
   output's dtype before the next pass, as scipy's do.
@@ -73,7 +75,7 @@ def _line_index(n, k, origin, mode):
 
 def _pass(x, w, axis, mode, cval, origin, backend, dest=None):
     """One pass of the C-contiguous float array ``x`` along ``axis``: a correlation with
-    the weights ``w`` (an array of x's dtype), or scipy's running-sum box mean of size
+    the float64 weights ``w``, or scipy's running-sum box mean of size
     ``w`` (an int); the result in ``dest`` (C-contiguous, x's dtype) or a new array."""
     shape = x.shape
     out = np.empty(shape, x.dtype) if dest is None else dest
@@ -107,7 +109,7 @@ def _chain(input, output, passes, cval, backend):
                 and not np.may_share_memory(output, cur)):
             dest = output
         if not isinstance(w, int):
-            w = np.ascontiguousarray(w, dtype=ct)
+            w = np.ascontiguousarray(w, dtype=np.float64)  # the kernels sum in float64
         cur = _pass(cur, w, axis, mode, cval, origin, backend, dest)
         if cur is output:
             return output
@@ -426,7 +428,8 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     ----------
     input : array_like
     size : int or sequence of ints, optional
-        The box's size, one for all filtered axes or one per axis. Default 3.
+        The box's size, one for all filtered axes or one per axis (a size <= 1 leaves its
+        axis as it is). Default 3.
     output : ndarray or dtype, optional
     mode : str or sequence of str, optional
         One mode, or one per filtered axis.
@@ -453,7 +456,9 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     output = _ndspec.output(output, input, complex_output=input.dtype.kind == "c")
     axes = _ndspec.axes(axes, input.ndim)
     n = len(axes)
-    sizes = tuple(_size(s) for s in _ndspec.sequence(size, n, "size"))
+    # as scipy: sizes <= 1 (0 included) leave their axis unfiltered
+    sizes = tuple(_size(s) if not (isinstance(s, numbers.Real) and s <= 1) else 1
+                  for s in _ndspec.sequence(size, n, "size"))
     origins = _ndspec.origins(origin, sizes)
     modes = _ndspec.modes(mode, n)
     passes = [(ax, _box(s), m, o) for ax, s, o, m in zip(axes, sizes, origins, modes)

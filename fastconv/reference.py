@@ -775,7 +775,7 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     """fastconv.ndimage's 1-D correlation pass (the kernel contract of every backend).
 
     ``x`` and ``out``: C-contiguous ``(outer, n, inner)`` arrays of one float type; ``w``:
-    the ``k`` weights (that type); ``idx``: the ``n + k - 1`` int64 source indices of the
+    the ``k`` float64 weights (the sums run in float64, as scipy's); ``idx``: the ``n + k - 1`` int64 source indices of the
     extended line (the boundary mode applied by :func:`fastconv._ndspec.pad`; -1 reads
     ``cval``). Fills ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` (taps summed in
     order) and returns it.
@@ -785,6 +785,7 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
         return out
     fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
     ext = np.concatenate([x, fill], axis=1)[:, idx, :]  # index -1: the cval row
+    ext = ext.astype(np.float64)
     acc = w[0] * ext[:, 0:n, :]
     for j in range(1, k):
         acc += w[j] * ext[:, j:j + n, :]

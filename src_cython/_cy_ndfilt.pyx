@@ -1,7 +1,8 @@
 """fastconv.ndimage's compiled 1-D correlation pass (issue 18): Cython + OpenMP.
 
 ``nd_correlate1d(x, w, idx, cval, out, nthreads)``: ``x`` and ``out`` are C-contiguous
-``(outer, n, inner)`` arrays of one float type, ``w`` the ``k`` weights (that type),
+``(outer, n, inner)`` arrays of one float type, ``w`` the ``k`` float64 weights (sums in
+double, as scipy's),
 ``idx`` the ``n + k - 1`` int64 source indices of the extended line (the boundary mode
 applied; -1 reads ``cval``). ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]``, as
 :func:`fastconv.reference.nd_correlate1d`.
@@ -20,11 +21,11 @@ from cython cimport floating
 
 
 cdef extern from "fc_ndfilt.h" nogil:
-    void fc_ndrow_f(float* out, const float** rows, const float* w, Py_ssize_t k,
+    void fc_ndrow_f(float* out, const float** rows, const double* w, Py_ssize_t k,
                     Py_ssize_t m)
     void fc_ndrow_d(double* out, const double** rows, const double* w, Py_ssize_t k,
                     Py_ssize_t m)
-    void fc_ndline_f(float* out, const float* ext, const float* w, Py_ssize_t k,
+    void fc_ndline_f(float* out, const float* ext, const double* w, Py_ssize_t k,
                      Py_ssize_t n)
     void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
                      Py_ssize_t n)
@@ -34,7 +35,7 @@ cdef extern from "fc_ndfilt.h" nogil:
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
 
 
-cdef inline void _row(floating* out, const floating** rows, const floating* w, Py_ssize_t k,
+cdef inline void _row(floating* out, const floating** rows, const double* w, Py_ssize_t k,
                       Py_ssize_t m) noexcept nogil:
     if floating is float:
         fc_ndrow_f(out, rows, w, k, m)
@@ -42,7 +43,7 @@ cdef inline void _row(floating* out, const floating** rows, const floating* w, P
         fc_ndrow_d(out, rows, w, k, m)
 
 
-cdef inline void _line(floating* out, const floating* ext, const floating* w, Py_ssize_t k,
+cdef inline void _line(floating* out, const floating* ext, const double* w, Py_ssize_t k,
                        Py_ssize_t n) noexcept nogil:
     if floating is float:
         fc_ndline_f(out, ext, w, k, n)
@@ -59,7 +60,7 @@ cdef inline void _box(floating* out, Py_ssize_t os, Py_ssize_t cs, const floatin
         fc_ndbox_d(out, os, cs, rows, size, n, m, tmp)
 
 
-def nd_correlate1d(const floating[:, :, ::1] x, const floating[::1] w,
+def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    const long long[::1] idx, double cval, floating[:, :, ::1] out,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]

@@ -1,6 +1,9 @@
 /* fastconv.ndimage's 1-D correlation passes (issue 18), compiled per x86-64 level
  * (target_clones, as fc_kernels.h): the innermost loops of fastconv._cy_ndfilt.
  *
+ * Every sum runs in double with double weights (as scipy's line buffers): a float32 pass
+ * differs from scipy's only in the rounding of the sum's order, not in its precision.
+ *
  * fc_ndrow_{f,d}(out, rows, w, k, m): out[c] = sum_j w[j] * rows[j][c], c < m: one output
  *   row of a pass along a non-last axis, from the k input rows its taps read (row pointers:
  *   the boundary rows point at the mode's source row or at a row of cval).
@@ -36,37 +39,42 @@
 
 #define FC_ND_DEFINE(SUF, T)                                                              \
 FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *rows,     \
-                                        const T *FC_ND_RESTRICT w, Py_ssize_t k,         \
+                                        const double *FC_ND_RESTRICT w, Py_ssize_t k,    \
                                         Py_ssize_t m)                                    \
 {                                                                                        \
-    Py_ssize_t c, j;                                                                     \
-    const T *FC_ND_RESTRICT r0 = rows[0];                                                \
-    const T w0 = w[0];                                                                   \
-    for (c = 0; c < m; c++) out[c] = w0 * r0[c];                                         \
-    for (j = 1; j < k; j++) {                                                            \
-        const T *FC_ND_RESTRICT r = rows[j];                                             \
-        const T a = w[j];                                                                \
-        for (c = 0; c < m; c++) out[c] += a * r[c];                                      \
+    Py_ssize_t c0, c, j;                                                                 \
+    double acc[FC_ND_BLOCK];                                                             \
+    for (c0 = 0; c0 < m; c0 += FC_ND_BLOCK) {                                            \
+        Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;                      \
+        const T *FC_ND_RESTRICT r0 = rows[0] + c0;                                       \
+        const double w0 = w[0];                                                          \
+        for (c = 0; c < b; c++) acc[c] = w0 * (double)r0[c];                             \
+        for (j = 1; j < k; j++) {                                                        \
+            const T *FC_ND_RESTRICT r = rows[j] + c0;                                    \
+            const double a = w[j];                                                       \
+            for (c = 0; c < b; c++) acc[c] += a * (double)r[c];                          \
+        }                                                                                \
+        for (c = 0; c < b; c++) out[c0 + c] = (T)acc[c];                                 \
     }                                                                                    \
 }                                                                                        \
 FC_ND_CLONES static void fc_ndline_##SUF(T *FC_ND_RESTRICT out,                          \
                                          const T *FC_ND_RESTRICT ext,                    \
-                                         const T *FC_ND_RESTRICT w, Py_ssize_t k,        \
+                                         const double *FC_ND_RESTRICT w, Py_ssize_t k,   \
                                          Py_ssize_t n)                                   \
 {                                                                                        \
     Py_ssize_t i0, i, j;                                                                 \
-    T acc[FC_ND_BLOCK];                                                                  \
+    double acc[FC_ND_BLOCK];                                                             \
     for (i0 = 0; i0 < n; i0 += FC_ND_BLOCK) {                                            \
         Py_ssize_t b = n - i0 < FC_ND_BLOCK ? n - i0 : FC_ND_BLOCK;                      \
         const T *FC_ND_RESTRICT e = ext + i0;                                            \
-        const T w0 = w[0];                                                               \
-        for (i = 0; i < b; i++) acc[i] = w0 * e[i];                                      \
+        const double w0 = w[0];                                                          \
+        for (i = 0; i < b; i++) acc[i] = w0 * (double)e[i];                              \
         for (j = 1; j < k; j++) {                                                        \
-            const T a = w[j];                                                            \
+            const double a = w[j];                                                       \
             const T *FC_ND_RESTRICT ej = e + j;                                          \
-            for (i = 0; i < b; i++) acc[i] += a * ej[i];                                 \
+            for (i = 0; i < b; i++) acc[i] += a * (double)ej[i];                         \
         }                                                                                \
-        for (i = 0; i < b; i++) out[i0 + i] = acc[i];                                    \
+        for (i = 0; i < b; i++) out[i0 + i] = (T)acc[i];                                 \
     }                                                                                    \
 }                                                                                        \
 FC_ND_CLONES static void fc_ndbox_##SUF(T *out, Py_ssize_t os, Py_ssize_t cs,            \

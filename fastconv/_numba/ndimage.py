@@ -2,8 +2,8 @@
 :func:`fastconv.reference.nd_correlate1d`).
 
 The parallel loop runs over the output rows ``(o, i)``; each row sums its ``k`` taps' input
-rows (or cval) in tap order, vectorized over the row's ``inner`` columns, so the results do
-not depend on the thread count.
+rows (or cval) in tap order, in float64, vectorized over the row's ``inner`` columns, so the
+results do not depend on the thread count.
 """
 
 import numpy as np
@@ -16,23 +16,34 @@ from ._common import jit, use_threads
 def _pass(x, w, idx, cval, out):
     outer, n, inner = x.shape
     k = w.shape[0]
-    c = x.dtype.type(cval)
+    c = float(x.dtype.type(cval))
+    if inner == 1:  # a pass along the last axis: one sum per output
+        for r in prange(outer * n):
+            o = r // n
+            i = r - o * n
+            s = 0.0
+            for j in range(k):
+                p = idx[i + j]
+                s += w[j] * (float(x[o, p, 0]) if p >= 0 else c)
+            out[o, i, 0] = s
+        return
     for r in prange(outer * n):
         o = r // n
         i = r - o * n
-        row = out[o, i]
-        for q in range(inner):
-            row[q] = 0
+        acc = np.zeros(inner)  # float64 sums, as scipy's
         for j in range(k):
             a = w[j]
             p = idx[i + j]
             if p >= 0:
                 src = x[o, p]
                 for q in range(inner):
-                    row[q] += a * src[q]
+                    acc[q] += a * src[q]
             else:
                 for q in range(inner):
-                    row[q] += a * c
+                    acc[q] += a * c
+        row = out[o, i]
+        for q in range(inner):
+            row[q] = acc[q]
 
 
 def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
