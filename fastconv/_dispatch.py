@@ -90,6 +90,7 @@ _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "conv3d_weight": "conv3d",
            "nd_correlate1d": "ndimage",
            "nd_uniform1d": "ndimage",
+           "nd_correlate": "ndimage",
            }
 
 # The ops whose compiled kernels call BLAS (from inside their parallel regions).

@@ -150,25 +150,43 @@ def output(output, input, shape=None, complex_output=False):
 def pad(x, before, after, modes, cval):
     """``x`` extended on each axis by ``before[i]`` and ``after[i]`` elements as
     scipy.ndimage's filters extend lines in mode ``modes[i]`` (canonical names; constant
-    with ``cval``). Any pad width works (the extension repeats, as scipy's does)."""
+    with ``cval``), as a new C-contiguous array. Any pad width works (the extension
+    repeats, as scipy's does).
+
+    The interior is copied once; each axis's border slabs are then copied from the
+    positions np.pad's equivalent mode (reflect -> symmetric, mirror -> reflect, nearest ->
+    edge, wrap -> wrap) gives a line of indices, which costs the borders only."""
     x = np.asarray(x)
+    before = [int(b) for b in before]
+    after = [int(a) for a in after]
+    if any(x.shape[ax] == 0 and (b or a) for ax, (b, a) in enumerate(zip(before, after))):
+        # nothing to extend from: scipy's lines are empty, so is the result's
+        shape = tuple(s + b + a for s, b, a in zip(x.shape, before, after))
+        return np.zeros(shape, dtype=x.dtype)
+    shape = tuple(s + b + a for s, b, a in zip(x.shape, before, after))
+    out = np.empty(shape, dtype=x.dtype)
+    out[tuple(slice(b, b + s) for b, s in zip(before, x.shape))] = x
     for ax, (b, a, m) in enumerate(zip(before, after, modes)):
         if b == 0 and a == 0:
             continue
-        width = [(0, 0)] * x.ndim
-        width[ax] = (int(b), int(a))
-        if x.shape[ax] == 0:
-            # nothing to extend from: scipy's lines are empty, so is the result's
-            shape = list(x.shape)
-            shape[ax] += b + a
-            x = np.full(shape, cval if m == "constant" else 0, dtype=x.dtype)
-        elif m == "constant":
-            x = np.pad(x, width, mode="constant", constant_values=cval)
-        elif m == "mirror" and x.shape[ax] == 1:
-            x = np.pad(x, width, mode="edge")  # scipy: a length-1 line mirrors to itself
+        n = x.shape[ax]
+        lo = [slice(None)] * out.ndim
+        hi = [slice(None)] * out.ndim
+        lo[ax] = slice(0, b)
+        hi[ax] = slice(b + n, b + n + a)
+        if m == "constant":
+            out[tuple(lo)] = cval
+            out[tuple(hi)] = cval
+            continue
+        if m == "mirror" and n == 1:
+            src = np.zeros(b + n + a, dtype=np.intp)  # scipy: a length-1 line mirrors to itself
         else:
-            x = np.pad(x, width, mode=_NP_PAD[m])
-    return x
+            src = np.pad(np.arange(n), (b, a), mode=_NP_PAD[m])
+        if b:
+            out[tuple(lo)] = np.take(out, src[:b] + b, axis=ax)
+        if a:
+            out[tuple(hi)] = np.take(out, src[b + n:] + b, axis=ax)
+    return out
 
 
 def store(result, output):

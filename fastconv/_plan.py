@@ -793,4 +793,9 @@ def _nd_uniform1d_cost(a):  # x, size, idx, cval, out: a running sum, 2 terms pe
     return 2 * a[4].size, 0, 1, a[0].size + a[4].size
 
 
-_register({"nd_correlate1d": _nd_correlate1d_cost, "nd_uniform1d": _nd_uniform1d_cost})
+def _nd_correlate_cost(a):  # xp, base, offs, w, out: taps per output, elements moved
+    return a[4].size * a[3].shape[0], 0, 1, a[0].size + a[4].size
+
+
+_register({"nd_correlate1d": _nd_correlate1d_cost, "nd_uniform1d": _nd_uniform1d_cost,
+           "nd_correlate": _nd_correlate_cost})

@@ -17,12 +17,11 @@ How they compute
   (Cython + OpenMP, Numba, NumPy reference), which read the boundary through an index map
   of the extended line.
 - :func:`correlate` and :func:`convolve` with a full n-D kernel pad the input
-  (:func:`fastconv._ndspec.pad`) and run :func:`fastconv.conv1d`/``conv2d``/``conv3d`` (one
-  channel, the unfiltered axes as the batch) on it; more than three kernel axes loop over
-  the leading ones.
-- float32 input and output keep float32 arrays (the 1-D passes sum in float64, as scipy's;
-  the n-D correlation computes in float32); everything else computes in float64, as scipy
-  does.
+  (:func:`fastconv._ndspec.pad`) and run the kernel ``nd_correlate`` on it: each output line
+  (along the last axis) sums the padded input's lines shifted by each tap's offset, in
+  float64, any number of dimensions. Taps with ``|w| <= eps`` are skipped, as scipy's.
+- float32 input and output keep float32 arrays (every sum runs in float64, as scipy's);
+  everything else computes in float64, as scipy does.
   Complex inputs or weights run as real passes (scipy's own decomposition).
 - Separable filters with an integer (or float16) output store every pass's result in the
   output's dtype before the next pass, as scipy's do.
@@ -36,7 +35,6 @@ import numbers
 import numpy as np
 
 from . import _dispatch, _ndspec, _threads
-from . import functional as _functional
 
 __all__ = [
     "correlate",
@@ -88,10 +86,7 @@ def _pass(x, w, axis, mode, cval, origin, backend, dest=None):
     # the cval as the pass's dtype sees it (scipy extends its lines in double: a float32
     # pass of a float64 cval rounds it once, as scipy's float32 output would)
     args = (x3, w, _line_index(n, k, origin, mode), float(cval), out.reshape(x3.shape))
-    name, fn = _dispatch.kernel(op, backend)
-    if name == "numba" and _threads.forked_after_openmp():  # fastconv._threads: fork safety
-        name, fn = _dispatch._forked_child_kernel(op)
-    _dispatch._call(op, name, fn, args)
+    _run(op, backend, args)
     return out
 
 
@@ -534,40 +529,45 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
 # ---------------------------------------------------------------------------------------
 # n-D correlate / convolve with a full kernel
 # ---------------------------------------------------------------------------------------
-_CONV = {1: _functional.conv1d, 2: _functional.conv2d, 3: _functional.conv3d}
+def _run(op, backend, args):
+    """The kernel ``op`` of ``backend`` on ``args`` (fork safety and thread count as
+    :mod:`fastconv._dispatch` gives every kernel)."""
+    name, fn = _dispatch.kernel(op, backend)
+    if name == "numba" and _threads.forked_after_openmp():  # fastconv._threads: fork safety
+        name, fn = _dispatch._forked_child_kernel(op)
+    _dispatch._call(op, name, fn, args)
 
 
-def _corr_valid(xp, w, backend):
-    """The valid correlation of the padded float array ``xp`` with ``w`` (same ndim and
-    dtype): fastconv's conv1d/2d/3d with one channel, the axes where ``w`` has size 1 as
-    the batch; more than 3 kernel axes loop over the first."""
-    kax = [a for a in range(w.ndim) if w.shape[a] > 1]
-    oshape = tuple(s - k + 1 for s, k in zip(xp.shape, w.shape))
-    if not kax:
-        return xp * w.reshape(-1)[0]
-    if len(kax) > 3:
-        a = kax[0]
-        n = oshape[a]
-        acc = None
-        for j in range(w.shape[a]):
-            sl = [slice(None)] * xp.ndim
-            sl[a] = slice(j, j + n)
-            wl = [slice(None)] * w.ndim
-            wl[a] = slice(j, j + 1)
-            part = _corr_valid(xp[tuple(sl)], w[tuple(wl)], backend)
-            acc = part if acc is None else acc.__iadd__(part)
-        return acc
-    bax = [a for a in range(w.ndim) if w.shape[a] == 1]
-    perm = bax + kax
-    xt = np.ascontiguousarray(xp.transpose(perm))
-    B = math.prod(xt.shape[:len(bax)])
-    spatial = xt.shape[len(bax):]
-    x5 = xt.reshape((B, 1) + spatial)
-    wk = np.ascontiguousarray(w.transpose(perm).reshape((1, 1) + spatial[:0]
-                                                        + tuple(w.shape[a] for a in kax)))
-    y = _CONV[len(kax)](x5, wk, backend=backend)
-    y = y.reshape(tuple(oshape[a] for a in bax) + tuple(oshape[a] for a in kax))
-    return y.transpose(np.argsort(perm))
+_EPS = np.finfo(np.float64).eps
+
+
+def _corr_padded(xp, wk, backend):
+    """The valid correlation of the padded, C-contiguous float array ``xp`` with ``wk``
+    (float64, same ndim): kernel ``nd_correlate`` over the output's lines along the last
+    axis, each tap a shifted row of ``xp``. Taps with ``|w| <= eps`` are left out, as
+    scipy's NI_Correlate leaves them (so 0 * inf never enters a sum)."""
+    if xp.ndim == 0:  # a 0-d input: one tap
+        return (xp * wk if abs(wk) > _EPS else np.zeros((), xp.dtype)).astype(xp.dtype)
+    oshape = tuple(s - k + 1 for s, k in zip(xp.shape, wk.shape))
+    out = np.empty(oshape, xp.dtype)
+    if out.size == 0:
+        return out
+    strides = np.array(xp.strides, dtype=np.int64) // xp.itemsize
+    taps = np.argwhere(np.abs(wk) > _EPS)
+    w = np.ascontiguousarray(wk[tuple(taps.T)], dtype=np.float64)
+    if w.size == 0:
+        out[...] = 0
+        return out
+    offs = np.ascontiguousarray(taps @ strides, dtype=np.int64)
+    base = np.zeros(oshape[:-1], np.int64)
+    for a, n in enumerate(oshape[:-1]):
+        shape = [1] * len(oshape[:-1])
+        shape[a] = n
+        base = base + (np.arange(n, dtype=np.int64) * strides[a]).reshape(shape)
+    base = np.ascontiguousarray(base.reshape(-1))
+    _run("nd_correlate", backend, (xp.reshape(-1), base, offs, w,
+                                   out.reshape(-1, oshape[-1])))
+    return out
 
 
 def _correlate_or_convolve(input, weights, output, mode, cval, origin, convolution, axes,
@@ -621,8 +621,9 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     before = [k // 2 + o for k, o in zip(wk.shape, origins)]
     after = [k - 1 - b for k, b in zip(wk.shape, before)]
     modes = [mode if a in ax_origin else "constant" for a in range(input.ndim)]
-    xp = _ndspec.pad(np.asarray(input, dtype=ct), before, after, modes, cval)
-    res = _corr_valid(xp, np.ascontiguousarray(wk, dtype=ct), backend)
+    xp = np.ascontiguousarray(_ndspec.pad(np.asarray(input, dtype=ct), before, after, modes,
+                                          cval))
+    res = _corr_padded(xp, wk, backend)
     return _ndspec.store(res, output)
 
 

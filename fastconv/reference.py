@@ -812,3 +812,19 @@ def nd_uniform1d(x, size, idx, cval, out, nthreads=None):
         t += ext[:, i + size - 1, :] - ext[:, i - 1, :]
         out[:, i, :] = t / size
     return out
+
+
+def nd_correlate(xp, base, offs, w, out, nthreads=None):
+    """fastconv.ndimage's n-D correlation, on the padded input ``xp`` (flat, contiguous):
+    ``out[r, c] = sum_j w[j] * xp[base[r] + offs[j] + c]`` (``out`` is ``(R, W)``: the
+    output's lines along its last axis; ``base[r]`` the flat index of line ``r``'s first
+    element in ``xp``, ``offs[j]`` tap ``j``'s flat offset; ``w`` float64, the sums in
+    float64). Fills and returns ``out``."""
+    if out.size == 0:
+        return out
+    cols = np.arange(out.shape[1])
+    acc = np.zeros(out.shape)
+    for j in range(len(w)):
+        acc += w[j] * xp[base[:, None] + offs[j] + cols].astype(np.float64)
+    out[...] = acc
+    return out

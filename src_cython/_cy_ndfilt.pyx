@@ -22,13 +22,13 @@ from cython cimport floating
 
 cdef extern from "fc_ndfilt.h" nogil:
     void fc_ndrow_f(float* out, const float** rows, const double* w, Py_ssize_t k,
-                    Py_ssize_t m)
+                    Py_ssize_t m, int sym)
     void fc_ndrow_d(double* out, const double** rows, const double* w, Py_ssize_t k,
-                    Py_ssize_t m)
+                    Py_ssize_t m, int sym)
     void fc_ndline_f(float* out, const float* ext, const double* w, Py_ssize_t k,
-                     Py_ssize_t n)
+                     Py_ssize_t n, int sym)
     void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
-                     Py_ssize_t n)
+                     Py_ssize_t n, int sym)
     void fc_ndbox_f(float* out, Py_ssize_t os, Py_ssize_t cs, const float** rows,
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
     void fc_ndbox_d(double* out, Py_ssize_t os, Py_ssize_t cs, const double** rows,
@@ -36,19 +36,36 @@ cdef extern from "fc_ndfilt.h" nogil:
 
 
 cdef inline void _row(floating* out, const floating** rows, const double* w, Py_ssize_t k,
-                      Py_ssize_t m) noexcept nogil:
+                      Py_ssize_t m, int sym) noexcept nogil:
     if floating is float:
-        fc_ndrow_f(out, rows, w, k, m)
+        fc_ndrow_f(out, rows, w, k, m, sym)
     else:
-        fc_ndrow_d(out, rows, w, k, m)
+        fc_ndrow_d(out, rows, w, k, m, sym)
 
 
 cdef inline void _line(floating* out, const floating* ext, const double* w, Py_ssize_t k,
-                       Py_ssize_t n) noexcept nogil:
+                       Py_ssize_t n, int sym) noexcept nogil:
     if floating is float:
-        fc_ndline_f(out, ext, w, k, n)
+        fc_ndline_f(out, ext, w, k, n, sym)
     else:
-        fc_ndline_d(out, ext, w, k, n)
+        fc_ndline_d(out, ext, w, k, n, sym)
+
+
+cdef int _symmetry(const double[::1] w):
+    """scipy's NI_Correlate1D test: 1 symmetric, -1 antisymmetric (odd k), else 0."""
+    cdef Py_ssize_t k = w.shape[0], h = k // 2, j
+    cdef double eps = 2.220446049250313e-16
+    if k % 2 == 0 or k == 1:
+        return 0
+    for j in range(h):
+        if abs(w[j] - w[k - 1 - j]) > eps:
+            break
+    else:
+        return 1
+    for j in range(h):
+        if abs(w[j] + w[k - 1 - j]) > eps:
+            return 0
+    return -1
 
 
 cdef inline void _box(floating* out, Py_ssize_t os, Py_ssize_t cs, const floating** rows,
@@ -71,6 +88,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     cdef const floating** rows
     cdef const floating* xb
     cdef floating fc = <floating>cval
+    cdef int sym = _symmetry(w)
     if outer == 0 or n == 0 or inner == 0:
         return
     if idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
@@ -90,7 +108,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                             ext[p] = xb[idx[p]]
                         else:
                             ext[p] = fc
-                    _line(&out[o, 0, 0], ext, &w[0], k, n)
+                    _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
                 free(ext)
         return
     # columns per block: the k rows a block reads stay in L1 (about 32 KiB), 16..inner
@@ -119,7 +137,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                     else:
                         rows[p] = crow
                 for i in range(n):
-                    _row(&out[o, i, c0], &rows[i], &w[0], k, m)
+                    _row(&out[o, i, c0], &rows[i], &w[0], k, m, sym)
         free(rows)
         free(crow)
 
@@ -198,3 +216,33 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
         free(<void*>rows)
         free(crow)
         free(tmp)
+
+
+def nd_correlate(const floating[::1] xp, const long long[::1] base, const long long[::1] offs,
+                 const double[::1] w, floating[:, ::1] out, int nthreads):
+    """The n-D correlation on the padded input, flattened: output row ``r`` (``out`` is
+    ``(R, W)``, its rows the output's lines along the last axis) is ``sum_j w[j] *
+    xp[base[r] + offs[j] : ... + W]``: each tap a shifted row of the padded input, summed
+    in double by :c:func:`fc_ndrow` in tap order; rows in parallel."""
+    cdef Py_ssize_t R = out.shape[0], W = out.shape[1], K = w.shape[0], r, j
+    cdef const floating** rows
+    cdef long long lo, hi
+    if R == 0 or W == 0:
+        return
+    if base.shape[0] != R or offs.shape[0] != K or K == 0:
+        raise ValueError("nd_correlate: inconsistent shapes")
+    lo = hi = 0
+    for j in range(K):
+        lo = min(lo, offs[j])
+        hi = max(hi, offs[j])
+    for r in range(R):
+        if base[r] + lo < 0 or base[r] + hi + W > xp.shape[0]:
+            raise ValueError("nd_correlate: offset out of range")
+    with nogil, parallel(num_threads=max(1, nthreads)):
+        rows = <const floating**>malloc(K * sizeof(floating*))
+        if rows != NULL:
+            for r in prange(R, schedule="static"):
+                for j in range(K):
+                    rows[j] = &xp[base[r] + offs[j]]
+                _row(&out[r, 0], rows, &w[0], K, W, 0)
+        free(<void*>rows)

@@ -4,11 +4,15 @@
  * Every sum runs in double with double weights (as scipy's line buffers): a float32 pass
  * differs from scipy's only in the rounding of the sum's order, not in its precision.
  *
- * fc_ndrow_{f,d}(out, rows, w, k, m): out[c] = sum_j w[j] * rows[j][c], c < m: one output
- *   row of a pass along a non-last axis, from the k input rows its taps read (row pointers:
- *   the boundary rows point at the mode's source row or at a row of cval).
- * fc_ndline_{f,d}(out, ext, w, k, n): out[i] = sum_j w[j] * ext[i + j], i < n: one line of a
- *   pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
+ * fc_ndrow_{f,d}(out, rows, w, k, m, sym): out[c] = sum_j w[j] * rows[j][c], c < m: one
+ *   output row from the k input rows its taps read (row pointers: for a pass along a
+ *   non-last axis, the boundary rows point at the mode's source row or at a row of cval;
+ *   for the n-D correlation, rows of the padded input shifted by each tap's offset).
+ * fc_ndline_{f,d}(out, ext, w, k, n, sym): out[i] = sum_j w[j] * ext[i + j], i < n: one line
+ *   of a pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
+ * sym (as scipy's NI_Correlate1D): 1 for odd k with symmetric weights (w[j] == w[k-1-j]),
+ *   -1 antisymmetric: the centre tap, then (x[j] +- x[k-1-j]) * w[j] for j < k/2 (half the
+ *   products); 0: every tap in order.
  * fc_ndbox_{f,d}(out, os, cs, rows, size, n, m, tmp): scipy's uniform_filter1d running
  *   sum, in double, for m lines at once: tmp[c] = sum_{l < size} rows[l][c] (in order),
  *   then tmp[c] += rows[i + size - 1][c] - rows[i - 1][c] for each next output i; output i
@@ -40,19 +44,35 @@
 #define FC_ND_DEFINE(SUF, T)                                                              \
 FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *rows,     \
                                         const double *FC_ND_RESTRICT w, Py_ssize_t k,    \
-                                        Py_ssize_t m)                                    \
+                                        Py_ssize_t m, int sym)                           \
 {                                                                                        \
     Py_ssize_t c0, c, j;                                                                 \
     double acc[FC_ND_BLOCK];                                                             \
     for (c0 = 0; c0 < m; c0 += FC_ND_BLOCK) {                                            \
         Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;                      \
-        const T *FC_ND_RESTRICT r0 = rows[0] + c0;                                       \
-        const double w0 = w[0];                                                          \
-        for (c = 0; c < b; c++) acc[c] = w0 * (double)r0[c];                             \
-        for (j = 1; j < k; j++) {                                                        \
-            const T *FC_ND_RESTRICT r = rows[j] + c0;                                    \
-            const double a = w[j];                                                       \
-            for (c = 0; c < b; c++) acc[c] += a * (double)r[c];                          \
+        if (sym != 0) {                                                                  \
+            const Py_ssize_t h = k / 2;                                                  \
+            const T *FC_ND_RESTRICT rh = rows[h] + c0;                                   \
+            const double wh = w[h];                                                      \
+            for (c = 0; c < b; c++) acc[c] = (double)rh[c] * wh;                         \
+            for (j = 0; j < h; j++) {                                                    \
+                const T *FC_ND_RESTRICT ra = rows[j] + c0;                               \
+                const T *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;                       \
+                const double a = w[j];                                                   \
+                if (sym > 0)                                                             \
+                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] + (double)rb[c]) * a; \
+                else                                                                     \
+                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] - (double)rb[c]) * a; \
+            }                                                                            \
+        } else {                                                                         \
+            const T *FC_ND_RESTRICT r0 = rows[0] + c0;                                   \
+            const double w0 = w[0];                                                      \
+            for (c = 0; c < b; c++) acc[c] = w0 * (double)r0[c];                         \
+            for (j = 1; j < k; j++) {                                                    \
+                const T *FC_ND_RESTRICT r = rows[j] + c0;                                \
+                const double a = w[j];                                                   \
+                for (c = 0; c < b; c++) acc[c] += a * (double)r[c];                      \
+            }                                                                            \
         }                                                                                \
         for (c = 0; c < b; c++) out[c0 + c] = (T)acc[c];                                 \
     }                                                                                    \
@@ -60,19 +80,34 @@ FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *r
 FC_ND_CLONES static void fc_ndline_##SUF(T *FC_ND_RESTRICT out,                          \
                                          const T *FC_ND_RESTRICT ext,                    \
                                          const double *FC_ND_RESTRICT w, Py_ssize_t k,   \
-                                         Py_ssize_t n)                                   \
+                                         Py_ssize_t n, int sym)                          \
 {                                                                                        \
     Py_ssize_t i0, i, j;                                                                 \
     double acc[FC_ND_BLOCK];                                                             \
     for (i0 = 0; i0 < n; i0 += FC_ND_BLOCK) {                                            \
         Py_ssize_t b = n - i0 < FC_ND_BLOCK ? n - i0 : FC_ND_BLOCK;                      \
         const T *FC_ND_RESTRICT e = ext + i0;                                            \
-        const double w0 = w[0];                                                          \
-        for (i = 0; i < b; i++) acc[i] = w0 * (double)e[i];                              \
-        for (j = 1; j < k; j++) {                                                        \
-            const double a = w[j];                                                       \
-            const T *FC_ND_RESTRICT ej = e + j;                                          \
-            for (i = 0; i < b; i++) acc[i] += a * (double)ej[i];                         \
+        if (sym != 0) {                                                                  \
+            const Py_ssize_t h = k / 2;                                                  \
+            const double wh = w[h];                                                      \
+            for (i = 0; i < b; i++) acc[i] = (double)e[i + h] * wh;                      \
+            for (j = 0; j < h; j++) {                                                    \
+                const double a = w[j];                                                   \
+                const T *FC_ND_RESTRICT ea = e + j;                                      \
+                const T *FC_ND_RESTRICT eb = e + k - 1 - j;                              \
+                if (sym > 0)                                                             \
+                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] + (double)eb[i]) * a; \
+                else                                                                     \
+                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] - (double)eb[i]) * a; \
+            }                                                                            \
+        } else {                                                                         \
+            const double w0 = w[0];                                                      \
+            for (i = 0; i < b; i++) acc[i] = w0 * (double)e[i];                          \
+            for (j = 1; j < k; j++) {                                                    \
+                const double a = w[j];                                                   \
+                const T *FC_ND_RESTRICT ej = e + j;                                      \
+                for (i = 0; i < b; i++) acc[i] += a * (double)ej[i];                     \
+            }                                                                            \
         }                                                                                \
         for (i = 0; i < b; i++) out[i0 + i] = (T)acc[i];                                 \
     }                                                                                    \

@@ -84,3 +84,27 @@ def nd_uniform1d(x, size, idx, cval, out, nthreads=1):
     _box(x, int(size), np.ascontiguousarray(idx, dtype=np.int64), float(x.dtype.type(cval)),
          out)
     return out
+
+
+@jit
+def _nd(xp, base, offs, w, out):
+    R, W = out.shape
+    for r in prange(R):
+        acc = np.zeros(W)
+        for j in range(w.shape[0]):
+            a = w[j]
+            b = base[r] + offs[j]
+            for c in range(W):
+                acc[c] += a * xp[b + c]
+        for c in range(W):
+            out[r, c] = acc[c]
+
+
+def nd_correlate(xp, base, offs, w, out, nthreads=1):
+    """See :func:`fastconv.reference.nd_correlate` (one output line per parallel
+    iteration, float64 sums in tap order)."""
+    if out.size == 0:
+        return out
+    use_threads(nthreads)
+    _nd(xp, base, offs, w, out)
+    return out
