@@ -541,7 +541,7 @@ def _run(op, backend, args):
 _EPS = np.finfo(np.float64).eps
 
 
-def _corr_padded(xp, wk, backend):
+def _corr_padded(xp, wk, backend, dest=None):
     """The valid correlation of the padded, C-contiguous float array ``xp`` with ``wk``
     (float64, same ndim): kernel ``nd_correlate`` over the output's lines along the last
     axis, each tap a shifted row of ``xp``. Taps with ``|w| <= eps`` are left out, as
@@ -549,7 +549,7 @@ def _corr_padded(xp, wk, backend):
     if xp.ndim == 0:  # a 0-d input: one tap
         return (xp * wk if abs(wk) > _EPS else np.zeros((), xp.dtype)).astype(xp.dtype)
     oshape = tuple(s - k + 1 for s, k in zip(xp.shape, wk.shape))
-    out = np.empty(oshape, xp.dtype)
+    out = np.empty(oshape, xp.dtype) if dest is None else dest
     if out.size == 0:
         return out
     strides = np.array(xp.strides, dtype=np.int64) // xp.itemsize
@@ -623,8 +623,11 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     modes = [mode if a in ax_origin else "constant" for a in range(input.ndim)]
     xp = np.ascontiguousarray(_ndspec.pad(np.asarray(input, dtype=ct), before, after, modes,
                                           cval))
-    res = _corr_padded(xp, wk, backend)
-    return _ndspec.store(res, output)
+    # the result straight into the output when it can take it (no temporary)
+    direct = (output.dtype == ct and output.flags.c_contiguous and input.ndim > 0
+              and not np.may_share_memory(output, xp))
+    res = _corr_padded(xp, wk, backend, output if direct else None)
+    return output if direct else _ndspec.store(res, output)
 
 
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,

@@ -771,14 +771,30 @@ def conv3d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
 
 
 # ---- ndimage (issue 18) ----
+def nd_symmetry(w):
+    """scipy's NI_Correlate1D test of the weights: 1 when symmetric (odd length, ``w[j] ==
+    w[k-1-j]`` to within DBL_EPSILON), -1 when antisymmetric, else 0."""
+    k = len(w)
+    if k % 2 == 0 or k == 1:
+        return 0
+    h, eps = k // 2, np.finfo(np.float64).eps
+    if all(abs(w[j] - w[k - 1 - j]) <= eps for j in range(h)):
+        return 1
+    if all(abs(w[j] + w[k - 1 - j]) <= eps for j in range(h)):
+        return -1
+    return 0
+
+
 def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     """fastconv.ndimage's 1-D correlation pass (the kernel contract of every backend).
 
     ``x`` and ``out``: C-contiguous ``(outer, n, inner)`` arrays of one float type; ``w``:
-    the ``k`` float64 weights (the sums run in float64, as scipy's); ``idx``: the ``n + k - 1`` int64 source indices of the
-    extended line (the boundary mode applied by :func:`fastconv._ndspec.pad`; -1 reads
-    ``cval``). Fills ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` (taps summed in
-    order) and returns it.
+    the ``k`` float64 weights (the sums run in float64, as scipy's); ``idx``: the ``n + k -
+    1`` int64 source indices of the extended line (the boundary mode applied by
+    :func:`fastconv._ndspec.pad`; -1 reads ``cval``). Fills ``out[o, i, c] = sum_j w[j] *
+    x[o, idx[i + j], c]`` and returns it. The sum's order is scipy's: with symmetric (or
+    antisymmetric) weights (:func:`nd_symmetry`) the centre tap, then ``(e[j] +- e[k-1-j])
+    * w[j]`` for ``j < k // 2``; otherwise every tap in order.
     """
     n, k = x.shape[1], w.shape[0]
     if out.size == 0:
@@ -786,9 +802,17 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
     ext = np.concatenate([x, fill], axis=1)[:, idx, :]  # index -1: the cval row
     ext = ext.astype(np.float64)
-    acc = w[0] * ext[:, 0:n, :]
-    for j in range(1, k):
-        acc += w[j] * ext[:, j:j + n, :]
+    sym = nd_symmetry(w)
+    if sym:
+        h = k // 2
+        acc = ext[:, h:h + n, :] * w[h]
+        for j in range(h):
+            b = ext[:, k - 1 - j:k - 1 - j + n, :]
+            acc += (ext[:, j:j + n, :] + b if sym > 0 else ext[:, j:j + n, :] - b) * w[j]
+    else:
+        acc = w[0] * ext[:, 0:n, :]
+        for j in range(1, k):
+            acc += w[j] * ext[:, j:j + n, :]
     out[...] = acc
     return out
 

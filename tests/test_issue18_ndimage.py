@@ -349,3 +349,78 @@ def test_bad_types():
         ndimage.uniform_filter1d(_X, "3")
     with pytest.raises(TypeError):
         ndimage.correlate1d(_X, [1], cval="x")
+
+
+# --------------------------------------------------------------------------------------
+# memory on the speed-target shapes (tests/test_memory.py's measuring preamble)
+# --------------------------------------------------------------------------------------
+_MEM_CHILD = r"""
+backend = sys.argv[1]
+fastconv.set_num_threads(2)
+from fastconv import ndimage
+rng = np.random.default_rng(0)
+res = {}
+cases = {
+    "correlate-5x5-2048": ((2048, 2048), lambda x, o: ndimage.correlate(
+        x, np.ones((5, 5)), output=o, backend=backend)),
+    "correlate-5x5x5-128": ((128, 128, 128), lambda x, o: ndimage.correlate(
+        x, np.ones((5, 5, 5)), output=o, backend=backend)),
+    "gaussian-s2-2048": ((2048, 2048), lambda x, o: ndimage.gaussian_filter(
+        x, 2, output=o, backend=backend)),
+    "uniform-15-2048": ((2048, 2048), lambda x, o: ndimage.uniform_filter(
+        x, 15, output=o, backend=backend)),
+}
+for name, (shape, f) in cases.items():
+    for dtype in ("float32", "float64"):
+        f(np.ones((8,) * len(shape), dtype), None)  # warm up (Numba compiles)
+        x = rng.standard_normal(shape).astype(dtype)
+        out = np.empty_like(x)
+        out[...] = 0
+        before, reset = reset_peak(backend)
+        f(x, out)
+        res[f"{name}-{dtype}"] = {"extra": status("VmHWM") - before,
+                                  "in_out": x.nbytes + out.nbytes, "reset": reset}
+        del x, out
+print(json.dumps(res))
+"""
+
+
+@pytest.mark.parametrize("backend_name", [b for b in ("cython", "numba") if b in BACKENDS])
+def test_extra_memory_is_bounded(backend_name):
+    """Each target call's extra peak resident memory stays below max(64 MiB, input +
+    output bytes)."""
+    import json
+    import subprocess
+    import sys
+
+    from test_memory import _PREAMBLE, MIB, pytestmark as _linux_only
+
+    if _linux_only.args[0]:  # not Linux / no clear_refs
+        pytest.skip(_linux_only.kwargs["reason"])
+    proc = subprocess.run([sys.executable, "-c", _PREAMBLE + _MEM_CHILD, backend_name],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.splitlines()[-1])
+    for name, r in res.items():
+        assert r["reset"] < MIB
+        bound = max(64 * MIB, r["in_out"])
+        assert r["extra"] < bound, (f"{backend_name} {name}: {r['extra'] / MIB:.1f} MiB "
+                                    f"extra, bound {bound / MIB:.0f} MiB")
+
+
+def test_doctests(backend):
+    """fastconv.ndimage's docstring examples pass on every backend."""
+    import doctest
+    import io
+
+    import fastconv
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(ndimage, "fastconv.ndimage") if t.examples]
+    assert len(tests) >= 8
+    out = io.StringIO()
+    with fastconv.use_backend(backend):
+        for t in tests:
+            runner.run(t, out=out.write)
+    assert runner.summarize(verbose=False).failed == 0, out.getvalue()

@@ -9,41 +9,38 @@ results do not depend on the thread count.
 import numpy as np
 from numba import prange
 
+from ..reference import nd_symmetry
 from ._common import jit, use_threads
 
 
 @jit
-def _pass(x, w, idx, cval, out):
+def _pass(x, w, idx, cval, out, sym):
     outer, n, inner = x.shape
     k = w.shape[0]
+    h = k // 2
     c = float(x.dtype.type(cval))
-    if inner == 1:  # a pass along the last axis: one sum per output
-        for r in prange(outer * n):
-            o = r // n
-            i = r - o * n
-            s = 0.0
-            for j in range(k):
-                p = idx[i + j]
-                s += w[j] * (float(x[o, p, 0]) if p >= 0 else c)
-            out[o, i, 0] = s
-        return
     for r in prange(outer * n):
         o = r // n
         i = r - o * n
-        acc = np.zeros(inner)  # float64 sums, as scipy's
-        for j in range(k):
-            a = w[j]
-            p = idx[i + j]
-            if p >= 0:
-                src = x[o, p]
+        acc = np.zeros(inner)  # float64 sums in scipy's order (see the reference)
+        if sym != 0:
+            p = idx[i + h]
+            for q in range(inner):
+                acc[q] = (float(x[o, p, q]) if p >= 0 else c) * w[h]
+            for j in range(h):
+                pa = idx[i + j]
+                pb = idx[i + k - 1 - j]
                 for q in range(inner):
-                    acc[q] += a * src[q]
-            else:
+                    a = float(x[o, pa, q]) if pa >= 0 else c
+                    b = float(x[o, pb, q]) if pb >= 0 else c
+                    acc[q] += (a + b if sym > 0 else a - b) * w[j]
+        else:
+            for j in range(k):
+                p = idx[i + j]
                 for q in range(inner):
-                    acc[q] += a * c
-        row = out[o, i]
+                    acc[q] += w[j] * (float(x[o, p, q]) if p >= 0 else c)
         for q in range(inner):
-            row[q] = acc[q]
+            out[o, i, q] = acc[q]
 
 
 def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
@@ -51,7 +48,8 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
     if out.size == 0:
         return out
     use_threads(nthreads)
-    _pass(x, w, np.ascontiguousarray(idx, dtype=np.int64), float(cval), out)
+    _pass(x, w, np.ascontiguousarray(idx, dtype=np.int64), float(cval), out,
+          nd_symmetry(w))
     return out
 
 
