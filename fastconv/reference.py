@@ -794,7 +794,7 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     :func:`fastconv._ndspec.pad`; -1 reads ``cval``). Fills ``out[o, i, c] = sum_j w[j] *
     x[o, idx[i + j], c]`` and returns it. The sum's order is scipy's: with symmetric (or
     antisymmetric) weights (:func:`nd_symmetry`) the centre tap, then ``(e[j] +- e[k-1-j])
-    * w[j]`` for ``j < k // 2``; otherwise every tap in order.
+    * w[j]`` for ``j < k // 2``; otherwise the last tap, then the others in order.
     """
     n, k = x.shape[1], w.shape[0]
     if out.size == 0:
@@ -810,9 +810,9 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
             b = ext[:, k - 1 - j:k - 1 - j + n, :]
             acc += (ext[:, j:j + n, :] + b if sym > 0 else ext[:, j:j + n, :] - b) * w[j]
     else:
-        acc = w[0] * ext[:, 0:n, :]
-        for j in range(1, k):
-            acc += w[j] * ext[:, j:j + n, :]
+        acc = ext[:, k - 1:k - 1 + n, :] * w[k - 1]
+        for j in range(k - 1):
+            acc += ext[:, j:j + n, :] * w[j]
     out[...] = acc
     return out
 

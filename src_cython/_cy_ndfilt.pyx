@@ -244,5 +244,5 @@ def nd_correlate(const floating[::1] xp, const long long[::1] base, const long l
             for r in prange(R, schedule="static"):
                 for j in range(K):
                     rows[j] = &xp[base[r] + offs[j]]
-                _row(&out[r, 0], rows, &w[0], K, W, 0)
+                _row(&out[r, 0], rows, &w[0], K, W, 2)
         free(<void*>rows)

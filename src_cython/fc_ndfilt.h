@@ -12,7 +12,8 @@
  *   of a pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
  * sym (as scipy's NI_Correlate1D): 1 for odd k with symmetric weights (w[j] == w[k-1-j]),
  *   -1 antisymmetric: the centre tap, then (x[j] +- x[k-1-j]) * w[j] for j < k/2 (half the
- *   products); 0: every tap in order.
+ *   products); 0: the last tap, then the others in order (scipy's 1-D order); 2 (fc_ndrow
+ *   only): every tap in order (scipy's n-D NI_Correlate).
  * fc_ndbox_{f,d}(out, os, cs, rows, size, n, m, tmp): scipy's uniform_filter1d running
  *   sum, in double, for m lines at once: tmp[c] = sum_{l < size} rows[l][c] (in order),
  *   then tmp[c] += rows[i + size - 1][c] - rows[i - 1][c] for each next output i; output i
@@ -41,6 +42,14 @@
 
 #define FC_ND_BLOCK 256
 
+/* No fused multiply-adds: scipy's sums are separate products and sums (its baseline
+ * x86-64 build has no FMA), and so are these, so that results match scipy's to the bit
+ * where the order of the terms is scipy's. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #define FC_ND_DEFINE(SUF, T)                                                              \
 FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *rows,     \
                                         const double *FC_ND_RESTRICT w, Py_ssize_t k,    \
@@ -65,13 +74,16 @@ FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *r
                     for (c = 0; c < b; c++) acc[c] += ((double)ra[c] - (double)rb[c]) * a; \
             }                                                                            \
         } else {                                                                         \
-            const T *FC_ND_RESTRICT r0 = rows[0] + c0;                                   \
-            const double w0 = w[0];                                                      \
-            for (c = 0; c < b; c++) acc[c] = w0 * (double)r0[c];                         \
-            for (j = 1; j < k; j++) {                                                    \
+            /* sym 0: scipy's 1-D order, the last tap first; 2: in order (n-D) */        \
+            const Py_ssize_t first = sym == 2 ? 0 : k - 1;                               \
+            const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;           \
+            const T *FC_ND_RESTRICT r0 = rows[first] + c0;                               \
+            const double w0 = w[first];                                                  \
+            for (c = 0; c < b; c++) acc[c] = (double)r0[c] * w0;                         \
+            for (j = j0; j < j1; j++) {                                                  \
                 const T *FC_ND_RESTRICT r = rows[j] + c0;                                \
                 const double a = w[j];                                                   \
-                for (c = 0; c < b; c++) acc[c] += a * (double)r[c];                      \
+                for (c = 0; c < b; c++) acc[c] += (double)r[c] * a;                      \
             }                                                                            \
         }                                                                                \
         for (c = 0; c < b; c++) out[c0 + c] = (T)acc[c];                                 \
@@ -100,13 +112,14 @@ FC_ND_CLONES static void fc_ndline_##SUF(T *FC_ND_RESTRICT out,                 
                 else                                                                     \
                     for (i = 0; i < b; i++) acc[i] += ((double)ea[i] - (double)eb[i]) * a; \
             }                                                                            \
-        } else {                                                                         \
-            const double w0 = w[0];                                                      \
-            for (i = 0; i < b; i++) acc[i] = w0 * (double)e[i];                          \
-            for (j = 1; j < k; j++) {                                                    \
+        } else { /* scipy's order: the last tap first, then the others in order */     \
+            const double wl = w[k - 1];                                                  \
+            const T *FC_ND_RESTRICT el = e + k - 1;                                      \
+            for (i = 0; i < b; i++) acc[i] = (double)el[i] * wl;                         \
+            for (j = 0; j < k - 1; j++) {                                                \
                 const double a = w[j];                                                   \
                 const T *FC_ND_RESTRICT ej = e + j;                                      \
-                for (i = 0; i < b; i++) acc[i] += a * (double)ej[i];                     \
+                for (i = 0; i < b; i++) acc[i] += (double)ej[i] * a;                     \
             }                                                                            \
         }                                                                                \
         for (i = 0; i < b; i++) out[i0 + i] = (T)acc[i];                                 \
@@ -146,5 +159,9 @@ FC_ND_CLONES static void fc_ndbox_##SUF(T *out, Py_ssize_t os, Py_ssize_t cs,   
 
 FC_ND_DEFINE(f, float)
 FC_ND_DEFINE(d, double)
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 #endif

@@ -26,19 +26,22 @@ def _pass(x, w, idx, cval, out, sym):
         if sym != 0:
             p = idx[i + h]
             for q in range(inner):
-                acc[q] = (float(x[o, p, q]) if p >= 0 else c) * w[h]
+                acc[q] = (np.float64(x[o, p, q]) if p >= 0 else c) * w[h]
             for j in range(h):
                 pa = idx[i + j]
                 pb = idx[i + k - 1 - j]
                 for q in range(inner):
-                    a = float(x[o, pa, q]) if pa >= 0 else c
-                    b = float(x[o, pb, q]) if pb >= 0 else c
+                    a = np.float64(x[o, pa, q]) if pa >= 0 else c
+                    b = np.float64(x[o, pb, q]) if pb >= 0 else c
                     acc[q] += (a + b if sym > 0 else a - b) * w[j]
-        else:
-            for j in range(k):
+        else:  # the last tap first, then the others in order
+            p = idx[i + k - 1]
+            for q in range(inner):
+                acc[q] = (np.float64(x[o, p, q]) if p >= 0 else c) * w[k - 1]
+            for j in range(k - 1):
                 p = idx[i + j]
                 for q in range(inner):
-                    acc[q] += w[j] * (float(x[o, p, q]) if p >= 0 else c)
+                    acc[q] += (np.float64(x[o, p, q]) if p >= 0 else c) * w[j]
         for q in range(inner):
             out[o, i, q] = acc[q]
 
@@ -63,13 +66,13 @@ def _box(x, size, idx, cval, out):
         t = 0.0
         for j in range(size):
             p = idx[j]
-            t += float(x[o, p, q]) if p >= 0 else cval
+            t += np.float64(x[o, p, q]) if p >= 0 else cval
         out[o, 0, q] = t / fs
         for i in range(1, n):
             pa = idx[i + size - 1]
             pb = idx[i - 1]
-            a = float(x[o, pa, q]) if pa >= 0 else cval
-            b = float(x[o, pb, q]) if pb >= 0 else cval
+            a = np.float64(x[o, pa, q]) if pa >= 0 else cval
+            b = np.float64(x[o, pb, q]) if pb >= 0 else cval
             t += a - b
             out[o, i, q] = t / fs
 
@@ -93,7 +96,7 @@ def _nd(xp, base, offs, w, out):
             a = w[j]
             b = base[r] + offs[j]
             for c in range(W):
-                acc[c] += a * xp[b + c]
+                acc[c] += a * np.float64(xp[b + c])
         for c in range(W):
             out[r, c] = acc[c]
 
