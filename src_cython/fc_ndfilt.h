@@ -59,7 +59,7 @@ FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *r
     double acc[FC_ND_BLOCK];                                                             \
     for (c0 = 0; c0 < m; c0 += FC_ND_BLOCK) {                                            \
         Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;                      \
-        if (sym != 0) {                                                                  \
+        if (sym == 1 || sym == -1) {                                                                  \
             const Py_ssize_t h = k / 2;                                                  \
             const T *FC_ND_RESTRICT rh = rows[h] + c0;                                   \
             const double wh = w[h];                                                      \
@@ -99,7 +99,7 @@ FC_ND_CLONES static void fc_ndline_##SUF(T *FC_ND_RESTRICT out,                 
     for (i0 = 0; i0 < n; i0 += FC_ND_BLOCK) {                                            \
         Py_ssize_t b = n - i0 < FC_ND_BLOCK ? n - i0 : FC_ND_BLOCK;                      \
         const T *FC_ND_RESTRICT e = ext + i0;                                            \
-        if (sym != 0) {                                                                  \
+        if (sym == 1 || sym == -1) {                                                                  \
             const Py_ssize_t h = k / 2;                                                  \
             const double wh = w[h];                                                      \
             for (i = 0; i < b; i++) acc[i] = (double)e[i + h] * wh;                      \
