@@ -116,7 +116,7 @@ def _case(rng):
     return shape, np.dtype(dtype), mode
 
 
-N_CASES = 30
+N_CASES = 16
 
 
 @pytest.mark.parametrize("seed", range(N_CASES))
