@@ -20,6 +20,13 @@ cimport cython
 from cython cimport floating
 
 
+cdef enum:
+    RC = 256  # output rows per item of a pass along a non-last axis
+
+cdef enum:
+    GROUP = 16  # lines of a last-axis box pass run together (vector lanes)
+
+
 cdef extern from "fc_ndfilt.h" nogil:
     void fc_ndrow_f(float* out, const float** rows, const double* w, Py_ssize_t k,
                     Py_ssize_t m, int sym)
@@ -82,7 +89,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
-    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1
     cdef floating* ext
     cdef floating* crow
     cdef const floating** rows
@@ -111,7 +118,8 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                     _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
                 free(ext)
         return
-    # columns per block: the k rows a block reads stay in L1 (about 32 KiB), 16..inner
+    # columns per block: the k rows a block reads stay in L1 (about 32 KiB), 16..inner;
+    # rows in chunks of RC, so that a thread gets several items even on one wide plane
     B = (32768 // <Py_ssize_t>sizeof(floating)) // k
     B = (B // 16) * 16
     if B < 16:
@@ -119,31 +127,34 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     if B > inner:
         B = inner
     nb = (inner + B - 1) // B
+    nr = (n + RC - 1) // RC
     with nogil, parallel(num_threads=max(1, nthreads)):
         rows = <const floating**>malloc(L * sizeof(floating*))
         crow = <floating*>malloc(B * sizeof(floating))
         if rows != NULL and crow != NULL:
             for q in range(B):
                 crow[q] = fc
-            for item in prange(outer * nb, schedule="static"):
-                o = item // nb
-                c0 = (item % nb) * B
+            for item in prange(outer * nb * nr, schedule="static"):
+                o = item // (nb * nr)
+                c0 = ((item // nr) % nb) * B
+                i0 = (item % nr) * RC
+                i1 = i0 + RC
+                if i1 > n:
+                    i1 = n
                 m = inner - c0
                 if m > B:
                     m = B
-                for p in range(L):
+                for p in range(i0, i1 + k - 1):
                     if idx[p] >= 0:
                         rows[p] = &x[o, idx[p], c0]
                     else:
                         rows[p] = crow
-                for i in range(n):
+                for i in range(i0, i1):
                     _row(&out[o, i, c0], &rows[i], &w[0], k, m, sym)
         free(rows)
         free(crow)
 
 
-cdef enum:
-    GROUP = 16  # lines of a last-axis box pass run together (vector lanes)
 
 
 def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[::1] idx,

@@ -205,6 +205,12 @@ def test_large_paths(backend, dtype):
                                        backend=backend),
                    sndi.correlate1d(x, w, axis=axis, mode=mode, cval=0.5, origin=-2))
     _check(ndimage.gaussian_filter(x, 2.5, backend=backend), sndi.gaussian_filter(x, 2.5))
+    tall = rng.standard_normal((600, 33)).astype(dtype)  # several row chunks along axis 0
+    for mode in ("reflect", "constant", "wrap"):
+        _check(ndimage.correlate1d(tall, w, axis=0, mode=mode, cval=-1.0, backend=backend),
+               sndi.correlate1d(tall, w, axis=0, mode=mode, cval=-1.0))
+        _check(ndimage.uniform_filter1d(tall, 6, axis=0, mode=mode, backend=backend),
+               sndi.uniform_filter1d(tall, 6, axis=0, mode=mode))
     w2 = rng.standard_normal((5, 5))
     _check(ndimage.correlate(x[0], w2, backend=backend), sndi.correlate(x[0], w2))
 
