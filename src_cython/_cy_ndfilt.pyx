@@ -15,6 +15,7 @@ memory read in rows). Lines or (outer, column block) items run in parallel (Open
 
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 cimport cython
 from cython cimport floating
@@ -89,7 +90,10 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
-    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1, g, nrun
+    cdef Py_ssize_t* run_p
+    cdef Py_ssize_t* run_s
+    cdef Py_ssize_t* run_n
     cdef floating* ext
     cdef floating* crow
     cdef const floating** rows
@@ -105,18 +109,42 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
         if idx[p] < -1 or idx[p] >= n:
             raise ValueError("nd_correlate1d: index out of range")
     if inner == 1:
-        with nogil, parallel(num_threads=max(1, nthreads)):
-            ext = <floating*>malloc(L * sizeof(floating))
-            if ext != NULL:
-                for o in prange(outer, schedule="static"):
-                    xb = &x[o, 0, 0]
-                    for p in range(L):
-                        if idx[p] >= 0:
-                            ext[p] = xb[idx[p]]
-                        else:
-                            ext[p] = fc
-                    _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
-                free(ext)
+        # the extended line in runs of consecutive source indices (the interior is one):
+        # each line copies them with memcpy, the cval runs (-1) filled
+        run_p = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
+        if run_p == NULL:
+            raise MemoryError()
+        run_s = run_p + L
+        run_n = run_p + 2 * L
+        nrun = 0
+        p = 0
+        while p < L:
+            q = p + 1
+            while q < L and ((idx[p] < 0 and idx[q] < 0)
+                             or (idx[p] >= 0 and idx[q] == idx[p] + (q - p))):
+                q += 1
+            run_p[nrun] = p
+            run_s[nrun] = idx[p]
+            run_n[nrun] = q - p
+            nrun += 1
+            p = q
+        try:
+            with nogil, parallel(num_threads=max(1, nthreads)):
+                ext = <floating*>malloc(L * sizeof(floating))
+                if ext != NULL:
+                    for o in prange(outer, schedule="static"):
+                        xb = &x[o, 0, 0]
+                        for g in range(nrun):
+                            if run_s[g] >= 0:
+                                memcpy(ext + run_p[g], xb + run_s[g],
+                                       run_n[g] * sizeof(floating))
+                            else:
+                                for i in range(run_p[g], run_p[g] + run_n[g]):
+                                    ext[i] = fc
+                        _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
+                    free(ext)
+        finally:
+            free(run_p)
         return
     # columns per block: the k rows a block reads stay in L1 (about 32 KiB), 16..inner;
     # rows in chunks of RC, so that a thread gets several items even on one wide plane
