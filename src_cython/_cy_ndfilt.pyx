@@ -24,8 +24,6 @@ from cython cimport floating
 cdef enum:
     RC = 256  # output rows per item of a pass along a non-last axis
 
-cdef enum:
-    GROUP = 16  # lines of a last-axis box pass run together (vector lanes)
 
 
 cdef extern from "fc_ndfilt.h" nogil:
@@ -41,6 +39,8 @@ cdef extern from "fc_ndfilt.h" nogil:
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
     void fc_ndbox_d(double* out, Py_ssize_t os, Py_ssize_t cs, const double** rows,
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
+    void fc_ndboxline_f(float* out, const float* ext, Py_ssize_t size, Py_ssize_t n)
+    void fc_ndboxline_d(double* out, const double* ext, Py_ssize_t size, Py_ssize_t n)
 
 
 cdef inline void _row(floating* out, const floating** rows, const double* w, Py_ssize_t k,
@@ -85,19 +85,52 @@ cdef inline void _box(floating* out, Py_ssize_t os, Py_ssize_t cs, const floatin
         fc_ndbox_d(out, os, cs, rows, size, n, m, tmp)
 
 
+cdef inline void _boxline(floating* out, const floating* ext, Py_ssize_t size,
+                          Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fc_ndboxline_f(out, ext, size, n)
+    else:
+        fc_ndboxline_d(out, ext, size, n)
+
+
+cdef Py_ssize_t _runs(const long long[::1] idx, Py_ssize_t* run_p) noexcept:
+    """The extended line's runs of consecutive source indices (or of cval, -1): starts in
+    run_p[0:], source starts in run_p[L:], lengths in run_p[2L:]; returns their count."""
+    cdef Py_ssize_t L = idx.shape[0], p = 0, q, nrun = 0
+    while p < L:
+        q = p + 1
+        while q < L and ((idx[p] < 0 and idx[q] < 0)
+                         or (idx[p] >= 0 and idx[q] == idx[p] + (q - p))):
+            q += 1
+        run_p[nrun] = p
+        run_p[L + nrun] = idx[p]
+        run_p[2 * L + nrun] = q - p
+        nrun += 1
+        p = q
+    return nrun
+
+
+cdef inline void _extend(floating* ext, const floating* xb, const Py_ssize_t* run_p,
+                         Py_ssize_t L, Py_ssize_t nrun, floating fc) noexcept nogil:
+    cdef Py_ssize_t g, i
+    for g in range(nrun):
+        if run_p[L + g] >= 0:
+            memcpy(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g] * sizeof(floating))
+        else:
+            for i in range(run_p[g], run_p[g] + run_p[2 * L + g]):
+                ext[i] = fc
+
+
 def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    const long long[::1] idx, double cval, floating[:, :, ::1] out,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
-    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1, g, nrun
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1, nrun
     cdef Py_ssize_t* run_p
-    cdef Py_ssize_t* run_s
-    cdef Py_ssize_t* run_n
     cdef floating* ext
     cdef floating* crow
     cdef const floating** rows
-    cdef const floating* xb
     cdef floating fc = <floating>cval
     cdef int sym = _symmetry(w)
     if outer == 0 or n == 0 or inner == 0:
@@ -114,33 +147,13 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
         run_p = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
         if run_p == NULL:
             raise MemoryError()
-        run_s = run_p + L
-        run_n = run_p + 2 * L
-        nrun = 0
-        p = 0
-        while p < L:
-            q = p + 1
-            while q < L and ((idx[p] < 0 and idx[q] < 0)
-                             or (idx[p] >= 0 and idx[q] == idx[p] + (q - p))):
-                q += 1
-            run_p[nrun] = p
-            run_s[nrun] = idx[p]
-            run_n[nrun] = q - p
-            nrun += 1
-            p = q
+        nrun = _runs(idx, run_p)
         try:
             with nogil, parallel(num_threads=max(1, nthreads)):
                 ext = <floating*>malloc(L * sizeof(floating))
                 if ext != NULL:
                     for o in prange(outer, schedule="static"):
-                        xb = &x[o, 0, 0]
-                        for g in range(nrun):
-                            if run_s[g] >= 0:
-                                memcpy(ext + run_p[g], xb + run_s[g],
-                                       run_n[g] * sizeof(floating))
-                            else:
-                                for i in range(run_p[g], run_p[g] + run_n[g]):
-                                    ext[i] = fc
+                        _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
                         _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
                     free(ext)
         finally:
@@ -189,10 +202,12 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
                  double cval, floating[:, :, ::1] out, int nthreads):
     """scipy's running-sum uniform filter (see fc_ndbox) along axis 1 of ``(outer, n,
     inner)``; ``idx`` as :func:`nd_correlate1d`'s with ``k = size``. A pass along the last
-    axis (``inner == 1``) runs GROUP lines at once from their transposed extended copies."""
+    axis (``inner == 1``) runs line by line on each line's extended copy (fc_ndboxline);
+    along another axis, blocks of columns at once (fc_ndbox)."""
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t L = n + size - 1
-    cdef Py_ssize_t o, i, p, q, g, c0, m, item, nb, B, ng
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nrun
+    cdef Py_ssize_t* run_p
     cdef floating* ext
     cdef floating* crow
     cdef double* tmp
@@ -207,29 +222,20 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
         if idx[p] < -1 or idx[p] >= n:
             raise ValueError("nd_uniform1d: index out of range")
     if inner == 1:
-        ng = (outer + GROUP - 1) // GROUP
-        with nogil, parallel(num_threads=max(1, nthreads)):
-            ext = <floating*>malloc(L * GROUP * sizeof(floating))
-            rows = <const floating**>malloc(L * sizeof(floating*))
-            tmp = <double*>malloc(GROUP * sizeof(double))
-            if ext != NULL and rows != NULL and tmp != NULL:
-                for q in range(L):
-                    rows[q] = ext + q * GROUP
-                for item in prange(ng, schedule="static"):
-                    o = item * GROUP
-                    m = outer - o
-                    if m > GROUP:
-                        m = GROUP
-                    for g in range(m):
-                        for p in range(L):
-                            if idx[p] >= 0:
-                                ext[p * GROUP + g] = x[o + g, idx[p], 0]
-                            else:
-                                ext[p * GROUP + g] = fc
-                    _box(&out[o, 0, 0], 1, n, rows, size, n, m, tmp)
-            free(ext)
-            free(<void*>rows)
-            free(tmp)
+        run_p = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
+        if run_p == NULL:
+            raise MemoryError()
+        nrun = _runs(idx, run_p)
+        try:
+            with nogil, parallel(num_threads=max(1, nthreads)):
+                ext = <floating*>malloc(L * sizeof(floating))
+                if ext != NULL:
+                    for o in prange(outer, schedule="static"):
+                        _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                        _boxline(&out[o, 0, 0], ext, size, n)
+                    free(ext)
+        finally:
+            free(run_p)
         return
     B = 512 if inner > 512 else inner
     nb = (inner + B - 1) // B

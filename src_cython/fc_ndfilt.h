@@ -160,6 +160,26 @@ FC_ND_CLONES static void fc_ndbox_##SUF(T *out, Py_ssize_t os, Py_ssize_t cs,   
 FC_ND_DEFINE(f, float)
 FC_ND_DEFINE(d, double)
 
+/* fc_ndboxline_{f,d}(out, ext, size, n): fc_ndbox's running sum along one extended line
+ * (ext: n + size - 1 values), the same operations in the same order. */
+#define FC_ND_BOXLINE(SUF, T)                                                             \
+static void fc_ndboxline_##SUF(T *FC_ND_RESTRICT out, const T *FC_ND_RESTRICT ext,       \
+                               Py_ssize_t size, Py_ssize_t n)                            \
+{                                                                                        \
+    Py_ssize_t l, i;                                                                     \
+    const double fs = (double)size;                                                      \
+    double tmp = 0.0;                                                                    \
+    for (l = 0; l < size; l++) tmp += (double)ext[l];                                    \
+    out[0] = (T)(tmp / fs);                                                              \
+    for (i = 1; i < n; i++) {                                                            \
+        tmp += (double)ext[i + size - 1] - (double)ext[i - 1];                           \
+        out[i] = (T)(tmp / fs);                                                          \
+    }                                                                                    \
+}
+
+FC_ND_BOXLINE(f, float)
+FC_ND_BOXLINE(d, double)
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
