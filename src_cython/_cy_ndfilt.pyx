@@ -93,6 +93,17 @@ cdef inline void _boxline(floating* out, const floating* ext, Py_ssize_t size,
         fc_ndboxline_d(out, ext, size, n)
 
 
+cdef inline void _fill(floating* dst, const floating[:, :, ::1] x, Py_ssize_t o,
+                       long long src, Py_ssize_t c0, Py_ssize_t m, floating fc) noexcept nogil:
+    """dst[:m] = x[o, src, c0:c0 + m], or cval when src is -1."""
+    cdef Py_ssize_t c
+    if src >= 0:
+        memcpy(dst, &x[o, src, c0], m * sizeof(floating))
+    else:
+        for c in range(m):
+            dst[c] = fc
+
+
 cdef Py_ssize_t _runs(const long long[::1] idx, Py_ssize_t* run_p) noexcept:
     """The extended line's runs of consecutive source indices (or of cval, -1): starts in
     run_p[0:], source starts in run_p[L:], lengths in run_p[2L:]; returns their count."""
@@ -126,10 +137,10 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
-    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1, nrun
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1, nrun, Bp
+    cdef floating* ring
     cdef Py_ssize_t* run_p
     cdef floating* ext
-    cdef floating* crow
     cdef const floating** rows
     cdef floating fc = <floating>cval
     cdef int sym = _symmetry(w)
@@ -169,12 +180,14 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
         B = inner
     nb = (inner + B - 1) // B
     nr = (n + RC - 1) // RC
+    # the k rows a block of outputs reads are copied into a ring of k rows spaced Bp
+    # elements apart: the input's rows may be a power of two apart, which would put all
+    # k of them in the same L1 sets
+    Bp = B + 16
     with nogil, parallel(num_threads=max(1, nthreads)):
-        rows = <const floating**>malloc(L * sizeof(floating*))
-        crow = <floating*>malloc(B * sizeof(floating))
-        if rows != NULL and crow != NULL:
-            for q in range(B):
-                crow[q] = fc
+        rows = <const floating**>malloc(k * sizeof(floating*))
+        ring = <floating*>malloc(k * Bp * sizeof(floating))
+        if rows != NULL and ring != NULL:
             for item in prange(outer * nb * nr, schedule="static"):
                 o = item // (nb * nr)
                 c0 = ((item // nr) % nb) * B
@@ -185,15 +198,16 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                 m = inner - c0
                 if m > B:
                     m = B
-                for p in range(i0, i1 + k - 1):
-                    if idx[p] >= 0:
-                        rows[p] = &x[o, idx[p], c0]
-                    else:
-                        rows[p] = crow
+                for p in range(i0, i0 + k - 1):
+                    _fill(ring + (p % k) * Bp, x, o, idx[p], c0, m, fc)
                 for i in range(i0, i1):
-                    _row(&out[o, i, c0], &rows[i], &w[0], k, m, sym)
-        free(rows)
-        free(crow)
+                    p = i + k - 1
+                    _fill(ring + (p % k) * Bp, x, o, idx[p], c0, m, fc)
+                    for q in range(k):
+                        rows[q] = ring + ((i + q) % k) * Bp
+                    _row(&out[o, i, c0], rows, &w[0], k, m, sym)
+        free(<void*>rows)
+        free(ring)
 
 
 
