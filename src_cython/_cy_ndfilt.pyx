@@ -1,16 +1,20 @@
-"""fastconv.ndimage's compiled 1-D correlation pass (issue 18): Cython + OpenMP.
+"""fastconv.ndimage's compiled kernels (issue 18): Cython + OpenMP, the loops in C
+(``fc_ndfilt.h``, compiled per x86-64 level), every sum in double as scipy's.
 
 ``nd_correlate1d(x, w, idx, cval, out, nthreads)``: ``x`` and ``out`` are C-contiguous
-``(outer, n, inner)`` arrays of one float type, ``w`` the ``k`` float64 weights (sums in
-double, as scipy's),
-``idx`` the ``n + k - 1`` int64 source indices of the extended line (the boundary mode
-applied; -1 reads ``cval``). ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]``, as
-:func:`fastconv.reference.nd_correlate1d`.
+``(outer, n, inner)`` arrays of one float type, ``w`` the ``k`` float64 weights, ``idx``
+the ``n + k - 1`` int64 source indices of the extended line (the boundary mode applied;
+-1 reads ``cval``). ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` in scipy's order
+(:func:`fastconv.reference.nd_correlate1d`). A pass along the last axis (``inner == 1``)
+copies each line into its extended form (memcpy of runs) and runs ``fc_ndline`` on it;
+along another axis, blocks of columns and chunks of rows run in parallel, each output row
+summing the ``k`` input rows its taps read (kept in a ring of row copies).
 
-Two paths: ``inner == 1`` (a pass along the last axis) copies each line into its extended
-form and runs :c:func:`fc_ndline` on it; otherwise the lines run in blocks of columns, each
-output row summing the ``k`` input rows its taps read (row pointers: no copy of the input,
-memory read in rows). Lines or (outer, column block) items run in parallel (OpenMP).
+``nd_uniform1d(x, size, idx, cval, out, nthreads)``: scipy's running-sum box mean along
+axis 1, the same paths (``fc_ndboxline`` per line, ``fc_ndbox`` per block of columns).
+
+``nd_correlate(xp, base, offs, w, out, nthreads)``: the n-D correlation on the padded
+input, each output line the sum of the shifted input lines of its taps (``fc_ndrow``).
 """
 
 from cython.parallel cimport parallel, prange
