@@ -167,7 +167,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
             with nogil, parallel(num_threads=max(1, nthreads)):
                 ext = <floating*>malloc(L * sizeof(floating))
                 if ext != NULL:
-                    for o in prange(outer, schedule="static"):
+                    for o in prange(outer, schedule="dynamic", chunksize=8):
                         _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
                         _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
                     free(ext)
@@ -192,7 +192,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
         rows = <const floating**>malloc(k * sizeof(floating*))
         ring = <floating*>malloc(k * Bp * sizeof(floating))
         if rows != NULL and ring != NULL:
-            for item in prange(outer * nb * nr, schedule="static"):
+            for item in prange(outer * nb * nr, schedule="dynamic"):
                 o = item // (nb * nr)
                 c0 = ((item // nr) % nb) * B
                 i0 = (item % nr) * RC
@@ -248,7 +248,7 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
             with nogil, parallel(num_threads=max(1, nthreads)):
                 ext = <floating*>malloc(L * sizeof(floating))
                 if ext != NULL:
-                    for o in prange(outer, schedule="static"):
+                    for o in prange(outer, schedule="dynamic", chunksize=8):
                         _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
                         _boxline(&out[o, 0, 0], ext, size, n)
                     free(ext)
@@ -264,7 +264,7 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
         if rows != NULL and crow != NULL and tmp != NULL:
             for q in range(B):
                 crow[q] = fc
-            for item in prange(outer * nb, schedule="static"):
+            for item in prange(outer * nb, schedule="dynamic"):
                 o = item // nb
                 c0 = (item % nb) * B
                 m = inner - c0
@@ -304,7 +304,7 @@ def nd_correlate(const floating[::1] xp, const long long[::1] base, const long l
     with nogil, parallel(num_threads=max(1, nthreads)):
         rows = <const floating**>malloc(K * sizeof(floating*))
         if rows != NULL:
-            for r in prange(R, schedule="static"):
+            for r in prange(R, schedule="dynamic", chunksize=8):
                 for j in range(K):
                     rows[j] = &xp[base[r] + offs[j]]
                 _row(&out[r, 0], rows, &w[0], K, W, 2)
