@@ -40,6 +40,7 @@ MODULES = {
     "fastconv._fpenv": f"{SRC}/_fpenv.pyx",
     "fastconv._cy_fold": f"{SRC}/_cy_fold.pyx",
     "fastconv._cy_adaptive": f"{SRC}/_cy_adaptive.pyx",
+    "fastconv._cy_ndfilt": f"{SRC}/_cy_ndfilt.pyx",
 }
 
 DEBUG = os.environ.get("FASTCONV_DEBUG", "0") == "1"
@@ -106,7 +107,8 @@ except OSError:
 extensions = [
     Extension(name, [src], include_dirs=[numpy.get_include(), SRC], define_macros=macros,
               depends=[f"{SRC}/fc_kernels.h", f"{SRC}/fc_kernels_body.h", f"{SRC}/fc_fpenv.h",
-                       f"{SRC}/fc_adaptive.h", f"{SRC}/fc_conv3d.h"],
+                       f"{SRC}/fc_adaptive.h", f"{SRC}/fc_conv3d.h",
+                       f"{SRC}/fc_ndfilt.h"],
               extra_compile_args=compile_args, extra_link_args=link_args)
     for name, src in MODULES.items()
 ]

@@ -25,7 +25,7 @@ from ._threads import (  # noqa: E402
     set_num_threads,
 )
 from . import analysis, grad, nn  # noqa: E402
-from . import signal  # noqa: E402  (issue 18: scipy.signal drop-ins)
+from . import ndimage, signal  # noqa: E402  (scipy.ndimage and scipy.signal drop-ins)
 from ._version import __version__  # noqa: E402
 from .functional import (  # noqa: E402
     adaptive_avg_pool1d,
@@ -91,6 +91,7 @@ __all__ = [
     "locally_connected2d",
     "max_pool1d",
     "max_pool2d",
+    "ndimage",
     "nn",
     "set_backend",
     "set_flush_denormal",

@@ -52,6 +52,7 @@ _MODULES = {
               "fold": "fastconv.reference",
               "adaptive": "fastconv.reference",
               "conv3d": "fastconv.reference",
+              "ndimage": "fastconv.reference",
               },
     "cython": {"conv2d": "fastconv._cy_conv", "pool": "fastconv._cy_pool",
                "pool3d": "fastconv._cy_pool3d",
@@ -59,6 +60,7 @@ _MODULES = {
                "fold": "fastconv._cy_fold",
                "adaptive": "fastconv._cy_adaptive",
                "conv3d": "fastconv._cy_conv3d",
+               "ndimage": "fastconv._cy_ndfilt",
                },
     "numba": {"conv2d": "fastconv._numba", "pool": "fastconv._numba", "local": "fastconv._numba",
               "pool3d": "fastconv._numba.pool3d",
@@ -66,6 +68,7 @@ _MODULES = {
               "fold": "fastconv._numba.fold",
               "adaptive": "fastconv._numba.adaptive",
               "conv3d": "fastconv._numba.conv3d",
+              "ndimage": "fastconv._numba.ndimage",
               },
 }
 _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
@@ -85,6 +88,9 @@ _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "conv3d": "conv3d",
            "conv3d_input": "conv3d",
            "conv3d_weight": "conv3d",
+           "nd_correlate1d": "ndimage",
+           "nd_uniform1d": "ndimage",
+           "nd_correlate": "ndimage",
            }
 
 # The ops whose compiled kernels call BLAS (from inside their parallel regions).

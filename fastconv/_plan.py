@@ -829,3 +829,18 @@ def conv2d_fft(backend, x_shape, w_shape, out_shape, stride, pad, dilation, grou
     macs = N * K * out_shape[2] * out_shape[3] * Cg * kh * kw
     t_direct = macs / MAC_RATE.get(backend, MAC_RATE["cython"])["conv2d"]
     return t_fft < t_direct
+# ---- ndimage (issue 18) ----
+def _nd_correlate1d_cost(a):  # x, w, idx, cval, out: taps per output, elements moved
+    return a[4].size * a[1].shape[0], 0, 1, a[0].size + a[4].size
+
+
+def _nd_uniform1d_cost(a):  # x, size, idx, cval, out: a running sum, 2 terms per output
+    return 2 * a[4].size, 0, 1, a[0].size + a[4].size
+
+
+def _nd_correlate_cost(a):  # xp, base, offs, w, out: taps per output, elements moved
+    return a[4].size * a[3].shape[0], 0, 1, a[0].size + a[4].size
+
+
+_register({"nd_correlate1d": _nd_correlate1d_cost, "nd_uniform1d": _nd_uniform1d_cost,
+           "nd_correlate": _nd_correlate_cost})

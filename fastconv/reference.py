@@ -768,3 +768,87 @@ def conv3d_weight(x, gy, gw, stride, pad, dilation, groups, nthreads=None):
                                   gy[:, g * Kg:(g + 1) * Kg, od0:od1], optimize=True)
         gw[g * Kg:(g + 1) * Kg] = res
     return gw
+
+
+# ---- ndimage (issue 18) ----
+def nd_symmetry(w):
+    """scipy's NI_Correlate1D test of the weights: 1 when symmetric (odd length, ``w[j] ==
+    w[k-1-j]`` to within DBL_EPSILON), -1 when antisymmetric, else 0."""
+    k = len(w)
+    if k % 2 == 0 or k == 1:
+        return 0
+    h, eps = k // 2, np.finfo(np.float64).eps
+    if all(abs(w[j] - w[k - 1 - j]) <= eps for j in range(h)):
+        return 1
+    if all(abs(w[j] + w[k - 1 - j]) <= eps for j in range(h)):
+        return -1
+    return 0
+
+
+def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
+    """fastconv.ndimage's 1-D correlation pass (the kernel contract of every backend).
+
+    ``x`` and ``out``: C-contiguous ``(outer, n, inner)`` arrays of one float type; ``w``:
+    the ``k`` float64 weights (the sums run in float64, as scipy's); ``idx``: the ``n + k -
+    1`` int64 source indices of the extended line (the boundary mode applied by
+    :func:`fastconv._ndspec.pad`; -1 reads ``cval``). Fills ``out[o, i, c] = sum_j w[j] *
+    x[o, idx[i + j], c]`` and returns it. The sum's order is scipy's: with symmetric (or
+    antisymmetric) weights (:func:`nd_symmetry`) the centre tap, then ``(e[j] +- e[k-1-j])
+    * w[j]`` for ``j < k // 2``; otherwise the last tap, then the others in order.
+    """
+    n, k = x.shape[1], w.shape[0]
+    if out.size == 0:
+        return out
+    fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
+    ext = np.concatenate([x, fill], axis=1)[:, idx, :]  # index -1: the cval row
+    ext = ext.astype(np.float64)
+    sym = nd_symmetry(w)
+    if sym:
+        h = k // 2
+        acc = ext[:, h:h + n, :] * w[h]
+        for j in range(h):
+            b = ext[:, k - 1 - j:k - 1 - j + n, :]
+            acc += (ext[:, j:j + n, :] + b if sym > 0 else ext[:, j:j + n, :] - b) * w[j]
+    else:
+        acc = ext[:, k - 1:k - 1 + n, :] * w[k - 1]
+        for j in range(k - 1):
+            acc += ext[:, j:j + n, :] * w[j]
+    out[...] = acc
+    return out
+
+
+def nd_uniform1d(x, size, idx, cval, out, nthreads=None):
+    """fastconv.ndimage's uniform (box mean) pass, scipy's running sum: for each line of
+    the extended input ``e`` (as :func:`nd_correlate1d`'s, ``k = size``), in float64,
+    ``t = e[0] + ... + e[size - 1]``, then ``t += e[i + size - 1] - e[i - 1]`` for each
+    next output ``i``; output ``i`` is ``t / size``: scipy's operations in scipy's order,
+    so integer outputs truncate as scipy's do. Fills and returns ``out``."""
+    n = x.shape[1]
+    if out.size == 0:
+        return out
+    fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
+    ext = np.concatenate([x, fill], axis=1)[:, idx, :].astype(np.float64)
+    t = np.zeros((x.shape[0], x.shape[2]))
+    for j in range(size):
+        t += ext[:, j, :]
+    out[:, 0, :] = t / size
+    for i in range(1, n):
+        t += ext[:, i + size - 1, :] - ext[:, i - 1, :]
+        out[:, i, :] = t / size
+    return out
+
+
+def nd_correlate(xp, base, offs, w, out, nthreads=None):
+    """fastconv.ndimage's n-D correlation, on the padded input ``xp`` (flat, contiguous):
+    ``out[r, c] = sum_j w[j] * xp[base[r] + offs[j] + c]`` (``out`` is ``(R, W)``: the
+    output's lines along its last axis; ``base[r]`` the flat index of line ``r``'s first
+    element in ``xp``, ``offs[j]`` tap ``j``'s flat offset; ``w`` float64, the sums in
+    float64). Fills and returns ``out``."""
+    if out.size == 0:
+        return out
+    cols = np.arange(out.shape[1])
+    acc = np.zeros(out.shape)
+    for j in range(len(w)):
+        acc += w[j] * xp[base[:, None] + offs[j] + cols].astype(np.float64)
+    out[...] = acc
+    return out

@@ -1,0 +1,211 @@
+"""Argument rules shared by :mod:`fastconv.ndimage`'s filters (issue 18), with
+scipy.ndimage's semantics: boundary modes, axes, per-axis sequences, origins, the output
+array and the final store into it.
+
+Errors are :class:`ArgumentError`, a ValueError that is also a RuntimeError: fastconv names
+the argument in a ValueError, and code written for scipy (which raises RuntimeError for some
+of these) still catches it.
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = ["MODES", "ArgumentError", "modes", "axes", "sequence", "origins", "output", "pad",
+           "store"]
+
+
+class ArgumentError(ValueError, RuntimeError):
+    """A bad argument of an ndimage function (a ValueError; also a RuntimeError, as scipy
+    raises for some of them)."""
+
+
+# every mode name scipy.ndimage's filters accept -> the one the filters mean by it
+MODES = {
+    "reflect": "reflect",
+    "grid-mirror": "reflect",
+    "constant": "constant",
+    "grid-constant": "constant",
+    "nearest": "nearest",
+    "mirror": "mirror",
+    "wrap": "wrap",
+    "grid-wrap": "wrap",
+}
+
+# ndimage's mode -> np.pad's
+_NP_PAD = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap",
+           "constant": "constant"}
+
+
+def sequence(value, n, name):
+    """scipy's ``_normalize_sequence``: a str or scalar repeated ``n`` times, or a sequence
+    of length ``n`` (else an error naming ``name``), as a tuple."""
+    if not isinstance(value, str) and np.iterable(value):
+        seq = tuple(value)
+        if len(seq) != n:
+            raise ArgumentError(f"{name}: sequence argument must have length equal to input "
+                                f"rank (the number of filtered axes, {n}), got length "
+                                f"{len(seq)}")
+        return seq
+    return (value,) * n
+
+
+def modes(mode, n, name="mode"):
+    """One canonical mode name (a value of :data:`MODES`) per filtered axis."""
+    out = []
+    for m in sequence(mode, n, name):
+        if not isinstance(m, str) or m not in MODES:
+            raise ArgumentError(f"{name} must be one of {sorted(MODES)}, got {m!r}")
+        out.append(MODES[m])
+    return tuple(out)
+
+
+def axes(axes, ndim):
+    """scipy's ``_check_axes``: the filtered axes as non-negative ints (None: all); a
+    non-integer axis is a TypeError."""
+    if axes is None:
+        return tuple(range(ndim))
+    try:
+        seq = (operator.index(axes),) if np.isscalar(axes) else (
+            tuple(operator.index(a) for a in axes) if isinstance(axes, Iterable) else None)
+    except TypeError as exc:
+        raise TypeError(f"axes: {exc}") from None
+    if seq is None:
+        raise ArgumentError(f"axes must be an integer, an iterable of integers or None, "
+                            f"got {axes!r}")
+    for a in seq:
+        if a < -ndim or a > ndim - 1:
+            raise ArgumentError(f"axes: axis {a} is out of range for an array of {ndim} "
+                                f"dimensions")
+    seq = tuple(a % ndim for a in seq)
+    if len(set(seq)) != len(seq):
+        raise ArgumentError(f"axes must be unique, got {axes!r}")
+    return seq
+
+
+def origins(origin, sizes, name="origin"):
+    """One int origin per filter size in ``sizes``; each in ``[-(size // 2), (size - 1)
+    // 2]`` (the window must cover its output element)."""
+    out = []
+    for o, s in zip(sequence(origin, len(sizes), name), sizes):
+        try:
+            o = operator.index(o)
+        except TypeError:
+            raise ArgumentError(f"{name} must be an integer or a sequence of integers, "
+                                f"got {o!r}") from None
+        if o < -(s // 2) or o > (s - 1) // 2:
+            raise ArgumentError(f"Invalid {name} {o} for a filter of size {s}: it must "
+                                f"satisfy -(size // 2) <= {name} <= (size - 1) // 2")
+        out.append(o)
+    return tuple(out)
+
+
+def output(output, input, shape=None, complex_output=False):
+    """scipy's ``_ni_support._get_output``: the array the result goes to (None: zeros of
+    the input's dtype; a dtype, type or str: zeros of that dtype; an array: itself)."""
+    if shape is None:
+        shape = input.shape
+    if output is None:
+        dt = np.promote_types(input.dtype, np.complex64) if complex_output else input.dtype
+        return np.zeros(shape, dtype=dt)
+    if isinstance(output, (type, np.dtype)):
+        try:
+            dt = np.dtype(output)
+        except TypeError:
+            raise ArgumentError(f"output must be an array or a numeric dtype, got "
+                                f"{output!r}") from None
+        if complex_output and dt.kind != "c":
+            warnings.warn("promoting specified output dtype to complex", stacklevel=3)
+            dt = np.promote_types(dt, np.complex64)
+        if dt.kind not in "biufc":
+            raise ArgumentError(f"output must have a numeric (or bool) dtype, got {dt}")
+        return np.zeros(shape, dtype=dt)
+    if isinstance(output, str):
+        try:
+            dt = np.dtype(output)
+        except TypeError:
+            raise ArgumentError(f"output: {output!r} is not a dtype") from None
+        if complex_output and dt.kind != "c":
+            raise ArgumentError("output must have a complex dtype")
+        if not issubclass(dt.type, np.number):
+            raise ArgumentError(f"output must have a numeric dtype, got {dt}")
+        return np.zeros(shape, dtype=dt)
+    if not isinstance(output, np.ndarray):
+        raise ArgumentError(f"output must be None, a dtype or an ndarray, got "
+                            f"{type(output).__name__}")
+    if output.shape != tuple(shape):
+        raise ArgumentError(f"output shape not correct: {output.shape}, expected "
+                            f"{tuple(shape)}")
+    if complex_output and output.dtype.kind != "c":
+        raise ArgumentError("output must have a complex dtype")
+    if not output.flags.writeable:
+        raise ArgumentError("output must be writeable")
+    return output
+
+
+def pad(x, before, after, modes, cval):
+    """``x`` extended on each axis by ``before[i]`` and ``after[i]`` elements as
+    scipy.ndimage's filters extend lines in mode ``modes[i]`` (canonical names; constant
+    with ``cval``), as a new C-contiguous array. Any pad width works (the extension
+    repeats, as scipy's does).
+
+    The interior is copied once; each axis's border slabs are then copied from the
+    positions np.pad's equivalent mode (reflect -> symmetric, mirror -> reflect, nearest ->
+    edge, wrap -> wrap) gives a line of indices, which costs the borders only."""
+    x = np.asarray(x)
+    before = [int(b) for b in before]
+    after = [int(a) for a in after]
+    if any(x.shape[ax] == 0 and (b or a) for ax, (b, a) in enumerate(zip(before, after))):
+        # nothing to extend from: scipy's lines are empty, so is the result's
+        shape = tuple(s + b + a for s, b, a in zip(x.shape, before, after))
+        return np.zeros(shape, dtype=x.dtype)
+    shape = tuple(s + b + a for s, b, a in zip(x.shape, before, after))
+    out = np.empty(shape, dtype=x.dtype)
+    out[tuple(slice(b, b + s) for b, s in zip(before, x.shape))] = x
+    for ax, (b, a, m) in enumerate(zip(before, after, modes)):
+        if b == 0 and a == 0:
+            continue
+        n = x.shape[ax]
+        lo = [slice(None)] * out.ndim
+        hi = [slice(None)] * out.ndim
+        lo[ax] = slice(0, b)
+        hi[ax] = slice(b + n, b + n + a)
+        if m == "constant":
+            out[tuple(lo)] = cval
+            out[tuple(hi)] = cval
+            continue
+        if m == "mirror" and n == 1:
+            src = np.zeros(b + n + a, dtype=np.intp)  # scipy: a length-1 line mirrors to itself
+        else:
+            src = np.pad(np.arange(n), (b, a), mode=_NP_PAD[m])
+        if b:
+            out[tuple(lo)] = np.take(out, src[:b] + b, axis=ax)
+        if a:
+            out[tuple(hi)] = np.take(out, src[b + n:] + b, axis=ax)
+    return out
+
+
+def store(result, output):
+    """Write the float (or complex) ``result`` into ``output`` as scipy.ndimage's filters
+    store theirs, and return ``output``: into an integer (or bool) output, a C cast of the
+    double, i.e. truncated toward zero and wrapped modulo the type's range (scipy's
+    ``-(unsigned)(-x)`` for negative values into an unsigned type does the same); complex
+    into a real output keeps the real part; floats round to the output's precision."""
+    result = np.asarray(result)
+    if result.dtype.kind == "c" and output.dtype.kind != "c":
+        result = result.real
+    if output.dtype.kind in "iub" and result.dtype.kind == "f":
+        with np.errstate(invalid="ignore", over="ignore"):
+            whole = np.trunc(result).astype(np.int64)
+        if output.dtype.kind == "b":
+            np.copyto(output, (whole & 0xFF) != 0)
+        else:
+            np.copyto(output, whole, casting="unsafe")
+        return output
+    with np.errstate(invalid="ignore", over="ignore"):
+        np.copyto(output, result, casting="unsafe")
+    return output

@@ -1,0 +1,311 @@
+"""fastconv.ndimage's compiled kernels (issue 18): Cython + OpenMP, the loops in C
+(``fc_ndfilt.h``, compiled per x86-64 level), every sum in double as scipy's.
+
+``nd_correlate1d(x, w, idx, cval, out, nthreads)``: ``x`` and ``out`` are C-contiguous
+``(outer, n, inner)`` arrays of one float type, ``w`` the ``k`` float64 weights, ``idx``
+the ``n + k - 1`` int64 source indices of the extended line (the boundary mode applied;
+-1 reads ``cval``). ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` in scipy's order
+(:func:`fastconv.reference.nd_correlate1d`). A pass along the last axis (``inner == 1``)
+copies each line into its extended form (memcpy of runs) and runs ``fc_ndline`` on it;
+along another axis, blocks of columns and chunks of rows run in parallel, each output row
+summing the ``k`` input rows its taps read (kept in a ring of row copies).
+
+``nd_uniform1d(x, size, idx, cval, out, nthreads)``: scipy's running-sum box mean along
+axis 1, the same paths (``fc_ndboxline`` per line, ``fc_ndbox`` per block of columns).
+
+``nd_correlate(xp, base, offs, w, out, nthreads)``: the n-D correlation on the padded
+input, each output line the sum of the shifted input lines of its taps (``fc_ndrow``).
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+cimport cython
+from cython cimport floating
+
+
+cdef enum:
+    RC = 256  # output rows per item of a pass along a non-last axis
+
+
+
+cdef extern from "fc_ndfilt.h" nogil:
+    void fc_ndrow_f(float* out, const float** rows, const double* w, Py_ssize_t k,
+                    Py_ssize_t m, int sym)
+    void fc_ndrow_d(double* out, const double** rows, const double* w, Py_ssize_t k,
+                    Py_ssize_t m, int sym)
+    void fc_ndline_f(float* out, const float* ext, const double* w, Py_ssize_t k,
+                     Py_ssize_t n, int sym)
+    void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
+                     Py_ssize_t n, int sym)
+    void fc_ndbox_f(float* out, Py_ssize_t os, Py_ssize_t cs, const float** rows,
+                    Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
+    void fc_ndbox_d(double* out, Py_ssize_t os, Py_ssize_t cs, const double** rows,
+                    Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
+    void fc_ndboxline_f(float* out, const float* ext, Py_ssize_t size, Py_ssize_t n)
+    void fc_ndboxline_d(double* out, const double* ext, Py_ssize_t size, Py_ssize_t n)
+
+
+cdef inline void _row(floating* out, const floating** rows, const double* w, Py_ssize_t k,
+                      Py_ssize_t m, int sym) noexcept nogil:
+    if floating is float:
+        fc_ndrow_f(out, rows, w, k, m, sym)
+    else:
+        fc_ndrow_d(out, rows, w, k, m, sym)
+
+
+cdef inline void _line(floating* out, const floating* ext, const double* w, Py_ssize_t k,
+                       Py_ssize_t n, int sym) noexcept nogil:
+    if floating is float:
+        fc_ndline_f(out, ext, w, k, n, sym)
+    else:
+        fc_ndline_d(out, ext, w, k, n, sym)
+
+
+cdef int _symmetry(const double[::1] w):
+    """scipy's NI_Correlate1D test: 1 symmetric, -1 antisymmetric (odd k), else 0."""
+    cdef Py_ssize_t k = w.shape[0], h = k // 2, j
+    cdef double eps = 2.220446049250313e-16
+    if k % 2 == 0 or k == 1:
+        return 0
+    for j in range(h):
+        if abs(w[j] - w[k - 1 - j]) > eps:
+            break
+    else:
+        return 1
+    for j in range(h):
+        if abs(w[j] + w[k - 1 - j]) > eps:
+            return 0
+    return -1
+
+
+cdef inline void _box(floating* out, Py_ssize_t os, Py_ssize_t cs, const floating** rows,
+                      Py_ssize_t size, Py_ssize_t n, Py_ssize_t m,
+                      double* tmp) noexcept nogil:
+    if floating is float:
+        fc_ndbox_f(out, os, cs, rows, size, n, m, tmp)
+    else:
+        fc_ndbox_d(out, os, cs, rows, size, n, m, tmp)
+
+
+cdef inline void _boxline(floating* out, const floating* ext, Py_ssize_t size,
+                          Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fc_ndboxline_f(out, ext, size, n)
+    else:
+        fc_ndboxline_d(out, ext, size, n)
+
+
+cdef inline void _fill(floating* dst, const floating[:, :, ::1] x, Py_ssize_t o,
+                       long long src, Py_ssize_t c0, Py_ssize_t m, floating fc) noexcept nogil:
+    """dst[:m] = x[o, src, c0:c0 + m], or cval when src is -1."""
+    cdef Py_ssize_t c
+    if src >= 0:
+        memcpy(dst, &x[o, src, c0], m * sizeof(floating))
+    else:
+        for c in range(m):
+            dst[c] = fc
+
+
+cdef Py_ssize_t _runs(const long long[::1] idx, Py_ssize_t* run_p) noexcept:
+    """The extended line's runs of consecutive source indices (or of cval, -1): starts in
+    run_p[0:], source starts in run_p[L:], lengths in run_p[2L:]; returns their count."""
+    cdef Py_ssize_t L = idx.shape[0], p = 0, q, nrun = 0
+    while p < L:
+        q = p + 1
+        while q < L and ((idx[p] < 0 and idx[q] < 0)
+                         or (idx[p] >= 0 and idx[q] == idx[p] + (q - p))):
+            q += 1
+        run_p[nrun] = p
+        run_p[L + nrun] = idx[p]
+        run_p[2 * L + nrun] = q - p
+        nrun += 1
+        p = q
+    return nrun
+
+
+cdef inline void _extend(floating* ext, const floating* xb, const Py_ssize_t* run_p,
+                         Py_ssize_t L, Py_ssize_t nrun, floating fc) noexcept nogil:
+    cdef Py_ssize_t g, i
+    for g in range(nrun):
+        if run_p[L + g] >= 0:
+            memcpy(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g] * sizeof(floating))
+        else:
+            for i in range(run_p[g], run_p[g] + run_p[2 * L + g]):
+                ext[i] = fc
+
+
+def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
+                   const long long[::1] idx, double cval, floating[:, :, ::1] out,
+                   int nthreads):
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t k = w.shape[0], L = n + k - 1
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1, nrun, Bp
+    cdef floating* ring
+    cdef Py_ssize_t* run_p
+    cdef floating* ext
+    cdef const floating** rows
+    cdef floating fc = <floating>cval
+    cdef int sym = _symmetry(w)
+    if outer == 0 or n == 0 or inner == 0:
+        return
+    if idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
+            or out.shape[2] != inner:
+        raise ValueError("nd_correlate1d: inconsistent shapes")
+    for p in range(L):
+        if idx[p] < -1 or idx[p] >= n:
+            raise ValueError("nd_correlate1d: index out of range")
+    if inner == 1:
+        # the extended line in runs of consecutive source indices (the interior is one):
+        # each line copies them with memcpy, the cval runs (-1) filled
+        run_p = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
+        if run_p == NULL:
+            raise MemoryError()
+        nrun = _runs(idx, run_p)
+        try:
+            with nogil, parallel(num_threads=max(1, nthreads)):
+                ext = <floating*>malloc(L * sizeof(floating))
+                if ext != NULL:
+                    for o in prange(outer, schedule="dynamic", chunksize=8):
+                        _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                        _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
+                    free(ext)
+        finally:
+            free(run_p)
+        return
+    # columns per block: the k rows a block reads stay in L1 (about 32 KiB), 16..inner;
+    # rows in chunks of RC, so that a thread gets several items even on one wide plane
+    B = (32768 // <Py_ssize_t>sizeof(floating)) // k
+    B = (B // 16) * 16
+    if B < 16:
+        B = 16
+    if B > inner:
+        B = inner
+    nb = (inner + B - 1) // B
+    nr = (n + RC - 1) // RC
+    # the k rows a block of outputs reads are copied into a ring of k rows spaced Bp
+    # elements apart: the input's rows may be a power of two apart, which would put all
+    # k of them in the same L1 sets
+    Bp = B + 16
+    with nogil, parallel(num_threads=max(1, nthreads)):
+        rows = <const floating**>malloc(k * sizeof(floating*))
+        ring = <floating*>malloc(k * Bp * sizeof(floating))
+        if rows != NULL and ring != NULL:
+            for item in prange(outer * nb * nr, schedule="dynamic"):
+                o = item // (nb * nr)
+                c0 = ((item // nr) % nb) * B
+                i0 = (item % nr) * RC
+                i1 = i0 + RC
+                if i1 > n:
+                    i1 = n
+                m = inner - c0
+                if m > B:
+                    m = B
+                for p in range(i0, i0 + k - 1):
+                    _fill(ring + (p % k) * Bp, x, o, idx[p], c0, m, fc)
+                for i in range(i0, i1):
+                    p = i + k - 1
+                    _fill(ring + (p % k) * Bp, x, o, idx[p], c0, m, fc)
+                    for q in range(k):
+                        rows[q] = ring + ((i + q) % k) * Bp
+                    _row(&out[o, i, c0], rows, &w[0], k, m, sym)
+        free(<void*>rows)
+        free(ring)
+
+
+
+
+def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[::1] idx,
+                 double cval, floating[:, :, ::1] out, int nthreads):
+    """scipy's running-sum uniform filter (see fc_ndbox) along axis 1 of ``(outer, n,
+    inner)``; ``idx`` as :func:`nd_correlate1d`'s with ``k = size``. A pass along the last
+    axis (``inner == 1``) runs line by line on each line's extended copy (fc_ndboxline);
+    along another axis, blocks of columns at once (fc_ndbox)."""
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t L = n + size - 1
+    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nrun
+    cdef Py_ssize_t* run_p
+    cdef floating* ext
+    cdef floating* crow
+    cdef double* tmp
+    cdef const floating** rows
+    cdef floating fc = <floating>cval
+    if outer == 0 or n == 0 or inner == 0:
+        return
+    if size < 1 or idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
+            or out.shape[2] != inner:
+        raise ValueError("nd_uniform1d: inconsistent shapes")
+    for p in range(L):
+        if idx[p] < -1 or idx[p] >= n:
+            raise ValueError("nd_uniform1d: index out of range")
+    if inner == 1:
+        run_p = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
+        if run_p == NULL:
+            raise MemoryError()
+        nrun = _runs(idx, run_p)
+        try:
+            with nogil, parallel(num_threads=max(1, nthreads)):
+                ext = <floating*>malloc(L * sizeof(floating))
+                if ext != NULL:
+                    for o in prange(outer, schedule="dynamic", chunksize=8):
+                        _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                        _boxline(&out[o, 0, 0], ext, size, n)
+                    free(ext)
+        finally:
+            free(run_p)
+        return
+    B = 512 if inner > 512 else inner
+    nb = (inner + B - 1) // B
+    with nogil, parallel(num_threads=max(1, nthreads)):
+        rows = <const floating**>malloc(L * sizeof(floating*))
+        crow = <floating*>malloc(B * sizeof(floating))
+        tmp = <double*>malloc(B * sizeof(double))
+        if rows != NULL and crow != NULL and tmp != NULL:
+            for q in range(B):
+                crow[q] = fc
+            for item in prange(outer * nb, schedule="dynamic"):
+                o = item // nb
+                c0 = (item % nb) * B
+                m = inner - c0
+                if m > B:
+                    m = B
+                for p in range(L):
+                    if idx[p] >= 0:
+                        rows[p] = &x[o, idx[p], c0]
+                    else:
+                        rows[p] = crow
+                _box(&out[o, 0, c0], inner, 1, rows, size, n, m, tmp)
+        free(<void*>rows)
+        free(crow)
+        free(tmp)
+
+
+def nd_correlate(const floating[::1] xp, const long long[::1] base, const long long[::1] offs,
+                 const double[::1] w, floating[:, ::1] out, int nthreads):
+    """The n-D correlation on the padded input, flattened: output row ``r`` (``out`` is
+    ``(R, W)``, its rows the output's lines along the last axis) is ``sum_j w[j] *
+    xp[base[r] + offs[j] : ... + W]``: each tap a shifted row of the padded input, summed
+    in double by :c:func:`fc_ndrow` in tap order; rows in parallel."""
+    cdef Py_ssize_t R = out.shape[0], W = out.shape[1], K = w.shape[0], r, j
+    cdef const floating** rows
+    cdef long long lo, hi
+    if R == 0 or W == 0:
+        return
+    if base.shape[0] != R or offs.shape[0] != K or K == 0:
+        raise ValueError("nd_correlate: inconsistent shapes")
+    lo = hi = 0
+    for j in range(K):
+        lo = min(lo, offs[j])
+        hi = max(hi, offs[j])
+    for r in range(R):
+        if base[r] + lo < 0 or base[r] + hi + W > xp.shape[0]:
+            raise ValueError("nd_correlate: offset out of range")
+    with nogil, parallel(num_threads=max(1, nthreads)):
+        rows = <const floating**>malloc(K * sizeof(floating*))
+        if rows != NULL:
+            for r in prange(R, schedule="dynamic", chunksize=8):
+                for j in range(K):
+                    rows[j] = &xp[base[r] + offs[j]]
+                _row(&out[r, 0], rows, &w[0], K, W, 2)
+        free(<void*>rows)

@@ -1,0 +1,432 @@
+"""fastconv.ndimage's linear filters (issue 18) against scipy.ndimage, on every backend:
+random cases over modes, origins, axes, dtypes (int, float32/64, complex), layouts and
+1-4 dimensions; output= arrays and dtypes; the _ndspec rules; bad arguments; memory."""
+
+import numpy as np
+import pytest
+from conftest import BACKENDS, LAYOUTS, Unchanged, layout
+
+from fastconv import _ndspec, ndimage
+
+sndi = pytest.importorskip("scipy.ndimage")
+
+MODES = tuple(_ndspec.MODES)
+
+
+def _tol(dtype):
+    return dict(rtol=2e-5, atol=2e-5) if np.dtype(dtype) in (np.float32, np.complex64) \
+        else dict(rtol=1e-11, atol=1e-11)
+
+
+def _check(actual, expected, exact=False):
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    if exact or expected.dtype.kind in "iub":
+        # integer outputs truncate: a sum a rounding away from an integer may land on
+        # either side of it, so allow one unit where the float sums disagree that much
+        diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+        assert diff.max(initial=0) <= (0 if exact else 1)
+        assert np.mean(diff != 0) <= 0.02
+    else:
+        np.testing.assert_allclose(actual, expected, **_tol(expected.dtype))
+
+
+def _input(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        return rng.integers(0, 50, size=shape).astype(dtype)
+    x = rng.standard_normal(shape)
+    if dtype.kind == "c":
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+# --------------------------------------------------------------------------------------
+# _ndspec
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_pad_matches_scipy_extension(mode, n):
+    """_ndspec.pad extends a line as scipy's filters do, pads longer than the line
+    included: a correlation with a one-hot kernel reads one extended element."""
+    x = np.arange(1.0, n + 1)
+    for k in (1, 3, 2 * n + 3, 4 * n + 5):
+        before = k // 2
+        ext = _ndspec.pad(x, (before,), (k - 1 - before,), (_ndspec.MODES[mode],), -9.0)
+        for j in range(k):
+            w = np.zeros(k)
+            w[j] = 1
+            ref = sndi.correlate1d(x, w, mode=mode, cval=-9.0)
+            np.testing.assert_array_equal(ext[j:j + n], ref)
+
+
+def test_ndspec_rules():
+    assert _ndspec.modes("grid-wrap", 2) == ("wrap", "wrap")
+    assert _ndspec.modes(["mirror", "grid-constant"], 2) == ("mirror", "constant")
+    assert _ndspec.axes(None, 3) == (0, 1, 2)
+    assert _ndspec.axes(-1, 3) == (2,)
+    assert _ndspec.axes([0, -1], 3) == (0, 2)
+    assert _ndspec.sequence(3, 2, "size") == (3, 3)
+    assert _ndspec.sequence("ab", 2, "mode") == ("ab", "ab")
+    assert _ndspec.origins([-1, 1], (3, 4)) == (-1, 1)
+    x = np.zeros((2, 3), np.int16)
+    assert _ndspec.output(None, x).dtype == np.int16
+    assert _ndspec.output(np.float32, x).dtype == np.float32
+    assert _ndspec.output("f8", x).dtype == np.float64
+    assert _ndspec.output(None, x, complex_output=True).dtype == np.complex64
+    o = np.empty((2, 3))
+    assert _ndspec.output(o, x) is o
+    # store truncates toward zero into integers, as scipy's C cast
+    out = np.zeros(4, np.int32)
+    _ndspec.store(np.array([1.9, -1.9, 2.0, 0.49]), out)
+    np.testing.assert_array_equal(out, [1, -1, 2, 0])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: _ndspec.modes("bogus", 1), "mode"),
+    (lambda: _ndspec.modes(["reflect"], 2), "mode"),
+    (lambda: _ndspec.axes([0, 0], 2), "axes"),
+    (lambda: _ndspec.axes([0, -2], 2), "axes"),
+    (lambda: _ndspec.axes(2, 2), "axes"),
+    (lambda: _ndspec.origins(2, (3,)), "origin"),
+    (lambda: _ndspec.origins(-2, (3,)), "origin"),
+    (lambda: _ndspec.origins(2, (4,)), "origin"),
+    (lambda: _ndspec.sequence([1, 2, 3], 2, "size"), "size"),
+    (lambda: _ndspec.output(np.zeros(3), np.zeros(4)), "output"),
+    (lambda: _ndspec.output(np.zeros(3), np.zeros(3), complex_output=True), "output"),
+])
+def test_ndspec_errors(call, match):
+    with pytest.raises(ValueError, match=match) as info:
+        call()
+    assert isinstance(info.value, RuntimeError)  # what scipy raises for some of them
+
+
+# --------------------------------------------------------------------------------------
+# random cases against scipy
+# --------------------------------------------------------------------------------------
+DTYPES = (np.float64, np.float32, np.int32, np.uint8, np.complex128, np.complex64)
+
+
+def _case(rng):
+    ndim = int(rng.integers(1, 5))
+    shape = tuple(int(s) for s in rng.integers(1, {1: 40, 2: 14, 3: 7, 4: 5}[ndim],
+                                                size=ndim))
+    dtype = DTYPES[int(rng.integers(len(DTYPES)))]
+    mode = MODES[int(rng.integers(len(MODES)))]
+    return shape, np.dtype(dtype), mode
+
+
+N_CASES = 16
+
+
+@pytest.mark.parametrize("seed", range(N_CASES))
+def test_random_1d_filters(backend, seed):
+    rng = np.random.default_rng(1000 + seed)
+    shape, dtype, mode = _case(rng)
+    x = _input(rng, shape, dtype)
+    axis = int(rng.integers(-len(shape), len(shape)))
+    k = int(rng.integers(1, 8))
+    w = rng.standard_normal(k) if dtype.kind != "iu" else rng.integers(-3, 4, k)
+    origin = int(rng.integers(-(k // 2), (k - 1) // 2 + 1))
+    cval = float(rng.standard_normal())
+    kind = LAYOUTS[seed % len(LAYOUTS)]
+    xl = layout(x, kind)
+    keep = Unchanged(xl)
+    kw = dict(axis=axis, mode=mode, cval=cval, origin=origin)
+    for f in ("correlate1d", "convolve1d"):
+        _check(getattr(ndimage, f)(xl, w, **kw, backend=backend),
+               getattr(sndi, f)(x, w, **kw))
+    _check(ndimage.uniform_filter1d(xl, k, **kw, backend=backend),
+           sndi.uniform_filter1d(x, k, **kw))
+    sigma = float(rng.uniform(0.3, 2.0))
+    order = int(rng.integers(0, 4))
+    kw.pop("origin")
+    _check(ndimage.gaussian_filter1d(xl, sigma, order=order, **kw, backend=backend),
+           sndi.gaussian_filter1d(x, sigma, order=order, **kw))
+    keep.check()
+
+
+@pytest.mark.parametrize("seed", range(N_CASES))
+def test_random_nd_filters(backend, seed):
+    rng = np.random.default_rng(2000 + seed)
+    shape, dtype, mode = _case(rng)
+    ndim = len(shape)
+    x = _input(rng, shape, dtype)
+    nax = int(rng.integers(1, ndim + 1))
+    axes = tuple(int(a) for a in rng.permutation(ndim)[:nax]) if seed % 2 else None
+    n = ndim if axes is None else len(axes)
+    kind = LAYOUTS[seed % len(LAYOUTS)]
+    xl = layout(x, kind)
+    keep = Unchanged(xl)
+    cval = float(rng.standard_normal())
+    # correlate / convolve with a full kernel
+    wshape = tuple(int(s) for s in rng.integers(1, 5, size=n))
+    w = rng.standard_normal(wshape)
+    if seed % 5 == 0:
+        w = w + 1j * rng.standard_normal(wshape)
+    # scipy: the weights' axes are the filtered ones in ascending order, origin[i] is for
+    # axes[i] (in array order when all axes are filtered)
+    osize = wshape if axes is None or len(axes) == ndim else \
+        [wshape[sorted(axes).index(a)] for a in axes]
+    origin = [int(rng.integers(-(s // 2), (s - 1) // 2 + 1)) for s in osize]
+    kw = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+    for f in ("correlate", "convolve"):
+        if f == "convolve":
+            # convolve mirrors the origin (one less on an even axis): keep it in range
+            kw["origin"] = [int(rng.integers(-((s - 1) // 2) - 1 + s % 2, s // 2 + s % 2))
+                            for s in osize]
+        _check(getattr(ndimage, f)(xl, w, **kw, backend=backend),
+               getattr(sndi, f)(x, w, **kw))
+    # separable filters: a size / sigma per axis, a mode per axis
+    sizes = [int(s) for s in rng.integers(1, 6, size=n)]
+    modes = [MODES[int(i)] for i in rng.integers(len(MODES), size=n)]
+    origins = [int(rng.integers(-(s // 2), (s - 1) // 2 + 1)) for s in sizes]
+    _check(ndimage.uniform_filter(xl, sizes, mode=modes, cval=cval, origin=origins,
+                                  axes=axes, backend=backend),
+           sndi.uniform_filter(x, sizes, mode=modes, cval=cval, origin=origins, axes=axes))
+    sig = [float(s) for s in rng.uniform(0.3, 1.5, size=n)]
+    order = [int(o) for o in rng.integers(0, 3, size=n)]
+    _check(ndimage.gaussian_filter(xl, sig, order=order, mode=modes, cval=cval, axes=axes,
+                                   backend=backend),
+           sndi.gaussian_filter(x, sig, order=order, mode=modes, cval=cval, axes=axes))
+    keep.check()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_paths(backend, dtype):
+    """The compiled paths at sizes with several column blocks and lines per thread: every
+    axis of a 3-D array, each mode."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 67, 301)).astype(dtype)
+    w = rng.standard_normal(9)
+    for axis in range(3):
+        for mode in ("reflect", "constant", "wrap", "mirror", "nearest"):
+            _check(ndimage.correlate1d(x, w, axis=axis, mode=mode, cval=0.5, origin=-2,
+                                       backend=backend),
+                   sndi.correlate1d(x, w, axis=axis, mode=mode, cval=0.5, origin=-2))
+    _check(ndimage.gaussian_filter(x, 2.5, backend=backend), sndi.gaussian_filter(x, 2.5))
+    tall = rng.standard_normal((600, 33)).astype(dtype)  # several row chunks along axis 0
+    for mode in ("reflect", "constant", "wrap"):
+        _check(ndimage.correlate1d(tall, w, axis=0, mode=mode, cval=-1.0, backend=backend),
+               sndi.correlate1d(tall, w, axis=0, mode=mode, cval=-1.0))
+        _check(ndimage.uniform_filter1d(tall, 6, axis=0, mode=mode, backend=backend),
+               sndi.uniform_filter1d(tall, 6, axis=0, mode=mode))
+    w2 = rng.standard_normal((5, 5))
+    _check(ndimage.correlate(x[0], w2, backend=backend), sndi.correlate(x[0], w2))
+
+
+def test_large_correlate_nd(backend):
+    rng = np.random.default_rng(3)
+    for shape, wshape in [((40, 50), (5, 5)), ((9, 10, 11), (3, 3, 3)),
+                          ((4, 5, 6, 7), (2, 3, 1, 3)), ((3, 4, 5, 6), (2, 2, 2, 2))]:
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal(wshape)
+        for mode in ("reflect", "wrap"):
+            _check(ndimage.correlate(x, w, mode=mode, backend=backend),
+                   sndi.correlate(x, w, mode=mode))
+            _check(ndimage.convolve(x.astype(np.float32), w, mode=mode, backend=backend),
+                   sndi.convolve(x.astype(np.float32), w, mode=mode))
+
+
+def test_thread_count_does_not_change_results(threads):
+    import fastconv
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((33, 47, 29))
+    res = []
+    for nt in (1, 2):
+        fastconv.set_num_threads(nt)
+        res.append([ndimage.gaussian_filter(x, 1.5, backend=b) for b in BACKENDS])
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------
+# output=, dtypes, in place
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("out_dtype", [np.float32, np.float64, np.int16, np.uint8,
+                                       np.bool_])
+def test_output_dtype_and_array(backend, out_dtype):
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 200, size=(17, 23)).astype(np.int32)
+    w = np.array([0.25, 0.5, 0.25])
+    for f, args in [("correlate1d", (w,)), ("uniform_filter", (4,)),
+                    ("gaussian_filter", (1.3,)), ("correlate", (np.outer(w, w),))]:
+        expected = getattr(sndi, f)(x, *args, output=out_dtype)
+        _check(getattr(ndimage, f)(x, *args, output=out_dtype, backend=backend), expected)
+        out = np.zeros(x.shape, out_dtype)
+        res = getattr(ndimage, f)(x, *args, output=out, backend=backend)
+        assert res is out
+        _check(out, expected)
+
+
+def test_output_strided_and_in_place(backend):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((20, 30))
+    big = np.zeros((20, 60))
+    res = ndimage.uniform_filter(x, 5, output=big[:, ::2], backend=backend)
+    np.testing.assert_allclose(big[:, ::2], sndi.uniform_filter(x, 5), rtol=1e-12)
+    assert res.base is big
+    y = x.copy()
+    ndimage.gaussian_filter(y, 2.0, output=y, backend=backend)  # output is the input
+    np.testing.assert_allclose(y, sndi.gaussian_filter(x, 2.0), rtol=1e-12)
+    y = x.copy()
+    ndimage.correlate(y, np.ones((3, 3)), output=y, backend=backend)
+    np.testing.assert_allclose(y, sndi.correlate(x, np.ones((3, 3))), rtol=1e-12)
+
+
+def test_integer_gaussian_stores_each_pass(backend):
+    """scipy stores each pass of a separable filter in the output's dtype (an integer
+    output truncates between the passes): fastconv does the same."""
+    x = np.arange(64, dtype=np.int64).reshape(8, 8) * 7 % 23
+    np.testing.assert_array_equal(ndimage.gaussian_filter(x, 1.0, backend=backend),
+                                  sndi.gaussian_filter(x, 1.0))
+    np.testing.assert_array_equal(ndimage.uniform_filter(x, 3, backend=backend),
+                                  sndi.uniform_filter(x, 3))
+
+
+def test_empty_and_scalar_cases(backend):
+    x = np.zeros((0, 5))
+    assert ndimage.gaussian_filter(x, 1.0, backend=backend).shape == (0, 5)
+    assert ndimage.correlate(x, np.ones((3, 3)), backend=backend).shape == (0, 5)
+    assert ndimage.correlate1d(x, [1, 2], axis=1, backend=backend).shape == (0, 5)
+    y = np.arange(5.0)
+    np.testing.assert_array_equal(ndimage.uniform_filter(y, 1, backend=backend), y)
+    np.testing.assert_array_equal(ndimage.gaussian_filter(y, 0, backend=backend), y)
+
+
+def test_docstring_example_complex_weights(backend):
+    """scipy's complex weights: correlate conjugates them, convolve does not."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((12, 13)) + 1j * rng.standard_normal((12, 13))
+    w = np.array([[-3 - 3j, 0 - 10j, +3 - 3j], [-10 + 0j, 0 + 0j, +10 + 0j],
+                  [-3 + 3j, 0 + 10j, +3 + 3j]])
+    for f in ("correlate", "convolve"):
+        _check(getattr(ndimage, f)(x, w, backend=backend), getattr(sndi, f)(x, w))
+        _check(getattr(ndimage, f)(x.real, w, backend=backend), getattr(sndi, f)(x.real, w))
+    _check(ndimage.correlate1d(x, w[0], backend=backend), sndi.correlate1d(x, w[0]))
+    _check(ndimage.convolve1d(x.real, w[0], backend=backend), sndi.convolve1d(x.real, w[0]))
+
+
+# --------------------------------------------------------------------------------------
+# bad arguments: named, before any kernel runs
+# --------------------------------------------------------------------------------------
+_X = np.zeros((4, 5))
+BAD = [
+    ("mode", lambda: ndimage.correlate1d(_X, [1, 2], mode="bogus")),
+    ("mode", lambda: ndimage.uniform_filter(_X, 3, mode="Reflect")),
+    ("mode", lambda: ndimage.gaussian_filter(_X, 1, mode=["reflect"])),
+    ("mode", lambda: ndimage.correlate(_X, np.ones((2, 2)), mode=None)),
+    ("origin", lambda: ndimage.correlate1d(_X, [1, 2, 3], origin=2)),
+    ("origin", lambda: ndimage.convolve1d(_X, [1, 2], origin=1)),
+    ("origin", lambda: ndimage.uniform_filter1d(_X, 3, origin=-2)),
+    ("origin", lambda: ndimage.uniform_filter(_X, 3, origin=(0, 5))),
+    ("origin", lambda: ndimage.correlate(_X, np.ones((3, 3)), origin=(0, 2))),
+    ("origin", lambda: ndimage.convolve(_X, np.ones((2, 2)), origin=1)),
+    ("axes", lambda: ndimage.uniform_filter(_X, 3, axes=(0, 0))),
+    ("axes", lambda: ndimage.gaussian_filter(_X, 1, axes=(1, -1))),
+    ("axes", lambda: ndimage.correlate(_X, np.ones(3), axes=(2,))),
+    ("weights", lambda: ndimage.correlate1d(_X, [])),
+    ("weights", lambda: ndimage.correlate1d(_X, np.ones((2, 2)))),
+    ("weights", lambda: ndimage.correlate(_X, np.ones(3))),
+    ("size", lambda: ndimage.uniform_filter1d(_X, 0)),
+    ("size", lambda: ndimage.uniform_filter(_X, (2, 2, 2))),
+    ("size", lambda: ndimage.uniform_filter(_X, (3, 3, 3))),
+    ("sigma", lambda: ndimage.gaussian_filter(_X, (1, 1, 1))),
+    ("order", lambda: ndimage.gaussian_filter1d(_X, 1, order=-1)),
+    ("radius", lambda: ndimage.gaussian_filter1d(_X, 1, radius=-1)),
+    ("output", lambda: ndimage.correlate1d(_X, [1], output=np.zeros((3, 3)))),
+    ("output", lambda: ndimage.uniform_filter(_X + 1j, 3, output=np.zeros((4, 5)))),
+    ("backend", lambda: ndimage.correlate1d(_X, [1], backend="bogus")),
+]
+
+
+@pytest.mark.parametrize("name, call", BAD, ids=[f"{n}-{i}" for i, (n, _) in enumerate(BAD)])
+def test_bad_arguments(name, call):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_bad_types():
+    with pytest.raises(TypeError, match="axes"):
+        _ndspec.axes(1.5, 2)
+    with pytest.raises(TypeError):
+        ndimage.correlate1d(np.array(["a", "b"]), [1])
+    with pytest.raises(TypeError):
+        ndimage.uniform_filter1d(_X, "3")
+    with pytest.raises(TypeError):
+        ndimage.correlate1d(_X, [1], cval="x")
+
+
+# --------------------------------------------------------------------------------------
+# memory on the speed-target shapes (tests/test_memory.py's measuring preamble)
+# --------------------------------------------------------------------------------------
+_MEM_CHILD = r"""
+backend = sys.argv[1]
+fastconv.set_num_threads(2)
+from fastconv import ndimage
+rng = np.random.default_rng(0)
+res = {}
+cases = {
+    "correlate-5x5-2048": ((2048, 2048), lambda x, o: ndimage.correlate(
+        x, np.ones((5, 5)), output=o, backend=backend)),
+    "correlate-5x5x5-128": ((128, 128, 128), lambda x, o: ndimage.correlate(
+        x, np.ones((5, 5, 5)), output=o, backend=backend)),
+    "gaussian-s2-2048": ((2048, 2048), lambda x, o: ndimage.gaussian_filter(
+        x, 2, output=o, backend=backend)),
+    "uniform-15-2048": ((2048, 2048), lambda x, o: ndimage.uniform_filter(
+        x, 15, output=o, backend=backend)),
+}
+for name, (shape, f) in cases.items():
+    for dtype in ("float32", "float64"):
+        f(np.ones((8,) * len(shape), dtype), None)  # warm up (Numba compiles)
+        x = rng.standard_normal(shape).astype(dtype)
+        out = np.empty_like(x)
+        out[...] = 0
+        before, reset = reset_peak(backend)
+        f(x, out)
+        res[f"{name}-{dtype}"] = {"extra": status("VmHWM") - before,
+                                  "in_out": x.nbytes + out.nbytes, "reset": reset}
+        del x, out
+print(json.dumps(res))
+"""
+
+
+@pytest.mark.parametrize("backend_name", [b for b in ("cython", "numba") if b in BACKENDS])
+def test_extra_memory_is_bounded(backend_name):
+    """Each target call's extra peak resident memory stays below max(64 MiB, input +
+    output bytes)."""
+    import json
+    import subprocess
+    import sys
+
+    from test_memory import _PREAMBLE, MIB, pytestmark as _linux_only
+
+    if _linux_only.args[0]:  # not Linux / no clear_refs
+        pytest.skip(_linux_only.kwargs["reason"])
+    proc = subprocess.run([sys.executable, "-c", _PREAMBLE + _MEM_CHILD, backend_name],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.splitlines()[-1])
+    for name, r in res.items():
+        assert r["reset"] < MIB
+        bound = max(64 * MIB, r["in_out"])
+        assert r["extra"] < bound, (f"{backend_name} {name}: {r['extra'] / MIB:.1f} MiB "
+                                    f"extra, bound {bound / MIB:.0f} MiB")
+
+
+def test_doctests(backend):
+    """fastconv.ndimage's docstring examples pass on every backend."""
+    import doctest
+    import io
+
+    import fastconv
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(ndimage, "fastconv.ndimage") if t.examples]
+    assert len(tests) >= 8
+    out = io.StringIO()
+    with fastconv.use_backend(backend):
+        for t in tests:
+            runner.run(t, out=out.write)
+    assert runner.summarize(verbose=False).failed == 0, out.getvalue()
