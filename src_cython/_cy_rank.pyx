@@ -1,0 +1,216 @@
+# Rank filters (issue 18): the kernels behind fastconv.ndimage's maximum/minimum/median
+# filters. The loops over a line live in fc_rank.h (one version per element type, vectorized
+# across output positions, compiled per x86-64 level); here the threads split the work.
+"""Compiled rank-filter kernels (Cython + OpenMP).
+
+All arrays are C-contiguous, passed flat; ``tc`` is the element type code of fc_rank.h
+(see :data:`fastconv._ndrank._TYPE_CODES`).
+
+``minmax_axis(tc, src, dst, outer, nsrc, n, inner, k, idx, cval, is_max, nthreads)``
+    One 1-D running max/min pass of width ``k`` along the middle axis of ``src`` (viewed as
+    ``outer x nsrc x inner``) into ``dst`` (``outer x n x inner``); ``idx[p]`` (length
+    ``n + k - 1``) is the source index of padded position ``p``, -1 for ``cval``. Windows of
+    up to ``DIRECT_K`` run as ``k - 1`` vector max/min ops per output line; wider ones by van
+    Herk / Gil-Werman (3 ops per output, whatever ``k``).
+``footprint(tc, xp, out, bases, nlast, off, rank, op, nthreads)``
+    ``out[r, j]`` = op over ``t`` of ``xp[bases[r] + off[t] + j]``: ``op`` 0 min, 1 max, 2 the
+    ``rank``-th smallest (median: a selection network for 9 or 25 values, else Wirth's
+    selection).
+"""
+
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+
+import numpy as np
+
+cdef extern from "fc_rank.h" nogil:
+    void fcr_vext(int tc, int is_max, void* o, const void* a, Py_ssize_t n)
+    void fcr_fold(int tc, void* o, const void* x, const Py_ssize_t* off, int cnt,
+                  Py_ssize_t n, int is_max)
+    void fcr_rank(int tc, const void* x, const Py_ssize_t* off, int cnt, int rank, void* o,
+                  Py_ssize_t n, void* buf)
+    void fcr_herk(int tc, const void* line, void* o, Py_ssize_t n, int k, void* g, void* h,
+                  int is_max)
+    void fcr_gather(int tc, void* line, const void* src, const Py_ssize_t* idx, Py_ssize_t m,
+                    Py_ssize_t stride, const void* cval)
+
+DIRECT_K = 8
+cdef int _DIRECT_K = 8
+cdef Py_ssize_t _CHUNK = 2048   # output positions per task along a contiguous line
+cdef Py_ssize_t _COLS = 512     # inner columns per task of a strided van Herk pass
+
+
+cdef inline int _threads(Py_ssize_t tasks, int nthreads) noexcept nogil:
+    if nthreads < 1:
+        return 1
+    return <int>min(<Py_ssize_t>nthreads, max(tasks, <Py_ssize_t>1))
+
+
+def minmax_axis(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize_t outer,
+                Py_ssize_t nsrc, Py_ssize_t n, Py_ssize_t inner, int k,
+                const Py_ssize_t[::1] idx, const unsigned char[::1] cval, bint is_max,
+                int nthreads):
+    cdef Py_ssize_t isz = cval.shape[0]
+    cdef Py_ssize_t m = n + k - 1
+    if outer == 0 or n == 0 or inner == 0:
+        return
+    if idx.shape[0] != m or src.shape[0] < outer * nsrc * inner * isz \
+            or dst.shape[0] < outer * n * inner * isz:
+        raise ValueError("minmax_axis: inconsistent sizes")
+    cdef const char* s = <const char*>&src[0]
+    cdef char* d = <char*>&dst[0]
+    cdef const Py_ssize_t* ix = &idx[0]
+    cdef const char* cv = <const char*>&cval[0]
+    if inner == 1:
+        _line_pass(tc, s, d, outer, nsrc, n, k, ix, cv, isz, is_max, nthreads)
+    elif k <= _DIRECT_K:
+        _rows_direct(tc, s, d, outer, nsrc, n, inner, k, ix, cv, isz, is_max, nthreads)
+    else:
+        _rows_herk(tc, s, d, outer, nsrc, n, inner, k, ix, cv, isz, is_max, nthreads)
+
+
+cdef void _line_pass(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_t nsrc,
+                     Py_ssize_t n, int k, const Py_ssize_t* ix, const char* cv,
+                     Py_ssize_t isz, bint is_max, int nthreads) noexcept nogil:
+    # contiguous lines: each (line, chunk of outputs) gathers its padded stretch into a
+    # private buffer (the border mode is in ix), then runs the running max/min on it
+    cdef Py_ssize_t nch = (n + _CHUNK - 1) // _CHUNK
+    cdef Py_ssize_t task, o, c, j0, nj, t
+    cdef char* buf
+    cdef char* g
+    cdef char* h
+    with nogil, parallel(num_threads=_threads(outer * nch, nthreads)):
+        buf = <char*>malloc(3 * (_CHUNK + k) * isz)
+        g = buf + (_CHUNK + k) * isz
+        h = g + (_CHUNK + k) * isz
+        for task in prange(outer * nch, schedule="static"):
+            o = task // nch
+            c = task % nch
+            j0 = c * _CHUNK
+            nj = min(_CHUNK, n - j0)
+            fcr_gather(tc, buf, s + o * nsrc * isz, ix + j0, nj + k - 1, 1, cv)
+            if k <= _DIRECT_K:
+                memcpy(d + (o * n + j0) * isz, buf, nj * isz)
+                for t in range(1, k):
+                    fcr_vext(tc, is_max, d + (o * n + j0) * isz, buf + t * isz, nj)
+            else:
+                fcr_herk(tc, buf, d + (o * n + j0) * isz, nj, k, g, h, is_max)
+        free(buf)
+
+
+cdef inline const char* _row(const char* s, Py_ssize_t o, Py_ssize_t nsrc, Py_ssize_t inner,
+                             Py_ssize_t isz, Py_ssize_t i, const char* crow) noexcept nogil:
+    if i < 0:
+        return crow
+    return s + (o * nsrc + i) * inner * isz
+
+
+cdef void _rows_direct(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_t nsrc,
+                       Py_ssize_t n, Py_ssize_t inner, int k, const Py_ssize_t* ix,
+                       const char* cv, Py_ssize_t isz, bint is_max,
+                       int nthreads) noexcept nogil:
+    # strided axis: output line (o, i) = max/min of k source lines, whole lines at a time
+    cdef Py_ssize_t task, o, i, t, q
+    cdef char* crow = <char*>malloc(inner * isz)
+    cdef char* dl
+    for q in range(inner):
+        memcpy(crow + q * isz, cv, isz)
+    with nogil, parallel(num_threads=_threads(outer * n, nthreads)):
+        for task in prange(outer * n, schedule="static"):
+            o = task // n
+            i = task % n
+            dl = d + task * inner * isz
+            memcpy(dl, _row(s, o, nsrc, inner, isz, ix[i], crow), inner * isz)
+            for t in range(1, k):
+                fcr_vext(tc, is_max, dl, _row(s, o, nsrc, inner, isz, ix[i + t], crow), inner)
+    free(crow)
+
+
+cdef void _rows_herk(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_t nsrc,
+                     Py_ssize_t n, Py_ssize_t inner, int k, const Py_ssize_t* ix,
+                     const char* cv, Py_ssize_t isz, bint is_max,
+                     int nthreads) noexcept nogil:
+    # strided axis, wide window: van Herk / Gil-Werman on whole rows of up to _COLS columns.
+    # Task (o, block b, column chunk): outputs i in [b k, b k + k) need the suffix extremes
+    # h of padded rows [b k, b k + k) and the prefix extremes g of rows [b k + k, b k + 2k - 1)
+    cdef Py_ssize_t nb = (n + k - 1) // k
+    cdef Py_ssize_t ncol = (inner + _COLS - 1) // _COLS
+    cdef Py_ssize_t m = n + k - 1
+    cdef Py_ssize_t task, o, b, c, c0, nc, p, s0, e, i, q
+    cdef char* crow = <char*>malloc(inner * isz)
+    cdef char* hb
+    cdef char* gb
+    for q in range(inner):
+        memcpy(crow + q * isz, cv, isz)
+    with nogil, parallel(num_threads=_threads(outer * nb * ncol, nthreads)):
+        hb = <char*>malloc(2 * k * _COLS * isz)
+        gb = hb + k * _COLS * isz
+        for task in prange(outer * nb * ncol, schedule="static"):
+            o = task // (nb * ncol)
+            b = (task // ncol) % nb
+            c = task % ncol
+            c0 = c * _COLS
+            nc = min(_COLS, inner - c0)
+            s0 = b * k
+            e = min(s0 + k, m)
+            # h[p - s0] = extreme of rows p .. e - 1
+            memcpy(hb + (e - 1 - s0) * nc * isz,
+                   _row(s, o, nsrc, inner, isz, ix[e - 1], crow) + c0 * isz, nc * isz)
+            p = e - 2
+            while p >= s0:
+                memcpy(hb + (p - s0) * nc * isz,
+                       _row(s, o, nsrc, inner, isz, ix[p], crow) + c0 * isz, nc * isz)
+                fcr_vext(tc, is_max, hb + (p - s0) * nc * isz, hb + (p + 1 - s0) * nc * isz,
+                         nc)
+                p = p - 1
+            # g[p - e] = extreme of rows e .. p, for p < min(e + k - 1, m)
+            p = e
+            while p < min(e + k - 1, m):
+                memcpy(gb + (p - e) * nc * isz,
+                       _row(s, o, nsrc, inner, isz, ix[p], crow) + c0 * isz, nc * isz)
+                if p > e:
+                    fcr_vext(tc, is_max, gb + (p - e) * nc * isz,
+                             gb + (p - 1 - e) * nc * isz, nc)
+                p = p + 1
+            i = s0
+            while i < min(s0 + k, n):
+                memcpy(d + ((o * n + i) * inner + c0) * isz, hb + (i - s0) * nc * isz,
+                       nc * isz)
+                if i > s0:   # i == s0: the window is the whole block, h alone
+                    fcr_vext(tc, is_max, d + ((o * n + i) * inner + c0) * isz,
+                             gb + (i + k - 1 - e) * nc * isz, nc)
+                i = i + 1
+        free(hb)
+    free(crow)
+
+
+def footprint(int tc, const unsigned char[::1] xp, unsigned char[::1] out,
+              const Py_ssize_t[::1] bases, Py_ssize_t nlast, const Py_ssize_t[::1] off,
+              int rank, int op, Py_ssize_t itemsize, int nthreads):
+    cdef Py_ssize_t rows = bases.shape[0]
+    cdef int cnt = <int>off.shape[0]
+    if rows == 0 or nlast == 0:
+        return
+    if cnt < 1 or out.shape[0] < rows * nlast * itemsize or not 0 <= rank < cnt:
+        raise ValueError("footprint: inconsistent sizes")
+    cdef const char* x = <const char*>&xp[0]
+    cdef char* d = <char*>&out[0]
+    cdef const Py_ssize_t* bs = &bases[0]
+    cdef const Py_ssize_t* of = &off[0]
+    cdef Py_ssize_t nch = (nlast + _CHUNK - 1) // _CHUNK
+    cdef Py_ssize_t task, r, j0, nj
+    cdef char* buf
+    with nogil, parallel(num_threads=_threads(rows * nch, nthreads)):
+        buf = <char*>malloc(cnt * itemsize)
+        for task in prange(rows * nch, schedule="dynamic"):
+            r = task // nch
+            j0 = (task % nch) * _CHUNK
+            nj = min(_CHUNK, nlast - j0)
+            if op == 2:
+                fcr_rank(tc, x + (bs[r] + j0) * itemsize, of, cnt, rank,
+                         d + (r * nlast + j0) * itemsize, nj, buf)
+            else:
+                fcr_fold(tc, d + (r * nlast + j0) * itemsize, x + (bs[r] + j0) * itemsize,
+                         of, cnt, nj, op == 1)
+        free(buf)
