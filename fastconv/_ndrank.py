@@ -19,6 +19,10 @@ or 25 taps (3x3, 5x5 or any footprint of that count), else Wirth's selection per
 ``backend="numba"``: the footprint kernel for every case. ``backend="numpy"``: the reference
 (:func:`fastconv.reference.rank_filter_nd`).
 
+Unsorted ``axes``: sizes, footprint axes, origins and modes pair with ``axes`` in the
+order given (scipy's separable and non-separable paths disagree there). A 1-D median with a
+footprint with holes honours the holes (scipy's 1-D rank path ignores them).
+
 NaN: the kernels compare with ``>``/``<`` and do not define which of a window's values wins
 when one is NaN; scipy's own NaN results also depend on its algorithm. Use NaN-free input
 where it matters.
@@ -361,8 +365,8 @@ def minimum_filter(input, size=None, footprint=None, output=None, mode="reflect"
     >>> import numpy as np
     >>> from fastconv._ndrank import minimum_filter
     >>> minimum_filter(np.array([[4, 1], [2, 3]]), size=2, mode="nearest")
-    array([[1, 1],
-           [1, 1]])
+    array([[4, 1],
+           [2, 1]])
     """
     p = _prepare(input, size, footprint, output, mode, cval, origin, axes, "min")
     return _run(p, backend)

@@ -22,7 +22,6 @@ def merge_exchange(n):
 
 
 def sorts(pairs, n):
-    import itertools
     import random
     rng = random.Random(0)
     for _ in range(2000):
