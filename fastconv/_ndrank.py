@@ -126,7 +126,9 @@ def _prepare(input, size, footprint, output, mode, cval, origin, axes, op):
     if "constant" not in p.modes:
         p.cval = 0.0                          # unused
     p.fp = fp
-    p.out = _ndspec.output(output, x)
+    # no output: a new array of the input's dtype (scipy zero-fills it; every element is
+    # written here, so empty)
+    p.out = np.empty(x.shape, x.dtype) if output is None else _ndspec.output(output, x)
     # the computing dtype: the input's own, except as the module docstring says
     work = x.dtype
     if work.kind == "b":
@@ -240,7 +242,9 @@ def _run(p, backend):
     if x.ndim == 0:
         return _ndspec.store(x, out)
     if name == "cython" and p.fp is None and p.op in ("min", "max"):
-        res = _cy_box(x, p)
+        res = _cy_box(x, p, out)
+        if res is out:
+            return out
     else:
         fp = _full_footprint(x, p)
         count = int(fp.sum())
@@ -281,7 +285,10 @@ def _footprint_kernel(name, x, xp, fp, rank, op):
     return res
 
 
-def _cy_box(x, p):
+def _cy_box(x, p, out):
+    """The separable max/min on Cython: the last two axes fused when both are filtered
+    (a column window up to DIRECT_K), one 1-D pass per other axis; the last pass writes into
+    ``out`` when it can hold the result as is."""
     from . import _cy_rank
 
     tc = _TYPE_CODES[x.dtype]
@@ -289,20 +296,35 @@ def _cy_box(x, p):
             else np.array(int(p.cval), dtype=x.dtype)).reshape(1).view(np.uint8)
     nth = kernel_threads()
     cur = np.ascontiguousarray(x)
-    passes = [(a, s, o, m) for a, s, o, m in zip(p.axes, p.sizes, p.origins, p.modes)
-              if s > 1 or o != 0]
-    # the contiguous axis first (its pass reads lines), the others after
-    passes.sort(key=lambda t: -t[0])
-    if not passes:
+    steps = [(a, s, o, m) for a, s, o, m in zip(p.axes, p.sizes, p.origins, p.modes)
+             if s > 1 or o != 0]
+    steps.sort(key=lambda t: -t[0])             # the contiguous axis first
+    d = x.ndim
+    if (len(steps) >= 2 and steps[0][0] == d - 1 and steps[1][0] == d - 2
+            and steps[1][1] <= _cy_rank.DIRECT_K):
+        steps = [("2d", steps[1], steps[0])] + steps[2:]
+    if not steps:
         return cur
-    for a, s, o, m in passes:
-        n = cur.shape[a]
-        outer = int(np.prod(cur.shape[:a], dtype=np.int64))
-        inner = int(np.prod(cur.shape[a + 1:], dtype=np.int64))
-        idx = _index_map(n, s, o, m)
-        dst = np.empty(cur.shape, dtype=cur.dtype)
-        _cy_rank.minmax_axis(tc, cur.reshape(-1).view(np.uint8), dst.reshape(-1).view(np.uint8),
-                             outer, n, n, inner, s, idx, cval, p.op == "max", nth)
+    direct = (out is not None and out.dtype == x.dtype and out.flags.c_contiguous
+              and not np.may_share_memory(out, x))
+    for k, step in enumerate(steps):
+        last = k == len(steps) - 1
+        dst = out if (last and direct) else np.empty(cur.shape, dtype=cur.dtype)
+        flat_src = cur.reshape(-1).view(np.uint8)
+        flat_dst = dst.reshape(-1).view(np.uint8)
+        if step[0] == "2d":
+            (_, sh, oh, mh), (_, sw, ow, mw) = step[1], step[2]
+            H, W = cur.shape[-2], cur.shape[-1]
+            _cy_rank.box2d(tc, flat_src, flat_dst, cur.size // (H * W), H, W, sh, sw,
+                           sh // 2 + oh, sw // 2 + ow, _index_map(H, sh, oh, mh),
+                           _index_map(W, sw, ow, mw), cval, p.op == "max", nth)
+        else:
+            a, s, o, m = step
+            n = cur.shape[a]
+            outer = int(np.prod(cur.shape[:a], dtype=np.int64))
+            inner = int(np.prod(cur.shape[a + 1:], dtype=np.int64))
+            _cy_rank.minmax_axis(tc, flat_src, flat_dst, outer, n, n, inner, s, s // 2 + o,
+                                 _index_map(n, s, o, m), cval, p.op == "max", nth)
         cur = dst
     return cur
 

@@ -6,10 +6,11 @@
 All arrays are C-contiguous, passed flat; ``tc`` is the element type code of fc_rank.h
 (see :data:`fastconv._ndrank._TYPE_CODES`).
 
-``minmax_axis(tc, src, dst, outer, nsrc, n, inner, k, idx, cval, is_max, nthreads)``
+``minmax_axis(tc, src, dst, outer, nsrc, n, inner, k, before, idx, cval, is_max, nthreads)``
     One 1-D running max/min pass of width ``k`` along the middle axis of ``src`` (viewed as
     ``outer x nsrc x inner``) into ``dst`` (``outer x n x inner``); ``idx[p]`` (length
-    ``n + k - 1``) is the source index of padded position ``p``, -1 for ``cval``. Windows of
+    ``n + k - 1``) is the source index of padded position ``p``, -1 for ``cval`` (and
+    ``p - before`` for ``before <= p < before + nsrc``, whatever the mode). Windows of
     up to ``DIRECT_K`` run as ``k - 1`` vector max/min ops per output line; wider ones by van
     Herk / Gil-Werman (3 ops per output, whatever ``k``).
 ``footprint(tc, xp, out, bases, nlast, off, rank, op, nthreads)``
@@ -32,6 +33,8 @@ cdef extern from "fc_rank.h" nogil:
                   Py_ssize_t n, void* buf)
     void fcr_herk(int tc, const void* line, void* o, Py_ssize_t n, int k, void* g, void* h,
                   int is_max)
+    void fcr_hrun(int tc, void* o, const void* l, Py_ssize_t n, int k, int is_max)
+    void fcr_vrun(int tc, void* o, const void* const* rows, Py_ssize_t n, int k, int is_max)
     void fcr_gather(int tc, void* line, const void* src, const Py_ssize_t* idx, Py_ssize_t m,
                     Py_ssize_t stride, const void* cval)
 
@@ -48,7 +51,7 @@ cdef inline int _threads(Py_ssize_t tasks, int nthreads) noexcept nogil:
 
 
 def minmax_axis(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize_t outer,
-                Py_ssize_t nsrc, Py_ssize_t n, Py_ssize_t inner, int k,
+                Py_ssize_t nsrc, Py_ssize_t n, Py_ssize_t inner, int k, Py_ssize_t before,
                 const Py_ssize_t[::1] idx, const unsigned char[::1] cval, bint is_max,
                 int nthreads):
     cdef Py_ssize_t isz = cval.shape[0]
@@ -63,7 +66,7 @@ def minmax_axis(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py
     cdef const Py_ssize_t* ix = &idx[0]
     cdef const char* cv = <const char*>&cval[0]
     if inner == 1:
-        _line_pass(tc, s, d, outer, nsrc, n, k, ix, cv, isz, is_max, nthreads)
+        _line_pass(tc, s, d, outer, nsrc, n, k, before, ix, cv, isz, is_max, nthreads)
     elif k <= _DIRECT_K:
         _rows_direct(tc, s, d, outer, nsrc, n, inner, k, ix, cv, isz, is_max, nthreads)
     else:
@@ -71,7 +74,7 @@ def minmax_axis(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py
 
 
 cdef void _line_pass(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_t nsrc,
-                     Py_ssize_t n, int k, const Py_ssize_t* ix, const char* cv,
+                     Py_ssize_t n, int k, Py_ssize_t before, const Py_ssize_t* ix, const char* cv,
                      Py_ssize_t isz, bint is_max, int nthreads) noexcept nogil:
     # contiguous lines: each (line, chunk of outputs) gathers its padded stretch into a
     # private buffer (the border mode is in ix), then runs the running max/min on it
@@ -89,14 +92,30 @@ cdef void _line_pass(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_
             c = task % nch
             j0 = c * _CHUNK
             nj = min(_CHUNK, n - j0)
-            fcr_gather(tc, buf, s + o * nsrc * isz, ix + j0, nj + k - 1, 1, cv)
+            _gather_line(tc, buf, s + o * nsrc * isz, ix, j0, nj + k - 1, nsrc, before, cv, isz)
             if k <= _DIRECT_K:
-                memcpy(d + (o * n + j0) * isz, buf, nj * isz)
-                for t in range(1, k):
-                    fcr_vext(tc, is_max, d + (o * n + j0) * isz, buf + t * isz, nj)
+                fcr_hrun(tc, d + (o * n + j0) * isz, buf, nj, k, is_max)
             else:
                 fcr_herk(tc, buf, d + (o * n + j0) * isz, nj, k, g, h, is_max)
         free(buf)
+
+
+cdef inline void _gather_line(int tc, char* buf, const char* src, const Py_ssize_t* ix,
+                              Py_ssize_t p0, Py_ssize_t m, Py_ssize_t nsrc, Py_ssize_t before,
+                              const char* cv, Py_ssize_t isz) noexcept nogil:
+    # buf[q] = padded position p0 + q of the line; the interior (ix[p] = p - before, the same
+    # for every mode) is one memcpy, the borders go through the index map
+    cdef Py_ssize_t a, b
+    a = max(p0, before)
+    b = min(p0 + m, before + nsrc)
+    if a >= b:
+        fcr_gather(tc, buf, src, ix + p0, m, 1, cv)
+        return
+    if a > p0:
+        fcr_gather(tc, buf, src, ix + p0, a - p0, 1, cv)
+    memcpy(buf + (a - p0) * isz, src + (a - before) * isz, (b - a) * isz)
+    if b < p0 + m:
+        fcr_gather(tc, buf + (b - p0) * isz, src, ix + b, p0 + m - b, 1, cv)
 
 
 cdef inline const char* _row(const char* s, Py_ssize_t o, Py_ssize_t nsrc, Py_ssize_t inner,
@@ -214,3 +233,65 @@ def footprint(int tc, const unsigned char[::1] xp, unsigned char[::1] out,
                 fcr_fold(tc, d + (r * nlast + j0) * itemsize, x + (bs[r] + j0) * itemsize,
                          of, cnt, nj, op == 1)
         free(buf)
+
+
+def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize_t outer,
+          Py_ssize_t H, Py_ssize_t W, int kh, int kw, Py_ssize_t bh, Py_ssize_t bw,
+          const Py_ssize_t[::1] idxh, const Py_ssize_t[::1] idxw,
+          const unsigned char[::1] cval, bint is_max, int nthreads):
+    """A kh x kw box max/min over the last two axes of ``src`` (``outer x H x W``) into
+    ``dst``, both passes fused per strip of rows (the row results stay in cache): each
+    thread runs the row pass (direct or van Herk, as :func:`minmax_axis`) on the source
+    rows its strip needs, then the column pass (direct: ``kh`` up to ``DIRECT_K``) on them.
+    ``bh``, ``bw``: the padding before the first row / column (``k // 2 + origin``)."""
+    cdef Py_ssize_t isz = cval.shape[0]
+    if outer == 0 or H == 0 or W == 0:
+        return
+    if idxh.shape[0] != H + kh - 1 or idxw.shape[0] != W + kw - 1 or kh > _DIRECT_K \
+            or src.shape[0] < outer * H * W * isz or dst.shape[0] < outer * H * W * isz:
+        raise ValueError("box2d: inconsistent sizes")
+    cdef const char* s = <const char*>&src[0]
+    cdef char* d = <char*>&dst[0]
+    cdef const Py_ssize_t* ih = &idxh[0]
+    cdef const Py_ssize_t* iw = &idxw[0]
+    cdef const char* cv = <const char*>&cval[0]
+    cdef Py_ssize_t R = 16
+    cdef Py_ssize_t ns = (H + R - 1) // R
+    cdef Py_ssize_t m = W + kw - 1
+    cdef Py_ssize_t task, o, i0, nr, q, r, t, i
+    cdef char* hb
+    cdef char* line
+    cdef char* g
+    cdef char* h
+    cdef char* crow = <char*>malloc(W * isz)
+    cdef const void** rows
+    for q in range(W):
+        memcpy(crow + q * isz, cv, isz)
+    with nogil, parallel(num_threads=_threads(outer * ns, nthreads)):
+        hb = <char*>malloc(((R + kh - 1) * W + 3 * m) * isz)
+        rows = <const void**>malloc(8 * sizeof(void*))   # per thread
+        line = hb + (R + kh - 1) * W * isz
+        g = line + m * isz
+        h = g + m * isz
+        for task in prange(outer * ns, schedule="static"):
+            o = task // ns
+            i0 = (task % ns) * R
+            nr = min(R, H - i0)
+            for q in range(nr + kh - 1):
+                r = ih[i0 + q]
+                if r < 0:
+                    memcpy(hb + q * W * isz, crow, W * isz)
+                    continue
+                _gather_line(tc, line, s + (o * H + r) * W * isz, iw, 0, m, W, bw, cv, isz)
+                if kw <= _DIRECT_K:
+                    fcr_hrun(tc, hb + q * W * isz, line, W, kw, is_max)
+                else:
+                    fcr_herk(tc, line, hb + q * W * isz, W, kw, g, h, is_max)
+            for i in range(nr):
+                for t in range(kh):
+                    rows[t] = hb + (i + t) * W * isz
+                fcr_vrun(tc, d + (o * H + i0 + i) * W * isz, <const void* const*>rows, W, kh,
+                         is_max)
+        free(hb)
+        free(rows)
+    free(crow)

@@ -79,6 +79,24 @@ def test_1d_filters_and_wide_windows(backend, size, mode):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("size", [(5, 5), (3, 21), (8, 9), (12, 4), (1, 7, 3)])
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
+def test_box_2d_fused_and_passes(backend, size, mode):
+    """The fused 2-D box (rows direct or van Herk), the strided passes, an output array."""
+    rng = np.random.default_rng(len(size) + size[-1])
+    x = rng.standard_normal((2, 19, 33) if len(size) == 3 else (37, 45)).astype(np.float32)
+    for op in ("maximum_filter", "minimum_filter"):
+        ref = getattr(nd, op)(x, size, mode=mode, cval=-0.25)
+        out = np.empty_like(x)
+        got = getattr(R, op)(x, size, mode=mode, cval=-0.25, output=out, backend=backend)
+        assert got is out
+        np.testing.assert_array_equal(got, ref)
+        x2 = np.asfortranarray(x)
+        np.testing.assert_array_equal(getattr(R, op)(x2, size, mode=mode, cval=-0.25,
+                                                     backend=backend), ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["f4", "f8", "u1", "i2", "u2", "i4"])
 @pytest.mark.parametrize("size", [3, 5, (3, 5), 4])
 def test_median_networks_and_selection(backend, dtype, size):
