@@ -245,6 +245,8 @@ def _run(p, backend):
         res = _cy_box(x, p, out)
         if res is out:
             return out
+    elif name == "cython" and _last_two(x, p):
+        return _cy_rank2d(x, p, out)
     else:
         fp = _full_footprint(x, p)
         count = int(fp.sum())
@@ -256,6 +258,44 @@ def _run(p, backend):
         else:
             res = _footprint_kernel(name, x, xp, fp, rank, p.op)
     return _ndspec.store(res, out)
+
+
+def _last_two(x, p):
+    """Whether every axis the window extends along is one of the last two."""
+    return all(a >= x.ndim - 2 or (s == 1 and o == 0)
+               for a, s, o in zip(p.axes, p.sizes, p.origins))
+
+
+def _cy_rank2d(x, p, out):
+    """Footprint filters (and medians) over the last two axes on Cython, without a padded
+    copy (:func:`fastconv._cy_rank.rank2d`)."""
+    from . import _cy_rank
+
+    x2 = np.ascontiguousarray(x if x.ndim >= 2 else x.reshape(1, -1))
+    H, W = x2.shape[-2:]
+    fp = _full_footprint(x, p)
+    fp2 = fp.reshape(fp.shape[-2:]) if fp.ndim >= 2 else fp.reshape(1, -1)
+    kh, kw = fp2.shape
+    full = dict(zip(p.axes, zip(p.origins, p.modes)))
+    oh, mh = full.get(x.ndim - 2, (0, "constant")) if x.ndim >= 2 else (0, "constant")
+    ow, mw = full.get(x.ndim - 1, (0, "constant"))
+    count = int(fp2.sum())
+    rank = _rank_of(p.op, count)
+    dy, dx = np.nonzero(fp2)
+    off = np.ascontiguousarray((dy * (W + kw - 1) + dx).astype(np.intp))
+    tc = _TYPE_CODES[x2.dtype]
+    cval = (np.array(p.cval).astype(x2.dtype) if x2.dtype.kind == "f"
+            else np.array(int(p.cval), dtype=x2.dtype)).reshape(1).view(np.uint8)
+    direct = (out.dtype == x2.dtype and out.flags.c_contiguous
+              and not np.may_share_memory(out, x))
+    res = out if direct else np.empty(x2.shape, x2.dtype)
+    _cy_rank.rank2d(tc, x2.reshape(-1).view(np.uint8), res.reshape(-1).view(np.uint8),
+                    x2.size // (H * W), H, W, kh, kw, kh // 2 + oh, kw // 2 + ow,
+                    _index_map(H, kh, oh, mh), _index_map(W, kw, ow, mw), cval, off, rank,
+                    {"min": 0, "max": 1, "median": 2}[p.op], bool(fp2.all()), kernel_threads())
+    if direct:
+        return out
+    return _ndspec.store(res.reshape(x.shape), out)
 
 
 def _footprint_kernel(name, x, xp, fp, rank, op):

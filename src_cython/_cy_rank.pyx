@@ -35,6 +35,7 @@ cdef extern from "fc_rank.h" nogil:
                   int is_max)
     void fcr_hrun(int tc, void* o, const void* l, Py_ssize_t n, int k, int is_max)
     void fcr_vrun(int tc, void* o, const void* const* rows, Py_ssize_t n, int k, int is_max)
+    int fcr_cmed(int tc, int k, const void* sb, Py_ssize_t m, void* o, Py_ssize_t n, void* cs)
     void fcr_gather(int tc, void* line, const void* src, const Py_ssize_t* idx, Py_ssize_t m,
                     Py_ssize_t stride, const void* cval)
 
@@ -294,4 +295,68 @@ def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize
                          is_max)
         free(hb)
         free(rows)
+    free(crow)
+
+
+def rank2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize_t outer,
+           Py_ssize_t H, Py_ssize_t W, int kh, int kw, Py_ssize_t bh, Py_ssize_t bw,
+           const Py_ssize_t[::1] idxh, const Py_ssize_t[::1] idxw,
+           const unsigned char[::1] cval, const Py_ssize_t[::1] off, int rank, int op,
+           bint box, int nthreads):
+    """A footprint filter over the last two axes of ``src`` (``outer x H x W``) into
+    ``dst``, with no padded copy of the input: each thread extends the source rows its
+    strip of 16 output rows needs into a private buffer (rows of ``W + kw - 1``, the border
+    mode from ``idxh``/``idxw``), then runs, per output row, :func:`footprint`'s ``op``
+    with the taps ``off`` (offsets in that buffer: ``dy * (W + kw - 1) + dx``). ``box``: the
+    footprint is a full kh x kw box; a 3x3 or 5x5 box median then sorts each column once
+    and runs the network for presorted columns."""
+    cdef Py_ssize_t isz = cval.shape[0]
+    cdef int cnt = <int>off.shape[0]
+    if outer == 0 or H == 0 or W == 0:
+        return
+    if idxh.shape[0] != H + kh - 1 or idxw.shape[0] != W + kw - 1 or cnt < 1 \
+            or not 0 <= rank < cnt or src.shape[0] < outer * H * W * isz \
+            or dst.shape[0] < outer * H * W * isz:
+        raise ValueError("rank2d: inconsistent sizes")
+    cdef const char* s = <const char*>&src[0]
+    cdef char* d = <char*>&dst[0]
+    cdef const Py_ssize_t* ih = &idxh[0]
+    cdef const Py_ssize_t* iw = &idxw[0]
+    cdef const Py_ssize_t* of = &off[0]
+    cdef const char* cv = <const char*>&cval[0]
+    cdef Py_ssize_t R = 16
+    cdef Py_ssize_t ns = (H + R - 1) // R
+    cdef Py_ssize_t m = W + kw - 1
+    cdef Py_ssize_t task, o, i0, nr, q, r, i
+    cdef char* sb
+    cdef char* sel
+    cdef char* crow = <char*>malloc(m * isz)
+    for q in range(m):
+        memcpy(crow + q * isz, cv, isz)
+    with nogil, parallel(num_threads=_threads(outer * ns, nthreads)):
+        sb = <char*>malloc(((R + kh - 1) * m + cnt + kh * m) * isz)
+        sel = sb + (R + kh - 1) * m * isz
+        for task in prange(outer * ns, schedule="dynamic"):
+            o = task // ns
+            i0 = (task % ns) * R
+            nr = min(R, H - i0)
+            for q in range(nr + kh - 1):
+                r = ih[i0 + q]
+                if r < 0:
+                    memcpy(sb + q * m * isz, crow, m * isz)
+                else:
+                    _gather_line(tc, sb + q * m * isz, s + (o * H + r) * W * isz, iw, 0, m,
+                                 W, bw, cv, isz)
+            for i in range(nr):
+                if op == 2 and box and kh == kw and fcr_cmed(
+                        tc, kh, sb + i * m * isz, m, d + (o * H + i0 + i) * W * isz, W,
+                        sel + cnt * isz):
+                    pass
+                elif op == 2:
+                    fcr_rank(tc, sb + i * m * isz, of, cnt, rank,
+                             d + (o * H + i0 + i) * W * isz, W, sel)
+                else:
+                    fcr_fold(tc, d + (o * H + i0 + i) * W * isz, sb + i * m * isz, of, cnt, W,
+                             op == 1)
+        free(sb)
     free(crow)

@@ -207,6 +207,71 @@ FCR_GATHER(uint32_t, u32)
 FCR_GATHER(int64_t, i64)
 FCR_GATHER(uint64_t, u64)
 
+#define FCR_DEFINE_CMED(T, S, K) \
+/* median of the KxK box at (row 0, column j) of the strip rows sb (row stride m) for \
+ * j < n: the K columns sorted once into cs (K rows of m + 0), then the columns network */ \
+FCR_CLONES static void fcr_cmed##K##_##S(const T* FCR_RESTRICT sb, ptrdiff_t m, \
+                                        T* FCR_RESTRICT o, ptrdiff_t n, T* FCR_RESTRICT cs) \
+{ \
+    for (ptrdiff_t j = 0; j < n + K - 1; j++) { \
+        FCR_LOADCOL##K(T, sb, m, j); FCR_SORT##K(0); FCR_STORECOL##K(cs, n + K - 1, j); \
+    } \
+    FCR_COLPTRS##K(T, cs, n + K - 1); \
+    for (ptrdiff_t j = 0; j < n; j++) { FCR_CNET##K##x##K(T, c, j); } \
+}
+#define FCR_LOADCOL3(T, b, m, j) T p0 = b[j], p1 = b[(m) + j], p2 = b[2 * (m) + j]
+#define FCR_STORECOL3(c, m, j) c[j] = p0; c[(m) + j] = p1; c[2 * (m) + j] = p2
+#define FCR_COLPTRS3(T, c, m) const T* FCR_RESTRICT c0 = c; \
+    const T* FCR_RESTRICT c1 = c + (m); const T* FCR_RESTRICT c2 = c + 2 * (m)
+#define FCR_LOADCOL5(T, b, m, j) T p0 = b[j], p1 = b[(m) + j], p2 = b[2 * (m) + j], \
+    p3 = b[3 * (m) + j], p4 = b[4 * (m) + j]
+#define FCR_STORECOL5(c, m, j) c[j] = p0; c[(m) + j] = p1; c[2 * (m) + j] = p2; \
+    c[3 * (m) + j] = p3; c[4 * (m) + j] = p4
+#define FCR_COLPTRS5(T, c, m) const T* FCR_RESTRICT c0 = c; \
+    const T* FCR_RESTRICT c1 = c + (m); const T* FCR_RESTRICT c2 = c + 2 * (m); \
+    const T* FCR_RESTRICT c3 = c + 3 * (m); const T* FCR_RESTRICT c4 = c + 4 * (m)
+
+FCR_DEFINE_CMED(float, f32, 3)
+FCR_DEFINE_CMED(float, f32, 5)
+FCR_DEFINE_CMED(double, f64, 3)
+FCR_DEFINE_CMED(double, f64, 5)
+FCR_DEFINE_CMED(int8_t, i8, 3)
+FCR_DEFINE_CMED(int8_t, i8, 5)
+FCR_DEFINE_CMED(uint8_t, u8, 3)
+FCR_DEFINE_CMED(uint8_t, u8, 5)
+FCR_DEFINE_CMED(int16_t, i16, 3)
+FCR_DEFINE_CMED(int16_t, i16, 5)
+FCR_DEFINE_CMED(uint16_t, u16, 3)
+FCR_DEFINE_CMED(uint16_t, u16, 5)
+FCR_DEFINE_CMED(int32_t, i32, 3)
+FCR_DEFINE_CMED(int32_t, i32, 5)
+FCR_DEFINE_CMED(uint32_t, u32, 3)
+FCR_DEFINE_CMED(uint32_t, u32, 5)
+FCR_DEFINE_CMED(int64_t, i64, 3)
+FCR_DEFINE_CMED(int64_t, i64, 5)
+FCR_DEFINE_CMED(uint64_t, u64, 3)
+FCR_DEFINE_CMED(uint64_t, u64, 5)
+
+/* 1 when k is 3 or 5 and the KxK box median ran, else 0 */
+static int fcr_cmed(int tc, int k, const void* sb, ptrdiff_t m, void* o, ptrdiff_t n, void* cs)
+{
+    if (k != 3 && k != 5) return 0;
+    switch (tc) {
+    case 0: if (k == 3) fcr_cmed3_f32((const float*)sb, m, (float*)o, n, (float*)cs); else fcr_cmed5_f32((const float*)sb, m, (float*)o, n, (float*)cs); break;
+    case 1: if (k == 3) fcr_cmed3_f64((const double*)sb, m, (double*)o, n, (double*)cs); else fcr_cmed5_f64((const double*)sb, m, (double*)o, n, (double*)cs); break;
+    case 2: if (k == 3) fcr_cmed3_i8((const int8_t*)sb, m, (int8_t*)o, n, (int8_t*)cs); else fcr_cmed5_i8((const int8_t*)sb, m, (int8_t*)o, n, (int8_t*)cs); break;
+    case 3: if (k == 3) fcr_cmed3_u8((const uint8_t*)sb, m, (uint8_t*)o, n, (uint8_t*)cs); else fcr_cmed5_u8((const uint8_t*)sb, m, (uint8_t*)o, n, (uint8_t*)cs); break;
+    case 4: if (k == 3) fcr_cmed3_i16((const int16_t*)sb, m, (int16_t*)o, n, (int16_t*)cs); else fcr_cmed5_i16((const int16_t*)sb, m, (int16_t*)o, n, (int16_t*)cs); break;
+    case 5: if (k == 3) fcr_cmed3_u16((const uint16_t*)sb, m, (uint16_t*)o, n, (uint16_t*)cs); else fcr_cmed5_u16((const uint16_t*)sb, m, (uint16_t*)o, n, (uint16_t*)cs); break;
+    case 6: if (k == 3) fcr_cmed3_i32((const int32_t*)sb, m, (int32_t*)o, n, (int32_t*)cs); else fcr_cmed5_i32((const int32_t*)sb, m, (int32_t*)o, n, (int32_t*)cs); break;
+    case 7: if (k == 3) fcr_cmed3_u32((const uint32_t*)sb, m, (uint32_t*)o, n, (uint32_t*)cs); else fcr_cmed5_u32((const uint32_t*)sb, m, (uint32_t*)o, n, (uint32_t*)cs); break;
+    case 8: if (k == 3) fcr_cmed3_i64((const int64_t*)sb, m, (int64_t*)o, n, (int64_t*)cs); else fcr_cmed5_i64((const int64_t*)sb, m, (int64_t*)o, n, (int64_t*)cs); break;
+    case 9: if (k == 3) fcr_cmed3_u64((const uint64_t*)sb, m, (uint64_t*)o, n, (uint64_t*)cs); else fcr_cmed5_u64((const uint64_t*)sb, m, (uint64_t*)o, n, (uint64_t*)cs); break;
+    default: return 0;
+    }
+    return 1;
+}
+
 /* type codes: 0 f32, 1 f64, 2 i8, 3 u8, 4 i16, 5 u16, 6 i32, 7 u32, 8 i64, 9 u64 */
 static void fcr_vext(int tc, int is_max, void* o, const void* a, ptrdiff_t n)
 {

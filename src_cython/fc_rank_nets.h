@@ -49,3 +49,47 @@
     p14 = FCR_MAX(p7, p14); p9 = FCR_MIN(p9, p16); p11 = FCR_MIN(p11, p18); p12 = FCR_MAX(p9, p12); \
     p11 = FCR_MIN(p11, p14); p12 = FCR_MAX(p11, p12); \
     o[j] = p12
+/* sort p0..p2: 3 swaps */
+#define FCR_SORT3(p0_unused) FCR_SWAP(p0, p2); FCR_SWAP(p0, p1); FCR_SWAP(p1, p2);
+/* 3x3 values as 3 sorted columns c0..c2 (c_t[j + col]: rank t of column j + col): 15 min/max steps */
+#define FCR_CNET3x3(T, c, j) \
+    T p0 = c0[j + 0]; T p1 = c1[j + 0]; T p2 = c2[j + 0]; T p3 = c0[j + 1]; \
+    T p4 = c1[j + 1]; T p5 = c2[j + 1]; T p6 = c0[j + 2]; T p7 = c1[j + 2]; \
+    T p8 = c2[j + 2]; FCR_SWAP(p0, p8); FCR_SWAP(p0, p4); FCR_SWAP(p1, p5); \
+    FCR_SWAP(p2, p6); FCR_SWAP(p3, p7); p4 = FCR_MIN(p4, p8); p2 = FCR_MAX(p0, p2); \
+    p3 = FCR_MAX(p1, p3); p4 = FCR_MIN(p4, p6); p5 = FCR_MIN(p5, p7); FCR_SWAP(p2, p4); \
+    FCR_SWAP(p3, p5); p3 = FCR_MAX(p2, p3); p4 = FCR_MIN(p4, p5); p4 = FCR_MAX(p3, p4); \
+    o[j] = p4
+/* sort p0..p4: 9 swaps */
+#define FCR_SORT5(p0_unused) FCR_SWAP(p0, p4); FCR_SWAP(p0, p2); FCR_SWAP(p1, p3); FCR_SWAP(p2, p4); FCR_SWAP(p0, p1); FCR_SWAP(p2, p3); FCR_SWAP(p1, p4); FCR_SWAP(p1, p2); FCR_SWAP(p3, p4);
+/* 5x5 values as 5 sorted columns c0..c4 (c_t[j + col]: rank t of column j + col): 85 min/max steps */
+#define FCR_CNET5x5(T, c, j) \
+    T p0 = c0[j + 0]; T p1 = c1[j + 0]; T p2 = c2[j + 0]; T p3 = c3[j + 0]; \
+    T p4 = c4[j + 0]; T p5 = c0[j + 1]; T p6 = c1[j + 1]; T p7 = c2[j + 1]; \
+    T p8 = c3[j + 1]; T p9 = c4[j + 1]; T p10 = c0[j + 2]; T p11 = c1[j + 2]; \
+    T p12 = c2[j + 2]; T p13 = c3[j + 2]; T p14 = c4[j + 2]; T p15 = c0[j + 3]; \
+    T p16 = c1[j + 3]; T p17 = c2[j + 3]; T p18 = c3[j + 3]; T p19 = c4[j + 3]; \
+    T p20 = c0[j + 4]; T p21 = c1[j + 4]; T p22 = c2[j + 4]; T p23 = c3[j + 4]; \
+    T p24 = c4[j + 4]; FCR_SWAP(p0, p16); FCR_SWAP(p1, p17); FCR_SWAP(p2, p18); \
+    FCR_SWAP(p3, p19); FCR_SWAP(p4, p20); FCR_SWAP(p5, p21); FCR_SWAP(p6, p22); \
+    FCR_SWAP(p7, p23); FCR_SWAP(p8, p24); FCR_SWAP(p0, p8); FCR_SWAP(p1, p9); \
+    FCR_SWAP(p2, p10); FCR_SWAP(p3, p11); FCR_SWAP(p4, p12); FCR_SWAP(p5, p13); \
+    FCR_SWAP(p6, p14); FCR_SWAP(p7, p15); FCR_SWAP(p16, p24); FCR_SWAP(p8, p16); \
+    FCR_SWAP(p9, p17); FCR_SWAP(p10, p18); FCR_SWAP(p11, p19); FCR_SWAP(p12, p20); \
+    FCR_SWAP(p13, p21); FCR_SWAP(p14, p22); FCR_SWAP(p15, p23); FCR_SWAP(p0, p4); \
+    FCR_SWAP(p1, p5); FCR_SWAP(p2, p6); FCR_SWAP(p3, p7); FCR_SWAP(p8, p12); \
+    FCR_SWAP(p9, p13); FCR_SWAP(p10, p14); FCR_SWAP(p11, p15); FCR_SWAP(p16, p20); \
+    FCR_SWAP(p17, p21); FCR_SWAP(p18, p22); FCR_SWAP(p19, p23); FCR_SWAP(p4, p16); \
+    FCR_SWAP(p5, p17); FCR_SWAP(p6, p18); FCR_SWAP(p7, p19); FCR_SWAP(p12, p24); \
+    FCR_SWAP(p4, p8); FCR_SWAP(p5, p9); FCR_SWAP(p6, p10); FCR_SWAP(p7, p11); \
+    FCR_SWAP(p12, p16); FCR_SWAP(p13, p17); FCR_SWAP(p14, p18); FCR_SWAP(p15, p19); \
+    p20 = FCR_MIN(p20, p24); p2 = FCR_MAX(p0, p2); p3 = FCR_MAX(p1, p3); p6 = FCR_MAX(p4, p6); \
+    p7 = FCR_MAX(p5, p7); FCR_SWAP(p8, p10); FCR_SWAP(p9, p11); FCR_SWAP(p12, p14); \
+    FCR_SWAP(p13, p15); p16 = FCR_MIN(p16, p18); p17 = FCR_MIN(p17, p19); p20 = FCR_MIN(p20, p22); \
+    p21 = FCR_MIN(p21, p23); p8 = FCR_MAX(p2, p8); p9 = FCR_MAX(p3, p9); FCR_SWAP(p6, p12); \
+    FCR_SWAP(p7, p13); FCR_SWAP(p10, p16); FCR_SWAP(p11, p17); p14 = FCR_MIN(p14, p20); \
+    p15 = FCR_MIN(p15, p21); p8 = FCR_MAX(p6, p8); p9 = FCR_MAX(p7, p9); FCR_SWAP(p10, p12); \
+    FCR_SWAP(p11, p13); p14 = FCR_MIN(p14, p16); p15 = FCR_MIN(p15, p17); p9 = FCR_MAX(p8, p9); \
+    p11 = FCR_MAX(p10, p11); p12 = FCR_MIN(p12, p13); p14 = FCR_MIN(p14, p15); p12 = FCR_MAX(p9, p12); \
+    p11 = FCR_MIN(p11, p14); p12 = FCR_MAX(p11, p12); \
+    o[j] = p12
