@@ -19,8 +19,10 @@ or 25 taps (3x3, 5x5 or any footprint of that count), else Wirth's selection per
 ``backend="numba"``: the footprint kernel for every case. ``backend="numpy"``: the reference
 (:func:`fastconv.reference.rank_filter_nd`).
 
-Unsorted ``axes``: sizes, footprint axes, origins and modes pair with ``axes`` in the
-order given (scipy's separable and non-separable paths disagree there). A 1-D median with a
+Unsorted ``axes``: as scipy, a separable max/min (``size`` or an all-True footprint) pairs
+sizes, origins and modes with ``axes`` in the order given; another footprint, or a median, lays the footprint's
+(or ``size``'s) axes on the filtered axes in increasing order, origins and modes pairing
+with ``axes`` as given when fewer than all axes are filtered, else positionally. A 1-D median with a
 footprint with holes honours the holes (scipy's 1-D rank path ignores them).
 
 NaN: the kernels compare with ``>``/``<`` and do not define which of a window's values wins
@@ -88,6 +90,8 @@ def _prepare(input, size, footprint, output, mode, cval, origin, axes, op):
         raise TypeError("input: complex type not supported")
     if x.dtype.kind not in "biuf":
         raise TypeError(f"input: dtype {x.dtype} not supported")
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
     p = _Plan()
     p.axes = _ndspec.axes(axes, x.ndim)
     nax = len(p.axes)
@@ -118,7 +122,21 @@ def _prepare(input, size, footprint, output, mode, cval, origin, axes, op):
             fp = None
     p.sizes = tuple(sizes)
     p.modes = _ndspec.modes(mode, nax)
+    origin = _ndspec.sequence(origin, nax, "origin")
+    if fp is not None or op == "median":
+        # scipy's footprint (and rank) filters lay the footprint's axes on the filtered
+        # axes in increasing order; origins and modes pair with ``axes`` as given when
+        # fewer than all axes are filtered, else with the input's axes in order
+        order = sorted(range(nax), key=lambda i: p.axes[i])
+        if nax < x.ndim:
+            origin = tuple(origin[i] for i in order)
+            p.modes = tuple(p.modes[i] for i in order)
+        p.axes = tuple(sorted(p.axes))
     p.origins = _ndspec.origins(origin, p.sizes)
+    if op == "median":
+        count = int(np.prod(p.sizes)) if fp is None else int(fp.sum())
+        if count <= 2:      # rank 0 or count - 1: scipy runs its min/max filter
+            op = "max" if count == 2 else "min"
     try:
         p.cval = float(cval)
     except (TypeError, ValueError):

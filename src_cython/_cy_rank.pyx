@@ -274,7 +274,7 @@ def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize
         line = hb + (R + kh - 1) * W * isz
         g = line + m * isz
         h = g + m * isz
-        for task in prange(outer * ns, schedule="static"):
+        for task in prange(outer * ns, schedule="dynamic"):
             o = task // ns
             i0 = (task % ns) * R
             nr = min(R, H - i0)

@@ -22,11 +22,11 @@ def _case(rng):
     dt = str(rng.choice(["f4", "f8", "i2", "u1", "i8", "?", "u4"]))
     x = (rng.standard_normal(shape) * 20).astype(dt)
     nax = int(rng.integers(1, ndim + 1))
-    # sorted: for unsorted axes scipy pairs sizes/origins with axes differently per path
-    axes = tuple(sorted(int(a) for a in rng.permutation(ndim)[:nax]))
+    axes = tuple(int(a) for a in rng.permutation(ndim)[:nax])
     # scipy's median misbehaves when the window exceeds the array (its 1-D rank path, and
     # reflect far beyond the border): keep each window within the axis
-    size = tuple(int(rng.integers(1, shape[a] + 1)) for a in axes)
+    # (sorted: so the window fits whichever way scipy pairs sizes with axes)
+    size = tuple(int(rng.integers(1, min(shape[a] for a in axes) + 1)) for a in axes)
     origin = tuple(int(rng.integers(-(s // 2), (s - 1) // 2 + 1)) for s in size)
     fp = None
     if rng.random() < 0.5:
@@ -57,7 +57,13 @@ def test_random_cases_match_scipy(seed):
         else:
             kw["footprint"] = fp
         for op in OPS:
-            ref = _scipy(op, x, **kw)
+            try:
+                ref = _scipy(op, x, **kw)
+            except ValueError:      # an origin out of range under scipy's axis pairing
+                for b in BACKENDS:
+                    with pytest.raises(ValueError, match="origin"):
+                        getattr(R, op)(x, backend=b, **kw)
+                continue
             for b in BACKENDS:
                 got = getattr(R, op)(x, backend=b, **kw)
                 assert got.dtype == ref.dtype, (op, b)
