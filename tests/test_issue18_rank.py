@@ -192,3 +192,70 @@ def test_bad_input_types():
         R.maximum_filter1d(np.ones(4), 3, axis=2)
     with pytest.raises(ValueError, match="size"):
         R.minimum_filter1d(np.ones(4), 0)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_threads_do_not_change_results(op):
+    import fastconv
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((70, 90)).astype(np.float32)
+    fp = rng.random((4, 3)) < 0.7
+    old = fastconv.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            fastconv.set_num_threads(n)
+            outs.append([getattr(R, op)(x, 5), getattr(R, op)(x, footprint=fp),
+                         getattr(R, op)(x, (1, 11))])
+    finally:
+        fastconv.set_num_threads(old)
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+_MEMORY_CHILD = r"""
+backend = sys.argv[1]
+fastconv.set_num_threads(2)
+from fastconv import _ndrank
+rng = np.random.default_rng(0)
+res = {}
+for name, shape, dtype, call in [
+        ("max5", (2048, 2048), "float32", lambda x, o: _ndrank.maximum_filter(x, 5, output=o)),
+        ("max_fp", (1024, 1024), "float32",
+         lambda x, o: _ndrank.maximum_filter(x, footprint=np.eye(5, dtype=bool), output=o)),
+        ("median5", (1024, 1024), "float32", lambda x, o: _ndrank.median_filter(x, 5, output=o)),
+        ("median5_u8", (1024, 1024), "uint8", lambda x, o: _ndrank.median_filter(x, 5, output=o)),
+        ("median_3d", (64, 128, 128), "float32",
+         lambda x, o: _ndrank.median_filter(x, 3, output=o))]:
+    x = (rng.standard_normal(shape) * 40 + 100).astype(dtype)
+    out = np.empty_like(x)
+    call(x[:8, :8].copy(), np.empty((8, 8) if x.ndim == 2 else (8, 8, 128), x.dtype)) \
+        if x.ndim == 2 else call(x[:2].copy(), np.empty_like(x[:2]))
+    out[...] = 0
+    before, reset = reset_peak(backend)
+    call(x, out)
+    res[name] = {"extra": status("VmHWM") - before, "in_out": x.nbytes + out.nbytes}
+print(json.dumps(res))
+"""
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+def test_extra_memory_is_bounded(backend):
+    """Extra peak RSS of a call on the target shapes (and a 3-D median) stays below
+    max(64 MiB, input + output bytes), measured as tests/test_memory.py measures it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux") or not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    from test_memory import _PREAMBLE
+
+    proc = subprocess.run([sys.executable, "-c", _PREAMBLE + _MEMORY_CHILD, backend],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for name, r in json.loads(proc.stdout).items():
+        assert r["extra"] <= max(64 << 20, r["in_out"]), (name, r)
