@@ -222,13 +222,13 @@ from fastconv import _ndrank
 rng = np.random.default_rng(0)
 res = {}
 for name, shape, dtype, call in [
-        ("max5", (2048, 2048), "float32", lambda x, o: _ndrank.maximum_filter(x, 5, output=o)),
+        ("max5", (2048, 2048), "float32", lambda x, o: _ndrank.maximum_filter(x, 5, output=o, backend=backend)),
         ("max_fp", (1024, 1024), "float32",
-         lambda x, o: _ndrank.maximum_filter(x, footprint=np.eye(5, dtype=bool), output=o)),
-        ("median5", (1024, 1024), "float32", lambda x, o: _ndrank.median_filter(x, 5, output=o)),
-        ("median5_u8", (1024, 1024), "uint8", lambda x, o: _ndrank.median_filter(x, 5, output=o)),
+         lambda x, o: _ndrank.maximum_filter(x, footprint=np.eye(5, dtype=bool), output=o, backend=backend)),
+        ("median5", (1024, 1024), "float32", lambda x, o: _ndrank.median_filter(x, 5, output=o, backend=backend)),
+        ("median5_u8", (1024, 1024), "uint8", lambda x, o: _ndrank.median_filter(x, 5, output=o, backend=backend)),
         ("median_3d", (64, 128, 128), "float32",
-         lambda x, o: _ndrank.median_filter(x, 3, output=o))]:
+         lambda x, o: _ndrank.median_filter(x, 3, output=o, backend=backend))]:
     x = (rng.standard_normal(shape) * 40 + 100).astype(dtype)
     out = np.empty_like(x)
     call(x[:8, :8].copy(), np.empty((8, 8) if x.ndim == 2 else (8, 8, 128), x.dtype)) \
