@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+import fastconv
 from fastconv import _ndrank
 
 __all__ = ["PAIRED"]
@@ -30,8 +31,8 @@ def _input(shape, dtype):
 def _cv2():
     import pytest
 
-    cv2 = pytest.importorskip("cv2")
-    cv2.setNumThreads(2)
+    cv2 = pytest.importorskip("cv2")  # the same thread count as fastconv (2 in the bench)
+    cv2.setNumThreads(fastconv.get_num_threads())
     return cv2
 
 
