@@ -41,6 +41,7 @@ MODULES = {
     "fastconv._cy_fold": f"{SRC}/_cy_fold.pyx",
     "fastconv._cy_adaptive": f"{SRC}/_cy_adaptive.pyx",
     "fastconv._cy_ndfilt": f"{SRC}/_cy_ndfilt.pyx",
+    "fastconv._cy_rank": f"{SRC}/_cy_rank.pyx",
 }
 
 DEBUG = os.environ.get("FASTCONV_DEBUG", "0") == "1"

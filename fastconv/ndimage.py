@@ -1,4 +1,4 @@
-"""Drop-in, multithreaded replacements for scipy.ndimage's linear filters (issue 18).
+"""Drop-in, multithreaded replacements for scipy.ndimage's linear and rank filters.
 
 ``from fastconv import ndimage`` in place of ``from scipy import ndimage``: the functions
 have scipy.ndimage's signatures, defaults, results and dtypes (the result has the input's
@@ -25,6 +25,12 @@ How they compute
   Complex inputs or weights run as real passes (scipy's own decomposition).
 - Separable filters with an integer (or float16) output store every pass's result in the
   output's dtype before the next pass, as scipy's do.
+- The rank filters :func:`maximum_filter`, :func:`minimum_filter`, their ``1d`` forms and
+  :func:`median_filter` (module ``fastconv._ndrank``) keep the input's dtype and compute
+  exactly in it. A box (``size``, or an all-True footprint) runs as 1-D passes along each
+  axis (O(1) per output for wide windows); other footprints run a footprint kernel;
+  medians use sorting networks vectorized across outputs (3x3 and 5x5 boxes) or a
+  selection.
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ import numbers
 import numpy as np
 
 from . import _dispatch, _ndspec, _threads
+from ._ndrank import (  # noqa: F401  (the rank filters, re-exported)
+    maximum_filter,
+    maximum_filter1d,
+    median_filter,
+    minimum_filter,
+    minimum_filter1d,
+)
 
 __all__ = [
     "correlate",
@@ -45,7 +58,11 @@ __all__ = [
     "uniform_filter1d",
     "gaussian_filter",
     "gaussian_filter1d",
-    # rank filters (issue 18, fastconv._ndrank) join here at the merge
+    "maximum_filter",
+    "minimum_filter",
+    "maximum_filter1d",
+    "minimum_filter1d",
+    "median_filter",
 ]
 
 _OP = "nd_correlate1d"

@@ -852,3 +852,16 @@ def nd_correlate(xp, base, offs, w, out, nthreads=None):
         acc += w[j] * xp[base[:, None] + offs[j] + cols].astype(np.float64)
     out[...] = acc
     return out
+# ---- rank filters (issue 18) ----
+def rank_filter_nd(xp, footprint, rank):
+    """The ``rank``-th smallest value (``-1``: the largest) over each window of the padded
+    array ``xp``: window ``i`` covers ``xp[i : i + footprint.shape]`` (the footprint's
+    leading axes), restricted to ``footprint``'s True entries. The contract of
+    fastconv._ndrank's kernels (min: rank 0, max: rank -1, median: rank count // 2)."""
+    import numpy as _np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    footprint = _np.asarray(footprint, dtype=bool)
+    win = sliding_window_view(xp, footprint.shape)          # (out..., fp...)
+    vals = win[(Ellipsis,) + _np.nonzero(footprint)]        # (out..., count)
+    return _np.sort(vals, axis=-1, kind="stable")[..., rank]
