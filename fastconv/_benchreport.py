@@ -152,10 +152,11 @@ def targets(groups) -> list:
     as its backend's own row (the "auto" row runs the same kernel, so the two differ by noise
     only, and a few microseconds of dispatch); paired with each other backend, its value is
     the largest of 1 and the pick's paired ratios to them."""
-    from .bench.targets import FAMILY_TARGETS
+    from .bench.targets import FAMILY_TARGETS, peer_targets
 
     rows = list(TARGETS) + [(what, g, "auto", _T, ("<=", bound))
                             for what, g, bound in FAMILY_TARGETS]
+    rows += [(what, g, "auto", peer, ("<=", bound)) for what, g, bound, peer in peer_targets()]
     pick = auto_backend()
     for g in groups:
         if g.split("-")[0] in ("conv2d", "max_pool2d", "avg_pool2d", "conv2d_backward"):

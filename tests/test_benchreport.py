@@ -140,3 +140,24 @@ def test_issue15_targets_tiny_calls_under_load_and_the_dense_epoch():
     assert t["training epoch, study's dense net"] == (0.75, "<= 1", True)
     assert t["tiny conv2d, one core busy: 1 thread / auto"] == (1.04, "<= 1.1", True)
     assert t["tiny max_pool2d, one core busy: 1 thread / auto"] == (1.3, "<= 1.1", False)
+
+
+def test_peer_targets_are_judged_against_their_peer():
+    # the SciPy-namespace/FFT/rank targets pair auto with the peer their entry names
+    from fastconv.bench.targets import peer_targets
+
+    rows = {g: (what, bound, peer) for what, g, bound, peer in peer_targets()}
+    assert {"scipy", "cv2", "scipy.ndimage", "numpy.convolve", "torch"} <= {
+        p for _, _, p in rows.values()}
+    g = "median_filter-5x5-1024x1024-uint8-scipy"
+    what, bound, peer = rows[g]
+    assert (bound, peer) == (0.2, "scipy") and what.endswith("(auto / scipy)")
+    data = {"datetime": "2026-12-05", "benchmarks": [
+        _bench("paired", f"auto / {peer}", 1e-3, target_group=g, a="auto", b=peer,
+               ratio=0.25)]}
+    t = {w: (value, holds) for w, value, _, holds, _ in br.targets(br._rows(data))}
+    assert t[what] == (0.25, False)
+    # a pair with torch's name for the same group does not count for the scipy target
+    data["benchmarks"][0]["extra_info"]["b"] = "torch"
+    t = {w: (value, holds) for w, value, _, holds, _ in br.targets(br._rows(data))}
+    assert t[what] == (None, None)

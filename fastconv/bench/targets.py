@@ -1,7 +1,7 @@
 """The speed targets of the op families beyond conv2d and the 2-D pools, named once.
 
-Each row is ``(what, group, bound)``: the paired suite (:mod:`fastconv.bench.test_paired`)
-times ``auto`` against torch on ``group`` (both with THREADS threads) and the report
+Each row of FAMILY_TARGETS is ``(what, group, bound)``: the paired suite
+(:mod:`fastconv.bench.test_paired`) times ``auto`` against torch on ``group`` (both with THREADS threads) and the report
 (:mod:`fastconv._benchreport`) checks ``auto / torch <= bound``. The callables live with
 their family, in ``fastconv/bench/targets_<family>.py``: a dict ``PAIRED`` from group to
 ``make(impl)`` (a zero-argument callable doing one call of ``impl``, "auto", "torch" or a
@@ -31,12 +31,30 @@ FAMILY_TARGETS = [
 ]
 FAMILIES = ("conv3d", "transpose", "pool3d", "adaptive", "fold")
 
+# The SciPy-namespace, FFT and rank-filter targets are paired with the peer each entry of
+# their module's PAIRED names (``peer``: "scipy", "cv2", "numpy.convolve", "torch", ...),
+# ``make(peer)`` giving the peer's call; their ``what`` and ``bound`` live with the entry.
+PEER_FAMILIES = ("signal", "fft", "ndimage", "rank")
+# peers that compute what fastconv computes (the same border, the same kernel): the paired
+# suite checks them against the reference too; the others (OpenCV's borders and Gaussian
+# taps, conv2d's reflect padding) are timed only
+CHECKED_PEERS = {"torch", "scipy", "scipy.ndimage", "scipy.signal.fftconvolve",
+                 "scipy.signal.oaconvolve", "numpy.convolve"}
+
+
+def _entries(families):
+    for fam in families:
+        mod = importlib.import_module(f"{__package__}.targets_{fam}")
+        yield from mod.PAIRED.items()
+
+
+def peer_targets() -> list:
+    """[(what, group, bound, peer)] of the PEER_FAMILIES: ``auto / peer <= bound``."""
+    return [(f"{e['what']} (auto / {e['peer']})", group, e["bound"], e["peer"])
+            for group, e in _entries(PEER_FAMILIES)]
+
 
 def paired() -> dict:
     """{group: (make, reference)} over every family module."""
-    out = {}
-    for fam in FAMILIES:
-        mod = importlib.import_module(f"{__package__}.targets_{fam}")
-        for group, entry in mod.PAIRED.items():
-            out[group] = (entry["make"], entry["reference"])
-    return out
+    return {group: (e["make"], e["reference"])
+            for group, e in _entries(FAMILIES + PEER_FAMILIES)}

@@ -5,8 +5,8 @@ threads (OpenCV: ``cv2.setNumThreads(2)``; scipy.ndimage runs on one), float32 a
 ``PAIRED[group]``: ``what`` (the workload), ``bound`` (the target: at most this ratio of
 the peer's time), ``peer`` (``"scipy.ndimage"`` or ``"cv2"``), ``make(impl)`` for impl in
 ("auto", "cython", "numba", "numpy") returning a zero-argument callable doing one fastconv
-call on prebuilt inputs, and for impl ``"peer"`` (alias ``"torch"``, the slot the paired
-bench calls its peer by) one call of the peer (``pytest.importorskip`` of scipy or cv2);
+call on prebuilt inputs, and for impl equal to ``peer`` one call of the peer
+(``pytest.importorskip`` of scipy or cv2);
 ``reference()`` the NumPy backend's result for the check.
 
 What is compared:
@@ -50,7 +50,7 @@ def _peer_module(name):
 def _correlate(shape, wshape, dtype):
     def make(impl):
         x, w = _arrays(shape, wshape, dtype)
-        if impl in ("peer", "torch"):
+        if impl == "scipy.ndimage":
             sn = _peer_module("scipy.ndimage")
             return lambda: sn.correlate(x, w)
         return lambda: ndimage.correlate(x, w, backend=impl)
@@ -64,7 +64,7 @@ def _correlate(shape, wshape, dtype):
 def _gaussian(shape, dtype, peer):
     def make(impl):
         x, _ = _arrays(shape, None, dtype)
-        if impl in ("peer", "torch"):
+        if impl == peer:
             mod = _peer_module(peer)
             if peer == "cv2":
                 return lambda: mod.GaussianBlur(x, (17, 17), 2, borderType=mod.BORDER_REFLECT)
@@ -80,7 +80,7 @@ def _gaussian(shape, dtype, peer):
 def _uniform(shape, dtype):
     def make(impl):
         x, _ = _arrays(shape, None, dtype)
-        if impl in ("peer", "torch"):
+        if impl == "cv2":
             cv2 = _peer_module("cv2")
             return lambda: cv2.blur(x, (15, 15), borderType=cv2.BORDER_REFLECT)
         return lambda: ndimage.uniform_filter(x, 15, backend=impl)

@@ -1,7 +1,7 @@
 """Issue 18's speed targets for the rank filters, for the paired bench: ``auto / peer`` on
 2 threads, where ``peer`` (the added key) names the comparison (``"cv2"`` or ``"scipy"``):
-``make("torch")`` runs the peer (no torch op exists for these filters; the key keeps the
-paired bench's shape), ``make(impl)`` fastconv on ``impl`` in ("auto", "cython", "numba").
+``make(peer)`` runs the peer, ``make(impl)`` fastconv on ``impl`` in ("auto", "cython",
+"numba").
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def _cv2():
     return cv2
 
 
-def _maker(fc_call, peer_call, shape, dtype):
+def _maker(fc_call, peer_call, shape, dtype, peer):
     def make(impl):
         x = _input(shape, dtype)
-        if impl == "torch":
+        if impl == peer:
             return functools.partial(peer_call, x)
         return functools.partial(fc_call, x, backend=impl)
     return make
@@ -70,14 +70,14 @@ def _scipy_median(x):
 PAIRED = {}
 PAIRED["maximum_filter-5x5-2048x2048-float32"] = dict(
     what="maximum_filter size 5 on 2048x2048 vs cv2.dilate 5x5", bound=1.0, peer="cv2",
-    make=_maker(_max5, _cv2_dilate, MAX_SHAPE, "float32"),
+    make=_maker(_max5, _cv2_dilate, MAX_SHAPE, "float32", "cv2"),
     reference=lambda: _max5(_input(MAX_SHAPE, "float32"), "numpy"))
 for _dt in ("uint8", "float32"):
     PAIRED[f"median_filter-5x5-1024x1024-{_dt}"] = dict(
         what=f"median_filter size 5 on 1024x1024 {_dt} vs cv2.medianBlur 5", bound=1.0,
-        peer="cv2", make=_maker(_med5, _cv2_median, MED_SHAPE, _dt),
+        peer="cv2", make=_maker(_med5, _cv2_median, MED_SHAPE, _dt, "cv2"),
         reference=functools.partial(lambda d: _med5(_input(MED_SHAPE, d), "numpy"), _dt))
     PAIRED[f"median_filter-5x5-1024x1024-{_dt}-scipy"] = dict(
         what=f"median_filter size 5 on 1024x1024 {_dt} vs scipy.ndimage", bound=0.2,
-        peer="scipy", make=_maker(_med5, _scipy_median, MED_SHAPE, _dt),
+        peer="scipy", make=_maker(_med5, _scipy_median, MED_SHAPE, _dt, "scipy"),
         reference=functools.partial(lambda d: _med5(_input(MED_SHAPE, d), "numpy"), _dt))
