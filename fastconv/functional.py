@@ -1480,6 +1480,8 @@ _METHODS = ("auto", "direct", "fft")
 # a (N, K, 1, Lo) direct call with fewer than 2 * threads rows of work and at least this many
 # outputs per row is cut into row segments, so that every thread has some
 _ROW_SPLIT_MIN = 1 << 15
+# the bytes of one piece's segment copies and outputs (see _run_rows)
+_ROW_SPLIT_BYTES = 16 << 20
 
 
 def _method(method):
@@ -1519,7 +1521,9 @@ def _run_rows(name, spec, res):
     With fewer than two rows of work per thread and long rows, the row is cut into segments
     stacked as rows of a (N, C, segments, span) input, so that the kernel's row blocks
     spread over the threads (one long row ran on one thread while the others waited,
-    slower on 2 threads than on 1). The same sums per output, so the same results."""
+    slower on 2 threads than on 1). The same sums per output, so the same results. The row
+    runs in pieces of at most ``_ROW_SPLIT_BYTES`` of segment copies and their outputs, so
+    the extra memory stays bounded however long the row is."""
     from ._threads import get_num_threads
     N, K, Ho, Wo = spec.out_shape
     nt = get_num_threads()
@@ -1532,21 +1536,31 @@ def _run_rows(name, spec, res):
     k = spec.weight.shape[3]
     s, dl = spec.stride[1], spec.dilation[1]
     pl = spec.pad[1]
-    nseg = int(min(8 * nt, max(2, Wo // 4096)))
-    seg = -(-Wo // nseg)
-    span = (seg - 1) * s + (k - 1) * dl + 1
-    total = (nseg - 1) * seg * s + span
-    xp = np.zeros((Nx, C, total), x.dtype)
-    n = min(Lin, total - pl)
-    if n > 0:
-        xp[:, :, pl:pl + n] = x[:, :, 0, :n]
-    it = xp.itemsize
-    xs = np.lib.stride_tricks.as_strided(
-        xp, (Nx, C, nseg, span), (xp.strides[0], xp.strides[1], seg * s * it, it)).copy()
-    tmp = np.empty((N, K, nseg, seg), res.dtype)
-    spec2 = spec._replace(x=xs, pad=(0, 0), out_shape=tmp.shape, result_shape=tmp.shape)
-    _dispatch.run("conv2d", name, spec2, tmp)
-    res[:, :, 0, :] = tmp.reshape(N, K, nseg * seg)[:, :, :Wo]
+    it = x.itemsize
+    reach = (k - 1) * dl + 1  # input positions one output reads
+    # outputs per piece: the piece's input copy and segments (about 2 * C * s per output)
+    # and its outputs (K per output) within the budget, and at least 2 segments per thread
+    per_out = (2 * Nx * C * s + N * K) * it
+    piece = max(2, _ROW_SPLIT_BYTES // per_out)
+    for o0 in range(0, Wo, piece):
+        o1 = min(Wo, o0 + piece)
+        n_out = o1 - o0
+        nseg = int(min(8 * nt, max(2, n_out // 4096)))
+        seg = -(-n_out // nseg)
+        span = (seg - 1) * s + reach
+        total = (nseg - 1) * seg * s + span
+        i0 = o0 * s - pl  # the piece's first input position (negative: zero padding)
+        xp = np.zeros((Nx, C, total), x.dtype)
+        a, b = max(0, i0), min(Lin, i0 + total)
+        if b > a:
+            xp[:, :, a - i0:b - i0] = x[:, :, 0, a:b]
+        xs = np.lib.stride_tricks.as_strided(
+            xp, (Nx, C, nseg, span), (xp.strides[0], xp.strides[1], seg * s * it, it)).copy()
+        del xp
+        tmp = np.empty((N, K, nseg, seg), res.dtype)
+        spec2 = spec._replace(x=xs, pad=(0, 0), out_shape=tmp.shape, result_shape=tmp.shape)
+        _dispatch.run("conv2d", name, spec2, tmp)
+        res[:, :, 0, o0:o1] = tmp.reshape(N, K, nseg * seg)[:, :, :n_out]
 
 
 def _conv_fft(backend, name, spec, res):

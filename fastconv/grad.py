@@ -122,7 +122,13 @@ def _run_conv_grad(op, name, spec, out):
     ``name``'s backend, tiled along the row when :func:`_long_gemm_row` says so (the
     ``compute`` of :func:`fastconv._dispatch.run`)."""
     args = spec.kernel_args(out)
-    if not _long_gemm_row(op, name, args):
+    if op == "conv2d_weight" and _plan.conv2d_weight_as_3d(name, args):
+        # float32, stride 1: Cython's direct 3-D weight-gradient kernel on a depth of 1
+        x, gy, gw, stride, pad, dilation, groups = args
+        _dispatch.call_kernel("conv3d_weight", name,
+                              (x[:, :, None], gy[:, :, None], gw[:, :, None], (1,) + stride,
+                               (0,) + pad, (1,) + dilation, groups))
+    elif not _long_gemm_row(op, name, args):
         _dispatch.call_kernel(op, name, args)
     elif op == "conv2d_input":
         _input_tiled(name, *args)

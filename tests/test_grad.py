@@ -598,6 +598,8 @@ def test_issue15_tiled_gemm_gradients_match_untiled(backend, case, op, dtype, wh
             return G.conv2d_input(xs, w, gy, backend=b, **args)
         return G.conv2d_weight(x, ws, gy, backend=b, **args)
 
+    # the GEMM path's tiles: not the direct 3-D kernel that float32 at stride 1 runs on
+    monkeypatch.setattr(fastconv._plan, "conv2d_weight_as_3d", lambda *a: False)
     untiled = call(backend)
     calls = []
     tiles = _tiling.tiles
@@ -671,3 +673,42 @@ def test_issue15_input_gradient_refuses_a_frame_it_cannot_allocate(backend):
         fastconv.conv1d(np.ones((1, 3, 3)), w, stride=big, padding=big, backend=backend)
     with pytest.raises(ValueError, match="padded input frame"):
         fastconv.grad.conv1d_input((1, 3, 3), w, gy, stride=big, padding=big, backend=backend)
+
+
+@pytest.mark.parametrize("shape", [((4, 1, 16, 16), (8, 1, 3, 3), 1),
+                                   ((2, 8, 30, 30), (16, 8, 3, 3), 1),
+                                   ((2, 6, 20, 24), (4, 3, 5, 5), 2)])
+def test_conv2d_weight_float32_stride1_runs_the_direct_3d_kernel(shape, monkeypatch):
+    """Cython's float32 stride-1 conv2d_weight runs conv3d_weight's direct kernel on a depth
+    of 1 where the 3-D plan picks it (fastconv._plan.conv2d_weight_as_3d): the reference's
+    values, torch's, and the same bits at 1 and 2 threads."""
+    if "cython" not in BACKENDS:
+        pytest.skip("the Cython backend is not built")
+    from fastconv import _dispatch
+
+    xs, ws, groups = shape
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w_shape = ws
+    gy = rng.standard_normal((xs[0], ws[0], xs[2], xs[3])).astype(np.float32)
+    seen = []
+    call_kernel = _dispatch.call_kernel
+    monkeypatch.setattr(_dispatch, "call_kernel",
+                        lambda op, *a: seen.append(op) or call_kernel(op, *a))
+    kw = dict(padding="same", groups=groups)
+    got, before = {}, fastconv.get_num_threads()
+    try:
+        for t in (1, 2):
+            fastconv.set_num_threads(t)
+            got[t] = G.conv2d_weight(x, w_shape, gy, backend="cython", **kw)
+    finally:
+        fastconv.set_num_threads(before)
+    assert "conv3d_weight" in seen and "conv2d_weight" not in seen
+    np.testing.assert_array_equal(got[1], got[2])
+    ref = G.conv2d_weight(x.astype(np.float64), w_shape, gy.astype(np.float64),
+                          backend="numpy", **kw)
+    np.testing.assert_allclose(got[1], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    torch = pytest.importorskip("torch")
+    tw = torch.nn.grad.conv2d_weight(torch.from_numpy(x), w_shape, torch.from_numpy(gy),
+                                     padding=ws[2] // 2, groups=groups)
+    np.testing.assert_allclose(got[1], tw.numpy(), rtol=1e-4, atol=1e-4 * np.abs(ref).max())
