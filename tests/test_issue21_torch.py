@@ -8,11 +8,15 @@ at every shift (mean over the 8 directions) must match fastconv's within 0.005. 
 budget keeps it fast; it is long enough for the models to learn (accuracy well above
 chance), so a wrong gradient would show.
 
-The global-average-pooling net is checked in float64 on both sides: in float32 its early
-training amplifies rounding (Adam divides near-zero gradients of its mostly dead units by
-their tiny running size), and after 100 steps its float32 weights differ by ~1e-2 from
-torch's, while in float64 they agree to ~1e-14 after 400 steps; so the float32 gap is
-rounding, not a different computation.
+The training runs are compared in float64 on both sides. In float32 early training
+amplifies rounding: Adam divides near-zero gradients of mostly dead units by their tiny
+running size, and max pooling routes a gradient by which of two nearly equal values wins.
+So after 100 steps float32 weights can differ from torch's by ~1e-2, and the accuracies by
+a few test images, by an amount that depends on the CPU (the same run passed on AMD Zen 5
+and missed 0.005 on Zen 2, where torch's kernels sum in another order). In float64 the
+trajectories agree to ~1e-10, so an accuracy gap there is a different computation. The
+float32 kernels are checked where rounding cannot grow: one step's gradients of every model
+match torch's to float32 rounding.
 """
 
 from __future__ import annotations
@@ -94,26 +98,44 @@ def _curves(name, ds, shifts, steps=STEPS, dtype=np.float32):
 
 @pytest.mark.parametrize("name", M.INVARIANCE_MODELS)
 def test_study_model_trains_like_torch(centred, name):
-    gap = name == "gap"
-    model, tnet, ours, theirs = _curves(name, centred, range(MAX_SHIFT + 1),
-                                        4 * STEPS if gap else STEPS,
-                                        np.float64 if gap else np.float32)
+    steps = 4 * STEPS if name == "gap" else STEPS  # gap learns slowly from its few weights
+    model, tnet, ours, theirs = _curves(name, centred, range(MAX_SHIFT + 1), steps,
+                                        np.float64)
     assert ours[0] > 0.25, ours  # it learned something: the check has teeth
     np.testing.assert_allclose(ours, theirs, atol=0.005, rtol=0)
-    if gap:
-        for p, q in zip(tnet.parameters(), model.parameters()):
-            np.testing.assert_allclose(p.detach().numpy(), q.data, rtol=0, atol=1e-10)
-    # and the weights agree: float32 rounding, grown over the Adam steps (lr 2e-3 each), stays
-    # below one step
     for p, q in zip(tnet.parameters(), model.parameters()):
-        np.testing.assert_allclose(p.detach().numpy(), q.data, rtol=0, atol=2e-3)
+        np.testing.assert_allclose(p.detach().numpy(), q.data, rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", M.MODELS)
 def test_translated_model_trains_like_torch(translated, name):
-    model, tnet, ours, theirs = _curves(name, translated, [0, 1, 3], 2 * STEPS)
+    model, tnet, ours, theirs = _curves(name, translated, [0, 1, 3], 2 * STEPS, np.float64)
     assert ours[0] > 0.2, ours
     np.testing.assert_allclose(ours, theirs, atol=0.005, rtol=0)
+    for p, q in zip(tnet.parameters(), model.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.data, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize(("name", "scenario"), [(n, "centred") for n in M.INVARIANCE_MODELS]
+                         + [(n, "translated") for n in M.MODELS])
+def test_float32_gradients_match_torch(centred, translated, name, scenario):
+    # the float32 kernels: one batch's gradients of every parameter, from the same weights
+    from fastconv import nn
+
+    ds = centred if scenario == "centred" else translated
+    model = M.build(name, ds.image_shape, seed=1)
+    tnet = M.torch_twin(model)
+    x, y = ds.x_train[:32].astype(np.float32), ds.y_train[:32]
+    loss_fn = nn.CrossEntropyLoss()
+    for p in model.parameters():
+        p.grad[...] = 0
+    loss_fn(model.forward(x), y)
+    model.backward(loss_fn.backward())
+    torch.nn.CrossEntropyLoss()(tnet(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    for p, q in zip(tnet.parameters(), model.parameters()):
+        assert q.grad.dtype == np.float32
+        g = p.grad.numpy()
+        np.testing.assert_allclose(q.grad, g, rtol=0, atol=1e-5 * max(1.0, np.abs(g).max()))
 
 
 def test_cross_check_can_fail(centred):
