@@ -22,14 +22,12 @@
 #endif
 
 #if defined(__GNUC__) && (__GNUC__ >= 12 || defined(__clang__))
-/* The lanes as GCC vectors: one zmm, two ymm or four xmm per clone, and the tree's first two
- * levels as vector adds (gcc scalarizes them when written on an array). */
+/* The 16 lanes as 32-byte GCC vectors (one ymm per clone, two xmm in the baseline one),
+ * and the tree's first two levels as vector adds (gcc scalarizes them when written on an
+ * array). */
 #define FCA_VECTOR 1
-typedef float fca_f16 __attribute__((vector_size(64)));
 typedef float fca_f8 __attribute__((vector_size(32)));
 typedef float fca_f4 __attribute__((vector_size(16)));
-typedef double fca_d16 __attribute__((vector_size(128)));
-typedef double fca_d8 __attribute__((vector_size(64)));
 typedef double fca_d4 __attribute__((vector_size(32)));
 #else
 #define FCA_VECTOR 0
@@ -44,13 +42,16 @@ FCA_CLONES static void fc_means_f(const float* x, Py_ssize_t P, Py_ssize_t L, fl
         float t = 0, s4[4];
         Py_ssize_t i = 0;
 #if FCA_VECTOR
-        fca_f16 a = {0}, v;
+        /* the 16 lanes as two 8-lane halves: a vector wider than the clone's registers
+         * would live in memory (fc_kernels_body.h) */
+        fca_f8 a0 = {0}, a1 = {0}, v0, v1;
         for (; i + 16 <= L; i += 16) {
-            memcpy(&v, r + i, sizeof v);
-            a += v;
+            memcpy(&v0, r + i, sizeof v0);
+            memcpy(&v1, r + i + 8, sizeof v1);
+            a0 += v0;
+            a1 += v1;
         }
-        fca_f8 s8 = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7)
-                    + __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+        fca_f8 s8 = a0 + a1;
         fca_f4 q = __builtin_shufflevector(s8, s8, 0, 1, 2, 3)
                    + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
         memcpy(s4, &q, sizeof q);
@@ -73,15 +74,14 @@ FCA_CLONES static void fc_means_d(const double* x, Py_ssize_t P, Py_ssize_t L, d
         double t = 0, s4[4];
         Py_ssize_t i = 0;
 #if FCA_VECTOR
-        fca_d16 a = {0}, v;
-        for (; i + 16 <= L; i += 16) {
-            memcpy(&v, r + i, sizeof v);
-            a += v;
-        }
-        fca_d8 s8 = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7)
-                    + __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-        fca_d4 q = __builtin_shufflevector(s8, s8, 0, 1, 2, 3)
-                   + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+        /* the 16 lanes as four quarters (see fc_means_f) */
+        fca_d4 a[4] = {{0}}, v;
+        for (; i + 16 <= L; i += 16)
+            for (int k = 0; k < 4; k++) {
+                memcpy(&v, r + i + 4 * k, sizeof v);
+                a[k] += v;
+            }
+        fca_d4 q = (a[0] + a[2]) + (a[1] + a[3]);
         memcpy(s4, &q, sizeof q);
 #else
         double a[16] = {0};

@@ -90,6 +90,10 @@ static void fc3_taps_f(const float* src, const ptrdiff_t* off, ptrdiff_t R, cons
  * fc3_wgrad_f
  * --------------------------------------------------------------------------------------- */
 #if FC_VECTOR
+/* one kb x tb tile over the whole line: the wide build's 16 lanes as one zmm vector
+ * (``wide``), the narrow build's as two ymm halves (lanes 0-7 and 8-15; gcc keeps a 64-byte
+ * vector in memory outside AVX-512, see fc_kernels_body.h). Lane v sums the same products
+ * in the same order either way. */
 FC_INLINE void fc3_wblk(const float* FC_RESTRICT gy, ptrdiff_t Lp, const float* src,
                         const ptrdiff_t* off, ptrdiff_t R, float* FC_RESTRICT part, int kb,
                         int tb)
@@ -116,37 +120,70 @@ FC_INLINE void fc3_wblk(const float* FC_RESTRICT gy, ptrdiff_t Lp, const float* 
         }
 }
 
+FC_INLINE void fc3_wblk_n(const float* FC_RESTRICT gy, ptrdiff_t Lp, const float* src,
+                          const ptrdiff_t* off, ptrdiff_t R, float* FC_RESTRICT part, int kb,
+                          int tb)
+{
+    enum { H = FC3_VL / 2 };
+    fc_nf a[4][6][2];
+    const float* xs[6];
+    ptrdiff_t q;
+    int f, u, h;
+    for (u = 0; u < tb; u++) xs[u] = src + off[u];
+    for (f = 0; f < kb; f++)
+        for (u = 0; u < tb; u++) a[f][u][0] = a[f][u][1] = (fc_nf){0};
+    for (q = 0; q < Lp; q += FC3_VL)
+        for (h = 0; h < 2; h++) {
+            fc_nf g[4];
+            for (f = 0; f < kb; f++) g[f] = *(const fc_nf_u*)(gy + f * Lp + q + h * H);
+            for (u = 0; u < tb; u++) {
+                fc_nf x = *(const fc_nf_u*)(xs[u] + q + h * H);
+                for (f = 0; f < kb; f++) a[f][u][h] += g[f] * x;
+            }
+        }
+    for (f = 0; f < kb; f++)
+        for (u = 0; u < tb; u++)
+            for (h = 0; h < 2; h++) {
+                fc_nf_u* p = (fc_nf_u*)(part + ((ptrdiff_t)f * R + u) * FC3_VL + h * H);
+                *p = *p + a[f][u][h];
+            }
+}
+
 /* every filter x tap of one work item, in register tiles of kb filters x tb taps (the edges
- * one at a time); inlined into each build below with its constant tile */
+ * one at a time); inlined into each build below with its constant tile and width */
+#define FC3_WBLK(...) (wide ? fc3_wblk(__VA_ARGS__) : fc3_wblk_n(__VA_ARGS__))
 FC_INLINE void fc3_wgrad_tiles(const float* gy, ptrdiff_t Lp, ptrdiff_t nk, const float* src,
-                               const ptrdiff_t* off, ptrdiff_t R, float* part, int kb, int tb)
+                               const ptrdiff_t* off, ptrdiff_t R, float* part, int kb, int tb,
+                               int wide)
 {
     ptrdiff_t f = 0, t;
     for (; f + kb <= nk; f += kb) {  /* kb and tb are constants here: the tile stays in */
         for (t = 0; t + tb <= R; t += tb)  /* registers */
-            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, kb, tb);
+            FC3_WBLK(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, kb, tb);
         for (; t < R; t++)
-            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, kb, 1);
+            FC3_WBLK(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, kb, 1);
     }
     for (; f < nk; f++) {
         for (t = 0; t + tb <= R; t += tb)
-            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1, tb);
+            FC3_WBLK(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1, tb);
         for (; t < R; t++)
-            fc3_wblk(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1, 1);
+            FC3_WBLK(gy + f * Lp, Lp, src, off + t, R, part + (f * R + t) * FC3_VL, 1, 1);
     }
 }
+#undef FC3_WBLK
 
 FC_WIDE static void fc3_wgrad8_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk, const float* src,
                                  const ptrdiff_t* off, ptrdiff_t R, float* part)
 {
-    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 4, 6);
+    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 4, 6, 1);
 }
 
+/* 2 x 2 tiles: 8 ymm accumulators of AVX2's 16 */
 FC_CLONES static void fc3_wgrad4_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk,
                                    const float* src, const ptrdiff_t* off, ptrdiff_t R,
                                    float* part)
 {
-    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 2, 2);
+    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 2, 2, 0);
 }
 #endif
 

@@ -16,9 +16,11 @@
  * built with plain -O3 ran a 2048 x 2048 float32 correlation with a 7 x 7 kernel in 11.3 ms,
  * against 14.9 ms for -march=native and 20.5 ms for plain -O3; and unlike a -march=native
  * build it does not die with SIGILL on a CPU without AVX-512. The accumulators are GCC
- * vector types (``vector_size(64)``), which gcc lowers to one zmm, two ymm or four xmm
- * registers per clone, so the register blocking is explicit rather than left to the
- * vectorizer. Other compilers (MSVC) get the same arithmetic in plain loops.
+ * vector types, so the register blocking is explicit rather than left to the vectorizer:
+ * 64 bytes (one zmm) in the AVX-512 kernels (FC_WIDE), 32 bytes (one ymm, or two xmm in the
+ * baseline clone) in all others. A vector wider than the target's registers would live in
+ * memory (fc_kernels_body.h says why and what it cost on AVX2). Other compilers (MSVC) get
+ * the same arithmetic in plain loops.
  *
  * fc_taps_{f,d}: the register-blocked direct convolution
  *
@@ -67,7 +69,9 @@
 #define FC_RESTRICT
 #endif
 
-#define FC_VBYTES 64
+/* vector bytes: the AVX-512 kernels' (FC_WIDE) and all others' (see fc_kernels_body.h) */
+#define FC_WBYTES 64
+#define FC_NBYTES 32
 
 /* FC_PLANE_VECTOR: fc_plane's vector build shifts lanes by a run-time mask
  * (__builtin_shuffle), which only gcc has; clang (Apple's included) builds its plain loop. */
@@ -112,12 +116,19 @@ static int fc_wide(void) { return 0; }
 #endif
 
 #if FC_VECTOR
-typedef float fc_vf __attribute__((vector_size(FC_VBYTES)));
-typedef float fc_vf_u __attribute__((vector_size(FC_VBYTES), aligned(4), may_alias));
-typedef double fc_vd __attribute__((vector_size(FC_VBYTES)));
-typedef double fc_vd_u __attribute__((vector_size(FC_VBYTES), aligned(8), may_alias));
-typedef int fc_vi __attribute__((vector_size(FC_VBYTES)));
-typedef long long fc_vl __attribute__((vector_size(FC_VBYTES)));
+typedef float fc_vf __attribute__((vector_size(FC_WBYTES)));
+typedef float fc_vf_u __attribute__((vector_size(FC_WBYTES), aligned(4), may_alias));
+typedef double fc_vd __attribute__((vector_size(FC_WBYTES)));
+typedef double fc_vd_u __attribute__((vector_size(FC_WBYTES), aligned(8), may_alias));
+typedef int fc_vi __attribute__((vector_size(FC_WBYTES)));
+typedef long long fc_vl __attribute__((vector_size(FC_WBYTES)));
+/* the narrow pass's: one ymm (two xmm in the baseline build) */
+typedef float fc_nf __attribute__((vector_size(FC_NBYTES)));
+typedef float fc_nf_u __attribute__((vector_size(FC_NBYTES), aligned(4), may_alias));
+typedef double fc_nd __attribute__((vector_size(FC_NBYTES)));
+typedef double fc_nd_u __attribute__((vector_size(FC_NBYTES), aligned(8), may_alias));
+typedef int fc_ni __attribute__((vector_size(FC_NBYTES)));
+typedef long long fc_nl __attribute__((vector_size(FC_NBYTES)));
 #endif
 
 /* fc_taps_out's output geometry: flat position q (rows Wp apart) is output row q / Wp,
@@ -138,28 +149,61 @@ typedef struct {
  * at most 16 positions a block (a float vector; the plain-loop build's block) */
 #define FC_BLK_MAX (8 * 16)
 
-/* float: fc_taps_f, fc_taps_out_f, fc_frame_f, fc_plane_f, fc_wino_weights_f, fc_absmax_f */
+/* Each element type twice (see fc_kernels_body.h): the wide pass (AVX-512's FC_WIDE
+ * kernels on 64-byte vectors, names ending in _fw and _dw; only where FC_HAVE_WIDE), then the
+ * narrow pass (everything the .pyx files call, on 32-byte vectors: fc_taps_f, fc_taps_out_f,
+ * fc_frame_f, fc_plane_f, fc_wino_weights_f, fc_absmax_f, ... and the same names ending in
+ * _d), whose dispatchers call the wide pass's kernels when fc_wide(). */
+#if FC_HAVE_WIDE
 #define FC_T float
-#define FC_NAME(name) name##_f
+#define FC_BODY_WIDE 1
+#define FC_VBYTES FC_WBYTES
+#define FC_NAME(name) name##_fw
+#define FC_WNAME(name) name##_fw
 #define FC_IS_FLOAT 1
-#if FC_VECTOR
 #define FC_VT fc_vf
 #define FC_VTU fc_vf_u
 #define FC_MT fc_vi
+#include "fc_kernels_body.h"
+
+#define FC_T double
+#define FC_BODY_WIDE 1
+#define FC_VBYTES FC_WBYTES
+#define FC_NAME(name) name##_dw
+#define FC_WNAME(name) name##_dw
+#define FC_IS_FLOAT 0
+#define FC_VT fc_vd
+#define FC_VTU fc_vd_u
+#define FC_MT fc_vl
+#include "fc_kernels_body.h"
+#endif
+
+#define FC_T float
+#define FC_BODY_WIDE 0
+#define FC_VBYTES FC_NBYTES
+#define FC_NAME(name) name##_f
+#define FC_WNAME(name) name##_fw
+#define FC_IS_FLOAT 1
+#if FC_VECTOR
+#define FC_VT fc_nf
+#define FC_VTU fc_nf_u
+#define FC_MT fc_ni
 #else
 #define FC_VT float
 #define FC_VTU float
 #endif
 #include "fc_kernels_body.h"
 
-/* double: the same names ending in _d */
 #define FC_T double
+#define FC_BODY_WIDE 0
+#define FC_VBYTES FC_NBYTES
 #define FC_NAME(name) name##_d
+#define FC_WNAME(name) name##_dw
 #define FC_IS_FLOAT 0
 #if FC_VECTOR
-#define FC_VT fc_vd
-#define FC_VTU fc_vd_u
-#define FC_MT fc_vl
+#define FC_VT fc_nd
+#define FC_VTU fc_nd_u
+#define FC_MT fc_nl
 #else
 #define FC_VT double
 #define FC_VTU double

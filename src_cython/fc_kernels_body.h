@@ -1,23 +1,38 @@
 /* fastconv's C kernels for one element type: the generic body behind fc_kernels.h.
  *
- * No include guard: fc_kernels.h includes this file once per element type, after defining
+ * No include guard: fc_kernels.h includes this file twice per element type, a wide pass
+ * and a narrow pass, after defining
  *
  *     FC_T          the element type (float, double)
- *     FC_NAME(n)    the name of function n for that type (fc_taps -> fc_taps_f, fc_taps_d)
+ *     FC_BODY_WIDE  1 in the wide pass (AVX-512 only: FC_WIDE functions on 64-byte
+ *                   vectors), 0 in the narrow pass (everything else, and every function
+ *                   the .pyx files call, on 32-byte vectors)
+ *     FC_VBYTES     the pass's vector bytes (64 wide, 32 narrow)
+ *     FC_NAME(n)    the name of function n in this pass (narrow: fc_taps -> fc_taps_f,
+ *                   fc_taps_d; wide: fc_taps8_fw, fc_taps8_dw)
+ *     FC_WNAME(n)   the name of the wide pass's function n (the narrow pass's dispatchers
+ *                   call it when fc_wide())
  *     FC_VT, FC_VTU the GNU C vector of FC_VBYTES bytes of FC_T (aligned; element-aligned
  *                   for unaligned loads and stores), or FC_T itself without GNU C vectors
  *     FC_MT         the integer vector of the same shape (masks, shuffles; GNU C only)
  *
- * and this file undefines them at its end. Everything else (FC_CLONES, FC_WIDE, fc_wide,
- * FC_INLINE, FC_RESTRICT, FC_VECTOR, FC_VBYTES, FC_PLANE_MAX_KW, FC_BLK_MAX) comes from
- * fc_kernels.h. Every function here is a plain C function. Register-block sizes (filters x
- * vectors in fc_blk, rows x vectors in fc_pblk) are arguments of ``FC_INLINE``
- * (always_inline) helpers, passed as constants by every caller, so gcc unrolls the block
- * loops and keeps the accumulators in registers; compiler errors and debuggers point at the
- * lines below.
+ * and this file undefines them at its end. Why two widths: gcc gives a GNU C vector wider
+ * than the target's registers no machine mode, so a 64-byte vector in an AVX2 (or SSE2)
+ * function lives in memory and every operation on it goes through the stack, piece by
+ * piece; the register blocks below then run at a few GFLOP/s (fc_taps_out on AVX2 measured
+ * 7x slower than with 32-byte vectors, on an AMD Zen 2). So the AVX-512 kernels (FC_WIDE)
+ * take 64-byte vectors and all others (FC_CLONES: their x86-64-v4, v3 and baseline builds)
+ * 32-byte ones: one ymm register, or two xmm in the baseline build. Every kernel's sums keep
+ * their order whatever the width (see each one), so both passes give the same bits.
+ * Everything else (FC_CLONES, FC_WIDE, fc_wide, FC_INLINE, FC_RESTRICT, FC_VECTOR,
+ * FC_WBYTES, FC_PLANE_MAX_KW, FC_BLK_MAX) comes from fc_kernels.h. Every function here is a
+ * plain C function. Register-block sizes (filters x vectors in fc_blk, rows x vectors in
+ * fc_pblk) are arguments of ``FC_INLINE`` (always_inline) helpers, passed as constants by
+ * every caller, so gcc unrolls the block loops and keeps the accumulators in registers;
+ * compiler errors and debuggers point at the lines below.
  */
 #if !defined(FC_T) || !defined(FC_NAME) || !defined(FC_VT) || !defined(FC_VTU)
-#error "fc_kernels_body.h is included by fc_kernels.h, once per element type"
+#error "fc_kernels_body.h is included by fc_kernels.h, twice per element type"
 #endif
 
 /* ---------------------------------------------------------------------------------------
@@ -47,7 +62,7 @@ FC_INLINE void FC_NAME(fc_blk_loop)(const FC_T* src, const ptrdiff_t* off, ptrdi
 }
 
 #if FC_VECTOR
-/* kb filters x nv vectors of positions (kb <= 4, nv <= 4, kb * nv <= 8, both constants at
+/* kb filters x nv vectors of positions (kb <= 4, nv <= 4, kb * nv <= 12, both constants at
  * every call), accumulators in registers. */
 FC_INLINE void FC_NAME(fc_blk)(const FC_T* FC_RESTRICT src, const ptrdiff_t* off,
                                ptrdiff_t R, const FC_T* FC_RESTRICT w, ptrdiff_t ldw,
@@ -107,18 +122,28 @@ FC_INLINE void FC_NAME(fc_rest)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t
         FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 1, 4);
 }
 
-/* all nk filters, four at a time (one vector of positions: 4 accumulators, as AVX2's 16 ymm
- * registers hold no more), then two, then one */
+/* all nk filters, four at a time (three vectors of positions: 12 of AVX2's 16 ymm
+ * registers, enough multiply-adds in flight for two FMA units; two or one vector on
+ * shorter lines), then two, then one */
+#if !FC_BODY_WIDE
 FC_CLONES static void FC_NAME(fc_taps4)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
                                         const FC_T* w, ptrdiff_t ldw, const FC_T* bias,
                                         ptrdiff_t nk, FC_T* acc, ptrdiff_t L)
 {
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
     ptrdiff_t f = 0;
+    if (L >= 3 * VL)
+        for (; f + 4 <= nk; f += 4)
+            FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 3);
+    if (L >= 2 * VL)
+        for (; f + 4 <= nk; f += 4)
+            FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 2);
     for (; f + 4 <= nk; f += 4)
         FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 1);
     FC_NAME(fc_rest)(src, off, R, w, ldw, bias, f, nk, acc, L);
 }
 
+#else
 /* the AVX-512 build: four filters x two vectors (8 accumulators of AVX-512's 32 zmm
  * registers: twice the independent multiply-adds in flight, half the weight broadcasts per
  * multiply-add) */
@@ -134,16 +159,22 @@ FC_WIDE static void FC_NAME(fc_taps8)(const FC_T* src, const ptrdiff_t* off, ptr
         FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 2);
     FC_NAME(fc_rest)(src, off, R, w, ldw, bias, f, nk, acc, L);
 }
+#endif
 
+#if !FC_BODY_WIDE
 static void FC_NAME(fc_taps)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
                              const FC_T* w, ptrdiff_t ldw, const FC_T* bias, ptrdiff_t nk,
                              FC_T* acc, ptrdiff_t L)
 {
-    if (fc_wide())
-        FC_NAME(fc_taps8)(src, off, R, w, ldw, bias, nk, acc, L);
-    else
-        FC_NAME(fc_taps4)(src, off, R, w, ldw, bias, nk, acc, L);
+#if FC_HAVE_WIDE
+    if (fc_wide()) {
+        FC_WNAME(fc_taps8)(src, off, R, w, ldw, bias, nk, acc, L);
+        return;
+    }
+#endif
+    FC_NAME(fc_taps4)(src, off, R, w, ldw, bias, nk, acc, L);
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------
  * fc_taps_out: fc_taps's sums written straight from the registers to the output.
@@ -169,6 +200,7 @@ static void FC_NAME(fc_taps)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
  * --------------------------------------------------------------------------------------- */
 
 /* wp[(b * R + t) * 8 + f] = w[(8 * b + f) * ldw + t] for the nk / 8 full blocks of eight */
+#if !FC_BODY_WIDE
 static void FC_NAME(fc_pack)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk,
                              FC_T* wp)
 {
@@ -178,6 +210,7 @@ static void FC_NAME(fc_pack)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_
             for (f = 0; f < FC_OKB; f++)
                 wp[(b * R + t) * FC_OKB + f] = w[(b * FC_OKB + f) * ldw + t];
 }
+#endif
 
 /* one value at flat position q */
 FC_INLINE void FC_NAME(fc_oput)(FC_T* o, const fc_ogeo* g, ptrdiff_t q, FC_T v)
@@ -187,7 +220,7 @@ FC_INLINE void FC_NAME(fc_oput)(FC_T* o, const fc_ogeo* g, ptrdiff_t q, FC_T v)
 }
 
 #if FC_VECTOR
-#if FC_HAVE_WIDE
+#if FC_BODY_WIDE
 /* lanes [l0, l1) of v to p[(l - l0) * ldc] (masked store or scatter; AVX-512 only) */
 FC_WIDE_STORE void FC_NAME(fc_mstore)(FC_T* p, int l0, int l1, ptrdiff_t ldc, FC_VT v)
 {
@@ -229,7 +262,7 @@ FC_INLINE void FC_NAME(fc_ovec)(FC_T* o, const fc_ogeo* g, ptrdiff_t r, ptrdiff_
         if (n > 0) {
             FC_T* p = o + r * g->ldr + c * g->ldc;
             l1 = l0 + n < VL ? l0 + n : VL;
-#if FC_HAVE_WIDE
+#if FC_BODY_WIDE
             if (wide)
                 FC_NAME(fc_mstore)(p, (int)l0, (int)l1, g->ldc, v);
             else
@@ -326,6 +359,16 @@ FC_INLINE void FC_NAME(fc_orest)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
         for (; f + 4 <= nk; f += 4)
             FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g,
                              0, L, 4, 2, wide);
+    /* the narrow build: 12 ymm accumulators of 16 (FMA latency x two FMA units needs ten
+     * multiply-adds in flight), then 8 */
+    if (!wide && L >= 3 * VL)
+        for (; f + 4 <= nk; f += 4)
+            FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g,
+                             0, L, 4, 3, wide);
+    if (!wide && L >= 2 * VL)
+        for (; f + 4 <= nk; f += 4)
+            FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g,
+                             0, L, 4, 2, wide);
     for (; f + 4 <= nk; f += 4)
         FC_NAME(fc_oblk)(src, off, R, w + f * ldw, ldw, 0, bias + f, out + f * g->ldo, g, 0,
                          L, 4, 1, wide);
@@ -337,6 +380,7 @@ FC_INLINE void FC_NAME(fc_orest)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
                          L, 1, 4, wide);
 }
 
+#if FC_BODY_WIDE
 FC_WIDE_FLAT static void FC_NAME(fc_taps_out8)(const FC_T* src, const ptrdiff_t* off,
                                                ptrdiff_t R, const FC_T* w, ptrdiff_t ldw,
                                                const FC_T* wp, const FC_T* bias, ptrdiff_t nk,
@@ -372,7 +416,7 @@ FC_WIDE_FLAT static void FC_NAME(fc_taps_out8)(const FC_T* src, const ptrdiff_t*
         }
     FC_NAME(fc_orest)(src, off, R, w, ldw, bias, f, nk, out, g, L, 1);
 }
-
+#else
 FC_CLONES static void FC_NAME(fc_taps_out4)(const FC_T* src, const ptrdiff_t* off,
                                             ptrdiff_t R, const FC_T* w, ptrdiff_t ldw,
                                             const FC_T* bias, ptrdiff_t nk, FC_T* out,
@@ -381,17 +425,23 @@ FC_CLONES static void FC_NAME(fc_taps_out4)(const FC_T* src, const ptrdiff_t* of
     FC_NAME(fc_orest)(src, off, R, w, ldw, bias, 0, nk, out, g, L, 0);
 }
 #endif
+#endif
 
+#if !FC_BODY_WIDE
 static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
                                  const FC_T* w, ptrdiff_t ldw, const FC_T* wp,
                                  const FC_T* bias, ptrdiff_t nk, FC_T* out, const fc_ogeo* g,
                                  ptrdiff_t L)
 {
 #if FC_VECTOR
-    if (fc_wide())
-        FC_NAME(fc_taps_out8)(src, off, R, w, ldw, wp, bias, nk, out, g, L);
-    else
-        FC_NAME(fc_taps_out4)(src, off, R, w, ldw, bias, nk, out, g, L);
+#if FC_HAVE_WIDE
+    if (fc_wide()) {
+        FC_WNAME(fc_taps_out8)(src, off, R, w, ldw, wp, bias, nk, out, g, L);
+        return;
+    }
+#endif
+    (void)wp;
+    FC_NAME(fc_taps_out4)(src, off, R, w, ldw, bias, nk, out, g, L);
 #else
     ptrdiff_t f, q0;
     (void)wp;
@@ -401,6 +451,7 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
                                   out + f * g->ldo, g, q0, 1, 16, L - q0 < 16 ? L - q0 : 16);
 #endif
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------
  * fc_taps_fv (AVX-512 only): the same sums with the filters in the vector lanes, for
@@ -417,12 +468,13 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
 #define FC_FV_NV 4
 #define FC_FV_NP 7
 
+#if !FC_BODY_WIDE
 /* wv[(b * R + t) * FV + f] = w[(FV * b + f) * ldw + t] for the nk / FV full blocks of
- * FV = FC_FV_NV vectors of filters */
+ * FV = FC_FV_NV vectors of filters (AVX-512 vectors: the lanes of fc_taps_fv's wide build) */
 static void FC_NAME(fc_pack_fv)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk,
                                 FC_T* wv)
 {
-    enum { FV = FC_FV_NV * (FC_VBYTES / sizeof(FC_T)) };
+    enum { FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
     ptrdiff_t b, t, f;
     for (b = 0; b < nk / FV; b++)
         for (t = 0; t < R; t++)
@@ -431,10 +483,11 @@ static void FC_NAME(fc_pack_fv)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdi
 
 static ptrdiff_t FC_NAME(fc_fv_filters)(void)
 {
-    return FC_FV_NV * (FC_VBYTES / sizeof(FC_T));
+    return FC_FV_NV * (FC_WBYTES / sizeof(FC_T));
 }
+#endif
 
-#if FC_VECTOR && FC_HAVE_WIDE
+#if FC_BODY_WIDE
 /* the FV lanes of v to p[l * ldo] */
 FC_WIDE_STORE void FC_NAME(fc_fvstore)(FC_T* p, ptrdiff_t ldo, FC_VT v)
 {
@@ -487,14 +540,21 @@ FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* o
     }
 }
 #else
-/* plain loops, the same sums (callers take fc_taps_fv on fc_wide() machines only) */
+/* the wide build on fc_wide() machines (the only ones its callers take it on); elsewhere
+ * plain loops, the same sums */
 static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
                                 const FC_T* wv, const FC_T* bias, ptrdiff_t nk, FC_T* out,
                                 ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
                                 ptrdiff_t n)
 {
-    enum { FV = FC_FV_NV * (FC_VBYTES / sizeof(FC_T)) };
+    enum { FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
     ptrdiff_t f, i, t;
+#if FC_HAVE_WIDE
+    if (fc_wide()) {
+        FC_WNAME(fc_taps_fv)(src, off, R, wv, bias, nk, out, ldo, q, po, n);
+        return;
+    }
+#endif
     for (f = 0; f < nk / FV * FV; f++)
         for (i = 0; i < n; i++) {
             FC_T a = bias[f];
@@ -509,6 +569,7 @@ static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t
  * fc_frame: ``rin`` rows of ``Wp`` elements from an H x W plane, framed by zeros: dst row r
  * holds src row r + ih0 shifted right by pl (zero where that falls outside the plane).
  * --------------------------------------------------------------------------------------- */
+#if !FC_BODY_WIDE
 FC_CLONES static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
                                         const FC_T* FC_RESTRICT src, ptrdiff_t H,
                                         ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t rin,
@@ -533,6 +594,7 @@ FC_CLONES static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
         for (q = hi; q < Wp; q++) d[q] = 0;
     }
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------
  * fc_plane: rows [oh0, oh1) of the stride-1 correlation of one H x W plane with one kh x kw
@@ -556,6 +618,7 @@ FC_CLONES static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
  * --------------------------------------------------------------------------------------- */
 
 /* plain loops: any size, and the build without GNU C vectors */
+#if !FC_BODY_WIDE
 static void FC_NAME(fc_plane_loop)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
                                    ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
                                    ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out,
@@ -576,6 +639,7 @@ static void FC_NAME(fc_plane_loop)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, cons
             out[(oh - oh0) * Wo + ow] = a;
         }
 }
+#endif
 
 #if FC_PLANE_VECTOR
 /* rows oh .. oh + nr - 1 (nr <= rb) at the nv vector columns pos[] (rb, nv <= 4 and edge
@@ -715,16 +779,18 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
     }
 }
 
-/* the narrow build: 2 rows x 2 vectors (eight ymm accumulators in AVX2) */
+#if !FC_BODY_WIDE
+/* the narrow build: 4 rows x 2 vectors (eight ymm accumulators of AVX2's 16) */
 FC_CLONES static void FC_NAME(fc_plane2)(const FC_T* x, ptrdiff_t H, ptrdiff_t W,
                                          const FC_T* w, ptrdiff_t kh, ptrdiff_t kw,
                                          ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pt,
                                          ptrdiff_t pl, FC_T bias, FC_T* out, ptrdiff_t Wo,
                                          ptrdiff_t oh0, ptrdiff_t oh1)
 {
-    FC_NAME(fc_plane_vec)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1, 2, 2);
+    FC_NAME(fc_plane_vec)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1, 4, 2);
 }
 
+#else
 /* the wide one, AVX-512 only: 4 rows x 4 vectors (16 of the 32 zmm registers) */
 FC_WIDE static void FC_NAME(fc_plane4)(const FC_T* x, ptrdiff_t H, ptrdiff_t W,
                                        const FC_T* w, ptrdiff_t kh, ptrdiff_t kw,
@@ -734,8 +800,10 @@ FC_WIDE static void FC_NAME(fc_plane4)(const FC_T* x, ptrdiff_t H, ptrdiff_t W,
 {
     FC_NAME(fc_plane_vec)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1, 4, 4);
 }
+#endif
 #endif /* FC_PLANE_VECTOR */
 
+#if !FC_BODY_WIDE
 static void FC_NAME(fc_plane)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
                               ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
                               ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out, ptrdiff_t Wo,
@@ -743,16 +811,22 @@ static void FC_NAME(fc_plane)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_
 {
 #if FC_PLANE_VECTOR
     enum { VL = FC_VBYTES / sizeof(FC_T) };
+#if FC_HAVE_WIDE
+    enum { WL = FC_WBYTES / sizeof(FC_T) };
+    if (fc_wide() && W >= WL && Wo >= WL && kw <= FC_PLANE_MAX_KW) {
+        FC_WNAME(fc_plane4)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
+        return;
+    }
+#endif
     if (W < VL || Wo < VL || kw > FC_PLANE_MAX_KW)
         FC_NAME(fc_plane_loop)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
-    else if (fc_wide())
-        FC_NAME(fc_plane4)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
     else
         FC_NAME(fc_plane2)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
 #else
     FC_NAME(fc_plane_loop)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1);
 #endif
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------
  * fc_wino_weights: Winograd F(2x2, 3x3)'s transform of one filter's C kernels,
@@ -805,6 +879,7 @@ FC_INLINE void FC_NAME(fc_wino_gv)(const FC_VT* q, FC_T* u, ptrdiff_t ld)
 }
 #endif
 
+#if !FC_BODY_WIDE
 FC_CLONES static void FC_NAME(fc_wino_weights)(const FC_T* FC_RESTRICT g, ptrdiff_t C,
                                                FC_T* FC_RESTRICT U, ptrdiff_t ld)
 {
@@ -823,6 +898,7 @@ FC_CLONES static void FC_NAME(fc_wino_weights)(const FC_T* FC_RESTRICT g, ptrdif
 #endif
     for (; c < C; c++) FC_NAME(fc_wino_g)(g + 9 * c, U + c, ld);
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------
  * fc_absmax: the largest |x[i]| of n values (0 when n is 0); +inf if one is infinite, NaN
@@ -831,7 +907,9 @@ FC_CLONES static void FC_NAME(fc_wino_weights)(const FC_T* FC_RESTRICT g, ptrdif
  * runs at memory speed. A maximum is exact and independent of order, so any split of the
  * array (threads, chunks) gives the same answer.
  * --------------------------------------------------------------------------------------- */
-#if FC_VECTOR
+#if FC_BODY_WIDE
+/* (the scan is public only: see the narrow pass) */
+#elif FC_VECTOR
 FC_CLONES static FC_T FC_NAME(fc_absmax)(const FC_T* x, ptrdiff_t n)
 {
     enum { VL = FC_VBYTES / sizeof(FC_T) };
@@ -878,6 +956,9 @@ static FC_T FC_NAME(fc_absmax)(const FC_T* x, ptrdiff_t n)
 /* this body's parameters, for the next element type */
 #undef FC_T
 #undef FC_NAME
+#undef FC_WNAME
+#undef FC_BODY_WIDE
+#undef FC_VBYTES
 #undef FC_VT
 #undef FC_VTU
 #undef FC_MT
