@@ -261,13 +261,19 @@ class _ConvLayer(Module):
                                    **self._geometry_args())
 
     def backward(self, grad_out):
+        self._backward_params(grad_out)
         x = self._saved("_x")
-        args = self._geometry_args()
+        return type(self)._grad_input(np.shape(x), self.weight.data, grad_out,
+                                      **self._geometry_args())
+
+    def _backward_params(self, grad_out):
+        """The parameters' gradients of :meth:`backward`, without the input's."""
+        x = self._saved("_x")
         cls = type(self)
-        self.weight.grad += cls._grad_weight(x, self.weight.shape, grad_out, **args)
+        self.weight.grad += cls._grad_weight(x, self.weight.shape, grad_out,
+                                             **self._geometry_args())
         if self.bias is not None:
             self.bias.grad += cls._grad_bias(grad_out)
-        return cls._grad_input(np.shape(x), self.weight.data, grad_out, **args)
 
 
 class Conv2d(_ConvLayer):
@@ -459,13 +465,18 @@ class Linear(Module):
         return y
 
     def backward(self, grad_out):
+        self._backward_params(grad_out)
+        x = self._saved("_x")
+        with _threads.numpy_blas_for(2 * x.shape[0] * self.in_features * self.out_features):
+            return grad_out @ self.weight.data
+
+    def _backward_params(self, grad_out):
+        """The parameters' gradients of :meth:`backward`, without the input's."""
         x = self._saved("_x")
         with _threads.numpy_blas_for(2 * x.shape[0] * self.in_features * self.out_features):
             self.weight.grad += grad_out.T @ x
-            gx = grad_out @ self.weight.data
         if self.bias is not None:
             self.bias.grad += grad_out.sum(axis=0)
-        return gx
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
@@ -529,10 +540,27 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out):
-        for layer in reversed(self.layers):
+    def backward(self, grad_out, input_grad=True):
+        """The layers' backward in reverse order; returns the gradient with respect to the
+        input of the latest ``forward``.
+
+        With ``input_grad=False`` that gradient is not computed (as torch skips it for an
+        input that does not require grad, a training batch): the layers before the first
+        one with parameters are skipped, that one computes its parameters' gradients only
+        (a conv or linear layer; another layer runs its whole backward), and the call
+        returns None.
+        """
+        first = 0
+        if not input_grad:
+            first = next((i for i, layer in enumerate(self.layers) if layer.parameters()),
+                         len(self.layers))
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            layer = self.layers[i]
+            if i == first and not input_grad and hasattr(layer, "_backward_params"):
+                layer._backward_params(grad_out)
+                return None
             grad_out = layer.backward(grad_out)
-        return grad_out
+        return grad_out if input_grad else None
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]

@@ -206,6 +206,36 @@ def test_sequential_container():
     assert "Linear(4, 3" in repr(model)
 
 
+@pytest.mark.parametrize("first", ["conv", "flatten-linear"])
+def test_sequential_backward_without_the_input_gradient(first, monkeypatch):
+    # input_grad=False: the same parameter gradients, no gradient for the input (not
+    # computed: the first conv layer's input gradient never runs), None returned
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 2, 6, 6)).astype(np.float32)
+    if first == "conv":
+        layers = [nn.Conv2d(2, 3, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(48, 5, rng=1)]
+    else:
+        layers = [nn.Flatten(), nn.Linear(72, 6, rng=0), nn.ReLU(), nn.Linear(6, 5, rng=1)]
+    model = nn.Sequential(*layers)
+    g = rng.standard_normal((4, 5)).astype(np.float32)
+    model.zero_grad()
+    model.forward(x)
+    gx = model.backward(g)
+    assert gx.shape == x.shape
+    full = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model.forward(x)
+    calls = []
+    real = fastconv.grad.conv2d_input
+    monkeypatch.setattr(fastconv.grad, "conv2d_input",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(nn.Conv2d, "_grad_input", staticmethod(fastconv.grad.conv2d_input))
+    assert model.backward(g, input_grad=False) is None
+    assert calls == []
+    for p, f in zip(model.parameters(), full):
+        np.testing.assert_array_equal(p.grad, f)
+
+
 def test_loss_is_stable_for_large_logits():
     loss_fn = nn.CrossEntropyLoss()
     logits = np.array([[1000.0, 0.0], [0.0, -1000.0]])

@@ -10,7 +10,10 @@ training images (45 steps). The torch model starts from fastconv's initial weigh
 the same batches; before timing, one epoch of each must end at the same weights (to float32
 rounding over 45 Adam steps), so both sides do the same work.
 
-Issue 21 adds the translated scenario's models (``fastconv study``'s section 6): the dense
+The study's other models run on the same digits (groups ``training_epoch-<arch>-digits16``:
+the CNN without pooling, LeNet with BlurPool2d and with MaxBlurPool, the
+global-average-pooling net), against torch at THREADS threads. Issue 21 adds the translated
+scenario's models (``fastconv study``'s section 6): the dense
 net, the CNN without pooling and the LeNet-style CNN on the same digits placed at seeded
 random positions of a 24x24 canvas (groups ``training_epoch-<arch>-translated24``); the
 torch side is :func:`fastconv.study.models.torch_twin` of the fastconv model.
@@ -38,6 +41,10 @@ IMPLS += [f"{IMPLS[0]}-1t"]
 # target row reads "cython") and torch's
 DENSE_IMPLS = [IMPLS[0], f"{IMPLS[0]}-1t", "torch", "torch-1t"]
 PARAMS = [("lenet", i) for i in IMPLS] + [("dense", i) for i in DENSE_IMPLS]
+# the study's other models on the centred digits (its invariance section): the CNN without
+# pooling, LeNet with BlurPool2d and with MaxBlurPool, the global-average-pooling net
+OTHERS = [(a, i) for a in ("cnn", "lenet_blur", "lenet_maxblur", "gap")
+          for i in (IMPLS[0], "torch")]
 # issue 21: the translated scenario's models, 24x24 canvas
 TRANSLATED = [("dense", i) for i in DENSE_IMPLS] + [(a, i) for a in ("cnn", "lenet")
                                                     for i in IMPLS]
@@ -72,7 +79,7 @@ def _fastconv_epoch(backend, x, y, seed=0, arch="lenet"):
             for idx in _batches(len(y), 32):
                 opt.zero_grad()
                 loss_fn(model.forward(x[idx]), y[idx])
-                model.backward(loss_fn.backward())
+                model.backward(loss_fn.backward(), input_grad=False)  # as torch: none for x
                 opt.step()
 
     return model, epoch
@@ -99,6 +106,13 @@ def _torch_epoch(init, x, y, arch="lenet"):
 @pytest.mark.parametrize(("arch", "impl"), PARAMS)
 def test_training_epoch(benchmark, arch, impl, digits, _pinned_threads):
     # numpy's BLAS (the Linear layers) is pinned too: every library gets the same count
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=_pinned_threads, user_api="blas"):
+        _training_epoch(benchmark, arch, impl, digits, _pinned_threads)
+
+
+@pytest.mark.parametrize(("arch", "impl"), OTHERS)
+def test_training_epoch_other_models(benchmark, arch, impl, digits, _pinned_threads):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(limits=_pinned_threads, user_api="blas"):
         _training_epoch(benchmark, arch, impl, digits, _pinned_threads)

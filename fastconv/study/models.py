@@ -128,7 +128,7 @@ def _train(model, x, y, cfg, progress):
             epoch_losses = []
         opt.zero_grad()
         epoch_losses.append(loss_fn(model.forward(x[idx]), y[idx]))
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)  # no gradient for the batch
         opt.step()
         if progress is not None:
             progress(1)
