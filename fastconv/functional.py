@@ -1568,9 +1568,11 @@ def _conv_fft(backend, name, spec, res):
     :func:`fastconv._plan.conv2d_fft` plans it (large kernels, stride 1); fills ``res`` and
     returns True, else returns False (the kernels run as before)."""
     from . import _plan
-    if name == "numpy" or (backend if backend is not None else _dispatch_default()) != "auto":
-        return False
     x, w = spec.x, spec.weight
+    if w.shape[-1] * w.shape[-2] < _plan.FFT_MIN_TAPS or name == "numpy":
+        return False  # first the O(1) test that rules out almost every layer
+    if (backend if backend is not None else _dispatch_default()) != "auto":
+        return False
     if not _plan.conv2d_fft(name, x.shape, w.shape, spec.out_shape, spec.stride, spec.pad,
                             spec.dilation, spec.groups, x.dtype.itemsize):
         return False
