@@ -17,8 +17,8 @@
  * (16 lanes of partial sums per weight, so no horizontal sum per work item; the caller
  * adds the lanes in order at the end). A block of kb filters x tb taps keeps its kb * tb
  * accumulators in registers over the whole line: per vector of positions, kb + tb loads
- * feed kb * tb multiply-adds (4 x 6 on AVX-512, 2 x 2 elsewhere: the ymm build holds
- * each 16-lane vector in two registers). The lane sums depend only on the shapes.
+ * feed kb * tb multiply-adds (4 x 6 on AVX-512; 3 x 4 elsewhere, one 8-lane half of the
+ * 16 lanes at a time). The lane sums depend only on the shapes, not on the build.
  */
 #ifndef FASTCONV_FC_CONV3D_H
 #define FASTCONV_FC_CONV3D_H
@@ -120,33 +120,36 @@ FC_INLINE void fc3_wblk(const float* FC_RESTRICT gy, ptrdiff_t Lp, const float* 
         }
 }
 
+/* the narrow build: each 8-lane half of the 16 lanes in a pass of its own over the line
+ * (lane v of half h sums positions h * 8 + v + 16 m in increasing m, as the wide build's
+ * lane h * 8 + v does), so a tile of kb x tb single-ymm accumulators fits AVX2's registers */
 FC_INLINE void fc3_wblk_n(const float* FC_RESTRICT gy, ptrdiff_t Lp, const float* src,
                           const ptrdiff_t* off, ptrdiff_t R, float* FC_RESTRICT part, int kb,
                           int tb)
 {
     enum { H = FC3_VL / 2 };
-    fc_nf a[4][6][2];
+    fc_nf a[4][6];
     const float* xs[6];
     ptrdiff_t q;
     int f, u, h;
     for (u = 0; u < tb; u++) xs[u] = src + off[u];
-    for (f = 0; f < kb; f++)
-        for (u = 0; u < tb; u++) a[f][u][0] = a[f][u][1] = (fc_nf){0};
-    for (q = 0; q < Lp; q += FC3_VL)
-        for (h = 0; h < 2; h++) {
+    for (h = 0; h < 2; h++) {
+        for (f = 0; f < kb; f++)
+            for (u = 0; u < tb; u++) a[f][u] = (fc_nf){0};
+        for (q = h * H; q < Lp; q += FC3_VL) {
             fc_nf g[4];
-            for (f = 0; f < kb; f++) g[f] = *(const fc_nf_u*)(gy + f * Lp + q + h * H);
+            for (f = 0; f < kb; f++) g[f] = *(const fc_nf_u*)(gy + f * Lp + q);
             for (u = 0; u < tb; u++) {
-                fc_nf x = *(const fc_nf_u*)(xs[u] + q + h * H);
-                for (f = 0; f < kb; f++) a[f][u][h] += g[f] * x;
+                fc_nf x = *(const fc_nf_u*)(xs[u] + q);
+                for (f = 0; f < kb; f++) a[f][u] += g[f] * x;
             }
         }
-    for (f = 0; f < kb; f++)
-        for (u = 0; u < tb; u++)
-            for (h = 0; h < 2; h++) {
+        for (f = 0; f < kb; f++)
+            for (u = 0; u < tb; u++) {
                 fc_nf_u* p = (fc_nf_u*)(part + ((ptrdiff_t)f * R + u) * FC3_VL + h * H);
-                *p = *p + a[f][u][h];
+                *p = *p + a[f][u];
             }
+    }
 }
 
 /* every filter x tap of one work item, in register tiles of kb filters x tb taps (the edges
@@ -178,12 +181,12 @@ FC_WIDE static void fc3_wgrad8_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk, co
     fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 4, 6, 1);
 }
 
-/* 2 x 2 tiles: 8 ymm accumulators of AVX2's 16 */
+/* 3 x 4 tiles: 12 ymm accumulators, 3 + 1 for the loads, of AVX2's 16 */
 FC_CLONES static void fc3_wgrad4_f(const float* gy, ptrdiff_t Lp, ptrdiff_t nk,
                                    const float* src, const ptrdiff_t* off, ptrdiff_t R,
                                    float* part)
 {
-    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 2, 2, 0);
+    fc3_wgrad_tiles(gy, Lp, nk, src, off, R, part, 3, 4, 0);
 }
 #endif
 

@@ -186,10 +186,10 @@ def test_wide_and_narrow_kernel_builds_agree_bitwise(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         flags.append(r.stdout.split()[-1])
     assert flags[1] == "False"  # the override took effect
-    a, b = np.load(tmp_path / "out0.npz"), np.load(tmp_path / "out1.npz")
-    assert sorted(a.files) == sorted(b.files)
-    for k in a.files:
-        assert np.array_equal(a[k], b[k]), k
+    with np.load(tmp_path / "out0.npz") as a, np.load(tmp_path / "out1.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            assert np.array_equal(a[k], b[k]), k
     if flags[0] == "False":
         pytest.skip("this CPU has no x86-64-v4: only the four-accumulator build ran")
 
