@@ -422,10 +422,12 @@ def render(json_path, out_dir, command=None) -> str:
     table = peak_table(data, groups)
     if table:
         lines += ["## Achieved GFLOP/s against the machine's peak", "",
-                  "Every conv row with a FLOP count: its GFLOP/s (direct convolution's FLOPs, "
-                  "2 per multiply-add, whatever the algorithm), as a share of the FMA loop's "
-                  "peak and of numpy's sgemm measured at the start of the run with the row's "
-                  "thread count (see the peak above).", "", table]
+                  "Every row with a FLOP count (conv2d forward and backward, and the dense/"
+                  "sparse/conv layers, each counting its own): its GFLOP/s (a convolution "
+                  "counts direct convolution's FLOPs, 2 per multiply-add, whatever the "
+                  "algorithm), as a share of the FMA loop's peak and of numpy's sgemm "
+                  "measured at the start of the run with the row's thread count (see the "
+                  "peak above).", "", table]
     layer_groups = {g: rows for g, rows in groups.items() if g.startswith("layer-")}
     if layer_groups:
         lines += ["## Dense vs sparse vs conv (measured)", "",
@@ -505,7 +507,8 @@ def _row_threads(r, mi) -> int:
 def peak_rows(data, groups) -> list:
     """[(group, impl, threads, GFLOP/s, share of the FMA peak or None, share of sgemm or
     None)] for every row with a FLOP count (``extra_info["gflop"]``: the conv2d forward and
-    backward rows), the shares at the row's thread count and dtype (sgemm: float32 only)."""
+    backward rows, and the dense/sparse/conv layers'), the shares at the row's thread count
+    and dtype (sgemm: float32 only); in each group the highest GFLOP/s first."""
     mi = data.get("machine_info") or {}
     peak = mi.get("peak") or {}
     out = []
@@ -513,6 +516,7 @@ def peak_rows(data, groups) -> list:
         if g == "paired":
             continue
         dtype = "float64" if "float64" in g.split("-") else "float32"
+        mine = []
         for r in rows:
             if not r.get("gflop"):
                 continue
@@ -520,14 +524,15 @@ def peak_rows(data, groups) -> list:
             rate = r["gflop"] / r["median_s"]
             fma = (peak.get("fma") or {}).get(dtype, {}).get(str(n))
             gemm = (peak.get("sgemm") or {}).get(str(n)) if dtype == "float32" else None
-            out.append((g, r["impl"], n, rate, rate / fma if fma else None,
-                        rate / gemm if gemm else None))
+            mine.append((g, r["impl"], n, rate, rate / fma if fma else None,
+                         rate / gemm if gemm else None))
+        # highest rate first (the dense/sparse/conv layers count different FLOPs per row)
+        out += sorted(mine, key=lambda row: -row[3])
     return out
 
 
 def peak_table(data, groups) -> str:
-    """:func:`peak_rows` as a markdown table, rows by group, fastest first ("" when no row
-    has a FLOP count)."""
+    """:func:`peak_rows` as a markdown table ("" when no row has a FLOP count)."""
     rows = peak_rows(data, groups)
     if not rows:
         return ""
