@@ -426,7 +426,7 @@ def render(json_path, out_dir, command=None) -> str:
                   "sparse/conv layers, each counting its own): its GFLOP/s (a convolution "
                   "counts direct convolution's FLOPs, 2 per multiply-add, whatever the "
                   "algorithm), as a share of the FMA loop's peak and of numpy's sgemm "
-                  "measured at the start of the run with the row's thread count (see the "
+                  "measured by the run, at the row's thread count (see the "
                   "peak above).", "", table]
     layer_groups = {g: rows for g, rows in groups.items() if g.startswith("layer-")}
     if layer_groups:
@@ -495,6 +495,16 @@ def peak_lines(data) -> list:
         lines.append(f"- peak, numpy float32 sgemm {n}x{n}x{n} "
                      f"({', '.join(peak.get('blas') or ['BLAS unknown'])}), GFLOP/s: "
                      f"{_peak_text(peak['sgemm'])}")
+    if len(peak.get("measurements") or ()) > 1:
+        lines.append(f"- the peaks are the best of {len(peak['measurements'])} measurements, "
+                     "at the start and at the end of the run")
+    # an FMA loop scales with the cores: well below that, other work shared them
+    one = fma.get("float32", {}).get("1")
+    for t, v in sorted(fma.get("float32", {}).items(), key=lambda kv: int(kv[0])):
+        if one and int(t) > 1 and v < 0.75 * int(t) * one:
+            lines.append(f"- note: the FMA peak on {t} threads is {v / one:.2f}x the 1-thread "
+                         f"one, not about {t}x: other work shared the cores while it was "
+                         f"measured, and the shares of the peak at {t} threads are overstated")
     return lines
 
 

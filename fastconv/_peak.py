@@ -12,7 +12,8 @@ than typed in:
   BLAS (OpenBLAS in numpy's wheels) held to ``threads`` threads (threadpoolctl): what a
   tuned BLAS reaches, the ceiling of an im2col + GEMM convolution.
 * :func:`measure`: both, for float32 and float64 and each thread count, as the JSON-ready
-  dict the suite stores in its ``machine_info["peak"]``.
+  dict the suite stores in its ``machine_info["peak"]``; :func:`best_of` combines the
+  measurements made at the start and at the end of a run.
 
 Each is the best of ``repeats`` timed runs: on a shared machine a run can only lose time to
 other work, never gain it. Arguments are checked here, before compiled code runs.
@@ -26,7 +27,8 @@ import time
 
 import numpy as np
 
-__all__ = ["fma_peak", "fma_isa", "fma_isas", "sgemm_peak", "blas_kernels", "measure"]
+__all__ = ["fma_peak", "fma_isa", "fma_isas", "sgemm_peak", "blas_kernels", "measure",
+           "best_of"]
 
 #: multiply-add iterations of one chain per run (about 30 ms a run at any SIMD width: a
 #: wider register does more work per iteration and the iteration takes as long)
@@ -199,4 +201,27 @@ def measure(threads=(1, 2), *, repeats=5, iterations=FMA_ITERATIONS, sgemm_n=SGE
     for t in counts:
         out["sgemm"][str(t)] = sgemm_peak(t, n=sgemm_n, repeats=max(1, repeats - 2))
     out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def best_of(*measurements) -> dict:
+    """One :func:`measure` result from several (the suite measures at the start and at the
+    end of its run): each peak the highest any of them found, ``"seconds"`` their sum, and
+    ``"measurements"`` the list of the originals' ``fma`` and ``sgemm`` (a drop between
+    them shows other work on the machine)."""
+    if not measurements:
+        raise ValueError("best_of needs at least one measurement")
+    out = {k: v for k, v in measurements[0].items() if k not in ("fma", "sgemm")}
+    out["fma"] = {}
+    for m in measurements:
+        for dt, per in m["fma"].items():
+            d = out["fma"].setdefault(dt, {})
+            for t, v in per.items():
+                d[t] = max(d.get(t, 0.0), v)
+    out["sgemm"] = {}
+    for m in measurements:
+        for t, v in m["sgemm"].items():
+            out["sgemm"][t] = max(out["sgemm"].get(t, 0.0), v)
+    out["seconds"] = sum(m.get("seconds", 0.0) for m in measurements)
+    out["measurements"] = [{"fma": m["fma"], "sgemm": m["sgemm"]} for m in measurements]
     return out

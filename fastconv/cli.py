@@ -198,7 +198,7 @@ def main(argv=None) -> int:
         "heap (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ set, whatever the "
         "environment says), then torch's rows that speed targets compare with again with "
         "glibc's defaults (merged as torch@glibc-malloc), and write bench.json, the report "
-        "(with the machine's FMA and sgemm peak, measured at the start) and the plots.")
+        "(with the machine's FMA and sgemm peak, measured by the run) and the plots.")
     b.add_argument("--quick", action="store_true", help="run the small subset only")
     b.add_argument("--out", default="fastconv-bench", help="output folder (default: %(default)s)")
     b.add_argument("--suite", default=None, metavar="DIR",

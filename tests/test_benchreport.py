@@ -205,6 +205,38 @@ def test_issue20_report_gives_each_conv_rows_share_of_the_measured_peak(tmp_path
             " 80.0 on 1 thread, 160.0 on 2 threads") in text
 
 
+def test_issue20_report_notes_a_peak_lowered_by_other_work(tmp_path):
+    low = dict(PEAK, fma={"float32": {"1": 100.0, "2": 120.0}, "float64": {"1": 50.0}},
+               measurements=[{}, {}])
+    lines = br.peak_lines({"machine_info": {"peak": low}})
+    assert "- the peaks are the best of 2 measurements, at the start and at the end of the " \
+           "run" in lines
+    assert [ln for ln in lines if ln.startswith("- note: the FMA peak on 2 threads is 1.20x")]
+    assert not [ln for ln in br.peak_lines({"machine_info": {"peak": PEAK}})
+                if ln.startswith("- note")]  # 200 on 2 threads: 2x
+
+
+def test_issue20_best_of_keeps_each_highest_peak():
+    from fastconv import _peak
+
+    a = dict(PEAK, fma={"float32": {"1": 100.0, "2": 120.0}, "float64": {"1": 50.0, "2": 99.0}},
+             sgemm={"1": 80.0, "2": 90.0}, seconds=3.0)
+    b = dict(PEAK, fma={"float32": {"1": 98.0, "2": 201.0}, "float64": {"1": 51.0, "2": 90.0}},
+             sgemm={"1": 79.0, "2": 158.0}, seconds=2.5)
+    best = _peak.best_of(a, b)
+    assert best["fma"] == {"float32": {"1": 100.0, "2": 201.0},
+                           "float64": {"1": 51.0, "2": 99.0}}
+    assert best["sgemm"] == {"1": 80.0, "2": 158.0} and best["seconds"] == 5.5
+    assert best["measurements"] == [{"fma": a["fma"], "sgemm": a["sgemm"]},
+                                    {"fma": b["fma"], "sgemm": b["sgemm"]}]
+    assert best["isa"] == a["isa"] and best["blas"] == a["blas"]
+    assert a["fma"]["float32"]["2"] == 120.0  # the inputs are left as they were
+    import pytest
+
+    with pytest.raises(ValueError, match="at least one measurement"):
+        _peak.best_of()
+
+
 def test_issue20_report_without_a_peak_says_so(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(_data()))
