@@ -42,6 +42,7 @@ MODULES = {
     "fastconv._cy_adaptive": f"{SRC}/_cy_adaptive.pyx",
     "fastconv._cy_ndfilt": f"{SRC}/_cy_ndfilt.pyx",
     "fastconv._cy_rank": f"{SRC}/_cy_rank.pyx",
+    "fastconv._cy_peak": f"{SRC}/_cy_peak.pyx",
 }
 
 DEBUG = os.environ.get("FASTCONV_DEBUG", "0") == "1"
@@ -109,7 +110,8 @@ extensions = [
     Extension(name, [src], include_dirs=[numpy.get_include(), SRC], define_macros=macros,
               depends=[f"{SRC}/fc_kernels.h", f"{SRC}/fc_kernels_body.h", f"{SRC}/fc_fpenv.h",
                        f"{SRC}/fc_adaptive.h", f"{SRC}/fc_conv3d.h",
-                       f"{SRC}/fc_ndfilt.h"],
+                       f"{SRC}/fc_ndfilt.h", f"{SRC}/fc_rank.h", f"{SRC}/fc_rank_nets.h",
+                       f"{SRC}/fc_peak.h", f"{SRC}/fc_peak_body.h"],
               extra_compile_args=compile_args, extra_link_args=link_args)
     for name, src in MODULES.items()
 ]

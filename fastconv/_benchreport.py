@@ -2,7 +2,17 @@
 report and PNG plots.
 
 Nothing here is typed by hand: every number comes from the JSON (timings, the FLOPs and
-bytes each benchmark put in ``extra_info``) or from :func:`fastconv.analysis.compare_layers`.
+bytes each benchmark put in ``extra_info``, the machine's peak and malloc settings the suite
+put in ``machine_info``) or from :func:`fastconv.analysis.compare_layers`.
+
+Malloc: glibc's malloc decides whether a large buffer freed by one call is reused by the
+next (the heap kept) or returned to the system and page-faulted in again, and torch's time
+on some layers depends on it (small_batch1 has measured 0.92 ms with its buffers kept and
+2.96 ms without). glibc reads its settings from the environment at process start only, so
+``fastconv bench`` runs the suite with :data:`HEAP_KEPT` (:func:`malloc_env`), then the torch
+rows that targets compare with a second time with glibc's defaults, and merges those rows
+into the JSON as ``torch@glibc-malloc`` (:func:`merge_malloc_run`). Every "... / torch"
+target is judged against the faster of the two torch rows (:func:`targets`).
 """
 
 from __future__ import annotations
@@ -13,6 +23,116 @@ import platform
 from collections import defaultdict
 
 BASELINE = "torch"  # ratios are fastconv (or peer) time over torch's, 2 threads
+
+# --------------------------------------------------------------------------------------------
+# malloc settings
+# --------------------------------------------------------------------------------------------
+#: The settings ``fastconv bench`` runs the suite with: glibc keeps freed memory in the heap
+#: (no buffer above the mmap threshold gets fresh pages; the heap's top is not trimmed). Both
+#: are needed: a trim threshold alone also freezes glibc's dynamic mmap threshold at 128 KiB,
+#: so every buffer above it is mapped anew on each call.
+HEAP_KEPT = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+#: the suffix of the rows timed in the second pass, with glibc's defaults
+GLIBC_SUFFIX = "@glibc-malloc"
+TORCH_GLIBC = BASELINE + GLIBC_SUFFIX
+
+
+def _is_malloc_var(name) -> bool:
+    return name.startswith("MALLOC_")
+
+
+def _strip_malloc_tunables(tunables):
+    """GLIBC_TUNABLES without its ``glibc.malloc.*`` entries (None when nothing is left)."""
+    kept = [t for t in (tunables or "").split(":") if t and not t.startswith("glibc.malloc.")]
+    return ":".join(kept) or None
+
+
+def malloc_env(environ, heap_kept=True) -> dict:
+    """A copy of ``environ`` with fixed glibc malloc settings: every ``MALLOC_*`` variable
+    and ``glibc.malloc.*`` tunable removed, then, with ``heap_kept``, :data:`HEAP_KEPT` set;
+    without it, glibc's defaults."""
+    env = {k: v for k, v in environ.items() if not _is_malloc_var(k)}
+    tunables = _strip_malloc_tunables(env.pop("GLIBC_TUNABLES", None))
+    if tunables:
+        env["GLIBC_TUNABLES"] = tunables
+    if heap_kept:
+        env.update(HEAP_KEPT)
+    return env
+
+
+def malloc_settings(environ) -> dict:
+    """What a process started with ``environ`` runs its malloc with, as the suite records it:
+    the ``MALLOC_*`` variables, the ``glibc.malloc.*`` tunables, ``LD_PRELOAD`` (another
+    allocator) and the C library."""
+    libc = " ".join(x for x in platform.libc_ver() if x) or "unknown"
+    tunables = [t for t in (environ.get("GLIBC_TUNABLES") or "").split(":")
+                if t.startswith("glibc.malloc.")]
+    return {"vars": {k: v for k, v in sorted(environ.items()) if _is_malloc_var(k)},
+            "tunables": tunables, "ld_preload": environ.get("LD_PRELOAD") or None,
+            "libc": libc}
+
+
+def describe_malloc(settings) -> str:
+    """One line for recorded :func:`malloc_settings`: "heap kept (...)", "glibc's defaults"
+    or the variables as they were."""
+    if not settings:
+        return "not recorded"
+    env = settings.get("vars") or {}
+    tunables = settings.get("tunables") or []
+    given = " ".join(f"{k}={v}" for k, v in env.items())
+    if env == HEAP_KEPT and not tunables:
+        text = f"heap kept ({given})"
+    elif not env and not tunables:
+        text = "glibc's defaults (no MALLOC_* variable)"
+    else:
+        text = "as set by the environment: " + " ".join(filter(None, [given] + tunables))
+    if settings.get("ld_preload"):
+        text += f"; LD_PRELOAD={settings['ld_preload']}"
+    return f"{text}; {settings.get('libc', 'unknown C library')}"
+
+
+def merge_malloc_run(main_json, other_json) -> int:
+    """Merge the rows of ``other_json`` (the torch rows rerun with glibc's malloc defaults)
+    into ``main_json`` in place: each torch row as ``torch@glibc-malloc`` beside the first
+    run's, each interleaved pair's torch side renamed alike (``auto / torch@glibc-malloc``:
+    both sides of such a pair ran under the defaults). Rows of an earlier merge are replaced.
+    The second run's malloc settings go to ``machine_info["malloc_rerun"]``. Returns the
+    number of rows merged."""
+    with open(main_json) as f:
+        main = json.load(f)
+    with open(other_json) as f:
+        other = json.load(f)
+    merged = []
+    for b in other.get("benchmarks", []):
+        info = dict(b.get("extra_info", {}))
+        if b.get("group") == "paired":
+            if BASELINE not in (info.get("a"), info.get("b")):
+                continue
+            for side in ("a", "b"):
+                if info.get(side) == BASELINE:
+                    info[side] = TORCH_GLIBC
+            info["impl"] = f"{info['a']} / {info['b']}"
+        elif info.get("impl") == BASELINE:
+            info["impl"] = TORCH_GLIBC
+        else:
+            continue
+        info["malloc"] = "glibc-defaults"
+        row = dict(b, extra_info=info)
+        for key in ("name", "fullname"):
+            if key in row:
+                row[key] = row[key] + GLIBC_SUFFIX
+        merged.append(row)
+    main["benchmarks"] = [b for b in main.get("benchmarks", [])
+                          if (b.get("extra_info") or {}).get("malloc") != "glibc-defaults"]
+    main["benchmarks"] += merged
+    mi = main.setdefault("machine_info", {})
+    mi["malloc_rerun"] = {"malloc": (other.get("machine_info") or {}).get("malloc"),
+                          "datetime": other.get("datetime"), "rows": len(merged)}
+    tmp = f"{main_json}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(main, f, indent=4)
+    os.replace(tmp, main_json)
+    return len(merged)
 
 
 def _cpu_model() -> str:
@@ -146,12 +266,35 @@ def targets(groups) -> list:
     every target: the fixed ones above, auto's pick against the best fastconv backend on
     every conv2d/pool/backward shape (within 10%), and the 1 -> 2 thread speed-up of the
     large conv2d shapes (>= 1.7x; depthwise's is shown with no bound, see LARGE_SHAPES).
+    :func:`targets_detail` adds, for targets against torch, the value against each torch row.
 
     The measured value is the interleaved pair's ratio (fastconv/bench/test_paired.py) when the run
     has one, else the ratio of the two rows' medians; both are returned. Auto's pick is timed
     as its backend's own row (the "auto" row runs the same kernel, so the two differ by noise
     only, and a few microseconds of dispatch); paired with each other backend, its value is
-    the largest of 1 and the pick's paired ratios to them."""
+    the largest of 1 and the pick's paired ratios to them.
+
+    A target against torch is judged against the faster of torch's two rows: "torch", timed
+    with the heap kept, and "torch@glibc-malloc", timed with glibc's malloc defaults in a
+    second process (:func:`merge_malloc_run`) when the run has it. Its value is the larger of
+    the two ratios, each measured as above (the pair of the second process, both of whose
+    sides ran under the defaults; else auto's median over that row's)."""
+    return [t[:5] for t in targets_detail(groups)]
+
+
+def _ratio(groups, g, impl, ref):
+    """(measured, ratio of medians) of impl / ref on ``g``: the pair's when there is one."""
+    t = _median(groups, g, impl)
+    r = _median(groups, g, ref)
+    plain = t / r if t is not None and r else None
+    paired = _paired(groups, g, impl, ref)
+    return (plain if paired is None else paired), plain
+
+
+def targets_detail(groups) -> list:
+    """:func:`targets`, each with a sixth item: for a target against torch, ``{"torch":
+    value or None, "torch@glibc-malloc": value or None}`` (the ratio against each torch
+    row); else None."""
     from .bench.targets import FAMILY_TARGETS, peer_targets
 
     rows = list(TARGETS) + [(what, g, "auto", _T, ("<=", bound))
@@ -168,27 +311,32 @@ def targets(groups) -> list:
                      "cython-1t", "cython", (">=", 1.7) if shape in LARGE_SHAPES else None))
     out = []
     for what, g, impl, ref, target in rows:
-        t = _median(groups, g, impl)
+        per_torch = None
         if ref == "best":
+            t = _median(groups, g, impl)
             refs = [_median(groups, g, b) for b in ("cython", "numba")]
             refs = [r for r in refs if r is not None]
             r = min(refs) if refs else None
-        else:
-            r = _median(groups, g, ref)
-        plain = t / r if t is not None and r else None
-        if ref == "best":  # the pick against each other backend: at least 1 by definition
+            plain = t / r if t is not None and r else None
+            # the pick against each other backend: at least 1 by definition
             others = [_paired(groups, g, impl, b) for b in ("cython", "numba") if b != impl]
             others = [o for o in others if o is not None]
             paired = max([1.0] + others) if others else None
+            value = plain if paired is None else paired
+        elif ref == _T:
+            per_torch = {v: _ratio(groups, g, impl, v) for v in (_T, TORCH_GLIBC)}
+            # the faster torch row gives the larger ratio
+            value, plain = max(per_torch.values(),
+                               key=lambda vp: -1.0 if vp[0] is None else vp[0])
+            per_torch = {v: vp[0] for v, vp in per_torch.items()}
         else:
-            paired = _paired(groups, g, impl, ref)
-        value = plain if paired is None else paired
+            value, plain = _ratio(groups, g, impl, ref)
         if target is None:  # shown, not a target
-            out.append((what, value, "none (memory-bound)", None, plain))
+            out.append((what, value, "none (memory-bound)", None, plain, per_torch))
             continue
         op, bound = target
         holds = None if value is None else (value <= bound if op == "<=" else value >= bound)
-        out.append((what, value, f"{op} {bound:g}", holds, plain))
+        out.append((what, value, f"{op} {bound:g}", holds, plain, per_torch))
     return out
 
 
@@ -201,13 +349,19 @@ def _fmt_ratio(value, bound_text) -> str:
 
 
 def targets_table(groups) -> str:
-    """The targets as a markdown table."""
-    lines = ["| target | measured | rows' medians | bound | holds |", "|---|---|---|---|---|"]
-    for what, value, bound, holds, plain in targets(groups):
+    """The targets as a markdown table; the last column gives a target against torch as
+    measured against each torch row (heap kept / glibc's malloc defaults)."""
+    lines = ["| target | measured | rows' medians | bound | holds "
+             "| against torch: heap kept / glibc defaults |", "|---|---|---|---|---|---|"]
+    for what, value, bound, holds, plain, per_torch in targets_detail(groups):
         m = "not run" if value is None else _fmt_ratio(value, bound)
         pm = "" if plain is None else f"{plain:.2f}"
         h = "" if holds is None else ("yes" if holds else "**no**")
-        lines.append(f"| {what} | {m} | {pm} | {bound} | {h} |")
+        each = ""
+        if per_torch:
+            each = " / ".join("not run" if v is None else f"{v:.2f}"
+                              for v in per_torch.values())
+        lines.append(f"| {what} | {m} | {pm} | {bound} | {h} | {each} |")
     return "\n".join(lines) + "\n"
 
 
@@ -241,6 +395,8 @@ def render(json_path, out_dir, command=None) -> str:
         lines.append(f"- command: `{command}`")
     for k, v in info.items():
         lines.append(f"- {k}: {v}")
+    lines += malloc_lines(data)
+    lines += peak_lines(data)
     lines += ["", "Times are pytest-benchmark medians; *ratio* is the time over torch's "
               "(2 threads) in the same run: below 1 is faster than torch.", ""]
 
@@ -263,6 +419,15 @@ def render(json_path, out_dir, command=None) -> str:
                          f"{'' if ratio is None else f'{ratio:.2f}'} | {rate} |")
         lines.append("")
 
+    table = peak_table(data, groups)
+    if table:
+        lines += ["## Achieved GFLOP/s against the machine's peak", "",
+                  "Every row with a FLOP count (conv2d forward and backward, and the dense/"
+                  "sparse/conv layers, each counting its own): its GFLOP/s (a convolution "
+                  "counts direct convolution's FLOPs, 2 per multiply-add, whatever the "
+                  "algorithm), as a share of the FMA loop's peak and of numpy's sgemm "
+                  "measured by the run, at the row's thread count (see the "
+                  "peak above).", "", table]
     layer_groups = {g: rows for g, rows in groups.items() if g.startswith("layer-")}
     if layer_groups:
         lines += ["## Dense vs sparse vs conv (measured)", "",
@@ -299,12 +464,105 @@ def render(json_path, out_dir, command=None) -> str:
     return path
 
 
+def malloc_lines(data) -> list:
+    """The report's lines on the malloc settings the run recorded (:func:`malloc_settings`)."""
+    mi = data.get("machine_info") or {}
+    lines = [f"- malloc: {describe_malloc(mi.get('malloc'))}"]
+    rerun = mi.get("malloc_rerun")
+    if rerun:
+        lines.append(f"- malloc, second process: {describe_malloc(rerun.get('malloc'))}; its "
+                     f"{rerun.get('rows', 0)} rows are `{TORCH_GLIBC}` (torch) and the "
+                     f"`auto / {TORCH_GLIBC}` pairs. Each target against torch is judged "
+                     "against the faster of the two torch rows.")
+    return lines
+
+
+def _peak_text(d) -> str:
+    return ", ".join(f"{v:.1f} on {t} thread{'s' if t != '1' else ''}"
+                     for t, v in sorted(d.items(), key=lambda kv: int(kv[0])))
+
+
+def peak_lines(data) -> list:
+    """The report's lines on the machine's peak the run measured (fastconv._peak.measure)."""
+    peak = (data.get("machine_info") or {}).get("peak")
+    if not peak:
+        return ["- peak: not measured in this run"]
+    fma = peak.get("fma", {})
+    lines = [f"- peak, FMA loop ({peak.get('isa')} build), GFLOP/s: "
+             + "; ".join(f"{dt} {_peak_text(v)}" for dt, v in fma.items())]
+    if peak.get("sgemm"):
+        n = peak.get("sgemm_n")
+        lines.append(f"- peak, numpy float32 sgemm {n}x{n}x{n} "
+                     f"({', '.join(peak.get('blas') or ['BLAS unknown'])}), GFLOP/s: "
+                     f"{_peak_text(peak['sgemm'])}")
+    if len(peak.get("measurements") or ()) > 1:
+        lines.append(f"- the peaks are the best of {len(peak['measurements'])} measurements, "
+                     "at the start and at the end of the run")
+    # an FMA loop scales with the cores: well below that, other work shared them
+    one = fma.get("float32", {}).get("1")
+    for t, v in sorted(fma.get("float32", {}).items(), key=lambda kv: int(kv[0])):
+        if one and int(t) > 1 and v < 0.75 * int(t) * one:
+            lines.append(f"- note: the FMA peak on {t} threads is {v / one:.2f}x the 1-thread "
+                         f"one, not about {t}x: other work shared the cores while it was "
+                         f"measured, and the shares of the peak at {t} threads are overstated")
+    return lines
+
+
+def _row_threads(r, mi) -> int:
+    if r.get("threads"):
+        return int(r["threads"])
+    return 1 if str(r["impl"]).endswith("-1t") else int(mi.get("bench_threads", 2))
+
+
+def peak_rows(data, groups) -> list:
+    """[(group, impl, threads, GFLOP/s, share of the FMA peak or None, share of sgemm or
+    None)] for every row with a FLOP count (``extra_info["gflop"]``: the conv2d forward and
+    backward rows, and the dense/sparse/conv layers'), the shares at the row's thread count
+    and dtype (sgemm: float32 only); in each group the highest GFLOP/s first."""
+    mi = data.get("machine_info") or {}
+    peak = mi.get("peak") or {}
+    out = []
+    for g, rows in groups.items():
+        if g == "paired":
+            continue
+        dtype = "float64" if "float64" in g.split("-") else "float32"
+        mine = []
+        for r in rows:
+            if not r.get("gflop"):
+                continue
+            n = _row_threads(r, mi)
+            rate = r["gflop"] / r["median_s"]
+            fma = (peak.get("fma") or {}).get(dtype, {}).get(str(n))
+            gemm = (peak.get("sgemm") or {}).get(str(n)) if dtype == "float32" else None
+            mine.append((g, r["impl"], n, rate, rate / fma if fma else None,
+                         rate / gemm if gemm else None))
+        # highest rate first (the dense/sparse/conv layers count different FLOPs per row)
+        out += sorted(mine, key=lambda row: -row[3])
+    return out
+
+
+def peak_table(data, groups) -> str:
+    """:func:`peak_rows` as a markdown table ("" when no row has a FLOP count)."""
+    rows = peak_rows(data, groups)
+    if not rows:
+        return ""
+    lines = ["| workload | implementation | threads | GFLOP/s | share of FMA peak | "
+             "share of sgemm |", "|---|---|---|---|---|---|"]
+    for g, impl, n, rate, fma, gemm in rows:
+        lines.append(f"| {g.removesuffix('-float32')} | {impl} | {n} | {rate:.1f} | "
+                     f"{'' if fma is None else f'{fma:.0%}'} | "
+                     f"{'' if gemm is None else f'{gemm:.0%}'} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary_table(groups, rat, info, command=None) -> str:
     """Markdown tables: median time over torch's for every implementation and workload, the
     speed targets (:func:`targets`), and the measured dense/sparse/local/conv times: the
     report's summary (the README gets the shorter :func:`readme_table`)."""
-    impls = ["auto", "cython", "numba", "numpy", "cython-1t", "torch-1t", "opencv",
-             "scipy.signal", "scipy.ndimage", "numpy-im2col"]
+    impls = ["auto", "cython", "numba", "numpy", "cython-1t", "torch-1t", TORCH_GLIBC,
+             "opencv", "scipy.signal", "scipy.ndimage", "numpy-im2col"]
+    if not any(TORCH_GLIBC in r for r in rat.values()):  # a run without the second pass
+        impls.remove(TORCH_GLIBC)
     lines = [f"Run `{command}` on {info['cpu']} ({info['cores']} cores), fastconv "
              f"{info['fastconv']}, torch {info.get('torch')}, numpy {info['numpy']}, "
              f"BLAS {', '.join(info['blas'])}. Time over torch's (2 threads); "

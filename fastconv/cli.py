@@ -46,17 +46,57 @@ def _pytest_command(suite, json_path, args):
     return cmd + args.pytest_args
 
 
+def _glibc_rerun(suite, out, args, env):
+    """The second pass: the torch rows that targets compare with, in a process started with
+    glibc's malloc defaults, merged into ``bench.json`` as ``torch@glibc-malloc``. Returns
+    pytest's exit code (0 also when there was nothing to rerun)."""
+    import importlib.util
+
+    from ._benchreport import malloc_env, merge_malloc_run
+
+    if importlib.util.find_spec("torch") is None:
+        print("fastconv bench: torch is not installed: no second pass with glibc's malloc "
+              "defaults", flush=True)
+        return 0
+    json_path = os.path.abspath(os.path.join(out, "bench-glibc-malloc.json"))
+    if os.path.exists(json_path):
+        os.remove(json_path)
+    cmd = _pytest_command(suite, json_path, args) + ["--torch-target-rows"]
+    print("second pass, torch with glibc's malloc defaults (the MALLOC_* variables removed):",
+          shlex.join(cmd), flush=True)
+    rc = subprocess.call(cmd, env=malloc_env(env, heap_kept=False))
+    if rc == 5:  # pytest: no test selected (the selection holds no torch row)
+        return 0
+    if rc != 0:
+        print(f"fastconv bench: the second pass (glibc's malloc defaults) failed (pytest exit "
+              f"{rc})", file=sys.stderr)
+        return rc
+    if os.path.exists(json_path):
+        n = merge_malloc_run(os.path.join(out, "bench.json"), json_path)
+        print(f"merged {n} rows timed with glibc's malloc defaults from {json_path}")
+    return 0
+
+
 def bench(args) -> int:
+    """Run the suite with the heap kept (``_benchreport.HEAP_KEPT``, whatever the calling
+    environment sets), then torch's target rows again with glibc's malloc defaults, and
+    render the report."""
     suite = _find_suite(args.suite)
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.abspath(os.path.join(args.out, "bench.json"))
     cmd = _pytest_command(suite, json_path, args)
-    print("running:", shlex.join(cmd), flush=True)
+    from ._benchreport import HEAP_KEPT, malloc_env
+
+    print("running:", " ".join(f"{k}={v}" for k, v in HEAP_KEPT.items()), shlex.join(cmd),
+          flush=True)
     # no .pyc files (pytest's rewritten test modules) written into site-packages
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    rc = subprocess.call(cmd, env=env)
+    rc = subprocess.call(cmd, env=malloc_env(env, heap_kept=True))
     if rc != 0:
         print(f"fastconv bench: the suite failed (pytest exit {rc})", file=sys.stderr)
+        return rc
+    rc = _glibc_rerun(suite, args.out, args, env)
+    if rc != 0:
         return rc
     from ._benchreport import render
 
@@ -152,7 +192,13 @@ def main(argv=None) -> int:
                    "region waits for its slowest thread; the results do not depend on it)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--limit", type=_positive_int, default=None, help=argparse.SUPPRESS)
-    b = sub.add_parser("bench", help="run the benchmark suite and write the report and plots")
+    b = sub.add_parser(
+        "bench", help="run the benchmark suite and write the report and plots",
+        description="Run the benchmark suite (fastconv/bench) with glibc's malloc keeping its "
+        "heap (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ set, whatever the "
+        "environment says), then torch's rows that speed targets compare with again with "
+        "glibc's defaults (merged as torch@glibc-malloc), and write bench.json, the report "
+        "(with the machine's FMA and sgemm peak, measured by the run) and the plots.")
     b.add_argument("--quick", action="store_true", help="run the small subset only")
     b.add_argument("--out", default="fastconv-bench", help="output folder (default: %(default)s)")
     b.add_argument("--suite", default=None, metavar="DIR",

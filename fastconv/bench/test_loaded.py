@@ -70,7 +70,7 @@ def loaded_rounds(request, busy_core):
     fns = {}
     for pair in PAIRS:
         both, expected = _callables(pair[0])
-        _check(both, expected)
+        _check(both, expected, pair[1:])
         fns[pair] = both
     results = {pair: ([], [], [], fns[pair][0]) for pair in PAIRS}
     rounds = 1 if request.config.getoption("benchmark_disable", False) else ROUNDS
