@@ -390,7 +390,12 @@ def test_issue20_torch_target_rows_select_the_targets_torch_rows():
     assert not torch_target_item("test_conv2d", {"impl": "torch-1t"})
     assert not torch_target_item("test_conv2d", {"impl": "auto"})
     assert not torch_target_item("test_paired_ratio", {"a": "cython-1t", "b": "cython"})
-    assert not torch_target_item("test_training_epoch_translated", {"impl": "torch"})
+    # every study model's epoch has a target against torch (issue 21)
+    assert torch_target_item("test_training_epoch_translated", {"impl": "torch"})
+    assert torch_target_item("test_training_epoch_other_models", {"arch": "gap",
+                                                                  "impl": "torch"})
+    assert not torch_target_item("test_training_epoch_translated", {"impl": "torch-1t"})
+    assert not torch_target_item("test_training_something_else", {"impl": "torch"})
 
 
 def test_issue20_suite_collects_only_torch_target_rows_with_the_option(tmp_path):

@@ -55,13 +55,14 @@ def pytest_configure(config):
 
 # the tests whose torch rows (impl "torch") are the reference of a speed target
 _TORCH_TARGET_TESTS = ("test_conv2d", "test_pool2d", "test_conv2d_backward",
-                       "test_training_epoch")
+                       "test_training_epoch", "test_training_epoch_other_models",
+                       "test_training_epoch_translated")
 
 
 def torch_target_item(name, params) -> bool:
     """Whether the test function ``name`` with these parameters is a torch row a speed target
     compares with: torch with THREADS threads in test_peers' conv2d, pooling and backward
-    groups and test_training's digits epochs, and the interleaved pairs of test_paired whose
+    groups and test_training's epochs (every study model), and the interleaved pairs of test_paired whose
     reference side is torch."""
     if name == "test_paired_ratio":
         return params.get("b") == "torch"
