@@ -1,6 +1,8 @@
 """Argument rules shared by :mod:`fastconv.ndimage`'s filters (issue 18), with
 scipy.ndimage's semantics: boundary modes, axes, per-axis sequences, origins, the output
-array and the final store into it.
+array and the final store into it; and the specs of the linear filters' kernel calls
+(:class:`LineSpec`: ``nd_correlate1d`` and ``nd_uniform1d``, :class:`CorrelateSpec`:
+``nd_correlate``), which :func:`fastconv._dispatch.run` takes as it takes every op's.
 
 Errors are :class:`ArgumentError`, a ValueError that is also a RuntimeError: fastconv names
 the argument in a ValueError, and code written for scipy (which raises RuntimeError for some
@@ -9,14 +11,16 @@ of these) still catches it.
 
 from __future__ import annotations
 
+import math
 import operator
 import warnings
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["MODES", "ArgumentError", "modes", "axes", "sequence", "origins", "output", "pad",
-           "store"]
+           "store", "LineSpec", "line_spec", "CorrelateSpec", "correlate_spec"]
 
 
 class ArgumentError(ValueError, RuntimeError):
@@ -209,3 +213,107 @@ def store(result, output):
     with np.errstate(invalid="ignore", over="ignore"):
         np.copyto(output, result, casting="unsafe")
     return output
+
+
+# ---------------------------------------------------------------------------------------
+# the kernels' specs (fastconv._dispatch.run)
+# ---------------------------------------------------------------------------------------
+# ndimage has no batch axis: a call is empty when its output has no element (an input
+# with a zero-length axis, which scipy accepts), and nd_correlate's is also empty when
+# scipy skips every tap (|w| <= eps): a sum over no terms. The empty_batch rule of
+# fastconv._postconditions then gives zeros without running a kernel.
+_EPS = np.finfo(np.float64).eps
+
+
+def line_index(n, k, origin, mode):
+    """The source index of each of the ``n + k - 1`` elements of an extended line (-1:
+    cval), for a k-tap correlation with ``origin`` in ``mode``."""
+    before = k // 2 + origin
+    return np.ascontiguousarray(
+        pad(np.arange(n, dtype=np.int64), (before,), (k - 1 - before,), (mode,), -1),
+        dtype=np.int64)
+
+
+class LineSpec(NamedTuple):
+    """One 1-D pass: ``op`` ``"nd_correlate1d"`` (``weights`` the k float64 weights) or
+    ``"nd_uniform1d"`` (``weights`` the box size, an int), along axis 1 of ``x``, the
+    C-contiguous ``(outer, n, inner)`` float32 or float64 view of the input; ``idx`` the
+    ``n + k - 1`` int64 source indices of the extended line (-1: ``cval``). The output has
+    ``x``'s shape and dtype (:func:`fastconv.reference.nd_correlate1d`)."""
+
+    op: str
+    x: np.ndarray
+    weights: object
+    idx: np.ndarray
+    cval: float
+    out_shape: tuple
+    dtype: np.dtype
+
+    family = "ndimage"
+
+    empty = property(lambda self: self.x.size == 0)
+
+    def kernel_args(self, out):
+        """``(x, weights, idx, cval, out)``."""
+        return (self.x, self.weights, self.idx, self.cval, out)
+
+
+def line_spec(x, weights, axis, mode, cval, origin):
+    """The :class:`LineSpec` of a pass of the C-contiguous float32 or float64 array ``x``
+    along ``axis``: a correlation with the float64 weights ``weights`` (a 1-D array), or
+    scipy's running-sum box mean of size ``weights`` (an int); ``mode`` a canonical mode
+    name, ``origin`` an int valid for the filter's size. The output is viewed as
+    ``out_shape`` (the kernel's ``(outer, n, inner)``), of ``x``'s shape."""
+    box = isinstance(weights, int)
+    n = x.shape[axis]
+    k = weights if box else weights.shape[0]
+    x3 = x.reshape(math.prod(x.shape[:axis]), n, math.prod(x.shape[axis + 1:]))
+    # the cval as the pass's dtype sees it (scipy extends its lines in double: a float32
+    # pass of a float64 cval rounds it once, as scipy's float32 output would)
+    return LineSpec("nd_uniform1d" if box else "nd_correlate1d", x3, weights,
+                    line_index(n, k, origin, mode), float(cval), x3.shape, x.dtype)
+
+
+class CorrelateSpec(NamedTuple):
+    """The n-D correlation on a padded input: ``xp`` the flat, contiguous padded input
+    (float32 or float64), ``base`` the flat index in ``xp`` of each output line's first
+    element (the lines run along the last axis), ``offs`` each kept tap's flat offset and
+    ``weights`` its float64 weight; the output is ``out_shape`` ``(lines, line length)``
+    (:func:`fastconv.reference.nd_correlate`)."""
+
+    xp: np.ndarray
+    base: np.ndarray
+    offs: np.ndarray
+    weights: np.ndarray
+    out_shape: tuple
+    dtype: np.dtype
+
+    op = "nd_correlate"
+    family = "ndimage"
+
+    # no output element, or no tap kept: zeros (a sum over no terms)
+    empty = property(lambda self: 0 in self.out_shape or self.weights.size == 0)
+
+    def kernel_args(self, out):
+        """``(xp, base, offs, weights, out)``."""
+        return (self.xp, self.base, self.offs, self.weights, out)
+
+
+def correlate_spec(xp, wk):
+    """The :class:`CorrelateSpec` of the valid correlation of the padded, C-contiguous
+    float array ``xp`` (at least 1-D) with ``wk`` (float64, ``xp.ndim`` dimensions, each
+    no longer than ``xp``'s). Taps with ``|w| <= eps`` are left out, as scipy's
+    NI_Correlate leaves them (so 0 * inf never enters a sum). The output, of shape
+    ``tuple(s - k + 1)``, is viewed as ``out_shape``: its lines along the last axis."""
+    oshape = tuple(s - k + 1 for s, k in zip(xp.shape, wk.shape))
+    strides = np.array(xp.strides, dtype=np.int64) // xp.itemsize
+    taps = np.argwhere(np.abs(wk) > _EPS)
+    w = np.ascontiguousarray(wk[tuple(taps.T)], dtype=np.float64)
+    offs = np.ascontiguousarray(taps @ strides, dtype=np.int64)
+    base = np.zeros(oshape[:-1], np.int64)
+    for a, n in enumerate(oshape[:-1]):
+        shape = [1] * len(oshape[:-1])
+        shape[a] = n
+        base = base + (np.arange(n, dtype=np.int64) * strides[a]).reshape(shape)
+    base = np.ascontiguousarray(base.reshape(-1))
+    return CorrelateSpec(xp.reshape(-1), base, offs, w, (base.size, oshape[-1]), xp.dtype)

@@ -15,7 +15,10 @@ makes the rule hold: it may skip the kernel, hand it a corrected spec, or run it
 The entries (each function's docstring says more):
 
 * ``empty_batch`` (every op): an empty call runs no kernel and gives zeros. The kernels'
-  block arithmetic is not written for N == 0 (Cython's pools divided by zero).
+  block arithmetic is not written for N == 0 (Cython's pools divided by zero). The
+  ndimage kernels (``nd_*``) have no batch axis: their call is empty when the output has
+  no element (an input with any zero-length axis, which scipy accepts), or, for
+  ``nd_correlate``, when every tap is one scipy skips (a sum over no terms).
 * ``indices_outside_plane`` (``max_pool2d_backward``): an index outside the input plane
   adds nothing. The kernels scatter through the indices unchecked.
 * ``nonfinite_meets_padding`` (``conv2d_weight``): a non-finite ``grad_output`` value
@@ -52,6 +55,8 @@ ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"
                      "conv3d",
                      "conv3d_input",
                      "conv3d_weight",
+                     # ndimage (issue 18): empty means no output element (see _empty_batch)
+                     "nd_correlate1d", "nd_uniform1d", "nd_correlate",
                      })
 
 
@@ -72,7 +77,12 @@ def _empty_batch(op, backend, spec, out, compute):
     """An empty call (an empty batch, N == 0: the one empty dimension validation lets
     through, as in torch; or an empty max-pool ``grad_output``) runs no kernel, and its
     output is zeros: empty, or a sum over no terms (the weight gradient; the input gradient
-    of a max-pool whose pooled plane is empty)."""
+    of a max-pool whose pooled plane is empty).
+
+    The ndimage kernels have no batch axis, and scipy accepts an input with any
+    zero-length axis: their call is empty when the output (of the input's shape) has no
+    element, and nd_correlate's also when no tap is left (scipy skips the weights with
+    ``|w| <= eps``): zeros, a sum over no terms."""
     if spec.empty:
         out[...] = 0
         return
@@ -176,7 +186,8 @@ _BY_OP: dict = {}  # op -> the functions of its entries, in the table's order
 POSTCONDITIONS = _Table({
     "empty_batch": Postcondition(
         ALL_OPS, _empty_batch,
-        "the kernels' block arithmetic is not written for an empty batch",
+        "the kernels' block arithmetic is not written for an empty batch (for ndimage, "
+        "which has no batch axis: an empty output, or no tap left)",
         _TESTS + "test_issue16_postcondition_empty_batch"),
     "indices_outside_plane": Postcondition(
         frozenset({"max_pool2d_backward"}), _indices_outside_plane,

@@ -35,12 +35,11 @@ How they compute
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 
-from . import _dispatch, _ndspec, _threads
+from . import _dispatch, _ndspec
 from ._ndrank import (  # noqa: F401  (the rank filters, re-exported)
     maximum_filter,
     maximum_filter1d,
@@ -65,9 +64,6 @@ __all__ = [
     "median_filter",
 ]
 
-_OP = "nd_correlate1d"
-_BOX_OP = "nd_uniform1d"
-
 
 # ---------------------------------------------------------------------------------------
 # the 1-D pass
@@ -79,31 +75,13 @@ def _compute_dtype(in_dtype, out_dtype):
         else np.dtype(np.float64)
 
 
-def _line_index(n, k, origin, mode):
-    """The source index of each of the ``n + k - 1`` elements of an extended line (-1:
-    cval), for a k-tap correlation with ``origin`` in ``mode``."""
-    before = k // 2 + origin
-    return np.ascontiguousarray(
-        _ndspec.pad(np.arange(n, dtype=np.int64), (before,), (k - 1 - before,), (mode,), -1),
-        dtype=np.int64)
-
-
 def _pass(x, w, axis, mode, cval, origin, backend, dest=None):
     """One pass of the C-contiguous float array ``x`` along ``axis``: a correlation with
     the float64 weights ``w``, or scipy's running-sum box mean of size
     ``w`` (an int); the result in ``dest`` (C-contiguous, x's dtype) or a new array."""
-    shape = x.shape
-    out = np.empty(shape, x.dtype) if dest is None else dest
-    if x.size == 0:
-        return out
-    box = isinstance(w, int)
-    op = _BOX_OP if box else _OP
-    n, k = shape[axis], (w if box else w.shape[0])
-    x3 = x.reshape(math.prod(shape[:axis]), n, math.prod(shape[axis + 1:]))
-    # the cval as the pass's dtype sees it (scipy extends its lines in double: a float32
-    # pass of a float64 cval rounds it once, as scipy's float32 output would)
-    args = (x3, w, _line_index(n, k, origin, mode), float(cval), out.reshape(x3.shape))
-    _run(op, backend, args)
+    out = np.empty(x.shape, x.dtype) if dest is None else dest
+    spec = _ndspec.line_spec(x, w, axis, mode, cval, origin)
+    _dispatch.run(spec.op, backend, spec, out.reshape(spec.out_shape))
     return out
 
 
@@ -546,44 +524,20 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
 # ---------------------------------------------------------------------------------------
 # n-D correlate / convolve with a full kernel
 # ---------------------------------------------------------------------------------------
-def _run(op, backend, args):
-    """The kernel ``op`` of ``backend`` on ``args`` (fork safety and thread count as
-    :mod:`fastconv._dispatch` gives every kernel)."""
-    name, fn = _dispatch.kernel(op, backend)
-    if name == "numba" and _threads.forked_after_openmp():  # fastconv._threads: fork safety
-        name, fn = _dispatch._forked_child_kernel(op)
-    _dispatch._call(op, name, fn, args)
-
-
 _EPS = np.finfo(np.float64).eps
 
 
 def _corr_padded(xp, wk, backend, dest=None):
     """The valid correlation of the padded, C-contiguous float array ``xp`` with ``wk``
     (float64, same ndim): kernel ``nd_correlate`` over the output's lines along the last
-    axis, each tap a shifted row of ``xp``. Taps with ``|w| <= eps`` are left out, as
-    scipy's NI_Correlate leaves them (so 0 * inf never enters a sum)."""
+    axis, each tap a shifted row of ``xp`` (:func:`fastconv._ndspec.correlate_spec`: taps
+    with ``|w| <= eps`` are left out, as scipy's)."""
     if xp.ndim == 0:  # a 0-d input: one tap
         return (xp * wk if abs(wk) > _EPS else np.zeros((), xp.dtype)).astype(xp.dtype)
     oshape = tuple(s - k + 1 for s, k in zip(xp.shape, wk.shape))
     out = np.empty(oshape, xp.dtype) if dest is None else dest
-    if out.size == 0:
-        return out
-    strides = np.array(xp.strides, dtype=np.int64) // xp.itemsize
-    taps = np.argwhere(np.abs(wk) > _EPS)
-    w = np.ascontiguousarray(wk[tuple(taps.T)], dtype=np.float64)
-    if w.size == 0:
-        out[...] = 0
-        return out
-    offs = np.ascontiguousarray(taps @ strides, dtype=np.int64)
-    base = np.zeros(oshape[:-1], np.int64)
-    for a, n in enumerate(oshape[:-1]):
-        shape = [1] * len(oshape[:-1])
-        shape[a] = n
-        base = base + (np.arange(n, dtype=np.int64) * strides[a]).reshape(shape)
-    base = np.ascontiguousarray(base.reshape(-1))
-    _run("nd_correlate", backend, (xp.reshape(-1), base, offs, w,
-                                   out.reshape(-1, oshape[-1])))
+    spec = _ndspec.correlate_spec(xp, wk)
+    _dispatch.run("nd_correlate", backend, spec, out.reshape(spec.out_shape))
     return out
 
 

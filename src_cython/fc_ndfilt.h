@@ -20,8 +20,14 @@
  *   of line c is tmp[c] / size, stored at out[i * os + c * cs]. The same operations in the
  *   same order as scipy's NI_UniformFilter1D, so the results are scipy's to the bit
  *   (integer outputs then truncate alike).
+ * fc_ndboxline_{f,d}(out, ext, size, n): fc_ndbox's running sum along one extended line (ext:
+ *   n + size - 1 values), the same operations in the same order.
  * The correlations vectorize over the outputs; their sums run over j in order (tap 0
  * first).
+ *
+ * Layout: this file holds the compiler switches; the kernels are plain C functions in
+ * fc_ndfilt_body.h, included below once per element type (as fc_kernels.h includes
+ * fc_kernels_body.h).
  */
 #ifndef FASTCONV_FC_NDFILT_H
 #define FASTCONV_FC_NDFILT_H
@@ -50,135 +56,16 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#define FC_ND_DEFINE(SUF, T)                                                              \
-FC_ND_CLONES static void fc_ndrow_##SUF(T *FC_ND_RESTRICT out, const T *const *rows,     \
-                                        const double *FC_ND_RESTRICT w, Py_ssize_t k,    \
-                                        Py_ssize_t m, int sym)                           \
-{                                                                                        \
-    Py_ssize_t c0, c, j;                                                                 \
-    double acc[FC_ND_BLOCK];                                                             \
-    for (c0 = 0; c0 < m; c0 += FC_ND_BLOCK) {                                            \
-        Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;                      \
-        if (sym == 1 || sym == -1) {                                                                  \
-            const Py_ssize_t h = k / 2;                                                  \
-            const T *FC_ND_RESTRICT rh = rows[h] + c0;                                   \
-            const double wh = w[h];                                                      \
-            for (c = 0; c < b; c++) acc[c] = (double)rh[c] * wh;                         \
-            for (j = 0; j < h; j++) {                                                    \
-                const T *FC_ND_RESTRICT ra = rows[j] + c0;                               \
-                const T *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;                       \
-                const double a = w[j];                                                   \
-                if (sym > 0)                                                             \
-                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] + (double)rb[c]) * a; \
-                else                                                                     \
-                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] - (double)rb[c]) * a; \
-            }                                                                            \
-        } else {                                                                         \
-            /* sym 0: scipy's 1-D order, the last tap first; 2: in order (n-D) */        \
-            const Py_ssize_t first = sym == 2 ? 0 : k - 1;                               \
-            const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;           \
-            const T *FC_ND_RESTRICT r0 = rows[first] + c0;                               \
-            const double w0 = w[first];                                                  \
-            for (c = 0; c < b; c++) acc[c] = (double)r0[c] * w0;                         \
-            for (j = j0; j < j1; j++) {                                                  \
-                const T *FC_ND_RESTRICT r = rows[j] + c0;                                \
-                const double a = w[j];                                                   \
-                for (c = 0; c < b; c++) acc[c] += (double)r[c] * a;                      \
-            }                                                                            \
-        }                                                                                \
-        for (c = 0; c < b; c++) out[c0 + c] = (T)acc[c];                                 \
-    }                                                                                    \
-}                                                                                        \
-FC_ND_CLONES static void fc_ndline_##SUF(T *FC_ND_RESTRICT out,                          \
-                                         const T *FC_ND_RESTRICT ext,                    \
-                                         const double *FC_ND_RESTRICT w, Py_ssize_t k,   \
-                                         Py_ssize_t n, int sym)                          \
-{                                                                                        \
-    Py_ssize_t i0, i, j;                                                                 \
-    double acc[FC_ND_BLOCK];                                                             \
-    for (i0 = 0; i0 < n; i0 += FC_ND_BLOCK) {                                            \
-        Py_ssize_t b = n - i0 < FC_ND_BLOCK ? n - i0 : FC_ND_BLOCK;                      \
-        const T *FC_ND_RESTRICT e = ext + i0;                                            \
-        if (sym == 1 || sym == -1) {                                                                  \
-            const Py_ssize_t h = k / 2;                                                  \
-            const double wh = w[h];                                                      \
-            for (i = 0; i < b; i++) acc[i] = (double)e[i + h] * wh;                      \
-            for (j = 0; j < h; j++) {                                                    \
-                const double a = w[j];                                                   \
-                const T *FC_ND_RESTRICT ea = e + j;                                      \
-                const T *FC_ND_RESTRICT eb = e + k - 1 - j;                              \
-                if (sym > 0)                                                             \
-                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] + (double)eb[i]) * a; \
-                else                                                                     \
-                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] - (double)eb[i]) * a; \
-            }                                                                            \
-        } else { /* scipy's order: the last tap first, then the others in order */     \
-            const double wl = w[k - 1];                                                  \
-            const T *FC_ND_RESTRICT el = e + k - 1;                                      \
-            for (i = 0; i < b; i++) acc[i] = (double)el[i] * wl;                         \
-            for (j = 0; j < k - 1; j++) {                                                \
-                const double a = w[j];                                                   \
-                const T *FC_ND_RESTRICT ej = e + j;                                      \
-                for (i = 0; i < b; i++) acc[i] += (double)ej[i] * a;                     \
-            }                                                                            \
-        }                                                                                \
-        for (i = 0; i < b; i++) out[i0 + i] = (T)acc[i];                                 \
-    }                                                                                    \
-}                                                                                        \
-FC_ND_CLONES static void fc_ndbox_##SUF(T *out, Py_ssize_t os, Py_ssize_t cs,            \
-                                        const T *const *rows, Py_ssize_t size,           \
-                                        Py_ssize_t n, Py_ssize_t m,                      \
-                                        double *FC_ND_RESTRICT tmp)                      \
-{                                                                                        \
-    Py_ssize_t c, l, i;                                                                  \
-    const double fs = (double)size;                                                      \
-    for (c = 0; c < m; c++) tmp[c] = 0.0;                                                \
-    for (l = 0; l < size; l++) {                                                         \
-        const T *FC_ND_RESTRICT r = rows[l];                                             \
-        for (c = 0; c < m; c++) tmp[c] += (double)r[c];                                  \
-    }                                                                                    \
-    for (c = 0; c < m; c++) out[c * cs] = (T)(tmp[c] / fs);                              \
-    for (i = 1; i < n; i++) {                                                            \
-        const T *FC_ND_RESTRICT a = rows[i + size - 1];                                  \
-        const T *FC_ND_RESTRICT b = rows[i - 1];                                         \
-        T *o = out + i * os;                                                             \
-        if (cs == 1) {                                                                   \
-            T *FC_ND_RESTRICT o1 = o;                                                    \
-            for (c = 0; c < m; c++) {                                                    \
-                tmp[c] += (double)a[c] - (double)b[c];                                   \
-                o1[c] = (T)(tmp[c] / fs);                                                \
-            }                                                                            \
-        } else {                                                                         \
-            for (c = 0; c < m; c++) {                                                    \
-                tmp[c] += (double)a[c] - (double)b[c];                                   \
-                o[c * cs] = (T)(tmp[c] / fs);                                            \
-            }                                                                            \
-        }                                                                                \
-    }                                                                                    \
-}
+/* The kernels: one generic body, fc_ndfilt_body.h, included once for float (names ending
+ * in _f) and once for double (_d); it is written in terms of the element type FC_T and the
+ * name macro FC_NAME, and undefines both at its end. */
+#define FC_T float
+#define FC_NAME(name) name##_f
+#include "fc_ndfilt_body.h"
 
-FC_ND_DEFINE(f, float)
-FC_ND_DEFINE(d, double)
-
-/* fc_ndboxline_{f,d}(out, ext, size, n): fc_ndbox's running sum along one extended line
- * (ext: n + size - 1 values), the same operations in the same order. */
-#define FC_ND_BOXLINE(SUF, T)                                                             \
-static void fc_ndboxline_##SUF(T *FC_ND_RESTRICT out, const T *FC_ND_RESTRICT ext,       \
-                               Py_ssize_t size, Py_ssize_t n)                            \
-{                                                                                        \
-    Py_ssize_t l, i;                                                                     \
-    const double fs = (double)size;                                                      \
-    double tmp = 0.0;                                                                    \
-    for (l = 0; l < size; l++) tmp += (double)ext[l];                                    \
-    out[0] = (T)(tmp / fs);                                                              \
-    for (i = 1; i < n; i++) {                                                            \
-        tmp += (double)ext[i + size - 1] - (double)ext[i - 1];                           \
-        out[i] = (T)(tmp / fs);                                                          \
-    }                                                                                    \
-}
-
-FC_ND_BOXLINE(f, float)
-FC_ND_BOXLINE(d, double)
+#define FC_T double
+#define FC_NAME(name) name##_d
+#include "fc_ndfilt_body.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

@@ -8,7 +8,17 @@
  *   fcr_rank_S                o[j] = the rank-th smallest of x[off[t] + j], t < cnt (Wirth's
  *                             selection on a gathered copy; scalar)
  *   fcr_herk_S                van Herk / Gil-Werman running max/min of width k on a line
- * max is "b > a ? b : a" and min "b < a ? b : a" (a the running value): as maxps/minps. */
+ *   fcr_hrun_S / fcr_vrun_S   running max/min of width k along a line / across k rows
+ *   fcr_cmed3_S / fcr_cmed5_S 3x3 / 5x5 box medians of a strip (columns sorted once)
+ *   fcr_gather_S              a line gathered through an index map (-1: cval)
+ * max is "b > a ? b : a" and min "b < a ? b : a" (a the running value): as maxps/minps.
+ * Below them, one dispatcher per kernel (fcr_hrun, fcr_vext, ...) picks the type by its
+ * code: 0 f32, 1 f64, 2 i8, 3 u8, 4 i16, 5 u16, 6 i32, 7 u32, 8 i64, 9 u64.
+ *
+ * Layout: this file holds the compiler switches and the dispatchers; the kernels are plain C
+ * functions in fc_rank_body.h (with the median networks that tools/gen_rank_nets.py writes
+ * to fc_rank_nets.h), included once per element type, as fc_kernels.h includes
+ * fc_kernels_body.h. */
 #ifndef FASTCONV_FC_RANK_H
 #define FASTCONV_FC_RANK_H
 
@@ -27,143 +37,58 @@
 #define FCR_RESTRICT
 #endif
 
+#if defined(__GNUC__)
+#define FCR_INLINE static inline __attribute__((always_inline))
+#else
+#define FCR_INLINE static __inline
+#endif
+
+/* a is the running value: a NaN in a is kept, a NaN in b is passed over */
 #define FCR_MAX(a, b) ((b) > (a) ? (b) : (a))
 #define FCR_MIN(a, b) ((b) < (a) ? (b) : (a))
-#define FCR_SWAP(a, b) do { __typeof__(a) fcr_t_ = FCR_MIN(a, b); \
-    (b) = FCR_MAX(a, b); (a) = fcr_t_; } while (0)
 
-#include "fc_rank_nets.h"
+/* The kernels of each element type: one generic body, fc_rank_body.h (with the generated
+ * median networks of fc_rank_nets.h), included once per type; it is written in terms of the
+ * element type FCR_T and the name macro FCR_NAME, and undefines both at its end. */
+#define FCR_T float
+#define FCR_NAME(name) name##_f32
+#include "fc_rank_body.h"
 
-#define FCR_DEFINE(T, S) \
-FCR_CLONES static void fcr_vmax_##S(T* FCR_RESTRICT o, const T* FCR_RESTRICT a, ptrdiff_t n) \
-{ for (ptrdiff_t j = 0; j < n; j++) o[j] = FCR_MAX(o[j], a[j]); } \
-FCR_CLONES static void fcr_vmin_##S(T* FCR_RESTRICT o, const T* FCR_RESTRICT a, ptrdiff_t n) \
-{ for (ptrdiff_t j = 0; j < n; j++) o[j] = FCR_MIN(o[j], a[j]); } \
-static void fcr_fold_##S(T* FCR_RESTRICT o, const T* x, const ptrdiff_t* off, int cnt, \
-                         ptrdiff_t n, int is_max) \
-{ \
-    const T* x0 = x + off[0]; \
-    for (ptrdiff_t j = 0; j < n; j++) o[j] = x0[j]; \
-    for (int t = 1; t < cnt; t++) { \
-        if (is_max) fcr_vmax_##S(o, x + off[t], n); else fcr_vmin_##S(o, x + off[t], n); \
-    } \
-} \
-FCR_CLONES static void fcr_med9_##S(const T* FCR_RESTRICT x, const ptrdiff_t* off, \
-                                    T* FCR_RESTRICT o, ptrdiff_t n) \
-{ \
-    const T* FCR_RESTRICT r0 = x + off[0]; const T* FCR_RESTRICT r1 = x + off[1]; const T* FCR_RESTRICT r2 = x + off[2]; const T* FCR_RESTRICT r3 = x + off[3]; const T* FCR_RESTRICT r4 = x + off[4]; const T* FCR_RESTRICT r5 = x + off[5]; const T* FCR_RESTRICT r6 = x + off[6]; const T* FCR_RESTRICT r7 = x + off[7]; const T* FCR_RESTRICT r8 = x + off[8]; \
-    _Pragma("GCC ivdep") \
-    for (ptrdiff_t j = 0; j < n; j++) { FCR_NET9(T, r, j); } \
-} \
-FCR_CLONES static void fcr_med25_##S(const T* FCR_RESTRICT x, const ptrdiff_t* off, \
-                                    T* FCR_RESTRICT o, ptrdiff_t n) \
-{ \
-    const T* FCR_RESTRICT r0 = x + off[0]; const T* FCR_RESTRICT r1 = x + off[1]; const T* FCR_RESTRICT r2 = x + off[2]; const T* FCR_RESTRICT r3 = x + off[3]; const T* FCR_RESTRICT r4 = x + off[4]; const T* FCR_RESTRICT r5 = x + off[5]; const T* FCR_RESTRICT r6 = x + off[6]; const T* FCR_RESTRICT r7 = x + off[7]; const T* FCR_RESTRICT r8 = x + off[8]; const T* FCR_RESTRICT r9 = x + off[9]; const T* FCR_RESTRICT r10 = x + off[10]; const T* FCR_RESTRICT r11 = x + off[11]; const T* FCR_RESTRICT r12 = x + off[12]; const T* FCR_RESTRICT r13 = x + off[13]; const T* FCR_RESTRICT r14 = x + off[14]; const T* FCR_RESTRICT r15 = x + off[15]; const T* FCR_RESTRICT r16 = x + off[16]; const T* FCR_RESTRICT r17 = x + off[17]; const T* FCR_RESTRICT r18 = x + off[18]; const T* FCR_RESTRICT r19 = x + off[19]; const T* FCR_RESTRICT r20 = x + off[20]; const T* FCR_RESTRICT r21 = x + off[21]; const T* FCR_RESTRICT r22 = x + off[22]; const T* FCR_RESTRICT r23 = x + off[23]; const T* FCR_RESTRICT r24 = x + off[24]; \
-    _Pragma("GCC ivdep") \
-    for (ptrdiff_t j = 0; j < n; j++) { FCR_NET25(T, r, j); } \
-} \
-static T fcr_select_##S(T* a, int cnt, int k) \
-{ \
-    int l = 0, m = cnt - 1; \
-    while (l < m) { \
-        T v = a[k]; int i = l, j = m; \
-        do { \
-            while (a[i] < v) i++; \
-            while (v < a[j]) j--; \
-            if (i <= j) { T t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; } \
-        } while (i <= j); \
-        if (j < k) l = i; \
-        if (k < i) m = j; \
-    } \
-    return a[k]; \
-} \
-static void fcr_rank_##S(const T* x, const ptrdiff_t* off, int cnt, int rank, \
-                         T* o, ptrdiff_t n, T* buf) \
-{ \
-    for (ptrdiff_t j = 0; j < n; j++) { \
-        for (int t = 0; t < cnt; t++) buf[t] = x[off[t] + j]; \
-        o[j] = fcr_select_##S(buf, cnt, rank); \
-    } \
-} \
-/* running max/min of width k over line[0 .. n + k - 2] into o[0 .. n - 1]; g and h hold \
- * n + k - 1 values each: g the prefix and h the suffix extremes within blocks of k */ \
-static void fcr_herk_##S(const T* line, T* o, ptrdiff_t n, int k, T* g, T* h, int is_max) \
-{ \
-    ptrdiff_t m = n + k - 1; \
-    for (ptrdiff_t s = 0; s < m; s += k) { \
-        ptrdiff_t e = s + k < m ? s + k : m; \
-        g[s] = line[s]; \
-        for (ptrdiff_t p = s + 1; p < e; p++) \
-            g[p] = is_max ? FCR_MAX(g[p - 1], line[p]) : FCR_MIN(g[p - 1], line[p]); \
-        h[e - 1] = line[e - 1]; \
-        for (ptrdiff_t p = e - 2; p >= s; p--) \
-            h[p] = is_max ? FCR_MAX(h[p + 1], line[p]) : FCR_MIN(h[p + 1], line[p]); \
-    } \
-    for (ptrdiff_t j = 0; j < n; j++) o[j] = h[j]; \
-    if (is_max) fcr_vmax_##S(o, g + k - 1, n); else fcr_vmin_##S(o, g + k - 1, n); \
-}
+#define FCR_T double
+#define FCR_NAME(name) name##_f64
+#include "fc_rank_body.h"
 
-#define FCR_GATHER(T, S) \
-static void fcr_gather_##S(T* FCR_RESTRICT line, const T* src, const ptrdiff_t* idx, \
-                           ptrdiff_t m, ptrdiff_t stride, T cval) \
-{ for (ptrdiff_t p = 0; p < m; p++) line[p] = idx[p] >= 0 ? src[idx[p] * stride] : cval; }
+#define FCR_T int8_t
+#define FCR_NAME(name) name##_i8
+#include "fc_rank_body.h"
 
-FCR_DEFINE(float, f32)
-FCR_DEFINE(double, f64)
-FCR_DEFINE(int8_t, i8)
-FCR_DEFINE(uint8_t, u8)
-FCR_DEFINE(int16_t, i16)
-FCR_DEFINE(uint16_t, u16)
-FCR_DEFINE(int32_t, i32)
-FCR_DEFINE(uint32_t, u32)
-FCR_DEFINE(int64_t, i64)
-FCR_DEFINE(uint64_t, u64)
+#define FCR_T uint8_t
+#define FCR_NAME(name) name##_u8
+#include "fc_rank_body.h"
 
-/* fcr_hrun_S: o[j] = max/min(l[j .. j + k - 1]); fcr_vrun_S: o[j] = max/min over t < k of
- * rows[t][j]. One pass, one store per output; k = 2..8 unrolled (vector loops), else the
- * running vext folds. */
-#define FCR_HK(K, OP) case K: \
-    for (ptrdiff_t j = 0; j < n; j++) { __typeof__(o[0]) v = l[j]; \
-        for (int t = 1; t < K; t++) v = OP(v, l[j + t]); o[j] = v; } break;
-#define FCR_VK(K, OP) case K: \
-    for (ptrdiff_t j = 0; j < n; j++) { __typeof__(o[0]) v = rows[0][j]; \
-        for (int t = 1; t < K; t++) v = OP(v, rows[t][j]); o[j] = v; } break;
-#define FCR_DEFINE_RUN(T, S) \
-FCR_CLONES static void fcr_hrun_##S(T* FCR_RESTRICT o, const T* FCR_RESTRICT l, ptrdiff_t n, \
-                                    int k, int is_max) \
-{ \
-    if (is_max) { switch (k) { FCR_HK(2, FCR_MAX) FCR_HK(3, FCR_MAX) FCR_HK(4, FCR_MAX) \
-        FCR_HK(5, FCR_MAX) FCR_HK(6, FCR_MAX) FCR_HK(7, FCR_MAX) FCR_HK(8, FCR_MAX) \
-        default: for (ptrdiff_t j = 0; j < n; j++) o[j] = l[j]; \
-                 for (int t = 1; t < k; t++) fcr_vmax_##S(o, l + t, n); } } \
-    else { switch (k) { FCR_HK(2, FCR_MIN) FCR_HK(3, FCR_MIN) FCR_HK(4, FCR_MIN) \
-        FCR_HK(5, FCR_MIN) FCR_HK(6, FCR_MIN) FCR_HK(7, FCR_MIN) FCR_HK(8, FCR_MIN) \
-        default: for (ptrdiff_t j = 0; j < n; j++) o[j] = l[j]; \
-                 for (int t = 1; t < k; t++) fcr_vmin_##S(o, l + t, n); } } \
-} \
-FCR_CLONES static void fcr_vrun_##S(T* FCR_RESTRICT o, const T* const* rows, ptrdiff_t n, \
-                                    int k, int is_max) \
-{ \
-    if (is_max) { switch (k) { FCR_VK(2, FCR_MAX) FCR_VK(3, FCR_MAX) FCR_VK(4, FCR_MAX) \
-        FCR_VK(5, FCR_MAX) FCR_VK(6, FCR_MAX) FCR_VK(7, FCR_MAX) FCR_VK(8, FCR_MAX) \
-        default: for (ptrdiff_t j = 0; j < n; j++) o[j] = rows[0][j]; \
-                 for (int t = 1; t < k; t++) fcr_vmax_##S(o, rows[t], n); } } \
-    else { switch (k) { FCR_VK(2, FCR_MIN) FCR_VK(3, FCR_MIN) FCR_VK(4, FCR_MIN) \
-        FCR_VK(5, FCR_MIN) FCR_VK(6, FCR_MIN) FCR_VK(7, FCR_MIN) FCR_VK(8, FCR_MIN) \
-        default: for (ptrdiff_t j = 0; j < n; j++) o[j] = rows[0][j]; \
-                 for (int t = 1; t < k; t++) fcr_vmin_##S(o, rows[t], n); } } \
-}
+#define FCR_T int16_t
+#define FCR_NAME(name) name##_i16
+#include "fc_rank_body.h"
 
-FCR_DEFINE_RUN(float, f32)
-FCR_DEFINE_RUN(double, f64)
-FCR_DEFINE_RUN(int8_t, i8)
-FCR_DEFINE_RUN(uint8_t, u8)
-FCR_DEFINE_RUN(int16_t, i16)
-FCR_DEFINE_RUN(uint16_t, u16)
-FCR_DEFINE_RUN(int32_t, i32)
-FCR_DEFINE_RUN(uint32_t, u32)
-FCR_DEFINE_RUN(int64_t, i64)
-FCR_DEFINE_RUN(uint64_t, u64)
+#define FCR_T uint16_t
+#define FCR_NAME(name) name##_u16
+#include "fc_rank_body.h"
+
+#define FCR_T int32_t
+#define FCR_NAME(name) name##_i32
+#include "fc_rank_body.h"
+
+#define FCR_T uint32_t
+#define FCR_NAME(name) name##_u32
+#include "fc_rank_body.h"
+
+#define FCR_T int64_t
+#define FCR_NAME(name) name##_i64
+#include "fc_rank_body.h"
+
+#define FCR_T uint64_t
+#define FCR_NAME(name) name##_u64
+#include "fc_rank_body.h"
 
 static void fcr_hrun(int tc, void* o, const void* l, ptrdiff_t n, int k, int is_max)
 {
@@ -195,62 +120,6 @@ static void fcr_vrun(int tc, void* o, const void* const* rows, ptrdiff_t n, int 
     case 9: fcr_vrun_u64((uint64_t*)o, (const uint64_t* const*)rows, n, k, is_max); break;
     }
 }
-
-FCR_GATHER(float, f32)
-FCR_GATHER(double, f64)
-FCR_GATHER(int8_t, i8)
-FCR_GATHER(uint8_t, u8)
-FCR_GATHER(int16_t, i16)
-FCR_GATHER(uint16_t, u16)
-FCR_GATHER(int32_t, i32)
-FCR_GATHER(uint32_t, u32)
-FCR_GATHER(int64_t, i64)
-FCR_GATHER(uint64_t, u64)
-
-#define FCR_DEFINE_CMED(T, S, K) \
-/* median of the KxK box at (row 0, column j) of the strip rows sb (row stride m) for \
- * j < n: the K columns sorted once into cs (K rows of m + 0), then the columns network */ \
-FCR_CLONES static void fcr_cmed##K##_##S(const T* FCR_RESTRICT sb, ptrdiff_t m, \
-                                        T* FCR_RESTRICT o, ptrdiff_t n, T* FCR_RESTRICT cs) \
-{ \
-    for (ptrdiff_t j = 0; j < n + K - 1; j++) { \
-        FCR_LOADCOL##K(T, sb, m, j); FCR_SORT##K(0); FCR_STORECOL##K(cs, n + K - 1, j); \
-    } \
-    FCR_COLPTRS##K(T, cs, n + K - 1); \
-    for (ptrdiff_t j = 0; j < n; j++) { FCR_CNET##K##x##K(T, c, j); } \
-}
-#define FCR_LOADCOL3(T, b, m, j) T p0 = b[j], p1 = b[(m) + j], p2 = b[2 * (m) + j]
-#define FCR_STORECOL3(c, m, j) c[j] = p0; c[(m) + j] = p1; c[2 * (m) + j] = p2
-#define FCR_COLPTRS3(T, c, m) const T* FCR_RESTRICT c0 = c; \
-    const T* FCR_RESTRICT c1 = c + (m); const T* FCR_RESTRICT c2 = c + 2 * (m)
-#define FCR_LOADCOL5(T, b, m, j) T p0 = b[j], p1 = b[(m) + j], p2 = b[2 * (m) + j], \
-    p3 = b[3 * (m) + j], p4 = b[4 * (m) + j]
-#define FCR_STORECOL5(c, m, j) c[j] = p0; c[(m) + j] = p1; c[2 * (m) + j] = p2; \
-    c[3 * (m) + j] = p3; c[4 * (m) + j] = p4
-#define FCR_COLPTRS5(T, c, m) const T* FCR_RESTRICT c0 = c; \
-    const T* FCR_RESTRICT c1 = c + (m); const T* FCR_RESTRICT c2 = c + 2 * (m); \
-    const T* FCR_RESTRICT c3 = c + 3 * (m); const T* FCR_RESTRICT c4 = c + 4 * (m)
-
-FCR_DEFINE_CMED(float, f32, 3)
-FCR_DEFINE_CMED(float, f32, 5)
-FCR_DEFINE_CMED(double, f64, 3)
-FCR_DEFINE_CMED(double, f64, 5)
-FCR_DEFINE_CMED(int8_t, i8, 3)
-FCR_DEFINE_CMED(int8_t, i8, 5)
-FCR_DEFINE_CMED(uint8_t, u8, 3)
-FCR_DEFINE_CMED(uint8_t, u8, 5)
-FCR_DEFINE_CMED(int16_t, i16, 3)
-FCR_DEFINE_CMED(int16_t, i16, 5)
-FCR_DEFINE_CMED(uint16_t, u16, 3)
-FCR_DEFINE_CMED(uint16_t, u16, 5)
-FCR_DEFINE_CMED(int32_t, i32, 3)
-FCR_DEFINE_CMED(int32_t, i32, 5)
-FCR_DEFINE_CMED(uint32_t, u32, 3)
-FCR_DEFINE_CMED(uint32_t, u32, 5)
-FCR_DEFINE_CMED(int64_t, i64, 3)
-FCR_DEFINE_CMED(int64_t, i64, 5)
-FCR_DEFINE_CMED(uint64_t, u64, 3)
-FCR_DEFINE_CMED(uint64_t, u64, 5)
 
 /* 1 when k is 3 or 5 and the KxK box median ran, else 0 */
 static int fcr_cmed(int tc, int k, const void* sb, ptrdiff_t m, void* o, ptrdiff_t n, void* cs)

@@ -13,6 +13,7 @@ import pytest
 
 import fastconv
 from fastconv import _dispatch
+from fastconv import _ndspec as ND
 from fastconv import _spec as S
 from fastconv import grad as G
 from fastconv._postconditions import POSTCONDITIONS
@@ -102,6 +103,12 @@ def _specs(batch):
         "conv3d": S.conv_spec(x3, w3, None, 1, 1, 1, 1, "zeros", 3),
         "conv3d_input": S.conv_input_grad_spec(x3.shape, w3, gy3, 1, 1, 1, 1, "zeros", 3),
         "conv3d_weight": S.conv_weight_grad_spec(x3, w3.shape, gy3, 1, 1, 1, 1, "zeros", 3),
+        # ---- ndimage (issue 18): no batch axis; ``batch`` is the length of the first one
+        # (the 1-D passes' (outer, n, inner) view; the padded input's lines for the n-D one)
+        "nd_correlate1d": ND.line_spec(np.ones((batch, 5, 3)), np.array([1.0, 2.0, 1.0]), 1,
+                                       "constant", 0.5, 0),
+        "nd_uniform1d": ND.line_spec(np.ones((batch, 5, 3)), 3, 1, "reflect", 0.0, 0),
+        "nd_correlate": ND.correlate_spec(np.ones((batch + 2, 7)), np.ones((3, 3))),
     }
 
 
@@ -157,6 +164,10 @@ def _empty_calls():
         np.ones((2, 3, 0, 0)), np.zeros((2, 3, 0, 0), int), (2, 3, 4, 4), 2)
     for op, spec in specs.items():
         yield op, spec, np.full_like(_out(spec), np.nan)
+    # and an n-D correlation of a non-empty input whose every tap scipy skips (|w| <= eps):
+    # zeros, a sum over no terms
+    spec = ND.correlate_spec(np.ones((4, 7)), np.full((3, 3), 1e-17))
+    yield "nd_correlate", spec, np.full(spec.out_shape, np.nan)
 
 
 def _check_empty_batch(monkeypatch, backend):
@@ -176,7 +187,8 @@ def _check_empty_batch(monkeypatch, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_issue16_postcondition_empty_batch(backend):
     """An empty call runs no kernel, and its output is zeros: the weight gradient of an
-    empty batch, the input gradient of an empty pooled plane, and empty outputs."""
+    empty batch, the input gradient of an empty pooled plane, an n-D ndimage correlation
+    whose every tap is skipped, and empty outputs."""
     _with_and_without("empty_batch", _check_empty_batch, backend)
     # through the public functions, with the real kernels
     gw = G.conv2d_weight(np.ones((0, 2, 5, 5)), (6, 1, 3, 3), np.ones((0, 6, 3, 3)),
@@ -185,6 +197,16 @@ def test_issue16_postcondition_empty_batch(backend):
     got = G.max_pool2d(np.ones((2, 3, 0, 0)), np.zeros((2, 3, 0, 0), int), (2, 3, 4, 4),
                        backend=backend)
     np.testing.assert_array_equal(got, np.zeros((2, 3, 4, 4)))
+    # ndimage: an input with a zero-length axis, and a correlation whose taps are all
+    # skipped (scipy's |w| <= eps), with infinities that 0 * inf would turn into NaN
+    for f in (fastconv.ndimage.correlate1d, fastconv.ndimage.convolve1d):
+        got = f(np.ones((3, 0, 4)), [1.0, 2.0, 1.0], axis=1, backend=backend)
+        assert got.shape == (3, 0, 4)
+    got = fastconv.ndimage.uniform_filter(np.ones((0, 6)), 3, backend=backend)
+    assert got.shape == (0, 6)
+    got = fastconv.ndimage.correlate(np.full((4, 5), np.inf), np.full((3, 3), 1e-17),
+                                     backend=backend)
+    np.testing.assert_array_equal(got, np.zeros((4, 5)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,146 @@
+/* fastconv.ndimage's 1-D correlation passes for one element type: the generic body behind
+ * fc_ndfilt.h (what each kernel computes is described there).
+ *
+ * No include guard: fc_ndfilt.h includes this file once per element type, after defining
+ *
+ *     FC_T          the element type (float, double)
+ *     FC_NAME(n)    the name of function n for that type (fc_ndrow -> fc_ndrow_f, fc_ndrow_d)
+ *
+ * and this file undefines them at its end (the convention of fc_kernels_body.h). Everything
+ * else (FC_ND_CLONES, FC_ND_RESTRICT, FC_ND_BLOCK, the fp-contract setting) comes from
+ * fc_ndfilt.h. Every function here is a plain C function: compiler errors and debuggers
+ * point at the lines below.
+ */
+#if !defined(FC_T) || !defined(FC_NAME) || !defined(FASTCONV_FC_NDFILT_H)
+#error "fc_ndfilt_body.h is included by fc_ndfilt.h, once per element type"
+#endif
+
+/* one output row from the k input rows its taps read */
+FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_T *const *rows,
+                                           const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                           Py_ssize_t m, int sym)
+{
+    Py_ssize_t c0, c, j;
+    double acc[FC_ND_BLOCK];
+    for (c0 = 0; c0 < m; c0 += FC_ND_BLOCK) {
+        Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;
+        if (sym == 1 || sym == -1) {
+            const Py_ssize_t h = k / 2;
+            const FC_T *FC_ND_RESTRICT rh = rows[h] + c0;
+            const double wh = w[h];
+            for (c = 0; c < b; c++) acc[c] = (double)rh[c] * wh;
+            for (j = 0; j < h; j++) {
+                const FC_T *FC_ND_RESTRICT ra = rows[j] + c0;
+                const FC_T *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;
+                const double a = w[j];
+                if (sym > 0)
+                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] + (double)rb[c]) * a;
+                else
+                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] - (double)rb[c]) * a;
+            }
+        } else {
+            /* sym 0: scipy's 1-D order, the last tap first; 2: in order (n-D) */
+            const Py_ssize_t first = sym == 2 ? 0 : k - 1;
+            const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
+            const FC_T *FC_ND_RESTRICT r0 = rows[first] + c0;
+            const double w0 = w[first];
+            for (c = 0; c < b; c++) acc[c] = (double)r0[c] * w0;
+            for (j = j0; j < j1; j++) {
+                const FC_T *FC_ND_RESTRICT r = rows[j] + c0;
+                const double a = w[j];
+                for (c = 0; c < b; c++) acc[c] += (double)r[c] * a;
+            }
+        }
+        for (c = 0; c < b; c++) out[c0 + c] = (FC_T)acc[c];
+    }
+}
+
+/* one line of a pass along the last axis, from its extended copy */
+FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
+                                            const FC_T *FC_ND_RESTRICT ext,
+                                            const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                            Py_ssize_t n, int sym)
+{
+    Py_ssize_t i0, i, j;
+    double acc[FC_ND_BLOCK];
+    for (i0 = 0; i0 < n; i0 += FC_ND_BLOCK) {
+        Py_ssize_t b = n - i0 < FC_ND_BLOCK ? n - i0 : FC_ND_BLOCK;
+        const FC_T *FC_ND_RESTRICT e = ext + i0;
+        if (sym == 1 || sym == -1) {
+            const Py_ssize_t h = k / 2;
+            const double wh = w[h];
+            for (i = 0; i < b; i++) acc[i] = (double)e[i + h] * wh;
+            for (j = 0; j < h; j++) {
+                const double a = w[j];
+                const FC_T *FC_ND_RESTRICT ea = e + j;
+                const FC_T *FC_ND_RESTRICT eb = e + k - 1 - j;
+                if (sym > 0)
+                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] + (double)eb[i]) * a;
+                else
+                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] - (double)eb[i]) * a;
+            }
+        } else { /* scipy's order: the last tap first, then the others in order */
+            const double wl = w[k - 1];
+            const FC_T *FC_ND_RESTRICT el = e + k - 1;
+            for (i = 0; i < b; i++) acc[i] = (double)el[i] * wl;
+            for (j = 0; j < k - 1; j++) {
+                const double a = w[j];
+                const FC_T *FC_ND_RESTRICT ej = e + j;
+                for (i = 0; i < b; i++) acc[i] += (double)ej[i] * a;
+            }
+        }
+        for (i = 0; i < b; i++) out[i0 + i] = (FC_T)acc[i];
+    }
+}
+
+/* scipy's running-sum box mean, m lines at once */
+FC_ND_CLONES static void FC_NAME(fc_ndbox)(FC_T *out, Py_ssize_t os, Py_ssize_t cs,
+                                           const FC_T *const *rows, Py_ssize_t size,
+                                           Py_ssize_t n, Py_ssize_t m,
+                                           double *FC_ND_RESTRICT tmp)
+{
+    Py_ssize_t c, l, i;
+    const double fs = (double)size;
+    for (c = 0; c < m; c++) tmp[c] = 0.0;
+    for (l = 0; l < size; l++) {
+        const FC_T *FC_ND_RESTRICT r = rows[l];
+        for (c = 0; c < m; c++) tmp[c] += (double)r[c];
+    }
+    for (c = 0; c < m; c++) out[c * cs] = (FC_T)(tmp[c] / fs);
+    for (i = 1; i < n; i++) {
+        const FC_T *FC_ND_RESTRICT a = rows[i + size - 1];
+        const FC_T *FC_ND_RESTRICT b = rows[i - 1];
+        FC_T *o = out + i * os;
+        if (cs == 1) {
+            FC_T *FC_ND_RESTRICT o1 = o;
+            for (c = 0; c < m; c++) {
+                tmp[c] += (double)a[c] - (double)b[c];
+                o1[c] = (FC_T)(tmp[c] / fs);
+            }
+        } else {
+            for (c = 0; c < m; c++) {
+                tmp[c] += (double)a[c] - (double)b[c];
+                o[c * cs] = (FC_T)(tmp[c] / fs);
+            }
+        }
+    }
+}
+
+/* fc_ndbox's running sum along one extended line */
+static void FC_NAME(fc_ndboxline)(FC_T *FC_ND_RESTRICT out, const FC_T *FC_ND_RESTRICT ext,
+                                  Py_ssize_t size, Py_ssize_t n)
+{
+    Py_ssize_t l, i;
+    const double fs = (double)size;
+    double tmp = 0.0;
+    for (l = 0; l < size; l++) tmp += (double)ext[l];
+    out[0] = (FC_T)(tmp / fs);
+    for (i = 1; i < n; i++) {
+        tmp += (double)ext[i + size - 1] - (double)ext[i - 1];
+        out[i] = (FC_T)(tmp / fs);
+    }
+}
+
+/* this body's parameters, for the next element type */
+#undef FC_T
+#undef FC_NAME
