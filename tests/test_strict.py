@@ -37,6 +37,7 @@ def _pytest(args, cwd, env=None):
     cannot import an uncompiled in-tree fastconv); return (returncode, stdout + stderr)."""
     full = dict(os.environ)
     full.pop(REQUIRE_VAR, None)
+    full.pop(ONLY_VAR, None)  # set by the debug-build run (tools/debug_tests.sh)
     full.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
                           cwd=cwd, env=full, capture_output=True, text=True, timeout=300)
