@@ -612,8 +612,8 @@ def check(name, f, args, kwargs):
         for g, e in zip(_tuple(got), _tuple(ref)):
             assert isinstance(g, np.ndarray) and g.shape == e.shape and g.dtype == e.dtype, \
                 (where, getattr(g, "shape", g), e.shape)
-            if e.dtype.kind == "f":
-                tol = 1e-3 if e.dtype == np.float32 else 1e-9
+            if e.dtype.kind in "fc":  # complex results: the same tolerance per component
+                tol = 1e-3 if e.dtype in (np.float32, np.complex64) else 1e-9
                 scale = 1.0 + float(np.abs(e[np.isfinite(e)]).max(initial=0.0))
                 np.testing.assert_allclose(g, e, rtol=tol, atol=tol * scale, equal_nan=True,
                                            err_msg=where)
