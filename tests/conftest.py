@@ -251,3 +251,23 @@ def _restore_backend():
     before = fastconv.get_backend()
     yield
     fastconv.set_backend(before)
+
+
+def collect_bench_suite(tmp_path, pytest_args):
+    """The output of ``fastconv bench``'s pytest command run from ``tmp_path`` (quick subset,
+    with ``pytest_args``) against the fastconv under test; fails if pytest fails."""
+    import argparse
+    import subprocess
+
+    from fastconv import cli
+
+    suite = cli._find_suite(None)
+    args = argparse.Namespace(max_time="0.01", quick=True, pytest_args=list(pytest_args))
+    cmd = cli._pytest_command(suite, str(tmp_path / "bench.json"), args)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    return suite, out

@@ -400,27 +400,14 @@ def test_issue20_torch_target_rows_select_the_targets_torch_rows():
 
 def test_issue20_suite_collects_only_torch_target_rows_with_the_option(tmp_path):
     """The suite's own collection with --torch-target-rows (and --quick's marker)."""
-    import argparse
-    import os
     import re
-    import subprocess
 
     import pytest
 
     pytest.importorskip("pytest_benchmark")
-    import fastconv
-    from fastconv import cli
+    from conftest import collect_bench_suite
 
-    suite = cli._find_suite(None)
-    args = argparse.Namespace(max_time="0.01", quick=True,
-                              pytest_args=["--collect-only", "-v", "--torch-target-rows"])
-    cmd = cli._pytest_command(suite, str(tmp_path / "bench.json"), args)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+    _, out = collect_bench_suite(tmp_path, ["--collect-only", "-v", "--torch-target-rows"])
     names = re.findall(r"<Function (test_\w+)\[([^\]]+)\]>", out)
     assert ("test_conv2d", "lenet1-torch") in names, out
     assert ("test_paired_ratio", "conv2d-lenet1-float32-auto/torch") in names, out

@@ -348,20 +348,10 @@ def test_issue16_packaged_suite_collects_from_an_unrelated_folder(tmp_path):
     """The command `fastconv bench --quick` runs collects the suite from an unrelated folder,
     with the suite's own pytest.ini as configuration and its folder as rootdir (the
     suite's modules import each other as the package fastconv.bench)."""
-    import argparse
+    from conftest import collect_bench_suite
 
-    from fastconv import cli
-
-    suite = cli._find_suite(None)
     # (-v after the command's -q: the header and the collected tree)
-    args = argparse.Namespace(max_time="0.01", quick=True, pytest_args=["--collect-only", "-v"])
-    cmd = cli._pytest_command(suite, str(tmp_path / "bench.json"), args)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+    suite, out = collect_bench_suite(tmp_path, ["--collect-only", "-v"])
     assert f"rootdir: {suite}" in out and "configfile: pytest.ini" in out, out
     names = re.findall(r"<Function (test_\w+)\[([^\]]+)\]>", out)
     assert ("test_conv2d", "lenet1-auto") in names, out  # a quick case of fastconv's
