@@ -408,7 +408,13 @@ _DOC_COMMON = """
 
 def maximum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
                    origin=0, *, axes=None, backend=None):
-    """A multidimensional maximum filter, as :func:`scipy.ndimage.maximum_filter`.
+    p = _prepare(input, size, footprint, output, mode, cval, origin, axes, "max")
+    return _run(p, backend)
+
+
+# (built from _DOC_COMMON: an expression, so set after the def, not a docstring literal)
+maximum_filter.__doc__ = """A multidimensional maximum filter, as
+    :func:`scipy.ndimage.maximum_filter`.
 
     Parameters
     ----------
@@ -434,8 +440,6 @@ def maximum_filter(input, size=None, footprint=None, output=None, mode="reflect"
     >>> maximum_filter(np.array([1, 3, 2, 0, 0, 5]), size=3)
     array([3, 3, 3, 2, 5, 5])
     """
-    p = _prepare(input, size, footprint, output, mode, cval, origin, axes, "max")
-    return _run(p, backend)
 
 
 def minimum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
