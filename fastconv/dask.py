@@ -5,9 +5,14 @@ Needs the ``dask`` extra (``pip install "fastconv[dask]"``). :func:`conv2d`,
 counterparts :func:`conv3d`, :func:`max_pool3d`, :func:`avg_pool3d`, and
 :func:`conv_transpose2d` take a ``dask.array.Array`` (or any array with ``chunks=``) and
 the arguments of their NumPy namesakes in :mod:`fastconv`, and return a lazy
-``dask.array.Array`` whose computed value is the NumPy function's result. Only fastconv's
-public API runs inside the tasks. The plan below is the same on every spatial axis (two or
-three of them); :func:`conv_transpose2d`'s own plan, a gather, is in its docstring.
+``dask.array.Array`` whose computed value is the NumPy function's result. So do the
+filters of :mod:`fastconv.ndimage` (:func:`correlate`, :func:`convolve`, their ``1d``
+forms, :func:`uniform_filter`, :func:`gaussian_filter`, :func:`maximum_filter`,
+:func:`minimum_filter`, :func:`median_filter` and the ``1d`` forms), with scipy.ndimage's
+arguments, on arrays of any number of dimensions: every axis they filter is a spatial axis
+below, with stride 1 and the output the input's size. Only fastconv's public API runs
+inside the tasks. The plan below is the same on every spatial axis (two or three of them);
+:func:`conv_transpose2d`'s own plan, a gather, is in its docstring.
 
 How an array is split
 ---------------------
@@ -39,7 +44,14 @@ How an array is split
     (so max-pool pads with -inf, and ``count_include_pad`` and ``ceil_mode`` behave as
     in the NumPy call): each task's region starts at a multiple of the stride, at the true
     border or inside the image, so fastconv's windows fall exactly on the global ones;
-    the few extra windows it computes at the region's edges are dropped.
+    the few extra windows it computes at the region's edges are dropped. The ndimage
+    filters build the region explicitly for every mode but ``constant`` (``wrap`` and the
+    reflections read the chunks at the other side of the array), with a halo of the
+    filter's reach on each side (its length less one, enough for any ``origin``; a
+    Gaussian's radius); in
+    ``constant`` mode the region stops at the array's border and the filter pads it with
+    ``cval`` itself (filling it here would round ``cval`` to an integer input's dtype).
+    The filtered region's own border effects fall in the halo, which is dropped.
 
 Threads
 -------
@@ -69,6 +81,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastconv
+import fastconv.ndimage
 
 try:
     import dask.array as da
@@ -86,6 +99,10 @@ __all__ = [
     "max_pool3d",
     "avg_pool3d",
     "conv_transpose2d",
+    # scipy.ndimage's filters
+    "correlate", "convolve", "correlate1d", "convolve1d", "uniform_filter", "uniform_filter1d",
+    "gaussian_filter", "gaussian_filter1d", "maximum_filter", "minimum_filter",
+    "maximum_filter1d", "minimum_filter1d", "median_filter",
 ]
 
 
@@ -1129,3 +1146,262 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     y = _graph(x, lead, (x.chunks[0], (probe.shape[-nd - 1],)), plans, task, token,
                probe.dtype)
     return y[0] if unbatched else y
+
+
+# --------------------------------------------------------------------------------------------
+# scipy.ndimage's filters
+# --------------------------------------------------------------------------------------------
+# ndimage's modes -> the padding rule of _source_index; 'constant' is not built explicitly
+# (see _nd_plan)
+_ND_PAD = {"reflect": "symm", "grid-mirror": "symm", "mirror": "reflect",
+           "nearest": "replicate", "wrap": "wrap", "grid-wrap": "wrap",
+           "constant": "constant", "grid-constant": "constant"}
+
+
+def _nd_plan(chunks, before, after, mode):
+    """Pieces of one axis of an ndimage filter (stride 1, output the input's size): block
+    ``j`` holds the outputs whose windows (``before`` positions before them, ``after``
+    after) end in chunk ``j``. ``skip`` is where the block starts in the filtered region.
+
+    * Modes other than 'constant': the region is every position the block's windows cover,
+      the border extended by ``mode`` from the chunks at the other side where needed, so
+      the region's own border never reaches the block (``skip == before``).
+    * 'constant': the region is clipped to the array; the filter pads it with ``cval``
+      itself, at the true border. Its edges inside the array lie a whole halo away from the
+      block. (Filling the region here would round ``cval`` to the input's dtype first.)
+    """
+    bounds = np.cumsum((0,) + tuple(chunks))
+    size = int(bounds[-1])
+    pieces = []
+    for o0, o1 in _out_blocks(bounds, before, 1, before + after + 1, size):
+        lo, hi = o0 - before, o1 + after
+        if _ND_PAD[mode] == "constant" or before + after == 0:
+            lo, hi = max(lo, 0), min(hi, size)
+            src = np.arange(lo, hi)
+        else:
+            src = _source_index(np.arange(lo, hi), size, _ND_PAD[mode])
+        reads, take = _reads_of(src, bounds)
+        pieces.append(_Piece((int(o0), int(o1)), reads, take, int(o0 - lo), int(lo)))
+    return pieces
+
+
+def _per_axis(value, n):
+    """A str or scalar argument repeated for ``n`` axes, or a sequence of ``n`` (fastconv
+    has checked its length)."""
+    if isinstance(value, str) or not np.iterable(value):
+        return (value,) * n
+    return tuple(value)
+
+
+def _nd_axes(axes, ndim, axis):
+    """The filtered axes (fastconv has checked them): ``axis`` for the 1-D forms, else
+    ``axes`` (None: all)."""
+    if axes is _ONE_D:
+        axes = axis
+    if axes is None:
+        return tuple(range(ndim))
+    return tuple(operator.index(a) % ndim for a in _per_axis(axes, 1 if np.isscalar(axes) else
+                                                             len(axes)))
+
+
+_ONE_D = object()  # the ``axes`` of a 1-D form: its ``axis`` is the one filtered axis
+
+
+def _ndimage(name, input, halos, mode, kwargs, axes=_ONE_D, axis=-1, *, chunks, threads,
+             backend, by_sorted_axes=False):
+    """The dask array of ``fastconv.ndimage.<name>(input, **kwargs)``.
+
+    ``halos(n)`` gives, for the ``n`` filtered axes, each one's halo: the positions a window
+    may reach on either side of its output.
+    """
+    fn = getattr(fastconv.ndimage, name)
+    x = _as_dask(input, chunks, "input")
+    threads = _threads_arg(threads)
+    backend = _backend_arg(backend)
+    output = kwargs.get("output")
+    if output is not None and not isinstance(output, (type, np.dtype, str)):
+        raise TypeError(f"output must be None or a dtype for a Dask input (the result is a "
+                        f"new dask array), got a {type(output).__name__}")
+    if axes is not _ONE_D:
+        kwargs = dict(kwargs, axes=axes)
+    else:
+        kwargs = dict(kwargs, axis=axis)
+    call = functools.partial(fn, mode=mode, backend=backend, **kwargs)
+    # fastconv validates every argument on a small array (raising here, before any graph)
+    # and tells the result's dtype
+    probe = call(np.zeros(tuple(min(s, 4) for s in x.shape), x.dtype))
+    filtered = _nd_axes(axes, x.ndim, axis)
+    widths = halos(len(filtered))
+    modes = _per_axis(mode, len(filtered))
+    halo = dict.fromkeys(range(x.ndim), (0, "constant"))
+    # an array's axes (weights, footprint; median's box is one too) pair with the filtered
+    # axes in increasing order, as scipy expands them; a size sequence, the mode sequence of
+    # the separable filters and the origins pair with ``axes`` as given
+    for a, h in zip(sorted(filtered) if by_sorted_axes else filtered, widths):
+        halo[a] = (int(h), None)
+    for a, m in zip(filtered, modes):
+        halo[a] = (halo[a][0], m)
+    if x.size == 0:
+        return x.map_blocks(call, dtype=probe.dtype, meta=np.empty((0,) * x.ndim, probe.dtype))
+    plans = [_nd_plan(c, halo[a][0], halo[a][0], halo[a][1]) for a, c in enumerate(x.chunks)]
+    task = functools.partial(_pool_task, func=call, threads=threads, shape=None,
+                             return_indices=False)
+    token = tokenize(f"ndimage-{name}", x.name, mode, backend, threads,
+                     sorted(kwargs.items(), key=operator.itemgetter(0)))
+    return _graph(x, [((), ())], (), plans, task, token, probe.dtype)
+
+
+def _window_halos(size, footprint=None):
+    """The halos of a filter of ``size`` (or the footprint's or weights' shape): ``k - 1``
+    on both sides, enough for every origin the filter accepts."""
+    def halos(n):
+        sizes = np.shape(footprint) if footprint is not None else \
+            _per_axis(size, n)
+        return tuple(int(k) - 1 for k in sizes)
+    return halos
+
+
+def _gaussian_halos(sigma, truncate, radius):
+    """The kernel radius of each axis, as scipy computes it."""
+    def halos(n):
+        if radius is not None:
+            return tuple(int(r) for r in _per_axis(radius, n))
+        return tuple(int(float(truncate) * float(s) + 0.5)
+                     for s in _per_axis(sigma, n))
+    return halos
+
+
+_ND_DOC = """
+    As :func:`fastconv.ndimage.{name}` (and :func:`scipy.ndimage.{name}`): each block is
+    filtered with the halo its windows need, the mode applied at the array's true border,
+    so the result is the in-memory function's on every chunking.
+
+    Besides that function's arguments: ``chunks`` rechunks a Dask input (or splits an
+    in-memory one; default "auto"), and ``threads`` sets fastconv's threads per task
+    (default 1, one per Dask thread). ``output`` may be a dtype, not an array: the result
+    is a new lazy ``dask.array.Array``.
+"""
+
+
+def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
+              backend=None, chunks=None, threads=None):
+    weights = _in_memory(weights)
+    return _ndimage("correlate", input, _window_halos(None, weights), mode,
+                    dict(weights=weights, output=output, cval=cval, origin=origin), axes,
+                    chunks=chunks, threads=threads, backend=backend, by_sorted_axes=True)
+
+
+def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
+             backend=None, chunks=None, threads=None):
+    weights = _in_memory(weights)
+    return _ndimage("convolve", input, _window_halos(None, weights), mode,
+                    dict(weights=weights, output=output, cval=cval, origin=origin), axes,
+                    chunks=chunks, threads=threads, backend=backend, by_sorted_axes=True)
+
+
+def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+                backend=None, chunks=None, threads=None):
+    weights = _in_memory(weights)
+    return _ndimage("correlate1d", input, _window_halos(np.size(weights)), mode,
+                    dict(weights=weights, output=output, cval=cval, origin=origin),
+                    axis=axis, chunks=chunks, threads=threads, backend=backend)
+
+
+def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+               backend=None, chunks=None, threads=None):
+    weights = _in_memory(weights)
+    return _ndimage("convolve1d", input, _window_halos(np.size(weights)), mode,
+                    dict(weights=weights, output=output, cval=cval, origin=origin),
+                    axis=axis, chunks=chunks, threads=threads, backend=backend)
+
+
+def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *,
+                   axes=None, backend=None, chunks=None, threads=None):
+    return _ndimage("uniform_filter", input, _window_halos(size), mode,
+                    dict(size=size, output=output, cval=cval, origin=origin), axes,
+                    chunks=chunks, threads=threads, backend=backend)
+
+
+def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+                     backend=None, chunks=None, threads=None):
+    return _ndimage("uniform_filter1d", input, _window_halos(size), mode,
+                    dict(size=size, output=output, cval=cval, origin=origin), axis=axis,
+                    chunks=chunks, threads=threads, backend=backend)
+
+
+def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
+                    truncate=4.0, *, radius=None, axes=None, backend=None, chunks=None,
+                    threads=None):
+    return _ndimage("gaussian_filter", input, _gaussian_halos(sigma, truncate, radius), mode,
+                    dict(sigma=sigma, order=order, output=output, cval=cval,
+                         truncate=truncate, radius=radius), axes,
+                    chunks=chunks, threads=threads, backend=backend)
+
+
+def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
+                      truncate=4.0, *, radius=None, backend=None, chunks=None, threads=None):
+    return _ndimage("gaussian_filter1d", input, _gaussian_halos(sigma, truncate, radius),
+                    mode, dict(sigma=sigma, order=order, output=output, cval=cval,
+                               truncate=truncate, radius=radius), axis=axis,
+                    chunks=chunks, threads=threads, backend=backend)
+
+
+def _rank(name):
+    def filt(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
+             origin=0, *, axes=None, backend=None, chunks=None, threads=None):
+        footprint = _in_memory(footprint)
+        return _ndimage(name, input, _window_halos(size, footprint), mode,
+                        dict(size=size, footprint=footprint, output=output, cval=cval,
+                             origin=origin), axes,
+                        chunks=chunks, threads=threads, backend=backend,
+                        by_sorted_axes=footprint is not None or name == "median_filter")
+
+    def filt1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+               backend=None, chunks=None, threads=None):
+        return _ndimage(f"{name}1d", input, _window_halos(size), mode,
+                        dict(size=size, output=output, cval=cval, origin=origin), axis=axis,
+                        chunks=chunks, threads=threads, backend=backend)
+
+    filt.__name__ = filt.__qualname__ = name
+    filt1d.__name__ = filt1d.__qualname__ = f"{name}1d"
+    return filt, filt1d
+
+
+maximum_filter, maximum_filter1d = _rank("maximum_filter")
+minimum_filter, minimum_filter1d = _rank("minimum_filter")
+median_filter, _ = _rank("median_filter")
+del _
+
+# each function's summary, and its example's arguments besides the array
+_ND_EXAMPLE = {
+    "correlate": ("Multidimensional correlation", "np.ones((3, 3))"),
+    "convolve": ("Multidimensional convolution", "np.ones((3, 3))"),
+    "correlate1d": ("1-D correlation along ``axis``", "[1.0, 2.0, 1.0]"),
+    "convolve1d": ("1-D convolution along ``axis``", "[1.0, 2.0, 1.0]"),
+    "uniform_filter": ("Multidimensional uniform (box mean) filter", "size=5"),
+    "uniform_filter1d": ("1-D uniform (box mean) filter along ``axis``", "size=5"),
+    "gaussian_filter": ("Multidimensional Gaussian filter (or its derivatives)", "2.0"),
+    "gaussian_filter1d": ("1-D Gaussian filter (or a derivative) along ``axis``", "2.0"),
+    "maximum_filter": ("Multidimensional maximum filter", "size=3"),
+    "minimum_filter": ("Multidimensional minimum filter", "size=3"),
+    "maximum_filter1d": ("1-D maximum filter along ``axis``", "size=5"),
+    "minimum_filter1d": ("1-D minimum filter along ``axis``", "size=5"),
+    "median_filter": ("Multidimensional median filter", "size=3"),
+}
+_ND_EXAMPLE_DOC = """
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastconv.ndimage, fastconv.dask
+    >>> a = np.random.default_rng(0).random((40, 30))
+    >>> lazy = fastconv.dask.{name}(da.from_array(a, chunks=16), {args}, mode="wrap")
+    >>> lazy.numblocks
+    (3, 2)
+    >>> np.allclose(lazy.compute(), fastconv.ndimage.{name}(a, {args}, mode="wrap"))
+    True
+"""
+for _name, (_summary, _args) in _ND_EXAMPLE.items():
+    _f = globals()[_name]
+    _f.__module__ = __name__
+    _f.__doc__ = (f"{_summary} of a Dask array.\n" + _ND_DOC.format(name=_name)
+                  + _ND_EXAMPLE_DOC.format(name=_name, args=_args))
+del _name, _summary, _args, _f

@@ -23,6 +23,7 @@ from conftest import Unchanged, assert_close
 
 import fastconv
 import fastconv.dask as fd
+import fastconv.ndimage
 
 CONV_MODES = ("zeros", "reflect", "replicate", "circular")
 BOUNDARIES = ("fill", "wrap", "symm")
@@ -419,7 +420,8 @@ def test_distributed_every_function(client):
     a = x[0, 0].astype(np.float64)
     cr = fd.correlate2d(a, w[0, 0], "same", "symm", chunks=(4, 7))
     cv = fd.convolve2d(a, w[0, 0], "full", "fill", 2.0, chunks=(4, 7))
-    got = client.compute([conv, mp, mi, ap, cr, cv], sync=True)
+    gf = fd.gaussian_filter(a, 1.5, mode="wrap", chunks=(4, 7))
+    got = client.compute([conv, mp, mi, ap, cr, cv, gf], sync=True)
     assert_close(got[0], fastconv.conv2d(x, w, stride=2, padding=2, padding_mode="circular"),
                  terms=18)
     ev, ei = fastconv.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
@@ -428,6 +430,7 @@ def test_distributed_every_function(client):
     _same(got[3], fastconv.avg_pool2d(x, 3, 2, 1, count_include_pad=False))
     assert_close(got[4], fastconv.correlate2d(a, w[0, 0], "same", "symm"), terms=9)
     assert_close(got[5], fastconv.convolve2d(a, w[0, 0], "full", "fill", 2.0), terms=9)
+    assert_close(got[6], fastconv.ndimage.gaussian_filter(a, 1.5, mode="wrap"), terms=32)
 
 
 def _worker_threads():

@@ -31,15 +31,15 @@ FAMILY_TARGETS = [
 ]
 FAMILIES = ("conv3d", "transpose", "pool3d", "adaptive", "fold")
 
-# The SciPy-namespace, FFT and rank-filter targets are paired with the peer each entry of
+# The SciPy-namespace, FFT, rank-filter and Dask targets are paired with the peer each entry of
 # their module's PAIRED names (``peer``: "scipy", "cv2", "numpy.convolve", "torch", ...),
 # ``make(peer)`` giving the peer's call; their ``what`` and ``bound`` live with the entry.
-PEER_FAMILIES = ("signal", "fft", "ndimage", "rank")
+PEER_FAMILIES = ("signal", "fft", "ndimage", "rank", "dask")
 # peers that compute what fastconv computes (the same border, the same kernel): the paired
 # suite checks them against the reference too; the others (OpenCV's borders and Gaussian
 # taps, conv2d's reflect padding) are timed only
 CHECKED_PEERS = {"torch", "scipy", "scipy.ndimage", "scipy.signal.fftconvolve",
-                 "scipy.signal.oaconvolve", "numpy.convolve"}
+                 "scipy.signal.oaconvolve", "numpy.convolve", "dask_image"}
 
 
 def _entries(families):
