@@ -47,7 +47,8 @@ rows, all filters together. Pools and pool gradients are cut along the planes (i
 then channels); one plane is never cut. conv2d_weight, which sums over the batch, is cut
 along groups, filters and input channels, and along the batch (the partial sums added
 into the result) only when nothing else gives pieces small enough; locally_connected2d
-along the batch only. Pieces are C-contiguous slices where they can be (batch slices,
+along the batch only. The ndimage ops (1-D passes, n-D correlation) are cut along their
+output lines (below). Pieces are C-contiguous slices where they can be (batch slices,
 channel slices of one image); otherwise a piece's inputs are copied and its result is
 computed in a scratch array and copied into place. A candidate is taken only when each
 of its pieces is estimated at most twice the target and all of them at most 1.25 times
@@ -388,6 +389,8 @@ def _cuts(op, args, total, target):
     if op in ("max_pool2d_backward", "avg_pool2d_backward"):
         gx = args[2] if op == "max_pool2d_backward" else args[1]
         return [_plan_planes(*gx.shape[:2], total, target)]
+    if op in _ND_OPS:
+        return _nd_cuts(op, args, total, target)
     return []
 
 
@@ -408,6 +411,8 @@ def _piece(op, args, cut, io=(_contig, _target)):
         n0, n1 = cut
         x, w, b, out = args[:4]
         return _Piece((x[n0:n1], w, b, out[n0:n1]) + tuple(args[4:]))
+    if op in _ND_OPS:
+        return _nd_piece(args, cut, io)
     return _plane_piece(op, args, cut)
 
 
@@ -552,6 +557,45 @@ def by_planes(op, name, spec, out):
         _dispatch.call_kernel(op, name, tuple(a[p0:p1] if isinstance(a, np.ndarray) else a
                                               for a in whole))
         # back in the interpreter: a pending SIGINT raises KeyboardInterrupt here
+
+
+# --------------------------------------------------------------------------------------------
+# ---- ndimage (issue 18): the 1-D passes and the n-D correlation, cut along their lines ----
+# --------------------------------------------------------------------------------------------
+# Every output line of these kernels is computed on its own, from the same inputs, in the
+# same order, whatever the other lines: so the pieces' results are bitwise the uncut call's.
+# * nd_correlate1d / nd_uniform1d ``(x, weights, idx, cval, out)``, ``x`` and ``out``
+#   ``(outer, n, inner)``: the lines along axis 1, cut along ``outer`` (contiguous views),
+#   or along ``inner`` (a pass along the first axis: ``outer`` is 1), whose pieces copy
+#   their columns of ``x`` and fill a scratch array copied into ``out``.
+# * nd_correlate ``(xp, base, offs, weights, out)``: ``out`` ``(lines, length)``, line ``i``
+#   starting at ``xp[base[i]]`` (increasing), each tap ``offs`` (>= 0) further: cut along the
+#   lines, each piece given the span of ``xp`` its lines read.
+_ND_OPS = ("nd_correlate1d", "nd_uniform1d", "nd_correlate")
+
+
+def _nd_cuts(op, args, total, target):
+    out = args[4]
+    if op == "nd_correlate":
+        L = out.shape[0]
+        return [[("lines", a, b) for a, b in _chunks(L, total / L, target)]]
+    outer, _, inner = out.shape
+    return [[(kind, a, b) for a, b in _chunks(size, total / size, target)]
+            for kind, size in (("outer", outer), ("inner", inner)) if size > 1]
+
+
+def _nd_piece(args, cut, io):
+    kind, a, b = cut
+    if kind == "lines":  # the span of xp the lines read, and their starts in it
+        xp, base, offs, w, out = args
+        lo = int(base[a])
+        hi = int(base[b - 1]) + int(offs.max(initial=0)) + out.shape[1]
+        return _Piece((xp[lo:hi], base[a:b] - lo, offs, w, out[a:b]))
+    x, w, idx, cval, out = args
+    if kind == "outer":
+        return _Piece((x[a:b], w, idx, cval, out[a:b]))
+    target, dest = io[1](out[:, :, a:b])
+    return _Piece((io[0](x[:, :, a:b]), w, idx, cval, target), target, dest)
 
 
 # --------------------------------------------------------------------------------------------

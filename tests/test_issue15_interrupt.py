@@ -31,7 +31,7 @@ import pytest
 
 import fastconv
 import fastconv.grad as G
-from fastconv import _chunks, _dispatch
+from fastconv import _chunks, _dispatch, ndimage
 
 from conftest import BACKENDS, assert_close, bench_cases
 
@@ -80,6 +80,12 @@ _CHILD = textwrap.dedent(r'''
             gy = rand(n, 128, 16, 16)
             return (lambda: G.conv2d_input(gy.shape, w, gy, padding=3, backend=backend)), \
                 2 * gy.nbytes
+    elif case == "nd_correlate":
+        from fastconv import ndimage
+        k = rng.standard_normal((9, 9))
+        def make(n):
+            x = rand(512 * n, 1024)
+            return (lambda: ndimage.correlate(x, k, backend=backend)), 2 * x.nbytes
     elif case == "conv2d_weight":
         def make(n):
             x, gy = rand(n, 128, 16, 16), rand(n, 128, 16, 16)
@@ -137,7 +143,7 @@ _CHILD = textwrap.dedent(r'''
 ''')
 
 CASES = ["conv2d_batch", "conv2d_image", "conv1d", "max_pool2d", "conv2d_input",
-         "conv2d_weight"]
+         "conv2d_weight", "nd_correlate"]
 
 
 @pytest.mark.skipif(sys.platform == "win32" or not os.path.isdir("/proc/self/task"),
@@ -267,6 +273,17 @@ _SPLIT_CASES = {
         backend=b), _ALL),
     "avg_pool2d backward": (lambda b, a: G.avg_pool2d(
         a["x"][:, :, ::2, ::2].copy(), a["x"].shape, 3, 2, 1, backend=b), _ALL),
+    # ndimage: lines cut along the outer axis, or along the inner one (a first-axis pass)
+    "ndimage.correlate": (lambda b, a: ndimage.correlate(a["plane"][0, 0], a["w5"][0, 0],
+                                                         mode="wrap", backend=b), _ALL),
+    "ndimage.correlate 3-D": (lambda b, a: ndimage.correlate(a["x"][0, :8], a["w3d"],
+                                                             backend=b), _ALL),
+    "ndimage.gaussian_filter": (lambda b, a: ndimage.gaussian_filter(
+        a["plane"][0, 0], (2.0, 1.5), mode="constant", cval=0.5, backend=b), _ALL),
+    "ndimage.correlate1d, first axis": (lambda b, a: ndimage.correlate1d(
+        a["plane"][0, 0], a["w1"][0, 0], axis=0, backend=b), _ALL),
+    "ndimage.uniform_filter 3-D": (lambda b, a: ndimage.uniform_filter(
+        a["x"][0], (3, 5, 4), mode="mirror", backend=b), _ALL),
 }
 
 
@@ -282,6 +299,7 @@ def arrays():
         "xg": _rand(rng, 4, 600, 12, 12), "wgm": _rand(rng, 24, 600, 3, 3),
         "wl": _rand(rng, 32, 28, 5, 4, 3, 3),
         "gy": _rand(rng, 3, 40, 34, 30), "gy2": _rand(rng, 3, 40, 17, 15),
+        "w3d": rng.standard_normal((3, 2, 3)),
     }
 
 
