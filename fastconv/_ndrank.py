@@ -25,6 +25,9 @@ sizes, origins and modes with ``axes`` in the order given; another footprint, or
 with ``axes`` as given when fewer than all axes are filtered, else positionally. A 1-D median with a
 footprint with holes honours the holes (scipy's 1-D rank path ignores them).
 
+Ctrl-C: a long call runs in slabs of rows, a kernel call each (``_run_slabs``), so a SIGINT
+raises KeyboardInterrupt between two; the result is the whole call's to the bit.
+
 NaN: the kernels compare with ``>``/``<`` and do not define which of a window's values wins
 when one is NaN; scipy's own NaN results also depend on its algorithm. Use NaN-free input
 where it matters.
@@ -263,6 +266,78 @@ def _run(p, backend):
     name = _backend(backend)
     if x.ndim == 0:
         return _ndspec.store(x, out)
+    fast = name == "cython" and ((p.fp is None and p.op in ("min", "max")) or _last_two(x, p))
+    if x.shape[0] > 1 and x.size * _taps(p) > SLAB_TAPS[fast]:
+        return _run_slabs(p, name)
+    return _run_whole(p, name)
+
+
+# ---- Ctrl-C: long calls in slabs ----
+# A call of more than SLAB_TAPS window taps (per path: Cython's box and last-two-axes
+# kernels run 5-60e9 taps a second on 2 threads of an AMD EPYC Zen 2, its other footprint
+# kernels and Numba's and NumPy's 0.04-2e9) runs as slabs of whole rows (along the first
+# axis), one kernel call each, so a SIGINT raises KeyboardInterrupt between two of them
+# (fastconv._chunks does the same for the other kernels, from a cost model; the rank
+# kernels' speeds differ too much between paths and window shapes for one, so the slabs
+# are sized by measuring: the first holds about FIRST_SLAB_TAPS taps, each next one the
+# rows the slabs so far say take _chunks.PIECE_SECONDS). A slab reads the rows its windows
+# cover, the first axis's border extended by its mode where the slab meets it, and its
+# rows' results are those of the whole call: every result is one of the window's values,
+# so the slabs' sizes (which depend on timing) cannot change a bit of it.
+SLAB_TAPS = {True: 100_000_000, False: 3_000_000}  # {fast path: taps}
+FIRST_SLAB_TAPS = 2_000_000
+
+
+def _taps(p):
+    return int(np.prod(p.sizes, dtype=np.int64)) if p.fp is None else int(p.fp.sum())
+
+
+def _run_slabs(p, name):
+    import copy
+    import time
+
+    from ._chunks import PIECE_SECONDS
+
+    x, out = p.x, p.out
+    n = x.shape[0]
+    size, origin, mode = 1, 0, "constant"
+    if 0 in p.axes:
+        i = p.axes.index(0)
+        size, origin, mode = p.sizes[i], p.origins[i], p.modes[i]
+    # padded position q of the first axis (q - before is its row) -> the row it copies
+    rows_of = _index_map(n, size, origin, mode)
+    before = size // 2 + origin
+    cval = np.array(p.cval).astype(x.dtype) if x.dtype.kind == "f" else \
+        np.array(int(p.cval), dtype=x.dtype)
+    per_row = x[0].size * _taps(p)
+    step = max(1, FIRST_SLAB_TAPS // per_row)
+    spent = done = 0
+    r0 = 0
+    while r0 < n:
+        r1 = min(n, r0 + step)
+        src = rows_of[r0:r1 + size - 1]
+        if src[0] >= 0 and src[-1] - src[0] == len(src) - 1 and (np.diff(src) == 1).all():
+            slab = x[src[0]:src[-1] + 1]  # rows inside the array: a view
+        else:
+            slab = np.take(x, np.where(src >= 0, src, 0), axis=0)
+            if (src < 0).any():
+                slab[src < 0] = cval
+        q = copy.copy(p)
+        q.x, q.out = slab, np.empty(slab.shape, x.dtype)
+        t0 = time.perf_counter()
+        res = _run_whole(q, name)
+        spent += time.perf_counter() - t0
+        done += r1 - r0
+        _ndspec.store(res[before:before + r1 - r0], out[r0:r1])
+        r0 = r1
+        # back in the interpreter: a pending SIGINT raises KeyboardInterrupt here
+        step = max(1, int(PIECE_SECONDS * done / max(spent, 1e-9)))
+    return out
+
+
+def _run_whole(p, name):
+    x = p.x
+    out = p.out
     if name == "cython" and p.fp is None and p.op in ("min", "max"):
         res = _cy_box(x, p, out)
         if res is out:

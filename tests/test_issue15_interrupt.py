@@ -41,9 +41,14 @@ bench_cases = bench_cases()  # fastconv/bench/cases.py: the benchmark shapes
 # a real SIGINT to a child process running a long call
 # --------------------------------------------------------------------------------------------
 _CHILD = textwrap.dedent(r'''
-    import json, os, sys, time
+    import json, os, signal, sys, time
     import numpy as np
     import fastconv, fastconv.grad as G
+
+    # Python installs its KeyboardInterrupt handler only if SIGINT is not ignored at start,
+    # and a job started in the background by a non-interactive shell (`cmd &`, as CI runners
+    # may start the suite) inherits SIGINT ignored: install it, as a terminal's process has
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     case, backend = sys.argv[1], sys.argv[2]
     f32 = np.float32
@@ -86,6 +91,12 @@ _CHILD = textwrap.dedent(r'''
         def make(n):
             x = rand(512 * n, 1024)
             return (lambda: ndimage.correlate(x, k, backend=backend)), 2 * x.nbytes
+    elif case == "median_filter":
+        from fastconv import ndimage
+        def make(n):
+            x = rand(256 * n, 512)
+            return (lambda: ndimage.median_filter(x, (7, 5), mode="wrap", backend=backend)), \
+                2 * x.nbytes
     elif case == "conv2d_weight":
         def make(n):
             x, gy = rand(n, 128, 16, 16), rand(n, 128, 16, 16)
@@ -143,7 +154,7 @@ _CHILD = textwrap.dedent(r'''
 ''')
 
 CASES = ["conv2d_batch", "conv2d_image", "conv1d", "max_pool2d", "conv2d_input",
-         "conv2d_weight", "nd_correlate"]
+         "conv2d_weight", "nd_correlate", "median_filter"]
 
 
 @pytest.mark.skipif(sys.platform == "win32" or not os.path.isdir("/proc/self/task"),
@@ -301,6 +312,47 @@ def arrays():
         "gy": _rand(rng, 3, 40, 34, 30), "gy2": _rand(rng, 3, 40, 17, 15),
         "w3d": rng.standard_normal((3, 2, 3)),
     }
+
+
+# the rank filters run in slabs of rows (fastconv._ndrank), sized by timing: bitwise the
+# whole call's whatever the sizes, as every result is one of its window's values
+_RANK_CASES = {
+    "median 5x5, wrap": lambda b, x: ndimage.median_filter(x[0, 0], 5, mode="wrap",
+                                                           backend=b),
+    "max box, mirror, origins": lambda b, x: ndimage.maximum_filter(
+        x[0, 0], (9, 4), mode="mirror", origin=(2, -1), backend=b),
+    "min footprint, constant": lambda b, x: ndimage.minimum_filter(
+        x[0, 0], footprint=np.eye(5, dtype=bool), mode="constant", cval=0.5, backend=b),
+    "median 3-D int16, constant cval 7.5": lambda b, x: ndimage.median_filter(
+        (x[0, :6] * 50).astype(np.int16), (3, 3, 2), mode="constant", cval=7.5, backend=b),
+    "max int16 to float32, cval 2.5": lambda b, x: ndimage.maximum_filter(
+        (x[0] * 50).astype(np.int16), (5, 1, 3), mode="constant", cval=2.5,
+        output=np.float32, backend=b),
+    "median over the last axes": lambda b, x: ndimage.median_filter(
+        x[0], (3, 3), axes=(1, 2), backend=b),
+    "max 1-D, reflect": lambda b, x: ndimage.maximum_filter1d(x[0, 0].ravel(), 31, backend=b),
+}
+
+
+@pytest.mark.parametrize("name", list(_RANK_CASES))
+def test_issue15_rank_filter_slabs_give_the_whole_calls_result(backend, name, monkeypatch):
+    from fastconv import _ndrank
+
+    x = _rand(np.random.default_rng(16), 1, 16, 150, 100)
+    call = _RANK_CASES[name]
+    with monkeypatch.context() as m:
+        m.setattr(_ndrank, "SLAB_TAPS", {True: 10**18, False: 10**18})
+        whole = call(backend, x)
+    slabs = []
+    run_whole = _ndrank._run_whole
+    monkeypatch.setattr(_ndrank, "SLAB_TAPS", {True: 0, False: 0})
+    monkeypatch.setattr(_ndrank, "FIRST_SLAB_TAPS", 1)
+    monkeypatch.setattr(_chunks, "PIECE_SECONDS", 1e-9)  # every slab one row
+    monkeypatch.setattr(_ndrank, "_run_whole", lambda p, n: slabs.append(1) or run_whole(p, n))
+    got = call(backend, x)
+    assert len(slabs) >= 5, f"{name} on {backend}: {len(slabs)} slabs"
+    assert got.dtype == whole.dtype
+    np.testing.assert_array_equal(got, whole)
 
 
 @pytest.mark.parametrize("name", list(_SPLIT_CASES))
