@@ -1,6 +1,7 @@
 """scipy.ndimage's rank filters, multithreaded: :func:`maximum_filter`,
 :func:`minimum_filter`, :func:`maximum_filter1d`, :func:`minimum_filter1d` and
-:func:`median_filter` (issue 18; re-exported by :mod:`fastconv.ndimage`).
+:func:`median_filter`, :func:`rank_filter` and :func:`percentile_filter` (issue 18;
+re-exported by :mod:`fastconv.ndimage`).
 
 Signatures, defaults, modes, ``origin``, ``axes``, ``output=`` and results follow
 scipy.ndimage. The result keeps the input's dtype (as scipy's); the values are order
@@ -35,6 +36,7 @@ where it matters.
 
 from __future__ import annotations
 
+import operator
 import warnings
 
 import numpy as np
@@ -48,6 +50,8 @@ __all__ = [
     "maximum_filter1d",
     "minimum_filter1d",
     "median_filter",
+    "rank_filter",
+    "percentile_filter",
 ]
 
 _TYPE_CODES = {np.dtype(t): i for i, t in enumerate(
@@ -87,7 +91,7 @@ class _Plan:
     pass
 
 
-def _prepare(input, size, footprint, output, mode, cval, origin, axes, op):
+def _prepare(input, size, footprint, output, mode, cval, origin, axes, op, rank=None):
     x = np.asarray(input)
     if x.dtype.kind == "c":
         raise TypeError("input: complex type not supported")
@@ -130,7 +134,7 @@ def _prepare(input, size, footprint, output, mode, cval, origin, axes, op):
     p.sizes = tuple(sizes)
     p.modes = _ndspec.modes(mode, nax)
     origin = _ndspec.sequence(origin, nax, "origin")
-    if fp is not None or op == "median":
+    if fp is not None or op in _RANKED:
         # scipy's footprint (and rank) filters lay the footprint's axes on the filtered
         # axes in increasing order; origins and modes pair with ``axes`` as given when
         # fewer than all axes are filtered, else with the input's axes in order
@@ -140,10 +144,11 @@ def _prepare(input, size, footprint, output, mode, cval, origin, axes, op):
             p.modes = tuple(p.modes[i] for i in order)
         p.axes = tuple(sorted(p.axes))
     p.origins = _ndspec.origins(origin, p.sizes)
-    if op == "median":
+    if op in _RANKED:
         count = int(np.prod(p.sizes)) if fp is None else int(fp.sum())
-        if count <= 2:      # rank 0 or count - 1: scipy runs its min/max filter
-            op = "max" if count == 2 else "min"
+        p.rank = _rank_in(op, rank, count)
+        # rank 0 or count - 1: scipy runs its min/max filter (a box: the separable one)
+        op = "min" if p.rank == 0 else "max" if p.rank == count - 1 else "rank"
     try:
         p.cval = float(cval)
     except (TypeError, ValueError):
@@ -254,8 +259,43 @@ def _full_footprint(x, p):
     return fp.reshape(shape)
 
 
-def _rank_of(op, count):
-    return {"min": 0, "max": count - 1, "median": count // 2}[op]
+# the ops given a rank among the window's values (the others: "min", "max")
+_RANKED = ("median", "rank", "percentile")
+
+
+def _rank_in(op, rank, count):
+    """The 0-based rank in a window of ``count`` values that scipy's median, rank or
+    percentile filter takes (``rank``: the rank, negative from the end, or the
+    percentile)."""
+    if op == "median":
+        return count // 2
+    if op == "percentile":
+        try:
+            pct = float(rank)
+        except (TypeError, ValueError):
+            raise TypeError(f"percentile must be a real number, got {rank!r}") from None
+        if pct < 0.0:
+            pct += 100.0
+        if not 0.0 <= pct <= 100.0:
+            raise _ndspec.ArgumentError(f"percentile must be in [-100, 100], got {rank!r}")
+        r = count - 1 if pct == 100.0 else int(float(count) * pct / 100.0)
+    else:
+        if isinstance(rank, (bool, np.bool_)):
+            raise TypeError(f"rank must be an integer, got {rank!r}")
+        try:
+            r = operator.index(rank)
+        except TypeError:
+            raise TypeError(f"rank must be an integer, got {rank!r}") from None
+    if r < 0:
+        r += count
+    if not 0 <= r < count:
+        raise _ndspec.ArgumentError(f"rank {rank!r} is not within the filter's footprint "
+                                    f"of {count} values (-{count} to {count - 1})")
+    return r
+
+
+def _rank_of(p, count):
+    return {"min": 0, "max": count - 1}.get(p.op, getattr(p, "rank", None))
 
 
 def _run(p, backend):
@@ -347,7 +387,7 @@ def _run_whole(p, name):
     else:
         fp = _full_footprint(x, p)
         count = int(fp.sum())
-        rank = _rank_of(p.op, count)
+        rank = _rank_of(p, count)
         xp = _pad(x, p)
         if name == "numpy":
             from .reference import rank_filter_nd
@@ -377,7 +417,7 @@ def _cy_rank2d(x, p, out):
     oh, mh = full.get(x.ndim - 2, (0, "constant")) if x.ndim >= 2 else (0, "constant")
     ow, mw = full.get(x.ndim - 1, (0, "constant"))
     count = int(fp2.sum())
-    rank = _rank_of(p.op, count)
+    rank = _rank_of(p, count)
     dy, dx = np.nonzero(fp2)
     off = np.ascontiguousarray((dy * (W + kw - 1) + dx).astype(np.intp))
     tc = _TYPE_CODES[x2.dtype]
@@ -389,7 +429,7 @@ def _cy_rank2d(x, p, out):
     _cy_rank.rank2d(tc, x2.reshape(-1).view(np.uint8), res.reshape(-1).view(np.uint8),
                     x2.size // (H * W), H, W, kh, kw, kh // 2 + oh, kw // 2 + ow,
                     _index_map(H, kh, oh, mh), _index_map(W, kw, ow, mw), cval, off, rank,
-                    {"min": 0, "max": 1, "median": 2}[p.op], bool(fp2.all()), kernel_threads())
+                    {"min": 0, "max": 1, "rank": 2}[p.op], bool(fp2.all()), kernel_threads())
     if direct:
         return out
     return _ndspec.store(res.reshape(x.shape), out)
@@ -408,7 +448,7 @@ def _footprint_kernel(name, x, xp, fp, rank, op):
         bases = bases + (np.arange(n, dtype=np.intp) * pstr[a]).reshape(sh)
     bases = np.ascontiguousarray(bases.reshape(-1))
     res = np.empty(x.shape, dtype=x.dtype)
-    opcode = {"min": 0, "max": 1, "median": 2}[op]
+    opcode = {"min": 0, "max": 1, "rank": 2}[op]
     nth = kernel_threads()
     if name == "cython":
         from . import _cy_rank
@@ -604,4 +644,58 @@ def median_filter(input, size=None, footprint=None, output=None, mode="reflect",
     array([1, 2, 8, 3, 7, 7])
     """
     p = _prepare(input, size, footprint, output, mode, cval, origin, axes, "median")
+    return _run(p, backend)
+
+
+def rank_filter(input, rank, size=None, footprint=None, output=None, mode="reflect",
+                cval=0.0, origin=0, *, axes=None, backend=None):
+    """A multidimensional rank filter, as :func:`scipy.ndimage.rank_filter`: each output
+    is the window's value of rank ``rank`` (0 the smallest; negative counts from the
+    largest, -1 the largest). Rank 0 and the last are the minimum and maximum filters.
+
+    Parameters
+    ----------
+    input : array_like
+        Real input (integer, bool or floating).
+    rank : int
+        The rank, in ``[-count, count - 1]`` for a window of ``count`` values (else a
+        ValueError, also a RuntimeError as scipy raises).
+
+    The other parameters are those of :func:`maximum_filter`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv._ndrank import rank_filter
+    >>> rank_filter(np.array([5, 1, 4, 2, 3]), 1, size=3)
+    array([5, 4, 2, 3, 3])
+    """
+    p = _prepare(input, size, footprint, output, mode, cval, origin, axes, "rank", rank)
+    return _run(p, backend)
+
+
+def percentile_filter(input, percentile, size=None, footprint=None, output=None,
+                      mode="reflect", cval=0.0, origin=0, *, axes=None, backend=None):
+    """A multidimensional percentile filter, as :func:`scipy.ndimage.percentile_filter`:
+    the rank filter of rank ``int(count * percentile / 100)`` (``count - 1`` at 100; a
+    negative percentile counts from 100).
+
+    Parameters
+    ----------
+    input : array_like
+        Real input (integer, bool or floating).
+    percentile : float
+        In ``[-100, 100]``.
+
+    The other parameters are those of :func:`maximum_filter`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv._ndrank import percentile_filter
+    >>> percentile_filter(np.array([5, 1, 4, 2, 3]), 50, size=3)
+    array([5, 4, 2, 3, 3])
+    """
+    p = _prepare(input, size, footprint, output, mode, cval, origin, axes, "percentile",
+                 percentile)
     return _run(p, backend)

@@ -8,7 +8,8 @@ the arguments of their NumPy namesakes in :mod:`fastconv`, and return a lazy
 ``dask.array.Array`` whose computed value is the NumPy function's result. So do the
 filters of :mod:`fastconv.ndimage` (:func:`correlate`, :func:`convolve`, their ``1d``
 forms, :func:`uniform_filter`, :func:`gaussian_filter`, :func:`maximum_filter`,
-:func:`minimum_filter`, :func:`median_filter` and the ``1d`` forms), with scipy.ndimage's
+:func:`minimum_filter`, :func:`median_filter`, :func:`rank_filter`,
+:func:`percentile_filter` and the ``1d`` forms), with scipy.ndimage's
 arguments, on arrays of any number of dimensions: every axis they filter is a spatial axis
 below, with stride 1 and the output the input's size. Only fastconv's public API runs
 inside the tasks. The plan below is the same on every spatial axis (two or three of them);
@@ -102,7 +103,7 @@ __all__ = [
     # scipy.ndimage's filters
     "correlate", "convolve", "correlate1d", "convolve1d", "uniform_filter", "uniform_filter1d",
     "gaussian_filter", "gaussian_filter1d", "maximum_filter", "minimum_filter",
-    "maximum_filter1d", "minimum_filter1d", "median_filter",
+    "maximum_filter1d", "minimum_filter1d", "median_filter", "rank_filter", "percentile_filter",
 ]
 
 
@@ -1367,6 +1368,25 @@ def _rank(name):
     return filt, filt1d
 
 
+def rank_filter(input, rank, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
+                origin=0, *, axes=None, backend=None, chunks=None, threads=None):
+    footprint = _in_memory(footprint)
+    return _ndimage("rank_filter", input, _window_halos(size, footprint), mode,
+                    dict(rank=rank, size=size, footprint=footprint, output=output, cval=cval,
+                         origin=origin), axes,
+                    chunks=chunks, threads=threads, backend=backend, by_sorted_axes=True)
+
+
+def percentile_filter(input, percentile, size=None, footprint=None, output=None,
+                      mode="reflect", cval=0.0, origin=0, *, axes=None, backend=None,
+                      chunks=None, threads=None):
+    footprint = _in_memory(footprint)
+    return _ndimage("percentile_filter", input, _window_halos(size, footprint), mode,
+                    dict(percentile=percentile, size=size, footprint=footprint,
+                         output=output, cval=cval, origin=origin), axes,
+                    chunks=chunks, threads=threads, backend=backend, by_sorted_axes=True)
+
+
 maximum_filter, maximum_filter1d = _rank("maximum_filter")
 minimum_filter, minimum_filter1d = _rank("minimum_filter")
 median_filter, _ = _rank("median_filter")
@@ -1387,6 +1407,8 @@ _ND_EXAMPLE = {
     "maximum_filter1d": ("1-D maximum filter along ``axis``", "size=5"),
     "minimum_filter1d": ("1-D minimum filter along ``axis``", "size=5"),
     "median_filter": ("Multidimensional median filter", "size=3"),
+    "rank_filter": ("Multidimensional rank filter", "1, size=3"),
+    "percentile_filter": ("Multidimensional percentile filter", "25, size=3"),
 }
 _ND_EXAMPLE_DOC = """
     Examples

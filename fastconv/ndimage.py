@@ -25,8 +25,8 @@ How they compute
   Complex inputs or weights run as real passes (scipy's own decomposition).
 - Separable filters with an integer (or float16) output store every pass's result in the
   output's dtype before the next pass, as scipy's do.
-- The rank filters :func:`maximum_filter`, :func:`minimum_filter`, their ``1d`` forms and
-  :func:`median_filter` (module ``fastconv._ndrank``) keep the input's dtype and compute
+- The rank filters :func:`maximum_filter`, :func:`minimum_filter`, their ``1d`` forms,
+  :func:`median_filter`, :func:`rank_filter` and :func:`percentile_filter` (module ``fastconv._ndrank``) keep the input's dtype and compute
   exactly in it. A box (``size``, or an all-True footprint) runs as 1-D passes along each
   axis (O(1) per output for wide windows); other footprints run a footprint kernel;
   medians use sorting networks vectorized across outputs (3x3 and 5x5 boxes) or a
@@ -46,6 +46,8 @@ from ._ndrank import (  # noqa: F401  (the rank filters, re-exported)
     median_filter,
     minimum_filter,
     minimum_filter1d,
+    percentile_filter,
+    rank_filter,
 )
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
     "maximum_filter1d",
     "minimum_filter1d",
     "median_filter",
+    "rank_filter",
+    "percentile_filter",
 ]
 
 

@@ -308,8 +308,8 @@ def rank2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssiz
     strip of 16 output rows needs into a private buffer (rows of ``W + kw - 1``, the border
     mode from ``idxh``/``idxw``), then runs, per output row, :func:`footprint`'s ``op``
     with the taps ``off`` (offsets in that buffer: ``dy * (W + kw - 1) + dx``). ``box``: the
-    footprint is a full kh x kw box; a 3x3 or 5x5 box median then sorts each column once
-    and runs the network for presorted columns."""
+    footprint is a full kh x kw box; a 3x3 or 5x5 box median (``rank`` the middle one)
+    then sorts each column once and runs the network for presorted columns."""
     cdef Py_ssize_t isz = cval.shape[0]
     cdef int cnt = <int>off.shape[0]
     if outer == 0 or H == 0 or W == 0:
@@ -348,7 +348,7 @@ def rank2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssiz
                     _gather_line(tc, sb + q * m * isz, s + (o * H + r) * W * isz, iw, 0, m,
                                  W, bw, cv, isz)
             for i in range(nr):
-                if op == 2 and box and kh == kw and fcr_cmed(
+                if op == 2 and box and kh == kw and 2 * rank + 1 == cnt and fcr_cmed(
                         tc, kh, sb + i * m * isz, m, d + (o * H + i0 + i) * W * isz, W,
                         sel + cnt * isz):
                     pass

@@ -29,7 +29,11 @@ MODES = ("reflect", "constant", "nearest", "mirror", "wrap", "grid-wrap", "grid-
 LINEAR = ("correlate", "convolve", "correlate1d", "convolve1d", "uniform_filter",
           "uniform_filter1d", "gaussian_filter", "gaussian_filter1d")
 RANK = ("maximum_filter", "minimum_filter", "maximum_filter1d", "minimum_filter1d",
-        "median_filter")
+        "median_filter", "rank_filter", "percentile_filter")
+FOOTPRINTED = ("median_filter", "maximum_filter", "minimum_filter", "rank_filter",
+               "percentile_filter")
+# the filters whose window is one array (pairing with the sorted axes), sizes included
+BOXED = ("median_filter", "rank_filter", "percentile_filter")
 SEPARABLE = ("uniform_filter", "gaussian_filter", "maximum_filter", "minimum_filter")
 
 
@@ -85,19 +89,24 @@ def _case(name, seed):
             kw["radius"] = ks[0] if one_d else ks
         else:
             kw["truncate"] = float(rng.choice([2.0, 4.0]))
-    elif name in ("median_filter", "maximum_filter", "minimum_filter") and rng.random() < 0.4:
+    elif name in FOOTPRINTED and rng.random() < 0.4:
         kw["footprint"] = rng.random(ks) < 0.6
         kw["footprint"].flat[0] = True
         kw["origin"] = [_origin(rng, k) for k in by_sorted]
         kw["mode"] = mode[0]
     else:
         kw["size"] = ks[0] if one_d else ks
-        pair = by_sorted if name == "median_filter" else ks
+        pair = by_sorted if name in BOXED else ks
         kw["origin"] = _origin(rng, ks[0]) if one_d else [_origin(rng, k) for k in pair]
     if name in LINEAR and dtype.kind in "iu" and rng.random() < 0.5:
         kw["output"] = np.float64
-    if name == "median_filter" and "footprint" in kw and isinstance(kw["mode"], list):
+    if name in BOXED and isinstance(kw["mode"], list):
         kw["mode"] = mode[0]
+    count = int(np.sum(kw["footprint"])) if "footprint" in kw else int(np.prod(ks))
+    if name == "rank_filter":
+        kw["rank"] = int(rng.integers(-count, count))
+    elif name == "percentile_filter":
+        kw["percentile"] = float(rng.choice([0, 20, 50, 75.5, 100, -40]))
     return x, kw
 
 

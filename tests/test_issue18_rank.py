@@ -1,4 +1,4 @@
-"""Issue 18: fastconv's rank filters (maximum/minimum/median, their 1-D forms) against
+"""Issue 18: fastconv's rank filters (maximum/minimum/median/rank/percentile, the 1-D forms) against
 scipy.ndimage, on every backend: random cases over modes, origins, axes, footprints,
 dtypes (int, bool, float), layouts and 1-4 dimensions; output=; bad arguments."""
 
@@ -37,13 +37,14 @@ def _case(rng):
     return x, axes, size, origin, fp, mode, cval
 
 
-def _scipy(op, x, **kw):
-    if op == "median_filter" and x.ndim == 1 and kw.get("footprint") is not None:
+def _scipy(op, x, *args, **kw):
+    if op in ("median_filter", "rank_filter", "percentile_filter") and x.ndim == 1 \
+            and kw.get("footprint") is not None:
         # scipy's 1-D rank path ignores the footprint's holes: compare through 2-D
         kw = dict(kw, footprint=kw["footprint"][None], origin=(0,) + tuple(kw["origin"]),
                   axes=None)
-        return getattr(nd, op)(x[None], **kw)[0]
-    return getattr(nd, op)(x, **kw)
+        return getattr(nd, op)(x[None], *args, **kw)[0]
+    return getattr(nd, op)(x, *args, **kw)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -68,6 +69,56 @@ def test_random_cases_match_scipy(seed):
                 got = getattr(R, op)(x, backend=b, **kw)
                 assert got.dtype == ref.dtype, (op, b)
                 np.testing.assert_array_equal(got, ref, err_msg=f"{op} {b} {kw} {x.dtype}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rank_and_percentile_random_cases_match_scipy(seed):
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(25):
+        x, axes, size, origin, fp, mode, cval = _case(rng)
+        kw = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+        if fp is None:
+            kw["size"] = size
+        else:
+            kw["footprint"] = fp
+        count = int(np.prod(size)) if fp is None else int(fp.sum())
+        for op, arg in [("rank_filter", int(rng.integers(-count, count))),
+                        ("percentile_filter", float(rng.choice([0, 12.5, 50, 99, 100, -30])))]:
+            try:
+                ref = _scipy(op, x, arg, **kw)
+            except ValueError:      # an origin out of range under scipy's axis pairing
+                for b in BACKENDS:
+                    with pytest.raises(ValueError, match="origin"):
+                        getattr(R, op)(x, arg, backend=b, **kw)
+                continue
+            for b in BACKENDS:
+                got = getattr(R, op)(x, arg, backend=b, **kw)
+                assert got.dtype == ref.dtype, (op, b)
+                np.testing.assert_array_equal(got, ref, err_msg=f"{op} {arg} {b} {kw}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rank", [0, 1, 3, 4, 7, 8, -1, -5])
+def test_rank_filter_every_rank_of_a_3x3_box(backend, rank):
+    # the 3x3 and 5x5 box medians have networks of their own: other ranks must not take them
+    x = np.random.default_rng(7).standard_normal((23, 19)).astype(np.float32)
+    for mode in ("constant", "reflect"):
+        np.testing.assert_array_equal(R.rank_filter(x, rank, 3, mode=mode, cval=0.5,
+                                                    backend=backend),
+                                      nd.rank_filter(x, rank, 3, mode=mode, cval=0.5))
+
+
+@pytest.mark.parametrize("call, exc, word", [
+    (lambda x: R.rank_filter(x, 9, size=3), ValueError, "rank"),
+    (lambda x: R.rank_filter(x, -10, size=3), RuntimeError, "rank"),
+    (lambda x: R.rank_filter(x, 1.5, size=3), TypeError, "rank"),
+    (lambda x: R.rank_filter(x, True, size=3), TypeError, "rank"),
+    (lambda x: R.percentile_filter(x, 101, size=3), ValueError, "percentile"),
+    (lambda x: R.percentile_filter(x, "a", size=3), TypeError, "percentile"),
+])
+def test_rank_and_percentile_bad_arguments(call, exc, word):
+    with pytest.raises(exc, match=word):
+        call(np.ones((5, 6)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
