@@ -33,6 +33,7 @@
 #define FASTCONV_FC_NDFILT_H
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__) \
     && !defined(FASTCONV_NO_CLONES)
@@ -47,6 +48,13 @@
 #endif
 
 #define FC_ND_BLOCK 256
+
+/* fc_ndrow's register tile: GNU C vectors of four doubles (one AVX2 register; two SSE2
+ * registers in the baseline clone) */
+#if defined(__GNUC__)
+#define FC_ND_VEC 1
+typedef double fc_nd_v4 __attribute__((vector_size(32)));
+#endif
 
 /* No fused multiply-adds: scipy's sums are separate products and sums (its baseline
  * x86-64 build has no FMA), and so are these, so that results match scipy's to the bit

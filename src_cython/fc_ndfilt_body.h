@@ -15,14 +15,71 @@
 #error "fc_ndfilt_body.h is included by fc_ndfilt.h, once per element type"
 #endif
 
+#ifdef FC_ND_VEC
+/* 16 consecutive values as four vectors of doubles, and back (through pointers: a function
+ * returning a vector would change the ABI of the baseline clone, which has no AVX) */
+static inline void FC_NAME(fc_ndld)(fc_nd_v4 *v, const FC_T *p)
+{
+    int q;
+    for (q = 0; q < 4; q++) {
+        const fc_nd_v4 t = {(double)p[4 * q], (double)p[4 * q + 1], (double)p[4 * q + 2],
+                            (double)p[4 * q + 3]};
+        v[q] = t;
+    }
+}
+
+static inline void FC_NAME(fc_ndst)(FC_T *o, const fc_nd_v4 *v)
+{
+    int q, e;
+    for (q = 0; q < 4; q++)
+        for (e = 0; e < 4; e++) o[4 * q + e] = (FC_T)v[q][e];
+}
+#endif
+
 /* one output row from the k input rows its taps read */
 FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_T *const *rows,
                                            const double *FC_ND_RESTRICT w, Py_ssize_t k,
                                            Py_ssize_t m, int sym)
 {
-    Py_ssize_t c0, c, j;
+    Py_ssize_t c0 = 0, c, j;
     double acc[FC_ND_BLOCK];
-    for (c0 = 0; c0 < m; c0 += FC_ND_BLOCK) {
+#ifdef FC_ND_VEC
+    /* 16 outputs at a time, their sums in four vector registers (the block loop below keeps
+     * them in memory: a load and a store per tap). Each sum's terms, and its operations
+     * (products, then sums: no fused multiply-adds), are the block loop's. */
+    for (; c0 + 16 <= m; c0 += 16) {
+        fc_nd_v4 t[4], xa[4], xb[4], av;
+        int q;
+        if (sym == 1 || sym == -1) {
+            const Py_ssize_t h = k / 2;
+            av = (fc_nd_v4){w[h], w[h], w[h], w[h]};
+            FC_NAME(fc_ndld)(xa, rows[h] + c0);
+            for (q = 0; q < 4; q++) t[q] = xa[q] * av;
+            for (j = 0; j < h; j++) {
+                av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
+                FC_NAME(fc_ndld)(xa, rows[j] + c0);
+                FC_NAME(fc_ndld)(xb, rows[k - 1 - j] + c0);
+                if (sym > 0)
+                    for (q = 0; q < 4; q++) t[q] += (xa[q] + xb[q]) * av;
+                else
+                    for (q = 0; q < 4; q++) t[q] += (xa[q] - xb[q]) * av;
+            }
+        } else {
+            const Py_ssize_t first = sym == 2 ? 0 : k - 1;
+            const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
+            av = (fc_nd_v4){w[first], w[first], w[first], w[first]};
+            FC_NAME(fc_ndld)(xa, rows[first] + c0);
+            for (q = 0; q < 4; q++) t[q] = xa[q] * av;
+            for (j = j0; j < j1; j++) {
+                av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
+                FC_NAME(fc_ndld)(xa, rows[j] + c0);
+                for (q = 0; q < 4; q++) t[q] += xa[q] * av;
+            }
+        }
+        FC_NAME(fc_ndst)(out + c0, t);
+    }
+#endif
+    for (; c0 < m; c0 += FC_ND_BLOCK) {
         Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;
         if (sym == 1 || sym == -1) {
             const Py_ssize_t h = k / 2;
@@ -55,41 +112,37 @@ FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_T 
     }
 }
 
-/* one line of a pass along the last axis, from its extended copy */
+/* one line of a pass along the last axis, from its extended copy: fc_ndrow over the k
+ * copies of the line shifted by each tap (the same sums, in the same order) */
 FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
                                             const FC_T *FC_ND_RESTRICT ext,
                                             const double *FC_ND_RESTRICT w, Py_ssize_t k,
                                             Py_ssize_t n, int sym)
 {
-    Py_ssize_t i0, i, j;
-    double acc[FC_ND_BLOCK];
-    for (i0 = 0; i0 < n; i0 += FC_ND_BLOCK) {
-        Py_ssize_t b = n - i0 < FC_ND_BLOCK ? n - i0 : FC_ND_BLOCK;
-        const FC_T *FC_ND_RESTRICT e = ext + i0;
+    const FC_T *stack[256] = {0};
+    const FC_T **rows = k <= 256 ? stack : (const FC_T **)malloc(k * sizeof(FC_T *));
+    Py_ssize_t j, i0, i;
+    if (rows != NULL) {
+        for (j = 0; j < k; j++) rows[j] = ext + j;
+        FC_NAME(fc_ndrow)(out, rows, w, k, n, sym);
+        if (rows != stack) free((void *)rows);
+        return;
+    }
+    /* no memory for the pointers of a very long kernel: one output at a time */
+    for (i0 = 0; i0 < n; i0++) {
+        const FC_T *e = ext + i0;
+        double acc;
         if (sym == 1 || sym == -1) {
             const Py_ssize_t h = k / 2;
-            const double wh = w[h];
-            for (i = 0; i < b; i++) acc[i] = (double)e[i + h] * wh;
-            for (j = 0; j < h; j++) {
-                const double a = w[j];
-                const FC_T *FC_ND_RESTRICT ea = e + j;
-                const FC_T *FC_ND_RESTRICT eb = e + k - 1 - j;
-                if (sym > 0)
-                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] + (double)eb[i]) * a;
-                else
-                    for (i = 0; i < b; i++) acc[i] += ((double)ea[i] - (double)eb[i]) * a;
-            }
-        } else { /* scipy's order: the last tap first, then the others in order */
-            const double wl = w[k - 1];
-            const FC_T *FC_ND_RESTRICT el = e + k - 1;
-            for (i = 0; i < b; i++) acc[i] = (double)el[i] * wl;
-            for (j = 0; j < k - 1; j++) {
-                const double a = w[j];
-                const FC_T *FC_ND_RESTRICT ej = e + j;
-                for (i = 0; i < b; i++) acc[i] += (double)ej[i] * a;
-            }
+            acc = (double)e[h] * w[h];
+            for (i = 0; i < h; i++)
+                acc += (sym > 0 ? (double)e[i] + (double)e[k - 1 - i]
+                                : (double)e[i] - (double)e[k - 1 - i]) * w[i];
+        } else {
+            acc = (double)e[k - 1] * w[k - 1];
+            for (i = 0; i < k - 1; i++) acc += (double)e[i] * w[i];
         }
-        for (i = 0; i < b; i++) out[i0 + i] = (FC_T)acc[i];
+        out[i0] = (FC_T)acc;
     }
 }
 
