@@ -306,30 +306,43 @@ def _run(p, backend):
     name = _backend(backend)
     if x.ndim == 0:
         return _ndspec.store(x, out)
-    fast = name == "cython" and ((p.fp is None and p.op in ("min", "max")) or _last_two(x, p))
-    if x.shape[0] > 1 and x.size * _taps(p) > SLAB_TAPS[fast]:
+    if x.shape[0] > 1 and _seconds(p, name) > SLAB_SECONDS:
         return _run_slabs(p, name)
     return _run_whole(p, name)
 
 
 # ---- Ctrl-C: long calls in slabs ----
-# A call of more than SLAB_TAPS window taps (per path: Cython's box and last-two-axes
-# kernels run 5-60e9 taps a second on 2 threads of an AMD EPYC Zen 2, its other footprint
-# kernels and Numba's and NumPy's 0.04-2e9) runs as slabs of whole rows (along the first
-# axis), one kernel call each, so a SIGINT raises KeyboardInterrupt between two of them
-# (fastconv._chunks does the same for the other kernels, from a cost model; the rank
-# kernels' speeds differ too much between paths and window shapes for one, so the slabs
-# are sized by measuring: the first holds about FIRST_SLAB_TAPS taps, each next one the
-# rows the slabs so far say take _chunks.PIECE_SECONDS). A slab reads the rows its windows
-# cover, the first axis's border extended by its mode where the slab meets it, and its
-# rows' results are those of the whole call: every result is one of the window's values,
-# so the slabs' sizes (which depend on timing) cannot change a bit of it.
-SLAB_TAPS = {True: 100_000_000, False: 3_000_000}  # {fast path: taps}
+# A call estimated (_seconds) at more than SLAB_SECONDS runs as slabs of whole rows (along
+# the first axis), one kernel call each, so a SIGINT raises KeyboardInterrupt between two of
+# them (fastconv._chunks does the same for the other kernels). The estimate is coarse (the
+# rank kernels' speeds differ 1000-fold between paths), so the slabs are sized by
+# measuring: the first holds about FIRST_SLAB_TAPS taps, each next one the rows the slabs so
+# far say take _chunks.PIECE_SECONDS. A slab reads the rows its windows cover, the first
+# axis's border extended by its mode where the slab meets it, and its rows' results are
+# those of the whole call: every result is one of the window's values, so the slabs' sizes
+# (which depend on timing) cannot change a bit of it.
+SLAB_SECONDS = 0.3
 FIRST_SLAB_TAPS = 2_000_000
 
+# window taps per second by kernel, about half what 2 threads of a loaded AMD EPYC (Zen 2)
+# measured on 2048^2 float32 (boxes: per output and axis, the passes' cost whatever the
+# width; "fold": min/max over a footprint; "network": the 9- and 25-value median networks;
+# "select": any other rank)
+_RATES = {"cython": {"box": 2.5e9, "fold": 5e9, "network": 3e9, "select": 0.04e9},
+          "numba": {"box": 0.8e9, "fold": 0.8e9, "network": 0.03e9, "select": 0.03e9},
+          "numpy": {"box": 0.008e9, "fold": 0.008e9, "network": 0.008e9, "select": 0.008e9}}
 
-def _taps(p):
-    return int(np.prod(p.sizes, dtype=np.int64)) if p.fp is None else int(p.fp.sum())
+
+def _seconds(p, name):
+    """The call's estimated seconds, from its shapes and kernel path."""
+    count = int(np.prod(p.sizes, dtype=np.int64)) if p.fp is None else int(p.fp.sum())
+    if p.op in ("min", "max"):
+        box = p.fp is None and name == "cython"
+        path, taps = ("box", int(sum(p.sizes))) if box else ("fold", count)
+    else:
+        network = count in (9, 25) and p.rank == count // 2
+        path, taps = ("network" if network else "select"), count
+    return p.x.size * taps / _RATES[name][path]
 
 
 def _run_slabs(p, name):
@@ -349,7 +362,8 @@ def _run_slabs(p, name):
     before = size // 2 + origin
     cval = np.array(p.cval).astype(x.dtype) if x.dtype.kind == "f" else \
         np.array(int(p.cval), dtype=x.dtype)
-    per_row = x[0].size * _taps(p)
+    per_row = x[0].size * (int(np.prod(p.sizes, dtype=np.int64)) if p.fp is None
+                           else int(p.fp.sum()))
     step = max(1, FIRST_SLAB_TAPS // per_row)
     spent = done = 0
     r0 = 0

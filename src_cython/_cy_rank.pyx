@@ -256,10 +256,13 @@ def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize
     cdef const Py_ssize_t* ih = &idxh[0]
     cdef const Py_ssize_t* iw = &idxw[0]
     cdef const char* cv = <const char*>&cval[0]
-    cdef Py_ssize_t R = 16
+    cdef Py_ssize_t R = 32
     cdef Py_ssize_t ns = (H + R - 1) // R
     cdef Py_ssize_t m = W + kw - 1
+    cdef Py_ssize_t ra = kw - 1 - bw   # the padding after the last column
     cdef Py_ssize_t task, o, i0, nr, q, r, t, i
+    cdef const char* srow
+    cdef char* hrow
     cdef char* hb
     cdef char* line
     cdef char* g
@@ -283,11 +286,24 @@ def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize
                 if r < 0:
                     memcpy(hb + q * W * isz, crow, W * isz)
                     continue
-                _gather_line(tc, line, s + (o * H + r) * W * isz, iw, 0, m, W, bw, cv, isz)
+                srow = s + (o * H + r) * W * isz
+                hrow = hb + q * W * isz
+                if kw <= _DIRECT_K and W >= kw:
+                    # the windows inside the row read it in place; only the few at each
+                    # end read a copy extended by the mode
+                    fcr_hrun(tc, hrow + bw * isz, srow, W - kw + 1, kw, is_max)
+                    if bw > 0:
+                        _gather_line(tc, line, srow, iw, 0, bw + kw - 1, W, bw, cv, isz)
+                        fcr_hrun(tc, hrow, line, bw, kw, is_max)
+                    if ra > 0:
+                        _gather_line(tc, line, srow, iw, W - ra, ra + kw - 1, W, bw, cv, isz)
+                        fcr_hrun(tc, hrow + (W - ra) * isz, line, ra, kw, is_max)
+                    continue
+                _gather_line(tc, line, srow, iw, 0, m, W, bw, cv, isz)
                 if kw <= _DIRECT_K:
-                    fcr_hrun(tc, hb + q * W * isz, line, W, kw, is_max)
+                    fcr_hrun(tc, hrow, line, W, kw, is_max)
                 else:
-                    fcr_herk(tc, line, hb + q * W * isz, W, kw, g, h, is_max)
+                    fcr_herk(tc, line, hrow, W, kw, g, h, is_max)
             for i in range(nr):
                 for t in range(kh):
                     rows[t] = hb + (i + t) * W * isz

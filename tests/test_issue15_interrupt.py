@@ -341,11 +341,11 @@ def test_issue15_rank_filter_slabs_give_the_whole_calls_result(backend, name, mo
     x = _rand(np.random.default_rng(16), 1, 16, 150, 100)
     call = _RANK_CASES[name]
     with monkeypatch.context() as m:
-        m.setattr(_ndrank, "SLAB_TAPS", {True: 10**18, False: 10**18})
+        m.setattr(_ndrank, "SLAB_SECONDS", float("inf"))
         whole = call(backend, x)
     slabs = []
     run_whole = _ndrank._run_whole
-    monkeypatch.setattr(_ndrank, "SLAB_TAPS", {True: 0, False: 0})
+    monkeypatch.setattr(_ndrank, "SLAB_SECONDS", 0.0)
     monkeypatch.setattr(_ndrank, "FIRST_SLAB_TAPS", 1)
     monkeypatch.setattr(_chunks, "PIECE_SECONDS", 1e-9)  # every slab one row
     monkeypatch.setattr(_ndrank, "_run_whole", lambda p, n: slabs.append(1) or run_whole(p, n))
