@@ -1284,36 +1284,29 @@ _ND_DOC = """
 """
 
 
-def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
-              backend=None, chunks=None, threads=None):
-    weights = _in_memory(weights)
-    return _ndimage("correlate", input, _window_halos(None, weights), mode,
-                    dict(weights=weights, output=output, cval=cval, origin=origin), axes,
-                    chunks=chunks, threads=threads, backend=backend, by_sorted_axes=True)
-
-
-def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
+def _weighted(name):
+    """The Dask forms of ``fastconv.ndimage.<name>`` and ``<name>1d`` (correlate, convolve)."""
+    def filt(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
              backend=None, chunks=None, threads=None):
-    weights = _in_memory(weights)
-    return _ndimage("convolve", input, _window_halos(None, weights), mode,
-                    dict(weights=weights, output=output, cval=cval, origin=origin), axes,
-                    chunks=chunks, threads=threads, backend=backend, by_sorted_axes=True)
+        weights = _in_memory(weights)
+        return _ndimage(name, input, _window_halos(None, weights), mode,
+                        dict(weights=weights, output=output, cval=cval, origin=origin), axes,
+                        chunks=chunks, threads=threads, backend=backend, by_sorted_axes=True)
 
-
-def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
-                backend=None, chunks=None, threads=None):
-    weights = _in_memory(weights)
-    return _ndimage("correlate1d", input, _window_halos(np.size(weights)), mode,
-                    dict(weights=weights, output=output, cval=cval, origin=origin),
-                    axis=axis, chunks=chunks, threads=threads, backend=backend)
-
-
-def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+    def filt1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
                backend=None, chunks=None, threads=None):
-    weights = _in_memory(weights)
-    return _ndimage("convolve1d", input, _window_halos(np.size(weights)), mode,
-                    dict(weights=weights, output=output, cval=cval, origin=origin),
-                    axis=axis, chunks=chunks, threads=threads, backend=backend)
+        weights = _in_memory(weights)
+        return _ndimage(f"{name}1d", input, _window_halos(np.size(weights)), mode,
+                        dict(weights=weights, output=output, cval=cval, origin=origin),
+                        axis=axis, chunks=chunks, threads=threads, backend=backend)
+
+    filt.__name__ = filt.__qualname__ = name
+    filt1d.__name__ = filt1d.__qualname__ = f"{name}1d"
+    return filt, filt1d
+
+
+correlate, correlate1d = _weighted("correlate")
+convolve, convolve1d = _weighted("convolve")
 
 
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *,

@@ -47,16 +47,22 @@ def _scipy(op, x, *args, **kw):
     return getattr(nd, op)(x, *args, **kw)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_cases_match_scipy(seed):
+def _cases(seed, n=25):
+    """n random cases: (x, the keyword arguments, the window's tap count)."""
     rng = np.random.default_rng(seed)
-    for _ in range(25):
+    for _ in range(n):
         x, axes, size, origin, fp, mode, cval = _case(rng)
         kw = dict(mode=mode, cval=cval, origin=origin, axes=axes)
         if fp is None:
             kw["size"] = size
         else:
             kw["footprint"] = fp
+        yield rng, x, kw, int(np.prod(size)) if fp is None else int(fp.sum())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_cases_match_scipy(seed):
+    for _, x, kw, _ in _cases(seed):
         for op in OPS:
             try:
                 ref = _scipy(op, x, **kw)
@@ -73,15 +79,7 @@ def test_random_cases_match_scipy(seed):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_rank_and_percentile_random_cases_match_scipy(seed):
-    rng = np.random.default_rng(100 + seed)
-    for _ in range(25):
-        x, axes, size, origin, fp, mode, cval = _case(rng)
-        kw = dict(mode=mode, cval=cval, origin=origin, axes=axes)
-        if fp is None:
-            kw["size"] = size
-        else:
-            kw["footprint"] = fp
-        count = int(np.prod(size)) if fp is None else int(fp.sum())
+    for rng, x, kw, count in _cases(100 + seed):
         for op, arg in [("rank_filter", int(rng.integers(-count, count))),
                         ("percentile_filter", float(rng.choice([0, 12.5, 50, 99, 100, -30])))]:
             try:
