@@ -22,8 +22,8 @@ or 25 taps (3x3, 5x5 or any footprint of that count), else Wirth's selection per
 
 Unsorted ``axes``: as scipy, a separable max/min (``size`` or an all-True footprint) pairs
 sizes, origins and modes with ``axes`` in the order given; another footprint, or a median, lays the footprint's
-(or ``size``'s) axes on the filtered axes in increasing order, origins and modes pairing
-with ``axes`` as given when fewer than all axes are filtered, else positionally. A 1-D median with a
+(or ``size``'s) axes on the filtered axes in increasing order, modes pairing with ``axes``
+as given, origins too when fewer than all axes are filtered, else positionally. A 1-D median with a
 footprint with holes honours the holes (scipy's 1-D rank path ignores them).
 
 Ctrl-C: a long call runs in slabs of rows, a kernel call each (``_run_slabs``), so a SIGINT
@@ -136,12 +136,13 @@ def _prepare(input, size, footprint, output, mode, cval, origin, axes, op, rank=
     origin = _ndspec.sequence(origin, nax, "origin")
     if fp is not None or op in _RANKED:
         # scipy's footprint (and rank) filters lay the footprint's axes on the filtered
-        # axes in increasing order; origins and modes pair with ``axes`` as given when
-        # fewer than all axes are filtered, else with the input's axes in order
+        # axes in increasing order; modes pair with ``axes`` as given (scipy's
+        # _expand_mode), origins too when fewer than all axes are filtered, else with the
+        # input's axes in order (its _expand_origin)
         order = sorted(range(nax), key=lambda i: p.axes[i])
         if nax < x.ndim:
             origin = tuple(origin[i] for i in order)
-            p.modes = tuple(p.modes[i] for i in order)
+        p.modes = tuple(p.modes[i] for i in order)
         p.axes = tuple(sorted(p.axes))
     p.origins = _ndspec.origins(origin, p.sizes)
     if op in _RANKED:
@@ -352,6 +353,8 @@ def _run_slabs(p, name):
     from ._chunks import PIECE_SECONDS
 
     x, out = p.x, p.out
+    if np.may_share_memory(out, x):  # the slabs read rows that earlier slabs have written
+        x = x.copy()
     n = x.shape[0]
     size, origin, mode = 1, 0, "constant"
     if 0 in p.axes:

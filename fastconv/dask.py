@@ -1348,7 +1348,10 @@ def _rank(name):
                         dict(size=size, footprint=footprint, output=output, cval=cval,
                              origin=origin), axes,
                         chunks=chunks, threads=threads, backend=backend,
-                        by_sorted_axes=footprint is not None or name == "median_filter")
+                        # a footprint with holes (an all-True one is a box: separable, its
+                        # sizes paired with ``axes`` as given), or a median's box
+                        by_sorted_axes=(footprint is not None and not np.all(footprint))
+                        or name == "median_filter")
 
     def filt1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
                backend=None, chunks=None, threads=None):

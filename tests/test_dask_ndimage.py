@@ -191,3 +191,14 @@ def test_errors_raise_eagerly_naming_the_argument(call, exc, word):
     x = da.ones((8, 8), chunks=4)
     with pytest.raises(exc, match=word):
         call(x)
+
+
+@pytest.mark.parametrize("name", ["maximum_filter", "minimum_filter"])
+def test_all_true_footprint_is_a_box_paired_with_axes_as_given(name):
+    # scipy's min/max turn an all-True footprint into sizes, paired with ``axes`` as given
+    # (a footprint with holes pairs with the sorted axes): the halos must follow
+    x = np.random.default_rng(10).random((40, 40))
+    for fp in (np.ones((3, 9), bool), np.eye(3, 9, dtype=bool)):
+        want = getattr(scipy_ndimage, name)(x, footprint=fp, axes=(1, 0))
+        got = _threaded(getattr(fd, name)(x, footprint=fp, axes=(1, 0), chunks=5))
+        np.testing.assert_array_equal(got, want)

@@ -308,3 +308,31 @@ def test_extra_memory_is_bounded(backend):
     assert proc.returncode == 0, proc.stderr
     for name, r in json.loads(proc.stdout).items():
         assert r["extra"] <= max(64 << 20, r["in_out"]), (name, r)
+
+
+@pytest.mark.parametrize("rank", [0, -1])
+@pytest.mark.parametrize("op", ["rank_filter", "percentile_filter"])
+def test_rank_ends_pair_mode_sequences_with_axes_as_given(op, rank):
+    # rank 0 and the last run scipy's separable min/max: the sizes pair with the sorted axes
+    # (the footprint's), the modes with ``axes`` as given, even when every axis is filtered
+    x = np.random.default_rng(8).random((12, 10))
+    arg = rank if op == "rank_filter" else (0.0 if rank == 0 else 100.0)
+    for axes, mode in [((1, 0), ("wrap", "reflect")), ((1, 0), ("constant", "mirror")),
+                       ((0, 1), ("nearest", "wrap"))]:
+        kw = dict(size=(3, 5), axes=axes, mode=mode, cval=0.25)
+        for b in BACKENDS:
+            np.testing.assert_array_equal(getattr(R, op)(x, arg, backend=b, **kw),
+                                          getattr(nd, op)(x, arg, **kw))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", OPS)
+def test_output_that_is_the_input_through_the_ctrl_c_slabs(backend, op, monkeypatch):
+    # the slabs read rows that earlier slabs have written when the output is the input
+    x = np.random.default_rng(9).random((60, 40))
+    want = getattr(nd, op)(x, size=4)
+    monkeypatch.setattr(R, "SLAB_SECONDS", -1.0)
+    monkeypatch.setattr(R, "FIRST_SLAB_TAPS", 1)
+    y = x.copy()
+    assert getattr(R, op)(y, size=4, output=y, backend=backend) is y
+    np.testing.assert_array_equal(y, want)
