@@ -145,11 +145,12 @@ def _prepare(input, size, footprint, output, mode, cval, origin, axes, op, rank=
         p.modes = tuple(p.modes[i] for i in order)
         p.axes = tuple(sorted(p.axes))
     p.origins = _ndspec.origins(origin, p.sizes)
+    # the window's number of values (taps)
+    p.count = int(np.prod(p.sizes, dtype=np.int64)) if fp is None else int(fp.sum())
     if op in _RANKED:
-        count = int(np.prod(p.sizes)) if fp is None else int(fp.sum())
-        p.rank = _rank_in(op, rank, count)
+        p.rank = _rank_in(op, rank, p.count)
         # rank 0 or count - 1: scipy runs its min/max filter (a box: the separable one)
-        op = "min" if p.rank == 0 else "max" if p.rank == count - 1 else "rank"
+        op = "min" if p.rank == 0 else "max" if p.rank == p.count - 1 else "rank"
     try:
         p.cval = float(cval)
     except (TypeError, ValueError):
@@ -336,7 +337,7 @@ _RATES = {"cython": {"box": 2.5e9, "fold": 5e9, "network": 3e9, "select": 0.04e9
 
 def _seconds(p, name):
     """The call's estimated seconds, from its shapes and kernel path."""
-    count = int(np.prod(p.sizes, dtype=np.int64)) if p.fp is None else int(p.fp.sum())
+    count = p.count
     if p.op in ("min", "max"):
         box = p.fp is None and name == "cython"
         path, taps = ("box", int(sum(p.sizes))) if box else ("fold", count)
@@ -365,8 +366,7 @@ def _run_slabs(p, name):
     before = size // 2 + origin
     cval = np.array(p.cval).astype(x.dtype) if x.dtype.kind == "f" else \
         np.array(int(p.cval), dtype=x.dtype)
-    per_row = x[0].size * (int(np.prod(p.sizes, dtype=np.int64)) if p.fp is None
-                           else int(p.fp.sum()))
+    per_row = x[0].size * p.count
     step = max(1, FIRST_SLAB_TAPS // per_row)
     spent = done = 0
     r0 = 0
