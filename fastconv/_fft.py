@@ -26,6 +26,7 @@ at its measured rate; the calibration is in ``docs/guide/fft.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 
@@ -118,6 +119,7 @@ def _pen(L):
     return 1.0 if L in (1, 3) else 1.1
 
 
+@functools.lru_cache(maxsize=4096)  # a scan of ~100 lengths: auto asks on every call
 def _axis_plan(out_len, k, real, d=1):
     """(L, B): transform length and useful block length along one axis.
 
@@ -150,9 +152,12 @@ def _plan_blocks(out_lens, ks, real):
     return [_axis_plan(n, k, real, d) for n, k in zip(out_lens, ks)]
 
 
-def fft_seconds(out_lens, ks, real, itemsize):
+def fft_seconds(out_lens, ks, real, itemsize, rates=None):
     """Modelled seconds of :func:`_conv_window` for an output window of ``out_lens`` with a
-    kernel of ``ks`` (per batch item), at the rates in ``_FFT_RATE``."""
+    kernel of ``ks`` (per batch item): its transform work at the 2-thread rates of
+    ``_FFT_RATE`` (``_FFT_RATE_1D`` in 1-D), at half those rates below
+    ``_FFT_PARALLEL_WORK`` (too few blocks to share: one thread transforms them). ``rates``
+    ({(real, itemsize): rate}) replaces both, with no halving."""
     plan = _plan_blocks(out_lens, ks, real)
     nblocks = 1
     per_block = 1
@@ -161,24 +166,39 @@ def fft_seconds(out_lens, ks, real, itemsize):
         nblocks *= -(-n // B)
         per_block *= L
         logs += math.log2(L)
-    size = nblocks * per_block
-    rate = _FFT_RATE[(real, itemsize)]
     # forward + inverse transform of every block, the product, gather and scatter
-    return size * (logs + 6.0) / rate
+    work = nblocks * per_block * (logs + 6.0)
+    if rates is not None:
+        return work / rates[(real, itemsize)]
+    rate = (_FFT_RATE_1D if len(out_lens) == 1 else _FFT_RATE)[(real, itemsize)]
+    if work < _FFT_PARALLEL_WORK:
+        rate /= 2
+    return work / rate
 
 
-# Transform work (samples * (log2 + 6)) per second, measured on this machine with 2 threads
-# (docs/guide/fft.md). Keys: (real input, itemsize of the real dtype).
+# Transform work (samples * (log2 + 6)) per second, 2 threads, wall clock, measured on a
+# quiet AMD EPYC (Zen 2) with tools/fft_calibrate.py (docs/guide/fft.md): 2-D and up, and
+# 1-D. Keys: (real input, itemsize of the real dtype). Below _FFT_PARALLEL_WORK the engine
+# has too few blocks for two threads and runs at about half these rates.
 _FFT_RATE = {
-    (True, 4): 1.6e9,
-    (True, 8): 1.1e9,
-    (False, 4): 0.8e9,
-    (False, 8): 0.55e9,
+    (True, 4): 3.5e9,
+    (True, 8): 2.4e9,
+    (False, 4): 1.75e9,
+    (False, 8): 1.2e9,
 }
-# Direct path multiply-accumulates per second (fastconv's conv2d kernel, 2 threads).
-_DIRECT_RATE = {4: 20e9, 8: 10e9}
-_DIRECT_OVERHEAD = 20e-6  # seconds: a direct call's fixed cost
-_FFT_OVERHEAD = 60e-6
+_FFT_RATE_1D = {
+    (True, 4): 2.8e9,
+    (True, 8): 2.2e9,
+    (False, 4): 1.4e9,
+    (False, 8): 1.1e9,
+}
+_FFT_PARALLEL_WORK = 4e6
+# Direct path multiply-accumulates per second, 2 threads: fastconv's 2-D kernels (conv2d's
+# direct kernel, kernels of 15x15 and up), and the 1-D one (fc_row, 127 taps and up).
+_DIRECT_RATE = {4: 30e9, 8: 17e9}
+_DIRECT_RATE_1D = {4: 34e9, 8: 22e9}
+_DIRECT_OVERHEAD = 40e-6  # seconds: a direct call's fixed cost
+_FFT_OVERHEAD = 150e-6
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,10 +546,12 @@ def _kinds(*arrs):
     return [np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype for a in arrs]
 
 
-def direct_seconds(out_size, kernel_size, itemsize, cplx=False):
-    """Modelled seconds of fastconv's direct path: ``out_size * kernel_size`` MACs."""
+def direct_seconds(out_size, kernel_size, itemsize, cplx=False, ndim=2):
+    """Modelled seconds of fastconv's direct path: ``out_size * kernel_size`` MACs (at the
+    1-D kernel's rate for ``ndim`` 1)."""
     macs = float(out_size) * float(kernel_size) * (4 if cplx else 1)
-    return _DIRECT_OVERHEAD + macs / _DIRECT_RATE[itemsize]
+    rate = (_DIRECT_RATE_1D if ndim == 1 else _DIRECT_RATE)[itemsize]
+    return _DIRECT_OVERHEAD + macs / rate
 
 
 def choose_method(in1, in2, mode="full", axes=None):
@@ -591,7 +613,7 @@ def choose_method(in1, in2, mode="full", axes=None):
             batch *= max(a.shape[i], b.shape[i])
     out = batch * math.prod(lens)
     kern = math.prod(ks)
-    t_direct = direct_seconds(out, kern, item, cplx)
+    t_direct = direct_seconds(out, kern, item, cplx, len(ks))
     t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item)
     return "fft" if t_fft < t_direct else "direct"
 
@@ -608,7 +630,7 @@ def choose_shapes(out_shape, kshape, dtype, batch=1):
     ks = [int(k) for k in kshape]
     if min(lens) <= 0 or math.prod(ks) <= 1:
         return "direct"
-    t_direct = direct_seconds(batch * math.prod(lens), math.prod(ks), item, cplx)
+    t_direct = direct_seconds(batch * math.prod(lens), math.prod(ks), item, cplx, len(ks))
     t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item)
     return "fft" if t_fft < t_direct else "direct"
 
@@ -617,6 +639,10 @@ def choose_shapes(out_shape, kshape, dtype, batch=1):
 # conv1d / conv2d layers: many filters share each input plane's transforms
 # --------------------------------------------------------------------------------------------
 _SPECTRAL_MAC_RATE = {4: 1.5e9, 8: 1.0e9}  # complex multiply-adds per second (numpy, measured)
+# transform work per second of the conv layers' plan (_plan.conv2d_fft against MAC_RATE;
+# calibrated on their own, docs/guide/fft.md)
+_LAYER_FFT_RATE = {(True, 4): 1.6e9, (True, 8): 1.1e9}
+_LAYER_FFT_OVERHEAD = 60e-6
 
 
 def conv_layer_seconds(x_shape, w_shape, out_shape, groups, itemsize):
@@ -633,8 +659,9 @@ def conv_layer_seconds(x_shape, w_shape, out_shape, groups, itemsize):
     spectral = 1
     for (L, B), n in zip(plan, lens):
         spectral *= -(-n // B) * L
-    half = fft_seconds(lens, ks, True, itemsize) / 2  # one direction of one plane
-    return (_FFT_OVERHEAD + N * (C + K) * half
+    # one direction of one plane, at the rates the layers' plan was calibrated with
+    half = fft_seconds(lens, ks, True, itemsize, _LAYER_FFT_RATE) / 2
+    return (_LAYER_FFT_OVERHEAD + N * (C + K) * half
             + N * K * Cg * spectral / 2 / _SPECTRAL_MAC_RATE[itemsize])
 
 

@@ -126,6 +126,12 @@ DIRECT_MAX_R = 4608
 CONV_MIN_ITEMS = 16
 MIN_TILES = 4
 MIN_FLAT_ITEMS = 8
+# Cython's conv2d, 1-D layers (one input row, a one-row kernel, one output row, stride 1):
+# with one filter per group, or at most ROW_MAX_PLANES output planes in all (too few to
+# share over threads plane by plane), fc_row splits the row into ranges of about
+# ROW_CHUNK_MACS multiply-adds (at least one block of outputs) and runs them in parallel.
+ROW_MAX_PLANES = 4
+ROW_CHUNK_MACS = 1 << 18
 # Accumulator elements per work item of Cython's direct kernel (an L1/L2-sized block), and
 # input elements (all channels of a group, all stride phases) per item when it copies.
 FLAT_ELEMS = 8192
@@ -213,6 +219,23 @@ def conv2d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
     if stride[0] <= kh and stride[1] <= kw and R <= DIRECT_MAX_R:
         return DIRECT
     return GEMM
+
+
+def conv_row(x_shape, w_shape, out_shape, stride, pad, groups) -> bool:
+    """Whether Cython's direct conv2d runs this layer on ``fc_row``: a 1-D layer (one input
+    row, a one-row kernel, one output row that reads input row 0, stride 1 along the row)
+    with one filter per group or at most ROW_MAX_PLANES output planes. From the shapes
+    only (never the thread count), as every choice of a kernel's path.
+
+    >>> conv_row((1, 1, 1, 10**6), (1, 1, 1, 11), (1, 1, 1, 10**6 + 10), (1, 1), (0, 10), 1)
+    True
+    >>> conv_row((8, 16, 1, 4096), (32, 16, 1, 5), (8, 32, 1, 4092), (1, 1), (0, 0), 1)
+    False
+    """
+    N, _, H, _ = x_shape
+    K, _, kh, _ = w_shape
+    return (H == 1 and kh == 1 and out_shape[2] == 1 and pad[0] == 0 and stride[1] == 1
+            and (K == groups or N * K <= ROW_MAX_PLANES))
 
 
 def _grad(backend, N, K, Cg, kh, kw, Ho, Wo, H, W, groups):

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _chunks  # issue 17 (fold): unfold/fold/max_unpool in pieces of planes
 from . import _dispatch
+from . import _plan
 from . import _spec as S
 
 __all__ = [
@@ -1516,19 +1517,32 @@ def _fft_correlate(x, w, left, lens, dtype):
     return _fft._conv_window(xa, h, d, starts, list(lens), np.dtype(dtype))
 
 
+def _splits_rows(name, spec, res):
+    """Whether the kernel spreads this one-row layer over the threads by itself: Cython's
+    direct kernel on a 1-D layer (``fastconv._plan.conv_row``: ranges of the row, read in
+    place)."""
+    if name != "cython":
+        return False
+    args = spec.kernel_args(res)
+    return (_plan.algorithm("conv2d", name, args) == _plan.DIRECT
+            and _plan.conv_row(spec.x.shape, spec.weight.shape, res.shape, spec.stride,
+                               spec.pad, spec.groups))
+
+
 def _run_rows(name, spec, res):
     """Run a conv2d spec whose output has one row (1-D work: conv1d, convolve, correlate).
     With fewer than two rows of work per thread and long rows, the row is cut into segments
     stacked as rows of a (N, C, segments, span) input, so that the kernel's row blocks
     spread over the threads (one long row ran on one thread while the others waited,
-    slower on 2 threads than on 1). The same sums per output, so the same results. The row
+    slower on 2 threads than on 1). Cython's direct kernel spreads a 1-D layer with few
+    planes by itself (:func:`_splits_rows`): that call runs whole. The same sums per output, so the same results. The row
     runs in pieces of at most ``_ROW_SPLIT_BYTES`` of segment copies and their outputs, so
     the extra memory stays bounded however long the row is."""
     from ._threads import get_num_threads
     N, K, Ho, Wo = spec.out_shape
     nt = get_num_threads()
     if (name == "numpy" or Ho != 1 or nt < 2 or N * K >= 2 * nt or Wo < _ROW_SPLIT_MIN
-            or spec.x.shape[2] != 1):
+            or spec.x.shape[2] != 1 or _splits_rows(name, spec, res)):
         _dispatch.run("conv2d", name, spec, res)
         return
     x = spec.x

@@ -30,6 +30,15 @@ cdef extern from "fc_kernels.h" nogil:
                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t pt,
                     Py_ssize_t pl, double bias, double* out, Py_ssize_t Wo, Py_ssize_t oh0,
                     Py_ssize_t oh1)
+    # fc_row: 1-D layers, a range of one output row (fc_kernels_body.h)
+    Py_ssize_t fc_row_scratch(Py_ssize_t C, Py_ssize_t reach, Py_ssize_t itemsize)
+    void fc_row_f(const float* x, Py_ssize_t xs, Py_ssize_t C, Py_ssize_t W, const float* w,
+                  Py_ssize_t ws, Py_ssize_t kw, Py_ssize_t dw, Py_ssize_t pl, float bias,
+                  float* out, Py_ssize_t o0, Py_ssize_t o1, float* ext)
+    void fc_row_d(const double* x, Py_ssize_t xs, Py_ssize_t C, Py_ssize_t W,
+                  const double* w, Py_ssize_t ws, Py_ssize_t kw, Py_ssize_t dw,
+                  Py_ssize_t pl, double bias, double* out, Py_ssize_t o0, Py_ssize_t o1,
+                  double* ext)
     # fc_taps_out (issue 20): fc_taps written straight to a (strided) output
     ctypedef struct fc_ogeo:
         Py_ssize_t ldo, ldr, ldc, Wo, Wp

@@ -30,6 +30,12 @@ How each algorithm runs:
   it reads the plane in place and writes the output directly, four output rows x four
   vectors in registers (two x two without AVX-512), and shuffles zeros into the vectors
   that cross the padding.
+  A 1-D layer (one input row, a one-row kernel, stride 1 along the row) with one filter
+  per group or at most ``_plan.ROW_MAX_PLANES`` output planes (``_plan.conv_row``: a
+  convolve/correlate call, a conv1d of one image and filter) runs ``fc_row`` instead
+  (:func:`_row`): work items are (image, filter, range of the row), so one long row
+  spreads over the threads; each range reads the input rows in place and keeps eight
+  vectors of outputs in registers over the channels' taps.
 * ``"gemm"``: im2col + GEMM. The work items are (image, block of output rows,
   ``_plan.gemm_tile_rows``); each builds the (R, rows * Wo) column tile of one group at a
   time in its thread's workspace (at most ``_plan.TILE_BYTES``, plus one output row when a
@@ -79,7 +85,8 @@ from libc.float cimport DBL_MAX, FLT_MAX
 
 from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_fv_filters_d,
                      fc_fv_filters_f, fc_ogeo, fc_pack_d, fc_pack_f, fc_pack_fv_d,
-                     fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_taps_fv_d, fc_taps_fv_f,
+                     fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
+                     fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f,
                      fc_taps_out_d, fc_taps_out_f,
                      fc_wide, fc_wino_weights_d,
                      fc_wino_weights_f, im2col, row_blocks, valid_cols)
@@ -119,6 +126,7 @@ cdef extern from *:
 # The plan's constants (fastconv._plan, their one home), read once at import.
 TILE_BYTES = _plan.TILE_BYTES
 cdef Py_ssize_t _MIN_ITEMS = _plan.CONV_MIN_ITEMS
+cdef Py_ssize_t _ROW_CHUNK_MACS = _plan.ROW_CHUNK_MACS
 cdef Py_ssize_t _MIN_FLAT_ITEMS = _plan.MIN_FLAT_ITEMS
 cdef Py_ssize_t _FLAT_ELEMS = _plan.FLAT_ELEMS
 cdef Py_ssize_t _FLAT_IN_ELEMS = _plan.FLAT_IN_ELEMS
@@ -512,6 +520,50 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                       &out[n, g * Kg, oh0, 0], &geo, L)
 
 
+cdef int _row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+              const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t pl,
+              Py_ssize_t dw, Py_ssize_t groups, int nthreads) except -1:
+    """A 1-D layer (``_plan.conv_row``): work items are (image, filter, range of the output
+    row), ranges of about ``_plan.ROW_CHUNK_MACS`` multiply-adds (multiples of fc_row's
+    block; from the shapes only), each computed by ``fc_row`` (fc_kernels_body.h) straight
+    from the input row, so a single long row spreads over the threads with no copy."""
+    cdef Py_ssize_t W = x.shape[3], Cg = w.shape[1], kw = w.shape[3]
+    cdef Py_ssize_t N = out.shape[0], K = out.shape[1], Wo = out.shape[3]
+    cdef Py_ssize_t Kg = K // groups, tb = 8 * (32 // <Py_ssize_t> sizeof(floating))
+    cdef Py_ssize_t chunk, nch, item, p, n, k, o0, per, t
+    cdef floating* ws = NULL
+    cdef size_t ws_bytes = 0
+    chunk = max(tb, (_ROW_CHUNK_MACS // max(1, Cg * kw)) // tb * tb)
+    nch = (Wo + chunk - 1) // chunk
+    nthreads = max(1, min(nthreads, N * K * nch))
+    per = fc_row_scratch(Cg, (kw - 1) * dw + 1, sizeof(floating))
+    ws = <floating*> _take(nthreads * per * sizeof(floating), &ws_bytes)
+    if ws == NULL:
+        raise MemoryError(f"conv2d: could not allocate {nthreads} work buffers of "
+                          f"{per * sizeof(floating)} bytes")
+    try:
+        with nogil:
+            for item in prange(N * K * nch, schedule="dynamic", num_threads=nthreads):
+                fc_ftz_enter()
+                t = threadid()
+                p = item // nch
+                n = p // K
+                k = p % K
+                o0 = (item % nch) * chunk
+                if floating is float:
+                    fc_row_f(&x[n, (k // Kg) * Cg, 0, 0], x.shape[2] * W, Cg, W,
+                             &w[k, 0, 0, 0], kw, kw, dw, pl, b[k], &out[n, k, 0, 0], o0,
+                             min(Wo, o0 + chunk), ws + t * per)
+                else:
+                    fc_row_d(&x[n, (k // Kg) * Cg, 0, 0], x.shape[2] * W, Cg, W,
+                             &w[k, 0, 0, 0], kw, kw, dw, pl, b[k], &out[n, k, 0, 0], o0,
+                             min(Wo, o0 + chunk), ws + t * per)
+                fc_ftz_exit()
+    finally:
+        _give(ws, ws_bytes)
+    return 0
+
+
 cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                  const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t sh,
                  Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
@@ -529,6 +581,9 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t* off = NULL
     cdef Py_ssize_t g, Kg = K // groups
     nthreads = max(1, nthreads)
+    if _plan.conv_row((N, x.shape[1], H, W), (K, Cg, kh, kw), (N, K, Ho, Wo), (sh, sw),
+                      (pt, pl), groups):
+        return _row(x, w, b, out, pl, dw, groups, nthreads)
     plane = _single_plane(w, W, Wo, sh, sw, groups)
     # the row kernel skips the taps that fall in the padding: with an inf or NaN weight,
     # where inf * 0 must give NaN, the layer runs on its zero-framed stride phases instead
@@ -849,6 +904,11 @@ cdef Py_ssize_t _row_work(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3], Wp
     col[0] = 0
+    if algo == DIRECT and _plan.conv_row((x.shape[0], x.shape[1], H, W),
+                                         (w.shape[0], Cg, kh, kw),
+                                         (x.shape[0], w.shape[0], Ho, Wo), (sh, sw),
+                                         (pt, pl), groups):
+        return 0  # fc_row's scratch: a block's windows, whatever the row's length
     if algo == GEMM:
         col[0] = Cg * kh * kw
         return col[0] * Wo

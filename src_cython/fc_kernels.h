@@ -145,6 +145,17 @@ typedef struct {
 
 /* fc_plane's vector build handles kernels up to this many columns wide (fc_plane_vec) */
 #define FC_PLANE_MAX_KW 16
+/* fc_row's register block: this many vectors of outputs (eight ymm accumulators of AVX2's
+ * 16), and the scratch (elements) it needs for C channels and a kernel reaching ``reach``
+ * = (kw - 1) dw + 1 columns: the zero-framed windows of an edge block, and one block of
+ * outputs */
+#define FC_ROW_NV 8
+static ptrdiff_t fc_row_scratch(ptrdiff_t C, ptrdiff_t reach, ptrdiff_t itemsize)
+{
+    const ptrdiff_t tb = FC_ROW_NV * (FC_NBYTES / itemsize);
+    return C * (tb + reach - 1) + tb;
+}
+
 /* the stack block of fc_blk_loop: kb filters x nv blocks of positions with kb * nv <= 8, and
  * at most 16 positions a block (a float vector; the plain-loop build's block) */
 #define FC_BLK_MAX (8 * 16)

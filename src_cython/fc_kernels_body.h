@@ -829,6 +829,94 @@ static void FC_NAME(fc_plane)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_
 #endif
 
 /* ---------------------------------------------------------------------------------------
+ * fc_row: outputs [o0, o1) of one output row that reads one input row per channel (1-D
+ * convolution: conv1d, convolve, correlate),
+ *     out[o] = bias + sum_{c < C} sum_{j < kw} w[c ws + j] * x[c xs + o - pl + j dw],
+ * x[c xs + p] read as zero outside 0 <= p < W. ``ext`` is the caller's scratch of
+ * C * (FC_ROW_NV * VL + (kw - 1) dw) + FC_ROW_NV * VL elements (fc_row_scratch).
+ *
+ * Blocks of FC_ROW_NV vectors of outputs (eight accumulators in registers) go over the
+ * taps channel by channel, each tap one broadcast weight and a load per vector. A block
+ * whose windows lie inside the row reads it in place; one that crosses an edge reads a
+ * zero-framed copy of its windows in ``ext`` (so an inf or NaN weight meets the padding as
+ * inf * 0 = NaN, as everywhere else); a block past o1 (the range's last, partial one) is
+ * computed whole from its copy and only its first outputs stored. Every output gets the
+ * bias, then its taps in (c, j) order, through the same vector operations wherever its
+ * block starts: the results are bitwise the same for any split of the row into ranges (the
+ * callers split it over threads) and equal fc_plane's for one channel.
+ * --------------------------------------------------------------------------------------- */
+#if !FC_BODY_WIDE
+/* one block of outputs [o, o + NV VL) from C channel rows ``src`` (cs apart), tap j of a
+ * window at src[c cs + j dw + lane], stored to out[o .. o + m) (m <= NV VL) */
+FC_INLINE void FC_NAME(fc_row_blk)(const FC_T* FC_RESTRICT src, ptrdiff_t cs, ptrdiff_t C,
+                                   const FC_T* FC_RESTRICT w, ptrdiff_t ws, ptrdiff_t kw,
+                                   ptrdiff_t dw, FC_T bias, FC_T* FC_RESTRICT out,
+                                   ptrdiff_t m, FC_T* FC_RESTRICT tmp)
+{
+    enum { VL = sizeof(FC_VT) / sizeof(FC_T), NV = FC_ROW_NV };
+    FC_VT a[NV];
+    const FC_VT zero = (FC_VT){0};
+    ptrdiff_t c, j;
+    int v;
+    for (v = 0; v < NV; v++) a[v] = zero + bias;
+    for (c = 0; c < C; c++) {
+        const FC_T* xc = src + c * cs;
+        const FC_T* wc = w + c * ws;
+        for (j = 0; j < kw; j++) {
+            const FC_VT wv = zero + wc[j];
+            const FC_T* p = xc + j * dw;
+            for (v = 0; v < NV; v++) a[v] += wv * *(const FC_VTU*)(p + v * VL);
+        }
+    }
+    if (m == NV * VL) {
+        for (v = 0; v < NV; v++) *(FC_VTU*)(out + v * VL) = a[v];
+    } else {
+        for (v = 0; v < NV; v++) *(FC_VTU*)(tmp + v * VL) = a[v];
+        memcpy(out, tmp, (size_t)m * sizeof(FC_T));
+    }
+}
+
+/* the zero-framed copy of the C windows [p0, p0 + span) of the rows (xs apart, W long) */
+FC_INLINE void FC_NAME(fc_row_frame)(const FC_T* FC_RESTRICT x, ptrdiff_t xs, ptrdiff_t C,
+                                     ptrdiff_t W, ptrdiff_t p0, ptrdiff_t span,
+                                     FC_T* FC_RESTRICT ext)
+{
+    ptrdiff_t c, a = p0 < 0 ? -p0 : 0, b = W - p0 < span ? W - p0 : span;
+    for (c = 0; c < C; c++) {
+        FC_T* e = ext + c * span;
+        if (b <= a) {
+            memset(e, 0, (size_t)span * sizeof(FC_T));
+            continue;
+        }
+        memset(e, 0, (size_t)a * sizeof(FC_T));
+        memcpy(e + a, x + c * xs + p0 + a, (size_t)(b - a) * sizeof(FC_T));
+        memset(e + b, 0, (size_t)(span - b) * sizeof(FC_T));
+    }
+}
+
+FC_CLONES static void FC_NAME(fc_row)(const FC_T* FC_RESTRICT x, ptrdiff_t xs, ptrdiff_t C,
+                                      ptrdiff_t W, const FC_T* FC_RESTRICT w, ptrdiff_t ws,
+                                      ptrdiff_t kw, ptrdiff_t dw, ptrdiff_t pl, FC_T bias,
+                                      FC_T* FC_RESTRICT out, ptrdiff_t o0, ptrdiff_t o1,
+                                      FC_T* FC_RESTRICT ext)
+{
+    enum { VL = sizeof(FC_VT) / sizeof(FC_T), TB = FC_ROW_NV * VL };
+    const ptrdiff_t span = TB + (kw - 1) * dw;
+    FC_T* tmp = ext + C * span;
+    ptrdiff_t o;
+    for (o = o0; o < o1; o += TB) {
+        const ptrdiff_t m = o1 - o < TB ? o1 - o : TB, p0 = o - pl;
+        if (m == TB && p0 >= 0 && p0 + span <= W) {
+            FC_NAME(fc_row_blk)(x + p0, xs, C, w, ws, kw, dw, bias, out + o, TB, tmp);
+        } else {
+            FC_NAME(fc_row_frame)(x, xs, C, W, p0, span, ext);
+            FC_NAME(fc_row_blk)(ext, span, C, w, ws, kw, dw, bias, out + o, m, tmp);
+        }
+    }
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------
  * fc_wino_weights: Winograd F(2x2, 3x3)'s transform of one filter's C kernels,
  * U[xi * ld + c] = (G g_c G^T)[xi] for g_c = g[9 c .. 9 c + 8] (xi = 4 i + j), with
  * G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]. VL channels at a time:

@@ -460,17 +460,21 @@ def test_argument_spellings_are_equivalent(backend, rng):
 # rounding.
 TILED = [  # (x shape, w shape, stride, padding, dilation, groups)
     ((2, 3, 2, 300), (4, 3, 2, 3), (1, 1), (1, 2), (1, 1), 1),    # stride 1, padded
-    ((1, 2, 1, 500), (3, 2, 1, 4), (1, 1), (0, 0), (1, 3), 1),    # in place, dilated
+    ((2, 2, 1, 500), (3, 2, 1, 4), (1, 1), (0, 0), (1, 3), 1),    # in place, dilated
     ((2, 4, 5, 333), (4, 2, 3, 3), (2, 2), (1, 1), (1, 1), 2),    # stride phases, groups
     ((1, 1, 1, 700), (1, 1, 1, 7), (1, 7), (0, 0), (1, 1), 1),    # 7 taps, stride 7
     ((1, 3, 2, 400), (2, 3, 1, 2), (1, 3), (0, 1), (1, 1), 1),    # stride > kernel: rows
     ((1, 8, 1, 600), (16, 8, 1, 4), (1, 5), (0, 0), (1, 1), 1),   # im2col + GEMM
     ((1, 16, 1, 300), (16, 16, 1, 3), (1, 1), (0, 1), (1, 1), 1),  # GEMM (Numba), direct
     ((1, 2, 3, 200), (2, 2, 3, 3), (1, 1), (1, 40), (1, 1), 1),   # wide padding
-    ((1, 2, 1, 100), (2, 2, 1, 3), (1, 1), (0, 300), (1, 1), 1),  # a block in the padding
+    ((3, 2, 1, 100), (2, 2, 1, 3), (1, 1), (0, 300), (1, 1), 1),  # a block in the padding
+    ((1, 2, 1, 900), (2, 2, 1, 5), (1, 1), (0, 3), (1, 2), 1),    # 1-D, few planes: fc_row
 ]
 _GEMM = {5, 6}  # the cases some backend runs as im2col + GEMM
-_NO_WORK = {"cython": {4}, "numba": {2, 3, 4}}  # kernels without a workspace: never tiled
+# kernels without a workspace (per output row): never tiled. Cython's 1-D layers with few
+# planes (_plan.conv_row: case 9) run fc_row, whose scratch holds one block's windows
+# whatever the row's length.
+_NO_WORK = {"cython": {4, 9}, "numba": {2, 3, 4}}
 
 
 @pytest.mark.parametrize("whole_images", [False, True])
@@ -499,3 +503,61 @@ def test_issue15_tiled_conv_matches_untiled(backend, case, dtype, whole_images, 
         np.testing.assert_array_equal(tiled, untiled)
     assert_close(tiled, fastconv.conv2d(x, w, b, **dict(kw, backend="numpy")),
                  terms=_terms(ws))
+
+
+# --------------------------------------------------------------------------------------------
+# 1-D layers with few output planes: Cython's fc_row (ranges of the row, over the threads)
+# --------------------------------------------------------------------------------------------
+def _row_cases():
+    """(x shape, w shape, padding, dilation, groups) of 1-D layers that _plan.conv_row sends
+    to fc_row: rows across its block (64 float32 / 32 float64 outputs) and range
+    (ROW_CHUNK_MACS / (C kw) outputs) boundaries, padding up to past the kernel's reach,
+    dilation, one filter per group, long kernels; a fixed seed."""
+    rng = np.random.default_rng(1234)
+    cases = [((1, 1, 1000), (1, 1, 11), 5, 1, 1), ((1, 64, 1000), (1, 64, 64), 0, 1, 1),
+             ((2, 3, 5), (2, 3, 2), 4, 1, 1), ((1, 1, 130), (1, 1, 300), 299, 1, 1),
+             ((1, 4, 777), (4, 1, 7), 3, 2, 4), ((3, 6, 400), (3, 2, 5), 2, 1, 3)]
+    while len(cases) < 40:
+        N, K = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        C = int(rng.integers(1, 5))
+        k, d = int(rng.integers(1, 41)), int(rng.integers(1, 4))
+        L = int(rng.integers(1, 700))
+        p = int(rng.integers(0, (k - 1) * d + 40))
+        if L + 2 * p >= (k - 1) * d + 1:
+            cases.append(((N, C, L), (K, C, k), p, d, 1))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", range(40))
+def test_row_path_matches_reference_for_any_thread_count(case, dtype, rng):
+    """fc_row against the NumPy reference, and bitwise the same on 1 and 2 threads."""
+    from fastconv import _plan
+
+    xs, ws, p, d, g = _row_cases()[case]
+    x, w, b = _make(rng, xs, ws, dtype)
+    Lo = xs[2] + 2 * p - d * (ws[2] - 1)
+    assert _plan.conv_row(xs[:2] + (1, xs[2]), ws[:2] + (1, ws[2]), (xs[0], ws[0], 1, Lo),
+                          (1, 1), (0, p), g)
+    kw = dict(padding=p, dilation=d, groups=g)
+    expected = fastconv.conv1d(x, w, b, backend="numpy", **kw)
+    got, before = {}, fastconv.get_num_threads()
+    try:
+        for nt in (1, 2):
+            fastconv.set_num_threads(nt)
+            got[nt] = fastconv.conv1d(x, w, b, backend="cython", **kw)
+    finally:
+        fastconv.set_num_threads(before)
+    np.testing.assert_array_equal(got[1], got[2])
+    assert_close(got[2], expected, terms=_terms(ws))
+
+
+def test_row_path_non_finite_weights_meet_the_padding():
+    """An inf weight times the zero padding gives NaN in fc_row too, as in the reference."""
+    x = np.arange(1.0, 101.0)[None, None]
+    w = np.array([[[1.0, np.inf, 2.0, -1.0]]])
+    for p in (0, 3, 70):
+        expected = fastconv.conv1d(x, w, padding=p, backend="numpy")
+        got = fastconv.conv1d(x, w, padding=p, backend="cython")
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_array_equal(got, expected)
