@@ -72,9 +72,43 @@ def pytest_configure(config):
 # (and reported as such). The debug build changes the Cython kernels only, so its run leaves
 # out the NumPy and Numba cases, which the normal run covers; unparametrized tests all run.
 ONLY_VAR = "FASTCONV_TEST_BACKENDS"
+# ``FASTCONV_TEST_SAMPLE=f`` (0 < f <= 1; tools/debug_tests.sh in CI): a fixed sample of the
+# parametrized cases, about a fraction f of them, chosen by a hash of each case's id (the
+# same cases in every run), and always the first case of every test function, so that
+# every test still runs; the rest are deselected.
+SAMPLE_VAR = "FASTCONV_TEST_SAMPLE"
+
+
+def _sample(config, items):
+    value = os.environ.get(SAMPLE_VAR, "").strip()
+    if not value:
+        return
+    try:
+        frac = float(value)
+    except ValueError:
+        frac = -1.0
+    if not 0 < frac <= 1:
+        raise pytest.UsageError(f"{SAMPLE_VAR} must be a fraction in (0, 1], got {value!r}")
+    import zlib
+
+    seen, selected, deselected = set(), [], []
+    for item in items:
+        func = item.nodeid.split("[", 1)[0]
+        first = func not in seen
+        seen.add(func)
+        h = zlib.crc32(item.nodeid.encode()) / 2**32
+        (selected if first or h < frac else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 def pytest_collection_modifyitems(config, items):
+    _only_backends(config, items)
+    _sample(config, items)
+
+
+def _only_backends(config, items):
     value = os.environ.get(ONLY_VAR, "")
     keep = {n.strip() for n in value.split(",") if n.strip()}
     if not keep:

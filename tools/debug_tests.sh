@@ -11,6 +11,9 @@
 #
 #   tools/debug_tests.sh [pytest args...]      # default: the whole suite, -q
 #
+# FASTCONV_TEST_SAMPLE=f runs a fixed sample of the parametrized cases (every test function,
+# about a fraction f of the cases; tests/conftest.py): CI runs a quarter.
+#
 # Takes about 5 minutes on the 2-core dev machine (build ~1 min at -O0, the Cython cases
 # ~4 min with Numba compiling into the copy's fresh cache).
 set -euo pipefail
