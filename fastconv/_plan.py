@@ -223,7 +223,7 @@ def conv2d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
 
 def conv_row(x_shape, w_shape, out_shape, stride, pad, groups) -> bool:
     """Whether Cython's direct conv2d runs this layer on ``fc_row``: a 1-D layer (one input
-    row, a one-row kernel, one output row that reads input row 0, stride 1 along the row)
+    row, a one-row kernel, one output row that reads input row 0, stride 1)
     with one filter per group or at most ROW_MAX_PLANES output planes. From the shapes
     only (never the thread count), as every choice of a kernel's path.
 
@@ -234,8 +234,8 @@ def conv_row(x_shape, w_shape, out_shape, stride, pad, groups) -> bool:
     """
     N, _, H, _ = x_shape
     K, _, kh, _ = w_shape
-    return (H == 1 and kh == 1 and out_shape[2] == 1 and pad[0] == 0 and stride[1] == 1
-            and (K == groups or N * K <= ROW_MAX_PLANES))
+    return (H == 1 and kh == 1 and out_shape[2] == 1 and pad[0] == 0 and stride[0] == 1
+            and stride[1] == 1 and (K == groups or N * K <= ROW_MAX_PLANES))
 
 
 def _grad(backend, N, K, Cg, kh, kw, Ho, Wo, H, W, groups):

@@ -31,7 +31,8 @@ cdef extern from "fc_kernels.h" nogil:
                     Py_ssize_t pl, double bias, double* out, Py_ssize_t Wo, Py_ssize_t oh0,
                     Py_ssize_t oh1)
     # fc_row: 1-D layers, a range of one output row (fc_kernels_body.h)
-    Py_ssize_t fc_row_scratch(Py_ssize_t C, Py_ssize_t reach, Py_ssize_t itemsize)
+    Py_ssize_t fc_row_block(Py_ssize_t itemsize)
+    Py_ssize_t fc_row_scratch(Py_ssize_t C, Py_ssize_t kw, Py_ssize_t dw, Py_ssize_t itemsize)
     void fc_row_f(const float* x, Py_ssize_t xs, Py_ssize_t C, Py_ssize_t W, const float* w,
                   Py_ssize_t ws, Py_ssize_t kw, Py_ssize_t dw, Py_ssize_t pl, float bias,
                   float* out, Py_ssize_t o0, Py_ssize_t o1, float* ext)

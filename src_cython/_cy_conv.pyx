@@ -86,7 +86,7 @@ from libc.float cimport DBL_MAX, FLT_MAX
 from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_fv_filters_d,
                      fc_fv_filters_f, fc_ogeo, fc_pack_d, fc_pack_f, fc_pack_fv_d,
                      fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
-                     fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f,
+                     fc_row_block, fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f,
                      fc_taps_out_d, fc_taps_out_f,
                      fc_wide, fc_wino_weights_d,
                      fc_wino_weights_f, im2col, row_blocks, valid_cols)
@@ -529,14 +529,14 @@ cdef int _row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     from the input row, so a single long row spreads over the threads with no copy."""
     cdef Py_ssize_t W = x.shape[3], Cg = w.shape[1], kw = w.shape[3]
     cdef Py_ssize_t N = out.shape[0], K = out.shape[1], Wo = out.shape[3]
-    cdef Py_ssize_t Kg = K // groups, tb = 8 * (32 // <Py_ssize_t> sizeof(floating))
+    cdef Py_ssize_t Kg = K // groups, tb = fc_row_block(sizeof(floating))
     cdef Py_ssize_t chunk, nch, item, p, n, k, o0, per, t
     cdef floating* ws = NULL
     cdef size_t ws_bytes = 0
     chunk = max(tb, (_ROW_CHUNK_MACS // max(1, Cg * kw)) // tb * tb)
     nch = (Wo + chunk - 1) // chunk
     nthreads = max(1, min(nthreads, N * K * nch))
-    per = fc_row_scratch(Cg, (kw - 1) * dw + 1, sizeof(floating))
+    per = fc_row_scratch(Cg, kw, dw, sizeof(floating))
     ws = <floating*> _take(nthreads * per * sizeof(floating), &ws_bytes)
     if ws == NULL:
         raise MemoryError(f"conv2d: could not allocate {nthreads} work buffers of "

@@ -146,14 +146,20 @@ typedef struct {
 /* fc_plane's vector build handles kernels up to this many columns wide (fc_plane_vec) */
 #define FC_PLANE_MAX_KW 16
 /* fc_row's register block: this many vectors of outputs (eight ymm accumulators of AVX2's
- * 16), and the scratch (elements) it needs for C channels and a kernel reaching ``reach``
- * = (kw - 1) dw + 1 columns: the zero-framed windows of an edge block, and one block of
- * outputs */
+ * 16); fc_row_block: the outputs of a block (elements of ``itemsize`` bytes), and
+ * fc_row_scratch: the scratch (elements) fc_row needs for C channels and a kernel of kw
+ * taps dw apart: the zero-framed windows of an edge block (the span they cover, or each
+ * tap's block of values when that is shorter), and one block of outputs */
 #define FC_ROW_NV 8
-static ptrdiff_t fc_row_scratch(ptrdiff_t C, ptrdiff_t reach, ptrdiff_t itemsize)
+static inline ptrdiff_t fc_row_block(ptrdiff_t itemsize)
 {
-    const ptrdiff_t tb = FC_ROW_NV * (FC_NBYTES / itemsize);
-    return C * (tb + reach - 1) + tb;
+    return FC_ROW_NV * (FC_NBYTES / itemsize);
+}
+static inline ptrdiff_t fc_row_scratch(ptrdiff_t C, ptrdiff_t kw, ptrdiff_t dw,
+                                       ptrdiff_t itemsize)
+{
+    const ptrdiff_t tb = fc_row_block(itemsize), span = tb + (kw - 1) * dw;
+    return C * (kw * tb < span ? kw * tb : span) + tb;
 }
 
 /* the stack block of fc_blk_loop: kb filters x nv blocks of positions with kb * nv <= 8, and

@@ -833,14 +833,16 @@ static void FC_NAME(fc_plane)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_
  * convolution: conv1d, convolve, correlate),
  *     out[o] = bias + sum_{c < C} sum_{j < kw} w[c ws + j] * x[c xs + o - pl + j dw],
  * x[c xs + p] read as zero outside 0 <= p < W. ``ext`` is the caller's scratch of
- * C * (FC_ROW_NV * VL + (kw - 1) dw) + FC_ROW_NV * VL elements (fc_row_scratch).
+ * fc_row_scratch(C, kw, dw, sizeof(FC_T)) elements.
  *
- * Blocks of FC_ROW_NV vectors of outputs (eight accumulators in registers) go over the
+ * Blocks of TB = FC_ROW_NV vectors of outputs (eight accumulators in registers) go over the
  * taps channel by channel, each tap one broadcast weight and a load per vector. A block
  * whose windows lie inside the row reads it in place; one that crosses an edge reads a
  * zero-framed copy of its windows in ``ext`` (so an inf or NaN weight meets the padding as
- * inf * 0 = NaN, as everywhere else); a block past o1 (the range's last, partial one) is
- * computed whole from its copy and only its first outputs stored. Every output gets the
+ * inf * 0 = NaN, as everywhere else): the span they cover, TB + (kw - 1) dw per channel, or,
+ * when that is longer (a dilated kernel), each tap's TB values on their own, so that a copy
+ * never costs more than the block's taps; a block past o1 (the range's last, partial one)
+ * is computed whole from its copy and only its first outputs stored. Every output gets the
  * bias, then its taps in (c, j) order, through the same vector operations wherever its
  * block starts: the results are bitwise the same for any split of the row into ranges (the
  * callers split it over threads) and equal fc_plane's for one channel.
@@ -902,12 +904,20 @@ FC_CLONES static void FC_NAME(fc_row)(const FC_T* FC_RESTRICT x, ptrdiff_t xs, p
 {
     enum { VL = sizeof(FC_VT) / sizeof(FC_T), TB = FC_ROW_NV * VL };
     const ptrdiff_t span = TB + (kw - 1) * dw;
-    FC_T* tmp = ext + C * span;
-    ptrdiff_t o;
+    const int by_tap = kw * TB < span; /* the edge copy: tap by tap, or the whole span */
+    FC_T* tmp = ext + C * (by_tap ? kw * TB : span);
+    ptrdiff_t o, c, j;
     for (o = o0; o < o1; o += TB) {
         const ptrdiff_t m = o1 - o < TB ? o1 - o : TB, p0 = o - pl;
         if (m == TB && p0 >= 0 && p0 + span <= W) {
             FC_NAME(fc_row_blk)(x + p0, xs, C, w, ws, kw, dw, bias, out + o, TB, tmp);
+        } else if (by_tap) {
+            /* tap j of channel c at ext[(c kw + j) TB]: channels kw TB apart, taps TB */
+            for (c = 0; c < C; c++)
+                for (j = 0; j < kw; j++)
+                    FC_NAME(fc_row_frame)(x + c * xs, xs, 1, W, p0 + j * dw, TB,
+                                          ext + (c * kw + j) * TB);
+            FC_NAME(fc_row_blk)(ext, kw * TB, C, w, ws, kw, TB, bias, out + o, m, tmp);
         } else {
             FC_NAME(fc_row_frame)(x, xs, C, W, p0, span, ext);
             FC_NAME(fc_row_blk)(ext, span, C, w, ws, kw, dw, bias, out + o, m, tmp);

@@ -512,11 +512,13 @@ def _row_cases():
     """(x shape, w shape, padding, dilation, groups) of 1-D layers that _plan.conv_row sends
     to fc_row: rows across its block (64 float32 / 32 float64 outputs) and range
     (ROW_CHUNK_MACS / (C kw) outputs) boundaries, padding up to past the kernel's reach,
-    dilation, one filter per group, long kernels; a fixed seed."""
+    dilation (up to far past a block), one filter per group, long kernels; a fixed seed."""
     rng = np.random.default_rng(1234)
     cases = [((1, 1, 1000), (1, 1, 11), 5, 1, 1), ((1, 64, 1000), (1, 64, 64), 0, 1, 1),
              ((2, 3, 5), (2, 3, 2), 4, 1, 1), ((1, 1, 130), (1, 1, 300), 299, 1, 1),
-             ((1, 4, 777), (4, 1, 7), 3, 2, 4), ((3, 6, 400), (3, 2, 5), 2, 1, 3)]
+             ((1, 4, 777), (4, 1, 7), 3, 2, 4), ((3, 6, 400), (3, 2, 5), 2, 1, 3),
+             # dilated past a block: edge blocks copy each tap's values, not the span
+             ((1, 2, 300), (1, 2, 5), 200, 100, 1), ((1, 1, 1000), (2, 1, 3), 700, 600, 1)]
     while len(cases) < 40:
         N, K = int(rng.integers(1, 3)), int(rng.integers(1, 3))
         C = int(rng.integers(1, 5))
@@ -561,3 +563,15 @@ def test_row_path_non_finite_weights_meet_the_padding():
         got = fastconv.conv1d(x, w, padding=p, backend="cython")
         np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1), (1, 2)])
+def test_one_row_layer_per_image_does_not_depend_on_the_batch(backend, stride, rng):
+    """An image's output is bitwise the same alone or in a batch (the Ctrl-C pieces cut
+    batches and rely on it), also where the batch size moves a 1-D layer across
+    _plan.conv_row's limit of planes."""
+    x, w, b = _make(rng, (2, 3, 1, 3000), (3, 3, 1, 7), np.float32)
+    kw = dict(stride=stride, padding=(0, 3), backend=backend)
+    whole = fastconv.conv2d(x, w, b, **kw)
+    for n in range(2):
+        np.testing.assert_array_equal(fastconv.conv2d(x[n:n + 1], w, b, **kw), whole[n:n + 1])

@@ -368,7 +368,7 @@ def test_conv_layers_fft_path_matches_torch(dtype, monkeypatch):
     # these layers are small: make the direct kernels look slow so the plan takes the FFT
     # wherever its structural conditions hold (stride 1, >= FFT_MIN_TAPS taps, padding)
     from fastconv import _plan
-    monkeypatch.setattr(_fft, "_FFT_OVERHEAD", 0.0)
+    monkeypatch.setattr(_fft, "_LAYER_FFT_OVERHEAD", 0.0)
     for b in ("cython", "numba"):
         monkeypatch.setitem(_plan.MAC_RATE[b], "conv2d", 1e3)
     rng = np.random.default_rng(8)
