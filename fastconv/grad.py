@@ -120,20 +120,23 @@ def _run_conv_grad(op, name, spec, out):
     """Run the kernel of ``op`` on ``spec.kernel_args(out)`` ("conv2d_input": ``(gy, w,
     gx, stride, pad, dilation, groups)``; "conv2d_weight": ``(x, gy, gw, ...)``) on
     ``name``'s backend, tiled along the row when :func:`_long_gemm_row` says so (the
-    ``compute`` of :func:`fastconv._dispatch.run`)."""
+    ``compute`` of :func:`fastconv._dispatch.run`). Such a row never takes Cython's 3-D
+    weight-gradient route (``_plan.conv2d_weight_as_3d``), whose buffers grow with the
+    row: about twice the input on a 16-channel row of 2^19 samples."""
     args = spec.kernel_args(out)
-    if op == "conv2d_weight" and _plan.conv2d_weight_as_3d(name, args):
+    if _long_gemm_row(op, name, args):  # first: the 3-D route's buffers grow with the row
+        if op == "conv2d_input":
+            _input_tiled(name, *args)
+        else:
+            _weight_tiled(name, *args)
+    elif op == "conv2d_weight" and _plan.conv2d_weight_as_3d(name, args):
         # float32, stride 1: Cython's direct 3-D weight-gradient kernel on a depth of 1
         x, gy, gw, stride, pad, dilation, groups = args
         _dispatch.call_kernel("conv3d_weight", name,
                               (x[:, :, None], gy[:, :, None], gw[:, :, None], (1,) + stride,
                                (0,) + pad, (1,) + dilation, groups))
-    elif not _long_gemm_row(op, name, args):
-        _dispatch.call_kernel(op, name, args)
-    elif op == "conv2d_input":
-        _input_tiled(name, *args)
     else:
-        _weight_tiled(name, *args)
+        _dispatch.call_kernel(op, name, args)
 
 
 def _long_gemm_row(op, name, args) -> bool:
