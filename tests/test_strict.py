@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from conftest import BACKENDS, ONLY_VAR, REQUIRE_VAR
+from conftest import BACKENDS, ONLY_VAR, REQUIRE_VAR, SAMPLE_VAR
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -38,6 +38,7 @@ def _pytest(args, cwd, env=None):
     full = dict(os.environ)
     full.pop(REQUIRE_VAR, None)
     full.pop(ONLY_VAR, None)  # set by the debug-build run (tools/debug_tests.sh)
+    full.pop(SAMPLE_VAR, None)  # and this, in CI
     full.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
                           cwd=cwd, env=full, capture_output=True, text=True, timeout=300)
