@@ -1535,9 +1535,10 @@ def _run_rows(name, spec, res):
     stacked as rows of a (N, C, segments, span) input, so that the kernel's row blocks
     spread over the threads (one long row ran on one thread while the others waited,
     slower on 2 threads than on 1). Cython's direct kernel spreads a 1-D layer with few
-    planes by itself (:func:`_splits_rows`): that call runs whole. The same sums per output, so the same results. The row
-    runs in pieces of at most ``_ROW_SPLIT_BYTES`` of segment copies and their outputs, so
-    the extra memory stays bounded however long the row is."""
+    planes by itself (:func:`_splits_rows`): that call runs whole. The same sums per
+    output, so the same results. The row runs in pieces of at most ``_ROW_SPLIT_BYTES`` of
+    segment copies and their outputs, so the extra memory stays bounded however long the
+    row is."""
     from ._threads import get_num_threads
     N, K, Ho, Wo = spec.out_shape
     nt = get_num_threads()
