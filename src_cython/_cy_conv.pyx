@@ -581,8 +581,9 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t* off = NULL
     cdef Py_ssize_t g, Kg = K // groups
     nthreads = max(1, nthreads)
-    if _plan.conv_row((N, x.shape[1], H, W), (K, Cg, kh, kw), (N, K, Ho, Wo), (sh, sw),
-                      (pt, pl), groups):
+    # (the plan asked only for one-row layers: a Python call on every conv2d otherwise)
+    if H == 1 and kh == 1 and _plan.conv_row((N, x.shape[1], H, W), (K, Cg, kh, kw),
+                                             (N, K, Ho, Wo), (sh, sw), (pt, pl), groups):
         return _row(x, w, b, out, pl, dw, groups, nthreads)
     plane = _single_plane(w, W, Wo, sh, sw, groups)
     # the row kernel skips the taps that fall in the padding: with an inf or NaN weight,
@@ -904,10 +905,9 @@ cdef Py_ssize_t _row_work(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3], Wp
     col[0] = 0
-    if algo == DIRECT and _plan.conv_row((x.shape[0], x.shape[1], H, W),
-                                         (w.shape[0], Cg, kh, kw),
-                                         (x.shape[0], w.shape[0], Ho, Wo), (sh, sw),
-                                         (pt, pl), groups):
+    if algo == DIRECT and H == 1 and kh == 1 and _plan.conv_row(
+            (x.shape[0], x.shape[1], H, W), (w.shape[0], Cg, kh, kw),
+            (x.shape[0], w.shape[0], Ho, Wo), (sh, sw), (pt, pl), groups):
         return 0  # fc_row's scratch: a block's windows, whatever the row's length
     if algo == GEMM:
         col[0] = Cg * kh * kw
