@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import io
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,7 +162,9 @@ def test_bench_has_a_3d_layer_case_without_the_2d_only_variant():
     suite = Path(fastconv.__file__).parent / "bench"
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
                           "-p", "no:cacheprovider", "test_dense_sparse.py"], cwd=suite,
-                         capture_output=True, text=True, timeout=300).stdout
+                         capture_output=True, text=True, timeout=300,
+                         env={k: v for k, v in os.environ.items()
+                              if k != "PYTEST_ADDOPTS"}).stdout
     for name in three_d:
         ids = {line.split("[", 1)[1].rstrip("]") for line in out.splitlines()
                if line.startswith("test_dense_sparse.py::test_layer[" + name + "-")}

@@ -39,6 +39,7 @@ def _pytest(args, cwd, env=None):
     full.pop(REQUIRE_VAR, None)
     full.pop(ONLY_VAR, None)  # set by the debug-build run (tools/debug_tests.sh)
     full.pop(SAMPLE_VAR, None)  # and this, in CI
+    full.pop("PYTEST_ADDOPTS", None)  # CI's --durations
     full.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
                           cwd=cwd, env=full, capture_output=True, text=True, timeout=300)
