@@ -785,6 +785,7 @@ def nd_symmetry(w):
     return 0
 
 
+@_nonfinite_legal
 def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     """fastconv.ndimage's 1-D correlation pass (the kernel contract of every backend).
 
@@ -817,6 +818,7 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     return out
 
 
+@_nonfinite_legal
 def nd_uniform1d(x, size, idx, cval, out, nthreads=None):
     """fastconv.ndimage's uniform (box mean) pass, scipy's running sum: for each line of
     the extended input ``e`` (as :func:`nd_correlate1d`'s, ``k = size``), in float64,
@@ -838,6 +840,7 @@ def nd_uniform1d(x, size, idx, cval, out, nthreads=None):
     return out
 
 
+@_nonfinite_legal
 def nd_correlate(xp, base, offs, w, out, nthreads=None):
     """fastconv.ndimage's n-D correlation, on the padded input ``xp`` (flat, contiguous):
     ``out[r, c] = sum_j w[j] * xp[base[r] + offs[j] + c]`` (``out`` is ``(R, W)``: the

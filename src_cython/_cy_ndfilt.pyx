@@ -6,9 +6,11 @@
 the ``n + k - 1`` int64 source indices of the extended line (the boundary mode applied;
 -1 reads ``cval``). ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` in scipy's order
 (:func:`fastconv.reference.nd_correlate1d`). A pass along the last axis (``inner == 1``)
-copies each line into its extended form (memcpy of runs) and runs ``fc_ndline`` on it;
-along another axis, blocks of columns and chunks of rows run in parallel, each output row
-summing the ``k`` input rows its taps read (kept in a ring of row copies).
+copies each line into its extended form (runs of it) and runs ``fc_ndline`` on it; along
+another axis, blocks of columns and chunks of rows run in parallel, each output row summing
+the ``k`` input rows its taps read (kept in a ring of row copies). The copies hold doubles:
+a float32 pass widens each value once, where it is copied, not once per tap that reads it
+(``fc_ndrow_fd``/``fc_ndline_fd``; the same sums, so the same bits).
 
 ``nd_uniform1d(x, size, idx, cval, out, nthreads)``: scipy's running-sum box mean along
 axis 1, the same paths (``fc_ndboxline`` per line, ``fc_ndbox`` per block of columns).
@@ -39,12 +41,21 @@ cdef extern from "fc_ndfilt.h" nogil:
                      Py_ssize_t n, int sym)
     void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
                      Py_ssize_t n, int sym)
+    void fc_ndrow_fd(float* out, const double** rows, const double* w, Py_ssize_t k,
+                     Py_ssize_t m, int sym)
+    void fc_ndline_fd(float* out, const double* ext, const double* w, Py_ssize_t k,
+                      Py_ssize_t n, int sym)
+    void fc_ndwiden(double* dst, const float* src, Py_ssize_t n)
     void fc_ndbox_f(float* out, Py_ssize_t os, Py_ssize_t cs, const float** rows,
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
     void fc_ndbox_d(double* out, Py_ssize_t os, Py_ssize_t cs, const double** rows,
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
     void fc_ndboxline_f(float* out, const float* ext, Py_ssize_t size, Py_ssize_t n)
     void fc_ndboxline_d(double* out, const double* ext, Py_ssize_t size, Py_ssize_t n)
+    void fc_ndboxline4_f(float* out, Py_ssize_t os, const float* ext, Py_ssize_t es,
+                         Py_ssize_t size, Py_ssize_t n, double* tmp)
+    void fc_ndboxline4_d(double* out, Py_ssize_t os, const double* ext, Py_ssize_t es,
+                         Py_ssize_t size, Py_ssize_t n, double* tmp)
 
 
 cdef inline void _row(floating* out, const floating** rows, const double* w, Py_ssize_t k,
@@ -55,10 +66,10 @@ cdef inline void _row(floating* out, const floating** rows, const double* w, Py_
         fc_ndrow_d(out, rows, w, k, m, sym)
 
 
-cdef inline void _line(floating* out, const floating* ext, const double* w, Py_ssize_t k,
-                       Py_ssize_t n, int sym) noexcept nogil:
+cdef inline void _wline(floating* out, const double* ext, const double* w, Py_ssize_t k,
+                        Py_ssize_t n, int sym) noexcept nogil:
     if floating is float:
-        fc_ndline_f(out, ext, w, k, n, sym)
+        fc_ndline_fd(out, ext, w, k, n, sym)
     else:
         fc_ndline_d(out, ext, w, k, n, sym)
 
@@ -87,6 +98,14 @@ cdef inline void _box(floating* out, Py_ssize_t os, Py_ssize_t cs, const floatin
         fc_ndbox_f(out, os, cs, rows, size, n, m, tmp)
     else:
         fc_ndbox_d(out, os, cs, rows, size, n, m, tmp)
+
+
+cdef inline void _boxline4(floating* out, Py_ssize_t os, const floating* ext, Py_ssize_t es,
+                           Py_ssize_t size, Py_ssize_t n, double* tmp) noexcept nogil:
+    if floating is float:
+        fc_ndboxline4_f(out, os, ext, es, size, n, tmp)
+    else:
+        fc_ndboxline4_d(out, os, ext, es, size, n, tmp)
 
 
 cdef inline void _boxline(floating* out, const floating* ext, Py_ssize_t size,
@@ -136,15 +155,30 @@ cdef inline void _extend(floating* ext, const floating* xb, const Py_ssize_t* ru
                 ext[i] = fc
 
 
+cdef inline void _wextend(double* ext, const floating* xb, const Py_ssize_t* run_p,
+                          Py_ssize_t L, Py_ssize_t nrun, floating fc) noexcept nogil:
+    """_extend into doubles: the values widened once, here."""
+    cdef Py_ssize_t g, i
+    for g in range(nrun):
+        if run_p[L + g] >= 0:
+            if floating is double:
+                memcpy(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g] * sizeof(double))
+            else:
+                fc_ndwiden(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g])
+        else:
+            for i in range(run_p[g], run_p[g] + run_p[2 * L + g]):
+                ext[i] = fc
+
+
 def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    const long long[::1] idx, double cval, floating[:, :, ::1] out,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
-    cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nr, i0, i1, nrun, Bp
+    cdef Py_ssize_t o, i, p, q, r, c0, m, item, nb, B, nr, rc, i0, i1, nrun, Bp
     cdef floating* ring
     cdef Py_ssize_t* run_p
-    cdef floating* ext
+    cdef double* ext
     cdef const floating** rows
     cdef floating fc = <floating>cval
     cdef int sym = _symmetry(w)
@@ -165,25 +199,36 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
         nrun = _runs(idx, run_p)
         try:
             with nogil, parallel(num_threads=max(1, nthreads)):
-                ext = <floating*>malloc(L * sizeof(floating))
+                ext = <double*>malloc(L * sizeof(double))
                 if ext != NULL:
                     for o in prange(outer, schedule="dynamic", chunksize=8):
-                        _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
-                        _line(&out[o, 0, 0], ext, &w[0], k, n, sym)
+                        _wextend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                        _wline(&out[o, 0, 0], ext, &w[0], k, n, sym)
                     free(ext)
         finally:
             free(run_p)
         return
-    # columns per block: the k rows a block reads stay in L1 (about 32 KiB), 16..inner;
-    # rows in chunks of RC, so that a thread gets several items even on one wide plane
-    B = (32768 // <Py_ssize_t>sizeof(floating)) // k
+    # columns per block: as wide as the k rows a block reads fit in 256 KiB (L2), in equal
+    # blocks of a multiple of 16: each row is copied from memory in long runs. (Blocks sized
+    # for L1, 480 float32 columns for 17 taps, copied short runs of rows a whole row apart,
+    # and the copies waited on memory: a 2048^2 float32 pass with 17 taps took 10.3 ms on
+    # one thread of an AMD EPYC (Zen 2), 8.8 ms with whole rows.) Rows in chunks of RC, or
+    # fewer when that leaves under four items per thread, 32 rows at least.
+    B = (262144 // <Py_ssize_t>sizeof(floating)) // k
     B = (B // 16) * 16
     if B < 16:
         B = 16
+    nb = (inner + B - 1) // B
+    B = (((inner + nb - 1) // nb + 15) // 16) * 16
     if B > inner:
         B = inner
     nb = (inner + B - 1) // B
-    nr = (n + RC - 1) // RC
+    rc = RC
+    if outer * nb * ((n + rc - 1) // rc) < 4 * nthreads:
+        rc = (n * outer * nb + 4 * nthreads - 1) // (4 * nthreads)
+        if rc < 32:
+            rc = 32
+    nr = (n + rc - 1) // rc
     # the k rows a block of outputs reads are copied into a ring of k rows spaced Bp
     # elements apart: the input's rows may be a power of two apart, which would put all
     # k of them in the same L1 sets
@@ -195,8 +240,8 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
             for item in prange(outer * nb * nr, schedule="dynamic"):
                 o = item // (nb * nr)
                 c0 = ((item // nr) % nb) * B
-                i0 = (item % nr) * RC
-                i1 = i0 + RC
+                i0 = (item % nr) * rc
+                i1 = i0 + rc
                 if i1 > n:
                     i1 = n
                 m = inner - c0
@@ -207,8 +252,12 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                 for i in range(i0, i1):
                     p = i + k - 1
                     _fill(ring + (p % k) * Bp, x, o, idx[p], c0, m, fc)
+                    r = i % k  # rows[q] is ring row (i + q) % k
                     for q in range(k):
-                        rows[q] = ring + ((i + q) % k) * Bp
+                        rows[q] = ring + r * Bp
+                        r = r + 1
+                        if r == k:
+                            r = 0
                     _row(&out[o, i, c0], rows, &w[0], k, m, sym)
         free(<void*>rows)
         free(ring)
@@ -220,7 +269,7 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
                  double cval, floating[:, :, ::1] out, int nthreads):
     """scipy's running-sum uniform filter (see fc_ndbox) along axis 1 of ``(outer, n,
     inner)``; ``idx`` as :func:`nd_correlate1d`'s with ``k = size``. A pass along the last
-    axis (``inner == 1``) runs line by line on each line's extended copy (fc_ndboxline);
+    axis (``inner == 1``) runs four lines at a time on their extended copies (fc_ndboxline4);
     along another axis, blocks of columns at once (fc_ndbox)."""
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t L = n + size - 1
@@ -244,14 +293,24 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
         if run_p == NULL:
             raise MemoryError()
         nrun = _runs(idx, run_p)
+        # lines four at a time (fc_ndboxline4), the last outer % 4 one at a time
         try:
             with nogil, parallel(num_threads=max(1, nthreads)):
-                ext = <floating*>malloc(L * sizeof(floating))
-                if ext != NULL:
-                    for o in prange(outer, schedule="dynamic", chunksize=8):
-                        _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
-                        _boxline(&out[o, 0, 0], ext, size, n)
-                    free(ext)
+                ext = <floating*>malloc(4 * L * sizeof(floating))
+                tmp = <double*>malloc(4 * L * sizeof(double))
+                if ext != NULL and tmp != NULL:
+                    for item in prange((outer + 3) // 4, schedule="dynamic", chunksize=2):
+                        o = 4 * item
+                        if o + 4 <= outer:
+                            for q in range(4):
+                                _extend(ext + q * L, &x[o + q, 0, 0], run_p, L, nrun, fc)
+                            _boxline4(&out[o, 0, 0], n, ext, L, size, n, tmp)
+                        else:
+                            for o in range(o, outer):
+                                _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                                _boxline(&out[o, 0, 0], ext, size, n)
+                free(ext)
+                free(tmp)
         finally:
             free(run_p)
         return

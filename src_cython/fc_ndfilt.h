@@ -10,6 +10,11 @@
  *   for the n-D correlation, rows of the padded input shifted by each tap's offset).
  * fc_ndline_{f,d}(out, ext, w, k, n, sym): out[i] = sum_j w[j] * ext[i + j], i < n: one line
  *   of a pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
+ * fc_ndwiden(dst, src, n): dst[i] = (double)src[i], the widening of those rows.
+ * fc_ndrow_fd, fc_ndline_fd: fc_ndrow_f and fc_ndline_f reading rows of doubles (a float
+ *   pass's rows widened once, as they are copied: fc_ndrow_f widens each value once per
+ *   tap that reads it, and on AVX2 those conversions bound its speed). The values, their
+ *   sums and their order are fc_ndrow_f's, so the results are its to the bit.
  * sym (as scipy's NI_Correlate1D): 1 for odd k with symmetric weights (w[j] == w[k-1-j]),
  *   -1 antisymmetric: the centre tap, then (x[j] +- x[k-1-j]) * w[j] for j < k/2 (half the
  *   products); 0: the last tap, then the others in order (scipy's 1-D order); 2 (fc_ndrow
@@ -22,6 +27,9 @@
  *   (integer outputs then truncate alike).
  * fc_ndboxline_{f,d}(out, ext, size, n): fc_ndbox's running sum along one extended line (ext:
  *   n + size - 1 values), the same operations in the same order.
+ * fc_ndboxline4_{f,d}(out, os, ext, es, size, n, tmp): fc_ndboxline on four lines at once
+ *   (line l from ext + l * es into out + l * os), their sums in one vector; tmp holds
+ *   4 * (n + size - 1) doubles.
  * The correlations vectorize over the outputs; their sums run over j in order (tap 0
  * first).
  *
@@ -34,6 +42,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__) \
     && !defined(FASTCONV_NO_CLONES)
@@ -65,15 +74,34 @@ typedef double fc_nd_v4 __attribute__((vector_size(32)));
 #endif
 
 /* The kernels: one generic body, fc_ndfilt_body.h, included once for float (names ending
- * in _f) and once for double (_d); it is written in terms of the element type FC_T and the
- * name macro FC_NAME, and undefines both at its end. */
+ * in _f), once for double (_d) and once for float outputs from double rows (_fd, the
+ * correlation rows only); it is written in terms of the element type FC_T, the row type
+ * FC_R and the name macro FC_NAME, and undefines them at its end. */
 #define FC_T float
+#define FC_R float
 #define FC_NAME(name) name##_f
 #include "fc_ndfilt_body.h"
 
 #define FC_T double
+#define FC_R double
 #define FC_NAME(name) name##_d
 #include "fc_ndfilt_body.h"
+
+#define FC_T float
+#define FC_R double
+#define FC_NAME(name) name##_fd
+#define FC_ND_ROWS_ONLY
+#include "fc_ndfilt_body.h"
+
+/* dst[i] = src[i], i < n: a float row widened for the _fd kernels (compiled per level, as
+ * they are: the extension module itself is built for the baseline, whose SSE2 widens two
+ * values per instruction) */
+FC_ND_CLONES static void fc_ndwiden(double *FC_ND_RESTRICT dst, const float *FC_ND_RESTRICT src,
+                                    Py_ssize_t n)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) dst[i] = (double)src[i];
+}
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

@@ -4,21 +4,24 @@
  * No include guard: fc_ndfilt.h includes this file once per element type, after defining
  *
  *     FC_T          the element type (float, double)
+ *     FC_R          the type of the rows fc_ndrow and fc_ndline read: FC_T, or double for
+ *                   float outputs from rows already widened (fc_ndrow_fd, fc_ndline_fd)
  *     FC_NAME(n)    the name of function n for that type (fc_ndrow -> fc_ndrow_f, fc_ndrow_d)
+ *     FC_ND_ROWS_ONLY  (optional) only the correlation rows, not the box means
  *
  * and this file undefines them at its end (the convention of fc_kernels_body.h). Everything
  * else (FC_ND_CLONES, FC_ND_RESTRICT, FC_ND_BLOCK, the fp-contract setting) comes from
  * fc_ndfilt.h. Every function here is a plain C function: compiler errors and debuggers
  * point at the lines below.
  */
-#if !defined(FC_T) || !defined(FC_NAME) || !defined(FASTCONV_FC_NDFILT_H)
+#if !defined(FC_T) || !defined(FC_R) || !defined(FC_NAME) || !defined(FASTCONV_FC_NDFILT_H)
 #error "fc_ndfilt_body.h is included by fc_ndfilt.h, once per element type"
 #endif
 
 #ifdef FC_ND_VEC
 /* 16 consecutive values as four vectors of doubles, and back (through pointers: a function
  * returning a vector would change the ABI of the baseline clone, which has no AVX) */
-static inline void FC_NAME(fc_ndld)(fc_nd_v4 *v, const FC_T *p)
+static inline void FC_NAME(fc_ndld)(fc_nd_v4 *v, const FC_R *p)
 {
     int q;
     for (q = 0; q < 4; q++) {
@@ -37,7 +40,7 @@ static inline void FC_NAME(fc_ndst)(FC_T *o, const fc_nd_v4 *v)
 #endif
 
 /* one output row from the k input rows its taps read */
-FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_T *const *rows,
+FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_R *const *rows,
                                            const double *FC_ND_RESTRICT w, Py_ssize_t k,
                                            Py_ssize_t m, int sym)
 {
@@ -83,12 +86,12 @@ FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_T 
         Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;
         if (sym == 1 || sym == -1) {
             const Py_ssize_t h = k / 2;
-            const FC_T *FC_ND_RESTRICT rh = rows[h] + c0;
+            const FC_R *FC_ND_RESTRICT rh = rows[h] + c0;
             const double wh = w[h];
             for (c = 0; c < b; c++) acc[c] = (double)rh[c] * wh;
             for (j = 0; j < h; j++) {
-                const FC_T *FC_ND_RESTRICT ra = rows[j] + c0;
-                const FC_T *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;
+                const FC_R *FC_ND_RESTRICT ra = rows[j] + c0;
+                const FC_R *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;
                 const double a = w[j];
                 if (sym > 0)
                     for (c = 0; c < b; c++) acc[c] += ((double)ra[c] + (double)rb[c]) * a;
@@ -99,11 +102,11 @@ FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_T 
             /* sym 0: scipy's 1-D order, the last tap first; 2: in order (n-D) */
             const Py_ssize_t first = sym == 2 ? 0 : k - 1;
             const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
-            const FC_T *FC_ND_RESTRICT r0 = rows[first] + c0;
+            const FC_R *FC_ND_RESTRICT r0 = rows[first] + c0;
             const double w0 = w[first];
             for (c = 0; c < b; c++) acc[c] = (double)r0[c] * w0;
             for (j = j0; j < j1; j++) {
-                const FC_T *FC_ND_RESTRICT r = rows[j] + c0;
+                const FC_R *FC_ND_RESTRICT r = rows[j] + c0;
                 const double a = w[j];
                 for (c = 0; c < b; c++) acc[c] += (double)r[c] * a;
             }
@@ -121,12 +124,12 @@ FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_T 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
-                                            const FC_T *FC_ND_RESTRICT ext,
+                                            const FC_R *FC_ND_RESTRICT ext,
                                             const double *FC_ND_RESTRICT w, Py_ssize_t k,
                                             Py_ssize_t n, int sym)
 {
-    const FC_T *stack[256];
-    const FC_T **rows = k <= 256 ? stack : (const FC_T **)malloc(k * sizeof(FC_T *));
+    const FC_R *stack[256];
+    const FC_R **rows = k <= 256 ? stack : (const FC_R **)malloc(k * sizeof(FC_R *));
     Py_ssize_t j, i0, i;
     if (rows != NULL) {
         for (j = 0; j < k; j++) rows[j] = ext + j;
@@ -136,7 +139,7 @@ FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
     }
     /* no memory for the pointers of a very long kernel: one output at a time */
     for (i0 = 0; i0 < n; i0++) {
-        const FC_T *e = ext + i0;
+        const FC_R *e = ext + i0;
         double acc;
         if (sym == 1 || sym == -1) {
             const Py_ssize_t h = k / 2;
@@ -155,6 +158,7 @@ FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
 #pragma GCC diagnostic pop
 #endif
 
+#ifndef FC_ND_ROWS_ONLY
 /* scipy's running-sum box mean, m lines at once */
 FC_ND_CLONES static void FC_NAME(fc_ndbox)(FC_T *out, Py_ssize_t os, Py_ssize_t cs,
                                            const FC_T *const *rows, Py_ssize_t size,
@@ -203,6 +207,58 @@ static void FC_NAME(fc_ndboxline)(FC_T *FC_ND_RESTRICT out, const FC_T *FC_ND_RE
     }
 }
 
+/* fc_ndboxline for four lines at once (line l: ext + l * es, out + l * os), their values
+ * interleaved into tmp (4 * (n + size - 1) doubles) so that the four running sums advance
+ * together in one vector: one line's sum is a chain of dependent additions, and its
+ * divisions, one per output, ran one at a time. Each line's operations are fc_ndboxline's,
+ * in its order. */
+FC_ND_CLONES static void FC_NAME(fc_ndboxline4)(FC_T *FC_ND_RESTRICT out, Py_ssize_t os,
+                                                const FC_T *FC_ND_RESTRICT ext, Py_ssize_t es,
+                                                Py_ssize_t size, Py_ssize_t n,
+                                                double *FC_ND_RESTRICT tmp)
+{
+    const Py_ssize_t L = n + size - 1;
+    const double fs = (double)size;
+    Py_ssize_t i, l;
+    for (i = 0; i < L; i++)
+        for (l = 0; l < 4; l++) tmp[4 * i + l] = (double)ext[l * es + i];
+#ifdef FC_ND_VEC
+    {
+        /* the four sums in one vector register (gcc left the loop over l scalar) */
+        const fc_nd_v4 fv = {fs, fs, fs, fs};
+        fc_nd_v4 t = {0.0, 0.0, 0.0, 0.0}, a, b, q;
+        for (i = 0; i < size; i++) {
+            memcpy(&a, tmp + 4 * i, sizeof a);
+            t += a;
+        }
+        q = t / fv;
+        for (l = 0; l < 4; l++) out[l * os] = (FC_T)q[l];
+        for (i = 1; i < n; i++) {
+            memcpy(&a, tmp + 4 * (i + size - 1), sizeof a);
+            memcpy(&b, tmp + 4 * (i - 1), sizeof b);
+            t += a - b;
+            q = t / fv;
+            for (l = 0; l < 4; l++) out[l * os + i] = (FC_T)q[l];
+        }
+    }
+#else
+    {
+        double t[4] = {0.0, 0.0, 0.0, 0.0};
+        for (i = 0; i < size; i++)
+            for (l = 0; l < 4; l++) t[l] += tmp[4 * i + l];
+        for (l = 0; l < 4; l++) out[l * os] = (FC_T)(t[l] / fs);
+        for (i = 1; i < n; i++)
+            for (l = 0; l < 4; l++) {
+                t[l] += tmp[4 * (i + size - 1) + l] - tmp[4 * (i - 1) + l];
+                out[l * os + i] = (FC_T)(t[l] / fs);
+            }
+    }
+#endif
+}
+#endif /* FC_ND_ROWS_ONLY */
+
 /* this body's parameters, for the next element type */
 #undef FC_T
+#undef FC_R
 #undef FC_NAME
+#undef FC_ND_ROWS_ONLY

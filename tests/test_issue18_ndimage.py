@@ -274,6 +274,122 @@ def test_output_strided_and_in_place(backend):
     np.testing.assert_allclose(y, sndi.correlate(x, np.ones((3, 3))), rtol=1e-12)
 
 
+# --------------------------------------------------------------------------------------
+# correlate/convolve on a large input: read in place, the border computed apart
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(12))
+def test_inplace_read_is_bitwise_the_padded_path(backend, seed, monkeypatch):
+    """A large input is not padded into a copy (ndimage._corr_inplace): the result is the
+    padded path's to the bit, over modes, origins, cval, dtypes, layouts, 2-4 dimensions,
+    axes, output= (another dtype, the input itself) and convolve; and scipy's."""
+    rng = np.random.default_rng(100 + seed)
+    nd = int(rng.integers(2, 5))
+    # sizes whose border is at most a quarter of the outputs (what the path takes)
+    lo, kmax = {2: (24, 4), 3: (24, 3), 4: (16, 2)}[nd]
+    shape = tuple(int(v) for v in rng.integers(lo, lo + 7, nd))
+    axes = None if rng.random() < 0.7 else tuple(sorted(rng.choice(nd, 2, replace=False)))
+    kn = nd if axes is None else len(axes)
+    w = rng.standard_normal(tuple(int(v) for v in rng.integers(1, kmax + 1, kn)))
+    if w.size > 1:
+        w.flat[int(rng.integers(w.size))] = 0  # a left-out tap
+    dtype = [np.float32, np.float64, np.int16][seed % 3]
+    x = layout(_input(rng, shape, dtype), LAYOUTS[seed % len(LAYOUTS)])
+    mode = list(MODES)[seed % len(MODES)]
+    origin = [int(rng.integers(-(k // 2), (k - 1) // 2 + 1)) for k in w.shape]
+    name = "convolve" if seed % 4 == 3 else "correlate"
+    kw = dict(mode=mode, cval=1.5, origin=origin, axes=axes)
+    out_dtype = np.float64 if seed % 5 == 4 else None
+
+    def run(inplace):
+        monkeypatch.setattr(ndimage, "_INPLACE_BYTES", 0 if inplace else 1 << 62)
+        taken = []
+        real = ndimage._corr_inplace
+        monkeypatch.setattr(ndimage, "_corr_inplace",
+                            lambda *a: taken.append(1) or real(*a))
+        res = getattr(ndimage, name)(x, w, output=out_dtype, backend=backend, **kw)
+        return res, bool(taken)
+
+    fast, taken = run(True)
+    padded, not_taken = run(False)
+    assert taken and not not_taken
+    np.testing.assert_array_equal(fast, padded)
+    assert fast.dtype == padded.dtype
+    _check(fast, getattr(sndi, name)(x, w, output=out_dtype, **kw))
+    if x.dtype == np.float64 and x.flags.writeable:  # output is the input
+        y = x.copy()
+        monkeypatch.setattr(ndimage, "_INPLACE_BYTES", 0)
+        getattr(ndimage, name)(y, w, output=y, backend=backend, **kw)
+        np.testing.assert_array_equal(y, padded)
+
+
+def test_inplace_read_with_infinities_at_the_row_ends(backend, monkeypatch):
+    """The in-place pass first computes the border outputs from the neighbouring rows
+    (then overwritten): +inf ending one row and -inf starting the next meet there, and
+    must neither warn (the suite turns warnings into errors) nor leak into the result."""
+    x = np.random.default_rng(2).standard_normal((40, 50))
+    x[3, -1], x[4, 0] = np.inf, -np.inf
+    res = []
+    for limit in (0, 1 << 62):
+        monkeypatch.setattr(ndimage, "_INPLACE_BYTES", limit)
+        res.append(ndimage.correlate(x, np.ones((3, 3)), backend=backend))
+    np.testing.assert_array_equal(res[0], res[1])
+    assert not np.isnan(res[0]).any()
+    np.testing.assert_array_equal(res[0], sndi.correlate(x, np.ones((3, 3))))
+
+
+def test_inplace_read_at_its_real_threshold(backend):
+    """At the default threshold (a 2 MiB input), with no patching; and an input whose
+    border is too large a part of it stays on the padded path."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((512, 512))
+    assert ndimage._inplace_pays(x.shape, 8, (5, 5))
+    assert not ndimage._inplace_pays((8, 32768), 8, (5, 5))  # (5 - 1) / 8 of it border
+    assert not ndimage._inplace_pays((256, 256), 8, (5, 5))  # 0.5 MiB
+    w = rng.standard_normal((5, 5))
+    for mode in ("reflect", "wrap", "constant"):
+        _check(ndimage.correlate(x, w, mode=mode, origin=(1, -2), backend=backend),
+               sndi.correlate(x, w, mode=mode, origin=(1, -2)), exact=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_passes_are_scipys_to_the_bit_for_any_line_count(backend, dtype):
+    """The pass along the last axis runs lines four at a time (fc_ndboxline4) and one at a
+    time for the rest; a pass along another axis splits its rows among the threads by
+    the problem's size. Every line count 1-9, every mode: scipy's results, bit for bit
+    (a cval exact in float32: a float32 pass rounds cval to float32, scipy does not)."""
+    rng = np.random.default_rng(21)
+    for outer in range(1, 10):
+        x = rng.standard_normal((outer, 37)).astype(dtype)
+        for mode in ("reflect", "constant", "wrap", "mirror", "nearest"):
+            kw = dict(mode=mode, cval=0.5)
+            _check(ndimage.uniform_filter1d(x, 6, axis=-1, backend=backend, **kw),
+                   sndi.uniform_filter1d(x, 6, axis=-1, **kw), exact=True)
+            _check(ndimage.correlate1d(x, [1, 2, 3.5, 2, 1], axis=-1, backend=backend, **kw),
+                   sndi.correlate1d(x, [1, 2, 3.5, 2, 1], axis=-1, **kw), exact=True)
+            y = np.ascontiguousarray(x.T)
+            _check(ndimage.gaussian_filter1d(y, 1.7, axis=0, backend=backend, **kw),
+                   sndi.gaussian_filter1d(y, 1.7, axis=0, **kw), exact=True)
+    tall = rng.standard_normal((700, 3, 40)).astype(dtype)  # rows split among threads
+    _check(ndimage.gaussian_filter1d(tall, 4.0, axis=0, backend=backend),
+           sndi.gaussian_filter1d(tall, 4.0, axis=0), exact=True)
+    _check(ndimage.uniform_filter(tall, (3, 1, 9), backend=backend),
+           sndi.uniform_filter(tall, (3, 1, 9)), exact=True)
+
+
+def test_pad_region_is_the_padded_arrays_part():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((6, 7, 5))
+    before, after = (3, 1, 4), (2, 5, 9)
+    for m in ("reflect", "constant", "nearest", "mirror", "wrap"):
+        modes = (m, "wrap", "constant")
+        full = _ndspec.pad(x, before, after, modes, -2.0)
+        for _ in range(10):
+            region = [tuple(sorted(rng.integers(0, s + 1, 2))) for s in full.shape]
+            part = _ndspec.pad_region(x, region, before, after, modes, -2.0)
+            np.testing.assert_array_equal(part, full[tuple(slice(*r) for r in region)])
+            assert part.flags.c_contiguous and not np.may_share_memory(part, x)
+
+
 def test_integer_gaussian_stores_each_pass(backend):
     """scipy stores each pass of a separable filter in the output's dtype (an integer
     output truncates between the passes): fastconv does the same."""

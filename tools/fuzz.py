@@ -4,7 +4,7 @@ NumPy reference's result (same shape, dtype and values, NaN where it has NaN) on
 backend, or raise ValueError/TypeError on every backend, as the reference does. Anything else
 (another exception, a different result, a crash) is a failure, printed with a reproducer.
 
-    python tools/fuzz.py --seconds 60            # the bounded CI run (tests/test_fuzz.py)
+    python tools/fuzz.py --seconds 60            # a bounded run (CI: tests/test_fuzz.py)
     python tools/fuzz.py --seconds 3600 --seed 1 # a longer run; vary --seed between runs
 
 Prints the number of calls and their outcomes per function. Exit status 1 on a failure.
