@@ -677,8 +677,9 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         res = output if direct else np.empty(x.shape, ct)
         _corr_inplace(x, wk, before, after, modes, cval, backend, res)
         return output if direct else _ndspec.store(res, output)
-    xp = np.ascontiguousarray(_ndspec.pad(np.asarray(input, dtype=ct), before, after, modes,
-                                          cval))
+    xp = _ndspec.pad(np.asarray(input, dtype=ct), before, after, modes, cval)
+    if xp.ndim:  # (np.ascontiguousarray makes a 0-d array 1-d)
+        xp = np.ascontiguousarray(xp)
     # the result straight into the output when it can take it (no temporary)
     direct = (output.dtype == ct and output.flags.c_contiguous and input.ndim > 0
               and not np.may_share_memory(output, xp))

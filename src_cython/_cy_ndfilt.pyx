@@ -19,7 +19,7 @@ axis 1, the same paths (``fc_ndboxline`` per line, ``fc_ndbox`` per block of col
 input, each output line the sum of the shifted input lines of its taps (``fc_ndrow``).
 """
 
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -127,6 +127,16 @@ cdef inline void _fill(floating* dst, const floating[:, :, ::1] x, Py_ssize_t o,
             dst[c] = fc
 
 
+cdef void* _scratch(Py_ssize_t nt, Py_ssize_t nbytes, str what) except NULL:
+    """``nt`` per-thread scratch blocks of ``nbytes`` (thread ``t`` takes block ``t``),
+    taken before the parallel region, or MemoryError: a thread whose own allocation failed
+    inside the region would skip its share of the loop and leave outputs unwritten."""
+    cdef void* p = malloc(max(1, nt * nbytes))
+    if p == NULL:
+        raise MemoryError(f"{what}: could not allocate {nt} scratch blocks of {nbytes} bytes")
+    return p
+
+
 cdef Py_ssize_t _runs(const long long[::1] idx, Py_ssize_t* run_p) noexcept:
     """The extended line's runs of consecutive source indices (or of cval, -1): starts in
     run_p[0:], source starts in run_p[L:], lengths in run_p[2L:]; returns their count."""
@@ -176,10 +186,13 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
     cdef Py_ssize_t o, i, p, q, r, c0, m, item, nb, B, nr, rc, i0, i1, nrun, Bp
+    cdef Py_ssize_t nt = max(1, nthreads)
     cdef floating* ring
     cdef Py_ssize_t* run_p
     cdef double* ext
     cdef const floating** rows
+    cdef char* pool = NULL
+    cdef char* pool2 = NULL
     cdef floating fc = <floating>cval
     cdef int sym = _symmetry(w)
     if outer == 0 or n == 0 or inner == 0:
@@ -198,15 +211,15 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
             raise MemoryError()
         nrun = _runs(idx, run_p)
         try:
-            with nogil, parallel(num_threads=max(1, nthreads)):
-                ext = <double*>malloc(L * sizeof(double))
-                if ext != NULL:
-                    for o in prange(outer, schedule="dynamic", chunksize=8):
-                        _wextend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
-                        _wline(&out[o, 0, 0], ext, &w[0], k, n, sym)
-                    free(ext)
+            pool = <char*>_scratch(nt, L * sizeof(double), "nd_correlate1d")
+            with nogil, parallel(num_threads=nt):
+                ext = <double*>(pool + threadid() * L * sizeof(double))
+                for o in prange(outer, schedule="dynamic", chunksize=8):
+                    _wextend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                    _wline(&out[o, 0, 0], ext, &w[0], k, n, sym)
         finally:
             free(run_p)
+            free(pool)
         return
     # columns per block: as wide as the k rows a block reads fit in 256 KiB (L2), in equal
     # blocks of a multiple of 16: each row is copied from memory in long runs. (Blocks sized
@@ -233,10 +246,12 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     # elements apart: the input's rows may be a power of two apart, which would put all
     # k of them in the same L1 sets
     Bp = B + 16
-    with nogil, parallel(num_threads=max(1, nthreads)):
-        rows = <const floating**>malloc(k * sizeof(floating*))
-        ring = <floating*>malloc(k * Bp * sizeof(floating))
-        if rows != NULL and ring != NULL:
+    pool = <char*>_scratch(nt, k * sizeof(floating*), "nd_correlate1d")
+    try:
+        pool2 = <char*>_scratch(nt, k * Bp * sizeof(floating), "nd_correlate1d")
+        with nogil, parallel(num_threads=nt):
+            rows = <const floating**>(pool + threadid() * k * sizeof(floating*))
+            ring = <floating*>(pool2 + threadid() * k * Bp * sizeof(floating))
             for item in prange(outer * nb * nr, schedule="dynamic"):
                 o = item // (nb * nr)
                 c0 = ((item // nr) % nb) * B
@@ -259,8 +274,9 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                         if r == k:
                             r = 0
                     _row(&out[o, i, c0], rows, &w[0], k, m, sym)
-        free(<void*>rows)
-        free(ring)
+    finally:
+        free(pool)
+        free(pool2)
 
 
 
@@ -274,11 +290,14 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t L = n + size - 1
     cdef Py_ssize_t o, i, p, q, c0, m, item, nb, B, nrun
+    cdef Py_ssize_t nt = max(1, nthreads)
     cdef Py_ssize_t* run_p
     cdef floating* ext
-    cdef floating* crow
+    cdef floating* crow = NULL
     cdef double* tmp
     cdef const floating** rows
+    cdef char* pool = NULL
+    cdef char* pool2 = NULL
     cdef floating fc = <floating>cval
     if outer == 0 or n == 0 or inner == 0:
         return
@@ -295,34 +314,37 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
         nrun = _runs(idx, run_p)
         # lines four at a time (fc_ndboxline4), the last outer % 4 one at a time
         try:
-            with nogil, parallel(num_threads=max(1, nthreads)):
-                ext = <floating*>malloc(4 * L * sizeof(floating))
-                tmp = <double*>malloc(4 * L * sizeof(double))
-                if ext != NULL and tmp != NULL:
-                    for item in prange((outer + 3) // 4, schedule="dynamic", chunksize=2):
-                        o = 4 * item
-                        if o + 4 <= outer:
-                            for q in range(4):
-                                _extend(ext + q * L, &x[o + q, 0, 0], run_p, L, nrun, fc)
-                            _boxline4(&out[o, 0, 0], n, ext, L, size, n, tmp)
-                        else:
-                            for o in range(o, outer):
-                                _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
-                                _boxline(&out[o, 0, 0], ext, size, n)
-                free(ext)
-                free(tmp)
+            pool = <char*>_scratch(nt, 4 * L * sizeof(floating), "nd_uniform1d")
+            pool2 = <char*>_scratch(nt, 4 * L * sizeof(double), "nd_uniform1d")
+            with nogil, parallel(num_threads=nt):
+                ext = <floating*>(pool + threadid() * 4 * L * sizeof(floating))
+                tmp = <double*>(pool2 + threadid() * 4 * L * sizeof(double))
+                for item in prange((outer + 3) // 4, schedule="dynamic", chunksize=2):
+                    o = 4 * item
+                    if o + 4 <= outer:
+                        for q in range(4):
+                            _extend(ext + q * L, &x[o + q, 0, 0], run_p, L, nrun, fc)
+                        _boxline4(&out[o, 0, 0], n, ext, L, size, n, tmp)
+                    else:
+                        for o in range(o, outer):
+                            _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                            _boxline(&out[o, 0, 0], ext, size, n)
         finally:
             free(run_p)
+            free(pool)
+            free(pool2)
         return
     B = 512 if inner > 512 else inner
     nb = (inner + B - 1) // B
-    with nogil, parallel(num_threads=max(1, nthreads)):
-        rows = <const floating**>malloc(L * sizeof(floating*))
-        crow = <floating*>malloc(B * sizeof(floating))
-        tmp = <double*>malloc(B * sizeof(double))
-        if rows != NULL and crow != NULL and tmp != NULL:
-            for q in range(B):
-                crow[q] = fc
+    try:
+        pool = <char*>_scratch(nt, L * sizeof(floating*), "nd_uniform1d")
+        pool2 = <char*>_scratch(nt, B * sizeof(double), "nd_uniform1d")
+        crow = <floating*>_scratch(1, B * sizeof(floating), "nd_uniform1d")
+        for q in range(B):  # the row of cval, read by every thread
+            crow[q] = fc
+        with nogil, parallel(num_threads=nt):
+            rows = <const floating**>(pool + threadid() * L * sizeof(floating*))
+            tmp = <double*>(pool2 + threadid() * B * sizeof(double))
             for item in prange(outer * nb, schedule="dynamic"):
                 o = item // nb
                 c0 = (item % nb) * B
@@ -335,9 +357,10 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
                     else:
                         rows[p] = crow
                 _box(&out[o, 0, c0], inner, 1, rows, size, n, m, tmp)
-        free(<void*>rows)
+    finally:
+        free(pool)
+        free(pool2)
         free(crow)
-        free(tmp)
 
 
 def nd_correlate(const floating[::1] xp, const long long[::1] base, const long long[::1] offs,
@@ -347,7 +370,9 @@ def nd_correlate(const floating[::1] xp, const long long[::1] base, const long l
     xp[base[r] + offs[j] : ... + W]``: each tap a shifted row of the padded input, summed
     in double by :c:func:`fc_ndrow` in tap order; rows in parallel."""
     cdef Py_ssize_t R = out.shape[0], W = out.shape[1], K = w.shape[0], r, j
+    cdef Py_ssize_t nt = max(1, nthreads)
     cdef const floating** rows
+    cdef char* pool
     cdef long long lo, hi
     if R == 0 or W == 0:
         return
@@ -360,11 +385,13 @@ def nd_correlate(const floating[::1] xp, const long long[::1] base, const long l
     for r in range(R):
         if base[r] + lo < 0 or base[r] + hi + W > xp.shape[0]:
             raise ValueError("nd_correlate: offset out of range")
-    with nogil, parallel(num_threads=max(1, nthreads)):
-        rows = <const floating**>malloc(K * sizeof(floating*))
-        if rows != NULL:
+    pool = <char*>_scratch(nt, K * sizeof(floating*), "nd_correlate")
+    try:
+        with nogil, parallel(num_threads=nt):
+            rows = <const floating**>(pool + threadid() * K * sizeof(floating*))
             for r in prange(R, schedule="dynamic", chunksize=8):
                 for j in range(K):
                     rows[j] = &xp[base[r] + offs[j]]
                 _row(&out[r, 0], rows, &w[0], K, W, 2)
-        free(<void*>rows)
+    finally:
+        free(pool)

@@ -401,6 +401,10 @@ def test_integer_gaussian_stores_each_pass(backend):
 
 
 def test_empty_and_scalar_cases(backend):
+    for f in ("correlate", "convolve"):  # a 0-d input and kernel: one product, as scipy
+        for a, k in [(np.array(2.0), np.array(3.0)), (np.array(7), np.array(0.5))]:
+            _check(getattr(ndimage, f)(a, k, backend=backend), getattr(sndi, f)(a, k),
+                   exact=True)
     x = np.zeros((0, 5))
     assert ndimage.gaussian_filter(x, 1.0, backend=backend).shape == (0, 5)
     assert ndimage.correlate(x, np.ones((3, 3)), backend=backend).shape == (0, 5)
