@@ -25,6 +25,7 @@ from libc.string cimport memcpy
 
 cimport cython
 from cython cimport floating
+from _scratch cimport scratch
 
 
 cdef enum:
@@ -127,16 +128,6 @@ cdef inline void _fill(floating* dst, const floating[:, :, ::1] x, Py_ssize_t o,
             dst[c] = fc
 
 
-cdef void* _scratch(Py_ssize_t nt, Py_ssize_t nbytes, str what) except NULL:
-    """``nt`` per-thread scratch blocks of ``nbytes`` (thread ``t`` takes block ``t``),
-    taken before the parallel region, or MemoryError: a thread whose own allocation failed
-    inside the region would skip its share of the loop and leave outputs unwritten."""
-    cdef void* p = malloc(max(1, nt * nbytes))
-    if p == NULL:
-        raise MemoryError(f"{what}: could not allocate {nt} scratch blocks of {nbytes} bytes")
-    return p
-
-
 cdef Py_ssize_t _runs(const long long[::1] idx, Py_ssize_t* run_p) noexcept:
     """The extended line's runs of consecutive source indices (or of cval, -1): starts in
     run_p[0:], source starts in run_p[L:], lengths in run_p[2L:]; returns their count."""
@@ -211,7 +202,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
             raise MemoryError()
         nrun = _runs(idx, run_p)
         try:
-            pool = <char*>_scratch(nt, L * sizeof(double), "nd_correlate1d")
+            pool = scratch(nt, L * sizeof(double), "nd_correlate1d")
             with nogil, parallel(num_threads=nt):
                 ext = <double*>(pool + threadid() * L * sizeof(double))
                 for o in prange(outer, schedule="dynamic", chunksize=8):
@@ -246,9 +237,9 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     # elements apart: the input's rows may be a power of two apart, which would put all
     # k of them in the same L1 sets
     Bp = B + 16
-    pool = <char*>_scratch(nt, k * sizeof(floating*), "nd_correlate1d")
+    pool = scratch(nt, k * sizeof(floating*), "nd_correlate1d")
     try:
-        pool2 = <char*>_scratch(nt, k * Bp * sizeof(floating), "nd_correlate1d")
+        pool2 = scratch(nt, k * Bp * sizeof(floating), "nd_correlate1d")
         with nogil, parallel(num_threads=nt):
             rows = <const floating**>(pool + threadid() * k * sizeof(floating*))
             ring = <floating*>(pool2 + threadid() * k * Bp * sizeof(floating))
@@ -314,8 +305,8 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
         nrun = _runs(idx, run_p)
         # lines four at a time (fc_ndboxline4), the last outer % 4 one at a time
         try:
-            pool = <char*>_scratch(nt, 4 * L * sizeof(floating), "nd_uniform1d")
-            pool2 = <char*>_scratch(nt, 4 * L * sizeof(double), "nd_uniform1d")
+            pool = scratch(nt, 4 * L * sizeof(floating), "nd_uniform1d")
+            pool2 = scratch(nt, 4 * L * sizeof(double), "nd_uniform1d")
             with nogil, parallel(num_threads=nt):
                 ext = <floating*>(pool + threadid() * 4 * L * sizeof(floating))
                 tmp = <double*>(pool2 + threadid() * 4 * L * sizeof(double))
@@ -337,9 +328,9 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
     B = 512 if inner > 512 else inner
     nb = (inner + B - 1) // B
     try:
-        pool = <char*>_scratch(nt, L * sizeof(floating*), "nd_uniform1d")
-        pool2 = <char*>_scratch(nt, B * sizeof(double), "nd_uniform1d")
-        crow = <floating*>_scratch(1, B * sizeof(floating), "nd_uniform1d")
+        pool = scratch(nt, L * sizeof(floating*), "nd_uniform1d")
+        pool2 = scratch(nt, B * sizeof(double), "nd_uniform1d")
+        crow = <floating*>scratch(1, B * sizeof(floating), "nd_uniform1d")
         for q in range(B):  # the row of cval, read by every thread
             crow[q] = fc
         with nogil, parallel(num_threads=nt):
@@ -385,7 +376,7 @@ def nd_correlate(const floating[::1] xp, const long long[::1] base, const long l
     for r in range(R):
         if base[r] + lo < 0 or base[r] + hi + W > xp.shape[0]:
             raise ValueError("nd_correlate: offset out of range")
-    pool = <char*>_scratch(nt, K * sizeof(floating*), "nd_correlate")
+    pool = scratch(nt, K * sizeof(floating*), "nd_correlate")
     try:
         with nogil, parallel(num_threads=nt):
             rows = <const floating**>(pool + threadid() * K * sizeof(floating*))

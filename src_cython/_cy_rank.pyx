@@ -19,9 +19,11 @@ All arrays are C-contiguous, passed flat; ``tc`` is the element type code of fc_
     selection).
 """
 
-from cython.parallel cimport prange, parallel
-from libc.stdlib cimport malloc, free
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdlib cimport free
 from libc.string cimport memcpy
+
+from _scratch cimport scratch
 
 import numpy as np
 
@@ -66,26 +68,45 @@ def minmax_axis(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py
     cdef char* d = <char*>&dst[0]
     cdef const Py_ssize_t* ix = &idx[0]
     cdef const char* cv = <const char*>&cval[0]
-    if inner == 1:
-        _line_pass(tc, s, d, outer, nsrc, n, k, before, ix, cv, isz, is_max, nthreads)
-    elif k <= _DIRECT_K:
-        _rows_direct(tc, s, d, outer, nsrc, n, inner, k, ix, cv, isz, is_max, nthreads)
-    else:
-        _rows_herk(tc, s, d, outer, nsrc, n, inner, k, ix, cv, isz, is_max, nthreads)
+    # the scratch each path needs, taken here (_scratch.pxd): a row of cval, and each
+    # thread's buffers
+    cdef Py_ssize_t nt = max(1, nthreads)
+    cdef char* crow = NULL
+    cdef char* pool = NULL
+    cdef Py_ssize_t q
+    try:
+        if inner == 1:
+            pool = scratch(nt, 3 * (_CHUNK + k) * isz, "minmax_axis")
+            _line_pass(tc, s, d, outer, nsrc, n, k, before, ix, cv, isz, is_max, nthreads,
+                       pool)
+            return
+        crow = scratch(1, inner * isz, "minmax_axis")
+        for q in range(inner):
+            memcpy(crow + q * isz, cv, isz)
+        if k <= _DIRECT_K:
+            _rows_direct(tc, s, d, outer, nsrc, n, inner, k, ix, crow, isz, is_max, nthreads)
+        else:
+            pool = scratch(nt, 2 * k * _COLS * isz, "minmax_axis")
+            _rows_herk(tc, s, d, outer, nsrc, n, inner, k, ix, crow, isz, is_max, nthreads,
+                       pool)
+    finally:
+        free(crow)
+        free(pool)
 
 
 cdef void _line_pass(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_t nsrc,
                      Py_ssize_t n, int k, Py_ssize_t before, const Py_ssize_t* ix, const char* cv,
-                     Py_ssize_t isz, bint is_max, int nthreads) noexcept nogil:
+                     Py_ssize_t isz, bint is_max, int nthreads, char* pool) noexcept nogil:
     # contiguous lines: each (line, chunk of outputs) gathers its padded stretch into a
-    # private buffer (the border mode is in ix), then runs the running max/min on it
+    # private buffer (the border mode is in ix), then runs the running max/min on it;
+    # pool: each thread's 3 (_CHUNK + k) elements
     cdef Py_ssize_t nch = (n + _CHUNK - 1) // _CHUNK
     cdef Py_ssize_t task, o, c, j0, nj, t
     cdef char* buf
     cdef char* g
     cdef char* h
     with nogil, parallel(num_threads=_threads(outer * nch, nthreads)):
-        buf = <char*>malloc(3 * (_CHUNK + k) * isz)
+        buf = pool + threadid() * 3 * (_CHUNK + k) * isz
         g = buf + (_CHUNK + k) * isz
         h = g + (_CHUNK + k) * isz
         for task in prange(outer * nch, schedule="static"):
@@ -98,7 +119,6 @@ cdef void _line_pass(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_
                 fcr_hrun(tc, d + (o * n + j0) * isz, buf, nj, k, is_max)
             else:
                 fcr_herk(tc, buf, d + (o * n + j0) * isz, nj, k, g, h, is_max)
-        free(buf)
 
 
 cdef inline void _gather_line(int tc, char* buf, const char* src, const Py_ssize_t* ix,
@@ -128,14 +148,12 @@ cdef inline const char* _row(const char* s, Py_ssize_t o, Py_ssize_t nsrc, Py_ss
 
 cdef void _rows_direct(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_t nsrc,
                        Py_ssize_t n, Py_ssize_t inner, int k, const Py_ssize_t* ix,
-                       const char* cv, Py_ssize_t isz, bint is_max,
+                       const char* crow, Py_ssize_t isz, bint is_max,
                        int nthreads) noexcept nogil:
     # strided axis: output line (o, i) = max/min of k source lines, whole lines at a time
-    cdef Py_ssize_t task, o, i, t, q
-    cdef char* crow = <char*>malloc(inner * isz)
+    # (crow: a row of cval)
+    cdef Py_ssize_t task, o, i, t
     cdef char* dl
-    for q in range(inner):
-        memcpy(crow + q * isz, cv, isz)
     with nogil, parallel(num_threads=_threads(outer * n, nthreads)):
         for task in prange(outer * n, schedule="static"):
             o = task // n
@@ -144,27 +162,24 @@ cdef void _rows_direct(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssiz
             memcpy(dl, _row(s, o, nsrc, inner, isz, ix[i], crow), inner * isz)
             for t in range(1, k):
                 fcr_vext(tc, is_max, dl, _row(s, o, nsrc, inner, isz, ix[i + t], crow), inner)
-    free(crow)
 
 
 cdef void _rows_herk(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_t nsrc,
                      Py_ssize_t n, Py_ssize_t inner, int k, const Py_ssize_t* ix,
-                     const char* cv, Py_ssize_t isz, bint is_max,
-                     int nthreads) noexcept nogil:
+                     const char* crow, Py_ssize_t isz, bint is_max,
+                     int nthreads, char* pool) noexcept nogil:
     # strided axis, wide window: van Herk / Gil-Werman on whole rows of up to _COLS columns.
     # Task (o, block b, column chunk): outputs i in [b k, b k + k) need the suffix extremes
     # h of padded rows [b k, b k + k) and the prefix extremes g of rows [b k + k, b k + 2k - 1)
     cdef Py_ssize_t nb = (n + k - 1) // k
     cdef Py_ssize_t ncol = (inner + _COLS - 1) // _COLS
     cdef Py_ssize_t m = n + k - 1
-    cdef Py_ssize_t task, o, b, c, c0, nc, p, s0, e, i, q
-    cdef char* crow = <char*>malloc(inner * isz)
+    # (crow: a row of cval; pool: each thread's 2 k _COLS elements)
+    cdef Py_ssize_t task, o, b, c, c0, nc, p, s0, e, i
     cdef char* hb
     cdef char* gb
-    for q in range(inner):
-        memcpy(crow + q * isz, cv, isz)
     with nogil, parallel(num_threads=_threads(outer * nb * ncol, nthreads)):
-        hb = <char*>malloc(2 * k * _COLS * isz)
+        hb = pool + threadid() * 2 * k * _COLS * isz
         gb = hb + k * _COLS * isz
         for task in prange(outer * nb * ncol, schedule="static"):
             o = task // (nb * ncol)
@@ -201,8 +216,6 @@ cdef void _rows_herk(int tc, const char* s, char* d, Py_ssize_t outer, Py_ssize_
                     fcr_vext(tc, is_max, d + ((o * n + i) * inner + c0) * isz,
                              gb + (i + k - 1 - e) * nc * isz, nc)
                 i = i + 1
-        free(hb)
-    free(crow)
 
 
 def footprint(int tc, const unsigned char[::1] xp, unsigned char[::1] out,
@@ -221,19 +234,22 @@ def footprint(int tc, const unsigned char[::1] xp, unsigned char[::1] out,
     cdef Py_ssize_t nch = (nlast + _CHUNK - 1) // _CHUNK
     cdef Py_ssize_t task, r, j0, nj
     cdef char* buf
-    with nogil, parallel(num_threads=_threads(rows * nch, nthreads)):
-        buf = <char*>malloc(cnt * itemsize)
-        for task in prange(rows * nch, schedule="dynamic"):
-            r = task // nch
-            j0 = (task % nch) * _CHUNK
-            nj = min(_CHUNK, nlast - j0)
-            if op == 2:
-                fcr_rank(tc, x + (bs[r] + j0) * itemsize, of, cnt, rank,
-                         d + (r * nlast + j0) * itemsize, nj, buf)
-            else:
-                fcr_fold(tc, d + (r * nlast + j0) * itemsize, x + (bs[r] + j0) * itemsize,
-                         of, cnt, nj, op == 1)
-        free(buf)
+    cdef char* pool = scratch(max(1, nthreads), cnt * itemsize, "footprint")
+    try:
+        with nogil, parallel(num_threads=_threads(rows * nch, nthreads)):
+            buf = pool + threadid() * cnt * itemsize
+            for task in prange(rows * nch, schedule="dynamic"):
+                r = task // nch
+                j0 = (task % nch) * _CHUNK
+                nj = min(_CHUNK, nlast - j0)
+                if op == 2:
+                    fcr_rank(tc, x + (bs[r] + j0) * itemsize, of, cnt, rank,
+                             d + (r * nlast + j0) * itemsize, nj, buf)
+                else:
+                    fcr_fold(tc, d + (r * nlast + j0) * itemsize, x + (bs[r] + j0) * itemsize,
+                             of, cnt, nj, op == 1)
+    finally:
+        free(pool)
 
 
 def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize_t outer,
@@ -267,51 +283,58 @@ def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize
     cdef char* line
     cdef char* g
     cdef char* h
-    cdef char* crow = <char*>malloc(W * isz)
     cdef const void** rows
+    cdef Py_ssize_t per = ((R + kh - 1) * W + 3 * m) * isz
+    cdef char* crow = scratch(1, W * isz, "box2d")
+    cdef char* pool = NULL
+    cdef char* rpool = NULL
     for q in range(W):
         memcpy(crow + q * isz, cv, isz)
-    with nogil, parallel(num_threads=_threads(outer * ns, nthreads)):
-        hb = <char*>malloc(((R + kh - 1) * W + 3 * m) * isz)
-        rows = <const void**>malloc(8 * sizeof(void*))   # per thread
-        line = hb + (R + kh - 1) * W * isz
-        g = line + m * isz
-        h = g + m * isz
-        for task in prange(outer * ns, schedule="dynamic"):
-            o = task // ns
-            i0 = (task % ns) * R
-            nr = min(R, H - i0)
-            for q in range(nr + kh - 1):
-                r = ih[i0 + q]
-                if r < 0:
-                    memcpy(hb + q * W * isz, crow, W * isz)
-                    continue
-                srow = s + (o * H + r) * W * isz
-                hrow = hb + q * W * isz
-                if kw <= _DIRECT_K and W >= kw:
-                    # the windows inside the row read it in place; only the few at each
-                    # end read a copy extended by the mode
-                    fcr_hrun(tc, hrow + bw * isz, srow, W - kw + 1, kw, is_max)
-                    if bw > 0:
-                        _gather_line(tc, line, srow, iw, 0, bw + kw - 1, W, bw, cv, isz)
-                        fcr_hrun(tc, hrow, line, bw, kw, is_max)
-                    if ra > 0:
-                        _gather_line(tc, line, srow, iw, W - ra, ra + kw - 1, W, bw, cv, isz)
-                        fcr_hrun(tc, hrow + (W - ra) * isz, line, ra, kw, is_max)
-                    continue
-                _gather_line(tc, line, srow, iw, 0, m, W, bw, cv, isz)
-                if kw <= _DIRECT_K:
-                    fcr_hrun(tc, hrow, line, W, kw, is_max)
-                else:
-                    fcr_herk(tc, line, hrow, W, kw, g, h, is_max)
-            for i in range(nr):
-                for t in range(kh):
-                    rows[t] = hb + (i + t) * W * isz
-                fcr_vrun(tc, d + (o * H + i0 + i) * W * isz, <const void* const*>rows, W, kh,
-                         is_max)
-        free(hb)
-        free(rows)
-    free(crow)
+    try:
+        pool = scratch(max(1, nthreads), per, "box2d")
+        rpool = scratch(max(1, nthreads), 8 * sizeof(void*), "box2d")
+        with nogil, parallel(num_threads=_threads(outer * ns, nthreads)):
+            hb = pool + threadid() * per
+            rows = <const void**>(rpool + threadid() * 8 * sizeof(void*))
+            line = hb + (R + kh - 1) * W * isz
+            g = line + m * isz
+            h = g + m * isz
+            for task in prange(outer * ns, schedule="dynamic"):
+                o = task // ns
+                i0 = (task % ns) * R
+                nr = min(R, H - i0)
+                for q in range(nr + kh - 1):
+                    r = ih[i0 + q]
+                    if r < 0:
+                        memcpy(hb + q * W * isz, crow, W * isz)
+                        continue
+                    srow = s + (o * H + r) * W * isz
+                    hrow = hb + q * W * isz
+                    if kw <= _DIRECT_K and W >= kw:
+                        # the windows inside the row read it in place; only the few at each
+                        # end read a copy extended by the mode
+                        fcr_hrun(tc, hrow + bw * isz, srow, W - kw + 1, kw, is_max)
+                        if bw > 0:
+                            _gather_line(tc, line, srow, iw, 0, bw + kw - 1, W, bw, cv, isz)
+                            fcr_hrun(tc, hrow, line, bw, kw, is_max)
+                        if ra > 0:
+                            _gather_line(tc, line, srow, iw, W - ra, ra + kw - 1, W, bw, cv, isz)
+                            fcr_hrun(tc, hrow + (W - ra) * isz, line, ra, kw, is_max)
+                        continue
+                    _gather_line(tc, line, srow, iw, 0, m, W, bw, cv, isz)
+                    if kw <= _DIRECT_K:
+                        fcr_hrun(tc, hrow, line, W, kw, is_max)
+                    else:
+                        fcr_herk(tc, line, hrow, W, kw, g, h, is_max)
+                for i in range(nr):
+                    for t in range(kh):
+                        rows[t] = hb + (i + t) * W * isz
+                    fcr_vrun(tc, d + (o * H + i0 + i) * W * isz, <const void* const*>rows, W, kh,
+                             is_max)
+    finally:
+        free(crow)
+        free(pool)
+        free(rpool)
 
 
 def rank2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize_t outer,
@@ -346,33 +369,38 @@ def rank2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssiz
     cdef Py_ssize_t task, o, i0, nr, q, r, i
     cdef char* sb
     cdef char* sel
-    cdef char* crow = <char*>malloc(m * isz)
+    cdef Py_ssize_t per = ((R + kh - 1) * m + cnt + kh * m) * isz
+    cdef char* crow = scratch(1, m * isz, "rank2d")
+    cdef char* pool = NULL
     for q in range(m):
         memcpy(crow + q * isz, cv, isz)
-    with nogil, parallel(num_threads=_threads(outer * ns, nthreads)):
-        sb = <char*>malloc(((R + kh - 1) * m + cnt + kh * m) * isz)
-        sel = sb + (R + kh - 1) * m * isz
-        for task in prange(outer * ns, schedule="dynamic"):
-            o = task // ns
-            i0 = (task % ns) * R
-            nr = min(R, H - i0)
-            for q in range(nr + kh - 1):
-                r = ih[i0 + q]
-                if r < 0:
-                    memcpy(sb + q * m * isz, crow, m * isz)
-                else:
-                    _gather_line(tc, sb + q * m * isz, s + (o * H + r) * W * isz, iw, 0, m,
-                                 W, bw, cv, isz)
-            for i in range(nr):
-                if op == 2 and box and kh == kw and 2 * rank + 1 == cnt and fcr_cmed(
-                        tc, kh, sb + i * m * isz, m, d + (o * H + i0 + i) * W * isz, W,
-                        sel + cnt * isz):
-                    pass
-                elif op == 2:
-                    fcr_rank(tc, sb + i * m * isz, of, cnt, rank,
-                             d + (o * H + i0 + i) * W * isz, W, sel)
-                else:
-                    fcr_fold(tc, d + (o * H + i0 + i) * W * isz, sb + i * m * isz, of, cnt, W,
-                             op == 1)
-        free(sb)
-    free(crow)
+    try:
+        pool = scratch(max(1, nthreads), per, "rank2d")
+        with nogil, parallel(num_threads=_threads(outer * ns, nthreads)):
+            sb = pool + threadid() * per
+            sel = sb + (R + kh - 1) * m * isz
+            for task in prange(outer * ns, schedule="dynamic"):
+                o = task // ns
+                i0 = (task % ns) * R
+                nr = min(R, H - i0)
+                for q in range(nr + kh - 1):
+                    r = ih[i0 + q]
+                    if r < 0:
+                        memcpy(sb + q * m * isz, crow, m * isz)
+                    else:
+                        _gather_line(tc, sb + q * m * isz, s + (o * H + r) * W * isz, iw, 0, m,
+                                     W, bw, cv, isz)
+                for i in range(nr):
+                    if op == 2 and box and kh == kw and 2 * rank + 1 == cnt and fcr_cmed(
+                            tc, kh, sb + i * m * isz, m, d + (o * H + i0 + i) * W * isz, W,
+                            sel + cnt * isz):
+                        pass
+                    elif op == 2:
+                        fcr_rank(tc, sb + i * m * isz, of, cnt, rank,
+                                 d + (o * H + i0 + i) * W * isz, W, sel)
+                    else:
+                        fcr_fold(tc, d + (o * H + i0 + i) * W * isz, sb + i * m * isz, of, cnt, W,
+                                 op == 1)
+    finally:
+        free(crow)
+        free(pool)

@@ -2,6 +2,9 @@
 random cases over modes, origins, axes, dtypes (int, float32/64, complex), layouts and
 1-4 dimensions; output= arrays and dtypes; the _ndspec rules; bad arguments; memory."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from conftest import BACKENDS, LAYOUTS, Unchanged, layout
@@ -374,6 +377,59 @@ def test_passes_are_scipys_to_the_bit_for_any_line_count(backend, dtype):
            sndi.gaussian_filter1d(tall, 4.0, axis=0), exact=True)
     _check(ndimage.uniform_filter(tall, (3, 1, 9), backend=backend),
            sndi.uniform_filter(tall, (3, 1, 9)), exact=True)
+
+
+_OOM_CHILD = """
+import resource, sys
+import numpy as np
+from fastconv import _cy_ndfilt as cy, _cy_rank, _ndrank
+n = 1 << 21
+x = np.ones((3, n, 1))
+out = np.full(x.shape, 7.0)
+idx = np.clip(np.arange(-2, n + 2), 0, n - 1).astype(np.int64)
+xb = np.ones(n).view(np.uint8)
+ob = np.zeros(8 * n, np.uint8)
+# the OpenMP team of 16 threads made first (their stacks need address space too)
+cy.nd_uniform1d(np.ones((64, 8, 1)), 3, np.clip(np.arange(-1, 9), 0, 7).astype(np.int64),
+                0.0, np.empty((64, 8, 1)), 16)
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+# room for what is mapped now and 100 MB more: 16 threads' scratch of 16 MB or more each
+# is not
+used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + (100 << 20), hard))
+calls = {
+    "nd_correlate1d": lambda: cy.nd_correlate1d(x, np.ones(5), idx, 0.0, out, 16),
+    "nd_uniform1d": lambda: cy.nd_uniform1d(x, 5, idx, 0.0, out, 16),
+    "nd_correlate": lambda: cy.nd_correlate(np.ones(n + 10), np.zeros(2, np.int64),
+                                            np.arange(1 << 21, dtype=np.int64) % 8,
+                                            np.ones(1 << 21), np.full((2, 8), 7.0), 16),
+    "footprint": lambda: _cy_rank.footprint(_ndrank._TYPE_CODES[np.dtype(np.float64)], xb,
+                                            ob, np.zeros(1, np.intp), 16,
+                                            np.arange(1 << 21, dtype=np.intp) % 8, 2, 2, 8,
+                                            16),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except MemoryError as e:
+        assert name in str(e), e
+    else:
+        sys.exit(name + ": no MemoryError")
+assert (out == 7).all()
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
+def test_kernels_raise_memoryerror_when_their_scratch_cannot_be_had():
+    """The ndimage and rank kernels take each thread's scratch before their parallel
+    region: an allocation that fails (a child process whose address space is capped)
+    raises MemoryError naming the kernel, with nothing written, instead of a thread
+    skipping its share of the outputs (or writing through NULL)."""
+    pytest.importorskip("fastconv._cy_ndfilt")
+    proc = subprocess.run([sys.executable, "-c", _OOM_CHILD], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
 
 
 def test_pad_region_is_the_padded_arrays_part():
