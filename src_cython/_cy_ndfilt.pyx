@@ -13,7 +13,11 @@ a float32 pass widens each value once, where it is copied, not once per tap that
 (``fc_ndrow_fd``/``fc_ndline_fd``; the same sums, so the same bits).
 
 ``nd_uniform1d(x, size, idx, cval, out, nthreads)``: scipy's running-sum box mean along
-axis 1, the same paths (``fc_ndboxline`` per line, ``fc_ndbox`` per block of columns).
+axis 1, the same paths (``fc_ndboxline4`` on four lines at a time, ``fc_ndbox`` per block
+of columns).
+
+Each thread's buffers are taken before the parallel region (``_scratch.pxd``): a failed
+allocation raises MemoryError.
 
 ``nd_correlate(xp, base, offs, w, out, nthreads)``: the n-D correlation on the padded
 input, each output line the sum of the shifted input lines of its taps (``fc_ndrow``).

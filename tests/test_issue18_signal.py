@@ -83,7 +83,11 @@ def test_nd_matches_scipy(func, nd, backend, rng):
         mode = ("full", "same", "valid")[i % 3]
         s1, s2 = shapes_for(rng, nd, mode)
         a, b = make(rng, s1, d1), make(rng, s2, d2)
-        want = SCIPY_ND[func](a, b, mode, method="direct")
+        # scipy casts the uninitialized output it makes (np.empty) to the compute type
+        # before writing it: heap garbage there can raise "invalid value encountered in
+        # cast", scipy's warning (seen once in CI), not about the values compared below
+        with np.errstate(invalid="ignore"):
+            want = SCIPY_ND[func](a, b, mode, method="direct")
         kind = LAYOUTS[i % len(LAYOUTS)]
         for method in ("direct", "auto"):
             got = getattr(fs, func)(layout(a, kind), b, mode, method=method, backend=backend)
@@ -125,8 +129,9 @@ def test_dtypes_match_scipy():
         for d2 in dts:
             a, b = make(rng, (6,), d1), make(rng, (3,), d2)
             for func in ("convolve", "correlate"):
-                check(getattr(fs, func)(a, b, method="direct"),
-                      SCIPY_ND[func](a, b, method="direct"), 3)
+                with np.errstate(invalid="ignore"):  # as in test_nd_matches_scipy
+                    want = SCIPY_ND[func](a, b, method="direct")
+                check(getattr(fs, func)(a, b, method="direct"), want, 3)
 
 
 def test_integer_overflow_wraps_as_scipy(backend):
