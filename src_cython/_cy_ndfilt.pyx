@@ -42,8 +42,6 @@ cdef extern from "fc_ndfilt.h" nogil:
                     Py_ssize_t m, int sym)
     void fc_ndrow_d(double* out, const double** rows, const double* w, Py_ssize_t k,
                     Py_ssize_t m, int sym)
-    void fc_ndline_f(float* out, const float* ext, const double* w, Py_ssize_t k,
-                     Py_ssize_t n, int sym)
     void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
                      Py_ssize_t n, int sym)
     void fc_ndrow_fd(float* out, const double** rows, const double* w, Py_ssize_t k,
@@ -162,14 +160,14 @@ cdef inline void _extend(floating* ext, const floating* xb, const Py_ssize_t* ru
 
 cdef inline void _wextend(double* ext, const floating* xb, const Py_ssize_t* run_p,
                           Py_ssize_t L, Py_ssize_t nrun, floating fc) noexcept nogil:
-    """_extend into doubles: the values widened once, here."""
+    """_extend into doubles: the values widened once, here (a double line: _extend)."""
     cdef Py_ssize_t g, i
+    if floating is double:
+        _extend(ext, xb, run_p, L, nrun, fc)
+        return
     for g in range(nrun):
         if run_p[L + g] >= 0:
-            if floating is double:
-                memcpy(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g] * sizeof(double))
-            else:
-                fc_ndwiden(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g])
+            fc_ndwiden(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g])
         else:
             for i in range(run_p[g], run_p[g] + run_p[2 * L + g]):
                 ext[i] = fc

@@ -47,6 +47,16 @@ cdef Py_ssize_t _CHUNK = 2048   # output positions per task along a contiguous l
 cdef Py_ssize_t _COLS = 512     # inner columns per task of a strided van Herk pass
 
 
+cdef char* _cval_row(const char* cv, Py_ssize_t n, Py_ssize_t isz, str what) except NULL:
+    """A row of ``n`` elements of ``cval`` (``scratch``: MemoryError naming ``what``), which
+    the border rows of a pass along a strided axis read. Free it with ``free``."""
+    cdef char* row = scratch(1, n * isz, what)
+    cdef Py_ssize_t q
+    for q in range(n):
+        memcpy(row + q * isz, cv, isz)
+    return row
+
+
 cdef inline int _threads(Py_ssize_t tasks, int nthreads) noexcept nogil:
     if nthreads < 1:
         return 1
@@ -73,16 +83,13 @@ def minmax_axis(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py
     cdef Py_ssize_t nt = max(1, nthreads)
     cdef char* crow = NULL
     cdef char* pool = NULL
-    cdef Py_ssize_t q
     try:
         if inner == 1:
             pool = scratch(nt, 3 * (_CHUNK + k) * isz, "minmax_axis")
             _line_pass(tc, s, d, outer, nsrc, n, k, before, ix, cv, isz, is_max, nthreads,
                        pool)
             return
-        crow = scratch(1, inner * isz, "minmax_axis")
-        for q in range(inner):
-            memcpy(crow + q * isz, cv, isz)
+        crow = _cval_row(cv, inner, isz, "minmax_axis")
         if k <= _DIRECT_K:
             _rows_direct(tc, s, d, outer, nsrc, n, inner, k, ix, crow, isz, is_max, nthreads)
         else:
@@ -285,11 +292,9 @@ def box2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize
     cdef char* h
     cdef const void** rows
     cdef Py_ssize_t per = ((R + kh - 1) * W + 3 * m) * isz
-    cdef char* crow = scratch(1, W * isz, "box2d")
+    cdef char* crow = _cval_row(cv, W, isz, "box2d")
     cdef char* pool = NULL
     cdef char* rpool = NULL
-    for q in range(W):
-        memcpy(crow + q * isz, cv, isz)
     try:
         pool = scratch(max(1, nthreads), per, "box2d")
         rpool = scratch(max(1, nthreads), 8 * sizeof(void*), "box2d")
@@ -370,10 +375,8 @@ def rank2d(int tc, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssiz
     cdef char* sb
     cdef char* sel
     cdef Py_ssize_t per = ((R + kh - 1) * m + cnt + kh * m) * isz
-    cdef char* crow = scratch(1, m * isz, "rank2d")
+    cdef char* crow = _cval_row(cv, m, isz, "rank2d")
     cdef char* pool = NULL
-    for q in range(m):
-        memcpy(crow + q * isz, cv, isz)
     try:
         pool = scratch(max(1, nthreads), per, "rank2d")
         with nogil, parallel(num_threads=_threads(outer * ns, nthreads)):

@@ -8,10 +8,10 @@
  *   output row from the k input rows its taps read (row pointers: for a pass along a
  *   non-last axis, the boundary rows point at the mode's source row or at a row of cval;
  *   for the n-D correlation, rows of the padded input shifted by each tap's offset).
- * fc_ndline_{f,d}(out, ext, w, k, n, sym): out[i] = sum_j w[j] * ext[i + j], i < n: one line
+ * fc_ndline_{fd,d}(out, ext, w, k, n, sym): out[i] = sum_j w[j] * ext[i + j], i < n: one line
  *   of a pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
  * fc_ndwiden(dst, src, n): dst[i] = (double)src[i], the widening of those rows.
- * fc_ndrow_fd, fc_ndline_fd: fc_ndrow_f and fc_ndline_f reading rows of doubles (a float
+ * fc_ndrow_fd, fc_ndline_fd: fc_ndrow_f and a float fc_ndline reading rows of doubles (a float
  *   pass's rows widened once, as they are copied: fc_ndrow_f widens each value once per
  *   tap that reads it, and on AVX2 those conversions bound its speed). The values, their
  *   sums and their order are fc_ndrow_f's, so the results are its to the bit.
@@ -80,6 +80,7 @@ typedef double fc_nd_v4 __attribute__((vector_size(32)));
 #define FC_T float
 #define FC_R float
 #define FC_NAME(name) name##_f
+#define FC_ND_NO_LINE
 #include "fc_ndfilt_body.h"
 
 #define FC_T double

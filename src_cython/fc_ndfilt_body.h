@@ -8,6 +8,7 @@
  *                   float outputs from rows already widened (fc_ndrow_fd, fc_ndline_fd)
  *     FC_NAME(n)    the name of function n for that type (fc_ndrow -> fc_ndrow_f, fc_ndrow_d)
  *     FC_ND_ROWS_ONLY  (optional) only the correlation rows, not the box means
+ *     FC_ND_NO_LINE    (optional) no fc_ndline (float lines read widened rows: _fd)
  *
  * and this file undefines them at its end (the convention of fc_kernels_body.h). Everything
  * else (FC_ND_CLONES, FC_ND_RESTRICT, FC_ND_BLOCK, the fp-contract setting) comes from
@@ -115,6 +116,7 @@ FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_R 
     }
 }
 
+#ifndef FC_ND_NO_LINE
 /* one line of a pass along the last axis, from its extended copy: fc_ndrow over the k
  * copies of the line shifted by each tap (the same sums, in the same order). gcc cannot see
  * that fc_ndrow reads only the k pointers set here, and warns that the rest of the stack
@@ -157,6 +159,7 @@ FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+#endif /* FC_ND_NO_LINE */
 
 #ifndef FC_ND_ROWS_ONLY
 /* scipy's running-sum box mean, m lines at once */
@@ -262,3 +265,4 @@ FC_ND_CLONES static void FC_NAME(fc_ndboxline4)(FC_T *FC_ND_RESTRICT out, Py_ssi
 #undef FC_R
 #undef FC_NAME
 #undef FC_ND_ROWS_ONLY
+#undef FC_ND_NO_LINE
