@@ -571,11 +571,21 @@ def by_planes(op, name, spec, out):
 # * nd_correlate ``(xp, base, offs, weights, out)``: ``out`` ``(lines, length)``, line ``i``
 #   starting at ``xp[base[i]]`` (increasing), each tap ``offs`` (>= 0) further: cut along the
 #   lines, each piece given the span of ``xp`` its lines read.
-_ND_OPS = ("nd_correlate1d", "nd_uniform1d", "nd_correlate")
+# * nd_sepcorr ``(x, w0, idx0, w1, idx1, cval, out)``, ``x`` ``(outer, nx, inner)`` and
+#   ``out`` ``(outer, n, inner)``: cut along ``outer``, or along the rows ``n`` (each piece
+#   the whole ``x``, the indices ``idx0`` its rows read, and its rows of ``out``).
+#   nd_sepbox, the same arguments: along ``outer`` only (its first pass is a running sum
+#   down the rows: a piece of them would start the sums afresh, another rounding).
+_ND_OPS = ("nd_correlate1d", "nd_uniform1d", "nd_correlate", "nd_sepcorr", "nd_sepbox")
 
 
 def _nd_cuts(op, args, total, target):
-    out = args[4]
+    out = args[-1]
+    if op in ("nd_sepcorr", "nd_sepbox"):
+        kinds = (("outer", out.shape[0]),) + ((("rows", out.shape[1]),)
+                                              if op == "nd_sepcorr" else ())
+        return [[(kind, a, b) for a, b in _chunks(size, total / size, target)]
+                for kind, size in kinds if size > 1]
     if op == "nd_correlate":
         L = out.shape[0]
         return [[("lines", a, b) for a, b in _chunks(L, total / L, target)]]
@@ -591,6 +601,13 @@ def _nd_piece(args, cut, io):
         lo = int(base[a])
         hi = int(base[b - 1]) + int(offs.max(initial=0)) + out.shape[1]
         return _Piece((xp[lo:hi], base[a:b] - lo, offs, w, out[a:b]))
+    if len(args) == 7:  # nd_sepcorr, nd_sepbox
+        x, w0, idx0, w1, idx1, cval, out = args
+        if kind == "outer":
+            return _Piece((x[a:b], w0, idx0, w1, idx1, cval, out[a:b]))
+        target, dest = io[1](out[:, a:b])
+        return _Piece((x, w0, idx0[a:b + w0.shape[0] - 1], w1, idx1, cval, target), target,
+                      dest)
     x, w, idx, cval, out = args
     if kind == "outer":
         return _Piece((x[a:b], w, idx, cval, out[a:b]))

@@ -91,6 +91,8 @@ _FAMILY = {"conv2d": "conv2d", "max_pool2d": "pool", "avg_pool2d": "pool",
            "nd_correlate1d": "ndimage",
            "nd_uniform1d": "ndimage",
            "nd_correlate": "ndimage",
+           "nd_sepcorr": "ndimage",
+           "nd_sepbox": "ndimage",
            }
 
 # The ops whose compiled kernels call BLAS (from inside their parallel regions).

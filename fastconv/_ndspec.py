@@ -1,7 +1,8 @@
 """Argument rules shared by :mod:`fastconv.ndimage`'s filters (issue 18), with
 scipy.ndimage's semantics: boundary modes, axes, per-axis sequences, origins, the output
 array and the final store into it; and the specs of the linear filters' kernel calls
-(:class:`LineSpec`: ``nd_correlate1d`` and ``nd_uniform1d``, :class:`CorrelateSpec`:
+(:class:`LineSpec`: ``nd_correlate1d`` and ``nd_uniform1d``, :class:`SepSpec`: the last two
+passes of a separable filter as one, ``nd_sepcorr`` and ``nd_sepbox``, :class:`CorrelateSpec`:
 ``nd_correlate``), which :func:`fastconv._dispatch.run` takes as it takes every op's.
 
 Errors are :class:`ArgumentError`, a ValueError that is also a RuntimeError: fastconv names
@@ -20,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["MODES", "ArgumentError", "modes", "axes", "sequence", "origins", "output", "pad",
-           "store", "LineSpec", "line_spec", "CorrelateSpec", "correlate_spec"]
+           "store", "LineSpec", "line_spec", "SepSpec", "sep_spec", "CorrelateSpec", "correlate_spec"]
 
 
 class ArgumentError(ValueError, RuntimeError):
@@ -311,6 +312,51 @@ def line_spec(x, weights, axis, mode, cval, origin):
     # pass of a float64 cval rounds it once, as scipy's float32 output would)
     return LineSpec("nd_uniform1d" if box else "nd_correlate1d", x3, weights,
                     line_index(n, k, origin, mode), float(cval), x3.shape, x.dtype)
+
+
+class SepSpec(NamedTuple):
+    """The last two passes of a separable filter as one call: ``op`` ``"nd_sepcorr"`` (two
+    correlations, ``w0`` and ``w1`` float64 weights) or ``"nd_sepbox"`` (two box means,
+    ``w0`` and ``w1`` their sizes), along axis 1 of ``x`` (the C-contiguous ``(outer, n,
+    inner)`` float32 or float64 view of the input: its last two axes) with ``w0`` and
+    ``idx0``, then along axis 2 with ``w1`` and ``idx1`` (each as a :class:`LineSpec`'s
+    ``weights`` and ``idx``). The output has ``x``'s shape and dtype
+    (:func:`fastconv.reference.nd_sepcorr`, :func:`fastconv.reference.nd_sepbox`)."""
+
+    op: str
+    x: np.ndarray
+    w0: object
+    idx0: np.ndarray
+    w1: object
+    idx1: np.ndarray
+    cval: float
+    out_shape: tuple
+    dtype: np.dtype
+
+    family = "ndimage"
+
+    empty = property(lambda self: self.x.size == 0)
+
+    def kernel_args(self, out):
+        """``(x, w0, idx0, w1, idx1, cval, out)``."""
+        return (self.x, self.w0, self.idx0, self.w1, self.idx1, self.cval, out)
+
+
+def sep_spec(x, first, last, cval):
+    """The :class:`SepSpec` of the passes ``first`` along axis ``x.ndim - 2`` and ``last``
+    along the last axis of the C-contiguous float32 or float64 array ``x`` (at least 2-D),
+    each ``(weights, canonical mode, origin)``: both float64 weights (correlations) or both
+    box sizes (ints)."""
+    (w0, mode0, origin0), (w1, mode1, origin1) = first, last
+    box = isinstance(w0, int)
+    if box != isinstance(w1, int):
+        raise ValueError("sep_spec: a correlation and a box mean do not fuse")
+    n, inner = x.shape[-2:]
+    x3 = x.reshape(math.prod(x.shape[:-2]), n, inner)
+    k0, k1 = (w0, w1) if box else (w0.shape[0], w1.shape[0])
+    return SepSpec("nd_sepbox" if box else "nd_sepcorr", x3, w0,
+                   line_index(n, k0, origin0, mode0), w1, line_index(inner, k1, origin1, mode1),
+                   float(cval), x3.shape, x.dtype)
 
 
 class CorrelateSpec(NamedTuple):

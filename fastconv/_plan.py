@@ -894,6 +894,14 @@ def _nd_uniform1d_cost(a):  # x, size, idx, cval, out: a running sum, 2 terms pe
     return 2 * a[4].size, 0, 1, a[0].size + a[4].size
 
 
+def _nd_sepcorr_cost(a):  # x, w0, idx0, w1, idx1, cval, out: both passes' taps; in, out
+    return a[6].size * (a[1].shape[0] + a[3].shape[0]), 0, 1, 2 * a[6].size
+
+
+def _nd_sepbox_cost(a):  # x, size0, idx0, size1, idx1, cval, out: two running sums
+    return 4 * a[6].size, 0, 1, 2 * a[6].size
+
+
 def _nd_correlate_cost(a):  # xp, base, offs, w, out: taps per output, elements moved
     return a[4].size * a[3].shape[0], 0, 1, a[0].size + a[4].size
 
@@ -902,9 +910,15 @@ def _nd_correlate_cost(a):  # xp, base, offs, w, out: taps per output, elements 
 # (2048^2 float32: a 9x9 correlate, 61-tap lines along either axis, a 41 box), so a long
 # call's pieces (fastconv._chunks) err on the short side; except Numba's lines, 6.5e9 along
 # the first axis and 0.36e9 along the last: its rate between the two keeps the pieces of
-# the fast passes from being too many, and those of the slow ones within 3x the target
+# the fast passes from being too many, and those of the slow ones within 3x the target.
+# The fused pairs (nd_sepcorr, nd_sepbox) count both passes' taps at their passes' rates
+# (Numba's: its pair's two passes, one along each axis)
 _register({"nd_correlate1d": _nd_correlate1d_cost, "nd_uniform1d": _nd_uniform1d_cost,
-           "nd_correlate": _nd_correlate_cost},
-          {"cython": {"nd_correlate1d": 3e9, "nd_uniform1d": 0.5e9, "nd_correlate": 3e9},
-           "numba": {"nd_correlate1d": 1e9, "nd_uniform1d": 0.1e9, "nd_correlate": 0.5e9},
-           "numpy": {"nd_correlate1d": 0.1e9, "nd_uniform1d": 0.1e9, "nd_correlate": 0.05e9}})
+           "nd_correlate": _nd_correlate_cost, "nd_sepcorr": _nd_sepcorr_cost,
+           "nd_sepbox": _nd_sepbox_cost},
+          {"cython": {"nd_correlate1d": 3e9, "nd_uniform1d": 0.5e9, "nd_correlate": 3e9,
+                      "nd_sepcorr": 3e9, "nd_sepbox": 0.5e9},
+           "numba": {"nd_correlate1d": 1e9, "nd_uniform1d": 0.1e9, "nd_correlate": 0.5e9,
+                     "nd_sepcorr": 0.35e9, "nd_sepbox": 0.1e9},
+           "numpy": {"nd_correlate1d": 0.1e9, "nd_uniform1d": 0.1e9, "nd_correlate": 0.05e9,
+                     "nd_sepcorr": 0.1e9, "nd_sepbox": 0.1e9}})

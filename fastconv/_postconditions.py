@@ -56,7 +56,8 @@ ALL_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "locally_connected2d"
                      "conv3d_input",
                      "conv3d_weight",
                      # ndimage (issue 18): empty means no output element (see _empty_batch)
-                     "nd_correlate1d", "nd_uniform1d", "nd_correlate",
+                     "nd_correlate1d", "nd_uniform1d", "nd_correlate", "nd_sepcorr",
+                     "nd_sepbox",
                      })
 
 

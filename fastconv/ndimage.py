@@ -15,7 +15,11 @@ How they compute
   full-size kernel is built): the kernels ``nd_correlate1d`` (a correlation) and
   ``nd_uniform1d`` (scipy's running-sum box mean, O(1) per output) of each backend
   (Cython + OpenMP, Numba, NumPy reference), which read the boundary through an index map
-  of the extended line.
+  of the extended line. The passes along the last two axes, in that order (a 2-D
+  :func:`gaussian_filter`'s or :func:`uniform_filter`'s both), run as one call
+  (``nd_sepcorr``, ``nd_sepbox``): each row of the first pass goes through the second at
+  once, from a thread's buffers, so the array between them never goes to memory (the same
+  bits as two calls).
 - :func:`correlate` and :func:`convolve` with a full n-D kernel pad the input
   (:func:`fastconv._ndspec.pad`) and run the kernel ``nd_correlate`` on it: each output line
   (along the last axis) sums the padded input's lines shifted by each tap's offset, in
@@ -92,26 +96,70 @@ def _pass(x, w, axis, mode, cval, origin, backend, dest=None):
 
 def _chain(input, output, passes, cval, backend):
     """The separable filter ``passes`` [(axis, float64 weights or a box size, mode,
-    origin)] of the real
-    array ``input`` into ``output``; scipy's intermediate stores in the output's dtype when
-    that is an integer or float16."""
+    origin)] of the real array ``input`` into ``output``; scipy's intermediate stores in the
+    output's dtype when that is an integer or float16. The last two passes, when they run
+    along the last two axes in that order, both correlations or both box means, run as one
+    call (:func:`_fuses`)."""
     ct = _compute_dtype(input.dtype, output.dtype)
     per_pass = output.dtype.kind not in "fc" or output.dtype.itemsize < 4
     cur = np.ascontiguousarray(input, dtype=ct)
-    for i, (axis, w, mode, origin) in enumerate(passes):
+    i = 0
+    while i < len(passes):
+        fused = (i == len(passes) - 2 and not per_pass
+                 and _fuses(cur.shape, passes[i], passes[i + 1]))
         dest = None
-        if (i == len(passes) - 1 and output.dtype == ct and output.flags.c_contiguous
-                and not np.may_share_memory(output, cur)):
+        if ((fused or i == len(passes) - 1) and output.dtype == ct
+                and output.flags.c_contiguous and not np.may_share_memory(output, cur)):
             dest = output
-        if not isinstance(w, int):
-            w = np.ascontiguousarray(w, dtype=np.float64)  # the kernels sum in float64
-        cur = _pass(cur, w, axis, mode, cval, origin, backend, dest)
+        if fused:
+            out = np.empty(cur.shape, cur.dtype) if dest is None else dest
+            first, last = ((w if isinstance(w, int) else np.ascontiguousarray(w, np.float64),
+                            mode, origin) for _, w, mode, origin in passes[i:])
+            spec = _ndspec.sep_spec(cur, first, last, cval)
+            _dispatch.run(spec.op, backend, spec, out.reshape(spec.out_shape))
+            cur = out
+            i += 2
+        else:
+            axis, w, mode, origin = passes[i]
+            if not isinstance(w, int):
+                w = np.ascontiguousarray(w, dtype=np.float64)  # the kernels sum in float64
+            cur = _pass(cur, w, axis, mode, cval, origin, backend, dest)
+            i += 1
         if cur is output:
             return output
         if per_pass:
             _ndspec.store(cur, output)
             cur = np.ascontiguousarray(output, dtype=ct)
     return _ndspec.store(cur, output)
+
+
+# the most a fused pair of passes keeps per thread: a correlation's ring of k0 rows of the
+# last axis (float64), a uniform filter's four rows (and twice as many plus a band of rows
+# per thread: fastconv._cy_ndfilt.nd_sepbox); past it, they no longer stay in a core's L2
+_FUSED_RING_BYTES = 1 << 20
+# the largest plane (last two axes) a fused pair of box means runs: its first pass runs down
+# a plane's rows in order, so a long call (fastconv._chunks) can be cut only between planes
+# (up to this, a plane takes well under SPLIT_SECONDS on any backend: Ctrl-C stays prompt)
+_FUSED_BOX_PLANE = 1 << 22
+
+
+def _fuses(shape, first, last):
+    """Whether the passes ``first`` and ``last`` on an array of ``shape`` run as one call
+    (``nd_sepcorr``, ``nd_sepbox``): two correlations, or two box means, along its last two
+    axes in that order, whose rows kept per thread take at most :data:`_FUSED_RING_BYTES`
+    (and box means on planes of at most :data:`_FUSED_BOX_PLANE` elements).
+    The result is the two passes' to the bit; the array between them never goes to
+    memory."""
+    nd = len(shape)
+    if nd < 2 or first[0] != nd - 2 or last[0] != nd - 1:
+        return False
+    box = isinstance(first[1], int)
+    if box != isinstance(last[1], int):
+        return False
+    if box and shape[-2] * shape[-1] > _FUSED_BOX_PLANE:
+        return False
+    rows = 4 if box else len(first[1])
+    return rows * (shape[-1] + 16) * 8 <= _FUSED_RING_BYTES
 
 
 def _real_cval(cval):

@@ -797,7 +797,7 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     antisymmetric) weights (:func:`nd_symmetry`) the centre tap, then ``(e[j] +- e[k-1-j])
     * w[j]`` for ``j < k // 2``; otherwise the last tap, then the others in order.
     """
-    n, k = x.shape[1], w.shape[0]
+    n, k = out.shape[1], w.shape[0]
     if out.size == 0:
         return out
     fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
@@ -816,6 +816,38 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
             acc += ext[:, j:j + n, :] * w[j]
     out[...] = acc
     return out
+
+
+@_nonfinite_legal
+def nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads=None):
+    """Two passes of a separable correlation (the kernel contract of every backend): the
+    :func:`nd_correlate1d` pass along axis 1 of ``x`` (``(outer, nx, inner)``) with ``w0``
+    and ``idx0`` (``n + k0 - 1`` indices into ``nx``), its result stored in ``x``'s dtype,
+    then the pass along axis 2 with ``w1`` and ``idx1`` (``inner + k1 - 1`` indices), into
+    ``out`` (``(outer, n, inner)``). Fills and returns ``out``."""
+    return _two_passes(nd_correlate1d, x, w0, idx0, w1, idx1, cval, out)
+
+
+def _two_passes(kernel, x, w0, idx0, w1, idx1, cval, out):
+    """``kernel`` along axis 1 of ``x``, its result stored in ``x``'s dtype, then along
+    axis 2 of that, into ``out``."""
+    if out.size == 0:
+        return out
+    outer, n, inner = out.shape
+    mid = np.empty(out.shape, x.dtype)
+    kernel(x, w0, idx0, cval, mid)
+    kernel(mid.reshape(outer * n, inner, 1), w1, idx1, cval, out.reshape(outer * n, inner, 1))
+    return out
+
+
+@_nonfinite_legal
+def nd_sepbox(x, size0, idx0, size1, idx1, cval, out, nthreads=None):
+    """Two passes of a separable uniform filter (the kernel contract of every backend): the
+    :func:`nd_uniform1d` pass of size ``size0`` along axis 1 of ``x`` (``(outer, n,
+    inner)``; ``idx0`` its ``n + size0 - 1`` indices), its result stored in ``x``'s dtype,
+    then the pass of size ``size1`` along axis 2 (``idx1``), into ``out`` (``x``'s shape).
+    Fills and returns ``out``."""
+    return _two_passes(nd_uniform1d, x, size0, idx0, size1, idx1, cval, out)
 
 
 @_nonfinite_legal

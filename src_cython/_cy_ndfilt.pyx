@@ -16,6 +16,12 @@ a float32 pass widens each value once, where it is copied, not once per tap that
 axis 1, the same paths (``fc_ndboxline4`` on four lines at a time, ``fc_ndbox`` per block
 of columns).
 
+``nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads)``: two correlation passes as one,
+along axis 1 and then axis 2 of ``x``: each output row's first pass (its ``k0`` input rows
+in a ring, widened to double) is rounded to the element type and runs through the second at
+once (``fc_ndrow_fd``, then ``fc_ndline_fd``), so the array between the passes never goes to
+memory; the results are two ``nd_correlate1d`` calls' to the bit.
+
 Each thread's buffers are taken before the parallel region (``_scratch.pxd``): a failed
 allocation raises MemoryError.
 
@@ -53,6 +59,13 @@ cdef extern from "fc_ndfilt.h" nogil:
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
     void fc_ndbox_d(double* out, Py_ssize_t os, Py_ssize_t cs, const double** rows,
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
+    void fc_ndboxrun_f(float* out, Py_ssize_t os, const float* xb, Py_ssize_t rs,
+                       const long long* idx, const float* crow, Py_ssize_t size, Py_ssize_t i0,
+                       Py_ssize_t i1, Py_ssize_t m, double* tmp)
+    void fc_ndboxrun_d(double* out, Py_ssize_t os, const double* xb, Py_ssize_t rs,
+                       const long long* idx, const double* crow, Py_ssize_t size,
+                       Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t m, double* tmp)
+    void fc_nd_barrier()
     void fc_ndboxline_f(float* out, const float* ext, Py_ssize_t size, Py_ssize_t n)
     void fc_ndboxline_d(double* out, const double* ext, Py_ssize_t size, Py_ssize_t n)
     void fc_ndboxline4_f(float* out, Py_ssize_t os, const float* ext, Py_ssize_t es,
@@ -65,6 +78,14 @@ cdef inline void _row(floating* out, const floating** rows, const double* w, Py_
                       Py_ssize_t m, int sym) noexcept nogil:
     if floating is float:
         fc_ndrow_f(out, rows, w, k, m, sym)
+    else:
+        fc_ndrow_d(out, rows, w, k, m, sym)
+
+
+cdef inline void _drow(floating* out, const double** rows, const double* w, Py_ssize_t k,
+                       Py_ssize_t m, int sym) noexcept nogil:
+    if floating is float:
+        fc_ndrow_fd(out, rows, w, k, m, sym)
     else:
         fc_ndrow_d(out, rows, w, k, m, sym)
 
@@ -103,6 +124,16 @@ cdef inline void _box(floating* out, Py_ssize_t os, Py_ssize_t cs, const floatin
         fc_ndbox_d(out, os, cs, rows, size, n, m, tmp)
 
 
+cdef inline void _boxrun(floating* out, Py_ssize_t os, const floating* xb, Py_ssize_t rs,
+                         const long long* idx, const floating* crow, Py_ssize_t size,
+                         Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t m,
+                         double* tmp) noexcept nogil:
+    if floating is float:
+        fc_ndboxrun_f(out, os, xb, rs, idx, crow, size, i0, i1, m, tmp)
+    else:
+        fc_ndboxrun_d(out, os, xb, rs, idx, crow, size, i0, i1, m, tmp)
+
+
 cdef inline void _boxline4(floating* out, Py_ssize_t os, const floating* ext, Py_ssize_t es,
                            Py_ssize_t size, Py_ssize_t n, double* tmp) noexcept nogil:
     if floating is float:
@@ -128,6 +159,28 @@ cdef inline void _fill(floating* dst, const floating[:, :, ::1] x, Py_ssize_t o,
     else:
         for c in range(m):
             dst[c] = fc
+
+
+cdef inline void _wfill(double* dst, const floating[:, :, ::1] x, Py_ssize_t o,
+                        long long src, Py_ssize_t m, floating fc) noexcept nogil:
+    """dst[:m] = x[o, src, :m] widened to double, or cval (as x's type) when src is -1."""
+    cdef Py_ssize_t c
+    if src < 0:
+        for c in range(m):
+            dst[c] = fc
+    elif floating is float:
+        fc_ndwiden(dst, &x[o, src, 0], m)
+    else:
+        memcpy(dst, &x[o, src, 0], m * sizeof(double))
+
+
+cdef int _check_idx(const long long[::1] idx, Py_ssize_t n, str kernel) except -1:
+    """ValueError unless every index of the extended line is a row of n (or -1, cval)."""
+    cdef Py_ssize_t p
+    for p in range(idx.shape[0]):
+        if idx[p] < -1 or idx[p] >= n:
+            raise ValueError(f"{kernel}: index out of range")
+    return 0
 
 
 cdef Py_ssize_t _runs(const long long[::1] idx, Py_ssize_t* run_p) noexcept:
@@ -193,9 +246,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     if idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
             or out.shape[2] != inner:
         raise ValueError("nd_correlate1d: inconsistent shapes")
-    for p in range(L):
-        if idx[p] < -1 or idx[p] >= n:
-            raise ValueError("nd_correlate1d: index out of range")
+    _check_idx(idx, n, "nd_correlate1d")
     if inner == 1:
         # the extended line in runs of consecutive source indices (the interior is one):
         # each line copies them with memcpy, the cval runs (-1) filled
@@ -274,6 +325,94 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
 
 
 
+def nd_sepcorr(const floating[:, :, ::1] x, const double[::1] w0, const long long[::1] idx0,
+               const double[::1] w1, const long long[::1] idx1, double cval,
+               floating[:, :, ::1] out, int nthreads):
+    """The last two passes of a separable correlation as one: along axis 1 of ``x``
+    (``(outer, nx, inner)``) with ``w0`` and ``idx0``, then along axis 2 with ``w1`` and
+    ``idx1``, into ``out`` (``(outer, n, inner)``; ``idx0`` has ``n + k0 - 1`` indices into
+    ``nx``, ``idx1`` ``inner + k1 - 1``). Each row of the first pass is rounded to the
+    element type, as the array between two ``nd_correlate1d`` calls is, and runs through the
+    second at once, from a thread's own buffers: the results are those two calls' to the bit,
+    and the intermediate array never goes to memory (two of the four passes over memory).
+
+    Items are strips of rows of one ``o``, as a pass along a non-last axis; each keeps the
+    ``k0`` input rows its output row reads in a ring of rows widened to double (a float32
+    value widened once, not once per tap: ``fc_ndrow_fd``)."""
+    cdef Py_ssize_t outer = x.shape[0], nx = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t n = out.shape[1]
+    cdef Py_ssize_t k0 = w0.shape[0], k1 = w1.shape[0], L0 = n + k0 - 1, L1 = inner + k1 - 1
+    cdef Py_ssize_t o, i, p, q, r, item, nr, rc, i0, i1, nrun, Bp
+    cdef Py_ssize_t nt = max(1, nthreads)
+    cdef Py_ssize_t* run_p
+    cdef double* ring
+    cdef double* ext
+    cdef floating* mid
+    cdef const double** rows
+    cdef char* pool = NULL
+    cdef char* pool2 = NULL
+    cdef char* pool3 = NULL
+    cdef char* pool4 = NULL
+    cdef floating fc = <floating>cval
+    cdef int sym0 = _symmetry(w0), sym1 = _symmetry(w1)
+    if outer == 0 or n == 0 or inner == 0:
+        return
+    if k0 == 0 or k1 == 0 or idx0.shape[0] != L0 or idx1.shape[0] != L1 \
+            or out.shape[0] != outer or out.shape[2] != inner:
+        raise ValueError("nd_sepcorr: inconsistent shapes")
+    _check_idx(idx0, nx, "nd_sepcorr")
+    _check_idx(idx1, inner, "nd_sepcorr")
+    # strips of RC rows, or fewer when that leaves under four items per thread (32 rows at
+    # least): a strip first reads the k0 - 1 rows above it again
+    rc = RC
+    if outer * ((n + rc - 1) // rc) < 4 * nthreads:
+        rc = (n * outer + 4 * nthreads - 1) // (4 * nthreads)
+        if rc < 32:
+            rc = 32
+    nr = (n + rc - 1) // rc
+    Bp = inner + 16  # ring rows apart by a non-power of two (see nd_correlate1d)
+    run_p = <Py_ssize_t*>malloc(3 * L1 * sizeof(Py_ssize_t))
+    if run_p == NULL:
+        raise MemoryError()
+    nrun = _runs(idx1, run_p)
+    try:
+        pool = scratch(nt, k0 * sizeof(double*), "nd_sepcorr")
+        pool2 = scratch(nt, k0 * Bp * sizeof(double), "nd_sepcorr")
+        pool3 = scratch(nt, L1 * sizeof(double), "nd_sepcorr")
+        pool4 = scratch(nt, inner * sizeof(floating), "nd_sepcorr")
+        with nogil, parallel(num_threads=nt):
+            rows = <const double**>(pool + threadid() * k0 * sizeof(double*))
+            ring = <double*>(pool2 + threadid() * k0 * Bp * sizeof(double))
+            ext = <double*>(pool3 + threadid() * L1 * sizeof(double))
+            mid = <floating*>(pool4 + threadid() * inner * sizeof(floating))
+            for item in prange(outer * nr, schedule="dynamic"):
+                o = item // nr
+                i0 = (item % nr) * rc
+                i1 = i0 + rc
+                if i1 > n:
+                    i1 = n
+                for p in range(i0, i0 + k0 - 1):
+                    _wfill(ring + (p % k0) * Bp, x, o, idx0[p], inner, fc)
+                for i in range(i0, i1):
+                    p = i + k0 - 1
+                    _wfill(ring + (p % k0) * Bp, x, o, idx0[p], inner, fc)
+                    r = i % k0  # rows[q] is ring row (i + q) % k0
+                    for q in range(k0):
+                        rows[q] = ring + r * Bp
+                        r = r + 1
+                        if r == k0:
+                            r = 0
+                    _drow(mid, rows, &w0[0], k0, inner, sym0)
+                    _wextend(ext, mid, run_p, L1, nrun, fc)
+                    _wline(&out[o, i, 0], ext, &w1[0], k1, inner, sym1)
+    finally:
+        free(run_p)
+        free(pool)
+        free(pool2)
+        free(pool3)
+        free(pool4)
+
+
 def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[::1] idx,
                  double cval, floating[:, :, ::1] out, int nthreads):
     """scipy's running-sum uniform filter (see fc_ndbox) along axis 1 of ``(outer, n,
@@ -297,9 +436,7 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
     if size < 1 or idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
             or out.shape[2] != inner:
         raise ValueError("nd_uniform1d: inconsistent shapes")
-    for p in range(L):
-        if idx[p] < -1 or idx[p] >= n:
-            raise ValueError("nd_uniform1d: index out of range")
+    _check_idx(idx, n, "nd_uniform1d")
     if inner == 1:
         run_p = <Py_ssize_t*>malloc(3 * L * sizeof(Py_ssize_t))
         if run_p == NULL:
@@ -354,6 +491,130 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
         free(pool)
         free(pool2)
         free(crow)
+
+
+cdef inline void _band_rows(floating* out, const floating* band, Py_ssize_t cnt,
+                            Py_ssize_t g, Py_ssize_t inner, const Py_ssize_t* run_p,
+                            Py_ssize_t L, Py_ssize_t nrun, Py_ssize_t size, floating fc,
+                            floating* ext, double* tmp) noexcept nogil:
+    """The last-axis box pass of rows 4g .. 4g + 3 of a band of ``cnt`` rows (``band``,
+    rows ``inner`` apart) into ``out`` (the band's first output row): four at a time
+    (fc_ndboxline4), the last ``cnt % 4`` one at a time."""
+    cdef Py_ssize_t r = 4 * g, q
+    if r + 4 <= cnt:
+        for q in range(4):
+            _extend(ext + q * L, band + (r + q) * inner, run_p, L, nrun, fc)
+        _boxline4(out + r * inner, inner, ext, L, size, inner, tmp)
+    else:
+        for r in range(r, cnt):
+            _extend(ext, band + r * inner, run_p, L, nrun, fc)
+            _boxline(out + r * inner, ext, size, inner)
+
+
+def nd_sepbox(const floating[:, :, ::1] x, Py_ssize_t size0, const long long[::1] idx0,
+              Py_ssize_t size1, const long long[::1] idx1, double cval,
+              floating[:, :, ::1] out, int nthreads):
+    """The last two passes of a separable uniform filter as one: scipy's running-sum box
+    mean of size ``size0`` along axis 1 of ``x`` (``idx0``: its ``n + size0 - 1`` indices),
+    then of size ``size1`` along axis 2 (``idx1``), into ``out`` (``x``'s shape). The
+    first pass runs down bands of rows (its sums carried from band to band, so the same
+    operations in the same order as one pass: fc_ndboxrun), each band's rows rounded to the
+    element type into a buffer that the second pass reads at once (fc_ndboxline4): the
+    results are two ``nd_uniform1d`` calls' to the bit, and the array between them never
+    goes to memory.
+
+    With at least two planes (``o``) per thread, each thread runs whole planes, with its
+    own sums and band; else the threads share one plane's sums and band, the first pass's
+    blocks of columns and then the band's rows split among them, with a barrier after each
+    (a plane's first pass runs down its rows in order)."""
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t L0 = n + size0 - 1, L1 = inner + size1 - 1
+    cdef Py_ssize_t o = 0, p, g, c0, m, cb, ncb, B, R, nband, band_i = 0, i0, i1, nrun
+    cdef Py_ssize_t nt = max(1, nthreads)
+    cdef Py_ssize_t* run_p
+    cdef floating* crow = NULL
+    cdef floating* band
+    cdef floating* ext
+    cdef double* colsum
+    cdef double* tmp
+    cdef char* pool = NULL
+    cdef char* pool2 = NULL
+    cdef char* pool3 = NULL
+    cdef char* pool4 = NULL
+    cdef floating fc = <floating>cval
+    cdef bint planes = outer >= 2 * nt
+    if outer == 0 or n == 0 or inner == 0:
+        return
+    if size0 < 1 or size1 < 1 or idx0.shape[0] != L0 or idx1.shape[0] != L1 \
+            or out.shape[0] != outer or out.shape[1] != n or out.shape[2] != inner:
+        raise ValueError("nd_sepbox: inconsistent shapes")
+    _check_idx(idx0, n, "nd_sepbox")
+    _check_idx(idx1, inner, "nd_sepbox")
+    # bands of R rows, R a multiple of 4 (4 at least), the band in about 256 KiB (each band
+    # of a shared plane costs two barriers); blocks of columns for the first pass: at most
+    # 512, at least one per thread
+    R = (262144 // (inner * <Py_ssize_t>sizeof(floating))) // 4 * 4
+    R = 4 if R < 4 else min(R, (n + 3) // 4 * 4)
+    nband = (n + R - 1) // R
+    B = (inner + nt - 1) // nt
+    B = ((B + 15) // 16) * 16
+    B = 512 if B > 512 else B
+    ncb = (inner + B - 1) // B
+    run_p = <Py_ssize_t*>malloc(3 * L1 * sizeof(Py_ssize_t))
+    if run_p == NULL:
+        raise MemoryError()
+    nrun = _runs(idx1, run_p)
+    try:
+        crow = <floating*>scratch(1, inner * sizeof(floating), "nd_sepbox")
+        for p in range(inner):  # the row of cval, read by every thread (a whole row)
+            crow[p] = fc
+        pool = scratch(nt, 4 * L1 * sizeof(floating), "nd_sepbox")
+        pool2 = scratch(nt, 4 * L1 * sizeof(double), "nd_sepbox")
+        # the sums and the band: each thread's (planes), else one, shared
+        pool3 = scratch(nt if planes else 1, inner * sizeof(double), "nd_sepbox")
+        pool4 = scratch(nt if planes else 1, R * inner * sizeof(floating), "nd_sepbox")
+        if planes:
+            with nogil, parallel(num_threads=nt):
+                ext = <floating*>(pool + threadid() * 4 * L1 * sizeof(floating))
+                tmp = <double*>(pool2 + threadid() * 4 * L1 * sizeof(double))
+                colsum = <double*>(pool3 + threadid() * inner * sizeof(double))
+                band = <floating*>(pool4 + threadid() * R * inner * sizeof(floating))
+                for o in prange(outer, schedule="dynamic"):
+                    for band_i in range(nband):
+                        i0 = band_i * R
+                        i1 = min(i0 + R, n)
+                        _boxrun(band, inner, &x[o, 0, 0], inner, &idx0[0], crow, size0, i0,
+                                i1, inner, colsum)
+                        for g in range((i1 - i0 + 3) // 4):
+                            _band_rows(&out[o, i0, 0], band, i1 - i0, g, inner, run_p, L1,
+                                       nrun, size1, fc, ext, tmp)
+        else:
+            colsum = <double*>pool3
+            band = <floating*>pool4
+            with nogil, parallel(num_threads=nt):
+                ext = <floating*>(pool + threadid() * 4 * L1 * sizeof(floating))
+                tmp = <double*>(pool2 + threadid() * 4 * L1 * sizeof(double))
+                for o in range(outer):
+                    for band_i in range(nband):
+                        i0 = band_i * R
+                        i1 = min(i0 + R, n)
+                        for cb in prange(ncb, schedule="dynamic"):
+                            c0 = cb * B
+                            m = min(B, inner - c0)
+                            _boxrun(band + c0, inner, &x[o, 0, c0], inner, &idx0[0], crow,
+                                    size0, i0, i1, m, colsum + c0)
+                        fc_nd_barrier()  # the band is written
+                        for g in prange((i1 - i0 + 3) // 4, schedule="dynamic"):
+                            _band_rows(&out[o, i0, 0], band, i1 - i0, g, inner, run_p, L1,
+                                       nrun, size1, fc, ext, tmp)
+                        fc_nd_barrier()  # the band is read: the next one may overwrite it
+    finally:
+        free(run_p)
+        free(crow)
+        free(pool)
+        free(pool2)
+        free(pool3)
+        free(pool4)
 
 
 def nd_correlate(const floating[::1] xp, const long long[::1] base, const long long[::1] offs,

@@ -25,6 +25,10 @@
  *   of line c is tmp[c] / size, stored at out[i * os + c * cs]. The same operations in the
  *   same order as scipy's NI_UniformFilter1D, so the results are scipy's to the bit
  *   (integer outputs then truncate alike).
+ * fc_ndboxrun_{f,d}(out, os, xb, rs, idx, crow, size, i0, i1, m, tmp): fc_ndbox's outputs
+ *   i0 <= i < i1 of m lines (one line per column), continuing the running sums in tmp from
+ *   output i0 - 1: consecutive runs give one fc_ndbox call's results, to the bit; row p of
+ *   the extended input is xb + idx[p] * rs, or crow (the cval row) where idx[p] is -1.
  * fc_ndboxline_{f,d}(out, ext, size, n): fc_ndbox's running sum along one extended line (ext:
  *   n + size - 1 values), the same operations in the same order.
  * fc_ndboxline4_{f,d}(out, os, ext, es, size, n, tmp): fc_ndboxline on four lines at once
@@ -107,5 +111,16 @@ FC_ND_CLONES static void fc_ndwiden(double *FC_ND_RESTRICT dst, const float *FC_
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
+
+/* Every thread of the enclosing OpenMP team waits here for the others (an orphaned barrier:
+ * Cython's prange inside a parallel block is an `omp for nowait`, so a loop whose items
+ * read what the previous loop wrote needs one between them). Without OpenMP, one thread:
+ * nothing to wait for. */
+static inline void fc_nd_barrier(void)
+{
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
 
 #endif

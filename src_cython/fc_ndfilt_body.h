@@ -195,6 +195,40 @@ FC_ND_CLONES static void FC_NAME(fc_ndbox)(FC_T *out, Py_ssize_t os, Py_ssize_t 
     }
 }
 
+/* fc_ndbox (cs 1) for the outputs i0 <= i < i1 only, continuing the sums in tmp from output
+ * i0 - 1 (from scratch when i0 is 0); input row p is xb + idx[p] * rs, or crow (cval) when
+ * idx[p] is -1; output i is stored at out + (i - i0) * os. Called for consecutive runs of
+ * outputs, the same operations in the same order as one fc_ndbox call. */
+FC_ND_CLONES static void FC_NAME(fc_ndboxrun)(FC_T *out, Py_ssize_t os, const FC_T *xb,
+                                              Py_ssize_t rs, const long long *idx,
+                                              const FC_T *crow, Py_ssize_t size, Py_ssize_t i0,
+                                              Py_ssize_t i1, Py_ssize_t m,
+                                              double *FC_ND_RESTRICT tmp)
+{
+    Py_ssize_t c, l, i = i0;
+    const double fs = (double)size;
+#define FC_ND_ROW(p) (idx[p] >= 0 ? xb + idx[p] * rs : crow)
+    if (i0 == 0) {
+        for (c = 0; c < m; c++) tmp[c] = 0.0;
+        for (l = 0; l < size; l++) {
+            const FC_T *FC_ND_RESTRICT r = FC_ND_ROW(l);
+            for (c = 0; c < m; c++) tmp[c] += (double)r[c];
+        }
+        for (c = 0; c < m; c++) out[c] = (FC_T)(tmp[c] / fs);
+        i = 1;
+    }
+    for (; i < i1; i++) {
+        const FC_T *FC_ND_RESTRICT a = FC_ND_ROW(i + size - 1);
+        const FC_T *FC_ND_RESTRICT b = FC_ND_ROW(i - 1);
+        FC_T *FC_ND_RESTRICT o = out + (i - i0) * os;
+        for (c = 0; c < m; c++) {
+            tmp[c] += (double)a[c] - (double)b[c];
+            o[c] = (FC_T)(tmp[c] / fs);
+        }
+    }
+#undef FC_ND_ROW
+}
+
 /* fc_ndbox's running sum along one extended line */
 static void FC_NAME(fc_ndboxline)(FC_T *FC_ND_RESTRICT out, const FC_T *FC_ND_RESTRICT ext,
                                   Py_ssize_t size, Py_ssize_t n)
@@ -234,14 +268,20 @@ FC_ND_CLONES static void FC_NAME(fc_ndboxline4)(FC_T *FC_ND_RESTRICT out, Py_ssi
             memcpy(&a, tmp + 4 * i, sizeof a);
             t += a;
         }
+        /* the four quotients rounded to FC_T in one conversion (gcc converted them one at
+         * a time, each after its own shuffle) */
+        typedef FC_T q4_t __attribute__((vector_size(4 * sizeof(FC_T))));
+        q4_t r;
         q = t / fv;
-        for (l = 0; l < 4; l++) out[l * os] = (FC_T)q[l];
+        r = __builtin_convertvector(q, q4_t);
+        for (l = 0; l < 4; l++) out[l * os] = r[l];
         for (i = 1; i < n; i++) {
             memcpy(&a, tmp + 4 * (i + size - 1), sizeof a);
             memcpy(&b, tmp + 4 * (i - 1), sizeof b);
             t += a - b;
             q = t / fv;
-            for (l = 0; l < 4; l++) out[l * os + i] = (FC_T)q[l];
+            r = __builtin_convertvector(q, q4_t);
+            for (l = 0; l < 4; l++) out[l * os + i] = r[l];
         }
     }
 #else

@@ -284,13 +284,17 @@ _SPLIT_CASES = {
         backend=b), _ALL),
     "avg_pool2d backward": (lambda b, a: G.avg_pool2d(
         a["x"][:, :, ::2, ::2].copy(), a["x"].shape, 3, 2, 1, backend=b), _ALL),
-    # ndimage: lines cut along the outer axis, or along the inner one (a first-axis pass)
+    # ndimage: lines cut along the outer axis, or along the inner one (a first-axis pass);
+    # gaussian_filter's fused last two passes (nd_sepcorr) along its rows (2-D) or the outer
+    # axis (3-D)
     "ndimage.correlate": (lambda b, a: ndimage.correlate(a["plane"][0, 0], a["w5"][0, 0],
                                                          mode="wrap", backend=b), _ALL),
     "ndimage.correlate 3-D": (lambda b, a: ndimage.correlate(a["x"][0, :8], a["w3d"],
                                                              backend=b), _ALL),
     "ndimage.gaussian_filter": (lambda b, a: ndimage.gaussian_filter(
         a["plane"][0, 0], (2.0, 1.5), mode="constant", cval=0.5, backend=b), _ALL),
+    "ndimage.gaussian_filter 3-D": (lambda b, a: ndimage.gaussian_filter(
+        a["x"][0], (1.0, 2.0, 1.5), mode="wrap", backend=b), _ALL),
     "ndimage.correlate1d, first axis": (lambda b, a: ndimage.correlate1d(
         a["plane"][0, 0], a["w1"][0, 0], axis=0, backend=b), _ALL),
     "ndimage.uniform_filter 3-D": (lambda b, a: ndimage.uniform_filter(

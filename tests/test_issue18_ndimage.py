@@ -379,6 +379,145 @@ def test_passes_are_scipys_to_the_bit_for_any_line_count(backend, dtype):
            sndi.uniform_filter(tall, (3, 1, 9)), exact=True)
 
 
+# --------------------------------------------------------------------------------------
+# the fused last two passes of a separable correlation (nd_sepcorr)
+# --------------------------------------------------------------------------------------
+def _sep_case(rng, dtype):
+    """Arguments of nd_sepcorr: random shapes, weights (symmetric, antisymmetric or
+    neither, odd or even), modes, origins, and a run of rows of the output (idx0 a slice
+    of the whole pass's indices, as a piece of a cut call has)."""
+    outer, nx, inner = (int(s) for s in rng.integers(1, 30, 3))
+    ws = []
+    for _ in range(2):
+        k = int(rng.integers(1, 12))
+        w = rng.standard_normal(k)
+        kind = int(rng.integers(3))
+        if kind == 1:
+            w = (w + w[::-1]) / 2
+        elif kind == 2:
+            w = (w - w[::-1]) / 2
+        ws.append(w)
+    modes = [MODES[int(i)] for i in rng.integers(len(MODES), size=2)]
+    (w0, w1), canon = ws, [_ndspec.MODES[m] for m in modes]
+    idx0 = _ndspec.line_index(nx, len(w0), int(rng.integers(-(len(w0) // 2),
+                                                            (len(w0) - 1) // 2 + 1)), canon[0])
+    idx1 = _ndspec.line_index(inner, len(w1), int(rng.integers(-(len(w1) // 2),
+                                                               (len(w1) - 1) // 2 + 1)),
+                              canon[1])
+    a = int(rng.integers(0, nx))
+    b = int(rng.integers(a + 1, nx + 1))
+    x = rng.standard_normal((outer, nx, inner)).astype(dtype)
+    x[rng.random(x.shape) < 0.02] = np.inf  # non-finite values reach both passes alike
+    return x, w0, idx0[a:b + len(w0) - 1], w1, idx1, float(rng.standard_normal()), b - a
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_passes_are_the_two_passes_to_the_bit(backend, dtype):
+    """nd_sepcorr, on every backend, is two nd_correlate1d passes of the reference (the
+    first one's result stored in the input's dtype) to the bit: random shapes, weights,
+    modes, origins and runs of output rows."""
+    from fastconv import _dispatch, reference
+    _, fn = _dispatch.kernel("nd_sepcorr", backend)
+    rng = np.random.default_rng(31)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for _ in range(25):
+            x, w0, idx0, w1, idx1, cval, n = _sep_case(rng, dtype)
+            out = np.full((x.shape[0], n, x.shape[2]), 7.0, dtype)
+            fn(x, w0, idx0, w1, idx1, cval, out, 2)
+            mid = np.empty(out.shape, dtype)
+            reference.nd_correlate1d(x, w0, idx0, cval, mid)
+            expected = np.empty_like(out)
+            reference.nd_correlate1d(mid.reshape(-1, x.shape[2], 1), w1, idx1, cval,
+                                     expected.reshape(-1, x.shape[2], 1))
+            np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_box_passes_are_the_two_passes_to_the_bit(backend, dtype):
+    """nd_sepbox, on every backend and thread count, is two nd_uniform1d passes of the
+    reference to the bit: random shapes (one plane or a few, whose threads share a plane's
+    bands of rows; many, each thread its own planes; rows and bands of any count), sizes,
+    modes and origins."""
+    from fastconv import _dispatch, reference
+    _, fn = _dispatch.kernel("nd_sepbox", backend)
+    rng = np.random.default_rng(33)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for t in range(24):
+            outer = int(rng.integers(1, 4) if t % 2 else rng.integers(4, 12))
+            n, inner = (int(s) for s in rng.integers(1, 200, 2))
+            x = rng.standard_normal((outer, n, inner)).astype(dtype)
+            x[rng.random(x.shape) < 0.01] = np.inf
+            size0, size1 = (int(s) for s in rng.integers(1, 12, 2))
+            modes = [MODES[int(i)] for i in rng.integers(len(MODES), size=2)]
+            idx0, idx1 = (_ndspec.line_index(m, s, int(rng.integers(-(s // 2),
+                                                                    (s - 1) // 2 + 1)),
+                                             _ndspec.MODES[md])
+                          for m, s, md in ((n, size0, modes[0]), (inner, size1, modes[1])))
+            cval = float(rng.standard_normal())
+            mid = np.empty(x.shape, dtype)
+            reference.nd_uniform1d(x, size0, idx0, cval, mid)
+            expected = np.empty_like(x)
+            reference.nd_uniform1d(mid.reshape(-1, inner, 1), size1, idx1, cval,
+                                   expected.reshape(-1, inner, 1))
+            for nt in (1, 2, 3):
+                out = np.full(x.shape, 7.0, dtype)
+                fn(x, size0, idx0, size1, idx1, cval, out, nt)
+                np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_separable_fused_or_not_is_scipys_to_the_bit(backend, dtype, monkeypatch):
+    """gaussian_filter and uniform_filter run their last two passes as one call
+    (nd_sepcorr, nd_sepbox) when the rows a thread keeps are few (_fuses), else as two: the
+    same bits either way, and scipy's, on 2-D and 3-D arrays, with a row count that splits
+    among the threads."""
+    import fastconv.ndimage as nd
+    rng = np.random.default_rng(32)
+    cases = [((300, 41), 2.0, "reflect"), ((6, 70, 33), (1.0, 2.5, 0.7), "wrap"),
+             ((40, 3), 1.2, "constant"), ((3, 500), (0.6, 3.0), "mirror")]
+    for shape, sigma, mode in cases:
+        x = rng.standard_normal(shape).astype(dtype)
+        size = [int(2 * s) + 1 for s in np.broadcast_to(sigma, (x.ndim,))]
+        kw = dict(mode=mode, cval=0.5)
+        expected = (sndi.gaussian_filter(x, sigma, **kw), sndi.uniform_filter(x, size, **kw))
+        for w in (np.ones(5), 5):
+            passes = [(a, w, "reflect", 0) for a in range(x.ndim)]
+            assert nd._fuses(x.shape, *passes[-2:])
+        for limit in (None, 0):
+            with monkeypatch.context() as m:
+                if limit is not None:
+                    m.setattr(nd, "_FUSED_RING_BYTES", limit)
+                    assert not nd._fuses(x.shape, *passes[-2:])
+                _check(ndimage.gaussian_filter(x, sigma, backend=backend, **kw), expected[0],
+                       exact=True)
+                _check(ndimage.uniform_filter(x, size, backend=backend, **kw), expected[1],
+                       exact=True)
+
+
+@pytest.mark.parametrize("name", [b for b in ("cython", "numba") if b in BACKENDS])
+@pytest.mark.parametrize("op", ["nd_sepcorr", "nd_sepbox"])
+def test_fused_kernel_rejects_inconsistent_arguments(name, op):
+    """The compiled nd_sepcorr and nd_sepbox kernels, which index unchecked, check their
+    arguments."""
+    from fastconv import _dispatch
+    _, fn = _dispatch.kernel(op, name)
+    x = np.ones((2, 5, 4))
+    w, none = (3, 0) if op == "nd_sepbox" else (np.ones(3), np.ones(0))
+    i0 = np.clip(np.arange(-1, 6), 0, 4).astype(np.int64)
+    i1 = np.clip(np.arange(-1, 5), 0, 3).astype(np.int64)
+    out = np.empty((2, 5, 4))
+    fn(x, w, i0, w, i1, 0.0, out, 2)
+    for args, match in [((x, w, i0[:-1], w, i1, 0.0, out), "shapes"),
+                        ((x, w, i0, w, i1[1:], 0.0, out), "shapes"),
+                        ((x, w, i0, w, i1, 0.0, np.empty((2, 5, 3))), "shapes"),
+                        ((x, w, i0, w, i1, 0.0, np.empty((3, 5, 4))), "shapes"),
+                        ((x, w, i0 + 5, w, i1, 0.0, out), "out of range"),
+                        ((x, w, i0, w, i1 - 2, 0.0, out), "out of range"),
+                        ((x, none, i0[:4], w, i1, 0.0, out), "shapes")]:
+        with pytest.raises(ValueError, match=match):
+            fn(*args, 2)
+
+
 _OOM_CHILD = """
 import resource, sys
 import numpy as np
@@ -400,6 +539,10 @@ resource.setrlimit(resource.RLIMIT_AS, (used + (100 << 20), hard))
 calls = {
     "nd_correlate1d": lambda: cy.nd_correlate1d(x, np.ones(5), idx, 0.0, out, 16),
     "nd_uniform1d": lambda: cy.nd_uniform1d(x, 5, idx, 0.0, out, 16),
+    "nd_sepbox": lambda: cy.nd_sepbox(x.reshape(3, 1, n), 1, np.zeros(1, np.int64), 5, idx, 0.0,
+                                      out.reshape(3, 1, n), 16),
+    "nd_sepcorr": lambda: cy.nd_sepcorr(x.reshape(3, 1, n), np.ones(1), np.zeros(1, np.int64),
+                                        np.ones(5), idx, 0.0, out.reshape(3, 1, n), 16),
     "nd_correlate": lambda: cy.nd_correlate(np.ones(n + 10), np.zeros(2, np.int64),
                                             np.arange(1 << 21, dtype=np.int64) % 8,
                                             np.ones(1 << 21), np.full((2, 8), 7.0), 16),

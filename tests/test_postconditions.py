@@ -109,6 +109,11 @@ def _specs(batch):
                                        "constant", 0.5, 0),
         "nd_uniform1d": ND.line_spec(np.ones((batch, 5, 3)), 3, 1, "reflect", 0.0, 0),
         "nd_correlate": ND.correlate_spec(np.ones((batch + 2, 7)), np.ones((3, 3))),
+        "nd_sepcorr": ND.sep_spec(np.ones((batch, 5, 3)), (np.array([1.0, 2.0, 1.0]),
+                                                         "constant", 0),
+                                  (np.array([1.0, -1.0]), "wrap", 0), 0.5),
+        "nd_sepbox": ND.sep_spec(np.ones((batch, 5, 3)), (3, "constant", 0), (2, "mirror", -1),
+                                 0.5),
     }
 
 

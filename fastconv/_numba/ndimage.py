@@ -4,6 +4,9 @@
 The parallel loop runs over the output rows ``(o, i)``; each row sums its ``k`` taps' input
 rows (or cval) in tap order, in float64, vectorized over the row's ``inner`` columns, so the
 results do not depend on the thread count.
+
+The fused pairs of passes (``nd_sepcorr``, ``nd_sepbox``) run here as their two passes
+through an array between them: the contract, not the Cython kernels' saving of memory.
 """
 
 import numpy as np
@@ -15,7 +18,7 @@ from ._common import jit, use_threads
 
 @jit
 def _pass(x, w, idx, cval, out, sym):
-    outer, n, inner = x.shape
+    outer, n, inner = out.shape  # x: (outer, nx, inner), idx: n + k - 1 indices into nx
     k = w.shape[0]
     h = k // 2
     c = float(x.dtype.type(cval))
@@ -56,6 +59,29 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
     return out
 
 
+def nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads=1):
+    """See :func:`fastconv.reference.nd_sepcorr`: the two passes of :func:`_pass`, through an
+    array between them."""
+    if out.size == 0:
+        return out
+    outer, n, inner = out.shape
+    # the jitted loops index unchecked: arguments a caller got wrong raise here
+    if (x.shape[0] != outer or x.shape[2] != inner or idx0.shape[0] != n + w0.shape[0] - 1
+            or idx1.shape[0] != inner + w1.shape[0] - 1 or w0.shape[0] == 0
+            or w1.shape[0] == 0):
+        raise ValueError("nd_sepcorr: inconsistent shapes")
+    if not (-1 <= idx0.min() and idx0.max() < x.shape[1]
+            and -1 <= idx1.min() and idx1.max() < inner):
+        raise ValueError("nd_sepcorr: index out of range")
+    use_threads(nthreads)
+    mid = np.empty(out.shape, x.dtype)
+    _pass(x, w0, np.ascontiguousarray(idx0, dtype=np.int64), float(cval), mid,
+          nd_symmetry(w0))
+    _pass(mid.reshape(outer * n, inner, 1), w1, np.ascontiguousarray(idx1, dtype=np.int64),
+          float(cval), out.reshape(outer * n, inner, 1), nd_symmetry(w1))
+    return out
+
+
 @jit
 def _box(x, size, idx, cval, out):
     outer, n, inner = x.shape
@@ -84,6 +110,25 @@ def nd_uniform1d(x, size, idx, cval, out, nthreads=1):
     use_threads(nthreads)
     _box(x, int(size), np.ascontiguousarray(idx, dtype=np.int64), float(x.dtype.type(cval)),
          out)
+    return out
+
+
+def nd_sepbox(x, size0, idx0, size1, idx1, cval, out, nthreads=1):
+    """See :func:`fastconv.reference.nd_sepbox`: the two passes of :func:`_box`, through an
+    array between them."""
+    if out.size == 0:
+        return out
+    outer, n, inner = out.shape
+    # the jitted loops index unchecked: arguments a caller got wrong raise here
+    if (x.shape != out.shape or size0 < 1 or size1 < 1 or idx0.shape[0] != n + size0 - 1
+            or idx1.shape[0] != inner + size1 - 1):
+        raise ValueError("nd_sepbox: inconsistent shapes")
+    if not (-1 <= idx0.min() and idx0.max() < n and -1 <= idx1.min() and idx1.max() < inner):
+        raise ValueError("nd_sepbox: index out of range")
+    mid = np.empty(out.shape, x.dtype)
+    nd_uniform1d(x, size0, idx0, cval, mid, nthreads)
+    nd_uniform1d(mid.reshape(outer * n, inner, 1), size1, idx1, cval,
+                 out.reshape(outer * n, inner, 1), nthreads)
     return out
 
 
