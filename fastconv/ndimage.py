@@ -17,9 +17,9 @@ How they compute
   (Cython + OpenMP, Numba, NumPy reference), which read the boundary through an index map
   of the extended line. The passes along the last two axes, in that order (a 2-D
   :func:`gaussian_filter`'s or :func:`uniform_filter`'s both), run as one call
-  (``nd_sepcorr``, ``nd_sepbox``): each row of the first pass goes through the second at
-  once, from a thread's buffers, so the array between them never goes to memory (the same
-  bits as two calls).
+  (``nd_sepcorr``: each row of the first pass goes through the second at once;
+  ``nd_sepbox``: bands of rows of the first pass go through the second while in cache), so
+  the array between them never goes to memory (the same bits as two calls).
 - :func:`correlate` and :func:`convolve` with a full n-D kernel pad the input
   (:func:`fastconv._ndspec.pad`) and run the kernel ``nd_correlate`` on it: each output line
   (along the last axis) sums the padded input's lines shifted by each tap's offset, in
@@ -27,8 +27,10 @@ How they compute
 - float32 input and output keep float32 arrays (every sum runs in float64, as scipy's);
   everything else computes in float64, as scipy does.
   Complex inputs or weights run as real passes (scipy's own decomposition).
-- Separable filters with an integer (or float16) output store every pass's result in the
-  output's dtype before the next pass, as scipy's do.
+- Separable filters whose output dtype is not the one they compute in (an integer,
+  float16, or float32 from a float64 or integer input) store every pass's result in the
+  output's dtype before the next pass, as scipy's do (and then run no pair of passes as
+  one call).
 - The rank filters :func:`maximum_filter`, :func:`minimum_filter`, their ``1d`` forms,
   :func:`median_filter`, :func:`rank_filter` and :func:`percentile_filter` (module ``fastconv._ndrank``) keep the input's dtype and compute
   exactly in it. A box (``size``, or an all-True footprint) runs as 1-D passes along each
@@ -97,11 +99,11 @@ def _pass(x, w, axis, mode, cval, origin, backend, dest=None):
 def _chain(input, output, passes, cval, backend):
     """The separable filter ``passes`` [(axis, float64 weights or a box size, mode,
     origin)] of the real array ``input`` into ``output``; scipy's intermediate stores in the
-    output's dtype when that is an integer or float16. The last two passes, when they run
-    along the last two axes in that order, both correlations or both box means, run as one
-    call (:func:`_fuses`)."""
+    output's dtype when that is not the compute dtype (an integer, float16, or float32 from
+    float64 sums). Otherwise the last two passes, when they run along the last two axes in
+    that order, both correlations or both box means, run as one call (:func:`_fuses`)."""
     ct = _compute_dtype(input.dtype, output.dtype)
-    per_pass = output.dtype.kind not in "fc" or output.dtype.itemsize < 4
+    per_pass = output.dtype != ct
     cur = np.ascontiguousarray(input, dtype=ct)
     i = 0
     while i < len(passes):
@@ -134,8 +136,9 @@ def _chain(input, output, passes, cval, backend):
 
 
 # the most a fused pair of passes keeps per thread: a correlation's ring of k0 rows of the
-# last axis (float64), a uniform filter's four rows (and twice as many plus a band of rows
-# per thread: fastconv._cy_ndfilt.nd_sepbox); past it, they no longer stay in a core's L2
+# last axis (float64), a uniform filter's four extended rows and their float64 copies
+# (beside a band of rows of about 256 KiB, a thread's or shared: fastconv._cy_ndfilt.
+# nd_sepbox); past it, they no longer stay in a core's L2
 _FUSED_RING_BYTES = 1 << 20
 # the largest plane (last two axes) a fused pair of box means runs: its first pass runs down
 # a plane's rows in order, so a long call (fastconv._chunks) can be cut only between planes
@@ -158,8 +161,9 @@ def _fuses(shape, first, last):
         return False
     if box and shape[-2] * shape[-1] > _FUSED_BOX_PLANE:
         return False
-    rows = 4 if box else len(first[1])
-    return rows * (shape[-1] + 16) * 8 <= _FUSED_RING_BYTES
+    if box:
+        return 4 * (shape[-1] + last[1]) * 16 <= _FUSED_RING_BYTES
+    return len(first[1]) * (shape[-1] + 16) * 8 <= _FUSED_RING_BYTES
 
 
 def _real_cval(cval):
@@ -526,7 +530,8 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
         Derivative order per axis (0: the Gaussian).
     output : ndarray or dtype, optional
         The intermediate results are stored in the output's dtype (as scipy does): an
-        integer output rounds each pass.
+        integer output rounds each pass, a float32 output of a float64 input rounds each
+        pass to float32.
     mode : str or sequence of str, optional
     cval : scalar, optional
     truncate : float, optional

@@ -22,6 +22,11 @@ in a ring, widened to double) is rounded to the element type and runs through th
 once (``fc_ndrow_fd``, then ``fc_ndline_fd``), so the array between the passes never goes to
 memory; the results are two ``nd_correlate1d`` calls' to the bit.
 
+``nd_sepbox(x, size0, idx0, size1, idx1, cval, out, nthreads)``: two box means as one, the
+same way: the first pass's running sums carried down bands of rows (``fc_ndboxrun``), each
+band rounded to the element type and read by the second pass (``fc_ndboxline4``) while in
+cache; the threads take whole planes, or share one plane's bands (``fc_nd_barrier``).
+
 Each thread's buffers are taken before the parallel region (``_scratch.pxd``): a failed
 allocation raises MemoryError.
 
@@ -551,8 +556,9 @@ def nd_sepbox(const floating[:, :, ::1] x, Py_ssize_t size0, const long long[::1
     _check_idx(idx0, n, "nd_sepbox")
     _check_idx(idx1, inner, "nd_sepbox")
     # bands of R rows, R a multiple of 4 (4 at least), the band in about 256 KiB (each band
-    # of a shared plane costs two barriers); blocks of columns for the first pass: at most
-    # 512, at least one per thread
+    # of a shared plane costs four barriers: the two below, and the one gcc puts before each
+    # prange, whose lastprivate variables the block shares); blocks of columns for the
+    # first pass: at most 512, at least one per thread
     R = (262144 // (inner * <Py_ssize_t>sizeof(floating))) // 4 * 4
     R = 4 if R < 4 else min(R, (n + 3) // 4 * 4)
     nband = (n + R - 1) // R

@@ -382,11 +382,14 @@ def test_passes_are_scipys_to_the_bit_for_any_line_count(backend, dtype):
 # --------------------------------------------------------------------------------------
 # the fused last two passes of a separable correlation (nd_sepcorr)
 # --------------------------------------------------------------------------------------
-def _sep_case(rng, dtype):
-    """Arguments of nd_sepcorr: random shapes, weights (symmetric, antisymmetric or
-    neither, odd or even), modes, origins, and a run of rows of the output (idx0 a slice
-    of the whole pass's indices, as a piece of a cut call has)."""
+def _sep_case(rng, dtype, tall=False):
+    """Arguments of nd_sepcorr: random shapes (``tall``: 600-900 rows, several strips of
+    rows per plane), weights (symmetric, antisymmetric or neither, odd or even), modes,
+    origins, and a run of rows of the output (idx0 a slice of the whole pass's indices, as
+    a piece of a cut call has)."""
     outer, nx, inner = (int(s) for s in rng.integers(1, 30, 3))
+    if tall:
+        nx = int(rng.integers(600, 900))
     ws = []
     for _ in range(2):
         k = int(rng.integers(1, 12))
@@ -404,8 +407,8 @@ def _sep_case(rng, dtype):
     idx1 = _ndspec.line_index(inner, len(w1), int(rng.integers(-(len(w1) // 2),
                                                                (len(w1) - 1) // 2 + 1)),
                               canon[1])
-    a = int(rng.integers(0, nx))
-    b = int(rng.integers(a + 1, nx + 1))
+    a = 0 if tall else int(rng.integers(0, nx))
+    b = nx if tall else int(rng.integers(a + 1, nx + 1))
     x = rng.standard_normal((outer, nx, inner)).astype(dtype)
     x[rng.random(x.shape) < 0.02] = np.inf  # non-finite values reach both passes alike
     return x, w0, idx0[a:b + len(w0) - 1], w1, idx1, float(rng.standard_normal()), b - a
@@ -413,23 +416,25 @@ def _sep_case(rng, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_passes_are_the_two_passes_to_the_bit(backend, dtype):
-    """nd_sepcorr, on every backend, is two nd_correlate1d passes of the reference (the
-    first one's result stored in the input's dtype) to the bit: random shapes, weights,
-    modes, origins and runs of output rows."""
+    """nd_sepcorr, on every backend and thread count, is two nd_correlate1d passes of the
+    reference (the first one's result stored in the input's dtype) to the bit: random
+    shapes, weights, modes, origins and runs of output rows; and planes of more rows than a
+    strip (the ring refilled at a strip that starts within a plane)."""
     from fastconv import _dispatch, reference
     _, fn = _dispatch.kernel("nd_sepcorr", backend)
     rng = np.random.default_rng(31)
     with np.errstate(invalid="ignore", over="ignore"):
-        for _ in range(25):
-            x, w0, idx0, w1, idx1, cval, n = _sep_case(rng, dtype)
-            out = np.full((x.shape[0], n, x.shape[2]), 7.0, dtype)
-            fn(x, w0, idx0, w1, idx1, cval, out, 2)
-            mid = np.empty(out.shape, dtype)
+        for t in range(27):
+            x, w0, idx0, w1, idx1, cval, n = _sep_case(rng, dtype, tall=t >= 25)
+            mid = np.empty((x.shape[0], n, x.shape[2]), dtype)
             reference.nd_correlate1d(x, w0, idx0, cval, mid)
-            expected = np.empty_like(out)
+            expected = np.empty_like(mid)
             reference.nd_correlate1d(mid.reshape(-1, x.shape[2], 1), w1, idx1, cval,
                                      expected.reshape(-1, x.shape[2], 1))
-            np.testing.assert_array_equal(out, expected)
+            for nt in (1, 2, 3):
+                out = np.full(expected.shape, 7.0, dtype)
+                fn(x, w0, idx0, w1, idx1, cval, out, nt)
+                np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -463,6 +468,62 @@ def test_fused_box_passes_are_the_two_passes_to_the_bit(backend, dtype):
                 out = np.full(x.shape, 7.0, dtype)
                 fn(x, size0, idx0, size1, idx1, cval, out, nt)
                 np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("shape, dtype", [((1, 700, 1100), np.float64),
+                                          ((3, 301, 513), np.float32)])
+def test_fused_box_shared_plane_bands_carry_the_sums(backend, shape, dtype):
+    """nd_sepbox on planes the threads share (fewer than two per thread), of many bands of
+    rows and several blocks of columns: the first pass's sums carried from band to band,
+    and the barriers between the halves of a band, give two reference passes' bits at 1, 2
+    and 3 threads."""
+    from fastconv import _dispatch, reference
+    _, fn = _dispatch.kernel("nd_sepbox", backend)
+    rng = np.random.default_rng(34)
+    x = rng.standard_normal(shape).astype(dtype)
+    idx0 = _ndspec.line_index(shape[1], 9, 1, "reflect")
+    idx1 = _ndspec.line_index(shape[2], 6, -2, "constant")
+    mid = np.empty(shape, dtype)
+    reference.nd_uniform1d(x, 9, idx0, 0.5, mid)
+    expected = np.empty_like(x)
+    reference.nd_uniform1d(mid.reshape(-1, shape[2], 1), 6, idx1, 0.5,
+                           expected.reshape(-1, shape[2], 1))
+    for nt in (1, 2, 3):
+        out = np.full(shape, 7.0, dtype)
+        fn(x, 9, idx0, 6, idx1, 0.5, out, nt)
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_which_pairs_of_passes_fuse(monkeypatch):
+    """_fuses: the last two axes in order, two correlations or two box means, the rows a
+    thread keeps within _FUSED_RING_BYTES, and box means on planes of at most
+    _FUSED_BOX_PLANE elements (their pieces for Ctrl-C are whole planes)."""
+    import fastconv.ndimage as nd
+    w = np.ones(17)
+    assert nd._fuses((3, 40, 50), (1, w, "reflect", 0), (2, w, "reflect", 0))
+    assert nd._fuses((40, 50), (0, 5, "reflect", 0), (1, 5, "reflect", 0))
+    assert not nd._fuses((40, 50), (1, w, "reflect", 0), (0, w, "reflect", 0))
+    assert not nd._fuses((3, 40, 50), (0, w, "reflect", 0), (2, w, "reflect", 0))
+    assert not nd._fuses((40, 50), (0, w, "reflect", 0), (1, 5, "reflect", 0))
+    assert not nd._fuses((50,), (0, w, "reflect", 0), (0, w, "reflect", 0))
+    big = nd._FUSED_BOX_PLANE // 1024 + 1
+    assert not nd._fuses((big, 1024), (0, 5, "reflect", 0), (1, 5, "reflect", 0))
+    assert nd._fuses((big, 1024), (0, w, "reflect", 0), (1, w, "reflect", 0))
+    wide = nd._FUSED_RING_BYTES // (8 * 17)
+    assert not nd._fuses((40, wide), (0, w, "reflect", 0), (1, w, "reflect", 0))
+    assert nd._fuses((40, wide), (0, w[:3], "reflect", 0), (1, w, "reflect", 0))
+
+
+@pytest.mark.parametrize("in_dtype", [np.float64, np.int32])
+def test_float32_output_of_wider_sums_stores_each_pass(backend, in_dtype):
+    """A float32 output of a float64 (or integer) input: scipy stores each pass's result
+    in the output, so the next pass reads float32 values; the same bits here."""
+    rng = np.random.default_rng(35)
+    x = (rng.standard_normal((40, 50, 3)) * 50).astype(in_dtype)
+    for f, args in (("gaussian_filter", (1.5,)), ("uniform_filter", (3,))):
+        expected = getattr(sndi, f)(x, *args, output=np.float32)
+        _check(getattr(ndimage, f)(x, *args, output=np.float32, backend=backend), expected,
+               exact=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
