@@ -21,7 +21,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["MODES", "ArgumentError", "modes", "axes", "sequence", "origins", "output", "pad",
-           "store", "LineSpec", "line_spec", "SepSpec", "sep_spec", "CorrelateSpec", "correlate_spec"]
+           "store", "LineSpec", "line_spec", "SepSpec", "sep_spec", "CorrelateSpec",
+           "correlate_spec"]
 
 
 class ArgumentError(ValueError, RuntimeError):

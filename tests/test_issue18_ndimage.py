@@ -497,17 +497,22 @@ def test_fused_box_shared_plane_bands_carry_the_sums(backend, shape, dtype):
 def test_which_pairs_of_passes_fuse(monkeypatch):
     """_fuses: the last two axes in order, two correlations or two box means, the rows a
     thread keeps within _FUSED_RING_BYTES, and box means on planes of at most
-    _FUSED_BOX_PLANE elements (their pieces for Ctrl-C are whole planes)."""
+    _FUSED_BOX_PLANE elements (their pieces for Ctrl-C are whole planes), at least two per
+    thread (threads sharing a plane meet at barriers)."""
+    import fastconv
     import fastconv.ndimage as nd
     w = np.ones(17)
     assert nd._fuses((3, 40, 50), (1, w, "reflect", 0), (2, w, "reflect", 0))
-    assert nd._fuses((40, 50), (0, 5, "reflect", 0), (1, 5, "reflect", 0))
+    nt = fastconv.get_num_threads()
+    assert nd._fuses((2 * nt, 40, 50), (1, 5, "reflect", 0), (2, 5, "reflect", 0))
+    assert not nd._fuses((2 * nt - 1, 40, 50), (1, 5, "reflect", 0), (2, 5, "reflect", 0))
+    assert not nd._fuses((40, 50), (0, 5, "reflect", 0), (1, 5, "reflect", 0))
     assert not nd._fuses((40, 50), (1, w, "reflect", 0), (0, w, "reflect", 0))
     assert not nd._fuses((3, 40, 50), (0, w, "reflect", 0), (2, w, "reflect", 0))
     assert not nd._fuses((40, 50), (0, w, "reflect", 0), (1, 5, "reflect", 0))
     assert not nd._fuses((50,), (0, w, "reflect", 0), (0, w, "reflect", 0))
     big = nd._FUSED_BOX_PLANE // 1024 + 1
-    assert not nd._fuses((big, 1024), (0, 5, "reflect", 0), (1, 5, "reflect", 0))
+    assert not nd._fuses((2 * nt, big, 1024), (1, 5, "reflect", 0), (2, 5, "reflect", 0))
     assert nd._fuses((big, 1024), (0, w, "reflect", 0), (1, w, "reflect", 0))
     wide = nd._FUSED_RING_BYTES // (8 * 17)
     assert not nd._fuses((40, wide), (0, w, "reflect", 0), (1, w, "reflect", 0))
@@ -532,6 +537,7 @@ def test_separable_fused_or_not_is_scipys_to_the_bit(backend, dtype, monkeypatch
     (nd_sepcorr, nd_sepbox) when the rows a thread keeps are few (_fuses), else as two: the
     same bits either way, and scipy's, on 2-D and 3-D arrays, with a row count that splits
     among the threads."""
+    import fastconv
     import fastconv.ndimage as nd
     rng = np.random.default_rng(32)
     cases = [((300, 41), 2.0, "reflect"), ((6, 70, 33), (1.0, 2.5, 0.7), "wrap"),
@@ -541,9 +547,12 @@ def test_separable_fused_or_not_is_scipys_to_the_bit(backend, dtype, monkeypatch
         size = [int(2 * s) + 1 for s in np.broadcast_to(sigma, (x.ndim,))]
         kw = dict(mode=mode, cval=0.5)
         expected = (sndi.gaussian_filter(x, sigma, **kw), sndi.uniform_filter(x, size, **kw))
+        planes = int(np.prod(x.shape[:-2]))
         for w in (np.ones(5), 5):
             passes = [(a, w, "reflect", 0) for a in range(x.ndim)]
-            assert nd._fuses(x.shape, *passes[-2:])
+            # box means fuse with two planes per thread (6 planes: up to 3 threads)
+            assert nd._fuses(x.shape, *passes[-2:]) == (
+                not isinstance(w, int) or planes >= 2 * fastconv.get_num_threads())
         for limit in (None, 0):
             with monkeypatch.context() as m:
                 if limit is not None:
