@@ -179,6 +179,16 @@ cdef inline void _wfill(double* dst, const floating[:, :, ::1] x, Py_ssize_t o,
         memcpy(dst, &x[o, src, 0], m * sizeof(double))
 
 
+cdef floating* _cval_row(Py_ssize_t m, floating fc, str kernel) except NULL:
+    """A new row of ``m`` cval values (free() it), read by every thread where a pass's
+    extended line reads cval; MemoryError naming ``kernel`` when it cannot be had."""
+    cdef floating* row = <floating*>scratch(1, m * sizeof(floating), kernel)
+    cdef Py_ssize_t c
+    for c in range(m):
+        row[c] = fc
+    return row
+
+
 cdef int _check_idx(const long long[::1] idx, Py_ssize_t n, str kernel) except -1:
     """ValueError unless every index of the extended line is a row of n (or -1, cval)."""
     cdef Py_ssize_t p
@@ -474,9 +484,7 @@ def nd_uniform1d(const floating[:, :, ::1] x, Py_ssize_t size, const long long[:
     try:
         pool = scratch(nt, L * sizeof(floating*), "nd_uniform1d")
         pool2 = scratch(nt, B * sizeof(double), "nd_uniform1d")
-        crow = <floating*>scratch(1, B * sizeof(floating), "nd_uniform1d")
-        for q in range(B):  # the row of cval, read by every thread
-            crow[q] = fc
+        crow = _cval_row(B, fc, "nd_uniform1d")
         with nogil, parallel(num_threads=nt):
             rows = <const floating**>(pool + threadid() * L * sizeof(floating*))
             tmp = <double*>(pool2 + threadid() * B * sizeof(double))
@@ -571,9 +579,7 @@ def nd_sepbox(const floating[:, :, ::1] x, Py_ssize_t size0, const long long[::1
         raise MemoryError()
     nrun = _runs(idx1, run_p)
     try:
-        crow = <floating*>scratch(1, inner * sizeof(floating), "nd_sepbox")
-        for p in range(inner):  # the row of cval, read by every thread (a whole row)
-            crow[p] = fc
+        crow = _cval_row(inner, fc, "nd_sepbox")  # a whole row: planes read all of it
         pool = scratch(nt, 4 * L1 * sizeof(floating), "nd_sepbox")
         pool2 = scratch(nt, 4 * L1 * sizeof(double), "nd_sepbox")
         # the sums and the band: each thread's (planes), else one, shared

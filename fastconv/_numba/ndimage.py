@@ -9,10 +9,12 @@ The fused pairs of passes (``nd_sepcorr``, ``nd_sepbox``) run here as their two 
 through an array between them: the contract, not the Cython kernels' saving of memory.
 """
 
+import functools
+
 import numpy as np
 from numba import prange
 
-from ..reference import nd_symmetry
+from ..reference import _two_passes, nd_symmetry
 from ._common import jit, use_threads
 
 
@@ -59,27 +61,27 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
     return out
 
 
-def nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads=1):
-    """See :func:`fastconv.reference.nd_sepcorr`: the two passes of :func:`_pass`, through an
-    array between them."""
-    if out.size == 0:
-        return out
+def _check_pair(op, x, k0, idx0, k1, idx1, out, same_rows):
+    """ValueError unless the arguments of a pair of passes (nd_sepcorr, nd_sepbox) fit one
+    another: the jitted loops index unchecked."""
     outer, n, inner = out.shape
-    # the jitted loops index unchecked: arguments a caller got wrong raise here
-    if (x.shape[0] != outer or x.shape[2] != inner or idx0.shape[0] != n + w0.shape[0] - 1
-            or idx1.shape[0] != inner + w1.shape[0] - 1 or w0.shape[0] == 0
-            or w1.shape[0] == 0):
-        raise ValueError("nd_sepcorr: inconsistent shapes")
+    if (x.shape[0] != outer or x.shape[2] != inner or (same_rows and x.shape[1] != n)
+            or k0 < 1 or k1 < 1 or idx0.shape[0] != n + k0 - 1
+            or idx1.shape[0] != inner + k1 - 1):
+        raise ValueError(f"{op}: inconsistent shapes")
     if not (-1 <= idx0.min() and idx0.max() < x.shape[1]
             and -1 <= idx1.min() and idx1.max() < inner):
-        raise ValueError("nd_sepcorr: index out of range")
-    use_threads(nthreads)
-    mid = np.empty(out.shape, x.dtype)
-    _pass(x, w0, np.ascontiguousarray(idx0, dtype=np.int64), float(cval), mid,
-          nd_symmetry(w0))
-    _pass(mid.reshape(outer * n, inner, 1), w1, np.ascontiguousarray(idx1, dtype=np.int64),
-          float(cval), out.reshape(outer * n, inner, 1), nd_symmetry(w1))
-    return out
+        raise ValueError(f"{op}: index out of range")
+
+
+def nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads=1):
+    """See :func:`fastconv.reference.nd_sepcorr`: two :func:`nd_correlate1d` passes,
+    through an array between them."""
+    if out.size == 0:
+        return out
+    _check_pair("nd_sepcorr", x, w0.shape[0], idx0, w1.shape[0], idx1, out, False)
+    return _two_passes(functools.partial(nd_correlate1d, nthreads=nthreads), x, w0, idx0, w1,
+                       idx1, cval, out)
 
 
 @jit
@@ -114,22 +116,13 @@ def nd_uniform1d(x, size, idx, cval, out, nthreads=1):
 
 
 def nd_sepbox(x, size0, idx0, size1, idx1, cval, out, nthreads=1):
-    """See :func:`fastconv.reference.nd_sepbox`: the two passes of :func:`_box`, through an
-    array between them."""
+    """See :func:`fastconv.reference.nd_sepbox`: two :func:`nd_uniform1d` passes, through
+    an array between them."""
     if out.size == 0:
         return out
-    outer, n, inner = out.shape
-    # the jitted loops index unchecked: arguments a caller got wrong raise here
-    if (x.shape != out.shape or size0 < 1 or size1 < 1 or idx0.shape[0] != n + size0 - 1
-            or idx1.shape[0] != inner + size1 - 1):
-        raise ValueError("nd_sepbox: inconsistent shapes")
-    if not (-1 <= idx0.min() and idx0.max() < n and -1 <= idx1.min() and idx1.max() < inner):
-        raise ValueError("nd_sepbox: index out of range")
-    mid = np.empty(out.shape, x.dtype)
-    nd_uniform1d(x, size0, idx0, cval, mid, nthreads)
-    nd_uniform1d(mid.reshape(outer * n, inner, 1), size1, idx1, cval,
-                 out.reshape(outer * n, inner, 1), nthreads)
-    return out
+    _check_pair("nd_sepbox", x, size0, idx0, size1, idx1, out, True)
+    return _two_passes(functools.partial(nd_uniform1d, nthreads=nthreads), x, size0, idx0,
+                       size1, idx1, cval, out)
 
 
 @jit
