@@ -136,7 +136,7 @@ def _chain(input, output, passes, cval, backend):
     return _ndspec.store(cur, output)
 
 
-# the most a fused pair of passes keeps per thread: a correlation's ring of k0 rows of the
+# the most a fused pair of passes keeps per thread: a correlation's ring of k0 + 3 rows of the
 # last axis (float64), a uniform filter's four extended rows and their float64 copies
 # (beside a band of rows of about 256 KiB, a thread's or shared: fastconv._cy_ndfilt.
 # nd_sepbox); past it, they no longer stay in a core's L2
@@ -169,7 +169,8 @@ def _fuses(shape, first, last):
         return (math.prod(shape[:-2]) >= 2 * _threads.get_num_threads()
                 and shape[-2] * shape[-1] <= _FUSED_BOX_PLANE
                 and 4 * (shape[-1] + last[1]) * 16 <= _FUSED_RING_BYTES)
-    return len(first[1]) * (shape[-1] + 16) * 8 <= _FUSED_RING_BYTES
+    # a thread's ring: the k0 + 3 rows (of doubles, 16 apart) four output rows read
+    return (len(first[1]) + 3) * (shape[-1] + 16) * 8 <= _FUSED_RING_BYTES
 
 
 def _real_cval(cval):

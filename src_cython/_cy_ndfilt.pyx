@@ -8,9 +8,11 @@ the ``n + k - 1`` int64 source indices of the extended line (the boundary mode a
 (:func:`fastconv.reference.nd_correlate1d`). A pass along the last axis (``inner == 1``)
 copies each line into its extended form (runs of it) and runs ``fc_ndline`` on it; along
 another axis, blocks of columns and chunks of rows run in parallel, each output row summing
-the ``k`` input rows its taps read (kept in a ring of row copies). The copies hold doubles:
-a float32 pass widens each value once, where it is copied, not once per tap that reads it
-(``fc_ndrow_fd``/``fc_ndline_fd``; the same sums, so the same bits).
+the ``k`` input rows its taps read (kept in a ring of row copies), four output rows at a
+time (``fc_ndrows``: the ``k - 1`` rows two outputs share are read from memory once). The
+copies of a pass along the last axis hold doubles: a float32 pass widens each value once,
+where it is copied, not once per tap that reads it (``fc_ndline_fd``; the same sums, so the
+same bits).
 
 ``nd_uniform1d(x, size, idx, cval, out, nthreads)``: scipy's running-sum box mean along
 axis 1, the same paths (``fc_ndboxline4`` on four lines at a time, ``fc_ndbox`` per block
@@ -18,8 +20,8 @@ of columns).
 
 ``nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads)``: two correlation passes as one,
 along axis 1 and then axis 2 of ``x``: each output row's first pass (its ``k0`` input rows
-in a ring, widened to double) is rounded to the element type and runs through the second at
-once (``fc_ndrow_fd``, then ``fc_ndline_fd``), so the array between the passes never goes to
+in a ring, widened to double; four rows at a time) is rounded to the element type and runs
+through the second at once (``fc_ndrows_fd``, then ``fc_ndline_fd``), so the array between the passes never goes to
 memory; the results are two ``nd_correlate1d`` calls' to the bit.
 
 ``nd_sepbox(x, size0, idx0, size1, idx1, cval, out, nthreads)``: two box means as one, the
@@ -45,6 +47,7 @@ from _scratch cimport scratch
 
 cdef enum:
     RC = 256  # output rows per item of a pass along a non-last axis
+    NR = 4    # output rows per step of those passes (fc_ndrows): k + 3 rows read for four
 
 
 
@@ -55,8 +58,12 @@ cdef extern from "fc_ndfilt.h" nogil:
                     Py_ssize_t m, int sym)
     void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
                      Py_ssize_t n, int sym)
-    void fc_ndrow_fd(float* out, const double** rows, const double* w, Py_ssize_t k,
-                     Py_ssize_t m, int sym)
+    void fc_ndrows_f(float* out, Py_ssize_t os, const float** rows, const double* w,
+                     Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym)
+    void fc_ndrows_d(double* out, Py_ssize_t os, const double** rows, const double* w,
+                     Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym)
+    void fc_ndrows_fd(float* out, Py_ssize_t os, const double** rows, const double* w,
+                      Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym)
     void fc_ndline_fd(float* out, const double* ext, const double* w, Py_ssize_t k,
                       Py_ssize_t n, int sym)
     void fc_ndwiden(double* dst, const float* src, Py_ssize_t n)
@@ -87,12 +94,36 @@ cdef inline void _row(floating* out, const floating** rows, const double* w, Py_
         fc_ndrow_d(out, rows, w, k, m, sym)
 
 
-cdef inline void _drow(floating* out, const double** rows, const double* w, Py_ssize_t k,
-                       Py_ssize_t m, int sym) noexcept nogil:
+ctypedef fused ring_t:
+    float
+    double
+
+
+cdef inline void _ring_rows(const ring_t** rows, ring_t* ring, Py_ssize_t i, Py_ssize_t K,
+                            Py_ssize_t nq, Py_ssize_t Bp) noexcept nogil:
+    """rows[q] = ring row (i + q) % K (rows Bp elements apart), for q < nq."""
+    cdef Py_ssize_t q, r = i % K
+    for q in range(nq):
+        rows[q] = ring + r * Bp
+        r = r + 1
+        if r == K:
+            r = 0
+
+
+cdef inline void _rows(floating* out, Py_ssize_t os, const floating** rows, const double* w,
+                       Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym) noexcept nogil:
     if floating is float:
-        fc_ndrow_fd(out, rows, w, k, m, sym)
+        fc_ndrows_f(out, os, rows, w, k, m, nr, sym)
     else:
-        fc_ndrow_d(out, rows, w, k, m, sym)
+        fc_ndrows_d(out, os, rows, w, k, m, nr, sym)
+
+
+cdef inline void _drows(floating* out, Py_ssize_t os, const double** rows, const double* w,
+                        Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym) noexcept nogil:
+    if floating is float:
+        fc_ndrows_fd(out, os, rows, w, k, m, nr, sym)
+    else:
+        fc_ndrows_d(out, os, rows, w, k, m, nr, sym)
 
 
 cdef inline void _wline(floating* out, const double* ext, const double* w, Py_ssize_t k,
@@ -232,13 +263,13 @@ cdef inline void _wextend(double* ext, const floating* xb, const Py_ssize_t* run
     cdef Py_ssize_t g, i
     if floating is double:
         _extend(ext, xb, run_p, L, nrun, fc)
-        return
-    for g in range(nrun):
-        if run_p[L + g] >= 0:
-            fc_ndwiden(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g])
-        else:
-            for i in range(run_p[g], run_p[g] + run_p[2 * L + g]):
-                ext[i] = fc
+    else:
+        for g in range(nrun):
+            if run_p[L + g] >= 0:
+                fc_ndwiden(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g])
+            else:
+                for i in range(run_p[g], run_p[g] + run_p[2 * L + g]):
+                    ext[i] = fc
 
 
 def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
@@ -246,7 +277,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
-    cdef Py_ssize_t o, i, p, q, r, c0, m, item, nb, B, nr, rc, i0, i1, nrun, Bp
+    cdef Py_ssize_t o, i, p, g, c0, m, item, nb, B, nr, rc, i0, i1, nrun, Bp, K
     cdef Py_ssize_t nt = max(1, nthreads)
     cdef floating* ring
     cdef Py_ssize_t* run_p
@@ -286,7 +317,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     # and the copies waited on memory: a 2048^2 float32 pass with 17 taps took 10.3 ms on
     # one thread of an AMD EPYC (Zen 2), 8.8 ms with whole rows.) Rows in chunks of RC, or
     # fewer when that leaves under four items per thread, 32 rows at least.
-    B = (262144 // <Py_ssize_t>sizeof(floating)) // k
+    B = (262144 // <Py_ssize_t>sizeof(floating)) // (k + NR - 1)
     B = (B // 16) * 16
     if B < 16:
         B = 16
@@ -301,16 +332,17 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
         if rc < 32:
             rc = 32
     nr = (n + rc - 1) // rc
-    # the k rows a block of outputs reads are copied into a ring of k rows spaced Bp
-    # elements apart: the input's rows may be a power of two apart, which would put all
-    # k of them in the same L1 sets
+    # the k + NR - 1 rows a step of NR output rows reads are copied into a ring of as many
+    # rows spaced Bp elements apart: the input's rows may be a power of two apart, which
+    # would put all of them in the same L1 sets
     Bp = B + 16
-    pool = scratch(nt, k * sizeof(floating*), "nd_correlate1d")
+    K = k + NR - 1
+    pool = scratch(nt, K * sizeof(floating*), "nd_correlate1d")
     try:
-        pool2 = scratch(nt, k * Bp * sizeof(floating), "nd_correlate1d")
+        pool2 = scratch(nt, K * Bp * sizeof(floating), "nd_correlate1d")
         with nogil, parallel(num_threads=nt):
-            rows = <const floating**>(pool + threadid() * k * sizeof(floating*))
-            ring = <floating*>(pool2 + threadid() * k * Bp * sizeof(floating))
+            rows = <const floating**>(pool + threadid() * K * sizeof(floating*))
+            ring = <floating*>(pool2 + threadid() * K * Bp * sizeof(floating))
             for item in prange(outer * nb * nr, schedule="dynamic"):
                 o = item // (nb * nr)
                 c0 = ((item // nr) % nb) * B
@@ -322,17 +354,17 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                 if m > B:
                     m = B
                 for p in range(i0, i0 + k - 1):
-                    _fill(ring + (p % k) * Bp, x, o, idx[p], c0, m, fc)
-                for i in range(i0, i1):
-                    p = i + k - 1
-                    _fill(ring + (p % k) * Bp, x, o, idx[p], c0, m, fc)
-                    r = i % k  # rows[q] is ring row (i + q) % k
-                    for q in range(k):
-                        rows[q] = ring + r * Bp
-                        r = r + 1
-                        if r == k:
-                            r = 0
-                    _row(&out[o, i, c0], rows, &w[0], k, m, sym)
+                    _fill(ring + (p % K) * Bp, x, o, idx[p], c0, m, fc)
+                i = i0
+                while i < i1:
+                    g = i1 - i
+                    if g > NR:
+                        g = NR
+                    for p in range(i + k - 1, i + k - 1 + g):
+                        _fill(ring + (p % K) * Bp, x, o, idx[p], c0, m, fc)
+                    _ring_rows(rows, ring, i, K, k + g - 1, Bp)
+                    _rows(&out[o, i, c0], inner, rows, &w[0], k, m, g, sym)
+                    i = i + g
     finally:
         free(pool)
         free(pool2)
@@ -352,12 +384,12 @@ def nd_sepcorr(const floating[:, :, ::1] x, const double[::1] w0, const long lon
     and the intermediate array never goes to memory (two of the four passes over memory).
 
     Items are strips of rows of one ``o``, as a pass along a non-last axis; each keeps the
-    ``k0`` input rows its output row reads in a ring of rows widened to double (a float32
-    value widened once, not once per tap: ``fc_ndrow_fd``)."""
+    ``k0 + NR - 1`` input rows a step of ``NR`` output rows reads in a ring of rows widened
+    to double (a float32 value widened once, not once per tap: ``fc_ndrows_fd``)."""
     cdef Py_ssize_t outer = x.shape[0], nx = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t n = out.shape[1]
     cdef Py_ssize_t k0 = w0.shape[0], k1 = w1.shape[0], L0 = n + k0 - 1, L1 = inner + k1 - 1
-    cdef Py_ssize_t o, i, p, q, r, item, nr, rc, i0, i1, nrun, Bp
+    cdef Py_ssize_t o, i, p, q, g, item, nr, rc, i0, i1, nrun, Bp, K = k0 + NR - 1
     cdef Py_ssize_t nt = max(1, nthreads)
     cdef Py_ssize_t* run_p
     cdef double* ring
@@ -391,15 +423,15 @@ def nd_sepcorr(const floating[:, :, ::1] x, const double[::1] w0, const long lon
         raise MemoryError()
     nrun = _runs(idx1, run_p)
     try:
-        pool = scratch(nt, k0 * sizeof(double*), "nd_sepcorr")
-        pool2 = scratch(nt, k0 * Bp * sizeof(double), "nd_sepcorr")
+        pool = scratch(nt, K * sizeof(double*), "nd_sepcorr")
+        pool2 = scratch(nt, K * Bp * sizeof(double), "nd_sepcorr")
         pool3 = scratch(nt, L1 * sizeof(double), "nd_sepcorr")
-        pool4 = scratch(nt, inner * sizeof(floating), "nd_sepcorr")
+        pool4 = scratch(nt, NR * inner * sizeof(floating), "nd_sepcorr")
         with nogil, parallel(num_threads=nt):
-            rows = <const double**>(pool + threadid() * k0 * sizeof(double*))
-            ring = <double*>(pool2 + threadid() * k0 * Bp * sizeof(double))
+            rows = <const double**>(pool + threadid() * K * sizeof(double*))
+            ring = <double*>(pool2 + threadid() * K * Bp * sizeof(double))
             ext = <double*>(pool3 + threadid() * L1 * sizeof(double))
-            mid = <floating*>(pool4 + threadid() * inner * sizeof(floating))
+            mid = <floating*>(pool4 + threadid() * NR * inner * sizeof(floating))
             for item in prange(outer * nr, schedule="dynamic"):
                 o = item // nr
                 i0 = (item % nr) * rc
@@ -407,19 +439,20 @@ def nd_sepcorr(const floating[:, :, ::1] x, const double[::1] w0, const long lon
                 if i1 > n:
                     i1 = n
                 for p in range(i0, i0 + k0 - 1):
-                    _wfill(ring + (p % k0) * Bp, x, o, idx0[p], inner, fc)
-                for i in range(i0, i1):
-                    p = i + k0 - 1
-                    _wfill(ring + (p % k0) * Bp, x, o, idx0[p], inner, fc)
-                    r = i % k0  # rows[q] is ring row (i + q) % k0
-                    for q in range(k0):
-                        rows[q] = ring + r * Bp
-                        r = r + 1
-                        if r == k0:
-                            r = 0
-                    _drow(mid, rows, &w0[0], k0, inner, sym0)
-                    _wextend(ext, mid, run_p, L1, nrun, fc)
-                    _wline(&out[o, i, 0], ext, &w1[0], k1, inner, sym1)
+                    _wfill(ring + (p % K) * Bp, x, o, idx0[p], inner, fc)
+                i = i0
+                while i < i1:
+                    g = i1 - i
+                    if g > NR:
+                        g = NR
+                    for p in range(i + k0 - 1, i + k0 - 1 + g):
+                        _wfill(ring + (p % K) * Bp, x, o, idx0[p], inner, fc)
+                    _ring_rows(rows, ring, i, K, k0 + g - 1, Bp)
+                    _drows(mid, inner, rows, &w0[0], k0, inner, g, sym0)
+                    for q in range(g):
+                        _wextend(ext, mid + q * inner, run_p, L1, nrun, fc)
+                        _wline(&out[o, i + q, 0], ext, &w1[0], k1, inner, sym1)
+                    i = i + g
     finally:
         free(run_p)
         free(pool)

@@ -8,11 +8,15 @@
  *   output row from the k input rows its taps read (row pointers: for a pass along a
  *   non-last axis, the boundary rows point at the mode's source row or at a row of cval;
  *   for the n-D correlation, rows of the padded input shifted by each tap's offset).
+ * fc_ndrows_{f,d,fd}(out, os, rows, w, k, m, nr, sym): fc_ndrow for nr consecutive output
+ *   rows at once (row r at out + r * os, from rows[r .. r + k - 1]: k + nr - 1 pointers),
+ *   block of columns by block of columns, so that the k - 1 input rows two outputs share
+ *   are read from memory once; each output's sums are fc_ndrow's, to the bit.
  * fc_ndline_{fd,d}(out, ext, w, k, n, sym): out[i] = sum_j w[j] * ext[i + j], i < n: one line
  *   of a pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
  * fc_ndwiden(dst, src, n): dst[i] = (double)src[i], the widening of those rows.
- * fc_ndrow_fd, fc_ndline_fd: fc_ndrow_f and a float fc_ndline reading rows of doubles (a float
- *   pass's rows widened once, as they are copied: fc_ndrow_f widens each value once per
+ * fc_ndrows_fd, fc_ndline_fd: fc_ndrows_f and a float fc_ndline reading rows of doubles (a float
+ *   pass's rows widened once, as they are copied: fc_ndrows_f widens each value once per
  *   tap that reads it, and on AVX2 those conversions bound its speed). The values, their
  *   sums and their order are fc_ndrow_f's, so the results are its to the bit.
  * sym (as scipy's NI_Correlate1D): 1 for odd k with symmetric weights (w[j] == w[k-1-j]),
@@ -62,7 +66,16 @@
 
 #define FC_ND_BLOCK 256
 
-/* fc_ndrow's register tile: GNU C vectors of four doubles (one AVX2 register; two SSE2
+/* the helpers of a cloned kernel: inlined into each clone, so compiled for its level (a
+ * helper left out of line is compiled for the baseline, and its vectors of four doubles
+ * then go through memory: fc_ndrows ran 7x slower so) */
+#if defined(__GNUC__)
+#define FC_ND_INLINE static inline __attribute__((always_inline))
+#else
+#define FC_ND_INLINE static inline
+#endif
+
+/* fc_ndrows's register tile: GNU C vectors of four doubles (one AVX2 register; two SSE2
  * registers in the baseline clone) */
 #if defined(__GNUC__)
 #define FC_ND_VEC 1

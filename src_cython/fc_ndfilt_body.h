@@ -22,7 +22,7 @@
 #ifdef FC_ND_VEC
 /* 16 consecutive values as four vectors of doubles, and back (through pointers: a function
  * returning a vector would change the ABI of the baseline clone, which has no AVX) */
-static inline void FC_NAME(fc_ndld)(fc_nd_v4 *v, const FC_R *p)
+FC_ND_INLINE void FC_NAME(fc_ndld)(fc_nd_v4 *v, const FC_R *p)
 {
     int q;
     for (q = 0; q < 4; q++) {
@@ -32,7 +32,7 @@ static inline void FC_NAME(fc_ndld)(fc_nd_v4 *v, const FC_R *p)
     }
 }
 
-static inline void FC_NAME(fc_ndst)(FC_T *o, const fc_nd_v4 *v)
+FC_ND_INLINE void FC_NAME(fc_ndst)(FC_T *o, const fc_nd_v4 *v)
 {
     int q, e;
     for (q = 0; q < 4; q++)
@@ -40,86 +40,117 @@ static inline void FC_NAME(fc_ndst)(FC_T *o, const fc_nd_v4 *v)
 }
 #endif
 
-/* one output row from the k input rows its taps read */
-FC_ND_CLONES static void FC_NAME(fc_ndrow)(FC_T *FC_ND_RESTRICT out, const FC_R *const *rows,
-                                           const double *FC_ND_RESTRICT w, Py_ssize_t k,
-                                           Py_ssize_t m, int sym)
-{
-    Py_ssize_t c0 = 0, c, j;
-    double acc[FC_ND_BLOCK];
 #ifdef FC_ND_VEC
-    /* 16 outputs at a time, their sums in four vector registers (the block loop below keeps
-     * them in memory: a load and a store per tap). Each sum's terms, and its operations
-     * (products, then sums: no fused multiply-adds), are the block loop's. */
-    for (; c0 + 16 <= m; c0 += 16) {
-        fc_nd_v4 t[4], xa[4], xb[4], av;
-        int q;
-        if (sym == 1 || sym == -1) {
-            const Py_ssize_t h = k / 2;
-            av = (fc_nd_v4){w[h], w[h], w[h], w[h]};
-            FC_NAME(fc_ndld)(xa, rows[h] + c0);
-            for (q = 0; q < 4; q++) t[q] = xa[q] * av;
-            for (j = 0; j < h; j++) {
-                av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
-                FC_NAME(fc_ndld)(xa, rows[j] + c0);
-                FC_NAME(fc_ndld)(xb, rows[k - 1 - j] + c0);
-                if (sym > 0)
-                    for (q = 0; q < 4; q++) t[q] += (xa[q] + xb[q]) * av;
-                else
-                    for (q = 0; q < 4; q++) t[q] += (xa[q] - xb[q]) * av;
-            }
-        } else {
-            const Py_ssize_t first = sym == 2 ? 0 : k - 1;
-            const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
-            av = (fc_nd_v4){w[first], w[first], w[first], w[first]};
-            FC_NAME(fc_ndld)(xa, rows[first] + c0);
-            for (q = 0; q < 4; q++) t[q] = xa[q] * av;
-            for (j = j0; j < j1; j++) {
-                av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
-                FC_NAME(fc_ndld)(xa, rows[j] + c0);
-                for (q = 0; q < 4; q++) t[q] += xa[q] * av;
-            }
+/* columns c0 <= c < c0 + 16 of one output row, their sums in four vector registers (the
+ * block loop of fc_ndblk keeps them in memory: a load and a store per tap). Each sum's
+ * terms, and its operations (products, then sums: no fused multiply-adds), are fc_ndblk's. */
+FC_ND_INLINE void FC_NAME(fc_ndv16)(FC_T *FC_ND_RESTRICT out, const FC_R *const *rows,
+                                     const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                     Py_ssize_t c0, int sym)
+{
+    fc_nd_v4 t[4], xa[4], xb[4], av;
+    Py_ssize_t j;
+    int q;
+    if (sym == 1 || sym == -1) {
+        const Py_ssize_t h = k / 2;
+        av = (fc_nd_v4){w[h], w[h], w[h], w[h]};
+        FC_NAME(fc_ndld)(xa, rows[h] + c0);
+        for (q = 0; q < 4; q++) t[q] = xa[q] * av;
+        for (j = 0; j < h; j++) {
+            av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
+            FC_NAME(fc_ndld)(xa, rows[j] + c0);
+            FC_NAME(fc_ndld)(xb, rows[k - 1 - j] + c0);
+            if (sym > 0)
+                for (q = 0; q < 4; q++) t[q] += (xa[q] + xb[q]) * av;
+            else
+                for (q = 0; q < 4; q++) t[q] += (xa[q] - xb[q]) * av;
         }
-        FC_NAME(fc_ndst)(out + c0, t);
+    } else {
+        const Py_ssize_t first = sym == 2 ? 0 : k - 1;
+        const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
+        av = (fc_nd_v4){w[first], w[first], w[first], w[first]};
+        FC_NAME(fc_ndld)(xa, rows[first] + c0);
+        for (q = 0; q < 4; q++) t[q] = xa[q] * av;
+        for (j = j0; j < j1; j++) {
+            av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
+            FC_NAME(fc_ndld)(xa, rows[j] + c0);
+            for (q = 0; q < 4; q++) t[q] += xa[q] * av;
+        }
     }
+    FC_NAME(fc_ndst)(out + c0, t);
+}
+#endif
+
+/* columns c0 <= c < c0 + b (b <= FC_ND_BLOCK) of one output row */
+FC_ND_INLINE void FC_NAME(fc_ndblk)(FC_T *FC_ND_RESTRICT out, const FC_R *const *rows,
+                                     const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                     Py_ssize_t c0, Py_ssize_t b, int sym)
+{
+    double acc[FC_ND_BLOCK];
+    Py_ssize_t c, j;
+    if (sym == 1 || sym == -1) {
+        const Py_ssize_t h = k / 2;
+        const FC_R *FC_ND_RESTRICT rh = rows[h] + c0;
+        const double wh = w[h];
+        for (c = 0; c < b; c++) acc[c] = (double)rh[c] * wh;
+        for (j = 0; j < h; j++) {
+            const FC_R *FC_ND_RESTRICT ra = rows[j] + c0;
+            const FC_R *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;
+            const double a = w[j];
+            if (sym > 0)
+                for (c = 0; c < b; c++) acc[c] += ((double)ra[c] + (double)rb[c]) * a;
+            else
+                for (c = 0; c < b; c++) acc[c] += ((double)ra[c] - (double)rb[c]) * a;
+        }
+    } else {
+        /* sym 0: scipy's 1-D order, the last tap first; 2: in order (n-D) */
+        const Py_ssize_t first = sym == 2 ? 0 : k - 1;
+        const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
+        const FC_R *FC_ND_RESTRICT r0 = rows[first] + c0;
+        const double w0 = w[first];
+        for (c = 0; c < b; c++) acc[c] = (double)r0[c] * w0;
+        for (j = j0; j < j1; j++) {
+            const FC_R *FC_ND_RESTRICT r = rows[j] + c0;
+            const double a = w[j];
+            for (c = 0; c < b; c++) acc[c] += (double)r[c] * a;
+        }
+    }
+    for (c = 0; c < b; c++) out[c0 + c] = (FC_T)acc[c];
+}
+
+/* nr consecutive output rows (row r at out + r * os) from the k + nr - 1 input rows their
+ * taps read: row r from rows[r .. r + k - 1]. Each block of columns is done for every row
+ * before the next block, so the k - 1 input rows two outputs share are read from memory
+ * (L2) once, and again from L1: a pass along a non-last axis with a long kernel reads
+ * (k + nr - 1) / nr rows per output row instead of k. Each output's sums are one
+ * fc_ndrow's, to the bit. */
+FC_ND_CLONES static void FC_NAME(fc_ndrows)(FC_T *out, Py_ssize_t os, const FC_R *const *rows,
+                                            const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                            Py_ssize_t m, Py_ssize_t nr, int sym)
+{
+    Py_ssize_t c0 = 0, r;
+#ifdef FC_ND_VEC
+    for (; c0 + 16 <= m; c0 += 16)
+        for (r = 0; r < nr; r++) FC_NAME(fc_ndv16)(out + r * os, rows + r, w, k, c0, sym);
 #endif
     for (; c0 < m; c0 += FC_ND_BLOCK) {
-        Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;
-        if (sym == 1 || sym == -1) {
-            const Py_ssize_t h = k / 2;
-            const FC_R *FC_ND_RESTRICT rh = rows[h] + c0;
-            const double wh = w[h];
-            for (c = 0; c < b; c++) acc[c] = (double)rh[c] * wh;
-            for (j = 0; j < h; j++) {
-                const FC_R *FC_ND_RESTRICT ra = rows[j] + c0;
-                const FC_R *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;
-                const double a = w[j];
-                if (sym > 0)
-                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] + (double)rb[c]) * a;
-                else
-                    for (c = 0; c < b; c++) acc[c] += ((double)ra[c] - (double)rb[c]) * a;
-            }
-        } else {
-            /* sym 0: scipy's 1-D order, the last tap first; 2: in order (n-D) */
-            const Py_ssize_t first = sym == 2 ? 0 : k - 1;
-            const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
-            const FC_R *FC_ND_RESTRICT r0 = rows[first] + c0;
-            const double w0 = w[first];
-            for (c = 0; c < b; c++) acc[c] = (double)r0[c] * w0;
-            for (j = j0; j < j1; j++) {
-                const FC_R *FC_ND_RESTRICT r = rows[j] + c0;
-                const double a = w[j];
-                for (c = 0; c < b; c++) acc[c] += (double)r[c] * a;
-            }
-        }
-        for (c = 0; c < b; c++) out[c0 + c] = (FC_T)acc[c];
+        const Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;
+        for (r = 0; r < nr; r++) FC_NAME(fc_ndblk)(out + r * os, rows + r, w, k, c0, b, sym);
     }
+}
+
+/* one output row from the k input rows its taps read */
+static inline void FC_NAME(fc_ndrow)(FC_T *out, const FC_R *const *rows,
+                                     const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                     Py_ssize_t m, int sym)
+{
+    FC_NAME(fc_ndrows)(out, 0, rows, w, k, m, 1, sym);
 }
 
 #ifndef FC_ND_NO_LINE
 /* one line of a pass along the last axis, from its extended copy: fc_ndrow over the k
  * copies of the line shifted by each tap (the same sums, in the same order). gcc cannot see
- * that fc_ndrow reads only the k pointers set here, and warns that the rest of the stack
+ * that fc_ndrows reads only the k pointers set here, and warns that the rest of the stack
  * array may be uninitialized: silenced, rather than zeroing 2 KB for every line. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -135,7 +166,7 @@ FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
     Py_ssize_t j, i0, i;
     if (rows != NULL) {
         for (j = 0; j < k; j++) rows[j] = ext + j;
-        FC_NAME(fc_ndrow)(out, rows, w, k, n, sym);
+        FC_NAME(fc_ndrows)(out, 0, rows, w, k, n, 1, sym);
         if (rows != stack) free((void *)rows);
         return;
     }

@@ -514,9 +514,32 @@ def test_which_pairs_of_passes_fuse(monkeypatch):
     big = nd._FUSED_BOX_PLANE // 1024 + 1
     assert not nd._fuses((2 * nt, big, 1024), (1, 5, "reflect", 0), (2, 5, "reflect", 0))
     assert nd._fuses((big, 1024), (0, w, "reflect", 0), (1, w, "reflect", 0))
-    wide = nd._FUSED_RING_BYTES // (8 * 17)
-    assert not nd._fuses((40, wide), (0, w, "reflect", 0), (1, w, "reflect", 0))
-    assert nd._fuses((40, wide), (0, w[:3], "reflect", 0), (1, w, "reflect", 0))
+    # a correlation's ring: k0 + 3 rows of doubles, 16 apart (four output rows a step)
+    edge = nd._FUSED_RING_BYTES // (8 * (17 + 3)) - 16
+    assert nd._fuses((40, edge), (0, w, "reflect", 0), (1, w, "reflect", 0))
+    assert not nd._fuses((40, edge + 1), (0, w, "reflect", 0), (1, w, "reflect", 0))
+    assert nd._fuses((40, edge + 1), (0, w[:3], "reflect", 0), (1, w, "reflect", 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_passes_along_a_non_last_axis_in_steps_of_rows_are_scipys(backend, dtype):
+    """A pass along a non-last axis, and the fused pair, compute four output rows a step
+    (fc_ndrows, from a ring of k + 3 rows): every row count from 1 to 11 (whole steps and
+    the 1-3 rows left), every kernel length from 1 to 9, are scipy's to the bit."""
+    rng = np.random.default_rng(36)
+    for n in range(1, 12):
+        x = rng.standard_normal((2, n, 21)).astype(dtype)
+        for k in range(1, 10):
+            w = rng.standard_normal(k)
+            for mode in ("reflect", "constant"):
+                for axis in (0, 1):
+                    _check(ndimage.correlate1d(x, w, axis=axis, mode=mode, cval=0.25,
+                                               backend=backend),
+                           sndi.correlate1d(x, w, axis=axis, mode=mode, cval=0.25),
+                           exact=True)
+        for sigma in (0.3, 1.0, 2.0):  # 3, 9 and 17 taps; the last two passes fused
+            _check(ndimage.gaussian_filter(x[0], sigma, backend=backend),
+                   sndi.gaussian_filter(x[0], sigma), exact=True)
 
 
 @pytest.mark.parametrize("in_dtype", [np.float64, np.int32])
