@@ -115,7 +115,8 @@ extensions = [
                        f"{SRC}/fc_adaptive.h", f"{SRC}/fc_conv3d.h",
                        f"{SRC}/fc_ndfilt.h", f"{SRC}/fc_ndfilt_body.h",
                        f"{SRC}/fc_rank.h", f"{SRC}/fc_rank_body.h", f"{SRC}/fc_rank_nets.h",
-                       f"{SRC}/fc_peak.h", f"{SRC}/fc_peak_body.h"],
+                       f"{SRC}/fc_peak.h", f"{SRC}/fc_peak_body.h", f"{SRC}/fc_pool.h",
+                       f"{SRC}/fc_pool_body.h"],
               extra_compile_args=compile_args, extra_link_args=link_args)
     for name, src in MODULES.items()
 ]

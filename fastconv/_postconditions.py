@@ -157,6 +157,16 @@ def _tapless(size, out, k, stride, dilation, before):
     span = dilation * (k - 1) + 1
     lo = min(out, -(-before // stride))  # windows [lo, hi) lie inside: never tapless
     hi = max(lo, min(out, (size - span + before) // stride + 1))
+    if lo + out - hi <= 64:
+        # a few edge windows (the usual case: a padding of a tap or two), in plain Python:
+        # numpy's arrays took 15 us a call, a fifth of a small weight gradient's
+        miss = []
+        for i in (*range(lo), *range(hi, out)):
+            start = i * stride - before
+            j0 = max(0, -(start // dilation))
+            if j0 >= k or start + j0 * dilation >= size:
+                miss.append(i)
+        return np.array(miss, dtype=np.int64)
     edge = np.concatenate([np.arange(lo), np.arange(hi, out)]).astype(np.int64)
     start = edge * stride - before
     j0 = np.maximum(0, -(start // dilation))

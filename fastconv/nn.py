@@ -486,17 +486,24 @@ class ReLU(Module):
     """``max(x, 0)``; the gradient passes where the output is not at or below 0, as torch's
     (a NaN output passes it).
 
-    NaN passes through forward, as in torch. Backward multiplies by the 0/1 mask (numpy's
+    NaN passes through forward, as in torch. Forward takes the maximum with an array of
+    zeros the layer keeps (the input's shape and dtype): numpy 2.4 runs ``np.maximum``
+    against a scalar about 4x slower than against an array (49 against 13 us on a
+    32x32x8x8 float32 batch, AMD EPYC Zen 2). Backward multiplies by the 0/1 mask (numpy's
     masked selection is several times slower), unless ``grad_out`` holds an inf or NaN,
     which must give 0, not NaN, where the mask is 0.
     """
 
     def __init__(self):
         self._mask = None
+        self._zeros = None
 
     def forward(self, x):
         x = np.asarray(x)
-        y = np.maximum(x, x.dtype.type(0))
+        z = self._zeros
+        if z is None or z.shape != x.shape or z.dtype != x.dtype:
+            z = self._zeros = np.zeros(x.shape, x.dtype)
+        y = np.maximum(x, z)
         self._mask = ~(y <= 0)  # torch passes the gradient at NaN too
         return y
 
@@ -673,7 +680,13 @@ class SGD(_Optimizer):
 
 
 class Adam(_Optimizer):
-    """Adam, as ``torch.optim.Adam`` (bias-corrected moments, L2 ``weight_decay``)."""
+    """Adam, as ``torch.optim.Adam`` (bias-corrected moments, L2 ``weight_decay``).
+
+    The parameters of one dtype keep their moments in one flat array each, and a step runs
+    its numpy operations once over all of them (their gradients gathered into one array,
+    the update scattered back), not once per parameter: on a small model each operation
+    costs about its call (a step of the study's global-average-pooling net took 14
+    operations on each of its 10 parameters). Each element's operations are the same."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
@@ -684,24 +697,32 @@ class Adam(_Optimizer):
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
         self.t = 0
-        self._m = [np.zeros_like(p.data) for p in self.params]
-        self._v = [np.zeros_like(p.data) for p in self.params]
+        # (the parameters of one dtype, their first and second moments, flat)
+        self._groups = []
+        for dt in dict.fromkeys(p.data.dtype for p in self.params):
+            ps = [p for p in self.params if p.data.dtype == dt]
+            n = sum(p.size for p in ps)
+            self._groups.append((ps, np.zeros(n, dt), np.zeros(n, dt)))
 
     def step(self):
         self.t += 1
         b1, b2 = self.betas
         c1 = 1 - b1 ** self.t
         c2 = 1 - b2 ** self.t
-        for p, m, v in zip(self.params, self._m, self._v):
-            g = p.grad
+        for ps, m, v in self._groups:
+            g = np.concatenate([p.grad.ravel() for p in ps])
             if self.weight_decay:
-                g = g + self.weight_decay * p.data
+                g = g + self.weight_decay * np.concatenate([p.data.ravel() for p in ps])
             m *= b1
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * g * g
             denom = np.sqrt(v / c2) + self.eps
-            p.data -= ((self.lr / c1) * m / denom).astype(p.data.dtype, copy=False)
+            update = ((self.lr / c1) * m / denom).astype(m.dtype, copy=False)
+            at = 0
+            for p in ps:
+                p.data -= update[at:at + p.size].reshape(p.data.shape)
+                at += p.size
 
 
 # ---- transpose (issue 17) ----

@@ -32,6 +32,12 @@ from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 cdef Py_ssize_t _MIN_ITEMS = 16
 
+cdef extern from "fc_pool.h" nogil:
+    void fc_maxtap_idx_f(float* o, int64_t* t, const float* x, Py_ssize_t n, Py_ssize_t s,
+                         int64_t pos)
+    void fc_maxtap_idx_d(double* o, int64_t* t, const double* x, Py_ssize_t n, Py_ssize_t s,
+                         int64_t pos)
+
 
 # --------------------------------------------------------------------------------------------
 # max_pool2d
@@ -53,9 +59,8 @@ cdef void _max_rows(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                     Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3], Wo = out.shape[3]
     cdef Py_ssize_t oh, i, j, ih, off, ow, ow0, ow1, h0
-    cdef int64_t base, t
+    cdef int64_t base
     cdef floating v, o
-    cdef bint take
     cdef floating* orow
     cdef int64_t* irow = NULL
     cdef const floating* xrow
@@ -76,14 +81,16 @@ cdef void _max_rows(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
             for j in range(kw):
                 off = j * dw - pw
                 valid_cols(off, sw, W, Wo, &ow0, &ow1)
+                if ow1 <= ow0:
+                    continue
                 if with_idx:
-                    for ow in range(ow0, ow1):
-                        v = xrow[ow * sw + off]
-                        o = orow[ow]
-                        t = irow[ow]
-                        take = (v > o) | (v != v) | (t < 0)
-                        orow[ow] = v if take else o
-                        irow[ow] = base + ow * sw + off if take else t
+                    # the tap along the row in C (fc_pool.h): branch-free and vectorized
+                    if floating is float:
+                        fc_maxtap_idx_f(orow + ow0, irow + ow0, xrow + ow0 * sw + off,
+                                        ow1 - ow0, sw, base + ow0 * sw + off)
+                    else:
+                        fc_maxtap_idx_d(orow + ow0, irow + ow0, xrow + ow0 * sw + off,
+                                        ow1 - ow0, sw, base + ow0 * sw + off)
                 elif sw == 1:
                     for ow in range(ow0, ow1):
                         v = xrow[ow + off]

@@ -543,9 +543,12 @@ def test_tapless_windows_match_a_brute_force_count():
     that a non-finite grad_output there meets only padding) against listing every tap."""
     from fastconv._postconditions import _tapless
 
-    for size, k, stride, dilation, before in itertools.product(range(1, 7), range(1, 5),
-                                                                range(1, 4), range(1, 5),
-                                                                range(0, 5)):
+    # small paddings (a few edge windows: plain Python) and wide ones (over 64 edge windows:
+    # numpy arrays)
+    cases = itertools.chain(
+        itertools.product(range(1, 7), range(1, 5), range(1, 4), range(1, 5), range(0, 5)),
+        itertools.product((1, 5, 40), (1, 3), (1, 2), (1, 3), (33, 70, 150)))
+    for size, k, stride, dilation, before in cases:
         out = (size + 2 * before - dilation * (k - 1) - 1) // stride + 1
         if out < 1:
             continue

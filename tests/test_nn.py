@@ -359,6 +359,39 @@ def test_optimizers_match_torch(name):
     np.testing.assert_allclose(p.data, pt.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
+def test_adam_steps_many_parameters_of_two_dtypes_as_torch_and_one_by_one():
+    """Adam's step runs over the flat moments of each dtype's parameters at once: the same
+    values as torch's Adam, and to the bit as Adam on each parameter alone."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    shapes = [((3, 4), np.float64), ((5,), np.float32), ((2, 1, 3), np.float64),
+              ((1,), np.float32), ((4, 2), np.float32)]
+    w0 = [rng.standard_normal(s).astype(dt) for s, dt in shapes]
+    ps = [nn.Parameter(w.copy()) for w in w0]
+    alone = [nn.Parameter(w.copy()) for w in w0]
+    pts = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in w0]
+    kw = dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01)
+    opt, opt_t = nn.Adam(ps, **kw), torch.optim.Adam(pts, **kw)
+    opts1 = [nn.Adam([p], **kw) for p in alone]
+    for _ in range(5):
+        gs = [rng.standard_normal(w.shape).astype(w.dtype) for w in w0]
+        opt.zero_grad()
+        opt_t.zero_grad()
+        for p, q, pt, g in zip(ps, alone, pts, gs):
+            p.grad += g
+            q.grad[...] = g
+            pt.grad = torch.from_numpy(g.copy())
+        opt.step()
+        opt_t.step()
+        for o in opts1:
+            o.step()
+    for p, q, pt in zip(ps, alone, pts):
+        assert p.data.dtype == q.data.dtype
+        np.testing.assert_array_equal(p.data, q.data)
+        tol = 1e-12 if p.data.dtype == np.float64 else 1e-6
+        np.testing.assert_allclose(p.data, pt.detach().numpy(), rtol=tol, atol=tol)
+
+
 # --------------------------------------------------------------------------------------------
 # numpy's BLAS held to fastconv's threads while training (issue 15)
 # --------------------------------------------------------------------------------------------
