@@ -21,8 +21,8 @@ of columns).
 ``nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads)``: two correlation passes as one,
 along axis 1 and then axis 2 of ``x``: each output row's first pass (its ``k0`` input rows
 in a ring, widened to double; four rows at a time) is rounded to the element type and runs
-through the second at once (``fc_ndrows_fd``, then ``fc_ndline_fd``), so the array between the passes never goes to
-memory; the results are two ``nd_correlate1d`` calls' to the bit.
+through the second at once (``fc_ndrows_fd``, then ``fc_ndline_fd``), so the array between
+the passes never goes to memory; the results are two ``nd_correlate1d`` calls' to the bit.
 
 ``nd_sepbox(x, size0, idx0, size1, idx1, cval, out, nthreads)``: two box means as one, the
 same way: the first pass's running sums carried down bands of rows (``fc_ndboxrun``), each
