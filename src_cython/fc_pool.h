@@ -28,8 +28,10 @@
 #endif
 #if defined(__GNUC__)
 #define FC_POOL_RESTRICT __restrict__
+#define FC_POOL_INLINE static inline __attribute__((always_inline))
 #else
 #define FC_POOL_RESTRICT
+#define FC_POOL_INLINE static inline
 #endif
 
 /* The kernel: one generic body, fc_pool_body.h, included once for float (fc_maxtap_idx_f)
