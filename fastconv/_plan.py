@@ -118,6 +118,9 @@ NUMBA_TILE_BYTES = 1 << 21
 # Output rows per work item of Numba's stride-1 direct kernel (fixed: results never depend
 # on it).
 NUMBA_FLAT_ROWS = 64
+# Bytes of outputs per work item of Numba's 1-D row kernel (the layers conv_row names): an
+# L1-sized accumulator (fixed: results never depend on it).
+NUMBA_ROW_BLOCK = 8192
 # Cython's conv2d: up to this R the direct kernel, beyond it GEMM.
 DIRECT_MAX_R = 4608
 # Cython's conv2d work items: at least this many (output planes or row blocks), this many
@@ -222,7 +225,8 @@ def conv2d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
 
 
 def conv_row(x_shape, w_shape, out_shape, stride, pad, groups) -> bool:
-    """Whether Cython's direct conv2d runs this layer on ``fc_row``: a 1-D layer (one input
+    """Whether the direct conv2d runs this layer on its row kernel (Cython's ``fc_row``,
+    Numba's ``_conv2d_row``): a 1-D layer (one input
     row, a one-row kernel, one output row that reads input row 0, stride 1)
     with one filter per group or at most ROW_MAX_PLANES output planes. From the shapes
     only (never the thread count), as every choice of a kernel's path.

@@ -1518,10 +1518,10 @@ def _fft_correlate(x, w, left, lens, dtype):
 
 
 def _splits_rows(name, spec, res):
-    """Whether the kernel spreads this one-row layer over the threads by itself: Cython's
-    direct kernel on a 1-D layer (``fastconv._plan.conv_row``: ranges of the row, read in
-    place)."""
-    if name != "cython":
+    """Whether the kernel spreads this one-row layer over the threads by itself: the
+    compiled backends' direct kernels on a 1-D layer (``fastconv._plan.conv_row``: Cython's
+    fc_row takes ranges of the row, Numba's ``_conv2d_row`` blocks of it, read in place)."""
+    if name not in ("cython", "numba"):
         return False
     args = spec.kernel_args(res)
     return (_plan.algorithm("conv2d", name, args) == _plan.DIRECT
@@ -1534,8 +1534,8 @@ def _run_rows(name, spec, res):
     With fewer than two rows of work per thread and long rows, the row is cut into segments
     stacked as rows of a (N, C, segments, span) input, so that the kernel's row blocks
     spread over the threads (one long row ran on one thread while the others waited,
-    slower on 2 threads than on 1). Cython's direct kernel spreads a 1-D layer with few
-    planes by itself (:func:`_splits_rows`): that call runs whole. The same sums per
+    slower on 2 threads than on 1). The compiled direct kernels spread a 1-D layer with
+    few planes by themselves (:func:`_splits_rows`): that call runs whole. The same sums per
     output, so the same results. The row runs in pieces of at most ``_ROW_SPLIT_BYTES`` of
     segment copies and their outputs, so the extra memory stays bounded however long the
     row is."""

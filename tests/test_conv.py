@@ -468,13 +468,13 @@ TILED = [  # (x shape, w shape, stride, padding, dilation, groups)
     ((1, 16, 1, 300), (16, 16, 1, 3), (1, 1), (0, 1), (1, 1), 1),  # GEMM (Numba), direct
     ((1, 2, 3, 200), (2, 2, 3, 3), (1, 1), (1, 40), (1, 1), 1),   # wide padding
     ((3, 2, 1, 100), (2, 2, 1, 3), (1, 1), (0, 300), (1, 1), 1),  # a block in the padding
-    ((1, 2, 1, 900), (2, 2, 1, 5), (1, 1), (0, 3), (1, 2), 1),    # 1-D, few planes: fc_row
+    ((1, 2, 1, 900), (2, 2, 1, 5), (1, 1), (0, 3), (1, 2), 1),    # 1-D, few planes: rows
 ]
 _GEMM = {5, 6}  # the cases some backend runs as im2col + GEMM
-# kernels without a workspace (per output row): never tiled. Cython's 1-D layers with few
-# planes (_plan.conv_row: case 9) run fc_row, whose scratch holds one block's windows
-# whatever the row's length.
-_NO_WORK = {"cython": {4, 9}, "numba": {2, 3, 4}}
+# kernels without a workspace (per output row): never tiled. 1-D layers with few planes
+# (_plan.conv_row: case 9) run the row kernels (Cython's fc_row, Numba's _conv2d_row), whose
+# scratch holds one block whatever the row's length.
+_NO_WORK = {"cython": {4, 9}, "numba": {2, 3, 4, 9}}
 
 
 @pytest.mark.parametrize("whole_images", [False, True])
@@ -506,20 +506,29 @@ def test_issue15_tiled_conv_matches_untiled(backend, case, dtype, whole_images, 
 
 
 # --------------------------------------------------------------------------------------------
-# 1-D layers with few output planes: Cython's fc_row (ranges of the row, over the threads)
+# 1-D layers with few output planes: the row kernels (Cython's fc_row: ranges of the row;
+# Numba's _conv2d_row: blocks of it; both over the threads)
 # --------------------------------------------------------------------------------------------
+ROW_BACKENDS = [b for b in ("cython", "numba") if b in BACKENDS]
+
+
 def _row_cases():
     """(x shape, w shape, padding, dilation, groups) of 1-D layers that _plan.conv_row sends
-    to fc_row: rows across its block (64 float32 / 32 float64 outputs) and range
-    (ROW_CHUNK_MACS / (C kw) outputs) boundaries, padding up to past the kernel's reach,
-    dilation (up to far past a block), one filter per group, long kernels; a fixed seed."""
+    to the row kernels: rows across fc_row's block (64 float32 / 32 float64 outputs) and
+    range (ROW_CHUNK_MACS / (C kw) outputs) boundaries and across _conv2d_row's blocks
+    (NUMBA_ROW_BLOCK bytes: 2048 float32 / 1024 float64 outputs), padding up to past the
+    kernel's reach, dilation (up to far past a block), one filter per group, long kernels;
+    a fixed seed."""
     rng = np.random.default_rng(1234)
     cases = [((1, 1, 1000), (1, 1, 11), 5, 1, 1), ((1, 64, 1000), (1, 64, 64), 0, 1, 1),
              ((2, 3, 5), (2, 3, 2), 4, 1, 1), ((1, 1, 130), (1, 1, 300), 299, 1, 1),
              ((1, 4, 777), (4, 1, 7), 3, 2, 4), ((3, 6, 400), (3, 2, 5), 2, 1, 3),
              # dilated past a block: edge blocks copy each tap's values, not the span
-             ((1, 2, 300), (1, 2, 5), 200, 100, 1), ((1, 1, 1000), (2, 1, 3), 700, 600, 1)]
-    while len(cases) < 40:
+             ((1, 2, 300), (1, 2, 5), 200, 100, 1), ((1, 1, 1000), (2, 1, 3), 700, 600, 1),
+             # several of Numba's blocks, some inside the row, a kernel longer than a block
+             ((1, 1, 9000), (1, 1, 31), 15, 1, 1), ((1, 2, 5000), (1, 2, 2500), 2000, 1, 1),
+             ((1, 1, 6000), (2, 1, 4), 3000, 700, 1)]
+    while len(cases) < 43:
         N, K = int(rng.integers(1, 3)), int(rng.integers(1, 3))
         C = int(rng.integers(1, 5))
         k, d = int(rng.integers(1, 41)), int(rng.integers(1, 4))
@@ -530,10 +539,12 @@ def _row_cases():
     return cases
 
 
+@pytest.mark.parametrize("backend", ROW_BACKENDS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("case", range(40))
-def test_row_path_matches_reference_for_any_thread_count(case, dtype, rng):
-    """fc_row against the NumPy reference, and bitwise the same on 1 and 2 threads."""
+@pytest.mark.parametrize("case", range(43))
+def test_row_path_matches_reference_for_any_thread_count(case, dtype, backend, rng):
+    """The row kernels against the NumPy reference, and bitwise the same on 1 and 2
+    threads."""
     from fastconv import _plan
 
     xs, ws, p, d, g = _row_cases()[case]
@@ -547,20 +558,22 @@ def test_row_path_matches_reference_for_any_thread_count(case, dtype, rng):
     try:
         for nt in (1, 2):
             fastconv.set_num_threads(nt)
-            got[nt] = fastconv.conv1d(x, w, b, backend="cython", **kw)
+            got[nt] = fastconv.conv1d(x, w, b, backend=backend, **kw)
     finally:
         fastconv.set_num_threads(before)
     np.testing.assert_array_equal(got[1], got[2])
     assert_close(got[2], expected, terms=_terms(ws))
 
 
-def test_row_path_non_finite_weights_meet_the_padding():
-    """An inf weight times the zero padding gives NaN in fc_row too, as in the reference."""
-    x = np.arange(1.0, 101.0)[None, None]
+@pytest.mark.parametrize("backend", ROW_BACKENDS)
+def test_row_path_non_finite_weights_meet_the_padding(backend):
+    """An inf weight times the zero padding gives NaN in the row kernels too, as in the
+    reference."""
+    x = np.arange(1.0, 3001.0)[None, None]
     w = np.array([[[1.0, np.inf, 2.0, -1.0]]])
-    for p in (0, 3, 70):
+    for p in (0, 3, 70, 1500):
         expected = fastconv.conv1d(x, w, padding=p, backend="numpy")
-        got = fastconv.conv1d(x, w, padding=p, backend="cython")
+        got = fastconv.conv1d(x, w, padding=p, backend=backend)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
         np.testing.assert_array_equal(got, expected)
 

@@ -272,8 +272,9 @@ def test_auto_takes_fft_for_large_kernels_and_direct_for_integers(monkeypatch):
 # --------------------------------------------------------------------------------------------
 def test_long_rows_are_split_and_match(backend, threads, monkeypatch):
     """A one-row 1-D call on 2 threads spreads over the threads with the same results as
-    one thread (and as torch): Numba's as row segments stacked as rows, Cython's direct
-    kernel by itself (fc_row: ranges of the row, bitwise the same for any thread count)."""
+    one thread: at stride 1 the direct kernels by themselves (Cython's fc_row: ranges of
+    the row; Numba's _conv2d_row: blocks of it; bitwise the same for any thread count),
+    strided ones as row segments stacked as rows."""
     from fastconv import _dispatch
     seen = []
     real = _dispatch.run
@@ -282,20 +283,23 @@ def test_long_rows_are_split_and_match(backend, threads, monkeypatch):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 2, 70001)).astype(np.float32)
     w = rng.standard_normal((1, 2, 101)).astype(np.float32)
-    cases = [dict(), dict(stride=3, padding=7, dilation=2), dict(padding="same")]
-    res = {}
+    cases = [dict(), dict(stride=2, padding=7, dilation=2), dict(padding="same")]
+    res, split = {}, {}
     for nt in (1, 2):
         fastconv.set_num_threads(nt)
-        res[nt] = [fastconv.conv1d(x, w, backend=backend, **kw) for kw in cases]
+        res[nt] = []
+        for kw in cases:
+            del seen[:]
+            res[nt].append(fastconv.conv1d(x, w, backend=backend, **kw))
+            split[nt, len(res[nt])] = any(s[2] > 1 for s in seen)
         res[nt].append(fastconv.correlate(x[0, 0], w[0, 0], "same", backend=backend,
                                           method="direct"))
-    split = [s for s in seen if s[2] > 1]
-    if backend == "numba":
-        assert split, seen
-    if backend == "cython":  # no segments: the kernel's ranges, read in place
-        assert seen and not split, seen
+    if backend in ("cython", "numba"):
+        # stride 1: no segments, the kernels' blocks read in place, bitwise the same
+        assert not split[2, 1] and not split[2, 3]
         for r1, r2 in zip(res[1], res[2]):
             np.testing.assert_array_equal(r1, r2)
+        assert split[2, 2] and not split[1, 2]  # strided: segments, on 2 threads only
     for r1, r2 in zip(res[1], res[2]):
         np.testing.assert_allclose(r1, r2, rtol=1e-5, atol=1e-4)
     torch = pytest.importorskip("torch")

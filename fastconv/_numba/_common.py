@@ -182,6 +182,8 @@ if CACHE_SOURCE in ("user", "temp", "process") and numba.config.CACHE_DIR != CAC
 # nopython, parallel over prange, cached on disk, GIL released. No fastmath anywhere: it
 # assumes no NaN/inf, and max-pool must propagate NaN.
 jit = numba.njit(parallel=True, cache=CACHE, nogil=True)
+# the same for helpers called from a prange body (no parallel loop of their own)
+serial = numba.njit(cache=CACHE, nogil=True)
 
 
 def use_threads(nthreads):

@@ -4,12 +4,14 @@ many channels.
 ``conv2d(x, w, b, out, stride, pad, dilation, groups, algo, nthreads)`` runs the algorithm
 ``algo``, "direct" or "gemm": the plan's choice (``fastconv._plan.conv2d("numba", ...)``,
 where the rule and its constants live), or one forced by a test or benchmark. "direct" is
-the stride-1 kernel on a padded copy (:func:`_conv2d_flat`) or the strided loop nest
-(:func:`_conv2d_direct`); "gemm" copies whole row segments into im2col tiles (zeros around
-them for the padding); at stride 1 with no padding, one contiguous run of the flattened
-plane per tap (:func:`_conv2d_gemm`). A call whose work memory (one output row of im2col
-columns; the padded copy of the input and the accumulator lines) would pass
-``fastconv._tiling.LIMIT`` runs tile by tile, every tile with ``algo`` (:func:`conv2d`).
+the stride-1 kernel on a padded copy (:func:`_conv2d_flat`), the row kernel on 1-D layers
+with few planes (:func:`_conv2d_row`: blocks of one long row over the threads) or the
+strided loop nest (:func:`_conv2d_direct`); "gemm" copies whole row segments into im2col
+tiles (zeros around them for the padding); at stride 1 with no padding, one contiguous run
+of the flattened plane per tap (:func:`_conv2d_gemm`). A call whose work memory (one
+output row of im2col columns; the padded copy of the input and the accumulator lines) would
+pass ``fastconv._tiling.LIMIT`` runs tile by tile, every tile with ``algo``
+(:func:`conv2d`).
 The timings behind the design are in docs/guide/performance-notes.md.
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from .. import _plan, _tiling
-from ._common import flush_denormal, ftz_enter, ftz_exit, jit, use_threads
+from ._common import flush_denormal, ftz_enter, ftz_exit, jit, serial, use_threads
 
 # output rows per work item of the stride-1 direct kernel (fixed: results never depend on it)
 _FLAT_ROWS = _plan.NUMBA_FLAT_ROWS
@@ -127,6 +129,80 @@ def _conv2d_flat(xp, w, b, out, dh, dw, groups, rows, ftz):
     return out
 
 
+@serial
+def _row_taps(acc, xr, s0, w, k, c, kw, dw):
+    """``acc[q] += sum_j w[k, c, 0, j] * xr[s0 + j*dw + q]``, taps three at a time, as
+    :func:`_conv2d_flat` sums them."""
+    L = acc.shape[0]
+    j = 0
+    while j + 3 <= kw:
+        w0 = w[k, c, 0, j]
+        w1 = w[k, c, 0, j + 1]
+        w2 = w[k, c, 0, j + 2]
+        s = s0 + j * dw
+        x0 = xr[s : s + L]
+        x1 = xr[s + dw : s + dw + L]
+        x2 = xr[s + 2 * dw : s + 2 * dw + L]
+        for q in range(L):
+            acc[q] += w0 * x0[q] + w1 * x1[q] + w2 * x2[q]
+        j += 3
+    while j < kw:
+        w0 = w[k, c, 0, j]
+        s = s0 + j * dw
+        x0 = xr[s : s + L]
+        for q in range(L):
+            acc[q] += w0 * x0[q]
+        j += 1
+
+
+@jit
+def _conv2d_row(x, w, b, out, pl, dw, groups, blk, ftz):
+    """1-D layers (``_plan.conv_row``: one input row, a one-row kernel, one output row,
+    stride 1). Each work item is a block of ``blk`` outputs of one (image, filter): its
+    accumulator stays in L1 while every channel's taps add into it, so one long row spreads
+    over the threads block by block, read in place. A block whose windows reach past the
+    row's ends reads a zero-framed copy of its span instead (``inf * 0`` padding gives NaN,
+    as in the reference). Each output's sum is the same whatever the thread count."""
+    N, C, _, W = x.shape
+    K, Cg, _, kw = w.shape
+    Wo = out.shape[3]
+    Kg = K // groups
+    reach = (kw - 1) * dw
+    nb = (Wo + blk - 1) // blk
+    for p in prange(N * K * nb):
+        _old_csr = ftz_enter(ftz)
+        ob = p % nb
+        k = (p // nb) % K
+        n = p // (nb * K)
+        g = k // Kg
+        o0 = ob * blk
+        L = min(Wo, o0 + blk) - o0
+        i0 = o0 - pl  # the block's first input position (negative: in the padding)
+        inside = i0 >= 0 and i0 + L + reach <= W
+        acc = np.empty(L, x.dtype)
+        bk = b[k]
+        for q in range(L):
+            acc[q] = bk
+        span = np.empty(0 if inside else L + reach, x.dtype)
+        for c in range(Cg):
+            xr = x[n, g * Cg + c, 0]
+            if inside:
+                _row_taps(acc, xr, i0, w, k, c, kw, dw)
+                continue
+            a = max(0, i0)
+            e = min(W, i0 + L + reach)
+            for q in range(L + reach):
+                span[q] = 0
+            for q in range(a, e):
+                span[q - i0] = xr[q]
+            _row_taps(acc, span, 0, w, k, c, kw, dw)
+        o = out[n, k, 0]
+        for q in range(L):
+            o[o0 + q] = acc[q]
+        ftz_exit(_old_csr)
+    return out
+
+
 @jit
 def _conv2d_gemm(x, w2, b, out, sh, sw, pt, pl, dh, dw, groups, kh, kw, rows, flat, ftz):
     """Tiled im2col + GEMM; ``w2`` is the weight as (K, Cg*kh*kw), ``rows`` output rows per
@@ -230,6 +306,9 @@ def conv2d(x, w, b, out, stride, pad, dilation, groups, algo, nthreads):
     if algo == _plan.GEMM:
         work = Cg * kh * kw * (W if _flat_gemm(x, w, out, stride, pad, dilation) else Wo) * size
         col = Cg * kh * kw * size
+    elif algo == _plan.DIRECT and _plan.conv_row(x.shape, w.shape, out.shape, stride, pad,
+                                                 groups):
+        work = col = 0  # _conv2d_row reads the row in place, a block at a time
     elif tuple(stride) == (1, 1):
         Hp, Wp = Ho + dilation[0] * (kh - 1), Wo + dilation[1] * (kw - 1)
         copy = 0 if (tuple(pad) == (0, 0) and (Hp, Wp) == (H, W)) else N * C * Hp * Wp
@@ -270,6 +349,9 @@ def _conv2d(algo, x, w, b, out, stride, pad, dilation, groups, nthreads):
         rows = _plan.numba_gemm_rows(Ho, Cg * kh * kw, ld, x.itemsize)
         _conv2d_gemm(x, w.reshape(K, Cg * kh * kw), b, out, sh, sw, pt, pl, dh, dw, groups,
                      kh, kw, rows, flat, flush_denormal())
+    elif _plan.conv_row(x.shape, w.shape, out.shape, stride, pad, groups):
+        _conv2d_row(x, w, b, out, pl, dw, groups, _plan.NUMBA_ROW_BLOCK // x.itemsize,
+                    flush_denormal())
     elif sh == 1 and sw == 1:
         _conv2d_flat(_pad_exact(x, pt, pl, Hp, Wp), w, b, out, dh, dw, groups, _FLAT_ROWS,
                      flush_denormal())
