@@ -17,7 +17,13 @@ and each chunk's transform runs on ``workers`` threads. A single block covering 
 output is the plain whole-array FFT convolution; :func:`_plan_blocks` picks ``L`` per axis
 by a cost model (``L*log2(L)`` transform work per useful output ``B``), so long signals
 with short kernels get small cache-sized blocks and kernels close to the signal's size get
-one block.
+one block; in 2-D and up the axes are then weighed together so that the tasks share evenly
+over two threads (:func:`_joint_plan`).
+
+Ctrl-C: the chunks are tasks of a shared counter (:func:`_run_tasks`), and a transform,
+product or copy larger than ``_CUT_FROM`` elements runs in slabs (:func:`_transform`,
+:func:`_slabs`); a KeyboardInterrupt lands between two of them, and the other threads stop
+at their next slab.
 
 The direct-or-FFT choice (:func:`choose_method`) compares the direct path's
 multiply-accumulates at fastconv's measured direct rate with this engine's transform work
@@ -56,17 +62,32 @@ def _pool(n):
     return pool
 
 
+class _Cancelled(Exception):
+    """Raised in a pool thread's task once another thread has failed (or been interrupted):
+    the task stops at its next piece. Never reaches the caller."""
+
+
 def _run_tasks(fn, items, workers):
-    """``fn(item)`` for every item, on the calling thread and ``workers - 1`` pool threads
-    that take items from a shared counter. The caller returns when every item is done,
-    without waiting for a helper that has not started yet (on a loaded machine a thread
-    may not get a core for a whole time slice: the others take its share)."""
+    """``fn(item, stop)`` for every item, on the calling thread and ``workers - 1`` pool
+    threads that take items from a shared counter. The caller returns when every item is
+    done, without waiting for a helper that has not started yet (on a loaded machine a
+    thread may not get a core for a whole time slice: the others take its share).
+
+    Ctrl-C. Python runs signal handlers on the calling thread only, between two bytecodes:
+    a KeyboardInterrupt there, while it runs an item or waits, is re-raised once the pool
+    threads have left their items. ``stop()`` tells an item that an error (or the
+    interrupt) has ended the call: the engine's tasks check it between their transform
+    pieces (:func:`_transform`) and raise :class:`_Cancelled`, so no thread keeps
+    computing a result nobody will read."""
     import threading
     n = len(items)
     lock = threading.Lock()
     state = {"next": 0, "done": 0}
     finished = threading.Event()
     errors = []
+
+    def stop():
+        return bool(errors)
 
     def worker():
         while True:
@@ -76,7 +97,7 @@ def _run_tasks(fn, items, workers):
                     return
                 state["next"] = i + 1
             try:
-                fn(items[i])
+                fn(items[i], stop)
             except BaseException as e:  # re-raised on the calling thread
                 errors.append(e)
             with lock:
@@ -87,16 +108,117 @@ def _run_tasks(fn, items, workers):
     pool = _pool(workers - 1)
     for _ in range(min(workers - 1, n - 1)):
         pool.submit(worker)
-    worker()
-    with lock:
-        if state["done"] == n:
-            finished.set()
-    while not finished.wait(0.05):
-        with lock:  # every item taken and done (or an error): nothing left to wait for
-            if state["done"] == n or (errors and state["done"] >= state["next"]):
-                break
+    try:
+        worker()
+        with lock:
+            if state["done"] == n:
+                finished.set()
+        while not finished.wait(0.05):
+            with lock:  # every item taken and done (or an error): nothing left to wait for
+                if state["done"] == n or (errors and state["done"] >= state["next"]):
+                    break
+    except BaseException as e:  # Ctrl-C while waiting: stop the pool threads' items
+        errors.append(e)
+        _drain(lock, state, 1.0)
+        raise
     if errors:
-        raise errors[0]
+        _drain(lock, state, 1.0)
+        raise next((e for e in errors if not isinstance(e, _Cancelled)), errors[0])
+
+
+def _drain(lock, state, limit):
+    """Wait (up to ``limit`` seconds) until the items taken so far are done: after an error
+    the pool threads stop at their next piece, and the caller returns only then, so that
+    nothing writes into the result once the error has reached the caller. Interrupted
+    again, it stops waiting."""
+    import time
+    end = time.monotonic() + limit
+    try:
+        while time.monotonic() < end:
+            with lock:
+                if state["done"] >= state["next"]:
+                    return
+            time.sleep(0.002)
+    except BaseException:  # a second Ctrl-C: give up waiting
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# transforms cut into pieces (Ctrl-C)
+# --------------------------------------------------------------------------------------------
+# Elements per piece of a cut transform, and the size from which a transform is cut: a
+# transform of 2^20 complex128 elements takes about 20-40 ms on one core of the Zen 2 the
+# engine was calibrated on.
+_CUT_ELEMS = 1 << 20
+_CUT_FROM = 1 << 22
+
+
+def _slabs(shape, stop=None, axis=None, cut=None):
+    """Index tuples of slabs that tile an array of ``shape``, about ``_CUT_ELEMS`` elements
+    each, along axis ``cut`` (by default the longest axis other than ``axis``, the one a
+    transform runs along). The caller's work on one slab is one numpy or scipy.fft call;
+    between two, a KeyboardInterrupt can land, and ``stop()`` true ends the work
+    (:class:`_Cancelled`)."""
+    nd = len(shape)
+    if cut is None:
+        axis = None if axis is None else axis % nd
+        cut = max((a for a in range(nd) if a != axis), key=lambda a: shape[a])
+    cut %= nd
+    n = shape[cut]
+    size = int(np.prod(shape, dtype=np.int64))
+    per = max(1, _CUT_ELEMS * n // max(1, size))
+    lead = (slice(None),) * cut
+    for i in range(0, n, per):
+        if stop is not None and stop():
+            raise _Cancelled()
+        yield lead + (slice(i, i + per),)
+
+
+def _transform(a, Ls, real, inverse, workers, stop=None):
+    """The d-dimensional transform over the last ``len(Ls)`` axes at lengths ``Ls``: rfftn /
+    irfftn for real data, fftn / ifftn for complex (scipy.fft, ``workers`` threads).
+    ``a`` is zero-extended to ``Ls`` (forward only: the inverse gets whole spectra).
+
+    Small transforms are one scipy.fft call. From ``_CUT_FROM`` elements on they are taken
+    one axis at a time, each axis in slabs of the others (:func:`_slabs`): the same
+    transform (an n-D DFT is its 1-D DFTs along each axis in turn), in pieces between
+    which Ctrl-C can land. Only a 1-D transform that long stays one call (it has no other
+    axis to cut along)."""
+    d = len(Ls)
+    caxes = tuple(range(-d, 0))
+    size = max(a.size, int(np.prod(Ls, dtype=np.int64)))
+    if d == 1 and a.ndim == 1 or size < _CUT_FROM:
+        if inverse:
+            fn = _sfft.irfftn if real else _sfft.ifftn
+            return fn(a, Ls, axes=caxes, workers=workers, overwrite_x=True)
+        fn = _sfft.rfftn if real else _sfft.fftn
+        return fn(a, Ls, axes=caxes, workers=workers)
+    lead = a.shape[:-d]
+    if not inverse:
+        ctype = np.result_type(a.dtype, np.complex64)
+        F = Ls[-1] // 2 + 1 if real else Ls[-1]
+        # zeros: the rows past a's extent on the other axes are the zero extension
+        out = np.zeros(lead + tuple(Ls[:-1]) + (F,), ctype)
+        last = _sfft.rfft if real else _sfft.fft
+        sub = out[(Ellipsis,) + tuple(slice(0, m) for m in a.shape[-d:-1]) + (slice(None),)]
+        for sl in _slabs(a.shape, stop, axis=-1):
+            sub[sl] = last(a[sl], Ls[-1], axis=-1, workers=workers)
+        for ax in range(-2, -d - 1, -1):
+            for sl in _slabs(out.shape, stop, axis=ax):
+                out[sl] = _sfft.fft(out[sl], axis=ax, workers=workers, overwrite_x=True)
+        return out
+    for ax in range(-d, -1):  # in place: ``a`` is the engine's own spectrum
+        for sl in _slabs(a.shape, stop, axis=ax):
+            a[sl] = _sfft.ifft(a[sl], axis=ax, workers=workers, overwrite_x=True)
+    if real:
+        out = np.empty(lead + tuple(Ls), np.empty(0, a.dtype).real.dtype)
+        last = _sfft.irfft
+    else:
+        out = a
+        last = _sfft.ifft
+    for sl in _slabs(a.shape, stop, axis=-1):
+        out[sl] = last(a[sl], Ls[-1], axis=-1, workers=workers, overwrite_x=True)
+    return out
 
 
 def _workers():
@@ -111,54 +233,133 @@ def _fast(n, real):
     return _sfft.next_fast_len(int(n), real)
 
 
-def _pen(L):
+def _pen(L, d=1):
     """Relative per-sample cost of a transform length: 2^a and 3*2^a lengths are the
-    fastest in pocketfft; other 5-smooth lengths cost about 10% more (measured)."""
+    fastest in pocketfft; other 5-smooth lengths cost about 10% more (measured). On 2-D
+    and higher blocks, each factor 5 past the first costs about 5% more again (fwd +
+    inverse real transforms of L x L blocks, one thread, Zen 2, ns per sample: 576 6.3,
+    768 6.2, 800 = 2^5 5^2 6.5, 750 = 2 3 5^3 7.3 in float32; 11.1, 11.4, 12.1, 12.9 in
+    float64)."""
+    v5 = 0
+    while L % 5 == 0:
+        L //= 5
+        v5 += 1
     while L % 2 == 0:
         L //= 2
-    return 1.0 if L in (1, 3) else 1.1
+    pen = 1.0 if (L in (1, 3) and v5 == 0) else 1.1
+    return pen * (1.0 + 0.05 * max(0, v5 - 1)) if d >= 2 else pen
 
 
-@functools.lru_cache(maxsize=4096)  # a scan of ~100 lengths: auto asks on every call
-def _axis_plan(out_len, k, real, d=1):
-    """(L, B): transform length and useful block length along one axis.
-
-    For each block count ``nb`` (stepped geometrically), the block is ``B = ceil(n/nb)``
-    and the transform the next fast length ``>= B + k - 1``; the plan minimises the total
-    transform work ``nb * L * (log2(L) + 10) * pen(L)``. On 2-D and higher, blocks longer
-    than 1024 per axis (past the L2 cache) cost 1.6x per sample (measured), so they are
-    taken only when they win anyway; in 1-D, lengths past 16384 cost 15% more per doubling
-    (measured per-sample costs in docs/guide/fft.md)."""
-    best = None
+@functools.lru_cache(maxsize=4096)
+def _axis_scan(out_len, k, real, d=1):
+    """((cost, L, B), ...) along one axis, for each block count ``nb`` tried (stepped
+    geometrically, in that order): the block ``B = ceil(n/nb)``, the transform the next
+    fast length ``L >= B + k - 1``, the modelled transform work ``nb * L * (log2(L) + 10) *
+    pen(L)``. On 2-D and higher, blocks longer than 1024 per axis (past the L2 cache) cost
+    1.6x per sample (measured), so they are taken only when they win anyway; in 1-D,
+    lengths past 16384 cost 15% more per doubling (measured per-sample costs in
+    docs/guide/fft.md)."""
+    scan = []
     nb = 1
     while True:
         B = -(-out_len // nb)
         L = _fast(B + k - 1, real)
-        cost = nb * L * (math.log2(max(L, 2)) + 10.0) * _pen(L)
+        cost = nb * L * (math.log2(max(L, 2)) + 10.0) * _pen(L, d)
         if d >= 2 and L > 1024:
             cost *= 1.6
         elif L > 16384:
             cost *= 1.0 + 0.15 * math.log2(L / 16384)
-        if best is None or cost < best[0] * 0.99:
-            best = (cost, L, min(L - k + 1, out_len))
+        scan.append((cost, L, min(L - k + 1, out_len)))
         if B <= k or nb >= out_len:
             break
         nb = max(nb + 1, int(nb * 1.08))
+    return tuple(scan)
+
+
+@functools.lru_cache(maxsize=4096)  # a scan of ~100 lengths: auto asks on every call
+def _axis_plan(out_len, k, real, d=1):
+    """(L, B): transform length and useful block length along one axis, the cheapest of
+    :func:`_axis_scan` (the first of those within 1% of each other)."""
+    best = None
+    for c in _axis_scan(out_len, k, real, d):
+        if best is None or c[0] < best[0] * 0.99:
+            best = c
     return best[1], best[2]
 
 
-def _plan_blocks(out_lens, ks, real):
+def _task_ranges(nbs, Ls, itemsize, batch=1, fan=1):
+    """The engine's tasks: ranges ((r0, r1), (c0, c1)) of blocks along the first one or two
+    block axes, about ``_CHUNK_BYTES`` of input blocks each (at least one block).
+    ``batch``: the leading (broadcast) items of the input; ``fan``: the filters per input
+    channel of a conv layer (its tasks hold their spectra too)."""
+    one = batch * int(np.prod(nbs[2:], dtype=np.int64)) * int(np.prod(Ls)) * itemsize * fan
+    per = max(1, _CHUNK_BYTES // max(one, 1))  # blocks (of the first two axes) per task
+    n1 = nbs[1] if len(nbs) >= 2 else 1
+    if per >= n1:
+        return [((r, min(nbs[0], r + per // n1)), (0, n1))
+                for r in range(0, nbs[0], max(1, per // n1))]
+    return [((r, r + 1), (c, min(n1, c + per))) for r in range(nbs[0])
+            for c in range(0, n1, per)]
+
+
+def _balance(ntasks):
+    """The cost factor of ``ntasks`` tasks shared by two threads (the model's setting; the
+    plan never depends on the thread count): an odd count leaves one thread a task more
+    (9 blocks of a 2048^2 window: 5 and 4), a single task runs on pocketfft's own threads
+    (about 1.25x its time on two)."""
+    if ntasks == 1:
+        return 1.25
+    if ntasks < 16 and ntasks % 2:
+        return (ntasks + 1) / ntasks
+    return 1.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _joint_plan(out_lens, ks, real, itemsize, batch):
+    """The 2-D and higher plan of :func:`_conv_window`: each axis's own plan
+    (:func:`_axis_plan`) unless lengths within 12% of its cost on some axes make tasks
+    that two threads share better (:func:`_balance`). Measured on a 2048^2 'same' window with a 63x63 kernel, 2
+    threads, Zen 2: 576 (16 blocks) in place of 750 (9 blocks, as cheap by the model),
+    float32 23.8 -> 18.9 ms, float64 50.3 -> 41.2 ms."""
+    import itertools
+    axes = []
+    for n, k in zip(out_lens, ks):
+        first = _axis_plan(n, k, real, len(out_lens))
+        scan = _axis_scan(n, k, real, len(out_lens))
+        c0 = next(c for c in scan if c[1:] == first)[0]
+        near = sorted({c for c in scan if c[0] <= 1.12 * c0 and c[1:] != first})[:3]
+        axes.append([(c0,) + first] + near)
+    best = None
+    for combo in itertools.product(*axes):
+        cost = 1.0
+        for c, _, _ in combo:
+            cost *= c
+        nbs = tuple(-(-n // B) for n, (_, _, B) in zip(out_lens, combo))
+        cost *= _balance(len(_task_ranges(nbs, tuple(L for _, L, _ in combo), itemsize,
+                                          batch)))
+        if best is None or cost < best[0] * 0.99:  # ties: the axes' own plans (first)
+            best = (cost, [(L, B) for _, L, B in combo])
+    return best[1]
+
+
+def _plan_blocks(out_lens, ks, real, itemsize=None, batch=1):
+    """[(L, B)] per axis. In 1-D, and for conv layers (``itemsize`` None: their own model,
+    ``_LAYER_FFT_RATE``), the cheapest plan per axis (:func:`_axis_plan`); in 2-D and
+    higher, the joint plan (:func:`_joint_plan`)."""
     d = len(out_lens)
-    return [_axis_plan(n, k, real, d) for n, k in zip(out_lens, ks)]
+    if d == 1 or itemsize is None:
+        return [_axis_plan(n, k, real, d) for n, k in zip(out_lens, ks)]
+    return _joint_plan(tuple(out_lens), tuple(ks), real, itemsize, batch)
 
 
 def fft_seconds(out_lens, ks, real, itemsize, rates=None):
     """Modelled seconds of :func:`_conv_window` for an output window of ``out_lens`` with a
     kernel of ``ks`` (per batch item): its transform work at the 2-thread rates of
-    ``_FFT_RATE`` (``_FFT_RATE_1D`` in 1-D), at half those rates below
-    ``_FFT_PARALLEL_WORK`` (too few blocks to share: one thread transforms them). ``rates``
-    ({(real, itemsize): rate}) replaces both, with no halving."""
-    plan = _plan_blocks(out_lens, ks, real)
+    ``_FFT_RATE`` (``_FFT_RATE_1D`` in 1-D), at half those rates when the blocks make one
+    task (2-D and up) or, in 1-D, below ``_FFT_PARALLEL_WORK`` (too few blocks to share:
+    one thread transforms them). ``rates`` ({(real, itemsize): rate}) replaces both, with
+    no halving."""
+    plan = _plan_blocks(out_lens, ks, real, None if rates is not None else itemsize)
     nblocks = 1
     per_block = 1
     logs = 0.0
@@ -170,16 +371,21 @@ def fft_seconds(out_lens, ks, real, itemsize, rates=None):
     work = nblocks * per_block * (logs + 6.0)
     if rates is not None:
         return work / rates[(real, itemsize)]
-    rate = (_FFT_RATE_1D if len(out_lens) == 1 else _FFT_RATE)[(real, itemsize)]
-    if work < _FFT_PARALLEL_WORK:
-        rate /= 2
-    return work / rate
+    if len(out_lens) == 1:
+        rate = _FFT_RATE_1D[(real, itemsize)]
+        one_task = work < _FFT_PARALLEL_WORK
+    else:
+        rate = _FFT_RATE[(real, itemsize)]
+        nbs = tuple(-(-n // B) for (_, B), n in zip(plan, out_lens))
+        one_task = len(_task_ranges(nbs, tuple(L for L, _ in plan), itemsize)) == 1
+    return work / (rate / 2 if one_task else rate)
 
 
 # Transform work (samples * (log2 + 6)) per second, 2 threads, wall clock, measured on a
 # quiet AMD EPYC (Zen 2) with tools/fft_calibrate.py (docs/guide/fft.md): 2-D and up, and
-# 1-D. Keys: (real input, itemsize of the real dtype). Below _FFT_PARALLEL_WORK the engine
-# has too few blocks for two threads and runs at about half these rates.
+# 1-D. Keys: (real input, itemsize of the real dtype). With one task (in 1-D: below
+# _FFT_PARALLEL_WORK) the engine has too few blocks for two threads and runs at about half
+# these rates.
 _FFT_RATE = {
     (True, 4): 3.5e9,
     (True, 8): 2.4e9,
@@ -194,8 +400,9 @@ _FFT_RATE_1D = {
 }
 _FFT_PARALLEL_WORK = 4e6
 # Direct path multiply-accumulates per second, 2 threads: fastconv's 2-D kernels (conv2d's
-# direct kernel, kernels of 15x15 and up), and the 1-D one (fc_row, 127 taps and up).
-_DIRECT_RATE = {4: 30e9, 8: 17e9}
+# direct kernel, kernels of 15x15 and up: 50-65e9 float32, 23-38e9 float64 measured on the
+# grid), and the 1-D one (fc_row, 127 taps and up).
+_DIRECT_RATE = {4: 50e9, 8: 25e9}
 _DIRECT_RATE_1D = {4: 34e9, 8: 22e9}
 _DIRECT_OVERHEAD = 40e-6  # seconds: a direct call's fixed cost
 _FFT_OVERHEAD = 150e-6
@@ -217,7 +424,6 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     transform is shared by the K filters, the sum over C is taken on the spectra)."""
     cplx = out_dtype.kind == "c"
     real = not cplx
-    fwd, inv = (_sfft.rfftn, _sfft.irfftn) if real else (_sfft.fftn, _sfft.ifftn)
     workers = _workers()
     ks = h.shape[-d:]
     ns = x.shape[-d:]
@@ -231,13 +437,14 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
         out = np.empty(batch + tuple(lens), out_dtype)
     if out.size == 0:
         return out
-    plan = _plan_blocks(lens, ks, real)
+    nbx = int(np.prod(bx, dtype=np.int64)) if bx else 1
+    fan = max(1, -(-h.shape[0] // x.shape[1])) if reduce else 1
+    plan = _plan_blocks(lens, ks, real, None if reduce else x.itemsize, nbx)
     Ls = tuple(p[0] for p in plan)
     Bs = tuple(p[1] for p in plan)
     nbs = tuple(-(-n // B) for n, B in zip(lens, Bs))
-    caxes = tuple(range(-d, 0))
     # the kernel's spectrum at the block length, once
-    H = fwd(h, Ls, axes=caxes, workers=workers)
+    H = _transform(h, Ls, real, False, workers)
     # zero-extended input: xpad[i] = x[i - (k - 1)] on each conv axis, from the window start
     # on, long enough for every block (blocks read xpad[o : o + L] for o = start + j*B)
     need = [s + (nb - 1) * B + L for s, nb, B, L in zip(starts, nbs, Bs, Ls)]
@@ -252,7 +459,9 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
             return out
         src.append(slice(lo, hi))
         dst.append(slice(lo + k - 1 - s, hi + k - 1 - s))
-    xp[(Ellipsis,) + tuple(dst)] = x[(Ellipsis,) + tuple(src)]
+    xd, xs = xp[(Ellipsis,) + tuple(dst)], x[(Ellipsis,) + tuple(src)]
+    for sl in _slabs(xd.shape, cut=-d):
+        xd[sl] = xs[sl]
     # blocks: a strided view (..., nb_1..nb_d, L_1..L_d) of xpad
     st = xp.strides[-d:]
     view = np.lib.stride_tricks.as_strided(
@@ -269,37 +478,26 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     perm = list(range(nbat))
     for i in range(d):
         perm += [nbat + i, nbat + d + i]
-    # tasks: ranges of blocks along the first one or two block axes, about _CHUNK_BYTES of
-    # input blocks each (at least one block), or fewer and bigger when there are few blocks
-    nbx = int(np.prod(bx, dtype=np.int64)) if bx else 1
-    one = nbx * int(np.prod(nbs[2:], dtype=np.int64)) * int(np.prod(Ls)) * xp.itemsize
-    if reduce:
-        one = one * max(1, -(-h.shape[0] // C))
-    per = max(1, _CHUNK_BYTES // max(one, 1))  # blocks (of the first two axes) per task
-    n1 = nbs[1] if d >= 2 else 1
-    if per >= n1:
-        ranges = [((r, min(nbs[0], r + per // n1)), (0, n1))
-                  for r in range(0, nbs[0], max(1, per // n1))]
-    else:
-        ranges = [((r, r + 1), (c, min(n1, c + per))) for r in range(nbs[0])
-                  for c in range(0, n1, per)]
+    ranges = _task_ranges(nbs, Ls, xp.itemsize, nbx, fan)
     parallel = len(ranges) >= 2 and workers > 1
     tw = 1 if parallel else workers
 
-    def task(rc):
+    def task(rc, stop=None):
         (r0, r1), (c0, c1) = rc
         sel = lead + (slice(r0, r1),) + ((slice(c0, c1),) if d >= 2 else ())
-        spec = fwd(view[sel], Ls, axes=caxes, workers=tw)
+        spec = _transform(view[sel], Ls, real, False, tw, stop)
         if reduce:
             acc = spec[:, 0:1] * Hr[:, :, 0]
             for c in range(1, C):
                 acc += spec[:, c:c + 1] * Hr[:, :, c]
             spec = acc
-        elif spec.shape[:nbat] == batch:
-            spec *= Hb
-        else:
+        elif spec.shape[:nbat] == batch:  # in slabs along the first transform axis
+            for sl in _slabs(spec.shape, stop, cut=-d):
+                sl = (Ellipsis, sl[-1]) + (slice(None),) * (d - 1)
+                spec[sl] *= Hb[sl]
+        else:  # the kernel's batch axes broadcast the input's: a larger result
             spec = spec * Hb
-        y = inv(spec, Ls, axes=caxes, workers=tw, overwrite_x=True)
+        y = _transform(spec, Ls, real, True, tw, stop)
         y = y[(Ellipsis,) + keep]  # (..., r, c, nb_3.., B_1..B_d)
         # interleave block and sample axes: (..., r, B_1, c, B_2, nb_3, B_3...)
         cnt = (r1 - r0, c1 - c0)[:d] + nbs[2:]
@@ -310,7 +508,9 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
             osel.append(slice(o0, o1))
             ysel.append(slice(0, o1 - o0))
         rest = tuple(slice(0, n) for n in lens[len(osel):])
-        out[olead + tuple(osel) + rest] = y[olead + tuple(ysel) + rest]
+        od, ys = out[olead + tuple(osel) + rest], y[olead + tuple(ysel) + rest]
+        for sl in _slabs(od.shape, stop, cut=-d):
+            od[sl] = ys[sl]
 
     if parallel:
         _run_tasks(task, ranges, workers)

@@ -53,7 +53,9 @@ _CHILD = textwrap.dedent(r'''
     case, backend = sys.argv[1], sys.argv[2]
     f32 = np.float32
     rng = np.random.default_rng(0)
-    MAX_BYTES = 512 << 20  # all the arrays of the long call (the fast kernels need it)
+    # all the arrays of the long call (the fast kernels need it); the FFT engine does little
+    # work per byte (a few ms per MiB), so its calls get more
+    MAX_BYTES = (1536 if case.startswith("fft") else 512) << 20
 
     def rand(*shape):
         return rng.standard_normal(shape, dtype=f32)
@@ -97,6 +99,22 @@ _CHILD = textwrap.dedent(r'''
             x = rand(256 * n, 512)
             return (lambda: ndimage.median_filter(x, (7, 5), mode="wrap", backend=backend)), \
                 2 * x.nbytes
+    elif case == "fft_blocks":  # many blocks: the engine's tasks, over the threads
+        from fastconv import signal as fsig
+        w = rand(255, 255)
+        def make(n):
+            x = rand(128 * n, 2048)
+            return (lambda: fsig.fftconvolve(x, w, mode="same")), 3 * x.nbytes
+    elif case == "fft_whole":  # blocks of millions of elements: the transforms are cut
+        from fastconv import signal as fsig
+        def make(n):
+            x, y = rand(32 * n, 4096), rand(32 * n, 4096)
+            return (lambda: fsig.fftconvolve(x, y)), 24 * x.nbytes
+    elif case == "fft_1d":
+        v = rand(200001)
+        def make(n):
+            a = rand(n << 20)
+            return (lambda: fastconv.convolve(a, v, method="fft")), 4 * a.nbytes
     elif case == "conv2d_weight":
         def make(n):
             x, gy = rand(n, 128, 16, 16), rand(n, 128, 16, 16)
@@ -181,6 +199,15 @@ def test_issue15_sigint_stops_a_long_call(backend, case, tmp_path):
     assert latency < 0.5 and latency < remaining / 3, (latency, remaining, res)
     # no thread keeps computing after the interrupt (idle pool threads use no CPU)
     assert res["other_threads_cpu_s"] < 0.1, res
+
+
+@pytest.mark.skipif(sys.platform == "win32" or not os.path.isdir("/proc/self/task"),
+                    reason="POSIX signals and Linux /proc")
+@pytest.mark.parametrize("case", ["fft_blocks", "fft_whole", "fft_1d"])
+def test_sigint_stops_a_long_fft_call(case, tmp_path):
+    """The FFT engine (fastconv._fft) stops on Ctrl-C between its tasks and between the
+    pieces of a large transform, and leaves no pool thread computing."""
+    test_issue15_sigint_stops_a_long_call("auto", case, tmp_path)
 
 
 def _interrupt_child(script, backend, case, tmp_path):

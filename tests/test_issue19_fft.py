@@ -458,11 +458,108 @@ print(os.waitstatus_to_exitcode(status))
 
 def test_run_tasks_runs_each_item_once_and_raises():
     seen = []
-    _fft._run_tasks(seen.append, list(range(50)), 3)
+    _fft._run_tasks(lambda i, stop: seen.append(i), list(range(50)), 3)
     assert sorted(seen) == list(range(50))
 
-    def bad(i):
+    def bad(i, stop):
         if i == 3:
             raise ZeroDivisionError("item 3")
     with pytest.raises(ZeroDivisionError, match="item 3"):
         _fft._run_tasks(bad, list(range(8)), 2)
+
+
+def test_run_tasks_stops_the_other_items_after_an_error():
+    """After one item fails, an item in another thread stops at its next piece (stop()),
+    the caller gets the first error (never _Cancelled), and only once no item runs."""
+    import threading
+    import time
+    failed = threading.Event()
+    pieces = []
+
+    def item(i, stop):
+        if i == 0:
+            time.sleep(0.05)
+            failed.set()
+            raise ZeroDivisionError("item 0")
+        failed.wait(5)
+        for sl in _fft._slabs((1000, 1 << 20), stop, cut=0):  # 1000 slabs: ~forever
+            pieces.append(sl)
+            time.sleep(0.001)
+
+    with pytest.raises(ZeroDivisionError, match="item 0"):
+        _fft._run_tasks(item, [0, 1], 2)
+    n = len(pieces)
+    assert n < 1000
+    time.sleep(0.05)
+    assert len(pieces) == n  # nothing ran on after the caller got the error
+
+
+@pytest.mark.parametrize("real", [True, False])
+@pytest.mark.parametrize("shape, Ls", [((3, 40, 50), (64, 60)), ((5, 700), (800,)),
+                                       ((2, 3, 20, 30, 10), (32, 32, 12)),
+                                       ((4, 30, 33), (30, 33))])
+def test_cut_transforms_are_the_whole_ones(real, shape, Ls, monkeypatch):
+    """A transform cut into slabs (one axis at a time; for Ctrl-C) is scipy.fft's n-D one,
+    forward (zero-extended) and inverse, in both precisions."""
+    import scipy.fft as sf
+    monkeypatch.setattr(_fft, "_CUT_FROM", 1000)
+    monkeypatch.setattr(_fft, "_CUT_ELEMS", 300)
+    rng = np.random.default_rng(7)
+    d = len(Ls)
+    axes = tuple(range(-d, 0))
+    for dt in (np.float32, np.float64):
+        a = rng.standard_normal(shape).astype(dt)
+        if not real:
+            a = a + 1j * rng.standard_normal(shape).astype(dt)
+        want = (sf.rfftn if real else sf.fftn)(a, Ls, axes=axes)
+        got = _fft._transform(a, Ls, real, False, 2)
+        assert got.dtype == want.dtype
+        tol = 1e-4 if dt == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+        back = _fft._transform(want.copy(), Ls, real, True, 2)
+        wantb = (sf.irfftn if real else sf.ifftn)(want, Ls, axes=axes)
+        assert back.dtype == wantb.dtype
+        np.testing.assert_allclose(back, wantb, rtol=tol, atol=tol * np.abs(wantb).max())
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_engine_with_cut_transforms_and_slabs_matches(mode, monkeypatch):
+    """The engine with every transform cut and every copy and product in small slabs (as a
+    large call runs, for Ctrl-C) gives the uncut engine's results, real and complex, 1-D
+    to 3-D, broadcast batch axes included."""
+    rng = np.random.default_rng(11)
+    cases = [((300, 200), (31, 17)), ((4, 1000), (1, 77)), ((20, 30, 40), (5, 6, 7)),
+             ((1, 90, 80), (3, 9, 9))]
+    for s1, s2 in cases:
+        for cplx in (False, True):
+            a = rng.standard_normal(s1)
+            b = rng.standard_normal(s2)
+            if cplx:
+                a = a + 1j * rng.standard_normal(s1)
+            whole = fftconvolve(a, b, mode)
+            with monkeypatch.context() as m:
+                m.setattr(_fft, "_CUT_FROM", 1000)
+                m.setattr(_fft, "_CUT_ELEMS", 500)
+                cut = fftconvolve(a, b, mode)
+            tol = 1e-12 * np.abs(whole).max()
+            np.testing.assert_allclose(cut, whole, rtol=1e-12, atol=tol)
+
+
+def test_joint_plan_covers_every_window_and_balances_the_documented_case():
+    """The 2-D plan's blocks cover the window with transforms long enough for no
+    wrap-around (L >= B + k - 1), for any shape and dtype; the documented example takes 16
+    blocks of 576 (two threads share them evenly) where the per-axis plan took 9 of 750."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        d = int(rng.integers(2, 4))
+        ns = tuple(int(v) for v in rng.integers(1, 3000, d))
+        ks = tuple(int(v) for v in rng.integers(1, 300, d))
+        for item in (4, 8):
+            real, batch = bool(rng.integers(2)), int(rng.integers(1, 4))
+            plan = _fft._plan_blocks(ns, ks, real, item, batch)
+            for (L, B), n, k in zip(plan, ns, ks):
+                assert 1 <= B <= n and L >= B + k - 1 and -(-n // B) * B >= n
+    assert _fft._plan_blocks((2048, 2048), (63, 63), True, 4) == [(576, 514)] * 2
+    assert _fft._axis_plan(2048, 63, True, 2)[0] == 576  # the factor-5 penalty alone
+    nbs = (4, 4)
+    assert len(_fft._task_ranges(nbs, (576, 576), 4)) == 16
