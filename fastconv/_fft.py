@@ -91,19 +91,23 @@ def _run_tasks(fn, items, workers):
 
     def worker():
         while True:
-            with lock:
-                i = state["next"]
-                if i >= n or errors:
-                    return
-                state["next"] = i + 1
+            taken = False
             try:
+                with lock:
+                    i = state["next"]
+                    if i >= n or errors:
+                        return
+                    taken = True  # before the count: an interrupt between the two
+                    state["next"] = i + 1  # overcounts done, never leaves it short
                 fn(items[i], stop)
             except BaseException as e:  # re-raised on the calling thread
                 errors.append(e)
-            with lock:
-                state["done"] += 1
-                if state["done"] == n or errors:
-                    finished.set()
+            finally:
+                if taken:
+                    with lock:
+                        state["done"] += 1
+                        if state["done"] >= n or errors:
+                            finished.set()
 
     pool = _pool(workers - 1)
     for _ in range(min(workers - 1, n - 1)):
@@ -111,11 +115,11 @@ def _run_tasks(fn, items, workers):
     try:
         worker()
         with lock:
-            if state["done"] == n:
+            if state["done"] >= n:
                 finished.set()
         while not finished.wait(0.05):
             with lock:  # every item taken and done (or an error): nothing left to wait for
-                if state["done"] == n or (errors and state["done"] >= state["next"]):
+                if state["done"] >= n or (errors and state["done"] >= state["next"]):
                     break
     except BaseException as e:  # Ctrl-C while waiting: stop the pool threads' items
         errors.append(e)
@@ -187,7 +191,8 @@ def _transform(a, Ls, real, inverse, workers, stop=None):
     d = len(Ls)
     caxes = tuple(range(-d, 0))
     size = max(a.size, int(np.prod(Ls, dtype=np.int64)))
-    if d == 1 and a.ndim == 1 or size < _CUT_FROM:
+    uncut = d == 1 and int(np.prod(a.shape[:-1], dtype=np.int64)) == 1  # no other axis
+    if uncut or size < _CUT_FROM:
         if inverse:
             fn = _sfft.irfftn if real else _sfft.ifftn
             return fn(a, Ls, axes=caxes, workers=workers, overwrite_x=True)
@@ -352,14 +357,16 @@ def _plan_blocks(out_lens, ks, real, itemsize=None, batch=1):
     return _joint_plan(tuple(out_lens), tuple(ks), real, itemsize, batch)
 
 
-def fft_seconds(out_lens, ks, real, itemsize, rates=None):
+def fft_seconds(out_lens, ks, real, itemsize, rates=None, batch=1):
     """Modelled seconds of :func:`_conv_window` for an output window of ``out_lens`` with a
     kernel of ``ks`` (per batch item): its transform work at the 2-thread rates of
     ``_FFT_RATE`` (``_FFT_RATE_1D`` in 1-D), at half those rates when the blocks make one
     task (2-D and up) or, in 1-D, below ``_FFT_PARALLEL_WORK`` (too few blocks to share:
     one thread transforms them). ``rates`` ({(real, itemsize): rate}) replaces both, with
-    no halving."""
-    plan = _plan_blocks(out_lens, ks, real, None if rates is not None else itemsize)
+    no halving. ``itemsize`` is the real dtype's; the plan is the engine's for ``batch``
+    items of the computing dtype."""
+    work_item = itemsize * (1 if real else 2)  # the engine's x.itemsize
+    plan = _plan_blocks(out_lens, ks, real, None if rates is not None else work_item, batch)
     nblocks = 1
     per_block = 1
     logs = 0.0
@@ -377,7 +384,7 @@ def fft_seconds(out_lens, ks, real, itemsize, rates=None):
     else:
         rate = _FFT_RATE[(real, itemsize)]
         nbs = tuple(-(-n // B) for (_, B), n in zip(plan, out_lens))
-        one_task = len(_task_ranges(nbs, tuple(L for L, _ in plan), itemsize)) == 1
+        one_task = len(_task_ranges(nbs, tuple(L for L, _ in plan), work_item, batch)) == 1
     return work / (rate / 2 if one_task else rate)
 
 
@@ -411,6 +418,33 @@ _FFT_OVERHEAD = 150e-6
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
+def _blocks(x, starts, ks, Bs, Ls, spans, stop=None):
+    """Blocks ``spans[i] = (a0, a1)`` (block indices along conv axis i, the last
+    ``len(spans)`` axes of ``x``) of the zero-extended input, as a read-only strided view
+    (..., a1 - a0 .., L_1..L_d) of a fresh buffer that holds just their extent (a task's:
+    it stays in cache, and the input is never copied whole). Block j along axis i reads
+    ``xpad[starts[i] + j*B_i :][:L_i]``, where ``xpad[p] = x[p - (k_i - 1)]``, zero
+    outside ``x``."""
+    d = len(spans)
+    lead = x.shape[:-d]
+    ext = tuple((a1 - a0 - 1) * B + L for (a0, a1), B, L in zip(spans, Bs, Ls))
+    buf = np.zeros(lead + ext, x.dtype)
+    src, dst = [], []
+    for (a0, _), st, k, B, e, n in zip(spans, starts, ks, Bs, ext, x.shape[-d:]):
+        p0 = st + a0 * B - (k - 1)  # the x index of the buffer's first sample
+        lo, hi = max(0, p0), min(n, p0 + e)
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - p0, max(lo, hi) - p0))
+    bd, xs = buf[(Ellipsis,) + tuple(dst)], x[(Ellipsis,) + tuple(src)]
+    if bd.size:
+        for sl in _slabs(bd.shape, stop, cut=-d):
+            bd[sl] = xs[sl]
+    st = buf.strides[-d:]
+    return np.lib.stride_tricks.as_strided(
+        buf, lead + tuple(a1 - a0 for a0, a1 in spans) + tuple(Ls),
+        buf.strides[:-d] + tuple(s * B for s, B in zip(st, Bs)) + st, writeable=False)
+
+
 def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     """A window of the full linear convolution of ``x`` with ``h`` along their last ``d``
     axes (the leading axes broadcast). ``starts[i]``, ``lens[i]``: the window along conv
@@ -445,47 +479,31 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     nbs = tuple(-(-n // B) for n, B in zip(lens, Bs))
     # the kernel's spectrum at the block length, once
     H = _transform(h, Ls, real, False, workers)
-    # zero-extended input: xpad[i] = x[i - (k - 1)] on each conv axis, from the window start
-    # on, long enough for every block (blocks read xpad[o : o + L] for o = start + j*B)
-    need = [s + (nb - 1) * B + L for s, nb, B, L in zip(starts, nbs, Bs, Ls)]
-    # the part of xpad before starts[i] is never read: keep xpad from starts[i] on
-    xp = np.zeros(bx + tuple(nd - s for nd, s in zip(need, starts)), x.dtype)
-    src, dst = [], []
-    for n, k, s, nd in zip(ns, ks, starts, need):
-        lo = max(0, s - (k - 1))  # first x index read
-        hi = min(n, nd - (k - 1))  # one past the last
-        if hi <= lo:
+    # zero-extended input: xpad[i] = x[i - (k - 1)] on each conv axis; block j reads
+    # xpad[start + j*B : start + j*B + L]. Nothing of x in the window: zeros.
+    for n, k, st, nb, B, L in zip(ns, ks, starts, nbs, Bs, Ls):
+        if min(n, st + (nb - 1) * B + L - (k - 1)) <= max(0, st - (k - 1)):
             out[...] = 0
             return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo + k - 1 - s, hi + k - 1 - s))
-    xd, xs = xp[(Ellipsis,) + tuple(dst)], x[(Ellipsis,) + tuple(src)]
-    for sl in _slabs(xd.shape, cut=-d):
-        xd[sl] = xs[sl]
-    # blocks: a strided view (..., nb_1..nb_d, L_1..L_d) of xpad
-    st = xp.strides[-d:]
-    view = np.lib.stride_tricks.as_strided(
-        xp, bx + nbs + Ls, xp.strides[:-d] + tuple(s * B for s, B in zip(st, Bs)) + st,
-        writeable=False)
     nbat = len(batch)
     # H broadcast against the blocks: batch dims, then d block dims of size 1
     Hb = H.reshape(bh + (1,) * d + H.shape[-d:])
     if reduce:
         Hr = Hb[None]  # (1, K, C, 1.., F..)
-    lead = (slice(None),) * len(bx)
     olead = (slice(None),) * nbat
     keep = tuple(slice(k - 1, k - 1 + B) for k, B in zip(ks, Bs))
     perm = list(range(nbat))
     for i in range(d):
         perm += [nbat + i, nbat + d + i]
-    ranges = _task_ranges(nbs, Ls, xp.itemsize, nbx, fan)
+    ranges = _task_ranges(nbs, Ls, x.itemsize, nbx, fan)
     parallel = len(ranges) >= 2 and workers > 1
     tw = 1 if parallel else workers
 
     def task(rc, stop=None):
         (r0, r1), (c0, c1) = rc
-        sel = lead + (slice(r0, r1),) + ((slice(c0, c1),) if d >= 2 else ())
-        spec = _transform(view[sel], Ls, real, False, tw, stop)
+        spans = ((r0, r1), (c0, c1))[:d] + tuple((0, nb) for nb in nbs[2:])
+        blocks = _blocks(x, starts, ks, Bs, Ls, spans, stop)
+        spec = _transform(blocks, Ls, real, False, tw, stop)
         if reduce:
             acc = spec[:, 0:1] * Hr[:, :, 0]
             for c in range(1, C):
@@ -814,7 +832,7 @@ def choose_method(in1, in2, mode="full", axes=None):
     out = batch * math.prod(lens)
     kern = math.prod(ks)
     t_direct = direct_seconds(out, kern, item, cplx, len(ks))
-    t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item)
+    t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item, batch=batch)
     return "fft" if t_fft < t_direct else "direct"
 
 
@@ -831,7 +849,7 @@ def choose_shapes(out_shape, kshape, dtype, batch=1):
     if min(lens) <= 0 or math.prod(ks) <= 1:
         return "direct"
     t_direct = direct_seconds(batch * math.prod(lens), math.prod(ks), item, cplx, len(ks))
-    t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item)
+    t_fft = _FFT_OVERHEAD + batch * fft_seconds(lens, ks, not cplx, item, batch=batch)
     return "fft" if t_fft < t_direct else "direct"
 
 

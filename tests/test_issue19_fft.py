@@ -563,3 +563,19 @@ def test_joint_plan_covers_every_window_and_balances_the_documented_case():
     assert _fft._axis_plan(2048, 63, True, 2)[0] == 576  # the factor-5 penalty alone
     nbs = (4, 4)
     assert len(_fft._task_ranges(nbs, (576, 576), 4)) == 16
+
+
+def test_a_long_1d_transform_with_no_other_axis_stays_one_call(monkeypatch):
+    """A 1-D transform with no other axis longer than 1 cannot be cut: it is one scipy.fft
+    call, not a slab loop with extra copies."""
+    import scipy.fft as sf
+    monkeypatch.setattr(_fft, "_CUT_FROM", 100)
+
+    def no_slabs(*a, **k):
+        raise AssertionError("cut")
+    monkeypatch.setattr(_fft, "_slabs", no_slabs)
+    a = np.random.default_rng(3).standard_normal((1, 1, 1000))
+    np.testing.assert_array_equal(_fft._transform(a, (1024,), True, False, 1),
+                                  sf.rfft(a, 1024, axis=-1))
+    with pytest.raises(AssertionError, match="cut"):  # with another axis: cut
+        _fft._transform(np.zeros((2, 1000)), (1024,), True, False, 1)
