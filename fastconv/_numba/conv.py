@@ -77,10 +77,10 @@ def _conv2d_flat(xp, w, b, out, dh, dw, groups, rows, ftz):
     block, output row ``oh`` starts at flat offset ``oh * Wp`` of a scratch line, so every
     kernel tap is ONE long contiguous multiply-add over the flattened input plane (the
     ``Wp - Wo`` columns between rows are computed and dropped). Taps go three at a time to
-    save loads and stores of the scratch line.
+    save loads and stores of the scratch line (:func:`_taps`).
     """
     N, C, Hp, Wp = xp.shape
-    K, Cg, kh, kw = w.shape
+    K, Cg, kh, _ = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
     Kg = K // groups
     nrb = (Ho + rows - 1) // rows
@@ -100,26 +100,7 @@ def _conv2d_flat(xp, w, b, out, dh, dw, groups, rows, ftz):
         for c in range(Cg):
             xf = xp[n, g * Cg + c].ravel()
             for i in range(kh):
-                base = (oh0 + i * dh) * Wp
-                j = 0
-                while j + 3 <= kw:
-                    w0 = w[k, c, i, j]
-                    w1 = w[k, c, i, j + 1]
-                    w2 = w[k, c, i, j + 2]
-                    s = base + j * dw
-                    x0 = xf[s : s + L]
-                    x1 = xf[s + dw : s + dw + L]
-                    x2 = xf[s + 2 * dw : s + 2 * dw + L]
-                    for q in range(L):
-                        acc[q] += w0 * x0[q] + w1 * x1[q] + w2 * x2[q]
-                    j += 3
-                while j < kw:
-                    w0 = w[k, c, i, j]
-                    s = base + j * dw
-                    x0 = xf[s : s + L]
-                    for q in range(L):
-                        acc[q] += w0 * x0[q]
-                    j += 1
+                _taps(acc, xf, (oh0 + i * dh) * Wp, w[k, c, i], dw)
         for oh in range(oh0, oh1):
             o = out[n, k, oh]
             a = acc[(oh - oh0) * Wp : (oh - oh0) * Wp + Wo]
@@ -130,15 +111,16 @@ def _conv2d_flat(xp, w, b, out, dh, dw, groups, rows, ftz):
 
 
 @serial
-def _row_taps(acc, xr, s0, w, k, c, kw, dw):
-    """``acc[q] += sum_j w[k, c, 0, j] * xr[s0 + j*dw + q]``, taps three at a time, as
-    :func:`_conv2d_flat` sums them."""
+def _taps(acc, xr, s0, wr, dw):
+    """``acc[q] += sum_j wr[j] * xr[s0 + j*dw + q]`` over one kernel row ``wr``, taps three
+    at a time (saving loads and stores of ``acc``)."""
     L = acc.shape[0]
+    kw = wr.shape[0]
     j = 0
     while j + 3 <= kw:
-        w0 = w[k, c, 0, j]
-        w1 = w[k, c, 0, j + 1]
-        w2 = w[k, c, 0, j + 2]
+        w0 = wr[j]
+        w1 = wr[j + 1]
+        w2 = wr[j + 2]
         s = s0 + j * dw
         x0 = xr[s : s + L]
         x1 = xr[s + dw : s + dw + L]
@@ -147,7 +129,7 @@ def _row_taps(acc, xr, s0, w, k, c, kw, dw):
             acc[q] += w0 * x0[q] + w1 * x1[q] + w2 * x2[q]
         j += 3
     while j < kw:
-        w0 = w[k, c, 0, j]
+        w0 = wr[j]
         s = s0 + j * dw
         x0 = xr[s : s + L]
         for q in range(L):
@@ -187,7 +169,7 @@ def _conv2d_row(x, w, b, out, pl, dw, groups, blk, ftz):
         for c in range(Cg):
             xr = x[n, g * Cg + c, 0]
             if inside:
-                _row_taps(acc, xr, i0, w, k, c, kw, dw)
+                _taps(acc, xr, i0, w[k, c, 0], dw)
                 continue
             a = max(0, i0)
             e = min(W, i0 + L + reach)
@@ -195,7 +177,7 @@ def _conv2d_row(x, w, b, out, pl, dw, groups, blk, ftz):
                 span[q] = 0
             for q in range(a, e):
                 span[q - i0] = xr[q]
-            _row_taps(acc, span, 0, w, k, c, kw, dw)
+            _taps(acc, span, 0, w[k, c, 0], dw)
         o = out[n, k, 0]
         for q in range(L):
             o[o0 + q] = acc[q]
