@@ -323,9 +323,10 @@ def _balance(ntasks):
 def _joint_plan(out_lens, ks, real, itemsize, batch):
     """The 2-D and higher plan of :func:`_conv_window`: each axis's own plan
     (:func:`_axis_plan`) unless lengths within 12% of its cost on some axes make tasks
-    that two threads share better (:func:`_balance`). Measured on a 2048^2 'same' window with a 63x63 kernel, 2
-    threads, Zen 2: 576 (16 blocks) in place of 750 (9 blocks, as cheap by the model),
-    float32 23.8 -> 18.9 ms, float64 50.3 -> 41.2 ms."""
+    that two threads share better (:func:`_balance`). Measured on a 2048^2 'same' window
+    with a 63x63 kernel, 2 threads, Zen 2: 576 (16 blocks) in place of 750 (9 blocks),
+    float32 23.8 -> 18.9 ms, float64 50.3 -> 41.2 ms (that case's 750 is also dearer by
+    :func:`_pen`'s factors 5)."""
     import itertools
     axes = []
     for n, k in zip(out_lens, ks):
