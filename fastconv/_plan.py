@@ -650,10 +650,10 @@ _register({"unfold": _fold_cost, "fold": _fold_cost, "max_unpool": _unpool_cost,
 # --------------------------------------------------------------------------------------------
 # conv3d (fastconv._cy_conv3d, fastconv._numba.conv3d). Cython's forward kernel, the first
 # rule that holds:
-# * "direct" (fc_taps on the input framed by its padding; strided layers a plain row loop)
+# * "direct" (fc_taps_out on the input framed by its padding; strided layers a plain row loop)
 #   when R = C/groups * kd * kh * kw < CONV3D_DIRECT_MAX_R, Kg < GEMM_MIN_KG, or a size
 #   passes BLAS's ints;
-# * "direct" at stride 1 with R <= DIRECT_MAX_R: fc_taps took 0.5x the time of vol2col +
+# * "direct" at stride 1 with R <= DIRECT_MAX_R: the direct kernel took 0.5x the time of vol2col +
 #   GEMM on the bench shape 2x16x16x64x64 -> 32, 3x3x3 (as conv2d's direct kernel does);
 # * "gemm" otherwise (vol2col tiles of at most TILE_BYTES + GEMM; at stride 1 along W the
 #   kw taps share one column matrix).
@@ -664,7 +664,7 @@ _register({"unfold": _fold_cost, "fold": _fold_cost, "max_unpool": _unpool_cost,
 # CONV3D_WGRAD_MIN_POSITIONS positions) else "gemm". Numba: "gemm" for
 # R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else "direct"; its gradients "direct".
 CONV3D_DIRECT_MAX_R = 64
-# accumulator elements per work item of Cython's direct conv3d (rows of a depth plane)
+# flat positions x filters per work item of Cython's direct conv3d (rows of a depth plane)
 CONV3D_FLAT_ELEMS = 1 << 14
 # Cython's direct conv3d_weight (stride 1, float32; fc_conv3d.h's fc3_wgrad): the bytes of
 # one work item's input window + grad_output rows, and the lanes of each weight's partials
@@ -708,7 +708,7 @@ def conv3d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
     if R < CONV3D_DIRECT_MAX_R or Kg < GEMM_MIN_KG or max(R, P, K * R) > INT_MAX:
         return DIRECT
     if all(s == 1 for s in stride) and R <= DIRECT_MAX_R:
-        return DIRECT  # fc_taps on the framed input: 0.5x vol2col + GEMM's time (bench shape)
+        return DIRECT  # fc_taps_out on the framed input: 0.5x vol2col + GEMM's time (bench shape)
     return GEMM
 
 
@@ -817,8 +817,8 @@ def conv3d_tile_rows(rows_total, Wo, R, itemsize):
 
 
 def conv3d_direct_rows(Ho, Wp, Kg):
-    """Output rows of one depth plane per work item of Cython's direct conv3d: ``Kg`` lines
-    of accumulators within ``CONV3D_FLAT_ELEMS``, at least one row."""
+    """Output rows of one depth plane per work item of Cython's direct conv3d: ``Kg`` flat
+    lines of outputs within ``CONV3D_FLAT_ELEMS``, at least one row."""
     return max(1, min(Ho, CONV3D_FLAT_ELEMS // (Kg * Wp)))
 
 

@@ -8,12 +8,6 @@ from libc.string cimport memcpy, memset
 # The C kernels compiled per x86-64 level (see the comment at the top of fc_kernels.h).
 cdef extern from "fc_kernels.h" nogil:
     int fc_wide()
-    void fc_taps_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
-                   Py_ssize_t ldw, const float* bias, Py_ssize_t nk, float* acc,
-                   Py_ssize_t L)
-    void fc_taps_d(const double* src, const Py_ssize_t* off, Py_ssize_t R, const double* w,
-                   Py_ssize_t ldw, const double* bias, Py_ssize_t nk, double* acc,
-                   Py_ssize_t L)
     void fc_frame_f(float* dst, Py_ssize_t Wp, const float* src, Py_ssize_t H,
                     Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin, Py_ssize_t pl)
     void fc_frame_d(double* dst, Py_ssize_t Wp, const double* src, Py_ssize_t H,
@@ -40,7 +34,8 @@ cdef extern from "fc_kernels.h" nogil:
                   const double* w, Py_ssize_t ws, Py_ssize_t kw, Py_ssize_t dw,
                   Py_ssize_t pl, double bias, double* out, Py_ssize_t o0, Py_ssize_t o1,
                   double* ext)
-    # fc_taps_out (issue 20): fc_taps written straight to a (strided) output
+    # fc_taps_out: the register-blocked direct convolution, stored straight to a
+    # (strided) output
     ctypedef struct fc_ogeo:
         Py_ssize_t ldo, ldr, ldc, Wo, Wp
     void fc_pack_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wp)

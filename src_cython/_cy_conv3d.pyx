@@ -15,11 +15,11 @@ the plan's choice (:mod:`fastconv._plan`, its conv3d section):
   less); otherwise (R, rows * Wo) columns and one GEMM, straight into ``out``.
 * conv3d ``"direct"``: the input is framed by its zero padding once (a copy about the
   input's size), then each work item (image, group, output depth plane, block of output
-  rows) runs ``fc_taps`` (fc_kernels.h), the register-blocked direct kernel, on the flat
-  frame: at stride 1 a tap (c, i, j, l) is one fixed offset. float32 runs fc3_taps
-  (fc_conv3d.h): on AVX-512, eight filters x 48 positions a register tile, bitwise the
-  same results. Strided layers run a plain
-  row loop on the frame instead. The plan takes it at stride 1 up to R = 4608 (half of
+  rows) runs ``fc_taps_out`` (fc_kernels.h), the register-blocked direct kernel conv2d
+  runs, on the flat frame (at stride 1 a tap (c, i, j, l) is one fixed offset), storing
+  the sums from the registers straight into ``out``: eight filters x three vectors a
+  register tile on AVX-512, four x three on AVX2. Strided layers run a plain row loop on
+  the frame instead. The plan takes it at stride 1 up to R = 4608 (half of
   GEMM's time on the bench shape) and for few channels.
 * conv3d_input ``"forward"``: at stride 1 with ``pad <= dilation * (kernel - 1)`` the
   input gradient is the forward conv3d of ``grad_output`` with the flipped, transposed
@@ -55,15 +55,12 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm_rm
-from _common cimport fc_absmax_d, fc_absmax_f, fc_taps_d, fc_taps_f, valid_cols
+from _common cimport (fc_absmax_d, fc_absmax_f, fc_ogeo, fc_pack_d, fc_pack_f, fc_taps_out_d,
+                     fc_taps_out_f, valid_cols)
 from libc.math cimport INFINITY
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 cdef extern from "fc_conv3d.h" nogil:
-    void fc3_pack_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wp)
-    void fc3_taps_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
-                    Py_ssize_t ldw, const float* wp, const float* bias, Py_ssize_t nk,
-                    float* acc, Py_ssize_t L)
     void fc3_wgrad_f(const float* gy, Py_ssize_t Lp, Py_ssize_t nk, const float* src,
                      const Py_ssize_t* off, Py_ssize_t R, float* part)
 
@@ -495,25 +492,28 @@ cdef int _gemm(const floating[:, :, :, :, ::1] x, const floating[:, :, :, :, ::1
 cdef void _flat_item(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, ::1] w,
                      const floating[::1] b, floating[:, :, :, :, ::1] out,
                      const Py_ssize_t* off, Py_ssize_t n, Py_ssize_t g, Py_ssize_t od,
-                     Py_ssize_t oh0, Py_ssize_t oh1, floating* acc,
-                     const float* wp) noexcept nogil:
+                     Py_ssize_t oh0, Py_ssize_t oh1, const floating* wp) noexcept nogil:
     """Stride 1: output rows [oh0, oh1) of depth plane od, image n, group g, every filter
-    of the group, by fc_taps on the flat frame (rows Wp apart); float32 by fc3_taps_f
-    (fc_conv3d.h) with ``wp`` the group's weights packed by fc3_pack_f."""
+    of the group, by fc_taps_out (fc_kernels.h) on the flat frame (rows Wp apart), stored
+    straight into ``out`` (the ``Wp - Wo`` columns between rows are computed and dropped);
+    ``wp`` holds the weights packed by fc_pack for its eight-filter tiles."""
     cdef Py_ssize_t Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef Py_ssize_t Wp = xp.shape[4], Wo = out.shape[4]
     cdef Py_ssize_t Kg = out.shape[1] * Cg // xp.shape[1], R = Cg * kd * kh * kw
-    cdef Py_ssize_t L = (oh1 - oh0 - 1) * Wp + Wo, f, r
+    cdef Py_ssize_t L = (oh1 - oh0 - 1) * Wp + Wo
     cdef const floating* src = &xp[n, g * Cg, od, oh0, 0]
+    cdef fc_ogeo geo
+    geo.ldo = out.strides[1] // sizeof(floating)
+    geo.ldr = Wo
+    geo.ldc = 1
+    geo.Wo = Wo
+    geo.Wp = Wp
     if floating is float:
-        fc3_taps_f(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg], Kg,
-                   acc, L)
+        fc_taps_out_f(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg],
+                      Kg, &out[n, g * Kg, od, oh0, 0], &geo, L)
     else:
-        fc_taps_d(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, &b[g * Kg], Kg, acc, L)
-    for f in range(Kg):
-        for r in range(oh1 - oh0):
-            memcpy(&out[n, g * Kg + f, od, oh0 + r, 0], acc + f * L + r * Wp,
-                   Wo * sizeof(floating))
+        fc_taps_out_d(src, off, R, &w[g * Kg, 0, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg],
+                      Kg, &out[n, g * Kg, od, oh0, 0], &geo, L)
 
 
 cdef void _strided_item(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, ::1] w,
@@ -599,10 +599,9 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
     cdef Py_ssize_t Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef Py_ssize_t Dp = xp.shape[2], Hp = xp.shape[3], Wp = xp.shape[4]
     cdef Py_ssize_t R = Cg * kd * kh * kw, Kg = K // groups
-    cdef Py_ssize_t rows, nb, items, item, t, c, i, j, l, oh0, per, g
+    cdef Py_ssize_t rows, nb, items, item, t, c, i, j, l, oh0, g
     cdef Py_ssize_t* off = NULL
-    cdef floating* acc = NULL
-    cdef float* wp = NULL
+    cdef floating* wp = NULL
     if sd != 1 or sh != 1 or sw != 1:
         with nogil:
             for item in prange(N * K * Do, schedule="dynamic", num_threads=nthreads):
@@ -614,18 +613,17 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
     rows = _plan.conv3d_direct_rows(Ho, Wp, Kg)
     nb = (Ho + rows - 1) // rows
     items = N * groups * Do * nb
-    per = Kg * ((rows - 1) * Wp + Wo)
     nthreads = <int> max(1, min(nthreads, items))
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
-    acc = <floating*> malloc(nthreads * per * sizeof(floating))
-    if floating is float:
-        wp = <float*> malloc(K * R * sizeof(float))
+    wp = <floating*> malloc(K * R * sizeof(floating))
     try:
-        if off == NULL or acc == NULL or (floating is float and wp == NULL):
-            raise MemoryError("conv3d: could not allocate the direct kernel's accumulators")
-        if floating is float:
-            for g in range(groups):
-                fc3_pack_f(&w[g * Kg, 0, 0, 0, 0], R, R, Kg, wp + g * Kg * R)
+        if off == NULL or wp == NULL:
+            raise MemoryError("conv3d: could not allocate the direct kernel's packed weights")
+        for g in range(groups):
+            if floating is float:
+                fc_pack_f(&w[g * Kg, 0, 0, 0, 0], R, R, Kg, wp + g * Kg * R)
+            else:
+                fc_pack_d(&w[g * Kg, 0, 0, 0, 0], R, R, Kg, wp + g * Kg * R)
         t = 0
         for c in range(Cg):
             for i in range(kd):
@@ -639,11 +637,10 @@ cdef int _direct(const floating[:, :, :, :, ::1] xp, const floating[:, :, :, :, 
                 oh0 = (item % nb) * rows
                 _flat_item(xp, w, b, out, off, item // (groups * Do * nb),
                            (item // (Do * nb)) % groups, (item // nb) % Do, oh0,
-                           min(Ho, oh0 + rows), acc + threadid() * per, wp)
+                           min(Ho, oh0 + rows), wp)
                 fc_ftz_exit()
     finally:
         free(off)
-        free(acc)
         free(wp)
     return 0
 

@@ -1,13 +1,4 @@
-/* conv3d's float32 register tiles (issue 17): included by _cy_conv3d.pyx only.
- *
- * fc3_taps_f: fc_taps_f (fc_kernels.h) with a wider register tile on AVX-512 machines
- * (fc_wide()): eight filters x three vectors of positions (24 accumulators of the 32 zmm
- * registers), the eight weights of a tap packed next to each other (``wp``, see
- * fc3_pack_f) so each multiply-add takes its weight as an embedded broadcast. Per tap:
- * three loads of the input feed 24 multiply-adds (fc_taps8: two loads, 8). Each output
- * receives the bias and then its taps in the order t = 0 .. R - 1 as in fc_taps, so the
- * results are those of fc_taps_f bit for bit. Filters past the last full block of eight
- * (and every filter elsewhere) run fc_taps_f.
+/* conv3d's float32 weight-gradient register tiles (issue 17): included by _cy_conv3d.pyx only.
  *
  * fc3_wgrad_f: the weight gradient of a stride-1 conv3d on one work item, as a direct
  * kernel: for filters f < nk and taps t < R
@@ -25,66 +16,7 @@
 
 #include "fc_kernels.h"
 
-#define FC3_KB 8
-#define FC3_NV 3
 #define FC3_VL 16
-
-/* wp[(b * R + t) * 8 + f] = w[(8 * b + f) * ldw + t] for the nk / 8 full blocks of 8 */
-static void fc3_pack_f(const float* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk, float* wp)
-{
-    ptrdiff_t b, t, f;
-    for (b = 0; b < nk / FC3_KB; b++)
-        for (t = 0; t < R; t++)
-            for (f = 0; f < FC3_KB; f++)
-                wp[(b * R + t) * FC3_KB + f] = w[(b * FC3_KB + f) * ldw + t];
-}
-
-#if FC_VECTOR
-/* eight filters, all L (>= 48) positions, three vectors at a time; the last block ends at
- * L, overlapping the one before (positions computed twice get the same value) */
-FC_WIDE static void fc3_blk8_f(const float* FC_RESTRICT src, const ptrdiff_t* off,
-                               ptrdiff_t R, const float* FC_RESTRICT wp, const float* bias,
-                               float* FC_RESTRICT acc, ptrdiff_t L)
-{
-    const ptrdiff_t qb = FC3_NV * FC3_VL;
-    ptrdiff_t q0 = 0, t;
-    int f, v;
-    for (;;) {
-        fc_vf a[FC3_KB][FC3_NV];
-        for (f = 0; f < FC3_KB; f++)
-            for (v = 0; v < FC3_NV; v++) a[f][v] = (fc_vf){0} + bias[f];
-        for (t = 0; t < R; t++) {
-            const float* xs = src + off[t] + q0;
-            const float* wt = wp + t * FC3_KB;
-            fc_vf xv[FC3_NV];
-            for (v = 0; v < FC3_NV; v++) xv[v] = *(const fc_vf_u*)(xs + v * FC3_VL);
-            for (f = 0; f < FC3_KB; f++) {
-                float wv = wt[f];
-                for (v = 0; v < FC3_NV; v++) a[f][v] += wv * xv[v];
-            }
-        }
-        for (f = 0; f < FC3_KB; f++)
-            for (v = 0; v < FC3_NV; v++) *(fc_vf_u*)(acc + f * L + q0 + v * FC3_VL) = a[f][v];
-        if (q0 + qb >= L) break;
-        q0 = q0 + 2 * qb <= L ? q0 + qb : L - qb;
-    }
-}
-#endif
-
-/* all nk filters: blocks of eight by fc3_blk8_f on AVX-512 (wp packed by fc3_pack_f from
- * the same w), the rest by fc_taps_f */
-static void fc3_taps_f(const float* src, const ptrdiff_t* off, ptrdiff_t R, const float* w,
-                       ptrdiff_t ldw, const float* wp, const float* bias, ptrdiff_t nk,
-                       float* acc, ptrdiff_t L)
-{
-    ptrdiff_t f = 0;
-#if FC_VECTOR
-    if (fc_wide() && L >= FC3_NV * FC3_VL)
-        for (; f + FC3_KB <= nk; f += FC3_KB)
-            fc3_blk8_f(src, off, R, wp + f * R, bias + f, acc + f * L, L);
-#endif
-    if (f < nk) fc_taps_f(src, off, R, w + f * ldw, ldw, bias + f, nk - f, acc + f * L, L);
-}
 
 /* ---------------------------------------------------------------------------------------
  * fc3_wgrad_f

@@ -22,22 +22,20 @@
  * memory (fc_kernels_body.h says why and what it cost on AVX2). Other compilers (MSVC) get
  * the same arithmetic in plain loops.
  *
- * fc_taps_{f,d}: the register-blocked direct convolution
+ * fc_taps_out_{f,d}: the register-blocked direct convolution
  *
- *     acc[f * L + q] = bias[f] + sum_{t < R} w[f * ldw + t] * src[off[t] + q]
+ *     out(f, q) = bias[f] + sum_{t < R} w[f * ldw + t] * src[off[t] + q]
  *
  * for filters f < nk and positions q < L. ``src`` is a flat line (image rows laid end to
- * end, ``Wp`` apart, so a kernel tap at (c, i, j) is the fixed offset ``off[t]``), and
- * ``acc`` holds the outputs on the same flat grid. Filters go four (or two, or one) at a
- * time: one load of the input feeds four multiply-adds, and the accumulators of a block of
- * positions stay in registers over all R taps. Each output receives its taps in the order
- * t = 0, 1, ..., R - 1 after the bias, whatever the blocking: results do not depend on the
- * thread count or on where a block starts.
+ * end, ``Wp`` apart, so a kernel tap at (c, i, j) is the fixed offset ``off[t]``); the sums
+ * go from the registers straight to their places in the output (``fc_ogeo`` below; the
+ * ``Wp - Wo`` positions between rows are computed and dropped). Filters go eight, four, two
+ * or one at a time: one load of the input feeds several multiply-adds, and the
+ * accumulators of a block of positions stay in registers over all R taps. Each output
+ * receives its taps in the order t = 0, 1, ..., R - 1 after the bias, whatever the
+ * blocking: results do not depend on the thread count or on where a block starts.
  *
  * The caller guarantees that every ``src[off[t] + q]`` (t < R, q < L) is readable.
- *
- * fc_taps_out_{f,d}: the same sums written straight from the registers to the output (no
- * accumulator line, no per-row copies): see its definition in fc_kernels_body.h.
  *
  * The other kernels, for both types: fc_frame_{f,d} (rows of a plane framed by zeros),
  * fc_plane_{f,d} (depthwise: one plane with one kernel, read in place), fc_wino_weights_{f,d}
@@ -161,10 +159,6 @@ static inline ptrdiff_t fc_row_scratch(ptrdiff_t C, ptrdiff_t kw, ptrdiff_t dw,
     const ptrdiff_t tb = fc_row_block(itemsize), span = tb + (kw - 1) * dw;
     return C * (kw * tb < span ? kw * tb : span) + tb;
 }
-
-/* the stack block of fc_blk_loop: kb filters x nv blocks of positions with kb * nv <= 8, and
- * at most 16 positions a block (a float vector; the plain-loop build's block) */
-#define FC_BLK_MAX (8 * 16)
 
 /* Each element type twice (see fc_kernels_body.h): the wide pass (AVX-512's FC_WIDE
  * kernels on 64-byte vectors, names ending in _fw and _dw; only where FC_HAVE_WIDE), then the

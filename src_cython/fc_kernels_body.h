@@ -8,8 +8,8 @@
  *                   vectors), 0 in the narrow pass (everything else, and every function
  *                   the .pyx files call, on 32-byte vectors)
  *     FC_VBYTES     the pass's vector bytes (64 wide, 32 narrow)
- *     FC_NAME(n)    the name of function n in this pass (narrow: fc_taps -> fc_taps_f,
- *                   fc_taps_d; wide: fc_taps8_fw, fc_taps8_dw)
+ *     FC_NAME(n)    the name of function n in this pass (narrow: fc_taps_out4 ->
+ *                   fc_taps_out4_f, fc_taps_out4_d; wide: fc_taps_out8_fw, fc_taps_out8_dw)
  *     FC_WNAME(n)   the name of the wide pass's function n (the narrow pass's dispatchers
  *                   call it when fc_wide())
  *     FC_VT, FC_VTU the GNU C vector of FC_VBYTES bytes of FC_T (aligned; element-aligned
@@ -25,8 +25,8 @@
  * 32-byte ones: one ymm register, or two xmm in the baseline build. Every kernel's sums keep
  * their order whatever the width (see each one), so both passes give the same bits.
  * Everything else (FC_CLONES, FC_WIDE, fc_wide, FC_INLINE, FC_RESTRICT, FC_VECTOR,
- * FC_WBYTES, FC_PLANE_MAX_KW, FC_BLK_MAX) comes from fc_kernels.h. Every function here is a
- * plain C function. Register-block sizes (filters x vectors in fc_blk, rows x vectors in
+ * FC_WBYTES, FC_PLANE_MAX_KW) comes from fc_kernels.h. Every function here is a
+ * plain C function. Register-block sizes (filters x vectors in fc_oblk, rows x vectors in
  * fc_pblk) are arguments of ``FC_INLINE`` (always_inline) helpers, passed as constants by
  * every caller, so gcc unrolls the block loops and keeps the accumulators in registers;
  * compiler errors and debuggers point at the lines below.
@@ -36,148 +36,8 @@
 #endif
 
 /* ---------------------------------------------------------------------------------------
- * fc_taps: the register-blocked direct convolution (see fc_kernels.h for the formula).
- * --------------------------------------------------------------------------------------- */
-
-/* m (<= qb) positions from q0 for kb filters, in plain loops on a stack block: the tail of
- * the vector kernels, and the whole of the fallback. */
-FC_INLINE void FC_NAME(fc_blk_loop)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
-                                    const FC_T* w, ptrdiff_t ldw, const FC_T* bias,
-                                    FC_T* acc, ptrdiff_t L, ptrdiff_t q0, int kb,
-                                    ptrdiff_t qb, ptrdiff_t m)
-{
-    FC_T a[FC_OKB * 4 * 16]; /* kb <= FC_OKB filters x qb <= 4 vectors of <= 16 lanes */
-    ptrdiff_t f, v, t;
-    for (f = 0; f < kb; f++)
-        for (v = 0; v < m; v++) a[f * qb + v] = bias[f];
-    for (t = 0; t < R; t++) {
-        const FC_T* xs = src + off[t] + q0;
-        for (f = 0; f < kb; f++) {
-            FC_T wv = w[f * ldw + t];
-            for (v = 0; v < m; v++) a[f * qb + v] += wv * xs[v];
-        }
-    }
-    for (f = 0; f < kb; f++)
-        for (v = 0; v < m; v++) acc[f * L + q0 + v] = a[f * qb + v];
-}
-
-#if FC_VECTOR
-/* kb filters x nv vectors of positions (kb <= 4, nv <= 4, kb * nv <= 12, both constants at
- * every call), accumulators in registers. */
-FC_INLINE void FC_NAME(fc_blk)(const FC_T* FC_RESTRICT src, const ptrdiff_t* off,
-                               ptrdiff_t R, const FC_T* FC_RESTRICT w, ptrdiff_t ldw,
-                               const FC_T* bias, FC_T* FC_RESTRICT acc, ptrdiff_t L, int kb,
-                               int nv)
-{
-    enum { VL = FC_VBYTES / sizeof(FC_T) };
-    const ptrdiff_t qb = nv * VL;
-    ptrdiff_t q0 = 0, t;
-    int f, v;
-    if (L < qb) {
-        FC_NAME(fc_blk_loop)(src, off, R, w, ldw, bias, acc, L, 0, kb, qb, L);
-        return;
-    }
-    for (;;) {
-        FC_VT a[4][4];
-        for (f = 0; f < kb; f++)
-            for (v = 0; v < nv; v++) a[f][v] = (FC_VT){0} + bias[f];
-        for (t = 0; t < R; t++) {
-            const FC_T* xs = src + off[t] + q0;
-            FC_VT xv[4];
-            for (v = 0; v < nv; v++) xv[v] = *(const FC_VTU*)(xs + v * VL);
-            for (f = 0; f < kb; f++) {
-                FC_T wv = w[f * ldw + t];
-                for (v = 0; v < nv; v++) a[f][v] += wv * xv[v];
-            }
-        }
-        for (f = 0; f < kb; f++)
-            for (v = 0; v < nv; v++) *(FC_VTU*)(acc + f * L + q0 + v * VL) = a[f][v];
-        if (q0 + qb >= L) break;
-        /* the last block ends at L, overlapping the one before: positions computed twice get
-         * the same value (same taps, same order) */
-        q0 = q0 + 2 * qb <= L ? q0 + qb : L - qb;
-    }
-}
-#else
-FC_INLINE void FC_NAME(fc_blk)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
-                               const FC_T* w, ptrdiff_t ldw, const FC_T* bias, FC_T* acc,
-                               ptrdiff_t L, int kb, int nv)
-{
-    const ptrdiff_t qb = 16 * nv;
-    ptrdiff_t q0;
-    for (q0 = 0; q0 < L; q0 += qb)
-        FC_NAME(fc_blk_loop)(src, off, R, w, ldw, bias, acc, L, q0, kb, qb,
-                             L - q0 < qb ? L - q0 : qb);
-}
-#endif
-
-/* filters f .. nk - 1 (fewer than four), two at a time, then one */
-FC_INLINE void FC_NAME(fc_rest)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
-                                const FC_T* w, ptrdiff_t ldw, const FC_T* bias, ptrdiff_t f,
-                                ptrdiff_t nk, FC_T* acc, ptrdiff_t L)
-{
-    for (; f + 2 <= nk; f += 2)
-        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 2, 2);
-    for (; f < nk; f++)
-        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 1, 4);
-}
-
-/* all nk filters, four at a time (three vectors of positions: 12 of AVX2's 16 ymm
- * registers, enough multiply-adds in flight for two FMA units; two or one vector on
- * shorter lines), then two, then one */
-#if !FC_BODY_WIDE
-FC_CLONES static void FC_NAME(fc_taps4)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
-                                        const FC_T* w, ptrdiff_t ldw, const FC_T* bias,
-                                        ptrdiff_t nk, FC_T* acc, ptrdiff_t L)
-{
-    enum { VL = FC_VBYTES / sizeof(FC_T) };
-    ptrdiff_t f = 0;
-    if (L >= 3 * VL)
-        for (; f + 4 <= nk; f += 4)
-            FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 3);
-    if (L >= 2 * VL)
-        for (; f + 4 <= nk; f += 4)
-            FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 2);
-    for (; f + 4 <= nk; f += 4)
-        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 1);
-    FC_NAME(fc_rest)(src, off, R, w, ldw, bias, f, nk, acc, L);
-}
-
-#else
-/* the AVX-512 build: four filters x two vectors (8 accumulators of AVX-512's 32 zmm
- * registers: twice the independent multiply-adds in flight, half the weight broadcasts per
- * multiply-add) */
-FC_WIDE static void FC_NAME(fc_taps8)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
-                                      const FC_T* w, ptrdiff_t ldw, const FC_T* bias,
-                                      ptrdiff_t nk, FC_T* acc, ptrdiff_t L)
-{
-    ptrdiff_t f = 0;
-    if (L < 2 * (ptrdiff_t)(FC_VBYTES / sizeof(FC_T))) /* too short for two vectors */
-        for (; f + 4 <= nk; f += 4)
-            FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 1);
-    for (; f + 4 <= nk; f += 4)
-        FC_NAME(fc_blk)(src, off, R, w + f * ldw, ldw, bias + f, acc + f * L, L, 4, 2);
-    FC_NAME(fc_rest)(src, off, R, w, ldw, bias, f, nk, acc, L);
-}
-#endif
-
-#if !FC_BODY_WIDE
-static void FC_NAME(fc_taps)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
-                             const FC_T* w, ptrdiff_t ldw, const FC_T* bias, ptrdiff_t nk,
-                             FC_T* acc, ptrdiff_t L)
-{
-#if FC_HAVE_WIDE
-    if (fc_wide()) {
-        FC_WNAME(fc_taps8)(src, off, R, w, ldw, bias, nk, acc, L);
-        return;
-    }
-#endif
-    FC_NAME(fc_taps4)(src, off, R, w, ldw, bias, nk, acc, L);
-}
-#endif
-
-/* ---------------------------------------------------------------------------------------
- * fc_taps_out: fc_taps's sums written straight from the registers to the output.
+ * fc_taps_out: the register-blocked direct convolution (see fc_kernels.h for the formula),
+ * its sums written straight from the registers to the output:
  *
  *     out[f * ldo + (q / Wp) * ldr + (q % Wp) * ldc] = bias[f] + sum_{t < R} w[f, t] * src[off[t] + q]
  *
@@ -192,9 +52,10 @@ static void FC_NAME(fc_taps)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
  * Register tiles: in the AVX-512 build (fc_wide()) eight filters x three vectors (24 zmm
  * accumulators; per tap, three loads of the input and eight weights, packed next to each
  * other by fc_pack so each multiply-add takes its weight as an embedded broadcast, feed 24
- * multiply-adds), the filters left over four x two; elsewhere four filters x one vector as
- * fc_taps4. Each output receives the bias and then its taps in the order t = 0 .. R - 1,
- * as fc_taps: the same value for any tile, block start or thread count.
+ * multiply-adds), the filters left over four x two; elsewhere four filters x three vectors
+ * (12 of AVX2's 16 ymm), then smaller tiles. Each output receives the bias and then its
+ * taps in the order t = 0 .. R - 1: the same value for any tile, block start or thread
+ * count.
  *
  * ``wp``: fc_pack's packing of ``w`` (``nk / 8`` blocks), or NULL (no eight-filter tiles).
  * --------------------------------------------------------------------------------------- */
@@ -457,7 +318,7 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * fc_taps_fv (AVX-512 only): the same sums with the filters in the vector lanes, for
  * lines whose valid positions fill vectors of positions badly (small planes: a 7 x 7
  * phase is 49 outputs on a line of 61 positions, 64 computed). Any list of ``n``
- * positions: q[i] (into ``src``, as in fc_taps) and po[i] (into ``out``); blocks of
+ * positions: q[i] (into ``src``, as in fc_taps_out) and po[i] (into ``out``); blocks of
  * FC_FV_NV vectors of filters (64 float32 or 32 float64 filters, weights packed by
  * fc_pack_fv) x FC_FV_NP positions, 24 accumulators: per tap FC_FV_NV weight loads and
  * FC_FV_NP broadcasts feed 24 multiply-adds, and no position is computed that is not an

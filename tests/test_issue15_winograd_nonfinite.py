@@ -42,7 +42,7 @@ needs_cy = pytest.mark.skipif(cy is None, reason="the Cython backend is not buil
 # depthwise, and its strided direct kernel on direct-rows and gemm.
 LAYERS = {
     "winograd": ((1, 32, 32, 32, 32, 1, (3, 3), 1, 1, 1), "winograd"),  # 256 tiles
-    "direct": ((2, 4, 16, 16, 6, 1, (3, 3), 1, 1, 1), "direct"),      # framed, fc_taps
+    "direct": ((2, 4, 16, 16, 6, 1, (3, 3), 1, 1, 1), "direct"),      # framed, fc_taps_out
     "direct-rows": ((1, 4, 10, 9, 8, 1, (1, 1), 2, 1, 1), "direct"),  # stride > kernel
     "depthwise": ((2, 3, 20, 40, 3, 3, (3, 3), 1, 1, 1), "direct"),   # fc_plane
     "gemm": ((2, 16, 12, 12, 32, 1, (1, 1), 2, 1, 1), "gemm"),

@@ -1,5 +1,5 @@
 """conv3d's speed work (issue 17, wave 2): the float32 register tile of Cython's direct
-conv3d (fc_conv3d.h's fc3_taps) and Cython's direct conv3d_weight (fc3_wgrad), against
+conv3d (fc_kernels.h's fc_taps_out) and Cython's direct conv3d_weight (fc3_wgrad), against
 PyTorch, the NumPy reference and the GEMM algorithm, over the shapes that reach every
 block and tail of the tiles; thread-count independence; the plan's rules; the algorithm's
 refusals; inf / NaN inputs; layouts through the public API. The extra memory of the
@@ -63,7 +63,7 @@ def test_forward_and_weight_grad_match_torch_reference_and_gemm(torch, rng, case
     ry = fastconv.conv3d(x, w, backend="numpy", **kw)
     rgw = G.conv3d_weight(x, w.shape, gy, backend="numpy", **kw)
     assert_close(ry, ty, terms=terms, dtype=np.float32)
-    # the forward's direct kernel (fc3_taps), forced
+    # the forward's direct kernel (fc_taps_out), forced
     spec = _spec.conv_spec(x, w, None, kw.get("stride", 1), kw.get("padding", 0),
                            kw.get("dilation", 1), kw.get("groups", 1), "zeros", 3)
     _, fn = _dispatch.kernel("conv3d", "cython")
@@ -210,7 +210,7 @@ print(cy.WIDE_KERNELS)
 
 def test_wide_and_narrow_builds_agree_bitwise(tmp_path):
     """On AVX-512 the float32 tiles are 8 filters x 48 positions (forward) and 4 filters x
-    6 taps (weight gradient); elsewhere, and with FASTCONV_NO_WIDE=1, fc_taps and 2 x 2
+    6 taps (weight gradient); elsewhere, and with FASTCONV_NO_WIDE=1, 4 x 24 and 3 x 4
     tiles. Every output (every lane of a partial) takes the same terms in the same order,
     so both agree bit for bit: run both, in two processes."""
     import os
