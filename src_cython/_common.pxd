@@ -51,6 +51,8 @@ cdef extern from "fc_kernels.h" nogil:
                       double* wv)
     Py_ssize_t fc_fv_filters_f()
     Py_ssize_t fc_fv_filters_d()
+    Py_ssize_t fc_fv_positions_f()
+    Py_ssize_t fc_fv_positions_d()
     void fc_taps_fv_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* wv,
                       const float* bias, Py_ssize_t nk, float* out, Py_ssize_t ldo,
                       const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)

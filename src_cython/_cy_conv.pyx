@@ -84,8 +84,8 @@ from _blas cimport gemm_rm
 from libc.float cimport DBL_MAX, FLT_MAX
 
 from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_fv_filters_d,
-                     fc_fv_filters_f, fc_ogeo, fc_pack_d, fc_pack_f, fc_pack_fv_d,
-                     fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
+                     fc_fv_filters_f, fc_fv_positions_d, fc_fv_positions_f, fc_ogeo,
+                     fc_pack_d, fc_pack_f, fc_pack_fv_d, fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
                      fc_row_block, fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f,
                      fc_taps_out_d, fc_taps_out_f,
                      fc_wide, fc_wino_weights_d,
@@ -1074,7 +1074,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     cdef Py_ssize_t kuw = ws.shape[3], R = Cg * kuh * kuw, KS = ws.shape[0]
     cdef Py_ssize_t sh = len(phases_h), sw = len(phases_w), Wp = W + 2 * padw
     cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, kc
-    cdef Py_ssize_t vl, fvk, m, L, cost_taps, cost_fv
+    cdef Py_ssize_t vl, fvk, fvp, m, L, cost_taps, cost_fv
     cdef bint fv
     cdef Py_ssize_t* qs = NULL
     cdef Py_ssize_t ph[64]
@@ -1105,14 +1105,15 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     rin = rows + span
     per = Cg * rin * Wp
     kc = KS // (groups * sh * sw)  # each (group, phase)'s filters
-    # filters in the vector lanes (fc_taps_fv, AVX-512) when whole blocks of them cover the
-    # filters and the phases' outputs fill vectors of positions badly (small planes): by
-    # the positions each computes for one block of rows, shapes only (results are the same
-    # bits either way)
-    vl = 64 // sizeof(floating)
+    # filters in the vector lanes (fc_taps_fv) when whole blocks of them cover the filters
+    # and the phases' outputs fill vectors of positions badly (small planes): by the
+    # positions each computes for one block of rows, its build's vectors of positions
+    # against its blocks of positions (results are the same bits either way)
+    vl = (64 if fc_wide() else 32) // sizeof(floating)
     fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
+    fvp = fc_fv_positions_f() if floating is float else fc_fv_positions_d()
     fv = False
-    if fc_wide() and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31:
+    if kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31:
         cost_taps = cost_fv = 0
         for i in range(sh):
             for j in range(sw):
@@ -1120,7 +1121,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                 if m:
                     L = (min(rows, ph[2 * i + 1]) - 1) * Wp + pw[2 * j + 1]
                     cost_taps += (L + vl - 1) // vl * vl
-                    cost_fv += (m + 6) // 7 * 7  # FC_FV_NP positions a block
+                    cost_fv += (m + fvp - 1) // fvp * fvp
         fv = cost_fv * 11 < cost_taps * 10
     buf = <floating*> _take((nthreads * per + KS * R + 1) * sizeof(floating), &buf_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))

@@ -315,19 +315,25 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
 #endif
 
 /* ---------------------------------------------------------------------------------------
- * fc_taps_fv (AVX-512 only): the same sums with the filters in the vector lanes, for
- * lines whose valid positions fill vectors of positions badly (small planes: a 7 x 7
- * phase is 49 outputs on a line of 61 positions, 64 computed). Any list of ``n``
- * positions: q[i] (into ``src``, as in fc_taps_out) and po[i] (into ``out``); blocks of
- * FC_FV_NV vectors of filters (64 float32 or 32 float64 filters, weights packed by
- * fc_pack_fv) x FC_FV_NP positions, 24 accumulators: per tap FC_FV_NV weight loads and
- * FC_FV_NP broadcasts feed 24 multiply-adds, and no position is computed that is not an
- * output (the last block repeats its last position). Stores: one scatter per vector of
- * filters (lane stride ``ldo``, which the caller keeps below 2^31 / 16). Each output gets
- * its bias and then its taps in the order t = 0 .. R - 1, as fc_taps_out: the same bits.
+ * fc_taps_fv: the same sums with the filters in the vector lanes, for lines whose valid
+ * positions fill vectors of positions badly (small planes: a 7 x 7 phase is 49 outputs on
+ * a line of 61 positions, 64 computed, 72 in AVX2's tiles of 24). Any list of ``n``
+ * positions: q[i] (into ``src``, as in fc_taps_out) and po[i] (into ``out``); filters in
+ * blocks of FC_FV_NV AVX-512 vectors (64 float32 or 32 float64 filters, weights packed by
+ * fc_pack_fv). The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP
+ * positions, 24 accumulators: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed
+ * 24 multiply-adds; stores are one scatter per vector of filters (lane stride ``ldo``,
+ * which the caller keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of
+ * FC_FVN_NV ymm vectors of filters x FC_FVN_NP positions, 12 accumulators of its 16
+ * registers (2 + 6 loads feed 12 multiply-adds), and stores lane by lane. No position is
+ * computed that is not an output (the last block repeats its last position). Each output
+ * gets its bias and then its taps in the order t = 0 .. R - 1, as fc_taps_out: the same
+ * bits in every build.
  * --------------------------------------------------------------------------------------- */
 #define FC_FV_NV 4
 #define FC_FV_NP 7
+#define FC_FVN_NV 2
+#define FC_FVN_NP 6
 
 #if !FC_BODY_WIDE
 /* wv[(b * R + t) * FV + f] = w[(FV * b + f) * ldw + t] for the nk / FV full blocks of
@@ -401,21 +407,72 @@ FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* o
     }
 }
 #else
-/* the wide build on fc_wide() machines (the only ones its callers take it on); elsewhere
- * plain loops, the same sums */
+static ptrdiff_t FC_NAME(fc_fv_positions)(void)
+{
+    return fc_wide() ? FC_FV_NP : FC_FVN_NP;
+}
+
+#if FC_VECTOR
+/* the narrow build: each block of FV filters in slices of FN (FC_FVN_NV vectors) */
+FC_CLONES static void FC_NAME(fc_taps_fvn)(const FC_T* src, const ptrdiff_t* off,
+                                           ptrdiff_t R, const FC_T* wv, const FC_T* bias,
+                                           ptrdiff_t nk, FC_T* out, ptrdiff_t ldo,
+                                           const ptrdiff_t* q, const ptrdiff_t* po,
+                                           ptrdiff_t n)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)),
+           FN = FC_FVN_NV * VL };
+    ptrdiff_t b, s, i0, t, l;
+    int i, v;
+    for (b = 0; b < nk / FV; b++)
+        for (s = 0; s < FV / FN; s++) {
+            const FC_T* wb = wv + b * R * FV + s * FN;
+            const ptrdiff_t f0 = b * FV + s * FN;
+            FC_VT bv[FC_FVN_NV];
+            for (v = 0; v < FC_FVN_NV; v++) bv[v] = *(const FC_VTU*)(bias + f0 + v * VL);
+            for (i0 = 0; i0 < n; i0 += FC_FVN_NP) {
+                FC_VT a[FC_FVN_NP][FC_FVN_NV];
+                ptrdiff_t qi[FC_FVN_NP];
+                for (i = 0; i < FC_FVN_NP; i++) qi[i] = q[i0 + i < n ? i0 + i : n - 1];
+                for (i = 0; i < FC_FVN_NP; i++)
+                    for (v = 0; v < FC_FVN_NV; v++) a[i][v] = bv[v];
+                for (t = 0; t < R; t++) {
+                    const FC_T* p = src + off[t];
+                    const FC_T* wt = wb + t * FV;
+                    FC_VT wn[FC_FVN_NV];
+                    for (v = 0; v < FC_FVN_NV; v++) wn[v] = *(const FC_VTU*)(wt + v * VL);
+                    for (i = 0; i < FC_FVN_NP; i++) {
+                        FC_T xi = p[qi[i]];
+                        for (v = 0; v < FC_FVN_NV; v++) a[i][v] += xi * wn[v];
+                    }
+                }
+                for (i = 0; i < FC_FVN_NP && i0 + i < n; i++)
+                    for (v = 0; v < FC_FVN_NV; v++)
+                        for (l = 0; l < VL; l++)
+                            out[(f0 + v * VL + l) * ldo + po[i0 + i]] = a[i][v][l];
+            }
+        }
+}
+#endif
+
+/* the wide build on fc_wide() machines, the narrow one elsewhere; plain loops without GNU C
+ * vectors, the same sums */
 static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
                                 const FC_T* wv, const FC_T* bias, ptrdiff_t nk, FC_T* out,
                                 ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
                                 ptrdiff_t n)
 {
-    enum { FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
-    ptrdiff_t f, i, t;
+#if FC_VECTOR
 #if FC_HAVE_WIDE
     if (fc_wide()) {
         FC_WNAME(fc_taps_fv)(src, off, R, wv, bias, nk, out, ldo, q, po, n);
         return;
     }
 #endif
+    FC_NAME(fc_taps_fvn)(src, off, R, wv, bias, nk, out, ldo, q, po, n);
+#else
+    enum { FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
+    ptrdiff_t f, i, t;
     for (f = 0; f < nk / FV * FV; f++)
         for (i = 0; i < n; i++) {
             FC_T a = bias[f];
@@ -423,6 +480,7 @@ static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t
                 a += wv[((f / FV) * R + t) * FV + f % FV] * src[off[t] + q[i]];
             out[f * ldo + po[i]] = a;
         }
+#endif
 }
 #endif
 

@@ -106,7 +106,8 @@ np.savez(sys.argv[2], **outs)
 
 def test_issue20_wide_and_narrow_builds_agree_bitwise(tmp_path):
     """The AVX-512 build (8 x 3 tiles, masked stores, scatters) and FASTCONV_NO_WIDE=1's
-    (4 x 1 tiles, lane stores) give every output the same taps in the same order."""
+    (4 x 3 tiles, 2 x 6 with the filters in the lanes, lane stores) give every output the
+    same taps in the same order."""
     here = os.path.dirname(os.path.abspath(__file__))
     flags = []
     for no_wide in ("0", "1"):
@@ -135,7 +136,7 @@ TRANSPOSED = [
     ((1, 3, 6, 8), 9, 6, 3, 2, 2, 1),                # stride 3: nine phases
     ((2, 4, 3, 3), 8, 2, 2, 0, 0, 1),                # one tap per phase, tiny planes
     ((1, 2, 20, 4), 24, (2, 4), (1, 2), (0, 1), 0, 2),  # stride 1 on one axis
-    # 64 filters a phase on small planes: filters in the vector lanes (fc_taps_fv, AVX-512)
+    # 64 filters a phase on small planes: filters in the vector lanes (fc_taps_fv)
     ((3, 5, 7, 7), 64, 4, 2, 1, 0, 1),               # the 64x128x7x7 target's layer
     ((2, 4, 3, 5), 128, 4, 2, 1, 1, 2),              # two groups of 64, output padding
     ((1, 3, 2, 9), 128, (2, 4), (1, 2), (0, 1), 0, 1),  # 8 x 1-row phases: last block short
