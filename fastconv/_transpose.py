@@ -20,7 +20,8 @@ not negative (``p // s <= k / s - 1``). Measured on the issue's targets (1 threa
 time, shared machine): kernel 4, stride 2, padding 1 on 8x64x28x28 -> 32 took 0.53 of the
 input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
 
-Memory: the stacked weight (the weight's size) and its packed copy, and per thread a
+Memory: the stacked weight packed for the kernel (the weight's size), built straight from
+the weight in one pass, plus its plain rows when some filters run unpacked; per thread a
 zero-framed block of input rows (at most about ``_plan.FLAT_IN_ELEMS`` elements); images
 go in blocks of about ``BLOCK_BYTES`` of output.
 
@@ -79,22 +80,20 @@ def plan(backend, x_shape, w_shape, out_shape, stride, padding, dilation):
     return axes
 
 
-def stacked_weight(w, groups, axes):
-    """The forward layer's weight (groups * phases * Kg, Cg, ku_h, ku_w) from the transposed
-    weight ``w`` (C, Kg, kh, kw): group, then phase (row phase major), then filter. Phase
-    (rh, rw)'s tap (u, v) is ``w[..., rh + sh * (ku_h - 1 - u), rw + sw * (ku_w - 1 - v)]``
-    (the sub-kernel ``w[rh::sh, rw::sw]`` reversed): one gather of every phase's taps from
-    the weight with its taps axis first, then one copy into the stacked layout."""
-    C, Kg, kh, kw = w.shape
-    Cg = C // groups
+def phase_taps(kh, kw, axes):
+    """The taps of each phase's forward sub-kernel in the transposed weight's kernel (kh,
+    kw): an intp array (phases, ku_h * ku_w), row phase major. Phase (rh, rw)'s tap (u, v)
+    is ``w[..., rh + sh * (ku_h - 1 - u), rw + sw * (ku_w - 1 - v)]`` (the sub-kernel
+    ``w[rh::sh, rw::sw]`` reversed), flattened as ``i * kw + j``. The stacked weight, the
+    forward layer's (groups * phases * Kg, Cg, ku_h, ku_w) with rows in (group, phase,
+    filter) order, is ``ws[(g, phase, k), c, u, v] = w[g * Cg + c, k, taps[phase, u *
+    ku_w + v]]``: ``_cy_conv.transpose_phased`` builds it from these, straight into its
+    kernels' packed layouts."""
     (kuh, _, ph), (kuw, _, pw) = axes
     sh, sw = len(ph), len(pw)
-    taps = np.array([[(rh + sh * (kuh - 1 - u)) * kw + rw + sw * (kuw - 1 - v)
+    return np.array([[(rh + sh * (kuh - 1 - u)) * kw + rw + sw * (kuw - 1 - v)
                       for u in range(kuh) for v in range(kuw)]
-                     for rh, _, _ in ph for rw, _, _ in pw])  # (phases, ku_h * ku_w)
-    wt = w.reshape(groups, Cg, Kg, kh * kw).transpose(0, 3, 2, 1)  # (g, taps, Kg, Cg)
-    ws = wt[:, taps].transpose(0, 1, 3, 4, 2)  # (g, phases, Kg, Cg, ku_h * ku_w)
-    return np.ascontiguousarray(ws).reshape(groups * sh * sw * Kg, Cg, kuh, kuw)
+                     for rh, _, _ in ph for rw, _, _ in pw], dtype=np.intp)
 
 
 def run(x, w, bias, out, groups, axes, backend):
@@ -113,9 +112,9 @@ def run(x, w, bias, out, groups, axes, backend):
     Kg = K // groups
     (kuh, padh, ph), (kuw, padw, pw) = axes
     nph = len(ph) * len(pw)
-    ws = stacked_weight(w, groups, axes)
+    taps = phase_taps(w.shape[2], w.shape[3], axes)
     if bias is None:
-        bs = np.zeros(ws.shape[0], ws.dtype)
+        bs = np.zeros(groups * nph * Kg, w.dtype)
     else:
         bs = np.ascontiguousarray(np.broadcast_to(bias.reshape(groups, 1, Kg),
                                                   (groups, nph, Kg))).reshape(-1)
@@ -129,8 +128,8 @@ def run(x, w, bias, out, groups, axes, backend):
     def block(n0, n1):
         nthreads = _threads.threads_for(flops_per_image * (n1 - n0),
                                         _threads.GRAIN_FLOPS)
-        _cy_conv.transpose_phased(x[n0:n1], ws, bs, dst[n0:n1], padh, padw, phh, phw,
-                                  groups, nthreads)
+        _cy_conv.transpose_phased(x[n0:n1], w, taps, kuh, kuw, bs, dst[n0:n1], padh, padw,
+                                  phh, phw, groups, nthreads)
 
     for n0 in range(0, N, nb):
         n1 = min(N, n0 + nb)
@@ -152,7 +151,7 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
     for that layer: GEMM on an im2col of ``x``, half the columns of an im2col of ``gy`` at
     stride ``s``, and no strided gather; in float32 :func:`fastconv.grad.conv3d_weight` on a
     depth of 1, whose direct kernel is faster); each phase's block is then put back in the taps
-    it came from (the inverse of :func:`stacked_weight`). Images go in blocks of at most
+    it came from (the inverse of the stacking :func:`phase_taps` describes). Images go in blocks of at most
     ``BLOCK_BYTES`` of the stacked ``gy``, the blocks' gradients added in order (shapes
     only: the result does not depend on the thread count)."""
     from . import _plan

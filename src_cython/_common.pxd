@@ -38,6 +38,7 @@ cdef extern from "fc_kernels.h" nogil:
     # (strided) output
     ctypedef struct fc_ogeo:
         Py_ssize_t ldo, ldr, ldc, Wo, Wp
+    enum: FC_OKB  # fc_pack's filters a block
     void fc_pack_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wp)
     void fc_pack_d(const double* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, double* wp)
     void fc_taps_out_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* w,
@@ -46,9 +47,6 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_taps_out_d(const double* src, const Py_ssize_t* off, Py_ssize_t R,
                        const double* w, Py_ssize_t ldw, const double* wp, const double* bias,
                        Py_ssize_t nk, double* out, const fc_ogeo* g, Py_ssize_t L)
-    void fc_pack_fv_f(const float* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk, float* wv)
-    void fc_pack_fv_d(const double* w, Py_ssize_t ldw, Py_ssize_t R, Py_ssize_t nk,
-                      double* wv)
     Py_ssize_t fc_fv_filters_f()
     Py_ssize_t fc_fv_filters_d()
     Py_ssize_t fc_fv_positions_f()

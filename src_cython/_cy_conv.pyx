@@ -83,9 +83,9 @@ from libc.string cimport memcpy
 from _blas cimport gemm_rm
 from libc.float cimport DBL_MAX, FLT_MAX
 
-from _common cimport (fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f, fc_fv_filters_d,
-                     fc_fv_filters_f, fc_fv_positions_d, fc_fv_positions_f, fc_ogeo,
-                     fc_pack_d, fc_pack_f, fc_pack_fv_d, fc_pack_fv_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
+from _common cimport (FC_OKB, fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f,
+                     fc_fv_filters_d, fc_fv_filters_f, fc_fv_positions_d, fc_fv_positions_f,
+                     fc_ogeo, fc_pack_d, fc_pack_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
                      fc_row_block, fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f,
                      fc_taps_out_d, fc_taps_out_f,
                      fc_wide, fc_wino_weights_d,
@@ -990,7 +990,8 @@ def _conv_bounded(int algo, const floating[:, :, :, ::1] x, const floating[:, :,
 # --------------------------------------------------------------------------------------------
 # the transposed convolution's sub-pixel phases (issue 20; fastconv._transpose)
 # --------------------------------------------------------------------------------------------
-cdef void _phase_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] ws,
+cdef void _phase_block(const floating[:, :, :, ::1] x, const floating* ws, Py_ssize_t Cg,
+                       Py_ssize_t kuh, Py_ssize_t kuw,
                        const floating[::1] bs, floating[:, :, :, ::1] out, Py_ssize_t n,
                        Py_ssize_t g, Py_ssize_t m0, Py_ssize_t m1, Py_ssize_t padh,
                        Py_ssize_t padw, const Py_ssize_t* ph, Py_ssize_t sh,
@@ -1001,9 +1002,9 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     framed by zeros once (padded rows [i0, i0 + rin), ``Wp`` columns), then each phase's
     filters by fc_taps_out over exactly its own outputs, stored in their places of ``out``
     (rows ``sh * Wo``, columns ``sw`` apart); or (``fv``) by fc_taps_fv on the list of
-    those outputs (``qs``: room for two lists of ``rows * Wo`` positions; ``wp`` packed by
-    fc_pack_fv)."""
-    cdef Py_ssize_t Cg = ws.shape[1], kuh = ws.shape[2], kuw = ws.shape[3]
+    those outputs (``qs``: room for two lists of ``rows * Wo`` positions; ``wp`` packed in blocks
+    of fc_fv_filters()). ``ws``: the stacked weight's rows of ``Cg * kuh * kuw`` taps (unused,
+    NULL, with ``fv``)."""
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1], Wo = out.shape[3]
     cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
     cdef Py_ssize_t cc, a, c, rows, k0, L, m, j, nq
@@ -1048,32 +1049,63 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                 continue
             if floating is float:
                 fc_taps_out_f(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
-                              &ws[k0, 0, 0, 0], R, wp + k0 * R, &bs[k0], Kg,
+                              ws + k0 * R, R, wp + k0 * R, &bs[k0], Kg,
                               &out[n, g * Kg, sh * m0 + a, c], &geo, L)
             else:
                 fc_taps_out_d(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
-                              &ws[k0, 0, 0, 0], R, wp + k0 * R, &bs[k0], Kg,
+                              ws + k0 * R, R, wp + k0 * R, &bs[k0], Kg,
                               &out[n, g * Kg, sh * m0 + a, c], &geo, L)
 
 
-def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] ws,
+cdef void _stack_pack(const floating* w, Py_ssize_t groups, Py_ssize_t Cg, Py_ssize_t kc,
+                      Py_ssize_t khw, const Py_ssize_t* taps, Py_ssize_t nph, Py_ssize_t ku,
+                      Py_ssize_t B, floating* wp, floating* ws) noexcept nogil:
+    """The stacked weight of the phases straight from the transposed weight ``w`` (C, kc,
+    kh, kw): row ``(g, phase, k)``, tap ``t = c * ku + e`` is ``w[g * Cg + c, k,
+    taps[phase, e]]``. Into ``wp`` packed in blocks of ``B`` filters (``wp[i * kc * R +
+    ((k // B) * R + t) * B + k % B]`` for the (group, phase) ``i`` and its whole blocks, as
+    fc_pack and fc_taps_fv read them), and into ``ws`` row by row (rows of ``R = Cg * ku``)
+    unless it is NULL. Reads ``w`` in order; the writes of one input channel stay within a
+    few KiB."""
+    cdef Py_ssize_t R = Cg * ku, kb = kc // B * B, g, c, k, p, e, i, t
+    cdef const floating* src
+    cdef floating v
+    for g in range(groups):
+        for c in range(Cg):
+            for k in range(kc):
+                src = w + ((g * Cg + c) * kc + k) * khw
+                for p in range(nph):
+                    i = g * nph + p
+                    for e in range(ku):
+                        v = src[taps[p * ku + e]]
+                        t = c * ku + e
+                        if ws != NULL:
+                            ws[(i * kc + k) * R + t] = v
+                        if k < kb:
+                            wp[i * kc * R + ((k // B) * R + t) * B + k % B] = v
+
+
+def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                     const Py_ssize_t[:, ::1] taps, Py_ssize_t kuh, Py_ssize_t kuw,
                      const floating[::1] bs, floating[:, :, :, ::1] out, Py_ssize_t padh,
                      Py_ssize_t padw, phases_h, phases_w, Py_ssize_t groups, int nthreads):
     """The transposed convolution's sub-pixel phases, each computed over exactly its own
     outputs and stored in its places of ``out`` (N, K, Ho, Wo): no wasted position, no
     forward output to copy from (fastconv._transpose.run).
 
-    ``ws`` (groups * phases * Kg, Cg, kuh, kuw) and ``bs`` are the stacked weight and bias
-    (fastconv._transpose.stacked_weight: group, then phase, row phase major, then filter);
+    ``w`` (C, K // groups, kh, kw) is the transposed weight and ``taps`` (phases, kuh *
+    kuw) its taps of each phase's forward sub-kernel (fastconv._transpose.phase_taps: row
+    phase major); the stacked weight (group, then phase, then filter) is built from them
+    here, straight into the kernels' packed layouts. ``bs`` is the stacked bias;
     ``phases_h`` / ``phases_w``: per phase ``(offset, count)`` along the axis, phase ``a``'s
     outputs ``o = s * m + a`` (m < count) being the stride-1 forward layer's outputs
     ``offset + m`` on the input padded by ``padh`` / ``padw``. Work items are (image, group,
     block of phase rows), the split from the shapes only; every output gets its bias and
     taps in one fixed order (fc_taps_out), so results do not depend on ``nthreads``."""
-    cdef Py_ssize_t N = x.shape[0], W = x.shape[3], Cg = ws.shape[1], kuh = ws.shape[2]
-    cdef Py_ssize_t kuw = ws.shape[3], R = Cg * kuh * kuw, KS = ws.shape[0]
+    cdef Py_ssize_t N = x.shape[0], W = x.shape[3], Cg = x.shape[1] // groups
+    cdef Py_ssize_t R = Cg * kuh * kuw, kc = w.shape[1]
     cdef Py_ssize_t sh = len(phases_h), sw = len(phases_w), Wp = W + 2 * padw
-    cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, kc
+    cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, KS
     cdef Py_ssize_t vl, fvk, fvp, m, L, cost_taps, cost_fv
     cdef bint fv
     cdef Py_ssize_t* qs = NULL
@@ -1081,6 +1113,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     cdef Py_ssize_t pw[64]
     cdef floating* buf = NULL
     cdef floating* wp
+    cdef floating* ws
     cdef size_t buf_bytes = 0
     cdef Py_ssize_t* off = NULL
     if sh > 32 or sw > 32:
@@ -1104,7 +1137,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     nb = (M + rows - 1) // rows
     rin = rows + span
     per = Cg * rin * Wp
-    kc = KS // (groups * sh * sw)  # each (group, phase)'s filters
+    KS = groups * sh * sw * kc  # the stacked weight's rows: (group, phase, filter)
     # filters in the vector lanes (fc_taps_fv) when whole blocks of them cover the filters
     # and the phases' outputs fill vectors of positions badly (small planes): by the
     # positions each computes for one block of rows, its build's vectors of positions
@@ -1123,7 +1156,16 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                     cost_taps += (L + vl - 1) // vl * vl
                     cost_fv += (m + fvp - 1) // fvp * fvp
         fv = cost_fv * 11 < cost_taps * 10
-    buf = <floating*> _take((nthreads * per + KS * R + 1) * sizeof(floating), &buf_bytes)
+    if (sh * sw != taps.shape[0] or kuh * kuw != taps.shape[1] or w.shape[0] != x.shape[1]
+            or bs.shape[0] != KS or out.shape[1] != groups * kc):
+        raise ValueError("transpose_phased: w, taps, bs and out do not fit x and the phases")
+    for i in range(taps.shape[0]):
+        for j in range(taps.shape[1]):
+            if not 0 <= taps[i, j] < w.shape[2] * w.shape[3]:
+                raise ValueError("transpose_phased: a tap outside the kernel")
+    # the packed weights, and (fc_taps_out's unpacked filters) the stacked rows
+    buf = <floating*> _take((nthreads * per + (1 if fv else 2) * KS * R + 1)
+                            * sizeof(floating), &buf_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
     qs = <Py_ssize_t*> malloc((nthreads * 2 * rows * out.shape[3] + 1) * sizeof(Py_ssize_t))
     try:
@@ -1131,17 +1173,10 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
             raise MemoryError(f"conv_transpose2d: could not allocate {nthreads} work buffers "
                               f"of {per * sizeof(floating)} bytes")
         wp = buf + nthreads * per
-        for i in range(groups * sh * sw):  # each (group, phase)'s filters, packed apart
-            if floating is float:
-                if fv:
-                    fc_pack_fv_f(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
-                else:
-                    fc_pack_f(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
-            else:
-                if fv:
-                    fc_pack_fv_d(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
-                else:
-                    fc_pack_d(&ws[i * kc, 0, 0, 0], R, R, kc, wp + i * kc * R)
+        ws = NULL if fv else wp + KS * R
+        with nogil:
+            _stack_pack(&w[0, 0, 0, 0], groups, Cg, kc, w.shape[2] * w.shape[3], &taps[0, 0],
+                        sh * sw, kuh * kuw, fvk if fv else FC_OKB, wp, ws)
         t = 0
         for cc in range(Cg):
             for i in range(kuh):
@@ -1154,7 +1189,8 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                 p = item // nb
                 m0 = (item % nb) * rows
                 m1 = min(M, m0 + rows)
-                _phase_block(x, ws, bs, out, p // groups, p % groups, m0, m1, padh, padw, ph,
+                _phase_block(x, ws, Cg, kuh, kuw, bs, out, p // groups, p % groups, m0, m1,
+                             padh, padw, ph,
                              sh, pw, sw, lo + m0, rin, Wp, off, wp,
                              buf + threadid() * per, fv,
                              qs + threadid() * 2 * rows * out.shape[3])

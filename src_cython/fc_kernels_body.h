@@ -319,8 +319,8 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * positions fill vectors of positions badly (small planes: a 7 x 7 phase is 49 outputs on
  * a line of 61 positions, 64 computed, 72 in AVX2's tiles of 24). Any list of ``n``
  * positions: q[i] (into ``src``, as in fc_taps_out) and po[i] (into ``out``); filters in
- * blocks of FC_FV_NV AVX-512 vectors (64 float32 or 32 float64 filters, weights packed by
- * fc_pack_fv). The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP
+ * blocks of FV = FC_FV_NV AVX-512 vectors (64 float32 or 32 float64 filters), the weights
+ * packed block by block, tap by tap: wv[(b * R + t) * FV + f] is filter b * FV + f's tap t. The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP
  * positions, 24 accumulators: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed
  * 24 multiply-adds; stores are one scatter per vector of filters (lane stride ``ldo``,
  * which the caller keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of
@@ -336,18 +336,6 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
 #define FC_FVN_NP 6
 
 #if !FC_BODY_WIDE
-/* wv[(b * R + t) * FV + f] = w[(FV * b + f) * ldw + t] for the nk / FV full blocks of
- * FV = FC_FV_NV vectors of filters (AVX-512 vectors: the lanes of fc_taps_fv's wide build) */
-static void FC_NAME(fc_pack_fv)(const FC_T* w, ptrdiff_t ldw, ptrdiff_t R, ptrdiff_t nk,
-                                FC_T* wv)
-{
-    enum { FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
-    ptrdiff_t b, t, f;
-    for (b = 0; b < nk / FV; b++)
-        for (t = 0; t < R; t++)
-            for (f = 0; f < FV; f++) wv[(b * R + t) * FV + f] = w[(b * FV + f) * ldw + t];
-}
-
 static ptrdiff_t FC_NAME(fc_fv_filters)(void)
 {
     return FC_FV_NV * (FC_WBYTES / sizeof(FC_T));
