@@ -673,6 +673,13 @@ CONV3D_WGRAD_LANES = 16
 # ... and the fewest positions (rows x Wp) per work item it takes: shorter lines (deep layers
 # on small planes) leave too few multiply-adds per register tile; GEMM is faster there
 CONV3D_WGRAD_MIN_POSITIONS = 256
+# ... and at least one position per this many bytes of a slot's partials: each work item
+# reads and writes its slot's partials (16 lanes per weight) once, and partials past the L2
+# cache need long lines to pay for that. Measured on AMD EPYC (Zen 4), 1 and 2 threads:
+# direct over GEMM 1.1-1.5x faster on the resnet3x3 layer (2.25 MiB of partials, 812
+# positions an item) and a 5x5 layer on 100x100 (1.56 MiB, 1,976), 1.2-1.8x slower on the
+# transposed convolution's stacked 2x2 layer 8x64x28x28 -> 128 (2 MiB, 465)
+CONV3D_WGRAD_PARTIAL_PER_POSITION = 4096
 
 ALGORITHMS.update({
     ("cython", "conv3d"): (DIRECT, GEMM),
@@ -746,7 +753,9 @@ def _algorithm3(op, backend, args):
         rows, _ = conv3d_weight_direct_split(gy.shape[0], gy.shape[2], gy.shape[3], Wp,
                                              gw.shape[1] * gw.shape[2], gy.shape[1] // groups,
                                              dil[1] * (gw.shape[3] - 1), gw.size)
-        if rows * Wp >= CONV3D_WGRAD_MIN_POSITIONS:
+        partials = gw.size * CONV3D_WGRAD_LANES * gw.itemsize
+        if rows * Wp >= max(CONV3D_WGRAD_MIN_POSITIONS,
+                            partials // CONV3D_WGRAD_PARTIAL_PER_POSITION):
             return DIRECT  # fc3_wgrad: 0.5x vol2col + GEMM's time (bench shape, 1 thread)
     return GEMM
 

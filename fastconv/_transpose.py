@@ -147,15 +147,15 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
     (N, C, H, W), C-contiguous, given ``gy`` (N, K, Ho, Wo), C-contiguous, of x's dtype: the
     sub-pixel decomposition in reverse. ``gy``'s phases are put in their places in the
     forward layer's output (zero where no output is), and the stacked weight's gradient is
-    :func:`fastconv.grad.conv2d_weight` of ``x`` and that, at stride 1 (the plan's kernel
-    for that layer: GEMM on an im2col of ``x``, half the columns of an im2col of ``gy`` at
-    stride ``s``, and no strided gather; in float32 :func:`fastconv.grad.conv3d_weight` on a
-    depth of 1, whose direct kernel is faster); each phase's block is then put back in the taps
-    it came from (the inverse of the stacking :func:`phase_taps` describes). Images go in blocks of at most
-    ``BLOCK_BYTES`` of the stacked ``gy``, the blocks' gradients added in order (shapes
-    only: the result does not depend on the thread count)."""
-    from . import _plan
-    from .grad import conv2d_weight, conv3d_weight
+    :func:`fastconv.grad.conv2d_weight` of ``x`` and that, at stride 1, by the plan's
+    kernel for that layer (GEMM on an im2col of ``x``: half the columns of an im2col of
+    ``gy`` at stride ``s``, and no strided gather; or in float32 the direct
+    weight-gradient kernel, where ``_plan`` finds it faster); each phase's block is then
+    put back in the taps it came from (the inverse of the stacking :func:`phase_taps`
+    describes). Images go in blocks of at most ``BLOCK_BYTES`` of the stacked ``gy``, the
+    blocks' gradients added in order (shapes only: the result does not depend on the
+    thread count)."""
+    from .grad import conv2d_weight
 
     N, K, Ho, Wo = gy.shape
     C, Kg, kh, kw = w_shape
@@ -180,17 +180,10 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
                     ys[:, :, i, :, oh:oh + ch, ow:ow + cw] = g5[:, :, :, a::sh, b::sw]
                 i += 1
         ysb = ys.reshape(n1 - n0, ws_shape[0], Hy, Wy)
-        if _plan.conv3d_weight_takes_direct((1, 1, 1), x.itemsize):
-            # float32: conv3d_weight on a depth of 1 runs Cython's direct weight-gradient
-            # kernel (fc3_wgrad, register tiles of 4 filters x 6 taps) instead of im2col +
-            # GEMM: 2.9 ms instead of 4.9 ms on the backward target (1 thread, CPU time,
-            # shared machine); the sums of both are fixed by the shapes alone
-            part = conv3d_weight(x[n0:n1, :, None], ws_shape[:2] + (1,) + ws_shape[2:],
-                                 ysb[:, :, None], 1, (0, padh, padw), 1, groups,
-                                 backend=backend)[:, :, 0]
-        else:
-            part = conv2d_weight(x[n0:n1], ws_shape, ysb, 1, (padh, padw), 1, groups,
-                                 backend=backend)
+        # the plan's kernel for that layer: in float32 often Cython's direct weight-gradient
+        # kernel (fc3_wgrad, run as conv3d_weight on a depth of 1), else im2col + GEMM
+        part = conv2d_weight(x[n0:n1], ws_shape, ysb, 1, (padh, padw), 1, groups,
+                             backend=backend)
         if gws is None:
             gws = part
         else:
