@@ -661,7 +661,8 @@ _register({"unfold": _fold_cost, "fold": _fold_cost, "max_unpool": _unpool_cost,
 # forward conv3d of grad_output with flipped weights) when that forward runs "direct" or
 # the layer is small, else "gemm" (col2vol); its weight gradient "direct" (fc3_wgrad: float32,
 # stride 1, two slots of 16-lane partials within PARTIAL_BYTES, work items of at least
-# CONV3D_WGRAD_MIN_POSITIONS positions) else "gemm". Numba: "gemm" for
+# CONV3D_WGRAD_MIN_POSITIONS positions and of one per CONV3D_WGRAD_PARTIAL_PER_POSITION
+# bytes of a group's partials) else "gemm". Numba: "gemm" for
 # R >= NUMBA_GEMM_MIN_R and Kg >= GEMM_MIN_KG, else "direct"; its gradients "direct".
 CONV3D_DIRECT_MAX_R = 64
 # flat positions x filters per work item of Cython's direct conv3d (rows of a depth plane)
@@ -674,11 +675,11 @@ CONV3D_WGRAD_LANES = 16
 # on small planes) leave too few multiply-adds per register tile; GEMM is faster there
 CONV3D_WGRAD_MIN_POSITIONS = 256
 # ... and at least one position per this many bytes of a slot's partials: each work item
-# reads and writes its slot's partials (16 lanes per weight) once, and partials past the L2
+# reads and writes its slot's partials of one group (16 lanes per weight) once, and partials past the L2
 # cache need long lines to pay for that. Measured on AMD EPYC (Zen 4), 1 and 2 threads:
 # direct over GEMM 1.1-1.5x faster on the resnet3x3 layer (2.25 MiB of partials, 812
-# positions an item) and a 5x5 layer on 100x100 (1.56 MiB, 1,976), 1.2-1.8x slower on the
-# transposed convolution's stacked 2x2 layer 8x64x28x28 -> 128 (2 MiB, 465)
+# positions an item) and a 5x5 layer on 100x100 (1.56 MiB, 1,768), 1.2-1.8x slower on the
+# transposed convolution's stacked 2x2 layer 8x64x28x28 -> 128 (2 MiB, 450)
 CONV3D_WGRAD_PARTIAL_PER_POSITION = 4096
 
 ALGORITHMS.update({
@@ -753,7 +754,7 @@ def _algorithm3(op, backend, args):
         rows, _ = conv3d_weight_direct_split(gy.shape[0], gy.shape[2], gy.shape[3], Wp,
                                              gw.shape[1] * gw.shape[2], gy.shape[1] // groups,
                                              dil[1] * (gw.shape[3] - 1), gw.size)
-        partials = gw.size * CONV3D_WGRAD_LANES * gw.itemsize
+        partials = gw.size // groups * CONV3D_WGRAD_LANES * gw.itemsize  # one group's
         if rows * Wp >= max(CONV3D_WGRAD_MIN_POSITIONS,
                             partials // CONV3D_WGRAD_PARTIAL_PER_POSITION):
             return DIRECT  # fc3_wgrad: 0.5x vol2col + GEMM's time (bench shape, 1 thread)

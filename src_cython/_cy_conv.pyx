@@ -17,8 +17,8 @@ How each algorithm runs:
   input is split into its ``sh * sw`` stride phases (a zero-framed copy; at stride 1 with no
   padding needed, the input read in place), which makes every kernel tap a fixed offset into
   flat lines, whatever the stride. ``fc_taps_out`` (fc_kernels.h, compiled per x86-64
-  level with ``target_clones``) keeps the sums of four filters x one vector of positions in
-  registers over all taps (eight filters x three vectors, weights packed by ``fc_pack``, in
+  level with ``target_clones``) keeps the sums of four filters x three vectors of positions
+  in registers over all taps (eight filters x three vectors, weights packed by ``fc_pack``, in
   its AVX-512 build, taken at run time) and stores them straight into the output, masked
   at the row ends (no accumulator line, no per-row copy). Strides
   larger than the kernel go row by row (:func:`_direct_rows`), one output plane per item;
@@ -1002,9 +1002,9 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating* ws, Py_ss
     framed by zeros once (padded rows [i0, i0 + rin), ``Wp`` columns), then each phase's
     filters by fc_taps_out over exactly its own outputs, stored in their places of ``out``
     (rows ``sh * Wo``, columns ``sw`` apart); or (``fv``) by fc_taps_fv on the list of
-    those outputs (``qs``: room for two lists of ``rows * Wo`` positions; ``wp`` packed in blocks
-    of fc_fv_filters()). ``ws``: the stacked weight's rows of ``Cg * kuh * kuw`` taps (unused,
-    NULL, with ``fv``)."""
+    those outputs (``qs``: room for two lists of ``rows * Wo`` positions; ``wp`` packed in
+    blocks of fc_fv_filters()). ``ws``: the stacked weight's rows of ``Cg * kuh * kuw``
+    taps where fc_taps_out reads filters unpacked, else NULL."""
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1], Wo = out.shape[3]
     cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
     cdef Py_ssize_t cc, a, c, rows, k0, L, m, j, nq
@@ -1049,11 +1049,13 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating* ws, Py_ss
                 continue
             if floating is float:
                 fc_taps_out_f(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
-                              ws + k0 * R, R, wp + k0 * R, &bs[k0], Kg,
+                              ws + k0 * R if ws != NULL else NULL, R, wp + k0 * R,
+                              &bs[k0], Kg,
                               &out[n, g * Kg, sh * m0 + a, c], &geo, L)
             else:
                 fc_taps_out_d(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
-                              ws + k0 * R, R, wp + k0 * R, &bs[k0], Kg,
+                              ws + k0 * R if ws != NULL else NULL, R, wp + k0 * R,
+                              &bs[k0], Kg,
                               &out[n, g * Kg, sh * m0 + a, c], &geo, L)
 
 
@@ -1107,7 +1109,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     cdef Py_ssize_t sh = len(phases_h), sw = len(phases_w), Wp = W + 2 * padw
     cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, KS
     cdef Py_ssize_t vl, fvk, fvp, m, L, cost_taps, cost_fv
-    cdef bint fv
+    cdef bint fv, rows_too
     cdef Py_ssize_t* qs = NULL
     cdef Py_ssize_t ph[64]
     cdef Py_ssize_t pw[64]
@@ -1140,13 +1142,14 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     KS = groups * sh * sw * kc  # the stacked weight's rows: (group, phase, filter)
     # filters in the vector lanes (fc_taps_fv) when whole blocks of them cover the filters
     # and the phases' outputs fill vectors of positions badly (small planes): by the
-    # positions each computes for one block of rows, its build's vectors of positions
-    # against its blocks of positions (results are the same bits either way)
-    vl = (64 if fc_wide() else 32) // sizeof(floating)
+    # positions each computes for one block of rows, fc_taps_out's blocks of positions (a
+    # vector in the AVX-512 build, whose tail blocks end at the line's end; AVX2's tiles of
+    # three vectors) against fc_taps_fv's (results are the same bits either way)
+    vl = 64 // sizeof(floating) if fc_wide() else 3 * 32 // sizeof(floating)
     fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
     fvp = fc_fv_positions_f() if floating is float else fc_fv_positions_d()
     fv = False
-    if kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31:
+    if fvp > 0 and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31:
         cost_taps = cost_fv = 0
         for i in range(sh):
             for j in range(sw):
@@ -1163,8 +1166,10 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
         for j in range(taps.shape[1]):
             if not 0 <= taps[i, j] < w.shape[2] * w.shape[3]:
                 raise ValueError("transpose_phased: a tap outside the kernel")
-    # the packed weights, and (fc_taps_out's unpacked filters) the stacked rows
-    buf = <floating*> _take((nthreads * per + (1 if fv else 2) * KS * R + 1)
+    # the packed weights, and the stacked rows where fc_taps_out reads filters unpacked
+    # (AVX2 and plain builds: all; AVX-512: those past the last whole block of FC_OKB)
+    rows_too = not fv and (not fc_wide() or kc % FC_OKB != 0)
+    buf = <floating*> _take((nthreads * per + (2 if rows_too else 1) * KS * R + 1)
                             * sizeof(floating), &buf_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
     qs = <Py_ssize_t*> malloc((nthreads * 2 * rows * out.shape[3] + 1) * sizeof(Py_ssize_t))
@@ -1173,7 +1178,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
             raise MemoryError(f"conv_transpose2d: could not allocate {nthreads} work buffers "
                               f"of {per * sizeof(floating)} bytes")
         wp = buf + nthreads * per
-        ws = NULL if fv else wp + KS * R
+        ws = wp + KS * R if rows_too else NULL
         with nogil:
             _stack_pack(&w[0, 0, 0, 0], groups, Cg, kc, w.shape[2] * w.shape[3], &taps[0, 0],
                         sh * sw, kuh * kuw, fvk if fv else FC_OKB, wp, ws)

@@ -320,15 +320,16 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * a line of 61 positions, 64 computed, 72 in AVX2's tiles of 24). Any list of ``n``
  * positions: q[i] (into ``src``, as in fc_taps_out) and po[i] (into ``out``); filters in
  * blocks of FV = FC_FV_NV AVX-512 vectors (64 float32 or 32 float64 filters), the weights
- * packed block by block, tap by tap: wv[(b * R + t) * FV + f] is filter b * FV + f's tap t. The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP
- * positions, 24 accumulators: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed
+ * packed block by block, tap by tap: wv[(b * R + t) * FV + f] is filter b * FV + f's tap
+ * t. The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP positions, 24 accumulators: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed
  * 24 multiply-adds; stores are one scatter per vector of filters (lane stride ``ldo``,
  * which the caller keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of
  * FC_FVN_NV ymm vectors of filters x FC_FVN_NP positions, 12 accumulators of its 16
  * registers (2 + 6 loads feed 12 multiply-adds), and stores lane by lane. No position is
  * computed that is not an output (the last block repeats its last position). Each output
  * gets its bias and then its taps in the order t = 0 .. R - 1, as fc_taps_out: the same
- * bits in every build.
+ * bits in the AVX2 and AVX-512 builds. Without GNU C vectors, plain loops (fc_fv_positions
+ * says 0 there: callers take fc_taps_out instead).
  * --------------------------------------------------------------------------------------- */
 #define FC_FV_NV 4
 #define FC_FV_NP 7
@@ -397,7 +398,11 @@ FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* o
 #else
 static ptrdiff_t FC_NAME(fc_fv_positions)(void)
 {
+#if FC_VECTOR
     return fc_wide() ? FC_FV_NP : FC_FVN_NP;
+#else
+    return 0;
+#endif
 }
 
 #if FC_VECTOR
