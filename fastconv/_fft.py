@@ -518,18 +518,31 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
             spec = spec * Hb
         y = _transform(spec, Ls, real, True, tw, stop)
         y = y[(Ellipsis,) + keep]  # (..., r, c, nb_3.., B_1..B_d)
-        # interleave block and sample axes: (..., r, B_1, c, B_2, nb_3, B_3...)
+        # interleave block and sample axes: (..., r, B_1, c, B_2, nb_3, B_3...), a view
         cnt = (r1 - r0, c1 - c0)[:d] + nbs[2:]
-        y = y.transpose(perm).reshape(batch + tuple(c * B for c, B in zip(cnt, Bs)))
-        osel, ysel = [], []
+        yt = y.transpose(perm)
+        osel = []
         for ax, (a0, a1) in enumerate(((r0, r1), (c0, c1))[:d]):
-            o0, o1 = a0 * Bs[ax], min(lens[ax], a1 * Bs[ax])
-            osel.append(slice(o0, o1))
-            ysel.append(slice(0, o1 - o0))
+            osel.append(slice(a0 * Bs[ax], min(lens[ax], a1 * Bs[ax])))
         rest = tuple(slice(0, n) for n in lens[len(osel):])
-        od, ys = out[olead + tuple(osel) + rest], y[olead + tuple(ysel) + rest]
-        for sl in _slabs(od.shape, stop, cut=-d):
-            od[sl] = ys[sl]
+        od = out[olead + tuple(osel) + rest]
+        # into the output a slab of rows at a time (each a copy of its rows' blocks, about
+        # _CUT_ELEMS elements: a Ctrl-C lands between two), never the task's whole output
+        nrow = od.shape[nbat]
+        widths = tuple(c * B for c, B in zip(cnt[1:], Bs[1:]))
+        clip = tuple(slice(0, n) for n in od.shape[nbat + 1:])
+        step = max(1, _CUT_ELEMS * max(1, nrow) // max(1, od.size))
+        for j in range(cnt[0]):
+            for s0 in range(0, Bs[0], step):
+                a = j * Bs[0] + s0
+                b = min(a + step, (j + 1) * Bs[0], nrow)
+                if a >= b:
+                    break
+                if stop is not None and stop():
+                    raise _Cancelled()
+                rows = yt[olead + (j, slice(s0, s0 + b - a))]
+                od[olead + (slice(a, b),)] = rows.reshape(batch + (b - a,) + widths)[
+                    olead + (slice(None),) + clip]
 
     if parallel:
         _run_tasks(task, ranges, workers)
