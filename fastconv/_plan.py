@@ -675,11 +675,12 @@ CONV3D_WGRAD_LANES = 16
 # on small planes) leave too few multiply-adds per register tile; GEMM is faster there
 CONV3D_WGRAD_MIN_POSITIONS = 256
 # ... and at least one position per this many bytes of a slot's partials: each work item
-# reads and writes its slot's partials of one group (16 lanes per weight) once, and partials past the L2
-# cache need long lines to pay for that. Measured on AMD EPYC (Zen 4), 1 and 2 threads:
-# direct over GEMM 1.1-1.5x faster on the resnet3x3 layer (2.25 MiB of partials, 812
-# positions an item) and a 5x5 layer on 100x100 (1.56 MiB, 1,768), 1.2-1.8x slower on the
-# transposed convolution's stacked 2x2 layer 8x64x28x28 -> 128 (2 MiB, 450)
+# reads and writes its slot's partials of one group (16 lanes per weight) once, and
+# partials past the L2 cache need long lines to pay for that. Measured on AMD EPYC (Zen 4),
+# 1 and 2 threads: direct over GEMM 1.1-1.5x faster on the resnet3x3 layer (2.25 MiB of
+# partials, 812 positions an item) and a 5x5 layer on 100x100 (1.56 MiB, 1,768),
+# 1.2-1.8x slower on the transposed convolution's stacked 2x2 layer 8x64x28x28 -> 128
+# (2 MiB, 450)
 CONV3D_WGRAD_PARTIAL_PER_POSITION = 4096
 
 ALGORITHMS.update({

@@ -321,9 +321,10 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * positions: q[i] (into ``src``, as in fc_taps_out) and po[i] (into ``out``); filters in
  * blocks of FV = FC_FV_NV AVX-512 vectors (64 float32 or 32 float64 filters), the weights
  * packed block by block, tap by tap: wv[(b * R + t) * FV + f] is filter b * FV + f's tap
- * t. The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP positions, 24 accumulators: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed
- * 24 multiply-adds; stores are one scatter per vector of filters (lane stride ``ldo``,
- * which the caller keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of
+ * t. The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP positions,
+ * 28 accumulators: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed 28
+ * multiply-adds; stores are one scatter per vector of filters (lane stride ``ldo``, which
+ * the caller keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of
  * FC_FVN_NV ymm vectors of filters x FC_FVN_NP positions, 12 accumulators of its 16
  * registers (2 + 6 loads feed 12 multiply-adds), and stores lane by lane. No position is
  * computed that is not an output (the last block repeats its last position). Each output
