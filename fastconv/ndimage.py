@@ -25,8 +25,14 @@ How they compute
   (:func:`fastconv._ndspec.pad`) and run the kernel ``nd_correlate`` on it: each output line
   (along the last axis) sums the padded input's lines shifted by each tap's offset, in
   float64, any number of dimensions. Taps with ``|w| <= eps`` are skipped, as scipy's.
-- float32 input and output keep float32 arrays (every sum runs in float64, as scipy's);
-  everything else computes in float64, as scipy does.
+- float32 input and output keep float32 arrays; everything else computes in float64, as
+  scipy does. The sums run in float64, as scipy's (so the results are scipy's to the bit),
+  except the correlation passes of float32 data (:func:`correlate1d`,
+  :func:`convolve1d`, :func:`gaussian_filter1d`, :func:`gaussian_filter`), which sum in
+  float32 with the weights rounded to float32, as OpenCV and NumPy do (twice as many
+  values a vector): each output is within ``(k + 2) * 2**-24 * sum_j |w[j] x[j]|`` of the
+  exact sum (a few float32 roundings from scipy's), and data within a factor ``k`` of
+  float32's largest value can overflow to inf where scipy's float64 sums do not.
   Complex inputs or weights run as real passes (scipy's own decomposition).
 - Separable filters whose output dtype is not the one they compute in (an integer,
   float16, or float32 from a float64 or integer input) store every pass's result in the
@@ -125,7 +131,7 @@ def _chain(input, output, passes, cval, backend):
         else:
             axis, w, mode, origin = passes[i]
             if not isinstance(w, int):
-                w = np.ascontiguousarray(w, dtype=np.float64)  # the kernels sum in float64
+                w = np.ascontiguousarray(w, dtype=np.float64)  # float32 passes round them once
             cur = _pass(cur, w, axis, mode, cval, origin, backend, dest)
             i += 1
         if cur is output:

@@ -790,20 +790,25 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     """fastconv.ndimage's 1-D correlation pass (the kernel contract of every backend).
 
     ``x`` and ``out``: C-contiguous ``(outer, n, inner)`` arrays of one float type; ``w``:
-    the ``k`` float64 weights (the sums run in float64, as scipy's); ``idx``: the ``n + k -
-    1`` int64 source indices of the extended line (the boundary mode applied by
-    :func:`fastconv._ndspec.pad`; -1 reads ``cval``). Fills ``out[o, i, c] = sum_j w[j] *
-    x[o, idx[i + j], c]`` and returns it. The sum's order is scipy's: with symmetric (or
-    antisymmetric) weights (:func:`nd_symmetry`) the centre tap, then ``(e[j] +- e[k-1-j])
-    * w[j]`` for ``j < k // 2``; otherwise the last tap, then the others in order.
+    the ``k`` float64 weights; ``idx``: the ``n + k - 1`` int64 source indices of the
+    extended line (the boundary mode applied by :func:`fastconv._ndspec.pad`; -1 reads
+    ``cval``). Fills ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` and returns it.
+    The sums run in ``x``'s type: in float64 for float64 data, as scipy's; in float32 for
+    float32 data, with the weights rounded to float32 (scipy sums in float64 and rounds
+    once: a float32 result is within about ``(k // 2 + 2) * 2**-24 * sum_j |w[j] e[j]|``
+    of scipy's). The sum's order is scipy's: with symmetric (or antisymmetric) weights
+    (:func:`nd_symmetry`, decided on the float64 weights) the centre tap, then ``(e[j] +-
+    e[k-1-j]) * w[j]`` for ``j < k // 2``; otherwise the last tap, then the others in order.
     """
     n, k = out.shape[1], w.shape[0]
     if out.size == 0:
         return out
     fill = np.full(x.shape[:1] + (1,) + x.shape[2:], cval, dtype=x.dtype)
     ext = np.concatenate([x, fill], axis=1)[:, idx, :]  # index -1: the cval row
-    ext = ext.astype(np.float64)
+    ft = np.float32 if x.dtype == np.float32 else np.float64
+    ext = ext.astype(ft, copy=False)
     sym = nd_symmetry(w)
+    w = np.asarray(w).astype(ft)
     if sym:
         h = k // 2
         acc = ext[:, h:h + n, :] * w[h]

@@ -1,5 +1,7 @@
 """fastconv.ndimage's compiled kernels (issue 18): Cython + OpenMP, the loops in C
-(``fc_ndfilt.h``, compiled per x86-64 level), every sum in double as scipy's.
+(``fc_ndfilt.h``, compiled per x86-64 level). The sums run in double, as scipy's, except
+the correlation passes of float32 data (``nd_correlate1d``, ``nd_sepcorr``), which run in
+float32 with the weights rounded to float32 (:func:`fastconv.reference.nd_correlate1d`).
 
 ``nd_correlate1d(x, w, idx, cval, out, nthreads)``: ``x`` and ``out`` are C-contiguous
 ``(outer, n, inner)`` arrays of one float type, ``w`` the ``k`` float64 weights, ``idx``
@@ -9,10 +11,7 @@ the ``n + k - 1`` int64 source indices of the extended line (the boundary mode a
 copies each line into its extended form (runs of it) and runs ``fc_ndline`` on it; along
 another axis, blocks of columns and chunks of rows run in parallel, each output row summing
 the ``k`` input rows its taps read (kept in a ring of row copies), four output rows at a
-time (``fc_ndrows``: the ``k - 1`` rows two outputs share are read from memory once). The
-copies of a pass along the last axis hold doubles: a float32 pass widens each value once,
-where it is copied, not once per tap that reads it (``fc_ndline_fd``; the same sums, so the
-same bits).
+time (``fc_ndrows``: the ``k - 1`` rows two outputs share are read from memory once).
 
 ``nd_uniform1d(x, size, idx, cval, out, nthreads)``: scipy's running-sum box mean along
 axis 1, the same paths (``fc_ndboxline4`` on four lines at a time, ``fc_ndbox`` per block
@@ -20,8 +19,8 @@ of columns).
 
 ``nd_sepcorr(x, w0, idx0, w1, idx1, cval, out, nthreads)``: two correlation passes as one,
 along axis 1 and then axis 2 of ``x``: each output row's first pass (its ``k0`` input rows
-in a ring, widened to double; four rows at a time) is rounded to the element type and runs
-through the second at once (``fc_ndrows_fd``, then ``fc_ndline_fd``), so the array between
+in a ring; four rows at a time) is rounded to the element type and runs through the
+second at once (``fc_ndrows``, then ``fc_ndline``), so the array between
 the passes never goes to memory; the results are two ``nd_correlate1d`` calls' to the bit.
 
 ``nd_sepbox(x, size0, idx0, size1, idx1, cval, out, nthreads)``: two box means as one, the
@@ -58,15 +57,12 @@ cdef extern from "fc_ndfilt.h" nogil:
                     Py_ssize_t m, int sym)
     void fc_ndline_d(double* out, const double* ext, const double* w, Py_ssize_t k,
                      Py_ssize_t n, int sym)
-    void fc_ndrows_f(float* out, Py_ssize_t os, const float** rows, const double* w,
-                     Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym)
     void fc_ndrows_d(double* out, Py_ssize_t os, const double** rows, const double* w,
                      Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym)
-    void fc_ndrows_fd(float* out, Py_ssize_t os, const double** rows, const double* w,
+    void fc_ndrows_ff(float* out, Py_ssize_t os, const float** rows, const float* w,
                       Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym)
-    void fc_ndline_fd(float* out, const double* ext, const double* w, Py_ssize_t k,
+    void fc_ndline_ff(float* out, const float* ext, const float* w, Py_ssize_t k,
                       Py_ssize_t n, int sym)
-    void fc_ndwiden(double* dst, const float* src, Py_ssize_t n)
     void fc_ndbox_f(float* out, Py_ssize_t os, Py_ssize_t cs, const float** rows,
                     Py_ssize_t size, Py_ssize_t n, Py_ssize_t m, double* tmp)
     void fc_ndbox_d(double* out, Py_ssize_t os, Py_ssize_t cs, const double** rows,
@@ -110,28 +106,34 @@ cdef inline void _ring_rows(const ring_t** rows, ring_t* ring, Py_ssize_t i, Py_
             r = 0
 
 
-cdef inline void _rows(floating* out, Py_ssize_t os, const floating** rows, const double* w,
-                       Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym) noexcept nogil:
+cdef inline void _rows(floating* out, Py_ssize_t os, const floating** rows,
+                       const floating* w, Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr,
+                       int sym) noexcept nogil:
     if floating is float:
-        fc_ndrows_f(out, os, rows, w, k, m, nr, sym)
+        fc_ndrows_ff(out, os, rows, w, k, m, nr, sym)
     else:
         fc_ndrows_d(out, os, rows, w, k, m, nr, sym)
 
 
-cdef inline void _drows(floating* out, Py_ssize_t os, const double** rows, const double* w,
-                        Py_ssize_t k, Py_ssize_t m, Py_ssize_t nr, int sym) noexcept nogil:
+cdef inline void _line(floating* out, const floating* ext, const floating* w, Py_ssize_t k,
+                       Py_ssize_t n, int sym) noexcept nogil:
     if floating is float:
-        fc_ndrows_fd(out, os, rows, w, k, m, nr, sym)
-    else:
-        fc_ndrows_d(out, os, rows, w, k, m, nr, sym)
-
-
-cdef inline void _wline(floating* out, const double* ext, const double* w, Py_ssize_t k,
-                        Py_ssize_t n, int sym) noexcept nogil:
-    if floating is float:
-        fc_ndline_fd(out, ext, w, k, n, sym)
+        fc_ndline_ff(out, ext, w, k, n, sym)
     else:
         fc_ndline_d(out, ext, w, k, n, sym)
+
+
+cdef floating* _weights(const double[::1] w, floating* like) except NULL:
+    """A new array (free() it) of the k weights in the element type (``like``, a null
+    pointer of it, only picks the type): a float32 pass sums in float32 with its weights
+    rounded to float32 once, here."""
+    cdef Py_ssize_t j, k = w.shape[0]
+    cdef floating* wk = <floating*>malloc((k if k > 0 else 1) * sizeof(floating))
+    if wk == NULL:
+        raise MemoryError()
+    for j in range(k):
+        wk[j] = <floating>w[j]
+    return wk
 
 
 cdef int _symmetry(const double[::1] w):
@@ -197,19 +199,6 @@ cdef inline void _fill(floating* dst, const floating[:, :, ::1] x, Py_ssize_t o,
             dst[c] = fc
 
 
-cdef inline void _wfill(double* dst, const floating[:, :, ::1] x, Py_ssize_t o,
-                        long long src, Py_ssize_t m, floating fc) noexcept nogil:
-    """dst[:m] = x[o, src, :m] widened to double, or cval (as x's type) when src is -1."""
-    cdef Py_ssize_t c
-    if src < 0:
-        for c in range(m):
-            dst[c] = fc
-    elif floating is float:
-        fc_ndwiden(dst, &x[o, src, 0], m)
-    else:
-        memcpy(dst, &x[o, src, 0], m * sizeof(double))
-
-
 cdef floating* _cval_row(Py_ssize_t m, floating fc, str kernel) except NULL:
     """A new row of ``m`` cval values (free() it), read by every thread where a pass's
     extended line reads cval; MemoryError naming ``kernel`` when it cannot be had."""
@@ -257,34 +246,12 @@ cdef inline void _extend(floating* ext, const floating* xb, const Py_ssize_t* ru
                 ext[i] = fc
 
 
-cdef inline void _wextend(double* ext, const floating* xb, const Py_ssize_t* run_p,
-                          Py_ssize_t L, Py_ssize_t nrun, floating fc) noexcept nogil:
-    """_extend into doubles: the values widened once, here (a double line: _extend)."""
-    cdef Py_ssize_t g, i
-    if floating is double:
-        _extend(ext, xb, run_p, L, nrun, fc)
-    else:
-        for g in range(nrun):
-            if run_p[L + g] >= 0:
-                fc_ndwiden(ext + run_p[g], xb + run_p[L + g], run_p[2 * L + g])
-            else:
-                for i in range(run_p[g], run_p[g] + run_p[2 * L + g]):
-                    ext[i] = fc
-
-
 def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                    const long long[::1] idx, double cval, floating[:, :, ::1] out,
                    int nthreads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t k = w.shape[0], L = n + k - 1
-    cdef Py_ssize_t o, i, p, g, c0, m, item, nb, B, nr, rc, i0, i1, nrun, Bp, K
-    cdef Py_ssize_t nt = max(1, nthreads)
-    cdef floating* ring
-    cdef Py_ssize_t* run_p
-    cdef double* ext
-    cdef const floating** rows
-    cdef char* pool = NULL
-    cdef char* pool2 = NULL
+    cdef floating* wk
     cdef floating fc = <floating>cval
     cdef int sym = _symmetry(w)
     if outer == 0 or n == 0 or inner == 0:
@@ -293,6 +260,28 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
             or out.shape[2] != inner:
         raise ValueError("nd_correlate1d: inconsistent shapes")
     _check_idx(idx, n, "nd_correlate1d")
+    wk = _weights(w, <floating*>NULL)
+    try:
+        _correlate1d_run(x, wk, idx, fc, out, max(1, nthreads), sym)
+    finally:
+        free(wk)
+
+
+cdef int _correlate1d_run(const floating[:, :, ::1] x, const floating* wk,
+                          const long long[::1] idx, floating fc, floating[:, :, ::1] out,
+                          Py_ssize_t nt, int sym) except -1:
+    """nd_correlate1d's passes, the arguments checked and the weights in the element
+    type."""
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t k = idx.shape[0] - n + 1, L = idx.shape[0]
+    cdef Py_ssize_t o, i, p, g, c0, m, item, nb, B, nr, rc, i0, i1, nrun, Bp, K
+    cdef Py_ssize_t nthreads = nt
+    cdef floating* ring
+    cdef Py_ssize_t* run_p
+    cdef floating* ext
+    cdef const floating** rows
+    cdef char* pool = NULL
+    cdef char* pool2 = NULL
     if inner == 1:
         # the extended line in runs of consecutive source indices (the interior is one):
         # each line copies them with memcpy, the cval runs (-1) filled
@@ -301,16 +290,16 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
             raise MemoryError()
         nrun = _runs(idx, run_p)
         try:
-            pool = scratch(nt, L * sizeof(double), "nd_correlate1d")
+            pool = scratch(nt, L * sizeof(floating), "nd_correlate1d")
             with nogil, parallel(num_threads=nt):
-                ext = <double*>(pool + threadid() * L * sizeof(double))
+                ext = <floating*>(pool + threadid() * L * sizeof(floating))
                 for o in prange(outer, schedule="dynamic", chunksize=8):
-                    _wextend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
-                    _wline(&out[o, 0, 0], ext, &w[0], k, n, sym)
+                    _extend(ext, &x[o, 0, 0], run_p, L, nrun, fc)
+                    _line(&out[o, 0, 0], ext, wk, k, n, sym)
         finally:
             free(run_p)
             free(pool)
-        return
+        return 0
     # columns per block: as wide as the k rows a block reads fit in 256 KiB (L2), in equal
     # blocks of a multiple of 16: each row is copied from memory in long runs. (Blocks sized
     # for L1, 480 float32 columns for 17 taps, copied short runs of rows a whole row apart,
@@ -363,11 +352,12 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
                     for p in range(i + k - 1, i + k - 1 + g):
                         _fill(ring + (p % K) * Bp, x, o, idx[p], c0, m, fc)
                     _ring_rows(rows, ring, i, K, k + g - 1, Bp)
-                    _rows(&out[o, i, c0], inner, rows, &w[0], k, m, g, sym)
+                    _rows(&out[o, i, c0], inner, rows, wk, k, m, g, sym)
                     i = i + g
     finally:
         free(pool)
         free(pool2)
+    return 0
 
 
 
@@ -384,18 +374,19 @@ def nd_sepcorr(const floating[:, :, ::1] x, const double[::1] w0, const long lon
     and the intermediate array never goes to memory (two of the four passes over memory).
 
     Items are strips of rows of one ``o``, as a pass along a non-last axis; each keeps the
-    ``k0 + NR - 1`` input rows a step of ``NR`` output rows reads in a ring of rows widened
-    to double (a float32 value widened once, not once per tap: ``fc_ndrows_fd``)."""
+    ``k0 + NR - 1`` input rows a step of ``NR`` output rows reads in a ring of rows."""
     cdef Py_ssize_t outer = x.shape[0], nx = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t n = out.shape[1]
     cdef Py_ssize_t k0 = w0.shape[0], k1 = w1.shape[0], L0 = n + k0 - 1, L1 = inner + k1 - 1
     cdef Py_ssize_t o, i, p, q, g, item, nr, rc, i0, i1, nrun, Bp, K = k0 + NR - 1
     cdef Py_ssize_t nt = max(1, nthreads)
     cdef Py_ssize_t* run_p
-    cdef double* ring
-    cdef double* ext
+    cdef floating* ring
+    cdef floating* ext
     cdef floating* mid
-    cdef const double** rows
+    cdef floating* wk0 = NULL
+    cdef floating* wk1 = NULL
+    cdef const floating** rows
     cdef char* pool = NULL
     cdef char* pool2 = NULL
     cdef char* pool3 = NULL
@@ -423,14 +414,16 @@ def nd_sepcorr(const floating[:, :, ::1] x, const double[::1] w0, const long lon
         raise MemoryError()
     nrun = _runs(idx1, run_p)
     try:
-        pool = scratch(nt, K * sizeof(double*), "nd_sepcorr")
-        pool2 = scratch(nt, K * Bp * sizeof(double), "nd_sepcorr")
-        pool3 = scratch(nt, L1 * sizeof(double), "nd_sepcorr")
+        wk0 = _weights(w0, <floating*>NULL)
+        wk1 = _weights(w1, <floating*>NULL)
+        pool = scratch(nt, K * sizeof(floating*), "nd_sepcorr")
+        pool2 = scratch(nt, K * Bp * sizeof(floating), "nd_sepcorr")
+        pool3 = scratch(nt, L1 * sizeof(floating), "nd_sepcorr")
         pool4 = scratch(nt, NR * inner * sizeof(floating), "nd_sepcorr")
         with nogil, parallel(num_threads=nt):
-            rows = <const double**>(pool + threadid() * K * sizeof(double*))
-            ring = <double*>(pool2 + threadid() * K * Bp * sizeof(double))
-            ext = <double*>(pool3 + threadid() * L1 * sizeof(double))
+            rows = <const floating**>(pool + threadid() * K * sizeof(floating*))
+            ring = <floating*>(pool2 + threadid() * K * Bp * sizeof(floating))
+            ext = <floating*>(pool3 + threadid() * L1 * sizeof(floating))
             mid = <floating*>(pool4 + threadid() * NR * inner * sizeof(floating))
             for item in prange(outer * nr, schedule="dynamic"):
                 o = item // nr
@@ -439,22 +432,24 @@ def nd_sepcorr(const floating[:, :, ::1] x, const double[::1] w0, const long lon
                 if i1 > n:
                     i1 = n
                 for p in range(i0, i0 + k0 - 1):
-                    _wfill(ring + (p % K) * Bp, x, o, idx0[p], inner, fc)
+                    _fill(ring + (p % K) * Bp, x, o, idx0[p], 0, inner, fc)
                 i = i0
                 while i < i1:
                     g = i1 - i
                     if g > NR:
                         g = NR
                     for p in range(i + k0 - 1, i + k0 - 1 + g):
-                        _wfill(ring + (p % K) * Bp, x, o, idx0[p], inner, fc)
+                        _fill(ring + (p % K) * Bp, x, o, idx0[p], 0, inner, fc)
                     _ring_rows(rows, ring, i, K, k0 + g - 1, Bp)
-                    _drows(mid, inner, rows, &w0[0], k0, inner, g, sym0)
+                    _rows(mid, inner, rows, wk0, k0, inner, g, sym0)
                     for q in range(g):
-                        _wextend(ext, mid + q * inner, run_p, L1, nrun, fc)
-                        _wline(&out[o, i + q, 0], ext, &w1[0], k1, inner, sym1)
+                        _extend(ext, mid + q * inner, run_p, L1, nrun, fc)
+                        _line(&out[o, i + q, 0], ext, wk1, k1, inner, sym1)
                     i = i + g
     finally:
         free(run_p)
+        free(wk0)
+        free(wk1)
         free(pool)
         free(pool2)
         free(pool3)

@@ -1,24 +1,22 @@
 /* fastconv.ndimage's 1-D correlation passes (issue 18), compiled per x86-64 level
  * (target_clones, as fc_kernels.h): the innermost loops of fastconv._cy_ndfilt.
  *
- * Every sum runs in double with double weights (as scipy's line buffers): a float32 pass
- * differs from scipy's only in the rounding of the sum's order, not in its precision.
+ * The sums run in FC_A: double with double weights (as scipy's line buffers) in the _f
+ * and _d kernels, float with the weights rounded to float in the _ff kernels (the float32
+ * correlation passes of nd_correlate1d and nd_sepcorr: eight lanes a vector, against four
+ * doubles). No fused multiply-adds anywhere: each result is the NumPy reference's to the
+ * bit (fastconv.reference.nd_correlate1d), and where the sums run in double, scipy's.
  *
  * fc_ndrow_{f,d}(out, rows, w, k, m, sym): out[c] = sum_j w[j] * rows[j][c], c < m: one
  *   output row from the k input rows its taps read (row pointers: for a pass along a
  *   non-last axis, the boundary rows point at the mode's source row or at a row of cval;
  *   for the n-D correlation, rows of the padded input shifted by each tap's offset).
- * fc_ndrows_{f,d,fd}(out, os, rows, w, k, m, nr, sym): fc_ndrow for nr consecutive output
+ * fc_ndrows_{f,d,ff}(out, os, rows, w, k, m, nr, sym): fc_ndrow for nr consecutive output
  *   rows at once (row r at out + r * os, from rows[r .. r + k - 1]: k + nr - 1 pointers),
  *   block of columns by block of columns, so that the k - 1 input rows two outputs share
  *   are read from memory once; each output's sums are fc_ndrow's, to the bit.
- * fc_ndline_{fd,d}(out, ext, w, k, n, sym): out[i] = sum_j w[j] * ext[i + j], i < n: one line
+ * fc_ndline_{ff,d}(out, ext, w, k, n, sym): out[i] = sum_j w[j] * ext[i + j], i < n: one line
  *   of a pass along the last axis, from its extended (padded) copy ext of n + k - 1 values.
- * fc_ndwiden(dst, src, n): dst[i] = (double)src[i], the widening of those rows.
- * fc_ndrows_fd, fc_ndline_fd: fc_ndrows_f and a float fc_ndline reading rows of doubles (a float
- *   pass's rows widened once, as they are copied: fc_ndrows_f widens each value once per
- *   tap that reads it, and on AVX2 those conversions bound its speed). The values, their
- *   sums and their order are fc_ndrow_f's, so the results are its to the bit.
  * sym (as scipy's NI_Correlate1D): 1 for odd k with symmetric weights (w[j] == w[k-1-j]),
  *   -1 antisymmetric: the centre tap, then (x[j] +- x[k-1-j]) * w[j] for j < k/2 (half the
  *   products); 0: the last tap, then the others in order (scipy's 1-D order); 2 (fc_ndrow
@@ -90,36 +88,30 @@ typedef double fc_nd_v4 __attribute__((vector_size(32)));
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-/* The kernels: one generic body, fc_ndfilt_body.h, included once for float (names ending
- * in _f), once for double (_d) and once for float outputs from double rows (_fd, the
- * correlation rows only); it is written in terms of the element type FC_T, the row type
- * FC_R and the name macro FC_NAME, and undefines them at its end. */
+/* The kernels: one generic body, fc_ndfilt_body.h, included once for float data summed in
+ * double (names ending in _f: the n-D correlation and the box means), once for double (_d)
+ * and once for float data summed in float (_ff: the correlation rows and lines only); it is
+ * written in terms of the element type FC_T, the row type FC_R, the sum type FC_A and the
+ * name macro FC_NAME, and undefines them at its end. */
 #define FC_T float
 #define FC_R float
+#define FC_A double
 #define FC_NAME(name) name##_f
 #define FC_ND_NO_LINE
 #include "fc_ndfilt_body.h"
 
 #define FC_T double
 #define FC_R double
+#define FC_A double
 #define FC_NAME(name) name##_d
 #include "fc_ndfilt_body.h"
 
 #define FC_T float
-#define FC_R double
-#define FC_NAME(name) name##_fd
+#define FC_R float
+#define FC_A float
+#define FC_NAME(name) name##_ff
 #define FC_ND_ROWS_ONLY
 #include "fc_ndfilt_body.h"
-
-/* dst[i] = src[i], i < n: a float row widened for the _fd kernels (compiled per level, as
- * they are: the extension module itself is built for the baseline, whose SSE2 widens two
- * values per instruction) */
-FC_ND_CLONES static void fc_ndwiden(double *FC_ND_RESTRICT dst, const float *FC_ND_RESTRICT src,
-                                    Py_ssize_t n)
-{
-    Py_ssize_t i;
-    for (i = 0; i < n; i++) dst[i] = (double)src[i];
-}
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

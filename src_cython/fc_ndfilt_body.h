@@ -4,115 +4,83 @@
  * No include guard: fc_ndfilt.h includes this file once per element type, after defining
  *
  *     FC_T          the element type (float, double)
- *     FC_R          the type of the rows fc_ndrow and fc_ndline read: FC_T, or double for
- *                   float outputs from rows already widened (fc_ndrow_fd, fc_ndline_fd)
+ *     FC_R          the type of the rows fc_ndrow and fc_ndline read (FC_T)
+ *     FC_A          the type of the weights and of the sums: double (scipy's), or float
+ *                   for float32 passes in float32 (fc_ndrows_ff, fc_ndline_ff)
  *     FC_NAME(n)    the name of function n for that type (fc_ndrow -> fc_ndrow_f, fc_ndrow_d)
  *     FC_ND_ROWS_ONLY  (optional) only the correlation rows, not the box means
- *     FC_ND_NO_LINE    (optional) no fc_ndline (float lines read widened rows: _fd)
+ *     FC_ND_NO_LINE    (optional) no fc_ndline
  *
  * and this file undefines them at its end (the convention of fc_kernels_body.h). Everything
  * else (FC_ND_CLONES, FC_ND_RESTRICT, FC_ND_BLOCK, the fp-contract setting) comes from
  * fc_ndfilt.h. Every function here is a plain C function: compiler errors and debuggers
  * point at the lines below.
  */
-#if !defined(FC_T) || !defined(FC_R) || !defined(FC_NAME) || !defined(FASTCONV_FC_NDFILT_H)
+#if !defined(FC_T) || !defined(FC_R) || !defined(FC_A) || !defined(FC_NAME) || !defined(FASTCONV_FC_NDFILT_H)
 #error "fc_ndfilt_body.h is included by fc_ndfilt.h, once per element type"
 #endif
 
 #ifdef FC_ND_VEC
-/* 16 consecutive values as four vectors of doubles, and back (through pointers: a function
- * returning a vector would change the ABI of the baseline clone, which has no AVX) */
-FC_ND_INLINE void FC_NAME(fc_ndld)(fc_nd_v4 *v, const FC_R *p)
-{
-    int q;
-    for (q = 0; q < 4; q++) {
-        const fc_nd_v4 t = {(double)p[4 * q], (double)p[4 * q + 1], (double)p[4 * q + 2],
-                            (double)p[4 * q + 3]};
-        v[q] = t;
-    }
-}
+/* the sums' vector: 32 bytes of FC_A (four doubles or eight floats: one AVX2 register) */
+typedef FC_A FC_NAME(fc_nd_av) __attribute__((vector_size(32)));
+#define FC_NL ((Py_ssize_t)(32 / sizeof(FC_A)))
 
-FC_ND_INLINE void FC_NAME(fc_ndst)(FC_T *o, const fc_nd_v4 *v)
+/* the same lanes in the output's type, unaligned */
+typedef FC_T FC_NAME(fc_nd_tu)
+    __attribute__((vector_size(FC_NL * sizeof(FC_T)), aligned(sizeof(FC_T)), may_alias));
+
+/* 4 * FC_NL consecutive values at p as four vectors of FC_A (v), lane by lane (gcc makes
+ * each vector one load, widened where the types differ), and back, as whole-vector
+ * conversions and unaligned stores (through pointers: a function returning a vector would
+ * change the ABI of the baseline clone, which has no AVX) */
+FC_ND_INLINE void FC_NAME(fc_ndld)(FC_NAME(fc_nd_av) *v, const FC_R *p)
 {
     int q, e;
     for (q = 0; q < 4; q++)
-        for (e = 0; e < 4; e++) o[4 * q + e] = (FC_T)v[q][e];
+        for (e = 0; e < FC_NL; e++) v[q][e] = (FC_A)p[FC_NL * q + e];
 }
-#endif
 
-#ifdef FC_ND_VEC
-/* columns c0 <= c < c0 + 16 of one output row, their sums in four vector registers (the
- * block loop of fc_ndblk keeps them in memory: a load and a store per tap). Each sum's
- * terms, and its operations (products, then sums: no fused multiply-adds), are fc_ndblk's. */
-FC_ND_INLINE void FC_NAME(fc_ndv16)(FC_T *FC_ND_RESTRICT out, const FC_R *const *rows,
-                                     const double *FC_ND_RESTRICT w, Py_ssize_t k,
-                                     Py_ssize_t c0, int sym)
+FC_ND_INLINE void FC_NAME(fc_ndst)(FC_T *o, const FC_NAME(fc_nd_av) *v)
 {
-    fc_nd_v4 t[4], xa[4], xb[4], av;
-    Py_ssize_t j;
     int q;
-    if (sym == 1 || sym == -1) {
-        const Py_ssize_t h = k / 2;
-        av = (fc_nd_v4){w[h], w[h], w[h], w[h]};
-        FC_NAME(fc_ndld)(xa, rows[h] + c0);
-        for (q = 0; q < 4; q++) t[q] = xa[q] * av;
-        for (j = 0; j < h; j++) {
-            av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
-            FC_NAME(fc_ndld)(xa, rows[j] + c0);
-            FC_NAME(fc_ndld)(xb, rows[k - 1 - j] + c0);
-            if (sym > 0)
-                for (q = 0; q < 4; q++) t[q] += (xa[q] + xb[q]) * av;
-            else
-                for (q = 0; q < 4; q++) t[q] += (xa[q] - xb[q]) * av;
-        }
-    } else {
-        const Py_ssize_t first = sym == 2 ? 0 : k - 1;
-        const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
-        av = (fc_nd_v4){w[first], w[first], w[first], w[first]};
-        FC_NAME(fc_ndld)(xa, rows[first] + c0);
-        for (q = 0; q < 4; q++) t[q] = xa[q] * av;
-        for (j = j0; j < j1; j++) {
-            av = (fc_nd_v4){w[j], w[j], w[j], w[j]};
-            FC_NAME(fc_ndld)(xa, rows[j] + c0);
-            for (q = 0; q < 4; q++) t[q] += xa[q] * av;
-        }
-    }
-    FC_NAME(fc_ndst)(out + c0, t);
+    for (q = 0; q < 4; q++)
+        *(FC_NAME(fc_nd_tu) *)(o + FC_NL * q) = __builtin_convertvector(v[q], FC_NAME(fc_nd_tu));
 }
+
 #endif
 
 /* columns c0 <= c < c0 + b (b <= FC_ND_BLOCK) of one output row */
 FC_ND_INLINE void FC_NAME(fc_ndblk)(FC_T *FC_ND_RESTRICT out, const FC_R *const *rows,
-                                     const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                     const FC_A *FC_ND_RESTRICT w, Py_ssize_t k,
                                      Py_ssize_t c0, Py_ssize_t b, int sym)
 {
-    double acc[FC_ND_BLOCK];
+    FC_A acc[FC_ND_BLOCK];
     Py_ssize_t c, j;
     if (sym == 1 || sym == -1) {
         const Py_ssize_t h = k / 2;
         const FC_R *FC_ND_RESTRICT rh = rows[h] + c0;
-        const double wh = w[h];
-        for (c = 0; c < b; c++) acc[c] = (double)rh[c] * wh;
+        const FC_A wh = w[h];
+        for (c = 0; c < b; c++) acc[c] = (FC_A)rh[c] * wh;
         for (j = 0; j < h; j++) {
             const FC_R *FC_ND_RESTRICT ra = rows[j] + c0;
             const FC_R *FC_ND_RESTRICT rb = rows[k - 1 - j] + c0;
-            const double a = w[j];
+            const FC_A a = w[j];
             if (sym > 0)
-                for (c = 0; c < b; c++) acc[c] += ((double)ra[c] + (double)rb[c]) * a;
+                for (c = 0; c < b; c++) acc[c] += ((FC_A)ra[c] + (FC_A)rb[c]) * a;
             else
-                for (c = 0; c < b; c++) acc[c] += ((double)ra[c] - (double)rb[c]) * a;
+                for (c = 0; c < b; c++) acc[c] += ((FC_A)ra[c] - (FC_A)rb[c]) * a;
         }
     } else {
         /* sym 0: scipy's 1-D order, the last tap first; 2: in order (n-D) */
         const Py_ssize_t first = sym == 2 ? 0 : k - 1;
         const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
         const FC_R *FC_ND_RESTRICT r0 = rows[first] + c0;
-        const double w0 = w[first];
-        for (c = 0; c < b; c++) acc[c] = (double)r0[c] * w0;
+        const FC_A w0 = w[first];
+        for (c = 0; c < b; c++) acc[c] = (FC_A)r0[c] * w0;
         for (j = j0; j < j1; j++) {
             const FC_R *FC_ND_RESTRICT r = rows[j] + c0;
-            const double a = w[j];
-            for (c = 0; c < b; c++) acc[c] += (double)r[c] * a;
+            const FC_A a = w[j];
+            for (c = 0; c < b; c++) acc[c] += (FC_A)r[c] * a;
         }
     }
     for (c = 0; c < b; c++) out[c0 + c] = (FC_T)acc[c];
@@ -125,13 +93,52 @@ FC_ND_INLINE void FC_NAME(fc_ndblk)(FC_T *FC_ND_RESTRICT out, const FC_R *const 
  * (k + nr - 1) / nr rows per output row instead of k. Each output's sums are one
  * fc_ndrow's, to the bit. */
 FC_ND_CLONES static void FC_NAME(fc_ndrows)(FC_T *out, Py_ssize_t os, const FC_R *const *rows,
-                                            const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                            const FC_A *FC_ND_RESTRICT w, Py_ssize_t k,
                                             Py_ssize_t m, Py_ssize_t nr, int sym)
 {
     Py_ssize_t c0 = 0, r;
 #ifdef FC_ND_VEC
-    for (; c0 + 16 <= m; c0 += 16)
-        for (r = 0; r < nr; r++) FC_NAME(fc_ndv16)(out + r * os, rows + r, w, k, c0, sym);
+    /* 4 * FC_NL columns at a time, their sums in four vector registers (fc_ndblk keeps them
+     * in memory: a load and a store per tap); each sum's terms and operations (products,
+     * then sums: no fused multiply-adds) are fc_ndblk's */
+    for (; c0 + 4 * FC_NL <= m; c0 += 4 * FC_NL)
+        for (r = 0; r < nr; r++) {
+            const FC_R *const *rr = rows + r;
+            /* av = w - 0: the weight in every lane (-0.0 kept; w + 0 would be +0.0), written
+             * here: from an inline helper, gcc built the vector lane by lane even in the
+             * AVX2 and AVX-512 clones, and the float kernels ran at half speed */
+            const FC_NAME(fc_nd_av) zero = {0};
+            FC_NAME(fc_nd_av) t[4], xa[4], xb[4], av;
+            Py_ssize_t j;
+            int q;
+            if (sym == 1 || sym == -1) {
+                const Py_ssize_t h = k / 2;
+                av = w[h] - zero;
+                FC_NAME(fc_ndld)(xa, rr[h] + c0);
+                for (q = 0; q < 4; q++) t[q] = xa[q] * av;
+                for (j = 0; j < h; j++) {
+                    av = w[j] - zero;
+                    FC_NAME(fc_ndld)(xa, rr[j] + c0);
+                    FC_NAME(fc_ndld)(xb, rr[k - 1 - j] + c0);
+                    if (sym > 0)
+                        for (q = 0; q < 4; q++) t[q] += (xa[q] + xb[q]) * av;
+                    else
+                        for (q = 0; q < 4; q++) t[q] += (xa[q] - xb[q]) * av;
+                }
+            } else {
+                const Py_ssize_t first = sym == 2 ? 0 : k - 1;
+                const Py_ssize_t j0 = sym == 2 ? 1 : 0, j1 = sym == 2 ? k : k - 1;
+                av = w[first] - zero;
+                FC_NAME(fc_ndld)(xa, rr[first] + c0);
+                for (q = 0; q < 4; q++) t[q] = xa[q] * av;
+                for (j = j0; j < j1; j++) {
+                    av = w[j] - zero;
+                    FC_NAME(fc_ndld)(xa, rr[j] + c0);
+                    for (q = 0; q < 4; q++) t[q] += xa[q] * av;
+                }
+            }
+            FC_NAME(fc_ndst)(out + r * os + c0, t);
+        }
 #endif
     for (; c0 < m; c0 += FC_ND_BLOCK) {
         const Py_ssize_t b = m - c0 < FC_ND_BLOCK ? m - c0 : FC_ND_BLOCK;
@@ -141,7 +148,7 @@ FC_ND_CLONES static void FC_NAME(fc_ndrows)(FC_T *out, Py_ssize_t os, const FC_R
 
 /* one output row from the k input rows its taps read */
 static inline void FC_NAME(fc_ndrow)(FC_T *out, const FC_R *const *rows,
-                                     const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                     const FC_A *FC_ND_RESTRICT w, Py_ssize_t k,
                                      Py_ssize_t m, int sym)
 {
     FC_NAME(fc_ndrows)(out, 0, rows, w, k, m, 1, sym);
@@ -158,7 +165,7 @@ static inline void FC_NAME(fc_ndrow)(FC_T *out, const FC_R *const *rows,
 #endif
 FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
                                             const FC_R *FC_ND_RESTRICT ext,
-                                            const double *FC_ND_RESTRICT w, Py_ssize_t k,
+                                            const FC_A *FC_ND_RESTRICT w, Py_ssize_t k,
                                             Py_ssize_t n, int sym)
 {
     const FC_R *stack[256];
@@ -173,16 +180,16 @@ FC_ND_CLONES static void FC_NAME(fc_ndline)(FC_T *FC_ND_RESTRICT out,
     /* no memory for the pointers of a very long kernel: one output at a time */
     for (i0 = 0; i0 < n; i0++) {
         const FC_R *e = ext + i0;
-        double acc;
+        FC_A acc;
         if (sym == 1 || sym == -1) {
             const Py_ssize_t h = k / 2;
-            acc = (double)e[h] * w[h];
+            acc = (FC_A)e[h] * w[h];
             for (i = 0; i < h; i++)
-                acc += (sym > 0 ? (double)e[i] + (double)e[k - 1 - i]
-                                : (double)e[i] - (double)e[k - 1 - i]) * w[i];
+                acc += (sym > 0 ? (FC_A)e[i] + (FC_A)e[k - 1 - i]
+                                : (FC_A)e[i] - (FC_A)e[k - 1 - i]) * w[i];
         } else {
-            acc = (double)e[k - 1] * w[k - 1];
-            for (i = 0; i < k - 1; i++) acc += (double)e[i] * w[i];
+            acc = (FC_A)e[k - 1] * w[k - 1];
+            for (i = 0; i < k - 1; i++) acc += (FC_A)e[i] * w[i];
         }
         out[i0] = (FC_T)acc;
     }
@@ -334,6 +341,8 @@ FC_ND_CLONES static void FC_NAME(fc_ndboxline4)(FC_T *FC_ND_RESTRICT out, Py_ssi
 /* this body's parameters, for the next element type */
 #undef FC_T
 #undef FC_R
+#undef FC_A
 #undef FC_NAME
+#undef FC_NL
 #undef FC_ND_ROWS_ONLY
 #undef FC_ND_NO_LINE

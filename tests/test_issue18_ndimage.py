@@ -34,6 +34,19 @@ def _check(actual, expected, exact=False):
         np.testing.assert_allclose(actual, expected, **_tol(expected.dtype))
 
 
+def _check_pass(call, backend, expected):
+    """A correlation pass (correlate1d, gaussian_filter...) on ``backend`` (``call(b)``
+    runs it on backend b) against scipy's result ``expected``: scipy's to the bit for
+    float64 data; float32 data sums in float32, so the reference's to the bit (every
+    backend sums alike) and scipy's within float32 rounding."""
+    actual = call(backend)
+    if actual.dtype == np.float32:
+        _check(actual, call("numpy"), exact=True)
+        _check(actual, expected)
+    else:
+        _check(actual, expected, exact=True)
+
+
 def _input(rng, shape, dtype):
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
@@ -359,7 +372,8 @@ def test_passes_are_scipys_to_the_bit_for_any_line_count(backend, dtype):
     """The pass along the last axis runs lines four at a time (fc_ndboxline4) and one at a
     time for the rest; a pass along another axis splits its rows among the threads by
     the problem's size. Every line count 1-9, every mode: scipy's results, bit for bit
-    (a cval exact in float32: a float32 pass rounds cval to float32, scipy does not)."""
+    (a cval exact in float32: a float32 pass rounds cval to float32, scipy does not; a
+    float32 correlation sums in float32: see _check_pass)."""
     rng = np.random.default_rng(21)
     for outer in range(1, 10):
         x = rng.standard_normal((outer, 37)).astype(dtype)
@@ -367,14 +381,15 @@ def test_passes_are_scipys_to_the_bit_for_any_line_count(backend, dtype):
             kw = dict(mode=mode, cval=0.5)
             _check(ndimage.uniform_filter1d(x, 6, axis=-1, backend=backend, **kw),
                    sndi.uniform_filter1d(x, 6, axis=-1, **kw), exact=True)
-            _check(ndimage.correlate1d(x, [1, 2, 3.5, 2, 1], axis=-1, backend=backend, **kw),
-                   sndi.correlate1d(x, [1, 2, 3.5, 2, 1], axis=-1, **kw), exact=True)
+            _check_pass(lambda b: ndimage.correlate1d(x, [1, 2, 3.5, 2, 1], axis=-1,
+                                                      backend=b, **kw),
+                        backend, sndi.correlate1d(x, [1, 2, 3.5, 2, 1], axis=-1, **kw))
             y = np.ascontiguousarray(x.T)
-            _check(ndimage.gaussian_filter1d(y, 1.7, axis=0, backend=backend, **kw),
-                   sndi.gaussian_filter1d(y, 1.7, axis=0, **kw), exact=True)
+            _check_pass(lambda b: ndimage.gaussian_filter1d(y, 1.7, axis=0, backend=b, **kw),
+                        backend, sndi.gaussian_filter1d(y, 1.7, axis=0, **kw))
     tall = rng.standard_normal((700, 3, 40)).astype(dtype)  # rows split among threads
-    _check(ndimage.gaussian_filter1d(tall, 4.0, axis=0, backend=backend),
-           sndi.gaussian_filter1d(tall, 4.0, axis=0), exact=True)
+    _check_pass(lambda b: ndimage.gaussian_filter1d(tall, 4.0, axis=0, backend=b),
+                backend, sndi.gaussian_filter1d(tall, 4.0, axis=0))
     _check(ndimage.uniform_filter(tall, (3, 1, 9), backend=backend),
            sndi.uniform_filter(tall, (3, 1, 9)), exact=True)
 
@@ -525,7 +540,8 @@ def test_which_pairs_of_passes_fuse(monkeypatch):
 def test_passes_along_a_non_last_axis_in_steps_of_rows_are_scipys(backend, dtype):
     """A pass along a non-last axis, and the fused pair, compute four output rows a step
     (fc_ndrows, from a ring of k + 3 rows): every row count from 1 to 11 (whole steps and
-    the 1-3 rows left), every kernel length from 1 to 9, are scipy's to the bit."""
+    the 1-3 rows left), every kernel length from 1 to 9, are scipy's to the bit (float32:
+    the reference's, see _check_pass)."""
     rng = np.random.default_rng(36)
     for n in range(1, 12):
         x = rng.standard_normal((2, n, 21)).astype(dtype)
@@ -533,13 +549,13 @@ def test_passes_along_a_non_last_axis_in_steps_of_rows_are_scipys(backend, dtype
             w = rng.standard_normal(k)
             for mode in ("reflect", "constant"):
                 for axis in (0, 1):
-                    _check(ndimage.correlate1d(x, w, axis=axis, mode=mode, cval=0.25,
-                                               backend=backend),
-                           sndi.correlate1d(x, w, axis=axis, mode=mode, cval=0.25),
-                           exact=True)
+                    _check_pass(lambda b: ndimage.correlate1d(x, w, axis=axis, mode=mode,
+                                                              cval=0.25, backend=b),
+                                backend, sndi.correlate1d(x, w, axis=axis, mode=mode,
+                                                          cval=0.25))
         for sigma in (0.3, 1.0, 2.0):  # 3, 9 and 17 taps; the last two passes fused
-            _check(ndimage.gaussian_filter(x[0], sigma, backend=backend),
-                   sndi.gaussian_filter(x[0], sigma), exact=True)
+            _check_pass(lambda b: ndimage.gaussian_filter(x[0], sigma, backend=b),
+                        backend, sndi.gaussian_filter(x[0], sigma))
 
 
 @pytest.mark.parametrize("in_dtype", [np.float64, np.int32])
@@ -558,8 +574,8 @@ def test_float32_output_of_wider_sums_stores_each_pass(backend, in_dtype):
 def test_separable_fused_or_not_is_scipys_to_the_bit(backend, dtype, monkeypatch):
     """gaussian_filter and uniform_filter run their last two passes as one call
     (nd_sepcorr, nd_sepbox) when the rows a thread keeps are few (_fuses), else as two: the
-    same bits either way, and scipy's, on 2-D and 3-D arrays, with a row count that splits
-    among the threads."""
+    same bits either way, and scipy's (float32 gaussians: the reference's, see _check_pass),
+    on 2-D and 3-D arrays, with a row count that splits among the threads."""
     import fastconv
     import fastconv.ndimage as nd
     rng = np.random.default_rng(32)
@@ -581,10 +597,32 @@ def test_separable_fused_or_not_is_scipys_to_the_bit(backend, dtype, monkeypatch
                 if limit is not None:
                     m.setattr(nd, "_FUSED_RING_BYTES", limit)
                     assert not nd._fuses(x.shape, *passes[-2:])
-                _check(ndimage.gaussian_filter(x, sigma, backend=backend, **kw), expected[0],
-                       exact=True)
+                _check_pass(lambda b: ndimage.gaussian_filter(x, sigma, backend=b, **kw),
+                            backend, expected[0])
                 _check(ndimage.uniform_filter(x, size, backend=backend, **kw), expected[1],
                        exact=True)
+
+
+@pytest.mark.parametrize("k", [1, 4, 9, 17, 33])
+def test_float32_pass_is_within_its_bound_of_the_exact_sum(backend, k):
+    """A float32 correlation pass sums in float32 with its weights rounded to float32: each
+    output is within (k + 2) * 2**-24 * sum_j |w[j] e[j]| of the exact sum (float64, of
+    the float32 data and the float64 weights: scipy's to within its own rounding), over
+    values spread across twelve orders of magnitude, symmetric weights (the folded sum)
+    and others, along the last axis and another."""
+    rng = np.random.default_rng(40 + k)
+    x = (rng.standard_normal((60, 70)) * 10.0 ** rng.uniform(-6, 6, (60, 70))).astype(
+        np.float32)
+    w = rng.standard_normal(k)
+    for weights in (w, (w + w[::-1]) / 2, (w - w[::-1]) / 2):
+        for axis in (0, 1):
+            got = ndimage.correlate1d(x, weights, axis=axis, backend=backend)
+            assert got.dtype == np.float32
+            x64 = x.astype(np.float64)
+            exact = sndi.correlate1d(x64, weights, axis=axis)
+            scale = sndi.correlate1d(np.abs(x64), np.abs(weights), axis=axis)
+            err = np.abs(got.astype(np.float64) - exact)
+            assert np.all(err <= (k + 2) * 2.0 ** -24 * scale), (axis, err.max())
 
 
 @pytest.mark.parametrize("name", [b for b in ("cython", "numba") if b in BACKENDS])

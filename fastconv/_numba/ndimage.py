@@ -2,8 +2,8 @@
 :func:`fastconv.reference.nd_correlate1d`).
 
 The parallel loop runs over the output rows ``(o, i)``; each row sums its ``k`` taps' input
-rows (or cval) in tap order, in float64, vectorized over the row's ``inner`` columns, so the
-results do not depend on the thread count.
+rows (or cval) in tap order, in the data's float type (the reference's), vectorized over the
+row's ``inner`` columns, so the results do not depend on the thread count.
 
 The fused pairs of passes (``nd_sepcorr``, ``nd_sepbox``) run here as their two passes
 through an array between them: the contract, not the Cython kernels' saving of memory.
@@ -19,45 +19,45 @@ from ._common import jit, use_threads
 
 
 @jit
-def _pass(x, w, idx, cval, out, sym):
+def _pass(x, w, idx, c, out, sym):
     outer, n, inner = out.shape  # x: (outer, nx, inner), idx: n + k - 1 indices into nx
     k = w.shape[0]
     h = k // 2
-    c = float(x.dtype.type(cval))
     for r in prange(outer * n):
         o = r // n
         i = r - o * n
-        acc = np.zeros(inner)  # float64 sums in scipy's order (see the reference)
+        acc = np.zeros(inner, dtype=w.dtype)  # sums in x's type, in scipy's order
         if sym != 0:
             p = idx[i + h]
             for q in range(inner):
-                acc[q] = (np.float64(x[o, p, q]) if p >= 0 else c) * w[h]
+                acc[q] = (x[o, p, q] if p >= 0 else c) * w[h]
             for j in range(h):
                 pa = idx[i + j]
                 pb = idx[i + k - 1 - j]
                 for q in range(inner):
-                    a = np.float64(x[o, pa, q]) if pa >= 0 else c
-                    b = np.float64(x[o, pb, q]) if pb >= 0 else c
+                    a = x[o, pa, q] if pa >= 0 else c
+                    b = x[o, pb, q] if pb >= 0 else c
                     acc[q] += (a + b if sym > 0 else a - b) * w[j]
         else:  # the last tap first, then the others in order
             p = idx[i + k - 1]
             for q in range(inner):
-                acc[q] = (np.float64(x[o, p, q]) if p >= 0 else c) * w[k - 1]
+                acc[q] = (x[o, p, q] if p >= 0 else c) * w[k - 1]
             for j in range(k - 1):
                 p = idx[i + j]
                 for q in range(inner):
-                    acc[q] += (np.float64(x[o, p, q]) if p >= 0 else c) * w[j]
+                    acc[q] += (x[o, p, q] if p >= 0 else c) * w[j]
         for q in range(inner):
             out[o, i, q] = acc[q]
 
 
 def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
-    """See :func:`fastconv.reference.nd_correlate1d`."""
+    """See :func:`fastconv.reference.nd_correlate1d` (the weights and cval in ``x``'s
+    type, as the sums)."""
     if out.size == 0:
         return out
     use_threads(nthreads)
-    _pass(x, w, np.ascontiguousarray(idx, dtype=np.int64), float(cval), out,
-          nd_symmetry(w))
+    _pass(x, np.asarray(w).astype(x.dtype), np.ascontiguousarray(idx, dtype=np.int64),
+          x.dtype.type(cval), out, nd_symmetry(w))
     return out
 
 
