@@ -309,8 +309,9 @@ def line_spec(x, weights, axis, mode, cval, origin):
     n = x.shape[axis]
     k = weights if box else weights.shape[0]
     x3 = x.reshape(math.prod(x.shape[:axis]), n, math.prod(x.shape[axis + 1:]))
-    # the cval as the pass's dtype sees it (scipy extends its lines in double: a float32
-    # pass of a float64 cval rounds it once, as scipy's float32 output would)
+    # the cval as the kernel's dtype sees it: a float32 pass rounds it to float32 once,
+    # where scipy's double line buffers keep it (a cval float32 cannot hold gives results
+    # that differ from scipy's in their last bits)
     return LineSpec("nd_uniform1d" if box else "nd_correlate1d", x3, weights,
                     line_index(n, k, origin, mode), float(cval), x3.shape, x.dtype)
 

@@ -29,10 +29,11 @@ How they compute
   scipy does. The sums run in float64, as scipy's (so the results are scipy's to the bit),
   except the correlation passes of float32 data (:func:`correlate1d`,
   :func:`convolve1d`, :func:`gaussian_filter1d`, :func:`gaussian_filter`), which sum in
-  float32 with the weights rounded to float32, as OpenCV and NumPy do (twice as many
-  values a vector): each output is within ``(k + 2) * 2**-24 * sum_j |w[j] x[j]|`` of the
-  exact sum (a few float32 roundings from scipy's), and data within a factor ``k`` of
-  float32's largest value can overflow to inf where scipy's float64 sums do not.
+  float32 with the weights (and cval) rounded to float32, as OpenCV and NumPy do (twice
+  as many values a vector): each pass's output is within ``(k + 2) * 2**-24 * sum_j
+  |w[j] x[j]|`` of its exact sum (a few float32 roundings from scipy's) barring underflow
+  and overflow, and where ``sum_j |w[j] x[j]|`` or twice the largest ``|x|`` nears
+  float32's largest value a pass can give inf or NaN where scipy's float64 sums do not.
   Complex inputs or weights run as real passes (scipy's own decomposition).
 - Separable filters whose output dtype is not the one they compute in (an integer,
   float16, or float32 from a float64 or integer input) store every pass's result in the

@@ -778,9 +778,10 @@ def nd_symmetry(w):
     if k % 2 == 0 or k == 1:
         return 0
     h, eps = k // 2, np.finfo(np.float64).eps
-    if all(abs(w[j] - w[k - 1 - j]) <= eps for j in range(h)):
+    # "not > eps", as scipy's C test: a NaN pair does not break the symmetry
+    if all(not abs(w[j] - w[k - 1 - j]) > eps for j in range(h)):
         return 1
-    if all(abs(w[j] + w[k - 1 - j]) <= eps for j in range(h)):
+    if all(not abs(w[j] + w[k - 1 - j]) > eps for j in range(h)):
         return -1
     return 0
 
@@ -794,9 +795,9 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=None):
     extended line (the boundary mode applied by :func:`fastconv._ndspec.pad`; -1 reads
     ``cval``). Fills ``out[o, i, c] = sum_j w[j] * x[o, idx[i + j], c]`` and returns it.
     The sums run in ``x``'s type: in float64 for float64 data, as scipy's; in float32 for
-    float32 data, with the weights rounded to float32 (scipy sums in float64 and rounds
-    once: a float32 result is within about ``(k // 2 + 2) * 2**-24 * sum_j |w[j] e[j]|``
-    of scipy's). The sum's order is scipy's: with symmetric (or antisymmetric) weights
+    float32 data, with the weights and cval rounded to float32 (scipy sums in float64 and
+    rounds once: barring underflow and overflow, a float32 result is within ``(k + 2) *
+    2**-24 * sum_j |w[j] e[j]|`` of the exact sum). The sum's order is scipy's: with symmetric (or antisymmetric) weights
     (:func:`nd_symmetry`, decided on the float64 weights) the centre tap, then ``(e[j] +-
     e[k-1-j]) * w[j]`` for ``j < k // 2``; otherwise the last tap, then the others in order.
     """

@@ -256,7 +256,7 @@ def nd_correlate1d(const floating[:, :, ::1] x, const double[::1] w,
     cdef int sym = _symmetry(w)
     if outer == 0 or n == 0 or inner == 0:
         return
-    if idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
+    if k < 1 or idx.shape[0] != L or out.shape[0] != outer or out.shape[1] != n \
             or out.shape[2] != inner:
         raise ValueError("nd_correlate1d: inconsistent shapes")
     _check_idx(idx, n, "nd_correlate1d")

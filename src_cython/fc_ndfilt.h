@@ -36,8 +36,7 @@
  * fc_ndboxline4_{f,d}(out, os, ext, es, size, n, tmp): fc_ndboxline on four lines at once
  *   (line l from ext + l * es into out + l * os), their sums in one vector; tmp holds
  *   4 * (n + size - 1) doubles.
- * The correlations vectorize over the outputs; their sums run over j in order (tap 0
- * first).
+ * The correlations vectorize over the outputs; their sums run in the order sym gives.
  *
  * Layout: this file holds the compiler switches; the kernels are plain C functions in
  * fc_ndfilt_body.h, included below once per element type (as fc_kernels.h includes
@@ -73,8 +72,9 @@
 #define FC_ND_INLINE static inline
 #endif
 
-/* fc_ndrows's register tile: GNU C vectors of four doubles (one AVX2 register; two SSE2
- * registers in the baseline clone) */
+/* FC_ND_VEC: fc_ndrows's register tile is GNU C vectors of 32 bytes (fc_nd_av in the body:
+ * four doubles or eight floats, one AVX2 register; two SSE2 registers in the baseline
+ * clone); fc_nd_v4, four doubles, is fc_ndboxline4's */
 #if defined(__GNUC__)
 #define FC_ND_VEC 1
 typedef double fc_nd_v4 __attribute__((vector_size(32)));
@@ -86,6 +86,8 @@ typedef double fc_nd_v4 __attribute__((vector_size(32)));
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#elif defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
 #endif
 
 /* The kernels: one generic body, fc_ndfilt_body.h, included once for float data summed in

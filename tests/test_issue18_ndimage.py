@@ -626,6 +626,34 @@ def test_float32_pass_is_within_its_bound_of_the_exact_sum(backend, k):
 
 
 @pytest.mark.parametrize("name", [b for b in ("cython", "numba") if b in BACKENDS])
+def test_correlate1d_kernel_rejects_empty_weights(name):
+    """The compiled nd_correlate1d kernels read w[k - 1]: no weights (idx n - 1 long) is a
+    ValueError, not a read before the array."""
+    from fastconv import _dispatch
+    _, fn = _dispatch.kernel("nd_correlate1d", name)
+    x, out = np.ones((2, 5, 3)), np.empty((2, 5, 3))
+    with pytest.raises(ValueError, match="shapes"):
+        fn(x, np.ones(0), np.arange(4, dtype=np.int64), 0.0, out, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_weight_pair_keeps_the_symmetric_order(backend, dtype):
+    """scipy's symmetry test (a pair differs by more than DBL_EPSILON) is false for a NaN
+    pair, so weights symmetric but for NaN take the folded order: the same on every
+    backend (the reference's test said "not symmetric" and summed in the other order)."""
+    from fastconv import reference
+    w = np.array([1.0, 2.0, np.nan])
+    assert reference.nd_symmetry(w) == 1
+    x = np.arange(12.0, dtype=dtype).reshape(3, 4)
+    with np.errstate(invalid="ignore"):
+        got = ndimage.correlate1d(x, w, backend=backend)
+        np.testing.assert_array_equal(got, ndimage.correlate1d(x, w, backend="numpy"))
+        assert got.dtype == dtype and np.isfinite(got).all()  # the NaN tap is never read
+        if dtype == np.float64:
+            np.testing.assert_array_equal(got, sndi.correlate1d(x, w))
+
+
+@pytest.mark.parametrize("name", [b for b in ("cython", "numba") if b in BACKENDS])
 @pytest.mark.parametrize("op", ["nd_sepcorr", "nd_sepbox"])
 def test_fused_kernel_rejects_inconsistent_arguments(name, op):
     """The compiled nd_sepcorr and nd_sepbox kernels, which index unchecked, check their

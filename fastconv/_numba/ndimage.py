@@ -55,6 +55,8 @@ def nd_correlate1d(x, w, idx, cval, out, nthreads=1):
     type, as the sums)."""
     if out.size == 0:
         return out
+    if len(w) < 1 or len(idx) != out.shape[1] + len(w) - 1:
+        raise ValueError("nd_correlate1d: inconsistent shapes")
     use_threads(nthreads)
     _pass(x, np.asarray(w).astype(x.dtype), np.ascontiguousarray(idx, dtype=np.int64),
           x.dtype.type(cval), out, nd_symmetry(w))
