@@ -32,7 +32,11 @@ phases put in the forward output's places, then unstacked. Its GEMM multiplies b
 of ``x`` (``C * k / s`` columns per position at stride 1) instead of one of
 ``grad_output`` at stride ``s`` (``K * k`` columns, a strided gather). Measured on the
 issue's backward target (8x64x28x28 -> 32, k4 s2 p1; 1 thread, CPU time, shared machine):
-5.2 ms instead of 6.1 ms, the backward (input + weight) 7.4 ms instead of 8.2 ms.
+5.2 ms instead of 6.1 ms, the backward (input + weight) 7.4 ms instead of 8.2 ms. Where the
+plan runs that layer as im2col + GEMM, ``_cy_grad.conv2d_weight_phased`` builds each GEMM
+tile's block of the phases itself, beside its im2col, in the work item's buffer: no
+stacked copy of ``grad_output`` (a single-threaded NumPy zero-fill and four strided copies,
+0.5 ms of the target's 3.9 ms on 2 threads) and no more memory than conv2d_weight's tiles.
 """
 
 from __future__ import annotations
@@ -147,17 +151,14 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
     (N, C, H, W), C-contiguous, given ``gy`` (N, K, Ho, Wo), C-contiguous, of x's dtype: the
     sub-pixel decomposition in reverse. ``gy``'s phases are put in their places in the
     forward layer's output (zero where no output is), and the stacked weight's gradient is
-    :func:`fastconv.grad.conv2d_weight` of ``x`` and that, at stride 1, by the plan's
-    kernel for that layer (GEMM on an im2col of ``x``: half the columns of an im2col of
-    ``gy`` at stride ``s``, and no strided gather; or in float32 the direct
-    weight-gradient kernel, where ``_plan`` finds it faster); each phase's block is then
-    put back in the taps it came from (the inverse of the stacking :func:`phase_taps`
-    describes). Images go in blocks of at most ``BLOCK_BYTES`` of the stacked ``gy``, the
-    blocks' gradients added in order (shapes only: the result does not depend on the
-    thread count)."""
-    from .grad import conv2d_weight
-
-    N, K, Ho, Wo = gy.shape
+    the stride-1 weight gradient of ``x`` and that, by the plan's kernel for that layer:
+    im2col + GEMM (half the columns of an im2col of ``gy`` at stride ``s``, and no strided
+    gather), fused with the phases' placement (:func:`_weight_fused`), or, where ``_plan``
+    gives float32 the direct weight-gradient kernel or the layer's rows are long,
+    :func:`fastconv.grad.conv2d_weight` on a stacked copy (:func:`_weight_stacked`). Each
+    phase's block is then put back in the taps it came from (the inverse of the stacking
+    :func:`phase_taps` describes). Image blocks and their order follow the shapes only: the
+    result does not depend on the thread count."""
     C, Kg, kh, kw = w_shape
     Cg = C // groups
     (kuh, padh, ph), (kuw, padw, pw) = axes
@@ -166,6 +167,99 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
     Hy = x.shape[2] + 2 * padh - kuh + 1
     Wy = x.shape[3] + 2 * padw - kuw + 1
     ws_shape = (groups * nph * Kg, Cg, kuh, kuw)
+    nb = _fused_images(x, ws_shape, Hy, Wy, groups, (padh, padw))
+    if nb:
+        gws = _weight_fused(x, gy, ws_shape, groups, (padh, padw), ph, pw, nb)
+    else:
+        gws = _weight_stacked(x, gy, ws_shape, Hy, Wy, groups, (padh, padw), ph, pw, backend)
+    # gws[(g, phase, k), c, u, v] is w[g * Cg + c, k, rh + sh * (ku_h - 1 - u), ...]
+    g6 = gws.reshape(groups, nph, Kg, Cg, kuh, kuw)
+    gw = np.empty((groups, Cg, Kg, kh, kw), gws.dtype)
+    i = 0
+    for rh, _, _ in ph:
+        for rw, _, _ in pw:
+            gw[:, :, :, rh::sh, rw::sw] = g6[:, i].transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+            i += 1
+    return gw.reshape(w_shape)
+
+
+def _fused_images(x, ws_shape, Hy, Wy, groups, pad):
+    """Images per call of the fused kernel (:func:`_weight_fused`), or 0 for the stacked
+    copy (:func:`_weight_stacked`): fused where the plan runs the stacked layer's weight
+    gradient as im2col + GEMM (not the direct kernel, not in row tiles), in blocks of images
+    estimated at about ``fastconv._chunks.PIECE_SECONDS`` each when the whole call is past
+    ``_chunks.SPLIT_SECONDS`` (a Ctrl-C check between blocks); an image estimated past
+    that alone takes the stacked copy, whose call the dispatcher cuts further. Shapes
+    only."""
+    from . import _chunks, _plan
+    from .grad import _long_gemm_row
+
+    N = x.shape[0]
+    it = x.itemsize
+
+    def args(n):
+        return (_plan._Shaped((n,) + x.shape[1:], it),
+                _plan._Shaped((n, ws_shape[0], Hy, Wy), it), _plan._Shaped(ws_shape, it),
+                (1, 1), tuple(pad), (1, 1), groups)
+
+    a = args(N)
+    if (_plan.algorithm("conv2d_weight", "cython", a) != _plan.GEMM
+            or _plan.conv2d_weight_as_3d("cython", a)
+            or _long_gemm_row("conv2d_weight", "cython", a)):
+        return 0
+    if _plan.seconds("conv2d_weight", "cython", a) <= _chunks.SPLIT_SECONDS:
+        return N
+    one = _plan.seconds("conv2d_weight", "cython", args(1))
+    if one > _chunks.SPLIT_SECONDS:
+        return 0
+    return max(1, int(_chunks.PIECE_SECONDS / max(one, 1e-12)))
+
+
+def _weight_fused(x, gy, ws_shape, groups, pad, ph, pw, nb):
+    """The stacked weight gradient by ``_cy_grad.conv2d_weight_phased``: its GEMM tiles
+    read ``gy``'s phases in their places themselves (no stacked copy of ``gy``), ``nb``
+    images a call, the calls' results added in order."""
+    from . import _cy_grad, _threads
+
+    N = x.shape[0]
+    phh = [(off, count) for _, off, count in ph]
+    phw = [(off, count) for _, off, count in pw]
+    Hy = x.shape[2] + 2 * pad[0] - ws_shape[2] + 1
+    Wy = x.shape[3] + 2 * pad[1] - ws_shape[3] + 1
+    flops_per_image = 2 * ws_shape[0] * Hy * Wy * ws_shape[1] * ws_shape[2] * ws_shape[3]
+    gws = None
+    for n0 in range(0, N, nb):
+        n1 = min(N, n0 + nb)
+        part = np.empty(ws_shape, x.dtype)
+
+        def block(n0=n0, n1=n1, part=part):
+            nthreads = _threads.threads_for(flops_per_image * (n1 - n0),
+                                            _threads.GRAIN_FLOPS)
+            with _threads.blas_single_threaded():
+                _cy_grad.conv2d_weight_phased(x[n0:n1], gy[n0:n1], part, pad, phh, phw,
+                                              groups, nthreads)
+
+        if _threads.needs_fresh_thread():  # fork safety, as fastconv._dispatch's calls
+            _threads.call_in_fork_safe_thread(block)
+        else:
+            block()
+        if gws is None:
+            gws = part
+        else:
+            gws += part
+    return gws
+
+
+def _weight_stacked(x, gy, ws_shape, Hy, Wy, groups, pad, ph, pw, backend):
+    """The stacked weight gradient as :func:`fastconv.grad.conv2d_weight` of ``x`` and a
+    stacked copy of ``gy``'s phases (blocks of images of at most ``BLOCK_BYTES`` of it)."""
+    from .grad import conv2d_weight
+
+    N, K = gy.shape[:2]
+    Ho, Wo = gy.shape[2:]
+    sh, sw = len(ph), len(pw)
+    nph = sh * sw
+    Kg = K // groups
     per_image = ws_shape[0] * Hy * Wy * x.itemsize
     nb = max(1, min(N, BLOCK_BYTES // max(1, per_image)))
     gws = None
@@ -182,18 +276,9 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
         ysb = ys.reshape(n1 - n0, ws_shape[0], Hy, Wy)
         # the plan's kernel for that layer: in float32 often Cython's direct weight-gradient
         # kernel (fc3_wgrad, run as conv3d_weight on a depth of 1), else im2col + GEMM
-        part = conv2d_weight(x[n0:n1], ws_shape, ysb, 1, (padh, padw), 1, groups,
-                             backend=backend)
+        part = conv2d_weight(x[n0:n1], ws_shape, ysb, 1, pad, 1, groups, backend=backend)
         if gws is None:
             gws = part
         else:
             gws += part
-    # gws[(g, phase, k), c, u, v] is w[g * Cg + c, k, rh + sh * (ku_h - 1 - u), ...]
-    g6 = gws.reshape(groups, nph, Kg, Cg, kuh, kuw)
-    gw = np.empty((groups, Cg, Kg, kh, kw), gws.dtype)
-    i = 0
-    for rh, _, _ in ph:
-        for rw, _, _ in pw:
-            gw[:, :, :, rh::sh, rw::sw] = g6[:, i].transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-            i += 1
-    return gw.reshape(w_shape)
+    return gws

@@ -12,6 +12,12 @@ cdef extern from "fc_kernels.h" nogil:
                     Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin, Py_ssize_t pl)
     void fc_frame_d(double* dst, Py_ssize_t Wp, const double* src, Py_ssize_t H,
                     Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin, Py_ssize_t pl)
+    void fc_phases_f(float* dst, Py_ssize_t pstride, Py_ssize_t Wp, const float* src,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pl)
+    void fc_phases_d(double* dst, Py_ssize_t pstride, Py_ssize_t Wp, const double* src,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t ih0, Py_ssize_t rin,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pl)
     float fc_absmax_f(const float* x, Py_ssize_t n)
     double fc_absmax_d(const double* x, Py_ssize_t n)
     void fc_wino_weights_f(const float* g, Py_ssize_t C, float* U, Py_ssize_t ld)

@@ -84,6 +84,7 @@ from _blas cimport gemm_rm
 from libc.float cimport DBL_MAX, FLT_MAX
 
 from _common cimport (FC_OKB, fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f,
+                     fc_phases_d, fc_phases_f,
                      fc_fv_filters_d, fc_fv_filters_f, fc_fv_positions_d, fc_fv_positions_f,
                      fc_ogeo, fc_pack_d, fc_pack_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
                      fc_row_block, fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f,
@@ -485,7 +486,7 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
     cdef Py_ssize_t rows = oh1 - oh0
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
-    cdef Py_ssize_t a, c, cc
+    cdef Py_ssize_t cc
     cdef const floating* src
     cdef fc_ogeo geo
     if copy and sh == 1 and sw == 1:
@@ -499,11 +500,14 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                            x.shape[3], oh0 - pt, rin, pl)
         src = xp
     elif copy:
-        # each phase is im2col of a 1x1 kernel with the block's strides, shifted by (a, c)
-        for a in range(sh):
-            for c in range(sw):
-                im2col(x, n, c0, Cg, 1, 1, oh0, oh0 + rin, Wp, sh, sw, pt - a, pl - c, 1, 1,
-                       xp + (a * sw + c) * Cg * cstride, cstride)
+        # each channel's rows split into their sh x sw stride phases, zero-framed
+        for cc in range(Cg):
+            if floating is float:
+                fc_phases_f(xp + cc * cstride, Cg * cstride, Wp, &x[n, c0 + cc, 0, 0],
+                            x.shape[2], x.shape[3], oh0 * sh - pt, rin, sh, sw, pl)
+            else:
+                fc_phases_d(xp + cc * cstride, Cg * cstride, Wp, &x[n, c0 + cc, 0, 0],
+                            x.shape[2], x.shape[3], oh0 * sh - pt, rin, sh, sw, pl)
         src = xp
     else:
         src = &x[n, c0, oh0, 0]

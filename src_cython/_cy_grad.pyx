@@ -125,6 +125,56 @@ cdef void _pack_gy(const floating[:, :, :, ::1] gy, Py_ssize_t n0, Py_ssize_t n1
             memcpy(pack + kk * P + m * HW, &gy[n0 + m, k0 + kk, 0, 0], HW * sizeof(floating))
 
 
+cdef struct Phases:
+    # The transposed convolution's sub-pixel phases (fastconv._transpose): the weight
+    # gradient of its stacked stride-1 layer reads grad_output's phases in their places of
+    # that layer's output (conv2d_weight_phased). ``sh`` x ``sw`` phases, ``Kg`` filters per
+    # group of grad_output; per phase along an axis ``(offset, count)``: phase a's outputs
+    # o = s * m + a (m < count) are the stacked layer's outputs offset + m.
+    Py_ssize_t sh
+    Py_ssize_t sw
+    Py_ssize_t Kg
+    Py_ssize_t hp[64]
+    Py_ssize_t wp[64]
+
+
+cdef void _pack_ys(const floating[:, :, :, ::1] gy, const Phases* ph, Py_ssize_t n0,
+                   Py_ssize_t n1, Py_ssize_t g, Py_ssize_t k0, Py_ssize_t nk, Py_ssize_t oh0,
+                   Py_ssize_t oh1, Py_ssize_t Wo, floating* pack) noexcept nogil:
+    """pack (nk, (n1 - n0) * (oh1 - oh0) * Wo): the stacked layer's output gradient, rows
+    [k0, k0 + nk) (stacked rows (group, phase, filter)), output rows [oh0, oh1), built from
+    ``gy`` (N, K, Ho', Wo'), the transposed convolution's: row (g, (a, b), k) at (y, z) is
+    ``gy[n, g * Kg + k, sh * (y - off_a) + a, sw * (z - off_b) + b]`` inside phase (a, b)'s
+    outputs, else zero."""
+    cdef Py_ssize_t seg = (oh1 - oh0) * Wo, P = (n1 - n0) * seg
+    cdef Py_ssize_t kk, loc, q, a, b, ch, oa, ca, ob, cb, m, y, z, sw = ph.sw
+    cdef floating* d
+    cdef const floating* src
+    for kk in range(nk):
+        loc = k0 + kk - g * ph.sh * ph.sw * ph.Kg
+        q = loc // ph.Kg
+        ch = g * ph.Kg + loc % ph.Kg
+        a = q // sw
+        b = q % sw
+        oa = ph.hp[2 * a]
+        ca = ph.hp[2 * a + 1]
+        ob = ph.wp[2 * b]
+        cb = ph.wp[2 * b + 1]
+        for m in range(n1 - n0):
+            for y in range(oh0, oh1):
+                d = pack + kk * P + m * seg + (y - oh0) * Wo
+                if y < oa or y >= oa + ca or cb == 0:
+                    memset(d, 0, Wo * sizeof(floating))
+                    continue
+                src = &gy[n0 + m, ch, ph.sh * (y - oa) + a, b]
+                for z in range(ob):
+                    d[z] = 0
+                for z in range(cb):
+                    d[ob + z] = src[sw * z]
+                for z in range(ob + cb, Wo):
+                    d[z] = 0
+
+
 # --------------------------------------------------------------------------------------------
 # conv2d_input
 # --------------------------------------------------------------------------------------------
@@ -346,10 +396,12 @@ cdef void _weight_item(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                        Py_ssize_t k0, Py_ssize_t nk, Py_ssize_t rows, Py_ssize_t imgs,
                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Cg, Py_ssize_t kh,
-                       Py_ssize_t kw, floating* col, floating* pack) noexcept nogil:
+                       Py_ssize_t kw, floating* col, floating* pack, Py_ssize_t Ho,
+                       Py_ssize_t Wo, const Phases* ph) noexcept nogil:
     """part[k0:k0 + nk] (nk, R) = sum over tiles [t0, t1), in order, of
-    gy_tile[k0:k0 + nk] (nk, P) @ cols_g^T (P, R)."""
-    cdef Py_ssize_t N = x.shape[0], Ho = gy.shape[2], Wo = gy.shape[3], HW = Ho * Wo
+    gy_tile[k0:k0 + nk] (nk, P) @ cols_g^T (P, R); the output gradient (Ho, Wo) is ``gy``,
+    or with ``ph`` the stacked phases of ``gy`` (_pack_ys)."""
+    cdef Py_ssize_t N = x.shape[0], HW = Ho * Wo
     cdef Py_ssize_t R = Cg * kh * kw
     cdef Py_ssize_t t, m, n0, n1, oh0, oh1, seg, P, lda
     cdef const floating* A
@@ -360,7 +412,11 @@ cdef void _weight_item(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         for m in range(n1 - n0):
             im2col(x, n0 + m, g * Cg, Cg, kh, kw, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw,
                     col + m * seg, P)
-        if n1 - n0 == 1:
+        if ph != NULL:
+            _pack_ys(gy, ph, n0, n1, g, k0, nk, oh0, oh1, Wo, pack)
+            A = pack
+            lda = P
+        elif n1 - n0 == 1:
             A = &gy[n0, k0, oh0, 0]
             lda = HW
         else:
@@ -374,8 +430,11 @@ cdef void _weight_item(const floating[:, :, :, ::1] x, const floating[:, :, :, :
 cdef int _weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                       floating[:, :, :, ::1] gw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
                       Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
-                      int nthreads) except -1:
-    cdef Py_ssize_t N = x.shape[0], Ho = gy.shape[2], Wo = gy.shape[3]
+                      int nthreads, Py_ssize_t Ho, Py_ssize_t Wo,
+                      const Phases* ph) except -1:
+    """The GEMM weight gradient (module docstring) of an output gradient (Ho, Wo): ``gy``,
+    or with ``ph`` the stacked phases of ``gy`` (conv2d_weight_phased)."""
+    cdef Py_ssize_t N = x.shape[0]
     cdef Py_ssize_t K = gw.shape[0], Cg = gw.shape[1], kh = gw.shape[2], kw = gw.shape[3]
     cdef Py_ssize_t R = Cg * kh * kw, Kg = K // groups, KR = K * R
     cdef Py_ssize_t rows, imgs, T, S, F, kb, items, item, s, f, rest, g, per, col_elems
@@ -391,7 +450,7 @@ cdef int _weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     S, F, kb = _plan.weight_slots(T, K, R, Kg, groups, sizeof(floating))
     items = S * groups * F
     col_elems = R * imgs * rows * Wo
-    per = col_elems + (kb * imgs * Ho * Wo if imgs > 1 else 0)
+    per = col_elems + (kb * imgs * rows * Wo if imgs > 1 or ph != NULL else 0)
     nthreads = max(1, nthreads)
     ws = <floating*> malloc(nthreads * per * sizeof(floating))
     if S > 1:
@@ -414,7 +473,7 @@ cdef int _weight_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                              s * T // S, (s + 1) * T // S, g, g * Kg + f * kb,
                              min(kb, Kg - f * kb), rows, imgs, sh, sw, pt, pl, dh, dw, Cg,
                              kh, kw, ws + threadid() * per,
-                             ws + threadid() * per + col_elems)
+                             ws + threadid() * per + col_elems, Ho, Wo, ph)
                 fc_ftz_exit()
             if S > 1:
                 # gw += partials, in slot order, each filter's row by one thread
@@ -456,7 +515,8 @@ cdef int _grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     if gw.shape[0] == 0:
         return 0
     if algo == GEMM and x.shape[0] > 0 and gy.shape[2] * gy.shape[3] > 0:
-        _weight_gemm(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nthreads)
+        _weight_gemm(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nthreads, gy.shape[2],
+                     gy.shape[3], NULL)
     else:
         _weight_direct(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nthreads)
     return 0
@@ -527,6 +587,52 @@ def conv2d_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] g
     (``fastconv._plan.conv2d_weight``), or one forced by a test or benchmark."""
     _grad_weight(x, gy, gw, stride, pad, dilation, groups, nthreads,
                  _code("conv2d_weight", algo))
+    return gw.base
+
+
+def conv2d_weight_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                         floating[:, :, :, ::1] gw, pad, phases_h, phases_w,
+                         Py_ssize_t groups, int nthreads):
+    """The weight gradient ``gw`` (groups * phases * Kg, Cg, kuh, kuw) of the transposed
+    convolution's stacked stride-1 layer (fastconv._transpose.run_weight), by the GEMM
+    algorithm, from ``x`` (N, C, H, W) and the transposed convolution's output gradient
+    ``gy`` (N, groups * Kg, Ho, Wo) itself: each tile builds its block of the stacked
+    layer's output gradient (grad_output's phases in their places, zero elsewhere) next to
+    its im2col, so no stacked copy of ``gy`` is made. ``phases_h`` / ``phases_w``: per
+    phase ``(offset, count)`` (fastconv._transpose._axis), ``pad`` the stacked layer's
+    padding. Tiles and slots as conv2d_weight's for the stacked layer: the same sums, and
+    results bitwise independent of ``nthreads``."""
+    cdef Phases ph
+    cdef Py_ssize_t i, N = x.shape[0], K = gw.shape[0], Cg = gw.shape[1]
+    cdef Py_ssize_t kuh = gw.shape[2], kuw = gw.shape[3], pt = pad[0], pl = pad[1], Hy, Wy
+    ph.sh = len(phases_h)
+    ph.sw = len(phases_w)
+    if not (0 < ph.sh <= 32 and 0 < ph.sw <= 32):
+        raise ValueError("conv2d_weight_phased: 1 to 32 phases per axis")
+    Hy = x.shape[2] + 2 * pt - kuh + 1
+    Wy = x.shape[3] + 2 * pl - kuw + 1
+    if (groups < 1 or K % (groups * ph.sh * ph.sw) or x.shape[1] != groups * Cg
+            or gy.shape[0] != N or Hy < 1 or Wy < 1):
+        raise ValueError("conv2d_weight_phased: x, gy and gw do not fit the phases")
+    ph.Kg = K // (groups * ph.sh * ph.sw)
+    if gy.shape[1] != groups * ph.Kg:
+        raise ValueError("conv2d_weight_phased: gy's channels do not fit gw")
+    for i in range(ph.sh):
+        ph.hp[2 * i], ph.hp[2 * i + 1] = phases_h[i]
+        if (ph.hp[2 * i + 1] and (ph.hp[2 * i] < 0 or ph.hp[2 * i] + ph.hp[2 * i + 1] > Hy
+                                  or ph.sh * (ph.hp[2 * i + 1] - 1) + i >= gy.shape[2])):
+            raise ValueError("conv2d_weight_phased: a row phase outside the planes")
+    for i in range(ph.sw):
+        ph.wp[2 * i], ph.wp[2 * i + 1] = phases_w[i]
+        if (ph.wp[2 * i + 1] and (ph.wp[2 * i] < 0 or ph.wp[2 * i] + ph.wp[2 * i + 1] > Wy
+                                  or ph.sw * (ph.wp[2 * i + 1] - 1) + i >= gy.shape[3])):
+            raise ValueError("conv2d_weight_phased: a column phase outside the planes")
+    if K == 0 or Cg == 0:
+        return gw.base
+    if N == 0:
+        gw[...] = 0
+        return gw.base
+    _weight_gemm(x, gy, gw, 1, 1, pt, pl, 1, 1, groups, nthreads, Hy, Wy, &ph)
     return gw.base
 
 

@@ -507,6 +507,49 @@ FC_CLONES static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
         for (q = hi; q < Wp; q++) d[q] = 0;
     }
 }
+
+/* ---------------------------------------------------------------------------------------
+ * fc_phases: the sh x sw stride phases of ``rin`` phase rows of an H x W plane, framed by
+ * zeros. Phase (a, c)'s row r, at dst + (a * sw + c) * pstride + r * Wp, holds
+ * src[ih0 + r * sh + a][q * sw + c - pl] for q < Wp (zero where that falls outside the
+ * plane): the direct kernel's input at a stride above 1 (_cy_conv._flat_block). Each source
+ * row is read once per column phase while in cache; a stride of 2, the common one, is a
+ * constant-stride loop the compiler vectorizes with lane shuffles.
+ * --------------------------------------------------------------------------------------- */
+FC_CLONES static void FC_NAME(fc_phases)(FC_T* FC_RESTRICT dst, ptrdiff_t pstride,
+                                         ptrdiff_t Wp, const FC_T* FC_RESTRICT src,
+                                         ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0,
+                                         ptrdiff_t rin, ptrdiff_t sh, ptrdiff_t sw,
+                                         ptrdiff_t pl)
+{
+    ptrdiff_t a, c, r, q, lo, hi, ih, e;
+    for (a = 0; a < sh; a++)
+        for (r = 0; r < rin; r++) {
+            ih = ih0 + r * sh + a;
+            for (c = 0; c < sw; c++) {
+                FC_T* d = dst + (a * sw + c) * pstride + r * Wp;
+                if (ih < 0 || ih >= H) {
+                    for (q = 0; q < Wp; q++) d[q] = 0;
+                    continue;
+                }
+                /* q * sw + c - pl in [0, W) for q in [lo, hi) */
+                e = pl - c;
+                lo = e > 0 ? (e + sw - 1) / sw : 0;
+                e = W + pl - c;
+                hi = e > 0 ? (e + sw - 1) / sw : 0;
+                if (hi > Wp) hi = Wp;
+                if (lo > Wp) lo = Wp;
+                if (hi < lo) hi = lo;
+                const FC_T* s = src + ih * W + c - pl;
+                for (q = 0; q < lo; q++) d[q] = 0;
+                if (sw == 2)
+                    for (q = lo; q < hi; q++) d[q] = s[2 * q];
+                else
+                    for (q = lo; q < hi; q++) d[q] = s[q * sw];
+                for (q = hi; q < Wp; q++) d[q] = 0;
+            }
+        }
+}
 #endif
 
 /* ---------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Issue 17 (transpose speed): the weight gradient of conv_transpose1d/2d by the sub-pixel
 decomposition in reverse (fastconv._transpose.run_weight: one stride-1 conv2d_weight of x and
 grad_output's phases), taken on the Cython backend when the forward's sub-pixel plan
-(fastconv._transpose.plan) takes the call. Checked against torch autograd and the NumPy
-reference, that the path is really taken (or declined), over strides, paddings,
+(fastconv._transpose.plan) takes the call, by either route: the fused GEMM kernel that
+reads grad_output's phases itself (_cy_grad.conv2d_weight_phased), in one call or in
+blocks of images, or conv2d_weight on a stacked copy. Checked against torch autograd and
+the NumPy reference, that the path is really taken (or declined), over strides, paddings,
 output_paddings, groups, dtypes, layouts, unbatched input, image blocks and thread counts,
 plus the adjoint identity. The extra memory on the speed-target shapes is measured by
 tests/test_issue17_transpose_memory.py (its backward cases run this path)."""
@@ -62,6 +64,22 @@ def spy(monkeypatch):
     return calls
 
 
+# how run_weight computes the stacked gradient: the plan's choice, or forced
+ROUTES = {
+    "plan": None,
+    "fused": lambda x, *a: x.shape[0],
+    "fused_blocks": lambda x, *a: 1,  # one image a call, the calls' results added
+    "stacked": lambda x, *a: 0,
+}
+
+
+@pytest.fixture(params=list(ROUTES))
+def route(request, monkeypatch):
+    if ROUTES[request.param] is not None:
+        monkeypatch.setattr(_transpose, "_fused_images", ROUTES[request.param])
+    return request.param
+
+
 def _arrays(xs, ws, kw, rng, dtype):
     nd = len(ws) - 2
     x = rng.standard_normal(xs).astype(dtype)
@@ -85,7 +103,7 @@ def _close(a, ref, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ci", range(len(TAKEN)))
-def test_subpixel_weight_grad_matches_torch_and_reference(spy, dtype, ci, rng):
+def test_subpixel_weight_grad_matches_torch_and_reference(spy, route, dtype, ci, rng):
     xs, ws, kw = TAKEN[ci]
     nd, x, w, gy = _arrays(xs, ws, kw, rng, dtype)
     got = GW[nd](x, ws, gy, **kw, backend="cython")
@@ -124,7 +142,7 @@ def test_int_input_and_dtype_rule(spy, rng):
                                                               backend="numpy"))
 
 
-def test_layouts_and_unbatched(spy, rng):
+def test_layouts_and_unbatched(spy, route, rng):
     xs, ws, kw = TAKEN[2]
     nd, x, w, gy = _arrays(xs, ws, kw, rng, np.float64)
     ref = GW[nd](x, ws, gy, **kw, backend="numpy")
@@ -140,8 +158,9 @@ def test_layouts_and_unbatched(spy, rng):
 
 
 def test_image_blocks(spy, monkeypatch, rng):
-    """Past BLOCK_BYTES of stacked grad_output, the images go in blocks whose gradients are
-    added in order: the same result to rounding, and the same for every thread count."""
+    """On the stacked route, past BLOCK_BYTES of stacked grad_output the images go in
+    blocks whose gradients are added in order: the same result to rounding."""
+    monkeypatch.setattr(_transpose, "_fused_images", ROUTES["stacked"])
     xs, ws, kw = (7, 4, 5, 6), (4, 3, 4, 4), dict(stride=2, padding=1)
     nd, x, w, gy = _arrays(xs, ws, kw, rng, np.float64)
     whole = GW[nd](x, ws, gy, **kw, backend="cython")
@@ -152,7 +171,17 @@ def test_image_blocks(spy, monkeypatch, rng):
     _close(blocks, _torch_weight_grad(nd, x, w, gy, kw), np.float64)
 
 
-def test_threads_do_not_change_the_result(threads, rng):
+def test_fused_route_on_the_bench_shape():
+    """The plan's route for the issue's backward target (8x64x28x28 -> 32, k4 s2 p1): the
+    fused kernel, all eight images in one call."""
+    x = np.zeros((8, 64, 28, 28), np.float32)
+    assert _transpose._fused_images(x, (128, 64, 2, 2), 29, 29, 1, (1, 1)) == 8
+
+
+@pytest.mark.parametrize("forced", ["plan", "fused_blocks", "stacked"])
+def test_threads_do_not_change_the_result(threads, monkeypatch, forced, rng):
+    if ROUTES[forced] is not None:
+        monkeypatch.setattr(_transpose, "_fused_images", ROUTES[forced])
     xs, ws, kw = (8, 16, 9, 9), (16, 8, 4, 4), dict(stride=2, padding=1)
     _, x, _, gy = _arrays(xs, ws, kw, rng, np.float32)
     res = []
@@ -184,3 +213,22 @@ def test_finite_differences(rng):
         num = (np.vdot(FWD[nd](x, w + d, **kw, backend="cython"), g)
                - np.vdot(FWD[nd](x, w - d, **kw, backend="cython"), g)) / (2 * eps)
         np.testing.assert_allclose(gw[idx], num, rtol=1e-6, atol=1e-8)
+
+
+def test_fused_kernel_rejects_phases_that_do_not_fit():
+    """The compiled kernel checks its phase tables against the planes before it reads
+    grad_output through them (ValueError, no out-of-bounds read)."""
+    from fastconv import _cy_grad
+
+    x = np.zeros((2, 4, 5, 6))
+    gy = np.zeros((2, 3, 10, 12))
+    gw = np.zeros((12, 4, 2, 2))
+    ok = ([(1, 5), (0, 5)], [(1, 6), (0, 6)])
+    _cy_grad.conv2d_weight_phased(x, gy, gw, (1, 1), *ok, 1, 1)
+    for phh, phw in [([(1, 6), (0, 5)], ok[1]),  # past the stacked layer's rows
+                     ([(1, 5), (0, 5)], [(1, 6), (0, 7)]),  # past grad_output's columns
+                     ([(-1, 5), (0, 5)], ok[1]), ([(1, 5)] * 33, ok[1])]:
+        with pytest.raises(ValueError, match="conv2d_weight_phased"):
+            _cy_grad.conv2d_weight_phased(x, gy, gw, (1, 1), phh, phw, 1, 1)
+    with pytest.raises(ValueError, match="conv2d_weight_phased"):
+        _cy_grad.conv2d_weight_phased(x, np.zeros((2, 2, 10, 12)), gw, (1, 1), *ok, 1, 1)
