@@ -139,6 +139,9 @@ ROW_CHUNK_MACS = 1 << 18
 # input elements (all channels of a group, all stride phases) per item when it copies.
 FLAT_ELEMS = 8192
 FLAT_IN_ELEMS = 1 << 16
+# one-row blocks of the direct kernel are cut into column segments of at least this many
+# outputs (a multiple of 64) when the row is longer (_cy_conv._direct)
+FLAT_MIN_SEG = 1024
 # Winograd F(2x2, 3x3): at least this many channels and filters; about this many output
 # tiles per work item (its GEMMs are (K, C) @ (C, tiles)); at most this many filter x
 # channel pairs and elements of tile transforms per work item and thread; at least this

@@ -13,10 +13,13 @@ validated it). The timings behind the design are in docs/guide/performance-notes
 How each algorithm runs:
 
 * ``"direct"``, when the stride is at most the kernel size (on both axes; always at stride
-  1): :func:`_flat_block`; work items are (image, group, block of output rows); the block's
-  input is split into its ``sh * sw`` stride phases (a zero-framed copy; at stride 1 with no
-  padding needed, the input read in place), which makes every kernel tap a fixed offset into
-  flat lines, whatever the stride. ``fc_taps_out`` (fc_kernels.h, compiled per x86-64
+  1): :func:`_flat_block`; work items are (image, group, block of output rows), and a
+  block of one output row (a 1-D layer, a long row) is also cut into segments of columns
+  (at least ``_plan.FLAT_MIN_SEG``), so that one long row spreads over the threads; the
+  block's input is split into its ``sh * sw`` stride phases (a zero-framed copy, by
+  ``fc_phases`` past stride 1; at stride 1 with no padding needed, the input read in
+  place), which makes every kernel tap a fixed offset into flat lines, whatever the
+  stride. ``fc_taps_out`` (fc_kernels.h, compiled per x86-64
   level with ``target_clones``) keeps the sums of four filters x three vectors of positions
   in registers over all taps (eight filters x three vectors, weights packed by ``fc_pack``, in
   its AVX-512 build, taken at run time) and stores them straight into the output, masked
@@ -131,6 +134,7 @@ cdef Py_ssize_t _ROW_CHUNK_MACS = _plan.ROW_CHUNK_MACS
 cdef Py_ssize_t _MIN_FLAT_ITEMS = _plan.MIN_FLAT_ITEMS
 cdef Py_ssize_t _FLAT_ELEMS = _plan.FLAT_ELEMS
 cdef Py_ssize_t _FLAT_IN_ELEMS = _plan.FLAT_IN_ELEMS
+cdef Py_ssize_t _MIN_SEG = _plan.FLAT_MIN_SEG
 cdef Py_ssize_t _WINO_MAX_BYTES = _plan.WINO_MAX_BYTES
 # The scans for non-finite and huge values (_absmax) go in chunks of at least this many
 # elements, at most _SCAN_PARTS of them, spread over the threads
@@ -466,8 +470,11 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                       Py_ssize_t g, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t sh,
                       Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t rin,
                       Py_ssize_t Wp, Py_ssize_t cstride, bint copy, const Py_ssize_t* off,
-                      const floating* wp, floating* xp) noexcept nogil:
-    """Output rows [oh0, oh1) of image n, group g, all its filters, as stride-1 work.
+                      const floating* wp, floating* xp, Py_ssize_t cs0,
+                      Py_ssize_t wseg) noexcept nogil:
+    """Output rows [oh0, oh1), columns [cs0, cs0 + wseg), of image n, group g, all its
+    filters, as stride-1 work (a segment of the columns only for one-row blocks; see
+    _direct).
 
     The input the block reads is split into its ``sh * sw`` stride phases: phase (a, c) of
     channel cc is the plane ``xp[((a * sw + c) * Cg + cc) * cstride + r * Wp + q] =
@@ -482,7 +489,7 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     the sums in registers over all taps and storing them straight into ``out`` (the
     ``Wp - Wo`` columns between rows are computed and dropped)."""
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Wo = out.shape[3], Kg = out.shape[1] // (x.shape[1] // Cg)
+    cdef Py_ssize_t Wo = wseg, Kg = out.shape[1] // (x.shape[1] // Cg)
     cdef Py_ssize_t R = Cg * kh * kw, c0 = g * Cg
     cdef Py_ssize_t rows = oh1 - oh0
     cdef Py_ssize_t L = (rows - 1) * Wp + Wo
@@ -494,23 +501,25 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
         for cc in range(Cg):
             if floating is float:
                 fc_frame_f(xp + cc * cstride, Wp, &x[n, c0 + cc, 0, 0], x.shape[2],
-                           x.shape[3], oh0 - pt, rin, pl)
+                           x.shape[3], oh0 - pt, rin, pl - cs0)
             else:
                 fc_frame_d(xp + cc * cstride, Wp, &x[n, c0 + cc, 0, 0], x.shape[2],
-                           x.shape[3], oh0 - pt, rin, pl)
+                           x.shape[3], oh0 - pt, rin, pl - cs0)
         src = xp
     elif copy:
         # each channel's rows split into their sh x sw stride phases, zero-framed
         for cc in range(Cg):
             if floating is float:
                 fc_phases_f(xp + cc * cstride, Cg * cstride, Wp, &x[n, c0 + cc, 0, 0],
-                            x.shape[2], x.shape[3], oh0 * sh - pt, rin, sh, sw, pl)
+                            x.shape[2], x.shape[3], oh0 * sh - pt, rin, sh, sw,
+                            pl - cs0 * sw)
             else:
                 fc_phases_d(xp + cc * cstride, Cg * cstride, Wp, &x[n, c0 + cc, 0, 0],
-                            x.shape[2], x.shape[3], oh0 * sh - pt, rin, sh, sw, pl)
+                            x.shape[2], x.shape[3], oh0 * sh - pt, rin, sh, sw,
+                            pl - cs0 * sw)
         src = xp
     else:
-        src = &x[n, c0, oh0, 0]
+        src = &x[n, c0, oh0, cs0]  # stride 1 in place
     geo.ldo = out.strides[1] // sizeof(floating)
     geo.ldr = out.strides[2] // sizeof(floating)
     geo.ldc = 1
@@ -518,10 +527,10 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     geo.Wp = Wp
     if floating is float:
         fc_taps_out_f(src, off, R, &w[g * Kg, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg], Kg,
-                      &out[n, g * Kg, oh0, 0], &geo, L)
+                      &out[n, g * Kg, oh0, cs0], &geo, L)
     else:
         fc_taps_out_d(src, off, R, &w[g * Kg, 0, 0, 0], R, wp + g * Kg * R, &b[g * Kg], Kg,
-                      &out[n, g * Kg, oh0, 0], &geo, L)
+                      &out[n, g * Kg, oh0, cs0], &geo, L)
 
 
 cdef int _row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -577,7 +586,7 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t N = out.shape[0], R = Cg * kh * kw
     cdef Py_ssize_t rows, nb, item, p, oh0, oh1, Wp = 0, cstride = 0, per = 0, t, cc, i, j
-    cdef Py_ssize_t rin, planes = sh * sw
+    cdef Py_ssize_t rin, planes = sh * sw, ncs = 1, cseg, cs0
     cdef bint copy = False, plane
     cdef floating* ws = NULL
     cdef floating* wp = NULL
@@ -628,6 +637,20 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     nb = min(nb, Ho)
     rows = (Ho + nb - 1) // nb
     nb = (Ho + rows - 1) // rows
+    # blocks of one output row (1-D layers, long rows) are cut along the columns too: work
+    # items (image, group, row, segment), so one long row spreads over the threads, and a
+    # segment's framed input stays within _FLAT_IN_ELEMS; shapes only (every output sums
+    # its taps in one order whatever the segments)
+    cseg = Wo
+    if rows == 1 and Wo > _MIN_SEG:
+        cseg = max(_MIN_SEG, min(_FLAT_IN_ELEMS // (planes * Cg), Wo))
+        if N * groups * nb * ((Wo + cseg - 1) // cseg) < _MIN_FLAT_ITEMS:
+            cseg = max(_MIN_SEG, (Wo * N * groups * nb + _MIN_FLAT_ITEMS - 1)
+                       // _MIN_FLAT_ITEMS)
+        cseg = min(Wo, (cseg + 63) // 64 * 64)
+        ncs = (Wo + cseg - 1) // cseg
+        if copy:
+            Wp = cseg + dw * (kw - 1) // sw
     rin = rows + dh * (kh - 1) // sh
     cstride = rin * Wp if copy else H * W
     # per thread: the block's stride phases (when copied); then the packed weights, shared
@@ -652,13 +675,16 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         + (i * dh // sh) * Wp + j * dw // sw
                     t += 1
         with nogil:
-            for item in prange(N * groups * nb, schedule="dynamic", num_threads=nthreads):
+            for item in prange(N * groups * nb * ncs, schedule="dynamic",
+                               num_threads=nthreads):
                 fc_ftz_enter()
-                p = item // nb
-                oh0 = (item % nb) * rows
+                p = item // (nb * ncs)
+                oh0 = (item // ncs % nb) * rows
                 oh1 = min(Ho, oh0 + rows)
+                cs0 = (item % ncs) * cseg
                 _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, sh, sw, pt, pl,
-                            rin, Wp, cstride, copy, off, wp, ws + threadid() * per)
+                            rin, Wp, cstride, copy, off, wp, ws + threadid() * per, cs0,
+                            min(cseg, Wo - cs0))
                 fc_ftz_exit()
     finally:
         _give(ws, ws_bytes)

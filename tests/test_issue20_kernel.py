@@ -6,8 +6,9 @@ tiles of eight filters x three vectors on AVX-512 (weights packed by fc_pack) an
 four x one, two x two, one x four for the filters left over. These tests force the direct
 algorithm on shapes that reach every tile and store path (filter counts around multiples of
 eight, lines shorter and longer than a tile, rows shorter and longer than a vector, strided
-phases, groups) against the NumPy reference, check that the two builds (AVX-512 and
-FASTCONV_NO_WIDE=1) agree bit for bit and that thread counts do not change a bit; then
+phases, groups, one long output row cut into column segments) against the NumPy
+reference, check that the two builds (AVX-512 and FASTCONV_NO_WIDE=1) agree bit for bit
+and that thread counts do not change a bit; then
 the transposed convolution's phase kernel (``_cy_conv.transpose_phased``: each phase over
 exactly its own outputs, stored in place; on small planes with whole blocks of 64 float32
 filters, fc_taps_fv with the filters in the vector lanes) against torch and the reference,
@@ -46,6 +47,11 @@ CASES = [
     (1, 3, 4, 4, 8, 1, (1, 1), 1, 0, 1),          # Wo = 4: every vector crosses rows
     (1, 1, 3, 64, 8, 1, (3, 3), 1, 1, 1),         # Wo = 64: whole vectors per row
     (1, 1, 300, 17, 11, 1, (3, 3), 1, 1, 1),      # many row blocks, Wo = 17
+    # one output row, cut into column segments (work items along the row)
+    (1, 16, 1, 20000, 16, 1, (1, 9), 1, 0, 1),    # in place, a long 1-D layer
+    (1, 5, 1, 9001, 7, 1, (1, 5), 1, (0, 2), 1),  # framed segments with their halo
+    (2, 4, 1, 7000, 6, 2, (1, 3), (1, 2), (0, 1), 1),   # stride-2 phases, groups
+    (1, 3, 2, 5000, 5, 1, (2, 3), 1, (0, 1), (1, 2)),   # a two-row kernel, dilated
 ]
 
 
@@ -75,7 +81,7 @@ def test_issue20_direct_tiles_match_reference(case, dtype, rng):
 
 
 def test_issue20_direct_tiles_thread_independent(rng):
-    for case in (CASES[3], CASES[8]):
+    for case in (CASES[3], CASES[8], *CASES[12:16]):
         x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
         outs = [cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g,
                           "direct", n) for n in (1, 2, 3)]
