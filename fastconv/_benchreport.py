@@ -310,10 +310,11 @@ def targets_detail(groups) -> list:
     """:func:`targets`, each with a sixth item: for a target against torch, ``{"torch":
     value or None, "torch@glibc-malloc": value or None}`` (the ratio against each torch
     row); else None."""
-    from .bench.targets import FAMILY_TARGETS, peer_targets
+    from .bench.targets import FAMILY_TARGETS, SCALING_TARGETS, peer_targets
 
     rows = list(TARGETS) + [(what, g, "auto", _T, ("<=", bound))
                             for what, g, bound in FAMILY_TARGETS]
+    rows += [(what, g, "auto-1t", "auto", (">=", bound)) for what, g, bound in SCALING_TARGETS]
     rows += [(what, g, "auto", peer, ("<=", bound)) for what, g, bound, peer in peer_targets()]
     pick = auto_backend()
     for g in groups:

@@ -1,4 +1,5 @@
-"""The speed targets of the op families beyond conv2d and the 2-D pools, named once.
+"""The speed targets of the op families beyond conv2d and the 2-D pools (and issue 20's
+per-call and 1-D scaling rows), named once.
 
 Each row of FAMILY_TARGETS is ``(what, group, bound)``: the paired suite
 (:mod:`fastconv.bench.test_paired`) times ``auto`` against torch on ``group`` (both with THREADS threads) and the report
@@ -28,8 +29,17 @@ FAMILY_TARGETS = [
      "conv3d_backward-2x16x16x64x64-float32", 1.5),
     ("conv_transpose2d backward (input + weight) 8x64x28x28",
      "conv_transpose2d_backward-8x64x28x28-float32", 1.5),
+    # issue 20 (targets_calls.py)
+    ("per-call time: conv2d 1x1x8x8 with a 3x3 filter, against F.conv2d on tensors",
+     "conv2d-call-1x1x8x8-float32", 1.0),
 ]
-FAMILIES = ("conv3d", "transpose", "pool3d", "adaptive", "fold")
+FAMILIES = ("conv3d", "transpose", "pool3d", "adaptive", "fold", "calls")
+# 1 -> 2 thread speed-ups of auto (issue 20, targets_calls.py): ``(what, group, bound)``,
+# paired as ``auto-1t / auto >= bound``
+SCALING_TARGETS = [
+    ("conv1d 1x16x10^6 -> 16 filters, 9 taps: 1 -> 2 threads speed-up (auto-1t / auto)",
+     "conv1d-1x16x1000000-k9-float32", 1.7),
+]
 
 # The SciPy-namespace, FFT, rank-filter and Dask targets are paired with the peer each entry of
 # their module's PAIRED names (``peer``: "scipy", "cv2", "numpy.convolve", "torch", ...),

@@ -29,7 +29,7 @@ from fastconv import _dispatch
 from fastconv._benchreport import LARGE_SHAPES, SCALING_SHOWN
 
 from .cases import CONV_SHAPES, POOL_SHAPES, QUICK
-from .targets import CHECKED_PEERS, FAMILY_TARGETS, paired, peer_targets
+from .targets import CHECKED_PEERS, FAMILY_TARGETS, SCALING_TARGETS, paired, peer_targets
 from .conftest import SETTLE, THREADS, _set_all
 from .test_peers import (BACKWARD_SHAPES, _case, backward_case, backward_impl, conv_impl,
                          pool_impl)
@@ -61,6 +61,7 @@ PAIRS = ([(f"conv2d-{s}-float32", "auto", "torch") for s in CONV_TARGETS]
          + [(group, "auto", "torch") for _, group, _ in FAMILY_TARGETS]
          + [(group, "auto", peer) for _, group, _, peer in peer_targets()]
          + [(f"conv2d-{s}-float32", "cython-1t", "cython") for s in SCALING_SHAPES]
+         + [(group, "auto-1t", "auto") for _, group, _ in SCALING_TARGETS]
          + [(g, PICK, other) for g in PICK_GROUPS for other in OTHERS])
 
 
@@ -124,7 +125,8 @@ def interleave(fns, results, rounds, threads_of):
 
 # fastconv's own sides (and torch's), always checked
 _KNOWN_IMPLS = {"auto", "torch", *fastconv.backends()} | {f"{b}-1t" for b in
-                                                          ("cython", "numba", "torch")}
+                                                          ("auto", "cython", "numba",
+                                                           "torch")}
 
 
 def _threads(impl):

@@ -1,0 +1,89 @@
+"""Issue 20's per-call and 1-D scaling targets, for the paired bench.
+
+``PAIRED[group]``: ``what``, ``bound``, ``make(impl)`` (a zero-argument callable doing one
+call on prebuilt float32 inputs; impl "auto", "auto-1t" (the same call, timed on one
+thread), "torch" or a backend's name) and ``reference()`` (the NumPy backend's result).
+
+* ``conv2d-call-1x1x8x8-float32``: the per-call time of a tiny layer (1x1x8x8 input, one
+  3x3 filter), against ``torch.nn.functional.conv2d`` on tensors made once (torch's own
+  per-call cost, without ``from_numpy``): ``auto / torch <= bound``.
+* ``conv1d-1x16x1000000-k9-float32``: one long signal, 16 channels -> 16 filters of 9 taps,
+  timed on one thread and on the suite's two (``auto-1t / auto >= bound``: the speed-up).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import fastconv
+
+_CACHE = {}
+
+
+def _arrays(key, xs, ws):
+    if key not in _CACHE:
+        rng = np.random.default_rng(0)
+        _CACHE[key] = (rng.standard_normal(xs, dtype=np.float32),
+                       rng.standard_normal(ws, dtype=np.float32))
+    return _CACHE[key]
+
+
+def _call_case():
+    def make(impl):
+        x, w = _arrays("call", (1, 1, 8, 8), (1, 1, 3, 3))
+        if impl == "torch":
+            import pytest
+
+            torch = pytest.importorskip("torch")
+            tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+            def call():
+                with torch.no_grad():
+                    return torch.nn.functional.conv2d(tx, tw)
+            return call
+        backend = None if impl in ("auto", "auto-1t") else impl.removesuffix("-1t")
+        return lambda: fastconv.conv2d(x, w, backend=backend)
+
+    def reference():
+        x, w = _arrays("call", (1, 1, 8, 8), (1, 1, 3, 3))
+        return fastconv.conv2d(x, w, backend="numpy")
+
+    return make, reference
+
+
+def _conv1d_case():
+    def make(impl):
+        x, w = _arrays("conv1d", (1, 16, 10**6), (16, 16, 9))
+        if impl == "torch":
+            import pytest
+
+            torch = pytest.importorskip("torch")
+            tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+            def call():
+                with torch.no_grad():
+                    return torch.nn.functional.conv1d(tx, tw)
+            return call
+        backend = None if impl in ("auto", "auto-1t") else impl.removesuffix("-1t")
+        return lambda: fastconv.conv1d(x, w, backend=backend)
+
+    def reference():
+        x, w = _arrays("conv1d", (1, 16, 10**6), (16, 16, 9))
+        return fastconv.conv1d(x, w, backend="numpy")
+
+    return make, reference
+
+
+def _entry(what, bound, pair):
+    make, reference = pair
+    return dict(what=what, bound=bound, make=make, reference=reference)
+
+
+PAIRED = {
+    "conv2d-call-1x1x8x8-float32": _entry(
+        "per-call time: conv2d 1x1x8x8 with a 3x3 filter, against F.conv2d on tensors", 1.0,
+        _call_case()),
+    "conv1d-1x16x1000000-k9-float32": _entry(
+        "conv1d 1x16x10^6 -> 16 filters, 9 taps: 1 -> 2 threads speed-up", 1.7,
+        _conv1d_case()),
+}
