@@ -15,8 +15,8 @@ the input-gradient path's to rounding (the sums run in another order).
 
 :func:`plan` says when (shapes and arguments only, never the data or the thread count):
 the Cython backend (``auto``), 1-D and 2-D, dilation 1, a stride above 1 on some axis that
-divides the kernel on every axis, and a padding small enough that the forward layer's is
-not negative (``p // s <= k / s - 1``). Measured on the issue's targets (1 thread, CPU
+divides the kernel on every axis (and is at most ``MAX_PHASES``), and a padding small
+enough that the forward layer's is not negative (``p // s <= k / s - 1``). Measured on the issue's targets (1 thread, CPU
 time, shared machine): kernel 4, stride 2, padding 1 on 8x64x28x28 -> 32 took 0.53 of the
 input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
 
@@ -36,7 +36,8 @@ issue's backward target (8x64x28x28 -> 32, k4 s2 p1; 1 thread, CPU time, shared 
 plan runs that layer as im2col + GEMM, ``_cy_grad.conv2d_weight_phased`` builds each GEMM
 tile's block of the phases itself, beside its im2col, in the work item's buffer: no
 stacked copy of ``grad_output`` (a single-threaded NumPy zero-fill and four strided copies,
-0.5 ms of the target's 3.9 ms on 2 threads) and no more memory than conv2d_weight's tiles.
+0.5 ms of the target's 3.9 ms on 2 threads); its work items hold their tile of the phases
+beside the im2col tile (conv2d_weight's GEMM reads a one-image tile of ``gy`` in place).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from __future__ import annotations
 import numpy as np
 
 BLOCK_BYTES = 32 << 20
+# at most this many phases (the stride) per axis: the compiled kernels' phase tables
+MAX_PHASES = 32
 
 
 def _axis(L, Lo, k, s, p):
@@ -73,6 +76,8 @@ def plan(backend, x_shape, w_shape, out_shape, stride, padding, dilation):
     if backend != "cython" or x_shape[0] == 0:
         return None
     if any(d != 1 for d in dilation) or all(s == 1 for s in stride):
+        return None
+    if any(s > MAX_PHASES for s in stride):  # the kernels' phase tables
         return None
     axes = []
     for ax in range(2):

@@ -478,8 +478,8 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
 
     The input the block reads is split into its ``sh * sw`` stride phases: phase (a, c) of
     channel cc is the plane ``xp[((a * sw + c) * Cg + cc) * cstride + r * Wp + q] =
-    x[n, c0 + cc, (oh0 + r) * sh + a - pt, q * sw + c - pl]`` (zero outside the input), ``rin``
-    rows of ``Wp`` columns. Tap (cc, i, j) reads phase (i*dh % sh, j*dw % sw) at the fixed
+    x[n, c0 + cc, (oh0 + r) * sh + a - pt, (cs0 + q) * sw + c - pl]`` (zero outside the
+    input), ``rin`` rows of ``Wp`` columns. Tap (cc, i, j) reads phase (i*dh % sh, j*dw % sw) at the fixed
     offset ``off[t]`` (row i*dh // sh, column j*dw // sw), so every tap is a shift of a flat
     line and output row ``r`` of the block sits at ``acc[r * Wp]``. For stride 1 there is
     one phase, a zero-framed copy; when no window reaches the padding (``not copy``) the
@@ -638,9 +638,10 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     rows = (Ho + nb - 1) // nb
     nb = (Ho + rows - 1) // rows
     # blocks of one output row (1-D layers, long rows) are cut along the columns too: work
-    # items (image, group, row, segment), so one long row spreads over the threads, and a
-    # segment's framed input stays within _FLAT_IN_ELEMS; shapes only (every output sums
-    # its taps in one order whatever the segments)
+    # items (image, group, row, segment), so one long row spreads over the threads; a
+    # segment aims at _FLAT_IN_ELEMS of framed input, at least _MIN_SEG outputs (the last
+    # one what is left); shapes only (every output sums its taps in one order whatever
+    # the segments)
     cseg = Wo
     if rows == 1 and Wo > _MIN_SEG:
         cseg = max(_MIN_SEG, min(_FLAT_IN_ELEMS // (planes * Cg), Wo))

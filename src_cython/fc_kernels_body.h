@@ -490,6 +490,7 @@ FC_CLONES static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
 {
     enum { VL = FC_VBYTES / sizeof(FC_T) };
     ptrdiff_t lo = pl > 0 ? pl : 0, hi = pl + W < Wp ? pl + W : Wp, r, q;
+    if (lo > Wp) lo = Wp; /* a padding wider than the frame (a segment of a long row) */
     if (hi < lo) hi = lo;
     for (r = 0; r < rin; r++) {
         FC_T* d = dst + r * Wp;

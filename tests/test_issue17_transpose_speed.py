@@ -232,3 +232,22 @@ def test_fused_kernel_rejects_phases_that_do_not_fit():
             _cy_grad.conv2d_weight_phased(x, gy, gw, (1, 1), phh, phw, 1, 1)
     with pytest.raises(ValueError, match="conv2d_weight_phased"):
         _cy_grad.conv2d_weight_phased(x, np.zeros((2, 2, 10, 12)), gw, (1, 1), *ok, 1, 1)
+
+
+def test_strides_past_the_phase_tables_decline(spy, rng):
+    """A stride above _transpose.MAX_PHASES (the compiled kernels' phase tables) takes the
+    general paths: the forward and the weight gradient match the reference."""
+    x = rng.standard_normal((2, 8, 3, 4))
+    w = rng.standard_normal((8, 4, 33, 33))
+    kw = dict(stride=33)
+    y = fastconv.conv_transpose2d(x, w, **kw, backend="cython")
+    _close(y, fastconv.conv_transpose2d(x, w, **kw, backend="numpy"), np.float64)
+    gy = rng.standard_normal(y.shape)
+    got = G.conv_transpose2d_weight(x, w.shape, gy, **kw, backend="cython")
+    assert spy == []
+    _close(got, G.conv_transpose2d_weight(x, w.shape, gy, **kw, backend="numpy"), np.float64)
+    w32 = rng.standard_normal((8, 4, 32, 32))
+    y32 = fastconv.conv_transpose2d(x, w32, stride=32, backend="cython")  # 32: taken
+    assert _transpose.plan("cython", x.shape, w32.shape, y32.shape, (32, 32), (0, 0),
+                           (1, 1)) is not None
+    _close(y32, fastconv.conv_transpose2d(x, w32, stride=32, backend="numpy"), np.float64)

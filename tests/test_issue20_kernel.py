@@ -52,6 +52,8 @@ CASES = [
     (1, 5, 1, 9001, 7, 1, (1, 5), 1, (0, 2), 1),  # framed segments with their halo
     (2, 4, 1, 7000, 6, 2, (1, 3), (1, 2), (0, 1), 1),   # stride-2 phases, groups
     (1, 3, 2, 5000, 5, 1, (2, 3), 1, (0, 1), (1, 2)),   # a two-row kernel, dilated
+    (1, 2, 1, 3, 8, 1, (1, 1), 1, (0, 1100), 1),  # padding wider than a segment's frame
+    (1, 2, 2, 1, 9, 1, (2, 1), 1, (0, 1500), 1),  # ... zero columns only, 2-row kernel
 ]
 
 
@@ -81,7 +83,7 @@ def test_issue20_direct_tiles_match_reference(case, dtype, rng):
 
 
 def test_issue20_direct_tiles_thread_independent(rng):
-    for case in (CASES[3], CASES[8], *CASES[12:16]):
+    for case in (CASES[3], CASES[8], *CASES[13:17]):
         x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
         outs = [cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g,
                           "direct", n) for n in (1, 2, 3)]
