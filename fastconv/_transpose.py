@@ -16,9 +16,10 @@ the input-gradient path's to rounding (the sums run in another order).
 :func:`plan` says when (shapes and arguments only, never the data or the thread count):
 the Cython backend (``auto``), 1-D and 2-D, dilation 1, a stride above 1 on some axis that
 divides the kernel on every axis (and is at most ``MAX_PHASES``), and a padding small
-enough that the forward layer's is not negative (``p // s <= k / s - 1``). Measured on the issue's targets (1 thread, CPU
-time, shared machine): kernel 4, stride 2, padding 1 on 8x64x28x28 -> 32 took 0.53 of the
-input-gradient path's time; on 64x128x7x7 -> 64 about 0.93.
+enough that the forward layer's is not negative (``p // s <= k / s - 1``). Measured on the
+issue's targets (1 thread, CPU time, shared machine): kernel 4, stride 2, padding 1 on
+8x64x28x28 -> 32 took 0.53 of the input-gradient path's time; on 64x128x7x7 -> 64 about
+0.93.
 
 Memory: the stacked weight packed for the kernel (the weight's size), built straight from
 the weight in one pass, plus its plain rows when some filters run unpacked; per thread a

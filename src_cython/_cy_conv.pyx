@@ -479,8 +479,9 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     The input the block reads is split into its ``sh * sw`` stride phases: phase (a, c) of
     channel cc is the plane ``xp[((a * sw + c) * Cg + cc) * cstride + r * Wp + q] =
     x[n, c0 + cc, (oh0 + r) * sh + a - pt, (cs0 + q) * sw + c - pl]`` (zero outside the
-    input), ``rin`` rows of ``Wp`` columns. Tap (cc, i, j) reads phase (i*dh % sh, j*dw % sw) at the fixed
-    offset ``off[t]`` (row i*dh // sh, column j*dw // sw), so every tap is a shift of a flat
+    input), ``rin`` rows of ``Wp`` columns. Tap (cc, i, j) reads phase (i*dh % sh, j*dw %
+    sw) at the fixed offset ``off[t]`` (row i*dh // sh, column j*dw // sw), so every tap is a
+    shift of a flat
     line and output row ``r`` of the block sits at ``acc[r * Wp]``. For stride 1 there is
     one phase, a zero-framed copy; when no window reaches the padding (``not copy``) the
     input is read in place (``Wp == W``). fc_taps_out (fc_kernels.h) then computes the

@@ -619,13 +619,15 @@ def conv2d_weight_phased(const floating[:, :, :, ::1] x, const floating[:, :, :,
         raise ValueError("conv2d_weight_phased: gy's channels do not fit gw")
     for i in range(ph.sh):
         ph.hp[2 * i], ph.hp[2 * i + 1] = phases_h[i]
-        if (ph.hp[2 * i + 1] and (ph.hp[2 * i] < 0 or ph.hp[2 * i] + ph.hp[2 * i + 1] > Hy
-                                  or ph.sh * (ph.hp[2 * i + 1] - 1) + i >= gy.shape[2])):
+        if ph.hp[2 * i + 1] < 0 or (ph.hp[2 * i + 1] and (
+                ph.hp[2 * i] < 0 or ph.hp[2 * i] + ph.hp[2 * i + 1] > Hy
+                or ph.sh * (ph.hp[2 * i + 1] - 1) + i >= gy.shape[2])):
             raise ValueError("conv2d_weight_phased: a row phase outside the planes")
     for i in range(ph.sw):
         ph.wp[2 * i], ph.wp[2 * i + 1] = phases_w[i]
-        if (ph.wp[2 * i + 1] and (ph.wp[2 * i] < 0 or ph.wp[2 * i] + ph.wp[2 * i + 1] > Wy
-                                  or ph.sw * (ph.wp[2 * i + 1] - 1) + i >= gy.shape[3])):
+        if ph.wp[2 * i + 1] < 0 or (ph.wp[2 * i + 1] and (
+                ph.wp[2 * i] < 0 or ph.wp[2 * i] + ph.wp[2 * i + 1] > Wy
+                or ph.sw * (ph.wp[2 * i + 1] - 1) + i >= gy.shape[3])):
             raise ValueError("conv2d_weight_phased: a column phase outside the planes")
     if K == 0 or Cg == 0:
         return gw.base

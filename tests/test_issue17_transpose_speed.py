@@ -227,7 +227,8 @@ def test_fused_kernel_rejects_phases_that_do_not_fit():
     _cy_grad.conv2d_weight_phased(x, gy, gw, (1, 1), *ok, 1, 1)
     for phh, phw in [([(1, 6), (0, 5)], ok[1]),  # past the stacked layer's rows
                      ([(1, 5), (0, 5)], [(1, 6), (0, 7)]),  # past grad_output's columns
-                     ([(-1, 5), (0, 5)], ok[1]), ([(1, 5)] * 33, ok[1])]:
+                     ([(-1, 5), (0, 5)], ok[1]), ([(1, 5)] * 33, ok[1]),
+                     (ok[0], [(10**9, -10**9), (0, 6)])]:  # a negative count
         with pytest.raises(ValueError, match="conv2d_weight_phased"):
             _cy_grad.conv2d_weight_phased(x, gy, gw, (1, 1), phh, phw, 1, 1)
     with pytest.raises(ValueError, match="conv2d_weight_phased"):
