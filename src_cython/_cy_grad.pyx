@@ -590,6 +590,21 @@ def conv2d_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] g
     return gw.base
 
 
+cdef int _read_phases(phases, Py_ssize_t* tab, Py_ssize_t Ly, Py_ssize_t Lo,
+                      str axis) except -1:
+    """tab[2 a], tab[2 a + 1] = phases[a] (offset, count) along one axis, each checked:
+    a count of at least 0, and a phase with outputs inside the stacked layer's ``Ly``
+    outputs and, at stride ``len(phases)``, inside grad_output's ``Lo``."""
+    cdef Py_ssize_t a, s = len(phases)
+    for a in range(s):
+        tab[2 * a], tab[2 * a + 1] = phases[a]
+        if tab[2 * a + 1] < 0 or (tab[2 * a + 1] and (
+                tab[2 * a] < 0 or tab[2 * a] + tab[2 * a + 1] > Ly
+                or s * (tab[2 * a + 1] - 1) + a >= Lo)):
+            raise ValueError(f"conv2d_weight_phased: a {axis} phase outside the planes")
+    return 0
+
+
 def conv2d_weight_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                          floating[:, :, :, ::1] gw, pad, phases_h, phases_w,
                          Py_ssize_t groups, int nthreads):
@@ -603,7 +618,7 @@ def conv2d_weight_phased(const floating[:, :, :, ::1] x, const floating[:, :, :,
     padding. Tiles and slots as conv2d_weight's for the stacked layer: the same sums, and
     results bitwise independent of ``nthreads``."""
     cdef Phases ph
-    cdef Py_ssize_t i, N = x.shape[0], K = gw.shape[0], Cg = gw.shape[1]
+    cdef Py_ssize_t N = x.shape[0], K = gw.shape[0], Cg = gw.shape[1]
     cdef Py_ssize_t kuh = gw.shape[2], kuw = gw.shape[3], pt = pad[0], pl = pad[1], Hy, Wy
     ph.sh = len(phases_h)
     ph.sw = len(phases_w)
@@ -617,18 +632,8 @@ def conv2d_weight_phased(const floating[:, :, :, ::1] x, const floating[:, :, :,
     ph.Kg = K // (groups * ph.sh * ph.sw)
     if gy.shape[1] != groups * ph.Kg:
         raise ValueError("conv2d_weight_phased: gy's channels do not fit gw")
-    for i in range(ph.sh):
-        ph.hp[2 * i], ph.hp[2 * i + 1] = phases_h[i]
-        if ph.hp[2 * i + 1] < 0 or (ph.hp[2 * i + 1] and (
-                ph.hp[2 * i] < 0 or ph.hp[2 * i] + ph.hp[2 * i + 1] > Hy
-                or ph.sh * (ph.hp[2 * i + 1] - 1) + i >= gy.shape[2])):
-            raise ValueError("conv2d_weight_phased: a row phase outside the planes")
-    for i in range(ph.sw):
-        ph.wp[2 * i], ph.wp[2 * i + 1] = phases_w[i]
-        if ph.wp[2 * i + 1] < 0 or (ph.wp[2 * i + 1] and (
-                ph.wp[2 * i] < 0 or ph.wp[2 * i] + ph.wp[2 * i + 1] > Wy
-                or ph.sw * (ph.wp[2 * i + 1] - 1) + i >= gy.shape[3])):
-            raise ValueError("conv2d_weight_phased: a column phase outside the planes")
+    _read_phases(phases_h, ph.hp, Hy, gy.shape[2], "row")
+    _read_phases(phases_w, ph.wp, Wy, gy.shape[3], "column")
     if K == 0 or Cg == 0:
         return gw.base
     if N == 0:
