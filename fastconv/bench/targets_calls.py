@@ -28,48 +28,29 @@ def _arrays(key, xs, ws):
     return _CACHE[key]
 
 
-def _call_case():
+def _case(op, xs, ws):
+    """(make, reference) of ``fastconv.<op>`` (conv1d or conv2d) on inputs of shapes ``xs``
+    and ``ws``, against torch's functional op of the same name."""
     def make(impl):
-        x, w = _arrays("call", (1, 1, 8, 8), (1, 1, 3, 3))
+        x, w = _arrays(op, xs, ws)
         if impl == "torch":
             import pytest
 
             torch = pytest.importorskip("torch")
             tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+            fn = getattr(torch.nn.functional, op)
 
             def call():
                 with torch.no_grad():
-                    return torch.nn.functional.conv2d(tx, tw)
+                    return fn(tx, tw)
             return call
         backend = None if impl in ("auto", "auto-1t") else impl.removesuffix("-1t")
-        return lambda: fastconv.conv2d(x, w, backend=backend)
+        fc = getattr(fastconv, op)
+        return lambda: fc(x, w, backend=backend)
 
     def reference():
-        x, w = _arrays("call", (1, 1, 8, 8), (1, 1, 3, 3))
-        return fastconv.conv2d(x, w, backend="numpy")
-
-    return make, reference
-
-
-def _conv1d_case():
-    def make(impl):
-        x, w = _arrays("conv1d", (1, 16, 10**6), (16, 16, 9))
-        if impl == "torch":
-            import pytest
-
-            torch = pytest.importorskip("torch")
-            tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-
-            def call():
-                with torch.no_grad():
-                    return torch.nn.functional.conv1d(tx, tw)
-            return call
-        backend = None if impl in ("auto", "auto-1t") else impl.removesuffix("-1t")
-        return lambda: fastconv.conv1d(x, w, backend=backend)
-
-    def reference():
-        x, w = _arrays("conv1d", (1, 16, 10**6), (16, 16, 9))
-        return fastconv.conv1d(x, w, backend="numpy")
+        x, w = _arrays(op, xs, ws)
+        return getattr(fastconv, op)(x, w, backend="numpy")
 
     return make, reference
 
@@ -82,8 +63,8 @@ def _entry(what, bound, pair):
 PAIRED = {
     "conv2d-call-1x1x8x8-float32": _entry(
         "per-call time: conv2d 1x1x8x8 with a 3x3 filter, against F.conv2d on tensors", 1.0,
-        _call_case()),
+        _case("conv2d", (1, 1, 8, 8), (1, 1, 3, 3))),
     "conv1d-1x16x1000000-k9-float32": _entry(
         "conv1d 1x16x10^6 -> 16 filters, 9 taps: 1 -> 2 threads speed-up", 1.7,
-        _conv1d_case()),
+        _case("conv1d", (1, 16, 10**6), (16, 16, 9))),
 }
