@@ -52,6 +52,12 @@ CHECKED_PEERS = {"torch", "scipy", "scipy.ndimage", "scipy.signal.fftconvolve",
                  "scipy.signal.oaconvolve", "numpy.convolve", "dask_image"}
 
 
+def entry(what, bound, pair):
+    """A family module's PAIRED entry from ``what``, ``bound`` and ``(make, reference)``."""
+    make, reference = pair
+    return dict(what=what, bound=bound, make=make, reference=reference)
+
+
 def _entries(families):
     for fam in families:
         mod = importlib.import_module(f"{__package__}.targets_{fam}")

@@ -17,6 +17,8 @@ import numpy as np
 
 import fastconv
 
+from .targets import entry
+
 _CACHE = {}
 
 
@@ -55,16 +57,11 @@ def _case(op, xs, ws):
     return make, reference
 
 
-def _entry(what, bound, pair):
-    make, reference = pair
-    return dict(what=what, bound=bound, make=make, reference=reference)
-
-
 PAIRED = {
-    "conv2d-call-1x1x8x8-float32": _entry(
+    "conv2d-call-1x1x8x8-float32": entry(
         "per-call time: conv2d 1x1x8x8 with a 3x3 filter, against F.conv2d on tensors", 1.0,
         _case("conv2d", (1, 1, 8, 8), (1, 1, 3, 3))),
-    "conv1d-1x16x1000000-k9-float32": _entry(
+    "conv1d-1x16x1000000-k9-float32": entry(
         "conv1d 1x16x10^6 -> 16 filters, 9 taps: 1 -> 2 threads speed-up", 1.7,
         _case("conv1d", (1, 16, 10**6), (16, 16, 9))),
 }

@@ -13,6 +13,8 @@ import numpy as np
 
 import fastconv
 
+from .targets import entry
+
 # (N, C_in, H, W, C_out), kernel 4, stride 2, padding 1
 SHAPES = {"8x64x28x28": (8, 64, 28, 28, 32), "64x128x7x7": (64, 128, 7, 7, 64)}
 KW = dict(stride=2, padding=1)
@@ -77,19 +79,14 @@ def _backward(shape):
     return make, reference
 
 
-def _entry(what, bound, pair):
-    make, reference = pair
-    return dict(what=what, bound=bound, make=make, reference=reference)
-
-
 PAIRED = {
-    "conv_transpose2d-8x64x28x28-float32": _entry(
+    "conv_transpose2d-8x64x28x28-float32": entry(
         "conv_transpose2d 8x64x28x28 -> 32 filters, kernel 4, stride 2, padding 1", 1.0,
         _forward("8x64x28x28")),
-    "conv_transpose2d-64x128x7x7-float32": _entry(
+    "conv_transpose2d-64x128x7x7-float32": entry(
         "conv_transpose2d 64x128x7x7 -> 64 filters, kernel 4, stride 2, padding 1", 1.0,
         _forward("64x128x7x7")),
-    "conv_transpose2d_backward-8x64x28x28-float32": _entry(
+    "conv_transpose2d_backward-8x64x28x28-float32": entry(
         "backward (input + weight grads) of conv_transpose2d 8x64x28x28 -> 32, k4 s2 p1", 1.5,
         _backward("8x64x28x28")),
 }
