@@ -175,7 +175,7 @@ def run_weight(x, gy, w_shape, groups, axes, backend):
     ws_shape = (groups * nph * Kg, Cg, kuh, kuw)
     nb = _fused_images(x, ws_shape, Hy, Wy, groups, (padh, padw))
     if nb:
-        gws = _weight_fused(x, gy, ws_shape, groups, (padh, padw), ph, pw, nb)
+        gws = _weight_fused(x, gy, ws_shape, Hy * Wy, groups, (padh, padw), ph, pw, nb)
     else:
         gws = _weight_stacked(x, gy, ws_shape, Hy, Wy, groups, (padh, padw), ph, pw, backend)
     # gws[(g, phase, k), c, u, v] is w[g * Cg + c, k, rh + sh * (ku_h - 1 - u), ...]
@@ -221,18 +221,17 @@ def _fused_images(x, ws_shape, Hy, Wy, groups, pad):
     return max(1, int(_chunks.PIECE_SECONDS / max(one, 1e-12)))
 
 
-def _weight_fused(x, gy, ws_shape, groups, pad, ph, pw, nb):
+def _weight_fused(x, gy, ws_shape, positions, groups, pad, ph, pw, nb):
     """The stacked weight gradient by ``_cy_grad.conv2d_weight_phased``: its GEMM tiles
     read ``gy``'s phases in their places themselves (no stacked copy of ``gy``), ``nb``
-    images a call, the calls' results added in order."""
+    images a call, the calls' results added in order; ``positions``: the stacked layer's
+    outputs per plane (its FLOPs set the thread count)."""
     from . import _cy_grad, _threads
 
     N = x.shape[0]
     phh = [(off, count) for _, off, count in ph]
     phw = [(off, count) for _, off, count in pw]
-    Hy = x.shape[2] + 2 * pad[0] - ws_shape[2] + 1
-    Wy = x.shape[3] + 2 * pad[1] - ws_shape[3] + 1
-    flops_per_image = 2 * ws_shape[0] * Hy * Wy * ws_shape[1] * ws_shape[2] * ws_shape[3]
+    flops_per_image = 2 * ws_shape[0] * positions * ws_shape[1] * ws_shape[2] * ws_shape[3]
     gws = None
     for n0 in range(0, N, nb):
         n1 = min(N, n0 + nb)
