@@ -722,9 +722,10 @@ def _conv_transpose_subpixel(x, weight, bias, geo, dtype, name, out, nd):
     if axes is None:
         return None
     buf = np.empty(o4, dtype) if out is None else out.reshape(o4)
-    _transpose.run(S.prepare(x.reshape(x4), dtype), S.prepare(weight.reshape(w4), dtype),
-                   None if bias is None else S.prepare(bias, dtype), buf, geo.groups, axes,
-                   name)
+    if _transpose.run(S.prepare(x.reshape(x4), dtype), S.prepare(weight.reshape(w4), dtype),
+                      None if bias is None else S.prepare(bias, dtype), buf, geo.groups,
+                      axes, name) is None:
+        return None  # an inf or NaN weight: the input-gradient kernels (the same sums)
     return out if out is not None else buf.reshape(geo.conv_input_size)
 
 

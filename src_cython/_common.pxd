@@ -57,10 +57,12 @@ cdef extern from "fc_kernels.h" nogil:
     Py_ssize_t fc_fv_filters_d()
     Py_ssize_t fc_fv_positions_f()
     Py_ssize_t fc_fv_positions_d()
-    void fc_taps_fv_f(const float* src, const Py_ssize_t* off, Py_ssize_t R, const float* wv,
-                      const float* bias, Py_ssize_t nk, float* out, Py_ssize_t ldo,
-                      const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
-    void fc_taps_fv_d(const double* src, const Py_ssize_t* off, Py_ssize_t R,
+    void fc_taps_fv_f(const float* src, Py_ssize_t plane, Py_ssize_t Cg, Py_ssize_t ku,
+                      const Py_ssize_t* ev, const Py_ssize_t* dv, Py_ssize_t ne,
+                      const float* wv, const float* bias, Py_ssize_t nk, float* out,
+                      Py_ssize_t ldo, const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
+    void fc_taps_fv_d(const double* src, Py_ssize_t plane, Py_ssize_t Cg, Py_ssize_t ku,
+                      const Py_ssize_t* ev, const Py_ssize_t* dv, Py_ssize_t ne,
                       const double* wv, const double* bias, Py_ssize_t nk, double* out,
                       Py_ssize_t ldo, const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
 

@@ -1029,19 +1029,15 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating* ws, Py_ss
                        Py_ssize_t padw, const Py_ssize_t* ph, Py_ssize_t sh,
                        const Py_ssize_t* pw, Py_ssize_t sw, Py_ssize_t i0, Py_ssize_t rin,
                        Py_ssize_t Wp, const Py_ssize_t* off, const floating* wp,
-                       floating* xp, bint fv, Py_ssize_t* qs) noexcept nogil:
+                       floating* xp) noexcept nogil:
     """Phase rows [m0, m1) of image n, group g, every phase: the input rows they read,
     framed by zeros once (padded rows [i0, i0 + rin), ``Wp`` columns), then each phase's
     filters by fc_taps_out over exactly its own outputs, stored in their places of ``out``
-    (rows ``sh * Wo``, columns ``sw`` apart); or (``fv``) by fc_taps_fv on the list of
-    those outputs (``qs``: room for two lists of ``rows * Wo`` positions; ``wp`` packed in
-    blocks of fc_fv_filters()). ``ws``: the stacked weight's rows of ``Cg * kuh * kuw``
-    taps where fc_taps_out reads filters unpacked, else NULL."""
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1], Wo = out.shape[3]
+    (rows ``sh * Wo``, columns ``sw`` apart). ``ws``: the stacked weight's rows of ``Cg *
+    kuh * kuw`` taps where fc_taps_out reads filters unpacked, else NULL."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1]
     cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
-    cdef Py_ssize_t cc, a, c, rows, k0, L, m, j, nq
-    cdef Py_ssize_t* po = qs + (m1 - m0) * Wo
-    cdef const floating* src
+    cdef Py_ssize_t cc, a, c, rows, k0, L
     cdef fc_ogeo geo
     for cc in range(Cg):
         if floating is float:
@@ -1064,21 +1060,6 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating* ws, Py_ss
             geo.Wo = pw[2 * c + 1]
             L = (rows - 1) * Wp + geo.Wo
             k0 = (g * nph + a * sw + c) * Kg
-            src = xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c]
-            if fv:
-                nq = 0
-                for m in range(rows):
-                    for j in range(geo.Wo):
-                        qs[nq] = m * Wp + j
-                        po[nq] = m * geo.ldr + j * sw
-                        nq += 1
-                if floating is float:
-                    fc_taps_fv_f(src, off, R, wp + k0 * R, &bs[k0], Kg,
-                                 &out[n, g * Kg, sh * m0 + a, c], geo.ldo, qs, po, nq)
-                else:
-                    fc_taps_fv_d(src, off, R, wp + k0 * R, &bs[k0], Kg,
-                                 &out[n, g * Kg, sh * m0 + a, c], geo.ldo, qs, po, nq)
-                continue
             if floating is float:
                 fc_taps_out_f(xp + (ph[2 * a] + m0 - i0) * Wp + pw[2 * c], off, R,
                               ws + k0 * R if ws != NULL else NULL, R, wp + k0 * R,
@@ -1091,6 +1072,88 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating* ws, Py_ss
                               &out[n, g * Kg, sh * m0 + a, c], &geo, L)
 
 
+cdef inline Py_ssize_t _lo_tap(Py_ssize_t start) noexcept nogil:
+    """The first tap of a line of taps starting at input index ``start`` inside the input."""
+    return -start if start < 0 else 0
+
+
+cdef inline Py_ssize_t _hi_tap(Py_ssize_t start, Py_ssize_t ku, Py_ssize_t L) noexcept nogil:
+    """One past the last tap of ``ku`` from input index ``start`` inside an input of ``L``."""
+    return min(ku, L - start)
+
+
+cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssize_t kuh,
+                          Py_ssize_t kuw, const floating[::1] bs, floating[:, :, :, ::1] out,
+                          Py_ssize_t n, Py_ssize_t g, Py_ssize_t m0, Py_ssize_t m1,
+                          Py_ssize_t padh, Py_ssize_t padw, const Py_ssize_t* ph,
+                          Py_ssize_t sh, const Py_ssize_t* pw, Py_ssize_t sw,
+                          const floating* wp, Py_ssize_t* qs, Py_ssize_t* po,
+                          Py_ssize_t* ev) noexcept nogil:
+    """Phase rows [m0, m1) of image n, group g, every phase, by fc_taps_fv (filters in the
+    vector lanes; ``wp`` packed in blocks of fc_fv_filters()) reading ``x`` in place. Each
+    phase's outputs go in classes, a band of rows with the same taps inside the input
+    times a band of columns with the same: a class runs only those taps (an output none
+    reaches gets its bias), so no zero of the padding is multiplied, and an inf or NaN
+    weight reaches only the outputs the transposed convolution's sum gives it. ``qs``,
+    ``po``: room for ``(m1 - m0) * Wo`` positions; ``ev``: for two lists of ``kuh * kuw``
+    taps."""
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1]
+    cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
+    cdef Py_ssize_t ldo = out.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ldr = sh * (out.strides[2] // sizeof(floating))
+    cdef Py_ssize_t a, c, k0, r0, c0, mend, cnt, m, me, j, je, u0, u1, v0, v1, u, v, ne, nq
+    cdef Py_ssize_t mm, jj
+    cdef Py_ssize_t* dv = ev + kuh * kuw
+    cdef const floating* src = &x[n, g * Cg, 0, 0]
+    cdef floating* obase
+    for a in range(sh):
+        mend = min(m1, ph[2 * a + 1])
+        r0 = ph[2 * a] - padh  # the input row of phase row 0's first tap
+        for c in range(sw):
+            cnt = pw[2 * c + 1]
+            if mend <= m0 or cnt <= 0:
+                continue
+            c0 = pw[2 * c] - padw
+            k0 = (g * nph + a * sw + c) * Kg
+            obase = &out[n, g * Kg, a, c]
+            m = m0
+            while m < mend:  # bands of rows with the same taps inside
+                u0 = _lo_tap(r0 + m)
+                u1 = _hi_tap(r0 + m, kuh, H)
+                me = m + 1
+                while (me < mend and _lo_tap(r0 + me) == u0
+                       and _hi_tap(r0 + me, kuh, H) == u1):
+                    me += 1
+                j = 0
+                while j < cnt:  # bands of columns
+                    v0 = _lo_tap(c0 + j)
+                    v1 = _hi_tap(c0 + j, kuw, W)
+                    je = j + 1
+                    while (je < cnt and _lo_tap(c0 + je) == v0
+                           and _hi_tap(c0 + je, kuw, W) == v1):
+                        je += 1
+                    ne = 0  # the class's taps of a channel, their offsets in it
+                    for u in range(u0, u1):
+                        for v in range(v0, v1):
+                            ev[ne] = u * kuw + v
+                            dv[ne] = u * W + v
+                            ne += 1
+                    nq = 0
+                    for mm in range(m, me):
+                        for jj in range(j, je):
+                            qs[nq] = (r0 + mm) * W + c0 + jj
+                            po[nq] = mm * ldr + jj * sw
+                            nq += 1
+                    if floating is float:
+                        fc_taps_fv_f(src, H * W, Cg, kuh * kuw, ev, dv, ne, wp + k0 * R,
+                                     &bs[k0], Kg, obase, ldo, qs, po, nq)
+                    else:
+                        fc_taps_fv_d(src, H * W, Cg, kuh * kuw, ev, dv, ne, wp + k0 * R,
+                                     &bs[k0], Kg, obase, ldo, qs, po, nq)
+                    j = je
+                m = me
+
+
 cdef void _stack_pack(const floating* w, Py_ssize_t groups, Py_ssize_t Cg, Py_ssize_t kc,
                       Py_ssize_t khw, const Py_ssize_t* taps, Py_ssize_t nph, Py_ssize_t ku,
                       Py_ssize_t B, floating* wp, floating* ws) noexcept nogil:
@@ -1099,24 +1162,24 @@ cdef void _stack_pack(const floating* w, Py_ssize_t groups, Py_ssize_t Cg, Py_ss
     taps[phase, e]]``. Into ``wp`` packed in blocks of ``B`` filters (``wp[i * kc * R +
     ((k // B) * R + t) * B + k % B]`` for the (group, phase) ``i`` and its whole blocks, as
     fc_pack and fc_taps_fv read them), and into ``ws`` row by row (rows of ``R = Cg * ku``)
-    unless it is NULL. Reads ``w`` in order; the writes of one input channel stay within a
-    few KiB."""
-    cdef Py_ssize_t R = Cg * ku, kb = kc // B * B, g, c, k, p, e, i, t
-    cdef const floating* src
-    cdef floating v
+    unless it is NULL. Writes ``wp`` a run of ``B`` filters at a time; the reads of one
+    input channel stay within its ``kc * kh * kw`` values."""
+    cdef Py_ssize_t R = Cg * ku, kb = kc // B * B, g, c, k, k0, p, e, i, d
+    cdef const floating* row
     for g in range(groups):
         for c in range(Cg):
-            for k in range(kc):
-                src = w + ((g * Cg + c) * kc + k) * khw
-                for p in range(nph):
-                    i = g * nph + p
-                    for e in range(ku):
-                        v = src[taps[p * ku + e]]
-                        t = c * ku + e
-                        if ws != NULL:
-                            ws[(i * kc + k) * R + t] = v
-                        if k < kb:
-                            wp[i * kc * R + ((k // B) * R + t) * B + k % B] = v
+            for p in range(nph):
+                i = g * nph + p
+                for e in range(ku):
+                    # w[g * Cg + c, k, tap] for k < kc: khw apart
+                    row = w + (g * Cg + c) * kc * khw + taps[p * ku + e]
+                    d = i * kc * R + (c * ku + e) * B  # wp's tap c * ku + e, filter 0
+                    for k0 in range(kb // B):
+                        for k in range(B):
+                            wp[d + k0 * B * R + k] = row[(k0 * B + k) * khw]
+                    if ws != NULL:
+                        for k in range(kc):
+                            ws[(i * kc + k) * R + c * ku + e] = row[k * khw]
 
 
 def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -1125,7 +1188,9 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                      Py_ssize_t padw, phases_h, phases_w, Py_ssize_t groups, int nthreads):
     """The transposed convolution's sub-pixel phases, each computed over exactly its own
     outputs and stored in its places of ``out`` (N, K, Ho, Wo): no wasted position, no
-    forward output to copy from (fastconv._transpose.run).
+    forward output to copy from (fastconv._transpose.run). Returns ``out``, or None (and
+    computes nothing) where the chosen kernel would multiply the padding's zeros by an inf
+    or NaN weight: the caller then takes the input-gradient kernels, which never do.
 
     ``w`` (C, K // groups, kh, kw) is the transposed weight and ``taps`` (phases, kuh *
     kuw) its taps of each phase's forward sub-kernel (fastconv._transpose.phase_taps: row
@@ -1135,14 +1200,22 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     outputs ``o = s * m + a`` (m < count) being the stride-1 forward layer's outputs
     ``offset + m`` on the input padded by ``padh`` / ``padw``. Work items are (image, group,
     block of phase rows), the split from the shapes only; every output gets its bias and
-    taps in one fixed order (fc_taps_out), so results do not depend on ``nthreads``."""
+    taps in one fixed order, so results do not depend on ``nthreads``.
+
+    Two kernels, chosen from the shapes: fc_taps_out on a zero-framed copy of the rows a
+    block reads (vectors of positions along the phase's lines; the padding's zeros are
+    multiplied like any input), or, where whole blocks of fc_fv_filters() filters cover
+    each phase and its outputs fill vectors of positions badly (small planes),
+    _phase_block_fv: fc_taps_fv on the input in place with only the taps inside it."""
     cdef Py_ssize_t N = x.shape[0], W = x.shape[3], Cg = x.shape[1] // groups
-    cdef Py_ssize_t R = Cg * kuh * kuw, kc = w.shape[1]
+    cdef Py_ssize_t R = Cg * kuh * kuw, kc = w.shape[1], Wo = out.shape[3]
     cdef Py_ssize_t sh = len(phases_h), sw = len(phases_w), Wp = W + 2 * padw
     cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, KS
-    cdef Py_ssize_t vl, fvk, fvp, m, L, cost_taps, cost_fv
+    cdef Py_ssize_t vl, fvk, fvp, m, L, cost_taps, cost_fv, qper
     cdef bint fv, rows_too
+    cdef double big
     cdef Py_ssize_t* qs = NULL
+    cdef Py_ssize_t* qt
     cdef Py_ssize_t ph[64]
     cdef Py_ssize_t pw[64]
     cdef floating* buf = NULL
@@ -1170,13 +1243,13 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     rows = (M + nb - 1) // nb
     nb = (M + rows - 1) // rows
     rin = rows + span
-    per = Cg * rin * Wp
     KS = groups * sh * sw * kc  # the stacked weight's rows: (group, phase, filter)
     # filters in the vector lanes (fc_taps_fv) when whole blocks of them cover the filters
     # and the phases' outputs fill vectors of positions badly (small planes): by the
     # positions each computes for one block of rows, fc_taps_out's blocks of positions (a
     # vector in the AVX-512 build, whose tail blocks end at the line's end; AVX2's tiles of
-    # three vectors) against fc_taps_fv's (results are the same bits either way)
+    # three vectors) against fc_taps_fv's (each output once; a tenth more for its short
+    # last blocks); fc_taps_fv's skipped padding taps are not counted
     vl = 64 // sizeof(floating) if fc_wide() else 3 * 32 // sizeof(floating)
     fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
     fvp = fc_fv_positions_f() if floating is float else fc_fv_positions_d()
@@ -1189,7 +1262,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                 if m:
                     L = (min(rows, ph[2 * i + 1]) - 1) * Wp + pw[2 * j + 1]
                     cost_taps += (L + vl - 1) // vl * vl
-                    cost_fv += (m + fvp - 1) // fvp * fvp
+                    cost_fv += m
         fv = cost_fv * 11 < cost_taps * 10
     if (sh * sw != taps.shape[0] or kuh * kuw != taps.shape[1] or w.shape[0] != x.shape[1]
             or bs.shape[0] != KS or out.shape[1] != groups * kc):
@@ -1198,19 +1271,27 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
         for j in range(taps.shape[1]):
             if not 0 <= taps[i, j] < w.shape[2] * w.shape[3]:
                 raise ValueError("transpose_phased: a tap outside the kernel")
+    # per thread: fc_taps_out's framed rows, or fc_taps_fv's two lists of positions and
+    # its taps
+    per = 0 if fv else Cg * rin * Wp
+    qper = 2 * rows * Wo + 2 * kuh * kuw if fv else 0
     # the packed weights, and the stacked rows where fc_taps_out reads filters unpacked
     # (AVX2 and plain builds: all; AVX-512: those past the last whole block of FC_OKB)
     rows_too = not fv and (not fc_wide() or kc % FC_OKB != 0)
     buf = <floating*> _take((nthreads * per + (2 if rows_too else 1) * KS * R + 1)
                             * sizeof(floating), &buf_bytes)
     off = <Py_ssize_t*> malloc(R * sizeof(Py_ssize_t))
-    qs = <Py_ssize_t*> malloc((nthreads * 2 * rows * out.shape[3] + 1) * sizeof(Py_ssize_t))
+    qs = <Py_ssize_t*> malloc((nthreads * qper + 1) * sizeof(Py_ssize_t))
     try:
         if buf == NULL or off == NULL or qs == NULL:
             raise MemoryError(f"conv_transpose2d: could not allocate {nthreads} work buffers "
                               f"of {per * sizeof(floating)} bytes")
         wp = buf + nthreads * per
         ws = wp + KS * R if rows_too else NULL
+        if not fv:  # the framed kernel multiplies zeros by every weight: finite ones only
+            big = _absmax1(&w[0, 0, 0, 0], w.shape[0] * kc * w.shape[2] * w.shape[3])
+            if not big - big == 0:  # inf or NaN
+                return None
         with nogil:
             _stack_pack(&w[0, 0, 0, 0], groups, Cg, kc, w.shape[2] * w.shape[3], &taps[0, 0],
                         sh * sw, kuh * kuw, fvk if fv else FC_OKB, wp, ws)
@@ -1226,11 +1307,15 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                 p = item // nb
                 m0 = (item % nb) * rows
                 m1 = min(M, m0 + rows)
-                _phase_block(x, ws, Cg, kuh, kuw, bs, out, p // groups, p % groups, m0, m1,
-                             padh, padw, ph,
-                             sh, pw, sw, lo + m0, rin, Wp, off, wp,
-                             buf + threadid() * per, fv,
-                             qs + threadid() * 2 * rows * out.shape[3])
+                if fv:
+                    qt = qs + threadid() * qper
+                    _phase_block_fv(x, Cg, kuh, kuw, bs, out, p // groups, p % groups, m0, m1,
+                                    padh, padw, ph, sh, pw, sw, wp, qt, qt + rows * Wo,
+                                    qt + 2 * rows * Wo)
+                else:
+                    _phase_block(x, ws, Cg, kuh, kuw, bs, out, p // groups, p % groups, m0,
+                                 m1, padh, padw, ph, sh, pw, sw, lo + m0, rin, Wp, off, wp,
+                                 buf + threadid() * per)
                 fc_ftz_exit()
     finally:
         _give(buf, buf_bytes)

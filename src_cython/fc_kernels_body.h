@@ -82,7 +82,9 @@ FC_INLINE void FC_NAME(fc_oput)(FC_T* o, const fc_ogeo* g, ptrdiff_t q, FC_T v)
 
 #if FC_VECTOR
 #if FC_BODY_WIDE
-/* lanes [l0, l1) of v to p[(l - l0) * ldc] (masked store or scatter; AVX-512 only) */
+/* lanes [l0, l1) of v to p[(l - l0) * ldc]: a masked store, two of the lanes spread to
+ * every other place for ldc 2 (the stride-2 transposed convolution's phases: a scatter
+ * took an eighth of their time on a Zen 4), else a scatter; AVX-512 only */
 FC_WIDE_STORE void FC_NAME(fc_mstore)(FC_T* p, int l0, int l1, ptrdiff_t ldc, FC_VT v)
 {
     unsigned m = ((1u << l1) - 1u) & ~((1u << l0) - 1u); /* l0 < l1 <= VL <= 16 */
@@ -90,7 +92,14 @@ FC_WIDE_STORE void FC_NAME(fc_mstore)(FC_T* p, int l0, int l1, ptrdiff_t ldc, FC
 #if FC_IS_FLOAT
     if (ldc == 1)
         _mm512_mask_storeu_ps(base, (__mmask16)m, (__m512)v);
-    else {
+    else if (ldc == 2) { /* each half spread to the even lanes of a vector: two stores */
+        __m512i lo = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+        _mm512_mask_storeu_ps(base, (__mmask16)_pdep_u32(m & 0xffu, 0x5555u),
+                              _mm512_permutexvar_ps(lo, (__m512)v));
+        _mm512_mask_storeu_ps(base + 16, (__mmask16)_pdep_u32(m >> 8, 0x5555u),
+                              _mm512_permutexvar_ps(hi, (__m512)v));
+    } else {
         __m512i ix = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
                                                          5, 4, 3, 2, 1, 0),
                                         _mm512_set1_epi32((int)ldc));
@@ -99,7 +108,14 @@ FC_WIDE_STORE void FC_NAME(fc_mstore)(FC_T* p, int l0, int l1, ptrdiff_t ldc, FC
 #else
     if (ldc == 1)
         _mm512_mask_storeu_pd(base, (__mmask8)m, (__m512d)v);
-    else {
+    else if (ldc == 2) {
+        __m512i lo = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+        __m512i hi = _mm512_add_epi64(lo, _mm512_set1_epi64(4));
+        _mm512_mask_storeu_pd(base, (__mmask8)_pdep_u32(m & 0xfu, 0x55u),
+                              _mm512_permutexvar_pd(lo, (__m512d)v));
+        _mm512_mask_storeu_pd(base + 8, (__mmask8)_pdep_u32(m >> 4, 0x55u),
+                              _mm512_permutexvar_pd(hi, (__m512d)v));
+    } else {
         __m256i ix = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
                                         _mm256_set1_epi32((int)ldc));
         _mm512_mask_i32scatter_pd(base, (__mmask8)m, ix, (__m512d)v, 8);
@@ -315,25 +331,33 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
 #endif
 
 /* ---------------------------------------------------------------------------------------
- * fc_taps_fv: the same sums with the filters in the vector lanes, for lines whose valid
- * positions fill vectors of positions badly (small planes: a 7 x 7 phase is 49 outputs on
- * a line of 61 positions, 64 computed, 72 in AVX2's tiles of 24). Any list of ``n``
- * positions: q[i] (into ``src``, as in fc_taps_out) and po[i] (into ``out``); filters in
- * blocks of FV = FC_FV_NV AVX-512 vectors (64 float32 or 32 float64 filters), the weights
- * packed block by block, tap by tap: wv[(b * R + t) * FV + f] is filter b * FV + f's tap
- * t. The AVX-512 build runs a block as FC_FV_NV vectors of filters x FC_FV_NP positions,
- * 28 accumulators: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed 28
- * multiply-adds; stores are one scatter per vector of filters (lane stride ``ldo``, which
- * the caller keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of
- * FC_FVN_NV ymm vectors of filters x FC_FVN_NP positions, 12 accumulators of its 16
- * registers (2 + 6 loads feed 12 multiply-adds), and stores lane by lane. No position is
- * computed that is not an output (the last block repeats its last position). Each output
- * gets its bias and then its taps in the order t = 0 .. R - 1, as fc_taps_out: the same
- * bits in the AVX2 and AVX-512 builds. Without GNU C vectors, plain loops (fc_fv_positions
- * says 0 there: callers take fc_taps_out instead).
+ * fc_taps_fv: direct-convolution sums with the filters in the vector lanes, for planes
+ * whose outputs fill vectors of positions badly (the transposed convolution's phases on
+ * small planes: a 7 x 7 phase is 49 outputs), over some of each channel's ``ku`` taps:
+ *
+ *     out[f * ldo + po[i]] = bias[f] + sum_{k < ne} sum_{c < Cg}
+ *                              wv[((f / FV) * Cg * ku + c * ku + ev[k]) * FV + f % FV]
+ *                              * src[c * plane + dv[k] + q[i]]
+ *
+ * for filters f < nk, whole blocks of FV = FC_FV_NV AVX-512 vectors of them (64 float32
+ * or 32 float64 filters; the weights packed block by block, tap by tap, Cg * ku taps a
+ * filter), and the ``n`` positions i; tap ev[k] is at offset dv[k] in a channel of
+ * ``src``. The taps may be a few of the ku: _cy_conv's caller reads the input in place,
+ * each class of outputs with only its taps inside the input, so every c * plane + dv[k]
+ * + q[i] lies in it (q[i] alone may not). The AVX-512 build runs blocks of FC_FV_NV
+ * vectors of filters x up to FC_FV_NP positions, 24 accumulators and 4 weights in
+ * registers: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed 24 multiply-adds,
+ * the inner loop over the channels (constant strides); stores are one scatter per vector
+ * of filters (lane stride ``ldo``, which the caller keeps below 2^31 / 16). The narrow
+ * build (AVX2) runs it in slices of FC_FVN_NV ymm vectors of filters x FC_FVN_NP
+ * positions, 12 accumulators of its 16 registers (2 + 6 loads feed 12 multiply-adds), and
+ * stores lane by lane. The positions go in the fewest blocks, as equal as can be (each
+ * size compiled apart): none is computed twice. Each output gets its bias and then its
+ * taps in the order above: the same bits in the AVX2 and AVX-512 builds. Without GNU C
+ * vectors, plain loops (fc_fv_positions says 0 there: callers take fc_taps_out instead).
  * --------------------------------------------------------------------------------------- */
 #define FC_FV_NV 4
-#define FC_FV_NP 7
+#define FC_FV_NP 6
 #define FC_FVN_NV 2
 #define FC_FVN_NP 6
 
@@ -341,6 +365,15 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
 static ptrdiff_t FC_NAME(fc_fv_filters)(void)
 {
     return FC_FV_NV * (FC_WBYTES / sizeof(FC_T));
+}
+
+static ptrdiff_t FC_NAME(fc_fv_positions)(void)
+{
+#if FC_VECTOR
+    return fc_wide() ? FC_FV_NP : FC_FVN_NP;
+#else
+    return 0;
+#endif
 }
 #endif
 
@@ -359,99 +392,127 @@ FC_WIDE_STORE void FC_NAME(fc_fvstore)(FC_T* p, ptrdiff_t ldo, FC_VT v)
     _mm512_i32scatter_pd(p, ix, (__m512d)v, 8);
 #endif
 }
+#endif
 
-FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off,
-                                             ptrdiff_t R, const FC_T* wv, const FC_T* bias,
-                                             ptrdiff_t nk, FC_T* out, ptrdiff_t ldo,
-                                             const ptrdiff_t* q, const ptrdiff_t* po,
-                                             ptrdiff_t n)
+#if FC_VECTOR
+/* one block: nv vectors of filters (their weights at wb, FV a tap; their biases bv; their
+ * outputs from out, ldo apart) x np positions (nv, np constants at every call) */
+FC_INLINE void FC_NAME(fc_fv_blk)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
+                                  ptrdiff_t ku, const ptrdiff_t* ev, const ptrdiff_t* dv,
+                                  ptrdiff_t ne, const FC_T* wb, const FC_VT* bv, FC_T* out,
+                                  ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
+                                  int nv, int np)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
+    FC_VT a[FC_FV_NP][FC_FV_NV];
+    ptrdiff_t qi[FC_FV_NP], c, k;
+    int i, v;
+    for (i = 0; i < np; i++) qi[i] = q[i];
+    for (i = 0; i < np; i++)
+        for (v = 0; v < nv; v++) a[i][v] = bv[v];
+    for (k = 0; k < ne; k++) {
+        const FC_T* p = src + dv[k];
+        const FC_T* wt = wb + ev[k] * FV;
+        for (c = 0; c < Cg; c++, p += plane, wt += ku * FV) {
+            FC_VT wk[FC_FV_NV];
+            for (v = 0; v < nv; v++) wk[v] = *(const FC_VTU*)(wt + v * VL);
+            for (i = 0; i < np; i++) {
+                FC_T xi = p[qi[i]];
+                for (v = 0; v < nv; v++) a[i][v] += xi * wk[v];
+            }
+        }
+    }
+    for (i = 0; i < np; i++)
+        for (v = 0; v < nv; v++) {
+#if FC_BODY_WIDE
+            FC_NAME(fc_fvstore)(out + v * VL * ldo + po[i], ldo, a[i][v]);
+#else
+            int l;
+            for (l = 0; l < VL; l++) out[(v * VL + l) * ldo + po[i]] = a[i][v][l];
+#endif
+        }
+}
+
+/* the n positions in the fewest blocks of at most NP (nv, NP constants) */
+FC_INLINE void FC_NAME(fc_fv_run)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
+                                  ptrdiff_t ku, const ptrdiff_t* ev, const ptrdiff_t* dv,
+                                  ptrdiff_t ne, const FC_T* wb, const FC_VT* bv, FC_T* out,
+                                  ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
+                                  ptrdiff_t n, int nv, int NP)
+{
+    /* nblk blocks as equal as can be: the first (n % nblk) of size + 1 positions */
+    ptrdiff_t nblk = (n + NP - 1) / NP, size = nblk ? n / nblk : 0, i0 = 0, b;
+    for (b = 0; b < nblk; b++) {
+        ptrdiff_t m = size + (b < n % nblk);
+        const ptrdiff_t *qb = q + i0, *pb = po + i0;
+        /* each size a constant: its accumulators stay in registers */
+        if (m >= NP)
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, NP);
+        else if (m == 6)
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 6);
+        else if (m == 5)
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 5);
+        else if (m == 4)
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 4);
+        else if (m == 3)
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 3);
+        else if (m == 2)
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 2);
+        else
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 1);
+        i0 += m;
+    }
+}
+#endif
+
+#if FC_BODY_WIDE
+FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
+                                             ptrdiff_t ku, const ptrdiff_t* ev,
+                                             const ptrdiff_t* dv, ptrdiff_t ne,
+                                             const FC_T* wv, const FC_T* bias, ptrdiff_t nk,
+                                             FC_T* out, ptrdiff_t ldo, const ptrdiff_t* q,
+                                             const ptrdiff_t* po, ptrdiff_t n)
 {
     enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * VL };
-    ptrdiff_t b, i0, t;
-    int i, v;
+    ptrdiff_t b;
+    int v;
     for (b = 0; b < nk / FV; b++) {
-        const FC_T* wb = wv + b * R * FV;
         FC_VT bv[FC_FV_NV];
         for (v = 0; v < FC_FV_NV; v++) bv[v] = *(const FC_VTU*)(bias + b * FV + v * VL);
-        for (i0 = 0; i0 < n; i0 += FC_FV_NP) {
-            FC_VT a[FC_FV_NP][FC_FV_NV];
-            ptrdiff_t qi[FC_FV_NP];
-            for (i = 0; i < FC_FV_NP; i++) qi[i] = q[i0 + i < n ? i0 + i : n - 1];
-            for (i = 0; i < FC_FV_NP; i++)
-                for (v = 0; v < FC_FV_NV; v++) a[i][v] = bv[v];
-            for (t = 0; t < R; t++) {
-                const FC_T* p = src + off[t];
-                const FC_T* wt = wb + t * FV;
-                FC_VT w4[FC_FV_NV];
-                for (v = 0; v < FC_FV_NV; v++) w4[v] = *(const FC_VTU*)(wt + v * VL);
-                for (i = 0; i < FC_FV_NP; i++) {
-                    FC_T xi = p[qi[i]];
-                    for (v = 0; v < FC_FV_NV; v++) a[i][v] += xi * w4[v];
-                }
-            }
-            for (i = 0; i < FC_FV_NP && i0 + i < n; i++)
-                for (v = 0; v < FC_FV_NV; v++)
-                    FC_NAME(fc_fvstore)(out + (b * FV + v * VL) * ldo + po[i0 + i], ldo,
-                                        a[i][v]);
-        }
+        FC_NAME(fc_fv_run)(src, plane, Cg, ku, ev, dv, ne, wv + b * Cg * ku * FV, bv,
+                           out + b * FV * ldo, ldo, q, po, n, FC_FV_NV, FC_FV_NP);
     }
 }
 #else
-static ptrdiff_t FC_NAME(fc_fv_positions)(void)
-{
-#if FC_VECTOR
-    return fc_wide() ? FC_FV_NP : FC_FVN_NP;
-#else
-    return 0;
-#endif
-}
 
 #if FC_VECTOR
 /* the narrow build: each block of FV filters in slices of FN (FC_FVN_NV vectors) */
-FC_CLONES static void FC_NAME(fc_taps_fvn)(const FC_T* src, const ptrdiff_t* off,
-                                           ptrdiff_t R, const FC_T* wv, const FC_T* bias,
-                                           ptrdiff_t nk, FC_T* out, ptrdiff_t ldo,
-                                           const ptrdiff_t* q, const ptrdiff_t* po,
-                                           ptrdiff_t n)
+FC_CLONES static void FC_NAME(fc_taps_fvn)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
+                                           ptrdiff_t ku, const ptrdiff_t* ev,
+                                           const ptrdiff_t* dv, ptrdiff_t ne,
+                                           const FC_T* wv, const FC_T* bias, ptrdiff_t nk,
+                                           FC_T* out, ptrdiff_t ldo, const ptrdiff_t* q,
+                                           const ptrdiff_t* po, ptrdiff_t n)
 {
     enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)),
            FN = FC_FVN_NV * VL };
-    ptrdiff_t b, s, i0, t, l;
-    int i, v;
+    ptrdiff_t b, s;
+    int v;
     for (b = 0; b < nk / FV; b++)
         for (s = 0; s < FV / FN; s++) {
-            const FC_T* wb = wv + b * R * FV + s * FN;
             const ptrdiff_t f0 = b * FV + s * FN;
             FC_VT bv[FC_FVN_NV];
             for (v = 0; v < FC_FVN_NV; v++) bv[v] = *(const FC_VTU*)(bias + f0 + v * VL);
-            for (i0 = 0; i0 < n; i0 += FC_FVN_NP) {
-                FC_VT a[FC_FVN_NP][FC_FVN_NV];
-                ptrdiff_t qi[FC_FVN_NP];
-                for (i = 0; i < FC_FVN_NP; i++) qi[i] = q[i0 + i < n ? i0 + i : n - 1];
-                for (i = 0; i < FC_FVN_NP; i++)
-                    for (v = 0; v < FC_FVN_NV; v++) a[i][v] = bv[v];
-                for (t = 0; t < R; t++) {
-                    const FC_T* p = src + off[t];
-                    const FC_T* wt = wb + t * FV;
-                    FC_VT wn[FC_FVN_NV];
-                    for (v = 0; v < FC_FVN_NV; v++) wn[v] = *(const FC_VTU*)(wt + v * VL);
-                    for (i = 0; i < FC_FVN_NP; i++) {
-                        FC_T xi = p[qi[i]];
-                        for (v = 0; v < FC_FVN_NV; v++) a[i][v] += xi * wn[v];
-                    }
-                }
-                for (i = 0; i < FC_FVN_NP && i0 + i < n; i++)
-                    for (v = 0; v < FC_FVN_NV; v++)
-                        for (l = 0; l < VL; l++)
-                            out[(f0 + v * VL + l) * ldo + po[i0 + i]] = a[i][v][l];
-            }
+            FC_NAME(fc_fv_run)(src, plane, Cg, ku, ev, dv, ne, wv + b * Cg * ku * FV + s * FN,
+                               bv, out + f0 * ldo, ldo, q, po, n, FC_FVN_NV, FC_FVN_NP);
         }
 }
 #endif
 
 /* the wide build on fc_wide() machines, the narrow one elsewhere; plain loops without GNU C
  * vectors, the same sums */
-static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+static void FC_NAME(fc_taps_fv)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg, ptrdiff_t ku,
+                                const ptrdiff_t* ev, const ptrdiff_t* dv, ptrdiff_t ne,
                                 const FC_T* wv, const FC_T* bias, ptrdiff_t nk, FC_T* out,
                                 ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
                                 ptrdiff_t n)
@@ -459,19 +520,21 @@ static void FC_NAME(fc_taps_fv)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t
 #if FC_VECTOR
 #if FC_HAVE_WIDE
     if (fc_wide()) {
-        FC_WNAME(fc_taps_fv)(src, off, R, wv, bias, nk, out, ldo, q, po, n);
+        FC_WNAME(fc_taps_fv)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n);
         return;
     }
 #endif
-    FC_NAME(fc_taps_fvn)(src, off, R, wv, bias, nk, out, ldo, q, po, n);
+    FC_NAME(fc_taps_fvn)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n);
 #else
     enum { FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
-    ptrdiff_t f, i, t;
+    ptrdiff_t f, i, c, k;
     for (f = 0; f < nk / FV * FV; f++)
         for (i = 0; i < n; i++) {
             FC_T a = bias[f];
-            for (t = 0; t < R; t++)
-                a += wv[((f / FV) * R + t) * FV + f % FV] * src[off[t] + q[i]];
+            for (k = 0; k < ne; k++)
+                for (c = 0; c < Cg; c++)
+                    a += wv[((f / FV) * Cg * ku + c * ku + ev[k]) * FV + f % FV]
+                         * src[c * plane + dv[k] + q[i]];
             out[f * ldo + po[i]] = a;
         }
 #endif

@@ -194,3 +194,43 @@ def test_issue20_transpose_phases_thread_independent_and_blocks(rng, monkeypatch
     monkeypatch.setattr(_transpose, "BLOCK_BYTES", 1)  # one image per block
     outs.append(fastconv.conv_transpose2d(x, w, b, 2, 1, backend="cython"))
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_issue20_transpose_phases_fv_thread_independent(dtype, rng, monkeypatch):
+    """The filters-in-lanes kernel (64 filters a phase, 7 x 7 planes: classes of outputs by
+    the taps inside the input, blocks of unequal sizes) gives the same bits on any thread
+    count and image blocking."""
+    from fastconv import _threads
+
+    x, w, b = _tr_arrays((5, 6, 7, 9), 128, 4, 2, dtype, rng)
+    outs = []
+    for n in (1, 2, 3):
+        monkeypatch.setattr(_threads, "threads_for", lambda work, grain, n=n: n)
+        outs.append(fastconv.conv_transpose2d(x, w, b, 2, 1, groups=2, backend="cython"))
+    monkeypatch.setattr(_transpose, "BLOCK_BYTES", 1)
+    outs.append(fastconv.conv_transpose2d(x, w, b, 2, 1, groups=2, backend="cython"))
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("ci", range(len(TRANSPOSED)))
+def test_issue20_transpose_phases_nonfinite_as_reference(ci, dtype, rng):
+    """inf and NaN reach exactly the outputs the transposed convolution's own sum gives
+    them (the NumPy reference's pattern): the filters-in-lanes kernel runs only the taps
+    inside the input; the framed kernel, which multiplies the padding's zeros, declines a
+    weight with an inf or NaN (the input-gradient kernels run it)."""
+    xs, K, k, s, p, op, g = TRANSPOSED[ci]
+    x, w, b = _tr_arrays(xs, K, k, g, dtype, rng)
+    w[0, 0, 0, 0] = np.inf  # a corner tap: at the edges, only the padding meets it
+    w[-1, -1, -1, 0] = -np.inf
+    x[0, 0, 0, -1] = np.nan
+    x[-1, -1, -1, 0] = np.inf
+    want = fastconv.conv_transpose2d(x, w, b, s, p, op, g, backend="numpy")
+    got = fastconv.conv_transpose2d(x, w, b, s, p, op, g, backend="cython")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    fin = np.isfinite(want)
+    terms = x.shape[1] // g * int(np.prod(w.shape[2:]))
+    assert_close(got[fin], want[fin], terms=terms)
