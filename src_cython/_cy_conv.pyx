@@ -1088,19 +1088,21 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
                           Py_ssize_t padh, Py_ssize_t padw, const Py_ssize_t* ph,
                           Py_ssize_t sh, const Py_ssize_t* pw, Py_ssize_t sw,
                           const floating* wp, Py_ssize_t* qs, Py_ssize_t* po,
-                          Py_ssize_t* ev) noexcept nogil:
+                          Py_ssize_t* ev, floating* stage) noexcept nogil:
     """Phase rows [m0, m1) of image n, group g, every phase, by fc_taps_fv (filters in the
     vector lanes; ``wp`` packed in blocks of fc_fv_filters()) reading ``x`` in place. Each
     phase's outputs go in classes, a band of rows with the same taps inside the input
     times a band of columns with the same: a class runs only those taps (an output none
     reaches gets its bias), so no zero of the padding is multiplied, and an inf or NaN
-    weight reaches only the outputs the transposed convolution's sum gives it. ``qs``,
-    ``po``: room for ``(m1 - m0) * Wo`` positions; ``ev``: for two lists of ``kuh * kuw``
-    taps."""
+    weight reaches only the outputs the transposed convolution's sum gives it. The
+    outputs go to ``stage`` (room for the ``K // groups`` filters' output rows ``[sh * m0,
+    sh * m1)``, laid out as in ``out``), cache-resident for the kernel's scatters, then to
+    ``out`` in one run per filter (``out`` C-contiguous). ``qs``, ``po``: room for ``(m1 -
+    m0) * Wo`` positions; ``ev``: for two lists of ``kuh * kuw`` taps."""
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1]
     cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
-    cdef Py_ssize_t ldo = out.strides[1] // sizeof(floating)
-    cdef Py_ssize_t ldr = sh * (out.strides[2] // sizeof(floating))
+    cdef Py_ssize_t Wo = out.shape[3], r0o = sh * m0, nro = min(out.shape[2], sh * m1) - r0o
+    cdef Py_ssize_t ldo = nro * Wo, ldr = sh * Wo, f
     cdef Py_ssize_t a, c, k0, r0, c0, mend, cnt, m, me, j, je, u0, u1, v0, v1, u, v, ne, nq
     cdef Py_ssize_t mm, jj
     cdef Py_ssize_t* dv = ev + kuh * kuw
@@ -1115,7 +1117,7 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
                 continue
             c0 = pw[2 * c] - padw
             k0 = (g * nph + a * sw + c) * Kg
-            obase = &out[n, g * Kg, a, c]
+            obase = stage + a * Wo + c  # output row sh * m0 + a, column c
             m = m0
             while m < mend:  # bands of rows with the same taps inside
                 u0 = _lo_tap(r0 + m)
@@ -1142,7 +1144,7 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
                     for mm in range(m, me):
                         for jj in range(j, je):
                             qs[nq] = (r0 + mm) * W + c0 + jj
-                            po[nq] = mm * ldr + jj * sw
+                            po[nq] = (mm - m0) * ldr + jj * sw
                             nq += 1
                     if floating is float:
                         fc_taps_fv_f(src, H * W, Cg, kuh * kuw, ev, dv, ne, wp + k0 * R,
@@ -1152,6 +1154,8 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
                                      &bs[k0], Kg, obase, ldo, qs, po, nq)
                     j = je
                 m = me
+    for f in range(Kg):
+        memcpy(&out[n, g * Kg + f, r0o, 0], stage + f * ldo, ldo * sizeof(floating))
 
 
 cdef void _stack_pack(const floating* w, Py_ssize_t groups, Py_ssize_t Cg, Py_ssize_t kc,
@@ -1254,7 +1258,8 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
     fvp = fc_fv_positions_f() if floating is float else fc_fv_positions_d()
     fv = False
-    if fvp > 0 and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31:
+    if (fvp > 0 and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31
+            and out.strides[2] == Wo * sizeof(floating)):  # staged rows copy out as one run
         cost_taps = cost_fv = 0
         for i in range(sh):
             for j in range(sw):
@@ -1271,9 +1276,9 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
         for j in range(taps.shape[1]):
             if not 0 <= taps[i, j] < w.shape[2] * w.shape[3]:
                 raise ValueError("transpose_phased: a tap outside the kernel")
-    # per thread: fc_taps_out's framed rows, or fc_taps_fv's two lists of positions and
-    # its taps
-    per = 0 if fv else Cg * rin * Wp
+    # per thread: fc_taps_out's framed rows, or fc_taps_fv's output rows (two lists of
+    # positions and its taps in qs)
+    per = kc * min(out.shape[2], sh * rows) * Wo if fv else Cg * rin * Wp
     qper = 2 * rows * Wo + 2 * kuh * kuw if fv else 0
     # the packed weights, and the stacked rows where fc_taps_out reads filters unpacked
     # (AVX2 and plain builds: all; AVX-512: those past the last whole block of FC_OKB)
@@ -1311,7 +1316,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                     qt = qs + threadid() * qper
                     _phase_block_fv(x, Cg, kuh, kuw, bs, out, p // groups, p % groups, m0, m1,
                                     padh, padw, ph, sh, pw, sw, wp, qt, qt + rows * Wo,
-                                    qt + 2 * rows * Wo)
+                                    qt + 2 * rows * Wo, buf + threadid() * per)
                 else:
                     _phase_block(x, ws, Cg, kuh, kuw, bs, out, p // groups, p % groups, m0,
                                  m1, padh, padw, ph, sh, pw, sw, lo + m0, rin, Wp, off, wp,
