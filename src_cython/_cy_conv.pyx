@@ -1072,14 +1072,17 @@ cdef void _phase_block(const floating[:, :, :, ::1] x, const floating* ws, Py_ss
                               &out[n, g * Kg, sh * m0 + a, c], &geo, L)
 
 
-cdef inline Py_ssize_t _lo_tap(Py_ssize_t start) noexcept nogil:
-    """The first tap of a line of taps starting at input index ``start`` inside the input."""
-    return -start if start < 0 else 0
-
-
-cdef inline Py_ssize_t _hi_tap(Py_ssize_t start, Py_ssize_t ku, Py_ssize_t L) noexcept nogil:
-    """One past the last tap of ``ku`` from input index ``start`` inside an input of ``L``."""
-    return min(ku, L - start)
+cdef inline Py_ssize_t _band(Py_ssize_t s0, Py_ssize_t m, Py_ssize_t mend, Py_ssize_t ku,
+                             Py_ssize_t L, Py_ssize_t* t0, Py_ssize_t* t1) noexcept nogil:
+    """The end of the band of output lines [m, end) (end <= mend) whose ``ku`` taps, from
+    input index ``s0 + line`` on, have the same range [t0, t1) inside an input of ``L``
+    (empty when t1 <= t0)."""
+    cdef Py_ssize_t e = m + 1
+    t0[0] = max(0, -(s0 + m))
+    t1[0] = min(ku, L - (s0 + m))
+    while e < mend and max(0, -(s0 + e)) == t0[0] and min(ku, L - (s0 + e)) == t1[0]:
+        e += 1
+    return e
 
 
 cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssize_t kuh,
@@ -1120,20 +1123,10 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
             obase = stage + a * Wo + c  # output row sh * m0 + a, column c
             m = m0
             while m < mend:  # bands of rows with the same taps inside
-                u0 = _lo_tap(r0 + m)
-                u1 = _hi_tap(r0 + m, kuh, H)
-                me = m + 1
-                while (me < mend and _lo_tap(r0 + me) == u0
-                       and _hi_tap(r0 + me, kuh, H) == u1):
-                    me += 1
+                me = _band(r0, m, mend, kuh, H, &u0, &u1)
                 j = 0
                 while j < cnt:  # bands of columns
-                    v0 = _lo_tap(c0 + j)
-                    v1 = _hi_tap(c0 + j, kuw, W)
-                    je = j + 1
-                    while (je < cnt and _lo_tap(c0 + je) == v0
-                           and _hi_tap(c0 + je, kuw, W) == v1):
-                        je += 1
+                    je = _band(c0, j, cnt, kuw, W, &v0, &v1)
                     ne = 0  # the class's taps of a channel, their offsets in it
                     for u in range(u0, u1):
                         for v in range(v0, v1):
