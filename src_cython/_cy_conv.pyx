@@ -240,6 +240,15 @@ cdef inline double _absmax1(const floating* p, Py_ssize_t n) noexcept nogil:
         return fc_absmax_d(p, n)
 
 
+def all_finite(const floating[::1] a):
+    """Whether every value of ``a`` is finite: one fc_absmax scan (no temporary array)."""
+    cdef double m = 0
+    if a.shape[0]:
+        with nogil:
+            m = _absmax1(&a[0], a.shape[0])
+    return m - m == 0
+
+
 cdef double _absmax(const floating* p, Py_ssize_t n, int nthreads) noexcept nogil:
     """The largest ``|p[i]|`` of ``n`` values (0 if none), inf if one is infinite, NaN if one
     is NaN (fc_absmax, fc_kernels.h): chunks of at least _SCAN_CHUNK values on up to
@@ -1185,9 +1194,8 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                      Py_ssize_t padw, phases_h, phases_w, Py_ssize_t groups, int nthreads):
     """The transposed convolution's sub-pixel phases, each computed over exactly its own
     outputs and stored in its places of ``out`` (N, K, Ho, Wo): no wasted position, no
-    forward output to copy from (fastconv._transpose.run). Returns ``out``, or None (and
-    computes nothing) where the chosen kernel would multiply the padding's zeros by an inf
-    or NaN weight: the caller then takes the input-gradient kernels, which never do.
+    forward output to copy from (fastconv._transpose.run, which sends finite weights only:
+    the framed kernel below multiplies the padding's zeros by every weight).
 
     ``w`` (C, K // groups, kh, kw) is the transposed weight and ``taps`` (phases, kuh *
     kuw) its taps of each phase's forward sub-kernel (fastconv._transpose.phase_taps: row
@@ -1203,14 +1211,15 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     block reads (vectors of positions along the phase's lines; the padding's zeros are
     multiplied like any input), or, where whole blocks of fc_fv_filters() filters cover
     each phase and its outputs fill vectors of positions badly (small planes),
-    _phase_block_fv: fc_taps_fv on the input in place with only the taps inside it."""
+    _phase_block_fv: fc_taps_fv on the input in place with only the taps inside it. Both
+    sum each output's taps in the order ``t = c * ku + e`` (the frame's extra taps add
+    zeros): the same bits whichever runs (the sign of a zero sum aside)."""
     cdef Py_ssize_t N = x.shape[0], W = x.shape[3], Cg = x.shape[1] // groups
     cdef Py_ssize_t R = Cg * kuh * kuw, kc = w.shape[1], Wo = out.shape[3]
     cdef Py_ssize_t sh = len(phases_h), sw = len(phases_w), Wp = W + 2 * padw
     cdef Py_ssize_t M = 0, lo, hi, span, nb, rows, rin, per, item, p, m0, m1, i, j, t, cc, KS
     cdef Py_ssize_t vl, fvk, fvp, m, L, cost_taps, cost_fv, qper
     cdef bint fv, rows_too
-    cdef double big
     cdef Py_ssize_t* qs = NULL
     cdef Py_ssize_t* qt
     cdef Py_ssize_t ph[64]
@@ -1251,6 +1260,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
     fvp = fc_fv_positions_f() if floating is float else fc_fv_positions_d()
     fv = False
+    # (fc_taps_fv's scatter lane stride, the stage's plane, is at most out's: below 2^31)
     if (fvp > 0 and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31
             and out.strides[2] == Wo * sizeof(floating)):  # staged rows copy out as one run
         cost_taps = cost_fv = 0
@@ -1270,7 +1280,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
             if not 0 <= taps[i, j] < w.shape[2] * w.shape[3]:
                 raise ValueError("transpose_phased: a tap outside the kernel")
     # per thread: fc_taps_out's framed rows, or fc_taps_fv's output rows (two lists of
-    # positions and its taps in qs)
+    # positions and its taps in qs; on the small planes it takes, a cache-resident stage)
     per = kc * min(out.shape[2], sh * rows) * Wo if fv else Cg * rin * Wp
     qper = 2 * rows * Wo + 2 * kuh * kuw if fv else 0
     # the packed weights, and the stacked rows where fc_taps_out reads filters unpacked
@@ -1286,10 +1296,6 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                               f"of {per * sizeof(floating)} bytes")
         wp = buf + nthreads * per
         ws = wp + KS * R if rows_too else NULL
-        if not fv:  # the framed kernel multiplies zeros by every weight: finite ones only
-            big = _absmax1(&w[0, 0, 0, 0], w.shape[0] * kc * w.shape[2] * w.shape[3])
-            if not big - big == 0:  # inf or NaN
-                return None
         with nogil:
             _stack_pack(&w[0, 0, 0, 0], groups, Cg, kc, w.shape[2] * w.shape[3], &taps[0, 0],
                         sh * sw, kuh * kuw, fvk if fv else FC_OKB, wp, ws)

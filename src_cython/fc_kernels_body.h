@@ -335,7 +335,7 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * whose outputs fill vectors of positions badly (the transposed convolution's phases on
  * small planes: a 7 x 7 phase is 49 outputs), over some of each channel's ``ku`` taps:
  *
- *     out[f * ldo + po[i]] = bias[f] + sum_{k < ne} sum_{c < Cg}
+ *     out[f * ldo + po[i]] = bias[f] + sum_{c < Cg} sum_{k < ne}
  *                              wv[((f / FV) * Cg * ku + c * ku + ev[k]) * FV + f % FV]
  *                              * src[c * plane + dv[k] + q[i]]
  *
@@ -346,20 +346,24 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * each class of outputs with only its taps inside the input, so every c * plane + dv[k]
  * + q[i] lies in it (q[i] alone may not). The AVX-512 build runs blocks of FC_FV_NV
  * vectors of filters x up to FC_FV_NP positions, 24 accumulators and 4 weights in
- * registers: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed 24 multiply-adds,
- * the inner loop over the channels (constant strides); stores are one scatter per vector
- * of filters (lane stride ``ldo``, which the caller keeps below 2^31 / 16). The narrow
+ * registers: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed 24 multiply-adds;
+ * stores are one scatter per vector of filters (lane stride ``ldo``, which the caller
+ * keeps below 2^31 / 16). The narrow
  * build (AVX2) runs it in slices of FC_FVN_NV ymm vectors of filters x FC_FVN_NP
  * positions, 12 accumulators of its 16 registers (2 + 6 loads feed 12 multiply-adds), and
  * stores lane by lane. The positions go in the fewest blocks, as equal as can be (each
  * size compiled apart): none is computed twice. Each output gets its bias and then its
- * taps in the order above: the same bits in the AVX2 and AVX-512 builds. Without GNU C
+ * taps in the order above (t = c * ku + ev[k] ascending): the same bits in the AVX2 and
+ * AVX-512 builds, and fc_taps_out's on a zero frame, whose extra taps add only zeros
+ * (the sign of a zero sum aside; callers send it finite weights). Without GNU C
  * vectors, plain loops (fc_fv_positions says 0 there: callers take fc_taps_out instead).
  * --------------------------------------------------------------------------------------- */
 #define FC_FV_NV 4
 #define FC_FV_NP 6
 #define FC_FVN_NV 2
 #define FC_FVN_NP 6
+/* fc_fv_blk's arrays hold the wide build's block: the narrow one must fit in them */
+_Static_assert(FC_FVN_NV <= FC_FV_NV && FC_FVN_NP <= FC_FV_NP, "fc_fv_blk's block sizes");
 
 #if !FC_BODY_WIDE
 static ptrdiff_t FC_NAME(fc_fv_filters)(void)
@@ -410,10 +414,12 @@ FC_INLINE void FC_NAME(fc_fv_blk)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg
     for (i = 0; i < np; i++) qi[i] = q[i];
     for (i = 0; i < np; i++)
         for (v = 0; v < nv; v++) a[i][v] = bv[v];
-    for (k = 0; k < ne; k++) {
-        const FC_T* p = src + dv[k];
-        const FC_T* wt = wb + ev[k] * FV;
-        for (c = 0; c < Cg; c++, p += plane, wt += ku * FV) {
+    for (c = 0; c < Cg; c++) {
+        const FC_T* pc = src + c * plane;
+        const FC_T* wc = wb + c * ku * FV;
+        for (k = 0; k < ne; k++) {
+            const FC_T* p = pc + dv[k];
+            const FC_T* wt = wc + ev[k] * FV;
             FC_VT wk[FC_FV_NV];
             for (v = 0; v < nv; v++) wk[v] = *(const FC_VTU*)(wt + v * VL);
             for (i = 0; i < np; i++) {
@@ -531,8 +537,8 @@ static void FC_NAME(fc_taps_fv)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg, 
     for (f = 0; f < nk / FV * FV; f++)
         for (i = 0; i < n; i++) {
             FC_T a = bias[f];
-            for (k = 0; k < ne; k++)
-                for (c = 0; c < Cg; c++)
+            for (c = 0; c < Cg; c++)
+                for (k = 0; k < ne; k++)
                     a += wv[((f / FV) * Cg * ku + c * ku + ev[k]) * FV + f % FV]
                          * src[c * plane + dv[k] + q[i]];
             out[f * ldo + po[i]] = a;

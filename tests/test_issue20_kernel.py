@@ -148,6 +148,7 @@ TRANSPOSED = [
     ((3, 5, 7, 7), 64, 4, 2, 1, 0, 1),               # the 64x128x7x7 target's layer
     ((2, 4, 3, 5), 128, 4, 2, 1, 1, 2),              # two groups of 64, output padding
     ((1, 3, 2, 9), 128, (2, 4), (1, 2), (0, 1), 0, 1),  # 8 x 1-row phases: last block short
+    ((2, 4, 3, 15), 64, 4, 2, 1, 0, 1),  # framed kernel on AVX-512, filters in lanes on AVX2
 ]
 
 
@@ -234,3 +235,18 @@ def test_issue20_transpose_phases_nonfinite_as_reference(ci, dtype, rng):
     fin = np.isfinite(want)
     terms = x.shape[1] // g * int(np.prod(w.shape[2:]))
     assert_close(got[fin], want[fin], terms=terms)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_issue20_transpose_phases_same_bits_whichever_kernel(dtype, rng, monkeypatch):
+    """The kernel choice depends on the image block (its row blocks) and the build; the
+    framed kernel and the filters-in-lanes one sum each output's taps in one order (the
+    frame's extra taps add zeros), so an image gets the same bits alone, in a batch, and
+    one image per block."""
+    x, w, b = _tr_arrays((2, 64, 8, 16), 64, 4, 1, dtype, rng)
+    both = fastconv.conv_transpose2d(x, w, b, 2, 1, backend="cython")
+    alone = fastconv.conv_transpose2d(x[:1], w, b, 2, 1, backend="cython")
+    np.testing.assert_array_equal(both[:1], alone)
+    monkeypatch.setattr(_transpose, "BLOCK_BYTES", 1)
+    np.testing.assert_array_equal(fastconv.conv_transpose2d(x, w, b, 2, 1, backend="cython"),
+                                  both)
