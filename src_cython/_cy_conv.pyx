@@ -240,15 +240,6 @@ cdef inline double _absmax1(const floating* p, Py_ssize_t n) noexcept nogil:
         return fc_absmax_d(p, n)
 
 
-def all_finite(const floating[::1] a):
-    """Whether every value of ``a`` is finite: one fc_absmax scan (no temporary array)."""
-    cdef double m = 0
-    if a.shape[0]:
-        with nogil:
-            m = _absmax1(&a[0], a.shape[0])
-    return m - m == 0
-
-
 cdef double _absmax(const floating* p, Py_ssize_t n, int nthreads) noexcept nogil:
     """The largest ``|p[i]|`` of ``n`` values (0 if none), inf if one is infinite, NaN if one
     is NaN (fc_absmax, fc_kernels.h): chunks of at least _SCAN_CHUNK values on up to
@@ -279,6 +270,12 @@ cdef inline bint _all_finite(const floating[:, :, :, ::1] a) noexcept nogil:
     cdef Py_ssize_t n = a.shape[0] * a.shape[1] * a.shape[2] * a.shape[3]
     cdef double big = FLT_MAX if floating is float else DBL_MAX
     return n == 0 or _absmax(&a[0, 0, 0, 0], n, 1) <= big
+
+
+def all_finite(const floating[:, :, :, ::1] w):
+    """Whether every value of the weight ``w`` is finite (:func:`_all_finite`: one
+    fc_absmax scan, no temporary array)."""
+    return _all_finite(w)
 
 
 cdef bint _wino_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
