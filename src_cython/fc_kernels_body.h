@@ -348,10 +348,9 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * vectors of filters x up to FC_FV_NP positions, 24 accumulators and 4 weights in
  * registers: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed 24 multiply-adds;
  * stores are one scatter per vector of filters (lane stride ``ldo``, which the caller
- * keeps below 2^31 / 16). The narrow
- * build (AVX2) runs it in slices of FC_FVN_NV ymm vectors of filters x FC_FVN_NP
- * positions, 12 accumulators of its 16 registers (2 + 6 loads feed 12 multiply-adds), and
- * stores lane by lane. The positions go in the fewest blocks, as equal as can be (each
+ * keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of FC_FVN_NV ymm
+ * vectors of filters x FC_FVN_NP positions, 12 accumulators of its 16 registers (2 + 6
+ * loads feed 12 multiply-adds), and stores lane by lane. The positions go in the fewest blocks, as equal as can be (each
  * size compiled apart): none is computed twice. Each output gets its bias and then its
  * taps in the order above (t = c * ku + ev[k] ascending): the same bits in the AVX2 and
  * AVX-512 builds, and fc_taps_out's on a zero frame, whose extra taps add only zeros
@@ -469,6 +468,29 @@ FC_INLINE void FC_NAME(fc_fv_run)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg
         i0 += m;
     }
 }
+
+/* the nk / FV blocks of FV filters, each in slices of nv vectors (a slice is the whole
+ * block when nv vectors hold FV filters: the AVX-512 build) (nv, NP constants) */
+FC_INLINE void FC_NAME(fc_fv_blocks)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
+                                     ptrdiff_t ku, const ptrdiff_t* ev, const ptrdiff_t* dv,
+                                     ptrdiff_t ne, const FC_T* wv, const FC_T* bias,
+                                     ptrdiff_t nk, FC_T* out, ptrdiff_t ldo,
+                                     const ptrdiff_t* q, const ptrdiff_t* po, ptrdiff_t n,
+                                     int nv, int NP)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
+    ptrdiff_t b, s;
+    int v;
+    for (b = 0; b < nk / FV; b++)
+        for (s = 0; s < FV / (nv * VL); s++) {
+            const ptrdiff_t f0 = b * FV + s * nv * VL;
+            FC_VT bv[FC_FV_NV];
+            for (v = 0; v < nv; v++) bv[v] = *(const FC_VTU*)(bias + f0 + v * VL);
+            FC_NAME(fc_fv_run)(src, plane, Cg, ku, ev, dv, ne,
+                               wv + b * Cg * ku * FV + s * nv * VL, bv, out + f0 * ldo, ldo,
+                               q, po, n, nv, NP);
+        }
+}
 #endif
 
 #if FC_BODY_WIDE
@@ -479,20 +501,13 @@ FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, ptrdiff_t plane, p
                                              FC_T* out, ptrdiff_t ldo, const ptrdiff_t* q,
                                              const ptrdiff_t* po, ptrdiff_t n)
 {
-    enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * VL };
-    ptrdiff_t b;
-    int v;
-    for (b = 0; b < nk / FV; b++) {
-        FC_VT bv[FC_FV_NV];
-        for (v = 0; v < FC_FV_NV; v++) bv[v] = *(const FC_VTU*)(bias + b * FV + v * VL);
-        FC_NAME(fc_fv_run)(src, plane, Cg, ku, ev, dv, ne, wv + b * Cg * ku * FV, bv,
-                           out + b * FV * ldo, ldo, q, po, n, FC_FV_NV, FC_FV_NP);
-    }
+    FC_NAME(fc_fv_blocks)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n,
+                          FC_FV_NV, FC_FV_NP);
 }
 #else
 
 #if FC_VECTOR
-/* the narrow build: each block of FV filters in slices of FN (FC_FVN_NV vectors) */
+/* the narrow build: each block of FV filters in slices of FC_FVN_NV vectors */
 FC_CLONES static void FC_NAME(fc_taps_fvn)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
                                            ptrdiff_t ku, const ptrdiff_t* ev,
                                            const ptrdiff_t* dv, ptrdiff_t ne,
@@ -500,18 +515,8 @@ FC_CLONES static void FC_NAME(fc_taps_fvn)(const FC_T* src, ptrdiff_t plane, ptr
                                            FC_T* out, ptrdiff_t ldo, const ptrdiff_t* q,
                                            const ptrdiff_t* po, ptrdiff_t n)
 {
-    enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)),
-           FN = FC_FVN_NV * VL };
-    ptrdiff_t b, s;
-    int v;
-    for (b = 0; b < nk / FV; b++)
-        for (s = 0; s < FV / FN; s++) {
-            const ptrdiff_t f0 = b * FV + s * FN;
-            FC_VT bv[FC_FVN_NV];
-            for (v = 0; v < FC_FVN_NV; v++) bv[v] = *(const FC_VTU*)(bias + f0 + v * VL);
-            FC_NAME(fc_fv_run)(src, plane, Cg, ku, ev, dv, ne, wv + b * Cg * ku * FV + s * FN,
-                               bv, out + f0 * ldo, ldo, q, po, n, FC_FVN_NV, FC_FVN_NP);
-        }
+    FC_NAME(fc_fv_blocks)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n,
+                          FC_FVN_NV, FC_FVN_NP);
 }
 #endif
 
