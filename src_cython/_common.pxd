@@ -60,11 +60,15 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_taps_fv_f(const float* src, Py_ssize_t plane, Py_ssize_t Cg, Py_ssize_t ku,
                       const Py_ssize_t* ev, const Py_ssize_t* dv, Py_ssize_t ne,
                       const float* wv, const float* bias, Py_ssize_t nk, float* out,
-                      Py_ssize_t ldo, const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
+                      const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
     void fc_taps_fv_d(const double* src, Py_ssize_t plane, Py_ssize_t Cg, Py_ssize_t ku,
                       const Py_ssize_t* ev, const Py_ssize_t* dv, Py_ssize_t ne,
                       const double* wv, const double* bias, Py_ssize_t nk, double* out,
-                      Py_ssize_t ldo, const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
+                      const Py_ssize_t* q, const Py_ssize_t* po, Py_ssize_t n)
+    void fc_fv_unstage_f(const float* st, Py_ssize_t nk, Py_ssize_t np, float* out,
+                         Py_ssize_t ldo)
+    void fc_fv_unstage_d(const double* st, Py_ssize_t nk, Py_ssize_t np, double* out,
+                         Py_ssize_t ldo)
 
 
 # Flush-to-zero in the kernel threads (see fc_fpenv.h): fc_ftz_enter() first and

@@ -81,7 +81,6 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
 
 from _blas cimport gemm_rm
 from libc.float cimport DBL_MAX, FLT_MAX
@@ -90,7 +89,8 @@ from _common cimport (FC_OKB, fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f,
                      fc_phases_d, fc_phases_f,
                      fc_fv_filters_d, fc_fv_filters_f, fc_fv_positions_d, fc_fv_positions_f,
                      fc_ogeo, fc_pack_d, fc_pack_f, fc_plane_d, fc_plane_f, fc_row_d, fc_row_f,
-                     fc_row_block, fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f,
+                     fc_row_block, fc_row_scratch, fc_taps_fv_d, fc_taps_fv_f, fc_fv_unstage_d,
+                     fc_fv_unstage_f,
                      fc_taps_out_d, fc_taps_out_f,
                      fc_wide, fc_wino_weights_d,
                      fc_wino_weights_f, im2col, row_blocks, valid_cols)
@@ -159,8 +159,8 @@ WIDE_KERNELS = bool(fc_wide())
 
 def build_info():
     """How these extension modules were built: a dict of the compile and link arguments,
-    whether OpenMP is compiled in (and its ``_OPENMP`` date), the debug mode and the Cython
-    version that generated the C."""
+    whether OpenMP is compiled in (and its ``_OPENMP`` date), the debug mode, the Cython
+    version that generated the C, and which kernels the build has."""
     dbg = FASTCONV_DEBUG
     return {
         "compile_args": FASTCONV_COMPILE_ARGS.decode().split(),
@@ -171,6 +171,8 @@ def build_info():
         "cython_version": FASTCONV_CYTHON_VERSION.decode(),
         "tile_bytes": TILE_BYTES,
         "wide_kernels": WIDE_KERNELS,
+        # the transposed convolution's filters-in-lanes kernel (GNU C vectors)
+        "filters_in_lanes": fc_fv_positions_f() > 0,
     }
 
 
@@ -270,12 +272,6 @@ cdef inline bint _all_finite(const floating[:, :, :, ::1] a) noexcept nogil:
     cdef Py_ssize_t n = a.shape[0] * a.shape[1] * a.shape[2] * a.shape[3]
     cdef double big = FLT_MAX if floating is float else DBL_MAX
     return n == 0 or _absmax(&a[0, 0, 0, 0], n, 1) <= big
-
-
-def all_finite(const floating[:, :, :, ::1] w):
-    """Whether every value of the weight ``w`` is finite (:func:`_all_finite`: one
-    fc_absmax scan, no temporary array)."""
-    return _all_finite(w)
 
 
 cdef bint _wino_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -1104,14 +1100,14 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
     times a band of columns with the same: a class runs only those taps (an output none
     reaches gets its bias), so no zero of the padding is multiplied, and an inf or NaN
     weight reaches only the outputs the transposed convolution's sum gives it. The
-    outputs go to ``stage`` (room for the ``K // groups`` filters' output rows ``[sh * m0,
-    sh * m1)``, laid out as in ``out``), cache-resident for the kernel's scatters, then to
-    ``out`` in one run per filter (``out`` C-contiguous). ``qs``, ``po``: room for ``(m1 -
+    outputs go to ``stage`` position-major (room for the ``K // groups`` filters of each
+    output of rows ``[sh * m0, sh * m1)``: plain vector stores, cache-resident), then to
+    ``out`` by fc_fv_unstage (``out``'s rows contiguous). ``qs``, ``po``: room for ``(m1 -
     m0) * Wo`` positions; ``ev``: for two lists of ``kuh * kuw`` taps."""
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3], K = out.shape[1]
     cdef Py_ssize_t Kg = K // (x.shape[1] // Cg), R = Cg * kuh * kuw, nph = sh * sw
     cdef Py_ssize_t Wo = out.shape[3], r0o = sh * m0, nro = min(out.shape[2], sh * m1) - r0o
-    cdef Py_ssize_t ldo = nro * Wo, ldr = sh * Wo, f
+    cdef Py_ssize_t ldr = sh * Wo
     cdef Py_ssize_t a, c, k0, r0, c0, mend, cnt, m, me, j, je, u0, u1, v0, v1, u, v, ne, nq
     cdef Py_ssize_t mm, jj
     cdef Py_ssize_t* dv = ev + kuh * kuw
@@ -1126,7 +1122,7 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
                 continue
             c0 = pw[2 * c] - padw
             k0 = (g * nph + a * sw + c) * Kg
-            obase = stage + a * Wo + c  # output row sh * m0 + a, column c
+            obase = stage + (a * Wo + c) * Kg  # output row sh * m0 + a, column c
             m = m0
             while m < mend:  # bands of rows with the same taps inside
                 me = _band(r0, m, mend, kuh, H, &u0, &u1)
@@ -1143,18 +1139,22 @@ cdef void _phase_block_fv(const floating[:, :, :, ::1] x, Py_ssize_t Cg, Py_ssiz
                     for mm in range(m, me):
                         for jj in range(j, je):
                             qs[nq] = (r0 + mm) * W + c0 + jj
-                            po[nq] = (mm - m0) * ldr + jj * sw
+                            po[nq] = ((mm - m0) * ldr + jj * sw) * Kg
                             nq += 1
                     if floating is float:
                         fc_taps_fv_f(src, H * W, Cg, kuh * kuw, ev, dv, ne, wp + k0 * R,
-                                     &bs[k0], Kg, obase, ldo, qs, po, nq)
+                                     &bs[k0], Kg, obase, qs, po, nq)
                     else:
                         fc_taps_fv_d(src, H * W, Cg, kuh * kuw, ev, dv, ne, wp + k0 * R,
-                                     &bs[k0], Kg, obase, ldo, qs, po, nq)
+                                     &bs[k0], Kg, obase, qs, po, nq)
                     j = je
                 m = me
-    for f in range(Kg):
-        memcpy(&out[n, g * Kg + f, r0o, 0], stage + f * ldo, ldo * sizeof(floating))
+    if floating is float:
+        fc_fv_unstage_f(stage, Kg, nro * Wo, &out[n, g * Kg, r0o, 0],
+                        out.strides[1] // sizeof(float))
+    else:
+        fc_fv_unstage_d(stage, Kg, nro * Wo, &out[n, g * Kg, r0o, 0],
+                        out.strides[1] // sizeof(double))
 
 
 cdef void _stack_pack(const floating* w, Py_ssize_t groups, Py_ssize_t Cg, Py_ssize_t kc,
@@ -1192,7 +1192,8 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     """The transposed convolution's sub-pixel phases, each computed over exactly its own
     outputs and stored in its places of ``out`` (N, K, Ho, Wo): no wasted position, no
     forward output to copy from (fastconv._transpose.run, which sends finite weights only:
-    the framed kernel below multiplies the padding's zeros by every weight).
+    the framed kernel below multiplies the padding's zeros by every weight: where it is
+    the shapes' kernel and ``w`` holds an inf or a NaN, returns None before any work).
 
     ``w`` (C, K // groups, kh, kw) is the transposed weight and ``taps`` (phases, kuh *
     kuw) its taps of each phase's forward sub-kernel (fastconv._transpose.phase_taps: row
@@ -1257,9 +1258,8 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     fvk = fc_fv_filters_f() if floating is float else fc_fv_filters_d()
     fvp = fc_fv_positions_f() if floating is float else fc_fv_positions_d()
     fv = False
-    # (fc_taps_fv's scatter lane stride, the stage's plane, is at most out's: below 2^31)
-    if (fvp > 0 and kc % fvk == 0 and out.strides[1] // sizeof(floating) * fvk < 2 ** 31
-            and out.strides[2] == Wo * sizeof(floating)):  # staged rows copy out as one run
+    if (fvp > 0 and kc % fvk == 0
+            and out.strides[2] == Wo * sizeof(floating)):  # staged rows go out as one run
         cost_taps = cost_fv = 0
         for i in range(sh):
             for j in range(sw):
@@ -1269,6 +1269,8 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                     cost_taps += (L + vl - 1) // vl * vl
                     cost_fv += m
         fv = cost_fv * 11 < cost_taps * 10
+    if not fv and not _all_finite(w):
+        return None  # the framed kernel would multiply its zeros by an inf or NaN weight
     if (sh * sw != taps.shape[0] or kuh * kuw != taps.shape[1] or w.shape[0] != x.shape[1]
             or bs.shape[0] != KS or out.shape[1] != groups * kc):
         raise ValueError("transpose_phased: w, taps, bs and out do not fit x and the phases")

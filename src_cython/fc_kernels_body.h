@@ -335,27 +335,27 @@ static void FC_NAME(fc_taps_out)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
  * whose outputs fill vectors of positions badly (the transposed convolution's phases on
  * small planes: a 7 x 7 phase is 49 outputs), over some of each channel's ``ku`` taps:
  *
- *     out[f * ldo + po[i]] = bias[f] + sum_{c < Cg} sum_{k < ne}
- *                              wv[((f / FV) * Cg * ku + c * ku + ev[k]) * FV + f % FV]
- *                              * src[c * plane + dv[k] + q[i]]
+ *     out[po[i] + f] = bias[f] + sum_{c < Cg} sum_{k < ne}
+ *                        wv[((f / FV) * Cg * ku + c * ku + ev[k]) * FV + f % FV]
+ *                        * src[c * plane + dv[k] + q[i]]
  *
  * for filters f < nk, whole blocks of FV = FC_FV_NV AVX-512 vectors of them (64 float32
  * or 32 float64 filters; the weights packed block by block, tap by tap, Cg * ku taps a
  * filter), and the ``n`` positions i; tap ev[k] is at offset dv[k] in a channel of
  * ``src``. The taps may be a few of the ku: _cy_conv's caller reads the input in place,
  * each class of outputs with only its taps inside the input, so every c * plane + dv[k]
- * + q[i] lies in it (q[i] alone may not). The AVX-512 build runs blocks of FC_FV_NV
- * vectors of filters x up to FC_FV_NP positions, 24 accumulators and 4 weights in
- * registers: per tap FC_FV_NV weight loads and FC_FV_NP broadcasts feed 24 multiply-adds;
- * stores are one scatter per vector of filters (lane stride ``ldo``, which the caller
- * keeps below 2^31 / 16). The narrow build (AVX2) runs it in slices of FC_FVN_NV ymm
- * vectors of filters x FC_FVN_NP positions, 12 accumulators of its 16 registers (2 + 6
- * loads feed 12 multiply-adds), and stores lane by lane. The positions go in the fewest blocks, as equal as can be (each
- * size compiled apart): none is computed twice. Each output gets its bias and then its
- * taps in the order above (t = c * ku + ev[k] ascending): the same bits in the AVX2 and
- * AVX-512 builds, and fc_taps_out's on a zero frame, whose extra taps add only zeros
- * (the sign of a zero sum aside; callers send it finite weights). Without GNU C
- * vectors, plain loops (fc_fv_positions says 0 there: callers take fc_taps_out instead).
+ * + q[i] lies in it (q[i] alone may not). The outputs are position-major (a position's
+ * filters contiguous: plain vector stores, no scatter); fc_fv_unstage puts them in planes.
+ * The AVX-512 build runs blocks of FC_FV_NV vectors of filters x up to FC_FV_NP
+ * positions, 24 accumulators and 4 weights in registers: per tap FC_FV_NV weight loads
+ * and FC_FV_NP broadcasts feed 24 multiply-adds. The narrow build (AVX2) runs it in slices
+ * of FC_FVN_NV ymm vectors of filters x FC_FVN_NP positions, 12 accumulators of its 16
+ * registers (2 + 6 loads feed 12 multiply-adds). The positions go in the fewest blocks, as
+ * equal as can be (each size compiled apart): none is computed twice. Each output gets its
+ * bias and then its taps in the order above (t = c * ku + ev[k] ascending): the same bits
+ * in the AVX2 and AVX-512 builds, and fc_taps_out's on a zero frame, whose extra taps add
+ * only zeros (the sign of a zero sum aside; callers send it finite weights). Without GNU
+ * C vectors, plain loops (fc_fv_positions says 0 there: callers take fc_taps_out instead).
  * --------------------------------------------------------------------------------------- */
 #define FC_FV_NV 4
 #define FC_FV_NP 6
@@ -380,31 +380,13 @@ static ptrdiff_t FC_NAME(fc_fv_positions)(void)
 }
 #endif
 
-#if FC_BODY_WIDE
-/* the FV lanes of v to p[l * ldo] */
-FC_WIDE_STORE void FC_NAME(fc_fvstore)(FC_T* p, ptrdiff_t ldo, FC_VT v)
-{
-#if FC_IS_FLOAT
-    __m512i ix = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
-                                                     4, 3, 2, 1, 0),
-                                    _mm512_set1_epi32((int)ldo));
-    _mm512_i32scatter_ps(p, ix, (__m512)v, 4);
-#else
-    __m256i ix = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
-                                    _mm256_set1_epi32((int)ldo));
-    _mm512_i32scatter_pd(p, ix, (__m512d)v, 8);
-#endif
-}
-#endif
-
 #if FC_VECTOR
 /* one block: nv vectors of filters (their weights at wb, FV a tap; their biases bv; their
- * outputs from out, ldo apart) x np positions (nv, np constants at every call) */
+ * outputs contiguous from out + po[i]) x np positions (nv, np constants at every call) */
 FC_INLINE void FC_NAME(fc_fv_blk)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
                                   ptrdiff_t ku, const ptrdiff_t* ev, const ptrdiff_t* dv,
                                   ptrdiff_t ne, const FC_T* wb, const FC_VT* bv, FC_T* out,
-                                  ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
-                                  int nv, int np)
+                                  const ptrdiff_t* q, const ptrdiff_t* po, int nv, int np)
 {
     enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
     FC_VT a[FC_FV_NP][FC_FV_NV];
@@ -428,22 +410,15 @@ FC_INLINE void FC_NAME(fc_fv_blk)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg
         }
     }
     for (i = 0; i < np; i++)
-        for (v = 0; v < nv; v++) {
-#if FC_BODY_WIDE
-            FC_NAME(fc_fvstore)(out + v * VL * ldo + po[i], ldo, a[i][v]);
-#else
-            int l;
-            for (l = 0; l < VL; l++) out[(v * VL + l) * ldo + po[i]] = a[i][v][l];
-#endif
-        }
+        for (v = 0; v < nv; v++) *(FC_VTU*)(out + po[i] + v * VL) = a[i][v];
 }
 
 /* the n positions in the fewest blocks of at most NP (nv, NP constants) */
 FC_INLINE void FC_NAME(fc_fv_run)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
                                   ptrdiff_t ku, const ptrdiff_t* ev, const ptrdiff_t* dv,
                                   ptrdiff_t ne, const FC_T* wb, const FC_VT* bv, FC_T* out,
-                                  ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
-                                  ptrdiff_t n, int nv, int NP)
+                                  const ptrdiff_t* q, const ptrdiff_t* po, ptrdiff_t n,
+                                  int nv, int NP)
 {
     /* nblk blocks as equal as can be: the first (n % nblk) of size + 1 positions */
     ptrdiff_t nblk = (n + NP - 1) / NP, size = nblk ? n / nblk : 0, i0 = 0, b;
@@ -452,19 +427,19 @@ FC_INLINE void FC_NAME(fc_fv_run)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg
         const ptrdiff_t *qb = q + i0, *pb = po + i0;
         /* each size a constant: its accumulators stay in registers */
         if (m >= NP)
-            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, NP);
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, qb, pb, nv, NP);
         else if (m == 6)
-            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 6);
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, qb, pb, nv, 6);
         else if (m == 5)
-            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 5);
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, qb, pb, nv, 5);
         else if (m == 4)
-            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 4);
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, qb, pb, nv, 4);
         else if (m == 3)
-            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 3);
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, qb, pb, nv, 3);
         else if (m == 2)
-            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 2);
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, qb, pb, nv, 2);
         else
-            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, ldo, qb, pb, nv, 1);
+            FC_NAME(fc_fv_blk)(src, plane, Cg, ku, ev, dv, ne, wb, bv, out, qb, pb, nv, 1);
         i0 += m;
     }
 }
@@ -474,9 +449,8 @@ FC_INLINE void FC_NAME(fc_fv_run)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg
 FC_INLINE void FC_NAME(fc_fv_blocks)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg,
                                      ptrdiff_t ku, const ptrdiff_t* ev, const ptrdiff_t* dv,
                                      ptrdiff_t ne, const FC_T* wv, const FC_T* bias,
-                                     ptrdiff_t nk, FC_T* out, ptrdiff_t ldo,
-                                     const ptrdiff_t* q, const ptrdiff_t* po, ptrdiff_t n,
-                                     int nv, int NP)
+                                     ptrdiff_t nk, FC_T* out, const ptrdiff_t* q,
+                                     const ptrdiff_t* po, ptrdiff_t n, int nv, int NP)
 {
     enum { VL = FC_VBYTES / sizeof(FC_T), FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
     ptrdiff_t b, s;
@@ -487,8 +461,8 @@ FC_INLINE void FC_NAME(fc_fv_blocks)(const FC_T* src, ptrdiff_t plane, ptrdiff_t
             FC_VT bv[FC_FV_NV];
             for (v = 0; v < nv; v++) bv[v] = *(const FC_VTU*)(bias + f0 + v * VL);
             FC_NAME(fc_fv_run)(src, plane, Cg, ku, ev, dv, ne,
-                               wv + b * Cg * ku * FV + s * nv * VL, bv, out + f0 * ldo, ldo,
-                               q, po, n, nv, NP);
+                               wv + b * Cg * ku * FV + s * nv * VL, bv, out + f0, q, po, n,
+                               nv, NP);
         }
 }
 #endif
@@ -498,11 +472,80 @@ FC_WIDE_FLAT static void FC_NAME(fc_taps_fv)(const FC_T* src, ptrdiff_t plane, p
                                              ptrdiff_t ku, const ptrdiff_t* ev,
                                              const ptrdiff_t* dv, ptrdiff_t ne,
                                              const FC_T* wv, const FC_T* bias, ptrdiff_t nk,
-                                             FC_T* out, ptrdiff_t ldo, const ptrdiff_t* q,
+                                             FC_T* out, const ptrdiff_t* q,
                                              const ptrdiff_t* po, ptrdiff_t n)
 {
-    FC_NAME(fc_fv_blocks)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n,
+    FC_NAME(fc_fv_blocks)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, q, po, n,
                           FC_FV_NV, FC_FV_NP);
+}
+
+/* fc_fv_unstage's wide build: tiles of VL positions x VL filters transposed in registers
+ * (unpacks, then 128-bit lane shuffles), the last tile's positions by masked stores */
+FC_WIDE static void FC_NAME(fc_fv_unstage)(const FC_T* st, ptrdiff_t nk, ptrdiff_t np,
+                                           FC_T* out, ptrdiff_t ldo)
+{
+    ptrdiff_t p0, f0;
+    int i, j;
+#if FC_IS_FLOAT
+    for (f0 = 0; f0 < nk; f0 += 16)
+        for (p0 = 0; p0 < np; p0 += 16) {
+            const int m = np - p0 < 16 ? (int)(np - p0) : 16;
+            const __mmask16 mk = (__mmask16)((1u << m) - 1);
+            __m512 r[16], t[16], u[16];
+            for (i = 0; i < 16; i++)  /* r[i]: position p0 + i, filters f0.. */
+                r[i] = i < m ? _mm512_loadu_ps(st + (p0 + i) * nk + f0) : _mm512_setzero_ps();
+            for (i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            /* u[4 * g + j], 128-bit lane k: filter 4 * k + j of positions 4 * g .. + 3 */
+            for (i = 0; i < 4; i++) {
+                const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+                const __m512d c = _mm512_castps_pd(t[4 * i + 2]);
+                const __m512d d = _mm512_castps_pd(t[4 * i + 3]);
+                u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+                u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+            }
+            for (j = 0; j < 4; j++) {
+                const __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+                const __m512 w = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+                const __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+                const __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+                FC_T* o = out + (f0 + j) * ldo + p0;
+                _mm512_mask_storeu_ps(o, mk, _mm512_shuffle_f32x4(v, v2, 0x88));
+                _mm512_mask_storeu_ps(o + 4 * ldo, mk, _mm512_shuffle_f32x4(w, w2, 0x88));
+                _mm512_mask_storeu_ps(o + 8 * ldo, mk, _mm512_shuffle_f32x4(v, v2, 0xDD));
+                _mm512_mask_storeu_ps(o + 12 * ldo, mk, _mm512_shuffle_f32x4(w, w2, 0xDD));
+            }
+        }
+#else
+    for (f0 = 0; f0 < nk; f0 += 8)
+        for (p0 = 0; p0 < np; p0 += 8) {
+            const int m = np - p0 < 8 ? (int)(np - p0) : 8;
+            const __mmask8 mk = (__mmask8)((1u << m) - 1);
+            __m512d r[8], t[8];
+            for (i = 0; i < 8; i++)
+                r[i] = i < m ? _mm512_loadu_pd(st + (p0 + i) * nk + f0) : _mm512_setzero_pd();
+            /* t[2 * g + j], 128-bit lane k: filter 2 * k + j of positions 2 * g, 2 * g + 1 */
+            for (i = 0; i < 4; i++) {
+                t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+            }
+            for (j = 0; j < 2; j++) {
+                const __m512d v = _mm512_shuffle_f64x2(t[j], t[2 + j], 0x88);
+                const __m512d w = _mm512_shuffle_f64x2(t[j], t[2 + j], 0xDD);
+                const __m512d v2 = _mm512_shuffle_f64x2(t[4 + j], t[6 + j], 0x88);
+                const __m512d w2 = _mm512_shuffle_f64x2(t[4 + j], t[6 + j], 0xDD);
+                FC_T* o = out + (f0 + j) * ldo + p0;
+                _mm512_mask_storeu_pd(o, mk, _mm512_shuffle_f64x2(v, v2, 0x88));
+                _mm512_mask_storeu_pd(o + 2 * ldo, mk, _mm512_shuffle_f64x2(w, w2, 0x88));
+                _mm512_mask_storeu_pd(o + 4 * ldo, mk, _mm512_shuffle_f64x2(v, v2, 0xDD));
+                _mm512_mask_storeu_pd(o + 6 * ldo, mk, _mm512_shuffle_f64x2(w, w2, 0xDD));
+            }
+        }
+#endif
 }
 #else
 
@@ -512,10 +555,10 @@ FC_CLONES static void FC_NAME(fc_taps_fvn)(const FC_T* src, ptrdiff_t plane, ptr
                                            ptrdiff_t ku, const ptrdiff_t* ev,
                                            const ptrdiff_t* dv, ptrdiff_t ne,
                                            const FC_T* wv, const FC_T* bias, ptrdiff_t nk,
-                                           FC_T* out, ptrdiff_t ldo, const ptrdiff_t* q,
+                                           FC_T* out, const ptrdiff_t* q,
                                            const ptrdiff_t* po, ptrdiff_t n)
 {
-    FC_NAME(fc_fv_blocks)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n,
+    FC_NAME(fc_fv_blocks)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, q, po, n,
                           FC_FVN_NV, FC_FVN_NP);
 }
 #endif
@@ -525,17 +568,16 @@ FC_CLONES static void FC_NAME(fc_taps_fvn)(const FC_T* src, ptrdiff_t plane, ptr
 static void FC_NAME(fc_taps_fv)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg, ptrdiff_t ku,
                                 const ptrdiff_t* ev, const ptrdiff_t* dv, ptrdiff_t ne,
                                 const FC_T* wv, const FC_T* bias, ptrdiff_t nk, FC_T* out,
-                                ptrdiff_t ldo, const ptrdiff_t* q, const ptrdiff_t* po,
-                                ptrdiff_t n)
+                                const ptrdiff_t* q, const ptrdiff_t* po, ptrdiff_t n)
 {
 #if FC_VECTOR
 #if FC_HAVE_WIDE
     if (fc_wide()) {
-        FC_WNAME(fc_taps_fv)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n);
+        FC_WNAME(fc_taps_fv)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, q, po, n);
         return;
     }
 #endif
-    FC_NAME(fc_taps_fvn)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, ldo, q, po, n);
+    FC_NAME(fc_taps_fvn)(src, plane, Cg, ku, ev, dv, ne, wv, bias, nk, out, q, po, n);
 #else
     enum { FV = FC_FV_NV * (FC_WBYTES / sizeof(FC_T)) };
     ptrdiff_t f, i, c, k;
@@ -546,9 +588,29 @@ static void FC_NAME(fc_taps_fv)(const FC_T* src, ptrdiff_t plane, ptrdiff_t Cg, 
                 for (k = 0; k < ne; k++)
                     a += wv[((f / FV) * Cg * ku + c * ku + ev[k]) * FV + f % FV]
                          * src[c * plane + dv[k] + q[i]];
-            out[f * ldo + po[i]] = a;
+            out[po[i] + f] = a;
         }
 #endif
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_fv_unstage: fc_taps_fv's outputs, stored position-major (``st[p * nk + f]``, the
+ * ``nk`` filters of a position contiguous), to planes: ``out[f * ldo + p] = st[p * nk + f]``
+ * for f < nk (a multiple of fc_fv_filters()) and p < np. The wide build transposes tiles in
+ * registers; elsewhere a plain loop, a filter's plane at a time.
+ * --------------------------------------------------------------------------------------- */
+static void FC_NAME(fc_fv_unstage)(const FC_T* st, ptrdiff_t nk, ptrdiff_t np, FC_T* out,
+                                   ptrdiff_t ldo)
+{
+    ptrdiff_t f, p;
+#if FC_HAVE_WIDE
+    if (fc_wide()) {
+        FC_WNAME(fc_fv_unstage)(st, nk, np, out, ldo);
+        return;
+    }
+#endif
+    for (f = 0; f < nk; f++)
+        for (p = 0; p < np; p++) out[f * ldo + p] = st[p * nk + f];
 }
 #endif
 
