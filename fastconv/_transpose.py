@@ -16,9 +16,9 @@ multiply-adds are exactly the transposed convolution's own (on 64x128x7x7 -> 64,
 p1, 14% fewer than with the padding's). Elsewhere it frames the rows it reads with zeros
 and multiplies those too, which adds nothing (both kernels give the same bits) unless a
 weight is inf or NaN: a zero times it would put a NaN where the transposed convolution's
-sum has none, so there a weight with one (one scan per call, before any work) takes the
-input-gradient kernels; the filters-in-lanes kernel needs no scan. Results equal the
-input-gradient path's to rounding (the sums run in another order).
+sum has none, so a weight with one (one scan per call, before any work) takes the
+input-gradient kernels. Results equal the input-gradient path's to rounding (the sums run
+in another order).
 
 :func:`plan` says when (shapes and arguments only, never the data or the thread count):
 the Cython backend (``auto``), 1-D and 2-D, dilation 1, a stride above 1 on some axis that
@@ -124,12 +124,13 @@ def run(x, w, bias, out, groups, axes, backend):
     ``s`` apart): no forward output with the phases' unused edges, no copy out of it.
     Images go in blocks of about ``BLOCK_BYTES`` of output (a Ctrl-C check between
     blocks); the thread count is the dispatcher's rule for the FLOPs (results do not
-    depend on it). Returns ``out``; or None when ``w`` holds an inf or a NaN and the
-    kernel takes the framed path for a block (which would multiply the padding's zeros by
-    it; the filters-in-lanes path reads only true taps): the caller then runs the
-    input-gradient kernels, which write every output again."""
+    depend on it). Returns ``out``; or None, before any work, when ``w`` holds an inf or a
+    NaN (the framed kernel would multiply the padding's zeros by it): the caller then runs
+    the input-gradient kernels."""
     from . import _cy_conv, _threads
 
+    if not _cy_conv.all_finite(w):
+        return None
     N, K, Ho, Wo = out.shape
     Kg = K // groups
     (kuh, padh, ph), (kuw, padw, pw) = axes
@@ -150,17 +151,15 @@ def run(x, w, bias, out, groups, axes, backend):
     def block(n0, n1):
         nthreads = _threads.threads_for(flops_per_image * (n1 - n0),
                                         _threads.GRAIN_FLOPS)
-        return _cy_conv.transpose_phased(x[n0:n1], w, taps, kuh, kuw, bs, dst[n0:n1], padh,
-                                         padw, phh, phw, groups, nthreads)
+        _cy_conv.transpose_phased(x[n0:n1], w, taps, kuh, kuw, bs, dst[n0:n1], padh, padw,
+                                  phh, phw, groups, nthreads)
 
     for n0 in range(0, N, nb):
         n1 = min(N, n0 + nb)
         if _threads.needs_fresh_thread():  # fork safety, as fastconv._dispatch's calls
-            done = _threads.call_in_fork_safe_thread(lambda: block(n0, n1))
+            _threads.call_in_fork_safe_thread(lambda: block(n0, n1))
         else:
-            done = block(n0, n1)
-        if done is None:
-            return None
+            block(n0, n1)
     if dst is not out:
         out[...] = dst
     return out

@@ -159,8 +159,8 @@ WIDE_KERNELS = bool(fc_wide())
 
 def build_info():
     """How these extension modules were built: a dict of the compile and link arguments,
-    whether OpenMP is compiled in (and its ``_OPENMP`` date), the debug mode, the Cython
-    version that generated the C, and which kernels the build has."""
+    whether OpenMP is compiled in (and its ``_OPENMP`` date), the debug mode and the Cython
+    version that generated the C."""
     dbg = FASTCONV_DEBUG
     return {
         "compile_args": FASTCONV_COMPILE_ARGS.decode().split(),
@@ -171,8 +171,6 @@ def build_info():
         "cython_version": FASTCONV_CYTHON_VERSION.decode(),
         "tile_bytes": TILE_BYTES,
         "wide_kernels": WIDE_KERNELS,
-        # the transposed convolution's filters-in-lanes kernel (GNU C vectors)
-        "filters_in_lanes": fc_fv_positions_f() > 0,
     }
 
 
@@ -272,6 +270,12 @@ cdef inline bint _all_finite(const floating[:, :, :, ::1] a) noexcept nogil:
     cdef Py_ssize_t n = a.shape[0] * a.shape[1] * a.shape[2] * a.shape[3]
     cdef double big = FLT_MAX if floating is float else DBL_MAX
     return n == 0 or _absmax(&a[0, 0, 0, 0], n, 1) <= big
+
+
+def all_finite(const floating[:, :, :, ::1] w):
+    """Whether every value of the weight ``w`` is finite (:func:`_all_finite`: one
+    fc_absmax scan, no temporary array)."""
+    return _all_finite(w)
 
 
 cdef bint _wino_safe(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -1192,8 +1196,7 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     """The transposed convolution's sub-pixel phases, each computed over exactly its own
     outputs and stored in its places of ``out`` (N, K, Ho, Wo): no wasted position, no
     forward output to copy from (fastconv._transpose.run, which sends finite weights only:
-    the framed kernel below multiplies the padding's zeros by every weight: where it is
-    the shapes' kernel and ``w`` holds an inf or a NaN, returns None before any work).
+    the framed kernel below multiplies the padding's zeros by every weight).
 
     ``w`` (C, K // groups, kh, kw) is the transposed weight and ``taps`` (phases, kuh *
     kuw) its taps of each phase's forward sub-kernel (fastconv._transpose.phase_taps: row
@@ -1269,8 +1272,6 @@ def transpose_phased(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
                     cost_taps += (L + vl - 1) // vl * vl
                     cost_fv += m
         fv = cost_fv * 11 < cost_taps * 10
-    if not fv and not _all_finite(w):
-        return None  # the framed kernel would multiply its zeros by an inf or NaN weight
     if (sh * sw != taps.shape[0] or kuh * kuw != taps.shape[1] or w.shape[0] != x.shape[1]
             or bs.shape[0] != KS or out.shape[1] != groups * kc):
         raise ValueError("transpose_phased: w, taps, bs and out do not fit x and the phases")
