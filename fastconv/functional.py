@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _chunks  # issue 17 (fold): unfold/fold/max_unpool in pieces of planes
 from . import _dispatch
+from . import _fastcall  # issue 20: the per-call fast path of conv1d/conv2d
 from . import _plan
 from . import _spec as S
 
@@ -99,16 +100,29 @@ def _finish(spec_shape, result_shape, dtype, out, inputs):
 
 
 def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, backend, out, nd):
+    # a call planned before runs its kernel directly (fastconv._fastcall: the conditions)
+    key = _fastcall.key(x, weight, bias, stride, padding, dilation, groups, padding_mode,
+                        backend, nd)
+    if key is not None:
+        plan = _fastcall._CACHE.get(key)
+        if plan is not None:
+            got = _fastcall.run(plan, x, weight, bias, out)
+            if got is not None:
+                return got
     name = _dispatch.resolve(backend)
     spec = S.conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
     res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out,
                   [("x", x), ("weight", weight), ("bias", bias)])
+    whole = True
     if nd in (1, 2) and _conv_fft(backend, name, spec, res):
-        pass  # issue 19: large kernels by FFT, the filters sharing each plane's transform
+        whole = False  # issue 19: large kernels by FFT, the filters sharing each plane's
+        # transform
     elif nd == 1:
-        _run_rows(name, spec, res)  # issue 19: long 1-D rows split across threads
+        whole = _run_rows(name, spec, res)  # issue 19: long 1-D rows split across threads
     else:
         _dispatch.run("conv2d", name, spec, res)
+    if key is not None and whole:
+        _fastcall.remember(key, name, spec, x, weight, bias, nd, whole)
     return out if out is not None else res.reshape(spec.result_shape)
 
 
@@ -1539,14 +1553,14 @@ def _run_rows(name, spec, res):
     few planes by themselves (:func:`_splits_rows`): that call runs whole. The same sums per
     output, so the same results. The row runs in pieces of at most ``_ROW_SPLIT_BYTES`` of
     segment copies and their outputs, so the extra memory stays bounded however long the
-    row is."""
+    row is. Returns whether the row ran whole, as one kernel call."""
     from ._threads import get_num_threads
     N, K, Ho, Wo = spec.out_shape
     nt = get_num_threads()
     if (name == "numpy" or Ho != 1 or nt < 2 or N * K >= 2 * nt or Wo < _ROW_SPLIT_MIN
             or spec.x.shape[2] != 1 or _splits_rows(name, spec, res)):
         _dispatch.run("conv2d", name, spec, res)
-        return
+        return True
     x = spec.x
     Nx, C, _, Lin = x.shape
     k = spec.weight.shape[3]
@@ -1577,6 +1591,7 @@ def _run_rows(name, spec, res):
         spec2 = spec._replace(x=xs, pad=(0, 0), out_shape=tmp.shape, result_shape=tmp.shape)
         _dispatch.run("conv2d", name, spec2, tmp)
         res[:, :, 0, o0:o1] = tmp.reshape(N, K, nseg * seg)[:, :, :n_out]
+    return False
 
 
 def _conv_fft(backend, name, spec, res):

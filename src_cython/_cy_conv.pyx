@@ -584,6 +584,44 @@ cdef int _row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     return 0
 
 
+cdef inline void _rows_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                            const floating[::1] b, floating[:, :, :, ::1] out,
+                            Py_ssize_t item, Py_ssize_t nb, Py_ssize_t rows, bint plane,
+                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+                            Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups) noexcept nogil:
+    """Work item ``item`` of _direct's row kernels: (image, filter, block of ``rows``
+    output rows), ``nb`` blocks per plane."""
+    cdef Py_ssize_t K = out.shape[1], p = item // nb
+    cdef Py_ssize_t oh0 = (item % nb) * rows
+    cdef Py_ssize_t oh1 = min(out.shape[2], oh0 + rows)
+    fc_ftz_enter()
+    if plane:
+        _plane_rows(x, w, b, out, p // K, p % K, oh0, oh1, pt, pl, dh, dw)
+    else:
+        _direct_rows(x, w, b, out, p // K, p % K, oh0, oh1, sh, sw, pt, pl, dh, dw, groups)
+    fc_ftz_exit()
+
+
+cdef inline void _flat_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                            const floating[::1] b, floating[:, :, :, ::1] out,
+                            Py_ssize_t item, Py_ssize_t nb, Py_ssize_t ncs, Py_ssize_t rows,
+                            Py_ssize_t cseg, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+                            Py_ssize_t pl, Py_ssize_t rin, Py_ssize_t Wp,
+                            Py_ssize_t cstride, bint copy, const Py_ssize_t* off,
+                            const floating* wp, floating* xp,
+                            Py_ssize_t groups) noexcept nogil:
+    """Work item ``item`` of _direct's flat kernel: (image, group, block of ``rows``
+    output rows, segment of ``cseg`` columns); ``xp`` the thread's framed-input buffer."""
+    cdef Py_ssize_t p = item // (nb * ncs)
+    cdef Py_ssize_t oh0 = (item // ncs % nb) * rows
+    cdef Py_ssize_t oh1 = min(out.shape[2], oh0 + rows)
+    cdef Py_ssize_t cs0 = (item % ncs) * cseg
+    fc_ftz_enter()
+    _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, sh, sw, pt, pl, rin, Wp,
+                cstride, copy, off, wp, xp, cs0, min(cseg, out.shape[3] - cs0))
+    fc_ftz_exit()
+
+
 cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                  const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t sh,
                  Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
@@ -616,17 +654,14 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         rows = (Ho + nb - 1) // nb
         nb = (Ho + rows - 1) // rows
         with nogil:
-            for item in prange(N * K * nb, schedule="dynamic", num_threads=nthreads):
-                fc_ftz_enter()
-                p = item // nb
-                oh0 = (item % nb) * rows
-                oh1 = min(Ho, oh0 + rows)
-                if plane:
-                    _plane_rows(x, w, b, out, p // K, p % K, oh0, oh1, pt, pl, dh, dw)
-                else:
-                    _direct_rows(x, w, b, out, p // K, p % K, oh0, oh1, sh, sw, pt, pl, dh,
-                                 dw, groups)
-                fc_ftz_exit()
+            if nthreads == 1:  # no OpenMP region: its fork and barrier cost microseconds
+                for item in range(N * K * nb):
+                    _rows_item(x, w, b, out, item, nb, rows, plane, sh, sw, pt, pl, dh, dw,
+                               groups)
+            else:
+                for item in prange(N * K * nb, schedule="dynamic", num_threads=nthreads):
+                    _rows_item(x, w, b, out, item, nb, rows, plane, sh, sw, pt, pl, dh, dw,
+                               groups)
         return 0
     # work items are (image, group, block of output rows), all filters of the group
     Wp = Wo + dw * (kw - 1) // sw
@@ -683,17 +718,15 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         + (i * dh // sh) * Wp + j * dw // sw
                     t += 1
         with nogil:
-            for item in prange(N * groups * nb * ncs, schedule="dynamic",
-                               num_threads=nthreads):
-                fc_ftz_enter()
-                p = item // (nb * ncs)
-                oh0 = (item // ncs % nb) * rows
-                oh1 = min(Ho, oh0 + rows)
-                cs0 = (item % ncs) * cseg
-                _flat_block(x, w, b, out, p // groups, p % groups, oh0, oh1, sh, sw, pt, pl,
-                            rin, Wp, cstride, copy, off, wp, ws + threadid() * per, cs0,
-                            min(cseg, Wo - cs0))
-                fc_ftz_exit()
+            if nthreads == 1:  # no OpenMP region (see above)
+                for item in range(N * groups * nb * ncs):
+                    _flat_item(x, w, b, out, item, nb, ncs, rows, cseg, sh, sw, pt, pl, rin,
+                               Wp, cstride, copy, off, wp, ws, groups)
+            else:
+                for item in prange(N * groups * nb * ncs, schedule="dynamic",
+                                   num_threads=nthreads):
+                    _flat_item(x, w, b, out, item, nb, ncs, rows, cseg, sh, sw, pt, pl, rin,
+                               Wp, cstride, copy, off, wp, ws + threadid() * per, groups)
     finally:
         _give(ws, ws_bytes)
         free(off)

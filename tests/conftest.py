@@ -281,6 +281,14 @@ def _every_thread(request, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_call_plans():
+    """Each test starts with no planned calls (fastconv._fastcall): a plan made under
+    another test's grains or spies would skip this test's (its own calls plan as usual)."""
+    fastconv._fastcall.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _restore_backend():
     """No test leaks a default backend into another."""
     before = fastconv.get_backend()

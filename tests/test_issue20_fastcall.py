@@ -1,0 +1,165 @@
+"""The per-call fast path of conv1d/conv2d (fastconv._fastcall): a repeated call runs its
+planned kernel directly, with the full path's results (bitwise), and every call the plan
+does not cover takes the full path, with its checks and errors."""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _fastcall
+
+from conftest import BACKENDS
+
+COMPILED = [b for b in BACKENDS if b in ("cython", "numba")] + ["auto"]
+
+# (x shape, weight shape, kwargs): conv2d unless x is 3-D with a 3-D weight (conv1d)
+CASES = [
+    ((1, 1, 8, 8), (1, 1, 3, 3), {}),
+    ((2, 3, 9, 7), (4, 3, 3, 2), {"stride": 2, "padding": 1}),
+    ((2, 4, 10, 11), (6, 2, 3, 3), {"groups": 2, "dilation": (2, 1), "padding": (1, 2)}),
+    ((1, 2, 6, 6), (3, 2, 2, 2), {"padding": "same"}),
+    ((3, 5, 5), (2, 3, 3, 3), {"padding": "valid"}),  # an unbatched conv2d input
+    ((2, 3, 17), (4, 3, 5), {"stride": 3, "padding": 2}),
+    ((1, 2, 40), (2, 1, 4), {"groups": 2, "padding": "same", "dilation": 2}),
+]
+
+
+def _fn(xs, ws):
+    return fastconv.conv1d if len(ws) == 3 else fastconv.conv2d
+
+
+def _full(fn, *args, **kw):
+    """The call through the full path (no plan)."""
+    _fastcall.clear()
+    got = fn(*args, **kw)
+    _fastcall.clear()
+    return got
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_planned_calls_give_the_full_paths_bits(backend, dtype, case, with_bias):
+    xs, ws, kw = CASES[case]
+    fn = _fn(xs, ws)
+    rng = np.random.default_rng(case)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype) if with_bias else None
+    x1, x2 = (rng.standard_normal(xs).astype(dtype) for _ in range(2))
+    first = fn(x1, w, b, backend=backend, **kw)  # the full path, which plans the call
+    assert len(_fastcall._CACHE) == 1
+    second = fn(x2, w, b, backend=backend, **kw)  # planned: new values, same shapes
+    again = fn(x1, w, b, backend=backend, **kw)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(second, _full(fn, x2, w, b, backend=backend, **kw))
+    ref = fn(x2, w, b, backend="numpy", **kw)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(second, ref, rtol=tol, atol=tol)
+    assert second.dtype == dtype and second.shape == ref.shape
+    if b is not None:
+        assert b.flags.writeable  # the plan never touches the caller's arrays
+
+
+def test_the_kernel_runs_once_per_planned_call(monkeypatch):
+    """A planned call goes straight to the kernel: the full path's functions never run."""
+    x = np.ones((1, 1, 8, 8), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    fastconv.conv2d(x, w, backend="cython")
+    from fastconv import _spec
+
+    def boom(*a, **k):
+        raise AssertionError("the full path ran")
+
+    monkeypatch.setattr(_spec, "conv_spec", boom)
+    np.testing.assert_array_equal(fastconv.conv2d(x, w, backend="cython"), 9)
+
+
+def _planned(fn, *args, **kw):
+    _fastcall.clear()
+    fn(*args, **kw)
+    return len(_fastcall._CACHE) == 1
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_what_is_not_planned(backend):
+    x = np.ones((2, 2, 9, 9), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    assert _planned(fastconv.conv2d, x, w, backend=backend)
+    # a copy or a conversion in the full path: no plan
+    assert not _planned(fastconv.conv2d, x.astype(np.float64), w, backend=backend)
+    assert not _planned(fastconv.conv2d, np.asfortranarray(x), w, backend=backend)
+    assert not _planned(fastconv.conv2d, x[:, :, ::2], w, backend=backend)
+    assert not _planned(fastconv.conv2d, x.astype(">f4"), w.astype(">f4"), backend=backend)
+    assert not _planned(fastconv.conv2d, x, w, padding=1, padding_mode="reflect",
+                        backend=backend)
+    assert not _planned(fastconv.conv2d, x.tolist(), w, backend=backend)
+    assert not _planned(fastconv.conv2d, x, w, stride=np.int64(1), backend=backend)
+    assert not _planned(fastconv.conv2d, x, w, stride=[1, 1], backend=backend)
+    # an empty batch (the postcondition writes nothing), the reference backend
+    assert not _planned(fastconv.conv2d, x[:0], w, backend=backend)
+    assert not _planned(fastconv.conv2d, x, w, backend="numpy")
+    # a large kernel: the FFT layer path's choice reads the weight's values
+    big = np.ones((1, 1, 64, 64), np.float32)
+    assert not _planned(fastconv.conv2d, big, np.ones((1, 1, 31, 31), np.float32),
+                        backend=backend)
+
+
+def test_checks_still_run_on_planned_shapes():
+    """A call whose key was planned, with arrays the plan does not take, takes the full
+    path: its results, and its errors."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((2, 2, 1, 1)).astype(np.float32)
+    want = fastconv.conv2d(x, w, backend="cython")
+    assert len(_fastcall._CACHE) == 1
+    # not C-contiguous, same shape and dtype
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(fastconv.conv2d(xt, w, backend="cython"), want)
+    # out=: filled and returned; one that overlaps an input is refused as before
+    out = np.empty_like(want)
+    assert fastconv.conv2d(x, w, backend="cython", out=out) is out
+    np.testing.assert_array_equal(out, want)
+    with pytest.raises(ValueError, match="overlap"):
+        fastconv.conv2d(x, w, backend="cython", out=x)
+    with pytest.raises(TypeError, match="dtype"):
+        fastconv.conv2d(x, w, backend="cython", out=np.empty(want.shape, np.float64))
+    with pytest.raises(ValueError, match="shape"):
+        fastconv.conv2d(x, w, backend="cython", out=np.empty((1, 2, 8, 7), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fastconv.conv2d(x, w, backend="cython",
+                        out=np.empty((1, 2, 8, 16), np.float32)[..., ::2])
+    ro = np.empty_like(want)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        fastconv.conv2d(x, w, backend="cython", out=ro)
+    # a bool is not an int, even where 1 was planned
+    fastconv.conv2d(x, w, stride=1, backend="cython")
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.conv2d(x, w, stride=True, backend="cython")
+
+
+def test_the_key_follows_backend_and_threads():
+    x = np.ones((1, 1, 8, 8), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    threads = fastconv.get_num_threads()
+    try:
+        fastconv.conv2d(x, w)
+        fastconv.set_num_threads(1 if threads > 1 else 2)
+        fastconv.conv2d(x, w)
+        assert len(_fastcall._CACHE) == 2
+    finally:
+        fastconv.set_num_threads(threads)
+    with fastconv.use_backend("numpy"):
+        fastconv.conv2d(x, w)  # the reference: no plan, and not the planned kernel
+    assert len(_fastcall._CACHE) == 2
+    with fastconv.use_backend("numba" if "numba" in BACKENDS else "cython"):
+        fastconv.conv2d(x, w)
+    assert len(_fastcall._CACHE) == 3
+
+
+def test_the_cache_is_bounded():
+    w = np.ones((1, 1, 2, 2), np.float32)
+    for n in range(_fastcall._CACHE_SIZE + 5):
+        fastconv.conv2d(np.ones((1, 1, 2, 2 + n), np.float32), w, backend="cython")
+    assert len(_fastcall._CACHE) <= _fastcall._CACHE_SIZE
