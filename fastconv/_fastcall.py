@@ -1,16 +1,19 @@
 """The per-call fast path of conv1d/conv2d: one cached plan per (shapes, dtypes, options).
 
 A training loop or a stream of small images calls the same layer with the same shapes over
-and over. The full path validates and normalizes every argument (:func:`fastconv._spec.conv_spec`),
-resolves the backend, asks the plan for an algorithm and a thread count, and walks the
-postconditions and the Ctrl-C pieces (:mod:`fastconv._dispatch`): about 10 us of Python
-around a kernel that takes 3 us on a 1x1x8x8 input.
+and over. The full path validates and normalizes every argument
+(:func:`fastconv._spec.conv_spec`), resolves the backend, asks the plan for an algorithm
+and a thread count, and walks the postconditions and the Ctrl-C pieces
+(:mod:`fastconv._dispatch`): about 10 us of Python around a kernel that takes 3 us on a
+1x1x8x8 input.
 
-Here a call whose key (the arrays' shapes and dtypes, every other argument, the backend in
-force, the thread count and the settings the plan reads) was seen before, and whose plan says that the full path ran it
-as one plain kernel call, calls that kernel directly with the plan's normalized arguments.
-The plan is made by the full path's own functions from a call that went through it, and
-only for calls where the full path does nothing but that kernel call:
+Here a call whose key was planned before calls that kernel directly with the plan's
+normalized arguments. The key holds the arrays' shapes and dtypes, every other argument,
+the backend in force, the thread count, and two module settings the plan reads and tests
+change (the thread grain, ``_threads.GRAIN_FLOPS``, and the Ctrl-C split,
+``_chunks.SPLIT_SECONDS``); the planner's other constants are taken as fixed for the
+process. The plan is made by the full path's own functions, after a call that went
+through it, and only for calls where the full path does nothing but that kernel call:
 
 - plain arguments only (ints, strs and tuples of ints: a bool never reaches a key, see
   :func:`fastconv._spec._plain`); ``numpy.ndarray`` inputs, exactly;
@@ -47,6 +50,9 @@ class Plan(tuple):
     __slots__ = ()
 
 
+NO_PLAN = ()  # a key whose calls can never be planned (false, as no Plan is)
+
+
 def clear() -> None:
     _CACHE.clear()
 
@@ -73,13 +79,11 @@ def key(x, weight, bias, stride, padding, dilation, groups, padding_mode, backen
 
 
 def _ready(a, dtype) -> bool:
-    """Whether the full path would hand ``a`` to the kernel as it is (no copy)."""
+    """Whether the full path would hand ``a`` to the kernel as it is: of the kernel's dtype,
+    C-contiguous and aligned (``_spec.prepare``, ``numpy.ascontiguousarray``, then returns
+    a view of it, never a copy)."""
     f = a.flags
     return a.dtype == dtype and f.c_contiguous and f.aligned
-
-
-def _same_data(a, b) -> bool:
-    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
 
 
 def run(plan, x, weight, bias, out):
@@ -115,10 +119,7 @@ def run(plan, x, weight, bias, out):
     if weight.shape != ws:
         weight = weight.reshape(ws)
     try:
-        if algo is None:
-            fn(x, weight, b, res, stride, pad, dilation, groups, nt)
-        else:
-            fn(x, weight, b, res, stride, pad, dilation, groups, algo, nt)
+        fn(x, weight, b, res, stride, pad, dilation, groups, algo, nt)
     except SystemError as exc:  # a SIGINT inside a Numba call
         _chunks._reraise_interrupt(exc)
         raise
@@ -127,40 +128,48 @@ def run(plan, x, weight, bias, out):
     return res if os_ == rs else res.reshape(rs)
 
 
-def remember(k, name, spec, x, weight, bias, nd, row_whole) -> None:
-    """Plan the call ``k`` (:func:`key`) that the full path just ran on backend ``name``
-    from ``spec``, if the full path ran it as one plain kernel call (the module
-    docstring's conditions); ``row_whole``: conv1d's row ran whole."""
-    if k is None or name == "numpy" or _threads._fork["child"]:
+def remember(k, name, spec, res, x, weight, bias) -> None:
+    """Plan the call ``k`` (:func:`key`) that the full path just ran whole (as one call of
+    the conv2d kernel of backend ``name`` on ``spec``, into ``res``), if the module
+    docstring's conditions hold. The plan takes its backend, thread count, grain and split
+    from ``k``, never from the settings now (another thread may have changed them since
+    the key was made). A key whose calls can never be planned is kept as :data:`NO_PLAN`,
+    so that later calls neither try the plan nor plan again."""
+    if _threads._fork["child"]:
         return
+    (_, _, _, _, _, _, _, _, _, _, mode, backend, nthreads, grain, split) = k
     dtype = spec.dtype
-    if not (dtype.isnative and _ready(x, dtype) and _ready(weight, dtype)
-            and (bias is None or _ready(bias, dtype))):
-        return
-    if k[10] != "zeros" or not row_whole or spec.x.size == 0 or 0 in spec.out_shape:
-        return
-    if not (_same_data(spec.x, x) and _same_data(spec.weight, weight)):
-        return
-    if spec.weight.shape[-1] * spec.weight.shape[-2] >= _plan.FFT_MIN_TAPS:
-        return
-    out = np.empty(spec.out_shape, dtype)
-    args = spec.kernel_args(out)
     op = "conv2d"
-    if _plan.seconds(op, name, args) > _chunks.SPLIT_SECONDS:
+    args = spec.kernel_args(res)
+    if (name == "numpy" or mode != "zeros" or not dtype.isnative
+            or k[2] != dtype or k[4] != dtype or (k[5] is not None and k[5][1] != dtype)
+            or spec.weight.shape[-1] * spec.weight.shape[-2] >= _plan.FFT_MIN_TAPS
+            or _plan.seconds(op, name, args) > split):
+        _keep(k, NO_PLAN)
         return
     algo = _plan.algorithm(op, name, args)
-    if algo is not None and _dispatch._calls_blas(name, op, algo):
+    if _dispatch._calls_blas(name, op, algo):
+        _keep(k, NO_PLAN)
         return
+    # the call's own arrays: planned only from one the full path passed on as it was
+    if spec.x.size == 0 or 0 in spec.out_shape or not (
+            _ready(x, dtype) and _ready(weight, dtype) and (bias is None or _ready(bias, dtype))):
+        return
+    if _dispatch.resolve(backend) != name:
+        return  # the default backend changed during the call: the kernel is another key's
     fn_name, fn = _dispatch.kernel(op, name)
     if fn_name != name or (name, op) not in _dispatch._first_call_s:
         return
-    nt = _threads.threads_for(*_dispatch._work(op, args))
-    b0 = None
-    if bias is None:  # the plan's zeros, shared by its calls (the kernels only read them)
-        b0 = spec.bias
-        b0.flags.writeable = False
+    amount, _ = _plan.work(op, args)
+    nt = _threads.threads_for(amount, grain, nthreads)
+    # the plan's zeros for a call without bias (the kernels only read them; writeable, as
+    # the full path's are: Numba types a read-only array apart, and would compile again)
+    b0 = spec.bias if bias is None else None
+    _keep(k, Plan((fn, spec.x.shape, spec.weight.shape, spec.out_shape, spec.result_shape,
+                   dtype, b0, spec.stride, spec.pad, spec.dilation, spec.groups, algo, nt)))
+
+
+def _keep(k, plan):
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.clear()
-    _CACHE[k] = Plan((fn, spec.x.shape, spec.weight.shape, spec.out_shape,
-                      spec.result_shape, dtype, b0, spec.stride, spec.pad, spec.dilation,
-                      spec.groups, algo, nt))
+    _CACHE[k] = plan

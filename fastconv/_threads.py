@@ -396,10 +396,12 @@ GRAIN_FLOPS = 1 << 21  # convolutions: the FLOPs each thread must get at least
 GRAIN_ELEMENTS = 1 << 16  # pools: the elements each thread must get at least
 
 
-def threads_for(work, grain) -> int:
+def threads_for(work, grain, n=None) -> int:
     """The threads a call of ``work`` units keeps busy: ``work // grain``, at least 1 and at
-    most :func:`kernel_threads`. Monotone in ``work``; ``grain <= 0`` gives all of them."""
-    n = kernel_threads()
+    most ``n`` (default :func:`kernel_threads`). Monotone in ``work``; ``grain <= 0`` gives
+    all of them."""
+    if n is None:
+        n = kernel_threads()
     if grain <= 0 or n == 1:
         return n
     return max(1, min(n, int(work) // int(grain)))

@@ -103,12 +103,11 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, back
     # a call planned before runs its kernel directly (fastconv._fastcall: the conditions)
     key = _fastcall.key(x, weight, bias, stride, padding, dilation, groups, padding_mode,
                         backend, nd)
-    if key is not None:
-        plan = _fastcall._CACHE.get(key)
-        if plan is not None:
-            got = _fastcall.run(plan, x, weight, bias, out)
-            if got is not None:
-                return got
+    plan = None if key is None else _fastcall._CACHE.get(key)
+    if plan:
+        got = _fastcall.run(plan, x, weight, bias, out)
+        if got is not None:
+            return got
     name = _dispatch.resolve(backend)
     spec = S.conv_spec(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
     res = _finish(spec.out_shape, spec.result_shape, spec.dtype, out,
@@ -121,8 +120,8 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, back
         whole = _run_rows(name, spec, res)  # issue 19: long 1-D rows split across threads
     else:
         _dispatch.run("conv2d", name, spec, res)
-    if key is not None and whole:
-        _fastcall.remember(key, name, spec, x, weight, bias, nd, whole)
+    if plan is None and key is not None and whole:
+        _fastcall.remember(key, name, spec, res, x, weight, bias)
     return out if out is not None else res.reshape(spec.result_shape)
 
 

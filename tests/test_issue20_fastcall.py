@@ -48,7 +48,7 @@ def test_planned_calls_give_the_full_paths_bits(backend, dtype, case, with_bias)
     b = rng.standard_normal(ws[0]).astype(dtype) if with_bias else None
     x1, x2 = (rng.standard_normal(xs).astype(dtype) for _ in range(2))
     first = fn(x1, w, b, backend=backend, **kw)  # the full path, which plans the call
-    assert len(_fastcall._CACHE) == 1
+    assert len(_plans()) == 1
     second = fn(x2, w, b, backend=backend, **kw)  # planned: new values, same shapes
     again = fn(x1, w, b, backend=backend, **kw)
     np.testing.assert_array_equal(again, first)
@@ -75,10 +75,15 @@ def test_the_kernel_runs_once_per_planned_call(monkeypatch):
     np.testing.assert_array_equal(fastconv.conv2d(x, w, backend="cython"), 9)
 
 
+def _plans():
+    """The plans in the cache (keys kept as never plannable are not plans)."""
+    return [v for v in _fastcall._CACHE.values() if v]
+
+
 def _planned(fn, *args, **kw):
     _fastcall.clear()
     fn(*args, **kw)
-    return len(_fastcall._CACHE) == 1
+    return len(_plans()) == 1
 
 
 @pytest.mark.parametrize("backend", COMPILED)
@@ -112,7 +117,7 @@ def test_checks_still_run_on_planned_shapes():
     x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
     w = rng.standard_normal((2, 2, 1, 1)).astype(np.float32)
     want = fastconv.conv2d(x, w, backend="cython")
-    assert len(_fastcall._CACHE) == 1
+    assert len(_plans()) == 1
     # not C-contiguous, same shape and dtype
     xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     np.testing.assert_array_equal(fastconv.conv2d(xt, w, backend="cython"), want)
@@ -147,15 +152,75 @@ def test_the_key_follows_backend_and_threads():
         fastconv.conv2d(x, w)
         fastconv.set_num_threads(1 if threads > 1 else 2)
         fastconv.conv2d(x, w)
-        assert len(_fastcall._CACHE) == 2
+        assert len(_plans()) == 2
     finally:
         fastconv.set_num_threads(threads)
     with fastconv.use_backend("numpy"):
         fastconv.conv2d(x, w)  # the reference: no plan, and not the planned kernel
-    assert len(_fastcall._CACHE) == 2
+    assert len(_plans()) == 2
     with fastconv.use_backend("numba" if "numba" in BACKENDS else "cython"):
         fastconv.conv2d(x, w)
-    assert len(_fastcall._CACHE) == 3
+    assert len(_plans()) == 3
+
+
+class _ChangesOnLookup(dict):
+    """A cache whose first lookup runs ``change()``: another thread's call of set_backend or
+    set_num_threads between the key and the full path's own reads of those settings."""
+
+    def __init__(self, change):
+        super().__init__()
+        self.change = change
+
+    def get(self, k, default=None):
+        if self.change is not None:
+            self.change, change = None, self.change
+            change()
+        return super().get(k, default)
+
+
+def test_a_setting_changed_during_the_call_is_not_planned_under_the_old_key(monkeypatch):
+    x = np.ones((1, 1, 8, 8), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    fastconv.set_backend("numpy")
+    cache = _ChangesOnLookup(lambda: fastconv.set_backend("cython"))
+    monkeypatch.setattr(_fastcall, "_CACHE", cache)
+    fastconv.conv2d(x, w)  # keyed under "numpy", run on "cython"
+    assert not [v for v in cache.values() if v]
+    fastconv.set_backend("numpy")
+    np.testing.assert_array_equal(fastconv.conv2d(x, w), 9)
+
+
+@pytest.mark.real_grains
+def test_the_plans_thread_count_is_the_keys(monkeypatch):
+    """The plan's threads come from the key's thread count, not from the setting when the
+    call ends."""
+    from fastconv import _threads
+
+    x = np.ones((1, 16, 64, 64), np.float32)
+    w = np.ones((4, 16, 3, 3), np.float32)  # about 4.4 MFLOP: two threads at the real grain
+    threads = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(2)
+        cache = _ChangesOnLookup(lambda: fastconv.set_num_threads(1))
+        monkeypatch.setattr(_fastcall, "_CACHE", cache)
+        fastconv.conv2d(x, w, backend="cython")
+        (k, plan), = cache.items()
+        assert k[12] == 2 and plan  # planned (the direct algorithm), on the key's two threads
+        assert plan[-1] == _threads.threads_for(2 * 4 * 16 * 9 * 62 * 62, _threads.GRAIN_FLOPS,
+                                                2) == 2
+    finally:
+        fastconv.set_num_threads(threads)
+
+
+def test_a_key_never_planned_is_kept_as_such():
+    """A BLAS layer (pointwise) is never planned: its key is kept, so later calls neither
+    try a plan nor plan again; they give the full path's results."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 128, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((256, 128, 1, 1)).astype(np.float32)
+    first = fastconv.conv2d(x, w, backend="cython")
+    assert list(_fastcall._CACHE.values()) == [_fastcall.NO_PLAN]
+    np.testing.assert_array_equal(fastconv.conv2d(x, w, backend="cython"), first)
 
 
 def test_the_cache_is_bounded():
