@@ -429,13 +429,20 @@ def _blocks(x, starts, ks, Bs, Ls, spans, stop=None):
     d = len(spans)
     lead = x.shape[:-d]
     ext = tuple((a1 - a0 - 1) * B + L for (a0, a1), B, L in zip(spans, Bs, Ls))
-    buf = np.zeros(lead + ext, x.dtype)
+    buf = np.empty(lead + ext, x.dtype)
     src, dst = [], []
     for (a0, _), st, k, B, e, n in zip(spans, starts, ks, Bs, ext, x.shape[-d:]):
         p0 = st + a0 * B - (k - 1)  # the x index of the buffer's first sample
         lo, hi = max(0, p0), min(n, p0 + e)
         src.append(slice(lo, hi))
         dst.append(slice(lo - p0, max(lo, hi) - p0))
+    # zeros where x does not reach (only the margins: inner blocks are all x)
+    for i, (sl, e) in enumerate(zip(dst, ext)):
+        before = (slice(None),) * i
+        if sl.start > 0:
+            buf[(Ellipsis,) + before + (slice(0, sl.start),) + (slice(None),) * (d - i - 1)] = 0
+        if sl.stop < e:
+            buf[(Ellipsis,) + before + (slice(sl.stop, e),) + (slice(None),) * (d - i - 1)] = 0
     bd, xs = buf[(Ellipsis,) + tuple(dst)], x[(Ellipsis,) + tuple(src)]
     if bd.size:
         for sl in _slabs(bd.shape, stop, cut=-d):
@@ -444,6 +451,21 @@ def _blocks(x, starts, ks, Bs, Ls, spans, stop=None):
     return np.lib.stride_tricks.as_strided(
         buf, lead + tuple(a1 - a0 for a0, a1 in spans) + tuple(Ls),
         buf.strides[:-d] + tuple(s * B for s, B in zip(st, Bs)) + st, writeable=False)
+
+
+def _put_blocks(dst, rows, B):
+    """``dst[..., r, q] = rows[..., r, q // B, q % B]`` for the columns q of ``dst`` (its
+    last axis, at most ``rows``' blocks times B long): one copy through a view of ``dst``
+    whose last axis is split into blocks, the last block's columns apart when clipped."""
+    W = dst.shape[-1]
+    full = W // B
+    s = dst.strides[-1]
+    if full:
+        view = np.lib.stride_tricks.as_strided(
+            dst, dst.shape[:-1] + (full, B), dst.strides[:-1] + (s * B, s))
+        view[...] = rows[..., :full, :]
+    if W > full * B:
+        dst[..., full * B:] = rows[..., full, :W - full * B]
 
 
 def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
@@ -541,8 +563,12 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
                 if stop is not None and stop():
                     raise _Cancelled()
                 rows = yt[olead + (j, slice(s0, s0 + b - a))]
-                od[olead + (slice(a, b),)] = rows.reshape(batch + (b - a,) + widths)[
-                    olead + (slice(None),) + clip]
+                dst = od[olead + (slice(a, b),)]
+                if d == 2:  # block by block: one strided copy, no reshaped copy of rows
+                    _put_blocks(dst, rows, Bs[1])
+                else:
+                    dst[...] = rows.reshape(batch + (b - a,) + widths)[
+                        olead + (slice(None),) + clip]
 
     if parallel:
         _run_tasks(task, ranges, workers)

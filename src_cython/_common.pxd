@@ -22,6 +22,13 @@ cdef extern from "fc_kernels.h" nogil:
     double fc_absmax_d(const double* x, Py_ssize_t n)
     void fc_wino_weights_f(const float* g, Py_ssize_t C, float* U, Py_ssize_t ld)
     void fc_wino_weights_d(const double* g, Py_ssize_t C, double* U, Py_ssize_t ld)
+    void fc_wino_in_f(const float* F, Py_ssize_t Wp, Py_ssize_t tw, float* V, Py_ssize_t ldv)
+    void fc_wino_in_d(const double* F, Py_ssize_t Wp, Py_ssize_t tw, double* V,
+                      Py_ssize_t ldv)
+    void fc_wino_out_f(const float* M, Py_ssize_t ldm, Py_ssize_t tw, float bk, float* o0,
+                       float* o1, Py_ssize_t Wo)
+    void fc_wino_out_d(const double* M, Py_ssize_t ldm, Py_ssize_t tw, double bk, double* o0,
+                       double* o1, Py_ssize_t Wo)
     void fc_plane_f(const float* x, Py_ssize_t H, Py_ssize_t W, const float* w,
                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t pt,
                     Py_ssize_t pl, float bias, float* out, Py_ssize_t Wo, Py_ssize_t oh0,

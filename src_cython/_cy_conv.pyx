@@ -93,7 +93,8 @@ from _common cimport (FC_OKB, fc_absmax_d, fc_absmax_f, fc_frame_d, fc_frame_f,
                      fc_fv_unstage_f,
                      fc_taps_out_d, fc_taps_out_f,
                      fc_wide, fc_wino_weights_d,
-                     fc_wino_weights_f, im2col, row_blocks, valid_cols)
+                     fc_wino_weights_f, fc_wino_in_d, fc_wino_in_f, fc_wino_out_d,
+                     fc_wino_out_f, im2col, row_blocks, valid_cols)
 from _common cimport fc_ftz_enter, fc_ftz_exit, fc_ftz_set
 
 from fastconv import _plan, _tiling
@@ -540,6 +541,26 @@ cdef void _flat_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                       &out[n, g * Kg, oh0, cs0], &geo, L)
 
 
+cdef inline void _row_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                           const floating[::1] b, floating[:, :, :, ::1] out,
+                           Py_ssize_t item, Py_ssize_t nch, Py_ssize_t chunk, Py_ssize_t pl,
+                           Py_ssize_t dw, Py_ssize_t groups, floating* ext) noexcept nogil:
+    """Work item ``item`` of _row: (image, filter, range of ``chunk`` outputs of the row),
+    ``nch`` ranges per row; ``ext`` the thread's fc_row scratch."""
+    cdef Py_ssize_t W = x.shape[3], Cg = w.shape[1], kw = w.shape[3]
+    cdef Py_ssize_t K = out.shape[1], Wo = out.shape[3], Kg = K // groups
+    cdef Py_ssize_t p = item // nch, n = p // K, k = p % K
+    cdef Py_ssize_t o0 = (item % nch) * chunk
+    fc_ftz_enter()
+    if floating is float:
+        fc_row_f(&x[n, (k // Kg) * Cg, 0, 0], x.shape[2] * W, Cg, W, &w[k, 0, 0, 0], kw, kw,
+                 dw, pl, b[k], &out[n, k, 0, 0], o0, min(Wo, o0 + chunk), ext)
+    else:
+        fc_row_d(&x[n, (k // Kg) * Cg, 0, 0], x.shape[2] * W, Cg, W, &w[k, 0, 0, 0], kw, kw,
+                 dw, pl, b[k], &out[n, k, 0, 0], o0, min(Wo, o0 + chunk), ext)
+    fc_ftz_exit()
+
+
 cdef int _row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
               const floating[::1] b, floating[:, :, :, ::1] out, Py_ssize_t pl,
               Py_ssize_t dw, Py_ssize_t groups, int nthreads) except -1:
@@ -550,7 +571,7 @@ cdef int _row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t W = x.shape[3], Cg = w.shape[1], kw = w.shape[3]
     cdef Py_ssize_t N = out.shape[0], K = out.shape[1], Wo = out.shape[3]
     cdef Py_ssize_t Kg = K // groups, tb = fc_row_block(sizeof(floating))
-    cdef Py_ssize_t chunk, nch, item, p, n, k, o0, per, t
+    cdef Py_ssize_t chunk, nch, item, per
     cdef floating* ws = NULL
     cdef size_t ws_bytes = 0
     chunk = max(tb, (_ROW_CHUNK_MACS // max(1, Cg * kw)) // tb * tb)
@@ -563,22 +584,13 @@ cdef int _row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                           f"{per * sizeof(floating)} bytes")
     try:
         with nogil:
-            for item in prange(N * K * nch, schedule="dynamic", num_threads=nthreads):
-                fc_ftz_enter()
-                t = threadid()
-                p = item // nch
-                n = p // K
-                k = p % K
-                o0 = (item % nch) * chunk
-                if floating is float:
-                    fc_row_f(&x[n, (k // Kg) * Cg, 0, 0], x.shape[2] * W, Cg, W,
-                             &w[k, 0, 0, 0], kw, kw, dw, pl, b[k], &out[n, k, 0, 0], o0,
-                             min(Wo, o0 + chunk), ws + t * per)
-                else:
-                    fc_row_d(&x[n, (k // Kg) * Cg, 0, 0], x.shape[2] * W, Cg, W,
-                             &w[k, 0, 0, 0], kw, kw, dw, pl, b[k], &out[n, k, 0, 0], o0,
-                             min(Wo, o0 + chunk), ws + t * per)
-                fc_ftz_exit()
+            if nthreads == 1:  # no OpenMP region (see _direct)
+                for item in range(N * K * nch):
+                    _row_item(x, w, b, out, item, nch, chunk, pl, dw, groups, ws)
+            else:
+                for item in prange(N * K * nch, schedule="dynamic", num_threads=nthreads):
+                    _row_item(x, w, b, out, item, nch, chunk, pl, dw, groups,
+                              ws + threadid() * per)
     finally:
         _give(ws, ws_bytes)
     return 0
@@ -830,68 +842,36 @@ cdef void _wino_block(const floating[:, :, :, ::1] x, const floating* U,
     M[xi] (K, T) = U[xi] (K, C; rows 16 C apart) @ V[xi] (C, T) go to BLAS, and each
     tile's output is A^T m A + bias, with
     B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]] and
-    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: a row of tiles at a time by fc_wino_in and
+    fc_wino_out (fc_kernels_body.h), whose loops over the tiles vectorize."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t tw = (Wo + 1) // 2, T = (t1 - t0) * tw
     cdef Py_ssize_t Wp = 2 * tw + 2, rin = 2 * (t1 - t0) + 2
-    cdef Py_ssize_t c, k, ti, tj, t, i, xi, oh, ow
-    cdef const floating* F
-    cdef const floating* d
-    cdef floating r[4][4]
-    cdef floating v[4][4]
-    cdef floating m[16]
-    cdef floating s0, s1, s2, s3, bk
+    cdef Py_ssize_t c, k, ti, xi, oh
+    cdef floating* F
+    cdef floating* o1
     for c in range(C):
         F = frame + c * rin * Wp
         if floating is float:
-            fc_frame_f(frame + c * rin * Wp, Wp, &x[n, c, 0, 0], H, W, 2 * t0 - pt, rin, pl)
+            fc_frame_f(F, Wp, &x[n, c, 0, 0], H, W, 2 * t0 - pt, rin, pl)
+            for ti in range(t1 - t0):  # V[xi][c][t] for the tiles t of tile row ti
+                fc_wino_in_f(F + 2 * ti * Wp, Wp, tw, V + c * T + ti * tw, C * T)
         else:
-            fc_frame_d(frame + c * rin * Wp, Wp, &x[n, c, 0, 0], H, W, 2 * t0 - pt, rin, pl)
-        for ti in range(t1 - t0):
-            for tj in range(tw):
-                d = F + 2 * ti * Wp + 2 * tj
-                for i in range(4):  # rows of B^T d
-                    r[0][i] = d[i] - d[2 * Wp + i]
-                    r[1][i] = d[Wp + i] + d[2 * Wp + i]
-                    r[2][i] = d[2 * Wp + i] - d[Wp + i]
-                    r[3][i] = d[Wp + i] - d[3 * Wp + i]
-                for i in range(4):  # (B^T d) B
-                    v[i][0] = r[i][0] - r[i][2]
-                    v[i][1] = r[i][1] + r[i][2]
-                    v[i][2] = r[i][2] - r[i][1]
-                    v[i][3] = r[i][1] - r[i][3]
-                t = ti * tw + tj
-                for xi in range(16):
-                    V[xi * C * T + c * T + t] = v[xi // 4][xi % 4]
+            fc_frame_d(F, Wp, &x[n, c, 0, 0], H, W, 2 * t0 - pt, rin, pl)
+            for ti in range(t1 - t0):
+                fc_wino_in_d(F + 2 * ti * Wp, Wp, tw, V + c * T + ti * tw, C * T)
     for xi in range(16):
         gemm_rm(False, False, <int> K, <int> T, <int> C, <floating> 1, U + xi * C,
                 <int> (16 * C), V + xi * C * T, <int> T, <floating> 0, M + xi * K * T, <int> T)
     for k in range(K):
-        bk = b[k]
         for ti in range(t1 - t0):
             oh = 2 * (t0 + ti)
-            for tj in range(tw):
-                t = ti * tw + tj
-                for xi in range(16):
-                    m[xi] = M[xi * K * T + k * T + t]
-                ow = 2 * tj
-                # A^T m A: rows s = A^T m, then columns
-                s0 = m[0] + m[4] + m[8]
-                s1 = m[1] + m[5] + m[9]
-                s2 = m[2] + m[6] + m[10]
-                s3 = m[3] + m[7] + m[11]
-                out[n, k, oh, ow] = bk + (s0 + s1 + s2)
-                if ow + 1 < Wo:
-                    out[n, k, oh, ow + 1] = bk + (s1 - s2 - s3)
-                if oh + 1 < Ho:
-                    s0 = m[4] - m[8] - m[12]
-                    s1 = m[5] - m[9] - m[13]
-                    s2 = m[6] - m[10] - m[14]
-                    s3 = m[7] - m[11] - m[15]
-                    out[n, k, oh + 1, ow] = bk + (s0 + s1 + s2)
-                    if ow + 1 < Wo:
-                        out[n, k, oh + 1, ow + 1] = bk + (s1 - s2 - s3)
+            o1 = &out[n, k, oh + 1, 0] if oh + 1 < Ho else NULL
+            if floating is float:
+                fc_wino_out_f(M + k * T + ti * tw, K * T, tw, b[k], &out[n, k, oh, 0], o1, Wo)
+            else:
+                fc_wino_out_d(M + k * T + ti * tw, K * T, tw, b[k], &out[n, k, oh, 0], o1, Wo)
 
 
 cdef int _winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

@@ -163,7 +163,7 @@ static inline ptrdiff_t fc_row_scratch(ptrdiff_t C, ptrdiff_t kw, ptrdiff_t dw,
 /* Each element type twice (see fc_kernels_body.h): the wide pass (AVX-512's FC_WIDE
  * kernels on 64-byte vectors, names ending in _fw and _dw; only where FC_HAVE_WIDE), then the
  * narrow pass (everything the .pyx files call, on 32-byte vectors: fc_taps_out_f, fc_frame_f,
- * fc_plane_f, fc_wino_weights_f, fc_absmax_f, ... and the same names ending in
+ * fc_plane_f, fc_wino_weights_f, fc_wino_in_f, fc_absmax_f, ... and the same names ending in
  * _d), whose dispatchers call the wide pass's kernels when fc_wide(). */
 #if FC_HAVE_WIDE
 #define FC_T float
