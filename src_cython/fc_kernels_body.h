@@ -1094,8 +1094,11 @@ FC_CLONES static void FC_NAME(fc_wino_weights)(const FC_T* FC_RESTRICT g, ptrdif
 /* ---------------------------------------------------------------------------------------
  * fc_wino_in, fc_wino_out: Winograd F(2x2, 3x3)'s data transforms, one row of tw tiles at a
  * time (the loops over the tiles vectorize; the Cython loops they replace ran scalar, 29%
- * of resnet3x3's time). Each value is the same sum, in the same order, as in the scalar
- * form in _cy_conv's docstring of _wino_block.
+ * of resnet3x3's time), with the same sums in the same order as those loops: B^T d's
+ * rows r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3, then each row's columns
+ * the same way; an output bk + ((s0 + s1) + s2) or bk + ((s1 - s2) - s3), with
+ * s_j = (m_j + m_{4+j}) + m_{8+j} in the first row, (m_{4+j} - m_{8+j}) - m_{12+j} in the
+ * second.
  *
  * fc_wino_in: V[xi * ldv + j] = (B^T d_j B)[xi], xi = 4 i + c, for the tiles
  * d_j[r][q] = F[r * Wp + 2 j + q] (r, q < 4) of one channel's framed rows (F holds

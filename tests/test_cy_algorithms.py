@@ -212,6 +212,27 @@ def test_winograd_matches_reference(case, dtype, rng):
     _check_against_reference(WINOGRAD, case, dtype, rng)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("W", [5, 129, 130, 133, 258, 261])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_winograd_is_exact_on_small_integers(W, pad, dtype, rng):
+    """Small integers keep every step of F(2x2, 3x3) exact (the transforms add, subtract
+    and halve them), so Winograd must give the reference's values exactly: every output,
+    odd widths (a last tile with one column), and rows of more than 64 tiles (fc_wino_in
+    takes 64 at a time)."""
+    x = rng.integers(-4, 5, (1, 32, 5, W)).astype(dtype)
+    w = rng.integers(-2, 3, (32, 32, 3, 3)).astype(dtype)
+    b = rng.integers(-3, 4, 32).astype(dtype)
+    oshape = (1, 32, 5 + 2 * pad - 2, W + 2 * pad - 2)
+    expected = np.empty(oshape, np.float64)
+    reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                     expected, (1, 1), (pad, pad), (1, 1), 1, 1)
+    out = np.full(oshape, np.nan, dtype)
+    with fastconv._threads.blas_single_threaded():
+        WINOGRAD(x, w, b, out, (1, 1), (pad, pad), (1, 1), 1, 2)
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_winograd_is_bitwise_thread_independent(rng):
     x, w, b, oshape, stride, pad, dil, g = _case((3, 9, 29, 23, 7, 1, (3, 3), 1, 1, 1),
                                                  np.float32, rng)

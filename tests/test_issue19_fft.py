@@ -105,6 +105,42 @@ def test_blocked_plans_match_direct_within_bound(dtype):
             assert nblocks[0] > 1  # the overlap-save path is exercised
 
 
+def test_blocks_never_read_unwritten_memory(monkeypatch):
+    """The engine zeroes only its blocks' margins past the input and writes the output a
+    slab of rows at a time: with every fresh numpy.empty array full of NaN, blocked plans
+    (several blocks per axis, a clipped last block; batch axes; the conv layers' summed
+    path) give the same results, and no NaN."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 700, 650)).astype(np.float32)
+    h = rng.standard_normal((37, 29)).astype(np.float32)
+    xl = rng.standard_normal((1, 2, 300, 350)).astype(np.float32)
+    wl = rng.standard_normal((3, 2, 31, 31)).astype(np.float32)
+    n_blocks = [-(-n // B) for n, (L, B) in zip((736, 678), _fft._plan_blocks(
+        (736, 678), (37, 29), True, 4, 2))]
+    assert min(n_blocks) > 1 and 736 % _fft._plan_blocks((736, 678), (37, 29), True, 4, 2)[
+        0][1]  # several blocks per axis, the last one clipped
+
+    def calls():
+        got = [fftconvolve(x, h[None], mode, axes=(1, 2)) for mode in MODES]
+        y = np.empty((1, 3, 300, 350), np.float32)
+        _fft.conv_layer(xl, wl, (15, 15), (1, 1), 1, y)
+        return got + [y]
+
+    want = calls()
+    empty = np.empty
+
+    def nan_empty(shape, dtype=float, *args, **kwargs):
+        a = empty(shape, dtype, *args, **kwargs)
+        if np.dtype(dtype).kind in "fc":
+            a.fill(np.nan)
+        return a
+
+    monkeypatch.setattr(np, "empty", nan_empty)
+    for g, w in zip(calls(), want):
+        assert not np.isnan(g).any()
+        np.testing.assert_array_equal(g, w)
+
+
 def test_error_bound_is_tight_enough_to_fail():
     """The bound is not vacuous: on one-hot inputs (the worst case for an error relative to
     sum|x| * sum|w|) the float32 FFT error reaches a hundredth of it, and float32's bound
