@@ -91,7 +91,7 @@ def run(plan, x, weight, bias, out):
     as the public function returns it, or None when a check fails (the caller then takes
     the full path)."""
     (fn, xs, ws, os_, rs, dtype, b0, stride, pad, dilation, groups, algo, nt) = plan
-    if _threads._fork["child"]:
+    if _threads._fork["child"]:  # _threads.forked_child(), read inline on the hot path
         return None
     fx, fw = x.flags, weight.flags
     if not (fx.c_contiguous and fx.aligned and fw.c_contiguous and fw.aligned):
@@ -135,7 +135,7 @@ def remember(k, name, spec, res, x, weight, bias) -> None:
     from ``k``, never from the settings now (another thread may have changed them since
     the key was made). A key whose calls can never be planned is kept as :data:`NO_PLAN`,
     so that later calls neither try the plan nor plan again."""
-    if _threads._fork["child"]:
+    if _threads.forked_child():
         return
     (_, _, _, _, _, _, _, _, _, _, mode, backend, nthreads, grain, split) = k
     dtype = spec.dtype

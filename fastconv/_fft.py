@@ -438,11 +438,11 @@ def _blocks(x, starts, ks, Bs, Ls, spans, stop=None):
         dst.append(slice(lo - p0, max(lo, hi) - p0))
     # zeros where x does not reach (only the margins: inner blocks are all x)
     for i, (sl, e) in enumerate(zip(dst, ext)):
-        before = (slice(None),) * i
+        after = (slice(None),) * (d - i - 1)  # the conv axes after axis i
         if sl.start > 0:
-            buf[(Ellipsis,) + before + (slice(0, sl.start),) + (slice(None),) * (d - i - 1)] = 0
+            buf[(Ellipsis, slice(0, sl.start)) + after] = 0
         if sl.stop < e:
-            buf[(Ellipsis,) + before + (slice(sl.stop, e),) + (slice(None),) * (d - i - 1)] = 0
+            buf[(Ellipsis, slice(sl.stop, e)) + after] = 0
     bd, xs = buf[(Ellipsis,) + tuple(dst)], x[(Ellipsis,) + tuple(src)]
     if bd.size:
         for sl in _slabs(bd.shape, stop, cut=-d):

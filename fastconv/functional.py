@@ -114,8 +114,8 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, back
                   [("x", x), ("weight", weight), ("bias", bias)])
     whole = True
     if nd in (1, 2) and _conv_fft(backend, name, spec, res):
-        whole = False  # issue 19: large kernels by FFT, the filters sharing each plane's
-        # transform
+        # issue 19: large kernels by FFT, the filters sharing each plane's transform
+        whole = False
     elif nd == 1:
         whole = _run_rows(name, spec, res)  # issue 19: long 1-D rows split across threads
     else:

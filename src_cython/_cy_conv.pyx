@@ -642,8 +642,8 @@ cdef int _direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t N = out.shape[0], R = Cg * kh * kw
-    cdef Py_ssize_t rows, nb, item, p, oh0, oh1, Wp = 0, cstride = 0, per = 0, t, cc, i, j
-    cdef Py_ssize_t rin, planes = sh * sw, ncs = 1, cseg, cs0
+    cdef Py_ssize_t rows, nb, item, Wp = 0, cstride = 0, per = 0, t, cc, i, j
+    cdef Py_ssize_t rin, planes = sh * sw, ncs = 1, cseg
     cdef bint copy = False, plane
     cdef floating* ws = NULL
     cdef floating* wp = NULL
