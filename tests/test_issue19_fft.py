@@ -438,6 +438,35 @@ def test_conv_layers_fft_path_matches_torch(dtype, monkeypatch):
                                    else scale * 1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_layer_filter_chunks_change_nothing(dtype, monkeypatch):
+    """A 2-D conv layer's task sums, inverse transforms and copies out its filters a few at a
+    time (``_FILTER_BYTES``): one filter per chunk, chunks that leave a shorter last one, and
+    all filters at once give the same bits (each filter's spectral sum is the same), with
+    batches, channels, groups, several blocks per axis, a clipped last block; a 1-D layer
+    takes all its filters at once whatever the setting."""
+    rng = np.random.default_rng(12)
+    cases = [((2, 3, 300, 340), (7, 3, 31, 31), (15, 15), 1),
+             ((1, 4, 200, 150), (6, 2, 25, 17), (12, 8), 2),
+             ((2, 2, 1, 5000), (5, 2, 1, 301), (0, 150), 1)]
+    for xs, ws, pad, groups in cases:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        out_shape = (xs[0], ws[0], xs[2] + 2 * pad[0] - ws[2] + 1,
+                     xs[3] + 2 * pad[1] - ws[3] + 1)
+        got = []
+        for nbytes in (1, 2 * 288 * 145 * np.dtype(dtype).itemsize * 2, 1 << 40):
+            monkeypatch.setattr(_fft, "_FILTER_BYTES", nbytes)
+            y = np.empty(out_shape, dtype)
+            _fft.conv_layer(x, w, pad, (1, 1), groups, y)
+            got.append(y)
+        for y in got[1:]:
+            np.testing.assert_array_equal(y, got[0])
+        ref = fastconv.conv2d(x, w, padding=pad, groups=groups, backend="numpy")
+        scale = np.abs(x).max() * np.abs(w).sum(axis=(1, 2, 3)).max()
+        assert np.abs(got[0] - ref).max() <= scale * (1e-4 if dtype == np.float32 else 1e-12)
+
+
 def test_conv_layers_small_kernels_and_nonfinite_keep_their_kernels(monkeypatch):
     calls = []
     monkeypatch.setattr(_fft, "conv_layer", lambda *a: calls.append(1))
