@@ -231,6 +231,52 @@ def _transform(a, Ls, real, inverse, workers, stop=None):
     return out
 
 
+def _kernel_spectrum(h, Ls, real, workers):
+    """:func:`_transform` of a kernel ``h`` zero-extended to ``Ls`` (forward), without
+    transforming the zeros: in 2-D and up a kernel is much smaller than a block, so each
+    axis's 1-D transforms run only where the data is not yet all zeros (the kernel's own
+    extent along the axes still to transform). The axes in pocketfft's order (real: the
+    last one, then the others from the first; complex: from the first), so the same
+    transforms of the same lines: bitwise the whole transform's result. A kernel with
+    leading axes (a layer's filters) is split along the first of them between
+    ``workers`` threads, one transform each; a single kernel is one thread's. Measured,
+    8 filters 31x31 to 288 x 288, float32, AMD EPYC Zen 4: 3.3 ms whole (2 threads), 1.5
+    ms without the zeros on one thread (pocketfft's own two threads were slower on
+    transforms this small)."""
+    d = len(Ls)
+    ks = h.shape[-d:]
+    if d == 1 or 2 * math.prod(ks[:-1]) > math.prod(Ls[:-1]):
+        return _transform(h, Ls, real, False, workers)
+    lead = h.shape[:-d]
+    ctype = np.result_type(h.dtype, np.complex64)
+    F = Ls[-1] // 2 + 1 if real else Ls[-1]
+    out = np.zeros(lead + tuple(Ls[:-1]) + (F,), ctype)
+    order = list(range(d - 1)) if real else list(range(d))
+
+    def part(sl, stop=None):
+        o = out[sl]
+        if real:  # the last axis's real transforms, on the kernel's rows
+            o[(Ellipsis,) + tuple(slice(0, k) for k in ks[:-1]) + (slice(None),)] = (
+                _sfft.rfft(h[sl], Ls[-1], axis=-1, workers=1))
+        else:
+            o[(Ellipsis,) + tuple(slice(0, k) for k in ks)] = h[sl]
+        done = {d - 1} if real else set()
+        for i in order:
+            region = tuple(slice(None) if a in done or a == i else slice(0, ks[a])
+                           for a in range(d))
+            sub = o[(Ellipsis,) + region]
+            sub[...] = _sfft.fft(sub, axis=i - d, workers=1, overwrite_x=True)
+            done.add(i)
+
+    n = lead[0] if lead else 1
+    if n < 2 or workers < 2:
+        part((Ellipsis,))
+    else:
+        per = -(-n // workers)
+        _run_tasks(part, [(slice(i, i + per),) for i in range(0, n, per)], workers)
+    return out
+
+
 def _workers():
     from ._threads import get_num_threads
     return max(1, int(get_num_threads()))
@@ -506,7 +552,7 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     Bs = tuple(p[1] for p in plan)
     nbs = tuple(-(-n // B) for n, B in zip(lens, Bs))
     # the kernel's spectrum at the block length, once
-    H = _transform(h, Ls, real, False, workers)
+    H = _kernel_spectrum(h, Ls, real, workers)
     # zero-extended input: xpad[i] = x[i - (k - 1)] on each conv axis; block j reads
     # xpad[start + j*B : start + j*B + L]. Nothing of x in the window: zeros.
     for n, k, st, nb, B, L in zip(ns, ks, starts, nbs, Bs, Ls):

@@ -467,6 +467,29 @@ def test_conv_layer_filter_chunks_change_nothing(dtype, monkeypatch):
         assert np.abs(got[0] - ref).max() <= scale * (1e-4 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kernel_spectrum_skips_the_zeros_and_is_the_whole_transform(dtype, workers):
+    """The kernel's spectrum transforms only the lines that are not all zeros, in
+    pocketfft's order of axes: bitwise the whole zero-extended transform, for layers'
+    filter stacks (split between threads), single kernels, 2-D and 3-D, flipped views; a
+    kernel that fills most of the block takes the whole transform."""
+    rng = np.random.default_rng(13)
+    cases = [((8, 1, 31, 31), (288, 288)), ((31, 31), (288, 288)), ((5, 9, 9), (64, 64)),
+             ((3, 2, 5, 7, 9), (40, 48, 30)), ((3, 4, 5, 6), (16, 18, 20)),
+             ((2, 10, 3), (18, 16)), ((1, 5, 5), (32, 32))]
+    real = np.dtype(dtype).kind == "f"
+    for hs, Ls in cases:
+        h = rng.standard_normal(hs).astype(dtype)
+        if not real:
+            h = h + 1j * rng.standard_normal(hs).astype(dtype)
+        h = h[..., ::-1, ::-1]
+        want = _fft._transform(h, Ls, real, False, 2)
+        got = _fft._kernel_spectrum(h, Ls, real, workers)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
 def test_conv_layers_small_kernels_and_nonfinite_keep_their_kernels(monkeypatch):
     calls = []
     monkeypatch.setattr(_fft, "conv_layer", lambda *a: calls.append(1))
