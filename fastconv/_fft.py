@@ -239,15 +239,19 @@ def _kernel_spectrum(h, Ls, real, workers):
     last one, then the others from the first; complex: from the first), so the same
     transforms of the same lines: bitwise the whole transform's result. A kernel with
     leading axes (a layer's filters) is split along the first of them between
-    ``workers`` threads, one transform each; a single kernel is one thread's. Measured,
-    8 filters 31x31 to 288 x 288, float32, AMD EPYC Zen 4: 3.3 ms whole (2 threads), 1.5
-    ms without the zeros on one thread (pocketfft's own two threads were slower on
-    transforms this small)."""
+    ``workers`` threads, one transform each; a single kernel is one thread's. Only below
+    ``_CUT_FROM`` elements: each part is one call that Ctrl-C cannot stop. Measured, 8
+    filters 31x31 to 288 x 288, float32, AMD EPYC Zen 4: 3.3 ms whole (2 threads), 1.5 ms
+    without the zeros on one thread (pocketfft's own two threads were slower on transforms
+    this small)."""
     d = len(Ls)
     ks = h.shape[-d:]
-    if d == 1 or 2 * math.prod(ks[:-1]) > math.prod(Ls[:-1]):
-        return _transform(h, Ls, real, False, workers)
     lead = h.shape[:-d]
+    if (d == 1 or 2 * math.prod(ks[:-1]) > math.prod(Ls[:-1])
+            or math.prod(lead) * math.prod(Ls) >= _CUT_FROM):
+        # a large one is :func:`_transform`'s, in slabs between which Ctrl-C can land (its
+        # last axis's transforms, too, run on the kernel's own rows only)
+        return _transform(h, Ls, real, False, workers)
     ctype = np.result_type(h.dtype, np.complex64)
     F = Ls[-1] // 2 + 1 if real else Ls[-1]
     out = np.zeros(lead + tuple(Ls[:-1]) + (F,), ctype)
