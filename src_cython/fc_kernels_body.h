@@ -43,9 +43,12 @@
  *
  * for filters f < nk and flat positions q < L whose column q % Wp is below Wo (the others,
  * the Wp - Wo columns between rows, are computed and dropped); geometry in ``fc_ogeo``
- * (fc_kernels.h). A vector of positions inside one row's columns is one store (ldc == 1);
- * one that crosses a row's end or a stride (ldc > 1) goes a row segment at a time, by a
- * masked store or scatter in the AVX-512 build and lane by lane elsewhere. No accumulator
+ * (fc_kernels.h). A vector of positions inside one row's columns is one store (ldc == 1).
+ * In the AVX-512 build, where the output's rows follow each other (ldr == Wo, ldc == 1), a
+ * vector that crosses row ends has its output lanes packed together and stored at once
+ * (fc_cplan, fc_cstore); otherwise (column segments, the transposed convolution's strided
+ * phases) it goes a row segment at a time, by a masked store or scatter in the AVX-512
+ * build and lane by lane elsewhere. No accumulator
  * line and no per-row copy, and the output may be strided: the transposed convolution's
  * phases write their own places of its output.
  *
@@ -120,6 +123,58 @@ FC_WIDE_STORE void FC_NAME(fc_mstore)(FC_T* p, int l0, int l1, ptrdiff_t ldc, FC
                                         _mm256_set1_epi32((int)ldc));
         _mm512_mask_i32scatter_pd(base, (__mmask8)m, ix, (__m512d)v, 8);
     }
+#endif
+}
+
+/* Output rows that follow each other in memory (ldr == Wo, ldc == 1): the lanes of a
+ * vector of positions that are outputs (column below Wo) go to consecutive places, however
+ * many row ends the vector crosses. fc_cplan finds, for the positions [q, q + VL), those
+ * lanes (*m), their count (*n) and the first one's place (*d, from the block's out); it is
+ * the same for every filter of a block. fc_cstore then packs the lanes together in a
+ * register (vcompressps) and writes them by one masked store, where fc_ovec takes a masked
+ * store and the row arithmetic per row segment (two or more a vector on rows narrower
+ * than two vectors). AVX-512 only. */
+FC_INLINE void FC_NAME(fc_cplan)(const fc_ogeo* g, ptrdiff_t q, unsigned* m, ptrdiff_t* d,
+                                 int* n)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    const ptrdiff_t Wp = g->Wp, Wo = g->Wo;
+    ptrdiff_t r = q / Wp, c = q - r * Wp, s, e;
+    unsigned mm = 0;
+    int l;
+    *d = r * Wo + (c < Wo ? c : Wo);
+    if (Wp >= VL) {
+        /* at most one row end: lanes [0, Wo - c) of this row, then [s, s + Wo) of the
+         * next from lane s = Wp - c */
+        e = Wo - c < 0 ? 0 : Wo - c < VL ? Wo - c : VL;
+        mm = (1u << e) - 1u;
+        s = Wp - c;
+        if (s < VL) {
+            e = s + Wo < VL ? s + Wo : VL;
+            mm |= ((1u << e) - 1u) & ~((1u << s) - 1u);
+        }
+    } else
+        for (l = 0; l < VL; l++) {
+            if (c < Wo) mm |= 1u << l;
+            if (++c == Wp) c = 0;
+        }
+    *m = mm;
+    *n = __builtin_popcount(mm);
+}
+
+FC_WIDE_STORE void FC_NAME(fc_cstore)(FC_T* p, unsigned m, int n, FC_VT v)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    if (n == VL) {
+        *(FC_VTU*)p = v;
+        return;
+    }
+#if FC_IS_FLOAT
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u),
+                          _mm512_maskz_compress_ps((__mmask16)m, (__m512)v));
+#else
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1u),
+                          _mm512_maskz_compress_pd((__mmask8)m, (__m512d)v));
 #endif
 }
 #endif
@@ -210,13 +265,26 @@ FC_INLINE void FC_NAME(fc_oblk)(const FC_T* FC_RESTRICT src, const ptrdiff_t* of
                 for (v = 0; v < nv; v++) a[f][v] += wv * xv[v];
             }
         }
-        for (v = 0; v < nv; v++) {
-            r[v] = (q0 + v * VL) / g->Wp;
-            c[v] = q0 + v * VL - r[v] * g->Wp;
+#if FC_BODY_WIDE
+        if (wide && g->ldc == 1 && g->ldr == g->Wo) { /* rows back to back: fc_cplan */
+            unsigned m[4];
+            ptrdiff_t d[4];
+            int n[4];
+            for (v = 0; v < nv; v++) FC_NAME(fc_cplan)(g, q0 + v * VL, &m[v], &d[v], &n[v]);
+            for (f = 0; f < kb; f++)
+                for (v = 0; v < nv; v++)
+                    FC_NAME(fc_cstore)(out + f * g->ldo + d[v], m[v], n[v], a[f][v]);
+        } else
+#endif
+        {
+            for (v = 0; v < nv; v++) {
+                r[v] = (q0 + v * VL) / g->Wp;
+                c[v] = q0 + v * VL - r[v] * g->Wp;
+            }
+            for (f = 0; f < kb; f++)
+                for (v = 0; v < nv; v++)
+                    FC_NAME(fc_ovec)(out + f * g->ldo, g, r[v], c[v], a[f][v], wide);
         }
-        for (f = 0; f < kb; f++)
-            for (v = 0; v < nv; v++)
-                FC_NAME(fc_ovec)(out + f * g->ldo, g, r[v], c[v], a[f][v], wide);
         if (q0 + qb >= L) break;
         /* the last block ends at L, overlapping the one before: positions computed twice get
          * the same value (same taps, same order) */

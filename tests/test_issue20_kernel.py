@@ -1,7 +1,9 @@
 """Issue 20 (the direct kernel's register block, and the transposed convolution's phases).
 
 fc_taps_out (src_cython/fc_kernels_body.h) writes the direct kernel's sums straight from the
-registers into the output (masked stores or scatters for row tails and strided outputs), in
+registers into the output (on AVX-512, a vector's output lanes packed together and stored
+at once where the output rows follow each other; masked stores or scatters per row segment
+for column segments and strided outputs), in
 tiles of eight filters x three vectors on AVX-512 (weights packed by fc_pack) and four x two,
 four x one, two x two, one x four for the filters left over. These tests force the direct
 algorithm on shapes that reach every tile and store path (filter counts around multiples of
@@ -47,6 +49,10 @@ CASES = [
     (1, 3, 4, 4, 8, 1, (1, 1), 1, 0, 1),          # Wo = 4: every vector crosses rows
     (1, 1, 3, 64, 8, 1, (3, 3), 1, 1, 1),         # Wo = 64: whole vectors per row
     (1, 1, 300, 17, 11, 1, (3, 3), 1, 1, 1),      # many row blocks, Wo = 17
+    # rows back to back in the output: a vector's output lanes packed and stored at once
+    (1, 2, 9, 3, 8, 1, (3, 3), 1, 0, 1),          # Wo = 1, Wp = 3: a vector spans 6 rows
+    (3, 2, 11, 6, 12, 1, (3, 5), 1, (1, 0), 1),   # Wo = 2, Wp = 6, framed, 8 + 4 filters
+    (2, 3, 13, 13, 6, 1, (3, 3), 1, 0, 1),        # lenet2-like rows (11 of 13), 4 + 2
     # one output row, cut into column segments (work items along the row)
     (1, 16, 1, 20000, 16, 1, (1, 9), 1, 0, 1),    # in place, a long 1-D layer
     (1, 5, 1, 9001, 7, 1, (1, 5), 1, (0, 2), 1),  # framed segments with their halo
@@ -83,7 +89,7 @@ def test_issue20_direct_tiles_match_reference(case, dtype, rng):
 
 
 def test_issue20_direct_tiles_thread_independent(rng):
-    for case in (CASES[3], CASES[8], *CASES[13:17]):
+    for case in (CASES[3], CASES[8], CASES[14], *CASES[16:20]):
         x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
         outs = [cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g,
                           "direct", n) for n in (1, 2, 3)]
