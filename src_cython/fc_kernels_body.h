@@ -687,7 +687,7 @@ static void FC_NAME(fc_fv_unstage)(const FC_T* st, ptrdiff_t nk, ptrdiff_t np, F
  * holds src row r + ih0 shifted right by pl (zero where that falls outside the plane).
  * --------------------------------------------------------------------------------------- */
 #if !FC_BODY_WIDE
-FC_CLONES static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
+FC_CLONES FC_NO_MEMSET static void FC_NAME(fc_frame)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
                                         const FC_T* FC_RESTRICT src, ptrdiff_t H,
                                         ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t rin,
                                         ptrdiff_t pl)
