@@ -4,8 +4,9 @@ fc_taps_out (src_cython/fc_kernels_body.h) writes the direct kernel's sums strai
 registers into the output (on AVX-512, a vector's output lanes packed together and stored
 at once where the output rows follow each other; masked stores or scatters per row segment
 for column segments and strided outputs), in
-tiles of eight filters x three vectors on AVX-512 (weights packed by fc_pack) and four x two,
-four x one, two x two, one x four for the filters left over. These tests force the direct
+tiles of eight filters x three vectors on AVX-512 (weights packed by fc_pack) and six x
+three (24 taps or more), four x two, four x one, two x two, one x four for the filters left
+over. These tests force the direct
 algorithm on shapes that reach every tile and store path (filter counts around multiples of
 eight, lines shorter and longer than a tile, rows shorter and longer than a vector, strided
 phases, groups, one long output row cut into column segments) against the NumPy
@@ -53,6 +54,8 @@ CASES = [
     (1, 2, 9, 3, 8, 1, (3, 3), 1, 0, 1),          # Wo = 1, Wp = 3: a vector spans 6 rows
     (3, 2, 11, 6, 12, 1, (3, 5), 1, (1, 0), 1),   # Wo = 2, Wp = 6, framed, 8 + 4 filters
     (2, 3, 13, 13, 6, 1, (3, 3), 1, 0, 1),        # lenet2-like rows (11 of 13), 4 + 2
+    (2, 16, 11, 11, 6, 1, (3, 3), 1, 2, 1),       # 144 taps: the six-filter x 3 tile
+    (1, 3, 9, 14, 15, 1, (3, 3), 1, 1, 1),        # 27 taps: 8 + 6 + 1
     # one output row, cut into column segments (work items along the row)
     (1, 16, 1, 20000, 16, 1, (1, 9), 1, 0, 1),    # in place, a long 1-D layer
     (1, 5, 1, 9001, 7, 1, (1, 5), 1, (0, 2), 1),  # framed segments with their halo
@@ -89,7 +92,7 @@ def test_issue20_direct_tiles_match_reference(case, dtype, rng):
 
 
 def test_issue20_direct_tiles_thread_independent(rng):
-    for case in (CASES[3], CASES[8], CASES[14], *CASES[16:20]):
+    for case in (CASES[3], CASES[8], CASES[14], CASES[16], *CASES[18:22]):
         x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
         outs = [cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g,
                           "direct", n) for n in (1, 2, 3)]
