@@ -240,10 +240,15 @@ def _forked_child_kernel(op: str):
     raise RuntimeError("unreachable: the numpy backend always loads")  # pragma: no cover
 
 
-def _calls_blas(name: str, op: str, algo) -> bool:
+def _calls_blas(name: str, op: str, algo, args=None) -> bool:
     """Whether this kernel call may call BLAS: the conv kernels on a compiled backend, except
     when the plan (``algo``, :mod:`fastconv._plan`) runs their direct loops (capping BLAS
-    costs microseconds a small call would notice)."""
+    costs about 10 us, which a small call notices). An input gradient taken "forward" calls
+    BLAS when its forward layer's algorithm does (``args``: the kernel's, to tell)."""
+    if algo == _plan.FORWARD and op == "conv2d_input" and args is not None:
+        gy, w, gx, _, pad, dilation, groups = args
+        algo = _plan.input_as_forward(gx.shape, w.shape, gy.shape, pad, dilation, groups,
+                                      w.itemsize)
     return name != "numpy" and op in _BLAS_OPS and algo != _plan.DIRECT
 
 
@@ -327,7 +332,7 @@ def _call_here(op, name, fn, args):
     algo = _plan.algorithm(op, name, args)
     if algo is None:  # an op or backend without a choice of algorithm
         return fn(*args, nthreads)
-    if not _calls_blas(name, op, algo):
+    if not _calls_blas(name, op, algo, args):
         return fn(*args, algo, nthreads)
     with _threads.blas_single_threaded():
         return fn(*args, algo, nthreads)

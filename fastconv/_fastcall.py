@@ -1,4 +1,6 @@
-"""The per-call fast path of conv1d/conv2d: one cached plan per (shapes, dtypes, options).
+"""The per-call fast path of conv1d/conv2d and of their input and weight gradients
+(:mod:`fastconv.grad`; the section at the end): one cached plan per (shapes, dtypes,
+options).
 
 A training loop or a stream of small images calls the same layer with the same shapes over
 and over. The full path validates and normalizes every argument
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _chunks, _dispatch, _plan, _threads
+from . import _chunks, _dispatch, _plan, _postconditions, _threads, _tiling
 from . import _spec as S
 
 _CACHE: dict = {}
@@ -173,3 +175,122 @@ def _keep(k, plan):
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.clear()
     _CACHE[k] = plan
+
+
+# --------------------------------------------------------------------------------------------
+# the gradients: fastconv.grad's conv1d/conv2d_input and conv1d/conv2d_weight
+# --------------------------------------------------------------------------------------------
+# The same cache and the same rules as the forward's, for the kernel call that the full path
+# (fastconv.grad: spec, then fastconv._dispatch.run and its postconditions) makes as one
+# call: a planned key runs that kernel on the caller's arrays directly, with the plan's
+# algorithm and thread count, under the BLAS hold when that algorithm calls BLAS. About 27
+# us of Python per call went to the spec and dispatch (AMD EPYC Zen 4), against 200 us for
+# the kernels of lenet2's gradients. The weight gradient's postcondition (a non-finite
+# grad_output meeting the zero padding, fastconv._postconditions) is planned only where
+# every output's window reaches the input: then a finite result is the full path's, and a
+# non-finite one sends the call to the full path, which decides.
+class GradPlan(tuple):
+    """(fn, kernel op, arr_shape, gy_shape, grad_shape, result_shape, dtype, stride, pad,
+    dilation, groups, algo, nthreads, blas, check_finite): ``arr`` is the weight of an input
+    gradient, the input of a weight gradient; ``kernel op`` "conv3d_weight" for Cython's
+    weight gradient taken as a 3-D one (``_plan.conv2d_weight_as_3d``)."""
+
+    __slots__ = ()
+
+
+def grad_key(op, arr, size, grad_output, stride, padding, dilation, groups, padding_mode,
+             backend, nd):
+    """The cache key of a gradient call ``op`` ("conv2d_input": ``arr`` the weight, ``size``
+    the input_size; "conv2d_weight": ``arr`` the input, ``size`` the weight_size), or None
+    when its arguments are not all plain (:func:`key`). Besides :func:`key`'s settings it
+    holds ``_tiling.LIMIT``, which decides whether a long row's call is tiled."""
+    if type(arr) is not np.ndarray or type(grad_output) is not np.ndarray:
+        return None
+    plain = S._plain
+    if not (plain(size) and plain(stride) and plain(padding) and plain(dilation)
+            and plain(groups) and type(padding_mode) is str
+            and (backend is None or type(backend) is str)):
+        return None
+    return (op, nd, size, arr.shape, arr.dtype, grad_output.shape, grad_output.dtype, stride,
+            padding, dilation, groups, padding_mode,
+            _dispatch.get_backend() if backend is None else backend,
+            _threads._num_threads, _threads.GRAIN_FLOPS, _chunks.SPLIT_SECONDS, _tiling.LIMIT)
+
+
+def grad_run(plan, arr, grad_output):
+    """The planned gradient kernel call on these arrays: the result as the public function
+    returns it, or None when a check fails (the caller then takes the full path)."""
+    (fn, kop, as_, gs, grad_shape, rs, dtype, stride, pad, dilation, groups, algo, nt, blas,
+     check_finite) = plan
+    if _threads._fork["child"]:
+        return None
+    fa, fg = arr.flags, grad_output.flags
+    if not (fa.c_contiguous and fa.aligned and fg.c_contiguous and fg.aligned):
+        return None
+    res = np.empty(grad_shape, dtype)
+    a = arr if arr.shape == as_ else arr.reshape(as_)
+    g = grad_output if grad_output.shape == gs else grad_output.reshape(gs)
+    if kop == "conv2d_input":
+        args = (g, a, res, stride, pad, dilation, groups)
+    elif kop == "conv2d_weight":
+        args = (a, g, res, stride, pad, dilation, groups)
+    else:  # Cython's weight gradient on a depth of 1 (fastconv.grad._run_conv_grad)
+        args = (a[:, :, None], g[:, :, None], res[:, :, None], (1,) + stride, (0,) + pad,
+                (1,) + dilation, groups)
+    try:
+        if algo is None:
+            fn(*args, nt)
+        elif blas:
+            with _threads.blas_single_threaded():
+                fn(*args, algo, nt)
+        else:
+            fn(*args, algo, nt)
+    except SystemError as exc:  # a SIGINT inside a Numba call
+        _chunks._reraise_interrupt(exc)
+        raise
+    if check_finite and not np.isfinite(res).all():
+        return None  # the full path decides whether it met the padding
+    return res if grad_shape == rs else res.reshape(rs)
+
+
+def grad_remember(k, name, spec, res, arr, grad_output, kop, kargs) -> None:
+    """Plan the gradient call ``k`` (:func:`grad_key`) that the full path just ran whole,
+    as the one kernel call ``kop`` on ``kargs`` (None: not one call, e.g. tiled along a
+    long row), into ``res``, if the module docstring's conditions hold (:func:`remember`)."""
+    if _threads.forked_child():
+        return
+    op, mode, backend, nthreads, grain, split = k[0], k[11], k[12], k[13], k[14], k[15]
+    dtype = spec.dtype
+    if (name == "numpy" or mode != "zeros" or not dtype.isnative or k[4] != dtype
+            or k[6] != dtype or kop is None or _plan.seconds(kop, name, kargs) > split):
+        _keep(k, NO_PLAN)
+        return
+    check_finite = False
+    if op == "conv2d_weight" and any(p for p in spec.pad):
+        geo = spec.geo
+        if any(_postconditions._tapless(size, out, kk, s, d, pair[0]).size for
+               size, out, kk, s, d, pair in
+               zip(spec.x.shape[2:], geo.out_shape[2:], geo.w_shape[2:], geo.stride,
+                   geo.dilation, geo.pairs)):
+            _keep(k, NO_PLAN)  # some windows miss the input: the full path scans for them
+            return
+        check_finite = True
+    # the call's own arrays, passed on as they were (no copy, no explicit padding)
+    mine = spec.weight if op == "conv2d_input" else spec.x
+    if spec.empty or res.size == 0 or not (
+            _ready(arr, dtype) and _ready(grad_output, dtype)
+            and mine.ctypes.data == arr.ctypes.data
+            and spec.grad_output.ctypes.data == grad_output.ctypes.data):
+        return
+    if _dispatch.resolve(backend, op) != name:
+        return
+    fn_name, fn = _dispatch.kernel(kop, name)
+    if fn_name != name or (name, kop) not in _dispatch._first_call_s:
+        return
+    amount, _ = _plan.work(kop, kargs)
+    nt = _threads.threads_for(amount, grain, nthreads)
+    algo = _plan.algorithm(kop, name, kargs)
+    blas = algo is not None and _dispatch._calls_blas(name, kop, algo, kargs)
+    _keep(k, GradPlan((fn, kop, mine.shape, spec.grad_output.shape, res.shape,
+                       spec.result_shape, dtype, spec.stride, spec.pad, spec.dilation,
+                       spec.groups, algo, nt, blas, check_finite)))

@@ -275,6 +275,14 @@ def forward_layer(w_shape, pad, dilation, groups):
             (dilation[0] * (kh - 1) - pad[0], dilation[1] * (kw - 1) - pad[1]))
 
 
+def input_as_forward(x_shape, w_shape, gy_shape, pad, dilation, groups, itemsize=4) -> str:
+    """The algorithm of the forward layer (Cython's conv2d, :func:`conv2d`) that computes a
+    stride-1 input gradient taken "forward" (:func:`forward_layer`; ``x_shape`` the
+    input's): whether that call uses BLAS."""
+    wt, padt = forward_layer(w_shape, pad, dilation, groups)
+    return conv2d("cython", gy_shape, wt, x_shape, (1, 1), padt, dilation, groups, itemsize)
+
+
 def conv2d_input(backend, x_shape, w_shape, gy_shape, stride, pad, dilation, groups,
                  itemsize=4) -> str:
     """The algorithm of ``backend``'s conv2d_input kernel for these shapes (``x_shape`` the

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _chunks  # issue 17 (fold): unfold/fold/max_unpool in pieces of planes
-from . import _dispatch, _plan, _tiling
+from . import _dispatch, _fastcall, _plan, _tiling
 from . import _spec as S
 
 __all__ = [
@@ -94,23 +94,45 @@ _CONV_ARGS = """
 
 def _input_grad(input_size, weight, grad_output, stride, padding, dilation, groups,
                 padding_mode, backend, nd):
-    name = _dispatch.resolve(backend, "conv2d_input")
-    spec = S.conv_input_grad_spec(input_size, weight, grad_output, stride, padding, dilation,
-                                  groups, padding_mode, nd)
-    gx = np.empty(spec.grad_shape, spec.dtype)
-    _dispatch.run("conv2d_input", name, spec, gx, compute=_run_conv_grad)
-    return S.fold_padding(gx, spec.geo).reshape(spec.result_shape)
+    return _conv_grad("conv2d_input", weight, input_size, grad_output, stride, padding,
+                      dilation, groups, padding_mode, backend, nd)
 
 
 def _weight_grad(x, weight_size, grad_output, stride, padding, dilation, groups, padding_mode,
                  backend, nd):
-    name = _dispatch.resolve(backend, "conv2d_weight")
-    spec = S.conv_weight_grad_spec(x, weight_size, grad_output, stride, padding, dilation,
-                                   groups, padding_mode, nd)
-    gw = np.empty(spec.grad_shape, spec.dtype)
-    # a non-finite grad_output that meets the zero padding: fastconv._postconditions
-    _dispatch.run("conv2d_weight", name, spec, gw, compute=_run_conv_grad)
-    return gw.reshape(spec.result_shape)
+    return _conv_grad("conv2d_weight", x, weight_size, grad_output, stride, padding,
+                      dilation, groups, padding_mode, backend, nd)
+
+
+def _conv_grad(op, arr, size, grad_output, stride, padding, dilation, groups, padding_mode,
+               backend, nd):
+    """conv{nd}d_input (``arr`` the weight, ``size`` the input_size) or conv{nd}d_weight
+    (``arr`` the input, ``size`` the weight_size). A call planned before runs its kernel
+    directly (fastconv._fastcall: the conditions), bitwise as the full path below."""
+    key = _fastcall.grad_key(op, arr, size, grad_output, stride, padding, dilation, groups,
+                             padding_mode, backend, nd)
+    plan = None if key is None else _fastcall._CACHE.get(key)
+    if plan:
+        got = _fastcall.grad_run(plan, arr, grad_output)
+        if got is not None:
+            return got
+    name = _dispatch.resolve(backend, op)
+    if op == "conv2d_input":
+        spec = S.conv_input_grad_spec(size, arr, grad_output, stride, padding, dilation,
+                                      groups, padding_mode, nd)
+    else:
+        spec = S.conv_weight_grad_spec(arr, size, grad_output, stride, padding, dilation,
+                                       groups, padding_mode, nd)
+    res = np.empty(spec.grad_shape, spec.dtype)
+    # the weight gradient's postcondition: a non-finite grad_output that meets the zero
+    # padding (fastconv._postconditions)
+    _dispatch.run(op, name, spec, res, compute=_run_conv_grad)
+    if plan is None and key is not None:
+        _fastcall.grad_remember(key, name, spec, res, arr, grad_output,
+                                *_route(op, name, spec.kernel_args(res)))
+    if op == "conv2d_input":
+        res = S.fold_padding(res, spec.geo)
+    return res.reshape(spec.result_shape)
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,19 +146,28 @@ def _run_conv_grad(op, name, spec, out):
     weight-gradient route (``_plan.conv2d_weight_as_3d``), whose buffers grow with the
     row: about twice the input on a 16-channel row of 2^19 samples."""
     args = spec.kernel_args(out)
-    if _long_gemm_row(op, name, args):  # first: the 3-D route's buffers grow with the row
+    kop, kargs = _route(op, name, args)
+    if kop is None:
         if op == "conv2d_input":
             _input_tiled(name, *args)
         else:
             _weight_tiled(name, *args)
-    elif op == "conv2d_weight" and _plan.conv2d_weight_as_3d(name, args):
+    else:
+        _dispatch.call_kernel(kop, name, kargs)
+
+
+def _route(op, name, args):
+    """(kernel op, its arguments) of one gradient kernel call on ``args`` (``op``'s), or
+    (None, None) when the call runs tiled along its long rows. Cython's float32 stride-1
+    weight gradient may run as the 3-D kernel on a depth of 1."""
+    if _long_gemm_row(op, name, args):  # first: the 3-D route's buffers grow with the row
+        return None, None
+    if op == "conv2d_weight" and _plan.conv2d_weight_as_3d(name, args):
         # float32, stride 1: Cython's direct 3-D weight-gradient kernel on a depth of 1
         x, gy, gw, stride, pad, dilation, groups = args
-        _dispatch.call_kernel("conv3d_weight", name,
-                              (x[:, :, None], gy[:, :, None], gw[:, :, None], (1,) + stride,
-                               (0,) + pad, (1,) + dilation, groups))
-    else:
-        _dispatch.call_kernel(op, name, args)
+        return "conv3d_weight", (x[:, :, None], gy[:, :, None], gw[:, :, None],
+                                 (1,) + stride, (0,) + pad, (1,) + dilation, groups)
+    return op, args
 
 
 def _long_gemm_row(op, name, args) -> bool:

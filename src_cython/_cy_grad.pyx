@@ -548,8 +548,8 @@ def conv2d_input_forward(gy, w, gx, stride, pad, dilation, Py_ssize_t groups,
         .transpose(0, 2, 1, 3, 4).reshape(groups * Cg, Kg, kh, kw))
     bias = np.zeros(groups * Cg, wt.dtype)
     _, padt = _plan.forward_layer(w.shape, pad, dilation, groups)
-    algo = _plan.conv2d("cython", gy.shape, wt.shape, gx.shape, (1, 1), padt, dilation,
-                        groups, wt.itemsize)
+    algo = _plan.input_as_forward(gx.shape, w.shape, gy.shape, pad, dilation, groups,
+                                  wt.itemsize)
     _cy_conv.conv2d(gy, wt, bias, gx, (1, 1), padt, dilation, groups, algo, nthreads)
     return gx
 

@@ -228,3 +228,125 @@ def test_the_cache_is_bounded():
     for n in range(_fastcall._CACHE_SIZE + 5):
         fastconv.conv2d(np.ones((1, 1, 2, 2 + n), np.float32), w, backend="cython")
     assert len(_fastcall._CACHE) <= _fastcall._CACHE_SIZE
+
+
+# ---- the gradients (fastconv.grad's conv1d/conv2d_input and _weight) ----------------------
+# (x shape, weight shape, kwargs): conv2d's unless the weight is 3-D (conv1d's)
+GRAD_CASES = [
+    ((2, 3, 9, 9), (4, 3, 3, 3), {"padding": 1}),                 # forward route, direct
+    ((2, 3, 9, 7), (4, 3, 3, 2), {"stride": 2, "padding": 1}),
+    ((2, 4, 10, 11), (6, 2, 3, 3), {"groups": 2, "dilation": (2, 1), "padding": (1, 2)}),
+    ((4, 16, 13, 13), (16, 16, 3, 3), {}),                        # GEMMs: the BLAS hold
+    ((3, 5, 5), (2, 3, 3, 3), {"padding": "valid"}),              # unbatched
+    ((2, 3, 17), (4, 3, 5), {"stride": 3, "padding": 2}),         # conv1d
+]
+
+
+def _grad_call(op, x, w, gy, backend, kw):
+    if op == "input":
+        fn = fastconv.grad.conv1d_input if w.ndim == 3 else fastconv.grad.conv2d_input
+        return fn(x.shape, w, gy, backend=backend, **kw)
+    fn = fastconv.grad.conv1d_weight if w.ndim == 3 else fastconv.grad.conv2d_weight
+    return fn(x, w.shape, gy, backend=backend, **kw)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(GRAD_CASES)))
+@pytest.mark.parametrize("op", ["input", "weight"])
+def test_planned_gradients_give_the_full_paths_bits(backend, dtype, case, op):
+    xs, ws, kw = GRAD_CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    fwd = fastconv.conv1d if len(ws) == 3 else fastconv.conv2d
+    ys = fwd(x, w, backend="numpy", **kw).shape
+    gy1, gy2 = (rng.standard_normal(ys).astype(dtype) for _ in range(2))
+    first = _grad_call(op, x, w, gy1, backend, kw)  # the full path, which plans the call
+    assert len(_plans()) == 1
+    second = _grad_call(op, x, w, gy2, backend, kw)  # planned: new values, same shapes
+    np.testing.assert_array_equal(_grad_call(op, x, w, gy1, backend, kw), first)
+    _fastcall.clear()
+    np.testing.assert_array_equal(second, _grad_call(op, x, w, gy2, backend, kw))
+    ref = _grad_call(op, x, w, gy2, "numpy", kw)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(second, ref, rtol=tol, atol=tol)
+    assert second.dtype == dtype and second.shape == ref.shape
+
+
+def test_a_planned_gradient_runs_only_the_kernel(monkeypatch):
+    from fastconv import _spec
+
+    x = np.ones((1, 1, 8, 8), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    gy = np.ones((1, 1, 6, 6), np.float32)
+    gx = fastconv.grad.conv2d_input(x.shape, w, gy, backend="cython")
+    gw = fastconv.grad.conv2d_weight(x, w.shape, gy, backend="cython")
+    assert len(_plans()) == 2
+
+    def boom(*a, **k):
+        raise AssertionError("the full path ran")
+
+    monkeypatch.setattr(_spec, "conv_input_grad_spec", boom)
+    monkeypatch.setattr(_spec, "conv_weight_grad_spec", boom)
+    np.testing.assert_array_equal(fastconv.grad.conv2d_input(x.shape, w, gy,
+                                                             backend="cython"), gx)
+    np.testing.assert_array_equal(fastconv.grad.conv2d_weight(x, w.shape, gy,
+                                                              backend="cython"), gw)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_gradients_not_planned(backend):
+    x = np.ones((2, 2, 9, 9), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    gy = np.ones((2, 3, 7, 7), np.float32)
+    G = fastconv.grad
+    assert _planned(G.conv2d_weight, x, w.shape, gy, backend=backend)
+    assert _planned(G.conv2d_input, x.shape, w, gy, backend=backend)
+    # copies or conversions in the full path, other padding modes, the reference
+    assert not _planned(G.conv2d_weight, x.astype(np.float64), w.shape, gy, backend=backend)
+    assert not _planned(G.conv2d_input, x.shape, np.asfortranarray(w), gy, backend=backend)
+    assert not _planned(G.conv2d_weight, x, w.shape, gy.astype(">f4"), backend=backend)
+    assert not _planned(G.conv2d_weight, x, w.shape, np.ones((2, 3, 9, 9), np.float32),
+                        padding=1, padding_mode="reflect", backend=backend)
+    assert not _planned(G.conv2d_input, list(x.shape), w, gy, backend=backend)
+    assert not _planned(G.conv2d_weight, x[:0], w.shape, gy[:0], backend=backend)
+    assert not _planned(G.conv2d_input, x.shape, w, gy, backend="numpy")
+    # windows that miss the input (padding 3 with a 3x3 kernel): the postcondition scans
+    # grad_output for non-finite values there, so the weight gradient is not planned
+    assert not _planned(G.conv2d_weight, x, w.shape, np.ones((2, 3, 13, 13), np.float32),
+                        padding=3, backend=backend)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_planned_weight_gradient_meets_the_padding_as_the_full_path(backend):
+    """A non-finite grad_output value meeting the zero padding gives NaN (inf * 0), as in
+    torch and the reference, when the call was planned on finite values first."""
+    x = np.ones((1, 1, 6, 6), np.float32)
+    gy = np.ones((1, 1, 6, 6), np.float32)
+    kw = dict(padding=1, backend=backend)
+    fastconv.grad.conv2d_weight(x, (1, 1, 3, 3), gy, **kw)
+    assert len(_plans()) == 1
+    gy[0, 0, 0, 0] = np.inf
+    got = fastconv.grad.conv2d_weight(x, (1, 1, 3, 3), gy, **kw)
+    want = fastconv.grad.conv2d_weight(x, (1, 1, 3, 3), gy, padding=1, backend="numpy")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).any()
+    np.testing.assert_array_equal(got[np.isfinite(want)], want[np.isfinite(want)])
+
+
+def test_planned_gradient_errors_stay():
+    """A planned key with arrays the plan does not take goes through the full path and its
+    checks."""
+    x = np.ones((1, 2, 8, 8), np.float32)
+    w = np.ones((2, 2, 3, 3), np.float32)
+    gy = np.ones((1, 2, 6, 6), np.float32)
+    want = fastconv.grad.conv2d_input(x.shape, w, gy, backend="cython")
+    assert len(_plans()) == 1
+    wt = np.ascontiguousarray(w.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(
+        fastconv.grad.conv2d_input(x.shape, wt, gy, backend="cython"), want)
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.grad.conv2d_input(x.shape, w, gy[:, :, :5], backend="cython")
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.grad.conv2d_input(x.shape, w, gy, stride=True, backend="cython")
