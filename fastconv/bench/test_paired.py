@@ -57,7 +57,8 @@ PICK_GROUPS = ([f"conv2d-{s}-float32" for s in CONV_SHAPES]
                + [f"conv2d_backward-{s}-float32" for s in BACKWARD_SHAPES])
 PAIRS = ([(f"conv2d-{s}-float32", "auto", "torch") for s in CONV_TARGETS]
          + [(f"max_pool2d-2x2s2-{s}-float32", "auto", "torch") for s in POOL_SHAPES]
-         + [(f"conv2d_backward-{s}-float32", "auto", "torch") for s in ("resnet3x3", "lenet2")]
+         + [(f"conv2d_backward-{s}-float32", "auto", "torch")
+            for s in ("resnet3x3", "lenet2", "depthwise")]
          + [(group, "auto", "torch") for _, group, _ in FAMILY_TARGETS]
          + [(group, "auto", peer) for _, group, _, peer in peer_targets()]
          + [(f"conv2d-{s}-float32", "cython-1t", "cython") for s in SCALING_SHAPES]
