@@ -818,10 +818,10 @@ static void FC_NAME(fc_plane_loop)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, cons
 
 #if FC_PLANE_VECTOR
 /* rows oh .. oh + nr - 1 (nr <= rb) at the nv vector columns pos[] (rb, nv <= 4 and edge
- * constants at every call). A clean block (edge 0) has every tap of every vector inside
- * the plane's columns and loads at pos[v] - pl + j dw; an edge block loads at
- * base[v * FC_PLANE_MAX_KW + j] and shifts the lanes by sft[v * FC_PLANE_MAX_KW + j]
- * (idx[sft + VL] is that shift's shuffle, zeros coming in). */
+ * constants at every call). ``edge`` has a bit per vector: a clean vector (bit 0) has
+ * every tap inside the plane's columns and loads at pos[v] - pl + j dw; an edge vector
+ * loads at base[v * FC_PLANE_MAX_KW + j] and shifts the lanes by
+ * sft[v * FC_PLANE_MAX_KW + j] (idx[sft + VL] is that shift's shuffle, zeros coming in). */
 FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_t W,
                                 const FC_T* FC_RESTRICT w, ptrdiff_t kh, ptrdiff_t kw,
                                 ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pt, ptrdiff_t pl,
@@ -849,7 +849,7 @@ FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_
         }
         for (j = 0; j < kw; j++) {
             for (v = 0; v < nv; v++) {
-                if (edge) {
+                if (edge >> v & 1) {
                     int m = sft[v * FC_PLANE_MAX_KW + j];
                     FC_VT u = *(const FC_VTU*)(xr + base[v * FC_PLANE_MAX_KW + j]);
                     xv[v] = m == 0 ? u : __builtin_shuffle(u, zero, idx[m + VL]);
@@ -886,7 +886,7 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
     FC_MT idx[2 * VL + 1];
     ptrdiff_t pos[4], base[4 * FC_PLANE_MAX_KW], nvec = (Wo + VL - 1) / VL;
     ptrdiff_t k0, kc0 = nvec, kc1 = nvec, oh, j, c, b, span = (kw - 1) * dw;
-    int sft[4 * FC_PLANE_MAX_KW], l, v, nv, nb, clean;
+    int sft[4 * FC_PLANE_MAX_KW], l, v, nv, nb, clean, emask;
     /* idx[m + VL]: lane l takes lane l + m, zero when that is outside the vector */
     for (c = 0; c < 2 * VL + 1; c++)
         for (l = 0; l < VL; l++) {
@@ -918,39 +918,39 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
                     sft[v * FC_PLANE_MAX_KW + j] = (int)(c < -VL ? -VL : c > VL ? VL : c);
                 }
         }
-        /* rows [oh0, oh1), rb at a time, with the block shape as constants; the full block
-         * with edges first (a padded plane narrower than NV vectors is all that block): in
-         * the order clean-first, the AVX-512 float build ran 2% slower on 8 x 64 x 56 x 56 */
-        if (nb == NV && !clean)
-            for (oh = oh0; oh < oh1; oh += rb)
-                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
-                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
-                                 rb, NV, 1);
+        /* the vectors of the block that reach the padding (a bit each; clean ones read the
+         * row in place): in a padded row of NV vectors, typically the first and the last */
+        emask = 0;
+        for (v = 0; v < nb; v++) {
+            ptrdiff_t kv = k0 + (v < nv ? v : nv - 1);
+            if (!(kv >= kc0 && kv < kc1)) emask |= 1 << v;
+        }
+        /* rows [oh0, oh1), rb at a time, with the block shape and its edge vectors as
+         * constants; the full block with edges first (a padded plane narrower than NV
+         * vectors is all that block): in the order clean-first, the AVX-512 float build ran
+         * 2% slower on 8 x 64 x 56 x 56. Only the first and last vectors at the edges (a
+         * padded 56-wide row): their loads alone go through the shifts, 10% of a depthwise
+         * layer's time when every vector did (Zen 4) */
+#define FC_PBLK_ROWS(NVB, EDGE)                                                              \
+        for (oh = oh0; oh < oh1; oh += rb)                                                   \
+            FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo, \
+                             Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx, rb,  \
+                             NVB, EDGE)
+        if (nb == NV && emask == (1 | 1 << (NV - 1)))
+            FC_PBLK_ROWS(NV, 1 | 1 << (NV - 1));
+        else if (nb == NV && emask)
+            FC_PBLK_ROWS(NV, (1 << NV) - 1);
         else if (nb == NV)
-            for (oh = oh0; oh < oh1; oh += rb)
-                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
-                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
-                                 rb, NV, 0);
-        else if (nb == 2 && clean)
-            for (oh = oh0; oh < oh1; oh += rb)
-                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
-                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
-                                 rb, 2, 0);
+            FC_PBLK_ROWS(NV, 0);
+        else if (nb == 2 && !emask)
+            FC_PBLK_ROWS(2, 0);
         else if (nb == 2)
-            for (oh = oh0; oh < oh1; oh += rb)
-                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
-                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
-                                 rb, 2, 1);
-        else if (clean)
-            for (oh = oh0; oh < oh1; oh += rb)
-                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
-                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
-                                 rb, 1, 0);
+            FC_PBLK_ROWS(2, 3);
+        else if (!emask)
+            FC_PBLK_ROWS(1, 0);
         else
-            for (oh = oh0; oh < oh1; oh += rb)
-                FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
-                                 Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx,
-                                 rb, 1, 1);
+            FC_PBLK_ROWS(1, 1);
+#undef FC_PBLK_ROWS
     }
 }
 

@@ -52,6 +52,8 @@ CASES = [
     (1, 1, 8, 40, 1, 1, (1, 17), 1, (0, 8), 1),  # wider than fc_plane takes: flat kernel
     (2, 4, 6, 16, 4, 4, (3, 3), 1, 0, 1),        # float32: output row shorter than a vector
     (3, 5, 50, 70, 5, 5, (7, 7), 1, 3, 1),       # 7x7 depthwise, 70 columns: 4 + 1 vectors
+    (2, 3, 10, 56, 3, 3, (3, 3), 1, 1, 1),       # 56 columns: edges at the first, last vector
+    (1, 2, 9, 64, 2, 2, (5, 5), 1, 2, 1),        # ... a 5x5 kernel, 64 columns
 ]
 
 
