@@ -915,14 +915,11 @@ FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_
     }
 }
 
-/* the whole plane in blocks of rb output rows x NV vectors of columns (rb, NV constants at
- * every call). The vectors go NV at a time (three left of four run as four, the last one
- * computed twice; then two, then one); a block is clean when all its vectors are, that is
- * inside [kc0, kc1). The loops over rows stay in this function, one per block shape: moved
- * into an always_inline helper of their own, they made gcc 12 spill vectors in the hot
- * loop of the AVX-512 float build (a third slower on a padded 56 x 56 plane). */
 /* rows [oh0, oh1) of the block of vectors pos[], rb at a time (rb, nv and edge constants
- * at every call: fc_pblk's) */
+ * at every call: fc_pblk's). An earlier form of this helper made gcc 12 spill vectors in
+ * the hot loop of the AVX-512 float build (a third slower on a padded 56 x 56 plane); this
+ * one measured the same as the loops written out in fc_plane_vec (0.97-1.03 of their time,
+ * depthwise 3x3 and 5x5 layers, float32 and float64, 1 and 2 threads, gcc 12.2, Zen 4). */
 FC_INLINE void FC_NAME(fc_pblk_rows)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
                                      ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out,
@@ -937,6 +934,9 @@ FC_INLINE void FC_NAME(fc_pblk_rows)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
                          oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx, rb, nv, edge);
 }
 
+/* the whole plane in blocks of rb output rows x NV vectors of columns (rb, NV constants at
+ * every call). The vectors go NV at a time (three left of four run as four, the last one
+ * computed twice; then two, then one); a vector is clean when it lies inside [kc0, kc1). */
 FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
                                      ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out,
@@ -947,7 +947,7 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
     FC_MT idx[2 * VL + 1];
     ptrdiff_t pos[4], base[4 * FC_PLANE_MAX_KW], nvec = (Wo + VL - 1) / VL;
     ptrdiff_t k0, kc0 = nvec, kc1 = nvec, j, c, b, span = (kw - 1) * dw;
-    int sft[4 * FC_PLANE_MAX_KW], l, v, nv, nb, clean, emask;
+    int sft[4 * FC_PLANE_MAX_KW], l, v, nv, nb, emask;
     /* idx[m + VL]: lane l takes lane l + m, zero when that is outside the vector */
     for (c = 0; c < 2 * VL + 1; c++)
         for (l = 0; l < VL; l++) {
@@ -966,11 +966,17 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
     for (k0 = 0; k0 < nvec; k0 += nv) {
         nv = nvec - k0 >= NV ? NV : (int)(nvec - k0);
         nb = nv > 2 || nv == NV ? NV : nv; /* the block's vectors: the last one repeated */
-        clean = k0 >= kc0 && k0 + nv <= kc1;
+        /* emask: the vectors of the block that reach the padding (a bit each; clean ones
+         * read the row in place): in a padded row of NV vectors, typically the first and
+         * the last */
+        emask = 0;
         for (v = 0; v < nb; v++) {
             ptrdiff_t kv = k0 + (v < nv ? v : nv - 1);
             pos[v] = kv * VL < Wo - VL ? kv * VL : Wo - VL;
-            if (!clean)
+            if (!(kv >= kc0 && kv < kc1)) emask |= 1 << v;
+        }
+        if (emask) /* the shifted loads' places, for every vector of a block with an edge */
+            for (v = 0; v < nb; v++)
                 for (j = 0; j < kw; j++) {
                     c = pos[v] - pl + j * dw; /* the first column this tap reads */
                     b = c < 0 ? 0 : c > W - VL ? W - VL : c;
@@ -978,14 +984,6 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
                     c -= b; /* a shift of VL or more leaves only zeros */
                     sft[v * FC_PLANE_MAX_KW + j] = (int)(c < -VL ? -VL : c > VL ? VL : c);
                 }
-        }
-        /* the vectors of the block that reach the padding (a bit each; clean ones read the
-         * row in place): in a padded row of NV vectors, typically the first and the last */
-        emask = 0;
-        for (v = 0; v < nb; v++) {
-            ptrdiff_t kv = k0 + (v < nv ? v : nv - 1);
-            if (!(kv >= kc0 && kv < kc1)) emask |= 1 << v;
-        }
         /* rows [oh0, oh1), rb at a time, with the block shape and its edge vectors as
          * constants; the full block with edges first (a padded plane narrower than NV
          * vectors is all that block): in the order clean-first, the AVX-512 float build ran
