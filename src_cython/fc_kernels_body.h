@@ -834,7 +834,9 @@ FC_CLONES static void FC_NAME(fc_phases)(FC_T* FC_RESTRICT dst, ptrdiff_t pstrid
  * plane are skipped: the caller sends only finite kernels (an infinite weight times the
  * zero padding must give NaN). Each output gets the bias, then its taps in (i, j) order:
  * the same sum for any row blocking, any wide or narrow build. Needs W >= VL, Wo >= VL
- * and kw <= FC_PLANE_MAX_KW; otherwise (and without GNU C vectors) plain loops.
+ * and kw <= FC_PLANE_MAX_KW; otherwise (and without GNU C vectors) plain loops. The
+ * AVX-512 build loads an edge vector's taps masked to the plane's columns instead of
+ * shifting them, and streams a 3 x 3 kernel's inner rows (fc_p3rows).
  * --------------------------------------------------------------------------------------- */
 
 /* plain loops: any size, and the build without GNU C vectors */
@@ -862,17 +864,35 @@ static void FC_NAME(fc_plane_loop)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, cons
 #endif
 
 #if FC_PLANE_VECTOR
+#if FC_BODY_WIDE
+/* *v = the lanes in m from p, zeros in the others (masked-off lanes read nothing: they
+ * may lie outside the array); AVX-512 only. Through a pointer: a returned 64-byte vector
+ * would change the ABI of the callers built without AVX-512 (gcc's -Wpsabi) */
+FC_WIDE_STORE void FC_NAME(fc_mload)(FC_VT* v, const FC_T* p, unsigned m)
+{
+#if FC_IS_FLOAT
+    *v = (FC_VT)_mm512_maskz_loadu_ps((__mmask16)m, p);
+#else
+    *v = (FC_VT)_mm512_maskz_loadu_pd((__mmask8)m, p);
+#endif
+}
+
+#endif
+
 /* rows oh .. oh + nr - 1 (nr <= rb) at the nv vector columns pos[] (rb, nv <= 4 and edge
  * constants at every call). ``edge`` has a bit per vector: a clean vector (bit 0) has
  * every tap inside the plane's columns and loads at pos[v] - pl + j dw; an edge vector
  * loads at base[v * FC_PLANE_MAX_KW + j] and shifts the lanes by
- * sft[v * FC_PLANE_MAX_KW + j] (idx[sft + VL] is that shift's shuffle, zeros coming in). */
+ * sft[v * FC_PLANE_MAX_KW + j] (idx[sft + VL] is that shift's shuffle, zeros coming in),
+ * or in the AVX-512 build loads at pos[v] - pl + j dw only the lanes of the mask
+ * lm[v * FC_PLANE_MAX_KW + j] (those inside the plane's columns; zeros elsewhere). */
 FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_t W,
                                 const FC_T* FC_RESTRICT w, ptrdiff_t kh, ptrdiff_t kw,
                                 ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pt, ptrdiff_t pl,
                                 FC_T bias, FC_T* FC_RESTRICT out, ptrdiff_t Wo, ptrdiff_t oh,
                                 ptrdiff_t nr, const ptrdiff_t* pos, const ptrdiff_t* base,
-                                const int* sft, const FC_MT* idx, int rb, int nv, int edge)
+                                const int* sft, const FC_MT* idx, const unsigned* lm, int rb,
+                                int nv, int edge)
 {
     enum { VL = FC_VBYTES / sizeof(FC_T) };
     FC_VT a[4][4], xv[4];
@@ -895,9 +915,14 @@ FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_
         for (j = 0; j < kw; j++) {
             for (v = 0; v < nv; v++) {
                 if (edge >> v & 1) {
+#if FC_BODY_WIDE
+                    FC_NAME(fc_mload)(&xv[v], xr + p[v] + j * dw,
+                                      lm[v * FC_PLANE_MAX_KW + j]);
+#else
                     int m = sft[v * FC_PLANE_MAX_KW + j];
                     FC_VT u = *(const FC_VTU*)(xr + base[v * FC_PLANE_MAX_KW + j]);
                     xv[v] = m == 0 ? u : __builtin_shuffle(u, zero, idx[m + VL]);
+#endif
                 } else {
                     xv[v] = *(const FC_VTU*)(xr + p[v] + j * dw);
                 }
@@ -915,23 +940,133 @@ FC_INLINE void FC_NAME(fc_pblk)(const FC_T* FC_RESTRICT x, ptrdiff_t H, ptrdiff_
     }
 }
 
+#if FC_BODY_WIDE
+/* One input row's step of fc_p3rows: input row xr (its column -pl) at the vectors pos[]
+ * feeds kernel row 0 to s0 (an output row starting here, from the bias), row 1 to s1 and
+ * row 2 to s2, which is then complete and goes to o2; a flag off skips its row. */
+FC_INLINE void FC_NAME(fc_p3step)(const FC_T* FC_RESTRICT xr, const FC_T* FC_RESTRICT w,
+                                  FC_T bias, const ptrdiff_t* pos, const unsigned* lm,
+                                  int nv, int edge, FC_VT* s0, FC_VT* s1, FC_VT* s2, int f0,
+                                  int f1, int f2, FC_T* FC_RESTRICT o2)
+{
+    const FC_VT zero = (FC_VT){0};
+    FC_VT xv[4];
+    int j, v;
+    /* the row's address opaque to the optimizer: each load is then this register plus
+     * pos[v] (scaled) plus j, where gcc 12 otherwise kept every (step, vector, tap)
+     * address live across the loop and spilled them (and the accumulators) */
+    __asm__("" : "+r"(xr));
+    if (f0)
+        for (v = 0; v < nv; v++) s0[v] = zero + bias;
+    for (j = 0; j < 3; j++) {
+        for (v = 0; v < nv; v++) {
+            if (edge >> v & 1)
+                FC_NAME(fc_mload)(&xv[v], xr + pos[v] + j, lm[v * FC_PLANE_MAX_KW + j]);
+            else
+                xv[v] = *(const FC_VTU*)(xr + pos[v] + j);
+        }
+        if (f0)
+            for (v = 0; v < nv; v++) s0[v] += w[j] * xv[v];
+        if (f1)
+            for (v = 0; v < nv; v++) s1[v] += w[3 + j] * xv[v];
+        if (f2)
+            for (v = 0; v < nv; v++) s2[v] += w[6 + j] * xv[v];
+    }
+    if (f2)
+        for (v = 0; v < nv; v++) *(FC_VTU*)(o2 + pos[v]) = s2[v];
+}
+
+/* Output rows [a, b) of a 3 x 3 kernel at dilation 1 whose windows' rows all lie inside
+ * the plane (a >= pt, b - 1 - pt + 2 < H), at the vectors pos[] (nv and edge constants
+ * at every call): the input rows stream past once, each feeding the three output rows it
+ * belongs to, whose accumulators (3 x nv vectors) stay in registers from the row's first
+ * tap to its store; an edge vector takes each tap by one load masked to the plane's
+ * columns (lm[v * FC_PLANE_MAX_KW + j]). Against fc_pblk's blocks of four rows: each
+ * input row loaded once, not 1.5 times, and no kernel-row arithmetic per input row. The
+ * same sums in the same order: the bias, then the taps in (i, j) order, zeros where a
+ * window leaves the plane's columns. AVX-512 only. */
+FC_INLINE void FC_NAME(fc_p3rows)(const FC_T* FC_RESTRICT x, ptrdiff_t W,
+                                  const FC_T* FC_RESTRICT w, ptrdiff_t pt, ptrdiff_t pl,
+                                  FC_T bias, FC_T* FC_RESTRICT out, ptrdiff_t Wo,
+                                  ptrdiff_t a, ptrdiff_t b, const ptrdiff_t* pos,
+                                  const unsigned* lm, int nv, int edge)
+{
+    FC_VT A[4], B[4], C[4];
+    const ptrdiff_t n = b - a; /* >= 3 */
+    ptrdiff_t s; /* step s reads input row a + s - pt, starts output row a + s */
+    const FC_T* xr = x + (a - pt) * W - pl;
+    FC_T* o2 = out - 2 * Wo; /* output row a + s - 2, which step s completes */
+    /* the accumulators rotate through A, B, C with period three: step s starts
+     * X[s % 3], adds kernel row 1 to X[(s - 1) % 3] and row 2 to X[(s - 2) % 3] */
+    FC_NAME(fc_p3step)(xr, w, bias, pos, lm, nv, edge, A, C, B, 1, 0, 0, o2);
+    FC_NAME(fc_p3step)(xr + W, w, bias, pos, lm, nv, edge, B, A, C, 1, 1, 0, o2 + Wo);
+    for (s = 2; s < n; s += 3) { /* the steady state: all three rows in */
+        FC_NAME(fc_p3step)(xr + s * W, w, bias, pos, lm, nv, edge, C, B, A, 1, 1, 1,
+                           o2 + s * Wo);
+        if (s + 1 == n) break;
+        FC_NAME(fc_p3step)(xr + (s + 1) * W, w, bias, pos, lm, nv, edge, A, C, B, 1, 1, 1,
+                           o2 + (s + 1) * Wo);
+        if (s + 2 == n) break;
+        FC_NAME(fc_p3step)(xr + (s + 2) * W, w, bias, pos, lm, nv, edge, B, A, C, 1, 1, 1,
+                           o2 + (s + 2) * Wo);
+    }
+    /* the last two rows: step n adds row 1 to X[(n - 1) % 3] and row 2 to X[(n - 2) % 3],
+     * step n + 1 row 2 to X[(n - 1) % 3] */
+    xr += n * W;
+    o2 += n * Wo;
+    switch (n % 3) {
+    case 0:
+        FC_NAME(fc_p3step)(xr, w, bias, pos, lm, nv, edge, A, C, B, 0, 1, 1, o2);
+        FC_NAME(fc_p3step)(xr + W, w, bias, pos, lm, nv, edge, B, A, C, 0, 0, 1, o2 + Wo);
+        break;
+    case 1:
+        FC_NAME(fc_p3step)(xr, w, bias, pos, lm, nv, edge, B, A, C, 0, 1, 1, o2);
+        FC_NAME(fc_p3step)(xr + W, w, bias, pos, lm, nv, edge, C, B, A, 0, 0, 1, o2 + Wo);
+        break;
+    default:
+        FC_NAME(fc_p3step)(xr, w, bias, pos, lm, nv, edge, C, B, A, 0, 1, 1, o2);
+        FC_NAME(fc_p3step)(xr + W, w, bias, pos, lm, nv, edge, A, C, B, 0, 0, 1, o2 + Wo);
+    }
+}
+#endif
+
 /* rows [oh0, oh1) of the block of vectors pos[], rb at a time (rb, nv and edge constants
  * at every call: fc_pblk's). An earlier form of this helper made gcc 12 spill vectors in
  * the hot loop of the AVX-512 float build (a third slower on a padded 56 x 56 plane); this
  * one measured the same as the loops written out in fc_plane_vec (0.97-1.03 of their time,
- * depthwise 3x3 and 5x5 layers, float32 and float64, 1 and 2 threads, gcc 12.2, Zen 4). */
+ * depthwise 3x3 and 5x5 layers, float32 and float64, 1 and 2 threads, gcc 12.2, Zen 4).
+ * In the AVX-512 build a 3 x 3 kernel at dilation 1 streams the rows whose windows lie
+ * inside the plane (fc_p3rows); the others take blocks of rb rows. */
 FC_INLINE void FC_NAME(fc_pblk_rows)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, const FC_T* w,
                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
                                      ptrdiff_t pt, ptrdiff_t pl, FC_T bias, FC_T* out,
                                      ptrdiff_t Wo, ptrdiff_t oh0, ptrdiff_t oh1,
                                      const ptrdiff_t* pos, const ptrdiff_t* base,
-                                     const int* sft, const FC_MT* idx, int rb, int nv,
-                                     int edge)
+                                     const int* sft, const FC_MT* idx, const unsigned* lm,
+                                     int rb, int nv, int edge)
 {
     ptrdiff_t oh;
+#if FC_BODY_WIDE
+    /* the rows whose windows lie inside the plane: [a, b) */
+    ptrdiff_t a = oh0 > pt ? oh0 : pt, b = oh1 < H - 2 + pt ? oh1 : H - 2 + pt;
+    if (kh == 3 && kw == 3 && dh == 1 && dw == 1 && b - a >= 3) {
+        for (oh = oh0; oh < a; oh += rb)
+            FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                             Wo, oh, a - oh < rb ? a - oh : rb, pos, base, sft, idx, lm, rb,
+                             nv, edge);
+        FC_NAME(fc_p3rows)(x, W, w, pt, pl, bias, out + (a - oh0) * Wo, Wo, a, b, pos, lm, nv,
+                           edge);
+        for (oh = b; oh < oh1; oh += rb)
+            FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo,
+                             Wo, oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx, lm,
+                             rb, nv, edge);
+        return;
+    }
+#endif
     for (oh = oh0; oh < oh1; oh += rb)
         FC_NAME(fc_pblk)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out + (oh - oh0) * Wo, Wo,
-                         oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx, rb, nv, edge);
+                         oh, oh1 - oh < rb ? oh1 - oh : rb, pos, base, sft, idx, lm, rb, nv,
+                         edge);
 }
 
 /* the whole plane in blocks of rb output rows x NV vectors of columns (rb, NV constants at
@@ -944,16 +1079,27 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
                                      int NV)
 {
     enum { VL = FC_VBYTES / sizeof(FC_T) };
-    FC_MT idx[2 * VL + 1];
-    ptrdiff_t pos[4], base[4 * FC_PLANE_MAX_KW], nvec = (Wo + VL - 1) / VL;
+    ptrdiff_t pos[4], nvec = (Wo + VL - 1) / VL;
     ptrdiff_t k0, kc0 = nvec, kc1 = nvec, j, c, b, span = (kw - 1) * dw;
-    int sft[4 * FC_PLANE_MAX_KW], l, v, nv, nb, emask;
+    int v, nv, nb, emask;
+#if FC_BODY_WIDE
+    /* the edge vectors' lane masks (AVX-512: masked loads, no shifts) */
+    unsigned lm[4 * FC_PLANE_MAX_KW];
+    const ptrdiff_t* base = NULL;
+    const int* sft = NULL;
+    const FC_MT* idx = NULL;
+#else
+    FC_MT idx[2 * VL + 1];
+    ptrdiff_t base[4 * FC_PLANE_MAX_KW];
+    int sft[4 * FC_PLANE_MAX_KW], l;
+    const unsigned* lm = NULL;
     /* idx[m + VL]: lane l takes lane l + m, zero when that is outside the vector */
     for (c = 0; c < 2 * VL + 1; c++)
         for (l = 0; l < VL; l++) {
             ptrdiff_t src = l + c - VL;
             idx[c][l] = src >= 0 && src < VL ? src : VL;
         }
+#endif
     /* clean: pos >= pl and pos - pl + span + VL <= W; pos grows with the index */
     for (k0 = 0; k0 < nvec; k0++) {
         c = k0 * VL < Wo - VL ? k0 * VL : Wo - VL;
@@ -975,14 +1121,23 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
             pos[v] = kv * VL < Wo - VL ? kv * VL : Wo - VL;
             if (!(kv >= kc0 && kv < kc1)) emask |= 1 << v;
         }
-        if (emask) /* the shifted loads' places, for every vector of a block with an edge */
+        if (emask) /* the edge loads' places, for every vector of a block with an edge */
             for (v = 0; v < nb; v++)
                 for (j = 0; j < kw; j++) {
                     c = pos[v] - pl + j * dw; /* the first column this tap reads */
+#if FC_BODY_WIDE
+                    /* lane l reads column c + l: kept when inside [0, W) */
+                    ptrdiff_t lo = c < 0 ? -c : 0, hi = W - c < VL ? W - c : VL;
+                    lo = lo > VL ? VL : lo;
+                    hi = hi < lo ? lo : hi;
+                    lm[v * FC_PLANE_MAX_KW + j] = ((1u << hi) - 1u) & ~((1u << lo) - 1u);
+                    (void)b;
+#else
                     b = c < 0 ? 0 : c > W - VL ? W - VL : c;
                     base[v * FC_PLANE_MAX_KW + j] = b;
                     c -= b; /* a shift of VL or more leaves only zeros */
                     sft[v * FC_PLANE_MAX_KW + j] = (int)(c < -VL ? -VL : c > VL ? VL : c);
+#endif
                 }
         /* rows [oh0, oh1), rb at a time, with the block shape and its edge vectors as
          * constants; the full block with edges first (a padded plane narrower than NV
@@ -992,25 +1147,25 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
          * layer's time when every vector did (Zen 4) */
         if (nb == NV && emask == (1 | 1 << (NV - 1)))
             FC_NAME(fc_pblk_rows)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1,
-                                  pos, base, sft, idx, rb, NV, 1 | 1 << (NV - 1));
+                                  pos, base, sft, idx, lm, rb, NV, 1 | 1 << (NV - 1));
         else if (nb == NV && emask)
             FC_NAME(fc_pblk_rows)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1,
-                                  pos, base, sft, idx, rb, NV, (1 << NV) - 1);
+                                  pos, base, sft, idx, lm, rb, NV, (1 << NV) - 1);
         else if (nb == NV)
             FC_NAME(fc_pblk_rows)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1,
-                                  pos, base, sft, idx, rb, NV, 0);
+                                  pos, base, sft, idx, lm, rb, NV, 0);
         else if (nb == 2 && emask)
             FC_NAME(fc_pblk_rows)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1,
-                                  pos, base, sft, idx, rb, 2, 3);
+                                  pos, base, sft, idx, lm, rb, 2, 3);
         else if (nb == 2)
             FC_NAME(fc_pblk_rows)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1,
-                                  pos, base, sft, idx, rb, 2, 0);
+                                  pos, base, sft, idx, lm, rb, 2, 0);
         else if (emask)
             FC_NAME(fc_pblk_rows)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1,
-                                  pos, base, sft, idx, rb, 1, 1);
+                                  pos, base, sft, idx, lm, rb, 1, 1);
         else
             FC_NAME(fc_pblk_rows)(x, H, W, w, kh, kw, dh, dw, pt, pl, bias, out, Wo, oh0, oh1,
-                                  pos, base, sft, idx, rb, 1, 0);
+                                  pos, base, sft, idx, lm, rb, 1, 0);
     }
 }
 

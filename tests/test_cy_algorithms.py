@@ -54,6 +54,19 @@ CASES = [
     (3, 5, 50, 70, 5, 5, (7, 7), 1, 3, 1),       # 7x7 depthwise, 70 columns: 4 + 1 vectors
     (2, 3, 10, 56, 3, 3, (3, 3), 1, 1, 1),       # 56 columns: edges at the first, last vector
     (1, 2, 9, 64, 2, 2, (5, 5), 1, 2, 1),        # ... a 5x5 kernel, 64 columns
+    # 3x3 at dilation 1 (AVX-512): the rows whose windows lie inside the plane stream past
+    # (fc_p3rows, 3 or more of them; their count mod 3 picks the last steps' accumulators),
+    # the others take row blocks; edge vectors by masked loads
+    (1, 2, 7, 40, 2, 2, (3, 3), 1, 1, 1),        # 5 streamed rows
+    (1, 2, 8, 40, 2, 2, (3, 3), 1, 1, 1),        # 6
+    (1, 2, 9, 40, 2, 2, (3, 3), 1, 1, 1),        # 7
+    (1, 2, 4, 40, 2, 2, (3, 3), 1, 1, 1),        # 2: row blocks only
+    (2, 3, 6, 33, 3, 3, (3, 3), 1, 0, 1),        # no padding: every row streamed
+    (1, 2, 12, 45, 2, 2, (3, 3), 1, 2, 1),       # padding 2: two row-block rows each side
+    (1, 2, 11, 50, 2, 2, (3, 3), 1, (2, 0), 1),  # padded rows only
+    (1, 2, 11, 50, 2, 2, (3, 3), 1, (0, 2), 1),  # padded columns only
+    (1, 3, 10, 16, 3, 3, (3, 3), 1, 1, 1),       # one vector (float32), both edges in it
+    (1, 1, 97, 70, 1, 1, (3, 3), 1, 1, 1),       # 70 columns: 4 + 1 vectors, many rows
 ]
 
 
@@ -113,10 +126,16 @@ def _check_against_reference(fn, case, dtype, rng):
     assert_close(got, expected.astype(dtype), terms=int(np.prod(w.shape[1:])))
 
 
+@pytest.mark.parametrize("case", [
+    (3, 5, 23, 37, 9, 1, (3, 3), 1, 1, 1),
+    # depthwise, few planes of many rows: the threads split a plane's rows, and each piece
+    # streams its own inner rows (fc_p3rows) and takes row blocks at its ends
+    (1, 2, 101, 56, 2, 2, (3, 3), 1, 1, 1),
+    (1, 1, 67, 40, 1, 1, (3, 3), 1, 0, 1),
+], ids=["grid", "depthwise-56", "depthwise-unpadded"])
 @pytest.mark.parametrize("algo", sorted(ALGOS))
-def test_each_algorithm_is_bitwise_thread_independent(algo, rng):
-    x, w, b, oshape, stride, pad, dil, g = _case((3, 5, 23, 37, 9, 1, (3, 3), 1, 1, 1),
-                                                 np.float32, rng)
+def test_each_algorithm_is_bitwise_thread_independent(algo, case, rng):
+    x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
     outs = []
     for nthreads in (1, 2, 3):
         out = np.empty(oshape, np.float32)
