@@ -149,6 +149,12 @@ typedef struct {
  * vectors of positions (24 of AVX-512's 32 zmm registers) */
 #define FC_OKB 8
 #define FC_ONV 3
+/* fc_taps_rows (short rows, filters in the vector lanes): rows of FC_RV_MINW to FC_RV_MAXW
+ * outputs, at most FC_RV_ACC accumulators a block, a stage of FC_RV_STAGE positions */
+#define FC_RV_MINW 4
+#define FC_RV_MAXW 12
+#define FC_RV_ACC 24
+#define FC_RV_STAGE 240
 
 /* fc_plane's vector build handles kernels up to this many columns wide (fc_plane_vec) */
 #define FC_PLANE_MAX_KW 16

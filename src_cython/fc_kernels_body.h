@@ -52,6 +52,8 @@
  * line and no per-row copy, and the output may be strided: the transposed convolution's
  * phases write their own places of its output.
  *
+ * Rows of 4 to 12 outputs (AVX-512, ldr == Wo, ldc == 1) go first to fc_taps_rows, the
+ * filters in the vector lanes (below), for as many whole vectors of filters as there are.
  * Register tiles: in the AVX-512 build (fc_wide()) eight filters x three vectors (24 zmm
  * accumulators; per tap, three loads of the input and eight weights, packed next to each
  * other by fc_pack so each multiply-add takes its weight as an embedded broadcast, feed 24
@@ -354,17 +356,28 @@ FC_INLINE void FC_NAME(fc_oline)(const FC_T* src, const ptrdiff_t* off, ptrdiff_
         FC_NAME(fc_oblk)(src, off, R, w, ldw, packed, bias, out, g, q0, L, kb, FC_ONV, 1);
 }
 
+/* fc_taps_rows (below): the filters it takes (a multiple of a vector), 0 where it does not
+ * apply */
+FC_WIDE static ptrdiff_t FC_NAME(fc_taps_rows)(const FC_T* src, const ptrdiff_t* off,
+                                               ptrdiff_t R, const FC_T* wp, const FC_T* bias,
+                                               ptrdiff_t nk, FC_T* out, const fc_ogeo* g,
+                                               ptrdiff_t L);
+
 FC_WIDE_FLAT static void FC_NAME(fc_taps_out8)(const FC_T* src, const ptrdiff_t* off,
                                                ptrdiff_t R, const FC_T* w, ptrdiff_t ldw,
                                                const FC_T* wp, const FC_T* bias, ptrdiff_t nk,
                                                FC_T* out, const fc_ogeo* g, ptrdiff_t L)
 {
     ptrdiff_t f = 0;
-    /* eight filters at a time (packed weights), then six x three vectors (unpacked) where
-     * there are many taps, then fc_orest's tiles (four x two, two x two, ...). Six filters
+    /* short rows: the filters in the vector lanes, as many vectors of them as there are
+     * (fc_taps_rows); then eight filters at a time (packed weights), then six x three
+     * vectors (unpacked) where there are many taps, then fc_orest's tiles (four x two,
+     * two x two, ...). Six filters
      * of 144 taps (lenet2's input gradient) ran 10% faster in the six-filter tile than in
      * four x two and two x two, 27 taps 4%, 18 taps the same, and 9 taps (lenet1) 7%
      * slower: its tile's stores weigh more than its taps (Zen 4, float32) */
+    if (wp)
+        f = FC_NAME(fc_taps_rows)(src, off, R, wp, bias, nk, out, g, L);
     if (wp)
         for (; f + FC_OKB <= nk; f += FC_OKB)
             FC_NAME(fc_oline)(src, off, R, wp + f * R, 0, 1, bias + f, out + f * g->ldo, g, L,
@@ -628,6 +641,134 @@ FC_WIDE static void FC_NAME(fc_fv_unstage)(const FC_T* st, ptrdiff_t nk, ptrdiff
             }
         }
 #endif
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fc_taps_rows: fc_taps_out's sums for layers of short output rows (FC_RV_MINW to
+ * FC_RV_MAXW columns, rows following each other in the output: ldr == Wo, ldc == 1), with
+ * the filters in the vector lanes. The flat kernel computes a vector of positions over the
+ * Wp - Wo columns between rows too (lenet2, 11 of 13: 16% of its multiply-adds); here a
+ * register block is rb whole rows of Wo positions (rb * Wo <= 24 accumulators) x one vector
+ * of filters (16 float32, 8 float64: two and one of fc_pack's eight-filter blocks), each
+ * tap one weight vector and rb * Wo broadcasts of the input, at fixed offsets from the
+ * tap's row (the row width a constant at every call). The sums go position-major to a
+ * stack stage (at most FC_RV_STAGE positions at a time) and then to the planes, transposed
+ * in registers (fc_fv_unstage). Each output gets its bias and then its taps in the order
+ * t = 0 .. R - 1, as fc_taps_out's: the same bits. AVX-512 only. Zen 4, lenet2
+ * (64x6x13x13 -> 16x3x3), one thread: 93% of the FMA peak on the outputs it computes, in a
+ * stand-alone test.
+ * --------------------------------------------------------------------------------------- */
+/* *v = tap weights of VL filters packed by fc_pack: float32's sixteen from two blocks of
+ * eight (at w and w + next), float64's eight from one */
+FC_WIDE_STORE void FC_NAME(fc_rv_wload)(FC_VT* v, const FC_T* w, ptrdiff_t next)
+{
+#if FC_IS_FLOAT
+    *v = (FC_VT)_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(w)),
+                                   _mm256_loadu_ps(w + next), 1);
+#else
+    (void)next;
+    *v = *(const FC_VTU*)w;
+#endif
+}
+
+/* rb rows x S positions (constants at every call) from the row at src, VL filters whose
+ * weights are packed at wa (and wb, the second eight of float32's sixteen) */
+FC_INLINE void FC_NAME(fc_rv_blk)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                  const FC_T* wa, const FC_T* bias, ptrdiff_t Wp, FC_T* st,
+                                  int rb, int S)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    FC_VT a[FC_RV_ACC], wv;
+    const FC_VT bv = *(const FC_VTU*)bias;
+    ptrdiff_t t;
+    int r, i;
+    for (i = 0; i < rb * S; i++) a[i] = bv;
+    for (t = 0; t < R; t++) {
+        FC_NAME(fc_rv_wload)(&wv, wa + t * 8, R * 8);
+        for (r = 0; r < rb; r++) {
+            const FC_T* p = src + off[t] + r * Wp;
+            /* opaque: each broadcast is then this row's register plus a constant, where
+             * gcc otherwise keeps every (row, position) offset in a register of its own
+             * and runs out of them */
+            __asm__("" : "+r"(p));
+            for (i = 0; i < S; i++) a[r * S + i] += p[i] * wv;
+        }
+    }
+    for (i = 0; i < rb * S; i++) { /* (opaque: gcc made these stores a stack copy and a
+                                     * memcpy, 3% of lenet2's time) */
+        FC_T* d = st + i * VL;
+        __asm__("" : "+r"(d));
+        *(FC_VTU*)d = a[i];
+    }
+}
+
+/* rows [r0, r1) (at most rb), S positions each (rb, S constants at every call) */
+FC_INLINE void FC_NAME(fc_rv_rows)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
+                                   const FC_T* wa, const FC_T* bias, ptrdiff_t Wp, FC_T* st,
+                                   ptrdiff_t r0, ptrdiff_t r1, int rb, int S)
+{
+    ptrdiff_t r;
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    for (r = r0; r + rb <= r1; r += rb)
+        FC_NAME(fc_rv_blk)(src + r * Wp, off, R, wa, bias, Wp, st + (r - r0) * S * VL, rb, S);
+    if (rb > 3 && r1 - r == 3) /* (rb > n: no block above rb rows is compiled) */
+        FC_NAME(fc_rv_blk)(src + r * Wp, off, R, wa, bias, Wp, st + (r - r0) * S * VL, 3, S);
+    else if (rb > 2 && r1 - r == 2)
+        FC_NAME(fc_rv_blk)(src + r * Wp, off, R, wa, bias, Wp, st + (r - r0) * S * VL, 2, S);
+    else if (r1 - r == 1)
+        FC_NAME(fc_rv_blk)(src + r * Wp, off, R, wa, bias, Wp, st + (r - r0) * S * VL, 1, S);
+}
+
+FC_WIDE static ptrdiff_t FC_NAME(fc_taps_rows)(const FC_T* src, const ptrdiff_t* off,
+                                               ptrdiff_t R, const FC_T* wp, const FC_T* bias,
+                                               ptrdiff_t nk, FC_T* out, const fc_ogeo* g,
+                                               ptrdiff_t L)
+{
+    enum { VL = FC_VBYTES / sizeof(FC_T) };
+    const ptrdiff_t Wo = g->Wo, Wp = g->Wp, nf = nk / VL * VL;
+    ptrdiff_t rows, ch, r0, r1, f0;
+    FC_T st[FC_RV_STAGE * VL];
+    if (nf == 0 || Wo < FC_RV_MINW || Wo > FC_RV_MAXW || g->ldc != 1 || g->ldr != Wo)
+        return 0;
+    rows = (L - Wo) / Wp + 1;
+    ch = FC_RV_STAGE / Wo; /* rows a stage holds */
+    for (r0 = 0; r0 < rows; r0 = r1) {
+        r1 = r0 + ch < rows ? r0 + ch : rows;
+        for (f0 = 0; f0 < nf; f0 += VL) {
+            const FC_T* wa = wp + f0 * R; /* fc_pack's blocks f0 / 8 (and f0 / 8 + 1) */
+            switch (Wo) { /* rb rows of Wo: rb * Wo <= FC_RV_ACC accumulators */
+            case 4:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 4, 4);
+                break;
+            case 5:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 4, 5);
+                break;
+            case 6:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 4, 6);
+                break;
+            case 7:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 3, 7);
+                break;
+            case 8:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 3, 8);
+                break;
+            case 9:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 2, 9);
+                break;
+            case 10:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 2, 10);
+                break;
+            case 11:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 2, 11);
+                break;
+            default:
+                FC_NAME(fc_rv_rows)(src, off, R, wa, bias + f0, Wp, st, r0, r1, 2, 12);
+            }
+            FC_NAME(fc_fv_unstage)(st, VL, (r1 - r0) * Wo, out + f0 * g->ldo + r0 * Wo,
+                                   g->ldo);
+        }
+    }
+    return nf;
 }
 #else
 

@@ -67,6 +67,16 @@ CASES = [
     (1, 2, 11, 50, 2, 2, (3, 3), 1, (0, 2), 1),  # padded columns only
     (1, 3, 10, 16, 3, 3, (3, 3), 1, 1, 1),       # one vector (float32), both edges in it
     (1, 1, 97, 70, 1, 1, (3, 3), 1, 1, 1),       # 70 columns: 4 + 1 vectors, many rows
+    # rows of 4 to 12 outputs, 16 filters or more (AVX-512): the filters in the vector
+    # lanes, blocks of whole rows (fc_taps_rows), the filters left by the flat kernel
+    (2, 5, 9, 9, 16, 1, (3, 3), 1, 0, 1),        # 7 columns: blocks of 3 rows, 3 + 3 + 1
+    (1, 3, 6, 6, 40, 1, (3, 3), 1, 0, 1),        # 4 columns, 40 filters: 32 + 8 left
+    (2, 4, 10, 12, 32, 2, (3, 3), 1, 1, 1),      # 12 columns, two groups, framed copy
+    (1, 2, 14, 14, 16, 1, (5, 3), 1, (0, 1), (1, 2)),  # dilated, 12 columns
+    (1, 2, 70, 8, 16, 1, (3, 3), 1, 1, 1),       # 8 columns, 70 rows: several stages
+    (1, 3, 7, 8, 24, 1, (3, 3), 1, 0, 1),        # 6 columns: blocks of 4 rows, 4 + 1
+    (1, 3, 11, 11, 16, 1, (3, 3), 1, 0, 1),      # 9 columns
+    (3, 2, 5, 12, 16, 1, (3, 3), 1, 0, 1),       # 10 columns, 3 rows
 ]
 
 
@@ -132,7 +142,9 @@ def _check_against_reference(fn, case, dtype, rng):
     # streams its own inner rows (fc_p3rows) and takes row blocks at its ends
     (1, 2, 101, 56, 2, 2, (3, 3), 1, 1, 1),
     (1, 1, 67, 40, 1, 1, (3, 3), 1, 0, 1),
-], ids=["grid", "depthwise-56", "depthwise-unpadded"])
+    # rows of 8 outputs, 16 filters: blocks of whole rows (fc_taps_rows) in each piece
+    (1, 2, 70, 8, 16, 1, (3, 3), 1, 1, 1),
+], ids=["grid", "depthwise-56", "depthwise-unpadded", "short-rows"])
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_each_algorithm_is_bitwise_thread_independent(algo, case, rng):
     x, w, b, oshape, stride, pad, dil, g = _case(case, np.float32, rng)
