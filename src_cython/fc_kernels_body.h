@@ -372,10 +372,10 @@ FC_WIDE_FLAT static void FC_NAME(fc_taps_out8)(const FC_T* src, const ptrdiff_t*
     /* short rows: the filters in the vector lanes, as many vectors of them as there are
      * (fc_taps_rows); then eight filters at a time (packed weights), then six x three
      * vectors (unpacked) where there are many taps, then fc_orest's tiles (four x two,
-     * two x two, ...). Six filters
-     * of 144 taps (lenet2's input gradient) ran 10% faster in the six-filter tile than in
-     * four x two and two x two, 27 taps 4%, 18 taps the same, and 9 taps (lenet1) 7%
-     * slower: its tile's stores weigh more than its taps (Zen 4, float32) */
+     * two x two, ...). Six filters of 144 taps (lenet2's input gradient) ran 10% faster
+     * in the six-filter tile than in four x two and two x two, 27 taps 4%, 18 taps the
+     * same, and 9 taps (lenet1) 7% slower: its tile's stores weigh more than its taps
+     * (Zen 4, float32) */
     if (wp)
         f = FC_NAME(fc_taps_rows)(src, off, R, wp, bias, nk, out, g, L);
     if (wp)
@@ -682,18 +682,24 @@ FC_INLINE void FC_NAME(fc_rv_blk)(const FC_T* src, const ptrdiff_t* off, ptrdiff
     const FC_VT bv = *(const FC_VTU*)bias;
     ptrdiff_t t;
     int r, i;
+    /* (unrolled whatever the count: gcc peels at most 16 iterations of a loop by itself,
+     * and a loop left rolled keeps the sums in memory, at half the speed) */
+#pragma GCC unroll 24
     for (i = 0; i < rb * S; i++) a[i] = bv;
     for (t = 0; t < R; t++) {
         FC_NAME(fc_rv_wload)(&wv, wa + t * 8, R * 8);
+#pragma GCC unroll 4
         for (r = 0; r < rb; r++) {
             const FC_T* p = src + off[t] + r * Wp;
             /* opaque: each broadcast is then this row's register plus a constant, where
              * gcc otherwise keeps every (row, position) offset in a register of its own
              * and runs out of them */
             __asm__("" : "+r"(p));
+#pragma GCC unroll 24
             for (i = 0; i < S; i++) a[r * S + i] += p[i] * wv;
         }
     }
+#pragma GCC unroll 24
     for (i = 0; i < rb * S; i++) { /* (opaque: gcc made these stores a stack copy and a
                                      * memcpy, 3% of lenet2's time) */
         FC_T* d = st + i * VL;
