@@ -164,6 +164,12 @@ typedef struct {
  * taps dw apart: the zero-framed windows of an edge block (the span they cover, or each
  * tap's block of values when that is shorter), and one block of outputs */
 #define FC_ROW_NV 8
+/* the mask of a vector's lanes [a, b) (0 <= a <= b <= 16) */
+FC_INLINE unsigned fc_lanes(ptrdiff_t a, ptrdiff_t b)
+{
+    return ((1u << b) - 1u) & ~((1u << a) - 1u);
+}
+
 static inline ptrdiff_t fc_row_block(ptrdiff_t itemsize)
 {
     return FC_ROW_NV * (FC_NBYTES / itemsize);

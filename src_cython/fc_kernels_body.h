@@ -93,7 +93,7 @@ FC_INLINE void FC_NAME(fc_oput)(FC_T* o, const fc_ogeo* g, ptrdiff_t q, FC_T v)
  * took an eighth of their time on a Zen 4), else a scatter; AVX-512 only */
 FC_WIDE_STORE void FC_NAME(fc_mstore)(FC_T* p, int l0, int l1, ptrdiff_t ldc, FC_VT v)
 {
-    unsigned m = ((1u << l1) - 1u) & ~((1u << l0) - 1u); /* l0 < l1 <= VL <= 16 */
+    unsigned m = fc_lanes(l0, l1); /* l0 < l1 <= VL <= 16 */
     FC_T* base = p - l0 * ldc; /* lane l's place; masked-off lanes are never touched */
 #if FC_IS_FLOAT
     if (ldc == 1)
@@ -154,7 +154,7 @@ FC_INLINE void FC_NAME(fc_cplan)(const fc_ogeo* g, ptrdiff_t q, unsigned* m, ptr
         s = Wp - c;
         if (s < VL) {
             e = s + Wo < VL ? s + Wo : VL;
-            mm |= ((1u << e) - 1u) & ~((1u << s) - 1u);
+            mm |= fc_lanes(s, e);
         }
     } else
         for (l = 0; l < VL; l++) {
@@ -871,7 +871,7 @@ FC_WIDE static void FC_NAME(fc_framew)(FC_T* FC_RESTRICT dst, ptrdiff_t Wp,
             a = a < 0 ? 0 : a > VL ? VL : a;
             b = b < 0 ? 0 : b > VL ? VL : b;
             if (inside && b > a)
-                lm = ((1u << b) - 1u) & ~((1u << a) - 1u);
+                lm = fc_lanes(a, b);
 #if FC_IS_FLOAT
             __m512 v = lm ? _mm512_maskz_loadu_ps((__mmask16)lm, src + (ih * W - pl + q))
                           : _mm512_setzero_ps();
@@ -1277,7 +1277,7 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
                     ptrdiff_t lo = c < 0 ? -c : 0, hi = W - c < VL ? W - c : VL;
                     lo = lo > VL ? VL : lo;
                     hi = hi < lo ? lo : hi;
-                    lm[v * FC_PLANE_MAX_KW + j] = ((1u << hi) - 1u) & ~((1u << lo) - 1u);
+                    lm[v * FC_PLANE_MAX_KW + j] = fc_lanes(lo, hi);
                     (void)b;
 #else
                     b = c < 0 ? 0 : c > W - VL ? W - VL : c;
