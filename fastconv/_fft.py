@@ -183,10 +183,16 @@ def _slabs(shape, stop=None, axis=None, cut=None):
         yield lead + (slice(i, i + per),)
 
 
-def _transform(a, Ls, real, inverse, workers, stop=None):
+def _transform(a, Ls, real, inverse, workers, stop=None, keep=None):
     """The d-dimensional transform over the last ``len(Ls)`` axes at lengths ``Ls``: rfftn /
     irfftn for real data, fftn / ifftn for complex (scipy.fft, ``workers`` threads).
     ``a`` is zero-extended to ``Ls`` (forward only: the inverse gets whole spectra).
+
+    ``keep`` (the real inverse in 2-D and up): a slice per axis, the only samples wanted.
+    The complex transforms along the other axes then run whole, but the last axis's real
+    transforms only on the kept lines (the engine keeps ``B`` of ``L = B + k - 1``: the
+    c2r pass is that much shorter), and the result is the kept window. Unnormalized
+    (``norm="forward"``): the caller scales the spectra by ``1 / prod(Ls)`` beforehand.
 
     Small transforms are one scipy.fft call. From ``_CUT_FROM`` elements on they are taken
     one axis at a time, each axis in slabs of the others (:func:`_slabs`): the same
@@ -197,7 +203,14 @@ def _transform(a, Ls, real, inverse, workers, stop=None):
     caxes = tuple(range(-d, 0))
     size = max(a.size, int(np.prod(Ls, dtype=np.int64)))
     uncut = d == 1 and int(np.prod(a.shape[:-1], dtype=np.int64)) == 1  # no other axis
+    prune = inverse and real and d >= 2 and keep is not None
     if uncut or size < _CUT_FROM:
+        if prune:
+            a = _sfft.ifftn(a, axes=caxes[:-1], workers=workers, overwrite_x=True,
+                            norm="forward")
+            a = a[(Ellipsis,) + tuple(keep[:-1]) + (slice(None),)]
+            y = _sfft.irfft(a, Ls[-1], axis=-1, workers=workers, norm="forward")
+            return y[..., keep[-1]]
         if inverse:
             fn = _sfft.irfftn if real else _sfft.ifftn
             return fn(a, Ls, axes=caxes, workers=workers, overwrite_x=True)
@@ -217,9 +230,16 @@ def _transform(a, Ls, real, inverse, workers, stop=None):
             for sl in _slabs(out.shape, stop, axis=ax):
                 out[sl] = _sfft.fft(out[sl], axis=ax, workers=workers, overwrite_x=True)
         return out
+    norm = "forward" if prune else "backward"
     for ax in range(-d, -1):  # in place: ``a`` is the engine's own spectrum
         for sl in _slabs(a.shape, stop, axis=ax):
-            a[sl] = _sfft.ifft(a[sl], axis=ax, workers=workers, overwrite_x=True)
+            a[sl] = _sfft.ifft(a[sl], axis=ax, workers=workers, overwrite_x=True, norm=norm)
+    if prune:  # the last axis's real transforms on the kept lines only
+        a = a[(Ellipsis,) + tuple(keep[:-1]) + (slice(None),)]
+        out = np.empty(lead + a.shape[-d:-1] + (Ls[-1],), np.empty(0, a.dtype).real.dtype)
+        for sl in _slabs(a.shape, stop, axis=-1):
+            out[sl] = _sfft.irfft(a[sl], Ls[-1], axis=-1, workers=workers, norm=norm)
+        return out[..., keep[-1]]
     if real:
         out = np.empty(lead + tuple(Ls), np.empty(0, a.dtype).real.dtype)
         last = _sfft.irfft
@@ -557,6 +577,11 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     nbs = tuple(-(-n // B) for n, B in zip(lens, Bs))
     # the kernel's spectrum at the block length, once
     H = _kernel_spectrum(h, Ls, real, workers)
+    # the real inverse in 2-D and up transforms only the kept lines, unnormalized
+    # (_transform's keep): the kernel's spectrum carries the 1 / prod(Ls)
+    prune = real and d >= 2
+    if prune:
+        H *= H.real.dtype.type(1.0 / math.prod(Ls))
     # zero-extended input: xpad[i] = x[i - (k - 1)] on each conv axis; block j reads
     # xpad[start + j*B : start + j*B + L]. Nothing of x in the window: zeros.
     for n, k, st, nb, B, L in zip(ns, ks, starts, nbs, Bs, Ls):
@@ -608,8 +633,11 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
         """The inverse transform of a task's block spectra ``spec`` (``bshape`` leading
         axes), its blocks' kept samples into ``dest`` (the output, or its filters')."""
         (r0, r1), (c0, c1) = rc
-        y = _transform(spec, Ls, real, True, tw, stop)
-        y = y[(Ellipsis,) + keep]  # (..., r, c, nb_3.., B_1..B_d)
+        if prune:
+            y = _transform(spec, Ls, real, True, tw, stop, keep)
+        else:
+            y = _transform(spec, Ls, real, True, tw, stop)[(Ellipsis,) + keep]
+        # y: (..., r, c, nb_3.., B_1..B_d)
         # interleave block and sample axes: (..., r, B_1, c, B_2, nb_3, B_3...), a view
         cnt = (r1 - r0, c1 - c0)[:d] + nbs[2:]
         yt = y.transpose(perm)
