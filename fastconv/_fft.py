@@ -192,7 +192,7 @@ def _transform(a, Ls, real, inverse, workers, stop=None, keep=None):
     The complex transforms along the other axes then run whole, but the last axis's real
     transforms only on the kept lines (the engine keeps ``B`` of ``L = B + k - 1``: the
     c2r pass is that much shorter), and the result is the kept window. Unnormalized
-    (``norm="forward"``): the caller scales the spectra by ``1 / prod(Ls)`` beforehand.
+    (``norm="forward"``): the caller scales it by ``1 / prod(Ls)``.
 
     Small transforms are one scipy.fft call. From ``_CUT_FROM`` elements on they are taken
     one axis at a time, each axis in slabs of the others (:func:`_slabs`): the same
@@ -578,10 +578,10 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
     # the kernel's spectrum at the block length, once
     H = _kernel_spectrum(h, Ls, real, workers)
     # the real inverse in 2-D and up transforms only the kept lines, unnormalized
-    # (_transform's keep): the kernel's spectrum carries the 1 / prod(Ls)
+    # (_transform's keep); its kept samples take the 1 / prod(Ls) after (as irfftn's do:
+    # scaling the spectra before would take tiny values into subnormals)
     prune = real and d >= 2
-    if prune:
-        H *= H.real.dtype.type(1.0 / math.prod(Ls))
+    scale = np.empty(0, out_dtype).real.dtype.type(1.0 / math.prod(Ls))
     # zero-extended input: xpad[i] = x[i - (k - 1)] on each conv axis; block j reads
     # xpad[start + j*B : start + j*B + L]. Nothing of x in the window: zeros.
     for n, k, st, nb, B, L in zip(ns, ks, starts, nbs, Bs, Ls):
@@ -635,6 +635,7 @@ def _conv_window(x, h, d, starts, lens, out_dtype, reduce=False, out=None):
         (r0, r1), (c0, c1) = rc
         if prune:
             y = _transform(spec, Ls, real, True, tw, stop, keep)
+            y *= scale
         else:
             y = _transform(spec, Ls, real, True, tw, stop)[(Ellipsis,) + keep]
         # y: (..., r, c, nb_3.., B_1..B_d)

@@ -619,7 +619,8 @@ def test_pruned_real_inverse_is_the_kept_window_of_the_whole_one(cut, shape, Ls,
                                                                  monkeypatch):
     """The engine's real inverse in 2-D and up (``keep``: the last axis's real transforms
     on the kept lines only, unnormalized) is the window ``keep`` of scipy.fft's irfftn
-    times prod(Ls), whole or cut into slabs, in both precisions."""
+    times prod(Ls), whole or cut into slabs, in both precisions: scaled back (as the
+    engine does), bitwise irfftn's window."""
     import scipy.fft as sf
     if cut:
         monkeypatch.setattr(_fft, "_CUT_FROM", 1000)
@@ -632,6 +633,7 @@ def test_pruned_real_inverse_is_the_kept_window_of_the_whole_one(cut, shape, Ls,
         want = sf.irfftn(spec, Ls, axes=tuple(range(-d, 0)))[(Ellipsis,) + keep]
         got = _fft._transform(spec.copy(), Ls, True, True, 2, keep=keep)
         assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got * got.dtype.type(1.0 / np.prod(Ls)), want)
         tol = 1e-4 if dt == np.complex64 else 1e-12
         want = want * np.prod(Ls)
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
