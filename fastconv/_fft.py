@@ -190,9 +190,11 @@ def _transform(a, Ls, real, inverse, workers, stop=None, keep=None):
 
     ``keep`` (the real inverse in 2-D and up): a slice per axis, the only samples wanted.
     The complex transforms along the other axes then run whole, but the last axis's real
-    transforms only on the kept lines (the engine keeps ``B`` of ``L = B + k - 1``: the
-    c2r pass is that much shorter), and the result is the kept window. Unnormalized
-    (``norm="forward"``): the caller scales it by ``1 / prod(Ls)``.
+    transforms (each still of length ``Ls[-1]``) only on the kept lines of the other axes
+    (the engine keeps ``B`` of ``L = B + k - 1`` per axis: that many fewer c2r
+    transforms), and the result is cut to the kept window. Unnormalized
+    (``norm="forward"``): the caller scales it by ``1 / prod(Ls)``, after, as irfftn's
+    last pass does (whole or in slabs: irfftn's bits).
 
     Small transforms are one scipy.fft call. From ``_CUT_FROM`` elements on they are taken
     one axis at a time, each axis in slabs of the others (:func:`_slabs`): the same

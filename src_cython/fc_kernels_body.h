@@ -685,7 +685,7 @@ FC_INLINE void FC_NAME(fc_rv_blk)(const FC_T* src, const ptrdiff_t* off, ptrdiff
     /* (unrolled whatever the count: gcc peels at most 16 iterations of a loop by itself,
      * and a loop left rolled keeps the sums in memory, at half the speed) */
 #pragma GCC unroll 24
-    for (i = 0; i < rb * S; i++) a[i] = bv;
+    for (i = 0; i < rb * S; i++) a[i] = (FC_VT){0} + bv; /* fc_oblk's start: -0 -> +0 */
     for (t = 0; t < R; t++) {
         FC_NAME(fc_rv_wload)(&wv, wa + t * 8, R * 8);
 #pragma GCC unroll 4

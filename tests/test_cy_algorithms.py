@@ -357,3 +357,16 @@ def test_issue16_kernel_refuses_an_algo_it_cannot_run(algo, rng):
                                                  np.float32, rng)
     with pytest.raises(ValueError, match="algo"):
         cy.conv2d(x, w, b, np.empty(oshape, np.float32), stride, pad, dil, g, algo, 1)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_short_rows_zero_sums_keep_the_flat_kernels_sign(dtype):
+    """A -0 bias over zero input and negative weights: every sum is -0 + (-0)..., and the
+    flat kernel starts from 0 + bias (+0). The short-row kernel (rows of 8 outputs, 16
+    filters) starts the same way: +0 everywhere, as the NumPy reference gives."""
+    x = np.zeros((2, 3, 10, 10), dtype)
+    w = -np.ones((16, 3, 3, 3), dtype)
+    b = np.full(16, -0.0, dtype)
+    out = np.empty((2, 16, 8, 8), dtype)
+    got = ALGOS["direct"](x, w, b, out, (1, 1), (0, 0), (1, 1), 1, 2)
+    assert not np.signbit(got).any()
