@@ -672,7 +672,7 @@ FC_WIDE_STORE void FC_NAME(fc_rv_wload)(FC_VT* v, const FC_T* w, ptrdiff_t next)
 }
 
 /* rb rows x S positions (constants at every call) from the row at src, VL filters whose
- * weights are packed at wa (and wb, the second eight of float32's sixteen) */
+ * weights are packed at wa (fc_rv_wload: float32's second eight R * 8 further on) */
 FC_INLINE void FC_NAME(fc_rv_blk)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
                                   const FC_T* wa, const FC_T* bias, ptrdiff_t Wp, FC_T* st,
                                   int rb, int S)
@@ -708,7 +708,8 @@ FC_INLINE void FC_NAME(fc_rv_blk)(const FC_T* src, const ptrdiff_t* off, ptrdiff
     }
 }
 
-/* rows [r0, r1) (at most rb), S positions each (rb, S constants at every call) */
+/* rows [r0, r1), rb at a time and the rest (fewer) in one block, S positions each (rb, S
+ * constants at every call) */
 FC_INLINE void FC_NAME(fc_rv_rows)(const FC_T* src, const ptrdiff_t* off, ptrdiff_t R,
                                    const FC_T* wa, const FC_T* bias, ptrdiff_t Wp, FC_T* st,
                                    ptrdiff_t r0, ptrdiff_t r1, int rb, int S)
@@ -1227,7 +1228,7 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
 {
     enum { VL = FC_VBYTES / sizeof(FC_T) };
     ptrdiff_t pos[4], nvec = (Wo + VL - 1) / VL;
-    ptrdiff_t k0, kc0 = nvec, kc1 = nvec, j, c, b, span = (kw - 1) * dw;
+    ptrdiff_t k0, kc0 = nvec, kc1 = nvec, j, c, span = (kw - 1) * dw;
     int v, nv, nb, emask;
 #if FC_BODY_WIDE
     /* the edge vectors' lane masks (AVX-512: masked loads, no shifts) */
@@ -1237,7 +1238,7 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
     const FC_MT* idx = NULL;
 #else
     FC_MT idx[2 * VL + 1];
-    ptrdiff_t base[4 * FC_PLANE_MAX_KW];
+    ptrdiff_t base[4 * FC_PLANE_MAX_KW], b;
     int sft[4 * FC_PLANE_MAX_KW], l;
     const unsigned* lm = NULL;
     /* idx[m + VL]: lane l takes lane l + m, zero when that is outside the vector */
@@ -1278,7 +1279,6 @@ FC_INLINE void FC_NAME(fc_plane_vec)(const FC_T* x, ptrdiff_t H, ptrdiff_t W, co
                     lo = lo > VL ? VL : lo;
                     hi = hi < lo ? lo : hi;
                     lm[v * FC_PLANE_MAX_KW + j] = fc_lanes(lo, hi);
-                    (void)b;
 #else
                     b = c < 0 ? 0 : c > W - VL ? W - VL : c;
                     base[v * FC_PLANE_MAX_KW + j] = b;
