@@ -21,8 +21,14 @@ Cython (``fastconv._cy_conv``), the first rule that holds:
 
 * ``"direct"`` when ``R < GEMM_MIN_R`` (16) or ``Kg < GEMM_MIN_KG`` (8): im2col costs more
   than GEMM saves; also when a size does not fit BLAS's 32-bit ints.
-* ``"pointwise"``: a 1x1, stride-1, unpadded layer; GEMM reads the input plane in place as
-  the column matrix (no copy).
+* ``"direct"`` for a 1x1, stride-1, unpadded layer in float32 with ``PW_DIRECT_MIN_C``
+  (48) <= Cg, ``Kg <= PW_DIRECT_MAX_KG`` (384), ``Cg * Kg <= PW_DIRECT_MAX_WEIGHTS``
+  (2**16: 256 KiB of weights), at least two images and ``N * Ho * Wo >= PW_DIRECT_MIN_POS``
+  (400): the direct kernel beats the GEMM below there (0.85 of its time over the random
+  grid of the documentation), and loses on one image, on large weights at 2 threads and in
+  float64.
+* ``"pointwise"``: the other 1x1, stride-1, unpadded layers; GEMM reads the input plane in
+  place as the column matrix (no copy).
 * ``"winograd"``: Winograd F(2x2, 3x3), 2.25x fewer multiplications, for a 3x3, stride-1,
   undilated, ungrouped layer with at least ``WINO_MIN_CK`` (32) channels and filters, at
   most ``WINO_MAX_KC`` (2**18) filter x channel pairs (its transformed weights, 32 MiB in
@@ -123,6 +129,13 @@ NUMBA_FLAT_ROWS = 64
 NUMBA_ROW_BLOCK = 8192
 # Cython's conv2d: up to this R the direct kernel, beyond it GEMM.
 DIRECT_MAX_R = 4608
+# Cython's conv2d, pointwise layers in float32: the direct kernel when the group has at
+# least PW_DIRECT_MIN_C channels, at most PW_DIRECT_MAX_KG filters and PW_DIRECT_MAX_WEIGHTS
+# weights, and the batch at least two images and PW_DIRECT_MIN_POS output positions.
+PW_DIRECT_MIN_C = 48
+PW_DIRECT_MAX_KG = 384
+PW_DIRECT_MAX_WEIGHTS = 1 << 16
+PW_DIRECT_MIN_POS = 400
 # Cython's conv2d work items: at least this many (output planes or row blocks), this many
 # GEMM tiles, and this many row blocks of the direct kernel (fewer, longer blocks waste less
 # of the vector blocking at a block's end).
@@ -193,15 +206,30 @@ def pointwise_layer(x_shape, w_shape, out_shape, stride, pad) -> bool:
             and out_shape[3] == x_shape[3])
 
 
+def pointwise_direct(x_shape, w_shape, out_shape, groups, itemsize) -> bool:
+    """Whether Cython's conv2d runs a pointwise layer (:func:`pointwise_layer`) on its
+    direct kernel rather than GEMM: float32, ``PW_DIRECT_MIN_C <= Cg``, ``Kg <=
+    PW_DIRECT_MAX_KG``, ``Cg * Kg <= PW_DIRECT_MAX_WEIGHTS``, ``N >= 2`` and ``N * Ho * Wo
+    >= PW_DIRECT_MIN_POS`` (module docstring)."""
+    N, Cg, Kg = x_shape[0], w_shape[1], w_shape[0] // groups
+    return (itemsize == 4 and PW_DIRECT_MIN_C <= Cg and Kg <= PW_DIRECT_MAX_KG
+            and Cg * Kg <= PW_DIRECT_MAX_WEIGHTS and N >= 2
+            and N * out_shape[2] * out_shape[3] >= PW_DIRECT_MIN_POS)
+
+
 def conv2d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
            itemsize=4) -> str:
     """The algorithm of ``backend``'s conv2d kernel ("cython" or "numba") for these shapes:
     "direct", "gemm", "pointwise" or "winograd" (see the module docstring). ``itemsize``
-    does not change the choice (only the tiles, :func:`path`).
+    changes the choice for pointwise layers only (:func:`pointwise_direct`); otherwise
+    only the tiles (:func:`path`).
 
     >>> conv2d("cython", (8, 64, 56, 56), (64, 64, 1, 1), (8, 64, 56, 56),
-    ...        (1, 1), (0, 0), (1, 1), 1)
+    ...        (1, 1), (0, 0), (1, 1), 1, itemsize=8)
     'pointwise'
+    >>> conv2d("cython", (8, 64, 56, 56), (64, 64, 1, 1), (8, 64, 56, 56),
+    ...        (1, 1), (0, 0), (1, 1), 1, itemsize=4)
+    'direct'
     >>> conv2d("cython", (8, 64, 56, 56), (64, 64, 3, 3), (8, 64, 56, 56),
     ...        (1, 1), (1, 1), (1, 1), 1)
     'winograd'
@@ -215,7 +243,8 @@ def conv2d(backend, x_shape, w_shape, out_shape, stride, pad, dilation, groups,
     if R < GEMM_MIN_R or Kg < GEMM_MIN_KG or not _blas_fits(R, Ho, Wo, H, W):
         return DIRECT
     if pointwise_layer(x_shape, w_shape, out_shape, stride, pad):
-        return POINTWISE
+        return DIRECT if pointwise_direct(x_shape, w_shape, out_shape, groups, itemsize) \
+            else POINTWISE
     tw = (Wo + 1) // 2
     if (winograd_layer(w_shape, stride, dilation, groups) and Cg >= WINO_MIN_CK
             and K >= WINO_MIN_CK and K * Cg <= WINO_MAX_KC
@@ -456,7 +485,8 @@ def path(backend, op, args):
     if op == "conv2d_input" and algo == FORWARD:
         gy, w, gx, stride, pad, dilation, groups = args
         wt, padt = forward_layer(w.shape, pad, dilation, groups)
-        fwd = conv2d("cython", gy.shape, wt, gx.shape, (1, 1), padt, dilation, groups)
+        fwd = conv2d("cython", gy.shape, wt, gx.shape, (1, 1), padt, dilation, groups,
+                     gy.itemsize)
         return FORWARD, _cy_conv_path(fwd, gy.shape, wt, gx.shape, groups, gy.itemsize)
     # conv2d_input's GEMMs have the group's channels x taps as rows
     return (algo, args[1].shape[1]) if algo == GEMM and op == "conv2d_input" else algo

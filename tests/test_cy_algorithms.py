@@ -84,7 +84,8 @@ def _forced(algo):
     """The kernel with ``algo`` passed (None: the plan's choice), in the old entry points'
     argument order (x, w, b, out, stride, pad, dilation, groups, nthreads)."""
     def run(x, w, b, out, stride, pad, dil, g, nthreads):
-        a = algo or _plan.conv2d("cython", x.shape, w.shape, out.shape, stride, pad, dil, g)
+        a = algo or _plan.conv2d("cython", x.shape, w.shape, out.shape, stride, pad, dil, g,
+                                 x.itemsize)
         return cy.conv2d(x, w, b, out, stride, pad, dil, g, a, nthreads)
     return run
 
@@ -171,7 +172,9 @@ def test_each_algorithm_is_bitwise_thread_independent(algo, case, rng):
         ((8, 1024, 14, 14, 256, 1, (3, 3), 1, 1, 1), "winograd"),  # R = 9216, 3x3
         ((1, 3, 224, 224, 64, 1, (7, 7), 2, 3, 1), "direct"),     # strided: phases
         ((8, 256, 56, 56, 512, 1, (1, 1), 2, 0, 1), "gemm"),      # stride > kernel
-        ((8, 128, 28, 28, 256, 1, (1, 1), 1, 0, 1), "pointwise"),
+        ((8, 128, 28, 28, 256, 1, (1, 1), 1, 0, 1), "direct"),    # pointwise, float32
+        ((1, 128, 28, 28, 256, 1, (1, 1), 1, 0, 1), "pointwise"),  # one image
+        ((8, 512, 14, 14, 256, 1, (1, 1), 1, 0, 1), "pointwise"),  # 512 KiB of weights
         ((1, 3, 20, 20, 4, 1, (3, 3), 2, 1, 1), "direct"),        # strided, few filters
     ],
 )
@@ -181,6 +184,27 @@ def test_algorithm_choice(case, expected):
     got = _plan.conv2d("cython", (N, C, H, W), (K, C // g) + kernel, (N, K, Ho, Wo), stride,
                        pad, dil, g)
     assert got == expected
+
+
+def test_pointwise_layers_take_the_direct_kernel_in_float32_within_the_measured_range():
+    """A pointwise layer runs the direct kernel in float32 with 48 or more channels, at most
+    384 filters and 2**16 weights, two images or more and 400 output positions or more;
+    GEMM ("pointwise") outside any of those bounds, and always in float64."""
+    def algo(N, C, HW, K, itemsize=4, g=1):
+        return _plan.conv2d("cython", (N, C, HW, HW), (K, C // g, 1, 1), (N, K, HW, HW),
+                            (1, 1), (0, 0), (1, 1), g, itemsize)
+
+    assert algo(8, 128, 28, 256) == "direct"
+    assert algo(8, 128, 28, 256, itemsize=8) == "pointwise"
+    assert algo(2, 48, 20, 384) == "direct"            # every bound met exactly (400 positions)
+    assert algo(2, 47, 20, 16) == "pointwise"          # channels
+    assert algo(2, 64, 20, 385) == "pointwise"         # filters
+    assert algo(2, 256, 20, 257) == "pointwise"        # weights: 65,792 > 2**16
+    assert algo(2, 256, 20, 256) == "direct"           # weights: 2**16
+    assert algo(1, 64, 56, 64) == "pointwise"          # one image
+    assert algo(4, 64, 9, 64) == "pointwise"           # 324 positions
+    assert algo(2, 96, 20, 128, g=2) == "direct"       # per group: 48 channels, 64 filters
+    assert algo(2, 64, 20, 128, g=2) == "pointwise"    # 32 channels per group
 
 
 _BOTH_BUILDS = r"""
