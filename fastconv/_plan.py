@@ -24,9 +24,9 @@ Cython (``fastconv._cy_conv``), the first rule that holds:
 * ``"direct"`` for a 1x1, stride-1, unpadded layer in float32 with ``PW_DIRECT_MIN_C``
   (48) <= Cg, ``Kg <= PW_DIRECT_MAX_KG`` (384), ``Cg * Kg <= PW_DIRECT_MAX_WEIGHTS``
   (2**16: 256 KiB of weights), at least two images and ``N * Ho * Wo >= PW_DIRECT_MIN_POS``
-  (400): the direct kernel beats the GEMM below there (0.85 of its time over the random
-  grid of the documentation), and loses on one image, on large weights at 2 threads and in
-  float64.
+  (400): within those bounds the direct kernel beats the GEMM (0.85 of its time over the
+  documentation's grid of shapes); it loses more often on one image, on large weights at 2
+  threads, on few channels, and in float64.
 * ``"pointwise"``: the other 1x1, stride-1, unpadded layers; GEMM reads the input plane in
   place as the column matrix (no copy).
 * ``"winograd"``: Winograd F(2x2, 3x3), 2.25x fewer multiplications, for a 3x3, stride-1,
