@@ -193,8 +193,10 @@ def _rows(data):
 
 # The speed targets, checked on one run: (what, group, impl, reference impl, bound). The
 # conv2d bounds against torch are issue 20's (they replaced issue 5's looser ones, which
-# they imply). The measured value is median(impl) / median(reference); ``("<=", b)`` holds
-# when it is at most b, ``(">=", b)`` when at least b. "auto" is what a user gets by default.
+# they imply). The measured value is the interleaved pair's ratio impl / reference where
+# the run has one, else median(impl) / median(reference) (:func:`targets`); ``("<=", b)``
+# holds when it is at most b, ``(">=", b)`` when at least b. "auto" is what a user gets by
+# default.
 _T = "torch"
 TARGETS = [
     ("conv2d lenet1", "conv2d-lenet1-float32", "auto", _T, ("<=", 0.3)),
